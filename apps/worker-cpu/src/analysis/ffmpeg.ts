@@ -1,0 +1,155 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setPriority } from 'node:os';
+import { PermanentJobError } from '@clipline/shared';
+
+export interface FfmpegTools {
+  ffmpegPath: string;
+  ffprobePath: string;
+}
+
+export interface ProbeResult {
+  durationSeconds: number;
+  width: number;
+  height: number;
+  fps: number;
+  hasAudio: boolean;
+  videoCodec: string | null;
+  /** Clockwise rotation the player applies (0, 90, 180, 270); width/height already account for it. */
+  rotation: number;
+  formatName: string;
+}
+
+/** Niceness of ffmpeg children: below the Node process, so the event loop and the pool keep their share. */
+const FFMPEG_NICENESS = 10;
+
+/** Keeps the tail of a stream (stderr), so a failure can quote ffmpeg's own last words. */
+class TailBuffer {
+  private text = '';
+  constructor(private readonly limit = 8192) {}
+  push(chunk: Buffer | string): void {
+    this.text = (this.text + chunk.toString()).slice(-this.limit);
+  }
+  lastLines(count = 3): string {
+    return this.text
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean)
+      .slice(-count)
+      .join(' | ');
+  }
+}
+
+export interface SpawnedTool {
+  child: ChildProcess;
+  stderr: TailBuffer;
+  /** Resolves with the exit code (or null when killed by a signal). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Spawns ffmpeg/ffprobe niced, with stderr always drained into a tail buffer (a full stderr
+ * pipe would block the child forever). Killed with SIGKILL on abort.
+ */
+export function spawnTool(command: string, args: readonly string[], signal?: AbortSignal): SpawnedTool {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stderr = new TailBuffer();
+  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+  if (child.pid !== undefined) {
+    try {
+      setPriority(child.pid, FFMPEG_NICENESS);
+    } catch {
+      // Not permitted here: run at normal priority.
+    }
+  }
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') reject(new Error(`${command} not found: install ffmpeg (apt-get install -y ffmpeg) or set FFMPEG_PATH/FFPROBE_PATH`));
+      else reject(error);
+    });
+    child.once('close', (code, sig) => resolve({ code, signal: sig }));
+  });
+  exited.catch(() => {});
+  if (signal) {
+    const kill = () => child.kill('SIGKILL');
+    if (signal.aborted) kill();
+    else signal.addEventListener('abort', kill, { once: true });
+    void exited.finally(() => signal.removeEventListener('abort', kill)).catch(() => {});
+  }
+  return { child, stderr, exited };
+}
+
+function parseRate(rate: unknown): number {
+  if (typeof rate !== 'string') return 0;
+  const [num, den] = rate.split('/').map(Number);
+  if (!num || !Number.isFinite(num)) return 0;
+  if (den === undefined) return num;
+  return den ? num / den : 0;
+}
+
+interface ProbeStream {
+  codec_type?: string;
+  codec_name?: string;
+  width?: number;
+  height?: number;
+  avg_frame_rate?: string;
+  r_frame_rate?: string;
+  duration?: string;
+  disposition?: { attached_pic?: number };
+  tags?: { rotate?: string };
+  side_data_list?: { rotation?: number }[];
+}
+
+/**
+ * Reads container and stream facts with ffprobe. A file ffprobe cannot read, one without a
+ * video stream or without a known duration fails with a {@link PermanentJobError} that says so.
+ */
+export async function probe(tools: FfmpegTools, file: string, signal?: AbortSignal): Promise<ProbeResult> {
+  const run = spawnTool(
+    tools.ffprobePath,
+    ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file],
+    signal,
+  );
+  let stdout = '';
+  run.child.stdout?.setEncoding('utf8');
+  run.child.stdout?.on('data', (chunk: string) => {
+    if (stdout.length < 4 * 1024 * 1024) stdout += chunk;
+  });
+  const { code } = await run.exited;
+  if (signal?.aborted) throw signal.reason ?? new Error('probe aborted');
+  if (code !== 0) {
+    const detail = run.stderr.lastLines() || `exit code ${code}`;
+    throw new PermanentJobError(`not a readable video (ffprobe: ${detail})`);
+  }
+  let parsed: { streams?: ProbeStream[]; format?: { duration?: string; format_name?: string } };
+  try {
+    parsed = JSON.parse(stdout) as typeof parsed;
+  } catch {
+    throw new PermanentJobError('not a readable video (ffprobe printed no usable description)');
+  }
+  const streams = parsed.streams ?? [];
+  const video = streams.find((stream) => stream.codec_type === 'video' && !stream.disposition?.attached_pic);
+  if (!video) {
+    const kinds = [...new Set(streams.map((stream) => stream.codec_type ?? 'unknown'))];
+    throw new PermanentJobError(
+      kinds.length ? `no video stream (the file holds only ${kinds.join(', ')})` : 'no video stream (the file holds no streams at all)',
+    );
+  }
+  const durationSeconds = Number(parsed.format?.duration ?? video.duration);
+  if (!Number.isFinite(durationSeconds) || durationSeconds <= 0) throw new PermanentJobError('video duration is unknown or zero');
+  const width = video.width ?? 0;
+  const height = video.height ?? 0;
+  if (width <= 0 || height <= 0) throw new PermanentJobError('video stream has no picture size');
+  const rawRotation = video.side_data_list?.find((item) => typeof item.rotation === 'number')?.rotation ?? Number(video.tags?.rotate ?? 0);
+  const rotation = (((-Math.round(rawRotation / 90) * 90) % 360) + 360) % 360;
+  const quarterTurn = rotation === 90 || rotation === 270;
+  return {
+    durationSeconds,
+    width: quarterTurn ? height : width,
+    height: quarterTurn ? width : height,
+    fps: Math.round((parseRate(video.avg_frame_rate) || parseRate(video.r_frame_rate)) * 1000) / 1000,
+    hasAudio: streams.some((stream) => stream.codec_type === 'audio'),
+    videoCodec: video.codec_name ?? null,
+    rotation,
+    formatName: parsed.format?.format_name ?? 'unknown',
+  };
+}

@@ -1,0 +1,97 @@
+import { PermanentJobError } from '@clipline/shared';
+import { spawnTool, type FfmpegTools } from './ffmpeg.js';
+
+export interface SampleOptions {
+  file: string;
+  /** Frames per second to sample. */
+  fps: number;
+  /** Output frame size (RGB24). */
+  width: number;
+  height: number;
+  /** Frames per batch handed to the pool. */
+  batchFrames: number;
+  signal?: AbortSignal;
+}
+
+export interface SampledBatch {
+  /** Index (in sampled frames) of the batch's first frame. */
+  firstIndex: number;
+  count: number;
+  /** `count` packed RGB24 frames in a buffer of their own (safe to transfer). */
+  frames: Uint8Array;
+}
+
+/** Size of sampled frames: `width` wide, the source's aspect kept, both even. */
+export function sampleSize(sourceWidth: number, sourceHeight: number, width: number): { width: number; height: number } {
+  const w = Math.max(2, Math.round(width / 2) * 2);
+  const h = Math.max(2, Math.round((w * sourceHeight) / sourceWidth / 2) * 2);
+  return { width: w, height: h };
+}
+
+/** The ffmpeg filter chain of sampling; benchmarks decode with the very same chain. */
+export function samplingFilter(fps: number, width: number, height: number): string {
+  return `fps=${fps},scale=${width}:${height}:flags=area,format=rgb24`;
+}
+
+/**
+ * Decodes a video into batches of RGB24 frames through an ffmpeg rawvideo pipe.
+ *
+ * Pipe chunks do not align with frames, so bytes are copied into fixed-size batch buffers and
+ * frames are counted from bytes. The consumer's pace is the producer's: while the caller
+ * awaits, the pipe is not read and ffmpeg blocks on a full pipe, so a long video is never
+ * buffered whole. A decode error, an abort or a truncated tail ends the iteration with an error.
+ */
+export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions): AsyncGenerator<SampledBatch> {
+  const { width, height, batchFrames } = options;
+  const frameBytes = width * height * 3;
+  const batchBytes = frameBytes * batchFrames;
+  const args = [
+    '-nostdin', '-hide_banner', '-loglevel', 'error',
+    '-i', options.file,
+    '-map', '0:v:0', '-an', '-sn', '-dn',
+    '-vf', samplingFilter(options.fps, width, height),
+    '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
+  ];
+  const run = spawnTool(tools.ffmpegPath, args, options.signal);
+  const stdout = run.child.stdout;
+  if (!stdout) throw new Error('ffmpeg started without a stdout pipe');
+
+  let batch = new Uint8Array(batchBytes);
+  let filled = 0;
+  let nextIndex = 0;
+  let finished = false;
+  try {
+    for await (const chunk of stdout as AsyncIterable<Buffer>) {
+      let offset = 0;
+      while (offset < chunk.length) {
+        const take = Math.min(chunk.length - offset, batchBytes - filled);
+        batch.set(chunk.subarray(offset, offset + take), filled);
+        filled += take;
+        offset += take;
+        if (filled === batchBytes) {
+          const full = batch;
+          batch = new Uint8Array(batchBytes);
+          filled = 0;
+          yield { firstIndex: nextIndex, count: batchFrames, frames: full };
+          nextIndex += batchFrames;
+        }
+      }
+    }
+    const { code, signal } = await run.exited;
+    if (options.signal?.aborted) throw options.signal.reason ?? new Error('frame sampling aborted');
+    if (code !== 0) {
+      const detail = run.stderr.lastLines() || (signal ? `killed by ${signal}` : `exit code ${code}`);
+      throw new PermanentJobError(`decoding failed (ffmpeg: ${detail})`);
+    }
+    const count = Math.floor(filled / frameBytes);
+    if (count > 0) {
+      yield { firstIndex: nextIndex, count, frames: batch.slice(0, count * frameBytes) };
+      nextIndex += count;
+    }
+    finished = true;
+  } finally {
+    // Leaving early (consumer error, abort): make sure ffmpeg does not linger.
+    if (!finished && run.child.exitCode === null) run.child.kill('SIGKILL');
+    await run.exited.catch(() => {});
+  }
+}

@@ -1,0 +1,195 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Dev-only credentials: accepted only when NODE_ENV is not `production`. */
+export const DEV_API_KEY = 'dev-key-clipline';
+export const DEV_DASHBOARD_USER = 'admin';
+export const DEV_DASHBOARD_PASSWORD = 'clipline';
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const commaList = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+  );
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+/**
+ * Every environment variable the system reads. Defaults make a local start work with no
+ * variables at all; production refuses the dev credentials (see {@link loadConfig}).
+ */
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Redis holding the queues. @defaultValue redis://127.0.0.1:6379 */
+  REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'expected a redis:// or rediss:// URL' }).default('redis://127.0.0.1:6379'),
+  /** Prefix of every BullMQ key, so several deployments (or test files) can share one Redis. */
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/, 'letters, digits, ":", "_" and "-" only').default('clipline'),
+  /** PostgreSQL connection. @defaultValue postgres://postgres@127.0.0.1:5432/test */
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'expected a postgres:// URL' }).default('postgres://postgres@127.0.0.1:5432/test'),
+  /** Schema holding clipline's tables; created on migration when missing. */
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case identifier expected').default('public'),
+  DATABASE_POOL_SIZE: positiveInt(10),
+  /** Where ingested sources and rendered files live. */
+  STORAGE_DIR: z.string().min(1).default(path.resolve('.data/storage')),
+  /** Largest source accepted by ingest, in bytes. @defaultValue 2 GiB */
+  MAX_SOURCE_BYTES: positiveInt(2 * 1024 ** 3),
+  /** Longest source accepted by analysis, in seconds. @defaultValue 4 hours */
+  MAX_SOURCE_SECONDS: positiveInt(4 * 3600),
+  /**
+   * Directories from which local-file sources may be read. Empty outside production means
+   * "anywhere"; empty in production means local files are refused.
+   */
+  FILE_SOURCE_ROOTS: commaList.default([]),
+  PORT: port(3000),
+  HOST: z.string().default('0.0.0.0'),
+  DASHBOARD_PORT: port(3001),
+  WORKER_IO_METRICS_PORT: port(9464),
+  WORKER_CPU_METRICS_PORT: port(9465),
+  /** Comma-separated API keys accepted on /v1 routes. */
+  API_KEYS: commaList.optional(),
+  DASHBOARD_USER: z.string().min(1).optional(),
+  DASHBOARD_PASSWORD: z.string().min(1).optional(),
+  /** Jobs one worker-io process runs at once. */
+  WORKER_IO_CONCURRENCY: positiveInt(50),
+  /** Videos one worker-cpu process analyses at once; frames of each fan out over the pool. */
+  WORKER_CPU_CONCURRENCY: positiveInt(2),
+  /** Threads of the worker-cpu pool. @defaultValue available cores */
+  CPU_POOL_THREADS: positiveInt(Math.max(1, os.availableParallelism())),
+  /** Frames per second sampled for analysis. */
+  ANALYZE_FPS: z.coerce.number().positive().max(60).default(10),
+  /** Width frames are scaled to for analysis (height keeps the aspect). */
+  ANALYZE_WIDTH: positiveInt(160),
+  /** Seconds a process waits for active jobs on SIGTERM before it gives up. */
+  SHUTDOWN_TIMEOUT_SECONDS: positiveInt(8),
+  FFMPEG_PATH: z.string().default('ffmpeg'),
+  FFPROBE_PATH: z.string().default('ffprobe'),
+  /** Let ingest download from loopback/private addresses (dev and tests). */
+  ALLOW_PRIVATE_SOURCES: bool.optional(),
+  /** Seconds an http(s) download may take before it is abandoned. */
+  DOWNLOAD_TIMEOUT_SECONDS: positiveInt(600),
+});
+
+export type Env = z.input<typeof envSchema>;
+
+export interface Config {
+  readonly env: 'development' | 'test' | 'production';
+  readonly logLevel: string;
+  readonly redisUrl: string;
+  readonly queuePrefix: string;
+  readonly databaseUrl: string;
+  readonly databaseSchema: string;
+  readonly databasePoolSize: number;
+  readonly storageDir: string;
+  readonly maxSourceBytes: number;
+  readonly maxSourceSeconds: number;
+  readonly fileSourceRoots: readonly string[] | 'any';
+  readonly host: string;
+  readonly port: number;
+  readonly dashboardPort: number;
+  readonly workerIoMetricsPort: number;
+  readonly workerCpuMetricsPort: number;
+  readonly apiKeys: readonly string[];
+  readonly dashboardUser: string;
+  readonly dashboardPassword: string;
+  readonly workerIoConcurrency: number;
+  readonly workerCpuConcurrency: number;
+  readonly cpuPoolThreads: number;
+  readonly analyzeFps: number;
+  readonly analyzeWidth: number;
+  readonly shutdownTimeoutMs: number;
+  readonly ffmpegPath: string;
+  readonly ffprobePath: string;
+  readonly allowPrivateSources: boolean;
+  readonly downloadTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function deepFreeze<T extends object>(value: T): Readonly<T> {
+  for (const inner of Object.values(value)) {
+    if (inner && typeof inner === 'object' && !Object.isFrozen(inner)) deepFreeze(inner as object);
+  }
+  return Object.freeze(value);
+}
+
+/**
+ * Parses the environment once into a frozen {@link Config}. Throws a {@link ConfigError}
+ * whose message names every bad variable and what was expected of it.
+ */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  // Empty strings count as unset, so `FOO=` in a compose file falls back to the default.
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = issue.path.join('.');
+      return `  ${name}=${JSON.stringify(cleaned[name] ?? '')}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);
+  }
+  const env = parsed.data;
+  const production = env.NODE_ENV === 'production';
+  const problems: string[] = [];
+  if (production && !env.API_KEYS?.length) problems.push('  API_KEYS: must be set in production (comma-separated keys)');
+  if (production && env.API_KEYS?.includes(DEV_API_KEY)) problems.push('  API_KEYS: the dev key is refused in production');
+  if (production && !env.DASHBOARD_PASSWORD) problems.push('  DASHBOARD_PASSWORD: must be set in production');
+  if (production && env.DASHBOARD_PASSWORD === DEV_DASHBOARD_PASSWORD) {
+    problems.push('  DASHBOARD_PASSWORD: the dev password is refused in production');
+  }
+  if (problems.length) throw new ConfigError(`invalid environment:\n${problems.join('\n')}`);
+
+  return deepFreeze({
+    env: env.NODE_ENV,
+    logLevel: env.LOG_LEVEL,
+    redisUrl: env.REDIS_URL,
+    queuePrefix: env.QUEUE_PREFIX,
+    databaseUrl: env.DATABASE_URL,
+    databaseSchema: env.DATABASE_SCHEMA,
+    databasePoolSize: env.DATABASE_POOL_SIZE,
+    storageDir: path.resolve(env.STORAGE_DIR),
+    maxSourceBytes: env.MAX_SOURCE_BYTES,
+    maxSourceSeconds: env.MAX_SOURCE_SECONDS,
+    fileSourceRoots: env.FILE_SOURCE_ROOTS.length ? env.FILE_SOURCE_ROOTS.map((root) => path.resolve(root)) : production ? [] : 'any',
+    host: env.HOST,
+    port: env.PORT,
+    dashboardPort: env.DASHBOARD_PORT,
+    workerIoMetricsPort: env.WORKER_IO_METRICS_PORT,
+    workerCpuMetricsPort: env.WORKER_CPU_METRICS_PORT,
+    apiKeys: env.API_KEYS?.length ? env.API_KEYS : [DEV_API_KEY],
+    dashboardUser: env.DASHBOARD_USER ?? DEV_DASHBOARD_USER,
+    dashboardPassword: env.DASHBOARD_PASSWORD ?? DEV_DASHBOARD_PASSWORD,
+    workerIoConcurrency: env.WORKER_IO_CONCURRENCY,
+    workerCpuConcurrency: env.WORKER_CPU_CONCURRENCY,
+    cpuPoolThreads: env.CPU_POOL_THREADS,
+    analyzeFps: env.ANALYZE_FPS,
+    analyzeWidth: env.ANALYZE_WIDTH,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+    ffmpegPath: env.FFMPEG_PATH,
+    ffprobePath: env.FFPROBE_PATH,
+    allowPrivateSources: env.ALLOW_PRIVATE_SOURCES ?? !production,
+    downloadTimeoutMs: env.DOWNLOAD_TIMEOUT_SECONDS * 1000,
+  });
+}
+
+/** Loads the config or, on a bad variable, prints the reason and exits with code 78 (EX_CONFIG). */
+export function loadConfigOrExit(source: Record<string, string | undefined> = process.env): Config {
+  try {
+    return loadConfig(source);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`clipline: ${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
+}

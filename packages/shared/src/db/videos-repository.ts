@@ -1,0 +1,291 @@
+import { sql } from 'kysely';
+import { VIDEO_STEPS } from '../queues/index.js';
+import type { Db } from './connection.js';
+import type { StepStatus, VideoStatus } from './schema.js';
+
+export interface VideoMetadata {
+  durationSeconds: number;
+  width: number;
+  height: number;
+  fps: number;
+  hasAudio: boolean;
+  sizeBytes: number;
+  videoCodec: string | null;
+}
+
+export interface Scene {
+  startSeconds: number;
+  endSeconds: number;
+}
+
+export interface VideoStepView {
+  name: string;
+  status: StepStatus;
+  reason: string | null;
+  attempts: number;
+  updatedAt: string;
+}
+
+/** A video as the API shows it. */
+export interface VideoView {
+  id: string;
+  status: VideoStatus;
+  progress: number;
+  title: string | null;
+  source: string;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+  completedAt: string | null;
+  metadata: VideoMetadata | null;
+  scenes: Scene[];
+  steps: VideoStepView[];
+}
+
+export interface NewVideoRecord {
+  id: string;
+  source: string;
+  title: string | null;
+  steps: readonly string[];
+}
+
+export interface JobEvent {
+  videoId: string | null;
+  queue: string;
+  jobName: string;
+  jobId: string;
+  step: string | null;
+  status: string;
+  attempt: number;
+  reason: string | null;
+}
+
+const TERMINAL: readonly VideoStatus[] = ['completed', 'failed', 'cancelled'];
+
+/** Reads and writes of videos, their steps, scenes and job events. Every write is idempotent. */
+export class VideosRepository {
+  constructor(private readonly db: Db) {}
+
+  /** Inserts the video and its pending steps in one transaction; a repeated id is a no-op. */
+  async create(video: NewVideoRecord): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('videos')
+        .values({ id: video.id, status: 'queued', source: video.source, title: video.title, error: null, storage_key: null,
+          size_bytes: null, duration_seconds: null, width: null, height: null, fps: null, has_audio: null, video_codec: null,
+          completed_at: null })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .execute();
+      if (video.steps.length) {
+        await trx
+          .insertInto('video_steps')
+          .values(video.steps.map((step) => ({ video_id: video.id, step, status: 'pending' as const, reason: null })))
+          .onConflict((oc) => oc.columns(['video_id', 'step']).doNothing())
+          .execute();
+      }
+    });
+  }
+
+  /** Removes a video whose jobs could not be enqueued, so no half-submitted row stays behind. */
+  async remove(id: string): Promise<void> {
+    await this.db.deleteFrom('videos').where('id', '=', id).execute();
+  }
+
+  async exists(id: string): Promise<boolean> {
+    const row = await this.db.selectFrom('videos').select('id').where('id', '=', id).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async find(id: string): Promise<VideoView | undefined> {
+    const video = await this.db.selectFrom('videos').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!video) return undefined;
+    const [scenes, steps] = await Promise.all([
+      this.db
+        .selectFrom('scenes')
+        .select(['start_seconds', 'end_seconds'])
+        .where('video_id', '=', id)
+        .orderBy('scene_index')
+        .execute(),
+      this.db
+        .selectFrom('video_steps')
+        .selectAll()
+        .where('video_id', '=', id)
+        .execute(),
+    ]);
+    return {
+      id: video.id,
+      status: video.status,
+      progress: video.progress,
+      title: video.title,
+      source: video.source,
+      error: video.error,
+      createdAt: video.created_at.toISOString(),
+      updatedAt: video.updated_at.toISOString(),
+      completedAt: video.completed_at?.toISOString() ?? null,
+      metadata:
+        video.duration_seconds === null
+          ? null
+          : {
+              durationSeconds: video.duration_seconds,
+              width: video.width ?? 0,
+              height: video.height ?? 0,
+              fps: video.fps ?? 0,
+              hasAudio: video.has_audio ?? false,
+              sizeBytes: video.size_bytes ?? 0,
+              videoCodec: video.video_codec,
+            },
+      scenes: scenes.map((scene) => ({ startSeconds: scene.start_seconds, endSeconds: scene.end_seconds })),
+      steps: steps
+        .map((step) => ({
+          name: step.step,
+          status: step.status,
+          reason: step.reason,
+          attempts: step.attempts,
+          updatedAt: step.updated_at.toISOString(),
+        }))
+        .sort((a, b) => stepOrder(a.name) - stepOrder(b.name)),
+    };
+  }
+
+  /**
+   * Moves a video to a new status. A finished video (completed, failed, cancelled) never moves
+   * again, so a late retry cannot resurrect a cancelled or failed video.
+   */
+  async setStatus(id: string, status: VideoStatus, fields: { error?: string | null; progress?: number } = {}): Promise<boolean> {
+    const result = await this.db
+      .updateTable('videos')
+      .set({
+        status,
+        updated_at: sql`now()`,
+        ...(fields.error !== undefined ? { error: fields.error } : {}),
+        ...(fields.progress !== undefined ? { progress: fields.progress } : {}),
+        ...(status === 'completed' ? { completed_at: sql`now()`, progress: 100 } : {}),
+      })
+      .where('id', '=', id)
+      .where('status', 'not in', TERMINAL)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Raises progress (never lowers it) of a video that is still running. */
+  async raiseProgress(id: string, progress: number): Promise<void> {
+    const value = Math.max(0, Math.min(99, Math.round(progress)));
+    await this.db
+      .updateTable('videos')
+      .set({ progress: sql`greatest(progress, ${value})`, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('status', 'not in', TERMINAL)
+      .execute();
+  }
+
+  async setStep(videoId: string, step: string, status: StepStatus, fields: { reason?: string | null; attempts?: number } = {}) {
+    await this.db
+      .updateTable('video_steps')
+      .set({
+        status,
+        reason: fields.reason ?? null,
+        updated_at: sql`now()`,
+        ...(fields.attempts !== undefined ? { attempts: fields.attempts } : {}),
+      })
+      .where('video_id', '=', videoId)
+      .where('step', '=', step)
+      .execute();
+  }
+
+  /**
+   * Marks a step failed for good: the video becomes failed with the reason, and steps that
+   * never ran are marked cancelled, all in one transaction.
+   */
+  async failVideo(id: string, step: string, reason: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('video_steps')
+        .set({ status: 'failed', reason, updated_at: sql`now()` })
+        .where('video_id', '=', id)
+        .where('step', '=', step)
+        .execute();
+      await trx
+        .updateTable('video_steps')
+        .set({ status: 'cancelled', reason: `not run: ${step} failed`, updated_at: sql`now()` })
+        .where('video_id', '=', id)
+        .where('status', '=', 'pending')
+        .execute();
+      await trx
+        .updateTable('videos')
+        .set({ status: 'failed', error: reason, updated_at: sql`now()` })
+        .where('id', '=', id)
+        .where('status', 'not in', TERMINAL)
+        .execute();
+    });
+  }
+
+  async setSource(id: string, fields: { storageKey: string; sizeBytes: number }): Promise<void> {
+    await this.db
+      .updateTable('videos')
+      .set({ storage_key: fields.storageKey, size_bytes: fields.sizeBytes, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  /**
+   * Stores what analysis found. Scenes are replaced as a whole inside one transaction, so a
+   * retried write leaves exactly one copy and a failed one leaves the previous state.
+   */
+  async saveAnalysis(id: string, metadata: VideoMetadata, scenes: readonly Scene[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('videos')
+        .set({
+          duration_seconds: metadata.durationSeconds,
+          width: metadata.width,
+          height: metadata.height,
+          fps: metadata.fps,
+          has_audio: metadata.hasAudio,
+          size_bytes: metadata.sizeBytes,
+          video_codec: metadata.videoCodec,
+          updated_at: sql`now()`,
+        })
+        .where('id', '=', id)
+        .execute();
+      await trx.deleteFrom('scenes').where('video_id', '=', id).execute();
+      if (scenes.length) {
+        await trx
+          .insertInto('scenes')
+          .values(
+            scenes.map((scene, index) => ({
+              video_id: id,
+              scene_index: index,
+              start_seconds: scene.startSeconds,
+              end_seconds: scene.endSeconds,
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+
+  async recordJobEvent(event: JobEvent): Promise<void> {
+    await this.db
+      .insertInto('job_events')
+      .values({
+        video_id: event.videoId,
+        queue: event.queue,
+        job_name: event.jobName,
+        job_id: event.jobId,
+        step: event.step,
+        status: event.status,
+        attempt: event.attempt,
+        reason: event.reason,
+      })
+      .execute();
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+}
+
+function stepOrder(name: string): number {
+  const index = (VIDEO_STEPS as readonly string[]).indexOf(name);
+  return index === -1 ? VIDEO_STEPS.length : index;
+}

@@ -1,0 +1,41 @@
+/** Turns anything thrown into an Error, keeping the original as `cause`. */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (typeof thrown === 'string') return new Error(thrown);
+  let text: string;
+  try {
+    text = JSON.stringify(thrown);
+  } catch {
+    text = String(thrown);
+  }
+  return new Error(`non-error thrown: ${text}`, { cause: thrown });
+}
+
+/**
+ * A failure that retrying cannot fix (bad input, a file that is not a video). Workers turn it
+ * into BullMQ's UnrecoverableError so the job fails at once with this message.
+ */
+export class PermanentJobError extends Error {
+  override name = 'PermanentJobError';
+}
+
+/** Short, single-line reason fit for an API response. */
+export function reasonOf(thrown: unknown, maxLength = 500): string {
+  const message = coerceError(thrown).message.replace(/\s+/g, ' ').trim();
+  return message.length > maxLength ? `${message.slice(0, maxLength - 1)}…` : message;
+}
+
+/**
+ * Abort reason given to running jobs when their worker shuts down past its grace period. The
+ * job is put back in the queue for another worker; it is neither a failure nor an attempt.
+ */
+export class WorkerClosingError extends Error {
+  override name = 'WorkerClosingError';
+  constructor() {
+    super('worker is shutting down; the job goes back to the queue');
+  }
+}
+
+export function isWorkerClosing(error: unknown, signal?: AbortSignal): boolean {
+  return error instanceof WorkerClosingError || (signal?.aborted === true && signal.reason instanceof WorkerClosingError);
+}

@@ -1,0 +1,236 @@
+/**
+ * The one module that talks to BullMQ. Everything else sees queue declarations, typed
+ * processors and the small producer/worker interfaces below.
+ */
+import {
+  FlowProducer,
+  Queue,
+  UnrecoverableError,
+  WaitingError,
+  Worker,
+  type ConnectionOptions,
+  type FlowJob,
+  type Job,
+  type JobsOptions,
+} from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { z } from 'zod';
+import { coerceError, isWorkerClosing, PermanentJobError, WorkerClosingError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { JobNames, Payload, QueueDeclaration } from '../queues/define.js';
+
+export { UnrecoverableError, type Job };
+
+export interface QueueContext {
+  connection: Redis;
+  prefix: string;
+}
+
+/** What a processor sees of its job. */
+export interface JobHandle<P> {
+  readonly id: string;
+  readonly name: string;
+  readonly queue: string;
+  readonly data: P;
+  /** Attempts that already failed before this one. */
+  readonly attemptsMade: number;
+  readonly maxAttempts: number;
+  readonly parentId: string | undefined;
+  readonly logger: Logger;
+  /** Aborts when the worker is closing or the job's lock is lost. */
+  readonly signal: AbortSignal;
+  updateProgress(percent: number): Promise<void>;
+  /** Return values of the finished child jobs, keyed by child job id. */
+  childResults<T = unknown>(): Promise<T[]>;
+}
+
+export type Processor<P, R = unknown> = (job: JobHandle<P>) => Promise<R>;
+export type Processors<Q extends QueueDeclaration> = { [N in JobNames<Q>]: Processor<Payload<Q, N>> };
+
+/** Validates a payload against its queue's schema; the error names every bad field. */
+export function validatePayload<Q extends QueueDeclaration, N extends JobNames<Q>>(
+  declaration: Q,
+  name: N,
+  payload: unknown,
+): Payload<Q, N> {
+  const schema = declaration.jobs[name] as z.ZodType | undefined;
+  if (!schema) throw new PermanentJobError(`queue "${declaration.name}" declares no job "${name}"`);
+  const parsed = schema.safeParse(payload);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(payload)'}: ${issue.message}`).join('; ');
+    throw new PermanentJobError(`invalid ${declaration.name}/${name} payload: ${detail}`);
+  }
+  return parsed.data as Payload<Q, N>;
+}
+
+export function jobOptions(declaration: QueueDeclaration, overrides: JobsOptions = {}): JobsOptions {
+  return { ...declaration.defaultJobOptions, ...overrides };
+}
+
+export function createQueue(declaration: QueueDeclaration, context: QueueContext): Queue {
+  const queue = new Queue(declaration.name, {
+    connection: context.connection as ConnectionOptions,
+    prefix: context.prefix,
+    defaultJobOptions: declaration.defaultJobOptions,
+  });
+  queue.on('error', () => {});
+  return queue;
+}
+
+export interface WorkerOptions {
+  connection: Redis;
+  prefix: string;
+  concurrency: number;
+  logger: Logger;
+  /** Milliseconds a job lock lives between renewals. @defaultValue 30000 */
+  lockDuration?: number;
+}
+
+export interface RunningWorker {
+  readonly queue: string;
+  /**
+   * Stops taking jobs and waits for the active ones. Jobs still running after `graceMs` are
+   * aborted and put back in the queue, so nothing stays active once this resolves.
+   */
+  close(graceMs?: number): Promise<void>;
+  isRunning(): boolean;
+}
+
+/**
+ * Starts a BullMQ worker for one queue. Throws at boot when a declared job has no processor.
+ * Each job's payload is validated before its processor runs; a bad payload or a
+ * {@link PermanentJobError} fails the job at once, anything else is retried with backoff.
+ */
+export function startWorker<Q extends QueueDeclaration>(
+  declaration: Q,
+  processors: Processors<Q>,
+  options: WorkerOptions,
+): RunningWorker {
+  const declared = Object.keys(declaration.jobs);
+  const missing = declared.filter((name) => typeof (processors as Record<string, unknown>)[name] !== 'function');
+  if (missing.length) {
+    throw new Error(`queue "${declaration.name}" has no processor for job(s) ${missing.join(', ')}: add them to the worker's processors`);
+  }
+  const baseLogger = options.logger.child({ queue: declaration.name });
+  const controllers = new Map<string, AbortController>();
+
+  const worker = new Worker(
+    declaration.name,
+    async (job: Job, token?: string) => {
+      const logger = baseLogger.child({
+        jobId: job.id,
+        job: job.name,
+        flowId: job.parent?.id ?? job.id,
+        attempt: job.attemptsMade + 1,
+      });
+      const controller = new AbortController();
+      controllers.set(job.id ?? '', controller);
+      try {
+        const data = validatePayload(declaration, job.name as JobNames<Q>, job.data);
+        const processor = (processors as Record<string, Processor<unknown>>)[job.name];
+        if (!processor) throw new PermanentJobError(`no processor for job "${job.name}"`);
+        const handle: JobHandle<unknown> = {
+          id: job.id ?? '',
+          name: job.name,
+          queue: declaration.name,
+          data,
+          attemptsMade: job.attemptsMade,
+          maxAttempts: job.opts.attempts ?? 1,
+          parentId: job.parent?.id,
+          logger,
+          signal: controller.signal,
+          updateProgress: (percent) => job.updateProgress(Math.max(0, Math.min(100, Math.round(percent)))),
+          childResults: async <T>() => Object.values(await job.getChildrenValues()) as T[],
+        };
+        logger.debug('job started');
+        const result = await processor(handle);
+        logger.info('job completed');
+        return result;
+      } catch (thrown) {
+        const error = coerceError(thrown);
+        if (isWorkerClosing(error, controller.signal) && token) {
+          // Hand the job back to the queue at once instead of leaving it active until its lock expires.
+          await job.moveToWait(token);
+          logger.info('job released back to the queue for another worker');
+          throw new WaitingError();
+        }
+        if (error instanceof PermanentJobError || error instanceof UnrecoverableError) {
+          logger.warn({ reason: error.message }, 'job failed permanently');
+          throw new UnrecoverableError(error.message);
+        }
+        logger.warn({ err: error }, 'job attempt failed');
+        throw error;
+      } finally {
+        controllers.delete(job.id ?? '');
+      }
+    },
+    {
+      connection: options.connection,
+      prefix: options.prefix,
+      concurrency: options.concurrency,
+      lockDuration: options.lockDuration ?? 30_000,
+      autorun: true,
+    },
+  );
+  worker.on('error', (error) => baseLogger.error({ err: error }, 'worker error'));
+
+  let closing: Promise<void> | undefined;
+  const close = async (graceMs: number) => {
+    const timer = setTimeout(() => {
+      for (const controller of controllers.values()) controller.abort(new WorkerClosingError());
+    }, graceMs);
+    try {
+      await worker.close();
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return {
+    queue: declaration.name,
+    close: (graceMs = 5000) => (closing ??= close(graceMs)),
+    isRunning: () => worker.isRunning(),
+  };
+}
+
+export interface FlowStep {
+  declaration: QueueDeclaration;
+  jobName: string;
+  data: unknown;
+}
+
+/**
+ * Enqueues flows: a parent job whose children are the steps, nested so each step runs only
+ * after the one before it (BullMQ runs the deepest child first). Job ids are `<key>-<queue>`,
+ * so enqueuing the same key twice adds nothing. A failed step fails the parent.
+ */
+export class FlowEnqueuer {
+  private readonly flows: FlowProducer;
+
+  constructor(context: QueueContext) {
+    this.flows = new FlowProducer({ connection: context.connection as ConnectionOptions, prefix: context.prefix });
+    this.flows.on('error', () => {});
+  }
+
+  async addChain(key: string, parent: FlowStep, steps: readonly FlowStep[]): Promise<void> {
+    const node = (step: FlowStep, extra: JobsOptions, children: FlowJob[] | undefined): FlowJob => ({
+      name: step.jobName,
+      queueName: step.declaration.name,
+      data: validatePayload(step.declaration, step.jobName, step.data),
+      opts: jobOptions(step.declaration, { jobId: `${key}-${step.declaration.name}`, ...extra }),
+      ...(children ? { children } : {}),
+    });
+    let children: FlowJob[] | undefined;
+    // Build from the first step outwards: step k is the only child of step k+1.
+    for (const step of steps) children = [node(step, { failParentOnFailure: true }, children)];
+    await this.flows.add(node(parent, {}, children));
+  }
+
+  close(): Promise<void> {
+    return this.flows.close();
+  }
+}
+
+/** Counts of jobs per state for one queue, as the readiness and metrics endpoints report them. */
+export async function queueCounts(queue: Queue): Promise<Record<string, number>> {
+  return queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'paused', 'waiting-children', 'prioritized');
+}

@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import type { VideosRepository } from '../db/videos-repository.js';
+import { isWorkerClosing, PermanentJobError } from '../errors.js';
+import { FlowEnqueuer, type QueueContext } from '../jobs/runtime.js';
+import { analyzeQueue, ingestQueue, persistQueue, pipelineQueue, VIDEO_STEPS } from '../queues/index.js';
+import { parseSource } from '../sources.js';
+
+export interface VideoSubmission {
+  source: string;
+  title?: string | null;
+}
+
+export class InvalidSubmissionError extends Error {
+  override name = 'InvalidSubmissionError';
+}
+
+/**
+ * The typed producer of video pipelines, used by the HTTP API and by any Node service that
+ * enqueues directly. The database row is written first, then the flow; if enqueuing fails the
+ * row is removed again, so a submission either fully exists or not at all.
+ */
+export class VideoPipelineProducer {
+  private readonly flows: FlowEnqueuer;
+
+  constructor(
+    context: QueueContext,
+    private readonly videos: VideosRepository,
+  ) {
+    this.flows = new FlowEnqueuer(context);
+  }
+
+  async submit(submission: VideoSubmission, id: string = randomUUID()): Promise<{ id: string }> {
+    const parsed = parseSource(submission.source);
+    if (!parsed.ok) throw new InvalidSubmissionError(parsed.reason);
+    await this.videos.create({ id, source: submission.source, title: submission.title ?? null, steps: VIDEO_STEPS });
+    try {
+      await this.flows.addChain(
+        id,
+        { declaration: pipelineQueue, jobName: 'video-pipeline', data: { videoId: id } },
+        [
+          { declaration: ingestQueue, jobName: 'ingest-video', data: { videoId: id, source: submission.source } },
+          { declaration: analyzeQueue, jobName: 'analyze-video', data: { videoId: id } },
+          { declaration: persistQueue, jobName: 'persist-analysis', data: { videoId: id } },
+        ],
+      );
+    } catch (error) {
+      await this.videos.remove(id).catch(() => {});
+      throw error;
+    }
+    return { id };
+  }
+
+  close(): Promise<void> {
+    return this.flows.close();
+  }
+}
+
+/** Share of the overall progress each step covers: [start, end] in percent. */
+const STEP_PROGRESS: Record<string, [number, number]> = {
+  ingest: [0, 10],
+  analyze: [10, 90],
+  persist: [90, 99],
+};
+
+export interface StepContext {
+  /** Reports progress inside the step, 0..1; persisted at most every `progressIntervalMs`. */
+  progress(fraction: number): Promise<void>;
+}
+
+interface StepJob {
+  data: { videoId: string };
+  attemptsMade: number;
+  maxAttempts: number;
+  signal?: AbortSignal;
+  updateProgress(percent: number): Promise<void>;
+}
+
+/**
+ * Wraps a pipeline step with the bookkeeping every step needs: the video and step move to
+ * running, progress is mapped into the step's share, and a final failure (no attempts left or
+ * a permanent error) marks the step and video failed with a readable reason. The error is
+ * rethrown so BullMQ records it and fails the parent flow.
+ */
+export async function runVideoStep<J extends StepJob, R>(
+  step: (typeof VIDEO_STEPS)[number],
+  job: J,
+  videos: VideosRepository,
+  run: (context: StepContext) => Promise<R>,
+  progressIntervalMs = 500,
+): Promise<R> {
+  const { videoId } = job.data;
+  const [from, to] = STEP_PROGRESS[step] ?? [0, 100];
+  const attempt = job.attemptsMade + 1;
+  await videos.setStatus(videoId, 'processing');
+  await videos.setStep(videoId, step, 'active', { attempts: attempt });
+  let lastWrite = 0;
+  const context: StepContext = {
+    async progress(fraction) {
+      const percent = from + (to - from) * Math.max(0, Math.min(1, fraction));
+      await job.updateProgress(percent);
+      const now = Date.now();
+      if (now - lastWrite >= progressIntervalMs) {
+        lastWrite = now;
+        await videos.raiseProgress(videoId, percent);
+      }
+    },
+  };
+  try {
+    const result = await run(context);
+    await videos.setStep(videoId, step, 'completed', { attempts: attempt });
+    await videos.raiseProgress(videoId, to);
+    return result;
+  } catch (error) {
+    if (isWorkerClosing(error, job.signal)) {
+      await videos.setStep(videoId, step, 'pending', { reason: 'released by a worker that shut down; waiting for another', attempts: job.attemptsMade });
+      throw error;
+    }
+    const final =
+      error instanceof PermanentJobError || (error as Error)?.name === 'UnrecoverableError' || attempt >= job.maxAttempts;
+    const reason = `${step}: ${(error as Error).message ?? String(error)}`;
+    if (final) {
+      await videos.failVideo(videoId, step, reason);
+    } else {
+      await videos.setStep(videoId, step, 'active', { reason: `attempt ${attempt} failed: ${(error as Error).message}`, attempts: attempt });
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,18 @@
+import { analyzeQueue } from './analyze.js';
+import { ingestQueue } from './ingest.js';
+import { persistQueue } from './persist.js';
+import { pipelineQueue } from './pipeline.js';
+
+export * from './define.js';
+export * from './payloads.js';
+export { ingestQueue, ingestVideoPayload, ingestResult, type IngestResult } from './ingest.js';
+export { analyzeQueue, analyzeResult, type AnalyzeResult } from './analyze.js';
+export { persistQueue } from './persist.js';
+export { pipelineQueue } from './pipeline.js';
+
+/** Every queue of the system, in pipeline order. */
+export const allQueues = [ingestQueue, analyzeQueue, persistQueue, pipelineQueue] as const;
+
+/** The steps of a video flow, in the order they run; the names users see in `steps`. */
+export const VIDEO_STEPS = ['ingest', 'analyze', 'persist'] as const;
+export type VideoStep = (typeof VIDEO_STEPS)[number];

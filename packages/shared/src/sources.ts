@@ -1,0 +1,43 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type VideoSource = { kind: 'file'; path: string } | { kind: 'http'; url: URL };
+
+/**
+ * Reads a submitted `source`: an absolute local path, a file:// URL or an http(s) URL.
+ * Returns a reason when the string is none of those.
+ */
+export function parseSource(source: string): { ok: true; source: VideoSource } | { ok: false; reason: string } {
+  const text = source.trim();
+  if (text.length === 0) return { ok: false, reason: 'source is empty' };
+  if (/[\u0000-\u001f]/.test(text)) return { ok: false, reason: 'source contains control characters' };
+  if (/^[a-z][a-z0-9+.-]*:/i.test(text) && !/^[a-z]:[\\/]/i.test(text)) {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      return { ok: false, reason: 'source is not a valid URL' };
+    }
+    if (url.protocol === 'file:') {
+      try {
+        return { ok: true, source: { kind: 'file', path: fileURLToPath(url) } };
+      } catch (error) {
+        return { ok: false, reason: `source is not a usable file URL: ${(error as Error).message}` };
+      }
+    }
+    if (url.protocol === 'http:' || url.protocol === 'https:') {
+      if (url.username || url.password) return { ok: false, reason: 'source URL must not carry credentials' };
+      return { ok: true, source: { kind: 'http', url } };
+    }
+    return { ok: false, reason: `source scheme "${url.protocol.slice(0, -1)}" is not supported (use a file path, file:// or http(s)://)` };
+  }
+  if (!path.isAbsolute(text)) return { ok: false, reason: 'source must be an absolute file path, a file:// URL or an http(s) URL' };
+  return { ok: true, source: { kind: 'file', path: path.normalize(text) } };
+}
+
+/** Whether a local path lies under one of the allowed roots ('any' allows every path). */
+export function isAllowedFilePath(filePath: string, roots: readonly string[] | 'any'): boolean {
+  if (roots === 'any') return true;
+  const normalized = path.resolve(filePath);
+  return roots.some((root) => normalized === root || normalized.startsWith(root.endsWith(path.sep) ? root : root + path.sep));
+}
