@@ -43,9 +43,19 @@ export function startMetricsServer(registry: Registry, port: number, host = '0.0
   });
 }
 
-export function closeServer(server: http.Server): Promise<void> {
+/**
+ * Stops accepting connections, lets requests in flight finish, and cuts whatever is still open
+ * after `graceMs` (long-lived streams would otherwise hold the process forever).
+ */
+export function closeServer(server: http.Server, graceMs = 3000): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.close((error) => (error ? reject(error) : resolve()));
-    server.closeAllConnections?.();
+    if (!server.listening) return resolve();
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close((error) => {
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve();
+    });
+    server.closeIdleConnections();
   });
 }

@@ -68,6 +68,9 @@ export interface StepContext {
 }
 
 interface StepJob {
+  id: string;
+  name: string;
+  queue: string;
   data: { videoId: string };
   attemptsMade: number;
   maxAttempts: number;
@@ -93,6 +96,11 @@ export async function runVideoStep<J extends StepJob, R>(
   const attempt = job.attemptsMade + 1;
   await videos.setStatus(videoId, 'processing');
   await videos.setStep(videoId, step, 'active', { attempts: attempt });
+  const record = (status: string, reason: string | null = null) =>
+    videos
+      .recordJobEvent({ videoId, queue: job.queue, jobName: job.name, jobId: job.id, step, status, attempt, reason })
+      .catch(() => {});
+  await record('active');
   let lastWrite = 0;
   const context: StepContext = {
     async progress(fraction) {
@@ -109,15 +117,18 @@ export async function runVideoStep<J extends StepJob, R>(
     const result = await run(context);
     await videos.setStep(videoId, step, 'completed', { attempts: attempt });
     await videos.raiseProgress(videoId, to);
+    await record('completed');
     return result;
   } catch (error) {
     if (isWorkerClosing(error, job.signal)) {
       await videos.setStep(videoId, step, 'pending', { reason: 'released by a worker that shut down; waiting for another', attempts: job.attemptsMade });
+      await record('released');
       throw error;
     }
     const final =
       error instanceof PermanentJobError || (error as Error)?.name === 'UnrecoverableError' || attempt >= job.maxAttempts;
     const reason = `${step}: ${(error as Error).message ?? String(error)}`;
+    await record(final ? 'failed' : 'retrying', reason);
     if (final) {
       await videos.failVideo(videoId, step, reason);
     } else {

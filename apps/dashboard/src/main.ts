@@ -1,0 +1,22 @@
+import http from 'node:http';
+import { allQueues, closeServer, createQueue, createRedis, createService, loadConfigOrExit } from '@clipline/shared';
+import { createDashboardApp } from './app.js';
+
+const service = createService('dashboard', loadConfigOrExit());
+const { config, logger, shutdown, metrics } = service;
+shutdown.installSignalHandlers();
+
+const redis = createRedis(config.redisUrl, 'worker');
+shutdown.register('redis', () => redis.quit().catch(() => redis.disconnect()));
+const queues = allQueues.map((declaration) => createQueue(declaration, { connection: redis, prefix: config.queuePrefix }));
+shutdown.register('queues', () => Promise.all(queues.map((queue) => queue.close())));
+
+const server = http.createServer(createDashboardApp({ config, metrics, queues }));
+server.on('error', (error) => {
+  logger.fatal({ err: error }, `dashboard could not listen on ${config.host}:${config.dashboardPort}`);
+  process.exit(1);
+});
+server.listen(config.dashboardPort, config.host, () => {
+  logger.info({ port: config.dashboardPort }, `dashboard listening on http://${config.host}:${config.dashboardPort}`);
+});
+shutdown.register('http server', () => closeServer(server));

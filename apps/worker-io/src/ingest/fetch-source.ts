@@ -1,0 +1,173 @@
+import { createWriteStream } from 'node:fs';
+import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  isAllowedFilePath,
+  PermanentJobError,
+  SNIFF_BYTES,
+  sniffContainer,
+  type IngestResult,
+  type LocalStorage,
+  type VideoSource,
+  videoSourceKey,
+} from '@clipline/shared';
+import { got, HTTPError, RequestError } from 'got';
+import { BlockedAddressError, guardedLookup, isPrivateAddress } from './address-guard.js';
+
+export interface FetchSettings {
+  storage: LocalStorage;
+  maxBytes: number;
+  fileRoots: readonly string[] | 'any';
+  allowPrivateHosts: boolean;
+  downloadTimeoutMs: number;
+}
+
+export interface FetchHooks {
+  signal?: AbortSignal;
+  onProgress?: (fraction: number) => void | Promise<void>;
+}
+
+const ACCEPTED_CONTENT_TYPES = /^(video\/|application\/(octet-stream|mp4|x-matroska|ogg|x-mpegurl|vnd\.apple\.mpegurl)|binary\/octet-stream)/i;
+
+async function readHead(file: string): Promise<Uint8Array> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+function checkSniff(head: Uint8Array): string {
+  const sniffed = sniffContainer(head);
+  if (!sniffed.video) throw new PermanentJobError(sniffed.reason);
+  return sniffed.container;
+}
+
+function sizeLimitText(bytes: number): string {
+  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+async function fetchLocalFile(settings: FetchSettings, videoId: string, file: string): Promise<IngestResult> {
+  if (!isAllowedFilePath(file, settings.fileRoots)) {
+    throw new PermanentJobError(`local file ${file} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`);
+  }
+  let info;
+  try {
+    info = await stat(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new PermanentJobError(`source file does not exist: ${file}`);
+    if (code === 'EACCES' || code === 'EPERM') throw new PermanentJobError(`source file is not readable: ${file}`);
+    throw error;
+  }
+  if (!info.isFile()) throw new PermanentJobError(`source is not a regular file: ${file}`);
+  if (info.size > settings.maxBytes) {
+    throw new PermanentJobError(`source is ${sizeLimitText(info.size)}, more than the ${sizeLimitText(settings.maxBytes)} limit (MAX_SOURCE_BYTES)`);
+  }
+  const container = checkSniff(await readHead(file));
+  const key = videoSourceKey(videoId, path.extname(file));
+  const target = await settings.storage.prepare(key);
+  const partial = `${target}.part`;
+  await copyFile(file, partial);
+  await rename(partial, target);
+  return { storageKey: key, sizeBytes: info.size, container };
+}
+
+/** Counts bytes through a stream, failing once more than `limit` pass. */
+function byteLimit(limit: number, onBytes: (total: number) => void): Transform {
+  let total = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      total += chunk.length;
+      if (total > limit) {
+        callback(new PermanentJobError(`download exceeds the ${sizeLimitText(limit)} limit (MAX_SOURCE_BYTES)`));
+        return;
+      }
+      onBytes(total);
+      callback(null, chunk);
+    },
+  });
+}
+
+async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hooks: FetchHooks): Promise<IngestResult> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (net.isIP(host) && isPrivateAddress(host) && !settings.allowPrivateHosts) {
+    throw new PermanentJobError(`${url.host} is a private address: downloads from it are not allowed`);
+  }
+  const key = videoSourceKey(videoId, path.extname(url.pathname));
+  const target = await settings.storage.prepare(key);
+  const partial = `${target}.part`;
+  const stream = got.stream(url, {
+    timeout: { lookup: 5000, connect: 10_000, secureConnect: 10_000, response: 30_000, request: settings.downloadTimeoutMs },
+    retry: { limit: 0 },
+    followRedirect: true,
+    maxRedirects: 5,
+    dnsLookup: guardedLookup(settings.allowPrivateHosts) as never,
+    headers: { 'user-agent': 'clipline-ingest/0.1', accept: 'video/*, application/octet-stream;q=0.9, */*;q=0.1' },
+    ...(hooks.signal ? { signal: hooks.signal } : {}),
+  });
+  let expected = 0;
+  stream.once('response', (response: { headers: Record<string, string | undefined> }) => {
+    const type = response.headers['content-type'];
+    if (type && !ACCEPTED_CONTENT_TYPES.test(type)) {
+      stream.destroy(new PermanentJobError(`the server sent "${type.split(';')[0]}", not a video`));
+      return;
+    }
+    expected = Number(response.headers['content-length'] ?? 0);
+    if (expected > settings.maxBytes) {
+      stream.destroy(new PermanentJobError(`source is ${sizeLimitText(expected)}, more than the ${sizeLimitText(settings.maxBytes)} limit (MAX_SOURCE_BYTES)`));
+    }
+  });
+  let received = 0;
+  let lastReport = 0;
+  try {
+    await pipeline(
+      stream,
+      byteLimit(settings.maxBytes, (total) => {
+        received = total;
+        const now = Date.now();
+        if (expected > 0 && now - lastReport > 250) {
+          lastReport = now;
+          void hooks.onProgress?.(total / expected);
+        }
+      }),
+      createWriteStream(partial),
+    );
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw classifyDownloadError(error, url);
+  }
+  try {
+    const container = checkSniff(await readHead(partial));
+    await rename(partial, target);
+    return { storageKey: key, sizeBytes: received, container };
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw error;
+  }
+}
+
+/** 4xx answers (but 408/429) and refused addresses are permanent; network trouble and 5xx are retried. */
+function classifyDownloadError(error: unknown, url: URL): Error {
+  if (error instanceof PermanentJobError) return error;
+  if (error instanceof HTTPError) {
+    const status = error.response.statusCode;
+    const message = `download of ${url.href} failed: HTTP ${status}`;
+    return status >= 400 && status < 500 && status !== 408 && status !== 429 ? new PermanentJobError(message) : new Error(message);
+  }
+  const cause = error instanceof RequestError ? (error.cause ?? error) : error;
+  if (cause instanceof BlockedAddressError) return new PermanentJobError(cause.message);
+  if (error instanceof RequestError && error.code === 'ENOTFOUND') return new PermanentJobError(`download of ${url.href} failed: host ${url.hostname} not found`);
+  return new Error(`download of ${url.href} failed: ${(error as Error).message}`, { cause: error });
+}
+
+/** Copies or downloads a source into storage after checking that it looks like a video. */
+export async function fetchSource(settings: FetchSettings, videoId: string, source: VideoSource, hooks: FetchHooks = {}): Promise<IngestResult> {
+  return source.kind === 'file' ? fetchLocalFile(settings, videoId, source.path) : fetchHttp(settings, videoId, source.url, hooks);
+}

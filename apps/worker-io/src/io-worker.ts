@@ -1,0 +1,91 @@
+import {
+  analyzeResult,
+  closeServer,
+  createRedis,
+  ingestQueue,
+  LocalStorage,
+  openDatabase,
+  parseSource,
+  PermanentJobError,
+  persistQueue,
+  pipelineQueue,
+  runVideoStep,
+  startMetricsServer,
+  startWorker,
+  VideosRepository,
+  type Processors,
+  type RunningWorker,
+  type ServiceContext,
+} from '@clipline/shared';
+import { fetchSource, type FetchSettings } from './ingest/fetch-source.js';
+
+export function ingestProcessors(settings: FetchSettings, videos: VideosRepository): Processors<typeof ingestQueue> {
+  return {
+    'ingest-video': (job) =>
+      runVideoStep('ingest', job, videos, async (step) => {
+        const parsed = parseSource(job.data.source);
+        if (!parsed.ok) throw new PermanentJobError(parsed.reason);
+        const stored = await fetchSource(settings, job.data.videoId, parsed.source, {
+          signal: job.signal,
+          onProgress: (fraction) => step.progress(fraction),
+        });
+        await videos.setSource(job.data.videoId, { storageKey: stored.storageKey, sizeBytes: stored.sizeBytes });
+        return stored;
+      }),
+  };
+}
+
+export function persistProcessors(videos: VideosRepository): Processors<typeof persistQueue> {
+  return {
+    'persist-analysis': (job) =>
+      runVideoStep('persist', job, videos, async () => {
+        const [analysis] = await job.childResults();
+        const parsed = analyzeResult.safeParse(analysis);
+        if (!parsed.success) throw new PermanentJobError(`analysis result is malformed: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
+        await videos.saveAnalysis(job.data.videoId, parsed.data.metadata, parsed.data.scenes);
+        return { scenes: parsed.data.scenes.length };
+      }),
+  };
+}
+
+export function pipelineProcessors(videos: VideosRepository): Processors<typeof pipelineQueue> {
+  return {
+    // Runs only once every step of the flow has completed.
+    'video-pipeline': async (job) => {
+      const completed = await videos.setStatus(job.data.videoId, 'completed');
+      job.logger.info({ videoId: job.data.videoId, completed }, 'video pipeline finished');
+      return { completed };
+    },
+  };
+}
+
+/** Starts a worker-io process: high-concurrency async workers for the I/O queues. */
+export async function startIoWorker(service: ServiceContext, options: { metricsServer?: boolean } = {}) {
+  const { config, logger, shutdown, metrics } = service;
+  const redis = createRedis(config.redisUrl, 'worker');
+  shutdown.register('redis', () => redis.quit());
+  const db = openDatabase(config);
+  shutdown.register('database', () => db.destroy());
+  const videos = new VideosRepository(db);
+  const settings: FetchSettings = {
+    storage: new LocalStorage(config.storageDir),
+    maxBytes: config.maxSourceBytes,
+    fileRoots: config.fileSourceRoots,
+    allowPrivateHosts: config.allowPrivateSources,
+    downloadTimeoutMs: config.downloadTimeoutMs,
+  };
+  if (options.metricsServer ?? true) {
+    const server = await startMetricsServer(metrics, config.workerIoMetricsPort, config.host);
+    shutdown.register('metrics server', () => closeServer(server));
+  }
+  const common = { connection: redis, prefix: config.queuePrefix, logger };
+  const workers: RunningWorker[] = [
+    startWorker(ingestQueue, ingestProcessors(settings, videos), { ...common, concurrency: config.workerIoConcurrency }),
+    startWorker(persistQueue, persistProcessors(videos), { ...common, concurrency: Math.min(config.workerIoConcurrency, config.databasePoolSize) }),
+    startWorker(pipelineQueue, pipelineProcessors(videos), { ...common, concurrency: config.workerIoConcurrency }),
+  ];
+  const grace = Math.max(1000, config.shutdownTimeoutMs - 3000);
+  shutdown.register('io workers', () => Promise.all(workers.map((worker) => worker.close(grace))));
+  logger.info({ concurrency: config.workerIoConcurrency, queues: workers.map((w) => w.queue) }, 'worker-io ready');
+  return { workers };
+}
