@@ -1,0 +1,141 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PermanentJobError } from '@clipline/shared';
+import { analyzeVideo, type AnalysisSettings } from '../src/analysis/analyze-video.js';
+import { CpuPool } from '../src/analysis/pool.js';
+import { ffprobeDuration, generateVideo, withClaimedDuration } from '../../../tests/helpers/media.js';
+
+const FPS = 10;
+let dir: string;
+let pool: CpuPool;
+let settings: AnalysisSettings;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-analyze-'));
+  pool = new CpuPool({ threads: 2 });
+  settings = { tools: { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' }, pool, fps: FPS, width: 160, maxSeconds: 4 * 3600 };
+});
+
+afterAll(async () => {
+  await pool.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Matches detected cuts to true ones within one sampled frame; returns precision and recall. */
+function score(detected: number[], truth: number[], tolerance = 1 / FPS + 1e-6) {
+  const unmatched = [...truth];
+  let hits = 0;
+  for (const cut of detected) {
+    const index = unmatched.findIndex((t) => Math.abs(t - cut) <= tolerance);
+    if (index >= 0) {
+      hits++;
+      unmatched.splice(index, 1);
+    }
+  }
+  return { precision: detected.length ? hits / detected.length : 1, recall: truth.length ? hits / truth.length : 1 };
+}
+
+describe('analyzeVideo on generated media', () => {
+  it('finds every cut of an H.264/AAC video within one sampled frame, and its duration within 0.1 s', async () => {
+    const video = await generateVideo({ path: path.join(dir, 'cuts.mp4'), segments: [2.3, 1.7, 3.1, 2.0, 2.6, 1.9, 2.2, 1.6] });
+    const progress: number[] = [];
+    const result = await analyzeVideo(settings, video.path, 1234, { onProgress: (fraction) => void progress.push(fraction) });
+    const { precision, recall } = score(result.cutSeconds, video.cutSeconds);
+    expect({ precision, recall, cuts: result.cutSeconds }).toMatchObject({ precision: 1, recall: 1 });
+    expect(Math.abs(result.metadata.durationSeconds - (await ffprobeDuration(video.path)))).toBeLessThan(0.1);
+    expect(result.metadata).toMatchObject({ width: 320, height: 240, fps: 25, hasAudio: true, sizeBytes: 1234, videoCodec: 'h264' });
+    expect(result.scenes).toHaveLength(video.cutSeconds.length + 1);
+    expect(result.scenes[0]!.startSeconds).toBe(0);
+    expect(result.scenes.at(-1)!.endSeconds).toBeCloseTo(result.metadata.durationSeconds, 3);
+    expect(progress.length).toBeGreaterThan(3);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+  });
+
+  it('handles a VP8 webm with no audio track and an odd frame size', async () => {
+    const video = await generateVideo({ path: path.join(dir, 'silent.webm'), segments: [2.5, 2.5, 2.5], width: 322, height: 178, audio: false });
+    const result = await analyzeVideo(settings, video.path, 1);
+    expect(result.metadata).toMatchObject({ width: 322, height: 178, hasAudio: false, videoCodec: 'vp8' });
+    expect(score(result.cutSeconds, video.cutSeconds)).toEqual({ precision: 1, recall: 1 });
+  });
+
+  it('does not cut inside continuous motion', async () => {
+    const video = await generateVideo({ path: path.join(dir, 'motion.mp4'), segments: [6], audio: false });
+    const result = await analyzeVideo(settings, video.path, 1);
+    expect(result.cutSeconds).toEqual([]);
+    expect(result.scenes).toEqual([{ startSeconds: 0, endSeconds: 6 }]);
+  });
+});
+
+describe('analyzeVideo on bad input', () => {
+  let reference: string;
+  beforeAll(async () => {
+    reference = (await generateVideo({ path: path.join(dir, 'reference.mp4'), segments: [3, 3] })).path;
+  });
+
+  async function failure(file: string): Promise<Error> {
+    const started = Date.now();
+    const error = await analyzeVideo(settings, file, 1).then(
+      () => new Error('analysis succeeded'),
+      (thrown: Error) => thrown,
+    );
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(error).toBeInstanceOf(PermanentJobError);
+    return error;
+  }
+
+  it('refuses a zero-byte file', async () => {
+    const file = path.join(dir, 'empty.mp4');
+    await writeFile(file, '');
+    expect((await failure(file)).message).toMatch(/not a readable video/);
+  });
+
+  it('refuses a text file renamed .mp4', async () => {
+    const file = path.join(dir, 'text.mp4');
+    await writeFile(file, 'this is not a video at all\n'.repeat(100));
+    expect((await failure(file)).message).toMatch(/not a readable video/);
+  });
+
+  it('refuses a truncated mp4', async () => {
+    const file = path.join(dir, 'truncated.mp4');
+    const bytes = await readFile(reference);
+    await writeFile(file, bytes.subarray(0, Math.floor(bytes.length / 3)));
+    expect((await failure(file)).message).toMatch(/not a readable video|truncated/);
+  });
+
+  it('refuses an audio-only file', async () => {
+    const file = path.join(dir, 'audio.m4a');
+    const { execFile } = await import('node:child_process');
+    await new Promise((resolve, reject) =>
+      execFile('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=duration=2', file], (error) => (error ? reject(error) : resolve(null))),
+    );
+    expect((await failure(file)).message).toBe('no video stream (the file holds only audio)');
+  });
+
+  it('refuses at once a file whose header claims ten hours', async () => {
+    const file = path.join(dir, 'ten-hours.mp4');
+    await withClaimedDuration(reference, file, 10 * 3600);
+    expect((await failure(file)).message).toMatch(/10h00m long, more than the 4h00m limit/);
+  });
+
+  it('stops ffmpeg when the job is aborted', async () => {
+    const controller = new AbortController();
+    const long = await generateVideo({ path: path.join(dir, 'long.mp4'), segments: [20], width: 640, height: 360, audio: false });
+    const running = analyzeVideo(settings, long.path, 1, { signal: controller.signal, onProgress: () => controller.abort(new Error('cancelled by test')) });
+    await expect(running).rejects.toThrow(/cancelled by test|abort/i);
+  });
+});
+
+const FIXTURES = path.resolve(import.meta.dirname ?? '.', '../../../../shared/fixtures/video');
+const fixtureFiles = existsSync(FIXTURES) ? ['bbb_h264_aac_60s.mp4', 'bbb_vp8_vorbis_30s.webm', 'bbb_hevc_aac_10s.mp4'].map((name) => path.join(FIXTURES, name)).filter(existsSync) : [];
+
+(fixtureFiles.length ? describe : describe.skip)('analyzeVideo on real videos (../shared/fixtures/video)', () => {
+  it.each(fixtureFiles)('gives identical results on two runs: %s', async (file) => {
+    const first = await analyzeVideo(settings, file, 1);
+    const second = await analyzeVideo(settings, file, 1);
+    expect(second).toEqual(first);
+    expect(Math.abs(first.metadata.durationSeconds - (await ffprobeDuration(file)))).toBeLessThan(0.1);
+    expect(first.scenes.length).toBeGreaterThan(0);
+  });
+});
