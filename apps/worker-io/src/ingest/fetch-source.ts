@@ -156,6 +156,9 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
 /** 4xx answers (but 408/429) and refused addresses are permanent; network trouble and 5xx are retried. */
 function classifyDownloadError(error: unknown, url: URL): Error {
   if (error instanceof PermanentJobError) return error;
+  // got wraps an error passed to stream.destroy() (our own refusals) in a RequestError.
+  const wrapped = (error as { cause?: unknown }).cause;
+  if (wrapped instanceof PermanentJobError) return wrapped;
   if (error instanceof HTTPError) {
     const status = error.response.statusCode;
     const message = `download of ${url.href} failed: HTTP ${status}`;

@@ -1,0 +1,159 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { LocalStorage, PermanentJobError, parseSource } from '@clipline/shared';
+import { isPrivateAddress } from '../src/ingest/address-guard.js';
+import { fetchSource, type FetchSettings } from '../src/ingest/fetch-source.js';
+import { generateVideo } from '../../../tests/helpers/media.js';
+
+let dir: string;
+let video: string;
+let server: http.Server;
+let base: string;
+const requests: string[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-fetch-'));
+  video = (await generateVideo({ path: path.join(dir, 'clip.mp4'), segments: [1, 1] })).path;
+  server = http.createServer((req, res) => {
+    requests.push(req.url ?? '');
+    if (req.url === '/clip.mp4') {
+      res.writeHead(200, { 'content-type': 'video/mp4' });
+      createReadStream(video).pipe(res);
+    } else if (req.url === '/untyped') {
+      res.writeHead(200);
+      createReadStream(video).pipe(res);
+    } else if (req.url === '/page') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html>not a video</html>');
+    } else if (req.url === '/lying') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end('<!DOCTYPE html><html><body>sign in first</body></html>');
+    } else if (req.url === '/huge') {
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(10 * 1024 ** 3) });
+      res.end();
+    } else if (req.url === '/endless') {
+      res.writeHead(200, { 'content-type': 'video/mp4' });
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      const timer = setInterval(() => res.write(chunk), 1);
+      res.on('close', () => clearInterval(timer));
+    } else if (req.url === '/broken') {
+      res.writeHead(503).end();
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await rm(dir, { recursive: true, force: true });
+});
+
+function settings(overrides: Partial<FetchSettings> = {}): FetchSettings {
+  return { storage: new LocalStorage(path.join(dir, 'storage')), maxBytes: 50 * 1024 * 1024, fileRoots: 'any', allowPrivateHosts: true, downloadTimeoutMs: 10_000, ...overrides };
+}
+
+async function fetchText(source: string, overrides: Partial<FetchSettings> = {}) {
+  const parsed = parseSource(source);
+  if (!parsed.ok) throw new Error(parsed.reason);
+  return fetchSource(settings(overrides), '7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b21', parsed.source);
+}
+
+async function failure(source: string, overrides: Partial<FetchSettings> = {}): Promise<Error> {
+  return fetchText(source, overrides).then(
+    () => new Error('fetch succeeded'),
+    (error: Error) => error,
+  );
+}
+
+describe('fetchSource', () => {
+  it('copies a local file into storage, byte for byte', async () => {
+    const stored = await fetchText(video);
+    expect(stored).toMatchObject({ storageKey: 'videos/7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b21/source.mp4', container: 'mp4/mov' });
+    const copy = settings().storage.pathOf(stored.storageKey);
+    expect(await readFile(copy)).toEqual(await readFile(video));
+    expect(stored.sizeBytes).toBe((await stat(video)).size);
+  });
+
+  it('streams an http download into storage with progress', async () => {
+    const progress: number[] = [];
+    const parsed = parseSource(`${base}/clip.mp4`);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const stored = await fetchSource(settings(), '7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b22', parsed.source, { onProgress: (f) => void progress.push(f) });
+    expect(await readFile(settings().storage.pathOf(stored.storageKey))).toEqual(await readFile(video));
+  });
+
+  it('accepts a download with no content type when the bytes are a video', async () => {
+    expect((await fetchText(`${base}/untyped`)).container).toBe('mp4/mov');
+  });
+
+  it.each([
+    ['/missing.mp4', /does not exist/, true],
+    ['/etc', /not a regular file/, true],
+  ])('refuses local source %s', async (file, reason, permanent) => {
+    const error = await failure(file);
+    expect(error.message).toMatch(reason);
+    expect(error instanceof PermanentJobError).toBe(permanent);
+  });
+
+  it('refuses local files outside the allowed roots', async () => {
+    const error = await failure(video, { fileRoots: ['/srv/media'] });
+    expect(error).toBeInstanceOf(PermanentJobError);
+    expect(error.message).toMatch(/outside the directories/);
+  });
+
+  it('refuses sources above the size limit without reading them', async () => {
+    expect((await failure(video, { maxBytes: 1000 })).message).toMatch(/more than the 0\.0 MiB limit/);
+    expect((await failure(`${base}/huge`)).message).toMatch(/10\.0 GiB, more than/);
+    const endless = await failure(`${base}/endless`, { maxBytes: 2 * 1024 * 1024 });
+    expect(endless).toBeInstanceOf(PermanentJobError);
+    expect(endless.message).toMatch(/download exceeds the 2\.0 MiB limit/);
+  });
+
+  it('refuses content that is not a video, whatever the server claims', async () => {
+    expect((await failure(`${base}/page`)).message).toBe('the server sent "text/html", not a video');
+    expect((await failure(`${base}/lying`)).message).toBe('the content is an HTML page, not a video');
+  });
+
+  it('fails 404 permanently and 503 transiently', async () => {
+    const missing = await failure(`${base}/nothing.mp4`);
+    expect(missing).toBeInstanceOf(PermanentJobError);
+    expect(missing.message).toMatch(/HTTP 404/);
+    const broken = await failure(`${base}/broken`);
+    expect(broken).not.toBeInstanceOf(PermanentJobError);
+    expect(broken.message).toMatch(/HTTP 503/);
+  });
+
+  it('refuses private addresses unless allowed', async () => {
+    const before = requests.length;
+    const error = await failure(`${base}/clip.mp4`, { allowPrivateHosts: false });
+    expect(error).toBeInstanceOf(PermanentJobError);
+    expect(error.message).toMatch(/private address/);
+    const byName = await failure(`${base.replace('127.0.0.1', 'localhost')}/clip.mp4`, { allowPrivateHosts: false });
+    expect(byName.message).toMatch(/localhost resolves to .* a private address/);
+    expect(requests.length).toBe(before);
+  });
+
+  it('leaves no partial file behind after a failed download', async () => {
+    await failure(`${base}/endless`, { maxBytes: 1024 * 1024 });
+    const key = settings().storage.pathOf('videos/7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b21/source.bin.part');
+    await expect(stat(key)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('isPrivateAddress', () => {
+  it.each(['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1'])(
+    'treats %s as private',
+    (address) => expect(isPrivateAddress(address)).toBe(true),
+  );
+  it.each(['8.8.8.8', '172.32.0.1', '2606:4700::1111'])('treats %s as public', (address) => expect(isPrivateAddress(address)).toBe(false));
+});
+
+void writeFile;
