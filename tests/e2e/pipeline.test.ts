@@ -1,0 +1,199 @@
+/**
+ * End to end: the four real processes (built dist) on the real Redis, PostgreSQL and ffmpeg.
+ * A service submits videos over HTTP; the flow crosses worker-io and worker-cpu; results land
+ * in PostgreSQL; Bull Board shows the queues; SIGTERM drains every process.
+ */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { allQueues, analyzeQueue, DEV_API_KEY, DEV_DASHBOARD_PASSWORD, DEV_DASHBOARD_USER } from '@clipline/shared';
+import { ffprobeDuration, generateVideo } from '../helpers/media.js';
+import { freePort, startApp, stopApp, waitForHttp, type AppName, type RunningApp } from '../helpers/processes.js';
+import { createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
+
+import { jest } from '@jest/globals';
+
+jest.setTimeout(180_000);
+
+const FIXTURES = path.resolve(import.meta.dirname ?? '.', '../../../shared/fixtures/video');
+let env: TestEnvironment;
+let appEnv: Record<string, string>;
+let producerUrl: string;
+let dashboardUrl: string;
+const apps = new Map<AppName, RunningApp>();
+
+async function start(name: AppName): Promise<RunningApp> {
+  const app = startApp(name, appEnv);
+  apps.set(name, app);
+  const url =
+    name === 'producer'
+      ? `${producerUrl}/readyz`
+      : name === 'dashboard'
+        ? `${dashboardUrl}/healthz`
+        : `http://127.0.0.1:${appEnv[name === 'worker-io' ? 'WORKER_IO_METRICS_PORT' : 'WORKER_CPU_METRICS_PORT']}/healthz`;
+  await waitForHttp(url, app);
+  return app;
+}
+
+async function api(method: string, route: string, body?: unknown) {
+  const res = await fetch(`${producerUrl}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${DEV_API_KEY}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+async function submit(source: string): Promise<string> {
+  const res = await api('POST', '/v1/videos', { source, title: path.basename(source) });
+  expect(res.status).toBe(202);
+  return res.body.id as string;
+}
+
+async function settled(id: string, timeoutMs = 90_000): Promise<Record<string, any>> {
+  return waitFor(
+    async () => {
+      const res = await api('GET', `/v1/videos/${id}`);
+      return ['completed', 'failed', 'cancelled'].includes(res.body.status) ? res.body : undefined;
+    },
+    timeoutMs,
+    `video ${id} to finish`,
+  );
+}
+
+beforeAll(async () => {
+  env = await createTestEnvironment({ LOG_LEVEL: 'info' });
+  const [port, dashboardPort, ioPort, cpuPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  appEnv = {
+    ...env.env,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    DASHBOARD_PORT: String(dashboardPort),
+    WORKER_IO_METRICS_PORT: String(ioPort),
+    WORKER_CPU_METRICS_PORT: String(cpuPort),
+    CPU_POOL_THREADS: '2',
+  };
+  producerUrl = `http://127.0.0.1:${port}`;
+  dashboardUrl = `http://127.0.0.1:${dashboardPort}`;
+  await Promise.all((['producer', 'worker-io', 'worker-cpu', 'dashboard'] as const).map(start));
+});
+
+afterAll(async () => {
+  await Promise.all([...apps.values()].map((app) => stopApp(app, 'SIGKILL')));
+  await env?.cleanup();
+});
+
+describe('a submitted video', () => {
+  it('flows through every step and lands in PostgreSQL with its true cuts and duration', async () => {
+    const video = await generateVideo({ path: path.join(env.config.storageDir, 'cuts.mp4'), segments: [2.4, 1.8, 3.0, 2.2, 2.6, 1.6], width: 480, height: 270, fps: 30 });
+    const id = await submit(video.path);
+    const result = await settled(id);
+    expect(result).toMatchObject({ status: 'completed', progress: 100, error: null });
+    expect(result.steps.map((step: { name: string; status: string }) => [step.name, step.status])).toEqual([
+      ['ingest', 'completed'],
+      ['analyze', 'completed'],
+      ['persist', 'completed'],
+    ]);
+
+    const row = await env.db.selectFrom('videos').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    expect(Math.abs(row.duration_seconds! - (await ffprobeDuration(video.path)))).toBeLessThan(0.1);
+    expect(row).toMatchObject({ status: 'completed', width: 480, height: 270, fps: 30, has_audio: true });
+    const scenes = await env.db.selectFrom('scenes').selectAll().where('video_id', '=', id).orderBy('scene_index').execute();
+    const starts = scenes.slice(1).map((scene) => scene.start_seconds);
+    expect(starts).toHaveLength(video.cutSeconds.length);
+    // Every true cut found within one sampled frame (ANALYZE_FPS=10 → 0.1 s).
+    video.cutSeconds.forEach((cut, index) => expect(Math.abs(starts[index]! - cut)).toBeLessThanOrEqual(0.1 + 1e-6));
+    expect(result.scenes).toEqual(scenes.map((scene) => ({ startSeconds: scene.start_seconds, endSeconds: scene.end_seconds })));
+    const events = await env.db.selectFrom('job_events').select(['step', 'status']).where('video_id', '=', id).execute();
+    expect(events.filter((event) => event.status === 'completed').map((event) => event.step).sort()).toEqual(['analyze', 'ingest', 'persist']);
+  });
+
+  it('fails with a readable reason when the source is not a video or does not exist, and the next video still completes', async () => {
+    const text = path.join(env.config.storageDir, 'notes.mp4');
+    await writeFile(text, 'meeting notes, definitely not a video\n'.repeat(20));
+    const [bad, missing] = await Promise.all([submit(text), submit('/no/such/file.mp4')]);
+    const good = await submit((await generateVideo({ path: path.join(env.config.storageDir, 'after.webm'), segments: [1.5, 1.5], audio: false })).path);
+    const [badResult, missingResult, goodResult] = await Promise.all([settled(bad), settled(missing), settled(good)]);
+    expect(badResult).toMatchObject({ status: 'failed', error: 'ingest: the content is plain text, not a video' });
+    expect(badResult.steps.map((step: { status: string }) => step.status)).toEqual(['failed', 'cancelled', 'cancelled']);
+    expect(missingResult).toMatchObject({ status: 'failed', error: 'ingest: source file does not exist: /no/such/file.mp4' });
+    expect(goodResult).toMatchObject({ status: 'completed', metadata: { hasAudio: false, videoCodec: 'vp8' } });
+  });
+
+  const fixtures = ['bbb_h264_aac_60s.mp4', 'bbb_vp8_vorbis_30s.webm'].map((name) => path.join(FIXTURES, name)).filter(existsSync);
+  (fixtures.length ? it : it.skip)('processes real H.264/AAC and VP8/Vorbis videos', async () => {
+    const ids = await Promise.all(fixtures.map(submit));
+    for (const [index, id] of ids.entries()) {
+      const result = await settled(id);
+      expect(result.status).toBe('completed');
+      expect(Math.abs(result.metadata.durationSeconds - (await ffprobeDuration(fixtures[index]!)))).toBeLessThan(0.1);
+      expect(result.metadata).toMatchObject({ width: expect.any(Number), height: expect.any(Number), fps: expect.any(Number), hasAudio: true });
+      expect(result.scenes.length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('the dashboard', () => {
+  it('refuses requests without credentials', async () => {
+    const res = await fetch(`${dashboardUrl}/`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Basic/);
+    expect((await fetch(`${dashboardUrl}/api/queues`, { headers: { authorization: `Basic ${Buffer.from('admin:wrong').toString('base64')}` } })).status).toBe(401);
+  });
+
+  it('lists every queue and the finished flows to an operator', async () => {
+    const authorization = `Basic ${Buffer.from(`${DEV_DASHBOARD_USER}:${DEV_DASHBOARD_PASSWORD}`).toString('base64')}`;
+    const page = await fetch(`${dashboardUrl}/`, { headers: { authorization } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<html/i);
+    const res = await fetch(`${dashboardUrl}/api/queues?activeQueue=pipeline&status=completed&page=1`, { headers: { authorization } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { queues: { name: string; counts: Record<string, number>; jobs: { name: string }[] }[] };
+    expect(body.queues.map((queue) => queue.name).sort()).toEqual(allQueues.map((queue) => queue.name).sort());
+    const pipeline = body.queues.find((queue) => queue.name === 'pipeline')!;
+    expect(pipeline.counts.completed).toBeGreaterThanOrEqual(2);
+    expect(pipeline.jobs.every((job) => job.name === 'video-pipeline')).toBe(true);
+    const metrics = await (await fetch(`${dashboardUrl}/metrics`)).text();
+    expect(metrics).toMatch(/clipline_queue_jobs\{queue="pipeline",state="completed",service="dashboard"\} [1-9]/);
+  });
+});
+
+describe('SIGTERM', () => {
+  it('drains worker-cpu mid-analysis: it exits cleanly within 10 s, leaves no job active, and another worker finishes the video', async () => {
+    const long = await generateVideo({ path: path.join(env.config.storageDir, 'long.mp4'), segments: [15, 15, 15, 15], width: 1280, height: 720, audio: false });
+    const id = await submit(long.path);
+    await waitFor(
+      async () => ((await api('GET', `/v1/videos/${id}`)).body.steps?.[1]?.status === 'active' ? true : undefined),
+      60_000,
+      'analysis to start',
+    );
+    const stopped = await stopApp(apps.get('worker-cpu')!);
+    expect(stopped).toMatchObject({ code: 0 });
+    expect(stopped.ms).toBeLessThan(10_000);
+
+    const redis = new Redis(env.config.redisUrl);
+    const queue = new Queue(analyzeQueue.name, { connection: redis, prefix: env.config.queuePrefix });
+    try {
+      expect(await queue.getActiveCount()).toBe(0);
+      await start('worker-cpu');
+      expect(await settled(id, 120_000)).toMatchObject({ status: 'completed' });
+      // The first worker handed the job back instead of failing it; the second one finished it.
+      const events = await env.db.selectFrom('job_events').select(['status', 'attempt']).where('video_id', '=', id).where('step', '=', 'analyze').orderBy('id').execute();
+      expect(events.map((event) => event.status)).toEqual(['active', 'released', 'active', 'completed']);
+    } finally {
+      await queue.close();
+      redis.disconnect();
+    }
+  });
+
+  it('stops every process cleanly within 10 s', async () => {
+    for (const name of ['producer', 'dashboard', 'worker-io', 'worker-cpu'] as const) {
+      const app = apps.get(name)!;
+      const stopped = await stopApp(app);
+      expect({ name, code: stopped.code, output: stopped.code === 0 ? '' : app.output() }).toEqual({ name, code: 0, output: '' });
+      expect(stopped.ms).toBeLessThan(10_000);
+    }
+  });
+});
