@@ -32,8 +32,8 @@ const envSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'expected a redis:// or rediss:// URL' }).default('redis://127.0.0.1:6379'),
   /** Prefix of every BullMQ key, so several deployments (or test files) can share one Redis. */
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/, 'letters, digits, ":", "_" and "-" only').default('clipline'),
-  /** PostgreSQL connection. @defaultValue postgres://postgres@127.0.0.1:5432/test */
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'expected a postgres:// URL' }).default('postgres://postgres@127.0.0.1:5432/test'),
+  /** PostgreSQL connection. @defaultValue postgres://postgres@127.0.0.1:5432/clipline */
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'expected a postgres:// URL' }).default('postgres://postgres@127.0.0.1:5432/clipline'),
   /** Schema holding clipline's tables; created on migration when missing. */
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case identifier expected').default('public'),
   DATABASE_POOL_SIZE: positiveInt(10),
