@@ -1,24 +1,21 @@
-import { Migrator, sql, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FileMigrationProvider, Migrator, sql, type MigrationResultSet } from 'kysely';
 import type { Db } from './connection.js';
-import * as initial from './migrations/0001-initial.js';
 
-/** Migrations ship inside the package (no directory scan), in the order they apply. */
-const migrations: Record<string, Migration> = {
-  '0001-initial': initial,
-};
-
-class BundledMigrations implements MigrationProvider {
-  async getMigrations(): Promise<Record<string, Migration>> {
-    return migrations;
-  }
-}
+/**
+ * Migrations are the files of `migrations/` beside this module, applied in name order
+ * (`0001-…`, `0002-…`). Each exports `up` and `down`.
+ */
+const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 /** Creates the schema if needed and applies every pending migration; throws on the first failure. */
 export async function migrateToLatest(db: Db, schema: string): Promise<MigrationResultSet> {
   await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
   const migrator = new Migrator({
     db,
-    provider: new BundledMigrations(),
+    provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }),
     migrationTableSchema: schema,
   });
   const result = await migrator.migrateToLatest();
