@@ -1,65 +1,13 @@
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { Insertable, Selectable } from 'kysely';
+import type { CoreTables, ScenesTable, VideosTable } from './tables/core.js';
 
-export type VideoStatus = 'queued' | 'processing' | 'completed' | 'failed' | 'cancelled';
-export type StepStatus = 'pending' | 'active' | 'completed' | 'failed' | 'skipped' | 'cancelled';
+export * from './tables/core.js';
 
-type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
-
-export interface VideosTable {
-  id: string;
-  status: VideoStatus;
-  progress: Generated<number>;
-  title: string | null;
-  source: string;
-  error: string | null;
-  storage_key: string | null;
-  size_bytes: number | null;
-  duration_seconds: number | null;
-  width: number | null;
-  height: number | null;
-  fps: number | null;
-  has_audio: boolean | null;
-  video_codec: string | null;
-  created_at: Timestamp;
-  updated_at: Timestamp;
-  completed_at: Date | null;
-}
-
-export interface VideoStepsTable {
-  video_id: string;
-  step: string;
-  status: StepStatus;
-  reason: string | null;
-  attempts: Generated<number>;
-  updated_at: Timestamp;
-}
-
-export interface ScenesTable {
-  video_id: string;
-  scene_index: number;
-  start_seconds: number;
-  end_seconds: number;
-}
-
-export interface JobEventsTable {
-  id: Generated<string>;
-  video_id: string | null;
-  queue: string;
-  job_name: string;
-  job_id: string;
-  step: string | null;
-  status: string;
-  attempt: number;
-  reason: string | null;
-  created_at: Timestamp;
-}
-
-export interface Database {
-  videos: VideosTable;
-  video_steps: VideoStepsTable;
-  scenes: ScenesTable;
-  job_events: JobEventsTable;
-}
+/**
+ * Every table, one group per feature; each group's interface lives in `tables/<feature>.ts`
+ * beside its migration.
+ */
+export interface Database extends CoreTables {}
 
 export type VideoRow = Selectable<VideosTable>;
 export type NewVideo = Insertable<VideosTable>;

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// `npm run bench -- <name> [<name> …]`: runs bench/<name>.mjs, each of which prints one JSON
+// object per line: {"bench", "metric", "value", "unit", "baseline", "ratio", …}, the baseline
+// measured in the same run. With no name, lists the benchmarks.
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const available = readdirSync(here)
+  .filter((file) => file.endsWith('.mjs') && file !== 'run.mjs' && !file.startsWith('_'))
+  .map((file) => file.slice(0, -4))
+  .sort();
+const names = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
+if (names.length === 0) {
+  process.stderr.write(`usage: npm run bench -- <${available.join('|')}> …\n`);
+  process.exit(available.length ? 2 : 1);
+}
+for (const name of names) {
+  if (!available.includes(name)) {
+    process.stderr.write(`unknown benchmark "${name}" (available: ${available.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+for (const name of names) {
+  const module = await import(pathToFileURL(path.join(here, `${name}.mjs`)).href);
+  await module.run({ emit: (result) => process.stdout.write(`${JSON.stringify({ bench: name, ...result })}\n`), log: (text) => process.stderr.write(`[${name}] ${text}\n`) });
+}

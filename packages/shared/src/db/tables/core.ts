@@ -1,0 +1,64 @@
+import type { ColumnType, Generated } from 'kysely';
+
+export type VideoStatus = 'queued' | 'processing' | 'completed' | 'failed' | 'cancelled';
+export type StepStatus = 'pending' | 'active' | 'completed' | 'failed' | 'skipped' | 'cancelled';
+
+export type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface VideosTable {
+  id: string;
+  status: VideoStatus;
+  progress: Generated<number>;
+  title: string | null;
+  source: string;
+  error: string | null;
+  storage_key: string | null;
+  size_bytes: number | null;
+  duration_seconds: number | null;
+  width: number | null;
+  height: number | null;
+  fps: number | null;
+  has_audio: boolean | null;
+  video_codec: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  completed_at: Date | null;
+}
+
+export interface VideoStepsTable {
+  video_id: string;
+  step: string;
+  status: StepStatus;
+  reason: string | null;
+  attempts: Generated<number>;
+  updated_at: Timestamp;
+}
+
+export interface ScenesTable {
+  video_id: string;
+  scene_index: number;
+  start_seconds: number;
+  end_seconds: number;
+}
+
+export interface JobEventsTable {
+  id: Generated<string>;
+  video_id: string | null;
+  queue: string;
+  job_name: string;
+  job_id: string;
+  step: string | null;
+  status: string;
+  attempt: number;
+  reason: string | null;
+  created_at: Timestamp;
+}
+
+/** Tables of the video pipeline's core: videos, their steps and scenes, and the job audit. */
+export interface CoreTables {
+  videos: VideosTable;
+  video_steps: VideoStepsTable;
+  scenes: ScenesTable;
+  job_events: JobEventsTable;
+}
+
