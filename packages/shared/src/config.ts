@@ -123,13 +123,13 @@ function deepFreeze<T extends object>(value: T): Readonly<T> {
 }
 
 /**
- * Parses the environment once into a frozen {@link Config}. Throws a {@link ConfigError}
- * whose message names every bad variable and what was expected of it.
+ * Parses environment variables with any zod object schema: empty strings count as unset, and a
+ * failure throws a {@link ConfigError} naming every bad variable. Apps use it for settings of
+ * their own next to {@link loadConfig}.
  */
-export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
-  // Empty strings count as unset, so `FOO=` in a compose file falls back to the default.
+export function parseEnv<S extends z.ZodType>(schema: S, source: Record<string, string | undefined>): Readonly<z.output<S>> {
   const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
-  const parsed = envSchema.safeParse(cleaned);
+  const parsed = schema.safeParse(cleaned);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const name = issue.path.join('.');
@@ -137,7 +137,16 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     });
     throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);
   }
-  const env = parsed.data;
+  return deepFreeze(parsed.data as object) as Readonly<z.output<S>>;
+}
+
+/**
+ * Parses the environment once into a frozen {@link Config}. Throws a {@link ConfigError}
+ * whose message names every bad variable and what was expected of it.
+ */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  // Empty strings count as unset, so `FOO=` in a compose file falls back to the default.
+  const env = parseEnv(envSchema, source);
   const production = env.NODE_ENV === 'production';
   const problems: string[] = [];
   if (production && !env.API_KEYS?.length) problems.push('  API_KEYS: must be set in production (comma-separated keys)');
@@ -181,10 +190,18 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   });
 }
 
-/** Loads the config or, on a bad variable, prints the reason and exits with code 78 (EX_CONFIG). */
-export function loadConfigOrExit(source: Record<string, string | undefined> = process.env): Config {
+/**
+ * Runs a config loader or, on a bad variable, prints the reason and exits with code 78
+ * (EX_CONFIG). Without a loader, loads the shared {@link Config}.
+ */
+export function loadConfigOrExit(source?: Record<string, string | undefined>): Config;
+export function loadConfigOrExit<T>(source: Record<string, string | undefined>, loader: (source: Record<string, string | undefined>) => T): T;
+export function loadConfigOrExit<T>(
+  source: Record<string, string | undefined> = process.env,
+  loader: (source: Record<string, string | undefined>) => T = loadConfig as unknown as (source: Record<string, string | undefined>) => T,
+): T {
   try {
-    return loadConfig(source);
+    return loader(source);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`clipline: ${error.message}\n`);
