@@ -1,23 +1,156 @@
+/**
+ * The HTTP contract in zod: requests are validated with these schemas and the OpenAPI document
+ * is generated from them (openapi.ts), so the two cannot drift apart.
+ */
 import { z } from 'zod';
 
+const httpUrl = z
+  .string()
+  .max(2048, 'callbackUrl is longer than 2048 characters')
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'https:' || url.protocol === 'http:') && !url.username && !url.password;
+    } catch {
+      return false;
+    }
+  }, 'callbackUrl must be an http(s) URL without credentials');
+
+export const clipAspect = z.enum(['9:16', '1:1', '16:9']).meta({ description: 'Aspect ratio of rendered clips' });
+
+export const videoOptions = z
+  .strictObject({
+    clipCount: z.number().int().min(1).max(20).optional().meta({ description: 'How many clips to keep (default 3)' }),
+    minClipSeconds: z.number().min(1).max(300).optional().meta({ description: 'Shortest clip, seconds (default 5)' }),
+    maxClipSeconds: z.number().min(1).max(600).optional().meta({ description: 'Longest clip, seconds (default 30)' }),
+    aspect: clipAspect.optional(),
+  })
+  .refine((options) => options.minClipSeconds === undefined || options.maxClipSeconds === undefined || options.minClipSeconds <= options.maxClipSeconds, {
+    message: 'minClipSeconds must not exceed maxClipSeconds',
+    path: ['minClipSeconds'],
+  });
+
 /** `POST /v1/videos` body. Unknown fields are refused, so a typo never goes unnoticed. */
-export const videoSubmission = z.strictObject({
-  source: z
-    .string({ message: 'source is required: a file path, file:// URL or http(s) URL' })
-    .trim()
-    .min(1, 'source must not be empty')
-    .max(4096, 'source is longer than 4096 characters'),
-  title: z.string().trim().max(300, 'title is longer than 300 characters').nullish(),
-});
+export const videoSubmission = z
+  .strictObject({
+    source: z
+      .string({ message: 'source is required: a file path, file:// URL or http(s) URL' })
+      .trim()
+      .min(1, 'source must not be empty')
+      .max(4096, 'source is longer than 4096 characters')
+      .meta({ description: 'Absolute local path, file:// URL or http(s) URL of the video', example: 'https://cdn.example.com/talk.mp4' }),
+    title: z.string().trim().max(300, 'title is longer than 300 characters').nullish(),
+    options: videoOptions.optional(),
+    callbackUrl: httpUrl.optional().meta({ description: 'Receives a signed POST when the video completes or fails' }),
+    priority: z.enum(['high', 'normal', 'low']).optional().meta({ description: 'Queue priority (default normal)' }),
+    delaySeconds: z.number().min(0).max(7 * 24 * 3600).optional().meta({ description: 'Start processing no sooner than this' }),
+  })
+  .meta({ id: 'VideoSubmission' });
 export type VideoSubmissionBody = z.infer<typeof videoSubmission>;
+
+export const MAX_BATCH = 1000;
+export const videoBatch = z
+  .strictObject({
+    videos: z.array(videoSubmission).min(1, 'videos must hold at least one submission').max(MAX_BATCH, `at most ${MAX_BATCH} videos per batch`),
+  })
+  .meta({ id: 'VideoBatch' });
+
+export const videoListQuery = z.strictObject({
+  status: z.enum(['queued', 'processing', 'completed', 'failed', 'cancelled']).optional(),
+  limit: z.coerce.number().int().min(1, 'limit must be 1-100').max(100, 'limit must be 1-100').default(20),
+  cursor: z.string().max(512).optional(),
+});
 
 export const videoIdParam = z.uuid();
 
+const links = z.object({ self: z.string(), events: z.string().optional() });
+
+export const submissionAccepted = z
+  .object({ id: z.uuid(), status: z.literal('queued'), links })
+  .meta({ id: 'SubmissionAccepted' });
+
+export const batchAccepted = z.object({ videos: z.array(submissionAccepted) }).meta({ id: 'BatchAccepted' });
+
+const stepView = z.object({
+  name: z.string(),
+  status: z.enum(['pending', 'active', 'completed', 'failed', 'skipped', 'cancelled']),
+  reason: z.string().nullable(),
+  attempts: z.number().int(),
+  updatedAt: z.string(),
+});
+
+export const videoView = z
+  .object({
+    id: z.uuid(),
+    status: z.enum(['queued', 'processing', 'completed', 'failed', 'cancelled']),
+    progress: z.number().int().min(0).max(100),
+    version: z.number().int(),
+    priority: z.enum(['high', 'normal', 'low']),
+    options: z.record(z.string(), z.unknown()),
+    callbackUrl: z.string().nullable(),
+    title: z.string().nullable(),
+    source: z.string(),
+    error: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    completedAt: z.string().nullable(),
+    metadata: z
+      .object({
+        durationSeconds: z.number(),
+        width: z.number().int(),
+        height: z.number().int(),
+        fps: z.number(),
+        hasAudio: z.boolean(),
+        sizeBytes: z.number().int(),
+        videoCodec: z.string().nullable(),
+      })
+      .nullable(),
+    scenes: z.array(z.object({ startSeconds: z.number(), endSeconds: z.number() })),
+    steps: z.array(stepView),
+    links,
+  })
+  .meta({ id: 'Video' });
+
+export const videoList = z.object({ items: z.array(videoView), nextCursor: z.string().nullable() }).meta({ id: 'VideoList' });
+
+export const cancelAccepted = z.object({ id: z.uuid(), status: z.literal('cancelled') }).meta({ id: 'CancelAccepted' });
+
+export const jobAccepted = z
+  .object({ id: z.string(), queue: z.string(), name: z.string(), status: z.string(), links })
+  .meta({ id: 'JobAccepted' });
+
+export const jobView = z
+  .object({
+    id: z.string(),
+    queue: z.string(),
+    name: z.string(),
+    state: z.string(),
+    progress: z.unknown(),
+    returnValue: z.unknown(),
+    failedReason: z.string().nullable(),
+    attemptsMade: z.number().int(),
+    createdAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+  })
+  .meta({ id: 'Job' });
+
+export const problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().optional(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ id: 'Problem' });
+
 /** Flattens zod issues into `{path, message}` pairs and one readable sentence. */
 export function describeIssues(error: z.ZodError): { detail: string; errors: { path: string; message: string }[] } {
-  const errors = error.issues.map((issue) => ({
+  const errors = error.issues.slice(0, 20).map((issue) => ({
     path: issue.path.map(String).join('.') || '(body)',
     message: issue.message,
   }));
-  return { detail: errors.map((item) => (item.path === '(body)' ? item.message : `${item.path}: ${item.message}`)).join('; '), errors };
+  const detail = errors.map((item) => (item.path === '(body)' ? item.message : `${item.path}: ${item.message}`)).join('; ');
+  return { detail: detail.length > 2000 ? `${detail.slice(0, 1999)}…` : detail, errors };
 }

@@ -1,47 +1,67 @@
-import express, { type Express, type Request } from 'express';
-import {
-  InvalidSubmissionError,
-  type Config,
-  type Logger,
-  type Registry,
-  type VideoPipelineProducer,
-  type VideosRepository,
+import express, { type Express, type RequestHandler } from 'express';
+import type { Redis } from 'ioredis';
+import type {
+  Config,
+  IdempotencyRepository,
+  JobQueues,
+  Logger,
+  Registry,
+  VideoPipelineProducer,
+  VideoSignals,
+  VideosRepository,
 } from '@clipline/shared';
-import { describeIssues, videoIdParam, videoSubmission } from './api-schemas.js';
-import { requireApiKey } from './http/auth.js';
-import { badRequest, HttpProblem, notFound, problemHandler, serviceUnavailable } from './http/problem.js';
+import { requireApiKey, type KeyVerifier } from './http/auth.js';
+import { notFound, problemHandler } from './http/problem.js';
+import { rateLimitPerKey } from './http/rate-limit.js';
+import { openApiDocument } from './openapi.js';
+import { jobRoutes } from './routes/jobs.js';
+import { videoRoutes } from './routes/videos.js';
 
 export interface ProducerDependencies {
   config: Config;
   logger: Logger;
   metrics: Registry;
+  redis: Redis;
   videos: VideosRepository;
   pipeline: VideoPipelineProducer;
+  idempotency: IdempotencyRepository;
+  signals: VideoSignals;
+  jobs: JobQueues;
+  /** Looks up API keys kept in the database, beside those of the configuration. */
+  verifyKey?: KeyVerifier;
   /** Whether Redis answers; the API refuses to enqueue (503) when it does not. */
   queueReady(): boolean;
   /** Round trip to Redis and the database, for /readyz. */
   checkDependencies(): Promise<{ redis: boolean; database: boolean }>;
 }
 
-function jsonBody(req: Request): unknown {
-  if (!req.is('application/json')) {
-    throw new HttpProblem(415, 'Unsupported Media Type', 'send the body as JSON with "Content-Type: application/json"');
-  }
-  return req.body;
-}
-
-/** Errors from a lost Redis or database connection: the request may be retried later. */
-function isUnavailable(error: unknown): boolean {
-  const text = `${(error as Error)?.name} ${(error as Error)?.message} ${(error as { code?: string })?.code}`;
-  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect/i.test(text);
+/** CORS only for configured origins; without any, browsers get no CORS headers at all. */
+function cors(origins: readonly string[]): RequestHandler {
+  return (req, res, next) => {
+    const origin = req.get('origin');
+    if (!origin || origins.length === 0) return next();
+    if (!origins.includes('*') && !origins.includes(origin)) return next();
+    res.setHeader('access-control-allow-origin', origins.includes('*') ? '*' : origin);
+    res.setHeader('vary', 'Origin');
+    if (req.method === 'OPTIONS') {
+      res.setHeader('access-control-allow-methods', 'GET, POST, DELETE');
+      res.setHeader('access-control-allow-headers', 'authorization, content-type, idempotency-key, last-event-id');
+      res.setHeader('access-control-max-age', '600');
+      res.status(204).end();
+      return;
+    }
+    return next();
+  };
 }
 
 export function createProducerApp(deps: ProducerDependencies): Express {
-  const { videos, pipeline, logger } = deps;
+  const { config, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
-  app.use(express.json({ limit: '256kb', strict: true, type: ['application/json', 'application/*+json'] }));
+  app.set('query parser', 'simple');
+  app.use(cors(config.corsOrigins));
+  app.use(express.json({ limit: '1mb', strict: true, type: ['application/json', 'application/*+json'] }));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -54,46 +74,19 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   app.get('/metrics', async (_req, res) => {
     res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
   });
+  const document = openApiDocument();
+  app.get('/openapi.json', (_req, res) => {
+    res.json(document);
+  });
 
   const v1 = express.Router();
-  v1.use(requireApiKey(deps.config.apiKeys));
-
-  v1.post('/videos', async (req, res) => {
-    const parsed = videoSubmission.safeParse(jsonBody(req) ?? undefined);
-    if (!parsed.success) {
-      const { detail, errors } = describeIssues(parsed.error);
-      throw badRequest(detail, errors);
-    }
-    if (!deps.queueReady()) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
-    try {
-      const { id } = await pipeline.submit({ source: parsed.data.source, title: parsed.data.title ?? null });
-      res
-        .status(202)
-        .location(`/v1/videos/${id}`)
-        .json({ id, status: 'queued', links: { self: `/v1/videos/${id}` } });
-    } catch (error) {
-      if (error instanceof InvalidSubmissionError) throw badRequest(error.message, [{ path: 'source', message: error.message }]);
-      if (isUnavailable(error)) throw serviceUnavailable('the job queue or database is unreachable; retry shortly');
-      throw error;
-    }
-  });
-
-  v1.get('/videos/:id', async (req, res) => {
-    const id = String(req.params.id);
-    if (!videoIdParam.safeParse(id).success) throw notFound(`no video with id "${id.slice(0, 100)}" (ids are UUIDs)`);
-    let video;
-    try {
-      video = await videos.find(id);
-    } catch (error) {
-      if (isUnavailable(error)) throw serviceUnavailable('the database is unreachable; retry shortly');
-      throw error;
-    }
-    if (!video) throw notFound(`no video with id ${id}`);
-    res.json({ ...video, links: { self: `/v1/videos/${id}` } });
-  });
+  v1.use(requireApiKey(config.apiKeys, deps.verifyKey));
+  v1.use(rateLimitPerKey(deps.redis, config.queuePrefix, config.apiRateLimitPerMinute));
+  v1.use(videoRoutes(deps));
+  v1.use(jobRoutes({ queues: deps.jobs, idempotency: deps.idempotency, queueReady: deps.queueReady }));
 
   app.use('/v1', v1);
-  app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path}`)));
+  app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(problemHandler((error) => logger.error({ err: error }, 'unhandled request error')));
   return app;
 }

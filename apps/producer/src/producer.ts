@@ -1,26 +1,47 @@
-import { createRedis, openDatabase, VideoPipelineProducer, VideosRepository, type ServiceContext } from '@clipline/shared';
+import {
+  createRedis,
+  IdempotencyRepository,
+  JobQueues,
+  openDatabase,
+  VideoPipelineProducer,
+  VideoSignals,
+  VideosRepository,
+  type ServiceContext,
+} from '@clipline/shared';
 import { createProducerApp } from './app.js';
+import type { KeyVerifier } from './http/auth.js';
 
 /**
- * Wires the producer's dependencies (Redis for queues, PostgreSQL for records) into the HTTP
- * app; each is registered for shutdown. Used by main and by the integration tests.
+ * Wires the producer's dependencies (Redis for queues and signals, PostgreSQL for records) into
+ * the HTTP app; each is registered for shutdown. Used by main and by the integration tests.
  */
-export function buildProducer(service: ServiceContext) {
+export function buildProducer(service: ServiceContext, options: { verifyKey?: KeyVerifier } = {}) {
   const { config, logger, shutdown, metrics } = service;
   const redis = createRedis(config.redisUrl, 'producer');
   shutdown.register('redis', () => redis.quit().catch(() => redis.disconnect()));
   const db = openDatabase(config);
   shutdown.register('database', () => db.destroy());
+  const signals = new VideoSignals(redis, config.redisUrl, config.queuePrefix);
+  shutdown.register('signals', () => signals.close());
   const videos = new VideosRepository(db);
-  const pipeline = new VideoPipelineProducer({ connection: redis, prefix: config.queuePrefix }, videos);
+  const idempotency = new IdempotencyRepository(db, config.idempotencyTtlSeconds);
+  const context = { connection: redis, prefix: config.queuePrefix };
+  const pipeline = new VideoPipelineProducer(context, videos, signals, { quotaPerMinute: config.fairShareQuotaPerMinute });
   shutdown.register('flow producer', () => pipeline.close());
+  const jobs = new JobQueues(context);
+  shutdown.register('job queues', () => jobs.close());
 
   const app = createProducerApp({
     config,
     logger,
     metrics,
+    redis,
     videos,
     pipeline,
+    idempotency,
+    signals,
+    jobs,
+    ...(options.verifyKey ? { verifyKey: options.verifyKey } : {}),
     queueReady: () => redis.status === 'ready',
     checkDependencies: async () => {
       const [redisOk, dbOk] = await Promise.all([
@@ -36,5 +57,5 @@ export function buildProducer(service: ServiceContext) {
       return { redis: redisOk, database: dbOk };
     },
   });
-  return { app, redis, db, videos, pipeline };
+  return { app, redis, db, videos, pipeline, signals, idempotency, jobs };
 }

@@ -65,7 +65,11 @@ describe('POST /v1/videos', () => {
   it('accepts a submission, records it and enqueues its flow', async () => {
     const res = await request(app).post('/v1/videos').set(auth).send({ source: '/srv/media/a.mp4', title: 'A' });
     expect(res.status).toBe(202);
-    expect(res.body).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), status: 'queued', links: { self: `/v1/videos/${res.body.id}` } });
+    expect(res.body).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      status: 'queued',
+      links: { self: `/v1/videos/${res.body.id}`, events: `/v1/videos/${res.body.id}/events` },
+    });
     expect(res.headers.location).toBe(`/v1/videos/${res.body.id}`);
 
     const video = await request(app).get(`/v1/videos/${res.body.id}`).set(auth);
@@ -91,7 +95,8 @@ describe('POST /v1/videos', () => {
     expect(await parent?.getState()).toBe('waiting-children');
     const first = await ingest.getJob(`${res.body.id}-ingest`);
     expect(first?.data).toEqual({ videoId: res.body.id, source: '/srv/media/a.mp4' });
-    expect(await first?.getState()).toBe('waiting');
+    expect(await first?.getState()).toBe('prioritized');
+    expect(first?.opts.priority).toBe(21);
     await ingest.close();
     await pipeline.close();
   });
@@ -119,7 +124,7 @@ describe('POST /v1/videos', () => {
 
   it('refuses a body that is not JSON (415) and a body that is too large (413)', async () => {
     expectProblem(await request(app).post('/v1/videos').set(auth).set('content-type', 'text/plain').send('source=/a.mp4'), 415, /Content-Type: application\/json/);
-    expectProblem(await request(app).post('/v1/videos').set(auth).send({ source: '/a.mp4', title: 'x'.repeat(300_000) }), 413, /too large/);
+    expectProblem(await request(app).post('/v1/videos').set(auth).send({ source: '/a.mp4', title: 'x'.repeat(1_100_000) }), 413, /too large/);
   });
 });
 

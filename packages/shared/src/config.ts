@@ -75,6 +75,14 @@ const envSchema = z.object({
   ALLOW_PRIVATE_SOURCES: bool.optional(),
   /** Seconds an http(s) download may take before it is abandoned. */
   DOWNLOAD_TIMEOUT_SECONDS: positiveInt(600),
+  /** Requests per minute one API key may make; 0 turns the limit off. */
+  API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
+  /** Submissions per key per minute before its jobs yield to lighter submitters. */
+  FAIR_SHARE_QUOTA_PER_MINUTE: positiveInt(60),
+  /** Hours an Idempotency-Key is remembered. */
+  IDEMPOTENCY_TTL_HOURS: positiveInt(24),
+  /** Origins allowed by CORS (comma-separated, or "*"); empty turns CORS off. */
+  CORS_ORIGINS: commaList.default([]),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -109,6 +117,10 @@ export interface Config {
   readonly ffprobePath: string;
   readonly allowPrivateSources: boolean;
   readonly downloadTimeoutMs: number;
+  readonly apiRateLimitPerMinute: number;
+  readonly fairShareQuotaPerMinute: number;
+  readonly idempotencyTtlSeconds: number;
+  readonly corsOrigins: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -187,6 +199,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     ffprobePath: env.FFPROBE_PATH,
     allowPrivateSources: env.ALLOW_PRIVATE_SOURCES ?? !production,
     downloadTimeoutMs: env.DOWNLOAD_TIMEOUT_SECONDS * 1000,
+    apiRateLimitPerMinute: env.API_RATE_LIMIT_PER_MINUTE,
+    fairShareQuotaPerMinute: env.FAIR_SHARE_QUOTA_PER_MINUTE,
+    idempotencyTtlSeconds: env.IDEMPOTENCY_TTL_HOURS * 3600,
+    corsOrigins: env.CORS_ORIGINS,
   });
 }
 

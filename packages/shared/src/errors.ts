@@ -39,3 +39,11 @@ export class WorkerClosingError extends Error {
 export function isWorkerClosing(error: unknown, signal?: AbortSignal): boolean {
   return error instanceof WorkerClosingError || (signal?.aborted === true && signal.reason instanceof WorkerClosingError);
 }
+
+/** Abort reason given to a running job whose video was cancelled through the API. */
+export class JobCancelledError extends Error {
+  override name = 'JobCancelledError';
+  constructor() {
+    super('cancelled on request');
+  }
+}

@@ -15,3 +15,6 @@ export * from './db/videos-repository.js';
 export * from './pipeline/video-pipeline.js';
 export * from './media-sniff.js';
 export * from './service.js';
+export * from './jobs/video-signals.js';
+export * from './pipeline/video-producer.js';
+export * from './db/idempotency-repository.js';

@@ -1,25 +1,39 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import { HttpProblem } from './problem.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
+/** A key kept in the database, looked up by the key itself. */
+export type KeyVerifier = (presented: string) => Promise<{ id: string; name: string } | null>;
+
+/** The caller the request acts for (an API key id), set by {@link requireApiKey}. */
+export function principalOf(res: Response): string {
+  return String(res.locals.principal ?? 'anonymous');
+}
+
 /**
- * `Authorization: Bearer <key>` against the configured keys. Keys are compared as SHA-256
- * digests in constant time, so neither a key's content nor its length leaks through timing.
+ * `Authorization: Bearer <key>`: keys from the configuration (compared as SHA-256 digests in
+ * constant time, so neither content nor length leaks through timing) or keys stored hashed in
+ * the database. The principal is a stable id of the key, never the key.
  */
-export function requireApiKey(keys: readonly string[]): RequestHandler {
-  const digests = keys.map(digest);
-  return (req, _res, next) => {
+export function requireApiKey(staticKeys: readonly string[], verify?: KeyVerifier): RequestHandler {
+  const digests = staticKeys.map((key) => ({ digest: digest(key), principal: `config:${digest(key).toString('hex').slice(0, 12)}` }));
+  const challenge = { 'www-authenticate': 'Bearer realm="clipline"' };
+  return async (req, res, next) => {
     const header = req.get('authorization');
-    const challenge = { 'www-authenticate': 'Bearer realm="clipline"' };
     if (!header) return next(new HttpProblem(401, 'Unauthorized', 'missing Authorization header: send "Authorization: Bearer <api key>"', {}, challenge));
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const match = /^Bearer\s+([\x21-\x7e]{1,512})\s*$/i.exec(header);
     if (!match?.[1]) return next(new HttpProblem(401, 'Unauthorized', 'Authorization header must be "Bearer <api key>"', {}, challenge));
     const presented = digest(match[1]);
-    let accepted = false;
-    for (const candidate of digests) accepted = timingSafeEqual(candidate, presented) || accepted;
-    if (!accepted) return next(new HttpProblem(401, 'Unauthorized', 'API key is not valid', {}, challenge));
+    let principal: string | undefined;
+    for (const candidate of digests) if (timingSafeEqual(candidate.digest, presented)) principal = candidate.principal;
+    if (!principal && verify) {
+      const stored = await verify(match[1]).catch(() => null);
+      if (stored) principal = `key:${stored.id}`;
+    }
+    if (!principal) return next(new HttpProblem(401, 'Unauthorized', 'API key is not valid', {}, challenge));
+    res.locals.principal = principal;
     return next();
   };
 }

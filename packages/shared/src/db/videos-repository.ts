@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { VIDEO_STEPS } from '../queues/index.js';
 import type { Db } from './connection.js';
-import type { StepStatus, VideoStatus } from './schema.js';
+import type { StepStatus, VideoOptions, VideoPriority, VideoStatus } from './schema.js';
 
 export interface VideoMetadata {
   durationSeconds: number;
@@ -31,6 +31,11 @@ export interface VideoView {
   id: string;
   status: VideoStatus;
   progress: number;
+  /** Bumped on every change; the event id of the video's live stream. */
+  version: number;
+  priority: VideoPriority;
+  options: VideoOptions;
+  callbackUrl: string | null;
   title: string | null;
   source: string;
   error: string | null;
@@ -47,6 +52,43 @@ export interface NewVideoRecord {
   source: string;
   title: string | null;
   steps: readonly string[];
+  options?: VideoOptions;
+  callbackUrl?: string | null;
+  priority?: VideoPriority;
+  submittedBy?: string | null;
+}
+
+export interface VideoListQuery {
+  status?: VideoStatus;
+  submittedBy?: string;
+  /** Page size, 1-100. */
+  limit: number;
+  /** Opaque position from a previous page's `nextCursor`. */
+  cursor?: string;
+}
+
+export interface RepositoryHooks {
+  /** Called after any change to a video (status, progress, steps, results): live streams listen. */
+  onChange?: (videoId: string) => void;
+}
+
+export class InvalidCursorError extends Error {
+  override name = 'InvalidCursorError';
+}
+
+function encodeCursor(createdAt: Date, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
+    const date = new Date(createdAt);
+    if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id) || Number.isNaN(date.getTime())) throw new Error('bad cursor');
+    return { createdAt: date, id };
+  } catch {
+    throw new InvalidCursorError('cursor is not one this API returned');
+  }
 }
 
 export interface JobEvent {
@@ -64,31 +106,99 @@ const TERMINAL: readonly VideoStatus[] = ['completed', 'failed', 'cancelled'];
 
 /** Reads and writes of videos, their steps, scenes and job events. Every write is idempotent. */
 export class VideosRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly hooks: RepositoryHooks = {},
+  ) {}
+
+  private changed(id: string): void {
+    try {
+      this.hooks.onChange?.(id);
+    } catch {
+      // A listener's failure must not fail the write that already happened.
+    }
+  }
 
   /** Inserts the video and its pending steps in one transaction; a repeated id is a no-op. */
   async create(video: NewVideoRecord): Promise<void> {
+    await this.createMany([video]);
+  }
+
+  /** Inserts many videos and their steps in one transaction (two statements whatever the count). */
+  async createMany(videos: readonly NewVideoRecord[]): Promise<void> {
+    if (videos.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
       await trx
         .insertInto('videos')
-        .values({ id: video.id, status: 'queued', source: video.source, title: video.title, error: null, storage_key: null,
-          size_bytes: null, duration_seconds: null, width: null, height: null, fps: null, has_audio: null, video_codec: null,
-          completed_at: null })
+        .values(
+          videos.map((video) => ({
+            id: video.id, status: 'queued' as const, source: video.source, title: video.title, error: null, storage_key: null,
+            size_bytes: null, duration_seconds: null, width: null, height: null, fps: null, has_audio: null, video_codec: null,
+            completed_at: null, options: JSON.stringify(video.options ?? {}), callback_url: video.callbackUrl ?? null,
+            priority: video.priority ?? 'normal', submitted_by: video.submittedBy ?? null,
+          })),
+        )
         .onConflict((oc) => oc.column('id').doNothing())
         .execute();
-      if (video.steps.length) {
-        await trx
-          .insertInto('video_steps')
-          .values(video.steps.map((step) => ({ video_id: video.id, step, status: 'pending' as const, reason: null })))
-          .onConflict((oc) => oc.columns(['video_id', 'step']).doNothing())
-          .execute();
+      const steps = videos.flatMap((video) => video.steps.map((step) => ({ video_id: video.id, step, status: 'pending' as const, reason: null })));
+      if (steps.length) {
+        await trx.insertInto('video_steps').values(steps).onConflict((oc) => oc.columns(['video_id', 'step']).doNothing()).execute();
       }
     });
   }
 
-  /** Removes a video whose jobs could not be enqueued, so no half-submitted row stays behind. */
-  async remove(id: string): Promise<void> {
-    await this.db.deleteFrom('videos').where('id', '=', id).execute();
+  /** Removes videos whose jobs could not be enqueued, so no half-submitted row stays behind. */
+  async remove(...ids: string[]): Promise<void> {
+    if (ids.length) await this.db.deleteFrom('videos').where('id', 'in', ids).execute();
+  }
+
+  /** Newest first, filtered; pages are stable under concurrent inserts (keyset on created_at, id). */
+  async list(query: VideoListQuery): Promise<{ items: VideoView[]; nextCursor: string | null }> {
+    let select = this.db.selectFrom('videos').select(['id', 'created_at']);
+    if (query.status) select = select.where('status', '=', query.status);
+    if (query.submittedBy) select = select.where('submitted_by', '=', query.submittedBy);
+    if (query.cursor) {
+      const { createdAt, id } = decodeCursor(query.cursor);
+      select = select.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]));
+    }
+    const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute();
+    const page = rows.slice(0, query.limit);
+    const views = await Promise.all(page.map((row) => this.find(row.id)));
+    const last = page.at(-1);
+    return {
+      items: views.filter((view): view is VideoView => view !== undefined),
+      nextCursor: rows.length > query.limit && last ? encodeCursor(last.created_at, last.id) : null,
+    };
+  }
+
+  /**
+   * Cancels a video that has not finished: it becomes `cancelled` and its unfinished steps too.
+   * Returns false when the video had already finished (or does not exist).
+   */
+  async cancel(id: string): Promise<boolean> {
+    const cancelled = await this.db.transaction().execute(async (trx) => {
+      const result = await trx
+        .updateTable('videos')
+        .set({ status: 'cancelled', error: 'cancelled on request', updated_at: sql`now()`, version: sql`version + 1` })
+        .where('id', '=', id)
+        .where('status', 'not in', TERMINAL)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return false;
+      await trx
+        .updateTable('video_steps')
+        .set({ status: 'cancelled', reason: 'cancelled on request', updated_at: sql`now()` })
+        .where('video_id', '=', id)
+        .where('status', 'in', ['pending', 'active'])
+        .execute();
+      return true;
+    });
+    if (cancelled) this.changed(id);
+    return cancelled;
+  }
+
+  async status(id: string): Promise<VideoStatus | undefined> {
+    const row = await this.db.selectFrom('videos').select('status').where('id', '=', id).executeTakeFirst();
+    return row?.status;
   }
 
   async exists(id: string): Promise<boolean> {
@@ -116,6 +226,10 @@ export class VideosRepository {
       id: video.id,
       status: video.status,
       progress: video.progress,
+      version: video.version,
+      priority: video.priority,
+      options: video.options,
+      callbackUrl: video.callback_url,
       title: video.title,
       source: video.source,
       error: video.error,
@@ -157,6 +271,7 @@ export class VideosRepository {
       .set({
         status,
         updated_at: sql`now()`,
+        version: sql`version + 1`,
         ...(fields.error !== undefined ? { error: fields.error } : {}),
         ...(fields.progress !== undefined ? { progress: fields.progress } : {}),
         ...(status === 'completed' ? { completed_at: sql`now()`, progress: 100 } : {}),
@@ -164,18 +279,22 @@ export class VideosRepository {
       .where('id', '=', id)
       .where('status', 'not in', TERMINAL)
       .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+    const moved = Number(result.numUpdatedRows) > 0;
+    if (moved) this.changed(id);
+    return moved;
   }
 
   /** Raises progress (never lowers it) of a video that is still running. */
   async raiseProgress(id: string, progress: number): Promise<void> {
     const value = Math.max(0, Math.min(99, Math.round(progress)));
-    await this.db
+    const result = await this.db
       .updateTable('videos')
-      .set({ progress: sql`greatest(progress, ${value})`, updated_at: sql`now()` })
+      .set({ progress: value, updated_at: sql`now()`, version: sql`version + 1` })
       .where('id', '=', id)
       .where('status', 'not in', TERMINAL)
-      .execute();
+      .where('progress', '<', value)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) > 0) this.changed(id);
   }
 
   async setStep(videoId: string, step: string, status: StepStatus, fields: { reason?: string | null; attempts?: number } = {}) {
@@ -189,7 +308,14 @@ export class VideosRepository {
       })
       .where('video_id', '=', videoId)
       .where('step', '=', step)
+      .where('status', '!=', 'cancelled')
       .execute();
+    await this.bumpVersion(videoId);
+  }
+
+  private async bumpVersion(id: string): Promise<void> {
+    await this.db.updateTable('videos').set({ version: sql`version + 1`, updated_at: sql`now()` }).where('id', '=', id).execute();
+    this.changed(id);
   }
 
   /**
@@ -203,6 +329,7 @@ export class VideosRepository {
         .set({ status: 'failed', reason, updated_at: sql`now()` })
         .where('video_id', '=', id)
         .where('step', '=', step)
+        .where('status', '!=', 'cancelled')
         .execute();
       await trx
         .updateTable('video_steps')
@@ -212,11 +339,12 @@ export class VideosRepository {
         .execute();
       await trx
         .updateTable('videos')
-        .set({ status: 'failed', error: reason, updated_at: sql`now()` })
+        .set({ status: 'failed', error: reason, updated_at: sql`now()`, version: sql`version + 1` })
         .where('id', '=', id)
         .where('status', 'not in', TERMINAL)
         .execute();
     });
+    this.changed(id);
   }
 
   async setSource(id: string, fields: { storageKey: string; sizeBytes: number }): Promise<void> {
@@ -244,6 +372,7 @@ export class VideosRepository {
           size_bytes: metadata.sizeBytes,
           video_codec: metadata.videoCodec,
           updated_at: sql`now()`,
+          version: sql`version + 1`,
         })
         .where('id', '=', id)
         .execute();
@@ -262,6 +391,7 @@ export class VideosRepository {
           .execute();
       }
     });
+    this.changed(id);
   }
 
   async recordJobEvent(event: JobEvent): Promise<void> {

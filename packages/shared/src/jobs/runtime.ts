@@ -15,7 +15,7 @@ import {
 } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
-import { coerceError, isWorkerClosing, PermanentJobError, WorkerClosingError } from '../errors.js';
+import { coerceError, isWorkerClosing, JobCancelledError, PermanentJobError, WorkerClosingError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { JobNames, Payload, QueueDeclaration } from '../queues/define.js';
 
@@ -84,6 +84,8 @@ export interface WorkerOptions {
   logger: Logger;
   /** Milliseconds a job lock lives between renewals. @defaultValue 30000 */
   lockDuration?: number;
+  /** Cancellation signals: running jobs of a cancelled video are aborted. */
+  cancellations?: { onCancel(listener: (videoId: string) => void): () => void };
 }
 
 export interface RunningWorker {
@@ -112,7 +114,10 @@ export function startWorker<Q extends QueueDeclaration>(
     throw new Error(`queue "${declaration.name}" has no processor for job(s) ${missing.join(', ')}: add them to the worker's processors`);
   }
   const baseLogger = options.logger.child({ queue: declaration.name });
-  const controllers = new Map<string, AbortController>();
+  const controllers = new Map<string, { controller: AbortController; videoId: string | undefined }>();
+  const stopListening = options.cancellations?.onCancel((videoId) => {
+    for (const entry of controllers.values()) if (entry.videoId === videoId) entry.controller.abort(new JobCancelledError());
+  });
 
   const worker = new Worker(
     declaration.name,
@@ -124,7 +129,8 @@ export function startWorker<Q extends QueueDeclaration>(
         attempt: job.attemptsMade + 1,
       });
       const controller = new AbortController();
-      controllers.set(job.id ?? '', controller);
+      const videoId = typeof job.data?.videoId === 'string' ? (job.data.videoId as string) : undefined;
+      controllers.set(job.id ?? '', { controller, videoId });
       try {
         const data = validatePayload(declaration, job.name as JobNames<Q>, job.data);
         const processor = (processors as Record<string, Processor<unknown>>)[job.name];
@@ -154,6 +160,10 @@ export function startWorker<Q extends QueueDeclaration>(
           logger.info('job released back to the queue for another worker');
           throw new WaitingError();
         }
+        if (controller.signal.reason instanceof JobCancelledError) {
+          logger.info('job stopped: its video was cancelled');
+          throw new UnrecoverableError('cancelled on request');
+        }
         if (error instanceof PermanentJobError || error instanceof UnrecoverableError) {
           logger.warn({ reason: error.message }, 'job failed permanently');
           throw new UnrecoverableError(error.message);
@@ -176,8 +186,9 @@ export function startWorker<Q extends QueueDeclaration>(
 
   let closing: Promise<void> | undefined;
   const close = async (graceMs: number) => {
+    stopListening?.();
     const timer = setTimeout(() => {
-      for (const controller of controllers.values()) controller.abort(new WorkerClosingError());
+      for (const { controller } of controllers.values()) controller.abort(new WorkerClosingError());
     }, graceMs);
     try {
       await worker.close();
@@ -198,6 +209,20 @@ export interface FlowStep {
   data: unknown;
 }
 
+export interface ChainOptions {
+  /** BullMQ priority of every job of the chain (1 is the highest). */
+  priority?: number;
+  /** Milliseconds before the first step may start. */
+  delayMs?: number;
+}
+
+export interface Chain {
+  key: string;
+  parent: FlowStep;
+  steps: readonly FlowStep[];
+  options?: ChainOptions;
+}
+
 /**
  * Enqueues flows: a parent job whose children are the steps, nested so each step runs only
  * after the one before it (BullMQ runs the deepest child first). Job ids are `<key>-<queue>`,
@@ -205,28 +230,121 @@ export interface FlowStep {
  */
 export class FlowEnqueuer {
   private readonly flows: FlowProducer;
+  private readonly queues = new Map<string, Queue>();
 
-  constructor(context: QueueContext) {
+  constructor(private readonly context: QueueContext) {
     this.flows = new FlowProducer({ connection: context.connection as ConnectionOptions, prefix: context.prefix });
     this.flows.on('error', () => {});
   }
 
-  async addChain(key: string, parent: FlowStep, steps: readonly FlowStep[]): Promise<void> {
+  private build({ key, parent, steps, options = {} }: Chain): FlowJob {
     const node = (step: FlowStep, extra: JobsOptions, children: FlowJob[] | undefined): FlowJob => ({
       name: step.jobName,
       queueName: step.declaration.name,
       data: validatePayload(step.declaration, step.jobName, step.data),
-      opts: jobOptions(step.declaration, { jobId: `${key}-${step.declaration.name}`, ...extra }),
+      opts: jobOptions(step.declaration, {
+        jobId: `${key}-${step.declaration.name}`,
+        ...(options.priority ? { priority: options.priority } : {}),
+        ...extra,
+      }),
       ...(children ? { children } : {}),
     });
     let children: FlowJob[] | undefined;
     // Build from the first step outwards: step k is the only child of step k+1.
-    for (const step of steps) children = [node(step, { failParentOnFailure: true }, children)];
-    await this.flows.add(node(parent, {}, children));
+    steps.forEach((step, index) => {
+      const delay = index === 0 && options.delayMs ? { delay: options.delayMs } : {};
+      children = [node(step, { failParentOnFailure: true, ...delay }, children)];
+    });
+    return node(parent, {}, children);
   }
 
-  close(): Promise<void> {
-    return this.flows.close();
+  async addChain(chain: Chain): Promise<void> {
+    await this.flows.add(this.build(chain));
+  }
+
+  /** Many chains in one Redis round trip (a MULTI of every job of every flow). */
+  async addChains(chains: readonly Chain[]): Promise<void> {
+    if (chains.length) await this.flows.addBulk(chains.map((chain) => this.build(chain)));
+  }
+
+  /**
+   * Removes a chain's parent and every child that is not running. Running children cannot be
+   * removed (they hold a lock); they are stopped through cancellation signals instead.
+   */
+  async removeChain(key: string, parent: QueueDeclaration): Promise<boolean> {
+    let queue = this.queues.get(parent.name);
+    if (!queue) {
+      queue = createQueue(parent, this.context);
+      this.queues.set(parent.name, queue);
+    }
+    try {
+      return (await queue.remove(`${key}-${parent.name}`, { removeChildren: true })) === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.flows.close(), ...[...this.queues.values()].map((queue) => queue.close())]);
+  }
+}
+
+/** A job as the API shows it. */
+export interface JobView {
+  id: string;
+  queue: string;
+  name: string;
+  state: string;
+  progress: unknown;
+  returnValue: unknown;
+  failedReason: string | null;
+  attemptsMade: number;
+  createdAt: string | null;
+  finishedAt: string | null;
+}
+
+/** Enqueues single jobs of declared queues and reads them back; one Queue object per queue. */
+export class JobQueues {
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(private readonly context: QueueContext) {}
+
+  private queue(declaration: QueueDeclaration): Queue {
+    let queue = this.queues.get(declaration.name);
+    if (!queue) {
+      queue = createQueue(declaration, this.context);
+      this.queues.set(declaration.name, queue);
+    }
+    return queue;
+  }
+
+  /** Validates the payload against the job's schema, then adds it with the queue's defaults. */
+  async add(declaration: QueueDeclaration, name: string, payload: unknown, overrides: JobsOptions = {}): Promise<{ id: string }> {
+    const data = validatePayload(declaration, name, payload);
+    const job = await this.queue(declaration).add(name, data, jobOptions(declaration, overrides));
+    return { id: job.id ?? '' };
+  }
+
+  async get(declaration: QueueDeclaration, id: string): Promise<JobView | undefined> {
+    const job = await this.queue(declaration).getJob(id);
+    if (!job) return undefined;
+    const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
+    return {
+      id: job.id ?? id,
+      queue: declaration.name,
+      name: job.name,
+      state: await job.getState(),
+      progress: job.progress,
+      returnValue: job.returnvalue ?? null,
+      failedReason: job.failedReason || null,
+      attemptsMade: job.attemptsMade,
+      createdAt: iso(job.timestamp),
+      finishedAt: iso(job.finishedOn),
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
   }
 }
 

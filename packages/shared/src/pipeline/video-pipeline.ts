@@ -1,59 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import type { VideosRepository } from '../db/videos-repository.js';
-import { isWorkerClosing, PermanentJobError } from '../errors.js';
-import { FlowEnqueuer, type QueueContext } from '../jobs/runtime.js';
-import { analyzeQueue, ingestQueue, persistQueue, pipelineQueue, VIDEO_STEPS } from '../queues/index.js';
-import { parseSource } from '../sources.js';
-
-export interface VideoSubmission {
-  source: string;
-  title?: string | null;
-}
-
-export class InvalidSubmissionError extends Error {
-  override name = 'InvalidSubmissionError';
-}
-
-/**
- * The typed producer of video pipelines, used by the HTTP API and by any Node service that
- * enqueues directly. The database row is written first, then the flow; if enqueuing fails the
- * row is removed again, so a submission either fully exists or not at all.
- */
-export class VideoPipelineProducer {
-  private readonly flows: FlowEnqueuer;
-
-  constructor(
-    context: QueueContext,
-    private readonly videos: VideosRepository,
-  ) {
-    this.flows = new FlowEnqueuer(context);
-  }
-
-  async submit(submission: VideoSubmission, id: string = randomUUID()): Promise<{ id: string }> {
-    const parsed = parseSource(submission.source);
-    if (!parsed.ok) throw new InvalidSubmissionError(parsed.reason);
-    await this.videos.create({ id, source: submission.source, title: submission.title ?? null, steps: VIDEO_STEPS });
-    try {
-      await this.flows.addChain(
-        id,
-        { declaration: pipelineQueue, jobName: 'video-pipeline', data: { videoId: id } },
-        [
-          { declaration: ingestQueue, jobName: 'ingest-video', data: { videoId: id, source: submission.source } },
-          { declaration: analyzeQueue, jobName: 'analyze-video', data: { videoId: id } },
-          { declaration: persistQueue, jobName: 'persist-analysis', data: { videoId: id } },
-        ],
-      );
-    } catch (error) {
-      await this.videos.remove(id).catch(() => {});
-      throw error;
-    }
-    return { id };
-  }
-
-  close(): Promise<void> {
-    return this.flows.close();
-  }
-}
+import { isWorkerClosing, JobCancelledError, PermanentJobError } from '../errors.js';
+import type { VIDEO_STEPS } from '../queues/index.js';
 
 /** Share of the overall progress each step covers: [start, end] in percent. */
 const STEP_PROGRESS: Record<string, [number, number]> = {
@@ -94,6 +41,11 @@ export async function runVideoStep<J extends StepJob, R>(
   const { videoId } = job.data;
   const [from, to] = STEP_PROGRESS[step] ?? [0, 100];
   const attempt = job.attemptsMade + 1;
+  const current = await videos.status(videoId);
+  if (current === 'cancelled' || current === 'failed') {
+    // Cancelled (or failed elsewhere) while this step waited: do no work for it.
+    throw new PermanentJobError(`video is ${current}; ${step} skipped`);
+  }
   await videos.setStatus(videoId, 'processing');
   await videos.setStep(videoId, step, 'active', { attempts: attempt });
   const record = (status: string, reason: string | null = null) =>
@@ -120,6 +72,10 @@ export async function runVideoStep<J extends StepJob, R>(
     await record('completed');
     return result;
   } catch (error) {
+    if (job.signal?.reason instanceof JobCancelledError) {
+      await record('cancelled', 'cancelled on request');
+      throw error;
+    }
     if (isWorkerClosing(error, job.signal)) {
       await videos.setStep(videoId, step, 'pending', { reason: 'released by a worker that shut down; waiting for another', attempts: job.attemptsMade });
       await record('released');

@@ -23,6 +23,34 @@ export interface VideosTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   completed_at: Date | null;
+  /** Submission options (clip count, lengths, aspect) as the API accepted them. */
+  options: ColumnType<VideoOptions, VideoOptions | string | undefined, VideoOptions | string>;
+  callback_url: string | null;
+  priority: Generated<VideoPriority>;
+  /** Which API key submitted the video (for fair share and listing). */
+  submitted_by: string | null;
+  /** Bumped on every change: the ids of the video's live event stream. */
+  version: Generated<number>;
+}
+
+export type VideoPriority = 'high' | 'normal' | 'low';
+
+export interface VideoOptions {
+  clipCount?: number;
+  minClipSeconds?: number;
+  maxClipSeconds?: number;
+  aspect?: '9:16' | '1:1' | '16:9';
+}
+
+export interface IdempotencyKeysTable {
+  principal: string;
+  key: string;
+  request_hash: string;
+  state: 'in_progress' | 'completed';
+  response_status: number | null;
+  response_body: unknown;
+  created_at: Timestamp;
+  expires_at: Date | string;
 }
 
 export interface VideoStepsTable {
@@ -60,5 +88,6 @@ export interface CoreTables {
   video_steps: VideoStepsTable;
   scenes: ScenesTable;
   job_events: JobEventsTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 

@@ -1,0 +1,67 @@
+import { createHash } from 'node:crypto';
+import type { Request, RequestHandler, Response } from 'express';
+import type { IdempotencyRepository } from '@clipline/shared';
+import { principalOf } from './auth.js';
+import { HttpProblem } from './problem.js';
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key])]));
+  }
+  return value;
+}
+
+function fingerprint(req: Request): string {
+  return createHash('sha256').update(`${req.method} ${req.baseUrl}${req.path}\n${JSON.stringify(canonical(req.body ?? null))}`).digest('hex');
+}
+
+/**
+ * `Idempotency-Key` on a POST: the first request with a key runs and its response is stored;
+ * the same key with the same body replays that response; with another body → 422; while the
+ * first is still running → 409. Responses the client may retry (5xx) are not stored.
+ */
+export function idempotent(repository: IdempotencyRepository, handler: RequestHandler): RequestHandler {
+  return async (req, res, next) => {
+    const key = req.get('idempotency-key');
+    if (key === undefined) return handler(req, res, next);
+    if (!KEY_PATTERN.test(key)) {
+      throw new HttpProblem(400, 'Bad Request', 'Idempotency-Key must be 1-255 visible ASCII characters');
+    }
+    const principal = principalOf(res);
+    const claim = await repository.claim(principal, key, fingerprint(req));
+    if (claim.outcome === 'mismatch') {
+      throw new HttpProblem(422, 'Unprocessable Content', 'this Idempotency-Key was already used with a different request body');
+    }
+    if (claim.outcome === 'in-progress') {
+      throw new HttpProblem(409, 'Conflict', 'a request with this Idempotency-Key is still being processed; retry later', {}, { 'retry-after': '1' });
+    }
+    if (claim.outcome === 'replay') {
+      res.setHeader('idempotent-replayed', 'true');
+      res.status(claim.status).json(claim.body);
+      return;
+    }
+    captureResponse(res, (status, body) =>
+      status >= 500 ? repository.release(principal, key) : repository.complete(principal, key, status, body),
+    );
+    try {
+      await handler(req, res, next);
+    } catch (error) {
+      await repository.release(principal, key).catch(() => {});
+      throw error;
+    }
+  };
+}
+
+/** Stores the handler's JSON answer before it is sent, so a retry that follows at once replays it. */
+function captureResponse(res: Response, store: (status: number, body: unknown) => Promise<void>): void {
+  const json = res.json.bind(res);
+  res.json = (body: unknown) => {
+    void store(res.statusCode, body)
+      .catch(() => {})
+      .finally(() => json(body));
+    return res;
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * The OpenAPI 3.1 document, generated from the same zod schemas that validate requests
+ * (OpenAPI 3.1 uses JSON Schema 2020-12, which zod emits directly).
+ */
+import { z } from 'zod';
+import {
+  batchAccepted,
+  cancelAccepted,
+  jobAccepted,
+  jobView,
+  problem,
+  submissionAccepted,
+  videoBatch,
+  videoList,
+  videoListQuery,
+  videoSubmission,
+  videoView,
+} from './api-schemas.js';
+
+type Json = Record<string, unknown>;
+
+const components: Record<string, z.ZodType> = {
+  VideoSubmission: videoSubmission,
+  VideoBatch: videoBatch,
+  SubmissionAccepted: submissionAccepted,
+  BatchAccepted: batchAccepted,
+  Video: videoView,
+  VideoList: videoList,
+  CancelAccepted: cancelAccepted,
+  JobAccepted: jobAccepted,
+  Job: jobView,
+  Problem: problem,
+};
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
+  const generated = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Json;
+  delete generated.$schema;
+  delete generated.id;
+  return generated;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (name: string) => ({ 'application/json': { schema: ref(name) } });
+const problems = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((status) => [
+      String(status),
+      { description: PROBLEM_TEXT[status] ?? 'Problem', content: { 'application/problem+json': { schema: ref('Problem') } } },
+    ]),
+  );
+const PROBLEM_TEXT: Record<number, string> = {
+  400: 'The request is malformed; `detail` names the problem',
+  401: 'Missing or invalid API key',
+  404: 'No such resource',
+  409: 'Conflict with the current state',
+  413: 'Body too large',
+  415: 'Body is not JSON',
+  422: 'Idempotency-Key reused with another body',
+  429: 'Rate limit exceeded; see Retry-After',
+  503: 'Queue or database unreachable; see Retry-After',
+};
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } };
+const idempotencyHeader = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description: 'Same key and body replays the first response; another body → 422; while the first runs → 409',
+  schema: { type: 'string', minLength: 1, maxLength: 255 },
+};
+
+export function openApiDocument(): Json {
+  const listQuery = jsonSchema(videoListQuery, 'input') as { properties: Record<string, Json> };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'clipline API',
+      version: '1.0.0',
+      description: 'Submit videos, follow their analysis live, and read scenes and clips. Errors are RFC 9457 problem documents.',
+    },
+    servers: [{ url: '/' }],
+    security: [{ bearer: [] }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key' } },
+      schemas: Object.fromEntries(
+        Object.entries(components).map(([name, schema]) => [name, jsonSchema(schema, name === 'VideoSubmission' || name === 'VideoBatch' ? 'input' : 'output')]),
+      ),
+    },
+    paths: {
+      '/v1/videos': {
+        post: {
+          operationId: 'submitVideo',
+          summary: 'Submit a video',
+          parameters: [idempotencyHeader],
+          requestBody: { required: true, content: json('VideoSubmission') },
+          responses: { '202': { description: 'Accepted and queued', content: json('SubmissionAccepted') }, ...problems(400, 401, 409, 413, 415, 422, 429, 503) },
+        },
+        get: {
+          operationId: 'listVideos',
+          summary: 'List videos, newest first',
+          parameters: Object.entries(listQuery.properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
+          responses: { '200': { description: 'A page of videos', content: json('VideoList') }, ...problems(400, 401, 429, 503) },
+        },
+      },
+      '/v1/videos:batch': {
+        post: {
+          operationId: 'submitVideos',
+          summary: 'Submit up to 1000 videos in one request',
+          parameters: [idempotencyHeader],
+          requestBody: { required: true, content: json('VideoBatch') },
+          responses: { '202': { description: 'All accepted and queued', content: json('BatchAccepted') }, ...problems(400, 401, 409, 413, 415, 422, 429, 503) },
+        },
+      },
+      '/v1/videos/{id}': {
+        get: {
+          operationId: 'getVideo',
+          summary: 'Status, progress, steps, metadata and scenes of a video',
+          parameters: [idParam],
+          responses: { '200': { description: 'The video', content: json('Video') }, ...problems(401, 404, 429, 503) },
+        },
+        delete: {
+          operationId: 'cancelVideo',
+          summary: 'Cancel a video: waiting steps are removed, running ones stopped',
+          parameters: [idParam],
+          responses: { '202': { description: 'Cancelled', content: json('CancelAccepted') }, ...problems(401, 404, 409, 429, 503) },
+        },
+      },
+      '/v1/videos/{id}/events': {
+        get: {
+          operationId: 'watchVideo',
+          summary: 'Server-Sent Events with live progress; resumes after Last-Event-ID',
+          parameters: [idParam, { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } }],
+          responses: {
+            '200': {
+              description: 'An event stream: `event` is progress, completed, failed or cancelled; `data` is the Video; `id` its version',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            ...problems(401, 404, 429),
+          },
+        },
+      },
+      // One template for both operations: OpenAPI treats /{name} and /{id} at the same depth as the same path.
+      '/v1/jobs/{queue}/{ref}': {
+        parameters: [
+          { name: 'queue', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'ref', in: 'path', required: true, description: 'POST: the job name; GET: the job id', schema: { type: 'string' } },
+        ],
+        post: {
+          operationId: 'submitJob',
+          summary: "Enqueue one job of a declared queue, validated by that job's payload schema",
+          parameters: [idempotencyHeader],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
+          responses: { '202': { description: 'Queued', content: json('JobAccepted') }, ...problems(400, 401, 404, 415, 422, 429, 503) },
+        },
+        get: {
+          operationId: 'getJob',
+          summary: 'State and result of a job',
+          responses: { '200': { description: 'The job', content: json('Job') }, ...problems(401, 404, 429, 503) },
+        },
+      },
+      '/healthz': { get: { operationId: 'health', security: [], summary: 'Liveness', responses: { '200': { description: 'Alive' } } } },
+      '/readyz': {
+        get: { operationId: 'ready', security: [], summary: 'Readiness: Redis and the database answer', responses: { '200': { description: 'Ready' }, '503': { description: 'Not ready' } } },
+      },
+    },
+  };
+}

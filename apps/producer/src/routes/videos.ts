@@ -1,0 +1,205 @@
+import express, { type Request, type Router } from 'express';
+import {
+  InvalidCursorError,
+  InvalidSubmissionError,
+  type IdempotencyRepository,
+  type VideoPipelineProducer,
+  type VideoSignals,
+  type VideosRepository,
+  type VideoView,
+} from '@clipline/shared';
+import { describeIssues, videoBatch, videoIdParam, videoListQuery, videoSubmission, type VideoSubmissionBody } from '../api-schemas.js';
+import { principalOf } from '../http/auth.js';
+import { idempotent } from '../http/idempotency.js';
+import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
+import { EventStream, lastEventId } from '../http/sse.js';
+import type { z } from 'zod';
+
+export interface VideoRoutesDependencies {
+  videos: VideosRepository;
+  pipeline: VideoPipelineProducer;
+  idempotency: IdempotencyRepository;
+  signals: VideoSignals;
+  queueReady(): boolean;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+function requireJson(req: Request): unknown {
+  if (!req.is('application/json')) {
+    throw new HttpProblem(415, 'Unsupported Media Type', 'send the body as JSON with "Content-Type: application/json"');
+  }
+  return req.body;
+}
+
+function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const { detail, errors } = describeIssues(parsed.error);
+    throw badRequest(detail, errors);
+  }
+  return parsed.data;
+}
+
+/** Errors of a lost Redis or database connection: the client may retry later. */
+export function isUnavailable(error: unknown): boolean {
+  const text = `${(error as Error)?.name} ${(error as Error)?.message} ${(error as { code?: string })?.code}`;
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|max retries per request/i.test(text);
+}
+
+const links = (id: string) => ({ self: `/v1/videos/${id}`, events: `/v1/videos/${id}/events` });
+const present = (video: VideoView) => ({ ...video, links: links(video.id) });
+
+function toSubmission(body: VideoSubmissionBody) {
+  return {
+    source: body.source,
+    title: body.title ?? null,
+    ...(body.options ? { options: body.options } : {}),
+    ...(body.callbackUrl ? { callbackUrl: body.callbackUrl } : {}),
+    ...(body.priority ? { priority: body.priority } : {}),
+    ...(body.delaySeconds ? { delaySeconds: body.delaySeconds } : {}),
+  };
+}
+
+export function videoRoutes(deps: VideoRoutesDependencies): Router {
+  const { videos, pipeline, idempotency, signals } = deps;
+  const router = express.Router();
+
+  const guardQueue = () => {
+    if (!deps.queueReady()) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
+  };
+  const unavailableOr = (error: unknown, what = 'the job queue or database') => {
+    if (error instanceof InvalidSubmissionError) {
+      const [path, ...rest] = error.message.split(': ');
+      return rest.length ? badRequest(error.message, [{ path: path!, message: rest.join(': ') }]) : badRequest(error.message, [{ path: 'source', message: error.message }]);
+    }
+    if (error instanceof InvalidCursorError) return badRequest(error.message, [{ path: 'cursor', message: error.message }]);
+    if (isUnavailable(error)) return serviceUnavailable(`${what} is unreachable; retry shortly`);
+    return error;
+  };
+
+  router.post(
+    '/videos',
+    idempotent(idempotency, async (req, res) => {
+      const body = parse(videoSubmission, requireJson(req) ?? undefined);
+      guardQueue();
+      try {
+        const { id } = await pipeline.submit(toSubmission(body), { submittedBy: principalOf(res) });
+        res.status(202).location(`/v1/videos/${id}`).json({ id, status: 'queued', links: links(id) });
+      } catch (error) {
+        throw unavailableOr(error);
+      }
+    }),
+  );
+
+  // "/videos:batch": the colon is literal here, not a route parameter.
+  router.post(
+    /^\/videos:batch$/,
+    idempotent(idempotency, async (req, res) => {
+      const body = parse(videoBatch, requireJson(req) ?? undefined);
+      guardQueue();
+      try {
+        const created = await pipeline.submitMany(
+          body.videos.map((video) => ({ submission: toSubmission(video) })),
+          { submittedBy: principalOf(res) },
+        );
+        res.status(202).json({ videos: created.map(({ id }) => ({ id, status: 'queued', links: links(id) })) });
+      } catch (error) {
+        throw unavailableOr(error);
+      }
+    }),
+  );
+
+  router.get('/videos', async (req, res) => {
+    const query = parse(videoListQuery, req.query);
+    try {
+      const page = await videos.list({ limit: query.limit, ...(query.status ? { status: query.status } : {}), ...(query.cursor ? { cursor: query.cursor } : {}) });
+      res.json({ items: page.items.map(present), nextCursor: page.nextCursor });
+    } catch (error) {
+      throw unavailableOr(error, 'the database');
+    }
+  });
+
+  const videoIdOf = (req: Request) => {
+    const id = String(req.params.id);
+    if (!videoIdParam.safeParse(id).success) throw notFound(`no video with id "${id.slice(0, 100)}" (ids are UUIDs)`);
+    return id;
+  };
+
+  router.get('/videos/:id', async (req, res) => {
+    const id = videoIdOf(req);
+    let video: VideoView | undefined;
+    try {
+      video = await videos.find(id);
+    } catch (error) {
+      throw unavailableOr(error, 'the database');
+    }
+    if (!video) throw notFound(`no video with id ${id}`);
+    res.json(present(video));
+  });
+
+  router.delete('/videos/:id', async (req, res) => {
+    const id = videoIdOf(req);
+    let outcome;
+    try {
+      outcome = await pipeline.cancel(id);
+    } catch (error) {
+      throw unavailableOr(error);
+    }
+    if (outcome === 'not-found') throw notFound(`no video with id ${id}`);
+    if (outcome === 'already-finished') {
+      const status = await videos.status(id);
+      throw new HttpProblem(409, 'Conflict', `video ${id} already finished (${status}); there is nothing to cancel`);
+    }
+    res.status(202).json({ id, status: 'cancelled' });
+  });
+
+  router.get('/videos/:id/events', async (req, res) => {
+    const id = videoIdOf(req);
+    const first = await videos.find(id).catch((error: unknown) => {
+      throw unavailableOr(error, 'the database');
+    });
+    if (!first) throw notFound(`no video with id ${id}`);
+    const stream = new EventStream(req, res);
+    let sent = lastEventId(req);
+    let busy = false;
+    let again = false;
+    // Reads the video and sends it when it moved past what the client has; coalesces bursts.
+    const push = async (view?: VideoView) => {
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      try {
+        do {
+          again = false;
+          const video = view ?? (await videos.find(id));
+          view = undefined;
+          if (!video || stream.closed) return stream.close();
+          if (video.version > sent) {
+            sent = video.version;
+            stream.send(video.version, TERMINAL.has(video.status) ? video.status : 'progress', present(video));
+          }
+          if (TERMINAL.has(video.status)) return stream.close();
+        } while (again);
+      } catch {
+        // The database hiccuped: the next signal or poll tries again.
+      } finally {
+        busy = false;
+      }
+    };
+    const unsubscribe = signals.onChange((changed) => {
+      if (changed === id) void push();
+    });
+    // Signals are hints; a slow poll catches anything a lost message would have carried.
+    const poll = setInterval(() => void push(), 2000);
+    stream.whenClosed(() => {
+      unsubscribe();
+      clearInterval(poll);
+    });
+    await push(first);
+  });
+
+  return router;
+}

@@ -1,0 +1,75 @@
+import { sql } from 'kysely';
+import type { Db } from './connection.js';
+
+export type IdempotencyClaim =
+  | { outcome: 'claimed' }
+  | { outcome: 'replay'; status: number; body: unknown }
+  | { outcome: 'in-progress' }
+  | { outcome: 'mismatch' };
+
+/**
+ * Idempotency keys as the IETF draft describes them: the first request with a key claims it;
+ * a repeat with the same body replays the stored response, with another body is refused, and
+ * one that arrives while the first is still running is told so. Keys belong to a principal (the
+ * API key), so two clients cannot collide, and expire after a while.
+ */
+export class IdempotencyRepository {
+  constructor(
+    private readonly db: Db,
+    private readonly ttlSeconds = 24 * 3600,
+  ) {}
+
+  async claim(principal: string, key: string, requestHash: string): Promise<IdempotencyClaim> {
+    // An expired key is as good as new: clear it before trying to claim.
+    await this.db
+      .deleteFrom('idempotency_keys')
+      .where('principal', '=', principal)
+      .where('key', '=', key)
+      .where('expires_at', '<', sql<Date>`now()`)
+      .execute();
+    const inserted = await this.db
+      .insertInto('idempotency_keys')
+      .values({
+        principal,
+        key,
+        request_hash: requestHash,
+        state: 'in_progress',
+        response_status: null,
+        response_body: null,
+        expires_at: sql<Date>`now() + make_interval(secs => ${this.ttlSeconds})`,
+      })
+      .onConflict((oc) => oc.columns(['principal', 'key']).doNothing())
+      .returning('key')
+      .executeTakeFirst();
+    if (inserted) return { outcome: 'claimed' };
+    const existing = await this.db
+      .selectFrom('idempotency_keys')
+      .select(['request_hash', 'state', 'response_status', 'response_body'])
+      .where('principal', '=', principal)
+      .where('key', '=', key)
+      .executeTakeFirst();
+    if (!existing) return this.claim(principal, key, requestHash);
+    if (existing.request_hash !== requestHash) return { outcome: 'mismatch' };
+    if (existing.state === 'in_progress') return { outcome: 'in-progress' };
+    return { outcome: 'replay', status: existing.response_status ?? 200, body: existing.response_body };
+  }
+
+  async complete(principal: string, key: string, status: number, body: unknown): Promise<void> {
+    await this.db
+      .updateTable('idempotency_keys')
+      .set({ state: 'completed', response_status: status, response_body: JSON.stringify(body) })
+      .where('principal', '=', principal)
+      .where('key', '=', key)
+      .execute();
+  }
+
+  /** Gives the key up after a failure the client may retry (the request had no effect). */
+  async release(principal: string, key: string): Promise<void> {
+    await this.db.deleteFrom('idempotency_keys').where('principal', '=', principal).where('key', '=', key).where('state', '=', 'in_progress').execute();
+  }
+
+  async purgeExpired(): Promise<number> {
+    const result = await this.db.deleteFrom('idempotency_keys').where('expires_at', '<', sql<Date>`now()`).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

@@ -1,0 +1,148 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { VideoOptions, VideoPriority } from '../db/schema.js';
+import type { VideosRepository } from '../db/videos-repository.js';
+import { FlowEnqueuer, type Chain, type QueueContext } from '../jobs/runtime.js';
+import type { VideoSignals } from '../jobs/video-signals.js';
+import { analyzeQueue, ingestQueue, persistQueue, pipelineQueue, VIDEO_STEPS } from '../queues/index.js';
+import { parseSource } from '../sources.js';
+
+export interface VideoSubmission {
+  source: string;
+  title?: string | null;
+  options?: VideoOptions;
+  callbackUrl?: string | null;
+  /** @defaultValue 'normal' */
+  priority?: VideoPriority;
+  /** Seconds before processing may start. */
+  delaySeconds?: number;
+}
+
+export interface SubmitContext {
+  /** Who submits (an API key id): fair share is computed per submitter. */
+  submittedBy?: string;
+}
+
+export class InvalidSubmissionError extends Error {
+  override name = 'InvalidSubmissionError';
+}
+
+export type CancelOutcome = 'cancelled' | 'already-finished' | 'not-found';
+
+/** BullMQ priority (1 = first) at the head of each class; fair-share penalties stay inside the class. */
+const PRIORITY_BASE: Record<VideoPriority, number> = { high: 1, normal: 21, low: 41 };
+const MAX_FAIR_SHARE_PENALTY = 19;
+
+export interface FairShareSettings {
+  /** Submissions per key per minute before its jobs start yielding to lighter submitters. @defaultValue 60 */
+  quotaPerMinute?: number;
+}
+
+/**
+ * The typed producer of video pipelines, used by the HTTP API and by any Node service that
+ * enqueues directly. It decides job ids, priority, delay and fair share in one place. The
+ * database rows are written first, then the flows; if enqueuing fails the rows are removed
+ * again, so a submission either fully exists or not at all.
+ */
+export class VideoPipelineProducer {
+  private readonly flows: FlowEnqueuer;
+  private readonly redis: Redis;
+  private readonly prefix: string;
+
+  constructor(
+    context: QueueContext,
+    private readonly videos: VideosRepository,
+    private readonly signals?: VideoSignals,
+    private readonly fairShare: FairShareSettings = {},
+  ) {
+    this.flows = new FlowEnqueuer(context);
+    this.redis = context.connection;
+    this.prefix = context.prefix;
+  }
+
+  async submit(submission: VideoSubmission, context: SubmitContext = {}, id: string = randomUUID()): Promise<{ id: string }> {
+    const [result] = await this.submitMany([{ submission, id }], context);
+    return result!;
+  }
+
+  /** Many videos in one database transaction and one Redis round trip. */
+  async submitMany(items: readonly { submission: VideoSubmission; id?: string }[], context: SubmitContext = {}): Promise<{ id: string }[]> {
+    const prepared = items.map(({ submission, id }, index) => {
+      const parsed = parseSource(submission.source);
+      if (!parsed.ok) throw new InvalidSubmissionError(items.length > 1 ? `videos.${index}.source: ${parsed.reason}` : parsed.reason);
+      return { submission, id: id ?? randomUUID() };
+    });
+    const penalty = await this.fairSharePenalty(context.submittedBy, prepared.length);
+    await this.videos.createMany(
+      prepared.map(({ submission, id }) => ({
+        id,
+        source: submission.source,
+        title: submission.title ?? null,
+        steps: VIDEO_STEPS,
+        options: submission.options ?? {},
+        callbackUrl: submission.callbackUrl ?? null,
+        priority: submission.priority ?? 'normal',
+        submittedBy: context.submittedBy ?? null,
+      })),
+    );
+    try {
+      await this.flows.addChains(prepared.map(({ submission, id }) => this.chain(id, submission, penalty)));
+    } catch (error) {
+      await this.videos.remove(...prepared.map((item) => item.id)).catch(() => {});
+      throw error;
+    }
+    return prepared.map(({ id }) => ({ id }));
+  }
+
+  private chain(id: string, submission: VideoSubmission, penalty: number): Chain {
+    return {
+      key: id,
+      parent: { declaration: pipelineQueue, jobName: 'video-pipeline', data: { videoId: id } },
+      steps: [
+        { declaration: ingestQueue, jobName: 'ingest-video', data: { videoId: id, source: submission.source } },
+        { declaration: analyzeQueue, jobName: 'analyze-video', data: { videoId: id } },
+        { declaration: persistQueue, jobName: 'persist-analysis', data: { videoId: id } },
+      ],
+      options: {
+        priority: PRIORITY_BASE[submission.priority ?? 'normal'] + penalty,
+        ...(submission.delaySeconds ? { delayMs: Math.round(submission.delaySeconds * 1000) } : {}),
+      },
+    };
+  }
+
+  /**
+   * Fair share: a submitter's recent volume (this minute and the last) pushes its new jobs back
+   * within their priority class, so one heavy submitter cannot starve the others.
+   */
+  private async fairSharePenalty(submitter: string | undefined, count: number): Promise<number> {
+    if (!submitter) return 0;
+    const quota = this.fairShare.quotaPerMinute ?? 60;
+    const minute = Math.floor(Date.now() / 60_000);
+    const key = (m: number) => `${this.prefix}:fair-share:${submitter}:${m}`;
+    const [[, current], , [, previous]] = (await this.redis
+      .multi()
+      .incrby(key(minute), count)
+      .expire(key(minute), 180)
+      .get(key(minute - 1))
+      .exec()) as [[unknown, number], [unknown, unknown], [unknown, string | null]];
+    const recent = Number(current) + Number(previous ?? 0) / 2;
+    return Math.min(MAX_FAIR_SHARE_PENALTY, Math.floor(recent / quota));
+  }
+
+  /**
+   * Cancels a video: the record becomes `cancelled` first (so no step starts work for it), then
+   * running steps are told to stop (killing their ffmpeg) and waiting ones are removed.
+   */
+  async cancel(id: string): Promise<CancelOutcome> {
+    const status = await this.videos.status(id);
+    if (!status) return 'not-found';
+    if (!(await this.videos.cancel(id))) return 'already-finished';
+    await this.signals?.cancelled(id);
+    await this.flows.removeChain(id, pipelineQueue);
+    return 'cancelled';
+  }
+
+  close(): Promise<void> {
+    return this.flows.close();
+  }
+}
