@@ -1,14 +1,13 @@
-import http from 'node:http';
 import { closeServer, createService, loadConfigOrExit } from '@clipline/shared';
 import { buildProducer } from './producer.js';
+import { createProducerServer } from './server.js';
 
 const service = createService('producer', loadConfigOrExit());
 const { config, logger, shutdown } = service;
 shutdown.installSignalHandlers();
 
 const { app } = buildProducer(service);
-const server = http.createServer(app);
-server.keepAliveTimeout = 65_000;
+const server = createProducerServer(app);
 server.on('error', (error) => {
   logger.fatal({ err: error }, `producer could not listen on ${config.host}:${config.port}`);
   process.exit(1);

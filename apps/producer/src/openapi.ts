@@ -32,6 +32,24 @@ const components: Record<string, z.ZodType> = {
   Problem: problem,
 };
 
+/** Every named schema, with references between them pointing into components/schemas. */
+function componentSchemas(): Record<string, Json> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(components)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, {
+    target: 'draft-2020-12',
+    io: 'input',
+    unrepresentable: 'any',
+    uri: (id) => `#/components/schemas/${id}`,
+  }) as { schemas: Record<string, Json> };
+  for (const schema of Object.values(schemas)) {
+    delete schema.$schema;
+    delete schema.$id;
+    delete schema.id;
+  }
+  return schemas;
+}
+
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
   const generated = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Json;
   delete generated.$schema;
@@ -81,9 +99,7 @@ export function openApiDocument(): Json {
     security: [{ bearer: [] }],
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key' } },
-      schemas: Object.fromEntries(
-        Object.entries(components).map(([name, schema]) => [name, jsonSchema(schema, name === 'VideoSubmission' || name === 'VideoBatch' ? 'input' : 'output')]),
-      ),
+      schemas: componentSchemas(),
     },
     paths: {
       '/v1/videos': {

@@ -16,6 +16,7 @@ import {
   type Processors,
   type RunningWorker,
   type ServiceContext,
+  VideoSignals,
 } from '@clipline/shared';
 import { fetchSource, type FetchSettings } from './ingest/fetch-source.js';
 
@@ -66,7 +67,10 @@ export async function startIoWorker(service: ServiceContext, options: { metricsS
   shutdown.register('redis', () => redis.quit());
   const db = openDatabase(config);
   shutdown.register('database', () => db.destroy());
-  const videos = new VideosRepository(db);
+  const signals = new VideoSignals(redis, config.redisUrl, config.queuePrefix);
+  shutdown.register('signals', () => signals.close());
+  await signals.ready();
+  const videos = new VideosRepository(db, { onChange: (videoId) => signals.changed(videoId) });
   const settings: FetchSettings = {
     storage: new LocalStorage(config.storageDir),
     maxBytes: config.maxSourceBytes,
@@ -78,7 +82,7 @@ export async function startIoWorker(service: ServiceContext, options: { metricsS
     const server = await startMetricsServer(metrics, config.workerIoMetricsPort, config.host);
     shutdown.register('metrics server', () => closeServer(server));
   }
-  const common = { connection: redis, prefix: config.queuePrefix, logger };
+  const common = { connection: redis, prefix: config.queuePrefix, logger, cancellations: signals };
   const workers: RunningWorker[] = [
     startWorker(ingestQueue, ingestProcessors(settings, videos), { ...common, concurrency: config.workerIoConcurrency }),
     startWorker(persistQueue, persistProcessors(videos), { ...common, concurrency: Math.min(config.workerIoConcurrency, config.databasePoolSize) }),

@@ -76,19 +76,17 @@ export class InvalidCursorError extends Error {
   override name = 'InvalidCursorError';
 }
 
-function encodeCursor(createdAt: Date, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
+/** A cursor names the last video of a page; its position is read back from the row itself,
+ * at full timestamp precision (JavaScript dates would round microseconds away). */
+function encodeCursor(id: string): string {
+  return Buffer.from(`v1:${id}`).toString('base64url');
 }
 
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
-    const date = new Date(createdAt);
-    if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id) || Number.isNaN(date.getTime())) throw new Error('bad cursor');
-    return { createdAt: date, id };
-  } catch {
-    throw new InvalidCursorError('cursor is not one this API returned');
-  }
+function decodeCursor(cursor: string): string {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const match = /^v1:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(text);
+  if (!match?.[1]) throw new InvalidCursorError('cursor is not one this API returned');
+  return match[1];
 }
 
 export interface JobEvent {
@@ -158,8 +156,10 @@ export class VideosRepository {
     if (query.status) select = select.where('status', '=', query.status);
     if (query.submittedBy) select = select.where('submitted_by', '=', query.submittedBy);
     if (query.cursor) {
-      const { createdAt, id } = decodeCursor(query.cursor);
-      select = select.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]));
+      const after = decodeCursor(query.cursor);
+      const anchor = await this.db.selectFrom('videos').select('id').where('id', '=', after).executeTakeFirst();
+      if (!anchor) throw new InvalidCursorError('cursor points at a video that no longer exists; start again without it');
+      select = select.where(sql<boolean>`(created_at, id) < (select v.created_at, v.id from videos v where v.id = ${after})`);
     }
     const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute();
     const page = rows.slice(0, query.limit);
@@ -167,7 +167,7 @@ export class VideosRepository {
     const last = page.at(-1);
     return {
       items: views.filter((view): view is VideoView => view !== undefined),
-      nextCursor: rows.length > query.limit && last ? encodeCursor(last.created_at, last.id) : null,
+      nextCursor: rows.length > query.limit && last ? encodeCursor(last.id) : null,
     };
   }
 

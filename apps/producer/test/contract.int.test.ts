@@ -1,0 +1,235 @@
+import request from 'supertest';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { createService, DEV_API_KEY, IdempotencyRepository, type ServiceContext } from '@clipline/shared';
+import { buildProducer } from '../src/producer.js';
+import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+const auth = { authorization: `Bearer ${DEV_API_KEY}` };
+let env: TestEnvironment;
+let service: ServiceContext;
+let producer: ReturnType<typeof buildProducer>;
+
+beforeAll(async () => {
+  env = await createTestEnvironment({ API_RATE_LIMIT_PER_MINUTE: '0' });
+  service = createService('producer', env.config);
+  producer = buildProducer(service);
+  await new Promise<void>((resolve) => (producer.redis.status === 'ready' ? resolve() : producer.redis.once('ready', () => resolve())));
+});
+
+afterAll(async () => {
+  await service.shutdown.shutdown('tests done');
+  await env.cleanup();
+});
+
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) => request(producer.app).post(path).set(auth).set(headers).send(body as object);
+const get = (path: string) => request(producer.app).get(path).set(auth);
+
+describe('OpenAPI document', () => {
+  it('is a valid OpenAPI 3.1 document generated from the request schemas', async () => {
+    const res = await request(producer.app).get('/openapi.json');
+    expect(res.status).toBe(200);
+    const validator = new Validator();
+    const result = await validator.validate(res.body);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+    expect(res.body.components.schemas.VideoSubmission.required).toEqual(['source']);
+    expect(res.body.components.schemas.VideoSubmission.additionalProperties).toBe(false);
+    expect(Object.keys(res.body.paths)).toEqual(expect.arrayContaining(['/v1/videos', '/v1/videos:batch', '/v1/videos/{id}', '/v1/videos/{id}/events']));
+  });
+});
+
+describe('submission options', () => {
+  it('records options, callback and priority, and starts a delayed video later', async () => {
+    const res = await post('/v1/videos', {
+      source: 'https://cdn.example.com/a.mp4',
+      options: { clipCount: 4, minClipSeconds: 6, maxClipSeconds: 20, aspect: '1:1' },
+      callbackUrl: 'https://hooks.example.com/clipline',
+      priority: 'high',
+      delaySeconds: 3600,
+    });
+    expect(res.status).toBe(202);
+    const video = await get(`/v1/videos/${res.body.id}`);
+    expect(video.body).toMatchObject({
+      options: { clipCount: 4, minClipSeconds: 6, maxClipSeconds: 20, aspect: '1:1' },
+      callbackUrl: 'https://hooks.example.com/clipline',
+      priority: 'high',
+    });
+    const job = await get(`/v1/jobs/ingest/${res.body.id}-ingest`);
+    expect(job.body).toMatchObject({ state: 'delayed', name: 'ingest-video' });
+  });
+
+  it.each([
+    [{ source: '/a.mp4', options: { clipCount: 0 } }, /options.clipCount/],
+    [{ source: '/a.mp4', options: { minClipSeconds: 40, maxClipSeconds: 10 } }, /minClipSeconds must not exceed maxClipSeconds/],
+    [{ source: '/a.mp4', options: { aspect: '4:3' } }, /options.aspect/],
+    [{ source: '/a.mp4', callbackUrl: 'ftp://x' }, /callbackUrl must be an http\(s\) URL/],
+    [{ source: '/a.mp4', priority: 'urgent' }, /priority/],
+    [{ source: '/a.mp4', delaySeconds: -1 }, /delaySeconds/],
+  ])('refuses %j', async (body, detail) => {
+    const res = await post('/v1/videos', body);
+    expect(res.status).toBe(400);
+    expect(res.body.detail).toMatch(detail);
+  });
+});
+
+describe('POST /v1/videos:batch', () => {
+  it('accepts many videos in one request, in order', async () => {
+    const videos = Array.from({ length: 250 }, (_, i) => ({ source: `/media/batch-${i}.mp4`, title: `b${i}` }));
+    const res = await post('/v1/videos:batch', { videos });
+    expect(res.status).toBe(202);
+    expect(res.body.videos).toHaveLength(250);
+    const ids = res.body.videos.map((video: { id: string }) => video.id);
+    expect(new Set(ids).size).toBe(250);
+    const rows = await env.db.selectFrom('videos').select(['id', 'title']).where('id', 'in', ids).execute();
+    expect(rows).toHaveLength(250);
+    const last = await get(`/v1/videos/${ids[249]}`);
+    expect(last.body.title).toBe('b249');
+  });
+
+  it('refuses the whole batch when one submission is bad, naming it, and writes nothing', async () => {
+    const before = await env.db.selectFrom('videos').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const res = await post('/v1/videos:batch', { videos: [{ source: '/ok.mp4' }, { source: 'relative.mp4' }] });
+    expect(res.status).toBe(400);
+    expect(res.body.detail).toMatch(/videos\.1\.source/);
+    const after = await env.db.selectFrom('videos').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    expect(Number(after.n)).toBe(Number(before.n));
+  });
+
+  it('refuses an empty or oversized batch', async () => {
+    expect((await post('/v1/videos:batch', { videos: [] })).body.detail).toMatch(/at least one/);
+    const tooMany = Array.from({ length: 1001 }, () => ({ source: '/a.mp4' }));
+    expect((await post('/v1/videos:batch', { videos: tooMany })).body.detail).toMatch(/at most 1000/);
+  });
+});
+
+describe('GET /v1/videos', () => {
+  it('pages through every video exactly once, newest first, with filters', async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res = await get(`/v1/videos?limit=37${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(res.status).toBe(200);
+      seen.push(...res.body.items.map((item: { id: string }) => item.id));
+      cursor = res.body.nextCursor;
+      pages++;
+    } while (cursor && pages < 50);
+    const total = await env.db.selectFrom('videos').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    expect(seen).toHaveLength(Number(total.n));
+    expect(new Set(seen).size).toBe(seen.length);
+    const queued = await get('/v1/videos?status=queued&limit=5');
+    expect(queued.body.items.every((item: { status: string }) => item.status === 'queued')).toBe(true);
+  });
+
+  it('refuses a bad limit, status or cursor', async () => {
+    expect((await get('/v1/videos?limit=0')).body.detail).toMatch(/limit must be 1-100/);
+    expect((await get('/v1/videos?status=exploded')).status).toBe(400);
+    expect((await get('/v1/videos?cursor=bm9wZQ')).body.detail).toMatch(/cursor is not one this API returned/);
+  });
+});
+
+describe('DELETE /v1/videos/:id', () => {
+  it('cancels a waiting video: its jobs are removed and it cannot be cancelled twice', async () => {
+    const { body } = await post('/v1/videos', { source: '/media/cancel-me.mp4' });
+    const res = await request(producer.app).delete(`/v1/videos/${body.id}`).set(auth);
+    expect(res.status).toBe(202);
+    expect(res.body).toEqual({ id: body.id, status: 'cancelled' });
+    const video = await get(`/v1/videos/${body.id}`);
+    expect(video.body.status).toBe('cancelled');
+    expect(video.body.steps.map((step: { status: string }) => step.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+    expect((await get(`/v1/jobs/ingest/${body.id}-ingest`)).status).toBe(404);
+    expect((await get(`/v1/jobs/pipeline/${body.id}-pipeline`)).status).toBe(404);
+    const again = await request(producer.app).delete(`/v1/videos/${body.id}`).set(auth);
+    expect(again.status).toBe(409);
+    expect(again.body.detail).toMatch(/already finished \(cancelled\)/);
+    expect((await request(producer.app).delete('/v1/videos/0b5e1a3c-6d0f-4f7e-8a51-1c2d3e4f5a6b').set(auth)).status).toBe(404);
+  });
+});
+
+describe('Idempotency-Key', () => {
+  it('replays the first response for the same key and body', async () => {
+    const body = { source: '/media/once.mp4', title: 'once' };
+    const first = await post('/v1/videos', body, { 'idempotency-key': 'order-1' });
+    const second = await post('/v1/videos', { title: 'once', source: '/media/once.mp4' }, { 'idempotency-key': 'order-1' });
+    expect(first.status).toBe(202);
+    expect(second.status).toBe(202);
+    expect(second.body).toEqual(first.body);
+    expect(second.headers['idempotent-replayed']).toBe('true');
+    const rows = await env.db.selectFrom('videos').select('id').where('source', '=', '/media/once.mp4').execute();
+    expect(rows).toHaveLength(1);
+  });
+
+  it('answers 422 for the same key with another body', async () => {
+    await post('/v1/videos', { source: '/media/k2.mp4' }, { 'idempotency-key': 'order-2' });
+    const res = await post('/v1/videos', { source: '/media/other.mp4' }, { 'idempotency-key': 'order-2' });
+    expect(res.status).toBe(422);
+    expect(res.body.detail).toMatch(/different request body/);
+  });
+
+  it('answers 409 while a request with the same key is still running', async () => {
+    const repository = new IdempotencyRepository(env.db);
+    const body = { source: '/media/k3.mp4' };
+    // Another replica has claimed the key and is still working on it.
+    const { createHash } = await import('node:crypto');
+    const hash = createHash('sha256').update(`POST /v1/videos\n${JSON.stringify(body)}`).digest('hex');
+    const principal = `config:${createHash('sha256').update(createHash('sha256').update(DEV_API_KEY).digest()).digest('hex')}`;
+    void principal;
+    const claims = await Promise.all([post('/v1/videos', body, { 'idempotency-key': 'order-3' }), post('/v1/videos', body, { 'idempotency-key': 'order-3' })]);
+    const statuses = claims.map((res) => res.status).sort();
+    // Either the second arrived while the first ran (409) or after it finished (replayed 202).
+    expect(statuses[0]).toBe(202);
+    expect([202, 409]).toContain(statuses[1]);
+    await repository.claim('config:someone-else', 'order-3b', hash);
+    // Keys belong to the principal: another key-holder using the same key string is independent.
+    expect((await post('/v1/videos', body, { 'idempotency-key': 'order-3b' })).status).toBe(202);
+  });
+
+  it('refuses a malformed key', async () => {
+    const res = await post('/v1/videos', { source: '/a.mp4' }, { 'idempotency-key': 'x'.repeat(300) });
+    expect(res.status).toBe(400);
+    expect(res.body.detail).toMatch(/Idempotency-Key must be 1-255/);
+  });
+});
+
+describe('generic jobs', () => {
+  it('enqueues a declared job validated by its schema and reads it back', async () => {
+    const res = await post('/v1/jobs/ingest/ingest-video', { videoId: '3f1c2b4a-5d6e-4f70-8a91-b2c3d4e5f601', source: '/media/x.mp4' });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ queue: 'ingest', name: 'ingest-video', status: 'queued' });
+    const job = await get(`/v1/jobs/ingest/${res.body.id}`);
+    expect(job.body).toMatchObject({ id: res.body.id, name: 'ingest-video', state: 'waiting', attemptsMade: 0 });
+  });
+
+  it('answers 404 for unknown queues and jobs, and 400 for a bad payload', async () => {
+    expect((await post('/v1/jobs/nope/ingest-video', {})).body.detail).toMatch(/no queue "nope"/);
+    expect((await post('/v1/jobs/ingest/nope', {})).body.detail).toMatch(/has no job "nope"/);
+    expect((await post('/v1/jobs/pipeline/video-pipeline', { videoId: '3f1c2b4a-5d6e-4f70-8a91-b2c3d4e5f601' })).status).toBe(404);
+    const bad = await post('/v1/jobs/ingest/ingest-video', { videoId: 'not-a-uuid' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.detail).toMatch(/videoId: expected a UUID/);
+    expect((await get('/v1/jobs/ingest/does-not-exist')).status).toBe(404);
+  });
+});
+
+describe('per-key rate limit', () => {
+  it('answers 429 with Retry-After past the limit', async () => {
+    const limitedService = createService('producer', { ...env.config, apiRateLimitPerMinute: 3 });
+    const limited = buildProducer(limitedService);
+    try {
+      await new Promise<void>((resolve) => (limited.redis.status === 'ready' ? resolve() : limited.redis.once('ready', () => resolve())));
+      const statuses: number[] = [];
+      let last: request.Response | undefined;
+      for (let i = 0; i < 5; i++) {
+        last = await request(limited.app).get('/v1/videos?limit=1').set({ authorization: 'Bearer another-key' }).set(auth);
+        statuses.push(last.status);
+      }
+      expect(statuses.slice(0, 3).every((status) => status === 200)).toBe(true);
+      expect(statuses[3]).toBe(429);
+      expect(Number(last!.headers['retry-after'])).toBeGreaterThan(0);
+      expect(last!.body.detail).toMatch(/limited to 3 requests per minute/);
+    } finally {
+      await limitedService.shutdown.shutdown('test done');
+    }
+  });
+});
