@@ -1,5 +1,6 @@
 import {
   createRedis,
+  enqueueWebhookDeliveries,
   IdempotencyRepository,
   JobQueues,
   openDatabase,
@@ -23,13 +24,17 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
   shutdown.register('database', () => db.destroy());
   const signals = new VideoSignals(redis, config.redisUrl, config.queuePrefix);
   shutdown.register('signals', () => signals.close());
-  const videos = new VideosRepository(db);
-  const idempotency = new IdempotencyRepository(db, config.idempotencyTtlSeconds);
   const context = { connection: redis, prefix: config.queuePrefix };
-  const pipeline = new VideoPipelineProducer(context, videos, signals, { quotaPerMinute: config.fairShareQuotaPerMinute });
-  shutdown.register('flow producer', () => pipeline.close());
   const jobs = new JobQueues(context);
   shutdown.register('job queues', () => jobs.close());
+  // A cancellation finishes the video here: its webhook leaves from this process.
+  const videos = new VideosRepository(db, {
+    onChange: (videoId) => signals.changed(videoId),
+    onFinished: (_videoId, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds),
+  });
+  const idempotency = new IdempotencyRepository(db, config.idempotencyTtlSeconds);
+  const pipeline = new VideoPipelineProducer(context, videos, signals, { quotaPerMinute: config.fairShareQuotaPerMinute });
+  shutdown.register('flow producer', () => pipeline.close());
 
   const app = createProducerApp({
     config,

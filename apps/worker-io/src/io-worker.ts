@@ -16,9 +16,14 @@ import {
   type Processors,
   type RunningWorker,
   type ServiceContext,
+  enqueueWebhookDeliveries,
+  JobQueues,
+  notifyQueue,
   VideoSignals,
+  WebhooksRepository,
 } from '@clipline/shared';
 import { fetchSource, type FetchSettings } from './ingest/fetch-source.js';
+import { deliverWebhook, type WebhookSettings } from './notify/deliver-webhook.js';
 
 export function ingestProcessors(settings: FetchSettings, videos: VideosRepository): Processors<typeof ingestQueue> {
   return {
@@ -60,6 +65,21 @@ export function pipelineProcessors(videos: VideosRepository): Processors<typeof 
   };
 }
 
+export function notifyProcessors(
+  deps: { webhooks: WebhooksRepository; videos: VideosRepository; jobs: JobQueues; settings: WebhookSettings },
+): Processors<typeof notifyQueue> {
+  return {
+    'deliver-webhook': (job) =>
+      deliverWebhook(job.data.deliveryId, deps, { isLast: job.attemptsMade + 1 >= job.maxAttempts, signal: job.signal }),
+    'sweep-webhooks': async () => {
+      const stale = await deps.webhooks.stalePending(15);
+      await deps.webhooks.touch(stale);
+      await enqueueWebhookDeliveries(deps.jobs, stale);
+      return { requeued: stale.length };
+    },
+  };
+}
+
 /** Starts a worker-io process: high-concurrency async workers for the I/O queues. */
 export async function startIoWorker(service: ServiceContext, options: { metricsServer?: boolean } = {}) {
   const { config, logger, shutdown, metrics } = service;
@@ -70,7 +90,14 @@ export async function startIoWorker(service: ServiceContext, options: { metricsS
   const signals = new VideoSignals(redis, config.redisUrl, config.queuePrefix);
   shutdown.register('signals', () => signals.close());
   await signals.ready();
-  const videos = new VideosRepository(db, { onChange: (videoId) => signals.changed(videoId) });
+  const jobs = new JobQueues({ connection: redis, prefix: config.queuePrefix });
+  shutdown.register('job queues', () => jobs.close());
+  const videos = new VideosRepository(db, {
+    onChange: (videoId) => signals.changed(videoId),
+    onFinished: (_videoId, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds),
+  });
+  const webhooks = new WebhooksRepository(db);
+  const webhookSettings: WebhookSettings = { secret: config.webhookSecret, timeoutMs: config.webhookTimeoutMs, allowPrivateHosts: config.allowPrivateSources };
   const settings: FetchSettings = {
     storage: new LocalStorage(config.storageDir),
     maxBytes: config.maxSourceBytes,
@@ -87,7 +114,10 @@ export async function startIoWorker(service: ServiceContext, options: { metricsS
     startWorker(ingestQueue, ingestProcessors(settings, videos), { ...common, concurrency: config.workerIoConcurrency }),
     startWorker(persistQueue, persistProcessors(videos), { ...common, concurrency: Math.min(config.workerIoConcurrency, config.databasePoolSize) }),
     startWorker(pipelineQueue, pipelineProcessors(videos), { ...common, concurrency: config.workerIoConcurrency }),
+    startWorker(notifyQueue, notifyProcessors({ webhooks, videos, jobs, settings: webhookSettings }), { ...common, concurrency: config.workerIoConcurrency }),
   ];
+  // One schedule for the whole deployment (upsert is idempotent across replicas).
+  await jobs.schedule(notifyQueue, 'sweep-webhooks', {}, { every: 30_000 });
   const grace = Math.max(1000, config.shutdownTimeoutMs - 3000);
   shutdown.register('io workers', () => Promise.all(workers.map((worker) => worker.close(grace))));
   logger.info({ concurrency: config.workerIoConcurrency, queues: workers.map((w) => w.queue) }, 'worker-io ready');

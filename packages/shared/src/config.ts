@@ -6,6 +6,7 @@ import { z } from 'zod';
 export const DEV_API_KEY = 'dev-key-clipline';
 export const DEV_DASHBOARD_USER = 'admin';
 export const DEV_DASHBOARD_PASSWORD = 'clipline';
+export const DEV_WEBHOOK_SECRET = 'dev-webhook-secret';
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -81,6 +82,10 @@ const envSchema = z.object({
   FAIR_SHARE_QUOTA_PER_MINUTE: positiveInt(60),
   /** Hours an Idempotency-Key is remembered. */
   IDEMPOTENCY_TTL_HOURS: positiveInt(24),
+  /** Key of the HMAC-SHA256 signature on webhook deliveries. */
+  WEBHOOK_SECRET: z.string().min(16, 'at least 16 characters').optional(),
+  /** Seconds one webhook POST may take. */
+  WEBHOOK_TIMEOUT_SECONDS: positiveInt(10),
   /** Origins allowed by CORS (comma-separated, or "*"); empty turns CORS off. */
   CORS_ORIGINS: commaList.default([]),
 });
@@ -121,6 +126,8 @@ export interface Config {
   readonly fairShareQuotaPerMinute: number;
   readonly idempotencyTtlSeconds: number;
   readonly corsOrigins: readonly string[];
+  readonly webhookSecret: string;
+  readonly webhookTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -167,6 +174,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (production && env.DASHBOARD_PASSWORD === DEV_DASHBOARD_PASSWORD) {
     problems.push('  DASHBOARD_PASSWORD: the dev password is refused in production');
   }
+  if (production && !env.WEBHOOK_SECRET) problems.push('  WEBHOOK_SECRET: must be set in production (at least 16 characters)');
   if (problems.length) throw new ConfigError(`invalid environment:\n${problems.join('\n')}`);
 
   return deepFreeze({
@@ -203,6 +211,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     fairShareQuotaPerMinute: env.FAIR_SHARE_QUOTA_PER_MINUTE,
     idempotencyTtlSeconds: env.IDEMPOTENCY_TTL_HOURS * 3600,
     corsOrigins: env.CORS_ORIGINS,
+    webhookSecret: env.WEBHOOK_SECRET ?? DEV_WEBHOOK_SECRET,
+    webhookTimeoutMs: env.WEBHOOK_TIMEOUT_SECONDS * 1000,
   });
 }
 

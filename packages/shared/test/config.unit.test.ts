@@ -42,7 +42,8 @@ describe('loadConfig', () => {
       /dev key is refused/,
     );
     expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'clipline' })).toThrow(/dev password is refused/);
-    const config = loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'p4ss' });
+    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'p4ss' })).toThrow(/WEBHOOK_SECRET: must be set/);
+    const config = loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'p4ss', WEBHOOK_SECRET: 'a-long-webhook-secret' });
     expect(config.fileSourceRoots).toEqual([]);
     expect(config.allowPrivateSources).toBe(false);
   });

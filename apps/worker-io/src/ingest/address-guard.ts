@@ -45,3 +45,14 @@ export function guardedLookup(allowPrivate: boolean): typeof dns.lookup {
   };
   return lookup as unknown as typeof dns.lookup;
 }
+
+/**
+ * Refuses a URL whose host is a private IP literal (a lookup never happens for those, so
+ * {@link guardedLookup} alone would not see it). Host names are checked at connect time.
+ */
+export function assertPublicHost(url: URL, allowPrivate: boolean): void {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!allowPrivate && net.isIP(host) && isPrivateAddress(host)) {
+    throw new BlockedAddressError(`${url.host} is a private address: requests to it are not allowed`);
+  }
+}

@@ -1,6 +1,5 @@
 import { createWriteStream } from 'node:fs';
 import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,7 +14,7 @@ import {
   videoSourceKey,
 } from '@clipline/shared';
 import { got, HTTPError, RequestError } from 'got';
-import { BlockedAddressError, guardedLookup, isPrivateAddress } from './address-guard.js';
+import { assertPublicHost, BlockedAddressError, guardedLookup } from './address-guard.js';
 
 export interface FetchSettings {
   storage: LocalStorage;
@@ -96,9 +95,10 @@ function byteLimit(limit: number, onBytes: (total: number) => void): Transform {
 }
 
 async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hooks: FetchHooks): Promise<IngestResult> {
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (net.isIP(host) && isPrivateAddress(host) && !settings.allowPrivateHosts) {
-    throw new PermanentJobError(`${url.host} is a private address: downloads from it are not allowed`);
+  try {
+    assertPublicHost(url, settings.allowPrivateHosts);
+  } catch (error) {
+    throw new PermanentJobError((error as Error).message);
   }
   const key = videoSourceKey(videoId, path.extname(url.pathname));
   const target = await settings.storage.prepare(key);

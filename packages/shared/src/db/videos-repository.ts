@@ -1,7 +1,7 @@
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { VIDEO_STEPS } from '../queues/index.js';
 import type { Db } from './connection.js';
-import type { StepStatus, VideoOptions, VideoPriority, VideoStatus } from './schema.js';
+import type { Database, StepStatus, VideoOptions, VideoPriority, VideoStatus } from './schema.js';
 
 export interface VideoMetadata {
   durationSeconds: number;
@@ -70,7 +70,16 @@ export interface VideoListQuery {
 export interface RepositoryHooks {
   /** Called after any change to a video (status, progress, steps, results): live streams listen. */
   onChange?: (videoId: string) => void;
+  /**
+   * Called after a video finished (completed, failed, cancelled) with the ids of the webhook
+   * deliveries that the same transaction put in the outbox, so they can be sent at once.
+   */
+  onFinished?: (videoId: string, deliveryIds: string[]) => Promise<void> | void;
 }
+
+const WEBHOOK_EVENTS = { completed: 'video.completed', failed: 'video.failed', cancelled: 'video.cancelled' } as const;
+
+type Executor = Transaction<Database>;
 
 export class InvalidCursorError extends Error {
   override name = 'InvalidCursorError';
@@ -108,6 +117,21 @@ export class VideosRepository {
     private readonly db: Db,
     private readonly hooks: RepositoryHooks = {},
   ) {}
+
+  /** Puts the webhook of a finished video in the outbox, inside the caller's transaction. */
+  private async enqueueWebhook(trx: Executor, id: string, status: keyof typeof WEBHOOK_EVENTS): Promise<string[]> {
+    const { rows } = await sql<{ id: string }>`
+      insert into webhook_deliveries (video_id, event, url)
+      select id, ${WEBHOOK_EVENTS[status]}, callback_url from videos where id = ${id} and callback_url is not null
+      on conflict (video_id, event) do nothing
+      returning id`.execute(trx);
+    return rows.map((row) => row.id);
+  }
+
+  private async finished(id: string, deliveryIds: string[]): Promise<void> {
+    this.changed(id);
+    await this.hooks.onFinished?.(id, deliveryIds);
+  }
 
   private changed(id: string): void {
     try {
@@ -176,24 +200,25 @@ export class VideosRepository {
    * Returns false when the video had already finished (or does not exist).
    */
   async cancel(id: string): Promise<boolean> {
-    const cancelled = await this.db.transaction().execute(async (trx) => {
+    const deliveries = await this.db.transaction().execute(async (trx) => {
       const result = await trx
         .updateTable('videos')
         .set({ status: 'cancelled', error: 'cancelled on request', updated_at: sql`now()`, version: sql`version + 1` })
         .where('id', '=', id)
         .where('status', 'not in', TERMINAL)
         .executeTakeFirst();
-      if (Number(result.numUpdatedRows) === 0) return false;
+      if (Number(result.numUpdatedRows) === 0) return undefined;
       await trx
         .updateTable('video_steps')
         .set({ status: 'cancelled', reason: 'cancelled on request', updated_at: sql`now()` })
         .where('video_id', '=', id)
         .where('status', 'in', ['pending', 'active'])
         .execute();
-      return true;
+      return this.enqueueWebhook(trx, id, 'cancelled');
     });
-    if (cancelled) this.changed(id);
-    return cancelled;
+    if (!deliveries) return false;
+    await this.finished(id, deliveries);
+    return true;
   }
 
   async status(id: string): Promise<VideoStatus | undefined> {
@@ -266,22 +291,28 @@ export class VideosRepository {
    * again, so a late retry cannot resurrect a cancelled or failed video.
    */
   async setStatus(id: string, status: VideoStatus, fields: { error?: string | null; progress?: number } = {}): Promise<boolean> {
-    const result = await this.db
-      .updateTable('videos')
-      .set({
-        status,
-        updated_at: sql`now()`,
-        version: sql`version + 1`,
-        ...(fields.error !== undefined ? { error: fields.error } : {}),
-        ...(fields.progress !== undefined ? { progress: fields.progress } : {}),
-        ...(status === 'completed' ? { completed_at: sql`now()`, progress: 100 } : {}),
-      })
-      .where('id', '=', id)
-      .where('status', 'not in', TERMINAL)
-      .executeTakeFirst();
-    const moved = Number(result.numUpdatedRows) > 0;
-    if (moved) this.changed(id);
-    return moved;
+    const terminal = TERMINAL.includes(status);
+    const outcome = await this.db.transaction().execute(async (trx) => {
+      const result = await trx
+        .updateTable('videos')
+        .set({
+          status,
+          updated_at: sql`now()`,
+          version: sql`version + 1`,
+          ...(fields.error !== undefined ? { error: fields.error } : {}),
+          ...(fields.progress !== undefined ? { progress: fields.progress } : {}),
+          ...(status === 'completed' ? { completed_at: sql`now()`, progress: 100 } : {}),
+        })
+        .where('id', '=', id)
+        .where('status', 'not in', TERMINAL)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return undefined;
+      return terminal ? this.enqueueWebhook(trx, id, status as keyof typeof WEBHOOK_EVENTS) : [];
+    });
+    if (!outcome) return false;
+    if (terminal) await this.finished(id, outcome);
+    else this.changed(id);
+    return true;
   }
 
   /** Raises progress (never lowers it) of a video that is still running. */
@@ -323,7 +354,7 @@ export class VideosRepository {
    * never ran are marked cancelled, all in one transaction.
    */
   async failVideo(id: string, step: string, reason: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    const deliveries = await this.db.transaction().execute(async (trx) => {
       await trx
         .updateTable('video_steps')
         .set({ status: 'failed', reason, updated_at: sql`now()` })
@@ -337,14 +368,16 @@ export class VideosRepository {
         .where('video_id', '=', id)
         .where('status', '=', 'pending')
         .execute();
-      await trx
+      const result = await trx
         .updateTable('videos')
         .set({ status: 'failed', error: reason, updated_at: sql`now()`, version: sql`version + 1` })
         .where('id', '=', id)
         .where('status', 'not in', TERMINAL)
-        .execute();
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0 ? this.enqueueWebhook(trx, id, 'failed') : undefined;
     });
-    this.changed(id);
+    if (deliveries) await this.finished(id, deliveries);
+    else this.changed(id);
   }
 
   async setSource(id: string, fields: { storageKey: string; sizeBytes: number }): Promise<void> {

@@ -325,6 +325,16 @@ export class JobQueues {
     return { id: job.id ?? '' };
   }
 
+  /** Creates or updates a repeating job (BullMQ job scheduler) named after the job. */
+  async schedule(declaration: QueueDeclaration, name: string, payload: unknown, repeat: { every: number }): Promise<void> {
+    const data = validatePayload(declaration, name, payload);
+    await this.queue(declaration).upsertJobScheduler(`${declaration.name}-${name}`, repeat, {
+      name,
+      data,
+      opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 }, attempts: 1 },
+    });
+  }
+
   async get(declaration: QueueDeclaration, id: string): Promise<JobView | undefined> {
     const job = await this.queue(declaration).getJob(id);
     if (!job) return undefined;

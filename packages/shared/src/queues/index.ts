@@ -1,6 +1,7 @@
 import { analyzeQueue } from './analyze.js';
 import { ingestQueue } from './ingest.js';
 import { persistQueue } from './persist.js';
+import { notifyQueue } from './notify.js';
 import { pipelineQueue } from './pipeline.js';
 
 export * from './define.js';
@@ -9,9 +10,11 @@ export { ingestQueue, ingestVideoPayload, ingestResult, type IngestResult } from
 export { analyzeQueue, analyzeResult, type AnalyzeResult } from './analyze.js';
 export { persistQueue } from './persist.js';
 export { pipelineQueue } from './pipeline.js';
+export { notifyQueue } from './notify.js';
+export * from './render.js';
 
 /** Every queue of the system, in pipeline order. */
-export const allQueues = [ingestQueue, analyzeQueue, persistQueue, pipelineQueue] as const;
+export const allQueues = [ingestQueue, analyzeQueue, persistQueue, pipelineQueue, notifyQueue] as const;
 
 /** The steps of a video flow, in the order they run; the names users see in `steps`. */
 export const VIDEO_STEPS = ['ingest', 'analyze', 'persist'] as const;

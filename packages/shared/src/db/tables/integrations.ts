@@ -1,3 +1,34 @@
-/** Tables of external integrations (AI results, webhook deliveries, …). */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface IntegrationTables {}
+import type { Generated } from 'kysely';
+import type { Timestamp } from './core.js';
+
+export type WebhookEvent = 'video.completed' | 'video.failed' | 'video.cancelled';
+
+export interface WebhookDeliveriesTable {
+  id: Generated<string>;
+  video_id: string;
+  event: WebhookEvent;
+  url: string;
+  state: Generated<'pending' | 'delivered' | 'failed'>;
+  attempts: Generated<number>;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  delivered_at: Date | null;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<string>;
+  delivery_id: string;
+  attempt: number;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+  created_at: Timestamp;
+}
+
+/** Tables of external integrations (webhook deliveries, …). */
+export interface IntegrationTables {
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
+}

@@ -1,0 +1,148 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import {
+  createLogger,
+  enqueueWebhookDeliveries,
+  JobQueues,
+  notifyQueue,
+  signWebhook,
+  startWorker,
+  verifyWebhook,
+  VideosRepository,
+  WebhooksRepository,
+  type RunningWorker,
+} from '@clipline/shared';
+import { notifyProcessors } from '../src/io-worker.js';
+import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+const SECRET = 'test-webhook-secret-0123456789';
+let env: TestEnvironment;
+let redis: Redis;
+let jobs: JobQueues;
+let worker: RunningWorker;
+let videos: VideosRepository;
+let webhooks: WebhooksRepository;
+let receiver: http.Server;
+let base: string;
+const received: { path: string; body: string; signature: string; event: string }[] = [];
+const plan = new Map<string, number[]>();
+
+beforeAll(async () => {
+  env = await createTestEnvironment();
+  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
+  videos = new VideosRepository(env.db, { onFinished: (_id, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds) });
+  webhooks = new WebhooksRepository(env.db);
+  receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      received.push({ path: req.url ?? '', body, signature: String(req.headers['clipline-signature']), event: String(req.headers['clipline-event']) });
+      const statuses = plan.get(req.url ?? '') ?? [];
+      res.writeHead(statuses.shift() ?? 204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  worker = startWorker(notifyQueue, notifyProcessors({ webhooks, videos, jobs, settings: { secret: SECRET, timeoutMs: 5000, allowPrivateHosts: true } }), {
+    connection: redis,
+    prefix: env.config.queuePrefix,
+    concurrency: 5,
+    logger: createLogger({ name: 'test', level: 'silent' }),
+  });
+});
+
+afterAll(async () => {
+  await worker.close();
+  await jobs.close();
+  redis.disconnect();
+  receiver.closeAllConnections();
+  await new Promise((resolve) => receiver.close(resolve));
+  await env.cleanup();
+});
+
+async function videoWithCallback(path: string): Promise<string> {
+  const id = randomUUID();
+  await videos.create({ id, source: '/media/a.mp4', title: null, steps: ['ingest'], callbackUrl: `${base}${path}` });
+  return id;
+}
+
+const settledDelivery = (videoId: string) =>
+  waitFor(async () => {
+    const [delivery] = await webhooks.forVideo(videoId);
+    return delivery && delivery.state !== 'pending' ? delivery : undefined;
+  }, 30_000, 'the webhook delivery to settle');
+
+describe('webhook signatures', () => {
+  it('verifies its own signature and refuses tampering and stale timestamps', () => {
+    const body = '{"event":"video.completed"}';
+    const header = signWebhook(SECRET, body, 1_800_000_000);
+    expect(verifyWebhook(SECRET, body, header, 300, 1_800_000_100)).toBe(true);
+    expect(verifyWebhook(SECRET, `${body} `, header, 300, 1_800_000_100)).toBe(false);
+    expect(verifyWebhook('another-secret-0123456789', body, header, 300, 1_800_000_100)).toBe(false);
+    expect(verifyWebhook(SECRET, body, header, 300, 1_800_000_301)).toBe(false);
+    expect(verifyWebhook(SECRET, body, 'garbage', 300, 1_800_000_100)).toBe(false);
+  });
+});
+
+describe('webhook delivery', () => {
+  it('posts a signed completion event once the video completes, and logs the attempt', async () => {
+    const id = await videoWithCallback('/done');
+    expect(await videos.setStatus(id, 'completed')).toBe(true);
+    const delivery = await settledDelivery(id);
+    expect(delivery).toMatchObject({ state: 'delivered', attempts: 1, lastStatus: 204, event: 'video.completed' });
+    const hit = received.find((item) => item.path === '/done')!;
+    expect(verifyWebhook(SECRET, hit.body, hit.signature)).toBe(true);
+    expect(JSON.parse(hit.body)).toMatchObject({ event: 'video.completed', video: { id, status: 'completed', progress: 100 } });
+    const attempts = await env.db.selectFrom('webhook_attempts').selectAll().where('delivery_id', '=', delivery.id).execute();
+    expect(attempts).toHaveLength(1);
+    // Finishing again adds no second delivery.
+    expect(await videos.setStatus(id, 'completed')).toBe(false);
+    expect(await webhooks.forVideo(id)).toHaveLength(1);
+  });
+
+  it('retries a 503 with backoff and delivers on the next attempt', async () => {
+    plan.set('/flaky', [503]);
+    const id = await videoWithCallback('/flaky');
+    await videos.failVideo(id, 'ingest', 'ingest: source file does not exist');
+    const delivery = await settledDelivery(id);
+    expect(delivery).toMatchObject({ state: 'delivered', attempts: 2, lastStatus: 204, event: 'video.failed' });
+    expect(received.filter((item) => item.path === '/flaky')).toHaveLength(2);
+  });
+
+  it('gives up at once on 410 Gone', async () => {
+    plan.set('/gone', [410]);
+    const id = await videoWithCallback('/gone');
+    await videos.cancel(id);
+    const delivery = await settledDelivery(id);
+    expect(delivery).toMatchObject({ state: 'failed', attempts: 1, lastStatus: 410, event: 'video.cancelled' });
+  });
+
+  it('sends nothing for a video without a callback', async () => {
+    const id = randomUUID();
+    await videos.create({ id, source: '/media/b.mp4', title: null, steps: [] });
+    await videos.setStatus(id, 'completed');
+    expect(await webhooks.forVideo(id)).toEqual([]);
+  });
+
+  it('delivers outbox rows whose job was never enqueued, through the sweeper', async () => {
+    const quiet = new VideosRepository(env.db); // no onFinished hook: the job is "lost"
+    const id = await videoWithCallback('/swept');
+    await quiet.setStatus(id, 'completed');
+    await env.db.updateTable('webhook_deliveries').set({ updated_at: new Date(Date.now() - 60_000) }).where('video_id', '=', id).execute();
+    await jobs.add(notifyQueue, 'sweep-webhooks', {});
+    expect(await settledDelivery(id)).toMatchObject({ state: 'delivered' });
+  });
+
+  it('refuses private addresses unless allowed', async () => {
+    const strictWorker = notifyProcessors({ webhooks, videos, jobs, settings: { secret: SECRET, timeoutMs: 5000, allowPrivateHosts: false } });
+    const id = await videoWithCallback('/private');
+    await new VideosRepository(env.db).setStatus(id, 'completed');
+    const [delivery] = await webhooks.forVideo(id);
+    const job = { data: { deliveryId: delivery!.id }, attemptsMade: 0, maxAttempts: 12, signal: new AbortController().signal } as never;
+    await expect(strictWorker['deliver-webhook'](job)).rejects.toThrow(/private address/);
+    expect(await webhooks.find(delivery!.id)).toMatchObject({ state: 'failed' });
+  });
+});

@@ -1,0 +1,84 @@
+import { sql } from 'kysely';
+import type { Db } from './connection.js';
+import type { WebhookEvent } from './schema.js';
+
+export interface WebhookDelivery {
+  id: string;
+  videoId: string;
+  event: WebhookEvent;
+  url: string;
+  state: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+}
+
+export interface WebhookAttempt {
+  statusCode: number | null;
+  error: string | null;
+  durationMs: number;
+}
+
+/** The webhook outbox: deliveries owed to submitters and the log of every attempt. */
+export class WebhooksRepository {
+  constructor(private readonly db: Db) {}
+
+  async find(id: string): Promise<WebhookDelivery | undefined> {
+    const row = await this.db.selectFrom('webhook_deliveries').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && {
+      id: row.id,
+      videoId: row.video_id,
+      event: row.event,
+      url: row.url,
+      state: row.state,
+      attempts: row.attempts,
+      lastStatus: row.last_status,
+      lastError: row.last_error,
+    };
+  }
+
+  async forVideo(videoId: string): Promise<WebhookDelivery[]> {
+    const rows = await this.db.selectFrom('webhook_deliveries').select('id').where('video_id', '=', videoId).orderBy('created_at').execute();
+    return (await Promise.all(rows.map((row) => this.find(row.id)))).filter((row): row is WebhookDelivery => row !== undefined);
+  }
+
+  /** Pending deliveries not touched for `staleSeconds`: their job was lost or never enqueued. */
+  async stalePending(staleSeconds: number, limit = 500): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('state', '=', 'pending')
+      .where('updated_at', '<', sql<Date>`now() - make_interval(secs => ${staleSeconds})`)
+      .orderBy('updated_at')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.id);
+  }
+
+  async touch(ids: readonly string[]): Promise<void> {
+    if (ids.length) await this.db.updateTable('webhook_deliveries').set({ updated_at: sql`now()` }).where('id', 'in', ids).execute();
+  }
+
+  /** Logs one attempt and moves the delivery on, in one transaction. */
+  async recordAttempt(id: string, attempt: WebhookAttempt, outcome: 'delivered' | 'retry' | 'failed'): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const { attempts } = await trx
+        .updateTable('webhook_deliveries')
+        .set({
+          attempts: sql`attempts + 1`,
+          last_status: attempt.statusCode,
+          last_error: attempt.error,
+          updated_at: sql`now()`,
+          ...(outcome === 'delivered' ? { state: 'delivered' as const, delivered_at: sql`now()` } : {}),
+          ...(outcome === 'failed' ? { state: 'failed' as const } : {}),
+        })
+        .where('id', '=', id)
+        .returning('attempts')
+        .executeTakeFirstOrThrow();
+      await trx
+        .insertInto('webhook_attempts')
+        .values({ delivery_id: id, attempt: attempts, status_code: attempt.statusCode, error: attempt.error, duration_ms: Math.round(attempt.durationMs) })
+        .execute();
+    });
+  }
+}

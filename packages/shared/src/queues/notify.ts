@@ -1,0 +1,15 @@
+import { z } from 'zod';
+import { defineQueue, standardRetention } from './define.js';
+
+export const notifyQueue = defineQueue({
+  name: 'notify',
+  resourceClass: 'io',
+  jobs: {
+    /** Delivers one row of the webhook outbox. */
+    'deliver-webhook': z.strictObject({ deliveryId: z.uuid() }),
+    /** Scheduled: re-enqueues outbox rows whose job was lost. */
+    'sweep-webhooks': z.strictObject({}),
+  },
+  // Up to ~2 hours of retries: 2 s, 4 s, 8 s … (with jitter) over 12 attempts.
+  defaultJobOptions: { attempts: 12, backoff: { type: 'exponential', delay: 2000, jitter: 0.3 }, ...standardRetention },
+});
