@@ -1,3 +1,21 @@
-/** Tables of the public API (API keys, idempotency keys, users, …). */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface ApiTables {}
+import type { Timestamp } from './core.js';
+
+/**
+ * API keys are stored as a SHA-256 digest of the whole key: the keys are 190 random bits, so a
+ * fast digest is as safe as a slow password hash here and keeps verification cheap per request.
+ * `prefix` is the public part (`cl_<publicId>`) the key is looked up by and shown as.
+ */
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  prefix: string;
+  key_hash: Buffer;
+  created_at: Timestamp;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+}
+
+/** Tables of the public API (API keys, users, …). */
+export interface ApiTables {
+  api_keys: ApiKeysTable;
+}
