@@ -1,4 +1,5 @@
 import {
+  ApiKeysRepository,
   createRedis,
   enqueueWebhookDeliveries,
   IdempotencyRepository,
@@ -32,6 +33,7 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
     onChange: (videoId) => signals.changed(videoId),
     onFinished: (_videoId, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds),
   });
+  const apiKeys = new ApiKeysRepository(db);
   const idempotency = new IdempotencyRepository(db, config.idempotencyTtlSeconds);
   const pipeline = new VideoPipelineProducer(context, videos, signals, { quotaPerMinute: config.fairShareQuotaPerMinute });
   shutdown.register('flow producer', () => pipeline.close());
@@ -46,7 +48,8 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
     idempotency,
     signals,
     jobs,
-    ...(options.verifyKey ? { verifyKey: options.verifyKey } : {}),
+    // Keys created with `clipline keys create` live hashed in the database.
+    verifyKey: options.verifyKey ?? ((key) => apiKeys.verify(key)),
     queueReady: () => redis.status === 'ready',
     checkDependencies: async () => {
       const [redisOk, dbOk] = await Promise.all([

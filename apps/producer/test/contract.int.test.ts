@@ -233,3 +233,21 @@ describe('per-key rate limit', () => {
     }
   });
 });
+
+describe('API keys kept in the database', () => {
+  it('accepts a created key, and refuses it once revoked', async () => {
+    const { ApiKeysRepository } = await import('@clipline/shared');
+    const keys = new ApiKeysRepository(env.db);
+    const created = await keys.create('contract test');
+    const withKey = { authorization: `Bearer ${created.key}` };
+    expect((await request(producer.app).get('/v1/videos?limit=1').set(withKey)).status).toBe(200);
+    const submitted = await request(producer.app).post('/v1/videos').set(withKey).send({ source: '/media/by-db-key.mp4' });
+    expect(submitted.status).toBe(202);
+    const row = await env.db.selectFrom('videos').select('submitted_by').where('id', '=', submitted.body.id).executeTakeFirstOrThrow();
+    expect(row.submitted_by).toBe(`key:${created.id}`);
+    await keys.revoke(created.id);
+    const refused = await request(producer.app).get('/v1/videos?limit=1').set(withKey);
+    expect(refused.status).toBe(401);
+    expect(refused.body.detail).toBe('API key is not valid');
+  });
+});
