@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type {
@@ -79,11 +80,13 @@ export function createProducerApp(deps: ProducerDependencies): Express {
     res.json(document);
   });
 
+  // Derived from a configured secret, so idempotency fingerprints cannot be recomputed from a guessed body.
+  const fingerprintKey = createHash('sha256').update(`idempotency-fingerprint:${config.webhookSecret}`).digest('hex');
   const v1 = express.Router();
   v1.use(requireApiKey(config.apiKeys, deps.verifyKey));
   v1.use(rateLimitPerKey(deps.redis, config.queuePrefix, config.apiRateLimitPerMinute));
-  v1.use(videoRoutes(deps));
-  v1.use(jobRoutes({ queues: deps.jobs, idempotency: deps.idempotency, queueReady: deps.queueReady }));
+  v1.use(videoRoutes({ ...deps, fingerprintKey }));
+  v1.use(jobRoutes({ queues: deps.jobs, idempotency: deps.idempotency, fingerprintKey, queueReady: deps.queueReady }));
 
   app.use('/v1', v1);
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path.slice(0, 200)}`)));

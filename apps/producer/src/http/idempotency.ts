@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import type { IdempotencyRepository } from '@clipline/shared';
 import { principalOf } from './auth.js';
@@ -14,8 +14,12 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
-function fingerprint(req: Request): string {
-  return createHash('sha256').update(`${req.method} ${req.baseUrl}${req.path}\n${JSON.stringify(canonical(req.body ?? null))}`).digest('hex');
+/**
+ * Keyed (HMAC) rather than a plain digest: bodies may hold secrets such as a password, and the
+ * fingerprint is stored; without the server's key it reveals nothing about the body.
+ */
+function fingerprint(req: Request, key: string): string {
+  return createHmac('sha256', key).update(`${req.method} ${req.baseUrl}${req.path}\n${JSON.stringify(canonical(req.body ?? null))}`).digest('hex');
 }
 
 /**
@@ -23,7 +27,7 @@ function fingerprint(req: Request): string {
  * the same key with the same body replays that response; with another body → 422; while the
  * first is still running → 409. Responses the client may retry (5xx) are not stored.
  */
-export function idempotent(repository: IdempotencyRepository, handler: RequestHandler): RequestHandler {
+export function idempotent(repository: IdempotencyRepository, handler: RequestHandler, fingerprintKey = 'clipline-idempotency'): RequestHandler {
   return async (req, res, next) => {
     const key = req.get('idempotency-key');
     if (key === undefined) return handler(req, res, next);
@@ -31,7 +35,7 @@ export function idempotent(repository: IdempotencyRepository, handler: RequestHa
       throw new HttpProblem(400, 'Bad Request', 'Idempotency-Key must be 1-255 visible ASCII characters');
     }
     const principal = principalOf(res);
-    const claim = await repository.claim(principal, key, fingerprint(req));
+    const claim = await repository.claim(principal, key, fingerprint(req, fingerprintKey));
     if (claim.outcome === 'mismatch') {
       throw new HttpProblem(422, 'Unprocessable Content', 'this Idempotency-Key was already used with a different request body');
     }

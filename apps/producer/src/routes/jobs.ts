@@ -11,6 +11,7 @@ const FLOW_ONLY_JOBS = new Set(['video-pipeline']);
 export interface JobRoutesDependencies {
   queues: JobQueues;
   idempotency: IdempotencyRepository;
+  fingerprintKey: string;
   queueReady(): boolean;
   declarations?: readonly QueueDeclaration[];
 }
@@ -54,7 +55,7 @@ export function jobRoutes(deps: JobRoutesDependencies): Router {
         if (isUnavailable(error)) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
         throw error;
       }
-    }),
+    }, deps.fingerprintKey),
   );
 
   router.get('/jobs/:queue/:id', async (req, res) => {

@@ -20,6 +20,8 @@ export interface VideoRoutesDependencies {
   pipeline: VideoPipelineProducer;
   idempotency: IdempotencyRepository;
   signals: VideoSignals;
+  /** Server secret keying the stored fingerprints of idempotent requests. */
+  fingerprintKey: string;
   queueReady(): boolean;
 }
 
@@ -89,7 +91,7 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
       } catch (error) {
         throw unavailableOr(error);
       }
-    }),
+    }, deps.fingerprintKey),
   );
 
   // "/videos:batch": the colon is literal here, not a route parameter.
@@ -107,7 +109,7 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
       } catch (error) {
         throw unavailableOr(error);
       }
-    }),
+    }, deps.fingerprintKey),
   );
 
   router.get('/videos', async (req, res) => {
@@ -160,8 +162,13 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
       throw unavailableOr(error, 'the database');
     });
     if (!first) throw notFound(`no video with id ${id}`);
-    const stream = new EventStream(req, res);
     let sent = lastEventId(req);
+    if (TERMINAL.has(first.status) && sent >= first.version) {
+      // The client already has the final event: 204 tells an EventSource not to reconnect.
+      res.status(204).end();
+      return;
+    }
+    const stream = new EventStream(req, res);
     let busy = false;
     let again = false;
     // Reads the video and sends it when it moved past what the client has; coalesces bursts.

@@ -17,6 +17,8 @@ export async function migrateToLatest(db: Db, schema: string): Promise<Migration
     db,
     provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }),
     migrationTableSchema: schema,
+    // Features land in parallel: a database may have applied 0005 before 0003 existed.
+    allowUnorderedMigrations: true,
   });
   const result = await migrator.migrateToLatest();
   if (result.error) {

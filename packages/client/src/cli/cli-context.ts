@@ -1,0 +1,37 @@
+import { createClient, type ClipLineClient } from '../client.js';
+import type { CliSettings } from './cli-config.js';
+import type { ProgressOutput } from './progress-board.js';
+
+export interface CliStream extends ProgressOutput {
+  isTTY?: boolean;
+}
+
+/** What a command may touch: its streams, the working directory and the settings. */
+export interface CliContext {
+  stdout: CliStream;
+  stderr: CliStream;
+  /** Relative file arguments are resolved against it. */
+  cwd: string;
+  /** Parsed on first use, so `--help` works whatever the environment holds. */
+  settings(): CliSettings;
+  /** Aborted on Ctrl-C. */
+  signal: AbortSignal;
+}
+
+export const EXIT_OK = 0;
+/** A video failed or was cancelled, or a request failed. */
+export const EXIT_FAILURE = 1;
+/** The command line (or the environment) is wrong. */
+export const EXIT_USAGE = 2;
+/** Interrupted by Ctrl-C, as shells report SIGINT. */
+export const EXIT_INTERRUPTED = 130;
+
+/** A client for the API in the settings; retries are announced on stderr so a pause is explained. */
+export function apiClient(context: CliContext): ClipLineClient {
+  const settings = context.settings();
+  return createClient({
+    baseUrl: settings.apiUrl,
+    apiKey: settings.apiKey,
+    onRetry: (notice) => context.stderr.write(`clipline: ${notice.reason}; retrying in ${(notice.delayMs / 1000).toFixed(1)} s\n`),
+  });
+}

@@ -1,0 +1,74 @@
+const MAIN = `Usage: clipline <command> [options]
+
+Commands:
+  submit <files|urls...>   submit videos for processing (--wait to follow them)
+  status <id>              show a video's state, steps, scenes and clips
+  keys create|list|revoke  manage API keys (talks to the database directly)
+
+Environment:
+  CLIPLINE_URL       producer API (default http://127.0.0.1:3000)
+  CLIPLINE_API_KEY   API key sent as a bearer token (default: the dev key)
+  DATABASE_URL       PostgreSQL for "keys" (default postgres://postgres@127.0.0.1:5432/clipline)
+  DATABASE_SCHEMA    schema holding clipline's tables (default public)
+  NO_COLOR           set to draw progress without colours
+
+Exit codes: 0 success, 1 a video or request failed, 2 usage error, 130 interrupted.
+Run "clipline <command> --help" for a command's options.
+`;
+
+const SUBMIT = `Usage: clipline submit <files|urls...> [options]
+
+Submits each file or http(s) URL as a video. Local files are sent as absolute paths, so the
+workers must see the same file system.
+
+Options:
+  --wait            follow the videos with live progress until they finish, then print a summary
+  --title <text>    title of the video(s)
+  --aspect <ratio>  clip aspect: 9:16, 1:1 or 16:9
+  --clips <n>       how many clips to keep (1-20)
+  --priority <p>    high, normal or low
+  --json            print JSON instead of text
+  -h, --help        show this help
+
+Exit code 1 when a submission fails or, with --wait, when a video does not complete.
+`;
+
+const STATUS = `Usage: clipline status <id> [--json]
+
+Shows a video's status, progress, steps, media metadata, scenes and clips.
+
+Options:
+  --json      print the API's JSON
+  -h, --help  show this help
+
+Exit code 1 when the video failed or was cancelled, or cannot be read.
+`;
+
+const KEYS = `Usage: clipline keys <create|list|revoke> [options]
+
+Manages API keys in the database (DATABASE_URL, DATABASE_SCHEMA); run it where the database
+is reachable, after "npm run migrate".
+
+  keys create [--name <name>]   creates a key and prints it once: store it now
+  keys list                     lists keys (prefix, name, created, last used, status)
+  keys revoke <id|prefix>       revokes a key; it stops working at once
+
+Options:
+  --name <name>  what the key is for (create; default "default")
+  --json         print JSON instead of text
+  -h, --help     show this help
+`;
+
+/** Help of one command, or of the whole CLI. */
+export function helpText(command?: string): string {
+  switch (command) {
+    case 'submit':
+      return SUBMIT;
+    case 'status':
+      return STATUS;
+    case 'keys':
+      return KEYS;
+    default:
+      return MAIN;
+  }
+}

@@ -1,0 +1,132 @@
+import type { Video } from '../types.js';
+import { truncate } from './format.js';
+
+/** Where the board draws: a terminal (with `columns`) or any text sink. */
+export interface ProgressOutput {
+  write(text: string): unknown;
+  columns?: number;
+}
+
+export interface ProgressBoardOptions {
+  /** Redraw the rows in place with ANSI escapes (a terminal); otherwise print a line per change. */
+  live: boolean;
+  /** Colour the status words (live mode only). @defaultValue true */
+  color?: boolean;
+  /** Fewest milliseconds between two redraws. @defaultValue 100 */
+  redrawIntervalMs?: number;
+}
+
+interface Row {
+  id: string;
+  label: string;
+  status: string;
+  progress: number;
+  step: string;
+  /** The last plain line printed for this row, so unchanged states are not repeated. */
+  printed: string;
+}
+
+const MAX_BAR_CELLS = 20;
+const MIN_BAR_CELLS = 5;
+/** Room kept for "processing · analyze" before the bar takes its full width. */
+const STATUS_ROOM = 24;
+const ESC = '\u001b[';
+const COLOURS: Record<string, string> = { completed: '32', failed: '31', error: '31', cancelled: '33', processing: '36' };
+
+function activeStep(video: Video): string {
+  return video.steps.find((step) => step.status === 'active')?.name ?? '';
+}
+
+/**
+ * One row per video with its progress. On a terminal the rows are redrawn in place (at most
+ * every `redrawIntervalMs`, so a burst of events costs one redraw); elsewhere each change of
+ * status, progress or step is printed as a line of its own, which reads well in CI logs.
+ */
+export class ProgressBoard {
+  private readonly rows = new Map<string, Row>();
+  private readonly live: boolean;
+  private readonly color: boolean;
+  private readonly redrawIntervalMs: number;
+  private drawnLines = 0;
+  private redrawTimer: NodeJS.Timeout | undefined;
+  private finished = false;
+
+  constructor(
+    private readonly out: ProgressOutput,
+    videos: readonly { id: string; label: string }[],
+    options: ProgressBoardOptions,
+  ) {
+    for (const video of videos) this.rows.set(video.id, { ...video, status: 'queued', progress: 0, step: '', printed: '' });
+    this.live = options.live;
+    this.color = options.live && (options.color ?? true);
+    this.redrawIntervalMs = options.redrawIntervalMs ?? 100;
+    if (this.live) {
+      this.out.write(`${ESC}?25l`);
+      this.draw();
+    } else {
+      for (const row of this.rows.values()) this.printLine(row);
+    }
+  }
+
+  update(id: string, video: Video): void {
+    this.change(id, { status: video.status, progress: video.progress, step: activeStep(video) });
+  }
+
+  /** The video could not be followed (or submitted): the row shows the reason. */
+  fail(id: string, reason: string): void {
+    this.change(id, { status: 'error', step: reason });
+  }
+
+  /** Draws the final state and gives the cursor back; safe to call twice. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.redrawTimer);
+    if (this.live) {
+      this.draw();
+      this.out.write(`${ESC}?25h`);
+    }
+  }
+
+  private change(id: string, fields: Partial<Pick<Row, 'status' | 'progress' | 'step'>>): void {
+    const row = this.rows.get(id);
+    if (!row || this.finished) return;
+    Object.assign(row, fields);
+    if (!this.live) return this.printLine(row);
+    this.redrawTimer ??= setTimeout(() => {
+      this.redrawTimer = undefined;
+      this.draw();
+    }, this.redrawIntervalMs);
+  }
+
+  private printLine(row: Row): void {
+    const line = `[${row.id.slice(0, 8)}] ${row.label} ${row.status} ${row.progress}%${row.step ? ` (${row.step})` : ''}`;
+    if (line === row.printed) return;
+    row.printed = line;
+    this.out.write(`${line}\n`);
+  }
+
+  private draw(): void {
+    // A pseudo-terminal may report 0 columns: that means unknown, not narrow.
+    const columns = Math.max(40, this.out.columns || 80);
+    const rows = [...this.rows.values()];
+    const labelWidth = Math.min(Math.max(8, ...rows.map((row) => row.label.length)), Math.max(8, columns - 60));
+    const barCells = Math.max(MIN_BAR_CELLS, Math.min(MAX_BAR_CELLS, columns - labelWidth - 8 - STATUS_ROOM));
+    let text = this.drawnLines > 0 ? `${ESC}${this.drawnLines}A` : '';
+    for (const row of rows) text += `\r${ESC}2K${this.renderRow(row, { labelWidth, barCells, columns })}\n`;
+    this.drawnLines = rows.length;
+    this.out.write(text);
+  }
+
+  /** Kept one column short of the terminal: a wrapped line would break the cursor arithmetic. */
+  private renderRow(row: Row, { labelWidth, barCells, columns }: { labelWidth: number; barCells: number; columns: number }): string {
+    const filled = Math.round((Math.max(0, Math.min(100, row.progress)) / 100) * barCells);
+    const bar = `[${'█'.repeat(filled)}${'░'.repeat(barCells - filled)}]`;
+    const head = `${truncate(row.label, labelWidth).padEnd(labelWidth)} ${bar} ${`${row.progress}%`.padStart(4)} `;
+    const tail = truncate(`${row.status}${row.step ? ` · ${row.step}` : ''}`, columns - 1 - head.length);
+    const colour = COLOURS[row.status];
+    if (!this.color || !colour) return head + tail;
+    const statusEnd = Math.min(tail.length, row.status.length);
+    return `${head}${ESC}${colour}m${tail.slice(0, statusEnd)}${ESC}0m${tail.slice(statusEnd)}`;
+  }
+}

@@ -1,0 +1,167 @@
+import type { ClipLineClient } from '../client.js';
+import { TERMINAL_VIDEO_STATUSES, type ClipAspect, type Video, type VideoOptions, type VideoPriority, type VideoSubmission } from '../types.js';
+import { choiceOption, integerOption, parseArgs } from './args.js';
+import { apiClient, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, type CliContext } from './cli-context.js';
+import { describeError } from './describe-error.js';
+import { formatSeconds, sourceLabel, truncate } from './format.js';
+import { helpText } from './help.js';
+import { mapConcurrently } from './map-concurrently.js';
+import { ProgressBoard } from './progress-board.js';
+import { resolveSource } from './resolve-source.js';
+import { renderTable } from './text-table.js';
+import { UsageError } from './usage-error.js';
+
+const SPEC = {
+  wait: { type: 'boolean' },
+  title: { type: 'string' },
+  aspect: { type: 'string' },
+  clips: { type: 'string' },
+  priority: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Requests in flight while submitting, and event streams open while waiting. */
+const SUBMIT_CONCURRENCY = 8;
+const FOLLOW_CONCURRENCY = 50;
+
+interface Outcome {
+  source: string;
+  id: string | null;
+  submittedAt: number;
+  /** Why the video could not be submitted or followed. */
+  error: string | null;
+  video: Video | null;
+  finishedAt: number | null;
+}
+
+function submissionFrom(source: string, options: { title?: string; aspect?: ClipAspect; clipCount?: number; priority?: VideoPriority }): VideoSubmission {
+  const videoOptions: VideoOptions = {};
+  if (options.aspect) videoOptions.aspect = options.aspect;
+  if (options.clipCount !== undefined) videoOptions.clipCount = options.clipCount;
+  return {
+    source,
+    ...(options.title !== undefined ? { title: options.title } : {}),
+    ...(Object.keys(videoOptions).length ? { options: videoOptions } : {}),
+    ...(options.priority ? { priority: options.priority } : {}),
+  };
+}
+
+/** `clipline submit <files|urls…> [--wait] …` */
+export async function submitCommand(argv: readonly string[], context: CliContext): Promise<number> {
+  const { options, positionals } = parseArgs(argv, SPEC, 'submit');
+  if (options.help) {
+    context.stdout.write(helpText('submit'));
+    return EXIT_OK;
+  }
+  if (positionals.length === 0) throw new UsageError('submit needs at least one file or URL', 'submit');
+  const shape = {
+    ...(options.title !== undefined ? { title: options.title } : {}),
+    aspect: choiceOption('aspect', options.aspect, ['9:16', '1:1', '16:9'] as const, 'submit'),
+    clipCount: integerOption('clips', options.clips, 1, 20, 'submit'),
+    priority: choiceOption('priority', options.priority, ['high', 'normal', 'low'] as const, 'submit'),
+  };
+  const sources = await Promise.all(positionals.map((argument) => resolveSource(argument, context.cwd)));
+  const client = apiClient(context);
+
+  const outcomes = await mapConcurrently(sources, SUBMIT_CONCURRENCY, async (source): Promise<Outcome> => {
+    const submittedAt = Date.now();
+    const outcome: Outcome = { source, id: null, submittedAt, error: null, video: null, finishedAt: null };
+    try {
+      outcome.id = (await client.submitVideo(submissionFrom(source, shape), { signal: context.signal })).id;
+    } catch (error) {
+      if (context.signal.aborted) throw error;
+      outcome.error = describeError(error);
+      context.stderr.write(`clipline: could not submit ${source}: ${outcome.error}\n`);
+    }
+    return outcome;
+  });
+
+  if (!options.wait) {
+    if (options.json) {
+      context.stdout.write(`${JSON.stringify(outcomes.map(({ source, id, error }) => (id ? { source, id, status: 'queued' } : { source, error })), null, 2)}\n`);
+    } else {
+      for (const outcome of outcomes) if (outcome.id) context.stdout.write(`${outcome.id}  ${outcome.source}\n`);
+    }
+    return outcomes.every((outcome) => outcome.id) ? EXIT_OK : EXIT_FAILURE;
+  }
+
+  await waitForAll(client, outcomes, context);
+  if (options.json) context.stdout.write(`${JSON.stringify(outcomes.map(jsonSummary), null, 2)}\n`);
+  else context.stdout.write(summaryTable(outcomes));
+  if (context.signal.aborted) return EXIT_INTERRUPTED;
+  return outcomes.every((outcome) => outcome.video?.status === 'completed') ? EXIT_OK : EXIT_FAILURE;
+}
+
+/** Follows every submitted video on one board; Ctrl-C stops following, the summary still prints. */
+async function waitForAll(client: ClipLineClient, outcomes: Outcome[], context: CliContext): Promise<void> {
+  const followed = outcomes.filter((outcome): outcome is Outcome & { id: string } => outcome.id !== null);
+  const board = new ProgressBoard(
+    context.stderr,
+    followed.map((outcome) => ({ id: outcome.id, label: sourceLabel(outcome.source) })),
+    { live: context.stderr.isTTY === true, color: context.settings().color },
+  );
+  try {
+    await mapConcurrently(followed, FOLLOW_CONCURRENCY, async (outcome) => {
+      try {
+        for await (const { video } of client.watchVideo(outcome.id, { signal: context.signal })) {
+          outcome.video = video;
+          board.update(outcome.id, video);
+          if (TERMINAL_VIDEO_STATUSES.includes(video.status)) outcome.finishedAt = Date.now();
+        }
+      } catch (error) {
+        outcome.error = context.signal.aborted ? 'interrupted' : describeError(error);
+        board.fail(outcome.id, outcome.error);
+      }
+    });
+  } finally {
+    board.finish();
+  }
+}
+
+function elapsedSeconds(outcome: Outcome): number | null {
+  return outcome.finishedAt === null ? null : (outcome.finishedAt - outcome.submittedAt) / 1000;
+}
+
+function jsonSummary(outcome: Outcome) {
+  return {
+    source: outcome.source,
+    id: outcome.id,
+    status: outcome.video?.status ?? (outcome.id ? 'unknown' : 'rejected'),
+    error: outcome.error ?? outcome.video?.error ?? null,
+    elapsedSeconds: elapsedSeconds(outcome),
+    video: outcome.video,
+  };
+}
+
+function summaryTable(outcomes: readonly Outcome[]): string {
+  const rows = outcomes.map((outcome) => {
+    const video = outcome.video;
+    const elapsed = elapsedSeconds(outcome);
+    return [
+      outcome.id ?? '-',
+      truncate(sourceLabel(outcome.source), 40),
+      video?.status ?? (outcome.id ? 'unknown' : 'rejected'),
+      video?.metadata ? formatSeconds(video.metadata.durationSeconds) : '-',
+      video ? String(video.scenes.length) : '-',
+      video?.clips ? String(video.clips.length) : '-',
+      elapsed === null ? '-' : formatSeconds(elapsed),
+    ];
+  });
+  const table = renderTable(
+    [
+      { header: 'ID' },
+      { header: 'SOURCE' },
+      { header: 'STATUS' },
+      { header: 'DURATION', align: 'right' },
+      { header: 'SCENES', align: 'right' },
+      { header: 'CLIPS', align: 'right' },
+      { header: 'ELAPSED', align: 'right' },
+    ],
+    rows,
+  );
+  const problems = outcomes
+    .filter((outcome) => outcome.video?.status !== 'completed')
+    .map((outcome) => `${outcome.id ?? sourceLabel(outcome.source)}: ${outcome.error ?? outcome.video?.error ?? outcome.video?.status ?? 'unknown'}`);
+  return problems.length ? `${table}\n${problems.join('\n')}\n` : table;
+}

@@ -1,0 +1,47 @@
+import type { Problem } from './types.js';
+
+/** The API answered with an error status; `problem` is its problem+json body. */
+export class ClipLineApiError extends Error {
+  override name = 'ClipLineApiError';
+  readonly status: number;
+  readonly problem: Problem;
+  /** The server's `Retry-After`, in milliseconds, when it sent one. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    problem: Problem,
+    retryAfterMs?: number,
+  ) {
+    super(`${method} ${new URL(url).pathname} failed with ${problem.status} ${problem.title}: ${problem.detail}`);
+    this.status = problem.status;
+    this.problem = problem;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The server could not be reached, or the connection broke before an answer arrived. */
+export class ClipLineConnectionError extends Error {
+  override name = 'ClipLineConnectionError';
+  constructor(
+    readonly url: string,
+    cause: unknown,
+  ) {
+    super(`could not reach ${new URL(url).origin}: ${describeNetworkFailure(cause)}`, { cause });
+  }
+}
+
+/** The server answered something that is not the API's format (not JSON, not an event stream). */
+export class ClipLineProtocolError extends Error {
+  override name = 'ClipLineProtocolError';
+}
+
+/** undici hides the useful part (ECONNREFUSED, …) in `cause`. */
+function describeNetworkFailure(failure: unknown): string {
+  const error = failure as { name?: string; message?: string; cause?: { code?: string; message?: string } } | undefined;
+  if (error?.name === 'TimeoutError') return 'request timed out';
+  const inner = error?.cause;
+  if (inner?.code) return `${inner.code}${inner.message && !inner.message.includes(inner.code) ? ` (${inner.message})` : ''}`;
+  return inner?.message ?? error?.message ?? String(failure);
+}

@@ -1,0 +1,115 @@
+import { ClipLineApiError, ClipLineConnectionError, ClipLineProtocolError } from './errors.js';
+import { EventStreamParser } from './event-stream-parser.js';
+import type { HttpTransport } from './http-transport.js';
+import { sleep } from './sleep.js';
+import { TERMINAL_VIDEO_STATUSES, type Video, type VideoEvent, type VideoEventType } from './types.js';
+
+export interface WatchOptions {
+  /** Ends the watch: the iterator rejects with the signal's reason and the connection is closed. */
+  signal?: AbortSignal;
+  /** Resume after this event id, e.g. one kept from an earlier watch. */
+  lastEventId?: string;
+  /** Wait before reconnecting after a drop, unless the server asked otherwise with `retry:`. @defaultValue 1000 */
+  reconnectDelayMs?: number;
+  /** Drops in a row, with no event in between, before the watch gives up. @defaultValue 10 */
+  maxReconnects?: number;
+  /** Reconnect when nothing at all (not even a heartbeat comment) arrived for this long. @defaultValue 60000 */
+  idleTimeoutMs?: number;
+}
+
+const VIDEO_EVENT_TYPES: ReadonlySet<string> = new Set<VideoEventType>(['progress', 'completed', 'failed', 'cancelled']);
+const TERMINAL_EVENT_TYPES: ReadonlySet<string> = new Set<string>(TERMINAL_VIDEO_STATUSES);
+
+function videoOf(data: string, eventId: string): Video {
+  let video: unknown;
+  try {
+    video = JSON.parse(data);
+  } catch {
+    throw new ClipLineProtocolError(`event ${eventId || '(no id)'} carries data that is not JSON: ${data.slice(0, 120)}`);
+  }
+  if (!video || typeof video !== 'object' || typeof (video as Video).id !== 'string' || typeof (video as Video).status !== 'string') {
+    throw new ClipLineProtocolError(`event ${eventId || '(no id)'} does not carry a video (id and status expected)`);
+  }
+  return video as Video;
+}
+
+/** Non-negative integer option, or a TypeError naming it. */
+function count(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 0) throw new TypeError(`${name} must be a non-negative whole number, got ${value}`);
+  return value;
+}
+
+/**
+ * The events of one video's stream (`GET /v1/videos/:id/events`). A dropped or idle connection
+ * is reopened with `Last-Event-ID`, so no event is lost or repeated; the iteration ends after a
+ * terminal event (completed, failed, cancelled). Failures to connect are retried by the
+ * transport's policy; API errors (401, 404) end the watch at once.
+ */
+export async function* watchVideoEvents(transport: HttpTransport, videoId: string, options: WatchOptions = {}): AsyncGenerator<VideoEvent, void, undefined> {
+  const path = `/v1/videos/${encodeURIComponent(videoId)}/events`;
+  const maxReconnects = count('maxReconnects', options.maxReconnects, 10);
+  const idleTimeoutMs = count('idleTimeoutMs', options.idleTimeoutMs, 60_000);
+  let reconnectDelayMs = count('reconnectDelayMs', options.reconnectDelayMs, 1000);
+  let lastEventId = options.lastEventId ?? '';
+  let dropsInARow = 0;
+  const userSignal = options.signal;
+
+  for (;;) {
+    userSignal?.throwIfAborted();
+    const connection = new AbortController();
+    const forwardAbort = () => connection.abort(userSignal?.reason);
+    userSignal?.addEventListener('abort', forwardAbort, { once: true });
+    let idleTimer: NodeJS.Timeout | undefined;
+    const restartIdleTimer = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => connection.abort(new DOMException(`no data for ${idleTimeoutMs} ms`, 'TimeoutError')), idleTimeoutMs);
+    };
+    let reader: ReadableStreamDefaultReader<string> | undefined;
+    try {
+      const response = await transport.open(
+        { method: 'GET', path, idempotent: true, signal: connection.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} },
+        'text/event-stream',
+      );
+      // 204 is the event-stream way of saying "do not reconnect".
+      if (response.status === 204) return;
+      const contentType = response.headers.get('content-type') ?? '';
+      if (!/^text\/event-stream\b/i.test(contentType) || !response.body) {
+        throw new ClipLineProtocolError(`${path} answered ${contentType || 'no content type'} instead of text/event-stream`);
+      }
+      const parser = new EventStreamParser();
+      reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      restartIdleTimer();
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        restartIdleTimer();
+        const events = parser.feed(chunk.value);
+        if (parser.reconnectionDelayMs !== undefined) reconnectDelayMs = parser.reconnectionDelayMs;
+        for (const event of events) {
+          lastEventId = event.id;
+          if (!VIDEO_EVENT_TYPES.has(event.type)) continue;
+          dropsInARow = 0;
+          yield { id: event.id, type: event.type as VideoEventType, video: videoOf(event.data, event.id) };
+          if (TERMINAL_EVENT_TYPES.has(event.type)) return;
+        }
+        lastEventId = parser.lastEventId;
+      }
+    } catch (error) {
+      if (userSignal?.aborted) throw userSignal.reason;
+      // Refusals and failures to connect (after the transport's own retries) are final; a
+      // connection that broke while the stream was being read is reopened below.
+      if (error instanceof ClipLineApiError || error instanceof ClipLineProtocolError || error instanceof ClipLineConnectionError) throw error;
+    } finally {
+      clearTimeout(idleTimer);
+      userSignal?.removeEventListener('abort', forwardAbort);
+      reader?.cancel().catch(() => {});
+      connection.abort();
+    }
+    dropsInARow += 1;
+    if (dropsInARow > maxReconnects) {
+      throw new ClipLineConnectionError(transport.url(path), new Error(`the event stream dropped ${dropsInARow} times in a row without delivering an event`));
+    }
+    await sleep(reconnectDelayMs, userSignal);
+  }
+}

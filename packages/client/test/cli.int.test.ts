@@ -1,0 +1,245 @@
+/**
+ * The built `clipline` CLI as a user runs it: a child process against the real producer (in this
+ * process), the real worker processes, and a real PostgreSQL schema for `keys`.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { jest } from '@jest/globals';
+import { ApiKeysRepository, DEV_API_KEY } from '@clipline/shared';
+import type { ClipLineClient } from '../src/index.js';
+import { generateVideo } from '../../../tests/helpers/media.js';
+import { freePort, startApp, stopApp, waitForHttp, type RunningApp } from '../../../tests/helpers/processes.js';
+import type { TestEnvironment } from '../../../tests/helpers/services.js';
+import { producerUnderTest, type ProducerUnderTest, type RunningProducer } from './producer-fixture.js';
+
+jest.setTimeout(60_000);
+
+const CLI = path.resolve(import.meta.dirname ?? '.', '../dist/cli.js');
+let fixture: ProducerUnderTest;
+let env: TestEnvironment;
+let running: RunningProducer;
+let api: ClipLineClient;
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node dist/cli.js …` with only the variables given (plus PATH and HOME). */
+function clipline(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliRun> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.cwd ?? env.config.storageDir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      CLIPLINE_URL: running.url,
+      CLIPLINE_API_KEY: DEV_API_KEY,
+      DATABASE_URL: env.config.databaseUrl,
+      DATABASE_SCHEMA: env.config.databaseSchema,
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+beforeAll(async () => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first with "npx tsc -b"`);
+  fixture = await producerUnderTest();
+  ({ env, running, api } = fixture);
+});
+
+afterAll(() => fixture?.close());
+
+describe('usage', () => {
+  it('prints help for the CLI and each command, exit 0', async () => {
+    const main = await clipline(['--help']);
+    expect(main).toMatchObject({ code: 0, stderr: '' });
+    expect(main.stdout).toMatch(/Commands:\n {2}submit <files\|urls\.\.\.>/);
+    for (const [command, option] of [['submit', '--wait'], ['status', '--json'], ['keys', 'keys revoke <id|prefix>']] as const) {
+      const help = await clipline([command, '--help']);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain(`Usage: clipline ${command}`);
+      expect(help.stdout).toContain(option);
+    }
+  });
+
+  it.each([
+    [[], /Usage: clipline <command>/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['submit'], /submit needs at least one file or URL\nRun "clipline submit --help"/],
+    [['submit', '--aspect', '4:3', 'a.mp4'], /--aspect must be one of 9:16, 1:1, 16:9, got "4:3"/],
+    [['submit', '--clips', '0', 'a.mp4'], /--clips must be a whole number from 1 to 20/],
+    [['submit', '--wiat', 'a.mp4'], /unknown option --wiat/],
+    [['submit', 'ftp://example.com/a.mp4'], /only http\(s\):\/\/ and file:\/\/ URLs/],
+    [['status'], /status needs exactly one video id/],
+    [['keys'], /keys needs a command: create, list or revoke/],
+    [['keys', 'list', '--name', 'x'], /--name is only for keys create/],
+    [['keys', 'create', '--name', ' '], /API key name must be 1-100 printable characters/],
+  ])('%j is a usage error (exit 2) naming the problem', async (args, message) => {
+    const run = await clipline(args);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(message);
+    expect(run.stdout).toBe('');
+  });
+
+  it('names a file that does not exist by its absolute path, before sending anything', async () => {
+    const run = await clipline(['submit', 'nowhere/missing.mp4']);
+    expect(run).toMatchObject({ code: 2, stdout: '' });
+    expect(run.stderr).toContain(`no such file: ${path.join(env.config.storageDir, 'nowhere/missing.mp4')}`);
+  });
+
+  it('names a bad variable (exit 2) and a server it cannot reach (exit 1)', async () => {
+    const bad = await clipline(['status', 'x'], { env: { CLIPLINE_URL: 'ftp://example.com' } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/CLIPLINE_URL="ftp:\/\/example.com": expected an http:\/\/ or https:\/\/ URL/);
+    const port = await freePort();
+    const unreachable = await clipline(['status', '5d0c9c52-2f57-4a5b-9c55-3b8d0a3c5e11'], { env: { CLIPLINE_URL: `http://127.0.0.1:${port}` } });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toMatch(/retrying in/);
+    expect(unreachable.stderr).toMatch(new RegExp(`clipline: could not reach http://127.0.0.1:${port}: ECONNREFUSED\\n$`));
+  });
+});
+
+describe('submit and status', () => {
+  it('submits local files as absolute paths and prints their ids', async () => {
+    await mkdir(path.join(env.config.storageDir, 'in'), { recursive: true });
+    await writeFile(path.join(env.config.storageDir, 'in', 'a.mp4'), 'not read until a worker ingests it');
+    const run = await clipline(['submit', 'in/a.mp4', 'https://cdn.example.com/b.mp4', '--title', 'Two', '--aspect', '1:1', '--clips', '2', '--priority', 'low']);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    const lines = run.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    const [first, second] = lines.map((line) => line.split('  '));
+    expect(first![1]).toBe(path.join(env.config.storageDir, 'in', 'a.mp4'));
+    expect(second![1]).toBe('https://cdn.example.com/b.mp4');
+    const video = await api.getVideo(first![0]!);
+    expect(video).toMatchObject({ source: path.join(env.config.storageDir, 'in', 'a.mp4'), title: 'Two', options: { aspect: '1:1', clipCount: 2 }, priority: 'low' });
+    await Promise.all([first![0]!, second![0]!].map((id) => api.cancelVideo(id)));
+  });
+
+  it('shows a video as text and as JSON; a cancelled video exits 1', async () => {
+    const { id } = await api.submitVideo({ source: '/srv/media/shown.mp4', title: 'Shown' });
+    const text = await clipline(['status', id]);
+    expect(text).toMatchObject({ code: 0, stderr: '' });
+    expect(text.stdout).toMatch(new RegExp(`^id +${id}\nstatus +queued 0%\ntitle +Shown\nsource +/srv/media/shown.mp4\n`));
+    expect(text.stdout).toMatch(/\nSTEP +STATUS +ATTEMPTS +REASON\ningest +pending +0\n/);
+    const json = await clipline(['status', id, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ id, status: 'queued', title: 'Shown' });
+    await api.cancelVideo(id);
+    const cancelled = await clipline(['status', id]);
+    expect(cancelled.code).toBe(1);
+    expect(cancelled.stdout).toMatch(/status +cancelled\n/);
+  });
+
+  it('reports an unknown video with the API detail, exit 1', async () => {
+    const run = await clipline(['status', '5d0c9c52-2f57-4a5b-9c55-3b8d0a3c5e11']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe('clipline: no video with id 5d0c9c52-2f57-4a5b-9c55-3b8d0a3c5e11 (404 Not Found)\n');
+  });
+});
+
+describe('keys', () => {
+  it('creates a key shown once, which the API accepts until it is revoked', async () => {
+    const created = await clipline(['keys', 'create', '--name', 'ci pipeline']);
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/^cl_[0-9A-Za-z]{12}_[0-9A-Za-z]{32}\n$/);
+    const key = created.stdout.trim();
+    const prefix = key.slice(0, 15);
+    expect(created.stderr).toMatch(new RegExp(`created API key "ci pipeline" \\(id [0-9a-f-]{36}, prefix ${prefix}\\); it is shown only this once`));
+    expect(await new ApiKeysRepository(env.db).verify(key)).toMatchObject({ name: 'ci pipeline' });
+
+    const { id } = await api.submitVideo({ source: '/srv/media/keyed.mp4' });
+    expect((await clipline(['status', id], { env: { CLIPLINE_API_KEY: key } })).code).toBe(0);
+
+    const listed = await clipline(['keys', 'list']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^ID +PREFIX +NAME +CREATED +LAST USED +STATUS\n/);
+    expect(listed.stdout).toMatch(new RegExp(`${prefix} +ci pipeline +\\S+ +\\d{4}-\\S+ +active\\n`));
+    expect(listed.stdout).not.toContain(key);
+
+    expect(await clipline(['keys', 'revoke', prefix])).toMatchObject({ code: 0, stdout: `revoked ${prefix}\n` });
+    const refused = await clipline(['status', id], { env: { CLIPLINE_API_KEY: key } });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe('clipline: API key is not valid (401 Unauthorized)\n');
+    expect(await clipline(['keys', 'revoke', prefix])).toMatchObject({ code: 0, stdout: `${prefix} was already revoked\n` });
+    const json = JSON.parse((await clipline(['keys', 'list', '--json'])).stdout) as { prefix: string; revokedAt: string | null; lastUsedAt: string | null }[];
+    expect(json.find((item) => item.prefix === prefix)).toMatchObject({ revokedAt: expect.any(String), lastUsedAt: expect.any(String) });
+    await api.cancelVideo(id);
+  });
+
+  it('creates a key as JSON, and fails (exit 1) to revoke a key that does not exist', async () => {
+    const created = JSON.parse((await clipline(['keys', 'create', '--json'])).stdout) as { id: string; name: string; key: string };
+    expect(created).toMatchObject({ name: 'default', key: expect.stringMatching(/^cl_/) });
+    const missing = await clipline(['keys', 'revoke', 'cl_000000000000']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no API key with id or prefix "cl_000000000000"/);
+  });
+
+  it('says to migrate when the schema has no api_keys table', async () => {
+    const run = await clipline(['keys', 'list'], { env: { DATABASE_SCHEMA: 'no_such_schema_for_clipline' } });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/the api_keys table does not exist in schema "no_such_schema_for_clipline": run "npm run migrate"/);
+  });
+});
+
+describe('submit --wait with workers', () => {
+  const workers: RunningApp[] = [];
+
+  beforeAll(async () => {
+    const [ioPort, cpuPort] = await Promise.all([freePort(), freePort()]);
+    const appEnv = { ...env.env, HOST: '127.0.0.1', WORKER_IO_METRICS_PORT: String(ioPort), WORKER_CPU_METRICS_PORT: String(cpuPort), CPU_POOL_THREADS: '1' };
+    workers.push(startApp('worker-io', appEnv), startApp('worker-cpu', appEnv));
+    await Promise.all([waitForHttp(`http://127.0.0.1:${ioPort}/healthz`, workers[0]!), waitForHttp(`http://127.0.0.1:${cpuPort}/healthz`, workers[1]!)]);
+  });
+
+  afterAll(async () => {
+    await Promise.all(workers.map((worker) => stopApp(worker)));
+  });
+
+  it('follows every video to its end with progress lines, prints a summary table, and exits 1 when one fails', async () => {
+    const folder = path.join(env.config.storageDir, 'wait');
+    await mkdir(folder, { recursive: true });
+    const video = await generateVideo({ path: path.join(folder, 'cuts.mp4'), segments: [1.2, 1.2, 1.2], width: 320, height: 180 });
+    await writeFile(path.join(folder, 'notes.mp4'), 'meeting notes, not a video\n'.repeat(20));
+
+    const run = await clipline(['submit', 'wait/cuts.mp4', 'wait/notes.mp4', '--wait', '--title', 'Demo']);
+    expect(run.code).toBe(1);
+    // Not a terminal: plain lines, one per change, no escape codes.
+    expect(run.stderr).not.toContain('\u001b[');
+    expect(run.stderr).toMatch(/^\[[0-9a-f]{8}\] cuts\.mp4 queued 0%$/m);
+    expect(run.stderr).toMatch(/^\[[0-9a-f]{8}\] cuts\.mp4 completed 100%$/m);
+    expect(run.stderr).toMatch(/^\[[0-9a-f]{8}\] notes\.mp4 failed \d+%$/m);
+
+    const [header, ...rows] = run.stdout.trim().split('\n');
+    expect(header).toMatch(/^ID +SOURCE +STATUS +DURATION +SCENES +CLIPS +ELAPSED$/);
+    const good = rows.find((row) => row.includes('cuts.mp4'))!;
+    expect(good).toMatch(new RegExp(`^[0-9a-f-]{36} +cuts\\.mp4 +completed +${video.durationSeconds.toFixed(1)}s +3 +\\S+ +\\d+\\.\\ds$`));
+    expect(rows.find((row) => row.includes('notes.mp4'))).toMatch(/ failed +- +0 +- +\d+\.\ds$/);
+    expect(run.stdout).toMatch(/\n[0-9a-f-]{36}: ingest: the content is plain text, not a video\n$/);
+
+    const id = good.split(/ +/)[0]!;
+    expect(await api.getVideo(id)).toMatchObject({ source: video.path, title: 'Demo', status: 'completed' });
+  });
+
+  it('exits 0 when every video completes, and can report as JSON', async () => {
+    const folder = path.join(env.config.storageDir, 'json');
+    await mkdir(folder, { recursive: true });
+    const video = await generateVideo({ path: path.join(folder, 'short.webm'), segments: [1, 1], width: 160, height: 120, audio: false });
+    const run = await clipline(['submit', video.path, '--wait', '--json']);
+    expect(run.code).toBe(0);
+    const [summary] = JSON.parse(run.stdout) as { source: string; status: string; elapsedSeconds: number; video: { scenes: unknown[] } }[];
+    expect(summary).toMatchObject({ source: video.path, status: 'completed', error: null });
+    expect(summary!.elapsedSeconds).toBeGreaterThan(0);
+    expect(summary!.video.scenes).toHaveLength(2);
+  });
+});

@@ -1,0 +1,342 @@
+/**
+ * The client's own protocol code — retries with backoff and Retry-After, idempotency keys,
+ * timeouts, and the event-stream reader with Last-Event-ID resumption — against a small local
+ * HTTP server that answers the way the producer's contract says it may.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ClipLineApiError, ClipLineConnectionError, ClipLineProtocolError, createClient, type ClientOptions, type RetryNotice, type VideoEvent } from '../src/index.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  /** The server saw the connection of this request close. */
+  closed: boolean;
+}
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse, index: number) => void;
+
+let server: http.Server;
+let baseUrl: string;
+let handler: Handler;
+let seen: Seen[];
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      const request: Seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, closed: false };
+      seen.push(request);
+      res.on('close', () => (request.closed = true));
+      handler(req, res, seen.length - 1);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+beforeEach(() => {
+  seen = [];
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+const VIDEO_ID = '3f1c2b9a-7d4e-4c1a-9b2f-0e6d5a4c3b21';
+
+function client(options: Partial<ClientOptions> = {}) {
+  return createClient({ baseUrl, apiKey: 'test-key', retry: { baseDelayMs: 10, maxDelayMs: 50 }, ...options });
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  res.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+const problem = (status: number, title: string, detail: string) => ({ type: `https://clipline.dev/problems/${status}`, title, status, detail });
+
+function videoBody(status: string, progress: number) {
+  return { id: VIDEO_ID, status, progress, title: null, source: '/a.mp4', error: null, createdAt: '', updatedAt: '', completedAt: null, metadata: null, scenes: [], steps: [], links: { self: '' } };
+}
+
+function openStream(res: http.ServerResponse, retryMs = 20) {
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+  res.write(`retry: ${retryMs}\n\n`);
+}
+
+function sendEvent(res: http.ServerResponse, id: number, type: string, status: string, progress: number) {
+  res.write(`id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(videoBody(status, progress))}\n\n`);
+}
+
+async function collect(events: AsyncIterable<VideoEvent>): Promise<string[]> {
+  const seenEvents: string[] = [];
+  for await (const event of events) seenEvents.push(`${event.id}:${event.type}:${event.video.progress}`);
+  return seenEvents;
+}
+
+describe('requests and retries', () => {
+  it('sends the bearer key and JSON, and reads the JSON answer', async () => {
+    handler = (_req, res) => json(res, 200, videoBody('queued', 0));
+    const video = await client().getVideo(VIDEO_ID);
+    expect(video.status).toBe('queued');
+    expect(seen[0]).toMatchObject({ method: 'GET', url: `/v1/videos/${VIDEO_ID}`, headers: { authorization: 'Bearer test-key', accept: 'application/json' } });
+  });
+
+  it('keeps a path prefix of the base URL and percent-encodes ids', async () => {
+    handler = (_req, res) => json(res, 200, videoBody('queued', 0));
+    await createClient({ baseUrl: `${baseUrl}/clipline/`, apiKey: 'k' }).getVideo('a/b c');
+    expect(seen[0]!.url).toBe('/clipline/v1/videos/a%2Fb%20c');
+  });
+
+  it('waits out Retry-After on a 503 for a GET, tells onRetry, then succeeds', async () => {
+    handler = (_req, res, index) => (index === 0 ? json(res, 503, problem(503, 'Service Unavailable', 'queue down'), { 'retry-after': '1' }) : json(res, 200, videoBody('queued', 0)));
+    const notices: RetryNotice[] = [];
+    const started = performance.now();
+    await client({ onRetry: (notice) => notices.push(notice) }).getVideo(VIDEO_ID);
+    const elapsed = performance.now() - started;
+    expect(seen).toHaveLength(2);
+    expect(elapsed).toBeGreaterThanOrEqual(1000);
+    expect(elapsed).toBeLessThan(1500);
+    expect(notices).toEqual([expect.objectContaining({ retry: 1, reason: '503 Service Unavailable', method: 'GET' })]);
+    expect(notices[0]!.delayMs).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('gives a submission an Idempotency-Key and repeats it with the same key after a 429', async () => {
+    handler = (_req, res, index) =>
+      index === 0 ? json(res, 429, problem(429, 'Too Many Requests', 'slow down'), { 'retry-after': '0' }) : json(res, 202, { id: VIDEO_ID, status: 'queued', links: { self: '' } });
+    const accepted = await client().submitVideo({ source: '/a.mp4', options: { aspect: '9:16' } });
+    expect(accepted.id).toBe(VIDEO_ID);
+    expect(seen).toHaveLength(2);
+    const key = seen[0]!.headers['idempotency-key'];
+    expect(key).toMatch(/^[0-9a-f-]{36}$/);
+    expect(seen[1]!.headers['idempotency-key']).toBe(key);
+    expect(JSON.parse(seen[1]!.body)).toEqual({ source: '/a.mp4', options: { aspect: '9:16' } });
+    expect(seen[0]!.headers['content-type']).toBe('application/json');
+  });
+
+  it('uses a caller-chosen key, and a different random key for each call', async () => {
+    handler = (_req, res) => json(res, 202, { id: VIDEO_ID, status: 'queued', links: { self: '' } });
+    const api = client();
+    await api.submitVideo({ source: '/a.mp4' }, { idempotencyKey: 'order-17' });
+    await api.submitVideo({ source: '/a.mp4' });
+    await api.submitVideo({ source: '/a.mp4' });
+    expect(seen[0]!.headers['idempotency-key']).toBe('order-17');
+    expect(seen[1]!.headers['idempotency-key']).not.toBe(seen[2]!.headers['idempotency-key']);
+  });
+
+  it('never repeats a POST that carries no Idempotency-Key', async () => {
+    handler = (_req, res) => json(res, 503, problem(503, 'Service Unavailable', 'queue down'), { 'retry-after': '0' });
+    const error = await client()
+      .submitVideo({ source: '/a.mp4' }, { idempotencyKey: false })
+      .catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(ClipLineApiError);
+    expect(error).toMatchObject({ status: 503, retryAfterMs: 0, problem: { detail: 'queue down' } });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.headers['idempotency-key']).toBeUndefined();
+  });
+
+  it('registers a user without a key (and so without retries) unless one is given', async () => {
+    handler = (_req, res) => json(res, 503, problem(503, 'Service Unavailable', 'queue down'), { 'retry-after': '0' });
+    await expect(client().registerUser({ email: 'a@example.com', password: 'correct horse battery staple' })).rejects.toMatchObject({ status: 503 });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.headers['idempotency-key']).toBeUndefined();
+  });
+
+  it('gives up after the configured retries with the last error', async () => {
+    handler = (_req, res) => json(res, 503, problem(503, 'Service Unavailable', 'still down'));
+    await expect(client({ retry: { retries: 2, baseDelayMs: 5 } }).getVideo(VIDEO_ID)).rejects.toMatchObject({ status: 503, message: expect.stringContaining('still down') });
+    expect(seen).toHaveLength(3);
+  });
+
+  it('does not wait when Retry-After is longer than the policy allows', async () => {
+    handler = (_req, res) => json(res, 429, problem(429, 'Too Many Requests', 'retry in 120 s'), { 'retry-after': '120' });
+    const started = performance.now();
+    await expect(client({ retry: { maxRetryAfterMs: 10_000 } }).getVideo(VIDEO_ID)).rejects.toMatchObject({ status: 429, retryAfterMs: 120_000 });
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('retries a keyed request while the server says the first one with that key is still running (409 + Retry-After)', async () => {
+    handler = (_req, res, index) =>
+      index === 0 ? json(res, 409, problem(409, 'Conflict', 'in progress'), { 'retry-after': '0' }) : json(res, 202, { id: VIDEO_ID, status: 'queued', links: { self: '' } });
+    await expect(client().submitVideo({ source: '/a.mp4' })).resolves.toMatchObject({ id: VIDEO_ID });
+    expect(seen).toHaveLength(2);
+  });
+
+  it('does not retry refusals: a 400 keeps the problem with its field errors, a 409 without Retry-After is final', async () => {
+    handler = (_req, res) => json(res, 400, { ...problem(400, 'Bad Request', 'source: required'), errors: [{ path: 'source', message: 'required' }] });
+    const error = (await client().submitVideo({ source: '' }).catch((failure: unknown) => failure)) as ClipLineApiError;
+    expect(error.problem.errors).toEqual([{ path: 'source', message: 'required' }]);
+    expect(error.message).toBe('POST /v1/videos failed with 400 Bad Request: source: required');
+    handler = (_req, res) => json(res, 409, problem(409, 'Conflict', 'video already finished'));
+    await expect(client().cancelVideo(VIDEO_ID)).rejects.toMatchObject({ status: 409 });
+    expect(seen).toHaveLength(2);
+  });
+
+  it('describes an error page that is not problem+json from its text', async () => {
+    handler = (_req, res) => {
+      res.writeHead(500, { 'content-type': 'text/html' });
+      res.end('<h1>Internal   Server Error</h1>');
+    };
+    await expect(client().getVideo(VIDEO_ID)).rejects.toMatchObject({ status: 500, problem: { type: 'about:blank', title: 'Internal Server Error', detail: '<h1>Internal Server Error</h1>' } });
+  });
+
+  it('retries a GET whose connection was cut, and names the failure when it keeps happening', async () => {
+    handler = (req, res, index) => (index === 0 ? req.socket.destroy() : json(res, 200, videoBody('queued', 0)));
+    await expect(client().getVideo(VIDEO_ID)).resolves.toMatchObject({ id: VIDEO_ID });
+    expect(seen).toHaveLength(2);
+    const closedPort = await new Promise<number>((resolve) => {
+      const probe = http.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const refused = createClient({ baseUrl: `http://127.0.0.1:${closedPort}`, apiKey: 'k', retry: false });
+    await expect(refused.getVideo(VIDEO_ID)).rejects.toThrow(`could not reach http://127.0.0.1:${closedPort}: ECONNREFUSED`);
+  });
+
+  it('times out an attempt that gets no answer', async () => {
+    handler = () => {};
+    const error = await client({ timeoutMs: 150, retry: false })
+      .getVideo(VIDEO_ID)
+      .catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(ClipLineConnectionError);
+    expect((error as Error).message).toMatch(/request timed out/);
+  });
+
+  it('stops waiting for a retry the moment the caller aborts', async () => {
+    handler = (_req, res) => json(res, 503, problem(503, 'Service Unavailable', 'down'), { 'retry-after': '30' });
+    const controller = new AbortController();
+    const reason = new Error('caller gave up');
+    setTimeout(() => controller.abort(reason), 100);
+    const started = performance.now();
+    await expect(client().getVideo(VIDEO_ID, { signal: controller.signal })).rejects.toBe(reason);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('refuses unusable options with a message naming them', () => {
+    expect(() => createClient({ baseUrl: 'localhost:3000', apiKey: 'k' })).toThrow('baseUrl must use http or https, got localhost:');
+    expect(() => createClient({ baseUrl: 'not a url', apiKey: 'k' })).toThrow('baseUrl must be an absolute http(s) URL, got "not a url"');
+    expect(() => createClient({ baseUrl, apiKey: 'has space' })).toThrow('apiKey must be 1-512 visible ASCII characters');
+    expect(() => createClient({ baseUrl, apiKey: 'k', timeoutMs: 0 })).toThrow('timeoutMs must be a positive number, got 0');
+  });
+});
+
+describe('watchVideo', () => {
+  it('yields progress events until the terminal one and then closes the stream', async () => {
+    handler = (_req, res) => {
+      openStream(res);
+      res.write(': keep-alive\n\n');
+      sendEvent(res, 1, 'progress', 'processing', 10);
+      res.write('event: unrelated\ndata: {}\n\n');
+      // Split mid-line, as TCP may deliver it.
+      const text = `id: 2\nevent: completed\ndata: ${JSON.stringify(videoBody('completed', 100))}\n\n`;
+      res.write(text.slice(0, 17));
+      setTimeout(() => res.write(text.slice(17)), 20);
+      // The server keeps the connection open: the client must stop on its own.
+    };
+    expect(await collect(client().watchVideo(VIDEO_ID))).toEqual(['1:progress:10', '2:completed:100']);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.headers.accept).toBe('text/event-stream');
+    expect(seen[0]!.headers['last-event-id']).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen[0]!.closed).toBe(true);
+  });
+
+  it('resumes after a dropped connection with Last-Event-ID, losing and repeating nothing', async () => {
+    handler = (req, res, index) => {
+      openStream(res);
+      if (index === 0) {
+        sendEvent(res, 1, 'progress', 'processing', 20);
+        sendEvent(res, 2, 'progress', 'processing', 40);
+        setTimeout(() => req.socket.destroy(), 20);
+      } else if (index === 1) {
+        // A clean end without a terminal event is a drop too.
+        sendEvent(res, 3, 'progress', 'processing', 70);
+        res.end();
+      } else {
+        sendEvent(res, 4, 'failed', 'failed', 70);
+      }
+    };
+    expect(await collect(client().watchVideo(VIDEO_ID))).toEqual(['1:progress:20', '2:progress:40', '3:progress:70', '4:failed:70']);
+    expect(seen.map((request) => request.headers['last-event-id'])).toEqual([undefined, '2', '3']);
+  });
+
+  it('starts after a given event id and reconnects when the stream goes silent', async () => {
+    handler = (_req, res, index) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.flushHeaders();
+      if (index === 1) sendEvent(res, 8, 'cancelled', 'cancelled', 30);
+      // The first connection sends nothing at all, not even a heartbeat.
+    };
+    const events = await collect(client().watchVideo(VIDEO_ID, { lastEventId: '7', idleTimeoutMs: 150, reconnectDelayMs: 10 }));
+    expect(events).toEqual(['8:cancelled:30']);
+    expect(seen.map((request) => request.headers['last-event-id'])).toEqual(['7', '7']);
+  });
+
+  it('ends with the abort reason when the caller aborts, and closes the connection', async () => {
+    handler = (_req, res) => {
+      openStream(res);
+      sendEvent(res, 1, 'progress', 'processing', 5);
+    };
+    const controller = new AbortController();
+    const reason = new Error('stop watching');
+    const received: string[] = [];
+    const watching = (async () => {
+      for await (const event of client().watchVideo(VIDEO_ID, { signal: controller.signal })) {
+        received.push(event.id);
+        setTimeout(() => controller.abort(reason), 30);
+      }
+    })();
+    await expect(watching).rejects.toBe(reason);
+    expect(received).toEqual(['1']);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen[0]!.closed).toBe(true);
+  });
+
+  it('closes the connection when the caller breaks out of the loop', async () => {
+    handler = (_req, res) => {
+      openStream(res);
+      sendEvent(res, 1, 'progress', 'processing', 5);
+    };
+    for await (const event of client().watchVideo(VIDEO_ID)) {
+      expect(event.type).toBe('progress');
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen[0]!.closed).toBe(true);
+  });
+
+  it('fails at once on an API error such as 404, with the problem', async () => {
+    handler = (_req, res) => json(res, 404, problem(404, 'Not Found', `no video with id ${VIDEO_ID}`));
+    await expect(collect(client().watchVideo(VIDEO_ID))).rejects.toMatchObject({ status: 404, problem: { detail: `no video with id ${VIDEO_ID}` } });
+    expect(seen).toHaveLength(1);
+  });
+
+  it('gives up after maxReconnects drops in a row without an event', async () => {
+    handler = (_req, res) => {
+      openStream(res, 5);
+      res.end();
+    };
+    const error = await collect(client().watchVideo(VIDEO_ID, { maxReconnects: 3 })).catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(ClipLineConnectionError);
+    expect((error as Error).message).toMatch(/dropped 4 times in a row/);
+    expect(seen).toHaveLength(4);
+  });
+
+  it('refuses an answer that is not an event stream, and an event whose data is not a video', async () => {
+    handler = (_req, res) => json(res, 200, videoBody('queued', 0));
+    await expect(collect(client().watchVideo(VIDEO_ID))).rejects.toThrow(new ClipLineProtocolError(`/v1/videos/${VIDEO_ID}/events answered application/json instead of text/event-stream`));
+    handler = (_req, res) => {
+      openStream(res);
+      res.write('id: 1\nevent: progress\ndata: {not json\n\n');
+    };
+    await expect(collect(client().watchVideo(VIDEO_ID))).rejects.toThrow('event 1 carries data that is not JSON: {not json');
+  });
+});

@@ -1,0 +1,120 @@
+import { formatSeconds, sourceLabel, truncate } from '../src/cli/format.js';
+import { ProgressBoard } from '../src/cli/progress-board.js';
+import { renderTable } from '../src/cli/text-table.js';
+import type { Video, VideoStatus } from '../src/types.js';
+
+const A = '11111111-1111-4111-8111-111111111111';
+const B = '22222222-2222-4222-8222-222222222222';
+
+function video(id: string, status: VideoStatus, progress: number, activeStep?: string): Video {
+  return {
+    id,
+    status,
+    progress,
+    version: 1,
+    priority: 'normal',
+    options: {},
+    callbackUrl: null,
+    title: null,
+    source: '/media/a.mp4',
+    error: null,
+    createdAt: '2025-01-01T00:00:00.000Z',
+    updatedAt: '2025-01-01T00:00:00.000Z',
+    completedAt: null,
+    metadata: null,
+    scenes: [],
+    steps: ['ingest', 'analyze', 'persist'].map((name) => ({ name, status: name === activeStep ? 'active' : 'pending', reason: null, attempts: 0, updatedAt: '' })),
+    links: { self: `/v1/videos/${id}` },
+  };
+}
+
+function sink(columns?: number) {
+  const writes: string[] = [];
+  return { writes, out: { write: (text: string) => writes.push(text), columns }, text: () => writes.join('') };
+}
+
+// eslint-disable-next-line no-control-regex
+const stripAnsi = (text: string) => text.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '');
+
+describe('ProgressBoard on a terminal', () => {
+  it('draws one row per video, then redraws them in place with the cursor moved up', async () => {
+    const { out, writes, text } = sink(100);
+    const board = new ProgressBoard(out, [{ id: A, label: 'talk.mp4' }, { id: B, label: 'https://cdn.example.com/long-video.webm' }], { live: true, color: false, redrawIntervalMs: 5 });
+    expect(writes[0]).toBe('\u001b[?25l');
+    board.update(A, video(A, 'processing', 45, 'analyze'));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const redraw = writes.at(-1)!;
+    expect(redraw.startsWith('\u001b[2A')).toBe(true);
+    const rows = stripAnsi(redraw).split('\n').filter(Boolean);
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatch(/^\rtalk\.mp4 +\[█{9}░{11}\]  45% processing · analyze$/);
+    expect(rows[1]).toMatch(/\[░{20}\]   0% queued$/);
+    board.update(A, video(A, 'completed', 100));
+    board.finish();
+    expect(writes.at(-1)).toBe('\u001b[?25h');
+    expect(stripAnsi(text())).toMatch(/\[█{20}\] 100% completed\n/);
+  });
+
+  it('coalesces a burst of updates into one redraw', async () => {
+    const { out, writes } = sink(100);
+    const board = new ProgressBoard(out, [{ id: A, label: 'a.mp4' }], { live: true, color: false, redrawIntervalMs: 20 });
+    const before = writes.length;
+    for (let progress = 1; progress <= 50; progress += 1) board.update(A, video(A, 'processing', progress));
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(writes.length - before).toBe(1);
+    expect(stripAnsi(writes.at(-1)!)).toMatch(/ 50% processing/);
+    board.finish();
+  });
+
+  it('keeps every row one column short of a narrow terminal, so lines never wrap, and still shows the status', () => {
+    const { out, text } = sink(50);
+    const board = new ProgressBoard(out, [{ id: A, label: 'a-very-long-file-name-that-goes-on-and-on.mp4' }], { live: true, color: true });
+    board.fail(A, 'could not reach http://127.0.0.1:3000: ECONNREFUSED after several attempts');
+    board.finish();
+    const lines = stripAnsi(text()).split('\n').map((line) => line.replace(/^\r/, '')).filter(Boolean);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(49);
+    expect(text()).toContain('\u001b[31merror');
+    expect(stripAnsi(text())).toContain('error · could not');
+  });
+
+  it('takes a terminal that reports 0 columns for one of unknown width (80)', () => {
+    const { out, text } = sink(0);
+    const board = new ProgressBoard(out, [{ id: A, label: 'a.mp4' }], { live: true, color: false });
+    board.update(A, video(A, 'processing', 50, 'analyze'));
+    board.finish();
+    expect(stripAnsi(text())).toContain('a.mp4    [██████████░░░░░░░░░░]  50% processing · analyze');
+  });
+});
+
+describe('ProgressBoard in a log', () => {
+  it('prints a plain line per change of status, progress or step, and nothing for repeats', () => {
+    const { out, text } = sink();
+    const board = new ProgressBoard(out, [{ id: A, label: 'a.mp4' }], { live: false });
+    board.update(A, video(A, 'processing', 10, 'ingest'));
+    board.update(A, video(A, 'processing', 10, 'ingest'));
+    board.update(A, video(A, 'processing', 60, 'analyze'));
+    board.update(A, video(A, 'completed', 100));
+    board.finish();
+    expect(text()).toBe(
+      ['[11111111] a.mp4 queued 0%', '[11111111] a.mp4 processing 10% (ingest)', '[11111111] a.mp4 processing 60% (analyze)', '[11111111] a.mp4 completed 100%', ''].join('\n'),
+    );
+    expect(text()).not.toContain('\u001b');
+  });
+});
+
+describe('text helpers', () => {
+  it('renders a table with columns padded to the widest cell and numbers right-aligned', () => {
+    expect(renderTable([{ header: 'ID' }, { header: 'SCENES', align: 'right' }], [['abc', '7'], ['d', '12']])).toBe('ID   SCENES\nabc       7\nd        12\n');
+  });
+
+  it('formats durations, labels and cuts', () => {
+    expect([9.44, 65, 185.4, 3725].map(formatSeconds)).toEqual(['9.4s', '1m 05s', '3m 05s', '1h 02m']);
+    expect(formatSeconds(Number.NaN)).toBe('-');
+    expect(sourceLabel('/srv/media/talk.mp4')).toBe('talk.mp4');
+    expect(sourceLabel('file:///srv/media/talk.mp4')).toBe('talk.mp4');
+    expect(sourceLabel('https://cdn.example.com/v.mp4')).toBe('https://cdn.example.com/v.mp4');
+    expect(truncate('abcdef', 4)).toBe('abc…');
+    expect(truncate('abc', 4)).toBe('abc');
+  });
+});
