@@ -21,6 +21,7 @@ import {
   notifyQueue,
   VideoSignals,
   WebhooksRepository,
+  UsersRepository,
 } from '@clipline/shared';
 import { fetchSource, type FetchSettings } from './ingest/fetch-source.js';
 import { deliverWebhook, type WebhookSettings } from './notify/deliver-webhook.js';
@@ -66,7 +67,7 @@ export function pipelineProcessors(videos: VideosRepository): Processors<typeof 
 }
 
 export function notifyProcessors(
-  deps: { webhooks: WebhooksRepository; videos: VideosRepository; jobs: JobQueues; settings: WebhookSettings },
+  deps: { webhooks: WebhooksRepository; videos: VideosRepository; users: UsersRepository; jobs: JobQueues; settings: WebhookSettings },
 ): Processors<typeof notifyQueue> {
   return {
     'deliver-webhook': (job) =>
@@ -76,6 +77,16 @@ export function notifyProcessors(
       await deps.webhooks.touch(stale);
       await enqueueWebhookDeliveries(deps.jobs, stale);
       return { requeued: stale.length };
+    },
+    // The welcome is recorded once per user (retries and duplicates are no-ops); the delivery
+    // channel is the log line, which operators route to their mailer.
+    'send-welcome': async (job) => {
+      const user = await deps.users.find(job.data.userId);
+      if (!user) throw new PermanentJobError(`user ${job.data.userId} does not exist`);
+      if (user.status !== 'active') throw new PermanentJobError(`user ${user.id} is ${user.status}, not active`);
+      const first = await deps.users.markWelcomed(user.id);
+      if (first) job.logger.info({ userId: user.id, email: user.email }, 'welcome notification sent');
+      return { welcomed: first };
     },
   };
 }
@@ -97,6 +108,7 @@ export async function startIoWorker(service: ServiceContext, options: { metricsS
     onFinished: (_videoId, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds),
   });
   const webhooks = new WebhooksRepository(db);
+  const users = new UsersRepository(db);
   const webhookSettings: WebhookSettings = { secret: config.webhookSecret, timeoutMs: config.webhookTimeoutMs, allowPrivateHosts: config.allowPrivateSources };
   const settings: FetchSettings = {
     storage: new LocalStorage(config.storageDir),
@@ -114,7 +126,7 @@ export async function startIoWorker(service: ServiceContext, options: { metricsS
     startWorker(ingestQueue, ingestProcessors(settings, videos), { ...common, concurrency: config.workerIoConcurrency }),
     startWorker(persistQueue, persistProcessors(videos), { ...common, concurrency: Math.min(config.workerIoConcurrency, config.databasePoolSize) }),
     startWorker(pipelineQueue, pipelineProcessors(videos), { ...common, concurrency: config.workerIoConcurrency }),
-    startWorker(notifyQueue, notifyProcessors({ webhooks, videos, jobs, settings: webhookSettings }), { ...common, concurrency: config.workerIoConcurrency }),
+    startWorker(notifyQueue, notifyProcessors({ webhooks, videos, users, jobs, settings: webhookSettings }), { ...common, concurrency: config.workerIoConcurrency }),
   ];
   // One schedule for the whole deployment (upsert is idempotent across replicas).
   await jobs.schedule(notifyQueue, 'sweep-webhooks', {}, { every: 30_000 });

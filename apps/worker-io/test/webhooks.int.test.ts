@@ -13,6 +13,7 @@ import {
   VideosRepository,
   WebhooksRepository,
   type RunningWorker,
+  UsersRepository,
 } from '@clipline/shared';
 import { notifyProcessors } from '../src/io-worker.js';
 import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
@@ -46,7 +47,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  worker = startWorker(notifyQueue, notifyProcessors({ webhooks, videos, jobs, settings: { secret: SECRET, timeoutMs: 5000, allowPrivateHosts: true } }), {
+  worker = startWorker(notifyQueue, notifyProcessors({ webhooks, videos, users: new UsersRepository(env.db), jobs, settings: { secret: SECRET, timeoutMs: 5000, allowPrivateHosts: true } }), {
     connection: redis,
     prefix: env.config.queuePrefix,
     concurrency: 5,
@@ -137,7 +138,7 @@ describe('webhook delivery', () => {
   });
 
   it('refuses private addresses unless allowed', async () => {
-    const strictWorker = notifyProcessors({ webhooks, videos, jobs, settings: { secret: SECRET, timeoutMs: 5000, allowPrivateHosts: false } });
+    const strictWorker = notifyProcessors({ webhooks, videos, users: new UsersRepository(env.db), jobs, settings: { secret: SECRET, timeoutMs: 5000, allowPrivateHosts: false } });
     const id = await videoWithCallback('/private');
     await new VideosRepository(env.db).setStatus(id, 'completed');
     const [delivery] = await webhooks.forVideo(id);

@@ -1,0 +1,100 @@
+import { API_KEY_VARIABLES, type ProviderName } from './provider-names.js';
+
+/**
+ * How a provider call failed, which decides what the job does:
+ * - `permanent`: the request itself is wrong (4xx other than 408/429, or an answer that breaks
+ *   the contract); retrying cannot help, the job fails now.
+ * - `transient`: 5xx, 408, timeouts, connection failures; BullMQ's attempts retry it.
+ * - `rate-limited`: a 429, a provider pause set by another process, or the shared limiter;
+ *   the whole queue waits `retryAfterMs` (see `pauseQueueIfRateLimited`), no attempt is spent.
+ * - `breaker-open`: the provider failed too often lately; a fallback or a later attempt.
+ * - `not-configured`: no API key; the step is skipped with this reason.
+ */
+export type ProviderFailureKind = 'permanent' | 'transient' | 'rate-limited' | 'breaker-open' | 'not-configured';
+
+export abstract class ProviderError extends Error {
+  abstract readonly kind: ProviderFailureKind;
+  /** HTTP status of the upstream answer, when there was one. */
+  readonly status: number | undefined;
+
+  constructor(
+    readonly provider: ProviderName,
+    message: string,
+    options: { status?: number; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.status = options.status;
+  }
+}
+
+export class ProviderPermanentError extends ProviderError {
+  override name = 'ProviderPermanentError';
+  readonly kind = 'permanent';
+}
+
+/** The provider answered 2xx with something that breaks its contract (failed zod validation). */
+export class ProviderInvalidResponseError extends ProviderPermanentError {
+  override name = 'ProviderInvalidResponseError';
+}
+
+export class ProviderTransientError extends ProviderError {
+  override name = 'ProviderTransientError';
+  readonly kind = 'transient';
+}
+
+/** Where a rate limit came from: the provider's 429, a pause another call set, or our own limiter. */
+export type RateLimitSource = 'upstream' | 'paused' | 'limiter';
+
+export class ProviderRateLimitedError extends ProviderError {
+  override name = 'ProviderRateLimitedError';
+  readonly kind = 'rate-limited';
+
+  constructor(
+    provider: ProviderName,
+    /** Milliseconds to wait before calling this provider again. */
+    readonly retryAfterMs: number,
+    readonly source: RateLimitSource,
+    options: { status?: number; cause?: unknown } = {},
+  ) {
+    super(provider, `${provider} is rate-limited (${source}); retry in ${retryAfterMs} ms`, options);
+  }
+}
+
+export class ProviderBreakerOpenError extends ProviderError {
+  override name = 'ProviderBreakerOpenError';
+  readonly kind = 'breaker-open';
+
+  constructor(
+    provider: ProviderName,
+    /** Milliseconds until the breaker lets a trial call through (at most its reset timeout). */
+    readonly retryAfterMs: number,
+  ) {
+    super(provider, `${provider} circuit breaker is open after repeated failures; calls are short-circuited for up to ${retryAfterMs} ms`);
+  }
+}
+
+export class ProviderNotConfiguredError extends ProviderError {
+  override name = 'ProviderNotConfiguredError';
+  readonly kind = 'not-configured';
+
+  constructor(provider: ProviderName) {
+    super(provider, `${provider} is not configured: set ${API_KEY_VARIABLES[provider]} to enable this step`);
+  }
+}
+
+export function isProviderError(thrown: unknown): thrown is ProviderError {
+  return thrown instanceof ProviderError;
+}
+
+/**
+ * Milliseconds a `Retry-After` header asks for (delta-seconds or an HTTP date), or undefined
+ * when the header is missing or unreadable.
+ */
+export function retryAfterMs(header: string | string[] | undefined, now = Date.now()): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.ceil(Number(trimmed) * 1000);
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}

@@ -1,0 +1,72 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RateLimit } from './provider-config.js';
+import type { ProviderBreaker } from './provider-breaker.js';
+import { isProviderError, ProviderNotConfiguredError, ProviderRateLimitedError } from './provider-errors.js';
+import type { ProviderMetrics } from './provider-metrics.js';
+import type { ProviderName } from './provider-names.js';
+import type { RateGate } from './rate-gate.js';
+
+export interface ProviderGuardOptions {
+  provider: ProviderName;
+  /** False when the provider has no API key: every call throws {@link ProviderNotConfiguredError}. */
+  configured: boolean;
+  gate: RateGate;
+  rateLimit: RateLimit | undefined;
+  /** Longest wait for a limiter token before the call gives up as rate-limited. */
+  limiterMaxWaitMs: number;
+  breaker: ProviderBreaker;
+  metrics: ProviderMetrics;
+}
+
+/**
+ * What stands between a client and its provider, in this order: the key check, the breaker
+ * (no I/O while it is open), the shared pause and token bucket in Redis, then the call through
+ * the breaker. A 429 from the provider pauses it for every process.
+ */
+export class ProviderGuard {
+  constructor(private readonly options: ProviderGuardOptions) {}
+
+  get provider(): ProviderName {
+    return this.options.provider;
+  }
+
+  get configured(): boolean {
+    return this.options.configured;
+  }
+
+  async run<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const { provider, breaker, metrics } = this.options;
+    try {
+      if (!this.options.configured) throw new ProviderNotConfiguredError(provider);
+      breaker.assertClosed();
+      await this.admit(signal);
+      const timer = metrics.callDuration.startTimer({ provider });
+      const result = await breaker.fire(call).finally(timer);
+      metrics.calls.inc({ provider, outcome: 'ok' });
+      return result;
+    } catch (error) {
+      if (error instanceof ProviderRateLimitedError && error.source === 'upstream') {
+        await this.options.gate.pause(provider, error.retryAfterMs);
+      }
+      metrics.calls.inc({ provider, outcome: isProviderError(error) ? error.kind : 'error' });
+      throw error;
+    }
+  }
+
+  /** Waits (briefly) for a limiter token; a pause or a long wait throws {@link ProviderRateLimitedError}. */
+  private async admit(signal: AbortSignal | undefined): Promise<void> {
+    const { provider, gate, rateLimit, limiterMaxWaitMs } = this.options;
+    const deadline = Date.now() + limiterMaxWaitMs;
+    for (;;) {
+      const decision = await gate.acquire(provider, rateLimit);
+      if (decision.allowed) return;
+      if (decision.reason === 'paused') throw new ProviderRateLimitedError(provider, decision.waitMs, 'paused');
+      if (Date.now() + decision.waitMs > deadline) throw new ProviderRateLimitedError(provider, decision.waitMs, 'limiter');
+      try {
+        await sleep(decision.waitMs, undefined, signal ? { signal } : {});
+      } catch (error) {
+        throw signal?.aborted && signal.reason instanceof Error ? signal.reason : error;
+      }
+    }
+  }
+}

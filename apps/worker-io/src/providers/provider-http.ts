@@ -1,0 +1,212 @@
+/**
+ * The one module that talks HTTP (got) for the provider clients: keep-alive agents, timeouts,
+ * retries of idempotent GETs only, and the mapping of every failure to a {@link ProviderError}.
+ */
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import got, { RequestError, type Got, type Method, type OptionsOfBufferResponseBody, type Response } from 'got';
+import {
+  ProviderError,
+  ProviderInvalidResponseError,
+  ProviderPermanentError,
+  ProviderRateLimitedError,
+  ProviderTransientError,
+  retryAfterMs,
+} from './provider-errors.js';
+import { API_KEY_VARIABLES, type ProviderName } from './provider-names.js';
+
+/** Statuses worth another try of an idempotent request; 429 is not among them (it pauses the provider instead). */
+const RETRIABLE_STATUSES = [408, 500, 502, 503, 504, 521, 522, 524];
+/** Wait after a 429 that came without a usable Retry-After. */
+const DEFAULT_RATE_LIMIT_PAUSE_MS = 1000;
+
+export interface ProviderHttpOptions {
+  provider: ProviderName;
+  baseUrl: string;
+  /** Milliseconds one request (all of it: connect, upload, answer, body) may take. */
+  timeoutMs: number;
+  /** Headers sent with every request (the credentials). */
+  headers: Record<string, string>;
+  /** Retries of GET requests; other methods are never retried here. @defaultValue 0 */
+  getRetries?: number;
+  /** First retry delay; doubles per retry, plus up to 50% jitter. @defaultValue 250 */
+  getRetryDelayMs?: number;
+}
+
+export interface ProviderRequest {
+  method: 'GET' | 'POST';
+  /** Relative to the base URL, without a leading slash (`chat/completions`). */
+  path: string;
+  searchParams?: Record<string, string>;
+  headers?: Record<string, string>;
+  json?: unknown;
+  /** A multipart body; file parts may be file-backed blobs (`fs.openAsBlob`), streamed as sent. */
+  form?: FormData;
+  signal?: AbortSignal;
+}
+
+export interface ProviderAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export interface DownloadCheck {
+  /** Largest body accepted, in bytes. */
+  maxBytes: number;
+  /** Looks at the content type and the first bytes; returns why they are wrong, or undefined. */
+  inspect(contentType: string | undefined, head: Buffer): string | undefined;
+}
+
+/** The message a provider put in its error body, whatever its envelope looks like. */
+function upstreamMessage(body: Buffer): string | undefined {
+  const text = body.toString('utf8').slice(0, 2000);
+  try {
+    const parsed = JSON.parse(text) as Record<string, unknown>;
+    const error = parsed.error as Record<string, unknown> | undefined;
+    const detail = parsed.detail as Record<string, unknown> | { msg?: string; loc?: unknown[] }[] | undefined;
+    if (typeof error?.message === 'string') return error.message;
+    if (typeof parsed.message === 'string') return parsed.message;
+    if (Array.isArray(detail)) return detail.map((item) => `${(item.loc ?? []).join('.')}: ${item.msg ?? ''}`).join('; ');
+    if (typeof detail?.message === 'string') return detail.message;
+  } catch {
+    // not JSON: fall through to the raw text
+  }
+  return text.trim() || undefined;
+}
+
+export class ProviderHttp {
+  private readonly client: Got;
+  private readonly agents = { http: new http.Agent({ keepAlive: true, maxSockets: 512 }), https: new https.Agent({ keepAlive: true, maxSockets: 512 }) };
+  private readonly base: string;
+
+  constructor(private readonly options: ProviderHttpOptions) {
+    this.base = options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`;
+    const baseDelay = options.getRetryDelayMs ?? 250;
+    this.client = got.extend({
+      agent: this.agents,
+      timeout: { request: options.timeoutMs },
+      throwHttpErrors: false,
+      retry: {
+        limit: options.getRetries ?? 0,
+        methods: ['GET'],
+        statusCodes: RETRIABLE_STATUSES,
+        // got computes 0 when it will not retry (a POST, a 4xx); keep that, otherwise use our own backoff.
+        calculateDelay: ({ attemptCount, computedValue }) =>
+          computedValue === 0 ? 0 : Math.round(baseDelay * 2 ** (attemptCount - 1) * (1 + Math.random() * 0.5)),
+      },
+      headers: { 'user-agent': 'clipline-worker-io', ...options.headers },
+    });
+  }
+
+  private url(path: string): URL {
+    return new URL(path, this.base);
+  }
+
+  private gotOptions(request: ProviderRequest): OptionsOfBufferResponseBody {
+    return {
+      method: request.method as Method,
+      searchParams: request.searchParams,
+      headers: request.headers,
+      responseType: 'buffer',
+      ...(request.json !== undefined ? { json: request.json } : {}),
+      ...(request.form ? { body: request.form } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+    };
+  }
+
+  /** Sends a request and resolves to its answer when it is 2xx or 304; anything else throws a {@link ProviderError}. */
+  async request(request: ProviderRequest): Promise<ProviderAnswer> {
+    let response: Response<Buffer>;
+    try {
+      response = await this.client(this.url(request.path), this.gotOptions(request));
+    } catch (thrown) {
+      throw this.failure(thrown, request);
+    }
+    if ((response.statusCode >= 200 && response.statusCode < 300) || response.statusCode === 304) {
+      return { status: response.statusCode, headers: response.headers, body: response.body };
+    }
+    throw this.statusFailure(response.statusCode, response.headers, response.body, request);
+  }
+
+  /**
+   * Streams a successful answer into `destination` (written to a temporary name first, so a
+   * failed download never leaves a partial file under the real name).
+   */
+  async download(request: ProviderRequest, destination: string, check: DownloadCheck): Promise<{ bytes: number; contentType: string | undefined }> {
+    const stream = this.client.stream(this.url(request.path), { ...this.gotOptions(request), responseType: undefined, isStream: true, retry: { limit: 0 } });
+    const partial = `${destination}.${randomUUID()}.part`;
+    let bytes = 0;
+    let contentType: string | undefined;
+    let head: Buffer | undefined;
+    const provider = this.options.provider;
+    const inspector = new Transform({
+      transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+        bytes += chunk.length;
+        if (bytes > check.maxBytes) return callback(new ProviderInvalidResponseError(provider, `${provider} sent more than ${check.maxBytes} bytes`));
+        if (!head) {
+          head = chunk;
+          const problem = check.inspect(contentType, chunk);
+          if (problem) return callback(new ProviderInvalidResponseError(provider, `${provider} answered something that is not what was asked for: ${problem}`));
+        }
+        callback(null, chunk);
+      },
+    });
+    try {
+      const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        stream.once('response', resolve);
+        stream.once('error', reject);
+      });
+      if (response.statusCode === undefined || response.statusCode < 200 || response.statusCode >= 300) {
+        const chunks: Buffer[] = [];
+        for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+        throw this.statusFailure(response.statusCode ?? 0, response.headers, Buffer.concat(chunks), request);
+      }
+      contentType = response.headers['content-type'];
+      await pipeline(stream, inspector, createWriteStream(partial));
+      if (bytes === 0) throw new ProviderInvalidResponseError(provider, `${provider} answered 200 with an empty body`);
+      await rename(partial, destination);
+      return { bytes, contentType };
+    } catch (thrown) {
+      stream.destroy();
+      await rm(partial, { force: true });
+      throw thrown instanceof ProviderError ? thrown : this.failure(thrown, request);
+    }
+  }
+
+  private statusFailure(status: number, headers: IncomingHttpHeaders, body: Buffer, request: ProviderRequest): ProviderError {
+    const provider = this.options.provider;
+    const said = upstreamMessage(body);
+    const what = `${provider} ${request.method} /${request.path} answered ${status}${said ? `: ${said}` : ''}`;
+    if (status === 429) {
+      return new ProviderRateLimitedError(provider, retryAfterMs(headers['retry-after']) ?? DEFAULT_RATE_LIMIT_PAUSE_MS, 'upstream', { status });
+    }
+    if (status === 408 || status >= 500) return new ProviderTransientError(provider, what, { status });
+    if (status === 401 || status === 403) return new ProviderPermanentError(provider, `${what} (check ${API_KEY_VARIABLES[provider]})`, { status });
+    return new ProviderPermanentError(provider, what, { status });
+  }
+
+  private failure(thrown: unknown, request: ProviderRequest): Error {
+    const provider = this.options.provider;
+    // A job that is being stopped keeps its own abort reason, so the runtime can tell it apart.
+    if (request.signal?.aborted) return request.signal.reason instanceof Error ? request.signal.reason : new Error(String(request.signal.reason));
+    if (thrown instanceof ProviderError) return thrown;
+    if (thrown instanceof RequestError) {
+      const where = `${provider} ${request.method} /${request.path}`;
+      if (thrown.code === 'ETIMEDOUT') return new ProviderTransientError(provider, `${where} did not answer within ${this.options.timeoutMs} ms`, { cause: thrown });
+      return new ProviderTransientError(provider, `${where} failed: ${thrown.code ?? thrown.message}`, { cause: thrown });
+    }
+    return thrown instanceof Error ? thrown : new Error(String(thrown));
+  }
+
+  /** Closes the keep-alive connections. */
+  close(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+  }
+}

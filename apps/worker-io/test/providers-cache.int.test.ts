@@ -1,0 +1,97 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { Registry } from '@clipline/shared';
+import { createUpstreamSimulator, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
+import { createProviderClients, isoDurationSeconds, loadProviderSettings, type ProviderClients } from '../src/providers/index.js';
+import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+const TTL_SECONDS = 1;
+const VIDEO = 'dQw4w9WgXcQ';
+let env: TestEnvironment;
+let sim: UpstreamSimulator;
+let redis: Redis;
+let registry: Registry;
+let providers: ProviderClients;
+
+beforeAll(async () => {
+  env = await createTestEnvironment();
+  sim = await createUpstreamSimulator({ apiKey: 'sim-key' });
+  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  registry = new Registry();
+  const settings = loadProviderSettings({ UPSTREAM_SIM_URL: sim.url, YOUTUBE_CACHE_TTL_SECONDS: String(TTL_SECONDS) });
+  providers = createProviderClients({ settings, redis, keyPrefix: env.config.queuePrefix, registry });
+});
+
+afterAll(async () => {
+  providers.close();
+  await sim.close();
+  redis.disconnect();
+  await env.cleanup();
+});
+
+const youtubeStats = () => sim.stats().endpoints['youtube.videos.list'];
+
+async function lookups(): Promise<Record<string, number>> {
+  const metric = await registry.getSingleMetric('clipline_response_cache_lookups_total')?.get();
+  return Object.fromEntries((metric?.values ?? []).map((value) => [String(value.labels.outcome), value.value]));
+}
+
+describe('YouTube metadata cache', () => {
+  it('misses, hits within the TTL, revalidates with the ETag after it, and refetches when the video changed', async () => {
+    const first = await providers.youtubeMetadata.videoMetadata(VIDEO);
+    expect(first.cache).toBe('miss');
+    expect(first.metadata.title.length).toBeGreaterThan(0);
+    expect(first.metadata.durationSeconds).toBeGreaterThan(0);
+    expect(youtubeStats().statuses).toEqual({ '200': 1 });
+
+    const second = await providers.youtubeMetadata.videoMetadata(VIDEO);
+    expect(second).toEqual({ metadata: first.metadata, cache: 'hit' });
+    expect(youtubeStats().requests).toBe(1);
+
+    // Past the TTL the entry is stale: the request carries If-None-Match and YouTube answers 304.
+    await sleep(TTL_SECONDS * 1000 + 100);
+    const revalidated = await providers.youtubeMetadata.videoMetadata(VIDEO);
+    expect(revalidated).toEqual({ metadata: first.metadata, cache: 'revalidated' });
+    expect(youtubeStats().statuses).toEqual({ '200': 1, '304': 1 });
+
+    // The 304 started a new TTL.
+    expect((await providers.youtubeMetadata.videoMetadata(VIDEO)).cache).toBe('hit');
+    expect(youtubeStats().requests).toBe(2);
+
+    // The video's statistics move; a forced revalidation (what the scheduled sync does) gets the new body.
+    sim.configure({ youtubeRevision: 1 });
+    const changed = await providers.youtubeMetadata.videoMetadata(VIDEO, { revalidate: true });
+    expect(changed.cache).toBe('miss');
+    expect(changed.metadata.viewCount).not.toBe(first.metadata.viewCount);
+    expect(changed.metadata.title).toBe(first.metadata.title);
+    expect(youtubeStats().statuses).toEqual({ '200': 2, '304': 1 });
+
+    expect(await lookups()).toEqual({ miss: 2, hit: 2, revalidated: 1 });
+  });
+
+  it('shares entries between clients through Redis', async () => {
+    const other = createProviderClients({
+      settings: loadProviderSettings({ UPSTREAM_SIM_URL: sim.url }),
+      redis,
+      keyPrefix: env.config.queuePrefix,
+      registry: new Registry(),
+    });
+    try {
+      const before = youtubeStats().requests;
+      await providers.youtubeMetadata.videoMetadata('M7lc1UVf-VE');
+      expect((await other.youtubeMetadata.videoMetadata('M7lc1UVf-VE')).cache).toBe('hit');
+      expect(youtubeStats().requests).toBe(before + 1);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('reads YouTube durations', () => {
+    expect(isoDurationSeconds('PT15M51S')).toBe(951);
+    expect(isoDurationSeconds('PT1H2M')).toBe(3720);
+    expect(isoDurationSeconds('P1DT2S')).toBe(86_402);
+    expect(isoDurationSeconds('PT0S')).toBe(0);
+    expect(isoDurationSeconds('15:51')).toBeNull();
+    expect(isoDurationSeconds('PT')).toBeNull();
+  });
+});

@@ -1,0 +1,224 @@
+import { execFile } from 'node:child_process';
+import { access, mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+import { Redis } from 'ioredis';
+import { PermanentJobError, Registry } from '@clipline/shared';
+import { createUpstreamSimulator, type SimEndpoint, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
+import {
+  createProviderClients,
+  loadProviderSettings,
+  ProviderInvalidResponseError,
+  ProviderNotConfiguredError,
+  ProviderPermanentError,
+  ProviderRateLimitedError,
+  ProviderTransientError,
+  toJobError,
+  type ProviderClients,
+} from '../src/providers/index.js';
+import { generateVideo } from '../../../tests/helpers/media.js';
+import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+const run = promisify(execFile);
+let env: TestEnvironment;
+let sim: UpstreamSimulator;
+let redis: Redis;
+let dir: string;
+const opened: ProviderClients[] = [];
+
+beforeAll(async () => {
+  env = await createTestEnvironment();
+  sim = await createUpstreamSimulator({ apiKey: 'sim-key' });
+  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-providers-'));
+});
+
+afterAll(async () => {
+  for (const clients of opened) clients.close();
+  await sim.close();
+  redis.disconnect();
+  await rm(dir, { recursive: true, force: true });
+  await env.cleanup();
+});
+
+afterEach(async () => {
+  sim.reset();
+  const keys = await redis.keys(`${env.config.queuePrefix}:providers:*`);
+  if (keys.length) await redis.del(...keys);
+});
+
+/** Clients pointed at the simulator; `overrides` are provider environment variables. */
+function clients(overrides: Record<string, string> = {}): ProviderClients {
+  const settings = loadProviderSettings({ UPSTREAM_SIM_URL: sim.url, PROVIDER_GET_RETRY_DELAY_MS: '10', ...overrides });
+  const created = createProviderClients({ settings, redis, keyPrefix: env.config.queuePrefix, registry: new Registry() });
+  opened.push(created);
+  return created;
+}
+
+async function failure(promise: Promise<unknown>): Promise<Error> {
+  return promise.then(
+    () => new Error('the call succeeded'),
+    (error: Error) => error,
+  );
+}
+
+const requests = (endpoint: SimEndpoint) => sim.stats().endpoints[endpoint].requests;
+
+describe('provider settings', () => {
+  it('point every provider at the simulator with its key, and leave providers without keys unconfigured', () => {
+    const settings = loadProviderSettings({ UPSTREAM_SIM_URL: 'http://127.0.0.1:3900/', OPENAI_BASE_URL: 'https://proxy.example/v1' });
+    expect(settings.youtube).toMatchObject({ baseUrl: 'http://127.0.0.1:3900', apiKey: 'sim-key' });
+    expect(settings.openai.baseUrl).toBe('https://proxy.example/v1');
+    expect(settings.stability.rateLimit).toEqual({ perSecond: 10, burst: 10 });
+    const production = loadProviderSettings({ OPENAI_API_KEY: 'sk-live' });
+    expect(production.openai).toMatchObject({ baseUrl: 'https://api.openai.com/v1', apiKey: 'sk-live' });
+    expect(production.youtube.apiKey).toBeUndefined();
+    expect(() => loadProviderSettings({ OPENAI_BASE_URL: 'ftp://x', PROVIDER_BREAKER_RESET_MS: '-1' })).toThrow(/OPENAI_BASE_URL[\s\S]*PROVIDER_BREAKER_RESET_MS/);
+  });
+});
+
+describe('OpenAI client', () => {
+  it('completes a chat and parses a JSON-schema reply with zod', async () => {
+    const { openai } = clients();
+    const reply = await openai.chatCompletion({ messages: [{ role: 'user', content: 'Write a caption for a sunset clip' }] });
+    expect(reply.content.length).toBeGreaterThan(10);
+    expect(reply.usage?.totalTokens).toBeGreaterThan(0);
+    const clip = await openai.chatJson(
+      {
+        name: 'clip_copy',
+        messages: [{ role: 'user', content: 'title, caption and hashtags' }],
+        jsonSchema: { type: 'object', properties: { title: { type: 'string' }, caption: { type: 'string' }, hashtags: { type: 'array', items: { type: 'string' } } }, required: ['title', 'caption', 'hashtags'], additionalProperties: false },
+      },
+      z.object({ title: z.string().min(1), caption: z.string().min(1), hashtags: z.array(z.string().startsWith('#')).min(1) }),
+    );
+    expect(clip.hashtags.length).toBe(3);
+  });
+
+  it('transcribes an audio file streamed from disk, with segments over its duration', async () => {
+    const video = await generateVideo({ path: path.join(dir, 'talk.mp4'), segments: [2, 2] });
+    const audio = path.join(dir, 'talk.m4a');
+    await run('ffmpeg', ['-v', 'error', '-y', '-i', video.path, '-vn', '-c:a', 'copy', audio]);
+    const transcript = await clients().openai.transcribe(audio);
+    expect(transcript.durationSeconds).toBeGreaterThan(3.8);
+    expect(transcript.segments.at(-1)?.end).toBeCloseTo(transcript.durationSeconds, 1);
+    expect(transcript.text.split(' ').length).toBeGreaterThan(5);
+  });
+
+  it('classifies a wrong key as permanent, naming the variable to fix', async () => {
+    const error = await failure(clients({ OPENAI_API_KEY: 'sk-wrong' }).openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }));
+    expect(error).toBeInstanceOf(ProviderPermanentError);
+    expect(error.message).toMatch(/401.*Incorrect API key.*OPENAI_API_KEY/);
+    expect(toJobError(error)).toBeInstanceOf(PermanentJobError);
+  });
+
+  it('reports a provider without a key as not configured, without calling it', async () => {
+    const settings = loadProviderSettings({ OPENAI_BASE_URL: `${sim.url}/v1` });
+    const unconfigured = createProviderClients({ settings, redis, keyPrefix: env.config.queuePrefix, registry: new Registry() });
+    opened.push(unconfigured);
+    expect(unconfigured.openai.configured).toBe(false);
+    const error = await failure(unconfigured.openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }));
+    expect(error).toBeInstanceOf(ProviderNotConfiguredError);
+    expect(error.message).toMatch(/set OPENAI_API_KEY/);
+    expect(requests('openai.chat.completions')).toBe(0);
+  });
+
+  it('turns a malformed answer into a clear invalid-response error', async () => {
+    sim.configure({ endpoints: { 'openai.chat.completions': { malformedRate: 1 } } });
+    const error = await failure(clients().openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }));
+    expect(error).toBeInstanceOf(ProviderInvalidResponseError);
+    expect(error.message).toMatch(/malformed chat completion: .*choices: Invalid input: expected array/);
+  });
+
+  it('never retries a POST itself: one 503 is one transient error and one upstream request', async () => {
+    sim.configure({ endpoints: { 'openai.chat.completions': { errorRate: 1, errorStatus: 503 } } });
+    const error = await failure(clients().openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }));
+    expect(error).toBeInstanceOf(ProviderTransientError);
+    expect((error as ProviderTransientError).status).toBe(503);
+    expect(requests('openai.chat.completions')).toBe(1);
+  });
+
+  it('gives up on an upstream that never answers after its timeout, as a transient error', async () => {
+    sim.configure({ endpoints: { 'openai.chat.completions': { timeoutRate: 1 } } });
+    const started = Date.now();
+    const error = await failure(clients({ OPENAI_TIMEOUT_MS: '300' }).openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }));
+    expect(error).toBeInstanceOf(ProviderTransientError);
+    expect(error.message).toMatch(/did not answer within 300 ms/);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('rethrows the abort reason of a cancelled call', async () => {
+    sim.configure({ endpoints: { 'openai.chat.completions': { latency: { kind: 'fixed', ms: 2000 } } } });
+    const controller = new AbortController();
+    const reason = new Error('video cancelled');
+    setTimeout(() => controller.abort(reason), 100);
+    const error = await failure(clients().openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }, { signal: controller.signal }));
+    expect(error).toBe(reason);
+  });
+
+  it('turns a 429 into a rate-limited error and pauses the provider so the next call does not go out', async () => {
+    sim.configure({ endpoints: { 'openai.chat.completions': { rateLimitNext: 1, retryAfterSeconds: 2 } } });
+    const { openai } = clients();
+    const limited = await failure(openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }));
+    expect(limited).toBeInstanceOf(ProviderRateLimitedError);
+    expect(limited).toMatchObject({ retryAfterMs: 2000, source: 'upstream' });
+    const paused = await failure(openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }));
+    expect(paused).toMatchObject({ source: 'paused' });
+    expect((paused as ProviderRateLimitedError).retryAfterMs).toBeGreaterThan(1500);
+    expect(requests('openai.chat.completions')).toBe(1);
+  });
+});
+
+describe('YouTube client', () => {
+  it('retries an idempotent GET on 5xx, then reports it transient', async () => {
+    sim.configure({ endpoints: { 'youtube.videos.list': { errorRate: 1 } } });
+    const error = await failure(clients({ PROVIDER_GET_RETRIES: '2' }).youtube.listVideos(['dQw4w9WgXcQ']));
+    expect(error).toBeInstanceOf(ProviderTransientError);
+    expect(requests('youtube.videos.list')).toBe(3);
+  });
+
+  it('lists videos and reports an unknown one as a permanent failure', async () => {
+    const { youtube, youtubeMetadata } = clients();
+    const answer = await youtube.listVideos(['dQw4w9WgXcQ']);
+    expect(answer.notModified).toBe(false);
+    const missing = await failure(youtubeMetadata.videoMetadata('goneVideo01'));
+    expect(missing).toBeInstanceOf(ProviderPermanentError);
+    expect(missing.message).toMatch(/no public video "goneVideo01"/);
+  });
+});
+
+describe('Stability client', () => {
+  it('generates a PNG of the asked size', async () => {
+    const image = await clients().stability.textToImage({ prompt: 'a bright thumbnail', width: 768, height: 1344 });
+    expect(image.finishReason).toBe('SUCCESS');
+    expect(image.png.readUInt32BE(16)).toBe(768);
+    expect(image.png.readUInt32BE(20)).toBe(1344);
+  });
+
+  it('reports a request the provider refuses as permanent, with its message', async () => {
+    const error = await failure(clients().stability.textToImage({ prompt: 'x', width: 500 }));
+    expect(error).toBeInstanceOf(ProviderPermanentError);
+    expect(error.message).toMatch(/400: width must be an integer/);
+  });
+});
+
+describe('ElevenLabs client', () => {
+  it('streams decodable speech into the destination file', async () => {
+    const target = path.join(dir, 'voice.mp3');
+    const result = await clients().elevenlabs.synthesizeSpeech({ text: 'A short voice over for the clip, five seconds or so.' }, target);
+    expect(result.bytes).toBeGreaterThan(10_000);
+    const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', target]);
+    expect(stdout.trim()).toBe('mp3');
+  });
+
+  it('refuses an answer that is not audio and leaves no file behind', async () => {
+    sim.configure({ endpoints: { 'elevenlabs.text-to-speech': { malformedRate: 1 } } });
+    const target = path.join(dir, 'broken.mp3');
+    const error = await failure(clients().elevenlabs.synthesizeSpeech({ text: 'hello' }, target));
+    expect(error).toBeInstanceOf(ProviderInvalidResponseError);
+    expect(error.message).toMatch(/does not start like MP3/);
+    await expect(access(target)).rejects.toThrow();
+    expect((await readdir(dir)).filter((file) => file.startsWith('broken'))).toEqual([]);
+  });
+});

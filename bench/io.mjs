@@ -1,0 +1,254 @@
+// `npm run bench -- io`: I/O-worker throughput against Little's law, and that worker's
+// event-loop lag meanwhile.
+//
+// Three processes, so none shares an event loop with another: this one (producer and judge),
+// the upstream simulator (chat completions answer after a fixed 100 ms), and one worker
+// process running a BullMQ Worker at concurrency 50 whose processor calls the OpenAI client
+// with its breaker and shared limiter on (the limit set high enough not to bind). With
+// 50 calls in flight and 100 ms each, Little's law caps throughput at 50 / 0.1 s = 500 jobs/s.
+//
+// Run directly with `--io-worker`, this file is that worker process.
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SIM_MAIN = path.join(ROOT, 'infra/upstream-sim/dist/main.js');
+const PROVIDERS = path.join(ROOT, 'apps/worker-io/dist/providers/index.js');
+const QUEUE = 'ai-bench';
+const JOBS = 3000;
+const CONCURRENCY = 50;
+const LATENCY_MS = 100;
+const LAG_RESOLUTION_MS = 1;
+/** Completions before and after the steady state: the first and last 10% are warm-up and drain. */
+const STEADY_FROM = 0.1;
+const STEADY_TO = 0.9;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a node child and resolves with it once a stdout JSON line satisfies `ready`. */
+function startChild(args, env, ready, what, timeoutMs = 30_000) {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const messages = [];
+  const waiters = [];
+  const onLine = (line) => {
+    if (!line.startsWith('{')) return;
+    const message = JSON.parse(line);
+    messages.push(message);
+    for (const waiter of waiters.splice(0)) waiter();
+  };
+  let partial = '';
+  child.stdout.on('data', (chunk) => {
+    output += chunk;
+    partial += chunk;
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    lines.forEach(onLine);
+  });
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const waitFor = (predicate, label, ms) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${what} did not ${label} within ${ms} ms:\n${output}`)), ms);
+      const check = () => {
+        const found = messages.find(predicate);
+        if (found) {
+          clearTimeout(timer);
+          resolve(found);
+        } else if (child.exitCode !== null) {
+          clearTimeout(timer);
+          reject(new Error(`${what} exited with ${child.exitCode}:\n${output}`));
+        } else {
+          waiters.push(check);
+        }
+      };
+      child.once('exit', () => waiters.splice(0).forEach((waiter) => waiter()));
+      check();
+    });
+  return waitFor(ready, 'start', timeoutMs).then(() => ({ child, waitFor, output: () => output }));
+}
+
+function stopChild(child) {
+  if (child.exitCode !== null) return Promise.resolve();
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+  return exited.finally(() => clearTimeout(kill));
+}
+
+export async function run({ emit, log }) {
+  for (const file of [SIM_MAIN, PROVIDERS]) {
+    if (!existsSync(file)) throw new Error(`${file} is missing: build first (npm run bench builds; or npx tsc -b)`);
+  }
+  const { Queue } = await import('bullmq');
+  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const prefix = `bench-io-${randomUUID().slice(0, 8)}`;
+  const port = await freePort();
+  const simConfig = { endpoints: { 'openai.chat.completions': { latency: { kind: 'fixed', ms: LATENCY_MS } } } };
+  log(`starting the upstream simulator on port ${port} (${LATENCY_MS} ms chat completions)`);
+  const sim = await startChild([SIM_MAIN], { UPSTREAM_SIM_PORT: String(port), UPSTREAM_SIM_CONFIG: JSON.stringify(simConfig) }, (m) => m.msg === 'listening', 'the upstream simulator');
+  const simUrl = `http://127.0.0.1:${port}`;
+  const queue = new Queue(QUEUE, { connection: { url: redisUrl, maxRetriesPerRequest: null }, prefix });
+  let worker;
+  try {
+    log(`enqueuing ${JOBS} jobs under prefix ${prefix}`);
+    for (let start = 0; start < JOBS; start += 1000) {
+      await queue.addBulk(
+        Array.from({ length: Math.min(1000, JOBS - start) }, (_, offset) => ({
+          name: 'write-captions',
+          data: { clip: start + offset },
+          opts: { attempts: 3, backoff: { type: 'exponential', delay: 100 }, removeOnComplete: true, removeOnFail: 1000 },
+        })),
+      );
+    }
+    log(`starting the worker process (concurrency ${CONCURRENCY})`);
+    worker = await startChild(
+      [fileURLToPath(import.meta.url), '--io-worker'],
+      { REDIS_URL: redisUrl, PREFIX: prefix, SIM_URL: simUrl, JOBS: String(JOBS) },
+      (m) => m.ready === true,
+      'the worker process',
+    );
+    const summary = await worker.waitFor((m) => m.summary === true, 'finish the jobs', 120_000);
+    const limit = CONCURRENCY / (LATENCY_MS / 1000);
+    log(
+      `completed ${summary.completed}, failed ${summary.failed}; steady state ${summary.steadyJobsPerSecond.toFixed(1)} jobs/s over ${summary.steadyJobs} jobs; ` +
+        `whole run ${summary.overallJobsPerSecond.toFixed(1)} jobs/s; simulator answered ${summary.upstreamCalls} calls`,
+    );
+    if (summary.failed > 0) log(`warning: ${summary.failed} jobs failed: ${summary.firstFailure}`);
+    emit({
+      metric: 'io_vs_littles_law',
+      value: Number(summary.steadyJobsPerSecond.toFixed(1)),
+      unit: 'jobs/s',
+      baseline: limit,
+      ratio: Number((summary.steadyJobsPerSecond / limit).toFixed(3)),
+      jobs: JOBS,
+      concurrency: CONCURRENCY,
+      latency_ms: LATENCY_MS,
+      failed: summary.failed,
+    });
+    emit({
+      metric: 'event_loop_lag_p99_ms',
+      value: Number(summary.lagP99Ms.toFixed(2)),
+      unit: 'ms',
+      baseline: 20,
+      ratio: Number((summary.lagP99Ms / 20).toFixed(3)),
+      process: 'worker (io)',
+      sampling_resolution_ms: LAG_RESOLUTION_MS,
+      lag_max_ms: Number(summary.lagMaxMs.toFixed(2)),
+    });
+  } finally {
+    if (worker) await stopChild(worker.child);
+    await stopChild(sim.child);
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
+  }
+}
+
+/** The worker process: consumes the queue, times completions and samples its own event loop. */
+async function ioWorker() {
+  const { Worker } = await import('bullmq');
+  const { Redis } = await import('ioredis');
+  const { Registry } = await import('@clipline/shared');
+  const { createProviderClients, loadProviderSettings, pauseQueueIfRateLimited, toJobError } = await import(pathToFileURL(PROVIDERS).href);
+  const expected = Number(process.env.JOBS);
+  const redis = new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
+  const settings = loadProviderSettings({
+    UPSTREAM_SIM_URL: process.env.SIM_URL,
+    // On, but far above what 50 calls in flight can reach, so it never binds.
+    OPENAI_RATE_LIMIT_PER_SECOND: '100000',
+    OPENAI_RATE_LIMIT_BURST: '100000',
+  });
+  const clients = createProviderClients({ settings, redis, keyPrefix: process.env.PREFIX, registry: new Registry() });
+  const lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
+  const completedAt = new Float64Array(expected);
+  let completed = 0;
+  let failed = 0;
+  let firstFailure = '';
+  let lagP99Ms = 0;
+  let lagMaxMs = 0;
+  let finish;
+  const finished = new Promise((resolve) => (finish = resolve));
+
+  const worker = new Worker(
+    QUEUE,
+    async (job) => {
+      try {
+        const reply = await clients.openai.chatCompletion({ messages: [{ role: 'user', content: `caption for clip ${job.data.clip}` }] });
+        return { length: reply.content.length };
+      } catch (error) {
+        await pauseQueueIfRateLimited(worker, error);
+        throw toJobError(error);
+      }
+    },
+    { connection: { url: process.env.REDIS_URL, maxRetriesPerRequest: null }, prefix: process.env.PREFIX, concurrency: CONCURRENCY },
+  );
+  worker.on('error', (error) => process.stderr.write(`worker error: ${error.message}\n`));
+  const settle = () => {
+    if (completed === Math.floor(expected * STEADY_FROM)) {
+      lag.reset();
+      lag.enable();
+    }
+    if (completed === Math.floor(expected * STEADY_TO)) {
+      lag.disable();
+      lagP99Ms = lag.percentile(99) / 1e6;
+      lagMaxMs = lag.max / 1e6;
+    }
+    if (completed + failed >= expected) finish();
+  };
+  worker.on('completed', () => {
+    completedAt[completed] = performance.now();
+    completed += 1;
+    settle();
+  });
+  worker.on('failed', (job, error) => {
+    if (job && job.attemptsMade < (job.opts.attempts ?? 1)) return;
+    failed += 1;
+    firstFailure ||= error.message;
+    settle();
+  });
+  await worker.waitUntilReady();
+  process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+  await finished;
+  const from = Math.floor(expected * STEADY_FROM);
+  const to = Math.floor(expected * STEADY_TO) - 1;
+  const steadyJobs = to - from;
+  const steadySeconds = (completedAt[to] - completedAt[from]) / 1000;
+  const overallSeconds = (completedAt[completed - 1] - completedAt[0]) / 1000;
+  const stats = await fetch(`${process.env.SIM_URL}/_sim/stats`).then((res) => res.json());
+  process.stdout.write(
+    `${JSON.stringify({
+      summary: true,
+      completed,
+      failed,
+      firstFailure,
+      steadyJobs,
+      steadyJobsPerSecond: steadyJobs / steadySeconds,
+      overallJobsPerSecond: (completed - 1) / overallSeconds,
+      lagP99Ms,
+      lagMaxMs,
+      upstreamCalls: stats.endpoints['openai.chat.completions'].requests,
+    })}\n`,
+  );
+  const stop = async () => {
+    await worker.close();
+    clients.close();
+    redis.disconnect();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes('--io-worker')) await ioWorker();

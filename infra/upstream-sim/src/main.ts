@@ -1,0 +1,30 @@
+import { loadConfigOrExit } from '@clipline/shared';
+import { loadSimSettings } from './sim-config.js';
+import { createUpstreamSimulator } from './simulator.js';
+
+const settings = loadConfigOrExit(process.env, loadSimSettings);
+const simulator = await createUpstreamSimulator({
+  port: settings.port,
+  host: settings.host,
+  seed: settings.seed,
+  apiKey: settings.apiKey,
+  ffmpegPath: settings.ffmpegPath,
+  ffprobePath: settings.ffprobePath,
+  ...(settings.config ? { config: settings.config } : {}),
+  ...(settings.mediaDir ? { mediaDir: settings.mediaDir } : {}),
+});
+process.stdout.write(`${JSON.stringify({ service: 'upstream-sim', msg: 'listening', url: simulator.url, port: simulator.port })}\n`);
+
+let stopping = false;
+const stop = (signal: NodeJS.Signals) => {
+  // A second signal does not wait for open connections.
+  if (stopping) process.exit(1);
+  stopping = true;
+  process.stdout.write(`${JSON.stringify({ service: 'upstream-sim', msg: 'stopping', signal })}\n`);
+  simulator.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
