@@ -7,6 +7,8 @@ export const DEV_API_KEY = 'dev-key-clipline';
 export const DEV_DASHBOARD_USER = 'admin';
 export const DEV_DASHBOARD_PASSWORD = 'clipline';
 export const DEV_WEBHOOK_SECRET = 'dev-webhook-secret';
+/** Dev-only keyring sealing passwords between the API and the CPU pool (`id:base64 key`). */
+export const DEV_ACCOUNTS_KEYRING = `dev:${Buffer.from('clipline-dev-accounts-key-32bytes').subarray(0, 32).toString('base64')}`;
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -84,6 +86,11 @@ const envSchema = z.object({
   IDEMPOTENCY_TTL_HOURS: positiveInt(24),
   /** Key of the HMAC-SHA256 signature on webhook deliveries. */
   WEBHOOK_SECRET: z.string().min(16, 'at least 16 characters').optional(),
+  /**
+   * Keys sealing passwords on their way from the API to the CPU pool: `id:base64key,…`, 32-byte
+   * keys, the first one current (rotate by putting a new key first).
+   */
+  ACCOUNTS_KEYRING: z.string().regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44}(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44})*$/, 'expected id:base64key[,id:base64key…] with 32-byte keys').optional(),
   /** Seconds one webhook POST may take. */
   WEBHOOK_TIMEOUT_SECONDS: positiveInt(10),
   /** Origins allowed by CORS (comma-separated, or "*"); empty turns CORS off. */
@@ -127,6 +134,7 @@ export interface Config {
   readonly idempotencyTtlSeconds: number;
   readonly corsOrigins: readonly string[];
   readonly webhookSecret: string;
+  readonly accountsKeyring: string;
   readonly webhookTimeoutMs: number;
 }
 
@@ -174,6 +182,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (production && env.DASHBOARD_PASSWORD === DEV_DASHBOARD_PASSWORD) {
     problems.push('  DASHBOARD_PASSWORD: the dev password is refused in production');
   }
+  if (production && !env.ACCOUNTS_KEYRING) problems.push('  ACCOUNTS_KEYRING: must be set in production (id:base64key, e.g. main:$(openssl rand -base64 32))');
   if (production && !env.WEBHOOK_SECRET) problems.push('  WEBHOOK_SECRET: must be set in production (at least 16 characters)');
   if (problems.length) throw new ConfigError(`invalid environment:\n${problems.join('\n')}`);
 
@@ -212,6 +221,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     idempotencyTtlSeconds: env.IDEMPOTENCY_TTL_HOURS * 3600,
     corsOrigins: env.CORS_ORIGINS,
     webhookSecret: env.WEBHOOK_SECRET ?? DEV_WEBHOOK_SECRET,
+    accountsKeyring: env.ACCOUNTS_KEYRING ?? DEV_ACCOUNTS_KEYRING,
     webhookTimeoutMs: env.WEBHOOK_TIMEOUT_SECONDS * 1000,
   });
 }

@@ -23,3 +23,4 @@ export * from './db/api-keys-repository.js';
 export * from './db/webhooks-repository.js';
 export * from './webhook-signature.js';
 export * from './pipeline/webhook-outbox.js';
+export * from './db/users-repository.js';

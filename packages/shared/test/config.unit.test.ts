@@ -43,7 +43,10 @@ describe('loadConfig', () => {
     );
     expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'clipline' })).toThrow(/dev password is refused/);
     expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'p4ss' })).toThrow(/WEBHOOK_SECRET: must be set/);
-    const config = loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'p4ss', WEBHOOK_SECRET: 'a-long-webhook-secret' });
+    const config = loadConfig({
+      NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'p4ss', WEBHOOK_SECRET: 'a-long-webhook-secret',
+      ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
+    });
     expect(config.fileSourceRoots).toEqual([]);
     expect(config.allowPrivateSources).toBe(false);
   });

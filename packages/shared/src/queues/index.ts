@@ -1,3 +1,4 @@
+import { accountsQueue } from './accounts.js';
 import { analyzeQueue } from './analyze.js';
 import { ingestQueue } from './ingest.js';
 import { persistQueue } from './persist.js';
@@ -11,10 +12,11 @@ export { analyzeQueue, analyzeResult, type AnalyzeResult } from './analyze.js';
 export { persistQueue } from './persist.js';
 export { pipelineQueue } from './pipeline.js';
 export { notifyQueue } from './notify.js';
+export { accountsQueue } from './accounts.js';
 export * from './render.js';
 
 /** Every queue of the system, in pipeline order. */
-export const allQueues = [ingestQueue, analyzeQueue, persistQueue, pipelineQueue, notifyQueue] as const;
+export const allQueues = [ingestQueue, analyzeQueue, persistQueue, pipelineQueue, notifyQueue, accountsQueue] as const;
 
 /** The steps of a video flow, in the order they run; the names users see in `steps`. */
 export const VIDEO_STEPS = ['ingest', 'analyze', 'persist'] as const;

@@ -9,6 +9,8 @@ export const notifyQueue = defineQueue({
     'deliver-webhook': z.strictObject({ deliveryId: z.uuid() }),
     /** Scheduled: re-enqueues outbox rows whose job was lost. */
     'sweep-webhooks': z.strictObject({}),
+    /** Welcomes a user whose registration finished. */
+    'send-welcome': z.strictObject({ userId: z.uuid() }),
   },
   // Up to ~2 hours of retries: 2 s, 4 s, 8 s … (with jitter) over 12 attempts.
   defaultJobOptions: { attempts: 12, backoff: { type: 'exponential', delay: 2000, jitter: 0.3 }, ...standardRetention },

@@ -15,7 +15,21 @@ export interface ApiKeysTable {
   last_used_at: Date | null;
 }
 
+export interface UsersTable {
+  id: string;
+  email: string;
+  name: string | null;
+  /** scrypt hash made in the CPU pool; null until registration has finished. */
+  password_hash: string | null;
+  status: 'pending' | 'active' | 'failed';
+  failure: string | null;
+  created_at: Timestamp;
+  activated_at: Date | null;
+  welcomed_at: Date | null;
+}
+
 /** Tables of the public API (API keys, users, …). */
 export interface ApiTables {
   api_keys: ApiKeysTable;
+  users: UsersTable;
 }

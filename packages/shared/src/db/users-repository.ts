@@ -1,0 +1,76 @@
+import { sql } from 'kysely';
+import type { Db } from './connection.js';
+
+export interface UserView {
+  id: string;
+  email: string;
+  name: string | null;
+  status: 'pending' | 'active' | 'failed';
+  failure: string | null;
+  createdAt: string;
+  activatedAt: string | null;
+  welcomedAt: string | null;
+}
+
+/** Users: created pending by the API, activated once the CPU pool has hashed the password. Never returns the hash. */
+export class UsersRepository {
+  constructor(private readonly db: Db) {}
+
+  /** Inserts a pending user; 'duplicate' when the email (any case) is taken. */
+  async createPending(user: { id: string; email: string; name: string | null }): Promise<'created' | 'duplicate'> {
+    const row = await this.db
+      .insertInto('users')
+      .values({ id: user.id, email: user.email, name: user.name, password_hash: null, status: 'pending', failure: null, activated_at: null, welcomed_at: null })
+      .onConflict((oc) => oc.expression(sql`lower(email)`).doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    return row ? 'created' : 'duplicate';
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.db.deleteFrom('users').where('id', '=', id).execute();
+  }
+
+  /** Stores the hash and activates; a retried job finds the user active and changes nothing. */
+  async activate(id: string, passwordHash: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('users')
+      .set({ password_hash: passwordHash, status: 'active', activated_at: sql`now()`, failure: null })
+      .where('id', '=', id)
+      .where('status', '=', 'pending')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async fail(id: string, reason: string): Promise<void> {
+    await this.db.updateTable('users').set({ status: 'failed', failure: reason }).where('id', '=', id).where('status', '=', 'pending').execute();
+  }
+
+  async markWelcomed(id: string): Promise<boolean> {
+    const result = await this.db.updateTable('users').set({ welcomed_at: sql`now()` }).where('id', '=', id).where('welcomed_at', 'is', null).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async passwordHash(id: string): Promise<string | null> {
+    const row = await this.db.selectFrom('users').select('password_hash').where('id', '=', id).executeTakeFirst();
+    return row?.password_hash ?? null;
+  }
+
+  async find(id: string): Promise<UserView | undefined> {
+    const row = await this.db
+      .selectFrom('users')
+      .select(['id', 'email', 'name', 'status', 'failure', 'created_at', 'activated_at', 'welcomed_at'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row && {
+      id: row.id,
+      email: row.email,
+      name: row.name,
+      status: row.status,
+      failure: row.failure,
+      createdAt: row.created_at.toISOString(),
+      activatedAt: row.activated_at?.toISOString() ?? null,
+      welcomedAt: row.welcomed_at?.toISOString() ?? null,
+    };
+  }
+}

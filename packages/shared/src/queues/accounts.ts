@@ -1,0 +1,15 @@
+import { z } from 'zod';
+import { defineQueue, standardRetention } from './define.js';
+
+export const accountsQueue = defineQueue({
+  name: 'accounts',
+  resourceClass: 'cpu',
+  jobs: {
+    /**
+     * Hashes a new user's password in the CPU pool and activates the user. The password travels
+     * sealed (AES-256-GCM under the accounts keyring), never in clear.
+     */
+    'register-user': z.strictObject({ userId: z.uuid(), sealedPassword: z.string().min(1).max(4096) }),
+  },
+  defaultJobOptions: { attempts: 3, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 }, ...standardRetention },
+});
