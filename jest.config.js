@@ -18,6 +18,7 @@ const common = {
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: {
     '^@clipline/shared$': '<rootDir>/packages/shared/src/index.ts',
+    '^@clipline/shared/crypto$': '<rootDir>/packages/shared/src/crypto/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testEnvironment: 'node',

@@ -1,53 +1,56 @@
 import {
+  AnalysisRepository,
   analyzeQueue,
   closeServer,
   createRedis,
   Gauge,
-  ingestResult,
   LocalStorage,
   openDatabase,
-  PermanentJobError,
-  runVideoStep,
+  renderQueue,
   startMetricsServer,
   startWorker,
   VideosRepository,
-  type Processors,
+  type RunningWorker,
   type ServiceContext,
 } from '@clipline/shared';
-import { analyzeVideo, type AnalysisSettings } from './analysis/analyze-video.js';
+import { analyzeProcessors } from './analysis/analyze-processor.js';
+import type { AnalysisSettings } from './analysis/analyze-video.js';
 import { CpuPool } from './analysis/pool.js';
+import { cpuConcurrency, type CpuWorkerSettings } from './cpu-worker-config.js';
+import { renderProcessors } from './render/render-processor.js';
+import type { RenderSettings } from './render/render-clip.js';
 
 export interface CpuWorkerOptions {
   /** Serve /metrics on the configured port. @defaultValue true */
   metricsServer?: boolean;
+  /** worker-cpu's own settings. @defaultValue the defaults of `loadCpuWorkerSettings({})` */
+  settings?: CpuWorkerSettings;
 }
 
-export function analyzeProcessors(settings: AnalysisSettings, videos: VideosRepository, storage: LocalStorage): Processors<typeof analyzeQueue> {
-  return {
-    'analyze-video': (job) =>
-      runVideoStep('analyze', job, videos, async (step) => {
-        const [ingested] = await job.childResults();
-        const source = ingestResult.safeParse(ingested);
-        if (!source.success) throw new PermanentJobError('the ingest step left no stored source to analyse');
-        return analyzeVideo(settings, storage.pathOf(source.data.storageKey), source.data.sizeBytes, {
-          signal: job.signal,
-          onProgress: (fraction) => step.progress(fraction),
-        });
-      }),
-  };
+export interface RunningCpuWorker {
+  pool: CpuPool;
+  workers: RunningWorker[];
+  concurrency: { analyze: number; render: number };
+  /** The port /metrics listens on, when served. */
+  metricsPort: number | undefined;
 }
 
 /**
- * Starts a worker-cpu process: one piscina pool sized to the cores, and a BullMQ worker for the
- * CPU queues whose concurrency keeps that pool busy without queueing whole videos in memory.
+ * Starts a worker-cpu process: one piscina pool sized to the cores, and BullMQ workers for the
+ * `analyze` and `render` queues whose concurrency derives from that pool, so the pool stays
+ * busy without whole videos queueing in memory. Metrics include the main thread's event-loop
+ * lag (`nodejs_eventloop_lag_p99_seconds`) and the pool's utilisation and queue.
  */
-export async function startCpuWorker(service: ServiceContext, options: CpuWorkerOptions = {}) {
+export async function startCpuWorker(service: ServiceContext, options: CpuWorkerOptions = {}): Promise<RunningCpuWorker> {
   const { config, logger, shutdown, metrics } = service;
+  const own = options.settings;
+  const pool = new CpuPool({ threads: config.cpuPoolThreads });
+  const concurrency = cpuConcurrency(pool.threads, config.workerCpuConcurrency, own?.renderConcurrency);
+
   const redis = createRedis(config.redisUrl, 'worker');
   shutdown.register('redis', () => redis.quit());
-  const db = openDatabase(config, Math.max(2, config.workerCpuConcurrency + 1));
+  const db = openDatabase(config, concurrency.analyze + concurrency.render + 2);
   shutdown.register('database', () => db.destroy());
-  const pool = new CpuPool({ threads: config.cpuPoolThreads });
   shutdown.register('cpu pool', () => pool.close());
 
   new Gauge({
@@ -58,28 +61,37 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
       this.set(pool.utilization);
     },
   });
+  new Gauge({
+    name: 'clipline_cpu_pool_queue_size',
+    help: 'Pool tasks waiting for a free thread',
+    registers: [metrics],
+    collect() {
+      this.set(pool.queued);
+    },
+  });
+  new Gauge({ name: 'clipline_cpu_pool_threads', help: 'Threads of the pool', registers: [metrics] }).set(pool.threads);
 
   const videos = new VideosRepository(db);
+  const analyses = new AnalysisRepository(db);
   const storage = new LocalStorage(config.storageDir);
-  const settings: AnalysisSettings = {
-    tools: { ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath },
-    pool,
-    fps: config.analyzeFps,
-    width: config.analyzeWidth,
-    maxSeconds: config.maxSourceSeconds,
-  };
+  const tools = { ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath };
+  const analysis: AnalysisSettings = { tools, pool, fps: config.analyzeFps, width: config.analyzeWidth, maxSeconds: config.maxSourceSeconds };
+  const render: RenderSettings = { tools, pool, ...(own ? { preset: own.renderPreset, crf: own.renderCrf } : {}) };
 
+  let metricsPort: number | undefined;
   if (options.metricsServer ?? true) {
     const server = await startMetricsServer(metrics, config.workerCpuMetricsPort, config.host);
     shutdown.register('metrics server', () => closeServer(server));
+    const address = server.address();
+    metricsPort = typeof address === 'object' && address ? address.port : config.workerCpuMetricsPort;
   }
-  const worker = startWorker(analyzeQueue, analyzeProcessors(settings, videos, storage), {
-    connection: redis,
-    prefix: config.queuePrefix,
-    concurrency: config.workerCpuConcurrency,
-    logger,
-  });
-  shutdown.register('analyze worker', () => worker.close(Math.max(1000, config.shutdownTimeoutMs - 3000)));
-  logger.info({ threads: pool.threads, concurrency: config.workerCpuConcurrency, queues: [analyzeQueue.name] }, 'worker-cpu ready');
-  return { pool, worker };
+  const common = { connection: redis, prefix: config.queuePrefix, logger };
+  const workers = [
+    startWorker(analyzeQueue, analyzeProcessors({ settings: analysis, videos, analyses, storage }), { ...common, concurrency: concurrency.analyze }),
+    startWorker(renderQueue, renderProcessors({ settings: render, analyses, storage }), { ...common, concurrency: concurrency.render }),
+  ];
+  const grace = Math.max(1000, config.shutdownTimeoutMs - 3000);
+  shutdown.register('cpu workers', () => Promise.all(workers.map((worker) => worker.close(grace))));
+  logger.info({ threads: pool.threads, concurrency, queues: workers.map((worker) => worker.queue) }, 'worker-cpu ready');
+  return { pool, workers, concurrency, metricsPort };
 }

@@ -24,3 +24,4 @@ export * from './db/webhooks-repository.js';
 export * from './webhook-signature.js';
 export * from './pipeline/webhook-outbox.js';
 export * from './db/users-repository.js';
+export * from './crypto/index.js';

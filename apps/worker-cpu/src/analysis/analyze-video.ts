@@ -1,7 +1,17 @@
-import { PermanentJobError, type Scene, type VideoMetadata } from '@clipline/shared';
+import {
+  clipOptions as clipOptionsSchema,
+  PermanentJobError,
+  type ClipCandidate,
+  type ClipOptions,
+  type Scene,
+  type VideoMetadata,
+} from '@clipline/shared';
+import { measureLoudness, type LoudnessTrack } from './audio-loudness.js';
+import { runBatchPipeline } from './batch-pipeline.js';
 import { probe, type FfmpegTools } from './ffmpeg.js';
 import type { FrameMetrics } from './frame-metrics.js';
 import { sampleFrames, sampleSize } from './frame-sampler.js';
+import { FrameSignals } from './frame-signals.js';
 import type { CpuPool } from './pool.js';
 import { detectCutFrames, scenesFromCuts } from './scene-cuts.js';
 
@@ -14,12 +24,26 @@ export interface AnalysisSettings {
   width: number;
   /** Longest video accepted, in seconds. */
   maxSeconds: number;
-  /** Frames per pool task. @defaultValue 16 */
+  /** Frames per pool task; larger batches spread the cost of a task hand-off over more frames. @defaultValue 32 */
   batchFrames?: number;
   /** Content-score threshold of a cut. @defaultValue 27 */
   cutThreshold?: number;
 }
 
+export interface AnalysisInput {
+  file: string;
+  sizeBytes: number;
+  /** What the submission asked of its clips; missing fields take their defaults. */
+  clipOptions?: Partial<ClipOptions>;
+}
+
+/** Loudness of the whole audio track (EBU R128). */
+export interface AudioSummary {
+  integratedLufs: number | null;
+  loudnessRangeLu: number | null;
+}
+
+/** What analysis returns; small enough to travel through Redis (no per-frame data). */
 export interface AnalysisResult {
   metadata: VideoMetadata;
   scenes: Scene[];
@@ -27,6 +51,14 @@ export interface AnalysisResult {
   cutSeconds: number[];
   sampledFrames: number;
   sampleFps: number;
+  /** The options the candidates were chosen with, defaults filled in. */
+  clipOptions: ClipOptions;
+  /** Best clips first; at most `clipOptions.clipCount`. */
+  clipCandidates: ClipCandidate[];
+  /** Null when the video has no audio or its loudness could not be measured (see `warnings`). */
+  audio: AudioSummary | null;
+  /** Problems that did not stop the analysis, e.g. an audio stream that does not decode. */
+  warnings: string[];
 }
 
 export interface AnalysisHooks {
@@ -35,6 +67,17 @@ export interface AnalysisHooks {
   onProgress?: (fraction: number) => void | Promise<void>;
   /** Receives each batch's metrics in order (frame index, metrics), e.g. to store them. */
   onFrameMetrics?: (firstIndex: number, metrics: FrameMetrics[]) => void | Promise<void>;
+  /** Receives the loudness track once measured, e.g. to store it. */
+  onLoudness?: (track: LoudnessTrack) => void | Promise<void>;
+}
+
+/** Fills in the defaults of clip options; bad options fail the job for good, naming the field. */
+export function resolveClipOptions(options: unknown): ClipOptions {
+  const parsed = clipOptionsSchema.safeParse(options ?? {});
+  if (!parsed.success) {
+    throw new PermanentJobError(`invalid clip options: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(options)'}: ${issue.message}`).join('; ')}`);
+  }
+  return parsed.data;
 }
 
 /** Decoded duration may fall short of the container's by rounding; more than this means a truncated file. */
@@ -43,11 +86,14 @@ function tolerableShortfall(durationSeconds: number, fps: number): number {
 }
 
 /**
- * Probes a video, samples its frames through ffmpeg into the pool for metrics, and finds scene
- * cuts. The main thread only moves bytes: every per-pixel loop runs in the pool.
+ * Probes a video, samples its frames through ffmpeg into the pool for metrics, measures audio
+ * loudness alongside, finds scene cuts and scores clip candidates. The main thread only moves
+ * bytes: every per-pixel loop and the scoring run in the pool.
  */
-export async function analyzeVideo(settings: AnalysisSettings, file: string, sizeBytes: number, hooks: AnalysisHooks = {}) {
+export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisInput, hooks: AnalysisHooks = {}): Promise<AnalysisResult> {
   const { signal } = hooks;
+  const { file } = input;
+  const clipOptions = resolveClipOptions(input.clipOptions);
   const facts = await probe(settings.tools, file, signal);
   if (facts.durationSeconds > settings.maxSeconds) {
     throw new PermanentJobError(
@@ -55,45 +101,46 @@ export async function analyzeVideo(settings: AnalysisSettings, file: string, siz
     );
   }
   const size = sampleSize(facts.width, facts.height, settings.width);
-  const batchFrames = settings.batchFrames ?? 16;
-  const maxInFlight = settings.pool.threads * 2;
-  const inFlight: { firstIndex: number; metrics: Promise<FrameMetrics[]> }[] = [];
   const scores: number[] = [];
-  let previousFrame: Uint8Array | null = null;
-  const frameBytes = size.width * size.height * 3;
+  const signals = new FrameSignals();
   const expectedFrames = Math.max(1, Math.ceil(facts.durationSeconds * settings.fps));
 
-  const collect = async () => {
-    const next = inFlight.shift();
-    if (!next) return;
-    const metrics = await next.metrics;
-    for (const frame of metrics) scores.push(frame.contentScore);
-    await hooks.onFrameMetrics?.(next.firstIndex, metrics);
-    await hooks.onProgress?.(Math.min(0.99, scores.length / expectedFrames));
-  };
+  // Audio is decoded by a second ffmpeg at the same time: it costs a fraction of the video decode.
+  const stopAudio = new AbortController();
+  const audioSignal = signal ? AbortSignal.any([signal, stopAudio.signal]) : stopAudio.signal;
+  const loudness: Promise<{ track: LoudnessTrack | null; warning?: string }> = facts.hasAudio
+    ? measureLoudness(settings.tools, file, { signal: audioSignal }).then(
+        (track) => ({ track }),
+        (error: Error) => ({ track: null, warning: error.message }),
+      )
+    : Promise.resolve({ track: null });
 
+  const batches = sampleFrames(settings.tools, {
+    file,
+    fps: settings.fps,
+    width: size.width,
+    height: size.height,
+    batchFrames: settings.batchFrames ?? 32,
+    ...(signal ? { signal } : {}),
+  });
   try {
-    for await (const batch of sampleFrames(settings.tools, {
-      file,
-      fps: settings.fps,
-      width: size.width,
-      height: size.height,
-      batchFrames,
-      ...(signal ? { signal } : {}),
-    })) {
-      // The last frame is copied before the batch buffer is moved into a pool thread.
-      const previous = previousFrame;
-      previousFrame = batch.frames.slice((batch.count - 1) * frameBytes, batch.count * frameBytes);
-      const metrics = settings.pool.frameMetrics({ ...size, frames: batch.frames, count: batch.count, previous }, signal);
-      metrics.catch(() => {});
-      inFlight.push({ firstIndex: batch.firstIndex, metrics });
-      while (inFlight.length >= maxInFlight) await collect();
-    }
-    while (inFlight.length) await collect();
-  } finally {
-    // On failure, wait for tasks already handed out so no pool work outlives the job.
-    await Promise.allSettled(inFlight.map((item) => item.metrics));
+    await runBatchPipeline(batches, {
+      frameBytes: size.width * size.height * 3,
+      maxInFlight: settings.pool.threads * 2,
+      start: (batch, previous) => settings.pool.frameMetrics({ ...size, frames: batch.frames, count: batch.count, previous }, signal),
+      collect: async (firstIndex, metrics: FrameMetrics[]) => {
+        for (const frame of metrics) scores.push(frame.contentScore);
+        signals.append(firstIndex, metrics);
+        await hooks.onFrameMetrics?.(firstIndex, metrics);
+        await hooks.onProgress?.(Math.min(0.99, scores.length / expectedFrames));
+      },
+    });
+  } catch (error) {
+    stopAudio.abort(error);
+    await loudness;
+    throw error;
   }
+  const audio = await loudness;
 
   if (scores.length === 0) throw new PermanentJobError('no frame could be decoded');
   const decodedSeconds = scores.length / settings.fps;
@@ -102,8 +149,22 @@ export async function analyzeVideo(settings: AnalysisSettings, file: string, siz
       `video is truncated or corrupt: decoded ${decodedSeconds.toFixed(1)} s of the ${facts.durationSeconds.toFixed(1)} s its header declares`,
     );
   }
+  if (signal?.aborted) throw signal.reason ?? new Error('analysis aborted');
+  if (audio.track) await hooks.onLoudness?.(audio.track);
+
   const cutFrames = detectCutFrames(scores, { fps: settings.fps, ...(settings.cutThreshold ? { threshold: settings.cutThreshold } : {}) });
   const cutSeconds = cutFrames.map((index) => Math.round((index / settings.fps) * 1000) / 1000);
+  const clipCandidates = await settings.pool.clipCandidates(
+    {
+      fps: settings.fps,
+      durationSeconds: facts.durationSeconds,
+      ...signals.snapshot(),
+      cutFrames,
+      loudness: audio.track ? { stepSeconds: audio.track.stepSeconds, shortTermLufs: Float32Array.from(audio.track.shortTermLufs) } : null,
+    },
+    clipOptions,
+    signal,
+  );
   return {
     metadata: {
       durationSeconds: facts.durationSeconds,
@@ -111,14 +172,18 @@ export async function analyzeVideo(settings: AnalysisSettings, file: string, siz
       height: facts.height,
       fps: facts.fps,
       hasAudio: facts.hasAudio,
-      sizeBytes,
+      sizeBytes: input.sizeBytes,
       videoCodec: facts.videoCodec,
     },
     scenes: scenesFromCuts(cutSeconds, facts.durationSeconds),
     cutSeconds,
     sampledFrames: scores.length,
     sampleFps: settings.fps,
-  } satisfies AnalysisResult;
+    clipOptions,
+    clipCandidates,
+    audio: audio.track ? { integratedLufs: audio.track.integratedLufs, loudnessRangeLu: audio.track.loudnessRangeLu } : null,
+    warnings: audio.warning ? [audio.warning] : [],
+  };
 }
 
 function formatDuration(seconds: number): string {

@@ -78,6 +78,24 @@ export function spawnTool(command: string, args: readonly string[], signal?: Abo
   return { child, stderr, exited };
 }
 
+/**
+ * Waits for a tool to exit. An abort rethrows its reason; a failed exit throws `failure` with
+ * the message `<what> (ffmpeg: <its last words>)`.
+ */
+export async function expectSuccess(
+  run: SpawnedTool,
+  what: string,
+  signal?: AbortSignal,
+  failure: new (message: string) => Error = Error,
+): Promise<void> {
+  const { code, signal: killedBy } = await run.exited;
+  if (signal?.aborted) throw signal.reason ?? new Error(`${what}: aborted`);
+  if (code !== 0) {
+    const detail = run.stderr.lastLines() || (killedBy ? `killed by ${killedBy}` : `exit code ${code}`);
+    throw new failure(`${what} (ffmpeg: ${detail})`);
+  }
+}
+
 function parseRate(rate: unknown): number {
   if (typeof rate !== 'string') return 0;
   const [num, den] = rate.split('/').map(Number);
@@ -99,15 +117,30 @@ interface ProbeStream {
   side_data_list?: { rotation?: number }[];
 }
 
+/** Seconds ffprobe may take before the file counts as unreadable. */
+export const DEFAULT_PROBE_TIMEOUT_MS = 30_000;
+
+/**
+ * The display matrix states its angle counter-clockwise; the older `rotate` tag states it
+ * clockwise. Both come out as a clockwise quarter turn.
+ */
+function clockwiseRotation(video: ProbeStream): number {
+  const matrixAngle = video.side_data_list?.find((item) => typeof item.rotation === 'number')?.rotation;
+  const clockwise = matrixAngle !== undefined ? -matrixAngle : Number(video.tags?.rotate ?? 0) || 0;
+  return (((Math.round(clockwise / 90) * 90) % 360) + 360) % 360;
+}
+
 /**
  * Reads container and stream facts with ffprobe. A file ffprobe cannot read, one without a
  * video stream or without a known duration fails with a {@link PermanentJobError} that says so.
  */
-export async function probe(tools: FfmpegTools, file: string, signal?: AbortSignal): Promise<ProbeResult> {
+export async function probe(tools: FfmpegTools, file: string, signal?: AbortSignal, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+  // A pipe or a pathological file can keep ffprobe reading forever: it gets a deadline of its own.
+  const deadline = AbortSignal.timeout(timeoutMs);
   const run = spawnTool(
     tools.ffprobePath,
     ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file],
-    signal,
+    signal ? AbortSignal.any([signal, deadline]) : deadline,
   );
   let stdout = '';
   run.child.stdout?.setEncoding('utf8');
@@ -116,6 +149,7 @@ export async function probe(tools: FfmpegTools, file: string, signal?: AbortSign
   });
   const { code } = await run.exited;
   if (signal?.aborted) throw signal.reason ?? new Error('probe aborted');
+  if (deadline.aborted) throw new PermanentJobError(`not a readable video (ffprobe gave no answer within ${timeoutMs / 1000} s)`);
   if (code !== 0) {
     const detail = run.stderr.lastLines() || `exit code ${code}`;
     throw new PermanentJobError(`not a readable video (ffprobe: ${detail})`);
@@ -139,8 +173,7 @@ export async function probe(tools: FfmpegTools, file: string, signal?: AbortSign
   const width = video.width ?? 0;
   const height = video.height ?? 0;
   if (width <= 0 || height <= 0) throw new PermanentJobError('video stream has no picture size');
-  const rawRotation = video.side_data_list?.find((item) => typeof item.rotation === 'number')?.rotation ?? Number(video.tags?.rotate ?? 0);
-  const rotation = (((-Math.round(rawRotation / 90) * 90) % 360) + 360) % 360;
+  const rotation = clockwiseRotation(video);
   const quarterTurn = rotation === 90 || rotation === 270;
   return {
     durationSeconds,

@@ -29,7 +29,7 @@ export interface FrameGeometry {
 const HISTOGRAM_BINS = 16;
 
 /** Luma plane of an RGB24 frame, one byte a pixel. */
-export function lumaPlane(rgb: Uint8Array, pixels: number, out = new Uint8Array(pixels)): Uint8Array {
+export function lumaPlane(rgb: Uint8Array, pixels: number, out: Uint8Array = new Uint8Array(pixels)): Uint8Array {
   for (let p = 0, i = 0; p < pixels; p++, i += 3) {
     // Integer BT.601 weights (0.299, 0.587, 0.114) scaled by 2^16.
     out[p] = (19595 * rgb[i]! + 38470 * rgb[i + 1]! + 7471 * rgb[i + 2]! + 32768) >>> 16;
@@ -41,7 +41,7 @@ export function lumaPlane(rgb: Uint8Array, pixels: number, out = new Uint8Array(
  * HSV planes of an RGB24 frame with OpenCV's 8-bit conventions: H in 0-179 (degrees / 2),
  * S and V in 0-255. Written into one Uint8Array of 3 planes [H..., S..., V...].
  */
-export function hsvPlanes(rgb: Uint8Array, pixels: number, out = new Uint8Array(pixels * 3)): Uint8Array {
+export function hsvPlanes(rgb: Uint8Array, pixels: number, out: Uint8Array = new Uint8Array(pixels * 3)): Uint8Array {
   for (let p = 0, i = 0; p < pixels; p++, i += 3) {
     const r = rgb[i]!;
     const g = rgb[i + 1]!;
@@ -137,6 +137,25 @@ export interface FrameBatch extends FrameGeometry {
   previous?: Uint8Array | null;
 }
 
+interface Planes {
+  luma: [Uint8Array, Uint8Array];
+  hsv: [Uint8Array, Uint8Array];
+}
+
+let scratch: Planes | undefined;
+
+/**
+ * Working planes reused from batch to batch. Allocating them per frame costs more than the
+ * arithmetic on small frames, and the allocator is shared by every pool thread, so it also
+ * keeps the threads from queueing on it. One batch runs at a time per thread.
+ */
+function scratchPlanes(pixels: number): Planes {
+  if (!scratch || scratch.luma[0].length !== pixels) {
+    scratch = { luma: [new Uint8Array(pixels), new Uint8Array(pixels)], hsv: [new Uint8Array(pixels * 3), new Uint8Array(pixels * 3)] };
+  }
+  return scratch;
+}
+
 /**
  * Metrics of every frame in a batch. Each frame's motion and content score compare it with the
  * frame before it; the batch's first frame is compared with `previous`.
@@ -147,16 +166,19 @@ export function batchMetrics(batch: FrameBatch): FrameMetrics[] {
   const frameBytes = pixels * 3;
   if (frames.length < count * frameBytes) throw new Error(`batch holds ${frames.length} bytes, ${count} frames need ${count * frameBytes}`);
   const results: FrameMetrics[] = [];
+  const planes = scratchPlanes(pixels);
   let previousLuma: Uint8Array | null = null;
   let previousHsv: Uint8Array | null = null;
   if (batch.previous) {
-    previousLuma = lumaPlane(batch.previous, pixels);
-    previousHsv = hsvPlanes(batch.previous, pixels);
+    previousLuma = lumaPlane(batch.previous, pixels, planes.luma[1]);
+    previousHsv = hsvPlanes(batch.previous, pixels, planes.hsv[1]);
   }
   for (let f = 0; f < count; f++) {
     const rgb = frames.subarray(f * frameBytes, (f + 1) * frameBytes);
-    const luma = lumaPlane(rgb, pixels);
-    const hsv = hsvPlanes(rgb, pixels);
+    // Two sets of planes take turns being the current and the previous frame's.
+    const turn = f % 2 === 0 ? 0 : 1;
+    const luma = lumaPlane(rgb, pixels, planes.luma[turn]);
+    const hsv = hsvPlanes(rgb, pixels, planes.hsv[turn]);
     const histogram = new Array<number>(HISTOGRAM_BINS).fill(0);
     let lumaSum = 0;
     for (let p = 0; p < pixels; p++) {

@@ -10,6 +10,16 @@ export interface SampleOptions {
   height: number;
   /** Frames per batch handed to the pool. */
   batchFrames: number;
+  /** Where sampling starts, in seconds of the source (an exact seek, not the previous keyframe). @defaultValue 0 */
+  startSeconds?: number;
+  /** Seconds sampled from `startSeconds` on. @defaultValue to the end */
+  durationSeconds?: number;
+  /**
+   * Milliseconds ffmpeg may go without producing a byte while the sampler waits for it; past
+   * that it is killed and sampling fails. Time the consumer spends on a batch does not count.
+   * @defaultValue 60000
+   */
+  stallTimeoutMs?: number;
   signal?: AbortSignal;
 }
 
@@ -45,8 +55,13 @@ export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions):
   const { width, height, batchFrames } = options;
   const frameBytes = width * height * 3;
   const batchBytes = frameBytes * batchFrames;
+  const window = [
+    ...(options.startSeconds ? ['-ss', options.startSeconds.toFixed(3)] : []),
+    ...(options.durationSeconds !== undefined ? ['-t', options.durationSeconds.toFixed(3)] : []),
+  ];
   const args = [
     '-nostdin', '-hide_banner', '-loglevel', 'error',
+    ...window,
     '-i', options.file,
     '-map', '0:v:0', '-an', '-sn', '-dn',
     '-vf', samplingFilter(options.fps, width, height),
@@ -60,8 +75,11 @@ export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions):
   let filled = 0;
   let nextIndex = 0;
   let finished = false;
+  const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 60_000, () => run.child.kill('SIGKILL'));
   try {
+    watchdog.waiting();
     for await (const chunk of stdout as AsyncIterable<Buffer>) {
+      watchdog.busy();
       let offset = 0;
       while (offset < chunk.length) {
         const take = Math.min(chunk.length - offset, batchBytes - filled);
@@ -76,9 +94,11 @@ export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions):
           nextIndex += batchFrames;
         }
       }
+      watchdog.waiting();
     }
     const { code, signal } = await run.exited;
     if (options.signal?.aborted) throw options.signal.reason ?? new Error('frame sampling aborted');
+    if (watchdog.fired) throw new Error(`decoding stalled: ffmpeg produced nothing for ${watchdog.timeoutMs / 1000} s and was stopped`);
     if (code !== 0) {
       const detail = run.stderr.lastLines() || (signal ? `killed by ${signal}` : `exit code ${code}`);
       throw new PermanentJobError(`decoding failed (ffmpeg: ${detail})`);
@@ -90,8 +110,44 @@ export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions):
     }
     finished = true;
   } finally {
+    watchdog.stop();
     // Leaving early (consumer error, abort): make sure ffmpeg does not linger.
     if (!finished && run.child.exitCode === null) run.child.kill('SIGKILL');
     await run.exited.catch(() => {});
+  }
+}
+
+/**
+ * Fires when the sampler has waited on ffmpeg longer than the timeout. Only waiting counts: while
+ * the consumer holds a batch, ffmpeg is blocked on the pipe by design.
+ */
+class StallWatchdog {
+  fired = false;
+  private waitingSince: number | null = null;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    readonly timeoutMs: number,
+    onStall: () => void,
+  ) {
+    this.timer = setInterval(() => {
+      if (this.waitingSince !== null && Date.now() - this.waitingSince > timeoutMs && !this.fired) {
+        this.fired = true;
+        onStall();
+      }
+    }, Math.max(50, Math.min(1000, timeoutMs / 4)));
+    this.timer.unref();
+  }
+
+  waiting(): void {
+    this.waitingSince = Date.now();
+  }
+
+  busy(): void {
+    this.waitingSince = null;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
   }
 }

@@ -1,9 +1,57 @@
 /**
  * The functions the piscina pool runs, one named export each (selected with the `name` run
- * option). This file is loaded inside worker threads only.
+ * option). This file is loaded inside worker threads only; each task takes one argument.
  */
+import type { ClipCandidate } from '@clipline/shared';
+import { hashPassword as hashPasswordSync, verifyPassword as verifyPasswordSync, type ScryptParams } from '../crypto/password-hash.js';
+import { decryptSecret as decrypt, encryptSecret as encrypt, reencryptSecret as reencrypt, type Keyring } from '@clipline/shared/crypto';
+import { sha256File } from '../hashing/content-hash.js';
+import { planCropPath, type CropKeyframe, type CropPathInput } from '../render/crop-plan.js';
+import { interestProfiles, type FrameInterest } from '../render/interest-profile.js';
 import { batchMetrics, type FrameBatch, type FrameMetrics } from './frame-metrics.js';
+import { clipCandidates as scoreClips, type HighlightOptions, type HighlightSignals } from './highlights.js';
 
 export function frameMetrics(batch: FrameBatch): FrameMetrics[] {
   return batchMetrics(batch);
+}
+
+export function clipCandidates(task: { signals: HighlightSignals; options: HighlightOptions }): ClipCandidate[] {
+  return scoreClips(task.signals, task.options);
+}
+
+export function clipInterest(batch: FrameBatch): FrameInterest[] {
+  return interestProfiles(batch);
+}
+
+export function cropPath(input: CropPathInput): CropKeyframe[] {
+  return planCropPath(input);
+}
+
+export function contentHash(task: { file: string }): Promise<string> {
+  return sha256File(task.file);
+}
+
+export function hashPassword(task: { password: string; params?: ScryptParams }): string {
+  return hashPasswordSync(task.password, task.params);
+}
+
+/** Opens a sealed password and hashes it in the same thread: the clear password never reaches the main thread. */
+export function hashSealedPassword(task: { sealedPassword: string; keyring: Keyring; associatedData?: string; params?: ScryptParams }): string {
+  return hashPasswordSync(decrypt(task.sealedPassword, task.keyring, task.associatedData), task.params);
+}
+
+export function verifyPassword(task: { password: string; encoded: string }): boolean {
+  return verifyPasswordSync(task.password, task.encoded);
+}
+
+export function encryptSecret(task: { plaintext: string; keyring: Keyring; associatedData?: string }): string {
+  return encrypt(task.plaintext, task.keyring, task.associatedData);
+}
+
+export function decryptSecret(task: { token: string; keyring: Keyring; associatedData?: string }): string {
+  return decrypt(task.token, task.keyring, task.associatedData);
+}
+
+export function reencryptSecret(task: { token: string; keyring: Keyring; associatedData?: string }): string {
+  return reencrypt(task.token, task.keyring, task.associatedData);
 }

@@ -1,7 +1,13 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import type { ClipCandidate } from '@clipline/shared';
+import type { ScryptParams } from '../crypto/password-hash.js';
+import type { Keyring } from '@clipline/shared/crypto';
+import type { CropKeyframe, CropPathInput } from '../render/crop-plan.js';
+import type { FrameInterest } from '../render/interest-profile.js';
 import type { FrameBatch, FrameMetrics } from './frame-metrics.js';
+import type { HighlightOptions, HighlightSignals } from './highlights.js';
 
 /**
  * Where the compiled pool tasks live. Worker threads load plain JavaScript, so when this
@@ -16,6 +22,7 @@ function poolTasksFile(): string {
 }
 
 export interface CpuPoolOptions {
+  /** Threads of the pool; one per available core is the usual choice (`CPU_POOL_THREADS`). */
   threads: number;
   /** Tasks waiting per thread before `run` callers wait too. @defaultValue 4 */
   queuePerThread?: number;
@@ -40,14 +47,77 @@ export class CpuPool {
     return this.options.threads;
   }
 
+  private run<R>(name: string, task: unknown, signal?: AbortSignal, transferList?: ArrayBuffer[]): Promise<R> {
+    return this.pool.run(task, { name, ...(transferList ? { transferList } : {}), ...(signal ? { signal } : {}) }) as Promise<R>;
+  }
+
   /** Metrics of a batch of frames; the frame buffer is moved into the thread, not copied. */
   frameMetrics(batch: FrameBatch, signal?: AbortSignal): Promise<FrameMetrics[]> {
-    const transfer = [batch.frames.buffer as ArrayBuffer];
-    return this.pool.run(batch, { name: 'frameMetrics', transferList: transfer, ...(signal ? { signal } : {}) }) as Promise<FrameMetrics[]>;
+    return this.run('frameMetrics', batch, signal, [batch.frames.buffer as ArrayBuffer]);
+  }
+
+  /** Scores clip candidates; the signal arrays are moved into the thread (the caller must not use them after). */
+  clipCandidates(signals: HighlightSignals, options: HighlightOptions, signal?: AbortSignal): Promise<ClipCandidate[]> {
+    const transfer = [signals.motion.buffer, signals.sharpness.buffer, signals.dhash.buffer] as ArrayBuffer[];
+    return this.run('clipCandidates', { signals, options }, signal, transfer);
+  }
+
+  /** Interest profiles, sharpness and content score of a batch of frames; the buffer is moved, not copied. */
+  clipInterest(batch: FrameBatch, signal?: AbortSignal): Promise<FrameInterest[]> {
+    return this.run('clipInterest', batch, signal, [batch.frames.buffer as ArrayBuffer]);
+  }
+
+  /** Plans a crop window's path through a clip from its interest profiles. */
+  cropPath(input: CropPathInput, signal?: AbortSignal): Promise<CropKeyframe[]> {
+    return this.run('cropPath', input, signal);
+  }
+
+  /** SHA-256 (hex) of a file, read and hashed inside a pool thread. */
+  sha256File(file: string, signal?: AbortSignal): Promise<string> {
+    return this.run('contentHash', { file }, signal);
+  }
+
+  /** scrypt hash of a password in its encoded form (`$scrypt$ln=…`); see `crypto/password-hash.ts`. */
+  hashPassword(password: string, params?: ScryptParams): Promise<string> {
+    return this.run('hashPassword', { password, ...(params ? { params } : {}) });
+  }
+
+  /**
+   * Opens a password sealed with {@link encryptSecret} (e.g. by the API, bound to the user id as
+   * `associatedData`) and hashes it, both in one pool thread, so the clear password never
+   * reaches the main thread or a log.
+   */
+  hashSealedPassword(sealedPassword: string, keyring: Keyring, associatedData?: string, params?: ScryptParams): Promise<string> {
+    return this.run('hashSealedPassword', { sealedPassword, keyring, associatedData, ...(params ? { params } : {}) });
+  }
+
+  /** True when the password matches the encoded hash; a malformed hash rejects. */
+  verifyPassword(password: string, encoded: string): Promise<boolean> {
+    return this.run('verifyPassword', { password, encoded });
+  }
+
+  /** Seals a secret with the keyring's current key (AES-256-GCM); see `crypto/secret-box.ts`. */
+  encryptSecret(plaintext: string, keyring: Keyring, associatedData?: string): Promise<string> {
+    return this.run('encryptSecret', { plaintext, keyring, associatedData });
+  }
+
+  /** Opens a sealed secret with the key it names. */
+  decryptSecret(token: string, keyring: Keyring, associatedData?: string): Promise<string> {
+    return this.run('decryptSecret', { token, keyring, associatedData });
+  }
+
+  /** Re-seals a secret under the current key (key rotation). */
+  reencryptSecret(token: string, keyring: Keyring, associatedData?: string): Promise<string> {
+    return this.run('reencryptSecret', { token, keyring, associatedData });
   }
 
   get utilization(): number {
     return this.pool.utilization;
+  }
+
+  /** Tasks waiting for a free thread. */
+  get queued(): number {
+    return this.pool.queueSize;
   }
 
   close(): Promise<void> {

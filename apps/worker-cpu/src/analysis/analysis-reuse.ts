@@ -1,0 +1,98 @@
+import type { AnalysisRepository, ClipOptions } from '@clipline/shared';
+import { analyzeVideo, resolveClipOptions, type AnalysisResult, type AnalysisSettings } from './analyze-video.js';
+import { FrameMetricsWriter } from './frame-metrics-writer.js';
+
+/**
+ * Version of what analysis produces. Raise it when sampling, metrics or scoring change, so
+ * results made the old way are no longer reused.
+ */
+export const ANALYSIS_VERSION = 1;
+
+/** Share of a step's progress the content hash takes (it reads the whole file once). */
+const HASH_SHARE = 0.03;
+
+export interface StoredAnalysisRequest {
+  videoId: string;
+  file: string;
+  sizeBytes: number;
+  clipOptions?: Partial<ClipOptions>;
+}
+
+export interface StoredAnalysisResult extends AnalysisResult {
+  /** SHA-256 (hex) of the source bytes. */
+  contentSha256: string;
+  /** The video whose finished analysis was reused, or null when this one was analysed itself. */
+  reusedFrom: string | null;
+}
+
+export interface StoredAnalysisHooks {
+  signal?: AbortSignal;
+  /** Called with the share done, 0..1. */
+  onProgress?: (fraction: number) => void | Promise<void>;
+}
+
+/** Everything a result depends on besides the bytes; two analyses with equal fingerprints agree. */
+export function analysisFingerprint(settings: AnalysisSettings, clipOptions: ClipOptions): string {
+  return JSON.stringify({
+    version: ANALYSIS_VERSION,
+    fps: settings.fps,
+    width: settings.width,
+    cutThreshold: settings.cutThreshold ?? null,
+    clipCount: clipOptions.clipCount,
+    minClipSeconds: clipOptions.minClipSeconds,
+    maxClipSeconds: clipOptions.maxClipSeconds,
+    aspect: clipOptions.aspect,
+  });
+}
+
+/**
+ * Analyses a stored source, or reuses a finished analysis of the same bytes. The SHA-256 is
+ * computed in the pool (the file is read inside a thread) and stored on the video. When another
+ * video with that hash was analysed with the same settings, its result and rows (frame metrics,
+ * loudness) are copied instead of decoding again; otherwise the video is analysed with its
+ * frame metrics and loudness written as they come. Either way the finished analysis is recorded,
+ * and every write is an upsert, so a retry leaves the same rows.
+ */
+export async function analyzeWithReuse(
+  settings: AnalysisSettings,
+  analyses: AnalysisRepository,
+  request: StoredAnalysisRequest,
+  hooks: StoredAnalysisHooks = {},
+): Promise<StoredAnalysisResult> {
+  const { videoId } = request;
+  const { signal } = hooks;
+  const clipOptions = resolveClipOptions(request.clipOptions);
+  const contentSha256 = await settings.pool.sha256File(request.file, signal);
+  await analyses.setContentHash(videoId, contentSha256);
+  await hooks.onProgress?.(HASH_SHARE);
+  const fingerprint = analysisFingerprint(settings, clipOptions);
+
+  const earlier = await analyses.findCompletedAnalysisByHash<AnalysisResult>(contentSha256, fingerprint, videoId);
+  if (earlier) {
+    await analyses.copyAnalysisRows(earlier.videoId, videoId);
+    const result: AnalysisResult = { ...earlier.result, metadata: { ...earlier.result.metadata, sizeBytes: request.sizeBytes } };
+    await analyses.saveCompletedAnalysis(videoId, contentSha256, fingerprint, result);
+    return { ...result, contentSha256, reusedFrom: earlier.videoId };
+  }
+
+  const writer = new FrameMetricsWriter(analyses, videoId, settings.fps);
+  let result: AnalysisResult;
+  try {
+    result = await analyzeVideo(
+      settings,
+      { file: request.file, sizeBytes: request.sizeBytes, clipOptions },
+      {
+        ...(signal ? { signal } : {}),
+        onProgress: (fraction) => hooks.onProgress?.(HASH_SHARE + (1 - HASH_SHARE) * fraction),
+        onFrameMetrics: (firstIndex, metrics) => writer.add(firstIndex, metrics),
+        onLoudness: (track) => analyses.saveAudioLoudness(videoId, track),
+      },
+    );
+  } catch (error) {
+    await writer.abandon();
+    throw error;
+  }
+  await writer.finish();
+  await analyses.saveCompletedAnalysis(videoId, contentSha256, fingerprint, result);
+  return { ...result, contentSha256, reusedFrom: null };
+}

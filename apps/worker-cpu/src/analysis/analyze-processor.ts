@@ -1,0 +1,43 @@
+import {
+  ingestResult,
+  PermanentJobError,
+  runVideoStep,
+  type AnalysisRepository,
+  type analyzeQueue,
+  type LocalStorage,
+  type Processors,
+  type VideosRepository,
+} from '@clipline/shared';
+import { analyzeWithReuse } from './analysis-reuse.js';
+import { resolveClipOptions, type AnalysisSettings } from './analyze-video.js';
+
+export interface AnalyzeDependencies {
+  settings: AnalysisSettings;
+  videos: VideosRepository;
+  analyses: AnalysisRepository;
+  storage: LocalStorage;
+}
+
+export function analyzeProcessors(deps: AnalyzeDependencies): Processors<typeof analyzeQueue> {
+  return {
+    'analyze-video': (job) =>
+      runVideoStep('analyze', job, deps.videos, async (step) => {
+        const [ingested] = await job.childResults();
+        const source = ingestResult.safeParse(ingested);
+        if (!source.success) throw new PermanentJobError('the ingest step left no stored source to analyse');
+        // Clip options travel in the payload once the submission carries them; until then the defaults apply.
+        const clipOptions = resolveClipOptions('options' in job.data ? job.data.options : undefined);
+        return analyzeWithReuse(
+          deps.settings,
+          deps.analyses,
+          {
+            videoId: job.data.videoId,
+            file: deps.storage.pathOf(source.data.storageKey),
+            sizeBytes: source.data.sizeBytes,
+            clipOptions,
+          },
+          { signal: job.signal, onProgress: (fraction) => step.progress(fraction) },
+        );
+      }),
+  };
+}

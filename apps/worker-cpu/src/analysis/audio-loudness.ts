@@ -1,0 +1,100 @@
+import { PermanentJobError } from '@clipline/shared';
+import { expectSuccess, spawnTool, type FfmpegTools } from './ffmpeg.js';
+
+/** Short-term loudness (EBU R128, 3 s sliding window) of a video's first audio stream. */
+export interface LoudnessTrack {
+  /** Seconds between two values. */
+  stepSeconds: number;
+  /** Value `i` is the loudness of the 3 s ending at `(i + 1) * stepSeconds`, in LUFS (-120.7 is silence). */
+  shortTermLufs: number[];
+  integratedLufs: number | null;
+  loudnessRangeLu: number | null;
+}
+
+/** ebur128 reports every 100 ms of audio. */
+const EBUR128_INTERVAL_SECONDS = 0.1;
+
+const FRAME_LINE = /\bt:\s*([0-9.]+)\s+TARGET:.*?\bS:\s*(-?[0-9.]+|-?inf|nan)/;
+const INTEGRATED_LINE = /^\s*I:\s*(-?[0-9.]+|-?inf|nan)\s+LUFS/;
+const RANGE_LINE = /^\s*LRA:\s*(-?[0-9.]+|-?inf|nan)\s+LU\b/;
+
+/**
+ * Reads ffmpeg's ebur128 log line by line (chunks split lines anywhere). Keeps one short-term
+ * value every `stepSeconds`, which is all highlight scoring needs of a 3 s window, and the
+ * summary's integrated loudness and loudness range.
+ */
+export class Ebur128Parser {
+  private readonly values: number[] = [];
+  private integrated: number | null = null;
+  private range: number | null = null;
+  private inSummary = false;
+  private partial = '';
+  private readonly ticksPerStep: number;
+
+  constructor(readonly stepSeconds = 0.5) {
+    this.ticksPerStep = Math.max(1, Math.round(stepSeconds / EBUR128_INTERVAL_SECONDS));
+  }
+
+  push(chunk: string): void {
+    const lines = (this.partial + chunk).split(/\r?\n|\r/);
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) this.line(line);
+  }
+
+  private line(line: string): void {
+    if (line.includes('Summary:')) {
+      this.inSummary = true;
+      return;
+    }
+    if (this.inSummary) {
+      const integrated = INTEGRATED_LINE.exec(line);
+      if (integrated) this.integrated = finiteOrNull(integrated[1]);
+      const range = RANGE_LINE.exec(line);
+      if (range) this.range = finiteOrNull(range[1]);
+      return;
+    }
+    const frame = FRAME_LINE.exec(line);
+    if (!frame) return;
+    const tick = Math.round(Number(frame[1]) / EBUR128_INTERVAL_SECONDS);
+    if (tick <= 0 || tick % this.ticksPerStep !== 0) return;
+    const slot = tick / this.ticksPerStep - 1;
+    // A gap in the log (it should not happen) repeats the last value rather than shifting time.
+    while (this.values.length < slot) this.values.push(this.values.at(-1) ?? SILENCE_LUFS);
+    this.values[slot] = finiteOrNull(frame[2]) ?? SILENCE_LUFS;
+  }
+
+  result(): LoudnessTrack {
+    if (this.partial) this.line(this.partial);
+    this.partial = '';
+    return { stepSeconds: this.stepSeconds, shortTermLufs: this.values, integratedLufs: this.integrated, loudnessRangeLu: this.range };
+  }
+}
+
+/** What ebur128 reports for digital silence. */
+export const SILENCE_LUFS = -120.7;
+
+function finiteOrNull(text: string | undefined): number | null {
+  const value = Number(text);
+  return Number.isFinite(value) ? value : null;
+}
+
+export interface LoudnessOptions {
+  signal?: AbortSignal;
+  /** Seconds between kept values. @defaultValue 0.5 */
+  stepSeconds?: number;
+}
+
+/**
+ * Measures the short-term loudness of the first audio stream with ffmpeg's `ebur128` filter.
+ * The caller decides from the probe whether there is audio at all; a stream that does not
+ * decode fails with a {@link PermanentJobError} quoting ffmpeg.
+ */
+export async function measureLoudness(tools: FfmpegTools, file: string, options: LoudnessOptions = {}): Promise<LoudnessTrack> {
+  const args = ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'info', '-i', file, '-map', '0:a:0', '-vn', '-sn', '-dn', '-af', 'ebur128', '-f', 'null', '-'];
+  const run = spawnTool(tools.ffmpegPath, args, options.signal);
+  const parser = new Ebur128Parser(options.stepSeconds);
+  run.child.stderr?.setEncoding('utf8');
+  run.child.stderr?.on('data', (chunk: string) => parser.push(chunk));
+  await expectSuccess(run, 'audio loudness could not be measured', options.signal, PermanentJobError);
+  return parser.result();
+}

@@ -1,0 +1,332 @@
+/**
+ * Highlight scoring: turns per-frame signals into ranked clip candidates. Pure functions over
+ * typed arrays; they run in the pool (see `pool-tasks.ts`) and directly in unit tests.
+ */
+import type { ClipCandidate } from '@clipline/shared';
+
+export interface HighlightSignals {
+  /** Sampled frames per second of the per-frame arrays. */
+  fps: number;
+  durationSeconds: number;
+  /** Mean absolute luma change to the previous frame, one value a frame. */
+  motion: Float32Array;
+  /** Variance of the Laplacian, one value a frame. */
+  sharpness: Float32Array;
+  /** dHash of every frame, 8 bytes a frame. */
+  dhash: Uint8Array;
+  /** Indices of the frames that start a new scene, ascending. */
+  cutFrames: readonly number[];
+  /** Short-term loudness; null when there is no audio. */
+  loudness: { stepSeconds: number; shortTermLufs: ArrayLike<number> } | null;
+}
+
+export interface HighlightOptions {
+  /** Candidates kept. @defaultValue 3 */
+  clipCount?: number;
+  /** Shortest candidate, in seconds. @defaultValue 5 */
+  minClipSeconds?: number;
+  /** Longest candidate, in seconds. @defaultValue 30 */
+  maxClipSeconds?: number;
+  /** dHash bits two frames may differ by and still count as the same picture. @defaultValue 8 */
+  maxHashDistance?: number;
+  /** Shot length that scores best on scene rhythm, in seconds. @defaultValue 3 */
+  idealShotSeconds?: number;
+}
+
+/** How much each signal weighs in the score; loudness's share is spread over the others without audio. */
+export const SIGNAL_WEIGHTS = { motion: 0.35, loudness: 0.25, sharpness: 0.2, rhythm: 0.2 } as const;
+type Signal = keyof typeof SIGNAL_WEIGHTS;
+
+/** Loudness below this (LUFS) counts as silence; above 0 cannot occur in practice. */
+const LOUDNESS_FLOOR = -70;
+/** A signal at or above this share of its range is named among the reasons. */
+const NOTABLE = 0.6;
+
+export interface CandidatePoint {
+  seconds: number;
+  /** On a scene cut (or the video's start or end), rather than inside a long shot. */
+  onCut: boolean;
+}
+
+interface Scored {
+  startSeconds: number;
+  endSeconds: number;
+  score: number;
+  signals: Record<Signal, number | null>;
+  shots: number;
+  alignedEnds: number;
+}
+
+/**
+ * The best `clipCount` clips of a video: stretches that start and end on scene cuts (inside a
+ * shot longer than `maxClipSeconds`, on a regular grid instead), between the requested lengths,
+ * scored 0-100 from motion, loudness, sharpness and scene rhythm relative to the rest of the
+ * video. Picks never overlap, and a stretch whose pictures mostly match an already picked one
+ * (a replay, a repeated shot) is left out.
+ */
+export function clipCandidates(signals: HighlightSignals, options: HighlightOptions = {}): ClipCandidate[] {
+  const clipCount = options.clipCount ?? 3;
+  const minSeconds = options.minClipSeconds ?? 5;
+  const maxSeconds = options.maxClipSeconds ?? 30;
+  const maxHashDistance = options.maxHashDistance ?? 8;
+  const idealShot = options.idealShotSeconds ?? 3;
+  if (!(minSeconds > 0) || minSeconds > maxSeconds) throw new Error(`clip lengths must satisfy 0 < min (${minSeconds}) <= max (${maxSeconds})`);
+  const frames = signals.motion.length;
+  if (signals.sharpness.length !== frames || signals.dhash.length !== frames * 8) {
+    throw new Error(`signals disagree on the frame count: motion ${frames}, sharpness ${signals.sharpness.length}, dhash ${signals.dhash.length / 8}`);
+  }
+  if (frames === 0 || signals.durationSeconds < minSeconds) return [];
+
+  const cutSeconds = signals.cutFrames.map((index) => index / signals.fps);
+  const motion = new PrefixSums(motionWithoutCuts(signals.motion, signals.cutFrames));
+  const sharpness = new PrefixSums(signals.sharpness);
+  const motionRange = percentileRange(secondMeans(signals.motion, signals.fps), 0.1, 0.98);
+  const sharpnessRange = percentileRange(secondMeans(signals.sharpness, signals.fps), 0.1, 0.98);
+  const loudness = loudnessIndex(signals.loudness);
+
+  const frameRange = (start: number, end: number): [number, number] => {
+    const from = Math.min(frames - 1, Math.max(0, Math.round(start * signals.fps)));
+    return [from, Math.max(from + 1, Math.min(frames, Math.round(end * signals.fps)))];
+  };
+
+  const score = (start: CandidatePoint, end: CandidatePoint): Scored => {
+    const [from, to] = frameRange(start.seconds, end.seconds);
+    const length = end.seconds - start.seconds;
+    const shots = 1 + countInside(cutSeconds, start.seconds, end.seconds);
+    const values: Record<Signal, number | null> = {
+      motion: normalise(motion.mean(from, to), motionRange),
+      sharpness: normalise(sharpness.mean(from, to), sharpnessRange),
+      loudness: loudness ? loudness.score(start.seconds, end.seconds) : null,
+      rhythm: clamp01(1 - Math.abs(Math.log2(length / shots / idealShot)) / 3),
+    };
+    let total = 0;
+    let weights = 0;
+    for (const signal of Object.keys(SIGNAL_WEIGHTS) as Signal[]) {
+      const value = values[signal];
+      if (value === null) continue;
+      total += SIGNAL_WEIGHTS[signal] * value;
+      weights += SIGNAL_WEIGHTS[signal];
+    }
+    return {
+      startSeconds: start.seconds,
+      endSeconds: end.seconds,
+      score: Math.round((100 * total) / weights),
+      signals: values,
+      shots,
+      alignedEnds: Number(start.onCut) + Number(end.onCut),
+    };
+  };
+
+  // One candidate per start point, its best end: picks may not overlap anyway, and keeping
+  // every pair would grow with (cuts × clip length) on fast-cut videos.
+  const points = candidatePoints(signals.durationSeconds, cutSeconds, minSeconds, maxSeconds);
+  const best: Scored[] = [];
+  for (let i = 0; i < points.length; i++) {
+    let top: Scored | undefined;
+    for (let j = i + 1; j < points.length; j++) {
+      const length = points[j]!.seconds - points[i]!.seconds;
+      if (length > maxSeconds + 1e-9) break;
+      if (length < minSeconds - 1e-9) continue;
+      const candidate = score(points[i]!, points[j]!);
+      if (!top || ranksBefore(candidate, top)) top = candidate;
+    }
+    // Cuts can fall so that no later point is at a fitting distance: end inside the shot then.
+    const fallbackEnd = Math.min(points[i]!.seconds + maxSeconds, signals.durationSeconds);
+    if (!top && fallbackEnd - points[i]!.seconds >= minSeconds - 1e-9) top = score(points[i]!, { seconds: fallbackEnd, onCut: false });
+    if (top) best.push(top);
+  }
+  best.sort((a, b) => (ranksBefore(a, b) ? -1 : ranksBefore(b, a) ? 1 : 0));
+
+  const picked: { scored: Scored; hashes: Uint8Array[] }[] = [];
+  for (const candidate of best) {
+    if (picked.length >= clipCount) break;
+    if (picked.some(({ scored }) => candidate.startSeconds < scored.endSeconds - 1e-9 && scored.startSeconds < candidate.endSeconds - 1e-9)) continue;
+    const hashes = signatureHashes(signals.dhash, frameRange(candidate.startSeconds, candidate.endSeconds));
+    if (picked.some((other) => mostlySamePictures(hashes, other.hashes, maxHashDistance))) continue;
+    picked.push({ scored: candidate, hashes });
+  }
+  return picked.map(({ scored }) => ({
+    startSeconds: round3(scored.startSeconds),
+    endSeconds: round3(scored.endSeconds),
+    score: scored.score,
+    reasons: reasonsFor(scored),
+  }));
+}
+
+function ranksBefore(a: Scored, b: Scored): boolean {
+  if (a.score !== b.score) return a.score > b.score;
+  if (a.alignedEnds !== b.alignedEnds) return a.alignedEnds > b.alignedEnds;
+  return a.startSeconds < b.startSeconds;
+}
+
+/**
+ * Where clips may start and end: the video's start and end and every cut; a stretch between two
+ * of them longer than the longest clip also gets points on a grid, so a long single shot still
+ * yields clips.
+ */
+export function candidatePoints(durationSeconds: number, cutSeconds: readonly number[], minSeconds: number, maxSeconds: number): CandidatePoint[] {
+  const bounds = [0, ...cutSeconds.filter((t) => t > 0 && t < durationSeconds), durationSeconds];
+  const grid = Math.max(minSeconds / 2, maxSeconds / 8, 0.5);
+  const points: CandidatePoint[] = [];
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const from = bounds[i]!;
+    const to = bounds[i + 1]!;
+    points.push({ seconds: from, onCut: true });
+    if (to - from > maxSeconds) {
+      for (let at = from + grid; at < to - 1e-9; at += grid) points.push({ seconds: at, onCut: false });
+    }
+  }
+  points.push({ seconds: durationSeconds, onCut: true });
+  return points;
+}
+
+/** The frame after a cut differs from the one before by the cut, not by motion: it borrows its predecessor's value. */
+function motionWithoutCuts(motion: Float32Array, cutFrames: readonly number[]): Float32Array {
+  const cleaned = Float32Array.from(motion);
+  for (const index of cutFrames) if (index > 0 && index < cleaned.length) cleaned[index] = cleaned[index - 1]!;
+  return cleaned;
+}
+
+class PrefixSums {
+  private readonly sums: Float64Array;
+  constructor(values: ArrayLike<number>) {
+    this.sums = new Float64Array(values.length + 1);
+    for (let i = 0; i < values.length; i++) this.sums[i + 1] = this.sums[i]! + values[i]!;
+  }
+  /** Mean of values [from, to). */
+  mean(from: number, to: number): number {
+    return to > from ? (this.sums[to]! - this.sums[from]!) / (to - from) : 0;
+  }
+}
+
+interface Range {
+  low: number;
+  high: number;
+}
+
+/**
+ * Means of whole seconds: clips are judged by their means, so the spread that matters is that
+ * of means too, not of single (noisy) frames.
+ */
+function secondMeans(values: Float32Array, fps: number): Float32Array {
+  const size = Math.max(1, Math.round(fps));
+  const means = new Float32Array(Math.ceil(values.length / size));
+  for (let bin = 0; bin < means.length; bin++) {
+    const from = bin * size;
+    const to = Math.min(values.length, from + size);
+    let sum = 0;
+    for (let i = from; i < to; i++) sum += values[i]!;
+    means[bin] = sum / (to - from);
+  }
+  return means;
+}
+
+/** The spread of a signal over the whole video, so each video is scored against itself. */
+function percentileRange(values: ArrayLike<number>, low: number, high: number): Range {
+  const sorted = Float64Array.from(values as ArrayLike<number>).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(q * (sorted.length - 1))))] ?? 0;
+  return { low: at(low), high: at(high) };
+}
+
+function normalise(value: number, range: Range): number {
+  if (range.high - range.low < 1e-9) return 0.5;
+  return clamp01((value - range.low) / (range.high - range.low));
+}
+
+function loudnessIndex(loudness: HighlightSignals['loudness']) {
+  if (!loudness || loudness.shortTermLufs.length === 0) return null;
+  const values = Float32Array.from(loudness.shortTermLufs as ArrayLike<number>, (lufs) => Math.max(LOUDNESS_FLOOR, lufs));
+  const range = percentileRange(values, 0.1, 0.98);
+  // A silent track carries no highlight information: treat it as no audio at all.
+  if (range.high <= LOUDNESS_FLOOR) return null;
+  const sums = new PrefixSums(values);
+  const step = loudness.stepSeconds;
+  return {
+    /** Windows that end inside the clip, after its first seconds (the 3 s window must reach into it). */
+    score(start: number, end: number): number {
+      const settle = Math.min(3, (end - start) / 2);
+      const from = Math.max(0, Math.ceil((start + settle) / step) - 1);
+      const to = Math.min(values.length, Math.floor(end / step));
+      if (to <= from) return 0.5;
+      return normalise(sums.mean(from, to), range);
+    },
+  };
+}
+
+/** Values of an ascending list strictly between start and end. */
+function countInside(sorted: readonly number[], start: number, end: number): number {
+  return Math.max(0, firstAtOrAbove(sorted, end - 1e-9) - firstAtOrAbove(sorted, start + 1e-9));
+}
+
+function firstAtOrAbove(sorted: readonly number[], value: number): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (sorted[middle]! < value) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** dHashes about once a second across a clip (at most 32), to compare clips by their pictures. */
+function signatureHashes(dhash: Uint8Array, [from, to]: [number, number]): Uint8Array[] {
+  const count = Math.min(32, Math.max(1, to - from));
+  const hashes: Uint8Array[] = [];
+  for (let k = 0; k < count; k++) {
+    const frame = from + Math.floor(((k + 0.5) * (to - from)) / count);
+    hashes.push(dhash.subarray(frame * 8, frame * 8 + 8));
+  }
+  return hashes;
+}
+
+function hashDistance(a: Uint8Array, b: Uint8Array): number {
+  let distance = 0;
+  for (let i = 0; i < 8; i++) {
+    let x = a[i]! ^ b[i]!;
+    while (x) {
+      distance += x & 1;
+      x >>= 1;
+    }
+  }
+  return distance;
+}
+
+/** Most (over half) of one clip's sampled pictures have a near-identical picture in the other. */
+function mostlySamePictures(a: Uint8Array[], b: Uint8Array[], maxDistance: number): boolean {
+  let matched = 0;
+  for (const hash of a) if (b.some((other) => hashDistance(hash, other) <= maxDistance)) matched++;
+  return matched * 2 > a.length;
+}
+
+const PHRASES: Record<Signal | 'singleShot', [strong: string, middling: string, weak: string]> = {
+  motion: ['strong motion', 'some motion', 'calm picture'],
+  loudness: ['loud audio', 'lively audio', 'quiet audio'],
+  sharpness: ['sharp, detailed picture', 'fairly sharp picture', 'soft picture'],
+  rhythm: ['lively editing', 'steady editing', 'slow editing'],
+  // Scene rhythm of a clip that is one shot: its length is its pace.
+  singleShot: ['one short, complete shot', 'one shot', 'one long shot'],
+};
+
+/** The signals that stand out, strongest contribution first; at least the strongest one. */
+function reasonsFor(scored: Scored): string[] {
+  const ranked = (Object.keys(SIGNAL_WEIGHTS) as Signal[])
+    .filter((signal) => scored.signals[signal] !== null)
+    .map((signal) => ({ signal, value: scored.signals[signal]!, contribution: SIGNAL_WEIGHTS[signal] * scored.signals[signal]! }))
+    .sort((a, b) => b.contribution - a.contribution);
+  const phrase = ({ signal, value }: { signal: Signal; value: number }) => {
+    const [strong, middling, weak] = PHRASES[signal === 'rhythm' && scored.shots === 1 ? 'singleShot' : signal];
+    const text = value >= NOTABLE ? strong : value >= 0.3 ? middling : weak;
+    return signal === 'rhythm' && scored.shots > 1 ? `${text} (${scored.shots} shots in ${Math.round(scored.endSeconds - scored.startSeconds)} s)` : text;
+  };
+  const notable = ranked.filter((item) => item.value >= NOTABLE);
+  return (notable.length ? notable : ranked.slice(0, 1)).map(phrase);
+}
+
+function clamp01(value: number): number {
+  return value < 0 ? 0 : value > 1 ? 1 : value;
+}
+
+function round3(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}

@@ -1,0 +1,84 @@
+import {
+  clipStorageKeys,
+  isWorkerClosing,
+  PermanentJobError,
+  reasonOf,
+  type AnalysisRepository,
+  type JobHandle,
+  type LocalStorage,
+  type Processors,
+  type RenderClipPayload,
+  type RenderClipResult,
+  type renderQueue,
+} from '@clipline/shared';
+import { renderClip, type RenderSettings } from './render-clip.js';
+
+export interface RenderDependencies {
+  settings: RenderSettings;
+  analyses: AnalysisRepository;
+  storage: LocalStorage;
+}
+
+export function renderProcessors(deps: RenderDependencies): Processors<typeof renderQueue> {
+  return { 'render-clip': (job) => renderClipJob(deps, job) };
+}
+
+/**
+ * Renders one clip of a video into storage (`videos/<id>/clips/<n>.mp4` and `.jpg`) and records
+ * its `clips` row. The row is keyed by (video, clip index) and the files are replaced whole, so
+ * a retry or a second delivery leaves one clip. A final failure is recorded on the row.
+ */
+async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClipPayload>): Promise<RenderClipResult> {
+  const { analyses, storage } = deps;
+  const clip = job.data;
+  const chosen = {
+    videoId: clip.videoId,
+    clipIndex: clip.clipIndex,
+    startSeconds: clip.startSeconds,
+    endSeconds: clip.endSeconds,
+    score: clip.score,
+    reasons: clip.reasons,
+    aspect: clip.aspect,
+  };
+  try {
+    const sourceKey = await analyses.findSourceKey(clip.videoId);
+    if (sourceKey === undefined) throw new PermanentJobError(`video ${clip.videoId} does not exist`);
+    if (sourceKey === null) throw new PermanentJobError(`video ${clip.videoId} has no stored source yet (ingest has not finished)`);
+    await analyses.upsertClip({ ...chosen, status: 'pending' });
+    const keys = clipStorageKeys(clip.videoId, clip.clipIndex);
+    const rendered = await renderClip(
+      deps.settings,
+      {
+        source: storage.pathOf(sourceKey),
+        startSeconds: clip.startSeconds,
+        endSeconds: clip.endSeconds,
+        aspect: clip.aspect,
+        videoFile: await storage.prepare(keys.video),
+        thumbnailFile: await storage.prepare(keys.thumbnail),
+      },
+      { signal: job.signal, onProgress: (fraction) => job.updateProgress(fraction * 100) },
+    );
+    const row = await analyses.upsertClip({
+      ...chosen,
+      status: 'rendered',
+      storageKey: keys.video,
+      thumbnailKey: keys.thumbnail,
+      width: rendered.width,
+      height: rendered.height,
+      durationSeconds: rendered.durationSeconds,
+    });
+    job.logger.info({ clipId: row.id, durationSeconds: rendered.durationSeconds, crop: `${rendered.crop.width}x${rendered.crop.height}` }, 'clip rendered');
+    return {
+      clipId: row.id,
+      storageKey: keys.video,
+      thumbnailKey: keys.thumbnail,
+      width: rendered.width,
+      height: rendered.height,
+      durationSeconds: rendered.durationSeconds,
+    };
+  } catch (error) {
+    const final = error instanceof PermanentJobError || job.attemptsMade + 1 >= job.maxAttempts;
+    if (final && !isWorkerClosing(error, job.signal)) await analyses.failClip(chosen, reasonOf(error)).catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import { parseKeyring } from '@clipline/shared/crypto';
+import {
+  DEFAULT_SCRYPT_PARAMS,
+  hashPassword,
+  parsePasswordHash,
+  PasswordHashFormatError,
+  passwordHashNeedsUpgrade,
+  verifyPassword,
+} from '../src/crypto/password-hash.js';
+import { decryptSecret, encryptSecret, reencryptSecret, SecretDecryptionError, secretKeyId, type Keyring } from '@clipline/shared/crypto';
+
+/** Cheap parameters keep most tests fast; one test uses the defaults. */
+const FAST = { logN: 10, r: 8, p: 1 };
+
+describe('password hashing (scrypt)', () => {
+  it('verifies the right password and rejects a wrong one, with the default (memory-hard) parameters', () => {
+    const encoded = hashPassword('correct horse battery staple');
+    expect(encoded).toMatch(/^\$scrypt\$ln=15,r=8,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
+    expect(parsePasswordHash(encoded).params).toEqual(DEFAULT_SCRYPT_PARAMS);
+    expect(verifyPassword('correct horse battery staple', encoded)).toBe(true);
+    expect(verifyPassword('correct horse battery stapl', encoded)).toBe(false);
+  });
+
+  it('salts every hash', () => {
+    expect(hashPassword('same', FAST)).not.toBe(hashPassword('same', FAST));
+  });
+
+  it('treats the Unicode forms of one password as the same password', () => {
+    const encoded = hashPassword('caf\u00e9', FAST);
+    expect(verifyPassword('cafe\u0301', encoded)).toBe(true);
+  });
+
+  it('verifies hashes made with other parameters and says when they need an upgrade', () => {
+    const weak = hashPassword('pw', FAST);
+    expect(verifyPassword('pw', weak)).toBe(true);
+    expect(passwordHashNeedsUpgrade(weak)).toBe(true);
+    expect(passwordHashNeedsUpgrade(weak, FAST)).toBe(false);
+  });
+
+  it('refuses malformed hashes, absurd parameters and unusable passwords with clear errors', () => {
+    expect(() => verifyPassword('pw', 'plain-text')).toThrow(PasswordHashFormatError);
+    expect(() => verifyPassword('pw', '$scrypt$ln=40,r=8,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2g')).toThrow(/logN must be an integer in 10..20/);
+    expect(() => hashPassword('', FAST)).toThrow(/non-empty string/);
+    expect(() => hashPassword('x'.repeat(1025), FAST)).toThrow(/longer than 1024/);
+    expect(() => hashPassword('pw', { logN: 9, r: 8, p: 1 })).toThrow(/logN/);
+  });
+});
+
+describe('secrets at rest (AES-256-GCM with key ids)', () => {
+  const k1 = randomBytes(32);
+  const k2 = randomBytes(32);
+  const old: Keyring = { currentKeyId: 'k1', keys: { k1 } };
+  const rotated: Keyring = { currentKeyId: 'k2', keys: { k1, k2 } };
+
+  it('round-trips and names its key', () => {
+    const token = encryptSecret('s3cret token ✓', old, 'user:42');
+    expect(token).toMatch(/^v1\.k1\.[\w-]{16}\.[\w-]+\.[\w-]{22}$/);
+    expect(secretKeyId(token)).toBe('k1');
+    expect(decryptSecret(token, old, 'user:42')).toBe('s3cret token ✓');
+  });
+
+  it('never seals the same secret to the same token', () => {
+    expect(encryptSecret('a', old)).not.toBe(encryptSecret('a', old));
+  });
+
+  it('refuses another context, a tampered token and a relabelled key id', () => {
+    const token = encryptSecret('secret', rotated, 'user:1');
+    expect(() => decryptSecret(token, rotated, 'user:2')).toThrow(SecretDecryptionError);
+    const parts = token.split('.');
+    const body = Buffer.from(parts[3]!, 'base64url');
+    body[0] = body[0]! ^ 1;
+    expect(() => decryptSecret([...parts.slice(0, 3), body.toString('base64url'), parts[4]].join('.'), rotated, 'user:1')).toThrow(/does not authenticate/);
+    expect(() => decryptSecret(['v1', 'k1', ...parts.slice(2)].join('.'), rotated, 'user:1')).toThrow(/does not authenticate/);
+  });
+
+  it('rotates: opens an old token with its key and re-seals it under the current one', () => {
+    const token = encryptSecret('api-key-123', old);
+    const resealed = reencryptSecret(token, rotated);
+    expect(secretKeyId(resealed)).toBe('k2');
+    expect(decryptSecret(resealed, rotated)).toBe('api-key-123');
+    expect(reencryptSecret(resealed, rotated)).toBe(resealed);
+    expect(() => decryptSecret(resealed, old)).toThrow(/sealed with key "k2", which is not in the keyring/);
+  });
+
+  it('refuses a keyring whose current key is missing or of the wrong size', () => {
+    expect(() => encryptSecret('x', { currentKeyId: 'k9', keys: { k1 } })).toThrow(/current key "k9" is not in the keyring/);
+    expect(() => encryptSecret('x', { currentKeyId: 'k1', keys: { k1: randomBytes(16) } })).toThrow(/must be 32 bytes/);
+    expect(() => decryptSecret('not-a-token', old)).toThrow(/not a sealed secret/);
+  });
+});
+
+describe('parseKeyring', () => {
+  it('takes the first key as current', () => {
+    const text = `new:${randomBytes(32).toString('base64')}, old:${randomBytes(32).toString('base64')}`;
+    const keyring = parseKeyring(text);
+    expect(keyring.currentKeyId).toBe('new');
+    expect(Object.keys(keyring.keys).sort()).toEqual(['new', 'old']);
+  });
+
+  it('names the problem of a bad entry', () => {
+    expect(() => parseKeyring('')).toThrow(/keyring is empty/);
+    expect(() => parseKeyring(`k1:${randomBytes(16).toString('base64')}`)).toThrow(/decodes to 16 bytes; AES-256 needs 32/);
+    expect(() => parseKeyring(`k1:${randomBytes(32).toString('base64')},k1:${randomBytes(32).toString('base64')}`)).toThrow(/names key "k1" twice/);
+    expect(() => parseKeyring(randomBytes(32).toString('base64'))).toThrow(/needs an id/);
+  });
+});

@@ -1,0 +1,140 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { PermanentJobError } from '@clipline/shared';
+import { probe } from '../src/analysis/ffmpeg.js';
+import { batchMetrics } from '../src/analysis/frame-metrics.js';
+import { sampleFrames, sampleSize, type SampledBatch } from '../src/analysis/frame-sampler.js';
+import { generateVideo } from '../../../tests/helpers/media.js';
+
+const run = promisify(execFile);
+const tools = { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' };
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-sampler-'));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function collect(batches: AsyncIterable<SampledBatch>): Promise<SampledBatch[]> {
+  const all: SampledBatch[] = [];
+  for await (const batch of batches) all.push(batch);
+  return all;
+}
+
+/** Mean luma of the rows [from, to) of the first frame, from its green channel (the picture is grey). */
+function rowsMean(frames: Uint8Array, width: number, from: number, to: number): number {
+  let sum = 0;
+  for (let y = from; y < to; y++) for (let x = 0; x < width; x++) sum += frames[(y * width + x) * 3 + 1]!;
+  return sum / ((to - from) * width);
+}
+
+describe('sampleFrames', () => {
+  it('follows rotation metadata: frames come out in display orientation', async () => {
+    const plain = path.join(dir, 'half-white.mp4');
+    // Left half white, right half black, stored landscape.
+    await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=black:size=320x240:rate=25,drawbox=x=0:y=0:w=160:h=240:color=white:t=fill', '-t', '1', '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', plain]);
+    const rotated = path.join(dir, 'rotated.mp4');
+    await run('ffmpeg', ['-v', 'error', '-y', '-i', plain, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
+    const facts = await probe(tools, rotated);
+    expect([90, 270]).toContain(facts.rotation);
+    expect({ width: facts.width, height: facts.height }).toEqual({ width: 240, height: 320 });
+    const size = sampleSize(facts.width, facts.height, 120);
+    expect(size).toEqual({ width: 120, height: 160 });
+    const [batch] = await collect(sampleFrames(tools, { file: rotated, fps: 5, ...size, batchFrames: 2 }));
+    const top = rowsMean(batch!.frames, size.width, 0, 60);
+    const bottom = rowsMean(batch!.frames, size.width, 100, 160);
+    // A clockwise quarter turn brings the left edge to the top; counter-clockwise, to the bottom.
+    if (facts.rotation === 90) expect(top - bottom).toBeGreaterThan(200);
+    else expect(bottom - top).toBeGreaterThan(200);
+  });
+
+  it('samples a variable-frame-rate video at a constant rate, shots where they are in time', async () => {
+    const file = path.join(dir, 'vfr.mp4');
+    const parts = [
+      ['testsrc2', 30],
+      ['smptebars', 10],
+      ['mandelbrot', 24],
+    ] as const;
+    const inputs = parts.flatMap(([source, rate]) => ['-f', 'lavfi', '-i', `${source}=size=320x240:rate=${rate}`]);
+    const trims = parts.map((_, k) => `[${k}:v]trim=duration=2,setpts=PTS-STARTPTS,settb=1/90000[s${k}]`).join(';');
+    await run('ffmpeg', ['-v', 'error', '-y', ...inputs, '-filter_complex', `${trims};[s0][s1][s2]concat=n=3:v=1:a=0,format=yuv420p[v]`, '-map', '[v]', '-fps_mode', 'vfr', '-c:v', 'libx264', '-preset', 'veryfast', file]);
+    const facts = await probe(tools, file);
+    const batches = await collect(sampleFrames(tools, { file, fps: 10, width: 64, height: 48, batchFrames: 16 }));
+    const frames = batches.reduce((sum, batch) => sum + batch.count, 0);
+    expect(Math.abs(frames - facts.durationSeconds * 10)).toBeLessThanOrEqual(1);
+    const scores = batches.flatMap((batch, k) =>
+      batchMetrics({ width: 64, height: 48, frames: batch.frames, count: batch.count, previous: k ? batches[k - 1]!.frames.slice(-64 * 48 * 3) : null }).map((m) => m.contentScore),
+    );
+    const cuts = scores.flatMap((score, index) => (score > 27 ? [index] : []));
+    expect(cuts).toEqual([20, 40]);
+  });
+
+  it('samples an exact window: a cut 0.5 s after the start lands on frame 5', async () => {
+    const video = await generateVideo({ path: path.join(dir, 'window.mp4'), segments: [2, 2, 2], audio: false });
+    const batches = await collect(sampleFrames(tools, { file: video.path, fps: 10, width: 64, height: 48, batchFrames: 4, startSeconds: 1.5, durationSeconds: 1 }));
+    expect(batches.reduce((sum, batch) => sum + batch.count, 0)).toBe(10);
+    const packed = new Uint8Array(batches.reduce((sum, batch) => sum + batch.frames.length, 0));
+    batches.reduce((offset, batch) => (packed.set(batch.frames, offset), offset + batch.frames.length), 0);
+    const scores = batchMetrics({ width: 64, height: 48, frames: packed, count: 10 }).map((m) => m.contentScore);
+    expect(scores.flatMap((score, index) => (score > 27 ? [index] : []))).toEqual([5]);
+  });
+
+  it('handles an odd frame size', async () => {
+    const file = path.join(dir, 'odd.mkv');
+    await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=321x179:rate=25', '-t', '1', '-c:v', 'ffv1', file]);
+    const facts = await probe(tools, file);
+    expect({ width: facts.width, height: facts.height }).toEqual({ width: 321, height: 179 });
+    const size = sampleSize(facts.width, facts.height, 161);
+    expect(size.width % 2 + (size.height % 2)).toBe(0);
+    const batches = await collect(sampleFrames(tools, { file, fps: 10, ...size, batchFrames: 3 }));
+    expect(batches.map((batch) => batch.count)).toEqual([3, 3, 3, 1]);
+    expect(batches.every((batch) => batch.frames.length === batch.count * size.width * size.height * 3)).toBe(true);
+  });
+
+  it('fails with a reason on a file cut short after its header', async () => {
+    const whole = path.join(dir, 'faststart.mp4');
+    await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-t', '6', '-c:v', 'libx264', '-preset', 'veryfast', '-movflags', '+faststart', whole]);
+    const cut = path.join(dir, 'faststart-cut.mp4');
+    const bytes = await readFile(whole);
+    await writeFile(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const facts = await probe(tools, cut);
+    expect(facts.durationSeconds).toBeCloseTo(6, 1);
+    const started = Date.now();
+    const outcome = await collect(sampleFrames(tools, { file: cut, fps: 10, width: 64, height: 48, batchFrames: 8 })).then(
+      (batches) => ({ frames: batches.reduce((sum, batch) => sum + batch.count, 0) }),
+      (error: Error) => ({ error }),
+    );
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // ffmpeg either stops with an error or decodes what is there: both must be visible to analysis.
+    if ('error' in outcome) expect(outcome.error).toBeInstanceOf(PermanentJobError);
+    else expect(outcome.frames).toBeLessThan(50);
+  });
+});
+
+describe('a source that never delivers (a FIFO nobody writes)', () => {
+  let fifo: string;
+  beforeAll(async () => {
+    fifo = path.join(dir, 'stalled.fifo');
+    await run('mkfifo', [fifo]);
+  });
+
+  it('probe gives up with a clear reason', async () => {
+    const started = Date.now();
+    await expect(probe(tools, fifo, undefined, 300)).rejects.toThrow(/ffprobe gave no answer within 0.3 s/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('sampling is killed after the stall timeout', async () => {
+    const started = Date.now();
+    await expect(collect(sampleFrames(tools, { file: fifo, fps: 10, width: 64, height: 48, batchFrames: 4, stallTimeoutMs: 300 }))).rejects.toThrow(
+      /decoding stalled: ffmpeg produced nothing for 0.3 s/,
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});

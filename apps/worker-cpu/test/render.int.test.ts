@@ -1,0 +1,252 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { copyFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
+import {
+  AnalysisRepository,
+  createLogger,
+  createQueue,
+  LocalStorage,
+  renderQueue,
+  startWorker,
+  validatePayload,
+  VideosRepository,
+  type RenderClipPayload,
+  type RunningWorker,
+} from '@clipline/shared';
+import { CpuPool } from '../src/analysis/pool.js';
+import { renderClip, type RenderSettings } from '../src/render/render-clip.js';
+import { renderProcessors } from '../src/render/render-processor.js';
+import { generateVideo } from '../../../tests/helpers/media.js';
+import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+const run = promisify(execFile);
+const FIXTURES = path.resolve(import.meta.dirname ?? '.', '../../../../shared/fixtures/video');
+const ASPECTS = { '9:16': 9 / 16, '1:1': 1, '16:9': 16 / 9 } as const;
+
+let env: TestEnvironment;
+let pool: CpuPool;
+let settings: RenderSettings;
+let storage: LocalStorage;
+
+beforeAll(async () => {
+  env = await createTestEnvironment();
+  pool = new CpuPool({ threads: 2 });
+  settings = { tools: { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' }, pool };
+  storage = new LocalStorage(env.config.storageDir);
+});
+
+afterAll(async () => {
+  await pool.close();
+  await env.cleanup();
+});
+
+interface Facts {
+  width: number;
+  height: number;
+  duration: number;
+  codec: string;
+}
+
+async function facts(file: string): Promise<Facts> {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height,codec_name:format=duration', '-of', 'json', file]);
+  const parsed = JSON.parse(stdout) as { streams: { width: number; height: number; codec_name: string }[]; format: { duration: string } };
+  return { width: parsed.streams[0]!.width, height: parsed.streams[0]!.height, duration: Number(parsed.format.duration), codec: parsed.streams[0]!.codec_name };
+}
+
+/** Decodes every frame; ffmpeg says nothing at level error when the file is sound. */
+async function decodesCleanly(file: string): Promise<string> {
+  const { stderr } = await run('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-']);
+  return stderr.trim();
+}
+
+/** Share of bright pixels in the frame at `seconds`. */
+async function brightShare(file: string, seconds: number): Promise<number> {
+  const { stdout } = await run('ffmpeg', ['-v', 'error', '-ss', String(seconds), '-i', file, '-frames:v', '1', '-vf', 'format=gray', '-f', 'rawvideo', '-'], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
+  let bright = 0;
+  for (const value of stdout) if (value > 200) bright++;
+  return bright / stdout.length;
+}
+
+describe('renderClip', () => {
+  let box: string;
+  beforeAll(async () => {
+    // A white square drifting right on a dark ground, in the right third of a 16:9 picture.
+    box = path.join(env.config.storageDir, 'box.mp4');
+    await run('ffmpeg', [
+      '-v', 'error', '-y', '-f', 'lavfi',
+      '-i', "color=c=0x202020:size=640x360:rate=25[bg];color=c=white:size=60x60:rate=25[box];[bg][box]overlay=x='430+20*t':y=150:shortest=1",
+      '-t', '6', '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', box,
+    ]);
+  });
+
+  it('crops a 9:16 window that follows the moving subject', async () => {
+    const videoFile = path.join(env.config.storageDir, 'box-916.mp4');
+    const rendered = await renderClip(settings, { source: box, startSeconds: 1, endSeconds: 5, aspect: '9:16', videoFile, thumbnailFile: `${videoFile}.jpg` });
+    expect(rendered).toMatchObject({ width: 198, height: 352 });
+    expect(Math.abs(rendered.durationSeconds - 4)).toBeLessThan(0.1);
+    for (const keyframe of rendered.crop.x!) expect(keyframe.offset).toBeGreaterThan(0.7);
+    // The square (60x60) is whole in the picture: 3600 of 198 × 352 pixels.
+    for (const at of [0.5, 2, 3.5]) expect(await brightShare(videoFile, at)).toBeCloseTo(3600 / (198 * 352), 2);
+    expect(await facts(`${videoFile}.jpg`)).toMatchObject({ width: 198, height: 352, codec: 'mjpeg' });
+  });
+
+  it('cuts on the exact frame: a clip starting on a scene change starts with the new scene', async () => {
+    const video = await generateVideo({ path: path.join(env.config.storageDir, 'scenes.mp4'), segments: [2, 2, 2] });
+    const videoFile = path.join(env.config.storageDir, 'scenes-cut.mp4');
+    await renderClip(settings, { source: video.path, startSeconds: 2, endSeconds: 4, aspect: '16:9', videoFile, thumbnailFile: `${videoFile}.jpg` });
+    // Segment 2 (smptebars) fills the whole clip; a frame of segment 1 (testsrc2) would differ.
+    const whole = path.join(env.config.storageDir, 'scenes-whole.mp4');
+    await renderClip(settings, { source: video.path, startSeconds: 0, endSeconds: 6, aspect: '16:9', videoFile: whole, thumbnailFile: `${whole}.jpg` });
+    const frame = async (file: string, seconds: number) =>
+      (await run('ffmpeg', ['-v', 'error', '-ss', String(seconds), '-i', file, '-frames:v', '1', '-vf', 'scale=32:18,format=gray', '-f', 'rawvideo', '-'], { encoding: 'buffer' })).stdout;
+    const difference = (a: Buffer, b: Buffer) => a.reduce((sum, value, i) => sum + Math.abs(value - b[i]!), 0) / a.length;
+    expect(difference(await frame(videoFile, 0), await frame(whole, 2.02))).toBeLessThan(8);
+    expect(difference(await frame(videoFile, 0), await frame(whole, 1.9))).toBeGreaterThan(20);
+    expect(Math.abs((await facts(videoFile)).duration - 2)).toBeLessThan(0.1);
+  });
+
+  it('stops ffmpeg and leaves no file behind when aborted', async () => {
+    const long = await generateVideo({ path: path.join(env.config.storageDir, 'long.mp4'), segments: [12], width: 640, height: 360 });
+    const controller = new AbortController();
+    const videoFile = path.join(env.config.storageDir, 'aborted', 'clip.mp4');
+    await storage.prepare('aborted/clip.mp4');
+    const rendering = renderClip(
+      settings,
+      { source: long.path, startSeconds: 0, endSeconds: 12, aspect: '1:1', videoFile, thumbnailFile: `${videoFile}.jpg` },
+      { signal: controller.signal, onProgress: (fraction) => void (fraction > 0.3 && controller.abort(new Error('cancelled by test'))) },
+    );
+    await expect(rendering).rejects.toThrow(/cancelled by test/);
+    expect(await readdir(path.dirname(videoFile))).toEqual([]);
+  });
+
+  it('refuses a clip past the end of the video', async () => {
+    await expect(
+      renderClip(settings, { source: box, startSeconds: 4, endSeconds: 9, aspect: '1:1', videoFile: path.join(env.config.storageDir, 'x.mp4'), thumbnailFile: path.join(env.config.storageDir, 'x.jpg') }),
+    ).rejects.toThrow(/clip ends at 9 s, after the end of the video \(6.000 s\)/);
+  });
+});
+
+describe('the render worker (real BullMQ jobs)', () => {
+  let worker: RunningWorker;
+  let connection: Redis;
+  let eventsConnection: Redis;
+  let events: QueueEvents;
+  let analyses: AnalysisRepository;
+  let videos: VideosRepository;
+  const progress = new Map<string, number[]>();
+
+  beforeAll(async () => {
+    connection = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+    analyses = new AnalysisRepository(env.db);
+    videos = new VideosRepository(env.db);
+    worker = startWorker(renderQueue, renderProcessors({ settings, analyses, storage }), {
+      connection,
+      prefix: env.config.queuePrefix,
+      concurrency: 2,
+      logger: createLogger({ name: 'render-test', level: 'silent' }),
+    });
+    eventsConnection = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+    events = new QueueEvents(renderQueue.name, { connection: eventsConnection, prefix: env.config.queuePrefix });
+    events.on('progress', ({ jobId, data }) => progress.set(jobId, [...(progress.get(jobId) ?? []), Number(data)]));
+    await events.waitUntilReady();
+  });
+
+  afterAll(async () => {
+    await worker.close();
+    await events.close();
+    eventsConnection.disconnect();
+    connection.disconnect();
+  });
+
+  /** A video whose source is stored, as ingest leaves it. */
+  async function storedVideo(file: string): Promise<string> {
+    const id = randomUUID();
+    await videos.create({ id, source: file, title: null, steps: ['ingest', 'analyze', 'persist'] });
+    const key = `videos/${id}/source${path.extname(file)}`;
+    await copyFile(file, await storage.prepare(key));
+    await videos.setSource(id, { storageKey: key, sizeBytes: 1 });
+    return id;
+  }
+
+  async function renderAll(payloads: RenderClipPayload[]) {
+    const queue = createQueue(renderQueue, { connection, prefix: env.config.queuePrefix });
+    try {
+      const jobs = await Promise.all(
+        payloads.map((payload) => queue.add('render-clip', validatePayload(renderQueue, 'render-clip', payload), { jobId: `${payload.videoId}-render-${payload.clipIndex}` })),
+      );
+      return await waitFor(
+        async () => {
+          const states = await Promise.all(jobs.map(async (job) => ({ job: (await queue.getJob(job.id!))!, state: await job.getState() })));
+          return states.every(({ state }) => state === 'completed' || state === 'failed') ? states : undefined;
+        },
+        50_000,
+        'render jobs to finish',
+      );
+    } finally {
+      await queue.close();
+    }
+  }
+
+  it('renders clips in every aspect that decode, have the aspect and the duration, with a thumbnail and a clips row', async () => {
+    const generated = await generateVideo({ path: path.join(env.config.storageDir, 'generated.mp4'), segments: [3, 3, 3] });
+    const sources = [generated.path];
+    const fixture = path.join(FIXTURES, 'bbb_h264_aac_60s.mp4');
+    if (existsSync(fixture)) sources.push(fixture);
+    const payloads: RenderClipPayload[] = [];
+    for (const source of sources) {
+      const id = await storedVideo(source);
+      (Object.keys(ASPECTS) as (keyof typeof ASPECTS)[]).forEach((aspect, clipIndex) =>
+        payloads.push({ videoId: id, clipIndex, startSeconds: 1.3 + clipIndex, endSeconds: 5.7 + clipIndex * 0.9, aspect, score: 70 - clipIndex, reasons: ['strong motion'] }),
+      );
+    }
+    const finished = await renderAll(payloads);
+    for (const [k, { job, state }] of finished.entries()) {
+      const payload = payloads[k]!;
+      expect({ state, reason: job.failedReason }).toEqual({ state: 'completed', reason: undefined });
+      const [clip] = (await analyses.listClips(payload.videoId)).filter((row) => row.clipIndex === payload.clipIndex);
+      expect(clip).toMatchObject({ status: 'rendered', aspect: payload.aspect, score: payload.score, reasons: ['strong motion'], storageKey: `videos/${payload.videoId}/clips/${payload.clipIndex}.mp4` });
+      expect(job.returnvalue).toMatchObject({ clipId: clip!.id, storageKey: clip!.storageKey, thumbnailKey: clip!.thumbnailKey });
+      const file = storage.pathOf(clip!.storageKey!);
+      expect(await decodesCleanly(file)).toBe('');
+      const rendered = await facts(file);
+      expect(rendered.width / rendered.height).toBeCloseTo(ASPECTS[payload.aspect], 10);
+      expect(Math.abs(rendered.duration - (payload.endSeconds - payload.startSeconds))).toBeLessThan(0.1);
+      expect(await facts(storage.pathOf(clip!.thumbnailKey!))).toMatchObject({ codec: 'mjpeg', width: rendered.width, height: rendered.height });
+      const reported = progress.get(job.id!) ?? [];
+      expect(reported.length).toBeGreaterThan(2);
+      expect(reported.at(-1)).toBe(100);
+    }
+  });
+
+  it('fails a clip it cannot render with the reason on its row, and takes the next job', async () => {
+    const id = await storedVideo((await generateVideo({ path: path.join(env.config.storageDir, 'short.mp4'), segments: [4] })).path);
+    const [bad, good] = await renderAll([
+      { videoId: id, clipIndex: 0, startSeconds: 2, endSeconds: 60, aspect: '1:1', score: 50, reasons: [] },
+      { videoId: id, clipIndex: 1, startSeconds: 0.5, endSeconds: 3.5, aspect: '1:1', score: 40, reasons: [] },
+    ]);
+    expect(bad!.state).toBe('failed');
+    expect(bad!.job.failedReason).toMatch(/clip ends at 60 s, after the end of the video/);
+    expect(bad!.job.attemptsMade).toBe(1);
+    expect(good!.state).toBe('completed');
+    const clips = await analyses.listClips(id);
+    expect(clips.map((clip) => [clip.clipIndex, clip.status])).toEqual([
+      [0, 'failed'],
+      [1, 'rendered'],
+    ]);
+    expect(clips[0]!.error).toMatch(/after the end of the video/);
+  });
+
+  it('refuses a payload whose clip ends before it starts, before it reaches Redis', () => {
+    expect(() => validatePayload(renderQueue, 'render-clip', { videoId: randomUUID(), clipIndex: 0, startSeconds: 5, endSeconds: 2, aspect: '9:16', score: 1 })).toThrow(
+      /endSeconds: endSeconds must be after startSeconds/,
+    );
+    expect(() => validatePayload(renderQueue, 'render-clip', { videoId: randomUUID(), clipIndex: 0, startSeconds: 0, endSeconds: 2, aspect: '4:3', score: 1 })).toThrow(
+      /aspect: aspect must be one of 9:16, 1:1, 16:9/,
+    );
+  });
+});
