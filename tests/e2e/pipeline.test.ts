@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { allQueues, analyzeQueue, DEV_API_KEY, DEV_DASHBOARD_PASSWORD, DEV_DASHBOARD_USER } from '@clipline/shared';
-import { ffprobeDuration, generateVideo } from '../helpers/media.js';
+import { ffprobeDuration, ffprobeStream, generateVideo } from '../helpers/media.js';
 import { freePort, startApp, stopApp, waitForHttp, type AppName, type RunningApp } from '../helpers/processes.js';
 import { createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
 
@@ -95,7 +95,28 @@ describe('a submitted video', () => {
       ['ingest', 'completed'],
       ['analyze', 'completed'],
       ['persist', 'completed'],
+      ['render', 'completed'],
     ]);
+
+    // Clips: listed with scores and reasons, their files downloadable through the API with the same key.
+    expect(result.clips.length).toBeGreaterThan(0);
+    for (const clip of result.clips as { url: string; thumbnailUrl: string; startSeconds: number; endSeconds: number; aspect: string; score: number; reasons: string[] }[]) {
+      expect(clip).toMatchObject({ aspect: '9:16', status: 'rendered' });
+      expect(clip.score).toBeGreaterThanOrEqual(0);
+      expect(clip.reasons.length).toBeGreaterThan(0);
+      const file = await fetch(`${producerUrl}${clip.url}`, { headers: { authorization: `Bearer ${DEV_API_KEY}` } });
+      expect(file.status).toBe(200);
+      expect(file.headers.get('content-type')).toBe('video/mp4');
+      const local = path.join(env.config.storageDir, `download-${clip.startSeconds}.mp4`);
+      await writeFile(local, Buffer.from(await file.arrayBuffer()));
+      const probe = await ffprobeStream(local);
+      expect(probe.width / probe.height).toBeCloseTo(9 / 16, 2);
+      expect(Math.abs(probe.duration - (clip.endSeconds - clip.startSeconds))).toBeLessThan(0.1);
+      const thumbnail = await fetch(`${producerUrl}${clip.thumbnailUrl}`, { headers: { authorization: `Bearer ${DEV_API_KEY}` } });
+      expect(thumbnail.headers.get('content-type')).toBe('image/jpeg');
+      expect((await thumbnail.arrayBuffer()).byteLength).toBeGreaterThan(500);
+      expect((await fetch(`${producerUrl}${clip.url}`)).status).toBe(401);
+    }
 
     const row = await env.db.selectFrom('videos').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
     expect(Math.abs(row.duration_seconds! - (await ffprobeDuration(video.path)))).toBeLessThan(0.1);
@@ -117,7 +138,7 @@ describe('a submitted video', () => {
     const good = await submit((await generateVideo({ path: path.join(env.config.storageDir, 'after.webm'), segments: [1.5, 1.5], audio: false })).path);
     const [badResult, missingResult, goodResult] = await Promise.all([settled(bad), settled(missing), settled(good)]);
     expect(badResult).toMatchObject({ status: 'failed', error: 'ingest: the content is plain text, not a video' });
-    expect(badResult.steps.map((step: { status: string }) => step.status)).toEqual(['failed', 'cancelled', 'cancelled']);
+    expect(badResult.steps.map((step: { status: string }) => step.status)).toEqual(['failed', 'cancelled', 'cancelled', 'cancelled']);
     expect(missingResult).toMatchObject({ status: 'failed', error: 'ingest: source file does not exist: /no/such/file.mp4' });
     expect(goodResult).toMatchObject({ status: 'completed', metadata: { hasAudio: false, videoCodec: 'vp8' } });
   });

@@ -2,7 +2,11 @@ import { createHash } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type {
+  AnalysisRepository,
   Config,
+  Keyring,
+  LocalStorage,
+  UsersRepository,
   IdempotencyRepository,
   JobQueues,
   Logger,
@@ -15,7 +19,9 @@ import { requireApiKey, type KeyVerifier } from './http/auth.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { rateLimitPerKey } from './http/rate-limit.js';
 import { openApiDocument } from './openapi.js';
+import type { StrengthPool } from './accounts/strength-pool.js';
 import { jobRoutes } from './routes/jobs.js';
+import { userRoutes } from './routes/users.js';
 import { videoRoutes } from './routes/videos.js';
 
 export interface ProducerDependencies {
@@ -28,6 +34,11 @@ export interface ProducerDependencies {
   idempotency: IdempotencyRepository;
   signals: VideoSignals;
   jobs: JobQueues;
+  analyses: AnalysisRepository;
+  storage: LocalStorage;
+  users: UsersRepository;
+  strength: StrengthPool;
+  keyring: Keyring;
   /** Looks up API keys kept in the database, beside those of the configuration. */
   verifyKey?: KeyVerifier;
   /** Whether Redis answers; the API refuses to enqueue (503) when it does not. */
@@ -87,6 +98,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   v1.use(rateLimitPerKey(deps.redis, config.queuePrefix, config.apiRateLimitPerMinute));
   v1.use(videoRoutes({ ...deps, fingerprintKey }));
   v1.use(jobRoutes({ queues: deps.jobs, idempotency: deps.idempotency, fingerprintKey, queueReady: deps.queueReady }));
+  v1.use(userRoutes(deps));
 
   app.use('/v1', v1);
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path.slice(0, 200)}`)));

@@ -1,5 +1,8 @@
 import {
+  AnalysisRepository,
   ApiKeysRepository,
+  LocalStorage,
+  UsersRepository,
   createRedis,
   enqueueWebhookDeliveries,
   IdempotencyRepository,
@@ -10,6 +13,8 @@ import {
   VideosRepository,
   type ServiceContext,
 } from '@clipline/shared';
+import { parseKeyring } from '@clipline/shared/crypto';
+import { StrengthPool } from './accounts/strength-pool.js';
 import { createProducerApp } from './app.js';
 import type { KeyVerifier } from './http/auth.js';
 
@@ -38,7 +43,14 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
   const pipeline = new VideoPipelineProducer(context, videos, signals, { quotaPerMinute: config.fairShareQuotaPerMinute });
   shutdown.register('flow producer', () => pipeline.close());
 
+  const strength = new StrengthPool();
+  shutdown.register('password strength pool', () => strength.close());
   const app = createProducerApp({
+    analyses: new AnalysisRepository(db),
+    storage: new LocalStorage(config.storageDir),
+    users: new UsersRepository(db),
+    strength,
+    keyring: parseKeyring(config.accountsKeyring),
     config,
     logger,
     metrics,

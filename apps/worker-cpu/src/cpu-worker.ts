@@ -1,6 +1,11 @@
 import {
+  accountsQueue,
   AnalysisRepository,
   analyzeQueue,
+  enqueueWebhookDeliveries,
+  JobQueues,
+  UsersRepository,
+  VideoSignals,
   closeServer,
   createRedis,
   Gauge,
@@ -13,6 +18,8 @@ import {
   type RunningWorker,
   type ServiceContext,
 } from '@clipline/shared';
+import { parseKeyring } from '@clipline/shared/crypto';
+import { accountsProcessors } from './accounts/register-user.js';
 import { analyzeProcessors } from './analysis/analyze-processor.js';
 import type { AnalysisSettings } from './analysis/analyze-video.js';
 import { CpuPool } from './analysis/pool.js';
@@ -71,7 +78,15 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   });
   new Gauge({ name: 'clipline_cpu_pool_threads', help: 'Threads of the pool', registers: [metrics] }).set(pool.threads);
 
-  const videos = new VideosRepository(db);
+  const signals = new VideoSignals(redis, config.redisUrl, config.queuePrefix);
+  shutdown.register('signals', () => signals.close());
+  await signals.ready();
+  const jobs = new JobQueues({ connection: redis, prefix: config.queuePrefix });
+  shutdown.register('job queues', () => jobs.close());
+  const videos = new VideosRepository(db, {
+    onChange: (videoId) => signals.changed(videoId),
+    onFinished: (_videoId, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds),
+  });
   const analyses = new AnalysisRepository(db);
   const storage = new LocalStorage(config.storageDir);
   const tools = { ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath };
@@ -85,10 +100,15 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
     const address = server.address();
     metricsPort = typeof address === 'object' && address ? address.port : config.workerCpuMetricsPort;
   }
-  const common = { connection: redis, prefix: config.queuePrefix, logger };
+  const common = { connection: redis, prefix: config.queuePrefix, logger, cancellations: signals };
   const workers = [
     startWorker(analyzeQueue, analyzeProcessors({ settings: analysis, videos, analyses, storage }), { ...common, concurrency: concurrency.analyze }),
     startWorker(renderQueue, renderProcessors({ settings: render, analyses, storage }), { ...common, concurrency: concurrency.render }),
+    startWorker(
+      accountsQueue,
+      accountsProcessors({ pool, users: new UsersRepository(db), jobs, keyring: parseKeyring(config.accountsKeyring) }),
+      { ...common, concurrency: pool.threads },
+    ),
   ];
   const grace = Math.max(1000, config.shutdownTimeoutMs - 3000);
   shutdown.register('cpu workers', () => Promise.all(workers.map((worker) => worker.close(grace))));

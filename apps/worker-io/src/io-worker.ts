@@ -22,7 +22,13 @@ import {
   VideoSignals,
   WebhooksRepository,
   UsersRepository,
+  AnalysisRepository,
+  clipAspect,
+  clipCandidate,
+  renderClipPayloads,
+  renderQueue,
 } from '@clipline/shared';
+import { z } from 'zod';
 import { fetchSource, type FetchSettings } from './ingest/fetch-source.js';
 import { deliverWebhook, type WebhookSettings } from './notify/deliver-webhook.js';
 
@@ -50,18 +56,61 @@ export function persistProcessors(videos: VideosRepository): Processors<typeof p
         const parsed = analyzeResult.safeParse(analysis);
         if (!parsed.success) throw new PermanentJobError(`analysis result is malformed: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
         await videos.saveAnalysis(job.data.videoId, parsed.data.metadata, parsed.data.scenes);
-        return { scenes: parsed.data.scenes.length };
+        // The pipeline parent renders these next: they travel on as this step's result.
+        return { scenes: parsed.data.scenes.length, clipCandidates: parsed.data.clipCandidates, aspect: parsed.data.clipOptions.aspect };
       }),
   };
 }
 
-export function pipelineProcessors(videos: VideosRepository): Processors<typeof pipelineQueue> {
+const persistedResult = z.object({ clipCandidates: z.array(clipCandidate), aspect: clipAspect });
+
+/**
+ * The parent of a video's flow. It first runs when ingest, analyze and persist are done: it
+ * adds one render job per clip candidate as its own children and parks until they finish; on
+ * its second run it settles the render step and completes the video. Which run it is comes from
+ * the render step's state in the database, so a retry resumes where it was.
+ */
+export function pipelineProcessors(videos: VideosRepository, analyses: AnalysisRepository): Processors<typeof pipelineQueue> {
   return {
-    // Runs only once every step of the flow has completed.
     'video-pipeline': async (job) => {
-      const completed = await videos.setStatus(job.data.videoId, 'completed');
-      job.logger.info({ videoId: job.data.videoId, completed }, 'video pipeline finished');
-      return { completed };
+      const { videoId } = job.data;
+      const video = await videos.find(videoId);
+      if (!video) throw new PermanentJobError(`video ${videoId} does not exist`);
+      if (video.status === 'cancelled' || video.status === 'failed') return { finished: video.status };
+      const render = video.steps.find((step) => step.name === 'render');
+      if (render?.status === 'pending') {
+        const persisted = persistedResult.safeParse((await job.childResults()).find((value) => value && typeof value === 'object' && 'clipCandidates' in value));
+        const candidates = persisted.success ? persisted.data.clipCandidates : [];
+        if (candidates.length === 0) {
+          await videos.setStep(videoId, 'render', 'skipped', { reason: 'no clip candidates: the video is shorter than the shortest clip asked for, or has no usable stretch' });
+        } else {
+          const payloads = renderClipPayloads(videoId, candidates, persisted.success ? persisted.data.aspect : '9:16');
+          // Children first, then the step: a crash in between re-adds the same job ids on retry.
+          await job.addChildren(
+            payloads.map((data) => ({ step: { declaration: renderQueue, jobName: 'render-clip', data }, jobId: `${videoId}-render-${data.clipIndex}`, optional: true })),
+          );
+          await videos.setStep(videoId, 'render', 'active', { attempts: 1 });
+          // Parks the job until the clips are rendered (throws); returns if they already are.
+          await job.waitForChildren();
+        }
+      }
+      if (render?.status === 'pending' || render?.status === 'active') {
+        const clips = await analyses.listClips(videoId);
+        if (clips.length > 0) {
+          const failed = clips.filter((clip) => clip.status !== 'rendered');
+          if (failed.length === clips.length) {
+            const reason = `render: no clip could be rendered (${failed[0]?.error ?? 'unknown error'})`;
+            await videos.failVideo(videoId, 'render', reason);
+            return { finished: 'failed' };
+          }
+          await videos.setStep(videoId, 'render', 'completed', {
+            reason: failed.length ? `${failed.length} of ${clips.length} clips failed: ${failed[0]?.error ?? 'unknown error'}` : null,
+          });
+        }
+      }
+      const completed = await videos.setStatus(videoId, 'completed');
+      job.logger.info({ videoId, completed }, 'video pipeline finished');
+      return { finished: 'completed' };
     },
   };
 }
@@ -125,7 +174,7 @@ export async function startIoWorker(service: ServiceContext, options: { metricsS
   const workers: RunningWorker[] = [
     startWorker(ingestQueue, ingestProcessors(settings, videos), { ...common, concurrency: config.workerIoConcurrency }),
     startWorker(persistQueue, persistProcessors(videos), { ...common, concurrency: Math.min(config.workerIoConcurrency, config.databasePoolSize) }),
-    startWorker(pipelineQueue, pipelineProcessors(videos), { ...common, concurrency: config.workerIoConcurrency }),
+    startWorker(pipelineQueue, pipelineProcessors(videos, new AnalysisRepository(db)), { ...common, concurrency: config.workerIoConcurrency }),
     startWorker(notifyQueue, notifyProcessors({ webhooks, videos, users, jobs, settings: webhookSettings }), { ...common, concurrency: config.workerIoConcurrency }),
   ];
   // One schedule for the whole deployment (upsert is idempotent across replicas).

@@ -1,6 +1,9 @@
 import express, { type Request, type Router } from 'express';
 import {
   InvalidCursorError,
+  type AnalysisRepository,
+  type ClipView,
+  type LocalStorage,
   InvalidSubmissionError,
   type IdempotencyRepository,
   type VideoPipelineProducer,
@@ -17,6 +20,8 @@ import type { z } from 'zod';
 
 export interface VideoRoutesDependencies {
   videos: VideosRepository;
+  analyses: AnalysisRepository;
+  storage: LocalStorage;
   pipeline: VideoPipelineProducer;
   idempotency: IdempotencyRepository;
   signals: VideoSignals;
@@ -51,6 +56,28 @@ export function isUnavailable(error: unknown): boolean {
 
 const links = (id: string) => ({ self: `/v1/videos/${id}`, events: `/v1/videos/${id}/events` });
 const present = (video: VideoView) => ({ ...video, links: links(video.id) });
+
+/** A clip as the API shows it: its files download through the API (same key) once rendered. */
+function presentClip(videoId: string, clip: ClipView) {
+  const rendered = clip.status === 'rendered';
+  const base = `/v1/videos/${videoId}/clips/${clip.id}`;
+  return {
+    id: clip.id,
+    index: clip.clipIndex,
+    status: clip.status,
+    startSeconds: clip.startSeconds,
+    endSeconds: clip.endSeconds,
+    durationSeconds: clip.durationSeconds,
+    score: clip.score,
+    reasons: clip.reasons,
+    aspect: clip.aspect,
+    width: clip.width,
+    height: clip.height,
+    error: clip.error,
+    url: rendered && clip.storageKey ? `${base}/file` : null,
+    thumbnailUrl: rendered && clip.thumbnailKey ? `${base}/thumbnail` : null,
+  };
+}
 
 function toSubmission(body: VideoSubmissionBody) {
   return {
@@ -137,7 +164,30 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
       throw unavailableOr(error, 'the database');
     }
     if (!video) throw notFound(`no video with id ${id}`);
-    res.json(present(video));
+    const clips = await deps.analyses.listClips(id);
+    res.json({ ...present(video), clips: clips.map((clip) => presentClip(id, clip)) });
+  });
+
+  router.get('/videos/:id/clips/:clipId/:file', async (req, res) => {
+    const id = videoIdOf(req);
+    const clipId = String(req.params.clipId);
+    const file = String(req.params.file);
+    if (file !== 'file' && file !== 'thumbnail') throw notFound(`no route for GET ${req.path.slice(0, 200)}`);
+    if (!videoIdParam.safeParse(clipId).success) throw notFound(`no clip with id "${clipId.slice(0, 100)}"`);
+    const clip = await deps.analyses.findClip(clipId);
+    if (!clip || clip.videoId !== id) throw notFound(`video ${id} has no clip ${clipId}`);
+    const key = file === 'file' ? clip.storageKey : clip.thumbnailKey;
+    if (clip.status !== 'rendered' || !key) throw new HttpProblem(409, 'Conflict', `clip ${clipId} is ${clip.status}; its files are not ready`);
+    res.type(file === 'file' ? 'video/mp4' : 'image/jpeg');
+    res.setHeader('content-disposition', `inline; filename="clip-${clip.clipIndex}.${file === 'file' ? 'mp4' : 'jpg'}"`);
+    await new Promise<void>((resolve, reject) =>
+      res.sendFile(deps.storage.pathOf(key), { dotfiles: 'deny', maxAge: '1h' }, (error) => {
+        if (!error) return resolve();
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(notFound(`the file of clip ${clipId} is missing from storage`));
+        if (res.headersSent) return resolve();
+        reject(error);
+      }),
+    );
   });
 
   router.delete('/videos/:id', async (req, res) => {

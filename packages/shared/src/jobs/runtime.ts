@@ -6,6 +6,7 @@ import {
   FlowProducer,
   Queue,
   UnrecoverableError,
+  WaitingChildrenError,
   WaitingError,
   Worker,
   type ConnectionOptions,
@@ -42,6 +43,16 @@ export interface JobHandle<P> {
   updateProgress(percent: number): Promise<void>;
   /** Return values of the finished child jobs, keyed by child job id. */
   childResults<T = unknown>(): Promise<T[]>;
+  /**
+   * Adds jobs as children of this one. Their ids should derive from this job's key, so a retry
+   * that adds them again adds nothing. With `optional`, a failed child does not fail this job.
+   */
+  addChildren(children: readonly { step: FlowStep; jobId: string; optional?: boolean }[]): Promise<void>;
+  /**
+   * Parks this job until every child has finished; the processor then runs again from the
+   * start. Returns (without parking) when no child is pending.
+   */
+  waitForChildren(): Promise<void>;
 }
 
 export type Processor<P, R = unknown> = (job: JobHandle<P>) => Promise<R>;
@@ -82,6 +93,13 @@ export interface WorkerOptions {
   prefix: string;
   concurrency: number;
   logger: Logger;
+  /**
+   * Milliseconds the whole queue should pause for after this error (an upstream 429 with
+   * Retry-After), or undefined. The job goes back to waiting without spending an attempt.
+   */
+  rateLimitOf?: (error: unknown) => number | undefined;
+  /** BullMQ limiter; also makes a manual rate limit hold for every worker of the queue. */
+  limiter?: { max: number; duration: number };
   /** Milliseconds a job lock lives between renewals. @defaultValue 30000 */
   lockDuration?: number;
   /** Cancellation signals: running jobs of a cancelled video are aborted. */
@@ -115,6 +133,15 @@ export function startWorker<Q extends QueueDeclaration>(
   }
   const baseLogger = options.logger.child({ queue: declaration.name });
   const controllers = new Map<string, { controller: AbortController; videoId: string | undefined }>();
+  const childQueues = new Map<string, Queue>();
+  const childQueue = (declaration: QueueDeclaration) => {
+    let queue = childQueues.get(declaration.name);
+    if (!queue) {
+      queue = createQueue(declaration, { connection: options.connection, prefix: options.prefix });
+      childQueues.set(declaration.name, queue);
+    }
+    return queue;
+  };
   const stopListening = options.cancellations?.onCancel((videoId) => {
     for (const entry of controllers.values()) if (entry.videoId === videoId) entry.controller.abort(new JobCancelledError());
   });
@@ -147,6 +174,21 @@ export function startWorker<Q extends QueueDeclaration>(
           signal: controller.signal,
           updateProgress: (percent) => job.updateProgress(Math.max(0, Math.min(100, Math.round(percent)))),
           childResults: async <T>() => Object.values(await job.getChildrenValues()) as T[],
+          addChildren: async (children) => {
+            const parent = { id: job.id ?? '', queue: job.queueQualifiedName };
+            await Promise.all(
+              children.map(({ step, jobId, optional }) =>
+                childQueue(step.declaration).add(
+                  step.jobName,
+                  validatePayload(step.declaration, step.jobName, step.data),
+                  jobOptions(step.declaration, { jobId, parent, ...(optional ? { ignoreDependencyOnFailure: true } : { failParentOnFailure: true }) }),
+                ),
+              ),
+            );
+          },
+          waitForChildren: async () => {
+            if (token && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
+          },
         };
         logger.debug('job started');
         const result = await processor(handle);
@@ -154,6 +196,13 @@ export function startWorker<Q extends QueueDeclaration>(
         return result;
       } catch (thrown) {
         const error = coerceError(thrown);
+        if (error instanceof WaitingChildrenError) throw error;
+        const pauseMs = options.rateLimitOf?.(error);
+        if (pauseMs !== undefined && pauseMs > 0) {
+          logger.warn({ pauseMs, reason: error.message }, 'upstream rate limit: pausing the queue');
+          await worker.rateLimit(pauseMs);
+          throw Worker.RateLimitError();
+        }
         if (isWorkerClosing(error, controller.signal) && token) {
           // Hand the job back to the queue at once instead of leaving it active until its lock expires.
           await job.moveToWait(token);
@@ -180,6 +229,7 @@ export function startWorker<Q extends QueueDeclaration>(
       concurrency: options.concurrency,
       lockDuration: options.lockDuration ?? 30_000,
       autorun: true,
+      ...(options.limiter ? { limiter: options.limiter } : {}),
     },
   );
   worker.on('error', (error) => baseLogger.error({ err: error }, 'worker error'));
@@ -194,6 +244,7 @@ export function startWorker<Q extends QueueDeclaration>(
       await worker.close();
     } finally {
       clearTimeout(timer);
+      await Promise.all([...childQueues.values()].map((queue) => queue.close()));
     }
   };
   return {

@@ -5,8 +5,9 @@ import type { VIDEO_STEPS } from '../queues/index.js';
 /** Share of the overall progress each step covers: [start, end] in percent. */
 const STEP_PROGRESS: Record<string, [number, number]> = {
   ingest: [0, 10],
-  analyze: [10, 90],
-  persist: [90, 99],
+  analyze: [10, 70],
+  persist: [70, 75],
+  render: [75, 99],
 };
 
 export interface StepContext {

@@ -100,7 +100,7 @@ export class VideoPipelineProducer {
       parent: { declaration: pipelineQueue, jobName: 'video-pipeline', data: { videoId: id } },
       steps: [
         { declaration: ingestQueue, jobName: 'ingest-video', data: { videoId: id, source: submission.source } },
-        { declaration: analyzeQueue, jobName: 'analyze-video', data: { videoId: id } },
+        { declaration: analyzeQueue, jobName: 'analyze-video', data: { videoId: id, ...(submission.options ? { options: submission.options } : {}) } },
         { declaration: persistQueue, jobName: 'persist-analysis', data: { videoId: id } },
       ],
       options: {

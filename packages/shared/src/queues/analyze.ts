@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { defineQueue, standardRetention } from './define.js';
-import { videoStepPayload } from './payloads.js';
+import { videoId } from './payloads.js';
+import { clipCandidate, clipOptions } from './render.js';
 
 export const analyzeQueue = defineQueue({
   name: 'analyze',
   resourceClass: 'cpu',
-  jobs: { 'analyze-video': videoStepPayload },
+  jobs: { 'analyze-video': z.strictObject({ videoId, options: clipOptions.optional() }) },
   defaultJobOptions: { attempts: 2, backoff: { type: 'exponential', delay: 2000, jitter: 0.5 }, ...standardRetention },
 });
 
@@ -24,5 +25,7 @@ export const analyzeResult = z.object({
   cutSeconds: z.array(z.number()),
   sampledFrames: z.number().int().nonnegative(),
   sampleFps: z.number().positive(),
+  clipOptions: clipOptions,
+  clipCandidates: z.array(clipCandidate),
 });
 export type AnalyzeResult = z.infer<typeof analyzeResult>;

@@ -4,6 +4,7 @@ import { ingestQueue } from './ingest.js';
 import { persistQueue } from './persist.js';
 import { notifyQueue } from './notify.js';
 import { pipelineQueue } from './pipeline.js';
+import { renderQueue } from './render.js';
 
 export * from './define.js';
 export * from './payloads.js';
@@ -16,8 +17,8 @@ export { accountsQueue } from './accounts.js';
 export * from './render.js';
 
 /** Every queue of the system, in pipeline order. */
-export const allQueues = [ingestQueue, analyzeQueue, persistQueue, pipelineQueue, notifyQueue, accountsQueue] as const;
+export const allQueues = [ingestQueue, analyzeQueue, persistQueue, renderQueue, pipelineQueue, notifyQueue, accountsQueue] as const;
 
 /** The steps of a video flow, in the order they run; the names users see in `steps`. */
-export const VIDEO_STEPS = ['ingest', 'analyze', 'persist'] as const;
+export const VIDEO_STEPS = ['ingest', 'analyze', 'persist', 'render'] as const;
 export type VideoStep = (typeof VIDEO_STEPS)[number];

@@ -1,0 +1,83 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Router } from 'express';
+import { z } from 'zod';
+import { accountsQueue, encryptSecret, type JobQueues, type Keyring, type UsersRepository } from '@clipline/shared';
+import { describeIssues } from '../api-schemas.js';
+import type { StrengthPool } from '../accounts/strength-pool.js';
+import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
+import { isUnavailable } from './videos.js';
+
+export const MIN_PASSWORD_SCORE = 3;
+
+export const userRegistration = z
+  .strictObject({
+    email: z.email({ message: 'email is not a valid address' }).max(254, 'email is longer than 254 characters'),
+    password: z.string({ message: 'password is required' }).min(10, 'password must be at least 10 characters').max(128, 'password must be at most 128 characters'),
+    name: z.string().trim().min(1).max(200, 'name is longer than 200 characters').optional(),
+  })
+  .meta({ id: 'UserRegistration' });
+
+export interface UserRoutesDependencies {
+  users: UsersRepository;
+  jobs: JobQueues;
+  strength: StrengthPool;
+  keyring: Keyring;
+  queueReady(): boolean;
+}
+
+/**
+ * Registration, the hybrid flow: the API checks the email and the password's strength (in a
+ * thread), stores the user pending, and hands the password — sealed with AES-256-GCM, never in
+ * clear — to the CPU pool, which hashes it and activates the user; a welcome follows.
+ */
+export function userRoutes(deps: UserRoutesDependencies): Router {
+  const router = express.Router();
+
+  router.post('/users', async (req, res) => {
+    if (!req.is('application/json')) throw new HttpProblem(415, 'Unsupported Media Type', 'send the body as JSON with "Content-Type: application/json"');
+    const parsed = userRegistration.safeParse(req.body ?? undefined);
+    if (!parsed.success) {
+      // Never echo the password back, even in an error.
+      const { detail, errors } = describeIssues(parsed.error);
+      throw badRequest(detail, errors);
+    }
+    const { email, password, name } = parsed.data;
+    const verdict = await deps.strength.check(password, [email, email.split('@')[0] ?? '', ...(name ? name.split(/\s+/) : [])]);
+    if (verdict.score < MIN_PASSWORD_SCORE) {
+      const advice = [verdict.warning, ...verdict.suggestions].filter(Boolean).join(' ');
+      throw badRequest(`password is too weak (strength ${verdict.score} of 4, ${MIN_PASSWORD_SCORE} needed)${advice ? `: ${advice}` : ''}`, [
+        { path: 'password', message: `strength ${verdict.score} of 4` },
+      ]);
+    }
+    if (!deps.queueReady()) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
+    const id = randomUUID();
+    let outcome;
+    try {
+      outcome = await deps.users.createPending({ id, email, name: name ?? null });
+    } catch (error) {
+      if (isUnavailable(error)) throw serviceUnavailable('the database is unreachable; retry shortly');
+      throw error;
+    }
+    if (outcome === 'duplicate') throw new HttpProblem(409, 'Conflict', 'a user with this email already exists');
+    try {
+      // Bound to the user id: a sealed password cannot be replayed for another user.
+      const sealedPassword = encryptSecret(password, deps.keyring, id);
+      await deps.jobs.add(accountsQueue, 'register-user', { userId: id, sealedPassword }, { jobId: `register-${id}` });
+    } catch (error) {
+      await deps.users.remove(id).catch(() => {});
+      if (isUnavailable(error)) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
+      throw error;
+    }
+    res.status(202).location(`/v1/users/${id}`).json({ id, status: 'pending', links: { self: `/v1/users/${id}` } });
+  });
+
+  router.get('/users/:id', async (req, res) => {
+    const id = String(req.params.id);
+    if (!z.uuid().safeParse(id).success) throw notFound(`no user with id "${id.slice(0, 100)}" (ids are UUIDs)`);
+    const user = await deps.users.find(id);
+    if (!user) throw notFound(`no user with id ${id}`);
+    res.json({ ...user, links: { self: `/v1/users/${id}` } });
+  });
+
+  return router;
+}
