@@ -99,8 +99,9 @@ describe('GET /v1/videos/:id/events', () => {
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
     expect(events.some((event) => event.event === 'progress' && event.data.progress > 10 && event.data.progress < 90)).toBe(true);
 
-    // A client that saw everything up to the last event gets nothing more; one that saw less gets the current state.
-    expect(await readEvents(id, { lastEventId: events.at(-1)!.id })).toEqual([]);
+    // A client that saw everything up to the last event is told 204 (do not reconnect); one that saw less gets the current state.
+    const done = await fetch(`${base}/v1/videos/${id}/events`, { headers: { authorization: headers.authorization, 'last-event-id': String(events.at(-1)!.id) } });
+    expect(done.status).toBe(204);
     const resumed = await readEvents(id, { lastEventId: events[0]!.id });
     expect(resumed).toHaveLength(1);
     expect(resumed[0]).toMatchObject({ id: events.at(-1)!.id, event: 'completed' });
@@ -120,14 +121,17 @@ describe('DELETE /v1/videos/:id on a running analysis', () => {
       60_000,
       'the analysis to start',
     );
-    const ffmpegRunning = () => execFileSync('sh', ['-c', `pgrep -f "ffmpeg.*${id}" || true`]).toString().trim().length > 0;
+    const ffmpegRunning = () => execFileSync('sh', ['-c', `pgrep -f "[f]fmpeg .*${id}" || true`]).toString().trim().length > 0;
     await waitFor(async () => (ffmpegRunning() ? true : undefined), 10_000, 'ffmpeg to run');
     const res = await fetch(`${base}/v1/videos/${id}`, { method: 'DELETE', headers });
     expect(res.status).toBe(202);
-    await waitFor(async () => (ffmpegRunning() ? undefined : true), 5_000, 'ffmpeg to be killed');
+    await waitFor(async () => (ffmpegRunning() ? undefined : true), 5_000, 'ffmpeg to be killed').catch((error: Error) => {
+      const running = execFileSync('sh', ['-c', `pgrep -af "[f]fmpeg .*${id}" || true`]).toString().slice(0, 500);
+      throw new Error(`${error.message}; still running: ${running}; worker-cpu said: ${apps[2]!.output().slice(-1500)}`);
+    });
     const final = (await (await fetch(`${base}/v1/videos/${id}`, { headers })).json()) as { status: string; steps: { status: string }[] };
     expect(final.status).toBe('cancelled');
-    expect(final.steps.map((step) => step.status)).toEqual(['completed', 'cancelled', 'cancelled']);
+    expect(final.steps.map((step) => step.status)).toEqual(['completed', 'cancelled', 'cancelled', 'cancelled']);
     const events = await env.db.selectFrom('job_events').select('status').where('video_id', '=', id).where('step', '=', 'analyze').execute();
     await waitFor(async () => {
       const rows = await env.db.selectFrom('job_events').select('status').where('video_id', '=', id).where('step', '=', 'analyze').execute();
