@@ -140,3 +140,28 @@ describe('DELETE /v1/videos/:id on a running analysis', () => {
     void events;
   });
 });
+
+describe('POST /v1/users through the workers', () => {
+  it('hashes the password in the CPU pool, activates the user and welcomes them', async () => {
+    const password = 'violet-Harbor-92-saunter-gently';
+    const res = await fetch(`${base}/v1/users`, { method: 'POST', headers, body: JSON.stringify({ email: 'lin@example.com', password, name: 'Lin' }) });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const user = await waitFor(
+      async () => {
+        const body = (await (await fetch(`${base}/v1/users/${id}`, { headers })).json()) as { status: string; welcomedAt: string | null };
+        return body.status === 'active' && body.welcomedAt ? body : undefined;
+      },
+      30_000,
+      'the user to be active and welcomed',
+    );
+    expect(user).toMatchObject({ status: 'active', email: 'lin@example.com' });
+    const row = await env.db.selectFrom('users').select('password_hash').where('id', '=', id).executeTakeFirstOrThrow();
+    expect(row.password_hash).toMatch(/^\$scrypt\$ln=15,r=8,p=1\$/);
+    const { verifyPassword } = await import('../../apps/worker-cpu/src/crypto/password-hash.js');
+    expect(verifyPassword(password, row.password_hash!)).toBe(true);
+    expect(verifyPassword('violet-Harbor-92-saunter-gentlx', row.password_hash!)).toBe(false);
+    const logs = apps.map((app) => app.output()).join('\n');
+    expect(logs).not.toContain(password);
+  });
+});

@@ -2,6 +2,7 @@
  * The HTTP contract in zod: requests are validated with these schemas and the OpenAPI document
  * is generated from them (openapi.ts), so the two cannot drift apart.
  */
+import { clipAspect, clipOptions } from '@clipline/shared';
 import { z } from 'zod';
 
 const httpUrl = z
@@ -16,19 +17,8 @@ const httpUrl = z
     }
   }, 'callbackUrl must be an http(s) URL without credentials');
 
-export const clipAspect = z.enum(['9:16', '1:1', '16:9']).meta({ description: 'Aspect ratio of rendered clips' });
-
-export const videoOptions = z
-  .strictObject({
-    clipCount: z.number().int().min(1).max(20).optional().meta({ description: 'How many clips to keep (default 3)' }),
-    minClipSeconds: z.number().min(1).max(300).optional().meta({ description: 'Shortest clip, seconds (default 5)' }),
-    maxClipSeconds: z.number().min(1).max(600).optional().meta({ description: 'Longest clip, seconds (default 30)' }),
-    aspect: clipAspect.optional(),
-  })
-  .refine((options) => options.minClipSeconds === undefined || options.maxClipSeconds === undefined || options.minClipSeconds <= options.maxClipSeconds, {
-    message: 'minClipSeconds must not exceed maxClipSeconds',
-    path: ['minClipSeconds'],
-  });
+/** Clip options as the CPU workers read them; omitted fields get their documented defaults. */
+export const videoOptions = clipOptions;
 
 /** `POST /v1/videos` body. Unknown fields are refused, so a typo never goes unnoticed. */
 export const videoSubmission = z
@@ -107,9 +97,43 @@ export const videoView = z
       .nullable(),
     scenes: z.array(z.object({ startSeconds: z.number(), endSeconds: z.number() })),
     steps: z.array(stepView),
+    clips: z
+      .array(
+        z.object({
+          id: z.uuid(),
+          index: z.number().int(),
+          status: z.enum(['pending', 'rendered', 'failed']),
+          startSeconds: z.number(),
+          endSeconds: z.number(),
+          durationSeconds: z.number().nullable(),
+          score: z.number().min(0).max(100),
+          reasons: z.array(z.string()),
+          aspect: clipAspect,
+          width: z.number().int().nullable(),
+          height: z.number().int().nullable(),
+          error: z.string().nullable(),
+          url: z.string().nullable().meta({ description: 'Downloads the mp4 with the same API key; null until rendered' }),
+          thumbnailUrl: z.string().nullable(),
+        }),
+      )
+      .optional()
+      .meta({ description: 'Ranked clips (on GET /v1/videos/{id})' }),
     links,
   })
   .meta({ id: 'Video' });
+
+export const userView = z
+  .object({
+    id: z.uuid(),
+    email: z.string(),
+    name: z.string().nullable(),
+    status: z.enum(['pending', 'active', 'failed']),
+    failure: z.string().nullable(),
+    createdAt: z.string(),
+    activatedAt: z.string().nullable(),
+    welcomedAt: z.string().nullable(),
+  })
+  .meta({ id: 'User' });
 
 export const videoList = z.object({ items: z.array(videoView), nextCursor: z.string().nullable() }).meta({ id: 'VideoList' });
 

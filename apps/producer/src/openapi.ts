@@ -10,12 +10,14 @@ import {
   jobView,
   problem,
   submissionAccepted,
+  userView,
   videoBatch,
   videoList,
   videoListQuery,
   videoSubmission,
   videoView,
 } from './api-schemas.js';
+import { userRegistration } from './routes/users.js';
 
 type Json = Record<string, unknown>;
 
@@ -30,6 +32,8 @@ const components: Record<string, z.ZodType> = {
   JobAccepted: jobAccepted,
   Job: jobView,
   Problem: problem,
+  UserRegistration: userRegistration,
+  User: userView,
 };
 
 /** Every named schema, with references between them pointing into components/schemas. */
@@ -171,6 +175,38 @@ export function openApiDocument(): Json {
           operationId: 'getJob',
           summary: 'State and result of a job',
           responses: { '200': { description: 'The job', content: json('Job') }, ...problems(401, 404, 429, 503) },
+        },
+      },
+      '/v1/videos/{id}/clips/{clipId}/file': {
+        get: {
+          operationId: 'downloadClip',
+          summary: 'The rendered mp4 of a clip',
+          parameters: [idParam, { name: 'clipId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+          responses: { '200': { description: 'The clip', content: { 'video/mp4': { schema: { type: 'string', contentMediaType: 'video/mp4' } } } }, ...problems(401, 404, 409, 429) },
+        },
+      },
+      '/v1/videos/{id}/clips/{clipId}/thumbnail': {
+        get: {
+          operationId: 'downloadClipThumbnail',
+          summary: 'The JPEG thumbnail (sharpest frame) of a clip',
+          parameters: [idParam, { name: 'clipId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+          responses: { '200': { description: 'The thumbnail', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } } } }, ...problems(401, 404, 409, 429) },
+        },
+      },
+      '/v1/users': {
+        post: {
+          operationId: 'registerUser',
+          summary: 'Register a user: the password is checked for strength, then hashed in the CPU pool',
+          requestBody: { required: true, content: json('UserRegistration') },
+          responses: { '202': { description: 'Registered, pending activation', content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' } } } } } }, ...problems(400, 401, 409, 415, 429, 503) },
+        },
+      },
+      '/v1/users/{id}': {
+        get: {
+          operationId: 'getUser',
+          summary: 'A user (never the password hash)',
+          parameters: [idParam],
+          responses: { '200': { description: 'The user', content: json('User') }, ...problems(401, 404, 429) },
         },
       },
       '/healthz': { get: { operationId: 'health', security: [], summary: 'Liveness', responses: { '200': { description: 'Alive' } } } },

@@ -86,6 +86,7 @@ describe('POST /v1/videos', () => {
         { name: 'ingest', status: 'pending' },
         { name: 'analyze', status: 'pending' },
         { name: 'persist', status: 'pending' },
+        { name: 'render', status: 'pending' },
       ],
     });
 

@@ -137,7 +137,7 @@ describe('DELETE /v1/videos/:id', () => {
     expect(res.body).toEqual({ id: body.id, status: 'cancelled' });
     const video = await get(`/v1/videos/${body.id}`);
     expect(video.body.status).toBe('cancelled');
-    expect(video.body.steps.map((step: { status: string }) => step.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+    expect(video.body.steps.map((step: { status: string }) => step.status)).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled']);
     expect((await get(`/v1/jobs/ingest/${body.id}-ingest`)).status).toBe(404);
     expect((await get(`/v1/jobs/pipeline/${body.id}-pipeline`)).status).toBe(404);
     const again = await request(producer.app).delete(`/v1/videos/${body.id}`).set(auth);
@@ -249,5 +249,48 @@ describe('API keys kept in the database', () => {
     const refused = await request(producer.app).get('/v1/videos?limit=1').set(withKey);
     expect(refused.status).toBe(401);
     expect(refused.body.detail).toBe('API key is not valid');
+  });
+});
+
+describe('POST /v1/users', () => {
+  const strong = 'plum-Lantern-47-overcast-quietly';
+
+  it('accepts a registration, keeps the user pending, and enqueues the password sealed, never in clear', async () => {
+    const res = await post('/v1/users', { email: 'Ada@Example.com', password: strong, name: 'Ada' });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ id: expect.any(String), status: 'pending', links: { self: `/v1/users/${res.body.id}` } });
+    const user = await get(`/v1/users/${res.body.id}`);
+    expect(user.body).toMatchObject({ email: 'Ada@Example.com', name: 'Ada', status: 'pending' });
+    expect(JSON.stringify(user.body)).not.toMatch(/password|scrypt/i);
+    const job = await get(`/v1/jobs/accounts/register-${res.body.id}`);
+    expect(job.body).toMatchObject({ name: 'register-user', state: 'waiting' });
+    const raw = JSON.stringify(await producer.redis.hgetall(`${env.config.queuePrefix}:accounts:register-${res.body.id}`));
+    expect(raw).toMatch(/sealedPassword/);
+    expect(raw).not.toContain(strong);
+    const row = await env.db.selectFrom('users').selectAll().where('id', '=', res.body.id).executeTakeFirstOrThrow();
+    expect(row.password_hash).toBeNull();
+    const stored = JSON.stringify(await env.db.selectFrom('idempotency_keys').selectAll().execute());
+    expect(stored).not.toContain(strong);
+  });
+
+  it('answers 409 for an email already registered, in any case', async () => {
+    await post('/v1/users', { email: 'grace@example.com', password: strong });
+    const res = await post('/v1/users', { email: 'GRACE@example.com', password: strong });
+    expect(res.status).toBe(409);
+    expect(res.body.detail).toBe('a user with this email already exists');
+  });
+
+  it.each([
+    [{ email: 'not-an-email', password: strong }, /email is not a valid address/],
+    [{ email: 'a@example.com', password: 'short' }, /at least 10 characters/],
+    [{ email: 'a@example.com', password: 'password1234' }, /password is too weak \(strength [0-2] of 4, 3 needed\)/],
+    [{ email: 'alan.turing@example.com', password: 'alanturing1912' }, /password is too weak/],
+    [{ email: 'a@example.com', password: strong, role: 'admin' }, /Unrecognized key: "role"/],
+    [{ email: 'a@example.com' }, /password is required/],
+  ])('refuses %j with a reason, never echoing the password', async (body, detail) => {
+    const res = await post('/v1/users', body);
+    expect(res.status).toBe(400);
+    expect(res.body.detail).toMatch(detail);
+    if ('password' in body && body.password) expect(JSON.stringify(res.body)).not.toContain(body.password);
   });
 });

@@ -41,13 +41,22 @@ export interface BatchAccepted {
 
 export interface Clip {
   id: string;
+  /** Rank of the clip among the video's clips (0 is the best). */
+  index: number;
+  status: 'pending' | 'rendered' | 'failed';
   startSeconds: number;
   endSeconds: number;
+  durationSeconds: number | null;
   score: number;
   reasons: string[];
   aspect: ClipAspect;
-  url: string;
-  thumbnailUrl: string;
+  width: number | null;
+  height: number | null;
+  error: string | null;
+  /** Downloads the mp4 (same API key); null until rendered. */
+  url: string | null;
+  /** Downloads the JPEG thumbnail; null until rendered. */
+  thumbnailUrl: string | null;
   title?: string;
   caption?: string;
   hashtags?: string[];

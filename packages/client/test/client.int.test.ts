@@ -40,7 +40,7 @@ describe('videos', () => {
     expect(accepted).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), status: 'queued', links: { self: `/v1/videos/${accepted.id}`, events: `/v1/videos/${accepted.id}/events` } });
     const video = await api.getVideo(accepted.id);
     expect(video).toMatchObject({ id: accepted.id, status: 'queued', progress: 0, title: 'Talk', source: '/srv/media/talk.mp4', error: null, metadata: null, scenes: [], priority: 'low' });
-    expect(video.options).toEqual({ clipCount: 2, aspect: '9:16' });
+    expect(video.options).toEqual({ clipCount: 2, aspect: '9:16', minClipSeconds: 5, maxClipSeconds: 30 });
     expect(video.steps.map((step) => step.status)).toEqual(video.steps.map(() => 'pending'));
     expect(video.steps.length).toBeGreaterThanOrEqual(3);
   });

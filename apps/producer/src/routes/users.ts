@@ -42,7 +42,10 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
       throw badRequest(detail, errors);
     }
     const { email, password, name } = parsed.data;
-    const verdict = await deps.strength.check(password, [email, email.split('@')[0] ?? '', ...(name ? name.split(/\s+/) : [])]);
+    // What the user typed elsewhere in the form makes a password guessable: feed it to the estimator.
+    const local = email.split('@')[0] ?? '';
+    const userInputs = [email, local, local.replace(/[^\p{L}\p{N}]+/gu, ''), ...local.split(/[^\p{L}\p{N}]+/u), ...(name ? [name, ...name.split(/\s+/)] : [])];
+    const verdict = await deps.strength.check(password, userInputs.filter((input) => input.length > 1));
     if (verdict.score < MIN_PASSWORD_SCORE) {
       const advice = [verdict.warning, ...verdict.suggestions].filter(Boolean).join(' ');
       throw badRequest(`password is too weak (strength ${verdict.score} of 4, ${MIN_PASSWORD_SCORE} needed)${advice ? `: ${advice}` : ''}`, [

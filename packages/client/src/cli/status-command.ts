@@ -44,7 +44,7 @@ export function describeVideo(video: Video): string {
   if (video.clips?.length) {
     text += `\n${renderTable(
       [{ header: 'CLIP' }, { header: 'FROM', align: 'right' }, { header: 'TO', align: 'right' }, { header: 'SCORE', align: 'right' }, { header: 'ASPECT' }, { header: 'URL' }],
-      video.clips.map((clip) => [clip.id, formatSeconds(clip.startSeconds), formatSeconds(clip.endSeconds), clip.score.toFixed(2), clip.aspect, clip.url]),
+      video.clips.map((clip) => [clip.id, formatSeconds(clip.startSeconds), formatSeconds(clip.endSeconds), clip.score.toFixed(2), clip.aspect, clip.url ?? clip.status]),
     )}`;
   }
   return text;
