@@ -155,6 +155,58 @@ export async function run({ emit, log }) {
     await queue.obliterate({ force: true }).catch(() => {});
     await queue.close();
   }
+  await batchInsertSpeedup({ emit, log });
+}
+
+/**
+ * Frame metrics of a 10-minute video at 10 fps (6,000 rows) written to PostgreSQL the way the
+ * CPU workers write them (multi-row INSERTs through AnalysisRepository) against one INSERT per
+ * row, in the same run on the same database.
+ */
+async function batchInsertSpeedup({ emit, log }) {
+  const { sql } = await import('kysely');
+  const shared = await import('@clipline/shared');
+  const databaseUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const schema = `bench_io_${randomUUID().slice(0, 8)}`;
+  const db = shared.createDatabase({ url: databaseUrl, schema, poolSize: 2 });
+  try {
+    await shared.migrateToLatest(db, schema);
+    const repository = new shared.AnalysisRepository(db);
+    const videos = new shared.VideosRepository(db);
+    const frames = Array.from({ length: 6000 }, (_, i) => ({
+      frameIndex: i, timeSeconds: i / 10, luma: 100 + (i % 50), sharpness: 500 + i, motion: i % 7, contentScore: (i * 13) % 40,
+      dhash: (i * 2654435761 >>> 0).toString(16).padStart(16, '0'), histogram: Array.from({ length: 16 }, (_, b) => (b === i % 16 ? 1 : 0)),
+    }));
+    const newVideo = async () => {
+      const id = randomUUID();
+      await videos.create({ id, source: '/bench.mp4', title: null, steps: [] });
+      return id;
+    };
+    const batched = async () => {
+      const id = await newVideo();
+      const started = performance.now();
+      await repository.saveFrameMetrics(id, frames);
+      return performance.now() - started;
+    };
+    const rowByRow = async () => {
+      const id = await newVideo();
+      const started = performance.now();
+      for (const frame of frames) await repository.saveFrameMetrics(id, [frame]);
+      return performance.now() - started;
+    };
+    await batched();
+    await rowByRow();
+    const batchMs = Math.min(await batched(), await batched());
+    const rowMs = Math.min(await rowByRow(), await rowByRow());
+    log(`6000 frame rows: batched ${batchMs.toFixed(0)} ms, row by row ${rowMs.toFixed(0)} ms`);
+    emit({
+      metric: 'batch_insert_speedup', value: Math.round(frames.length / (batchMs / 1000)), unit: 'rows/s',
+      baseline: Math.round(frames.length / (rowMs / 1000)), baseline_unit: 'rows/s (one INSERT per row)', ratio: Number((rowMs / batchMs).toFixed(2)), rows: frames.length,
+    });
+  } finally {
+    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(db).catch(() => {});
+    await db.destroy();
+  }
 }
 
 /** The worker process: consumes the queue, times completions and samples its own event loop. */

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { jest } from '@jest/globals';
-import { DEV_API_KEY } from '@clipline/shared';
+import { DEV_API_KEY, VIDEO_STEPS } from '@clipline/shared';
 import { generateVideo } from '../helpers/media.js';
 import { freePort, startApp, stopApp, waitForHttp, type AppName, type RunningApp } from '../helpers/processes.js';
 import { createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
@@ -131,7 +131,7 @@ describe('DELETE /v1/videos/:id on a running analysis', () => {
     });
     const final = (await (await fetch(`${base}/v1/videos/${id}`, { headers })).json()) as { status: string; steps: { status: string }[] };
     expect(final.status).toBe('cancelled');
-    expect(final.steps.map((step) => step.status)).toEqual(['completed', 'cancelled', 'cancelled', 'cancelled']);
+    expect(final.steps.map((step) => step.status)).toEqual(['completed', ...VIDEO_STEPS.slice(1).map(() => 'cancelled')]);
     const events = await env.db.selectFrom('job_events').select('status').where('video_id', '=', id).where('step', '=', 'analyze').execute();
     await waitFor(async () => {
       const rows = await env.db.selectFrom('job_events').select('status').where('video_id', '=', id).where('step', '=', 'analyze').execute();

@@ -8,7 +8,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { allQueues, analyzeQueue, DEV_API_KEY, DEV_DASHBOARD_PASSWORD, DEV_DASHBOARD_USER } from '@clipline/shared';
+import { allQueues, analyzeQueue, DEV_API_KEY, DEV_DASHBOARD_PASSWORD, DEV_DASHBOARD_USER, VIDEO_STEPS } from '@clipline/shared';
+import { createUpstreamSimulator } from '../../infra/upstream-sim/src/index.js';
 import { ffprobeDuration, ffprobeStream, generateVideo } from '../helpers/media.js';
 import { freePort, startApp, stopApp, waitForHttp, type AppName, type RunningApp } from '../helpers/processes.js';
 import { createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
@@ -23,6 +24,7 @@ let appEnv: Record<string, string>;
 let producerUrl: string;
 let dashboardUrl: string;
 const apps = new Map<AppName, RunningApp>();
+let simulator: Awaited<ReturnType<typeof createUpstreamSimulator>> | undefined;
 
 async function start(name: AppName): Promise<RunningApp> {
   const app = startApp(name, appEnv);
@@ -75,6 +77,9 @@ beforeAll(async () => {
     WORKER_CPU_METRICS_PORT: String(cpuPort),
     CPU_POOL_THREADS: '2',
   };
+  // The AI providers are the upstream simulator (a real HTTP server with the providers' shapes).
+  simulator = await createUpstreamSimulator({ seed: 7 });
+  appEnv.UPSTREAM_SIM_URL = simulator.url;
   producerUrl = `http://127.0.0.1:${port}`;
   dashboardUrl = `http://127.0.0.1:${dashboardPort}`;
   await Promise.all((['producer', 'worker-io', 'worker-cpu', 'dashboard'] as const).map(start));
@@ -82,6 +87,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([...apps.values()].map((app) => stopApp(app, 'SIGKILL')));
+  await simulator?.close();
   await env?.cleanup();
 });
 
@@ -96,7 +102,20 @@ describe('a submitted video', () => {
       ['analyze', 'completed'],
       ['persist', 'completed'],
       ['render', 'completed'],
+      ['transcribe', 'completed'],
+      ['captions', 'completed'],
+      ['thumbnail', 'completed'],
+      ['voiceover', 'completed'],
     ]);
+    // The AI steps ran against the upstream simulator: transcript, and per clip the texts and voice-over.
+    expect(result.transcript).toMatchObject({ text: expect.any(String), segments: expect.any(Array) });
+    for (const clip of result.clips) {
+      expect(clip).toMatchObject({ title: expect.any(String), caption: expect.any(String), hashtags: expect.any(Array), voiceoverUrl: expect.any(String) });
+      const voice = await fetch(`${producerUrl}${clip.voiceoverUrl}`, { headers: { authorization: `Bearer ${DEV_API_KEY}` } });
+      expect(voice.headers.get('content-type')).toBe('audio/mpeg');
+      const thumbnail = await fetch(`${producerUrl}${clip.thumbnailUrl}`, { headers: { authorization: `Bearer ${DEV_API_KEY}` } });
+      expect(thumbnail.headers.get('content-type')).toBe('image/png');
+    }
 
     // Clips: listed with scores and reasons, their files downloadable through the API with the same key.
     expect(result.clips.length).toBeGreaterThan(0);
@@ -113,7 +132,7 @@ describe('a submitted video', () => {
       expect(probe.width / probe.height).toBeCloseTo(9 / 16, 2);
       expect(Math.abs(probe.duration - (clip.endSeconds - clip.startSeconds))).toBeLessThan(0.1);
       const thumbnail = await fetch(`${producerUrl}${clip.thumbnailUrl}`, { headers: { authorization: `Bearer ${DEV_API_KEY}` } });
-      expect(thumbnail.headers.get('content-type')).toBe('image/jpeg');
+      expect(thumbnail.headers.get('content-type')).toMatch(/^image\/(jpeg|png)$/);
       expect((await thumbnail.arrayBuffer()).byteLength).toBeGreaterThan(500);
       expect((await fetch(`${producerUrl}${clip.url}`)).status).toBe(401);
     }
@@ -138,7 +157,7 @@ describe('a submitted video', () => {
     const good = await submit((await generateVideo({ path: path.join(env.config.storageDir, 'after.webm'), segments: [1.5, 1.5], audio: false })).path);
     const [badResult, missingResult, goodResult] = await Promise.all([settled(bad), settled(missing), settled(good)]);
     expect(badResult).toMatchObject({ status: 'failed', error: 'ingest: the content is plain text, not a video' });
-    expect(badResult.steps.map((step: { status: string }) => step.status)).toEqual(['failed', 'cancelled', 'cancelled', 'cancelled']);
+    expect(badResult.steps.map((step: { status: string }) => step.status)).toEqual(['failed', ...VIDEO_STEPS.slice(1).map(() => 'cancelled')]);
     expect(missingResult).toMatchObject({ status: 'failed', error: 'ingest: source file does not exist: /no/such/file.mp4' });
     expect(goodResult).toMatchObject({ status: 'completed', metadata: { hasAudio: false, videoCodec: 'vp8' } });
   });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import type {
+  AiResultsRepository,
   AnalysisRepository,
   Config,
   Keyring,
@@ -35,6 +36,7 @@ export interface ProducerDependencies {
   signals: VideoSignals;
   jobs: JobQueues;
   analyses: AnalysisRepository;
+  results: AiResultsRepository;
   storage: LocalStorage;
   users: UsersRepository;
   strength: StrengthPool;

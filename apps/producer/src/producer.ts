@@ -1,4 +1,5 @@
 import {
+  AiResultsRepository,
   AnalysisRepository,
   ApiKeysRepository,
   LocalStorage,
@@ -47,6 +48,7 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
   shutdown.register('password strength pool', () => strength.close());
   const app = createProducerApp({
     analyses: new AnalysisRepository(db),
+    results: new AiResultsRepository(db),
     storage: new LocalStorage(config.storageDir),
     users: new UsersRepository(db),
     strength,

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { Queue } from 'bullmq';
-import { createService, DEV_API_KEY, ingestQueue, pipelineQueue, type ServiceContext } from '@clipline/shared';
+import { createService, DEV_API_KEY, ingestQueue, pipelineQueue, VIDEO_STEPS, type ServiceContext } from '@clipline/shared';
 import { buildProducer } from '../src/producer.js';
 import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -82,12 +82,7 @@ describe('POST /v1/videos', () => {
       error: null,
       metadata: null,
       scenes: [],
-      steps: [
-        { name: 'ingest', status: 'pending' },
-        { name: 'analyze', status: 'pending' },
-        { name: 'persist', status: 'pending' },
-        { name: 'render', status: 'pending' },
-      ],
+      steps: VIDEO_STEPS.map((name) => ({ name, status: 'pending' })),
     });
 
     const ingest = new Queue(ingestQueue.name, { connection: producer.redis, prefix: env.config.queuePrefix });

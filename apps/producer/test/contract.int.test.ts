@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { createService, DEV_API_KEY, IdempotencyRepository, type ServiceContext } from '@clipline/shared';
+import { createService, DEV_API_KEY, IdempotencyRepository, VIDEO_STEPS, type ServiceContext } from '@clipline/shared';
 import { buildProducer } from '../src/producer.js';
 import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -137,7 +137,7 @@ describe('DELETE /v1/videos/:id', () => {
     expect(res.body).toEqual({ id: body.id, status: 'cancelled' });
     const video = await get(`/v1/videos/${body.id}`);
     expect(video.body.status).toBe('cancelled');
-    expect(video.body.steps.map((step: { status: string }) => step.status)).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled']);
+    expect(video.body.steps.map((step: { status: string }) => step.status)).toEqual(VIDEO_STEPS.map(() => 'cancelled'));
     expect((await get(`/v1/jobs/ingest/${body.id}-ingest`)).status).toBe(404);
     expect((await get(`/v1/jobs/pipeline/${body.id}-pipeline`)).status).toBe(404);
     const again = await request(producer.app).delete(`/v1/videos/${body.id}`).set(auth);

@@ -27,7 +27,14 @@ import {
   clipCandidate,
   renderClipPayloads,
   renderQueue,
+  openaiQueue,
+  stabilityQueue,
+  elevenlabsQueue,
+  AiResultsRepository,
+  type QueueDeclaration,
 } from '@clipline/shared';
+import { elevenlabsProcessors, openaiProcessors, stabilityProcessors, type AiStepDependencies } from './ai/ai-steps.js';
+import { createProviderClients, ProviderRateLimitedError, type ProviderSettings } from './providers/index.js';
 import { z } from 'zod';
 import { fetchSource, type FetchSettings } from './ingest/fetch-source.js';
 import { deliverWebhook, type WebhookSettings } from './notify/deliver-webhook.js';
@@ -65,10 +72,12 @@ export function persistProcessors(videos: VideosRepository): Processors<typeof p
 const persistedResult = z.object({ clipCandidates: z.array(clipCandidate), aspect: clipAspect });
 
 /**
- * The parent of a video's flow. It first runs when ingest, analyze and persist are done: it
- * adds one render job per clip candidate as its own children and parks until they finish; on
- * its second run it settles the render step and completes the video. Which run it is comes from
- * the render step's state in the database, so a retry resumes where it was.
+ * The parent of a video's flow. It first runs when ingest, analyze and persist are done, and
+ * then in phases, each adding children and parking until they finish: render jobs for the clip
+ * candidates and the transcript; then captions; then the generated thumbnail and voice-over.
+ * The phase comes from the steps' states in the database, so a retry resumes where it was.
+ * Optional children (the AI steps) never fail the video; render failures do only when no clip
+ * could be rendered.
  */
 export function pipelineProcessors(videos: VideosRepository, analyses: AnalysisRepository): Processors<typeof pipelineQueue> {
   return {
@@ -77,36 +86,52 @@ export function pipelineProcessors(videos: VideosRepository, analyses: AnalysisR
       const video = await videos.find(videoId);
       if (!video) throw new PermanentJobError(`video ${videoId} does not exist`);
       if (video.status === 'cancelled' || video.status === 'failed') return { finished: video.status };
-      const render = video.steps.find((step) => step.name === 'render');
-      if (render?.status === 'pending') {
+      const stepStatus = (name: string) => video.steps.find((step) => step.name === name)?.status;
+      const child = (declaration: QueueDeclaration, jobName: string, suffix: string) => ({
+        step: { declaration, jobName, data: { videoId } },
+        jobId: `${videoId}-${suffix}`,
+        optional: true,
+      });
+
+      if (stepStatus('render') === 'pending') {
         const persisted = persistedResult.safeParse((await job.childResults()).find((value) => value && typeof value === 'object' && 'clipCandidates' in value));
         const candidates = persisted.success ? persisted.data.clipCandidates : [];
-        if (candidates.length === 0) {
-          await videos.setStep(videoId, 'render', 'skipped', { reason: 'no clip candidates: the video is shorter than the shortest clip asked for, or has no usable stretch' });
-        } else {
-          const payloads = renderClipPayloads(videoId, candidates, persisted.success ? persisted.data.aspect : '9:16');
-          // Children first, then the step: a crash in between re-adds the same job ids on retry.
-          await job.addChildren(
-            payloads.map((data) => ({ step: { declaration: renderQueue, jobName: 'render-clip', data }, jobId: `${videoId}-render-${data.clipIndex}`, optional: true })),
-          );
-          await videos.setStep(videoId, 'render', 'active', { attempts: 1 });
-          // Parks the job until the clips are rendered (throws); returns if they already are.
-          await job.waitForChildren();
-        }
+        const renders = renderClipPayloads(videoId, candidates, persisted.success ? persisted.data.aspect : '9:16').map((data) => ({
+          step: { declaration: renderQueue, jobName: 'render-clip', data },
+          jobId: `${videoId}-render-${data.clipIndex}`,
+          optional: true,
+        }));
+        const transcribe = stepStatus('transcribe') === 'pending' ? [child(openaiQueue, 'transcribe', 'transcribe')] : [];
+        // Children first, then the step: a crash in between re-adds the same job ids on retry.
+        await job.addChildren([...renders, ...transcribe]);
+        if (renders.length) await videos.setStep(videoId, 'render', 'active', { attempts: 1 });
+        else await videos.setStep(videoId, 'render', 'skipped', { reason: 'no clip candidates: the video is shorter than the shortest clip asked for, or has no usable stretch' });
+        await job.waitForChildren();
       }
-      if (render?.status === 'pending' || render?.status === 'active') {
+      if (stepStatus('render') === 'pending' || stepStatus('render') === 'active') {
         const clips = await analyses.listClips(videoId);
         if (clips.length > 0) {
           const failed = clips.filter((clip) => clip.status !== 'rendered');
           if (failed.length === clips.length) {
-            const reason = `render: no clip could be rendered (${failed[0]?.error ?? 'unknown error'})`;
-            await videos.failVideo(videoId, 'render', reason);
+            await videos.failVideo(videoId, 'render', `render: no clip could be rendered (${failed[0]?.error ?? 'unknown error'})`);
             return { finished: 'failed' };
           }
           await videos.setStep(videoId, 'render', 'completed', {
             reason: failed.length ? `${failed.length} of ${clips.length} clips failed: ${failed[0]?.error ?? 'unknown error'}` : null,
           });
         }
+      }
+      if (stepStatus('captions') === 'pending') {
+        await job.addChildren([child(openaiQueue, 'write-captions', 'captions')]);
+        await job.waitForChildren();
+      }
+      const finishing = [
+        ...(stepStatus('thumbnail') === 'pending' ? [child(stabilityQueue, 'generate-thumbnail', 'thumbnail')] : []),
+        ...(stepStatus('voiceover') === 'pending' ? [child(elevenlabsQueue, 'voiceover', 'voiceover')] : []),
+      ];
+      if (finishing.length) {
+        await job.addChildren(finishing);
+        await job.waitForChildren();
       }
       const completed = await videos.setStatus(videoId, 'completed');
       job.logger.info({ videoId, completed }, 'video pipeline finished');
@@ -141,7 +166,17 @@ export function notifyProcessors(
 }
 
 /** Starts a worker-io process: high-concurrency async workers for the I/O queues. */
-export async function startIoWorker(service: ServiceContext, options: { metricsServer?: boolean } = {}) {
+export interface IoWorkerOptions {
+  /** Serve /metrics on the configured port. @defaultValue true */
+  metricsServer?: boolean;
+  /** Upstream providers (keys, base URLs, breakers, limits), parsed by main from the environment. */
+  providers: ProviderSettings;
+}
+
+/** A 429 from a provider pauses that provider's whole queue (every worker) for its Retry-After. */
+const providerPause = (error: unknown) => (error instanceof ProviderRateLimitedError ? error.retryAfterMs : undefined);
+
+export async function startIoWorker(service: ServiceContext, options: IoWorkerOptions) {
   const { config, logger, shutdown, metrics } = service;
   const redis = createRedis(config.redisUrl, 'worker');
   shutdown.register('redis', () => redis.quit());
@@ -170,11 +205,25 @@ export async function startIoWorker(service: ServiceContext, options: { metricsS
     const server = await startMetricsServer(metrics, config.workerIoMetricsPort, config.host);
     shutdown.register('metrics server', () => closeServer(server));
   }
+  const providers = createProviderClients({ settings: options.providers, redis, keyPrefix: config.queuePrefix, registry: metrics, logger });
+  shutdown.register('provider clients', () => providers.close());
+  const ai: AiStepDependencies = {
+    providers,
+    videos,
+    analyses: new AnalysisRepository(db),
+    results: new AiResultsRepository(db),
+    storage: settings.storage,
+    ffmpegPath: config.ffmpegPath,
+  };
   const common = { connection: redis, prefix: config.queuePrefix, logger, cancellations: signals };
+  const upstream = { ...common, concurrency: config.workerIoConcurrency, rateLimitOf: providerPause, limiter: { max: 1_000_000, duration: 1000 } };
   const workers: RunningWorker[] = [
     startWorker(ingestQueue, ingestProcessors(settings, videos), { ...common, concurrency: config.workerIoConcurrency }),
     startWorker(persistQueue, persistProcessors(videos), { ...common, concurrency: Math.min(config.workerIoConcurrency, config.databasePoolSize) }),
-    startWorker(pipelineQueue, pipelineProcessors(videos, new AnalysisRepository(db)), { ...common, concurrency: config.workerIoConcurrency }),
+    startWorker(openaiQueue, openaiProcessors(ai), upstream),
+    startWorker(stabilityQueue, stabilityProcessors(ai), upstream),
+    startWorker(elevenlabsQueue, elevenlabsProcessors(ai), upstream),
+    startWorker(pipelineQueue, pipelineProcessors(videos, ai.analyses), { ...common, concurrency: config.workerIoConcurrency }),
     startWorker(notifyQueue, notifyProcessors({ webhooks, videos, users, jobs, settings: webhookSettings }), { ...common, concurrency: config.workerIoConcurrency }),
   ];
   // One schedule for the whole deployment (upsert is idempotent across replicas).

@@ -25,3 +25,5 @@ export * from './webhook-signature.js';
 export * from './pipeline/webhook-outbox.js';
 export * from './db/users-repository.js';
 export * from './crypto/index.js';
+export * from './db/ai-results-repository.js';
+export * from './pipeline/optional-step.js';

@@ -1,7 +1,10 @@
+import path from 'node:path';
 import express, { type Request, type Router } from 'express';
 import {
   InvalidCursorError,
+  type AiResultsRepository,
   type AnalysisRepository,
+  type ClipExtras,
   type ClipView,
   type LocalStorage,
   InvalidSubmissionError,
@@ -21,6 +24,7 @@ import type { z } from 'zod';
 export interface VideoRoutesDependencies {
   videos: VideosRepository;
   analyses: AnalysisRepository;
+  results: AiResultsRepository;
   storage: LocalStorage;
   pipeline: VideoPipelineProducer;
   idempotency: IdempotencyRepository;
@@ -58,7 +62,7 @@ const links = (id: string) => ({ self: `/v1/videos/${id}`, events: `/v1/videos/$
 const present = (video: VideoView) => ({ ...video, links: links(video.id) });
 
 /** A clip as the API shows it: its files download through the API (same key) once rendered. */
-function presentClip(videoId: string, clip: ClipView) {
+function presentClip(videoId: string, clip: ClipView, extras: ClipExtras | undefined) {
   const rendered = clip.status === 'rendered';
   const base = `/v1/videos/${videoId}/clips/${clip.id}`;
   return {
@@ -75,7 +79,12 @@ function presentClip(videoId: string, clip: ClipView) {
     height: clip.height,
     error: clip.error,
     url: rendered && clip.storageKey ? `${base}/file` : null,
-    thumbnailUrl: rendered && clip.thumbnailKey ? `${base}/thumbnail` : null,
+    // The generated image when there is one, else the sharpest frame.
+    thumbnailUrl: rendered && (extras?.thumbnailKey || clip.thumbnailKey) ? `${base}/thumbnail` : null,
+    title: extras?.title ?? null,
+    caption: extras?.caption ?? null,
+    hashtags: extras?.hashtags ?? null,
+    voiceoverUrl: extras?.voiceoverKey ? `${base}/voiceover` : null,
   };
 }
 
@@ -164,22 +173,25 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
       throw unavailableOr(error, 'the database');
     }
     if (!video) throw notFound(`no video with id ${id}`);
-    const clips = await deps.analyses.listClips(id);
-    res.json({ ...present(video), clips: clips.map((clip) => presentClip(id, clip)) });
+    const [clips, extras, transcript] = await Promise.all([deps.analyses.listClips(id), deps.results.clipExtras(id), deps.results.transcript(id)]);
+    res.json({ ...present(video), transcript: transcript ?? null, clips: clips.map((clip) => presentClip(id, clip, extras.get(clip.id))) });
   });
 
   router.get('/videos/:id/clips/:clipId/:file', async (req, res) => {
     const id = videoIdOf(req);
     const clipId = String(req.params.clipId);
     const file = String(req.params.file);
-    if (file !== 'file' && file !== 'thumbnail') throw notFound(`no route for GET ${req.path.slice(0, 200)}`);
+    if (file !== 'file' && file !== 'thumbnail' && file !== 'voiceover') throw notFound(`no route for GET ${req.path.slice(0, 200)}`);
     if (!videoIdParam.safeParse(clipId).success) throw notFound(`no clip with id "${clipId.slice(0, 100)}"`);
     const clip = await deps.analyses.findClip(clipId);
     if (!clip || clip.videoId !== id) throw notFound(`video ${id} has no clip ${clipId}`);
-    const key = file === 'file' ? clip.storageKey : clip.thumbnailKey;
-    if (clip.status !== 'rendered' || !key) throw new HttpProblem(409, 'Conflict', `clip ${clipId} is ${clip.status}; its files are not ready`);
-    res.type(file === 'file' ? 'video/mp4' : 'image/jpeg');
-    res.setHeader('content-disposition', `inline; filename="clip-${clip.clipIndex}.${file === 'file' ? 'mp4' : 'jpg'}"`);
+    const extras = (await deps.results.clipExtras(id)).get(clipId);
+    const key = file === 'file' ? clip.storageKey : file === 'voiceover' ? (extras?.voiceoverKey ?? null) : (extras?.thumbnailKey ?? clip.thumbnailKey);
+    if (clip.status !== 'rendered' || !key) throw new HttpProblem(409, 'Conflict', `clip ${clipId} has no ${file} yet (clip is ${clip.status})`);
+    const extension = path.extname(key).slice(1).toLowerCase();
+    const type = ({ mp4: 'video/mp4', jpg: 'image/jpeg', png: 'image/png', mp3: 'audio/mpeg' } as Record<string, string>)[extension] ?? 'application/octet-stream';
+    res.type(type);
+    res.setHeader('content-disposition', `inline; filename="clip-${clip.clipIndex}-${file}.${extension}"`);
     await new Promise<void>((resolve, reject) =>
       res.sendFile(deps.storage.pathOf(key), { dotfiles: 'deny', maxAge: '1h' }, (error) => {
         if (!error) return resolve();

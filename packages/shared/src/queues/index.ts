@@ -1,4 +1,5 @@
 import { accountsQueue } from './accounts.js';
+import { elevenlabsQueue, openaiQueue, stabilityQueue } from './ai.js';
 import { analyzeQueue } from './analyze.js';
 import { ingestQueue } from './ingest.js';
 import { persistQueue } from './persist.js';
@@ -14,11 +15,23 @@ export { persistQueue } from './persist.js';
 export { pipelineQueue } from './pipeline.js';
 export { notifyQueue } from './notify.js';
 export { accountsQueue } from './accounts.js';
+export { elevenlabsQueue, openaiQueue, stabilityQueue } from './ai.js';
 export * from './render.js';
 
 /** Every queue of the system, in pipeline order. */
-export const allQueues = [ingestQueue, analyzeQueue, persistQueue, renderQueue, pipelineQueue, notifyQueue, accountsQueue] as const;
+export const allQueues = [
+  ingestQueue,
+  analyzeQueue,
+  persistQueue,
+  renderQueue,
+  openaiQueue,
+  stabilityQueue,
+  elevenlabsQueue,
+  pipelineQueue,
+  notifyQueue,
+  accountsQueue,
+] as const;
 
 /** The steps of a video flow, in the order they run; the names users see in `steps`. */
-export const VIDEO_STEPS = ['ingest', 'analyze', 'persist', 'render'] as const;
+export const VIDEO_STEPS = ['ingest', 'analyze', 'persist', 'render', 'transcribe', 'captions', 'thumbnail', 'voiceover'] as const;
 export type VideoStep = (typeof VIDEO_STEPS)[number];

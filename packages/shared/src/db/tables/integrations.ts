@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 import type { Timestamp } from './core.js';
 
 export type WebhookEvent = 'video.completed' | 'video.failed' | 'video.cancelled';
@@ -27,8 +27,36 @@ export interface WebhookAttemptsTable {
   created_at: Timestamp;
 }
 
-/** Tables of external integrations (webhook deliveries, …). */
+export interface TranscriptSegmentRecord {
+  startSeconds: number;
+  endSeconds: number;
+  text: string;
+}
+
+export interface TranscriptsTable {
+  video_id: string;
+  text: string;
+  language: string | null;
+  duration_seconds: number | null;
+  segments: ColumnType<TranscriptSegmentRecord[], string, string>;
+  created_at: Timestamp;
+}
+
+export interface ClipExtrasTable {
+  clip_id: string;
+  video_id: string;
+  title: string | null;
+  caption: string | null;
+  hashtags: ColumnType<string[] | null, string | null, string | null>;
+  thumbnail_key: string | null;
+  voiceover_key: string | null;
+  updated_at: Timestamp;
+}
+
+/** Tables of external integrations (webhook deliveries, AI results, …). */
 export interface IntegrationTables {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  transcripts: TranscriptsTable;
+  clip_extras: ClipExtrasTable;
 }

@@ -1,0 +1,220 @@
+/**
+ * The AI steps of a video: transcript (OpenAI audio), per-clip title, caption and hashtags
+ * (OpenAI chat), a generated thumbnail (Stability) and a voice-over (ElevenLabs). Each is
+ * optional: without an API key it is skipped with that reason; when image generation is down the
+ * sharpest frame stays the thumbnail. Audio is extracted by an ffmpeg child process.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import {
+  elevenlabsQueue,
+  openaiQueue,
+  PermanentJobError,
+  runOptionalStep,
+  stabilityQueue,
+  type AiResultsRepository,
+  type AnalysisRepository,
+  type LocalStorage,
+  type OptionalStepOutcome,
+  type Processors,
+  type VideosRepository,
+} from '@clipline/shared';
+import { ProviderBreakerOpenError, ProviderNotConfiguredError, toJobError, type ProviderClients, type ProviderError } from '../providers/index.js';
+
+export interface AiStepDependencies {
+  providers: ProviderClients;
+  videos: VideosRepository;
+  analyses: AnalysisRepository;
+  results: AiResultsRepository;
+  storage: LocalStorage;
+  ffmpegPath: string;
+}
+
+const captionSchema = z.object({
+  title: z.string().min(1).max(120),
+  caption: z.string().min(1).max(600),
+  hashtags: z.array(z.string().regex(/^#?[\p{L}\p{N}_]{1,40}$/u)).max(8),
+});
+
+const CAPTION_JSON_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['title', 'caption', 'hashtags'],
+  properties: {
+    title: { type: 'string', description: 'at most 80 characters' },
+    caption: { type: 'string', description: 'one or two sentences' },
+    hashtags: { type: 'array', items: { type: 'string' }, maxItems: 6 },
+  },
+};
+
+/** Runs the provider call; a missing key skips the step, anything else becomes a job error. */
+async function providerStep<R>(work: () => Promise<OptionalStepOutcome<R>>): Promise<OptionalStepOutcome<R>> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof ProviderNotConfiguredError) return { skipped: error.message };
+    if ((error as ProviderError).kind === 'rate-limited') throw error;
+    throw toJobError(error);
+  }
+}
+
+function extractAudio(ffmpegPath: string, source: string, target: string, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // Mono 16 kHz speech at 32 kb/s: an hour fits well under the transcription upload limit.
+    const child = spawn(ffmpegPath, ['-nostdin', '-v', 'error', '-y', '-i', source, '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', target], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...(signal ? { signal } : {}),
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new PermanentJobError(`audio extraction failed: ${stderr.trim().split('\n').at(-1) ?? `exit ${code}`}`))));
+  });
+}
+
+/** Transcript words spoken within [from, to], for a clip's caption prompt. */
+function spokenBetween(segments: { startSeconds: number; endSeconds: number; text: string }[], from: number, to: number): string {
+  return segments
+    .filter((segment) => segment.endSeconds > from && segment.startSeconds < to)
+    .map((segment) => segment.text.trim())
+    .join(' ')
+    .slice(0, 4000);
+}
+
+export function openaiProcessors(deps: AiStepDependencies): Processors<typeof openaiQueue> {
+  return {
+    transcribe: (job) =>
+      runOptionalStep('transcribe', job, deps.videos, () =>
+        providerStep(async () => {
+          const video = await deps.videos.find(job.data.videoId);
+          if (!video?.metadata) throw new PermanentJobError('the video has no analysed source to transcribe');
+          if (!video.metadata.hasAudio) return { skipped: 'the video has no audio track' };
+          if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY)' };
+          const sourceKey = await deps.analyses.findSourceKey(job.data.videoId);
+          if (!sourceKey) throw new PermanentJobError('the stored source is missing');
+          const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-audio-'));
+          try {
+            const audio = path.join(dir, 'speech.mp3');
+            await extractAudio(deps.ffmpegPath, deps.storage.pathOf(sourceKey), audio, job.signal);
+            const transcript = await deps.providers.openai.transcribe(audio, {}, { signal: job.signal });
+            await deps.results.saveTranscript(job.data.videoId, {
+              text: transcript.text,
+              language: transcript.language,
+              durationSeconds: transcript.durationSeconds,
+              segments: transcript.segments.map((segment) => ({ startSeconds: segment.start, endSeconds: segment.end, text: segment.text })),
+            });
+            return { done: { words: transcript.text.split(/\s+/).filter(Boolean).length } };
+          } finally {
+            await rm(dir, { recursive: true, force: true });
+          }
+        }),
+      ),
+    'write-captions': (job) =>
+      runOptionalStep('captions', job, deps.videos, () =>
+        providerStep(async () => {
+          const clips = (await deps.analyses.listClips(job.data.videoId)).filter((clip) => clip.status === 'rendered');
+          if (clips.length === 0) return { skipped: 'no rendered clips to caption' };
+          if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY)' };
+          const [video, transcript, existing] = await Promise.all([
+            deps.videos.find(job.data.videoId),
+            deps.results.transcript(job.data.videoId),
+            deps.results.clipExtras(job.data.videoId),
+          ]);
+          let written = 0;
+          for (const clip of clips) {
+            // A retry resumes after the clips already captioned (each call costs money).
+            if (existing.get(clip.id)?.caption) continue;
+            const spoken = transcript ? spokenBetween(transcript.segments, clip.startSeconds, clip.endSeconds) : '';
+            const texts = await deps.providers.openai.chatJson(
+              {
+                name: 'clip_caption',
+                jsonSchema: CAPTION_JSON_SCHEMA,
+                messages: [
+                  { role: 'system', content: 'You write short-form video captions. Answer with JSON only.' },
+                  {
+                    role: 'user',
+                    content:
+                      `Video title: ${video?.title ?? 'untitled'}\nClip ${clip.clipIndex + 1}: ${clip.startSeconds.toFixed(1)}-${clip.endSeconds.toFixed(1)} s, ` +
+                      `chosen because: ${clip.reasons.join('; ')}\nSpoken in the clip: ${spoken || '(no speech)'}\n` +
+                      'Write a title, a caption and a few hashtags.',
+                  },
+                ],
+              },
+              captionSchema,
+              { signal: job.signal },
+            );
+            await deps.results.saveClipExtras(job.data.videoId, clip.id, {
+              title: texts.title.slice(0, 80),
+              caption: texts.caption,
+              hashtags: texts.hashtags.map((tag) => (tag.startsWith('#') ? tag : `#${tag}`)),
+            });
+            written++;
+          }
+          return { done: { clips: clips.length, written }, ...(transcript ? {} : { note: 'written without a transcript' }) };
+        }),
+      ),
+  };
+}
+
+export function stabilityProcessors(deps: AiStepDependencies): Processors<typeof stabilityQueue> {
+  return {
+    'generate-thumbnail': (job) =>
+      runOptionalStep('thumbnail', job, deps.videos, async () => {
+        const clips = (await deps.analyses.listClips(job.data.videoId)).filter((clip) => clip.status === 'rendered');
+        if (clips.length === 0) return { skipped: 'no rendered clips' };
+        const fallback = 'the sharpest frame of each clip is its thumbnail';
+        if (!deps.providers.stability.configured) return { skipped: `no Stability API key configured (STABILITY_API_KEY); ${fallback}` };
+        const extras = await deps.results.clipExtras(job.data.videoId);
+        let generated = 0;
+        try {
+          for (const clip of clips) {
+            const texts = extras.get(clip.id);
+            if (texts?.thumbnailKey) continue;
+            const image = await deps.providers.stability.textToImage(
+              { prompt: `Eye-catching cover image for a short video: ${texts?.title ?? 'highlight'}. ${texts?.caption ?? clip.reasons.join(', ')}`, width: 768, height: 1344 },
+              { signal: job.signal },
+            );
+            if (image.finishReason !== 'SUCCESS') continue;
+            const key = `videos/${job.data.videoId}/clips/${clip.clipIndex}-generated.png`;
+            await writeFile(await deps.storage.prepare(key), image.png);
+            await deps.results.saveClipExtras(job.data.videoId, clip.id, { thumbnailKey: key });
+            generated++;
+          }
+        } catch (error) {
+          // Image generation down (breaker open, or failing for good): the sharpest frame serves.
+          if (error instanceof ProviderBreakerOpenError || (error as ProviderError).kind === 'permanent') {
+            return { skipped: `image generation unavailable (${(error as Error).message}); ${fallback}` };
+          }
+          if ((error as ProviderError).kind === 'rate-limited') throw error;
+          throw toJobError(error);
+        }
+        return generated === clips.length ? { done: { generated } } : { done: { generated }, note: `${clips.length - generated} clips keep the sharpest frame` };
+      }),
+  };
+}
+
+export function elevenlabsProcessors(deps: AiStepDependencies): Processors<typeof elevenlabsQueue> {
+  return {
+    voiceover: (job) =>
+      runOptionalStep('voiceover', job, deps.videos, () =>
+        providerStep(async () => {
+          const extras = [...(await deps.results.clipExtras(job.data.videoId)).values()].filter((clip) => clip.caption);
+          if (extras.length === 0) return { skipped: 'no captions to voice' };
+          if (!deps.providers.elevenlabs.configured) return { skipped: 'no ElevenLabs API key configured (ELEVENLABS_API_KEY)' };
+          const clips = new Map((await deps.analyses.listClips(job.data.videoId)).map((clip) => [clip.id, clip]));
+          let voiced = 0;
+          for (const clip of extras) {
+            if (clip.voiceoverKey) continue;
+            const key = `videos/${job.data.videoId}/clips/${clips.get(clip.clipId)?.clipIndex ?? clip.clipId}-voiceover.mp3`;
+            await deps.providers.elevenlabs.synthesizeSpeech({ text: clip.caption! }, await deps.storage.prepare(key), { signal: job.signal });
+            await deps.results.saveClipExtras(job.data.videoId, clip.clipId, { voiceoverKey: key });
+            voiced++;
+          }
+          return { done: { voiced } };
+        }),
+      ),
+  };
+}

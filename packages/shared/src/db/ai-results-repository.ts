@@ -1,0 +1,68 @@
+import { sql } from 'kysely';
+import type { Db } from './connection.js';
+import type { TranscriptSegmentRecord } from './schema.js';
+
+export interface TranscriptView {
+  text: string;
+  language: string | null;
+  durationSeconds: number | null;
+  segments: TranscriptSegmentRecord[];
+}
+
+export interface ClipExtras {
+  clipId: string;
+  title: string | null;
+  caption: string | null;
+  hashtags: string[] | null;
+  thumbnailKey: string | null;
+  voiceoverKey: string | null;
+}
+
+/** Results of the AI steps. Writes are upserts keyed by video or clip, so a retried job writes once. */
+export class AiResultsRepository {
+  constructor(private readonly db: Db) {}
+
+  async saveTranscript(videoId: string, transcript: TranscriptView): Promise<void> {
+    const values = {
+      text: transcript.text,
+      language: transcript.language,
+      duration_seconds: transcript.durationSeconds,
+      segments: JSON.stringify(transcript.segments),
+    };
+    await this.db
+      .insertInto('transcripts')
+      .values({ video_id: videoId, ...values })
+      .onConflict((oc) => oc.column('video_id').doUpdateSet(values))
+      .execute();
+  }
+
+  async transcript(videoId: string): Promise<TranscriptView | undefined> {
+    const row = await this.db.selectFrom('transcripts').selectAll().where('video_id', '=', videoId).executeTakeFirst();
+    return row && { text: row.text, language: row.language, durationSeconds: row.duration_seconds, segments: row.segments };
+  }
+
+  async saveClipExtras(videoId: string, clipId: string, extras: Partial<Omit<ClipExtras, 'clipId'>>): Promise<void> {
+    const values = {
+      ...(extras.title !== undefined ? { title: extras.title } : {}),
+      ...(extras.caption !== undefined ? { caption: extras.caption } : {}),
+      ...(extras.hashtags !== undefined ? { hashtags: extras.hashtags === null ? null : JSON.stringify(extras.hashtags) } : {}),
+      ...(extras.thumbnailKey !== undefined ? { thumbnail_key: extras.thumbnailKey } : {}),
+      ...(extras.voiceoverKey !== undefined ? { voiceover_key: extras.voiceoverKey } : {}),
+    };
+    await this.db
+      .insertInto('clip_extras')
+      .values({ clip_id: clipId, video_id: videoId, title: null, caption: null, hashtags: null, thumbnail_key: null, voiceover_key: null, ...values })
+      .onConflict((oc) => oc.column('clip_id').doUpdateSet({ ...values, updated_at: sql`now()` }))
+      .execute();
+  }
+
+  async clipExtras(videoId: string): Promise<Map<string, ClipExtras>> {
+    const rows = await this.db.selectFrom('clip_extras').selectAll().where('video_id', '=', videoId).execute();
+    return new Map(
+      rows.map((row) => [
+        row.clip_id,
+        { clipId: row.clip_id, title: row.title, caption: row.caption, hashtags: row.hashtags, thumbnailKey: row.thumbnail_key, voiceoverKey: row.voiceover_key },
+      ]),
+    );
+  }
+}

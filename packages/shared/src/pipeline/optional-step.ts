@@ -1,0 +1,49 @@
+import type { VideosRepository } from '../db/videos-repository.js';
+import { PermanentJobError } from '../errors.js';
+
+/** What an optional step's work returns: done, or skipped with the reason users will read. */
+export type OptionalStepOutcome<R> = { done: R; note?: string } | { skipped: string };
+
+interface OptionalStepJob {
+  data: { videoId: string };
+  attemptsMade: number;
+  maxAttempts: number;
+}
+
+/**
+ * Runs a step that enriches a video without being essential to it (transcript, captions,
+ * generated thumbnail, voice-over): it is recorded as completed, skipped (with the reason, e.g.
+ * no API key configured) or failed, but it never fails the video. Errors that carry
+ * `retryAfterMs` (an upstream rate limit) pass through untouched: the job comes back later
+ * without that counting as an attempt.
+ */
+export async function runOptionalStep<R>(
+  step: string,
+  job: OptionalStepJob,
+  videos: VideosRepository,
+  work: () => Promise<OptionalStepOutcome<R>>,
+): Promise<R | { skipped: string }> {
+  const { videoId } = job.data;
+  const attempt = job.attemptsMade + 1;
+  const status = await videos.status(videoId);
+  if (status === 'cancelled' || status === 'failed') return { skipped: `video is ${status}` };
+  await videos.setStep(videoId, step, 'active', { attempts: attempt });
+  try {
+    const outcome = await work();
+    if ('skipped' in outcome) {
+      await videos.setStep(videoId, step, 'skipped', { reason: outcome.skipped, attempts: attempt });
+      return { skipped: outcome.skipped };
+    }
+    await videos.setStep(videoId, step, 'completed', { reason: outcome.note ?? null, attempts: attempt });
+    return outcome.done;
+  } catch (error) {
+    if (typeof (error as { retryAfterMs?: unknown }).retryAfterMs === 'number' && !(error instanceof PermanentJobError)) throw error;
+    const message = (error as Error).message ?? String(error);
+    const final = error instanceof PermanentJobError || attempt >= job.maxAttempts;
+    await videos.setStep(videoId, step, final ? 'failed' : 'active', {
+      reason: final ? `${step}: ${message}` : `attempt ${attempt} failed: ${message}`,
+      attempts: attempt,
+    });
+    throw error;
+  }
+}
