@@ -163,22 +163,31 @@ function formatLine(line) {
 }
 
 const APPS = [
-  ['producer', 35],
-  ['worker-io', 32],
-  ['worker-cpu', 33],
-  ['dashboard', 34],
+  ['producer', 35, 'apps/producer/dist/main.js'],
+  ['worker-io', 32, 'apps/worker-io/dist/main.js'],
+  ['worker-cpu', 33, 'apps/worker-cpu/dist/main.js'],
+  ['dashboard', 34, 'apps/dashboard/dist/main.js'],
 ];
 
+// With no provider key configured, the AI steps talk to the upstream simulator, started here too.
+const PROVIDER_KEYS = ['OPENAI_API_KEY', 'STABILITY_API_KEY', 'ELEVENLABS_API_KEY', 'YOUTUBE_API_KEY'];
+const SIMULATED = !env.UPSTREAM_SIM_URL && PROVIDER_KEYS.every((name) => !env[name]);
+if (SIMULATED) {
+  const port = env.UPSTREAM_SIM_PORT || '3900';
+  env.UPSTREAM_SIM_URL = `http://127.0.0.1:${port}`;
+  APPS.unshift(['upstream-sim', 36, 'infra/upstream-sim/dist/main.js']);
+}
+
 function startApps() {
-  const children = APPS.map(([name, tint]) => {
+  const children = APPS.map(([name, tint, main]) => {
     // Own process group: a terminal Ctrl-C reaches only this script, which forwards it once.
-    const child = spawn(process.execPath, [path.join(ROOT, 'apps', name, 'dist', 'main.js')], {
+    const child = spawn(process.execPath, [path.join(ROOT, main)], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
-    const label = color(tint, `[${name}]`.padEnd(12));
+    const label = color(tint, `[${name}]`.padEnd(14));
     for (const stream of [child.stdout, child.stderr]) {
       let rest = '';
       stream.on('data', (chunk) => {
@@ -246,6 +255,7 @@ async function main() {
     '',
     `  API        ${base}   (API key: ${API_KEY})`,
     `  Dashboard  http://127.0.0.1:${DASHBOARD_PORT}   (user ${env.DASHBOARD_USER || 'admin'}, password ${env.DASHBOARD_PASSWORD ? '<DASHBOARD_PASSWORD>' : 'clipline'})`,
+    SIMULATED ? `  AI APIs    ${env.UPSTREAM_SIM_URL}   (upstream simulator: no provider key is set)` : '  AI APIs    the providers whose keys are set',
     '',
     '  Submit the sample video:',
     `    curl -s -X POST ${base}/v1/videos -H 'Authorization: Bearer ${API_KEY}' -H 'Content-Type: application/json' -d '{"source": "${sample}", "title": "sample"}'`,

@@ -197,6 +197,14 @@ describe('the dashboard', () => {
     expect(pipeline.jobs.every((job) => job.name === 'video-pipeline')).toBe(true);
     const metrics = await (await fetch(`${dashboardUrl}/metrics`)).text();
     expect(metrics).toMatch(/clipline_queue_jobs\{queue="pipeline",state="completed",service="dashboard"\} [1-9]/);
+    // Circuit breakers of every worker-io process, as the workers reported them.
+    const breakers = (await (await fetch(`${dashboardUrl}/breakers`, { headers: { authorization } })).json()) as { breakers: { provider: string; state: string }[] };
+    expect(breakers.breakers.map((b) => b.provider).sort()).toEqual(['elevenlabs', 'openai', 'stability', 'youtube']);
+    expect(breakers.breakers.every((b) => b.state === 'closed')).toBe(true);
+    expect(metrics).toMatch(/clipline_breaker_state\{provider="openai",process="[^"]+",service="dashboard"\} 0/);
+    const status = await fetch(`${dashboardUrl}/status`, { headers: { authorization } });
+    expect(await status.text()).toMatch(/Circuit breakers[\s\S]*openai[\s\S]*closed/);
+    expect((await fetch(`${dashboardUrl}/status`)).status).toBe(401);
   });
 });
 

@@ -3,7 +3,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type Express, type RequestHandler } from 'express';
-import { Gauge, queueCounts, type Config, type Registry } from '@clipline/shared';
+import { BreakerBoard, Gauge, queueCounts, type BreakerReport, type Config, type Registry } from '@clipline/shared';
 import type { Queue } from 'bullmq';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -28,10 +28,28 @@ export interface DashboardDependencies {
   config: Config;
   metrics: Registry;
   queues: readonly Queue[];
+  breakers: BreakerBoard;
+}
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A plain page for the things Bull Board does not show: circuit breakers and queue totals. */
+function statusPage(breakers: BreakerReport[], counts: [string, Record<string, number>][]): string {
+  const tint: Record<string, string> = { closed: '#1a7f37', halfOpen: '#9a6700', 'half-open': '#9a6700', open: '#cf222e' };
+  const breakerRows = breakers.length
+    ? breakers.map((b) => `<tr><td>${escapeHtml(b.provider)}</td><td style="color:${tint[b.state] ?? 'inherit'};font-weight:600">${escapeHtml(b.state)}</td><td>${escapeHtml(b.process)}</td><td>${escapeHtml(b.reportedAt)}</td></tr>`).join('')
+    : '<tr><td colspan="4">no worker-io process has reported yet</td></tr>';
+  const states = ['waiting', 'prioritized', 'delayed', 'active', 'waiting-children', 'completed', 'failed'];
+  const queueRows = counts.map(([name, c]) => `<tr><td>${escapeHtml(name)}</td>${states.map((s) => `<td>${c[s] ?? 0}</td>`).join('')}</tr>`).join('');
+  return `<!doctype html><html><head><meta charset="utf-8"><title>clipline status</title><meta http-equiv="refresh" content="5">
+<style>body{font:14px system-ui,sans-serif;margin:2rem;color:#1f2328}table{border-collapse:collapse;margin-bottom:2rem}td,th{border:1px solid #d0d7de;padding:.3rem .7rem;text-align:left}th{background:#f6f8fa}</style></head>
+<body><h1>clipline</h1><p><a href="/">Queues and flows (Bull Board)</a> · <a href="/metrics">metrics</a></p>
+<h2>Circuit breakers</h2><table><tr><th>provider</th><th>state</th><th>process</th><th>reported</th></tr>${breakerRows}</table>
+<h2>Queues</h2><table><tr><th>queue</th>${states.map((s) => `<th>${s}</th>`).join('')}</tr>${queueRows}</table></body></html>`;
 }
 
 /** Bull Board behind Basic auth, plus cluster-wide queue metrics read from Redis at scrape time. */
-export function createDashboardApp({ config, metrics, queues }: DashboardDependencies): Express {
+export function createDashboardApp({ config, metrics, queues, breakers }: DashboardDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
 
@@ -44,6 +62,18 @@ export function createDashboardApp({ config, metrics, queues }: DashboardDepende
       const all = await Promise.all(queues.map(async (queue) => [queue.name, await queueCounts(queue).catch(() => ({}))] as const));
       this.reset();
       for (const [queue, counts] of all) for (const [state, count] of Object.entries(counts)) this.set({ queue, state }, count);
+    },
+  });
+
+  new Gauge({
+    name: 'clipline_breaker_state',
+    help: 'Circuit breaker state per provider and worker process (0 closed, 1 half-open, 2 open)',
+    labelNames: ['provider', 'process'],
+    registers: [metrics],
+    async collect() {
+      const reports = await breakers.read().catch(() => []);
+      this.reset();
+      for (const report of reports) this.set({ provider: report.provider, process: report.process }, report.state === 'open' ? 2 : report.state === 'closed' ? 0 : 1);
     },
   });
 
@@ -62,6 +92,13 @@ export function createDashboardApp({ config, metrics, queues }: DashboardDepende
     options: { uiConfig: { boardTitle: 'clipline' } },
   });
   app.use(basicAuth(config.dashboardUser, config.dashboardPassword));
+  app.get('/breakers', async (_req, res) => {
+    res.json({ breakers: await breakers.read() });
+  });
+  app.get('/status', async (_req, res) => {
+    const counts = await Promise.all(queues.map(async (queue) => [queue.name, await queueCounts(queue).catch(() => ({}))] as [string, Record<string, number>]));
+    res.type('html').send(statusPage(await breakers.read().catch(() => []), counts));
+  });
   app.use('/', board.getRouter());
   return app;
 }

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { allQueues, closeServer, createQueue, createRedis, createService, loadConfigOrExit } from '@clipline/shared';
+import { allQueues, BreakerBoard, closeServer, createQueue, createRedis, createService, loadConfigOrExit } from '@clipline/shared';
 import { createDashboardApp } from './app.js';
 
 const service = createService('dashboard', loadConfigOrExit());
@@ -11,7 +11,7 @@ shutdown.register('redis', () => redis.quit().catch(() => redis.disconnect()));
 const queues = allQueues.map((declaration) => createQueue(declaration, { connection: redis, prefix: config.queuePrefix }));
 shutdown.register('queues', () => Promise.all(queues.map((queue) => queue.close())));
 
-const server = http.createServer(createDashboardApp({ config, metrics, queues }));
+const server = http.createServer(createDashboardApp({ config, metrics, queues, breakers: new BreakerBoard(redis, config.queuePrefix) }));
 server.on('error', (error) => {
   logger.fatal({ err: error }, `dashboard could not listen on ${config.host}:${config.dashboardPort}`);
   process.exit(1);

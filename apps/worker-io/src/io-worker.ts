@@ -31,6 +31,7 @@ import {
   stabilityQueue,
   elevenlabsQueue,
   AiResultsRepository,
+  BreakerBoard,
   type QueueDeclaration,
 } from '@clipline/shared';
 import { elevenlabsProcessors, openaiProcessors, stabilityProcessors, type AiStepDependencies } from './ai/ai-steps.js';
@@ -207,6 +208,15 @@ export async function startIoWorker(service: ServiceContext, options: IoWorkerOp
   }
   const providers = createProviderClients({ settings: options.providers, redis, keyPrefix: config.queuePrefix, registry: metrics, logger });
   shutdown.register('provider clients', () => providers.close());
+  // Breaker states go to Redis every few seconds so the dashboard shows every process's view.
+  const board = new BreakerBoard(redis, config.queuePrefix);
+  const reportBreakers = () => board.report(providers.breakerStates()).catch(() => {});
+  void reportBreakers();
+  const boardTimer = setInterval(reportBreakers, 5000);
+  shutdown.register('breaker reports', async () => {
+    clearInterval(boardTimer);
+    await board.withdraw(Object.keys(providers.breakerStates())).catch(() => {});
+  });
   const ai: AiStepDependencies = {
     providers,
     videos,

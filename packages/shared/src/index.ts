@@ -27,3 +27,4 @@ export * from './db/users-repository.js';
 export * from './crypto/index.js';
 export * from './db/ai-results-repository.js';
 export * from './pipeline/optional-step.js';
+export * from './breaker-board.js';
