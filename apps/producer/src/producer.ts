@@ -5,13 +5,10 @@ import {
   LocalStorage,
   UsersRepository,
   createRedis,
-  enqueueWebhookDeliveries,
+  connectVideoRuntime,
   IdempotencyRepository,
-  JobQueues,
   openDatabase,
   VideoPipelineProducer,
-  VideoSignals,
-  VideosRepository,
   type ServiceContext,
 } from '@clipline/shared';
 import { parseKeyring } from '@clipline/shared/crypto';
@@ -29,16 +26,9 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
   shutdown.register('redis', () => redis.quit().catch(() => redis.disconnect()));
   const db = openDatabase(config);
   shutdown.register('database', () => db.destroy());
-  const signals = new VideoSignals(redis, config.redisUrl, config.queuePrefix);
-  shutdown.register('signals', () => signals.close());
+  // A cancellation finishes a video here: its webhook leaves from this process.
+  const { signals, jobs, videos } = connectVideoRuntime(service, redis, db);
   const context = { connection: redis, prefix: config.queuePrefix };
-  const jobs = new JobQueues(context);
-  shutdown.register('job queues', () => jobs.close());
-  // A cancellation finishes the video here: its webhook leaves from this process.
-  const videos = new VideosRepository(db, {
-    onChange: (videoId) => signals.changed(videoId),
-    onFinished: (_videoId, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds),
-  });
   const apiKeys = new ApiKeysRepository(db);
   const idempotency = new IdempotencyRepository(db, config.idempotencyTtlSeconds);
   const pipeline = new VideoPipelineProducer(context, videos, signals, { quotaPerMinute: config.fairShareQuotaPerMinute });

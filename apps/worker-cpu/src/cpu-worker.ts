@@ -2,10 +2,8 @@ import {
   accountsQueue,
   AnalysisRepository,
   analyzeQueue,
-  enqueueWebhookDeliveries,
-  JobQueues,
+  connectVideoRuntime,
   UsersRepository,
-  VideoSignals,
   closeServer,
   createRedis,
   Gauge,
@@ -14,7 +12,6 @@ import {
   renderQueue,
   startMetricsServer,
   startWorker,
-  VideosRepository,
   type RunningWorker,
   type ServiceContext,
 } from '@clipline/shared';
@@ -78,15 +75,9 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   });
   new Gauge({ name: 'clipline_cpu_pool_threads', help: 'Threads of the pool', registers: [metrics] }).set(pool.threads);
 
-  const signals = new VideoSignals(redis, config.redisUrl, config.queuePrefix);
-  shutdown.register('signals', () => signals.close());
+  const { signals, jobs, videos } = connectVideoRuntime(service, redis, db);
+  // Subscribed before the first job, so a cancellation can reach any job this process runs.
   await signals.ready();
-  const jobs = new JobQueues({ connection: redis, prefix: config.queuePrefix });
-  shutdown.register('job queues', () => jobs.close());
-  const videos = new VideosRepository(db, {
-    onChange: (videoId) => signals.changed(videoId),
-    onFinished: (_videoId, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds),
-  });
   const analyses = new AnalysisRepository(db);
   const storage = new LocalStorage(config.storageDir);
   const tools = { ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath };

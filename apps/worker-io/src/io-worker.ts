@@ -16,10 +16,10 @@ import {
   type Processors,
   type RunningWorker,
   type ServiceContext,
+  connectVideoRuntime,
   enqueueWebhookDeliveries,
   JobQueues,
   notifyQueue,
-  VideoSignals,
   WebhooksRepository,
   UsersRepository,
   AnalysisRepository,
@@ -183,15 +183,9 @@ export async function startIoWorker(service: ServiceContext, options: IoWorkerOp
   shutdown.register('redis', () => redis.quit());
   const db = openDatabase(config);
   shutdown.register('database', () => db.destroy());
-  const signals = new VideoSignals(redis, config.redisUrl, config.queuePrefix);
-  shutdown.register('signals', () => signals.close());
+  const { signals, jobs, videos } = connectVideoRuntime(service, redis, db);
+  // Subscribed before the first job, so a cancellation can reach any job this process runs.
   await signals.ready();
-  const jobs = new JobQueues({ connection: redis, prefix: config.queuePrefix });
-  shutdown.register('job queues', () => jobs.close());
-  const videos = new VideosRepository(db, {
-    onChange: (videoId) => signals.changed(videoId),
-    onFinished: (_videoId, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds),
-  });
   const webhooks = new WebhooksRepository(db);
   const users = new UsersRepository(db);
   const webhookSettings: WebhookSettings = { secret: config.webhookSecret, timeoutMs: config.webhookTimeoutMs, allowPrivateHosts: config.allowPrivateSources };

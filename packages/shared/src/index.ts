@@ -28,3 +28,4 @@ export * from './crypto/index.js';
 export * from './db/ai-results-repository.js';
 export * from './pipeline/optional-step.js';
 export * from './breaker-board.js';
+export * from './pipeline/video-runtime.js';
