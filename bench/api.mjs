@@ -163,6 +163,17 @@ export async function run({ emit, log }) {
     emit({ metric: 'http_enqueue_vs_raw_add', value: Math.round(httpRate), unit: 'jobs/s', baseline: Math.round(rawRate), baseline_unit: 'jobs/s (raw queue.add)', ratio: Number((httpRate / rawRate).toFixed(3)) });
     await rawQueue.close();
 
+    // Context for the ratio above: the same load against a Node HTTP server that only parses the
+    // JSON and answers 202 (no Redis, no framework) — the ceiling of any HTTP API on this machine.
+    const noopPort = await freePort();
+    const noop = spawn(process.execPath, ['-e', `require('node:http').createServer((q,s)=>{let b='';q.on('data',c=>b+=c);q.on('end',()=>{JSON.parse(b);s.writeHead(202,{'content-type':'application/json'});s.end('{}')})}).listen(${noopPort},'127.0.0.1',()=>process.send('up'))`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    await new Promise((resolve) => noop.once('message', resolve));
+    await httpLoad(noopPort, 1000, CONNECTIONS);
+    const noopMs = await httpLoad(noopPort, JOBS, CONNECTIONS);
+    noop.kill('SIGKILL');
+    const noopRate = JOBS / (noopMs / 1000);
+    emit({ metric: 'http_noop_vs_raw_add', value: Math.round(noopRate), unit: 'requests/s', baseline: Math.round(rawRate), baseline_unit: 'jobs/s (raw queue.add)', ratio: Number((noopRate / rawRate).toFixed(3)), note: 'upper bound of any HTTP enqueue on this machine' });
+
     // Latency from enqueue to active at a steady 1,000 jobs/s: over HTTP, and (baseline) with
     // raw queue.add at the same pace, each into a fresh queue with a worker in its own process.
     const paced = 5000;
