@@ -34,6 +34,11 @@ export const videoSubmission = z
     callbackUrl: httpUrl.optional().meta({ description: 'Receives a signed POST when the video completes or fails' }),
     priority: z.enum(['high', 'normal', 'low']).optional().meta({ description: 'Queue priority (default normal)' }),
     delaySeconds: z.number().min(0).max(7 * 24 * 3600).optional().meta({ description: 'Start processing no sooner than this' }),
+    youtubeId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{11}$/, 'youtubeId must be an 11-character YouTube video id')
+      .optional()
+      .meta({ description: 'The same video on YouTube: its metadata is fetched and kept fresh' }),
   })
   .meta({ id: 'VideoSubmission' });
 export type VideoSubmissionBody = z.infer<typeof videoSubmission>;
@@ -78,6 +83,8 @@ export const videoView = z
     priority: z.enum(['high', 'normal', 'low']),
     options: z.record(z.string(), z.unknown()),
     callbackUrl: z.string().nullable(),
+    youtubeId: z.string().nullable(),
+    youtube: z.record(z.string(), z.unknown()).nullable().optional().meta({ description: 'YouTube metadata as last fetched (on GET /v1/videos/{id})' }),
     title: z.string().nullable(),
     source: z.string(),
     error: z.string().nullable(),

@@ -5,6 +5,7 @@ import type {
   AiResultsRepository,
   AnalysisRepository,
   Config,
+  ExternalMetadataRepository,
   Keyring,
   LocalStorage,
   UsersRepository,
@@ -37,6 +38,7 @@ export interface ProducerDependencies {
   jobs: JobQueues;
   analyses: AnalysisRepository;
   results: AiResultsRepository;
+  external: ExternalMetadataRepository;
   storage: LocalStorage;
   users: UsersRepository;
   strength: StrengthPool;

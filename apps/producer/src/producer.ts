@@ -2,6 +2,7 @@ import {
   AiResultsRepository,
   AnalysisRepository,
   ApiKeysRepository,
+  ExternalMetadataRepository,
   LocalStorage,
   UsersRepository,
   createRedis,
@@ -39,6 +40,7 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
   const app = createProducerApp({
     analyses: new AnalysisRepository(db),
     results: new AiResultsRepository(db),
+    external: new ExternalMetadataRepository(db),
     storage: new LocalStorage(config.storageDir),
     users: new UsersRepository(db),
     strength,

@@ -294,3 +294,21 @@ describe('POST /v1/users', () => {
     if ('password' in body && body.password) expect(JSON.stringify(res.body)).not.toContain(body.password);
   });
 });
+
+describe('videos linked to YouTube', () => {
+  it('records the YouTube id and enqueues its metadata refresh in the same round trip', async () => {
+    const res = await post('/v1/videos', { source: '/media/linked.mp4', youtubeId: 'dQw4w9WgXcQ' });
+    expect(res.status).toBe(202);
+    const video = await get(`/v1/videos/${res.body.id}`);
+    expect(video.body).toMatchObject({ youtubeId: 'dQw4w9WgXcQ', youtube: null });
+    expect((await get(`/v1/jobs/sync/${res.body.id}-sync`)).body).toMatchObject({ name: 'refresh-metadata', state: 'waiting' });
+  });
+
+  it('refuses a YouTube page as source, and a malformed id', async () => {
+    const page = await post('/v1/videos', { source: 'https://www.youtube.com/watch?v=dQw4w9WgXcQ' });
+    expect(page.status).toBe(400);
+    expect(page.body.detail).toMatch(/YouTube pages are not media files/);
+    const bad = await post('/v1/videos', { source: '/a.mp4', youtubeId: 'short' });
+    expect(bad.body.detail).toMatch(/youtubeId must be an 11-character YouTube video id/);
+  });
+});

@@ -32,8 +32,11 @@ import {
   elevenlabsQueue,
   AiResultsRepository,
   BreakerBoard,
+  ExternalMetadataRepository,
+  syncQueue,
   type QueueDeclaration,
 } from '@clipline/shared';
+import { syncProcessors } from './sync/metadata-sync.js';
 import { elevenlabsProcessors, openaiProcessors, stabilityProcessors, type AiStepDependencies } from './ai/ai-steps.js';
 import { createProviderClients, ProviderRateLimitedError, type ProviderSettings } from './providers/index.js';
 import { z } from 'zod';
@@ -227,11 +230,17 @@ export async function startIoWorker(service: ServiceContext, options: IoWorkerOp
     startWorker(openaiQueue, openaiProcessors(ai), upstream),
     startWorker(stabilityQueue, stabilityProcessors(ai), upstream),
     startWorker(elevenlabsQueue, elevenlabsProcessors(ai), upstream),
+    startWorker(
+      syncQueue,
+      syncProcessors({ providers, external: new ExternalMetadataRepository(db), jobs, intervalMs: config.metadataSyncIntervalMs }),
+      upstream,
+    ),
     startWorker(pipelineQueue, pipelineProcessors(videos, ai.analyses), { ...common, concurrency: config.workerIoConcurrency }),
     startWorker(notifyQueue, notifyProcessors({ webhooks, videos, users, jobs, settings: webhookSettings }), { ...common, concurrency: config.workerIoConcurrency }),
   ];
   // One schedule for the whole deployment (upsert is idempotent across replicas).
   await jobs.schedule(notifyQueue, 'sweep-webhooks', {}, { every: 30_000 });
+  await jobs.schedule(syncQueue, 'sync-metadata', {}, { every: config.metadataSyncIntervalMs });
   const grace = Math.max(1000, config.shutdownTimeoutMs - 3000);
   shutdown.register('io workers', () => Promise.all(workers.map((worker) => worker.close(grace))));
   logger.info({ concurrency: config.workerIoConcurrency, queues: workers.map((w) => w.queue) }, 'worker-io ready');

@@ -91,6 +91,8 @@ const envSchema = z.object({
    * keys, the first one current (rotate by putting a new key first).
    */
   ACCOUNTS_KEYRING: z.string().regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44}(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44})*$/, 'expected id:base64key[,id:base64key…] with 32-byte keys').optional(),
+  /** How often tracked videos' YouTube metadata is refreshed, in seconds. */
+  METADATA_SYNC_INTERVAL_SECONDS: positiveInt(3600),
   /** Seconds one webhook POST may take. */
   WEBHOOK_TIMEOUT_SECONDS: positiveInt(10),
   /** Origins allowed by CORS (comma-separated, or "*"); empty turns CORS off. */
@@ -135,6 +137,7 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   readonly webhookSecret: string;
   readonly accountsKeyring: string;
+  readonly metadataSyncIntervalMs: number;
   readonly webhookTimeoutMs: number;
 }
 
@@ -222,6 +225,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     corsOrigins: env.CORS_ORIGINS,
     webhookSecret: env.WEBHOOK_SECRET ?? DEV_WEBHOOK_SECRET,
     accountsKeyring: env.ACCOUNTS_KEYRING ?? DEV_ACCOUNTS_KEYRING,
+    metadataSyncIntervalMs: env.METADATA_SYNC_INTERVAL_SECONDS * 1000,
     webhookTimeoutMs: env.WEBHOOK_TIMEOUT_SECONDS * 1000,
   });
 }

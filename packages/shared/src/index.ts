@@ -29,3 +29,4 @@ export * from './db/ai-results-repository.js';
 export * from './pipeline/optional-step.js';
 export * from './breaker-board.js';
 export * from './pipeline/video-runtime.js';
+export * from './db/external-metadata-repository.js';

@@ -6,6 +6,7 @@ import {
   type AnalysisRepository,
   type ClipExtras,
   type ClipView,
+  type ExternalMetadataRepository,
   type LocalStorage,
   InvalidSubmissionError,
   type IdempotencyRepository,
@@ -25,6 +26,7 @@ export interface VideoRoutesDependencies {
   videos: VideosRepository;
   analyses: AnalysisRepository;
   results: AiResultsRepository;
+  external: ExternalMetadataRepository;
   storage: LocalStorage;
   pipeline: VideoPipelineProducer;
   idempotency: IdempotencyRepository;
@@ -96,6 +98,7 @@ function toSubmission(body: VideoSubmissionBody) {
     ...(body.callbackUrl ? { callbackUrl: body.callbackUrl } : {}),
     ...(body.priority ? { priority: body.priority } : {}),
     ...(body.delaySeconds ? { delaySeconds: body.delaySeconds } : {}),
+    ...(body.youtubeId ? { youtubeId: body.youtubeId } : {}),
   };
 }
 
@@ -173,8 +176,18 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
       throw unavailableOr(error, 'the database');
     }
     if (!video) throw notFound(`no video with id ${id}`);
-    const [clips, extras, transcript] = await Promise.all([deps.analyses.listClips(id), deps.results.clipExtras(id), deps.results.transcript(id)]);
-    res.json({ ...present(video), transcript: transcript ?? null, clips: clips.map((clip) => presentClip(id, clip, extras.get(clip.id))) });
+    const [clips, extras, transcript, external] = await Promise.all([
+      deps.analyses.listClips(id),
+      deps.results.clipExtras(id),
+      deps.results.transcript(id),
+      video.youtubeId ? deps.external.find(id) : undefined,
+    ]);
+    res.json({
+      ...present(video),
+      youtube: external ? { ...external.data, fetchedAt: external.fetchedAt } : null,
+      transcript: transcript ?? null,
+      clips: clips.map((clip) => presentClip(id, clip, extras.get(clip.id))),
+    });
   });
 
   router.get('/videos/:id/clips/:clipId/:file', async (req, res) => {

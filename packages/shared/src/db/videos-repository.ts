@@ -36,6 +36,7 @@ export interface VideoView {
   priority: VideoPriority;
   options: VideoOptions;
   callbackUrl: string | null;
+  youtubeId: string | null;
   title: string | null;
   source: string;
   error: string | null;
@@ -56,6 +57,7 @@ export interface NewVideoRecord {
   callbackUrl?: string | null;
   priority?: VideoPriority;
   submittedBy?: string | null;
+  youtubeId?: string | null;
 }
 
 export interface VideoListQuery {
@@ -157,7 +159,7 @@ export class VideosRepository {
             id: video.id, status: 'queued' as const, source: video.source, title: video.title, error: null, storage_key: null,
             size_bytes: null, duration_seconds: null, width: null, height: null, fps: null, has_audio: null, video_codec: null,
             completed_at: null, options: JSON.stringify(video.options ?? {}), callback_url: video.callbackUrl ?? null,
-            priority: video.priority ?? 'normal', submitted_by: video.submittedBy ?? null,
+            priority: video.priority ?? 'normal', submitted_by: video.submittedBy ?? null, youtube_id: video.youtubeId ?? null,
           })),
         )
         .onConflict((oc) => oc.column('id').doNothing())
@@ -255,6 +257,7 @@ export class VideosRepository {
       priority: video.priority,
       options: video.options,
       callbackUrl: video.callback_url,
+      youtubeId: video.youtube_id,
       title: video.title,
       source: video.source,
       error: video.error,

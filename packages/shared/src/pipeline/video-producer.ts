@@ -4,7 +4,7 @@ import type { VideoOptions, VideoPriority } from '../db/schema.js';
 import type { VideosRepository } from '../db/videos-repository.js';
 import { FlowEnqueuer, type Chain, type QueueContext } from '../jobs/runtime.js';
 import type { VideoSignals } from '../jobs/video-signals.js';
-import { analyzeQueue, ingestQueue, persistQueue, pipelineQueue, VIDEO_STEPS } from '../queues/index.js';
+import { analyzeQueue, ingestQueue, persistQueue, pipelineQueue, syncQueue, VIDEO_STEPS } from '../queues/index.js';
 import { parseSource } from '../sources.js';
 
 export interface VideoSubmission {
@@ -16,6 +16,8 @@ export interface VideoSubmission {
   priority?: VideoPriority;
   /** Seconds before processing may start. */
   delaySeconds?: number;
+  /** The same video on YouTube: its metadata is fetched now and kept fresh by the sync schedule. */
+  youtubeId?: string | null;
 }
 
 export interface SubmitContext {
@@ -69,7 +71,11 @@ export class VideoPipelineProducer {
   async submitMany(items: readonly { submission: VideoSubmission; id?: string }[], context: SubmitContext = {}): Promise<{ id: string }[]> {
     const prepared = items.map(({ submission, id }, index) => {
       const parsed = parseSource(submission.source);
-      if (!parsed.ok) throw new InvalidSubmissionError(items.length > 1 ? `videos.${index}.source: ${parsed.reason}` : parsed.reason);
+      const where = items.length > 1 ? `videos.${index}.source: ` : '';
+      if (!parsed.ok) throw new InvalidSubmissionError(`${where}${parsed.reason}`);
+      if (parsed.source.kind === 'http' && /(^|\.)(youtube\.com|youtu\.be)$/i.test(parsed.source.url.hostname)) {
+        throw new InvalidSubmissionError(`${where}YouTube pages are not media files: submit the video file as source and its YouTube id as youtubeId`);
+      }
       return { submission, id: id ?? randomUUID() };
     });
     const penalty = await this.fairSharePenalty(context.submittedBy, prepared.length);
@@ -83,10 +89,15 @@ export class VideoPipelineProducer {
         callbackUrl: submission.callbackUrl ?? null,
         priority: submission.priority ?? 'normal',
         submittedBy: context.submittedBy ?? null,
+        youtubeId: submission.youtubeId ?? null,
       })),
     );
     try {
-      await this.flows.addChains(prepared.map(({ submission, id }) => this.chain(id, submission, penalty)));
+      // Metadata refreshes ride in the same round trip, as flows of a single job.
+      const refreshes = prepared
+        .filter(({ submission }) => submission.youtubeId)
+        .map(({ id }) => ({ key: id, parent: { declaration: syncQueue, jobName: 'refresh-metadata', data: { videoId: id } }, steps: [] }));
+      await this.flows.addChains([...prepared.map(({ submission, id }) => this.chain(id, submission, penalty)), ...refreshes]);
     } catch (error) {
       await this.videos.remove(...prepared.map((item) => item.id)).catch(() => {});
       throw error;

@@ -6,6 +6,7 @@ import { persistQueue } from './persist.js';
 import { notifyQueue } from './notify.js';
 import { pipelineQueue } from './pipeline.js';
 import { renderQueue } from './render.js';
+import { syncQueue } from './sync.js';
 
 export * from './define.js';
 export * from './payloads.js';
@@ -15,6 +16,7 @@ export { persistQueue } from './persist.js';
 export { pipelineQueue } from './pipeline.js';
 export { notifyQueue } from './notify.js';
 export { accountsQueue } from './accounts.js';
+export { syncQueue } from './sync.js';
 export { elevenlabsQueue, openaiQueue, stabilityQueue } from './ai.js';
 export * from './render.js';
 
@@ -30,6 +32,7 @@ export const allQueues = [
   pipelineQueue,
   notifyQueue,
   accountsQueue,
+  syncQueue,
 ] as const;
 
 /** The steps of a video flow, in the order they run; the names users see in `steps`. */

@@ -31,6 +31,8 @@ export interface VideosTable {
   submitted_by: string | null;
   /** Bumped on every change: the ids of the video's live event stream. */
   version: Generated<number>;
+  /** The same video on YouTube, whose metadata is fetched and kept fresh. */
+  youtube_id: string | null;
 }
 
 export type VideoPriority = 'high' | 'normal' | 'low';

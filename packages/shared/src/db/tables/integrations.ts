@@ -53,8 +53,17 @@ export interface ClipExtrasTable {
   updated_at: Timestamp;
 }
 
+export interface ExternalMetadataTable {
+  video_id: string;
+  provider: 'youtube';
+  external_id: string;
+  data: ColumnType<Record<string, unknown>, string, string>;
+  fetched_at: Timestamp;
+}
+
 /** Tables of external integrations (webhook deliveries, AI results, …). */
 export interface IntegrationTables {
+  external_metadata: ExternalMetadataTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
   transcripts: TranscriptsTable;
