@@ -3,6 +3,7 @@ import {
   AnalysisRepository,
   analyzeQueue,
   connectVideoRuntime,
+  failVideoOnFinalFailure,
   UsersRepository,
   closeServer,
   createRedis,
@@ -91,10 +92,10 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
     const address = server.address();
     metricsPort = typeof address === 'object' && address ? address.port : config.workerCpuMetricsPort;
   }
-  const common = { connection: redis, prefix: config.queuePrefix, logger, cancellations: signals };
+  const common = { connection: redis, prefix: config.queuePrefix, logger, cancellations: signals, onFinalFailure: failVideoOnFinalFailure(videos) };
   const workers = [
     startWorker(analyzeQueue, analyzeProcessors({ settings: analysis, videos, analyses, storage }), { ...common, concurrency: concurrency.analyze }),
-    startWorker(renderQueue, renderProcessors({ settings: render, analyses, storage }), { ...common, concurrency: concurrency.render }),
+    startWorker(renderQueue, renderProcessors({ settings: render, analyses, storage, videos }), { ...common, concurrency: concurrency.render }),
     startWorker(
       accountsQueue,
       accountsProcessors({ pool, users: new UsersRepository(db), jobs, keyring: parseKeyring(config.accountsKeyring) }),

@@ -17,6 +17,7 @@ import {
   type RunningWorker,
   type ServiceContext,
   connectVideoRuntime,
+  failVideoOnFinalFailure,
   enqueueWebhookDeliveries,
   JobQueues,
   notifyQueue,
@@ -113,6 +114,8 @@ export function pipelineProcessors(videos: VideosRepository, analyses: AnalysisR
         await job.waitForChildren();
       }
       if (stepStatus('render') === 'pending' || stepStatus('render') === 'active') {
+        // A retry that never parked (a blip after the step turned active) waits here for the clips still rendering.
+        await job.waitForChildren();
         const clips = await analyses.listClips(videoId);
         if (clips.length > 0) {
           const failed = clips.filter((clip) => clip.status !== 'rendered');
@@ -222,7 +225,7 @@ export async function startIoWorker(service: ServiceContext, options: IoWorkerOp
     storage: settings.storage,
     ffmpegPath: config.ffmpegPath,
   };
-  const common = { connection: redis, prefix: config.queuePrefix, logger, cancellations: signals };
+  const common = { connection: redis, prefix: config.queuePrefix, logger, cancellations: signals, onFinalFailure: failVideoOnFinalFailure(videos) };
   const upstream = { ...common, concurrency: config.workerIoConcurrency, rateLimitOf: providerPause, limiter: { max: 1_000_000, duration: 1000 } };
   const workers: RunningWorker[] = [
     startWorker(ingestQueue, ingestProcessors(settings, videos), { ...common, concurrency: config.workerIoConcurrency }),

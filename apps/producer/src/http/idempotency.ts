@@ -35,7 +35,9 @@ export function idempotent(repository: IdempotencyRepository, handler: RequestHa
       throw new HttpProblem(400, 'Bad Request', 'Idempotency-Key must be 1-255 visible ASCII characters');
     }
     const principal = principalOf(res);
-    const claim = await repository.claim(principal, key, fingerprint(req, fingerprintKey));
+    const claim = await repository.claim(principal, key, fingerprint(req, fingerprintKey)).catch(() => {
+      throw new HttpProblem(503, 'Service Unavailable', 'the database is unreachable; retry shortly', {}, { 'retry-after': '5' });
+    });
     if (claim.outcome === 'mismatch') {
       throw new HttpProblem(422, 'Unprocessable Content', 'this Idempotency-Key was already used with a different request body');
     }

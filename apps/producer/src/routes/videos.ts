@@ -181,7 +181,9 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
       deps.results.clipExtras(id),
       deps.results.transcript(id),
       video.youtubeId ? deps.external.find(id) : undefined,
-    ]);
+    ]).catch((error: unknown) => {
+      throw unavailableOr(error, 'the database');
+    });
     res.json({
       ...present(video),
       youtube: external ? { ...external.data, fetchedAt: external.fetchedAt } : null,

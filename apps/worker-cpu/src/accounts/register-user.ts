@@ -36,7 +36,10 @@ export function accountsProcessors(deps: AccountsDependencies): Processors<typeo
         throw error;
       }
       const activated = await deps.users.activate(userId, hash);
-      if (activated) await deps.jobs.add(notifyQueue, 'send-welcome', { userId }, { jobId: `welcome-${userId}` });
+      // Queued on every run that finds the user active (the job id sends it once): a retry after
+      // a failed enqueue must not lose the welcome.
+      const user = await deps.users.find(userId);
+      if (user?.status === 'active') await deps.jobs.add(notifyQueue, 'send-welcome', { userId }, { jobId: `welcome-${userId}` });
       return { activated };
     },
   };

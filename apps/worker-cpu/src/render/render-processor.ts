@@ -10,6 +10,7 @@ import {
   type RenderClipPayload,
   type RenderClipResult,
   type renderQueue,
+  type VideosRepository,
 } from '@clipline/shared';
 import { renderClip, type RenderSettings } from './render-clip.js';
 
@@ -17,6 +18,8 @@ export interface RenderDependencies {
   settings: RenderSettings;
   analyses: AnalysisRepository;
   storage: LocalStorage;
+  /** When given, a clip of a cancelled or failed video is not rendered. */
+  videos?: Pick<VideosRepository, 'status'>;
 }
 
 export function renderProcessors(deps: RenderDependencies): Processors<typeof renderQueue> {
@@ -40,6 +43,8 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
     reasons: clip.reasons,
     aspect: clip.aspect,
   };
+  const status = await deps.videos?.status(clip.videoId);
+  if (status === 'cancelled' || status === 'failed') throw new PermanentJobError(`video ${clip.videoId} is ${status}; clip ${clip.clipIndex} not rendered`);
   try {
     const sourceKey = await analyses.findSourceKey(clip.videoId);
     if (sourceKey === undefined) throw new PermanentJobError(`video ${clip.videoId} does not exist`);

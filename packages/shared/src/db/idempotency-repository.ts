@@ -17,6 +17,8 @@ export class IdempotencyRepository {
   constructor(
     private readonly db: Db,
     private readonly ttlSeconds = 24 * 3600,
+    /** Seconds after which a request still "in progress" is taken to have died with its process. */
+    private readonly leaseSeconds = 60,
   ) {}
 
   async claim(principal: string, key: string, requestHash: string): Promise<IdempotencyClaim> {
@@ -50,7 +52,19 @@ export class IdempotencyRepository {
       .executeTakeFirst();
     if (!existing) return this.claim(principal, key, requestHash);
     if (existing.request_hash !== requestHash) return { outcome: 'mismatch' };
-    if (existing.state === 'in_progress') return { outcome: 'in-progress' };
+    if (existing.state === 'in_progress') {
+      // The first request died (crash, lost database) without releasing the key: after the lease, take it over.
+      const taken = await this.db
+        .updateTable('idempotency_keys')
+        .set({ created_at: sql`now()` })
+        .where('principal', '=', principal)
+        .where('key', '=', key)
+        .where('state', '=', 'in_progress')
+        .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${this.leaseSeconds})`)
+        .returning('key')
+        .executeTakeFirst();
+      return taken ? { outcome: 'claimed' } : { outcome: 'in-progress' };
+    }
     return { outcome: 'replay', status: existing.response_status ?? 200, body: existing.response_body };
   }
 

@@ -347,9 +347,15 @@ export class VideosRepository {
     await this.bumpVersion(videoId);
   }
 
+  /** A finished video keeps its last version: a client holding the final event is done. */
   private async bumpVersion(id: string): Promise<void> {
-    await this.db.updateTable('videos').set({ version: sql`version + 1`, updated_at: sql`now()` }).where('id', '=', id).execute();
-    this.changed(id);
+    const result = await this.db
+      .updateTable('videos')
+      .set({ version: sql`version + 1`, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('status', 'not in', TERMINAL)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) > 0) this.changed(id);
   }
 
   /**

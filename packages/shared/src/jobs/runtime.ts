@@ -102,6 +102,11 @@ export interface WorkerOptions {
   limiter?: { max: number; duration: number };
   /** Milliseconds a job lock lives between renewals. @defaultValue 30000 */
   lockDuration?: number;
+  /**
+   * Called once a job has failed for good: no attempts left, a permanent error, or stalled too
+   * often (a worker that kept dying on it). Lets the caller settle what the job was for.
+   */
+  onFinalFailure?: (failure: { name: string; data: unknown; reason: string }) => Promise<void>;
   /** Cancellation signals: running jobs of a cancelled video are aborted. */
   cancellations?: { onCancel(listener: (videoId: string) => void): () => void };
 }
@@ -148,7 +153,7 @@ export function startWorker<Q extends QueueDeclaration>(
 
   const worker = new Worker(
     declaration.name,
-    async (job: Job, token?: string) => {
+    async (job: Job, token?: string, lockSignal?: AbortSignal) => {
       const logger = baseLogger.child({
         jobId: job.id,
         job: job.name,
@@ -156,6 +161,8 @@ export function startWorker<Q extends QueueDeclaration>(
         attempt: job.attemptsMade + 1,
       });
       const controller = new AbortController();
+      // BullMQ aborts its own signal when this worker loses the job's lock: stop, another worker has it.
+      lockSignal?.addEventListener('abort', () => controller.abort(lockSignal.reason ?? new Error('job lock lost')), { once: true });
       const videoId = typeof job.data?.videoId === 'string' ? (job.data.videoId as string) : undefined;
       controllers.set(job.id ?? '', { controller, videoId });
       try {
@@ -177,13 +184,16 @@ export function startWorker<Q extends QueueDeclaration>(
           addChildren: async (children) => {
             const parent = { id: job.id ?? '', queue: job.queueQualifiedName };
             await Promise.all(
-              children.map(({ step, jobId, optional }) =>
-                childQueue(step.declaration).add(
+              children.map(async ({ step, jobId, optional }) => {
+                // Already added by an earlier run of this job: adding it again would re-link a
+                // child that has since failed as a pending dependency, and park the parent forever.
+                if (await childQueue(step.declaration).getJob(jobId)) return;
+                await childQueue(step.declaration).add(
                   step.jobName,
                   validatePayload(step.declaration, step.jobName, step.data),
                   jobOptions(step.declaration, { jobId, parent, ...(optional ? { ignoreDependencyOnFailure: true } : { failParentOnFailure: true }) }),
-                ),
-              ),
+                );
+              }),
             );
           },
           waitForChildren: async () => {
@@ -233,6 +243,23 @@ export function startWorker<Q extends QueueDeclaration>(
     },
   );
   worker.on('error', (error) => baseLogger.error({ err: error }, 'worker error'));
+  const settle = (failed: Job, reason: string) => {
+    if (!options.onFinalFailure) return;
+    options.onFinalFailure({ name: failed.name, data: failed.data, reason }).catch((error: unknown) =>
+      baseLogger.error({ err: error, jobId: failed.id }, 'could not settle a failed job'),
+    );
+  };
+  worker.on('failed', (failed, error) => {
+    if (!failed) return;
+    if (error?.name === 'UnrecoverableError' || failed.attemptsMade >= (failed.opts.attempts ?? 1)) settle(failed, error?.message ?? failed.failedReason);
+  });
+  // Jobs whose worker died on them too often are failed by the stall check, not by a processor.
+  worker.on('stalled', (jobId) => {
+    void (async () => {
+      const stalled = await childQueue(declaration).getJob(jobId);
+      if (stalled && (await stalled.getState()) === 'failed') settle(stalled, stalled.failedReason || 'the job stalled more often than allowed');
+    })().catch(() => {});
+  });
 
   let closing: Promise<void> | undefined;
   const close = async (graceMs: number) => {

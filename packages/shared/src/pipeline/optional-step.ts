@@ -37,7 +37,10 @@ export async function runOptionalStep<R>(
     await videos.setStep(videoId, step, 'completed', { reason: outcome.note ?? null, attempts: attempt });
     return outcome.done;
   } catch (error) {
-    if (typeof (error as { retryAfterMs?: unknown }).retryAfterMs === 'number' && !(error instanceof PermanentJobError)) throw error;
+    // Only a real rate-limit pause comes back without spending an attempt (the worker pauses the
+    // queue); anything else, an open breaker included, takes the normal path to a final state.
+    const retryAfter = (error as { retryAfterMs?: unknown }).retryAfterMs;
+    if ((error as Error).name === 'ProviderRateLimitedError' && typeof retryAfter === 'number' && retryAfter > 0) throw error;
     const message = (error as Error).message ?? String(error);
     const final = error instanceof PermanentJobError || attempt >= job.maxAttempts;
     await videos.setStep(videoId, step, final ? 'failed' : 'active', {

@@ -94,3 +94,25 @@ export async function runVideoStep<J extends StepJob, R>(
     throw error;
   }
 }
+
+/** Jobs a video cannot complete without, and the step each one is. */
+const ESSENTIAL_JOBS: Record<string, string> = {
+  'ingest-video': 'ingest',
+  'analyze-video': 'analyze',
+  'persist-analysis': 'persist',
+  'video-pipeline': 'pipeline',
+};
+
+/**
+ * The `onFinalFailure` of every worker: an essential job that failed for good, however it failed
+ * (including a worker dying on it until the stall check gave up), fails its video with the
+ * reason. A video that already finished (failed by its step, cancelled) is left as it is.
+ */
+export function failVideoOnFinalFailure(videos: VideosRepository) {
+  return async ({ name, data, reason }: { name: string; data: unknown; reason: string }) => {
+    const step = ESSENTIAL_JOBS[name];
+    const videoId = (data as { videoId?: unknown } | null)?.videoId;
+    if (!step || typeof videoId !== 'string') return;
+    await videos.failVideo(videoId, step, reason.startsWith(`${step}:`) ? reason : `${step}: ${reason}`);
+  };
+}
