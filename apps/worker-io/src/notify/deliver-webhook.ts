@@ -56,7 +56,9 @@ export async function deliverWebhook(
     const blocked = cause?.name === 'BlockedAddressError' || (error as Error).name === 'BlockedAddressError';
     const permanent = blocked || (status !== null && status >= 300 && status < 500 && status !== 408 && status !== 429);
     const message = status !== null ? `HTTP ${status}` : (cause?.message ?? (error as Error).message);
-    const outcome = permanent || attempt.isLast ? 'failed' : 'retry';
+    // A worker shutting down hands the job back: that attempt must not close the delivery for good.
+    const closing = attempt.signal?.aborted === true;
+    const outcome = permanent ? 'failed' : attempt.isLast && !closing ? 'failed' : 'retry';
     await deps.webhooks.recordAttempt(delivery.id, { statusCode: status, error: message, durationMs }, outcome);
     if (permanent) throw new PermanentJobError(`webhook to ${new URL(delivery.url).host} refused: ${message}`);
     throw new Error(`webhook to ${new URL(delivery.url).host} failed: ${message}`);
