@@ -10,11 +10,13 @@ import {
   VideosRepository,
   type RunningWorker,
 } from '@clipline/shared';
-import { createUpstreamSimulator, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
+import type { UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import { createProviderClients, loadProviderSettings, type ProviderClients } from '../src/providers/index.js';
 import { syncProcessors } from '../src/sync/metadata-sync.js';
-import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { startUpstreamFixture, type UpstreamFixture } from './upstream-fixture.js';
 
+let fixture: UpstreamFixture;
 let env: TestEnvironment;
 let sim: UpstreamSimulator;
 let redis: Redis;
@@ -25,9 +27,8 @@ let videos: VideosRepository;
 let external: ExternalMetadataRepository;
 
 beforeAll(async () => {
-  env = await createTestEnvironment();
-  sim = await createUpstreamSimulator({ apiKey: 'sim-key' });
-  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  fixture = await startUpstreamFixture();
+  ({ env, sim, redis } = fixture);
   // A cache TTL of one second: the scheduled refresh must revalidate, not reuse the cached copy.
   const settings = loadProviderSettings({ UPSTREAM_SIM_URL: sim.url, YOUTUBE_CACHE_TTL_SECONDS: '1' });
   providers = createProviderClients({ settings, redis, keyPrefix: env.config.queuePrefix, registry: new Registry() });
@@ -46,9 +47,7 @@ afterAll(async () => {
   await worker.close();
   await jobs.close();
   providers.close();
-  await sim.close();
-  redis.disconnect();
-  await env.cleanup();
+  await fixture.close();
 });
 
 async function trackedVideo(youtubeId: string | null): Promise<string> {

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { Registry } from '@clipline/shared';
-import { createUpstreamSimulator, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
+import type { UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import {
   createProviderClients,
   loadProviderSettings,
@@ -10,9 +10,11 @@ import {
   ProviderTransientError,
   type ProviderClients,
 } from '../src/providers/index.js';
-import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+import type { TestEnvironment } from '../../../tests/helpers/services.js';
+import { startUpstreamFixture, type UpstreamFixture } from './upstream-fixture.js';
 
 const RESET_MS = 600;
+let fixture: UpstreamFixture;
 let env: TestEnvironment;
 let sim: UpstreamSimulator;
 let redis: Redis;
@@ -20,9 +22,8 @@ let registry: Registry;
 let providers: ProviderClients;
 
 beforeAll(async () => {
-  env = await createTestEnvironment();
-  sim = await createUpstreamSimulator({ apiKey: 'sim-key' });
-  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  fixture = await startUpstreamFixture();
+  ({ env, sim, redis } = fixture);
 });
 
 beforeEach(() => {
@@ -41,9 +42,7 @@ beforeEach(() => {
 afterEach(() => providers.close());
 
 afterAll(async () => {
-  await sim.close();
-  redis.disconnect();
-  await env.cleanup();
+  await fixture.close();
 });
 
 const ask = () => providers.openai.chatCompletion({ messages: [{ role: 'user', content: 'caption please' }] });

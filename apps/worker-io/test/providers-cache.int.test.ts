@@ -1,12 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { Registry } from '@clipline/shared';
-import { createUpstreamSimulator, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
+import type { UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import { createProviderClients, isoDurationSeconds, loadProviderSettings, type ProviderClients } from '../src/providers/index.js';
-import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+import type { TestEnvironment } from '../../../tests/helpers/services.js';
+import { startUpstreamFixture, type UpstreamFixture } from './upstream-fixture.js';
 
 const TTL_SECONDS = 1;
 const VIDEO = 'dQw4w9WgXcQ';
+let fixture: UpstreamFixture;
 let env: TestEnvironment;
 let sim: UpstreamSimulator;
 let redis: Redis;
@@ -14,9 +16,8 @@ let registry: Registry;
 let providers: ProviderClients;
 
 beforeAll(async () => {
-  env = await createTestEnvironment();
-  sim = await createUpstreamSimulator({ apiKey: 'sim-key' });
-  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  fixture = await startUpstreamFixture();
+  ({ env, sim, redis } = fixture);
   registry = new Registry();
   const settings = loadProviderSettings({ UPSTREAM_SIM_URL: sim.url, YOUTUBE_CACHE_TTL_SECONDS: String(TTL_SECONDS) });
   providers = createProviderClients({ settings, redis, keyPrefix: env.config.queuePrefix, registry });
@@ -24,9 +25,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   providers.close();
-  await sim.close();
-  redis.disconnect();
-  await env.cleanup();
+  await fixture.close();
 });
 
 const youtubeStats = () => sim.stats().endpoints['youtube.videos.list'];

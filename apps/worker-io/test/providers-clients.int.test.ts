@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { z } from 'zod';
 import { Redis } from 'ioredis';
 import { PermanentJobError, Registry } from '@clipline/shared';
-import { createUpstreamSimulator, type SimEndpoint, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
+import type { SimEndpoint, UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import {
   createProviderClients,
   loadProviderSettings,
@@ -19,9 +19,11 @@ import {
   type ProviderClients,
 } from '../src/providers/index.js';
 import { generateVideo } from '../../../tests/helpers/media.js';
-import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+import type { TestEnvironment } from '../../../tests/helpers/services.js';
+import { startUpstreamFixture, type UpstreamFixture } from './upstream-fixture.js';
 
 const run = promisify(execFile);
+let fixture: UpstreamFixture;
 let env: TestEnvironment;
 let sim: UpstreamSimulator;
 let redis: Redis;
@@ -29,18 +31,15 @@ let dir: string;
 const opened: ProviderClients[] = [];
 
 beforeAll(async () => {
-  env = await createTestEnvironment();
-  sim = await createUpstreamSimulator({ apiKey: 'sim-key' });
-  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  fixture = await startUpstreamFixture();
+  ({ env, sim, redis } = fixture);
   dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-providers-'));
 });
 
 afterAll(async () => {
   for (const clients of opened) clients.close();
-  await sim.close();
-  redis.disconnect();
   await rm(dir, { recursive: true, force: true });
-  await env.cleanup();
+  await fixture.close();
 });
 
 afterEach(async () => {

@@ -1,0 +1,27 @@
+/** What the provider tests share: an isolated test environment, the upstream simulator, and a worker Redis connection. */
+import { Redis } from 'ioredis';
+import { createUpstreamSimulator, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
+import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+export interface UpstreamFixture {
+  env: TestEnvironment;
+  sim: UpstreamSimulator;
+  redis: Redis;
+  close(): Promise<void>;
+}
+
+export async function startUpstreamFixture(): Promise<UpstreamFixture> {
+  const env = await createTestEnvironment();
+  const sim = await createUpstreamSimulator({ apiKey: 'sim-key' });
+  const redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  return {
+    env,
+    sim,
+    redis,
+    async close() {
+      await sim.close();
+      redis.disconnect();
+      await env.cleanup();
+    },
+  };
+}
