@@ -224,7 +224,7 @@ describe('submit --wait with workers', () => {
     expect(header).toMatch(/^ID +SOURCE +STATUS +DURATION +SCENES +CLIPS +ELAPSED$/);
     const good = rows.find((row) => row.includes('cuts.mp4'))!;
     expect(good).toMatch(new RegExp(`^[0-9a-f-]{36} +cuts\\.mp4 +completed +${video.durationSeconds.toFixed(1)}s +3 +\\S+ +\\d+\\.\\ds$`));
-    expect(rows.find((row) => row.includes('notes.mp4'))).toMatch(/ failed +- +0 +- +\d+\.\ds$/);
+    expect(rows.find((row) => row.includes('notes.mp4'))).toMatch(/ failed +- +0 +0 +\d+\.\ds$/);
     expect(run.stdout).toMatch(/\n[0-9a-f-]{36}: ingest: the content is plain text, not a video\n$/);
 
     const id = good.split(/ +/)[0]!;

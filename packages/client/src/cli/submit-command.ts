@@ -109,6 +109,8 @@ async function waitForAll(client: ClipLineClient, outcomes: Outcome[], context: 
           board.update(outcome.id, video);
           if (TERMINAL_VIDEO_STATUSES.includes(video.status)) outcome.finishedAt = Date.now();
         }
+        // Events carry the video's state; clips and transcript come with the full read.
+        if (outcome.finishedAt !== null) outcome.video = await client.getVideo(outcome.id, { signal: context.signal });
       } catch (error) {
         outcome.error = context.signal.aborted ? 'interrupted' : describeError(error);
         board.fail(outcome.id, outcome.error);
