@@ -84,8 +84,22 @@ const persistedResult = z.object({ clipCandidates: z.array(clipCandidate), aspec
  * Optional children (the AI steps) never fail the video; render failures do only when no clip
  * could be rendered.
  */
-export function pipelineProcessors(videos: VideosRepository, analyses: AnalysisRepository): Processors<typeof pipelineQueue> {
+export function pipelineProcessors(videos: VideosRepository, analyses: AnalysisRepository, jobs: JobQueues): Processors<typeof pipelineQueue> {
   return {
+    // The safety net behind onFinalFailure: a video whose flow failed in Redis (a parent failed
+    // by its child) or disappeared, while the record was never told (the database was away,
+    // the settling process died), is failed here with the flow's own reason.
+    'reconcile-videos': async () => {
+      const suspects = await videos.unfinishedSince(300, 200);
+      let settled = 0;
+      for (const videoId of suspects) {
+        const parent = await jobs.get(pipelineQueue, `${videoId}-pipeline`);
+        if (parent && parent.state !== 'failed') continue;
+        await videos.failVideo(videoId, 'pipeline', `pipeline: ${parent?.failedReason ?? 'its jobs were lost from the queue'}`);
+        settled++;
+      }
+      return { checked: suspects.length, settled };
+    },
     'video-pipeline': async (job) => {
       const { videoId } = job.data;
       const video = await videos.find(videoId);
@@ -238,12 +252,13 @@ export async function startIoWorker(service: ServiceContext, options: IoWorkerOp
       syncProcessors({ providers, external: new ExternalMetadataRepository(db), jobs, intervalMs: config.metadataSyncIntervalMs }),
       upstream,
     ),
-    startWorker(pipelineQueue, pipelineProcessors(videos, ai.analyses), { ...common, concurrency: config.workerIoConcurrency }),
+    startWorker(pipelineQueue, pipelineProcessors(videos, ai.analyses, jobs), { ...common, concurrency: config.workerIoConcurrency }),
     startWorker(notifyQueue, notifyProcessors({ webhooks, videos, users, jobs, settings: webhookSettings }), { ...common, concurrency: config.workerIoConcurrency }),
   ];
   // One schedule for the whole deployment (upsert is idempotent across replicas).
   await jobs.schedule(notifyQueue, 'sweep-webhooks', {}, { every: 30_000 });
   await jobs.schedule(syncQueue, 'sync-metadata', {}, { every: config.metadataSyncIntervalMs });
+  await jobs.schedule(pipelineQueue, 'reconcile-videos', {}, { every: 60_000 });
   const grace = Math.max(1000, config.shutdownTimeoutMs - 3000);
   shutdown.register('io workers', () => Promise.all(workers.map((worker) => worker.close(grace))));
   logger.info({ concurrency: config.workerIoConcurrency, queues: workers.map((w) => w.queue) }, 'worker-io ready');

@@ -47,3 +47,18 @@ export class JobCancelledError extends Error {
     super('cancelled on request');
   }
 }
+
+const DATABASE_OUTAGE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+
+/**
+ * Whether an error means the database (or another dependency) cannot be reached right now, as
+ * opposed to a failure of the job's own work: the connection was refused or dropped, or the
+ * server is starting or shutting down. Such jobs wait and retry without spending an attempt.
+ */
+export function isDependencyOutage(thrown: unknown): boolean {
+  const error = thrown as { code?: unknown; syscall?: unknown; message?: unknown } | null;
+  if (!error || typeof error !== 'object') return false;
+  if (typeof error.code === 'string' && DATABASE_OUTAGE_CODES.has(error.code)) return true;
+  if (error.code === 'ECONNREFUSED' && error.syscall === 'connect') return true;
+  return typeof error.message === 'string' && /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/.test(error.message);
+}

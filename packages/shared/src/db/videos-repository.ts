@@ -223,6 +223,19 @@ export class VideosRepository {
     return true;
   }
 
+  /** Unfinished videos untouched for a while: the reconciler checks their jobs are still alive. */
+  async unfinishedSince(olderThanSeconds: number, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('videos')
+      .select('id')
+      .where('status', 'in', ['queued', 'processing'])
+      .where('updated_at', '<', new Date(Date.now() - olderThanSeconds * 1000))
+      .orderBy('updated_at')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.id);
+  }
+
   async status(id: string): Promise<VideoStatus | undefined> {
     const row = await this.db.selectFrom('videos').select('status').where('id', '=', id).executeTakeFirst();
     return row?.status;

@@ -5,6 +5,7 @@
 import {
   FlowProducer,
   Queue,
+  DelayedError,
   UnrecoverableError,
   WaitingChildrenError,
   WaitingError,
@@ -16,7 +17,7 @@ import {
 } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
-import { coerceError, isWorkerClosing, JobCancelledError, PermanentJobError, WorkerClosingError } from '../errors.js';
+import { coerceError, isDependencyOutage, isWorkerClosing, JobCancelledError, PermanentJobError, WorkerClosingError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { JobNames, Payload, QueueDeclaration } from '../queues/define.js';
 
@@ -87,6 +88,9 @@ export function createQueue(declaration: QueueDeclaration, context: QueueContext
   queue.on('error', () => {});
   return queue;
 }
+
+/** How long a job waits before retrying when a dependency is unreachable. */
+const OUTAGE_RETRY_MS = 2000;
 
 export interface WorkerOptions {
   connection: Redis;
@@ -213,6 +217,13 @@ export function startWorker<Q extends QueueDeclaration>(
           await worker.rateLimit(pauseMs);
           throw Worker.RateLimitError();
         }
+        if (isDependencyOutage(error) && token) {
+          // The database is away (restart, failover): wait for it without spending an attempt,
+          // so a blip of a few seconds cannot use up a job's retries.
+          logger.warn({ reason: error.message }, 'dependency unavailable: retrying the job later');
+          await job.moveToDelayed(Date.now() + OUTAGE_RETRY_MS, token);
+          throw new DelayedError();
+        }
         if (isWorkerClosing(error, controller.signal) && token) {
           // Hand the job back to the queue at once instead of leaving it active until its lock expires.
           await job.moveToWait(token);
@@ -243,11 +254,22 @@ export function startWorker<Q extends QueueDeclaration>(
     },
   );
   worker.on('error', (error) => baseLogger.error({ err: error }, 'worker error'));
+  // Settling writes to the database, which may be the very thing that failed: keep trying for a
+  // few minutes (a sweeper catches what is still unsettled after that, or after a crash).
   const settle = (failed: Job, reason: string) => {
-    if (!options.onFinalFailure) return;
-    options.onFinalFailure({ name: failed.name, data: failed.data, reason }).catch((error: unknown) =>
-      baseLogger.error({ err: error, jobId: failed.id }, 'could not settle a failed job'),
-    );
+    const onFinalFailure = options.onFinalFailure;
+    if (!onFinalFailure) return;
+    void (async () => {
+      for (let attempt = 1; attempt <= 12; attempt++) {
+        try {
+          await onFinalFailure({ name: failed.name, data: failed.data, reason });
+          return;
+        } catch (error) {
+          if (attempt === 12) baseLogger.error({ err: error, jobId: failed.id }, 'could not settle a failed job');
+          else await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 500 * 2 ** attempt)));
+        }
+      }
+    })();
   };
   worker.on('failed', (failed, error) => {
     if (!failed) return;

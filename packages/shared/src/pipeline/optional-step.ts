@@ -1,5 +1,5 @@
 import type { VideosRepository } from '../db/videos-repository.js';
-import { isWorkerClosing, JobCancelledError, PermanentJobError } from '../errors.js';
+import { isDependencyOutage, isWorkerClosing, JobCancelledError, PermanentJobError } from '../errors.js';
 
 /** What an optional step's work returns: done, or skipped with the reason users will read. */
 export type OptionalStepOutcome<R> = { done: R; note?: string } | { skipped: string };
@@ -38,8 +38,8 @@ export async function runOptionalStep<R>(
     await videos.setStep(videoId, step, 'completed', { reason: outcome.note ?? null, attempts: attempt });
     return outcome.done;
   } catch (error) {
-    // Shutting down or cancelled: the job is handed back (or the video is finished); nothing to record.
-    if (isWorkerClosing(error, job.signal) || job.signal?.reason instanceof JobCancelledError) throw error;
+    // Shutting down, cancelled, or the database away: nothing to record here.
+    if (isWorkerClosing(error, job.signal) || job.signal?.reason instanceof JobCancelledError || isDependencyOutage(error)) throw error;
     // Only a real rate-limit pause comes back without spending an attempt (the worker pauses the
     // queue); anything else, an open breaker included, takes the normal path to a final state.
     const retryAfter = (error as { retryAfterMs?: unknown }).retryAfterMs;

@@ -1,5 +1,5 @@
 import type { VideosRepository } from '../db/videos-repository.js';
-import { isWorkerClosing, JobCancelledError, PermanentJobError } from '../errors.js';
+import { isDependencyOutage, isWorkerClosing, JobCancelledError, PermanentJobError } from '../errors.js';
 import type { VIDEO_STEPS } from '../queues/index.js';
 
 /** Share of the overall progress each step covers: [start, end] in percent. */
@@ -73,6 +73,8 @@ export async function runVideoStep<J extends StepJob, R>(
     await record('completed');
     return result;
   } catch (error) {
+    // The database is away: nothing can be recorded; the runtime retries the job without an attempt.
+    if (isDependencyOutage(error)) throw error;
     if (job.signal?.reason instanceof JobCancelledError) {
       await record('cancelled', 'cancelled on request');
       throw error;

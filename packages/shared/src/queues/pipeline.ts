@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { defineQueue, standardRetention } from './define.js';
 import { videoStepPayload } from './payloads.js';
 
@@ -8,6 +9,10 @@ import { videoStepPayload } from './payloads.js';
 export const pipelineQueue = defineQueue({
   name: 'pipeline',
   resourceClass: 'io',
-  jobs: { 'video-pipeline': videoStepPayload },
+  jobs: {
+    'video-pipeline': videoStepPayload,
+    /** Scheduled: fails videos whose flow failed or vanished without the record saying so. */
+    'reconcile-videos': z.strictObject({}),
+  },
   defaultJobOptions: { attempts: 6, backoff: { type: 'exponential', delay: 500, jitter: 0.5 }, ...standardRetention },
 });

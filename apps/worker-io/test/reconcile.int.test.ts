@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { AnalysisRepository, JobQueues, pipelineQueue, VideosRepository } from '@clipline/shared';
+import { pipelineProcessors } from '../src/io-worker.js';
+import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+let env: TestEnvironment;
+let redis: Redis;
+let jobs: JobQueues;
+
+beforeAll(async () => {
+  env = await createTestEnvironment();
+  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
+});
+
+afterAll(async () => {
+  await jobs.close();
+  redis.disconnect();
+  await env.cleanup();
+});
+
+it('fails videos whose flow vanished or failed unnoticed, and leaves live ones alone', async () => {
+  const videos = new VideosRepository(env.db);
+  const processors = pipelineProcessors(videos, new AnalysisRepository(env.db), jobs);
+  const make = async () => {
+    const id = randomUUID();
+    await videos.create({ id, source: '/a.mp4', title: null, steps: ['ingest'] });
+    await videos.setStatus(id, 'processing');
+    return id;
+  };
+  const lost = await make();
+  const alive = await make();
+  const recent = await make();
+  await jobs.add(pipelineQueue, 'video-pipeline', { videoId: alive }, { jobId: `${alive}-pipeline`, delay: 60_000 });
+  await env.db.updateTable('videos').set({ updated_at: new Date(Date.now() - 10 * 60_000) }).where('id', 'in', [lost, alive]).execute();
+
+  const result = await processors['reconcile-videos']({ data: {} } as never);
+  expect(result).toEqual({ checked: 2, settled: 1 });
+  expect(await videos.find(lost)).toMatchObject({ status: 'failed', error: 'pipeline: its jobs were lost from the queue' });
+  expect((await videos.find(alive))!.status).toBe('processing');
+  expect((await videos.find(recent))!.status).toBe('processing');
+});
