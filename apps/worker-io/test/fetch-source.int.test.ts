@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -156,4 +156,3 @@ describe('isPrivateAddress', () => {
   it.each(['8.8.8.8', '172.32.0.1', '2606:4700::1111'])('treats %s as public', (address) => expect(isPrivateAddress(address)).toBe(false));
 });
 
-void writeFile;
