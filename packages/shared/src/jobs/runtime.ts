@@ -436,14 +436,18 @@ export class JobQueues {
   }
 
   async get(declaration: QueueDeclaration, id: string): Promise<JobView | undefined> {
-    const job = await this.queue(declaration).getJob(id);
+    const queue = this.queue(declaration);
+    // State first, then the job's fields: read the other way round, a job finishing in between
+    // shows as completed without its return value.
+    const state = await queue.getJobState(id);
+    const job = await queue.getJob(id);
     if (!job) return undefined;
     const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
     return {
       id: job.id ?? id,
       queue: declaration.name,
       name: job.name,
-      state: await job.getState(),
+      state,
       progress: job.progress,
       returnValue: job.returnvalue ?? null,
       failedReason: job.failedReason || null,
