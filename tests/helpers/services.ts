@@ -6,11 +6,11 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
 import { Redis } from 'ioredis';
-import { createDatabase, loadConfig, migrateToLatest, type Config, type Db } from '@clipline/shared';
+import { createDatabase, dropDatabase, ensureDatabaseExists, loadConfig, migrateToLatest, type Config, type Db } from '@clipline/shared';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The database the tests use: PostgreSQL unless `TEST_DATABASE_URL` names MySQL/MariaDB or SQLite. */
 export const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export interface TestEnvironment {
@@ -37,15 +37,17 @@ export async function createTestEnvironment(overrides: Record<string, string> = 
     ...overrides,
   };
   const config = loadConfig(env);
-  const db = createDatabase({ url: config.databaseUrl, schema: config.databaseSchema, poolSize: 4 });
+  const settings = { url: config.databaseUrl, schema: config.databaseSchema, poolSize: 4 };
+  await ensureDatabaseExists(settings);
+  const db = createDatabase(settings);
   await migrateToLatest(db, config.databaseSchema);
   return {
     config,
     env,
     db,
     async cleanup() {
-      await sql`drop schema if exists ${sql.id(config.databaseSchema)} cascade`.execute(db).catch(() => {});
       await db.destroy();
+      await dropDatabase(settings).catch(() => {});
       await deleteKeys(config.redisUrl, `${config.queuePrefix}:*`);
       await rm(storage, { recursive: true, force: true });
     },

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { AnalysisRepository, POSTGRES_MAX_PARAMETERS, VideosRepository, type FrameMetricRecord } from '@clipline/shared';
+import { AnalysisRepository, portableSql, VideosRepository, type FrameMetricRecord } from '@clipline/shared';
 import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 let env: TestEnvironment;
@@ -42,7 +42,9 @@ describe('AnalysisRepository frame metrics', () => {
     // 9 columns a row: 10 000 rows would need 90 000 parameters in one statement.
     const repository = new AnalysisRepository(env.db, { rowsPerInsert: 100_000 });
     const statements = await repository.saveFrameMetrics(id, frames(10_000));
-    expect(statements).toBe(Math.ceil(10_000 / Math.floor(POSTGRES_MAX_PARAMETERS / 9)));
+    const maxParameters = portableSql(env.db).maxParameters;
+    expect(repository.rowsPerInsert * 9).toBeLessThanOrEqual(maxParameters);
+    expect(statements).toBe(Math.ceil(10_000 / Math.floor(maxParameters / 9)));
     expect(await analyses.countFrameMetrics(id)).toBe(10_000);
     const [first] = await analyses.listFrameMetrics(id, 4321, 1);
     expect(first).toMatchObject({ frameIndex: 4321, timeSeconds: 432.1, dhash: (4321).toString(16).padStart(16, '0') });

@@ -1,7 +1,6 @@
-/** API keys kept hashed in a real PostgreSQL schema (the one `clipline keys` administers). */
+/** API keys kept hashed in the database (the one `clipline keys` administers). */
 import { createHash, randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
-import { ApiKeysRepository } from '@clipline/shared';
+import { ApiKeysRepository, portableSql } from '@clipline/shared';
 import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 let env: TestEnvironment;
@@ -76,7 +75,7 @@ describe('verify', () => {
     await keys.verify(created.key);
     expect((await row(created.id)).last_used_at).toEqual(first);
     // A use more than a minute after the recorded one is recorded again.
-    await env.db.updateTable('api_keys').set({ last_used_at: sql`now() - interval '2 minutes'` }).where('id', '=', created.id).execute();
+    await env.db.updateTable('api_keys').set({ last_used_at: portableSql(env.db).secondsAgo(120) }).where('id', '=', created.id).execute();
     const stale = (await row(created.id)).last_used_at!;
     await keys.verify(created.key);
     expect((await row(created.id)).last_used_at!.getTime()).toBeGreaterThan(stale.getTime() + 60_000);

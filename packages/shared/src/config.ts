@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { DatabaseUrlError, engineOfUrl, resolveDatabaseTarget } from './db/database-target.js';
 
 /** Dev-only credentials: accepted only when NODE_ENV is not `production`. */
 export const DEV_API_KEY = 'dev-key-clipline';
@@ -9,6 +10,20 @@ export const DEV_DASHBOARD_PASSWORD = 'clipline';
 export const DEV_WEBHOOK_SECRET = 'dev-webhook-secret';
 /** Dev-only keyring sealing passwords between the API and the CPU pool (`id:base64 key`). */
 export const DEV_ACCOUNTS_KEYRING = `dev:${Buffer.from('clipline-dev-accounts-key-32bytes').subarray(0, 32).toString('base64')}`;
+
+/**
+ * The embedded database a local start uses when `DATABASE_URL` is unset: a SQLite file beside
+ * the stored media. Production must name its database.
+ */
+export const DEFAULT_DATABASE_URL = `sqlite:${path.resolve('.data/clipline.db')}`;
+
+/** `DATABASE_URL`: its scheme picks the engine. */
+export const databaseUrlSchema = z
+  .string()
+  .refine((url) => engineOfUrl(url) !== undefined, 'expected postgres://…, mysql://… (or mariadb://…) or sqlite:path/to/file.db');
+
+/** `DATABASE_SCHEMA`: a PostgreSQL schema, a MySQL database or a SQLite file beside the named one. */
+export const databaseSchemaSchema = z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case identifier expected').default('public');
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -35,10 +50,13 @@ const envSchema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'expected a redis:// or rediss:// URL' }).default('redis://127.0.0.1:6379'),
   /** Prefix of every BullMQ key, so several deployments (or test files) can share one Redis. */
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/, 'letters, digits, ":", "_" and "-" only').default('clipline'),
-  /** PostgreSQL connection. @defaultValue postgres://postgres@127.0.0.1:5432/clipline */
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'expected a postgres:// URL' }).default('postgres://postgres@127.0.0.1:5432/clipline'),
+  /**
+   * The database: `postgres://…`, `mysql://…` / `mariadb://…`, or `sqlite:path`.
+   * @defaultValue {@link DEFAULT_DATABASE_URL} (SQLite; refused in production)
+   */
+  DATABASE_URL: databaseUrlSchema.optional(),
   /** Schema holding clipline's tables; created on migration when missing. */
-  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case identifier expected').default('public'),
+  DATABASE_SCHEMA: databaseSchemaSchema,
   DATABASE_POOL_SIZE: positiveInt(10),
   /** Where ingested sources and rendered files live. */
   STORAGE_DIR: z.string().min(1).default(path.resolve('.data/storage')),
@@ -187,6 +205,14 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   }
   if (production && !env.ACCOUNTS_KEYRING) problems.push('  ACCOUNTS_KEYRING: must be set in production (id:base64key, e.g. main:$(openssl rand -base64 32))');
   if (production && !env.WEBHOOK_SECRET) problems.push('  WEBHOOK_SECRET: must be set in production (at least 16 characters)');
+  if (production && !env.DATABASE_URL) problems.push('  DATABASE_URL: must be set in production (postgres://…; the SQLite default is for a local start)');
+  const databaseUrl = env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
+  try {
+    resolveDatabaseTarget(databaseUrl, env.DATABASE_SCHEMA);
+  } catch (error) {
+    if (!(error instanceof DatabaseUrlError)) throw error;
+    problems.push(`  DATABASE_URL: ${error.message.replace(/^DATABASE_URL /, '')}`);
+  }
   if (problems.length) throw new ConfigError(`invalid environment:\n${problems.join('\n')}`);
 
   return deepFreeze({
@@ -194,7 +220,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     logLevel: env.LOG_LEVEL,
     redisUrl: env.REDIS_URL,
     queuePrefix: env.QUEUE_PREFIX,
-    databaseUrl: env.DATABASE_URL,
+    databaseUrl,
     databaseSchema: env.DATABASE_SCHEMA,
     databasePoolSize: env.DATABASE_POOL_SIZE,
     storageDir: path.resolve(env.STORAGE_DIR),

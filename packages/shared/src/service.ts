@@ -1,5 +1,6 @@
 import type { Config } from './config.js';
 import { createDatabase, type Db } from './db/connection.js';
+import { observeQueries } from './db/query-timing.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetricsRegistry, type Registry } from './metrics.js';
 import { ShutdownRegistry } from './shutdown.js';
@@ -29,6 +30,9 @@ export function createService(name: string, config: Config, options: ServiceOpti
   };
 }
 
-export function openDatabase(config: Config, poolSize = config.databasePoolSize): Db {
-  return createDatabase({ url: config.databaseUrl, schema: config.databaseSchema, poolSize });
+/** Opens the configured database; with a registry, repositories' queries are timed in it. */
+export function openDatabase(config: Config, poolSize = config.databasePoolSize, metrics?: Registry): Db {
+  const db = createDatabase({ url: config.databaseUrl, schema: config.databaseSchema, poolSize });
+  if (metrics) observeQueries(db, metrics);
+  return db;
 }

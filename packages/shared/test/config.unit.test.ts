@@ -1,4 +1,5 @@
-import { ConfigError, DEV_API_KEY, loadConfig } from '@clipline/shared';
+import path from 'node:path';
+import { ConfigError, DEFAULT_DATABASE_URL, DEV_API_KEY, loadConfig, resolveDatabaseTarget } from '@clipline/shared';
 
 describe('loadConfig', () => {
   it('starts with no variables at all, on the local defaults', () => {
@@ -8,6 +9,8 @@ describe('loadConfig', () => {
     expect(config.dashboardPort).toBe(3001);
     expect(config.apiKeys).toEqual([DEV_API_KEY]);
     expect(config.fileSourceRoots).toBe('any');
+    expect(config.databaseUrl).toBe(DEFAULT_DATABASE_URL);
+    expect(resolveDatabaseTarget(config.databaseUrl, config.databaseSchema)).toEqual({ engine: 'sqlite', file: path.resolve('.data/clipline.db') });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.apiKeys)).toBe(true);
   });
@@ -43,11 +46,23 @@ describe('loadConfig', () => {
     );
     expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'clipline' })).toThrow(/dev password is refused/);
     expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'p4ss' })).toThrow(/WEBHOOK_SECRET: must be set/);
-    const config = loadConfig({
+    const secrets = {
       NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'p4ss', WEBHOOK_SECRET: 'a-long-webhook-secret',
       ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
-    });
+    };
+    expect(() => loadConfig(secrets)).toThrow(/DATABASE_URL: must be set in production/);
+    const config = loadConfig({ ...secrets, DATABASE_URL: 'postgres://clipline@db:5432/clipline' });
     expect(config.fileSourceRoots).toEqual([]);
     expect(config.allowPrivateSources).toBe(false);
+  });
+
+  it('takes PostgreSQL, MySQL/MariaDB and SQLite URLs, and names what is wrong with others', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgresql://u:p@db/clipline' }).databaseUrl).toBe('postgresql://u:p@db/clipline');
+    expect(loadConfig({ DATABASE_URL: 'mariadb://root@127.0.0.1:3306/clipline' }).databaseUrl).toBe('mariadb://root@127.0.0.1:3306/clipline');
+    expect(loadConfig({ DATABASE_URL: 'sqlite:/var/lib/clipline/db.sqlite' }).databaseUrl).toBe('sqlite:/var/lib/clipline/db.sqlite');
+    expect(() => loadConfig({ DATABASE_URL: 'redis://127.0.0.1' })).toThrow(/DATABASE_URL="redis:\/\/127.0.0.1": expected postgres/);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://root@127.0.0.1:3306' })).toThrow(/DATABASE_URL: mysql:\/\/root@127.0.0.1:3306 names no database/);
+    expect(() => loadConfig({ DATABASE_URL: 'sqlite::memory:' })).toThrow(/DATABASE_URL: sqlite::memory: is not shared between clipline processes/);
+    expect(() => loadConfig({ DATABASE_URL: 'sqlite:' })).toThrow(/names no file/);
   });
 });

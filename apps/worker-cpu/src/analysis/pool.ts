@@ -1,25 +1,11 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { ClipCandidate } from '@clipline/shared';
+import { threadModulePath, type ClipCandidate } from '@clipline/shared';
 import type { ScryptParams } from '../crypto/password-hash.js';
 import type { Keyring } from '@clipline/shared/crypto';
 import type { CropKeyframe, CropPathInput } from '../render/crop-plan.js';
 import type { FrameInterest } from '../render/interest-profile.js';
 import type { FrameBatch, FrameMetrics } from './frame-metrics.js';
 import type { HighlightOptions, HighlightSignals } from './highlights.js';
-
-/**
- * Where the compiled pool tasks live. Worker threads load plain JavaScript, so when this
- * module itself runs from TypeScript sources (tests) the built file under dist/ is used.
- */
-function poolTasksFile(): string {
-  const beside = fileURLToPath(new URL('./pool-tasks.js', import.meta.url));
-  if (existsSync(beside)) return beside;
-  const built = beside.replace(`${'/src/'}`, '/dist/');
-  if (existsSync(built)) return built;
-  throw new Error(`pool tasks not built: ${built} is missing (run "npm run build")`);
-}
 
 export interface CpuPoolOptions {
   /** Threads of the pool; one per available core is the usual choice (`CPU_POOL_THREADS`). */
@@ -35,7 +21,7 @@ export class CpuPool {
 
   constructor(readonly options: CpuPoolOptions) {
     this.pool = new Piscina({
-      filename: poolTasksFile(),
+      filename: threadModulePath(import.meta.url, './pool-tasks.js'),
       minThreads: options.threads,
       maxThreads: options.threads,
       idleTimeout: 60_000,

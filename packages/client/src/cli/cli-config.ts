@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEV_API_KEY, parseEnv } from '@clipline/shared';
+import { databaseSchemaSchema, databaseUrlSchema, DEFAULT_DATABASE_URL, DEV_API_KEY, parseEnv } from '@clipline/shared';
 
 /**
  * The variables the CLI reads. API commands need the first two; `keys` talks to the database
@@ -10,8 +10,9 @@ const cliEnvSchema = z.object({
   CLIPLINE_URL: z.url({ protocol: /^https?$/, message: 'expected an http:// or https:// URL' }).default('http://127.0.0.1:3000'),
   /** @defaultValue the dev key, which only a non-production server accepts */
   CLIPLINE_API_KEY: z.string().regex(/^[\x21-\x7e]{1,512}$/, 'expected 1-512 visible ASCII characters').default(DEV_API_KEY),
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'expected a postgres:// URL' }).default('postgres://postgres@127.0.0.1:5432/clipline'),
-  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case identifier expected').default('public'),
+  /** @defaultValue the SQLite file of a local `npm start` */
+  DATABASE_URL: databaseUrlSchema.default(DEFAULT_DATABASE_URL),
+  DATABASE_SCHEMA: databaseSchemaSchema,
   /** Set (to anything) to draw progress without colours. */
   NO_COLOR: z.string().optional(),
 });

@@ -8,7 +8,7 @@ Commands:
 Environment:
   CLIPLINE_URL       producer API (default http://127.0.0.1:3000)
   CLIPLINE_API_KEY   API key sent as a bearer token (default: the dev key)
-  DATABASE_URL       PostgreSQL for "keys" (default postgres://postgres@127.0.0.1:5432/clipline)
+  DATABASE_URL       database for "keys": postgres://, mysql:// or sqlite:path (default: npm start's SQLite file)
   DATABASE_SCHEMA    schema holding clipline's tables (default public)
   NO_COLOR           set to draw progress without colours
 

@@ -1,4 +1,4 @@
-import { ApiKeysRepository, createDatabase, type ApiKeyInfo } from '@clipline/shared';
+import { ApiKeysRepository, createDatabase, shownDatabaseUrl, type ApiKeyInfo } from '@clipline/shared';
 import { parseArgs } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, type CliContext } from './cli-context.js';
 import type { CliSettings } from './cli-config.js';
@@ -9,22 +9,18 @@ import { UsageError } from './usage-error.js';
 const SPEC = { name: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 const SUBCOMMANDS = ['create', 'list', 'revoke'] as const;
 
-/** The database URL as it may be shown: without its password. */
-function shownUrl(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.href;
-}
+const MISSING_TABLE_CODES = new Set(['42P01', 'ER_NO_SUCH_TABLE']);
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', '3D000', '28P01', 'ER_BAD_DB_ERROR', 'ER_ACCESS_DENIED_ERROR', 'SQLITE_CANTOPEN']);
 
 /** Database failures an operator can act on, said in a sentence that names the fix. */
 function describeDatabaseFailure(error: unknown, settings: CliSettings): Error {
   const failure = error as { code?: string; message?: string; errors?: { code?: string }[] };
   const code = failure.code ?? failure.errors?.[0]?.code;
-  if (code === '42P01') {
+  if ((code && MISSING_TABLE_CODES.has(code)) || /^no such table: api_keys/.test(failure.message ?? '')) {
     return new Error(`the api_keys table does not exist in schema "${settings.databaseSchema}": run "npm run migrate" with the same DATABASE_URL and DATABASE_SCHEMA`);
   }
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || code === '3D000' || code === '28P01') {
-    return new Error(`could not use the database at ${shownUrl(settings.databaseUrl)}: ${failure.message || code}`, { cause: error });
+  if (code && UNREACHABLE_CODES.has(code)) {
+    return new Error(`could not use the database at ${shownDatabaseUrl(settings.databaseUrl)}: ${failure.message || code}`, { cause: error });
   }
   return error instanceof Error ? error : new Error(String(error));
 }

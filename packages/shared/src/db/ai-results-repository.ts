@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
 import type { Db } from './connection.js';
+import { portableSql, upsert, type PortableSql } from './portable-sql.js';
+import { timeQueries } from './query-timing.js';
 import type { TranscriptSegmentRecord } from './schema.js';
 
 export interface TranscriptView {
@@ -20,20 +21,21 @@ export interface ClipExtras {
 
 /** Results of the AI steps. Writes are upserts keyed by video or clip, so a retried job writes once. */
 export class AiResultsRepository {
-  constructor(private readonly db: Db) {}
+  private readonly dialect: PortableSql;
+
+  constructor(private readonly db: Db) {
+    this.dialect = portableSql(db);
+  }
 
   async saveTranscript(videoId: string, transcript: TranscriptView): Promise<void> {
-    const values = {
+    const insert = this.db.insertInto('transcripts').values({
+      video_id: videoId,
       text: transcript.text,
       language: transcript.language,
       duration_seconds: transcript.durationSeconds,
       segments: JSON.stringify(transcript.segments),
-    };
-    await this.db
-      .insertInto('transcripts')
-      .values({ video_id: videoId, ...values })
-      .onConflict((oc) => oc.column('video_id').doUpdateSet(values))
-      .execute();
+    });
+    await upsert(insert, this.dialect.engine, ['video_id'], ['text', 'language', 'duration_seconds', 'segments']).execute();
   }
 
   async transcript(videoId: string): Promise<TranscriptView | undefined> {
@@ -42,18 +44,19 @@ export class AiResultsRepository {
   }
 
   async saveClipExtras(videoId: string, clipId: string, extras: Partial<Omit<ClipExtras, 'clipId'>>): Promise<void> {
-    const values = {
+    // Only the fields given replace what an earlier step stored; the others stay.
+    const given = {
       ...(extras.title !== undefined ? { title: extras.title } : {}),
       ...(extras.caption !== undefined ? { caption: extras.caption } : {}),
       ...(extras.hashtags !== undefined ? { hashtags: extras.hashtags === null ? null : JSON.stringify(extras.hashtags) } : {}),
       ...(extras.thumbnailKey !== undefined ? { thumbnail_key: extras.thumbnailKey } : {}),
       ...(extras.voiceoverKey !== undefined ? { voiceover_key: extras.voiceoverKey } : {}),
     };
-    await this.db
+    const insert = this.db
       .insertInto('clip_extras')
-      .values({ clip_id: clipId, video_id: videoId, title: null, caption: null, hashtags: null, thumbnail_key: null, voiceover_key: null, ...values })
-      .onConflict((oc) => oc.column('clip_id').doUpdateSet({ ...values, updated_at: sql`now()` }))
-      .execute();
+      .values({ clip_id: clipId, video_id: videoId, title: null, caption: null, hashtags: null, thumbnail_key: null, voiceover_key: null, ...given });
+    const replaced = Object.keys(given) as (keyof typeof given)[];
+    await upsert(insert, this.dialect.engine, ['clip_id'], replaced, { updated_at: this.dialect.now() }).execute();
   }
 
   async clipExtras(videoId: string): Promise<Map<string, ClipExtras>> {
@@ -66,3 +69,5 @@ export class AiResultsRepository {
     );
   }
 }
+
+timeQueries(AiResultsRepository, 'aiResults');

@@ -1,11 +1,12 @@
-import { sql, type Selectable } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import type { Selectable } from 'kysely';
 import type { Db } from './connection.js';
+import { portableSql, upsert, type PortableSql } from './portable-sql.js';
+import { timeQueries } from './query-timing.js';
 import type { ClipAspectValue, ClipsTable, ClipStatus } from './schema.js';
 
-/** PostgreSQL refuses a statement with more bind parameters than this. */
-export const POSTGRES_MAX_PARAMETERS = 65_535;
-
-const FRAME_METRIC_COLUMNS = 9;
+export const FRAME_METRIC_COLUMNS = 9;
+const FRAME_METRIC_UPDATES = ['time_seconds', 'luma', 'sharpness', 'motion', 'content_score', 'dhash', 'histogram'] as const;
 
 /** One sampled frame's metrics, as {@link AnalysisRepository.saveFrameMetrics} stores them. */
 export interface FrameMetricRecord {
@@ -71,8 +72,8 @@ export interface CompletedAnalysis<R = unknown> {
 
 export interface AnalysisRepositoryOptions {
   /**
-   * Rows per multi-row INSERT. Capped so that rows × columns stays below PostgreSQL's 65535
-   * bind parameters. @defaultValue 5000
+   * Rows per multi-row INSERT. Capped so that rows × columns stays below the engine's limit of
+   * bind parameters (65535 on PostgreSQL and MySQL, 32766 on SQLite). @defaultValue 5000
    */
   rowsPerInsert?: number;
 }
@@ -83,13 +84,16 @@ export interface AnalysisRepositoryOptions {
  * by (video, frame) or (video, clip), never add copies.
  */
 export class AnalysisRepository {
-  private readonly rowsPerInsert: number;
+  /** Rows per multi-row INSERT of frame metrics. */
+  readonly rowsPerInsert: number;
+  private readonly dialect: PortableSql;
 
   constructor(
     private readonly db: Db,
     options: AnalysisRepositoryOptions = {},
   ) {
-    const ceiling = Math.floor(POSTGRES_MAX_PARAMETERS / FRAME_METRIC_COLUMNS);
+    this.dialect = portableSql(db);
+    const ceiling = Math.floor(this.dialect.maxParameters / FRAME_METRIC_COLUMNS);
     this.rowsPerInsert = Math.max(1, Math.min(options.rowsPerInsert ?? 5000, ceiling));
   }
 
@@ -101,33 +105,20 @@ export class AnalysisRepository {
     let statements = 0;
     for (let from = 0; from < frames.length; from += this.rowsPerInsert) {
       const chunk = frames.slice(from, from + this.rowsPerInsert);
-      await this.db
-        .insertInto('frame_metrics')
-        .values(
-          chunk.map((frame) => ({
-            video_id: videoId,
-            frame_index: frame.frameIndex,
-            time_seconds: frame.timeSeconds,
-            luma: frame.luma,
-            sharpness: frame.sharpness,
-            motion: frame.motion,
-            content_score: frame.contentScore,
-            dhash: frame.dhash,
-            histogram: [...frame.histogram],
-          })),
-        )
-        .onConflict((oc) =>
-          oc.columns(['video_id', 'frame_index']).doUpdateSet((eb) => ({
-            time_seconds: eb.ref('excluded.time_seconds'),
-            luma: eb.ref('excluded.luma'),
-            sharpness: eb.ref('excluded.sharpness'),
-            motion: eb.ref('excluded.motion'),
-            content_score: eb.ref('excluded.content_score'),
-            dhash: eb.ref('excluded.dhash'),
-            histogram: eb.ref('excluded.histogram'),
-          })),
-        )
-        .execute();
+      const insert = this.db.insertInto('frame_metrics').values(
+        chunk.map((frame) => ({
+          video_id: videoId,
+          frame_index: frame.frameIndex,
+          time_seconds: frame.timeSeconds,
+          luma: frame.luma,
+          sharpness: frame.sharpness,
+          motion: frame.motion,
+          content_score: frame.contentScore,
+          dhash: frame.dhash,
+          histogram: [...frame.histogram],
+        })),
+      );
+      await upsert(insert, this.dialect.engine, ['video_id', 'frame_index'], FRAME_METRIC_UPDATES).execute();
       statements++;
     }
     return statements;
@@ -170,17 +161,14 @@ export class AnalysisRepository {
   }
 
   async saveAudioLoudness(videoId: string, loudness: AudioLoudnessRecord): Promise<void> {
-    const values = {
+    const insert = this.db.insertInto('audio_loudness').values({
+      video_id: videoId,
       step_seconds: loudness.stepSeconds,
       short_term_lufs: [...loudness.shortTermLufs],
       integrated_lufs: loudness.integratedLufs,
       loudness_range_lu: loudness.loudnessRangeLu,
-    };
-    await this.db
-      .insertInto('audio_loudness')
-      .values({ video_id: videoId, ...values })
-      .onConflict((oc) => oc.column('video_id').doUpdateSet(values))
-      .execute();
+    });
+    await upsert(insert, this.dialect.engine, ['video_id'], ['step_seconds', 'short_term_lufs', 'integrated_lufs', 'loudness_range_lu']).execute();
   }
 
   async findAudioLoudness(videoId: string): Promise<AudioLoudnessRecord | undefined> {
@@ -200,12 +188,10 @@ export class AnalysisRepository {
 
   /** Records a finished analysis; a retry replaces the earlier record of the same video. */
   async saveCompletedAnalysis(videoId: string, sha256: string, fingerprint: string, result: unknown): Promise<void> {
-    const values = { content_sha256: sha256, fingerprint, result: JSON.stringify(result), completed_at: sql<Date>`now()` };
-    await this.db
+    const insert = this.db
       .insertInto('analyses')
-      .values({ video_id: videoId, ...values })
-      .onConflict((oc) => oc.column('video_id').doUpdateSet(values))
-      .execute();
+      .values({ video_id: videoId, content_sha256: sha256, fingerprint, result: JSON.stringify(result), completed_at: this.dialect.now() });
+    await upsert(insert, this.dialect.engine, ['video_id'], ['content_sha256', 'fingerprint', 'result', 'completed_at']).execute();
   }
 
   /**
@@ -242,7 +228,7 @@ export class AnalysisRepository {
           eb
             .selectFrom('frame_metrics')
             .select([
-              sql<string>`${toVideoId}::uuid`.as('video_id'),
+              this.dialect.uuid(toVideoId).as('video_id'),
               'frame_index',
               'time_seconds',
               'luma',
@@ -262,7 +248,7 @@ export class AnalysisRepository {
         .expression((eb) =>
           eb
             .selectFrom('audio_loudness')
-            .select([sql<string>`${toVideoId}::uuid`.as('video_id'), 'step_seconds', 'short_term_lufs', 'integrated_lufs', 'loudness_range_lu'])
+            .select([this.dialect.uuid(toVideoId).as('video_id'), 'step_seconds', 'short_term_lufs', 'integrated_lufs', 'loudness_range_lu'])
             .where('video_id', '=', fromVideoId),
         )
         .execute();
@@ -271,7 +257,10 @@ export class AnalysisRepository {
 
   /** Inserts or replaces the clip (video, clip index); its id stays the same across upserts. */
   async upsertClip(clip: ClipRecord): Promise<ClipView> {
-    const values = {
+    const insert = this.db.insertInto('clips').values({
+      id: randomUUID(),
+      video_id: clip.videoId,
+      clip_index: clip.clipIndex,
       start_seconds: clip.startSeconds,
       end_seconds: clip.endSeconds,
       score: clip.score,
@@ -284,12 +273,20 @@ export class AnalysisRepository {
       height: clip.height ?? null,
       duration_seconds: clip.durationSeconds ?? null,
       error: clip.error ?? null,
-    };
+    });
+    await upsert(
+      insert,
+      this.dialect.engine,
+      ['video_id', 'clip_index'],
+      ['start_seconds', 'end_seconds', 'score', 'reasons', 'aspect', 'status', 'storage_key', 'thumbnail_key', 'width', 'height', 'duration_seconds', 'error'],
+      { updated_at: this.dialect.now() },
+    ).execute();
+    // Read back rather than RETURNING, which MySQL lacks: the row as it now stands, old id included.
     const row = await this.db
-      .insertInto('clips')
-      .values({ video_id: clip.videoId, clip_index: clip.clipIndex, ...values })
-      .onConflict((oc) => oc.columns(['video_id', 'clip_index']).doUpdateSet({ ...values, updated_at: sql<Date>`now()` }))
-      .returningAll()
+      .selectFrom('clips')
+      .selectAll()
+      .where('video_id', '=', clip.videoId)
+      .where('clip_index', '=', clip.clipIndex)
       .executeTakeFirstOrThrow();
     return clipView(row);
   }
@@ -315,6 +312,8 @@ export class AnalysisRepository {
     return row?.storage_key;
   }
 }
+
+timeQueries(AnalysisRepository, 'analysis');
 
 function clipView(row: Selectable<ClipsTable>): ClipView {
   return {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { sql } from 'kysely';
 import type { Db } from './connection.js';
+import { isUniqueViolation, portableSql, type PortableSql } from './portable-sql.js';
+import { timeQueries } from './query-timing.js';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const PUBLIC_ID_LENGTH = 12;
@@ -59,17 +60,17 @@ function checkedName(name: string): string {
   return trimmed;
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  return (error as { code?: string } | null)?.code === '23505';
-}
-
 /**
  * API keys kept hashed in the database, in the form `cl_<publicId>_<secret>`. The public id
  * finds the row; the SHA-256 of the whole key is compared in constant time. Revoked keys never
  * verify again.
  */
 export class ApiKeysRepository {
-  constructor(private readonly db: Db) {}
+  private readonly dialect: PortableSql;
+
+  constructor(private readonly db: Db) {
+    this.dialect = portableSql(db);
+  }
 
   async create(name: string): Promise<CreatedApiKey> {
     const cleanName = checkedName(name);
@@ -117,12 +118,11 @@ export class ApiKeysRepository {
     const value = prefix ?? reference.toLowerCase();
     const revoked = await this.db
       .updateTable('api_keys')
-      .set({ revoked_at: sql`now()` })
+      .set({ revoked_at: this.dialect.now() })
       .where(column, '=', value)
       .where('revoked_at', 'is', null)
-      .returning('id')
       .executeTakeFirst();
-    if (revoked) return 'revoked';
+    if (Number(revoked.numUpdatedRows) > 0) return 'revoked';
     const existing = await this.db.selectFrom('api_keys').select('id').where(column, '=', value).executeTakeFirst();
     return existing ? 'already-revoked' : 'not-found';
   }
@@ -154,10 +154,12 @@ export class ApiKeysRepository {
   private async recordUse(id: string): Promise<void> {
     await this.db
       .updateTable('api_keys')
-      .set({ last_used_at: sql`now()` })
+      .set({ last_used_at: this.dialect.now() })
       .where('id', '=', id)
-      .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', sql<Date>`now() - interval '1 minute'`)]))
+      .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', this.dialect.secondsAgo(LAST_USED_RESOLUTION_MS / 1000))]))
       .execute()
       .catch(() => {});
   }
 }
+
+timeQueries(ApiKeysRepository, 'apiKeys');

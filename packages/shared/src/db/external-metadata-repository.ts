@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from './connection.js';
+import { portableSql, upsert, type PortableSql } from './portable-sql.js';
+import { timeQueries } from './query-timing.js';
 
 export interface ExternalMetadataView {
   provider: 'youtube';
@@ -10,15 +12,17 @@ export interface ExternalMetadataView {
 
 /** Metadata of videos' external counterparts (YouTube), refreshed by the sync schedule. */
 export class ExternalMetadataRepository {
-  constructor(private readonly db: Db) {}
+  private readonly dialect: PortableSql;
+
+  constructor(private readonly db: Db) {
+    this.dialect = portableSql(db);
+  }
 
   async save(videoId: string, provider: 'youtube', externalId: string, data: Record<string, unknown>): Promise<void> {
-    const values = { provider, external_id: externalId, data: JSON.stringify(data), fetched_at: sql<Date>`now()` };
-    await this.db
+    const insert = this.db
       .insertInto('external_metadata')
-      .values({ video_id: videoId, ...values })
-      .onConflict((oc) => oc.column('video_id').doUpdateSet(values))
-      .execute();
+      .values({ video_id: videoId, provider, external_id: externalId, data: JSON.stringify(data), fetched_at: this.dialect.now() });
+    await upsert(insert, this.dialect.engine, ['video_id'], ['provider', 'external_id', 'data', 'fetched_at']).execute();
   }
 
   async find(videoId: string): Promise<ExternalMetadataView | undefined> {
@@ -39,11 +43,15 @@ export class ExternalMetadataRepository {
       .select('videos.id')
       .where('videos.youtube_id', 'is not', null)
       .where((eb) =>
-        eb.or([eb('external_metadata.fetched_at', 'is', null), eb('external_metadata.fetched_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanSeconds})`)]),
+        eb.or([eb('external_metadata.fetched_at', 'is', null), eb('external_metadata.fetched_at', '<', this.dialect.secondsAgo(olderThanSeconds))]),
       )
-      .orderBy(sql`external_metadata.fetched_at asc nulls first`)
+      // Never fetched first: "is not null" is false (0) for them on every engine.
+      .orderBy(sql`external_metadata.fetched_at is not null`)
+      .orderBy('external_metadata.fetched_at')
       .limit(limit)
       .execute();
     return rows.map((row) => row.id);
   }
 }
+
+timeQueries(ExternalMetadataRepository, 'externalMetadata');

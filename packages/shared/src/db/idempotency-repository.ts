@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
 import type { Db } from './connection.js';
+import { isUniqueViolation, portableSql, type PortableSql } from './portable-sql.js';
+import { timeQueries } from './query-timing.js';
 
 export type IdempotencyClaim =
   | { outcome: 'claimed' }
@@ -14,12 +15,16 @@ export type IdempotencyClaim =
  * API key), so two clients cannot collide, and expire after a while.
  */
 export class IdempotencyRepository {
+  private readonly dialect: PortableSql;
+
   constructor(
     private readonly db: Db,
     private readonly ttlSeconds = 24 * 3600,
     /** Seconds after which a request still "in progress" is taken to have died with its process. */
     private readonly leaseSeconds = 60,
-  ) {}
+  ) {
+    this.dialect = portableSql(db);
+  }
 
   async claim(principal: string, key: string, requestHash: string): Promise<IdempotencyClaim> {
     // An expired key is as good as new: clear it before trying to claim.
@@ -27,23 +32,9 @@ export class IdempotencyRepository {
       .deleteFrom('idempotency_keys')
       .where('principal', '=', principal)
       .where('key', '=', key)
-      .where('expires_at', '<', sql<Date>`now()`)
+      .where('expires_at', '<', this.dialect.now())
       .execute();
-    const inserted = await this.db
-      .insertInto('idempotency_keys')
-      .values({
-        principal,
-        key,
-        request_hash: requestHash,
-        state: 'in_progress',
-        response_status: null,
-        response_body: null,
-        expires_at: sql<Date>`now() + make_interval(secs => ${this.ttlSeconds})`,
-      })
-      .onConflict((oc) => oc.columns(['principal', 'key']).doNothing())
-      .returning('key')
-      .executeTakeFirst();
-    if (inserted) return { outcome: 'claimed' };
+    if (await this.insertClaim(principal, key, requestHash)) return { outcome: 'claimed' };
     const existing = await this.db
       .selectFrom('idempotency_keys')
       .select(['request_hash', 'state', 'response_status', 'response_body'])
@@ -56,16 +47,37 @@ export class IdempotencyRepository {
       // The first request died (crash, lost database) without releasing the key: after the lease, take it over.
       const taken = await this.db
         .updateTable('idempotency_keys')
-        .set({ created_at: sql`now()` })
+        .set({ created_at: this.dialect.now() })
         .where('principal', '=', principal)
         .where('key', '=', key)
         .where('state', '=', 'in_progress')
-        .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${this.leaseSeconds})`)
-        .returning('key')
+        .where('created_at', '<', this.dialect.secondsAgo(this.leaseSeconds))
         .executeTakeFirst();
-      return taken ? { outcome: 'claimed' } : { outcome: 'in-progress' };
+      return Number(taken.numUpdatedRows) > 0 ? { outcome: 'claimed' } : { outcome: 'in-progress' };
     }
     return { outcome: 'replay', status: existing.response_status ?? 200, body: existing.response_body };
+  }
+
+  /** Inserts the claim; false when the key is held already (the primary key says so on every engine). */
+  private async insertClaim(principal: string, key: string, requestHash: string): Promise<boolean> {
+    try {
+      await this.db
+        .insertInto('idempotency_keys')
+        .values({
+          principal,
+          key,
+          request_hash: requestHash,
+          state: 'in_progress',
+          response_status: null,
+          response_body: null,
+          expires_at: this.dialect.secondsFromNow(this.ttlSeconds),
+        })
+        .execute();
+      return true;
+    } catch (error) {
+      if (isUniqueViolation(error)) return false;
+      throw error;
+    }
   }
 
   async complete(principal: string, key: string, status: number, body: unknown): Promise<void> {
@@ -83,7 +95,9 @@ export class IdempotencyRepository {
   }
 
   async purgeExpired(): Promise<number> {
-    const result = await this.db.deleteFrom('idempotency_keys').where('expires_at', '<', sql<Date>`now()`).executeTakeFirst();
+    const result = await this.db.deleteFrom('idempotency_keys').where('expires_at', '<', this.dialect.now()).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 }
+
+timeQueries(IdempotencyRepository, 'idempotency');

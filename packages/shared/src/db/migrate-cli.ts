@@ -1,15 +1,19 @@
 import { loadConfigOrExit } from '../config.js';
-import { createDatabase } from './connection.js';
+import { createDatabase, ensureDatabaseExists } from './connection.js';
+import { describeDatabaseTarget, resolveDatabaseTarget } from './database-target.js';
 import { migrateToLatest } from './migrate.js';
 
 const config = loadConfigOrExit();
-const db = createDatabase({ url: config.databaseUrl, schema: config.databaseSchema, poolSize: 2 });
+const settings = { url: config.databaseUrl, schema: config.databaseSchema, poolSize: 2 };
+const where = describeDatabaseTarget(resolveDatabaseTarget(settings.url, settings.schema));
+const db = createDatabase(settings);
 try {
+  await ensureDatabaseExists(settings);
   const result = await migrateToLatest(db, config.databaseSchema);
   const applied = result.results?.filter((item) => item.status === 'Success').map((item) => item.migrationName) ?? [];
-  process.stdout.write(applied.length ? `migrations applied: ${applied.join(', ')}\n` : 'database schema is up to date\n');
+  process.stdout.write(applied.length ? `${where}: migrations applied: ${applied.join(', ')}\n` : `${where}: schema is up to date\n`);
 } catch (error) {
-  process.stderr.write(`clipline: ${(error as Error).message}\n`);
+  process.stderr.write(`clipline: ${where}: ${(error as Error).message}\n`);
   process.exitCode = 1;
 } finally {
   await db.destroy();

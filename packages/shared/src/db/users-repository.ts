@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
 import type { Db } from './connection.js';
+import { isUniqueViolation, portableSql, type PortableSql } from './portable-sql.js';
+import { timeQueries } from './query-timing.js';
 
 export interface UserView {
   id: string;
@@ -14,17 +15,28 @@ export interface UserView {
 
 /** Users: created pending by the API, activated once the CPU pool has hashed the password. Never returns the hash. */
 export class UsersRepository {
-  constructor(private readonly db: Db) {}
+  private readonly dialect: PortableSql;
 
-  /** Inserts a pending user; 'duplicate' when the email (any case) is taken. */
+  constructor(private readonly db: Db) {
+    this.dialect = portableSql(db);
+  }
+
+  /**
+   * Inserts a pending user; 'duplicate' when the email (any case) is taken, as the unique index
+   * on lower(email) says (a generated column on MySQL). Ids are fresh uuids, so the email is the
+   * key that collides.
+   */
   async createPending(user: { id: string; email: string; name: string | null }): Promise<'created' | 'duplicate'> {
-    const row = await this.db
-      .insertInto('users')
-      .values({ id: user.id, email: user.email, name: user.name, password_hash: null, status: 'pending', failure: null, activated_at: null, welcomed_at: null })
-      .onConflict((oc) => oc.expression(sql`lower(email)`).doNothing())
-      .returning('id')
-      .executeTakeFirst();
-    return row ? 'created' : 'duplicate';
+    try {
+      await this.db
+        .insertInto('users')
+        .values({ id: user.id, email: user.email, name: user.name, password_hash: null, status: 'pending', failure: null, activated_at: null, welcomed_at: null })
+        .execute();
+      return 'created';
+    } catch (error) {
+      if (isUniqueViolation(error)) return 'duplicate';
+      throw error;
+    }
   }
 
   async remove(id: string): Promise<void> {
@@ -35,7 +47,7 @@ export class UsersRepository {
   async activate(id: string, passwordHash: string): Promise<boolean> {
     const result = await this.db
       .updateTable('users')
-      .set({ password_hash: passwordHash, status: 'active', activated_at: sql`now()`, failure: null })
+      .set({ password_hash: passwordHash, status: 'active', activated_at: this.dialect.now(), failure: null })
       .where('id', '=', id)
       .where('status', '=', 'pending')
       .executeTakeFirst();
@@ -47,7 +59,7 @@ export class UsersRepository {
   }
 
   async markWelcomed(id: string): Promise<boolean> {
-    const result = await this.db.updateTable('users').set({ welcomed_at: sql`now()` }).where('id', '=', id).where('welcomed_at', 'is', null).executeTakeFirst();
+    const result = await this.db.updateTable('users').set({ welcomed_at: this.dialect.now() }).where('id', '=', id).where('welcomed_at', 'is', null).executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 
@@ -74,3 +86,5 @@ export class UsersRepository {
     };
   }
 }
+
+timeQueries(UsersRepository, 'users');

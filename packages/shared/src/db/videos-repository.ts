@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import { VIDEO_STEPS } from '../queues/index.js';
 import type { Db } from './connection.js';
+import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
+import { timeQueries } from './query-timing.js';
 import type { Database, StepStatus, VideoOptions, VideoPriority, VideoStatus } from './schema.js';
 
 export interface VideoMetadata {
@@ -115,18 +118,42 @@ const TERMINAL: readonly VideoStatus[] = ['completed', 'failed', 'cancelled'];
 
 /** Reads and writes of videos, their steps, scenes and job events. Every write is idempotent. */
 export class VideosRepository {
+  private readonly dialect: PortableSql;
+
   constructor(
     private readonly db: Db,
     private readonly hooks: RepositoryHooks = {},
-  ) {}
+  ) {
+    this.dialect = portableSql(db);
+  }
 
-  /** Puts the webhook of a finished video in the outbox, inside the caller's transaction. */
+  /**
+   * Puts the webhook of a finished video in the outbox, inside the caller's transaction, and
+   * returns the ids of its pending deliveries (none when the video has no callback).
+   */
   private async enqueueWebhook(trx: Executor, id: string, status: keyof typeof WEBHOOK_EVENTS): Promise<string[]> {
-    const { rows } = await sql<{ id: string }>`
-      insert into webhook_deliveries (video_id, event, url)
-      select id, ${WEBHOOK_EVENTS[status]}, callback_url from videos where id = ${id} and callback_url is not null
-      on conflict (video_id, event) do nothing
-      returning id`.execute(trx);
+    const event = WEBHOOK_EVENTS[status];
+    await ignoreDuplicates(
+      trx
+        .insertInto('webhook_deliveries')
+        .columns(['id', 'video_id', 'event', 'url'])
+        .expression((eb) =>
+          eb
+            .selectFrom('videos')
+            .select([this.dialect.uuid(randomUUID()).as('id'), 'id as video_id', sql.lit(event).as('event'), 'callback_url as url'])
+            .where('id', '=', id)
+            .where('callback_url', 'is not', null),
+        ),
+      this.dialect.engine,
+      ['video_id', 'event'],
+    ).execute();
+    const rows = await trx
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('video_id', '=', id)
+      .where('event', '=', event)
+      .where('state', '=', 'pending')
+      .execute();
     return rows.map((row) => row.id);
   }
 
@@ -152,21 +179,21 @@ export class VideosRepository {
   async createMany(videos: readonly NewVideoRecord[]): Promise<void> {
     if (videos.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('videos')
-        .values(
+      await ignoreDuplicates(
+        trx.insertInto('videos').values(
           videos.map((video) => ({
             id: video.id, status: 'queued' as const, source: video.source, title: video.title, error: null, storage_key: null,
             size_bytes: null, duration_seconds: null, width: null, height: null, fps: null, has_audio: null, video_codec: null,
             completed_at: null, options: JSON.stringify(video.options ?? {}), callback_url: video.callbackUrl ?? null,
             priority: video.priority ?? 'normal', submitted_by: video.submittedBy ?? null, youtube_id: video.youtubeId ?? null,
           })),
-        )
-        .onConflict((oc) => oc.column('id').doNothing())
-        .execute();
+        ),
+        this.dialect.engine,
+        ['id'],
+      ).execute();
       const steps = videos.flatMap((video) => video.steps.map((step) => ({ video_id: video.id, step, status: 'pending' as const, reason: null })));
       if (steps.length) {
-        await trx.insertInto('video_steps').values(steps).onConflict((oc) => oc.columns(['video_id', 'step']).doNothing()).execute();
+        await ignoreDuplicates(trx.insertInto('video_steps').values(steps), this.dialect.engine, ['video_id', 'step']).execute();
       }
     });
   }
@@ -204,14 +231,14 @@ export class VideosRepository {
     const deliveries = await this.db.transaction().execute(async (trx) => {
       const result = await trx
         .updateTable('videos')
-        .set({ status: 'cancelled', error: 'cancelled on request', updated_at: sql`now()`, version: sql`version + 1` })
+        .set({ status: 'cancelled', error: 'cancelled on request', updated_at: this.dialect.now(), version: sql`version + 1` })
         .where('id', '=', id)
         .where('status', 'not in', TERMINAL)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) return undefined;
       await trx
         .updateTable('video_steps')
-        .set({ status: 'cancelled', reason: 'cancelled on request', updated_at: sql`now()` })
+        .set({ status: 'cancelled', reason: 'cancelled on request', updated_at: this.dialect.now() })
         .where('video_id', '=', id)
         .where('status', 'in', ['pending', 'active'])
         .execute();
@@ -228,7 +255,7 @@ export class VideosRepository {
       .selectFrom('videos')
       .select('id')
       .where('status', 'in', ['queued', 'processing'])
-      .where('updated_at', '<', new Date(Date.now() - olderThanSeconds * 1000))
+      .where('updated_at', '<', this.dialect.secondsAgo(olderThanSeconds))
       .orderBy('updated_at')
       .limit(limit)
       .execute();
@@ -326,11 +353,11 @@ export class VideosRepository {
         .updateTable('videos')
         .set({
           status,
-          updated_at: sql`now()`,
+          updated_at: this.dialect.now(),
           version: sql`version + 1`,
           ...(fields.error !== undefined ? { error: fields.error } : {}),
           ...(fields.progress !== undefined ? { progress: fields.progress } : {}),
-          ...(status === 'completed' ? { completed_at: sql`now()`, progress: 100 } : {}),
+          ...(status === 'completed' ? { completed_at: this.dialect.now(), progress: 100 } : {}),
         })
         .where('id', '=', id)
         .where('status', 'not in', TERMINAL)
@@ -349,7 +376,7 @@ export class VideosRepository {
     const value = Math.max(0, Math.min(99, Math.round(progress)));
     const result = await this.db
       .updateTable('videos')
-      .set({ progress: value, updated_at: sql`now()`, version: sql`version + 1` })
+      .set({ progress: value, updated_at: this.dialect.now(), version: sql`version + 1` })
       .where('id', '=', id)
       .where('status', 'not in', TERMINAL)
       .where('progress', '<', value)
@@ -363,7 +390,7 @@ export class VideosRepository {
       .set({
         status,
         reason: fields.reason ?? null,
-        updated_at: sql`now()`,
+        updated_at: this.dialect.now(),
         ...(fields.attempts !== undefined ? { attempts: fields.attempts } : {}),
       })
       .where('video_id', '=', videoId)
@@ -377,7 +404,7 @@ export class VideosRepository {
   private async bumpVersion(id: string): Promise<void> {
     const result = await this.db
       .updateTable('videos')
-      .set({ version: sql`version + 1`, updated_at: sql`now()` })
+      .set({ version: sql`version + 1`, updated_at: this.dialect.now() })
       .where('id', '=', id)
       .where('status', 'not in', TERMINAL)
       .executeTakeFirst();
@@ -392,20 +419,20 @@ export class VideosRepository {
     const deliveries = await this.db.transaction().execute(async (trx) => {
       await trx
         .updateTable('video_steps')
-        .set({ status: 'failed', reason, updated_at: sql`now()` })
+        .set({ status: 'failed', reason, updated_at: this.dialect.now() })
         .where('video_id', '=', id)
         .where('step', '=', step)
         .where('status', '!=', 'cancelled')
         .execute();
       await trx
         .updateTable('video_steps')
-        .set({ status: 'cancelled', reason: `not run: ${step} failed`, updated_at: sql`now()` })
+        .set({ status: 'cancelled', reason: `not run: ${step} failed`, updated_at: this.dialect.now() })
         .where('video_id', '=', id)
         .where('status', '=', 'pending')
         .execute();
       const result = await trx
         .updateTable('videos')
-        .set({ status: 'failed', error: reason, updated_at: sql`now()`, version: sql`version + 1` })
+        .set({ status: 'failed', error: reason, updated_at: this.dialect.now(), version: sql`version + 1` })
         .where('id', '=', id)
         .where('status', 'not in', TERMINAL)
         .executeTakeFirst();
@@ -418,7 +445,7 @@ export class VideosRepository {
   async setSource(id: string, fields: { storageKey: string; sizeBytes: number }): Promise<void> {
     await this.db
       .updateTable('videos')
-      .set({ storage_key: fields.storageKey, size_bytes: fields.sizeBytes, updated_at: sql`now()` })
+      .set({ storage_key: fields.storageKey, size_bytes: fields.sizeBytes, updated_at: this.dialect.now() })
       .where('id', '=', id)
       .execute();
   }
@@ -439,7 +466,7 @@ export class VideosRepository {
           has_audio: metadata.hasAudio,
           size_bytes: metadata.sizeBytes,
           video_codec: metadata.videoCodec,
-          updated_at: sql`now()`,
+          updated_at: this.dialect.now(),
           version: sql`version + 1`,
         })
         .where('id', '=', id)
@@ -482,6 +509,8 @@ export class VideosRepository {
     await sql`select 1`.execute(this.db);
   }
 }
+
+timeQueries(VideosRepository, 'videos');
 
 function stepOrder(name: string): number {
   const index = (VIDEO_STEPS as readonly string[]).indexOf(name);

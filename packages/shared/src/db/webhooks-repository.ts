@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from './connection.js';
+import { portableSql, type PortableSql } from './portable-sql.js';
+import { timeQueries } from './query-timing.js';
 import type { WebhookEvent } from './schema.js';
 
 export interface WebhookDelivery {
@@ -21,7 +23,11 @@ export interface WebhookAttempt {
 
 /** The webhook outbox: deliveries owed to submitters and the log of every attempt. */
 export class WebhooksRepository {
-  constructor(private readonly db: Db) {}
+  private readonly dialect: PortableSql;
+
+  constructor(private readonly db: Db) {
+    this.dialect = portableSql(db);
+  }
 
   async find(id: string): Promise<WebhookDelivery | undefined> {
     const row = await this.db.selectFrom('webhook_deliveries').selectAll().where('id', '=', id).executeTakeFirst();
@@ -48,7 +54,7 @@ export class WebhooksRepository {
       .selectFrom('webhook_deliveries')
       .select('id')
       .where('state', '=', 'pending')
-      .where('updated_at', '<', sql<Date>`now() - make_interval(secs => ${staleSeconds})`)
+      .where('updated_at', '<', this.dialect.secondsAgo(staleSeconds))
       .orderBy('updated_at')
       .limit(limit)
       .execute();
@@ -56,25 +62,26 @@ export class WebhooksRepository {
   }
 
   async touch(ids: readonly string[]): Promise<void> {
-    if (ids.length) await this.db.updateTable('webhook_deliveries').set({ updated_at: sql`now()` }).where('id', 'in', ids).execute();
+    if (ids.length) await this.db.updateTable('webhook_deliveries').set({ updated_at: this.dialect.now() }).where('id', 'in', ids).execute();
   }
 
   /** Logs one attempt and moves the delivery on, in one transaction. */
   async recordAttempt(id: string, attempt: WebhookAttempt, outcome: 'delivered' | 'retry' | 'failed'): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      const { attempts } = await trx
+      await trx
         .updateTable('webhook_deliveries')
         .set({
           attempts: sql`attempts + 1`,
           last_status: attempt.statusCode,
           last_error: attempt.error,
-          updated_at: sql`now()`,
-          ...(outcome === 'delivered' ? { state: 'delivered' as const, delivered_at: sql`now()` } : {}),
+          updated_at: this.dialect.now(),
+          ...(outcome === 'delivered' ? { state: 'delivered' as const, delivered_at: this.dialect.now() } : {}),
           ...(outcome === 'failed' ? { state: 'failed' as const } : {}),
         })
         .where('id', '=', id)
-        .returning('attempts')
-        .executeTakeFirstOrThrow();
+        .execute();
+      // The update holds the row's lock until commit, so this reads the count it just wrote.
+      const { attempts } = await trx.selectFrom('webhook_deliveries').select('attempts').where('id', '=', id).executeTakeFirstOrThrow();
       await trx
         .insertInto('webhook_attempts')
         .values({ delivery_id: id, attempt: attempts, status_code: attempt.statusCode, error: attempt.error, duration_ms: Math.round(attempt.durationMs) })
@@ -82,3 +89,5 @@ export class WebhooksRepository {
     });
   }
 }
+
+timeQueries(WebhooksRepository, 'webhooks');

@@ -1,10 +1,12 @@
 import { sql, type Kysely } from 'kysely';
+import { schemaTypes } from '../schema-types.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema
+  const t = schemaTypes(db);
+  await t
     .createTable('videos')
-    .addColumn('id', 'uuid', (col) => col.primaryKey())
-    .addColumn('status', 'text', (col) =>
+    .addColumn('id', t.uuid, (col) => col.primaryKey())
+    .addColumn('status', t.string(16), (col) =>
       col.notNull().check(sql`status in ('queued', 'processing', 'completed', 'failed', 'cancelled')`),
     )
     .addColumn('progress', 'integer', (col) => col.notNull().defaultTo(0).check(sql`progress between 0 and 100`))
@@ -19,37 +21,39 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('fps', 'double precision')
     .addColumn('has_audio', 'boolean')
     .addColumn('video_codec', 'text')
-    .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
-    .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
-    .addColumn('completed_at', 'timestamptz')
+    .addColumn('created_at', t.timestamp, (col) => col.notNull().defaultTo(t.now))
+    .addColumn('updated_at', t.timestamp, (col) => col.notNull().defaultTo(t.now))
+    .addColumn('completed_at', t.timestamp)
     .execute();
   await db.schema.createIndex('videos_status_created_idx').on('videos').columns(['status', 'created_at']).execute();
 
-  await db.schema
+  await t
     .createTable('video_steps')
-    .addColumn('video_id', 'uuid', (col) => col.notNull().references('videos.id').onDelete('cascade'))
-    .addColumn('step', 'text', (col) => col.notNull())
+    .addColumn('video_id', t.uuid, (col) => col.notNull())
+    .addColumn('step', t.string(64), (col) => col.notNull())
     .addColumn('status', 'text', (col) => col.notNull())
     .addColumn('reason', 'text')
     .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
-    .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+    .addColumn('updated_at', t.timestamp, (col) => col.notNull().defaultTo(t.now))
     .addPrimaryKeyConstraint('video_steps_pk', ['video_id', 'step'])
+    .$call(t.cascadingReference('video_steps', 'video_id', 'videos'))
     .execute();
 
-  await db.schema
+  await t
     .createTable('scenes')
-    .addColumn('video_id', 'uuid', (col) => col.notNull().references('videos.id').onDelete('cascade'))
+    .addColumn('video_id', t.uuid, (col) => col.notNull())
     .addColumn('scene_index', 'integer', (col) => col.notNull())
     .addColumn('start_seconds', 'double precision', (col) => col.notNull())
     .addColumn('end_seconds', 'double precision', (col) => col.notNull())
     .addPrimaryKeyConstraint('scenes_pk', ['video_id', 'scene_index'])
     .addCheckConstraint('scenes_ordered', sql`end_seconds >= start_seconds`)
+    .$call(t.cascadingReference('scenes', 'video_id', 'videos'))
     .execute();
 
-  await db.schema
+  await t
     .createTable('job_events')
-    .addColumn('id', 'bigserial', (col) => col.primaryKey())
-    .addColumn('video_id', 'uuid')
+    .addColumn('id', t.identity, (col) => t.identityColumn(col))
+    .addColumn('video_id', t.uuid)
     .addColumn('queue', 'text', (col) => col.notNull())
     .addColumn('job_name', 'text', (col) => col.notNull())
     .addColumn('job_id', 'text', (col) => col.notNull())
@@ -57,7 +61,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('status', 'text', (col) => col.notNull())
     .addColumn('attempt', 'integer', (col) => col.notNull())
     .addColumn('reason', 'text')
-    .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+    .addColumn('created_at', t.timestamp, (col) => col.notNull().defaultTo(t.now))
     .execute();
   await db.schema.createIndex('job_events_video_idx').on('job_events').columns(['video_id', 'created_at']).execute();
 }

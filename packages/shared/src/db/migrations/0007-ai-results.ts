@@ -1,26 +1,30 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { schemaTypes } from '../schema-types.js';
 
 /** What the AI steps produce: a transcript per video, and per clip its texts, generated thumbnail and voice-over. */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema
+  const t = schemaTypes(db);
+  await t
     .createTable('transcripts')
-    .addColumn('video_id', 'uuid', (col) => col.primaryKey().references('videos.id').onDelete('cascade'))
-    .addColumn('text', 'text', (col) => col.notNull())
+    .addColumn('video_id', t.uuid, (col) => col.primaryKey())
+    .addColumn('text', t.longText, (col) => col.notNull())
     .addColumn('language', 'text')
     .addColumn('duration_seconds', 'double precision')
-    .addColumn('segments', 'jsonb', (col) => col.notNull())
-    .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+    .addColumn('segments', t.json, (col) => col.notNull())
+    .addColumn('created_at', t.timestamp, (col) => col.notNull().defaultTo(t.now))
+    .$call(t.cascadingReference('transcripts', 'video_id', 'videos'))
     .execute();
-  await db.schema
+  await t
     .createTable('clip_extras')
-    .addColumn('clip_id', 'uuid', (col) => col.primaryKey())
-    .addColumn('video_id', 'uuid', (col) => col.notNull().references('videos.id').onDelete('cascade'))
+    .addColumn('clip_id', t.uuid, (col) => col.primaryKey())
+    .addColumn('video_id', t.uuid, (col) => col.notNull())
     .addColumn('title', 'text')
     .addColumn('caption', 'text')
-    .addColumn('hashtags', 'jsonb')
+    .addColumn('hashtags', t.json)
     .addColumn('thumbnail_key', 'text')
     .addColumn('voiceover_key', 'text')
-    .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+    .addColumn('updated_at', t.timestamp, (col) => col.notNull().defaultTo(t.now))
+    .$call(t.cascadingReference('clip_extras', 'video_id', 'videos'))
     .execute();
   await db.schema.createIndex('clip_extras_video_idx').on('clip_extras').column('video_id').execute();
 }

@@ -1,0 +1,101 @@
+import path from 'node:path';
+
+/** The database servers clipline runs on; `DATABASE_URL`'s scheme picks one. */
+export type DatabaseEngine = 'postgres' | 'mysql' | 'sqlite';
+
+export const DATABASE_ENGINE_NAMES: Readonly<Record<DatabaseEngine, string>> = {
+  postgres: 'PostgreSQL',
+  mysql: 'MySQL/MariaDB',
+  sqlite: 'SQLite',
+};
+
+/**
+ * Where the tables live, resolved from `DATABASE_URL` and `DATABASE_SCHEMA`:
+ * - PostgreSQL: the schema is put first on the search path of every connection.
+ * - MySQL/MariaDB: a schema is a database, so `DATABASE_SCHEMA` (other than `public`) names the
+ *   database, and `public` means the database in the URL.
+ * - SQLite: one file is one schema, so `DATABASE_SCHEMA` (other than `public`) names a file
+ *   beside the one in the URL: `sqlite:.data/clipline.db` with schema `t_1` is
+ *   `.data/clipline.t_1.db`.
+ */
+export type DatabaseTarget =
+  | { engine: 'postgres'; url: string; schema: string }
+  | { engine: 'mysql'; host: string; port: number; user: string; password: string | undefined; database: string }
+  | { engine: 'sqlite'; file: string };
+
+export class DatabaseUrlError extends Error {
+  override name = 'DatabaseUrlError';
+}
+
+const DEFAULT_SCHEMA = 'public';
+
+/** The engine a URL names by its scheme, or undefined for any other URL. */
+export function engineOfUrl(url: string): DatabaseEngine | undefined {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (scheme === 'postgres' || scheme === 'postgresql') return 'postgres';
+  if (scheme === 'mysql' || scheme === 'mariadb') return 'mysql';
+  if (scheme === 'sqlite') return 'sqlite';
+  return undefined;
+}
+
+/**
+ * `sqlite:PATH` or `sqlite://PATH`: a relative path is relative to the working directory,
+ * `sqlite:///var/lib/clipline.db` is absolute.
+ */
+function sqliteFile(url: string): string {
+  const rest = url.replace(/^sqlite:(\/\/)?/i, '');
+  const file = decodeURIComponent(rest.split('?')[0] ?? '');
+  if (file === '' || file.endsWith('/')) throw new DatabaseUrlError(`DATABASE_URL ${url} names no file: expected sqlite:path/to/clipline.db`);
+  if (file === ':memory:') throw new DatabaseUrlError('DATABASE_URL sqlite::memory: is not shared between clipline processes: name a file');
+  return path.resolve(file);
+}
+
+function schemaFile(file: string, schema: string): string {
+  if (schema === DEFAULT_SCHEMA) return file;
+  const extension = path.extname(file);
+  return path.join(path.dirname(file), `${path.basename(file, extension)}.${schema}${extension || '.db'}`);
+}
+
+export function resolveDatabaseTarget(url: string, schema: string = DEFAULT_SCHEMA): DatabaseTarget {
+  const engine = engineOfUrl(url);
+  if (engine === undefined) {
+    throw new DatabaseUrlError(`DATABASE_URL must start with postgres://, mysql://, mariadb:// or sqlite:, got ${JSON.stringify(shownDatabaseUrl(url))}`);
+  }
+  if (engine === 'sqlite') return { engine, file: schemaFile(sqliteFile(url), schema) };
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DatabaseUrlError(`DATABASE_URL is not a valid URL: ${JSON.stringify(shownDatabaseUrl(url))}`);
+  }
+  if (engine === 'postgres') return { engine, url, schema };
+  const database = schema !== DEFAULT_SCHEMA ? schema : decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  if (!database) {
+    throw new DatabaseUrlError(`DATABASE_URL ${shownDatabaseUrl(url)} names no database: add one (mysql://user@host:3306/clipline) or set DATABASE_SCHEMA`);
+  }
+  return {
+    engine,
+    host: parsed.hostname || '127.0.0.1',
+    port: parsed.port ? Number(parsed.port) : 3306,
+    user: decodeURIComponent(parsed.username) || 'root',
+    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+    database,
+  };
+}
+
+/** The URL with its password replaced, fit for logs and error messages. */
+export function shownDatabaseUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
+}
+
+/** One line naming the database, without secrets: "MySQL/MariaDB 127.0.0.1:3306/clipline". */
+export function describeDatabaseTarget(target: DatabaseTarget): string {
+  switch (target.engine) {
+    case 'postgres':
+      return `${DATABASE_ENGINE_NAMES.postgres} ${shownDatabaseUrl(target.url)} (schema ${target.schema})`;
+    case 'mysql':
+      return `${DATABASE_ENGINE_NAMES.mysql} ${target.host}:${target.port}/${target.database}`;
+    case 'sqlite':
+      return `${DATABASE_ENGINE_NAMES.sqlite} ${target.file}`;
+  }
+}

@@ -1,0 +1,67 @@
+import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+
+/**
+ * PostgreSQL has column types for times, JSON, arrays and booleans, and pg returns them as
+ * Dates, parsed JSON, arrays and booleans. MySQL/MariaDB and SQLite store some of them in a
+ * plainer form (SQLite times as ISO-8601 text, JSON and arrays as text, booleans as 0/1), so
+ * rows read from them are decoded by column name into what pg would have returned, and the
+ * repositories see one shape whatever the engine. Column names are unique in meaning across
+ * the schema; a test checks these lists against the PostgreSQL column types.
+ */
+export const STORED_VALUE_COLUMNS = {
+  timestamp: [
+    'created_at',
+    'updated_at',
+    'completed_at',
+    'revoked_at',
+    'last_used_at',
+    'activated_at',
+    'welcomed_at',
+    'expires_at',
+    'fetched_at',
+    'delivered_at',
+  ],
+  json: ['options', 'response_body', 'result', 'segments', 'hashtags', 'data', 'histogram', 'short_term_lufs', 'reasons'],
+  boolean: ['has_audio'],
+} as const;
+
+type StoredKind = keyof typeof STORED_VALUE_COLUMNS;
+
+const KIND_OF_COLUMN = new Map<string, StoredKind>(
+  (Object.entries(STORED_VALUE_COLUMNS) as [StoredKind, readonly string[]][]).flatMap(([kind, columns]) => columns.map((column) => [column, kind] as const)),
+);
+
+/** A time as SQLite or a MySQL string returns it; text without a zone is UTC, as it was written. */
+function parseStoredTime(text: string): Date {
+  const iso = text.includes('T') ? text : text.replace(' ', 'T');
+  return new Date(/(Z|[+-]\d\d:?\d\d)$/i.test(iso) ? iso : `${iso}Z`);
+}
+
+export function decodeStoredValue(column: string, value: unknown): unknown {
+  switch (KIND_OF_COLUMN.get(column)) {
+    case 'timestamp':
+      return typeof value === 'string' ? parseStoredTime(value) : value;
+    case 'json':
+      return typeof value === 'string' ? JSON.parse(value) : value;
+    case 'boolean':
+      return typeof value === 'number' || typeof value === 'bigint' ? value !== 0 && value !== 0n : value;
+    default:
+      return value;
+  }
+}
+
+/** Decodes result rows of MySQL/MariaDB and SQLite into the shapes PostgreSQL returns. */
+export class StoredValuesPlugin implements KyselyPlugin {
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    return args.node;
+  }
+
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    for (const row of args.result.rows) {
+      for (const column of Object.keys(row)) {
+        if (KIND_OF_COLUMN.has(column)) row[column] = decodeStoredValue(column, row[column]);
+      }
+    }
+    return args.result;
+  }
+}
