@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// One-command local run: makes sure Redis, PostgreSQL and ffmpeg are there, builds, migrates,
+// One-command local run: makes sure Redis, the database and ffmpeg are there, builds, migrates,
 // then runs the four apps in the foreground with labelled logs. Ctrl-C stops them gracefully;
-// a second Ctrl-C kills them.
+// a second Ctrl-C kills them. Without DATABASE_URL the database is a SQLite file under .data/;
+// with a postgres:// or mysql:// URL that server is used (a local PostgreSQL is started if needed).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import net from 'node:net';
@@ -12,7 +13,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = path.join(ROOT, '.data');
 const env = { ...process.env };
 env.REDIS_URL ||= 'redis://127.0.0.1:6379';
-env.DATABASE_URL ||= 'postgres://postgres@127.0.0.1:5432/clipline';
+env.DATABASE_URL ||= `sqlite:${path.join(DATA, 'clipline.db')}`;
 env.STORAGE_DIR ||= path.join(DATA, 'storage');
 const PORT = Number(env.PORT || 3000);
 const DASHBOARD_PORT = Number(env.DASHBOARD_PORT || 3001);
@@ -78,6 +79,23 @@ async function ensureRedis() {
     die('Redis is not running and not installed. Install it with:\n    sudo apt-get install -y redis-server\n  (or set REDIS_URL to a running Redis)');
   }
   if (!(await waitReachable(host, port, 15))) die(`Redis did not come up on ${host}:${port}`);
+}
+
+async function ensureMysql() {
+  const url = new URL(env.DATABASE_URL);
+  const host = url.hostname;
+  const port = Number(url.port || 3306);
+  if (!(await reachable(host, port))) die(`MySQL/MariaDB at ${host}:${port} does not answer (DATABASE_URL). Start it, or unset DATABASE_URL to use SQLite.`);
+  // The migration creates the database when it is missing.
+  say(`MySQL/MariaDB answers at ${host}:${port}`);
+}
+
+async function ensureDatabase() {
+  const scheme = env.DATABASE_URL.split(':')[0].toLowerCase();
+  if (scheme === 'sqlite') return say(`database: SQLite file ${env.DATABASE_URL.replace(/^sqlite:(\/\/)?/, '')}`);
+  if (scheme === 'mysql' || scheme === 'mariadb') return ensureMysql();
+  if (scheme === 'postgres' || scheme === 'postgresql') return ensurePostgres();
+  die(`DATABASE_URL must start with postgres://, mysql:// or sqlite: (got ${scheme}:…)`);
 }
 
 async function ensurePostgres() {
@@ -238,7 +256,7 @@ async function main() {
   if (!existsSync(path.join(ROOT, 'node_modules'))) die('dependencies are missing: run "npm ci" first');
   ensureFfmpeg();
   await ensureRedis();
-  await ensurePostgres();
+  await ensureDatabase();
   say('building (tsc -b)');
   if (!run(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'])) die('the build failed');
   say('running migrations');

@@ -7,11 +7,55 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { createDatabase, dropDatabase, ensureDatabaseExists, loadConfig, migrateToLatest, type Config, type Db } from '@clipline/shared';
+import {
+  createDatabase,
+  dropDatabase,
+  ensureDatabaseExists,
+  loadConfig,
+  migrateToLatest,
+  type Config,
+  type DatabaseSettings,
+  type Db,
+} from '@clipline/shared';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** The database the tests use: PostgreSQL unless `TEST_DATABASE_URL` names MySQL/MariaDB or SQLite. */
 export const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/**
+ * One server of each engine the database layer runs on, for the suites that run on all of them.
+ * SQLite needs no server: its files go under the temporary directory.
+ */
+export const TEST_DATABASE_ENGINES = [
+  { name: 'PostgreSQL', url: process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+  { name: 'MariaDB', url: process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test' },
+  { name: 'SQLite', url: `sqlite:${path.join(os.tmpdir(), 'clipline-test', 'test.db')}` },
+] as const;
+
+export interface TestDatabase {
+  db: Db;
+  settings: DatabaseSettings;
+  /** Closes the connections and drops the schema (a database on MySQL, a file on SQLite). */
+  cleanup(): Promise<void>;
+}
+
+const newToken = () => randomUUID().replace(/-/g, '').slice(0, 12);
+
+/** A fresh, migrated schema of its own on the database `url` names. */
+export async function createTestDatabase(url: string = DATABASE_URL, schema = `t_${newToken()}`, poolSize = 4): Promise<TestDatabase> {
+  const settings = { url, schema, poolSize };
+  await ensureDatabaseExists(settings);
+  const db = createDatabase(settings);
+  await migrateToLatest(db, schema);
+  return {
+    db,
+    settings,
+    async cleanup() {
+      await db.destroy();
+      await dropDatabase(settings).catch(() => {});
+    },
+  };
+}
 
 export interface TestEnvironment {
   config: Config;
@@ -23,7 +67,7 @@ export interface TestEnvironment {
 
 /** A fresh prefix, schema and storage directory, with migrations applied. */
 export async function createTestEnvironment(overrides: Record<string, string> = {}): Promise<TestEnvironment> {
-  const token = randomUUID().replace(/-/g, '').slice(0, 12);
+  const token = newToken();
   const storage = await mkdtemp(path.join(os.tmpdir(), 'clipline-test-'));
   const env: Record<string, string> = {
     NODE_ENV: 'test',
@@ -37,17 +81,13 @@ export async function createTestEnvironment(overrides: Record<string, string> = 
     ...overrides,
   };
   const config = loadConfig(env);
-  const settings = { url: config.databaseUrl, schema: config.databaseSchema, poolSize: 4 };
-  await ensureDatabaseExists(settings);
-  const db = createDatabase(settings);
-  await migrateToLatest(db, config.databaseSchema);
+  const database = await createTestDatabase(config.databaseUrl, config.databaseSchema);
   return {
     config,
     env,
-    db,
+    db: database.db,
     async cleanup() {
-      await db.destroy();
-      await dropDatabase(settings).catch(() => {});
+      await database.cleanup();
       await deleteKeys(config.redisUrl, `${config.queuePrefix}:*`);
       await rm(storage, { recursive: true, force: true });
     },

@@ -18,14 +18,14 @@ import { createProducerApp } from './app.js';
 import type { KeyVerifier } from './http/auth.js';
 
 /**
- * Wires the producer's dependencies (Redis for queues and signals, PostgreSQL for records) into
+ * Wires the producer's dependencies (Redis for queues and signals, the database for records) into
  * the HTTP app; each is registered for shutdown. Used by main and by the integration tests.
  */
 export function buildProducer(service: ServiceContext, options: { verifyKey?: KeyVerifier } = {}) {
   const { config, logger, shutdown, metrics } = service;
   const redis = createRedis(config.redisUrl, 'producer');
   shutdown.register('redis', () => redis.quit().catch(() => redis.disconnect()));
-  const db = openDatabase(config);
+  const db = openDatabase(config, config.databasePoolSize, metrics);
   shutdown.register('database', () => db.destroy());
   // A cancellation finishes a video here: its webhook leaves from this process.
   const { signals, jobs, videos } = connectVideoRuntime(service, redis, db);

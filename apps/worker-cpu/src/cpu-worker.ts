@@ -54,7 +54,7 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
 
   const redis = createRedis(config.redisUrl, 'worker');
   shutdown.register('redis', () => redis.quit());
-  const db = openDatabase(config, concurrency.analyze + concurrency.render + 2);
+  const db = openDatabase(config, concurrency.analyze + concurrency.render + 2, metrics);
   shutdown.register('database', () => db.destroy());
   shutdown.register('cpu pool', () => pool.close());
 

@@ -93,8 +93,9 @@ async function settled(queueName: typeof analyzeQueue | typeof renderQueue, jobI
   try {
     return await waitFor(
       async () => {
+        // State first: a job read before it finishes would show as finished without its result.
+        const states = await Promise.all(jobIds.map((id) => queue.getJobState(id)));
         const jobs = await Promise.all(jobIds.map((id) => queue.getJob(id)));
-        const states = await Promise.all(jobs.map((job) => job?.getState()));
         if (!states.every((state) => state === 'completed' || state === 'failed')) return undefined;
         return jobs.map((job, k) => ({ state: states[k], reason: job!.failedReason, attempts: job!.attemptsMade, result: job!.returnvalue as Record<string, any> }));
       },

@@ -181,7 +181,8 @@ describe('the render worker (real BullMQ jobs)', () => {
       );
       return await waitFor(
         async () => {
-          const states = await Promise.all(jobs.map(async (job) => ({ job: (await queue.getJob(job.id!))!, state: await job.getState() })));
+          // State first: a job read before it finishes would show as finished without its result.
+          const states = await Promise.all(jobs.map(async (job) => ({ state: await job.getState(), job: (await queue.getJob(job.id!))! })));
           return states.every(({ state }) => state === 'completed' || state === 'failed') ? states : undefined;
         },
         50_000,

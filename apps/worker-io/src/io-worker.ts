@@ -201,7 +201,7 @@ export async function startIoWorker(service: ServiceContext, options: IoWorkerOp
   const { config, logger, shutdown, metrics } = service;
   const redis = createRedis(config.redisUrl, 'worker');
   shutdown.register('redis', () => redis.quit());
-  const db = openDatabase(config);
+  const db = openDatabase(config, config.databasePoolSize, metrics);
   shutdown.register('database', () => db.destroy());
   const { signals, jobs, videos } = connectVideoRuntime(service, redis, db);
   // Subscribed before the first job, so a cancellation can reach any job this process runs.

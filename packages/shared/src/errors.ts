@@ -48,7 +48,18 @@ export class JobCancelledError extends Error {
   }
 }
 
-const DATABASE_OUTAGE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+/**
+ * Codes of a database that cannot serve right now, per engine: PostgreSQL's shutdown and
+ * connection classes (57P0x, 08xxx), MySQL/MariaDB's lost connections and server shutdown,
+ * SQLite's lock still held by another process after the busy timeout. Deadlocks and
+ * serialization failures are in the same class: the whole job runs again, and its writes are
+ * idempotent.
+ */
+const DATABASE_OUTAGE_CODES = new Set([
+  '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '40001', '40P01',
+  'PROTOCOL_CONNECTION_LOST', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_CONNECTION_KILLED',
+  'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_LOCKED',
+]);
 
 /**
  * Whether an error means the database (or another dependency) cannot be reached right now, as
@@ -56,9 +67,14 @@ const DATABASE_OUTAGE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '0800
  * server is starting or shutting down. Such jobs wait and retry without spending an attempt.
  */
 export function isDependencyOutage(thrown: unknown): boolean {
-  const error = thrown as { code?: unknown; syscall?: unknown; message?: unknown } | null;
+  const error = thrown as { code?: unknown; syscall?: unknown; message?: unknown; fatal?: unknown } | null;
   if (!error || typeof error !== 'object') return false;
   if (typeof error.code === 'string' && DATABASE_OUTAGE_CODES.has(error.code)) return true;
-  if (error.code === 'ECONNREFUSED' && error.syscall === 'connect') return true;
-  return typeof error.message === 'string' && /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/.test(error.message);
+  if ((error.code === 'ECONNREFUSED' || error.code === 'ETIMEDOUT') && error.syscall === 'connect') return true;
+  // mysql2 marks errors that broke the connection as fatal (ECONNRESET, EPIPE on a dropped socket).
+  if (error.fatal === true && (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ECONNREFUSED')) return true;
+  return (
+    typeof error.message === 'string' &&
+    /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Pool is closed|Can't add new command when connection is in closed state)/.test(error.message)
+  );
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import express, { type Request, type Router } from 'express';
 import {
   InvalidCursorError,
+  isDependencyOutage,
   type AiResultsRepository,
   type AnalysisRepository,
   type ClipExtras,
@@ -56,6 +57,7 @@ function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
 
 /** Errors of a lost Redis or database connection: the client may retry later. */
 export function isUnavailable(error: unknown): boolean {
+  if (isDependencyOutage(error)) return true;
   const text = `${(error as Error)?.name} ${(error as Error)?.message} ${(error as { code?: string })?.code}`;
   return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|max retries per request/i.test(text);
 }

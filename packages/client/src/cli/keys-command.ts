@@ -9,8 +9,9 @@ import { UsageError } from './usage-error.js';
 const SPEC = { name: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 const SUBCOMMANDS = ['create', 'list', 'revoke'] as const;
 
-const MISSING_TABLE_CODES = new Set(['42P01', 'ER_NO_SUCH_TABLE']);
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', '3D000', '28P01', 'ER_BAD_DB_ERROR', 'ER_ACCESS_DENIED_ERROR', 'SQLITE_CANTOPEN']);
+// A MySQL schema is a database and a SQLite one a file: the migration creates a missing one too.
+const MISSING_TABLE_CODES = new Set(['42P01', 'ER_NO_SUCH_TABLE', 'ER_BAD_DB_ERROR', 'SQLITE_CANTOPEN']);
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', '3D000', '28P01', 'ER_ACCESS_DENIED_ERROR']);
 
 /** Database failures an operator can act on, said in a sentence that names the fix. */
 function describeDatabaseFailure(error: unknown, settings: CliSettings): Error {
@@ -45,7 +46,7 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
   if (options.name !== undefined && subcommand !== 'create') throw new UsageError('--name is only for keys create', 'keys');
 
   const settings = context.settings();
-  const db = createDatabase({ url: settings.databaseUrl, schema: settings.databaseSchema, poolSize: 1 });
+  const db = createDatabase({ url: settings.databaseUrl, schema: settings.databaseSchema, poolSize: 1, mustExist: true });
   const keys = new ApiKeysRepository(db);
   try {
     if (subcommand === 'create') {

@@ -23,6 +23,8 @@ export interface DatabaseSettings {
   statementTimeoutMs?: number;
   /** Milliseconds a SQLite statement waits for another process's write lock. @defaultValue 5000 */
   busyTimeoutMs?: number;
+  /** SQLite: open the file only if it exists, instead of creating an empty one (tools that need migrated tables). */
+  mustExist?: boolean;
 }
 
 export type Db = Kysely<Database>;
@@ -52,9 +54,9 @@ export function createDatabase(settings: DatabaseSettings): Db {
         plugins: [new StoredValuesPlugin()],
       });
     case 'sqlite':
-      mkdirSync(path.dirname(target.file), { recursive: true });
+      if (!settings.mustExist) mkdirSync(path.dirname(target.file), { recursive: true });
       return new Kysely<Database>({
-        dialect: new SqliteThreadDialect({ file: target.file, busyTimeoutMs: settings.busyTimeoutMs ?? 5000 }),
+        dialect: new SqliteThreadDialect({ file: target.file, busyTimeoutMs: settings.busyTimeoutMs ?? 5000, mustExist: settings.mustExist ?? false }),
         plugins: [new StoredValuesPlugin()],
       });
   }

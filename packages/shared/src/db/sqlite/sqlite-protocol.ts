@@ -4,6 +4,8 @@ export interface SqliteThreadOptions {
   file: string;
   /** Milliseconds a statement waits for another process's lock before SQLITE_BUSY. */
   busyTimeoutMs: number;
+  /** Fail with SQLITE_CANTOPEN instead of creating a missing file. */
+  mustExist: boolean;
 }
 
 export type SqliteRequest =

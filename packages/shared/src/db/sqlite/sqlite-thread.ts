@@ -31,7 +31,7 @@ function asBindable(value: unknown): unknown {
 
 let db: Database.Database;
 try {
-  db = new Database(options.file, { timeout: options.busyTimeoutMs });
+  db = new Database(options.file, { timeout: options.busyTimeoutMs, fileMustExist: options.mustExist });
   // WAL lets readers in other processes go on while one writes; NORMAL is durable across
   // process crashes (a power loss may lose the last commits, never corrupt the file).
   db.pragma('journal_mode = WAL');

@@ -1,0 +1,303 @@
+/**
+ * The database layer on each engine it supports: the same migrations and repository calls on
+ * PostgreSQL, MariaDB and SQLite, each in a schema of its own (a database on MariaDB, a file on
+ * SQLite), with the values read back in one shape.
+ */
+import { randomUUID } from 'node:crypto';
+import { NO_MIGRATIONS } from 'kysely';
+import { Registry } from 'prom-client';
+import {
+  AiResultsRepository,
+  AnalysisRepository,
+  ApiKeysRepository,
+  createMigrator,
+  ExternalMetadataRepository,
+  IdempotencyRepository,
+  migrateToLatest,
+  observeQueries,
+  portableSql,
+  UsersRepository,
+  VideosRepository,
+  WebhooksRepository,
+  type Db,
+  type FrameMetricRecord,
+} from '@clipline/shared';
+import { createTestDatabase, TEST_DATABASE_ENGINES, type TestDatabase } from '../helpers/services.js';
+
+const METADATA = { durationSeconds: 12.5, width: 1280, height: 720, fps: 29.97, hasAudio: true, sizeBytes: 3_000_000_000, videoCodec: 'h264' };
+
+function frames(count: number, luma: number): FrameMetricRecord[] {
+  return Array.from({ length: count }, (_, frameIndex) => ({
+    frameIndex,
+    timeSeconds: frameIndex / 10,
+    luma: luma + (frameIndex % 7) / 4,
+    sharpness: frameIndex * 1.5,
+    motion: (frameIndex % 3) / 8,
+    contentScore: frameIndex % 11,
+    dhash: frameIndex.toString(16).padStart(16, '0'),
+    histogram: Array.from({ length: 16 }, (_, bin) => (bin === frameIndex % 16 ? 0.75 : 0.25 / 15)),
+  }));
+}
+
+describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
+  let database: TestDatabase;
+  let db: Db;
+  let videos: VideosRepository;
+  let analyses: AnalysisRepository;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(url);
+    db = database.db;
+    videos = new VideosRepository(db);
+    analyses = new AnalysisRepository(db);
+  });
+
+  afterAll(async () => {
+    await database?.cleanup();
+  });
+
+  async function newVideo(fields: { callbackUrl?: string; youtubeId?: string } = {}): Promise<string> {
+    const id = randomUUID();
+    await videos.create({ id, source: `/media/${id}.mp4`, title: null, steps: ['ingest', 'analyze', 'render'], ...fields });
+    return id;
+  }
+
+  it('migrates down to nothing and up again, and a second run applies nothing', async () => {
+    const migrator = createMigrator(db, database.settings.schema);
+    const down = await migrator.migrateTo(NO_MIGRATIONS);
+    expect(down.error).toBeUndefined();
+    expect(down.results?.every((result) => result.status === 'Success')).toBe(true);
+    const up = await migrateToLatest(db, database.settings.schema);
+    expect(up.results?.length).toBeGreaterThanOrEqual(8);
+    const again = await migrateToLatest(db, database.settings.schema);
+    expect(again.results).toEqual([]);
+  });
+
+  it('reads back dates, JSON, booleans, big numbers and any text as they were written', async () => {
+    const id = randomUUID();
+    const title = '🎬 Café — テスト "quoted" \\ back\'slash';
+    await videos.create({ id, source: '/media/ü.mp4', title, steps: ['ingest'], options: { clipCount: 3, aspect: '9:16' }, callbackUrl: 'https://hooks.test/a' });
+    await videos.saveAnalysis(id, METADATA, [{ startSeconds: 0, endSeconds: 4.25 }]);
+    const view = await videos.find(id);
+    expect(view).toMatchObject({ title, source: '/media/ü.mp4', options: { clipCount: 3, aspect: '9:16' }, metadata: METADATA, scenes: [{ startSeconds: 0, endSeconds: 4.25 }] });
+    expect(Date.parse(view!.createdAt)).toBeGreaterThan(Date.now() - 60_000);
+    expect(Date.parse(view!.updatedAt)).toBeGreaterThanOrEqual(Date.parse(view!.createdAt));
+    await videos.saveAnalysis(id, { ...METADATA, hasAudio: false }, []);
+    expect((await videos.find(id))!.metadata!.hasAudio).toBe(false);
+
+    // Times keep their milliseconds, in UTC, on every engine.
+    const when = new Date('2031-02-03T04:05:06.789Z');
+    await db.updateTable('videos').set({ updated_at: when }).where('id', '=', id).execute();
+    expect((await db.selectFrom('videos').select('updated_at').where('id', '=', id).executeTakeFirstOrThrow()).updated_at).toEqual(when);
+  });
+
+  it('stores float arrays and JSON documents, and replaces them on a retried write instead of adding rows', async () => {
+    const id = await newVideo();
+    await analyses.saveFrameMetrics(id, frames(300, 10));
+    await analyses.saveFrameMetrics(id, frames(300, 40));
+    expect(await analyses.countFrameMetrics(id)).toBe(300);
+    const [frame] = await analyses.listFrameMetrics(id, 17, 1);
+    expect(frame!.luma).toBeCloseTo(40 + (17 % 7) / 4, 5);
+    expect(frame!.histogram).toHaveLength(16);
+    expect(frame!.histogram[1]).toBeCloseTo(0.75, 5);
+    expect(frame!.histogram[0]).toBeCloseTo(0.25 / 15, 5);
+
+    await analyses.saveAudioLoudness(id, { stepSeconds: 0.5, shortTermLufs: [-23.5, -20.25, -70], integratedLufs: -21, loudnessRangeLu: null });
+    await analyses.saveAudioLoudness(id, { stepSeconds: 0.5, shortTermLufs: [-18, -19], integratedLufs: -18.5, loudnessRangeLu: 3 });
+    expect(await analyses.findAudioLoudness(id)).toEqual({ stepSeconds: 0.5, shortTermLufs: [-18, -19], integratedLufs: -18.5, loudnessRangeLu: 3 });
+
+    const result = { clips: [{ start: 1, end: 2, reasons: ['scene cut', 'loud'] }], note: 'ünïcode ✓' };
+    await analyses.saveCompletedAnalysis(id, 'a'.repeat(64), '{"fps":10}', result);
+    const other = await newVideo();
+    expect(await analyses.findCompletedAnalysisByHash('a'.repeat(64), '{"fps":10}', other)).toMatchObject({ videoId: id, result });
+    expect(await analyses.findCompletedAnalysisByHash('a'.repeat(64), '{"fps":10}', id)).toBeUndefined();
+
+    // Reuse copies the rows inside the database.
+    await analyses.copyAnalysisRows(id, other);
+    expect(await analyses.countFrameMetrics(other)).toBe(300);
+    expect(await analyses.findAudioLoudness(other)).toEqual(await analyses.findAudioLoudness(id));
+  });
+
+  it('splits a large batch into statements under the engine parameter limit', async () => {
+    const id = await newVideo();
+    const repository = new AnalysisRepository(db, { rowsPerInsert: 100_000 });
+    const statements = await repository.saveFrameMetrics(id, frames(8000, 1));
+    expect(repository.rowsPerInsert * 9).toBeLessThanOrEqual(portableSql(db).maxParameters);
+    expect(statements).toBe(Math.ceil(8000 / repository.rowsPerInsert));
+    expect(await analyses.countFrameMetrics(id)).toBe(8000);
+  });
+
+  it('keeps a clip id across upserts and merges partial AI results', async () => {
+    const id = await newVideo();
+    const clip = { videoId: id, clipIndex: 0, startSeconds: 1, endSeconds: 9, score: 80, reasons: ['scene cut'], aspect: '9:16' as const };
+    const first = await analyses.upsertClip({ ...clip, status: 'pending' });
+    const second = await analyses.upsertClip({ ...clip, status: 'rendered', storageKey: 'clips/a.mp4', width: 1080, height: 1920, durationSeconds: 8, reasons: ['scene cut', 'motion'] });
+    expect(second).toMatchObject({ id: first.id, status: 'rendered', storageKey: 'clips/a.mp4', width: 1080, reasons: ['scene cut', 'motion'] });
+    expect(await analyses.listClips(id)).toHaveLength(1);
+    expect(await analyses.findClip(first.id)).toMatchObject({ id: first.id, durationSeconds: 8 });
+
+    const results = new AiResultsRepository(db);
+    await results.saveClipExtras(id, first.id, { title: 'A title', hashtags: ['#one', '#two'] });
+    await results.saveClipExtras(id, first.id, { caption: 'A caption', voiceoverKey: 'voice/a.mp3' });
+    expect((await results.clipExtras(id)).get(first.id)).toEqual({
+      clipId: first.id, title: 'A title', caption: 'A caption', hashtags: ['#one', '#two'], thumbnailKey: null, voiceoverKey: 'voice/a.mp3',
+    });
+
+    // A transcript larger than MySQL's TEXT (64 KiB) fits.
+    const text = 'word '.repeat(30_000);
+    const segments = [{ startSeconds: 0, endSeconds: 1.5, text: 'word' }];
+    await results.saveTranscript(id, { text: 'draft', language: null, durationSeconds: null, segments: [] });
+    await results.saveTranscript(id, { text, language: 'en', durationSeconds: 12.5, segments });
+    expect(await results.transcript(id)).toEqual({ text, language: 'en', durationSeconds: 12.5, segments });
+  });
+
+  it('writes a multi-table change all or nothing', async () => {
+    const id = await newVideo();
+    await videos.saveAnalysis(id, METADATA, [{ startSeconds: 0, endSeconds: 3 }]);
+    // The second scene ends before it starts: the check constraint refuses it, and the update of
+    // the video in the same transaction is rolled back with it.
+    await expect(videos.saveAnalysis(id, { ...METADATA, durationSeconds: 99 }, [{ startSeconds: 0, endSeconds: 2 }, { startSeconds: 5, endSeconds: 1 }])).rejects.toThrow();
+    const view = await videos.find(id);
+    expect(view!.metadata!.durationSeconds).toBe(METADATA.durationSeconds);
+    expect(view!.scenes).toEqual([{ startSeconds: 0, endSeconds: 3 }]);
+  });
+
+  it('deletes a video with everything that hangs off it', async () => {
+    const id = await newVideo({ callbackUrl: 'https://hooks.test/b' });
+    await videos.saveAnalysis(id, METADATA, [{ startSeconds: 0, endSeconds: 3 }]);
+    await analyses.saveFrameMetrics(id, frames(10, 1));
+    await analyses.upsertClip({ videoId: id, clipIndex: 0, startSeconds: 0, endSeconds: 2, score: 50, reasons: [], aspect: '1:1', status: 'pending' });
+    await videos.cancel(id);
+    await videos.remove(id);
+    for (const table of ['video_steps', 'scenes', 'frame_metrics', 'clips', 'webhook_deliveries'] as const) {
+      const { count } = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('count')).where('video_id', '=', id).executeTakeFirstOrThrow();
+      expect({ table, count: Number(count) }).toEqual({ table, count: 0 });
+    }
+  });
+
+  it('finishes a video once, with its webhook in the outbox and every delivery attempt logged', async () => {
+    const id = await newVideo({ callbackUrl: 'https://hooks.test/c' });
+    const finished: string[][] = [];
+    const hooked = new VideosRepository(db, { onFinished: (_video, deliveries) => void finished.push(deliveries) });
+    expect(await hooked.setStatus(id, 'processing')).toBe(true);
+    await hooked.raiseProgress(id, 40);
+    await hooked.raiseProgress(id, 30);
+    expect((await hooked.find(id))!.progress).toBe(40);
+    await hooked.failVideo(id, 'analyze', 'not a video');
+    expect(await hooked.setStatus(id, 'completed')).toBe(false);
+    expect(await hooked.cancel(id)).toBe(false);
+    const view = await hooked.find(id);
+    expect(view).toMatchObject({ status: 'failed', error: 'not a video' });
+    expect(view!.steps.map((step) => [step.name, step.status])).toEqual([['ingest', 'cancelled'], ['analyze', 'failed'], ['render', 'cancelled']]);
+
+    expect(finished).toHaveLength(1);
+    const [deliveryId] = finished[0]!;
+    const webhooks = new WebhooksRepository(db);
+    expect(await webhooks.find(deliveryId!)).toMatchObject({ videoId: id, event: 'video.failed', url: 'https://hooks.test/c', state: 'pending', attempts: 0 });
+    await webhooks.recordAttempt(deliveryId!, { statusCode: 503, error: 'unavailable', durationMs: 12.4 }, 'retry');
+    await webhooks.recordAttempt(deliveryId!, { statusCode: 200, error: null, durationMs: 8 }, 'delivered');
+    expect(await webhooks.find(deliveryId!)).toMatchObject({ state: 'delivered', attempts: 2, lastStatus: 200, lastError: null });
+    const attempts = await db.selectFrom('webhook_attempts').select(['attempt', 'status_code']).where('delivery_id', '=', deliveryId!).orderBy('attempt').execute();
+    expect(attempts).toEqual([{ attempt: 1, status_code: 503 }, { attempt: 2, status_code: 200 }]);
+
+    // A pending delivery untouched for a while is found by the sweeper, on the database clock.
+    const stale = await newVideo({ callbackUrl: 'https://hooks.test/d' });
+    await videos.cancel(stale);
+    const [pending] = await webhooks.forVideo(stale);
+    expect(await webhooks.stalePending(3600)).not.toContain(pending!.id);
+    await db.updateTable('webhook_deliveries').set({ updated_at: portableSql(db).secondsAgo(7200) }).where('id', '=', pending!.id).execute();
+    expect(await webhooks.stalePending(3600)).toContain(pending!.id);
+  });
+
+  it('pages through videos created in one transaction without losing or repeating one', async () => {
+    const owner = `key-${randomUUID()}`;
+    const ids = Array.from({ length: 7 }, () => randomUUID());
+    await videos.createMany(ids.map((id) => ({ id, source: `/media/${id}.mp4`, title: null, steps: ['ingest'], submittedBy: owner })));
+    await videos.createMany(ids.map((id) => ({ id, source: `/media/${id}.mp4`, title: null, steps: ['ingest'], submittedBy: owner })));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await videos.list({ limit: 3, submittedBy: owner, ...(cursor ? { cursor } : {}) });
+      seen.push(...page.items.map((item) => item.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen).toHaveLength(7);
+    expect(new Set(seen)).toEqual(new Set(ids));
+    await videos.setStatus(ids[2]!, 'processing');
+    expect((await videos.list({ limit: 10, submittedBy: owner, status: 'processing' })).items.map((item) => item.id)).toEqual([ids[2]]);
+  });
+
+  it('claims, replays and refuses idempotency keys; a dead claim is taken over after its lease', async () => {
+    const keys = new IdempotencyRepository(db, 3600, 60);
+    const principal = randomUUID();
+    expect(await keys.claim(principal, 'Key-1', 'hash-a')).toEqual({ outcome: 'claimed' });
+    // Keys compare exactly: another case is another key.
+    expect(await keys.claim(principal, 'key-1', 'hash-a')).toEqual({ outcome: 'claimed' });
+    expect(await keys.claim(principal, 'Key-1', 'hash-a')).toEqual({ outcome: 'in-progress' });
+    expect(await keys.claim(principal, 'Key-1', 'hash-b')).toEqual({ outcome: 'mismatch' });
+    await keys.complete(principal, 'Key-1', 202, { id: 'v1', links: { self: '/v1/videos/v1' } });
+    expect(await keys.claim(principal, 'Key-1', 'hash-a')).toEqual({ outcome: 'replay', status: 202, body: { id: 'v1', links: { self: '/v1/videos/v1' } } });
+
+    const dialect = portableSql(db);
+    await db.updateTable('idempotency_keys').set({ created_at: dialect.secondsAgo(120) }).where('key', '=', 'key-1').execute();
+    expect(await keys.claim(principal, 'key-1', 'hash-a')).toEqual({ outcome: 'claimed' });
+
+    await db.updateTable('idempotency_keys').set({ expires_at: dialect.secondsAgo(1) }).where('principal', '=', principal).where('key', '=', 'Key-1').execute();
+    expect(await keys.claim(principal, 'Key-1', 'hash-b')).toEqual({ outcome: 'claimed' });
+    await db.updateTable('idempotency_keys').set({ expires_at: dialect.secondsAgo(1) }).where('principal', '=', principal).execute();
+    expect(await keys.purgeExpired()).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses a second user with the same email in another case, and activates and welcomes once', async () => {
+    const users = new UsersRepository(db);
+    const id = randomUUID();
+    expect(await users.createPending({ id, email: 'Ada@Example.com', name: 'Ada' })).toBe('created');
+    expect(await users.createPending({ id: randomUUID(), email: 'ada@example.COM', name: null })).toBe('duplicate');
+    expect(await users.activate(id, 'scrypt$hash')).toBe(true);
+    expect(await users.activate(id, 'scrypt$other')).toBe(false);
+    expect(await users.markWelcomed(id)).toBe(true);
+    expect(await users.markWelcomed(id)).toBe(false);
+    expect(await users.passwordHash(id)).toBe('scrypt$hash');
+    expect(await users.find(id)).toMatchObject({ email: 'Ada@Example.com', status: 'active', activatedAt: expect.any(String), welcomedAt: expect.any(String) });
+  });
+
+  it('verifies API keys against their stored digest and stops on revocation', async () => {
+    const keys = new ApiKeysRepository(db);
+    const created = await keys.create('engine test');
+    expect(await keys.verify(created.key)).toEqual({ id: created.id, name: 'engine test' });
+    expect(await keys.verify(`${created.key.slice(0, -1)}${created.key.endsWith('a') ? 'b' : 'a'}`)).toBeNull();
+    expect(await keys.revoke(created.prefix)).toBe('revoked');
+    expect(await keys.revoke(created.id)).toBe('already-revoked');
+    expect(await keys.verify(created.key)).toBeNull();
+    const listed = (await keys.list()).find((key) => key.id === created.id);
+    expect(listed?.revokedAt).toBeInstanceOf(Date);
+    expect(listed?.lastUsedAt).toBeInstanceOf(Date);
+  });
+
+  it('lists tracked videos due for a metadata refresh, never fetched first', async () => {
+    const external = new ExternalMetadataRepository(db);
+    const fresh = await newVideo({ youtubeId: 'fresh000000' });
+    const old = await newVideo({ youtubeId: 'old00000000' });
+    const never = await newVideo({ youtubeId: 'never000000' });
+    await external.save(fresh, 'youtube', 'fresh000000', { title: 'Fresh', tags: ['a'], stats: { views: 12 } });
+    await external.save(old, 'youtube', 'old00000000', { title: 'Old' });
+    await db.updateTable('external_metadata').set({ fetched_at: portableSql(db).secondsAgo(7200) }).where('video_id', '=', old).execute();
+    const due = await external.dueForRefresh(3600, 1000);
+    expect(due.filter((id) => [fresh, old, never].includes(id))).toEqual([never, old]);
+    expect(await external.find(fresh)).toMatchObject({ provider: 'youtube', externalId: 'fresh000000', data: { title: 'Fresh', tags: ['a'], stats: { views: 12 } } });
+  });
+
+  it('times each named query, failures included', async () => {
+    const registry = new Registry();
+    observeQueries(db, registry);
+    const repository = new VideosRepository(db);
+    const id = randomUUID();
+    await repository.create({ id, source: '/media/t.mp4', title: null, steps: ['ingest'] });
+    await expect(repository.saveAnalysis(id, METADATA, [{ startSeconds: 4, endSeconds: 1 }])).rejects.toThrow();
+    const { values } = await registry.getSingleMetric('clipline_db_query_duration_seconds')!.get();
+    const count = (query: string, outcome: string) =>
+      values.find((value) => value.metricName?.endsWith('_count') && value.labels.query === query && value.labels.outcome === outcome)?.value;
+    expect(count('videos.create', 'ok')).toBe(1);
+    expect(count('videos.saveAnalysis', 'error')).toBe(1);
+  });
+});
