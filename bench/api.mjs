@@ -13,8 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { createDatabase, DEV_API_KEY, loadConfig, migrateToLatest } from '../packages/shared/dist/index.js';
-import { sql } from 'kysely';
+import { createDatabase, DEV_API_KEY, dropDatabase, ensureDatabaseExists, loadConfig, migrateToLatest } from '../packages/shared/dist/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -139,7 +138,9 @@ export async function run({ emit, log }) {
   const prefix = `bench-api-${token}`;
   const schema = `bench_api_${token}`;
   const config = loadConfig({ DATABASE_URL, DATABASE_SCHEMA: schema });
-  const db = createDatabase({ url: DATABASE_URL, schema, poolSize: 2 });
+  const settings = { url: DATABASE_URL, schema, poolSize: 2 };
+  await ensureDatabaseExists(settings);
+  const db = createDatabase(settings);
   await migrateToLatest(db, schema);
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const port = await freePort();
@@ -202,8 +203,8 @@ export async function run({ emit, log }) {
     producer.kill('SIGTERM');
     await clearPrefix(redis, prefix);
     await clearPrefix(redis, `${prefix}-raw`);
-    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(db);
     await db.destroy();
+    await dropDatabase(settings);
     redis.disconnect();
   }
 }
