@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import Database from 'better-sqlite3';
 import {
   createDatabase,
+  dropDatabase,
   isDependencyOutage,
   resolveDatabaseTarget,
   STORED_VALUE_COLUMNS,
@@ -15,7 +16,7 @@ import {
 } from '@clipline/shared';
 import { createTestDatabase, TEST_DATABASE_ENGINES, type TestDatabase } from '../helpers/services.js';
 
-const [postgresEngine, , sqliteEngine] = TEST_DATABASE_ENGINES;
+const [postgresEngine, mysqlEngine, sqliteEngine] = TEST_DATABASE_ENGINES;
 
 describe('SQLite', () => {
   let database: TestDatabase;
@@ -81,6 +82,35 @@ describe('SQLite', () => {
     }
   });
 
+  it('opens again after a failed open, and reports every failure with its SQLite code', async () => {
+    const locked = `${file}.locked.db`;
+    const holder = new Database(locked);
+    holder.exec('create table t (a)');
+    holder.exec('begin exclusive');
+    holder.exec('insert into t values (1)');
+    const waiting = createDatabase({ url: `sqlite:${locked}`, schema: 'public', poolSize: 1, busyTimeoutMs: 50 });
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const failure = await sql`select count(*) as n from t`.execute(waiting).then(() => undefined, (error: unknown) => error);
+        expect({ attempt, code: (failure as { code?: string }).code, outage: isDependencyOutage(failure) }).toEqual({ attempt, code: 'SQLITE_BUSY', outage: true });
+      }
+      holder.exec('commit');
+      const { rows } = await sql<{ n: number }>`select count(*) as n from t`.execute(waiting);
+      expect(rows[0]?.n).toBe(1);
+    } finally {
+      holder.close();
+      await waiting.destroy();
+      await dropDatabase({ url: `sqlite:${locked}`, schema: 'public', poolSize: 1 });
+    }
+  });
+
+  it('refuses a parameter that cannot reach the thread, and goes on serving', async () => {
+    const failure = await sql`select ${Symbol('not bindable') as unknown as string} as x`.execute(database.db).then(() => undefined, (error: unknown) => error);
+    expect((failure as Error).message).toBe('SQLite cannot bind a symbol as a parameter');
+    const { rows } = await sql<{ x: number }>`select ${41} + 1 as x`.execute(database.db);
+    expect(rows[0]?.x).toBe(42);
+  });
+
   it('reports a lock held past the busy timeout as an outage to wait out, not a job failure', async () => {
     const holder = new Database(file);
     const impatient = createDatabase({ ...database.settings, busyTimeoutMs: 50 });
@@ -127,6 +157,30 @@ describe('outages', () => {
     } finally {
       await database.cleanup();
     }
+  });
+});
+
+describe('MySQL/MariaDB sessions', () => {
+  it('run in UTC, in strict mode and with a statement timeout', async () => {
+    const database = await createTestDatabase(mysqlEngine.url);
+    try {
+      const { rows } = await sql<{ zone: string; mode: string; timeout: number }>`
+        select @@session.time_zone as zone, @@session.sql_mode as mode, @@session.max_statement_time as timeout`.execute(database.db);
+      expect(rows[0]).toEqual({ zone: '+00:00', mode: expect.stringContaining('STRICT_ALL_TABLES'), timeout: 30 });
+      // Strict mode: a value too long for its column is refused, not cut.
+      const tooLong = await database.db
+        .insertInto('api_keys')
+        .values({ id: randomUUID(), name: 'x', prefix: 'p'.repeat(40), key_hash: Buffer.alloc(32), revoked_at: null, last_used_at: null })
+        .execute()
+        .then(() => undefined, (error: unknown) => error);
+      expect((tooLong as { code?: string }).code).toBe('ER_DATA_TOO_LONG');
+    } finally {
+      await database.cleanup();
+    }
+  });
+
+  it('refuses a statement timeout that is not a positive number', () => {
+    expect(() => createDatabase({ url: mysqlEngine.url, schema: 'public', poolSize: 1, statementTimeoutMs: Number.NaN })).toThrow(/statementTimeoutMs must be a positive number/);
   });
 });
 

@@ -246,6 +246,13 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await keys.claim(principal, 'Key-1', 'hash-b')).toEqual({ outcome: 'claimed' });
     await db.updateTable('idempotency_keys').set({ expires_at: dialect.secondsAgo(1) }).where('principal', '=', principal).execute();
     expect(await keys.purgeExpired()).toBeGreaterThanOrEqual(2);
+
+    // A stored body that is a bare JSON string, or a string of digits, comes back as that string.
+    for (const [key, body] of [['text-body', 'accepted'], ['digits-body', '123']] as const) {
+      await keys.claim(principal, key, 'hash-a');
+      await keys.complete(principal, key, 200, body);
+      expect(await keys.claim(principal, key, 'hash-a')).toEqual({ outcome: 'replay', status: 200, body });
+    }
   });
 
   it('refuses a second user with the same email in another case, and activates and welcomes once', async () => {
@@ -253,6 +260,9 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     const id = randomUUID();
     expect(await users.createPending({ id, email: 'Ada@Example.com', name: 'Ada' })).toBe('created');
     expect(await users.createPending({ id: randomUUID(), email: 'ada@example.COM', name: null })).toBe('duplicate');
+    // Case folding goes beyond ASCII on every engine.
+    expect(await users.createPending({ id: randomUUID(), email: 'Émile.Øst@example.com', name: null })).toBe('created');
+    expect(await users.createPending({ id: randomUUID(), email: 'émile.øst@example.com', name: null })).toBe('duplicate');
     expect(await users.activate(id, 'scrypt$hash')).toBe(true);
     expect(await users.activate(id, 'scrypt$other')).toBe(false);
     expect(await users.markWelcomed(id)).toBe(true);

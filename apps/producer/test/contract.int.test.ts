@@ -132,7 +132,9 @@ describe('GET /v1/videos', () => {
 describe('DELETE /v1/videos/:id', () => {
   it('cancels a waiting video: its jobs are removed and it cannot be cancelled twice', async () => {
     const { body } = await post('/v1/videos', { source: '/media/cancel-me.mp4' });
-    const res = await request(producer.app).delete(`/v1/videos/${body.id}`).set(auth);
+    // An id in upper case names the same video, whatever the database engine.
+    expect((await get(`/v1/videos/${String(body.id).toUpperCase()}`)).body).toMatchObject({ id: body.id, status: 'queued' });
+    const res = await request(producer.app).delete(`/v1/videos/${String(body.id).toUpperCase()}`).set(auth);
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ id: body.id, status: 'cancelled' });
     const video = await get(`/v1/videos/${body.id}`);

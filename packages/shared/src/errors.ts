@@ -51,14 +51,15 @@ export class JobCancelledError extends Error {
 /**
  * Codes of a database that cannot serve right now, per engine: PostgreSQL's shutdown and
  * connection classes (57P0x, 08xxx), MySQL/MariaDB's lost connections and server shutdown,
- * SQLite's lock still held by another process after the busy timeout. Deadlocks and
+ * SQLite's lock still held by another process after the busy timeout, or its thread gone (the
+ * next statement starts a new one). Deadlocks and
  * serialization failures are in the same class: the whole job runs again, and its writes are
  * idempotent.
  */
 const DATABASE_OUTAGE_CODES = new Set([
   '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '40001', '40P01',
   'PROTOCOL_CONNECTION_LOST', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_CONNECTION_KILLED',
-  'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_LOCKED',
+  'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_LOCKED', 'SQLITE_THREAD_EXITED',
 ]);
 
 /**

@@ -64,5 +64,16 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://root@127.0.0.1:3306' })).toThrow(/DATABASE_URL: mysql:\/\/root@127.0.0.1:3306 names no database/);
     expect(() => loadConfig({ DATABASE_URL: 'sqlite::memory:' })).toThrow(/DATABASE_URL: sqlite::memory: is not shared between clipline processes/);
     expect(() => loadConfig({ DATABASE_URL: 'sqlite:' })).toThrow(/names no file/);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://root@db/clipline?sslmode=require' })).toThrow(/DATABASE_URL: has parameters clipline does not know: sslmode/);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://root@db/clipline?ssl=maybe' })).toThrow(/expected ssl=true, ssl=unverified or ssl=false/);
+  });
+
+  it('reads MySQL URLs into the server, credentials, database and TLS settings', () => {
+    expect(resolveDatabaseTarget('mariadb://app:s%40cret@db.internal:3307/clips?ssl=true')).toEqual({
+      engine: 'mysql', host: 'db.internal', port: 3307, user: 'app', password: 's@cret', database: 'clips', ssl: { rejectUnauthorized: true },
+    });
+    expect(resolveDatabaseTarget('mysql://127.0.0.1/clips', 't_1')).toMatchObject({ database: 't_1', user: 'root', port: 3306 });
+    expect(resolveDatabaseTarget('mysql://127.0.0.1/clips?ssl=unverified')).toMatchObject({ ssl: { rejectUnauthorized: false } });
+    expect(resolveDatabaseTarget('sqlite:/var/lib/clipline/db.sqlite', 't_1')).toEqual({ engine: 'sqlite', file: '/var/lib/clipline/db.t_1.sqlite' });
   });
 });

@@ -75,7 +75,7 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
   });
 
   router.get('/users/:id', async (req, res) => {
-    const id = String(req.params.id);
+    const id = String(req.params.id).toLowerCase();
     if (!z.uuid().safeParse(id).success) throw notFound(`no user with id "${id.slice(0, 100)}" (ids are UUIDs)`);
     const user = await deps.users.find(id);
     if (!user) throw notFound(`no user with id ${id}`);

@@ -163,10 +163,12 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
     }
   });
 
+  // Ids are issued in lower case; one sent in upper case names the same video on every engine
+  // (PostgreSQL's uuid type ignores case, MySQL's char(36) and SQLite's text do not).
   const videoIdOf = (req: Request) => {
     const id = String(req.params.id);
     if (!videoIdParam.safeParse(id).success) throw notFound(`no video with id "${id.slice(0, 100)}" (ids are UUIDs)`);
-    return id;
+    return id.toLowerCase();
   };
 
   router.get('/videos/:id', async (req, res) => {
@@ -196,7 +198,7 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
 
   router.get('/videos/:id/clips/:clipId/:file', async (req, res) => {
     const id = videoIdOf(req);
-    const clipId = String(req.params.clipId);
+    const clipId = String(req.params.clipId).toLowerCase();
     const file = String(req.params.file);
     if (file !== 'file' && file !== 'thumbnail' && file !== 'voiceover') throw notFound(`no route for GET ${req.path.slice(0, 200)}`);
     if (!videoIdParam.safeParse(clipId).success) throw notFound(`no clip with id "${clipId.slice(0, 100)}"`);

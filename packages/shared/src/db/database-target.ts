@@ -20,7 +20,16 @@ export const DATABASE_ENGINE_NAMES: Readonly<Record<DatabaseEngine, string>> = {
  */
 export type DatabaseTarget =
   | { engine: 'postgres'; url: string; schema: string }
-  | { engine: 'mysql'; host: string; port: number; user: string; password: string | undefined; database: string }
+  | {
+      engine: 'mysql';
+      host: string;
+      port: number;
+      user: string;
+      password: string | undefined;
+      database: string;
+      /** TLS to the server (`?ssl=true`, or `?ssl=unverified` to skip the certificate check). */
+      ssl?: { rejectUnauthorized: boolean };
+    }
   | { engine: 'sqlite'; file: string };
 
 export class DatabaseUrlError extends Error {
@@ -70,6 +79,12 @@ export function resolveDatabaseTarget(url: string, schema: string = DEFAULT_SCHE
   }
   if (engine === 'postgres') return { engine, url, schema };
   const database = schema !== DEFAULT_SCHEMA ? schema : decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  const unknown = [...parsed.searchParams.keys()].filter((name) => name !== 'ssl');
+  if (unknown.length) throw new DatabaseUrlError(`DATABASE_URL has parameters clipline does not know: ${unknown.join(', ')} (a MySQL URL takes ?ssl=true|unverified|false)`);
+  const ssl = parsed.searchParams.get('ssl');
+  if (ssl !== null && !['true', 'unverified', 'false'].includes(ssl)) {
+    throw new DatabaseUrlError(`DATABASE_URL has ssl=${ssl}: expected ssl=true, ssl=unverified or ssl=false`);
+  }
   if (!database) {
     throw new DatabaseUrlError(`DATABASE_URL ${shownDatabaseUrl(url)} names no database: add one (mysql://user@host:3306/clipline) or set DATABASE_SCHEMA`);
   }
@@ -80,6 +95,7 @@ export function resolveDatabaseTarget(url: string, schema: string = DEFAULT_SCHE
     user: decodeURIComponent(parsed.username) || 'root',
     password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
     database,
+    ...(ssl === 'true' || ssl === 'unverified' ? { ssl: { rejectUnauthorized: ssl === 'true' } } : {}),
   };
 }
 

@@ -22,15 +22,25 @@ export class UsersRepository {
   }
 
   /**
-   * Inserts a pending user; 'duplicate' when the email (any case) is taken, as the unique index
-   * on lower(email) says (a generated column on MySQL). Ids are fresh uuids, so the email is the
-   * key that collides.
+   * Inserts a pending user; 'duplicate' when the email (any case, any script) is taken, as the
+   * unique index on the lower-cased email says. Ids are fresh uuids, so the email is the key that
+   * collides.
    */
   async createPending(user: { id: string; email: string; name: string | null }): Promise<'created' | 'duplicate'> {
     try {
       await this.db
         .insertInto('users')
-        .values({ id: user.id, email: user.email, name: user.name, password_hash: null, status: 'pending', failure: null, activated_at: null, welcomed_at: null })
+        .values({
+          id: user.id,
+          email: user.email,
+          ...(this.dialect.engine === 'sqlite' ? { email_lower: user.email.toLowerCase() } : {}),
+          name: user.name,
+          password_hash: null,
+          status: 'pending',
+          failure: null,
+          activated_at: null,
+          welcomed_at: null,
+        })
         .execute();
       return 'created';
     } catch (error) {

@@ -16,13 +16,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('activated_at', t.timestamp)
     .addColumn('welcomed_at', t.timestamp);
   // MariaDB has no index on an expression: a stored generated column carries lower(email) there.
+  // SQLite's lower() folds ASCII letters only, so there the application writes the folded email.
   if (t.engine === 'mysql') {
     table = table.addColumn('email_lower', sql`varchar(320) collate utf8mb4_bin`, (col) =>
       col.generatedAlwaysAs(sql`lower(email)`).stored().unique(),
     );
+  } else if (t.engine === 'sqlite') {
+    table = table.addColumn('email_lower', 'text', (col) => col.notNull().unique());
   }
   await table.execute();
-  if (t.engine !== 'mysql') await sql`create unique index users_email_unique on users (lower(email))`.execute(db);
+  if (t.engine === 'postgres') await sql`create unique index users_email_unique on users (lower(email))`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

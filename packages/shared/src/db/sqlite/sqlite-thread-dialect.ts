@@ -37,6 +37,7 @@ export function encodeSqliteParameter(value: unknown): unknown {
   if (typeof value === 'boolean') return value ? 1 : 0;
   if (value instanceof Uint8Array) return value;
   if (Array.isArray(value) || typeof value === 'object') return JSON.stringify(value);
+  if (typeof value === 'function' || typeof value === 'symbol') throw new TypeError(`SQLite cannot bind a ${typeof value} as a parameter`);
   return value;
 }
 
@@ -69,7 +70,7 @@ class SqliteThread {
       else waiter.resolve(reply);
     });
     this.worker.on('error', (error) => this.fail(error));
-    this.worker.on('exit', (code) => this.fail(new Error(`the SQLite thread of ${options.file} exited (code ${code})`)));
+    this.worker.on('exit', (code) => this.fail(new SqliteError(`the SQLite thread of ${options.file} exited (code ${code})`, 'SQLITE_THREAD_EXITED')));
   }
 
   get alive(): boolean {
@@ -88,7 +89,13 @@ class SqliteThread {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ ...message, id } as SqliteRequest);
+      try {
+        this.worker.postMessage({ ...message, id } as SqliteRequest);
+      } catch (error) {
+        // A message that cannot cross to the thread: nothing was sent.
+        this.pending.delete(id);
+        reject(new Error(`could not send a statement to the SQLite thread: ${(error as Error).message}`, { cause: error }));
+      }
     }).finally(() => {
       if (this.pending.size === 0) this.worker.unref();
     }) as Promise<SqliteReply>;
@@ -149,11 +156,18 @@ class SqliteThreadDriver implements Driver {
 
   /** The thread, started again if the previous one died (its pending statements failed). */
   private async liveThread(): Promise<SqliteThread> {
-    if (!this.thread?.alive) {
-      this.thread = new SqliteThread(this.options);
-      await this.thread.ready;
+    if (this.thread?.alive) return this.thread;
+    const thread = new SqliteThread(this.options);
+    this.thread = thread;
+    try {
+      await thread.ready;
+    } catch (error) {
+      // A thread that could not open the file is gone: the next statement starts a new one.
+      this.thread = undefined;
+      await thread.close().catch(() => {});
+      throw error;
     }
-    return this.thread;
+    return thread;
   }
 
   async init(): Promise<void> {
