@@ -5,7 +5,7 @@ import { portableSql, upsert, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
 import type { ClipAspectValue, ClipsTable, ClipStatus } from './schema.js';
 
-export const FRAME_METRIC_COLUMNS = 9;
+const FRAME_METRIC_COLUMNS = 9;
 const FRAME_METRIC_UPDATES = ['time_seconds', 'luma', 'sharpness', 'motion', 'content_score', 'dhash', 'histogram'] as const;
 
 /** One sampled frame's metrics, as {@link AnalysisRepository.saveFrameMetrics} stores them. */

@@ -51,13 +51,13 @@ export function createDatabase(settings: DatabaseSettings): Db {
     case 'mysql':
       return new Kysely<Database>({
         dialect: createMysqlDialect(target, { poolSize: settings.poolSize, statementTimeoutMs: settings.statementTimeoutMs ?? 30_000 }),
-        plugins: [new StoredValuesPlugin()],
+        plugins: [new StoredValuesPlugin('mysql')],
       });
     case 'sqlite':
       if (!settings.mustExist) mkdirSync(path.dirname(target.file), { recursive: true });
       return new Kysely<Database>({
         dialect: new SqliteThreadDialect({ file: target.file, busyTimeoutMs: settings.busyTimeoutMs ?? 5000, mustExist: settings.mustExist ?? false }),
-        plugins: [new StoredValuesPlugin()],
+        plugins: [new StoredValuesPlugin('sqlite')],
       });
   }
 }
@@ -75,23 +75,15 @@ async function onMysqlServer(target: Extract<DatabaseTarget, { engine: 'mysql' }
 const quotedMysqlName = (name: string) => `\`${name.replace(/`/g, '``')}\``;
 
 /**
- * Creates what must exist before migrations can run: the schema on PostgreSQL, the database on
- * MySQL/MariaDB (utf8mb4, binary collation, so text compares as exactly as on PostgreSQL), the
- * file's directory on SQLite.
+ * Creates what must exist before a connection can be opened: the database on MySQL/MariaDB
+ * (utf8mb4, binary collation, so text compares as exactly as on PostgreSQL), which the pool's
+ * connections select as they connect. A PostgreSQL schema is created by the migration and a
+ * SQLite file when it is opened, so there is nothing to do for them.
  */
 export async function ensureDatabaseExists(settings: DatabaseSettings): Promise<void> {
   const target = resolveDatabaseTarget(settings.url, settings.schema);
   if (target.engine === 'mysql') {
     await onMysqlServer(target, `create database if not exists ${quotedMysqlName(target.database)} character set utf8mb4 collate utf8mb4_bin`);
-  } else if (target.engine === 'sqlite') {
-    mkdirSync(path.dirname(target.file), { recursive: true });
-  } else {
-    const db = createPostgres(target, { ...settings, poolSize: 1 });
-    try {
-      await sql`create schema if not exists ${sql.id(target.schema)}`.execute(db);
-    } finally {
-      await db.destroy();
-    }
   }
 }
 

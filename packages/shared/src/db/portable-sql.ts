@@ -54,25 +54,26 @@ function shiftedNow(engine: DatabaseEngine, seconds: number): RawBuilder<Date> {
   }
 }
 
-const dialects = new Map<DatabaseEngine, PortableSql>();
+function dialectOf(engine: DatabaseEngine): PortableSql {
+  const now = engine === 'postgres' ? sql<Date>`now()` : engine === 'mysql' ? sql<Date>`current_timestamp(3)` : sql<Date>`strftime(${SQLITE_TIME_FORMAT}, 'now')`;
+  return {
+    engine,
+    maxParameters: MAX_PARAMETERS[engine],
+    now: () => now,
+    secondsAgo: (seconds) => shiftedNow(engine, -seconds),
+    secondsFromNow: (seconds) => shiftedNow(engine, seconds),
+    uuid: (value) => (engine === 'postgres' ? sql<string>`${value}::uuid` : sql<string>`${value}`),
+  };
+}
+
+const DIALECTS: Readonly<Record<DatabaseEngine, PortableSql>> = {
+  postgres: dialectOf('postgres'),
+  mysql: dialectOf('mysql'),
+  sqlite: dialectOf('sqlite'),
+};
 
 export function portableSql(db: Kysely<any>): PortableSql {
-  const engine = engineOf(db);
-  let dialect = dialects.get(engine);
-  if (!dialect) {
-    const now =
-      engine === 'postgres' ? sql<Date>`now()` : engine === 'mysql' ? sql<Date>`current_timestamp(3)` : sql<Date>`strftime(${SQLITE_TIME_FORMAT}, 'now')`;
-    dialect = {
-      engine,
-      maxParameters: MAX_PARAMETERS[engine],
-      now: () => now,
-      secondsAgo: (seconds) => shiftedNow(engine, -seconds),
-      secondsFromNow: (seconds) => shiftedNow(engine, seconds),
-      uuid: (value) => (engine === 'postgres' ? sql<string>`${value}::uuid` : sql<string>`${value}`),
-    };
-    dialects.set(engine, dialect);
-  }
-  return dialect;
+  return DIALECTS[engineOf(db)];
 }
 
 type Columns<DB, TB extends keyof DB> = readonly (keyof DB[TB] & string)[];

@@ -27,20 +27,6 @@ export class SqliteError extends Error {
   }
 }
 
-/**
- * better-sqlite3 binds numbers, strings, bigints, Buffers and null only: dates become ISO-8601
- * text in UTC (which sorts in time order), booleans 0/1, arrays and objects JSON text.
- */
-export function encodeSqliteParameter(value: unknown): unknown {
-  if (value === undefined || value === null) return null;
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'boolean') return value ? 1 : 0;
-  if (value instanceof Uint8Array) return value;
-  if (Array.isArray(value) || typeof value === 'object') return JSON.stringify(value);
-  if (typeof value === 'function' || typeof value === 'symbol') throw new TypeError(`SQLite cannot bind a ${typeof value} as a parameter`);
-  return value;
-}
-
 function asBuffers(row: Record<string, unknown>): Record<string, unknown> {
   for (const [column, value] of Object.entries(row)) {
     if (value instanceof Uint8Array && !Buffer.isBuffer(value)) row[column] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
@@ -111,7 +97,7 @@ class SqliteThreadConnection implements DatabaseConnection {
   constructor(private readonly thread: SqliteThread) {}
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const reply = await this.thread.request({ sql: compiledQuery.sql, parameters: compiledQuery.parameters.map(encodeSqliteParameter) });
+    const reply = await this.thread.request({ sql: compiledQuery.sql, parameters: compiledQuery.parameters });
     if (reply.rows) return { rows: reply.rows.map(asBuffers) as R[] };
     return {
       rows: [],
@@ -146,13 +132,11 @@ class ConnectionLock {
   }
 }
 
-export interface SqliteThreadDialectOptions extends SqliteThreadOptions {}
-
 class SqliteThreadDriver implements Driver {
   private thread: SqliteThread | undefined;
   private readonly lock = new ConnectionLock();
 
-  constructor(private readonly options: SqliteThreadDialectOptions) {}
+  constructor(private readonly options: SqliteThreadOptions) {}
 
   /** The thread, started again if the previous one died (its pending statements failed). */
   private async liveThread(): Promise<SqliteThread> {
@@ -225,7 +209,7 @@ class SqliteThreadDriver implements Driver {
  * better-sqlite3 on the calling thread, where every statement would block the event loop.
  */
 export class SqliteThreadDialect implements Dialect {
-  constructor(private readonly options: SqliteThreadDialectOptions) {}
+  constructor(private readonly options: SqliteThreadOptions) {}
 
   createDriver(): Driver {
     return new SqliteThreadDriver(this.options);
