@@ -96,7 +96,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   });
 
   // Derived from a configured secret, so idempotency fingerprints cannot be recomputed from a guessed body.
-  const fingerprintKey = createHash('sha256').update(`idempotency-fingerprint:${config.webhookSecret}`).digest('hex');
+  const fingerprintKey = createHash('sha256').update(`idempotency-fingerprint:${config.accountsKeyring}`).digest('hex');
   const v1 = express.Router();
   v1.use(requireApiKey(config.apiKeys, deps.verifyKey));
   v1.use(rateLimitPerKey(deps.redis, config.queuePrefix, config.apiRateLimitPerMinute));

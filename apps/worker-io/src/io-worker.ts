@@ -35,8 +35,10 @@ import {
   BreakerBoard,
   ExternalMetadataRepository,
   syncQueue,
+  WebhookSecretsRepository,
   type QueueDeclaration,
 } from '@clipline/shared';
+import { parseKeyring } from '@clipline/shared/crypto';
 import { syncProcessors } from './sync/metadata-sync.js';
 import { elevenlabsProcessors, openaiProcessors, stabilityProcessors, type AiStepDependencies } from './ai/ai-steps.js';
 import { createProviderClients, ProviderRateLimitedError, type ProviderSettings } from './providers/index.js';
@@ -208,7 +210,11 @@ export async function startIoWorker(service: ServiceContext, options: IoWorkerOp
   await signals.ready();
   const webhooks = new WebhooksRepository(db);
   const users = new UsersRepository(db);
-  const webhookSettings: WebhookSettings = { secret: config.webhookSecret, timeoutMs: config.webhookTimeoutMs, allowPrivateHosts: config.allowPrivateSources };
+  const webhookSettings: WebhookSettings = {
+    secrets: new WebhookSecretsRepository(db, parseKeyring(config.accountsKeyring)),
+    timeoutMs: config.webhookTimeoutMs,
+    allowPrivateHosts: config.allowPrivateSources,
+  };
   const settings: FetchSettings = {
     storage: new LocalStorage(config.storageDir),
     maxBytes: config.maxSourceBytes,

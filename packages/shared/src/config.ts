@@ -7,7 +7,6 @@ import { DatabaseUrlError, engineOfUrl, resolveDatabaseTarget } from './db/datab
 export const DEV_API_KEY = 'dev-key-clipline';
 export const DEV_DASHBOARD_USER = 'admin';
 export const DEV_DASHBOARD_PASSWORD = 'clipline';
-export const DEV_WEBHOOK_SECRET = 'dev-webhook-secret';
 /** Dev-only keyring sealing passwords between the API and the CPU pool (`id:base64 key`). */
 export const DEV_ACCOUNTS_KEYRING = `dev:${Buffer.from('clipline-dev-accounts-key-32bytes').subarray(0, 32).toString('base64')}`;
 
@@ -70,14 +69,37 @@ const envSchema = z.object({
    */
   FILE_SOURCE_ROOTS: commaList.default([]),
   PORT: port(3000),
-  HOST: z.string().default('0.0.0.0'),
+  /**
+   * Address every HTTP listener binds (API, dashboard, metrics). Loopback unless set, so a local
+   * start is not reachable from the network; containers set `0.0.0.0`.
+   */
+  HOST: z.string().min(1).default('127.0.0.1'),
   DASHBOARD_PORT: port(3001),
+  /** The producer's Prometheus endpoint, apart from the public API listener. */
+  PRODUCER_METRICS_PORT: port(9463),
   WORKER_IO_METRICS_PORT: port(9464),
   WORKER_CPU_METRICS_PORT: port(9465),
-  /** Comma-separated API keys accepted on /v1 routes. */
+  /** Comma-separated API keys accepted on /v1 routes; each key is a tenant of its own. */
   API_KEYS: commaList.optional(),
+  /** Comma-separated operator keys: they see and act on every tenant's work. */
+  ADMIN_API_KEYS: commaList.default([]),
   DASHBOARD_USER: z.string().min(1).optional(),
   DASHBOARD_PASSWORD: z.string().min(1).optional(),
+  /** A read-only dashboard account (no retries, removals or pauses); off unless both are set. */
+  DASHBOARD_VIEWER_USER: z.string().min(1).optional(),
+  DASHBOARD_VIEWER_PASSWORD: z.string().min(1).optional(),
+  /** Failed authentications one client address may make per minute before it is answered 429. */
+  AUTH_FAILURES_PER_MINUTE: positiveInt(20),
+  /** Unfinished videos one tenant may have at once; more are refused with 429. */
+  MAX_ACTIVE_VIDEOS_PER_TENANT: positiveInt(1000),
+  /** Live event streams one API key may hold open at once. */
+  SSE_MAX_STREAMS_PER_KEY: positiveInt(50),
+  /** Seconds after which a live event stream ends (the client reconnects with Last-Event-ID). */
+  SSE_MAX_SECONDS: positiveInt(3600),
+  /** Keep a video's source file after its analysis and renders are done. */
+  KEEP_SOURCES: bool.default(false),
+  /** Days after which a finished video's files and rows are removed by the retention job. */
+  RETENTION_DAYS: positiveInt(30),
   /** Jobs one worker-io process runs at once. */
   WORKER_IO_CONCURRENCY: positiveInt(50),
   /** Videos one worker-cpu process analyses at once; frames of each fan out over the pool. */
@@ -102,8 +124,6 @@ const envSchema = z.object({
   FAIR_SHARE_QUOTA_PER_MINUTE: positiveInt(60),
   /** Hours an Idempotency-Key is remembered. */
   IDEMPOTENCY_TTL_HOURS: positiveInt(24),
-  /** Key of the HMAC-SHA256 signature on webhook deliveries. */
-  WEBHOOK_SECRET: z.string().min(16, 'at least 16 characters').optional(),
   /**
    * Keys sealing passwords on their way from the API to the CPU pool: `id:base64key,…`, 32-byte
    * keys, the first one current (rotate by putting a new key first).
@@ -134,11 +154,21 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly dashboardPort: number;
+  readonly producerMetricsPort: number;
   readonly workerIoMetricsPort: number;
   readonly workerCpuMetricsPort: number;
   readonly apiKeys: readonly string[];
+  readonly adminApiKeys: readonly string[];
   readonly dashboardUser: string;
   readonly dashboardPassword: string;
+  /** The read-only dashboard account, when one is configured. */
+  readonly dashboardViewer: { readonly user: string; readonly password: string } | null;
+  readonly authFailuresPerMinute: number;
+  readonly maxActiveVideosPerTenant: number;
+  readonly sseMaxStreamsPerKey: number;
+  readonly sseMaxSeconds: number;
+  readonly keepSources: boolean;
+  readonly retentionDays: number;
   readonly workerIoConcurrency: number;
   readonly workerCpuConcurrency: number;
   readonly cpuPoolThreads: number;
@@ -153,7 +183,6 @@ export interface Config {
   readonly fairShareQuotaPerMinute: number;
   readonly idempotencyTtlSeconds: number;
   readonly corsOrigins: readonly string[];
-  readonly webhookSecret: string;
   readonly accountsKeyring: string;
   readonly metadataSyncIntervalMs: number;
   readonly webhookTimeoutMs: number;
@@ -188,6 +217,39 @@ export function parseEnv<S extends z.ZodType>(schema: S, source: Record<string, 
   return deepFreeze(parsed.data as object) as Readonly<z.output<S>>;
 }
 
+/** Secrets shorter than this (in UTF-8 bytes) are refused in production. */
+export const MIN_SECRET_BYTES = 32;
+
+/** Why a production secret is unsafe (a placeholder, a dev value or too short), or undefined. */
+function weakSecret(value: string, devValue?: string): string | undefined {
+  if (devValue !== undefined && value === devValue) return 'the dev value is refused in production';
+  if (/^change[-_ ]?me/i.test(value) || /^(x+|secret|password|changeit)$/i.test(value)) return 'a placeholder is refused in production';
+  if (Buffer.byteLength(value) < MIN_SECRET_BYTES) return `must be at least ${MIN_SECRET_BYTES} bytes in production (e.g. $(openssl rand -base64 32))`;
+  return undefined;
+}
+
+/** What production refuses: missing secrets, dev values, placeholders and short secrets. */
+function productionProblems(env: z.output<typeof envSchema>): string[] {
+  const problems: string[] = [];
+  if (!env.API_KEYS?.length) problems.push('  API_KEYS: must be set in production (comma-separated keys)');
+  if (!env.DASHBOARD_PASSWORD) problems.push('  DASHBOARD_PASSWORD: must be set in production');
+  if (!env.ACCOUNTS_KEYRING) problems.push('  ACCOUNTS_KEYRING: must be set in production (id:base64key, e.g. main:$(openssl rand -base64 32))');
+  if (env.ACCOUNTS_KEYRING === DEV_ACCOUNTS_KEYRING) problems.push('  ACCOUNTS_KEYRING: the dev value is refused in production');
+  if (!env.DATABASE_URL) problems.push('  DATABASE_URL: must be set in production (postgres://…; the SQLite default is for a local start)');
+  const secrets: [string, string | undefined, string?][] = [
+    ...(env.API_KEYS ?? []).map((key): [string, string, string] => ['API_KEYS', key, DEV_API_KEY]),
+    ...env.ADMIN_API_KEYS.map((key): [string, string, string] => ['ADMIN_API_KEYS', key, DEV_API_KEY]),
+    ['DASHBOARD_PASSWORD', env.DASHBOARD_PASSWORD, DEV_DASHBOARD_PASSWORD],
+    ['DASHBOARD_VIEWER_PASSWORD', env.DASHBOARD_VIEWER_PASSWORD],
+  ];
+  for (const [name, value, devValue] of secrets) {
+    const weakness = value === undefined ? undefined : weakSecret(value, devValue);
+    // Name the variable, never the value: these messages reach logs.
+    if (weakness && !problems.some((line) => line.startsWith(`  ${name}: ${weakness}`))) problems.push(`  ${name}: ${weakness}`);
+  }
+  return problems;
+}
+
 /**
  * Parses the environment once into a frozen {@link Config}. Throws a {@link ConfigError}
  * whose message names every bad variable and what was expected of it.
@@ -196,16 +258,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   // Empty strings count as unset, so `FOO=` in a compose file falls back to the default.
   const env = parseEnv(envSchema, source);
   const production = env.NODE_ENV === 'production';
-  const problems: string[] = [];
-  if (production && !env.API_KEYS?.length) problems.push('  API_KEYS: must be set in production (comma-separated keys)');
-  if (production && env.API_KEYS?.includes(DEV_API_KEY)) problems.push('  API_KEYS: the dev key is refused in production');
-  if (production && !env.DASHBOARD_PASSWORD) problems.push('  DASHBOARD_PASSWORD: must be set in production');
-  if (production && env.DASHBOARD_PASSWORD === DEV_DASHBOARD_PASSWORD) {
-    problems.push('  DASHBOARD_PASSWORD: the dev password is refused in production');
-  }
-  if (production && !env.ACCOUNTS_KEYRING) problems.push('  ACCOUNTS_KEYRING: must be set in production (id:base64key, e.g. main:$(openssl rand -base64 32))');
-  if (production && !env.WEBHOOK_SECRET) problems.push('  WEBHOOK_SECRET: must be set in production (at least 16 characters)');
-  if (production && !env.DATABASE_URL) problems.push('  DATABASE_URL: must be set in production (postgres://…; the SQLite default is for a local start)');
+  const problems = production ? productionProblems(env) : [];
   const databaseUrl = env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
   try {
     resolveDatabaseTarget(databaseUrl, env.DATABASE_SCHEMA);
@@ -232,9 +285,18 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     dashboardPort: env.DASHBOARD_PORT,
     workerIoMetricsPort: env.WORKER_IO_METRICS_PORT,
     workerCpuMetricsPort: env.WORKER_CPU_METRICS_PORT,
+    producerMetricsPort: env.PRODUCER_METRICS_PORT,
     apiKeys: env.API_KEYS?.length ? env.API_KEYS : [DEV_API_KEY],
+    adminApiKeys: env.ADMIN_API_KEYS,
     dashboardUser: env.DASHBOARD_USER ?? DEV_DASHBOARD_USER,
     dashboardPassword: env.DASHBOARD_PASSWORD ?? DEV_DASHBOARD_PASSWORD,
+    dashboardViewer: env.DASHBOARD_VIEWER_USER && env.DASHBOARD_VIEWER_PASSWORD ? { user: env.DASHBOARD_VIEWER_USER, password: env.DASHBOARD_VIEWER_PASSWORD } : null,
+    authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE,
+    maxActiveVideosPerTenant: env.MAX_ACTIVE_VIDEOS_PER_TENANT,
+    sseMaxStreamsPerKey: env.SSE_MAX_STREAMS_PER_KEY,
+    sseMaxSeconds: env.SSE_MAX_SECONDS,
+    keepSources: env.KEEP_SOURCES,
+    retentionDays: env.RETENTION_DAYS,
     workerIoConcurrency: env.WORKER_IO_CONCURRENCY,
     workerCpuConcurrency: env.WORKER_CPU_CONCURRENCY,
     cpuPoolThreads: env.CPU_POOL_THREADS,
@@ -249,7 +311,6 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     fairShareQuotaPerMinute: env.FAIR_SHARE_QUOTA_PER_MINUTE,
     idempotencyTtlSeconds: env.IDEMPOTENCY_TTL_HOURS * 3600,
     corsOrigins: env.CORS_ORIGINS,
-    webhookSecret: env.WEBHOOK_SECRET ?? DEV_WEBHOOK_SECRET,
     accountsKeyring: env.ACCOUNTS_KEYRING ?? DEV_ACCOUNTS_KEYRING,
     metadataSyncIntervalMs: env.METADATA_SYNC_INTERVAL_SECONDS * 1000,
     webhookTimeoutMs: env.WEBHOOK_TIMEOUT_SECONDS * 1000,

@@ -35,3 +35,6 @@ export * from './breaker-board.js';
 export * from './pipeline/video-runtime.js';
 export * from './db/external-metadata-repository.js';
 export * from './thread-module.js';
+export * from './tenancy.js';
+export * from './auth-throttle.js';
+export * from './db/webhook-secrets-repository.js';

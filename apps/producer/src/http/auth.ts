@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
+import { ANY_TENANT, tenantScope, type TenantScope } from '@clipline/shared';
 import { HttpProblem } from './problem.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -10,6 +11,26 @@ export type KeyVerifier = (presented: string) => Promise<{ id: string; name: str
 /** The caller the request acts for (an API key id), set by {@link requireApiKey}. */
 export function principalOf(res: Response): string {
   return String(res.locals.principal ?? 'anonymous');
+}
+
+/** What the caller may see: its tenant's resources, or every tenant's for an admin key. */
+export function scopeOf(res: Response): TenantScope {
+  const caller = res.locals.caller as Caller | undefined;
+  if (!caller) throw new Error('scopeOf called on a request that was not authenticated');
+  return caller.admin ? ANY_TENANT : tenantScope(caller.tenant);
+}
+
+/** The authenticated caller: its key, tenant and role. */
+export interface Caller {
+  principal: string;
+  tenant: string;
+  admin: boolean;
+}
+
+export function callerOf(res: Response): Caller {
+  const caller = res.locals.caller as Caller | undefined;
+  if (!caller) throw new Error('callerOf called on a request that was not authenticated');
+  return caller;
 }
 
 /**

@@ -17,7 +17,7 @@ import {
   type VideoView,
 } from '@clipline/shared';
 import { describeIssues, videoBatch, videoIdParam, videoListQuery, videoSubmission, type VideoSubmissionBody } from '../api-schemas.js';
-import { principalOf } from '../http/auth.js';
+import { principalOf, scopeOf } from '../http/auth.js';
 import { idempotent } from '../http/idempotency.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
 import { EventStream, lastEventId } from '../http/sse.js';
@@ -156,7 +156,7 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
   router.get('/videos', async (req, res) => {
     const query = parse(videoListQuery, req.query);
     try {
-      const page = await videos.list({ limit: query.limit, ...(query.status ? { status: query.status } : {}), ...(query.cursor ? { cursor: query.cursor } : {}) });
+      const page = await videos.list({ scope: scopeOf(res), limit: query.limit, ...(query.status ? { status: query.status } : {}), ...(query.cursor ? { cursor: query.cursor } : {}) });
       res.json({ items: page.items.map(present), nextCursor: page.nextCursor });
     } catch (error) {
       throw unavailableOr(error, 'the database');

@@ -3,13 +3,15 @@ import {
   signWebhook,
   WEBHOOK_SIGNATURE_HEADER,
   type VideosRepository,
+  type WebhookSecretsRepository,
   type WebhooksRepository,
 } from '@clipline/shared';
 import { got, HTTPError, RequestError } from 'got';
 import { assertPublicHost, guardedLookup } from '../ingest/address-guard.js';
 
 export interface WebhookSettings {
-  secret: string;
+  /** The tenants' signing secrets. */
+  secrets: WebhookSecretsRepository;
   timeoutMs: number;
   allowPrivateHosts: boolean;
 }
@@ -37,7 +39,7 @@ export async function deliverWebhook(
       headers: {
         'content-type': 'application/json',
         'user-agent': 'clipline-webhooks/0.1',
-        [WEBHOOK_SIGNATURE_HEADER]: signWebhook(deps.settings.secret, body),
+        [WEBHOOK_SIGNATURE_HEADER]: signWebhook((await deps.settings.secrets.signing(delivery.tenantId))[0]!, body),
         'clipline-event': delivery.event,
         'clipline-delivery': delivery.id,
       },

@@ -2,6 +2,8 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { Db } from './connection.js';
 import { isUniqueViolation, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
+import type { ApiKeyRole } from './schema.js';
+import { TENANT_PATTERN } from '../tenancy.js';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const PUBLIC_ID_LENGTH = 12;
@@ -20,6 +22,15 @@ export interface CreatedApiKey {
   /** The public start of the key (`cl_<publicId>`), safe to show and log. */
   prefix: string;
   key: string;
+  tenant: string;
+  role: ApiKeyRole;
+}
+
+export interface NewApiKeyOptions {
+  /** The tenant the key acts for. @defaultValue the key's name, folded to a tenant name */
+  tenant?: string;
+  /** Operator key: sees and acts on every tenant's work. @defaultValue false */
+  admin?: boolean;
 }
 
 export interface ApiKeyInfo {
@@ -30,11 +41,15 @@ export interface ApiKeyInfo {
   /** Accurate to a minute: uses are recorded at most once a minute per key. */
   lastUsedAt: Date | null;
   revokedAt: Date | null;
+  tenant: string;
+  role: ApiKeyRole;
 }
 
 export interface VerifiedApiKey {
   id: string;
   name: string;
+  tenant: string;
+  role: ApiKeyRole;
 }
 
 export type ApiKeyRevocation = 'revoked' | 'already-revoked' | 'not-found';
@@ -60,6 +75,15 @@ function checkedName(name: string): string {
   return trimmed;
 }
 
+/** A tenant name from what was asked for, or from the key's name (`My Service` → `my-service`). */
+function checkedTenant(tenant: string | undefined, name: string): string {
+  const value = tenant ?? name.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 128);
+  if (!TENANT_PATTERN.test(value)) {
+    throw new RangeError(`tenant must be 1-128 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit; got ${JSON.stringify(value.slice(0, 130))}`);
+  }
+  return value;
+}
+
 /**
  * API keys kept hashed in the database, in the form `cl_<publicId>_<secret>`. The public id
  * finds the row; the SHA-256 of the whole key is compared in constant time. Revoked keys never
@@ -72,16 +96,21 @@ export class ApiKeysRepository {
     this.dialect = portableSql(db);
   }
 
-  async create(name: string): Promise<CreatedApiKey> {
+  async create(name: string, options: NewApiKeyOptions = {}): Promise<CreatedApiKey> {
     const cleanName = checkedName(name);
+    const tenant = checkedTenant(options.tenant, cleanName);
+    const role: ApiKeyRole = options.admin ? 'admin' : 'tenant';
     // A public id collision (about 2^-35 per pair) is answered by drawing a new one.
     for (let attempt = 1; ; attempt += 1) {
       const prefix = `cl_${randomBase62(PUBLIC_ID_LENGTH)}`;
       const key = `${prefix}_${randomBase62(SECRET_LENGTH)}`;
       const id = randomUUID();
       try {
-        await this.db.insertInto('api_keys').values({ id, name: cleanName, prefix, key_hash: digest(key), revoked_at: null, last_used_at: null }).execute();
-        return { id, name: cleanName, prefix, key };
+        await this.db
+          .insertInto('api_keys')
+          .values({ id, name: cleanName, prefix, key_hash: digest(key), revoked_at: null, last_used_at: null, tenant_id: tenant, role })
+          .execute();
+        return { id, name: cleanName, prefix, key, tenant, role };
       } catch (error) {
         if (!isUniqueViolation(error) || attempt >= 3) throw error;
       }
@@ -92,7 +121,7 @@ export class ApiKeysRepository {
   async list(): Promise<ApiKeyInfo[]> {
     const rows = await this.db
       .selectFrom('api_keys')
-      .select(['id', 'name', 'prefix', 'created_at', 'last_used_at', 'revoked_at'])
+      .select(['id', 'name', 'prefix', 'created_at', 'last_used_at', 'revoked_at', 'tenant_id', 'role'])
       .orderBy('created_at')
       .orderBy('id')
       .execute();
@@ -103,6 +132,8 @@ export class ApiKeysRepository {
       createdAt: row.created_at,
       lastUsedAt: row.last_used_at,
       revokedAt: row.revoked_at,
+      tenant: row.tenant_id,
+      role: row.role,
     }));
   }
 
@@ -136,7 +167,7 @@ export class ApiKeysRepository {
     if (prefix === undefined) return null;
     const row = await this.db
       .selectFrom('api_keys')
-      .select(['id', 'name', 'key_hash', 'revoked_at', 'last_used_at'])
+      .select(['id', 'name', 'key_hash', 'revoked_at', 'last_used_at', 'tenant_id', 'role'])
       .where('prefix', '=', prefix)
       .executeTakeFirst();
     if (!row) return null;
@@ -144,7 +175,7 @@ export class ApiKeysRepository {
     if (row.key_hash.length !== presentedHash.length || !timingSafeEqual(row.key_hash, presentedHash)) return null;
     if (row.revoked_at !== null) return null;
     if (row.last_used_at === null || Date.now() - row.last_used_at.getTime() >= LAST_USED_RESOLUTION_MS) await this.recordUse(row.id);
-    return { id: row.id, name: row.name };
+    return { id: row.id, name: row.name, tenant: row.tenant_id, role: row.role };
   }
 
   /**

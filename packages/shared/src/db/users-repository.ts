@@ -1,6 +1,7 @@
 import type { Db } from './connection.js';
 import { isUniqueViolation, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
+import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
 
 export interface UserView {
   id: string;
@@ -26,7 +27,7 @@ export class UsersRepository {
    * unique index on the lower-cased email says. Ids are fresh uuids, so the email is the key that
    * collides.
    */
-  async createPending(user: { id: string; email: string; name: string | null }): Promise<'created' | 'duplicate'> {
+  async createPending(user: { id: string; email: string; name: string | null; tenantId?: string }): Promise<'created' | 'duplicate'> {
     try {
       await this.db
         .insertInto('users')
@@ -35,6 +36,7 @@ export class UsersRepository {
           email: user.email,
           ...(this.dialect.engine === 'sqlite' ? { email_lower: user.email.toLowerCase() } : {}),
           name: user.name,
+          tenant_id: user.tenantId ?? DEFAULT_TENANT,
           password_hash: null,
           status: 'pending',
           failure: null,
@@ -78,12 +80,14 @@ export class UsersRepository {
     return row?.password_hash ?? null;
   }
 
-  async find(id: string): Promise<UserView | undefined> {
-    const row = await this.db
+  /** The user, when it exists in `scope`. */
+  async find(id: string, scope: TenantScope = ANY_TENANT): Promise<UserView | undefined> {
+    let query = this.db
       .selectFrom('users')
       .select(['id', 'email', 'name', 'status', 'failure', 'created_at', 'activated_at', 'welcomed_at'])
-      .where('id', '=', id)
-      .executeTakeFirst();
+      .where('id', '=', id);
+    if (scope.kind === 'tenant') query = query.where('tenant_id', '=', scope.tenant);
+    const row = await query.executeTakeFirst();
     return row && {
       id: row.id,
       email: row.email,

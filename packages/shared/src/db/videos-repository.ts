@@ -5,6 +5,7 @@ import type { Db } from './connection.js';
 import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
 import type { Database, StepStatus, VideoOptions, VideoPriority, VideoStatus } from './schema.js';
+import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
 
 export interface VideoMetadata {
   durationSeconds: number;
@@ -32,6 +33,8 @@ export interface VideoStepView {
 /** A video as the API shows it. */
 export interface VideoView {
   id: string;
+  /** The tenant that owns the video. */
+  tenant: string;
   status: VideoStatus;
   progress: number;
   /** Bumped on every change; the event id of the video's live stream. */
@@ -61,9 +64,13 @@ export interface NewVideoRecord {
   priority?: VideoPriority;
   submittedBy?: string | null;
   youtubeId?: string | null;
+  /** The owning tenant. @defaultValue {@link DEFAULT_TENANT} */
+  tenantId?: string;
 }
 
 export interface VideoListQuery {
+  /** Whose videos: one tenant's, or every tenant's. */
+  scope: TenantScope;
   status?: VideoStatus;
   submittedBy?: string;
   /** Page size, 1-100. */
@@ -136,11 +143,11 @@ export class VideosRepository {
     await ignoreDuplicates(
       trx
         .insertInto('webhook_deliveries')
-        .columns(['id', 'video_id', 'event', 'url'])
+        .columns(['id', 'video_id', 'event', 'url', 'tenant_id'])
         .expression((eb) =>
           eb
             .selectFrom('videos')
-            .select([this.dialect.uuid(randomUUID()).as('id'), 'id as video_id', sql.lit(event).as('event'), 'callback_url as url'])
+            .select([this.dialect.uuid(randomUUID()).as('id'), 'id as video_id', sql.lit(event).as('event'), 'callback_url as url', 'tenant_id'])
             .where('id', '=', id)
             .where('callback_url', 'is not', null),
         ),
@@ -186,6 +193,7 @@ export class VideosRepository {
             size_bytes: null, duration_seconds: null, width: null, height: null, fps: null, has_audio: null, video_codec: null,
             completed_at: null, options: JSON.stringify(video.options ?? {}), callback_url: video.callbackUrl ?? null,
             priority: video.priority ?? 'normal', submitted_by: video.submittedBy ?? null, youtube_id: video.youtubeId ?? null,
+            tenant_id: video.tenantId ?? DEFAULT_TENANT,
           })),
         ),
         this.dialect.engine,
@@ -206,11 +214,15 @@ export class VideosRepository {
   /** Newest first, filtered; pages are stable under concurrent inserts (keyset on created_at, id). */
   async list(query: VideoListQuery): Promise<{ items: VideoView[]; nextCursor: string | null }> {
     let select = this.db.selectFrom('videos').select(['id', 'created_at']);
+    if (query.scope.kind === 'tenant') select = select.where('tenant_id', '=', query.scope.tenant);
     if (query.status) select = select.where('status', '=', query.status);
     if (query.submittedBy) select = select.where('submitted_by', '=', query.submittedBy);
     if (query.cursor) {
       const after = decodeCursor(query.cursor);
-      const anchor = await this.db.selectFrom('videos').select('id').where('id', '=', after).executeTakeFirst();
+      let anchorQuery = this.db.selectFrom('videos').select('id').where('id', '=', after);
+      // A cursor naming another tenant's video is as unknown as one naming a deleted video.
+      if (query.scope.kind === 'tenant') anchorQuery = anchorQuery.where('tenant_id', '=', query.scope.tenant);
+      const anchor = await anchorQuery.executeTakeFirst();
       if (!anchor) throw new InvalidCursorError('cursor points at a video that no longer exists; start again without it');
       select = select.where(sql<boolean>`(created_at, id) < (select v.created_at, v.id from videos v where v.id = ${after})`);
     }
@@ -262,8 +274,11 @@ export class VideosRepository {
     return rows.map((row) => row.id);
   }
 
-  async status(id: string): Promise<VideoStatus | undefined> {
-    const row = await this.db.selectFrom('videos').select('status').where('id', '=', id).executeTakeFirst();
+  /** The video's status, when it exists in `scope`. */
+  async status(id: string, scope: TenantScope = ANY_TENANT): Promise<VideoStatus | undefined> {
+    let query = this.db.selectFrom('videos').select('status').where('id', '=', id);
+    if (scope.kind === 'tenant') query = query.where('tenant_id', '=', scope.tenant);
+    const row = await query.executeTakeFirst();
     return row?.status;
   }
 
@@ -272,16 +287,30 @@ export class VideosRepository {
     return row !== undefined;
   }
 
-  async find(id: string): Promise<VideoView | undefined> {
-    const [view] = await this.views([id]);
+  /** The video as the API shows it, when it exists in `scope`. */
+  async find(id: string, scope: TenantScope = ANY_TENANT): Promise<VideoView | undefined> {
+    const [view] = await this.views([id], scope);
     return view;
   }
 
+  /** Unfinished videos of a tenant: the fair-use cap counts them. */
+  async countUnfinished(tenant: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('videos')
+      .select((eb) => eb.fn.countAll<number | string | bigint>().as('count'))
+      .where('tenant_id', '=', tenant)
+      .where('status', 'in', ['queued', 'processing'])
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
+  }
+
   /** Views of many videos in three queries whatever their number, in the order of `ids`. */
-  private async views(ids: readonly string[]): Promise<VideoView[]> {
+  private async views(ids: readonly string[], scope: TenantScope = ANY_TENANT): Promise<VideoView[]> {
     if (ids.length === 0) return [];
+    let videoQuery = this.db.selectFrom('videos').selectAll().where('id', 'in', ids);
+    if (scope.kind === 'tenant') videoQuery = videoQuery.where('tenant_id', '=', scope.tenant);
     const [videos, scenes, steps] = await Promise.all([
-      this.db.selectFrom('videos').selectAll().where('id', 'in', ids).execute(),
+      videoQuery.execute(),
       this.db
         .selectFrom('scenes')
         .select(['video_id', 'start_seconds', 'end_seconds'])
@@ -310,6 +339,7 @@ export class VideosRepository {
       return [
         {
           id: video.id,
+          tenant: video.tenant_id,
           status: video.status,
           progress: video.progress,
           version: video.version,

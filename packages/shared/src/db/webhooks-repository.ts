@@ -7,6 +7,8 @@ import type { WebhookEvent } from './schema.js';
 export interface WebhookDelivery {
   id: string;
   videoId: string;
+  /** The tenant of the video: its secrets sign the delivery. */
+  tenantId: string;
   event: WebhookEvent;
   url: string;
   state: 'pending' | 'delivered' | 'failed';
@@ -34,6 +36,7 @@ export class WebhooksRepository {
     return row && {
       id: row.id,
       videoId: row.video_id,
+      tenantId: row.tenant_id,
       event: row.event,
       url: row.url,
       state: row.state,

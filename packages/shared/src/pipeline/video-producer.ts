@@ -6,6 +6,7 @@ import { FlowEnqueuer, type Chain, type QueueContext } from '../jobs/runtime.js'
 import type { VideoSignals } from '../jobs/video-signals.js';
 import { analyzeQueue, ingestQueue, persistQueue, pipelineQueue, syncQueue, VIDEO_STEPS } from '../queues/index.js';
 import { parseSource } from '../sources.js';
+import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
 
 export interface VideoSubmission {
   source: string;
@@ -23,6 +24,8 @@ export interface VideoSubmission {
 export interface SubmitContext {
   /** Who submits (an API key id): fair share is computed per submitter. */
   submittedBy?: string;
+  /** The tenant the videos belong to. @defaultValue {@link DEFAULT_TENANT} */
+  tenant?: string;
 }
 
 export class InvalidSubmissionError extends Error {
@@ -90,6 +93,7 @@ export class VideoPipelineProducer {
         priority: submission.priority ?? 'normal',
         submittedBy: context.submittedBy ?? null,
         youtubeId: submission.youtubeId ?? null,
+        tenantId: context.tenant ?? DEFAULT_TENANT,
       })),
     );
     try {
@@ -144,8 +148,8 @@ export class VideoPipelineProducer {
    * Cancels a video: the record becomes `cancelled` first (so no step starts work for it), then
    * running steps are told to stop (killing their ffmpeg) and waiting ones are removed.
    */
-  async cancel(id: string): Promise<CancelOutcome> {
-    const status = await this.videos.status(id);
+  async cancel(id: string, scope: TenantScope = ANY_TENANT): Promise<CancelOutcome> {
+    const status = await this.videos.status(id, scope);
     if (!status) return 'not-found';
     if (!(await this.videos.cancel(id))) return 'already-finished';
     await this.signals?.cancelled(id);

@@ -1,3 +1,4 @@
+import type { Generated } from 'kysely';
 import type { Timestamp } from './core.js';
 
 /**
@@ -13,7 +14,13 @@ export interface ApiKeysTable {
   created_at: Timestamp;
   revoked_at: Date | null;
   last_used_at: Date | null;
+  /** The tenant the key acts for. */
+  tenant_id: Generated<string>;
+  /** `admin` keys (operators) see and act on every tenant's work. */
+  role: Generated<ApiKeyRole>;
 }
+
+export type ApiKeyRole = 'tenant' | 'admin';
 
 export interface UsersTable {
   id: string;
@@ -32,10 +39,32 @@ export interface UsersTable {
   created_at: Timestamp;
   activated_at: Date | null;
   welcomed_at: Date | null;
+  /** The tenant that registered the user. */
+  tenant_id: Generated<string>;
+}
+
+/** A tenant's webhook signing secret; a rotated one signs alongside the new one until it expires. */
+export interface WebhookSecretsTable {
+  id: string;
+  tenant_id: string;
+  sealed_secret: string;
+  created_at: Timestamp;
+  expires_at: Date | string | null;
+}
+
+/** A job submitted through `POST /v1/jobs`, and the tenant it belongs to. */
+export interface PublicJobsTable {
+  id: string;
+  tenant_id: string;
+  queue: string;
+  name: string;
+  created_at: Timestamp;
 }
 
 /** Tables of the public API (API keys, users, …). */
 export interface ApiTables {
   api_keys: ApiKeysTable;
   users: UsersTable;
+  webhook_secrets: WebhookSecretsTable;
+  public_jobs: PublicJobsTable;
 }

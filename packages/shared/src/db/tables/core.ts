@@ -27,8 +27,10 @@ export interface VideosTable {
   options: ColumnType<VideoOptions, VideoOptions | string | undefined, VideoOptions | string>;
   callback_url: string | null;
   priority: Generated<VideoPriority>;
-  /** Which API key submitted the video (for fair share and listing). */
+  /** Which API key submitted the video (for fair share). */
   submitted_by: string | null;
+  /** The tenant that owns the video: every read, list, stream, cancel and download is scoped to it. */
+  tenant_id: string;
   /** Bumped on every change: the ids of the video's live event stream. */
   version: Generated<number>;
   /** The same video on YouTube, whose metadata is fetched and kept fresh. */

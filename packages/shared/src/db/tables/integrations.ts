@@ -15,6 +15,8 @@ export interface WebhookDeliveriesTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   delivered_at: Date | null;
+  /** The tenant of the video: its secrets sign the delivery. */
+  tenant_id: Generated<string>;
 }
 
 export interface WebhookAttemptsTable {
