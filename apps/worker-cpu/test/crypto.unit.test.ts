@@ -3,23 +3,55 @@ import { parseKeyring } from '@clipline/shared/crypto';
 import {
   DEFAULT_SCRYPT_PARAMS,
   hashPassword,
+  MAX_SCRYPT_MEMORY_BYTES,
   parsePasswordHash,
   PasswordHashFormatError,
   passwordHashNeedsUpgrade,
+  scryptMemoryBytes,
   verifyPassword,
 } from '../src/crypto/password-hash.js';
 import { decryptSecret, encryptSecret, reencryptSecret, SecretDecryptionError, secretKeyId, type Keyring } from '@clipline/shared/crypto';
 
-/** Cheap parameters keep most tests fast; one test uses the defaults. */
+/** Cheap parameters keep most tests fast; the first test uses the defaults. */
 const FAST = { logN: 10, r: 8, p: 1 };
 
+/**
+ * A hash of 'correct horse battery staple' as stored before the upgrade to N = 2^17: made by
+ * `hashPassword` with its old defaults (N = 2^15, r = 8, p = 1), and checked against a bare
+ * `crypto.scryptSync` call with those parameters, so it does not depend on this module.
+ */
+const STORED_BEFORE_UPGRADE = '$scrypt$ln=15,r=8,p=1$dxuO0ZhNB7fGVsYtchL+uA$XbNAqOp+Mp59eQIT8HGtImVV67J8qpqL0/faqI8Vqqs';
+
 describe('password hashing (scrypt)', () => {
-  it('verifies the right password and rejects a wrong one, with the default (memory-hard) parameters', () => {
+  it('hashes at OWASP strength by default (N = 131072, r = 8, p = 1), verifies the right password and rejects a wrong one', () => {
     const encoded = hashPassword('correct horse battery staple');
-    expect(encoded).toMatch(/^\$scrypt\$ln=15,r=8,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
-    expect(parsePasswordHash(encoded).params).toEqual(DEFAULT_SCRYPT_PARAMS);
+    expect(encoded).toMatch(/^\$scrypt\$ln=17,r=8,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
+    const { params } = parsePasswordHash(encoded);
+    expect(params).toEqual(DEFAULT_SCRYPT_PARAMS);
+    expect(2 ** params.logN).toBe(131_072);
     expect(verifyPassword('correct horse battery staple', encoded)).toBe(true);
     expect(verifyPassword('correct horse battery stapl', encoded)).toBe(false);
+    expect(passwordHashNeedsUpgrade(encoded)).toBe(false);
+  });
+
+  it('still verifies a hash stored with the old parameters (N = 32768), and says it needs an upgrade', () => {
+    expect(parsePasswordHash(STORED_BEFORE_UPGRADE).params).toEqual({ logN: 15, r: 8, p: 1 });
+    expect(verifyPassword('correct horse battery staple', STORED_BEFORE_UPGRADE)).toBe(true);
+    expect(verifyPassword('Correct horse battery staple', STORED_BEFORE_UPGRADE)).toBe(false);
+    expect(passwordHashNeedsUpgrade(STORED_BEFORE_UPGRADE)).toBe(true);
+  });
+
+  it('passes scrypt exactly the memory it needs: 128 MiB (plus three blocks) for the defaults', () => {
+    expect(scryptMemoryBytes(DEFAULT_SCRYPT_PARAMS)).toBe(128 * 2 ** 20 + 3 * 1024);
+    expect(scryptMemoryBytes({ logN: 15, r: 8, p: 1 })).toBe(32 * 2 ** 20 + 3 * 1024);
+  });
+
+  it('refuses parameters that need more memory than one more doubling of N, before deriving anything', () => {
+    expect(MAX_SCRYPT_MEMORY_BYTES).toBe(scryptMemoryBytes({ logN: 18, r: 8, p: 1 }));
+    expect(() => hashPassword('pw', { logN: 19, r: 8, p: 1 })).toThrow(/needs 512 MiB, more than the 256 MiB limit/);
+    const greedy = '$scrypt$ln=20,r=32,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g';
+    expect(() => verifyPassword('pw', greedy)).toThrow(PasswordHashFormatError);
+    expect(() => verifyPassword('pw', greedy)).toThrow(/needs 4096 MiB/);
   });
 
   it('salts every hash', () => {
@@ -34,6 +66,7 @@ describe('password hashing (scrypt)', () => {
   it('verifies hashes made with other parameters and says when they need an upgrade', () => {
     const weak = hashPassword('pw', FAST);
     expect(verifyPassword('pw', weak)).toBe(true);
+    expect(verifyPassword('pW', weak)).toBe(false);
     expect(passwordHashNeedsUpgrade(weak)).toBe(true);
     expect(passwordHashNeedsUpgrade(weak, FAST)).toBe(false);
   });
