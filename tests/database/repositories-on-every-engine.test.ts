@@ -16,8 +16,13 @@ import {
   migrateToLatest,
   observeQueries,
   portableSql,
+  ANY_TENANT,
+  InvalidCursorError,
+  PublicJobsRepository,
+  tenantScope,
   UsersRepository,
   VideosRepository,
+  WebhookSecretsRepository,
   WebhooksRepository,
   type Db,
   type FrameMetricRecord,
@@ -212,19 +217,78 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
   it('pages through videos created in one transaction without losing or repeating one', async () => {
     const owner = `key-${randomUUID()}`;
     const ids = Array.from({ length: 7 }, () => randomUUID());
-    await videos.createMany(ids.map((id) => ({ id, source: `/media/${id}.mp4`, title: null, steps: ['ingest'], submittedBy: owner })));
-    await videos.createMany(ids.map((id) => ({ id, source: `/media/${id}.mp4`, title: null, steps: ['ingest'], submittedBy: owner })));
+    await videos.createMany(ids.map((id) => ({ id, source: `/media/${id}.mp4`, title: null, steps: ['ingest'], tenantId: owner })));
+    await videos.createMany(ids.map((id) => ({ id, source: `/media/${id}.mp4`, title: null, steps: ['ingest'], tenantId: owner })));
     const seen: string[] = [];
     let cursor: string | undefined;
     do {
-      const page = await videos.list({ limit: 3, submittedBy: owner, ...(cursor ? { cursor } : {}) });
+      const page = await videos.list({ limit: 3, scope: tenantScope(owner), ...(cursor ? { cursor } : {}) });
       seen.push(...page.items.map((item) => item.id));
       cursor = page.nextCursor ?? undefined;
     } while (cursor);
     expect(seen).toHaveLength(7);
     expect(new Set(seen)).toEqual(new Set(ids));
     await videos.setStatus(ids[2]!, 'processing');
-    expect((await videos.list({ limit: 10, submittedBy: owner, status: 'processing' })).items.map((item) => item.id)).toEqual([ids[2]]);
+    expect((await videos.list({ limit: 10, scope: tenantScope(owner), status: 'processing' })).items.map((item) => item.id)).toEqual([ids[2]]);
+  });
+
+  it('scopes videos, users and public jobs to their tenant: another tenant finds nothing, not even through a cursor', async () => {
+    const [alice, bob] = [`alice-${randomUUID()}`, `bob-${randomUUID()}`];
+    const id = randomUUID();
+    await videos.create({ id, source: '/media/a.mp4', title: null, steps: ['ingest'], tenantId: alice });
+    expect((await videos.find(id, tenantScope(alice)))!.tenant).toBe(alice);
+    expect(await videos.find(id, tenantScope(bob))).toBeUndefined();
+    expect(await videos.status(id, tenantScope(bob))).toBeUndefined();
+    expect(await videos.status(id, ANY_TENANT)).toBe('queued');
+    expect((await videos.list({ limit: 10, scope: tenantScope(bob) })).items).toEqual([]);
+    const mine = await videos.list({ limit: 10, scope: tenantScope(alice) });
+    expect(mine.items.map((item) => item.id)).toEqual([id]);
+    await videos.create({ id: randomUUID(), source: '/media/b.mp4', title: null, steps: ['ingest'], tenantId: alice });
+    const firstPage = await videos.list({ limit: 1, scope: tenantScope(alice) });
+    await expect(videos.list({ limit: 1, scope: tenantScope(bob), cursor: firstPage.nextCursor! })).rejects.toBeInstanceOf(InvalidCursorError);
+    expect(await videos.countUnfinished(alice)).toBe(2);
+    expect(await videos.countUnfinished(bob)).toBe(0);
+
+    const users = new UsersRepository(db);
+    const userId = randomUUID();
+    expect(await users.createPending({ id: userId, email: 'same@example.com', name: null, tenantId: alice })).toBe('created');
+    // The same address in another tenant is another user; in the same tenant it is a duplicate.
+    expect(await users.createPending({ id: randomUUID(), email: 'SAME@example.com', name: null, tenantId: bob })).toBe('created');
+    expect(await users.createPending({ id: randomUUID(), email: 'Same@Example.com', name: null, tenantId: alice })).toBe('duplicate');
+    expect(await users.find(userId, tenantScope(bob))).toBeUndefined();
+    expect((await users.find(userId, tenantScope(alice)))!.email).toBe('same@example.com');
+
+    const jobs = new PublicJobsRepository(db);
+    const jobId = randomUUID();
+    await jobs.record({ id: jobId, tenant: alice, queue: 'sync', name: 'refresh-metadata' });
+    await jobs.record({ id: jobId, tenant: alice, queue: 'sync', name: 'refresh-metadata' });
+    expect(await jobs.visible(jobId, 'sync', tenantScope(alice))).toBe(true);
+    expect(await jobs.visible(jobId, 'sync', tenantScope(bob))).toBe(false);
+    expect(await jobs.visible(jobId, 'ingest', tenantScope(alice))).toBe(false);
+    expect(await jobs.visible(jobId, 'sync', ANY_TENANT)).toBe(true);
+  });
+
+  it('keeps per-tenant webhook secrets sealed, rotates them with an overlap, and never opens them for another tenant', async () => {
+    const keyring = { currentKeyId: 'k1', keys: { k1: new Uint8Array(32).fill(3) } };
+    const secrets = new WebhookSecretsRepository(db, keyring);
+    const tenant = `t-${randomUUID()}`;
+    const first = await secrets.current(tenant);
+    expect(first.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect((await secrets.current(tenant)).secret).toBe(first.secret);
+    expect(await secrets.signing(tenant)).toEqual([first.secret]);
+    const stored = await db.selectFrom('webhook_secrets').select('sealed_secret').where('tenant_id', '=', tenant).executeTakeFirstOrThrow();
+    expect(stored.sealed_secret).not.toContain(first.secret.slice(6));
+    const rotated = await secrets.rotate(tenant);
+    expect(rotated.secret).not.toBe(first.secret);
+    expect(rotated.previousExpiresAt!.getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+    expect(await secrets.signing(tenant)).toEqual([rotated.secret, first.secret]);
+    // A sealed secret moved to another tenant's row does not open there.
+    const other = `t-${randomUUID()}`;
+    await db.insertInto('webhook_secrets').values({ id: randomUUID(), tenant_id: other, sealed_secret: stored.sealed_secret, expires_at: null }).execute();
+    await expect(secrets.current(other)).rejects.toThrow();
+    await db.updateTable('webhook_secrets').set({ expires_at: portableSql(db).secondsAgo(1) }).where('tenant_id', '=', tenant).where('expires_at', 'is not', null).execute();
+    expect(await secrets.signing(tenant)).toEqual([rotated.secret]);
+    expect(await secrets.purgeExpired()).toBeGreaterThanOrEqual(1);
   });
 
   it('claims, replays and refuses idempotency keys; a dead claim is taken over after its lease', async () => {
@@ -274,7 +338,10 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
   it('verifies API keys against their stored digest and stops on revocation', async () => {
     const keys = new ApiKeysRepository(db);
     const created = await keys.create('engine test');
-    expect(await keys.verify(created.key)).toEqual({ id: created.id, name: 'engine test' });
+    expect(await keys.verify(created.key)).toEqual({ id: created.id, name: 'engine test', tenant: 'engine-test', role: 'tenant' });
+    const operator = await keys.create('ops', { tenant: 'acme', admin: true });
+    expect(await keys.verify(operator.key)).toEqual({ id: operator.id, name: 'ops', tenant: 'acme', role: 'admin' });
+    await expect(keys.create('bad', { tenant: 'Not A Tenant' })).rejects.toThrow(/tenant must be/);
     expect(await keys.verify(`${created.key.slice(0, -1)}${created.key.endsWith('a') ? 'b' : 'a'}`)).toBeNull();
     expect(await keys.revoke(created.prefix)).toBe('revoked');
     expect(await keys.revoke(created.id)).toBe('already-revoked');

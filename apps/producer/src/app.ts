@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
+import { AuthFailureThrottle } from '@clipline/shared';
 import type {
   AiResultsRepository,
+  PublicJobsRepository,
+  WebhookSecretsRepository,
   AnalysisRepository,
   Config,
   ExternalMetadataRepository,
@@ -18,8 +21,10 @@ import type {
   VideosRepository,
 } from '@clipline/shared';
 import { requireApiKey, type KeyVerifier } from './http/auth.js';
+import { webhookSecretRoutes } from './routes/webhook-secrets.js';
 import { notFound, problemHandler } from './http/problem.js';
-import { rateLimitPerKey } from './http/rate-limit.js';
+import { rateLimitPerKey, RequestBudget } from './http/rate-limit.js';
+import { StreamSlots } from './http/stream-slots.js';
 import { openApiDocument } from './openapi.js';
 import type { StrengthPool } from './accounts/strength-pool.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -43,6 +48,8 @@ export interface ProducerDependencies {
   users: UsersRepository;
   strength: StrengthPool;
   keyring: Keyring;
+  webhookSecrets: WebhookSecretsRepository;
+  publicJobs: PublicJobsRepository;
   /** Looks up API keys kept in the database, beside those of the configuration. */
   verifyKey?: KeyVerifier;
   /** Whether Redis answers; the API refuses to enqueue (503) when it does not. */
@@ -87,9 +94,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
     const ready = checks.redis && checks.database;
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks });
   });
-  app.get('/metrics', async (_req, res) => {
-    res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
-  });
+  // `/metrics` is served on its own port (PRODUCER_METRICS_PORT), away from the public listener.
   const document = openApiDocument();
   app.get('/openapi.json', (_req, res) => {
     res.json(document);
@@ -98,11 +103,22 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   // Derived from a configured secret, so idempotency fingerprints cannot be recomputed from a guessed body.
   const fingerprintKey = createHash('sha256').update(`idempotency-fingerprint:${config.accountsKeyring}`).digest('hex');
   const v1 = express.Router();
-  v1.use(requireApiKey(config.apiKeys, deps.verifyKey));
-  v1.use(rateLimitPerKey(deps.redis, config.queuePrefix, config.apiRateLimitPerMinute));
-  v1.use(videoRoutes({ ...deps, fingerprintKey }));
-  v1.use(jobRoutes({ queues: deps.jobs, idempotency: deps.idempotency, fingerprintKey, queueReady: deps.queueReady }));
+  const throttle = new AuthFailureThrottle(deps.redis, `${config.queuePrefix}:auth-fail:api`, config.authFailuresPerMinute);
+  v1.use(requireApiKey({ keys: config.apiKeys, adminKeys: config.adminApiKeys, throttle, ...(deps.verifyKey ? { verify: deps.verifyKey } : {}) }));
+  const budget = new RequestBudget(deps.redis, config.queuePrefix, config.apiRateLimitPerMinute);
+  v1.use(rateLimitPerKey(budget));
+  v1.use(
+    videoRoutes({
+      ...deps,
+      fingerprintKey,
+      budget,
+      streamSlots: new StreamSlots(deps.redis, config.queuePrefix, config.sseMaxStreamsPerKey),
+      limits: { maxActiveVideosPerTenant: config.maxActiveVideosPerTenant, sseMaxSeconds: config.sseMaxSeconds },
+    }),
+  );
+  v1.use(jobRoutes({ queues: deps.jobs, idempotency: deps.idempotency, fingerprintKey, queueReady: deps.queueReady, videos: deps.videos, publicJobs: deps.publicJobs }));
   v1.use(userRoutes(deps));
+  v1.use(webhookSecretRoutes({ secrets: deps.webhookSecrets }));
 
   app.use('/v1', v1);
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path.slice(0, 200)}`)));

@@ -1,4 +1,4 @@
-import { closeServer, createService, loadConfigOrExit } from '@clipline/shared';
+import { closeServer, createService, loadConfigOrExit, startMetricsServer } from '@clipline/shared';
 import { buildProducer } from './producer.js';
 import { createProducerServer } from './server.js';
 
@@ -15,5 +15,11 @@ server.on('error', (error) => {
 server.listen(config.port, config.host, () => {
   logger.info({ port: config.port }, `producer listening on http://${config.host}:${config.port}`);
 });
+// Prometheus scrapes a port of its own, never the public API listener.
+const metricsServer = await startMetricsServer(service.metrics, config.producerMetricsPort, config.host).catch((error: unknown) => {
+  logger.fatal({ err: error }, `producer could not serve metrics on ${config.host}:${config.producerMetricsPort}`);
+  process.exit(1);
+});
+shutdown.register('metrics server', () => closeServer(metricsServer));
 // Registered last so it closes first: stop taking requests before the connections they use go.
 shutdown.register('http server', () => closeServer(server));

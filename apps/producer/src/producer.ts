@@ -9,6 +9,8 @@ import {
   connectVideoRuntime,
   IdempotencyRepository,
   openDatabase,
+  PublicJobsRepository,
+  WebhookSecretsRepository,
   VideoPipelineProducer,
   type ServiceContext,
 } from '@clipline/shared';
@@ -37,6 +39,7 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
 
   const strength = new StrengthPool();
   shutdown.register('password strength pool', () => strength.close());
+  const keyring = parseKeyring(config.accountsKeyring);
   const app = createProducerApp({
     analyses: new AnalysisRepository(db),
     results: new AiResultsRepository(db),
@@ -44,7 +47,9 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
     storage: new LocalStorage(config.storageDir),
     users: new UsersRepository(db),
     strength,
-    keyring: parseKeyring(config.accountsKeyring),
+    keyring,
+    webhookSecrets: new WebhookSecretsRepository(db, keyring),
+    publicJobs: new PublicJobsRepository(db),
     config,
     logger,
     metrics,

@@ -1,31 +1,21 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
-import { ANY_TENANT, tenantScope, type TenantScope } from '@clipline/shared';
+import { ANY_TENANT, clientAddress, tenantScope, type AuthFailureThrottle, type TenantScope } from '@clipline/shared';
 import { HttpProblem } from './problem.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
-/** A key kept in the database, looked up by the key itself. */
-export type KeyVerifier = (presented: string) => Promise<{ id: string; name: string } | null>;
-
-/** The caller the request acts for (an API key id), set by {@link requireApiKey}. */
-export function principalOf(res: Response): string {
-  return String(res.locals.principal ?? 'anonymous');
-}
-
-/** What the caller may see: its tenant's resources, or every tenant's for an admin key. */
-export function scopeOf(res: Response): TenantScope {
-  const caller = res.locals.caller as Caller | undefined;
-  if (!caller) throw new Error('scopeOf called on a request that was not authenticated');
-  return caller.admin ? ANY_TENANT : tenantScope(caller.tenant);
-}
-
 /** The authenticated caller: its key, tenant and role. */
 export interface Caller {
+  /** A stable id of the key (never the key): `config:<digest>` or `key:<id>`. */
   principal: string;
   tenant: string;
+  /** Operators: they see and act on every tenant's work. */
   admin: boolean;
 }
+
+/** A key kept in the database, looked up by the key itself. */
+export type KeyVerifier = (presented: string) => Promise<{ id: string; name: string; tenant: string; role: 'tenant' | 'admin' } | null>;
 
 export function callerOf(res: Response): Caller {
   const caller = res.locals.caller as Caller | undefined;
@@ -33,28 +23,74 @@ export function callerOf(res: Response): Caller {
   return caller;
 }
 
+/** The caller the request acts for (an API key id), set by {@link requireApiKey}. */
+export function principalOf(res: Response): string {
+  return callerOf(res).principal;
+}
+
+/** What the caller may see: its tenant's resources, or every tenant's for an admin key. */
+export function scopeOf(res: Response): TenantScope {
+  const caller = callerOf(res);
+  return caller.admin ? ANY_TENANT : tenantScope(caller.tenant);
+}
+
+export interface ApiKeySettings {
+  /** `API_KEYS`: each key is a tenant of its own, `key-<digest>`. */
+  keys: readonly string[];
+  /** `ADMIN_API_KEYS`: operators, each in a tenant `admin-<digest>` for what it submits. */
+  adminKeys: readonly string[];
+  /** Keys created with `clipline keys create`, kept hashed in the database. */
+  verify?: KeyVerifier;
+  /** Failed authentications per client address; checked before any key is looked up. */
+  throttle?: AuthFailureThrottle;
+}
+
 /**
  * `Authorization: Bearer <key>`: keys from the configuration (compared as SHA-256 digests in
  * constant time, so neither content nor length leaks through timing) or keys stored hashed in
- * the database. The principal is a stable id of the key, never the key.
+ * the database. A client address that failed too often this minute is answered 429 before its
+ * key is even read, so guessing costs a Redis round trip and never a database query.
  */
-export function requireApiKey(staticKeys: readonly string[], verify?: KeyVerifier): RequestHandler {
-  const digests = staticKeys.map((key) => ({ digest: digest(key), principal: `config:${digest(key).toString('hex').slice(0, 12)}` }));
+export function requireApiKey(settings: ApiKeySettings): RequestHandler {
+  const configured = [
+    ...settings.keys.map((key) => ({ key, admin: false })),
+    ...settings.adminKeys.map((key) => ({ key, admin: true })),
+  ].map(({ key, admin }) => {
+    const hex = digest(key).toString('hex').slice(0, 12);
+    return { digest: digest(key), caller: { principal: `config:${hex}`, tenant: `${admin ? 'admin' : 'key'}-${hex}`, admin } };
+  });
   const challenge = { 'www-authenticate': 'Bearer realm="clipline"' };
   return async (req, res, next) => {
-    const header = req.get('authorization');
-    if (!header) return next(new HttpProblem(401, 'Unauthorized', 'missing Authorization header: send "Authorization: Bearer <api key>"', {}, challenge));
-    const match = /^Bearer\s+([\x21-\x7e]{1,512})\s*$/i.exec(header);
-    if (!match?.[1]) return next(new HttpProblem(401, 'Unauthorized', 'Authorization header must be "Bearer <api key>"', {}, challenge));
-    const presented = digest(match[1]);
-    let principal: string | undefined;
-    for (const candidate of digests) if (timingSafeEqual(candidate.digest, presented)) principal = candidate.principal;
-    if (!principal && verify) {
-      const stored = await verify(match[1]).catch(() => null);
-      if (stored) principal = `key:${stored.id}`;
+    const address = clientAddress(req.socket.remoteAddress);
+    const wait = (await settings.throttle?.retryAfter(address)) ?? 0;
+    if (wait > 0) {
+      return next(
+        new HttpProblem(429, 'Too Many Requests', `too many failed authentications from this address; retry in ${wait} s`, {}, { 'retry-after': String(wait) }),
+      );
     }
-    if (!principal) return next(new HttpProblem(401, 'Unauthorized', 'API key is not valid', {}, challenge));
-    res.locals.principal = principal;
+    const refuse = async (detail: string) => {
+      await settings.throttle?.recordFailure(address);
+      next(new HttpProblem(401, 'Unauthorized', detail, {}, challenge));
+    };
+    const header = req.get('authorization');
+    if (!header) return refuse('missing Authorization header: send "Authorization: Bearer <api key>"');
+    const match = /^Bearer\s+([\x21-\x7e]{1,512})\s*$/i.exec(header);
+    if (!match?.[1]) return refuse('Authorization header must be "Bearer <api key>"');
+    const presented = digest(match[1]);
+    let caller: Caller | undefined;
+    for (const candidate of configured) if (timingSafeEqual(candidate.digest, presented)) caller = candidate.caller;
+    if (!caller && settings.verify) {
+      const stored = await settings.verify(match[1]).catch(() => null);
+      if (stored) caller = { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin' };
+    }
+    if (!caller) return refuse('API key is not valid');
+    res.locals.caller = caller;
     return next();
   };
 }
+
+/** Admin keys only: anyone else is told the route does not exist. */
+export const requireAdmin: RequestHandler = (req, res, next) => {
+  if (callerOf(res).admin) return next();
+  return next(new HttpProblem(404, 'Not Found', `no route for ${req.method} ${req.path.slice(0, 200)}`));
+};

@@ -5,32 +5,52 @@ import { HttpProblem } from './problem.js';
 
 /**
  * Requests per principal per minute, counted in Redis so every producer replica shares the
- * count. When Redis cannot answer, the limit is not enforced (the queue itself then answers 503).
+ * count. A request costs one unit; a batch costs one more per video beyond the first (see
+ * {@link RequestBudget.charge}). When Redis cannot answer, the limit is not enforced (the queue
+ * itself then answers 503).
  */
-export function rateLimitPerKey(redis: Redis, prefix: string, perMinute: number): RequestHandler {
-  return async (_req, res, next) => {
-    if (perMinute <= 0) return next();
+export class RequestBudget {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    readonly perMinute: number,
+  ) {}
+
+  /** Adds `units` to the principal's count this minute; throws 429 once it is past the limit. */
+  async charge(principal: string, units: number, headers?: (name: string, value: string) => void): Promise<void> {
+    if (this.perMinute <= 0 || units <= 0) return;
     const now = Date.now();
     const window = Math.floor(now / 60_000);
-    const key = `${prefix}:api-rate:${principalOf(res)}:${window}`;
+    const key = `${this.prefix}:api-rate:${principal}:${window}`;
     let count: number;
     try {
-      const results = await redis.multi().incr(key).expire(key, 61).exec();
+      const results = await this.redis.multi().incrby(key, units).expire(key, 61).exec();
       count = Number(results?.[0]?.[1] ?? 0);
     } catch {
-      return next();
+      return;
     }
-    const remaining = Math.max(0, perMinute - count);
-    res.setHeader('ratelimit-limit', String(perMinute));
-    res.setHeader('ratelimit-remaining', String(remaining));
-    if (count > perMinute) {
+    headers?.('ratelimit-limit', String(this.perMinute));
+    headers?.('ratelimit-remaining', String(Math.max(0, this.perMinute - count)));
+    if (count > this.perMinute) {
       const retryAfter = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
-      return next(
-        new HttpProblem(429, 'Too Many Requests', `this API key is limited to ${perMinute} requests per minute; retry in ${retryAfter} s`, {}, {
-          'retry-after': String(retryAfter),
-        }),
+      throw new HttpProblem(
+        429,
+        'Too Many Requests',
+        `this API key is limited to ${this.perMinute} requests per minute (a batch counts each video); retry in ${retryAfter} s`,
+        {},
+        { 'retry-after': String(retryAfter) },
       );
     }
-    return next();
+  }
+}
+
+export function rateLimitPerKey(budget: RequestBudget): RequestHandler {
+  return async (_req, res, next) => {
+    try {
+      await budget.charge(principalOf(res), 1, (name, value) => res.setHeader(name, value));
+      next();
+    } catch (error) {
+      next(error);
+    }
   };
 }

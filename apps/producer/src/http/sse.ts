@@ -27,6 +27,16 @@ export class EventStream {
     this.res.write(`id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
+  /**
+   * Ends a stream that is not finished: a comment says why, and the client reconnects after the
+   * `retry` delay with its Last-Event-ID, as EventSource does on any end.
+   */
+  end(reason: string): void {
+    if (this.closed) return;
+    this.res.write(`: ${reason.replace(/[\r\n]+/g, ' ')}\n\n`);
+    this.close();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -1,75 +1,126 @@
+import { randomUUID } from 'node:crypto';
 import express, { type Router } from 'express';
-import { allQueues, PermanentJobError, validatePayload, type JobQueues, type QueueDeclaration } from '@clipline/shared';
+import { z } from 'zod';
+import {
+  allQueues,
+  isPublicJob,
+  PermanentJobError,
+  validatePayload,
+  type IdempotencyRepository,
+  type JobQueues,
+  type PublicJobsRepository,
+  type QueueDeclaration,
+  type VideosRepository,
+} from '@clipline/shared';
+import { callerOf, scopeOf } from '../http/auth.js';
 import { idempotent } from '../http/idempotency.js';
-import type { IdempotencyRepository } from '@clipline/shared';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
 import { isUnavailable } from './videos.js';
-
-/** Jobs that only make sense inside a flow (a parent waits for children it does not have here). */
-const FLOW_ONLY_JOBS = new Set(['video-pipeline']);
 
 export interface JobRoutesDependencies {
   queues: JobQueues;
   idempotency: IdempotencyRepository;
+  videos: VideosRepository;
+  publicJobs: PublicJobsRepository;
   fingerprintKey: string;
   queueReady(): boolean;
   declarations?: readonly QueueDeclaration[];
 }
 
+/** One entry of the public job catalogue: what `GET /v1/jobs` lists. */
+export interface PublicJobEntry {
+  queue: string;
+  name: string;
+  declaration: QueueDeclaration;
+  schema: z.ZodType;
+}
+
+/** The jobs declared public, in queue order: the only ones `POST /v1/jobs` accepts. */
+export function publicJobCatalogue(declarations: readonly QueueDeclaration[] = allQueues): PublicJobEntry[] {
+  return declarations.flatMap((declaration) =>
+    Object.entries(declaration.jobs)
+      .filter(([name]) => isPublicJob(declaration, name))
+      .map(([name, schema]) => ({ queue: declaration.name, name, declaration, schema })),
+  );
+}
+
+const unavailable = () => serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
+
 /**
- * Generic jobs: any declared queue and job, validated by that job's own payload schema. Lets a
- * service run one step (say, a metadata refresh) without a whole video flow.
+ * Generic jobs: the public catalogue only. Internal pipeline steps (ingest, analyze, render, AI
+ * steps, webhooks, accounts) are never reachable from outside and answer 404 like a job that
+ * does not exist. A job that names a video runs only for the video's owner.
  */
 export function jobRoutes(deps: JobRoutesDependencies): Router {
   const router = express.Router();
-  const declarations = new Map((deps.declarations ?? allQueues).map((declaration) => [declaration.name, declaration]));
-
-  const declarationOf = (name: string) => {
-    const declaration = declarations.get(name);
-    if (!declaration) throw notFound(`no queue "${name.slice(0, 100)}" (queues: ${[...declarations.keys()].join(', ')})`);
-    return declaration;
+  const catalogue = publicJobCatalogue(deps.declarations);
+  const entryOf = (queue: string, name: string) => {
+    const entry = catalogue.find((item) => item.queue === queue && item.name === name);
+    if (!entry) {
+      const names = catalogue.map((item) => `${item.queue}/${item.name}`).join(', ') || 'none';
+      throw notFound(`no public job "${queue.slice(0, 100)}/${name.slice(0, 100)}" (public jobs: ${names}; see GET /v1/jobs)`);
+    }
+    return entry;
   };
+  const listed = catalogue.map((entry) => ({
+    queue: entry.queue,
+    name: entry.name,
+    path: `/v1/jobs/${entry.queue}/${entry.name}`,
+    payloadSchema: z.toJSONSchema(entry.schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }),
+  }));
+
+  router.get('/jobs', (_req, res) => {
+    res.json({ items: listed });
+  });
 
   router.post(
     '/jobs/:queue/:name',
     idempotent(deps.idempotency, async (req, res) => {
-      const declaration = declarationOf(String(req.params.queue));
-      const name = String(req.params.name);
-      if (!(name in declaration.jobs) || FLOW_ONLY_JOBS.has(name)) {
-        const available = Object.keys(declaration.jobs).filter((job) => !FLOW_ONLY_JOBS.has(job));
-        throw notFound(`queue "${declaration.name}" has no job "${name.slice(0, 100)}" to submit (jobs: ${available.join(', ') || 'none'})`);
-      }
+      const entry = entryOf(String(req.params.queue), String(req.params.name));
       if (!req.is('application/json')) throw new HttpProblem(415, 'Unsupported Media Type', 'send the payload as JSON with "Content-Type: application/json"');
-      let data;
+      let data: Record<string, unknown>;
       try {
-        data = validatePayload(declaration as QueueDeclaration, name as never, req.body);
+        data = validatePayload(entry.declaration, entry.name as never, req.body) as Record<string, unknown>;
       } catch (error) {
         if (error instanceof PermanentJobError) throw badRequest(error.message);
         throw error;
       }
-      if (!deps.queueReady()) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
+      if (!deps.queueReady()) throw unavailable();
+      const caller = callerOf(res);
       try {
-        const job = await deps.queues.add(declaration, name, data);
-        res.status(202).json({ id: job.id, queue: declaration.name, name, status: 'queued', links: { self: `/v1/jobs/${declaration.name}/${job.id}` } });
+        // A job about a video acts on it: only its owner (or an operator) may ask for that.
+        if (typeof data.videoId === 'string' && !(await deps.videos.status(data.videoId, scopeOf(res)))) {
+          throw notFound(`no video with id ${data.videoId}`);
+        }
+        const id = randomUUID();
+        await deps.publicJobs.record({ id, tenant: caller.tenant, queue: entry.queue, name: entry.name });
+        await deps.queues.add(entry.declaration, entry.name, data, { jobId: id }).catch(async (error: unknown) => {
+          await deps.publicJobs.remove(id).catch(() => {});
+          throw error;
+        });
+        res.status(202).json({ id, queue: entry.queue, name: entry.name, status: 'queued', links: { self: `/v1/jobs/${entry.queue}/${id}` } });
       } catch (error) {
-        if (isUnavailable(error)) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
+        if (isUnavailable(error)) throw unavailable();
         throw error;
       }
     }, deps.fingerprintKey),
   );
 
   router.get('/jobs/:queue/:id', async (req, res) => {
-    const declaration = declarationOf(String(req.params.queue));
+    const queue = String(req.params.queue);
     const id = String(req.params.id);
-    if (!/^[\w:.-]{1,200}$/.test(id)) throw notFound(`no job "${id.slice(0, 100)}" in queue "${declaration.name}"`);
+    const declaration = catalogue.find((entry) => entry.queue === queue)?.declaration;
+    const missing = () => notFound(`no job "${id.slice(0, 100)}" in queue "${queue.slice(0, 100)}"`);
+    if (!declaration || !/^[0-9a-f-]{36}$/.test(id)) throw missing();
     let job;
     try {
+      if (!(await deps.publicJobs.visible(id, queue, scopeOf(res)))) throw missing();
       job = await deps.queues.get(declaration, id);
     } catch (error) {
-      if (isUnavailable(error)) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
+      if (isUnavailable(error)) throw unavailable();
       throw error;
     }
-    if (!job) throw notFound(`no job "${id}" in queue "${declaration.name}" (finished jobs are kept for a day)`);
+    if (!job) throw notFound(`no job "${id}" in queue "${queue}" (finished jobs are kept for a day)`);
     res.json(job);
   });
 

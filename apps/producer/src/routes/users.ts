@@ -6,6 +6,7 @@ import { describeIssues } from '../api-schemas.js';
 import type { StrengthPool } from '../accounts/strength-pool.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
 import { isUnavailable } from './videos.js';
+import { callerOf, scopeOf } from '../http/auth.js';
 
 export const MIN_PASSWORD_SCORE = 3;
 
@@ -56,7 +57,7 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
     const id = randomUUID();
     let outcome;
     try {
-      outcome = await deps.users.createPending({ id, email, name: name ?? null });
+      outcome = await deps.users.createPending({ id, email, name: name ?? null, tenantId: callerOf(res).tenant });
     } catch (error) {
       if (isUnavailable(error)) throw serviceUnavailable('the database is unreachable; retry shortly');
       throw error;
@@ -77,7 +78,7 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
   router.get('/users/:id', async (req, res) => {
     const id = String(req.params.id).toLowerCase();
     if (!z.uuid().safeParse(id).success) throw notFound(`no user with id "${id.slice(0, 100)}" (ids are UUIDs)`);
-    const user = await deps.users.find(id);
+    const user = await deps.users.find(id, scopeOf(res));
     if (!user) throw notFound(`no user with id ${id}`);
     res.json({ ...user, links: { self: `/v1/users/${id}` } });
   });

@@ -17,7 +17,9 @@ import {
   type VideoView,
 } from '@clipline/shared';
 import { describeIssues, videoBatch, videoIdParam, videoListQuery, videoSubmission, type VideoSubmissionBody } from '../api-schemas.js';
-import { principalOf, scopeOf } from '../http/auth.js';
+import { callerOf, principalOf, scopeOf } from '../http/auth.js';
+import type { RequestBudget } from '../http/rate-limit.js';
+import type { StreamSlots } from '../http/stream-slots.js';
 import { idempotent } from '../http/idempotency.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
 import { EventStream, lastEventId } from '../http/sse.js';
@@ -35,6 +37,16 @@ export interface VideoRoutesDependencies {
   /** Server secret keying the stored fingerprints of idempotent requests. */
   fingerprintKey: string;
   queueReady(): boolean;
+  /** The per-key request budget: a batch is charged one unit per video. */
+  budget: RequestBudget;
+  /** Open live event streams per key. */
+  streamSlots: StreamSlots;
+  limits: {
+    /** Unfinished videos one tenant may have. */
+    maxActiveVideosPerTenant: number;
+    /** Seconds one live event stream stays open. */
+    sseMaxSeconds: number;
+  };
 }
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
@@ -111,6 +123,22 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
   const guardQueue = () => {
     if (!deps.queueReady()) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
   };
+  /** Fair use: a tenant's unfinished videos are capped, so one service cannot fill the queues. */
+  const guardActiveVideos = async (tenant: string, adding: number) => {
+    const cap = deps.limits.maxActiveVideosPerTenant;
+    const active = await videos.countUnfinished(tenant).catch((error: unknown) => {
+      throw unavailableOr(error, 'the database');
+    });
+    if (active + adding > cap) {
+      throw new HttpProblem(
+        429,
+        'Too Many Requests',
+        `this tenant has ${active} unfinished videos and may have at most ${cap} (MAX_ACTIVE_VIDEOS_PER_TENANT); ${adding > 1 ? `a batch of ${adding} does not fit; ` : ''}submit more once some finish`,
+        { activeVideos: active, limit: cap },
+        { 'retry-after': '60' },
+      );
+    }
+  };
   const unavailableOr = (error: unknown, what = 'the job queue or database') => {
     if (error instanceof InvalidSubmissionError) {
       const [path, ...rest] = error.message.split(': ');
@@ -126,8 +154,10 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
     idempotent(idempotency, async (req, res) => {
       const body = parse(videoSubmission, requireJson(req) ?? undefined);
       guardQueue();
+      const { tenant } = callerOf(res);
+      await guardActiveVideos(tenant, 1);
       try {
-        const { id } = await pipeline.submit(toSubmission(body), { submittedBy: principalOf(res) });
+        const { id } = await pipeline.submit(toSubmission(body), { submittedBy: principalOf(res), tenant });
         res.status(202).location(`/v1/videos/${id}`).json({ id, status: 'queued', links: links(id) });
       } catch (error) {
         throw unavailableOr(error);
@@ -140,11 +170,15 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
     /^\/videos:batch$/,
     idempotent(idempotency, async (req, res) => {
       const body = parse(videoBatch, requireJson(req) ?? undefined);
+      // The request itself was charged one unit on the way in; each further video is one more.
+      await deps.budget.charge(principalOf(res), body.videos.length - 1, (name, value) => res.setHeader(name, value));
       guardQueue();
+      const { tenant } = callerOf(res);
+      await guardActiveVideos(tenant, body.videos.length);
       try {
         const created = await pipeline.submitMany(
           body.videos.map((video) => ({ submission: toSubmission(video) })),
-          { submittedBy: principalOf(res) },
+          { submittedBy: principalOf(res), tenant },
         );
         res.status(202).json({ videos: created.map(({ id }) => ({ id, status: 'queued', links: links(id) })) });
       } catch (error) {
@@ -175,7 +209,7 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
     const id = videoIdOf(req);
     let video: VideoView | undefined;
     try {
-      video = await videos.find(id);
+      video = await videos.find(id, scopeOf(res));
     } catch (error) {
       throw unavailableOr(error, 'the database');
     }
@@ -202,6 +236,11 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
     const file = String(req.params.file);
     if (file !== 'file' && file !== 'thumbnail' && file !== 'voiceover') throw notFound(`no route for GET ${req.path.slice(0, 200)}`);
     if (!videoIdParam.safeParse(clipId).success) throw notFound(`no clip with id "${clipId.slice(0, 100)}"`);
+    // The video is looked up in the caller's scope first: another tenant's clip is a missing one.
+    const owned = await videos.status(id, scopeOf(res)).catch((error: unknown) => {
+      throw unavailableOr(error, 'the database');
+    });
+    if (!owned) throw notFound(`no video with id ${id}`);
     const clip = await deps.analyses.findClip(clipId);
     if (!clip || clip.videoId !== id) throw notFound(`video ${id} has no clip ${clipId}`);
     const extras = (await deps.results.clipExtras(id)).get(clipId);
@@ -212,7 +251,9 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
     res.type(type);
     res.setHeader('content-disposition', `inline; filename="clip-${clip.clipIndex}-${file}.${extension}"`);
     await new Promise<void>((resolve, reject) =>
-      res.sendFile(deps.storage.pathOf(key), { dotfiles: 'deny', maxAge: '1h' }, (error) => {
+      // Served relative to the storage root: only the key's own segments are checked for dot
+      // files, so a storage directory such as `.data/storage` does not turn every download into 403.
+      res.sendFile(path.relative(deps.storage.root, deps.storage.pathOf(key)), { root: deps.storage.root, dotfiles: 'deny', maxAge: '1h' }, (error) => {
         if (!error) return resolve();
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(notFound(`the file of clip ${clipId} is missing from storage`));
         if (res.headersSent) return resolve();
@@ -225,13 +266,13 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
     const id = videoIdOf(req);
     let outcome;
     try {
-      outcome = await pipeline.cancel(id);
+      outcome = await pipeline.cancel(id, scopeOf(res));
     } catch (error) {
       throw unavailableOr(error);
     }
     if (outcome === 'not-found') throw notFound(`no video with id ${id}`);
     if (outcome === 'already-finished') {
-      const status = await videos.status(id);
+      const status = await videos.status(id, scopeOf(res));
       throw new HttpProblem(409, 'Conflict', `video ${id} already finished (${status}); there is nothing to cancel`);
     }
     res.status(202).json({ id, status: 'cancelled' });
@@ -239,7 +280,8 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
 
   router.get('/videos/:id/events', async (req, res) => {
     const id = videoIdOf(req);
-    const first = await videos.find(id).catch((error: unknown) => {
+    const scope = scopeOf(res);
+    const first = await videos.find(id, scope).catch((error: unknown) => {
       throw unavailableOr(error, 'the database');
     });
     if (!first) throw notFound(`no video with id ${id}`);
@@ -249,7 +291,26 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
       res.status(204).end();
       return;
     }
+    const principal = principalOf(res);
+    const slot = await deps.streamSlots.acquire(principal);
+    if (!slot) {
+      throw new HttpProblem(
+        429,
+        'Too Many Requests',
+        `this API key already holds ${deps.streamSlots.perKey} open event streams (SSE_MAX_STREAMS_PER_KEY); close one or poll GET /v1/videos/${id}`,
+        {},
+        { 'retry-after': '30' },
+      );
+    }
     const stream = new EventStream(req, res);
+    const refreshSlot = setInterval(() => void deps.streamSlots.refresh(principal, slot), 15_000);
+    // A stream ends after SSE_MAX_SECONDS; the client reconnects with Last-Event-ID and misses nothing.
+    const lifetime = setTimeout(() => stream.end(`stream ends after ${deps.limits.sseMaxSeconds} s; reconnect with Last-Event-ID`), deps.limits.sseMaxSeconds * 1000);
+    stream.whenClosed(() => {
+      clearInterval(refreshSlot);
+      clearTimeout(lifetime);
+      void deps.streamSlots.release(principal, slot);
+    });
     let busy = false;
     let again = false;
     // Reads the video and sends it when it moved past what the client has; coalesces bursts.
@@ -262,7 +323,7 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
       try {
         do {
           again = false;
-          const video = view ?? (await videos.find(id));
+          const video = view ?? (await videos.find(id, scope));
           view = undefined;
           if (!video || stream.closed) return stream.close();
           if (video.version > sent) {

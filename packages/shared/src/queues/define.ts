@@ -16,6 +16,11 @@ export interface QueueDeclaration<Jobs extends Record<string, z.ZodType> = Recor
   resourceClass: ResourceClass;
   /** Job name → payload schema. A payload that fails its schema never enters Redis. */
   jobs: Jobs;
+  /**
+   * Jobs other services may submit through `POST /v1/jobs/:queue/:name`; every other job is an
+   * internal step, enqueued only by clipline itself. @defaultValue none
+   */
+  publicJobs?: readonly Extract<keyof Jobs, string>[];
   defaultJobOptions: QueueJobDefaults;
 }
 
@@ -30,4 +35,9 @@ export function defineQueue<const Jobs extends Record<string, z.ZodType>>(declar
 }
 
 export type JobNames<Q extends QueueDeclaration> = Extract<keyof Q['jobs'], string>;
+
+/** Whether `name` is a job of `declaration` that callers of the HTTP API may submit. */
+export function isPublicJob(declaration: QueueDeclaration, name: string): boolean {
+  return Object.hasOwn(declaration.jobs, name) && (declaration.publicJobs ?? []).includes(name);
+}
 export type Payload<Q extends QueueDeclaration, N extends JobNames<Q>> = z.output<Q['jobs'][N]>;

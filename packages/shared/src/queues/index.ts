@@ -7,6 +7,7 @@ import { notifyQueue } from './notify.js';
 import { pipelineQueue } from './pipeline.js';
 import { renderQueue } from './render.js';
 import { syncQueue } from './sync.js';
+import { storageQueue } from './storage.js';
 
 export * from './define.js';
 export * from './payloads.js';
@@ -17,6 +18,7 @@ export { pipelineQueue } from './pipeline.js';
 export { notifyQueue } from './notify.js';
 export { accountsQueue } from './accounts.js';
 export { syncQueue } from './sync.js';
+export { storageQueue } from './storage.js';
 export { elevenlabsQueue, openaiQueue, stabilityQueue } from './ai.js';
 export * from './render.js';
 
@@ -33,6 +35,7 @@ export const allQueues = [
   notifyQueue,
   accountsQueue,
   syncQueue,
+  storageQueue,
 ] as const;
 
 /** The steps of a video flow, in the order they run; the names users see in `steps`. */

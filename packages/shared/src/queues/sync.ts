@@ -11,5 +11,7 @@ export const syncQueue = defineQueue({
     /** Scheduled: enqueues refreshes for the tracked videos whose metadata is oldest. */
     'sync-metadata': z.strictObject({}),
   },
+  // A service may ask for a fresh copy of its own video's YouTube metadata at any time.
+  publicJobs: ['refresh-metadata'],
   defaultJobOptions: { attempts: 4, backoff: { type: 'exponential', delay: 5000, jitter: 0.5 }, ...standardRetention },
 });

@@ -15,7 +15,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   await tenantColumn('webhook_deliveries');
   await db.schema.createIndex('videos_tenant_created_idx').on('videos').columns(['tenant_id', 'created_at', 'id']).execute();
   await db.schema.createIndex('videos_tenant_status_idx').on('videos').columns(['tenant_id', 'status']).execute();
-  await db.schema.createIndex('users_tenant_idx').on('users').column('tenant_id').execute();
+  await emailUniquePerTenant(db, true);
 
   await db.schema.alterTable('api_keys').addColumn('tenant_id', t.string(128), (col) => col.notNull().defaultTo('legacy')).execute();
   await db.schema.alterTable('api_keys').addColumn('role', t.string(16), (col) => col.notNull().defaultTo('tenant')).execute();
@@ -50,6 +50,37 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('public_jobs_tenant_idx').on('public_jobs').columns(['tenant_id', 'created_at']).execute();
 }
 
+/**
+ * An email is unique within its tenant, not across tenants: otherwise registering an address
+ * another tenant already has would answer 409 and tell one tenant about another's users.
+ * SQLite cannot drop a column's UNIQUE constraint, so there the users table is rebuilt.
+ */
+async function emailUniquePerTenant(db: Kysely<any>, perTenant: boolean): Promise<void> {
+  const t = schemaTypes(db);
+  const key = perTenant ? ['tenant_id'] : [];
+  if (t.engine === 'postgres') {
+    await sql`drop index if exists users_email_unique`.execute(db);
+    await sql`create unique index users_email_unique on users (${sql.raw([...key, 'lower(email)'].join(', '))})`.execute(db);
+  } else if (t.engine === 'mysql') {
+    const name = perTenant ? 'email_lower' : 'users_email_unique';
+    await sql`alter table users drop index ${sql.id(name)}`.execute(db);
+    await sql`alter table users add unique index ${sql.id(perTenant ? 'users_email_unique' : 'email_lower')} (${sql.raw([...key, 'email_lower'].join(', '))})`.execute(db);
+  } else {
+    const tenant = perTenant ? `, tenant_id text not null default 'legacy'` : '';
+    const unique = perTenant ? 'unique (tenant_id, email_lower)' : 'unique (email_lower)';
+    await sql.raw(`create table users_rebuilt (
+      id text primary key, email text not null, name text, password_hash text,
+      status text not null default 'pending' check (status in ('pending', 'active', 'failed')), failure text,
+      created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), activated_at text, welcomed_at text,
+      email_lower text not null${tenant}, ${unique})`).execute(db);
+    const columns = `id, email, name, password_hash, status, failure, created_at, activated_at, welcomed_at, email_lower${perTenant ? ', tenant_id' : ''}`;
+    await sql.raw(`insert into users_rebuilt (${columns}) select ${columns} from users`).execute(db);
+    await sql`drop table users`.execute(db);
+    await sql`alter table users_rebuilt rename to users`.execute(db);
+  }
+  if (perTenant) await db.schema.createIndex('users_tenant_idx').on('users').column('tenant_id').execute();
+}
+
 /** `config:<digest>` principals become `key-<digest>` tenants; `key:<id>` ones take their key's tenant. */
 async function backfillVideoTenants(db: Kysely<any>): Promise<void> {
   const principals = await db.selectFrom('videos').select('submitted_by').distinct().where('submitted_by', 'is not', null).execute();
@@ -75,6 +106,8 @@ export async function down(db: Kysely<any>): Promise<void> {
   await dropIndex('videos_tenant_created_idx', 'videos');
   await dropIndex('videos_tenant_status_idx', 'videos');
   await dropIndex('users_tenant_idx', 'users');
-  for (const table of ['videos', 'users', 'webhook_deliveries', 'api_keys']) await db.schema.alterTable(table).dropColumn('tenant_id').execute();
+  await emailUniquePerTenant(db, false);
+  for (const table of ['videos', 'webhook_deliveries', 'api_keys']) await db.schema.alterTable(table).dropColumn('tenant_id').execute();
+  if (t.engine !== 'sqlite') await db.schema.alterTable('users').dropColumn('tenant_id').execute();
   await db.schema.alterTable('api_keys').dropColumn('role').execute();
 }

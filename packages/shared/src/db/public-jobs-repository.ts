@@ -1,0 +1,38 @@
+import type { Db } from './connection.js';
+import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
+import { timeQueries } from './query-timing.js';
+import type { TenantScope } from '../tenancy.js';
+
+/**
+ * Jobs submitted through `POST /v1/jobs` and the tenant each belongs to: BullMQ keeps a job's
+ * payload, not its owner, so reading a job back checks ownership here first.
+ */
+export class PublicJobsRepository {
+  private readonly dialect: PortableSql;
+
+  constructor(private readonly db: Db) {
+    this.dialect = portableSql(db);
+  }
+
+  /** Records the job before it is enqueued; recording the same id again is a no-op. */
+  async record(job: { id: string; tenant: string; queue: string; name: string }): Promise<void> {
+    await ignoreDuplicates(
+      this.db.insertInto('public_jobs').values({ id: job.id, tenant_id: job.tenant, queue: job.queue, name: job.name }),
+      this.dialect.engine,
+      ['id'],
+    ).execute();
+  }
+
+  /** Whether the job exists in `scope` (and in that queue). */
+  async visible(id: string, queue: string, scope: TenantScope): Promise<boolean> {
+    let query = this.db.selectFrom('public_jobs').select('id').where('id', '=', id).where('queue', '=', queue);
+    if (scope.kind === 'tenant') query = query.where('tenant_id', '=', scope.tenant);
+    return (await query.executeTakeFirst()) !== undefined;
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.db.deleteFrom('public_jobs').where('id', '=', id).execute();
+  }
+}
+
+timeQueries(PublicJobsRepository, 'publicJobs');
