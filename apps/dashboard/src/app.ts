@@ -1,34 +1,19 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { ExpressAdapter } from '@bull-board/express';
-import express, { type Express, type RequestHandler } from 'express';
-import { BreakerBoard, Gauge, queueCounts, type BreakerReport, type Config, type Registry } from '@clipline/shared';
+import express, { type Express } from 'express';
+import { AuthFailureThrottle, BreakerBoard, Gauge, queueCounts, type BreakerReport, type Config, type Registry } from '@clipline/shared';
 import type { Queue } from 'bullmq';
-
-const digest = (value: string) => createHash('sha256').update(value).digest();
-
-/** HTTP Basic auth against one user, compared in constant time. */
-export function basicAuth(user: string, password: string): RequestHandler {
-  const expected = digest(`${user}:${password}`);
-  return (req, res, next) => {
-    const header = req.get('authorization') ?? '';
-    const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-    const presented = match?.[1] ? Buffer.from(match[1], 'base64').toString('utf8') : '';
-    if (match && timingSafeEqual(digest(presented), expected)) return next();
-    res
-      .status(401)
-      .set('www-authenticate', 'Basic realm="clipline dashboard", charset="UTF-8"')
-      .type('application/problem+json')
-      .send(JSON.stringify({ title: 'Unauthorized', status: 401, detail: 'dashboard credentials required (DASHBOARD_USER / DASHBOARD_PASSWORD)' }));
-  };
-}
+import type { Redis } from 'ioredis';
+import { accountVerifier } from './accounts.js';
+import { refuseViewerWrites, requireDashboardAccount } from './authentication.js';
+import { boardForRole } from './boards.js';
+import { refuseCrossOriginWrites } from './same-origin.js';
 
 export interface DashboardDependencies {
   config: Config;
   metrics: Registry;
   queues: readonly Queue[];
   breakers: BreakerBoard;
+  /** Holds the failed sign-in counts, so every replica of the dashboard shares one budget. */
+  redis: Redis;
 }
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -48,8 +33,15 @@ function statusPage(breakers: BreakerReport[], counts: [string, Record<string, n
 <h2>Queues</h2><table><tr><th>queue</th>${states.map((s) => `<th>${s}</th>`).join('')}</tr>${queueRows}</table></body></html>`;
 }
 
-/** Bull Board behind Basic auth, plus cluster-wide queue metrics read from Redis at scrape time. */
-export function createDashboardApp({ config, metrics, queues, breakers }: DashboardDependencies): Express {
+/**
+ * Bull Board and /status behind two Basic accounts (admin: everything; viewer: read-only), plus
+ * cluster-wide queue metrics read from Redis at scrape time.
+ *
+ * Order matters: /healthz and /metrics first, open (see below); then cross-origin writes are
+ * refused before anyone signs in; then sign-in with its per-address failure budget; then the
+ * viewer's writes are refused; only then do /status and Bull Board see a request.
+ */
+export function createDashboardApp({ config, metrics, queues, breakers, redis }: DashboardDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
 
@@ -80,18 +72,21 @@ export function createDashboardApp({ config, metrics, queues, breakers }: Dashbo
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
+  // /metrics stays open, as it always was: Prometheus scrapes it without credentials, and it
+  // tells only job counts and breaker states, never job data. Bind HOST to a private interface
+  // (the loopback default) or firewall the port when the network is not trusted.
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.contentType).send(await metrics.metrics());
   });
 
-  const board = new ExpressAdapter();
-  board.setBasePath('/');
-  createBullBoard({
-    queues: queues.map((queue) => new BullMQAdapter(queue, { description: `prefix ${config.queuePrefix}` })),
-    serverAdapter: board,
-    options: { uiConfig: { boardTitle: 'clipline' } },
-  });
-  app.use(basicAuth(config.dashboardUser, config.dashboardPassword));
+  app.use(refuseCrossOriginWrites);
+  app.use(
+    requireDashboardAccount({
+      verify: accountVerifier(config),
+      throttle: new AuthFailureThrottle(redis, `${config.queuePrefix}:auth-fail:dashboard`, config.authFailuresPerMinute),
+    }),
+  );
+  app.use(refuseViewerWrites);
   app.get('/breakers', async (_req, res) => {
     res.json({ breakers: await breakers.read() });
   });
@@ -99,6 +94,6 @@ export function createDashboardApp({ config, metrics, queues, breakers }: Dashbo
     const counts = await Promise.all(queues.map(async (queue) => [queue.name, await queueCounts(queue).catch(() => ({}))] as [string, Record<string, number>]));
     res.type('html').send(statusPage(await breakers.read().catch(() => []), counts));
   });
-  app.use('/', board.getRouter());
+  app.use('/', boardForRole(queues, `prefix ${config.queuePrefix}`, config.dashboardViewer !== null));
   return app;
 }

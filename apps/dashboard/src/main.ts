@@ -11,12 +11,16 @@ shutdown.register('redis', () => redis.quit().catch(() => redis.disconnect()));
 const queues = allQueues.map((declaration) => createQueue(declaration, { connection: redis, prefix: config.queuePrefix }));
 shutdown.register('queues', () => Promise.all(queues.map((queue) => queue.close())));
 
-const server = http.createServer(createDashboardApp({ config, metrics, queues, breakers: new BreakerBoard(redis, config.queuePrefix) }));
+// One connection serves the queues, the breaker board and the sign-in throttle alike.
+const server = http.createServer(createDashboardApp({ config, metrics, queues, redis, breakers: new BreakerBoard(redis, config.queuePrefix) }));
 server.on('error', (error) => {
   logger.fatal({ err: error }, `dashboard could not listen on ${config.host}:${config.dashboardPort}`);
   process.exit(1);
 });
 server.listen(config.dashboardPort, config.host, () => {
-  logger.info({ port: config.dashboardPort }, `dashboard listening on http://${config.host}:${config.dashboardPort}`);
+  logger.info(
+    { port: config.dashboardPort, viewerAccount: config.dashboardViewer !== null, authFailuresPerMinute: config.authFailuresPerMinute },
+    `dashboard listening on http://${config.host}:${config.dashboardPort}`,
+  );
 });
 shutdown.register('http server', () => closeServer(server));
