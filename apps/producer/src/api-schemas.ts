@@ -77,6 +77,7 @@ const stepView = z.object({
 export const videoView = z
   .object({
     id: z.uuid(),
+    tenant: z.string().describe('The tenant that owns the video'),
     status: z.enum(['queued', 'processing', 'completed', 'failed', 'cancelled']),
     progress: z.number().int().min(0).max(100),
     version: z.number().int(),

@@ -18,6 +18,7 @@ import {
   videoView,
 } from './api-schemas.js';
 import { userRegistration } from './routes/users.js';
+import { publicJobCatalogue } from './routes/jobs.js';
 
 type Json = Record<string, unknown>;
 
@@ -90,6 +91,35 @@ const idempotencyHeader = {
   schema: { type: 'string', minLength: 1, maxLength: 255 },
 };
 
+const webhookSecretSchema = {
+  type: 'object',
+  required: ['tenant', 'secret', 'createdAt'],
+  properties: {
+    tenant: { type: 'string' },
+    secret: { type: 'string', pattern: '^whsec_' },
+    createdAt: { type: 'string', format: 'date-time' },
+    previousSecretExpiresAt: { type: ['string', 'null'], format: 'date-time' },
+  },
+};
+
+/** One POST path per public job, with that job's own payload schema. */
+function publicJobPaths(): Record<string, Json> {
+  return Object.fromEntries(
+    publicJobCatalogue().map((entry) => [
+      `/v1/jobs/${entry.queue}/${entry.name}`,
+      {
+        post: {
+          operationId: `submitJob_${entry.queue}_${entry.name}`.replace(/[^A-Za-z0-9_]/g, '_'),
+          summary: `Enqueue a ${entry.name} job (${entry.queue} queue); a job that names a video runs only for the video's owner`,
+          parameters: [idempotencyHeader],
+          requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(entry.schema, 'input') } } },
+          responses: { '202': { description: 'Queued', content: json('JobAccepted') }, ...problems(400, 401, 404, 415, 422, 429, 503) },
+        },
+      },
+    ]),
+  );
+}
+
 export function openApiDocument(): Json {
   const listQuery = jsonSchema(videoListQuery, 'input') as { properties: Record<string, Json> };
   return {
@@ -158,23 +188,37 @@ export function openApiDocument(): Json {
           },
         },
       },
-      // One template for both operations: OpenAPI treats /{name} and /{id} at the same depth as the same path.
-      '/v1/jobs/{queue}/{ref}': {
-        parameters: [
-          { name: 'queue', in: 'path', required: true, schema: { type: 'string' } },
-          { name: 'ref', in: 'path', required: true, description: 'POST: the job name; GET: the job id', schema: { type: 'string' } },
-        ],
-        post: {
-          operationId: 'submitJob',
-          summary: "Enqueue one job of a declared queue, validated by that job's payload schema",
-          parameters: [idempotencyHeader],
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
-          responses: { '202': { description: 'Queued', content: json('JobAccepted') }, ...problems(400, 401, 404, 415, 422, 429, 503) },
+      '/v1/jobs': {
+        get: {
+          operationId: 'listPublicJobs',
+          summary: 'The public job catalogue: every job other services may submit, with its payload JSON Schema',
+          responses: { '200': { description: 'The catalogue', content: { 'application/json': { schema: { type: 'object', properties: { items: { type: 'array' } } } } } }, ...problems(401, 429) },
         },
+      },
+      ...publicJobPaths(),
+      '/v1/jobs/{queue}/{id}': {
         get: {
           operationId: 'getJob',
-          summary: 'State and result of a job',
+          summary: "State and result of a public job the caller's tenant submitted",
+          parameters: [
+            { name: 'queue', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
+          ],
           responses: { '200': { description: 'The job', content: json('Job') }, ...problems(401, 404, 429, 503) },
+        },
+      },
+      '/v1/webhook-secret': {
+        get: {
+          operationId: 'getWebhookSecret',
+          summary: "The tenant's Standard Webhooks signing secret (whsec_…), made on first use",
+          responses: { '200': { description: 'The secret', content: { 'application/json': { schema: webhookSecretSchema } } }, ...problems(401, 429, 503) },
+        },
+      },
+      '/v1/webhook-secret:rotate': {
+        post: {
+          operationId: 'rotateWebhookSecret',
+          summary: 'A new signing secret; the previous one keeps signing beside it for 24 hours',
+          responses: { '200': { description: 'The new secret', content: { 'application/json': { schema: webhookSecretSchema } } }, ...problems(401, 429, 503) },
         },
       },
       '/v1/videos/{id}/clips/{clipId}/file': {

@@ -43,9 +43,9 @@ describe('health', () => {
     expect(ready.body).toEqual({ status: 'ready', checks: { redis: true, database: true } });
   });
 
-  it('exports metrics with event-loop lag', async () => {
-    const res = await request(app).get('/metrics');
-    expect(res.text).toMatch(/nodejs_eventloop_lag_p99_seconds\{service="producer"\}/);
+  it('keeps metrics off the public listener; they are exported with event-loop lag on the metrics port', async () => {
+    expect((await request(app).get('/metrics')).status).toBe(404);
+    expect(await service.metrics.metrics()).toMatch(/nodejs_eventloop_lag_p99_seconds\{service="producer"\}/);
   });
 });
 

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { createService, DEV_API_KEY, IdempotencyRepository, VIDEO_STEPS, type ServiceContext } from '@clipline/shared';
+import { accountsQueue, createService, DEV_API_KEY, IdempotencyRepository, ingestQueue, syncQueue, VIDEO_STEPS, type ServiceContext } from '@clipline/shared';
 import { buildProducer } from '../src/producer.js';
 import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -55,8 +55,9 @@ describe('submission options', () => {
       callbackUrl: 'https://hooks.example.com/clipline',
       priority: 'high',
     });
-    const job = await get(`/v1/jobs/ingest/${res.body.id}-ingest`);
-    expect(job.body).toMatchObject({ state: 'delayed', name: 'ingest-video' });
+    // Pipeline steps are internal: read straight from the queue, not through /v1/jobs.
+    expect(await producer.jobs.get(ingestQueue, `${res.body.id}-ingest`)).toMatchObject({ state: 'delayed', name: 'ingest-video' });
+    expect((await get(`/v1/jobs/ingest/${res.body.id}-ingest`)).status).toBe(404);
   });
 
   it.each([
@@ -191,22 +192,38 @@ describe('Idempotency-Key', () => {
 });
 
 describe('generic jobs', () => {
-  it('enqueues a declared job validated by its schema and reads it back', async () => {
-    const res = await post('/v1/jobs/ingest/ingest-video', { videoId: '3f1c2b4a-5d6e-4f70-8a91-b2c3d4e5f601', source: '/media/x.mp4' });
-    expect(res.status).toBe(202);
-    expect(res.body).toMatchObject({ queue: 'ingest', name: 'ingest-video', status: 'queued' });
-    const job = await get(`/v1/jobs/ingest/${res.body.id}`);
-    expect(job.body).toMatchObject({ id: res.body.id, name: 'ingest-video', state: 'waiting', attemptsMade: 0 });
+  it('lists the public catalogue with each job\'s JSON Schema', async () => {
+    const res = await get('/v1/jobs');
+    expect(res.status).toBe(200);
+    expect(res.body.items).toEqual([
+      expect.objectContaining({ queue: 'sync', name: 'refresh-metadata', path: '/v1/jobs/sync/refresh-metadata', payloadSchema: expect.objectContaining({ type: 'object', required: ['videoId'] }) }),
+    ]);
   });
 
-  it('answers 404 for unknown queues and jobs, and 400 for a bad payload', async () => {
-    expect((await post('/v1/jobs/nope/ingest-video', {})).body.detail).toMatch(/no queue "nope"/);
-    expect((await post('/v1/jobs/ingest/nope', {})).body.detail).toMatch(/has no job "nope"/);
-    expect((await post('/v1/jobs/pipeline/video-pipeline', { videoId: '3f1c2b4a-5d6e-4f70-8a91-b2c3d4e5f601' })).status).toBe(404);
-    const bad = await post('/v1/jobs/ingest/ingest-video', { videoId: 'not-a-uuid' });
+  it('enqueues a public job for the caller\'s own video, validated by its schema, and reads it back', async () => {
+    const video = await post('/v1/videos', { source: 'https://cdn.example.com/own.mp4' });
+    const res = await post('/v1/jobs/sync/refresh-metadata', { videoId: video.body.id });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ queue: 'sync', name: 'refresh-metadata', status: 'queued' });
+    const job = await get(`/v1/jobs/sync/${res.body.id}`);
+    expect(job.body).toMatchObject({ id: res.body.id, name: 'refresh-metadata', attemptsMade: 0 });
+    expect(await producer.jobs.get(syncQueue, res.body.id)).toMatchObject({ name: 'refresh-metadata' });
+  });
+
+  it('answers 404 for internal steps, unknown queues and jobs, and videos that are not the caller\'s; 400 for a bad payload', async () => {
+    const videoId = '3f1c2b4a-5d6e-4f70-8a91-b2c3d4e5f601';
+    for (const path of ['/v1/jobs/ingest/ingest-video', '/v1/jobs/render/render-clip', '/v1/jobs/analyze/analyze-video', '/v1/jobs/notify/deliver-webhook', '/v1/jobs/accounts/register-user', '/v1/jobs/pipeline/video-pipeline', '/v1/jobs/ai-openai/transcribe', '/v1/jobs/nope/refresh-metadata', '/v1/jobs/sync/nope', '/v1/jobs/sync/sync-metadata']) {
+      const res = await post(path, { videoId, source: '/media/x.mp4' });
+      expect([path, res.status, res.body.detail]).toEqual([path, 404, expect.stringMatching(/no public job/)]);
+    }
+    const unknownVideo = await post('/v1/jobs/sync/refresh-metadata', { videoId });
+    expect(unknownVideo.status).toBe(404);
+    expect(unknownVideo.body.detail).toBe(`no video with id ${videoId}`);
+    const bad = await post('/v1/jobs/sync/refresh-metadata', { videoId: 'not-a-uuid' });
     expect(bad.status).toBe(400);
     expect(bad.body.detail).toMatch(/videoId: expected a UUID/);
-    expect((await get('/v1/jobs/ingest/does-not-exist')).status).toBe(404);
+    expect((await get('/v1/jobs/sync/does-not-exist')).status).toBe(404);
+    expect((await get(`/v1/jobs/ingest/${videoId}-ingest`)).status).toBe(404);
   });
 });
 
@@ -260,8 +277,7 @@ describe('POST /v1/users', () => {
     const user = await get(`/v1/users/${res.body.id}`);
     expect(user.body).toMatchObject({ email: 'Ada@Example.com', name: 'Ada', status: 'pending' });
     expect(JSON.stringify(user.body)).not.toMatch(/password|scrypt/i);
-    const job = await get(`/v1/jobs/accounts/register-${res.body.id}`);
-    expect(job.body).toMatchObject({ name: 'register-user', state: 'waiting' });
+    expect(await producer.jobs.get(accountsQueue, `register-${res.body.id}`)).toMatchObject({ name: 'register-user', state: 'waiting' });
     const raw = JSON.stringify(await producer.redis.hgetall(`${env.config.queuePrefix}:accounts:register-${res.body.id}`));
     expect(raw).toMatch(/sealedPassword/);
     expect(raw).not.toContain(strong);
@@ -299,7 +315,7 @@ describe('videos linked to YouTube', () => {
     expect(res.status).toBe(202);
     const video = await get(`/v1/videos/${res.body.id}`);
     expect(video.body).toMatchObject({ youtubeId: 'dQw4w9WgXcQ', youtube: null });
-    expect((await get(`/v1/jobs/sync/${res.body.id}-sync`)).body).toMatchObject({ name: 'refresh-metadata', state: 'waiting' });
+    expect(await producer.jobs.get(syncQueue, `${res.body.id}-sync`)).toMatchObject({ name: 'refresh-metadata', state: 'waiting' });
   });
 
   it('refuses a YouTube page as source, and a malformed id', async () => {

@@ -1,0 +1,211 @@
+/**
+ * The trust boundary: two tenants and an operator against every route that names a resource.
+ * The owner and the operator reach it; the other tenant gets exactly what a missing resource
+ * gets (status and body, with only the id differing), and lists and catalogues show only the
+ * caller's own work.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import request from 'supertest';
+import { AnalysisRepository, createService, type ServiceContext } from '@clipline/shared';
+import { buildProducer } from '../src/producer.js';
+import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+const KEY_A = 'tenant-a-key-0123456789abcdef0123456789';
+const KEY_B = 'tenant-b-key-0123456789abcdef0123456789';
+const KEY_ADMIN = 'operator-key-0123456789abcdef0123456789';
+const callers = { owner: KEY_A, other: KEY_B, admin: KEY_ADMIN } as const;
+type CallerName = keyof typeof callers;
+
+let env: TestEnvironment;
+let service: ServiceContext;
+let producer: ReturnType<typeof buildProducer>;
+const clipBytes = Buffer.from('not really an mp4, but the bytes a download must return');
+
+beforeAll(async () => {
+  // A storage directory with a dot segment, as the default `.data/storage` has.
+  env = await createTestEnvironment({ API_KEYS: `${KEY_A},${KEY_B}`, ADMIN_API_KEYS: KEY_ADMIN, API_RATE_LIMIT_PER_MINUTE: '0' });
+  const storageDir = path.join(env.config.storageDir, '.data', 'storage');
+  service = createService('producer', { ...env.config, storageDir });
+  producer = buildProducer(service);
+  await new Promise<void>((resolve) => (producer.redis.status === 'ready' ? resolve() : producer.redis.once('ready', () => resolve())));
+});
+
+afterAll(async () => {
+  await service.shutdown.shutdown('tests done');
+  await env.cleanup();
+});
+
+const as = (caller: CallerName) => ({ authorization: `Bearer ${callers[caller]}` });
+const call = (caller: CallerName, method: 'get' | 'post' | 'delete', url: string, body?: object) => {
+  const req = request(producer.app)[method](url).set(as(caller));
+  return body ? req.send(body) : req;
+};
+
+/** What a client can tell apart: the status and the body with the resource's id blanked out. */
+const shape = (res: request.Response, ...ids: string[]) => {
+  let text = res.text;
+  for (const id of ids) text = text.split(id).join('<id>');
+  return { status: res.status, type: res.headers['content-type'], body: text };
+};
+
+interface OwnedWork {
+  videoId: string;
+  queuedVideoId: string;
+  clipId: string;
+  userId: string;
+  jobId: string;
+}
+
+let work: OwnedWork;
+
+/** Tenant A's work: a completed video with a rendered clip on disk, a queued video, a user, a public job. */
+async function submitWorkOfTenantA(): Promise<OwnedWork> {
+  const submitted = await call('owner', 'post', '/v1/videos', { source: 'https://cdn.example.com/a.mp4', title: 'tenant A' });
+  expect(submitted.status).toBe(202);
+  const queued = await call('owner', 'post', '/v1/videos', { source: 'https://cdn.example.com/b.mp4' });
+  const videoId = submitted.body.id as string;
+  await producer.videos.setStatus(videoId, 'completed');
+  const key = `videos/${videoId}/clips/0.mp4`;
+  const storage = path.join(env.config.storageDir, '.data', 'storage');
+  await mkdir(path.join(storage, 'videos', videoId, 'clips'), { recursive: true });
+  await writeFile(path.join(storage, key), clipBytes);
+  const clip = await new AnalysisRepository(producer.db).upsertClip({
+    videoId, clipIndex: 0, startSeconds: 1, endSeconds: 6, score: 80, reasons: ['test'], aspect: '9:16', status: 'rendered',
+    storageKey: key, thumbnailKey: key, width: 198, height: 352, durationSeconds: 5,
+  });
+  const user = await call('owner', 'post', '/v1/users', { email: `owner-${randomUUID()}@example.com`, password: 'correct horse battery staple 42!' });
+  expect(user.status).toBe(202);
+  const job = await call('owner', 'post', '/v1/jobs/sync/refresh-metadata', { videoId });
+  expect(job.status).toBe(202);
+  return { videoId, queuedVideoId: queued.body.id, clipId: clip.id, userId: user.body.id, jobId: job.body.id };
+}
+
+beforeAll(async () => {
+  work = await submitWorkOfTenantA();
+});
+
+describe('tenancy matrix', () => {
+  const routes: [string, (w: OwnedWork) => string, (missing: string) => string, 'get', number][] = [
+    ['GET /v1/videos/:id', (w) => `/v1/videos/${w.videoId}`, (m) => `/v1/videos/${m}`, 'get', 200],
+    ['GET /v1/videos/:id/clips/:clipId/file', (w) => `/v1/videos/${w.videoId}/clips/${w.clipId}/file`, (m) => `/v1/videos/${m}/clips/${m}/file`, 'get', 200],
+    ['GET /v1/videos/:id/clips/:clipId/thumbnail', (w) => `/v1/videos/${w.videoId}/clips/${w.clipId}/thumbnail`, (m) => `/v1/videos/${m}/clips/${m}/thumbnail`, 'get', 200],
+    ['GET /v1/users/:id', (w) => `/v1/users/${w.userId}`, (m) => `/v1/users/${m}`, 'get', 200],
+    ['GET /v1/jobs/sync/:id', (w) => `/v1/jobs/sync/${w.jobId}`, (m) => `/v1/jobs/sync/${m}`, 'get', 200],
+  ];
+
+  it.each(routes)('%s: owner and operator reach it; the other tenant gets what a missing one gets', async (_name, owned, missingPath, method, ok) => {
+    const url = owned(work);
+    const missing = randomUUID();
+    const ownerRes = await call('owner', method, url);
+    const adminRes = await call('admin', method, url);
+    const otherRes = await call('other', method, url);
+    const missingRes = await call('other', method, missingPath(missing));
+    expect([ownerRes.status, adminRes.status, otherRes.status, missingRes.status]).toEqual([ok, ok, 404, 404]);
+    const resourceIds = Object.values(work).filter((id) => url.includes(id));
+    expect(shape(otherRes, ...resourceIds)).toEqual(shape(missingRes, missing));
+  });
+
+  it('serves the clip bytes to the owner from a storage directory with a dot segment', async () => {
+    const res = await call('owner', 'get', `/v1/videos/${work.videoId}/clips/${work.clipId}/file`).buffer(true).parse((response, done) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => done(null, Buffer.concat(chunks)));
+    });
+    expect(res.status).toBe(200);
+    expect(Buffer.compare(res.body as Buffer, clipBytes)).toBe(0);
+  });
+
+  it('GET /v1/videos/:id/events: the other tenant gets 404 as for a missing video; the owner and operator get the stream', async () => {
+    const finished = { 'last-event-id': '999999' };
+    const owner = await call('owner', 'get', `/v1/videos/${work.videoId}/events`).set(finished);
+    const admin = await call('admin', 'get', `/v1/videos/${work.videoId}/events`).set(finished);
+    const other = await call('other', 'get', `/v1/videos/${work.videoId}/events`).set(finished);
+    const missingId = randomUUID();
+    const missing = await call('other', 'get', `/v1/videos/${missingId}/events`).set(finished);
+    // 204: the client already holds the final event of a finished video.
+    expect([owner.status, admin.status, other.status, missing.status]).toEqual([204, 204, 404, 404]);
+    expect(shape(other, work.videoId)).toEqual(shape(missing, missingId));
+  });
+
+  it('DELETE /v1/videos/:id: the other tenant cannot cancel; it is told what a missing video gets', async () => {
+    const other = await call('other', 'delete', `/v1/videos/${work.queuedVideoId}`);
+    const missingId = randomUUID();
+    const missing = await call('other', 'delete', `/v1/videos/${missingId}`);
+    expect(shape(other, work.queuedVideoId)).toEqual(shape(missing, missingId));
+    expect(other.status).toBe(404);
+    expect((await call('owner', 'get', `/v1/videos/${work.queuedVideoId}`)).body.status).toBe('queued');
+    expect((await call('owner', 'delete', `/v1/videos/${work.queuedVideoId}`)).status).toBe(202);
+    expect((await call('owner', 'get', `/v1/videos/${work.queuedVideoId}`)).body.status).toBe('cancelled');
+  });
+
+  it('DELETE by an operator cancels any tenant\'s video', async () => {
+    const queued = await call('owner', 'post', '/v1/videos', { source: 'https://cdn.example.com/c.mp4' });
+    expect((await call('admin', 'delete', `/v1/videos/${queued.body.id}`)).status).toBe(202);
+    expect((await call('owner', 'get', `/v1/videos/${queued.body.id}`)).body.status).toBe('cancelled');
+  });
+
+  it('GET /v1/videos lists only the caller\'s videos; the operator sees every tenant\'s', async () => {
+    const mineB = await call('other', 'post', '/v1/videos', { source: 'https://cdn.example.com/b-own.mp4' });
+    const ids = async (caller: CallerName) => ((await call(caller, 'get', '/v1/videos?limit=100')).body.items as { id: string; tenant: string }[]).map((item) => item.id);
+    const ofA = await ids('owner');
+    const ofB = await ids('other');
+    const all = await ids('admin');
+    expect(ofA).toContain(work.videoId);
+    expect(ofA).not.toContain(mineB.body.id);
+    expect(ofB).toEqual([mineB.body.id]);
+    expect(all).toEqual(expect.arrayContaining([...ofA, ...ofB]));
+    // A cursor from one tenant's page names nothing for another tenant.
+    const page = await call('owner', 'get', '/v1/videos?limit=1');
+    const foreign = await call('other', 'get', `/v1/videos?limit=1&cursor=${page.body.nextCursor}`);
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.detail).toMatch(/no longer exists/);
+  });
+
+  it('POST /v1/jobs naming another tenant\'s video answers what an unknown video gets, and nothing is enqueued', async () => {
+    const other = await call('other', 'post', '/v1/jobs/sync/refresh-metadata', { videoId: work.videoId });
+    const missingId = randomUUID();
+    const missing = await call('other', 'post', '/v1/jobs/sync/refresh-metadata', { videoId: missingId });
+    expect(other.status).toBe(404);
+    expect(shape(other, work.videoId)).toEqual(shape(missing, missingId));
+    // Only tenant A's own job was ever recorded.
+    expect(await env.db.selectFrom('public_jobs').select('id').execute()).toEqual([{ id: work.jobId }]);
+    expect((await call('admin', 'post', '/v1/jobs/sync/refresh-metadata', { videoId: work.videoId })).status).toBe(202);
+  });
+
+  it('every record carries its tenant', async () => {
+    const video = await env.db.selectFrom('videos').select('tenant_id').where('id', '=', work.videoId).executeTakeFirstOrThrow();
+    const user = await env.db.selectFrom('users').select('tenant_id').where('id', '=', work.userId).executeTakeFirstOrThrow();
+    const job = await env.db.selectFrom('public_jobs').select('tenant_id').where('id', '=', work.jobId).executeTakeFirstOrThrow();
+    expect(video.tenant_id).toMatch(/^key-[0-9a-f]{12}$/);
+    expect(user.tenant_id).toBe(video.tenant_id);
+    expect(job.tenant_id).toBe(video.tenant_id);
+    expect((await call('owner', 'get', `/v1/videos/${work.videoId}`)).body.tenant).toBe(video.tenant_id);
+  });
+
+  it('gives each tenant its own webhook signing secret', async () => {
+    const a = await call('owner', 'get', '/v1/webhook-secret');
+    const b = await call('other', 'get', '/v1/webhook-secret');
+    expect(a.status).toBe(200);
+    expect(a.body.secret).toMatch(/^whsec_/);
+    expect(b.body.secret).toMatch(/^whsec_/);
+    expect(a.body.secret).not.toBe(b.body.secret);
+    expect(a.headers['cache-control']).toBe('no-store');
+    const rotated = await call('owner', 'post', '/v1/webhook-secret:rotate');
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.secret).not.toBe(a.body.secret);
+    expect(rotated.body.previousSecretExpiresAt).toEqual(expect.any(String));
+    expect((await call('owner', 'get', '/v1/webhook-secret')).body.secret).toBe(rotated.body.secret);
+    expect((await call('other', 'get', '/v1/webhook-secret')).body.secret).toBe(b.body.secret);
+  });
+
+  it('keeps idempotency keys apart between tenants', async () => {
+    const headers = { 'idempotency-key': `same-${randomUUID()}` };
+    const a = await call('owner', 'post', '/v1/videos', { source: 'https://cdn.example.com/i.mp4' }).set(headers);
+    const b = await call('other', 'post', '/v1/videos', { source: 'https://cdn.example.com/i.mp4' }).set(headers);
+    expect([a.status, b.status]).toEqual([202, 202]);
+    expect(a.body.id).not.toBe(b.body.id);
+    expect(b.headers['idempotent-replayed']).toBeUndefined();
+  });
+});
