@@ -1,0 +1,166 @@
+/**
+ * What each abuse limit answers: failed authentication per client address (before any key
+ * lookup), batches charged per video, unfinished videos per tenant, open event streams per key
+ * and their lifetime.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import request from 'supertest';
+import { createService, type ServiceContext } from '@clipline/shared';
+import { buildProducer } from '../src/producer.js';
+import { createProducerServer } from '../src/server.js';
+import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+const KEY = 'abuse-test-key-0123456789abcdef0123456789';
+let env: TestEnvironment;
+const started: ServiceContext[] = [];
+
+beforeAll(async () => {
+  env = await createTestEnvironment({ API_KEYS: KEY });
+});
+
+afterAll(async () => {
+  for (const service of started) await service.shutdown.shutdown('tests done');
+  await env.cleanup();
+});
+
+/** A producer with some limits changed; `lookups` counts database key lookups. */
+async function producerWith(overrides: Partial<ServiceContext['config']>) {
+  const service = createService('producer', { ...env.config, ...overrides });
+  started.push(service);
+  const lookups = { count: 0 };
+  const producer = buildProducer(service, {
+    verifyKey: async () => {
+      lookups.count += 1;
+      return null;
+    },
+  });
+  await new Promise<void>((resolve) => (producer.redis.status === 'ready' ? resolve() : producer.redis.once('ready', () => resolve())));
+  return { producer, lookups, config: service.config };
+}
+
+const auth = { authorization: `Bearer ${KEY}` };
+
+describe('failed authentication', () => {
+  it('is throttled per client address after the limit, with Retry-After, before any key lookup', async () => {
+    const { producer, lookups } = await producerWith({ authFailuresPerMinute: 20, queuePrefix: `${env.config.queuePrefix}-auth` });
+    // Start at the beginning of a minute window, so all attempts fall in one.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - intoMinute + 100));
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 22; attempt += 1) {
+      statuses.push((await request(producer.app).get('/v1/videos').set({ authorization: 'Bearer cl_guessguessgu_guessguessguessguessguessguessgu' })).status);
+    }
+    expect(statuses.slice(0, 20)).toEqual(Array(20).fill(401));
+    expect(statuses.slice(20)).toEqual([429, 429]);
+    // Throttled requests never reached the key lookup.
+    expect(lookups.count).toBe(20);
+    const throttled = await request(producer.app).get('/v1/videos').set(auth);
+    expect(throttled.status).toBe(429);
+    expect(Number(throttled.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(Number(throttled.headers['retry-after'])).toBeLessThanOrEqual(60);
+    expect(throttled.body.detail).toMatch(/too many failed authentications from this address/);
+  });
+});
+
+describe('batches', () => {
+  it('charge each video against the per-key rate limit', async () => {
+    const { producer } = await producerWith({ apiRateLimitPerMinute: 10, queuePrefix: `${env.config.queuePrefix}-rate` });
+    const videos = (n: number) => ({ videos: Array.from({ length: n }, (_, i) => ({ source: `https://cdn.example.com/${i}.mp4` })) });
+    const first = await request(producer.app).post('/v1/videos:batch').set(auth).send(videos(8));
+    expect(first.status).toBe(202);
+    expect(first.headers['ratelimit-remaining']).toBe('2');
+    const second = await request(producer.app).post('/v1/videos:batch').set(auth).send(videos(3));
+    expect(second.status).toBe(429);
+    expect(second.body.detail).toMatch(/limited to 10 requests per minute \(a batch counts each video\)/);
+    expect(Number(second.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('unfinished videos per tenant', () => {
+  it('are capped: past the cap a submission or a batch is refused with 429 and nothing is stored', async () => {
+    // A tenant of its own, so the videos other tests submitted do not count here.
+    const capKey = 'cap-test-key-0123456789abcdef0123456789';
+    const capAuth = { authorization: `Bearer ${capKey}` };
+    const { producer, config } = await producerWith({ apiKeys: [capKey], maxActiveVideosPerTenant: 3, apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}-cap` });
+    const submit = () => request(producer.app).post('/v1/videos').set(capAuth).send({ source: 'https://cdn.example.com/cap.mp4' });
+    const accepted = [await submit(), await submit()];
+    expect(accepted.map((res) => res.status)).toEqual([202, 202]);
+    const batch = await request(producer.app).post('/v1/videos:batch').set(capAuth).send({ videos: [{ source: 'https://cdn.example.com/x.mp4' }, { source: 'https://cdn.example.com/y.mp4' }] });
+    expect(batch.status).toBe(429);
+    expect(batch.body).toMatchObject({ activeVideos: 2, limit: 3 });
+    expect(batch.body.detail).toMatch(/at most 3 \(MAX_ACTIVE_VIDEOS_PER_TENANT\); a batch of 2 does not fit/);
+    expect((await submit()).status).toBe(202);
+    const refused = await submit();
+    expect(refused.status).toBe(429);
+    expect(refused.body.detail).toMatch(/has 3 unfinished videos and may have at most 3/);
+    const stored = await env.db.selectFrom('videos').select('id').where('source', 'in', ['https://cdn.example.com/cap.mp4', 'https://cdn.example.com/x.mp4', 'https://cdn.example.com/y.mp4']).execute();
+    expect(stored).toHaveLength(3);
+    // A finished video frees its place.
+    await producer.videos.setStatus(accepted[0]!.body.id, 'completed');
+    expect((await submit()).status).toBe(202);
+    expect(config.maxActiveVideosPerTenant).toBe(3);
+  });
+});
+
+describe('live event streams', () => {
+  async function listening(overrides: Partial<ServiceContext['config']>) {
+    const { producer } = await producerWith({ apiRateLimitPerMinute: 0, maxActiveVideosPerTenant: 1000, ...overrides });
+    const server = createProducerServer(producer.app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const submitted = await request(producer.app).post('/v1/videos').set(auth).send({ source: 'https://cdn.example.com/live.mp4' });
+    return { server, base, videoId: submitted.body.id as string };
+  }
+
+  /** Opens a stream and resolves with its response once headers arrive. */
+  const open = (url: string) =>
+    new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(url, { headers: auth }, resolve).on('error', reject);
+    });
+
+  it('are capped per key: past the cap a stream is refused with 429; closing one frees its slot', async () => {
+    const { server, base, videoId } = await listening({ sseMaxStreamsPerKey: 2, queuePrefix: `${env.config.queuePrefix}-sse` });
+    try {
+      const [a, b] = [await open(`${base}/v1/videos/${videoId}/events`), await open(`${base}/v1/videos/${videoId}/events`)];
+      expect([a.statusCode, b.statusCode]).toEqual([200, 200]);
+      const third = await open(`${base}/v1/videos/${videoId}/events`);
+      expect(third.statusCode).toBe(429);
+      expect(third.headers['retry-after']).toBe('30');
+      third.resume();
+      a.destroy();
+      // The slot is given back when the server sees the stream close.
+      let again: http.IncomingMessage | undefined;
+      for (let tries = 0; tries < 50; tries += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        again = await open(`${base}/v1/videos/${videoId}/events`);
+        if (again.statusCode === 200) break;
+        again.resume();
+      }
+      expect(again!.statusCode).toBe(200);
+      again!.destroy();
+      b.destroy();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('end after SSE_MAX_SECONDS with a comment saying to reconnect with Last-Event-ID', async () => {
+    const { server, base, videoId } = await listening({ sseMaxSeconds: 1, queuePrefix: `${env.config.queuePrefix}-life` });
+    try {
+      const stream = await open(`${base}/v1/videos/${videoId}/events`);
+      expect(stream.statusCode).toBe(200);
+      let text = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => (text += chunk));
+      await new Promise((resolve) => stream.on('end', resolve));
+      expect(text).toMatch(/^retry: 2000/);
+      expect(text).toMatch(/id: \d+\nevent: progress\n/);
+      expect(text).toMatch(/: stream ends after 1 s; reconnect with Last-Event-ID\n\n$/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
