@@ -37,6 +37,9 @@ import {
   syncQueue,
   WebhookSecretsRepository,
   type QueueDeclaration,
+  registerStorageBytesGauge,
+  StorageLedger,
+  storageQueue,
 } from '@clipline/shared';
 import { parseKeyring } from '@clipline/shared/crypto';
 import { syncProcessors } from './sync/metadata-sync.js';
@@ -45,6 +48,7 @@ import { createProviderClients, ProviderRateLimitedError, type ProviderSettings 
 import { z } from 'zod';
 import { fetchSource, type FetchSettings } from './ingest/fetch-source.js';
 import { deliverWebhook, type WebhookSettings } from './notify/deliver-webhook.js';
+import { storageProcessors } from './storage/storage-processors.js';
 
 export function ingestProcessors(settings: FetchSettings, videos: VideosRepository): Processors<typeof ingestQueue> {
   return {
@@ -222,6 +226,8 @@ export async function startIoWorker(service: ServiceContext, options: IoWorkerOp
     allowPrivateHosts: config.allowPrivateSources,
     downloadTimeoutMs: config.downloadTimeoutMs,
   };
+  const ledger = new StorageLedger(redis, config.queuePrefix);
+  registerStorageBytesGauge(metrics, ledger);
   if (options.metricsServer ?? true) {
     const server = await startMetricsServer(metrics, config.workerIoMetricsPort, config.host);
     shutdown.register('metrics server', () => closeServer(server));
@@ -260,11 +266,15 @@ export async function startIoWorker(service: ServiceContext, options: IoWorkerOp
     ),
     startWorker(pipelineQueue, pipelineProcessors(videos, ai.analyses, jobs), { ...common, concurrency: config.workerIoConcurrency }),
     startWorker(notifyQueue, notifyProcessors({ webhooks, videos, users, jobs, settings: webhookSettings }), { ...common, concurrency: config.workerIoConcurrency }),
+    // Few at once: file removals and walks are disk work, and nothing waits on them.
+    startWorker(storageQueue, storageProcessors({ videos, storage: settings.storage, jobs, ledger }, config), { ...common, concurrency: 4 }),
   ];
   // One schedule for the whole deployment (upsert is idempotent across replicas).
   await jobs.schedule(notifyQueue, 'sweep-webhooks', {}, { every: 30_000 });
   await jobs.schedule(syncQueue, 'sync-metadata', {}, { every: config.metadataSyncIntervalMs });
   await jobs.schedule(pipelineQueue, 'reconcile-videos', {}, { every: 60_000 });
+  await jobs.schedule(storageQueue, 'purge-expired', {}, { every: 10 * 60_000 });
+  await jobs.schedule(storageQueue, 'measure-storage', {}, { every: 5 * 60_000 });
   const grace = Math.max(1000, config.shutdownTimeoutMs - 3000);
   shutdown.register('io workers', () => Promise.all(workers.map((worker) => worker.close(grace))));
   logger.info({ concurrency: config.workerIoConcurrency, queues: workers.map((w) => w.queue) }, 'worker-io ready');

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, opendir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -24,6 +24,42 @@ export class LocalStorage {
   async remove(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true, recursive: true });
   }
+
+  /**
+   * Bytes held at `key`: a file's size, or the sum over the regular files of a directory tree
+   * (symbolic links are not followed). 0 when nothing is there.
+   */
+  async sizeOf(key: string): Promise<number> {
+    return bytesAt(this.pathOf(key));
+  }
+
+  /** Bytes of every file under the root. */
+  async totalSize(): Promise<number> {
+    return bytesAt(path.resolve(this.root));
+  }
+}
+
+/** Files vanish under a walk (a purge, a release) as it goes: those count as 0. */
+async function bytesAt(full: string): Promise<number> {
+  try {
+    const stats = await lstat(full);
+    if (!stats.isDirectory()) return stats.isFile() ? stats.size : 0;
+    let total = 0;
+    // Entries are streamed (one open handle per level of depth), never listed whole: a tree of a
+    // million files walks in bounded memory.
+    for await (const entry of await opendir(full)) {
+      if (entry.isDirectory() || entry.isFile()) total += await bytesAt(path.join(full, entry.name));
+    }
+    return total;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+}
+
+/** The directory holding everything stored for one video: its source, clips and AI files. */
+export function videoStorageKey(videoId: string): string {
+  return `videos/${videoId}`;
 }
 
 export function videoSourceKey(videoId: string, extension: string): string {

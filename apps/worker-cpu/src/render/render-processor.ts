@@ -48,7 +48,15 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
   try {
     const sourceKey = await analyses.findSourceKey(clip.videoId);
     if (sourceKey === undefined) throw new PermanentJobError(`video ${clip.videoId} does not exist`);
-    if (sourceKey === null) throw new PermanentJobError(`video ${clip.videoId} has no stored source yet (ingest has not finished)`);
+    if (sourceKey === null) {
+      // A finished video's source is released (unless KEEP_SOURCES), so a render retried by hand
+      // afterwards says why rather than blaming ingest.
+      throw new PermanentJobError(
+        status === 'completed'
+          ? `video ${clip.videoId} finished and its source was removed; set KEEP_SOURCES=true to keep sources for later renders`
+          : `video ${clip.videoId} has no stored source yet (ingest has not finished)`,
+      );
+    }
     await analyses.upsertClip({ ...chosen, status: 'pending' });
     const keys = clipStorageKeys(clip.videoId, clip.clipIndex);
     const rendered = await renderClip(

@@ -481,6 +481,78 @@ export class VideosRepository {
   }
 
   /**
+   * Forgets the stored source of a finished video and returns its key, for the caller to remove
+   * the file next. The row stops naming the file before the file goes, so nothing later reads a
+   * source that is gone (a crash in between leaves an unnamed file, removed with the video's
+   * directory). Null when the video is unfinished, unknown or has no source recorded, and for
+   * all but one of concurrent callers. Neither `updated_at` nor `version` moves: the video's
+   * finish time and its last event stay what they were.
+   */
+  async releaseSource(id: string): Promise<string | null> {
+    const row = await this.db.selectFrom('videos').select(['status', 'storage_key']).where('id', '=', id).executeTakeFirst();
+    if (!row?.storage_key || !TERMINAL.includes(row.status)) return null;
+    const result = await this.db
+      .updateTable('videos')
+      .set({ storage_key: null })
+      .where('id', '=', id)
+      .where('storage_key', '=', row.storage_key)
+      .where('status', 'in', TERMINAL)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0 ? row.storage_key : null;
+  }
+
+  /**
+   * Finished videos (completed, failed, cancelled) whose finish lies more than `olderThanSeconds`
+   * in the past, oldest first. A video that did not complete has no `completed_at`; the last
+   * change of its row (the failure or cancellation) counts instead.
+   */
+  async finishedBefore(olderThanSeconds: number, limit: number): Promise<string[]> {
+    const finishedAt = sql<Date>`coalesce(completed_at, updated_at)`;
+    const rows = await this.db
+      .selectFrom('videos')
+      .select('id')
+      .where('status', 'in', TERMINAL)
+      .where(finishedAt, '<', this.dialect.secondsAgo(olderThanSeconds))
+      .orderBy(finishedAt)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.id);
+  }
+
+  /** Finished videos that still name a stored source and were last changed more than `olderThanSeconds` ago. */
+  async finishedWithSource(olderThanSeconds: number, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('videos')
+      .select('id')
+      .where('status', 'in', TERMINAL)
+      .where('storage_key', 'is not', null)
+      .where('updated_at', '<', this.dialect.secondsAgo(olderThanSeconds))
+      .orderBy('updated_at')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.id);
+  }
+
+  /**
+   * Deletes the finished videos among `ids` in one transaction: their rows, what the foreign keys
+   * cascade to (steps, scenes, frame metrics, loudness, analyses, clips, transcripts, clip extras,
+   * external metadata, webhook deliveries and attempts) and their job events, which have no
+   * foreign key. Unfinished and unknown ids are left alone. Returns the ids whose rows are gone.
+   */
+  async deleteFinished(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return this.db.transaction().execute(async (trx) => {
+      const rows = await trx.selectFrom('videos').select('id').where('id', 'in', ids).where('status', 'in', TERMINAL).execute();
+      const finished = rows.map((row) => row.id);
+      if (finished.length === 0) return [];
+      await trx.deleteFrom('job_events').where('video_id', 'in', finished).execute();
+      await trx.deleteFrom('videos').where('id', 'in', finished).where('status', 'in', TERMINAL).execute();
+      return finished;
+    });
+  }
+
+  /**
    * Stores what analysis found. Scenes are replaced as a whole inside one transaction, so a
    * retried write leaves exactly one copy and a failed one leaves the previous state.
    */

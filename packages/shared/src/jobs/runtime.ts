@@ -435,6 +435,14 @@ export class JobQueues {
     });
   }
 
+  /**
+   * Removes a job, and with `removeChildren` the flow below it. A running job (or, with its
+   * children, a tree holding one) keeps its lock and stays: false then.
+   */
+  async remove(declaration: QueueDeclaration, id: string, options: { removeChildren?: boolean } = {}): Promise<boolean> {
+    return (await this.queue(declaration).remove(id, { removeChildren: options.removeChildren ?? false })) === 1;
+  }
+
   async get(declaration: QueueDeclaration, id: string): Promise<JobView | undefined> {
     const queue = this.queue(declaration);
     // State first, then the job's fields: read the other way round, a job finishing in between

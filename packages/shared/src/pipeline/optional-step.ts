@@ -28,6 +28,8 @@ export async function runOptionalStep<R>(
   const attempt = job.attemptsMade + 1;
   const status = await videos.status(videoId);
   if (status === 'cancelled' || status === 'failed') return { skipped: `video is ${status}` };
+  // Purged: nothing to record, and no file may be written for it again.
+  if (status === undefined) return { skipped: 'video does not exist' };
   await videos.setStep(videoId, step, 'active', { attempts: attempt });
   try {
     const outcome = await work();

@@ -43,6 +43,9 @@ export async function runVideoStep<J extends StepJob, R>(
   const [from, to] = STEP_PROGRESS[step] ?? [0, 100];
   const attempt = job.attemptsMade + 1;
   const current = await videos.status(videoId);
+  // Purged (or never recorded): a job retried after its video's rows and files were removed
+  // must not bring files back.
+  if (current === undefined) throw new PermanentJobError(`video ${videoId} does not exist; ${step} skipped`);
   if (current === 'cancelled' || current === 'failed') {
     // Cancelled (or failed elsewhere) while this step waited: do no work for it.
     throw new PermanentJobError(`video is ${current}; ${step} skipped`);

@@ -4,12 +4,14 @@ import { VideosRepository } from '../db/videos-repository.js';
 import { JobQueues } from '../jobs/runtime.js';
 import { VideoSignals } from '../jobs/video-signals.js';
 import type { ServiceContext } from '../service.js';
+import { enqueueSourceRelease } from './source-release.js';
 import { enqueueWebhookDeliveries } from './webhook-outbox.js';
 
 /**
  * What every process that changes videos shares: cross-process signals (live streams,
  * cancellation), job queues, and a videos repository whose changes are signalled and whose
- * finished videos send their webhooks at once. Everything is registered for shutdown.
+ * finished videos send their webhooks and release their sources at once. Everything is
+ * registered for shutdown.
  */
 export function connectVideoRuntime(service: ServiceContext, redis: Redis, db: Db) {
   const { config, shutdown } = service;
@@ -19,7 +21,12 @@ export function connectVideoRuntime(service: ServiceContext, redis: Redis, db: D
   shutdown.register('job queues', () => jobs.close());
   const videos = new VideosRepository(db, {
     onChange: (videoId) => signals.changed(videoId),
-    onFinished: (_videoId, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds),
+    onFinished: async (videoId, deliveryIds) => {
+      // A release lost here (Redis away) is picked up by the retention job's sweep; it must not
+      // fail the write that finished the video, which has already happened.
+      const release = config.keepSources ? undefined : enqueueSourceRelease(jobs, videoId).catch(() => {});
+      await Promise.all([enqueueWebhookDeliveries(jobs, deliveryIds), release]);
+    },
   });
   return { signals, jobs, videos };
 }

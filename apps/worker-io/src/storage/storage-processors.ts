@@ -1,0 +1,48 @@
+import {
+  finishInterruptedPurges,
+  purgeExpiredVideos,
+  releaseVideoSource,
+  type Processors,
+  type storageQueue,
+  type VideoPurgeDependencies,
+} from '@clipline/shared';
+
+export interface StorageSettings {
+  /** Keep sources after their video finished (KEEP_SOURCES). */
+  keepSources: boolean;
+  /** Days a finished video is kept (RETENTION_DAYS). */
+  retentionDays: number;
+}
+
+/**
+ * Seconds a finished video's source may stay before the sweep releases it: its own
+ * `release-source` job normally does it at once; the sweep is for a job lost on the way.
+ */
+const SOURCE_SWEEP_AFTER_SECONDS = 600;
+
+/** The storage lifecycle: sources released when their video finishes, videos purged after retention. */
+export function storageProcessors(deps: VideoPurgeDependencies, settings: StorageSettings): Processors<typeof storageQueue> {
+  return {
+    'release-source': async (job) => {
+      if (settings.keepSources) return { released: null, reason: 'KEEP_SOURCES is set' };
+      return releaseVideoSource(deps, job.data.videoId);
+    },
+    'purge-expired': async () => {
+      // Interrupted purges first: their rows are gone, so nothing else would ever find their files.
+      const resumed = await finishInterruptedPurges(deps);
+      let released = 0;
+      if (!settings.keepSources) {
+        for (const videoId of await deps.videos.finishedWithSource(SOURCE_SWEEP_AFTER_SECONDS, 200)) {
+          if ((await releaseVideoSource(deps, videoId)).released) released++;
+        }
+      }
+      const expired = await purgeExpiredVideos(deps, { retentionDays: settings.retentionDays });
+      return { resumed, released, ...expired };
+    },
+    'measure-storage': async () => {
+      const bytes = await deps.storage.totalSize();
+      await deps.ledger.setBytes(bytes);
+      return { bytes };
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import type { VideosRepository } from '../db/videos-repository.js';
+import type { VideoStatus } from '../db/schema.js';
+import type { JobQueues } from '../jobs/runtime.js';
+import { pipelineQueue } from '../queues/pipeline.js';
+import { storageQueue } from '../queues/storage.js';
+import { syncQueue } from '../queues/sync.js';
+import type { StorageLedger } from '../storage-ledger.js';
+import { videoStorageKey, type LocalStorage } from '../storage.js';
+import { ANY_TENANT, type TenantScope } from '../tenancy.js';
+
+export interface VideoPurgeDependencies {
+  videos: VideosRepository;
+  storage: LocalStorage;
+  jobs: JobQueues;
+  ledger: StorageLedger;
+}
+
+/** A purge asked of a video that is still queued or processing: cancel it first. */
+export class VideoNotFinishedError extends Error {
+  override name = 'VideoNotFinishedError';
+
+  constructor(
+    readonly videoId: string,
+    readonly status: VideoStatus,
+  ) {
+    super(`video ${videoId} is ${status}: only a finished video (completed, failed or cancelled) can be purged; cancel it first`);
+  }
+}
+
+export type PurgeOutcome = { outcome: 'purged'; bytesRemoved: number } | { outcome: 'not-found' };
+
+const FINISHED: readonly VideoStatus[] = ['completed', 'failed', 'cancelled'];
+
+/**
+ * Removes a finished video for good: its jobs, its rows (the video and everything hanging off
+ * it) and its files (`videos/<id>/`). A video that is not in `scope` is `not-found`; one that
+ * has not finished is refused with a {@link VideoNotFinishedError}. Safe to repeat, and to run
+ * while the retention job purges the same video.
+ */
+export async function purgeVideo(deps: VideoPurgeDependencies, videoId: string, scope: TenantScope = ANY_TENANT): Promise<PurgeOutcome> {
+  const status = await deps.videos.status(videoId, scope);
+  if (!status) return { outcome: 'not-found' };
+  if (!FINISHED.includes(status)) throw new VideoNotFinishedError(videoId, status);
+  const [purged] = await purgeFinishedVideos(deps, [videoId]);
+  return purged ? { outcome: 'purged', bytesRemoved: purged.bytesRemoved } : { outcome: 'not-found' };
+}
+
+/**
+ * Purges the finished videos among `videoIds`, in this order:
+ * 1. the ids are noted in the ledger, the one record that files remain once the rows are gone;
+ * 2. their jobs are removed, so none is retried (from Bull Board, say) into re-creating files or
+ *    rows, and a new video may use the same ids;
+ * 3. the rows go, in one transaction (foreign keys cascade; job events go with them);
+ * 4. the files go, then the note.
+ * Rows go before files because the opposite failure is the harmful one: a crash after the files
+ * but before the rows would leave videos whose clips and downloads point at nothing. A crash here
+ * leaves only unnamed files, which {@link finishInterruptedPurges} removes from the note. Ids
+ * whose rows were already gone (an interrupted purge) have their files removed too; unfinished
+ * ones are left alone.
+ */
+export async function purgeFinishedVideos(deps: VideoPurgeDependencies, videoIds: readonly string[]): Promise<{ videoId: string; bytesRemoved: number }[]> {
+  if (videoIds.length === 0) return [];
+  await deps.ledger.notePurges(videoIds);
+  for (const videoId of videoIds) await removeVideoJobs(deps.jobs, videoId);
+  const deleted = new Set(await deps.videos.deleteFinished(videoIds));
+  const purged: { videoId: string; bytesRemoved: number }[] = [];
+  for (const videoId of videoIds) {
+    if (!deleted.has(videoId) && (await deps.videos.exists(videoId))) continue;
+    const key = videoStorageKey(videoId);
+    const bytesRemoved = await deps.storage.sizeOf(key);
+    await deps.storage.remove(key);
+    await deps.ledger.addBytes(-bytesRemoved);
+    purged.push({ videoId, bytesRemoved });
+  }
+  await deps.ledger.forgetPurges(videoIds);
+  return purged;
+}
+
+/**
+ * The jobs a video's flow made: the pipeline parent with every step below it (ingest, analyze,
+ * persist, renders, AI steps), its metadata refresh and its source release. Running ones keep
+ * their lock and stay; they find no video and do nothing.
+ */
+async function removeVideoJobs(jobs: JobQueues, videoId: string): Promise<void> {
+  await jobs.remove(pipelineQueue, `${videoId}-${pipelineQueue.name}`, { removeChildren: true });
+  await jobs.remove(syncQueue, `${videoId}-${syncQueue.name}`);
+  await jobs.remove(storageQueue, `${videoId}-release-source`);
+}
+
+/** Finishes purges interrupted between their rows and their files (noted over a minute ago). */
+export async function finishInterruptedPurges(deps: VideoPurgeDependencies, limit = 100): Promise<number> {
+  const pending = await deps.ledger.unfinishedPurges(60_000, limit);
+  return (await purgeFinishedVideos(deps, pending)).length;
+}
+
+export interface RetentionSettings {
+  /** Days after its finish that a video is purged. */
+  retentionDays: number;
+  /** Videos purged per batch. @defaultValue 50 */
+  batchSize?: number;
+  /** Batches per run; what is left waits for the next run. @defaultValue 20 */
+  maxBatches?: number;
+}
+
+/** Purges videos finished more than `retentionDays` ago, oldest first, in bounded batches. */
+export async function purgeExpiredVideos(deps: VideoPurgeDependencies, settings: RetentionSettings): Promise<{ purged: number; bytesRemoved: number }> {
+  const batchSize = settings.batchSize ?? 50;
+  let purged = 0;
+  let bytesRemoved = 0;
+  for (let batch = 0; batch < (settings.maxBatches ?? 20); batch++) {
+    const expired = await deps.videos.finishedBefore(settings.retentionDays * 86_400, batchSize);
+    if (expired.length === 0) break;
+    const done = await purgeFinishedVideos(deps, expired);
+    purged += done.length;
+    bytesRemoved += done.reduce((sum, video) => sum + video.bytesRemoved, 0);
+    if (expired.length < batchSize) break;
+  }
+  return { purged, bytesRemoved };
+}
