@@ -279,6 +279,10 @@ async function main() {
     `    curl -s -X POST ${base}/v1/videos -H 'Authorization: Bearer ${API_KEY}' -H 'Content-Type: application/json' -d '{"source": "${sample}", "title": "sample"}'`,
     '  Then follow it:',
     `    curl -s ${base}/v1/videos/<id> -H 'Authorization: Bearer ${API_KEY}'`,
+    '  And save its clips, thumbnails and voice-overs once it is completed:',
+    `    CLIPLINE_API_KEY=${API_KEY} npx clipline download <id> --out clips`,
+    '',
+    `  Listening on ${env.HOST || '127.0.0.1'} only${env.HOST ? '' : ' (set HOST=0.0.0.0 to serve other hosts, with keys of your own)'}.`,
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

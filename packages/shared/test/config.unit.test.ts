@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, DEFAULT_DATABASE_URL, DEV_API_KEY, loadConfig, resolveDatabaseTarget } from '@clipline/shared';
+import { ConfigError, DEFAULT_DATABASE_URL, DEV_ACCOUNTS_KEYRING, DEV_API_KEY, loadConfig, resolveDatabaseTarget } from '@clipline/shared';
 
 describe('loadConfig', () => {
   it('starts with no variables at all, on the local defaults', () => {
@@ -39,17 +39,38 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: '' }).port).toBe(3000);
   });
 
-  it('refuses dev credentials and missing secrets in production', () => {
+  it('binds loopback unless HOST is set, and has safe fair-use and lifecycle defaults', () => {
+    const config = loadConfig({});
+    expect(config.host).toBe('127.0.0.1');
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(config).toMatchObject({
+      producerMetricsPort: 9463, adminApiKeys: [], dashboardViewer: null, authFailuresPerMinute: 20, maxActiveVideosPerTenant: 1000,
+      sseMaxStreamsPerKey: 50, sseMaxSeconds: 3600, keepSources: false, retentionDays: 30,
+    });
+    expect(loadConfig({ DASHBOARD_VIEWER_USER: 'viewer', DASHBOARD_VIEWER_PASSWORD: 'pw' }).dashboardViewer).toEqual({ user: 'viewer', password: 'pw' });
+  });
+
+  it('refuses dev credentials, placeholders, short and missing secrets in production, naming the variable but never its value', () => {
+    const strong = (name: string) => `${name}-${'s'.repeat(32)}`;
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/API_KEYS: must be set in production[\s\S]*DASHBOARD_PASSWORD: must be set/);
-    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: DEV_API_KEY, DASHBOARD_PASSWORD: 'x-strong' })).toThrow(
-      /dev key is refused/,
+    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: DEV_API_KEY, DASHBOARD_PASSWORD: strong('d') })).toThrow(/API_KEYS: the dev value is refused/);
+    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: strong('k'), DASHBOARD_PASSWORD: 'clipline' })).toThrow(/DASHBOARD_PASSWORD: the dev value is refused/);
+    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'change-me-api-key-but-long-enough-to-pass', DASHBOARD_PASSWORD: strong('d') })).toThrow(
+      /API_KEYS: a placeholder is refused/,
     );
-    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'clipline' })).toThrow(/dev password is refused/);
-    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'p4ss' })).toThrow(/WEBHOOK_SECRET: must be set/);
-    const secrets = {
-      NODE_ENV: 'production', API_KEYS: 'k1', DASHBOARD_PASSWORD: 'p4ss', WEBHOOK_SECRET: 'a-long-webhook-secret',
-      ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
-    };
+    let message = '';
+    try {
+      loadConfig({ NODE_ENV: 'production', API_KEYS: `${strong('k')},short-key`, ADMIN_API_KEYS: 'tiny', DASHBOARD_PASSWORD: 'p4ss', DASHBOARD_VIEWER_PASSWORD: 'v' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/API_KEYS: must be at least 32 bytes/);
+    expect(message).toMatch(/ADMIN_API_KEYS: must be at least 32 bytes/);
+    expect(message).toMatch(/DASHBOARD_PASSWORD: must be at least 32 bytes/);
+    expect(message).toMatch(/DASHBOARD_VIEWER_PASSWORD: must be at least 32 bytes/);
+    expect(message).not.toMatch(/short-key|tiny|p4ss/);
+    const secrets = { NODE_ENV: 'production', API_KEYS: strong('k'), DASHBOARD_PASSWORD: strong('d'), ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}` };
+    expect(() => loadConfig({ ...secrets, ACCOUNTS_KEYRING: DEV_ACCOUNTS_KEYRING })).toThrow(/ACCOUNTS_KEYRING: the dev value is refused/);
     expect(() => loadConfig(secrets)).toThrow(/DATABASE_URL: must be set in production/);
     const config = loadConfig({ ...secrets, DATABASE_URL: 'postgres://clipline@db:5432/clipline' });
     expect(config.fileSourceRoots).toEqual([]);
