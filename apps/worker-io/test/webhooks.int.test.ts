@@ -7,27 +7,31 @@ import {
   enqueueWebhookDeliveries,
   JobQueues,
   notifyQueue,
+  DEFAULT_TENANT,
+  newWebhookSecret,
   signWebhook,
   startWorker,
   verifyWebhook,
   VideosRepository,
+  WebhookSecretsRepository,
   WebhooksRepository,
   type RunningWorker,
   UsersRepository,
 } from '@clipline/shared';
+import { parseKeyring } from '@clipline/shared/crypto';
 import { notifyProcessors } from '../src/io-worker.js';
 import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
-const SECRET = 'test-webhook-secret-0123456789';
 let env: TestEnvironment;
 let redis: Redis;
 let jobs: JobQueues;
 let worker: RunningWorker;
 let videos: VideosRepository;
 let webhooks: WebhooksRepository;
+let secrets: WebhookSecretsRepository;
 let receiver: http.Server;
 let base: string;
-const received: { path: string; body: string; signature: string; event: string }[] = [];
+const received: { path: string; body: string; headers: http.IncomingHttpHeaders; event: string }[] = [];
 const plan = new Map<string, number[]>();
 
 beforeAll(async () => {
@@ -36,18 +40,19 @@ beforeAll(async () => {
   jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
   videos = new VideosRepository(env.db, { onFinished: (_id, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds) });
   webhooks = new WebhooksRepository(env.db);
+  secrets = new WebhookSecretsRepository(env.db, parseKeyring(env.config.accountsKeyring));
   receiver = http.createServer((req, res) => {
     let body = '';
     req.on('data', (chunk) => (body += chunk));
     req.on('end', () => {
-      received.push({ path: req.url ?? '', body, signature: String(req.headers['clipline-signature']), event: String(req.headers['clipline-event']) });
+      received.push({ path: req.url ?? '', body, headers: req.headers, event: String(req.headers['clipline-event']) });
       const statuses = plan.get(req.url ?? '') ?? [];
       res.writeHead(statuses.shift() ?? 204).end();
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  worker = startWorker(notifyQueue, notifyProcessors({ webhooks, videos, users: new UsersRepository(env.db), jobs, settings: { secret: SECRET, timeoutMs: 5000, allowPrivateHosts: true } }), {
+  worker = startWorker(notifyQueue, notifyProcessors({ webhooks, videos, users: new UsersRepository(env.db), jobs, settings: { secrets, timeoutMs: 5000, allowPrivateHosts: true } }), {
     connection: redis,
     prefix: env.config.queuePrefix,
     concurrency: 5,
@@ -77,14 +82,21 @@ const settledDelivery = (videoId: string) =>
   }, 30_000, 'the webhook delivery to settle');
 
 describe('webhook signatures', () => {
-  it('verifies its own signature and refuses tampering and stale timestamps', () => {
+  it('verifies its own signature and refuses tampering, other ids, stale timestamps and other secrets', () => {
+    const [current, previous, stranger] = [newWebhookSecret(), newWebhookSecret(), newWebhookSecret()];
     const body = '{"event":"video.completed"}';
-    const header = signWebhook(SECRET, body, 1_800_000_000);
-    expect(verifyWebhook(SECRET, body, header, 300, 1_800_000_100)).toBe(true);
-    expect(verifyWebhook(SECRET, `${body} `, header, 300, 1_800_000_100)).toBe(false);
-    expect(verifyWebhook('another-secret-0123456789', body, header, 300, 1_800_000_100)).toBe(false);
-    expect(verifyWebhook(SECRET, body, header, 300, 1_800_000_301)).toBe(false);
-    expect(verifyWebhook(SECRET, body, 'garbage', 300, 1_800_000_100)).toBe(false);
+    const headers = signWebhook([current, previous], { id: 'd-1', timestampSeconds: 1_800_000_000, body });
+    expect(headers['webhook-signature'].split(' ')).toHaveLength(2);
+    const at = { nowSeconds: 1_800_000_100 };
+    expect(verifyWebhook(current, body, headers, at)).toBe(true);
+    expect(verifyWebhook(previous, body, headers, at)).toBe(true);
+    expect(verifyWebhook(stranger, body, headers, at)).toBe(false);
+    expect(verifyWebhook(current, `${body} `, headers, at)).toBe(false);
+    expect(verifyWebhook(current, body, { ...headers, 'webhook-id': 'd-2' }, at)).toBe(false);
+    expect(verifyWebhook(current, body, { ...headers, 'webhook-timestamp': '1800000001' }, at)).toBe(false);
+    expect(verifyWebhook(current, body, headers, { nowSeconds: 1_800_000_301 })).toBe(false);
+    expect(verifyWebhook(current, body, { ...headers, 'webhook-signature': 'garbage' }, at)).toBe(false);
+    expect(() => signWebhook([], { id: 'd-1', timestampSeconds: 1_800_000_000, body })).toThrow(/at least one signing secret/);
   });
 });
 
@@ -95,7 +107,8 @@ describe('webhook delivery', () => {
     const delivery = await settledDelivery(id);
     expect(delivery).toMatchObject({ state: 'delivered', attempts: 1, lastStatus: 204, event: 'video.completed' });
     const hit = received.find((item) => item.path === '/done')!;
-    expect(verifyWebhook(SECRET, hit.body, hit.signature)).toBe(true);
+    expect(verifyWebhook((await secrets.current(DEFAULT_TENANT)).secret, hit.body, hit.headers)).toBe(true);
+    expect(hit.headers['webhook-id']).toBe(delivery.id);
     expect(JSON.parse(hit.body)).toMatchObject({ event: 'video.completed', video: { id, status: 'completed', progress: 100 } });
     const attempts = await env.db.selectFrom('webhook_attempts').selectAll().where('delivery_id', '=', delivery.id).execute();
     expect(attempts).toHaveLength(1);
@@ -110,7 +123,10 @@ describe('webhook delivery', () => {
     await videos.failVideo(id, 'ingest', 'ingest: source file does not exist');
     const delivery = await settledDelivery(id);
     expect(delivery).toMatchObject({ state: 'delivered', attempts: 2, lastStatus: 204, event: 'video.failed' });
-    expect(received.filter((item) => item.path === '/flaky')).toHaveLength(2);
+    const hits = received.filter((item) => item.path === '/flaky');
+    expect(hits).toHaveLength(2);
+    // A retry is the same message: receivers deduplicate on webhook-id.
+    expect(hits.map((hit) => hit.headers['webhook-id'])).toEqual([delivery.id, delivery.id]);
   });
 
   it('gives up at once on 410 Gone', async () => {
@@ -138,12 +154,12 @@ describe('webhook delivery', () => {
   });
 
   it('refuses private addresses unless allowed', async () => {
-    const strictWorker = notifyProcessors({ webhooks, videos, users: new UsersRepository(env.db), jobs, settings: { secret: SECRET, timeoutMs: 5000, allowPrivateHosts: false } });
+    const strictWorker = notifyProcessors({ webhooks, videos, users: new UsersRepository(env.db), jobs, settings: { secrets, timeoutMs: 5000, allowPrivateHosts: false } });
     const id = await videoWithCallback('/private');
     await new VideosRepository(env.db).setStatus(id, 'completed');
     const [delivery] = await webhooks.forVideo(id);
     const job = { data: { deliveryId: delivery!.id }, attemptsMade: 0, maxAttempts: 12, signal: new AbortController().signal } as never;
-    await expect(strictWorker['deliver-webhook'](job)).rejects.toThrow(/private address/);
+    await expect(strictWorker['deliver-webhook'](job)).rejects.toThrow(/refused: 127\.0\.0\.1:\d+ is a loopback address/);
     expect(await webhooks.find(delivery!.id)).toMatchObject({ state: 'failed' });
   });
 });

@@ -4,23 +4,30 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  checkUrl,
+  EgressRefusedError,
+  guardedLookup,
   isAllowedFilePath,
   PermanentJobError,
+  redirectGuard,
   SNIFF_BYTES,
   sniffContainer,
+  type EgressPolicy,
   type IngestResult,
   type LocalStorage,
   type VideoSource,
   videoSourceKey,
 } from '@clipline/shared';
 import { got, HTTPError, RequestError } from 'got';
-import { assertPublicHost, BlockedAddressError, guardedLookup } from './address-guard.js';
 
 export interface FetchSettings {
   storage: LocalStorage;
   maxBytes: number;
   fileRoots: readonly string[] | 'any';
+  /** Let downloads reach loopback and private addresses (ALLOW_PRIVATE_SOURCES). */
   allowPrivateHosts: boolean;
+  /** Private addresses downloads may reach anyway (see {@link EgressPolicy}). @defaultValue [] */
+  trustedAddresses?: readonly string[];
   downloadTimeoutMs: number;
 }
 
@@ -95,10 +102,13 @@ function byteLimit(limit: number, onBytes: (total: number) => void): Transform {
 }
 
 async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hooks: FetchHooks): Promise<IngestResult> {
+  const egress: EgressPolicy = { allowPrivate: settings.allowPrivateHosts, trustedAddresses: settings.trustedAddresses ?? [] };
+  // The source URL is checked here, names when their socket opens, and every redirect target
+  // before it is followed: an IP-literal target would otherwise be connected to unchecked.
   try {
-    assertPublicHost(url, settings.allowPrivateHosts);
+    checkUrl(url, egress);
   } catch (error) {
-    throw new PermanentJobError((error as Error).message);
+    throw new PermanentJobError(`download of ${url.href} refused: ${(error as Error).message}`);
   }
   const key = videoSourceKey(videoId, path.extname(url.pathname));
   const target = await settings.storage.prepare(key);
@@ -108,7 +118,8 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
     retry: { limit: 0 },
     followRedirect: true,
     maxRedirects: 5,
-    dnsLookup: guardedLookup(settings.allowPrivateHosts) as never,
+    dnsLookup: guardedLookup(egress) as never,
+    hooks: { beforeRedirect: [redirectGuard(egress)] },
     headers: { 'user-agent': 'clipline-ingest/0.1', accept: 'video/*, application/octet-stream;q=0.9, */*;q=0.1' },
     ...(hooks.signal ? { signal: hooks.signal } : {}),
   });
@@ -165,7 +176,9 @@ function classifyDownloadError(error: unknown, url: URL): Error {
     return status >= 400 && status < 500 && status !== 408 && status !== 429 ? new PermanentJobError(message) : new Error(message);
   }
   const cause = error instanceof RequestError ? (error.cause ?? error) : error;
-  if (cause instanceof BlockedAddressError) return new PermanentJobError(cause.message);
+  // got refuses a redirect to another scheme itself, before the redirect hook runs.
+  if ((cause as NodeJS.ErrnoException).code === 'ERR_UNSUPPORTED_PROTOCOL') return new PermanentJobError(`download of ${url.href} refused: ${(cause as Error).message}`);
+  if (cause instanceof EgressRefusedError) return new PermanentJobError(`download of ${url.href} refused: ${cause.message}`);
   if (error instanceof RequestError && error.code === 'ENOTFOUND') return new PermanentJobError(`download of ${url.href} failed: host ${url.hostname} not found`);
   return new Error(`download of ${url.href} failed: ${(error as Error).message}`, { cause: error });
 }

@@ -1,25 +1,30 @@
 import {
+  checkUrl,
+  EgressRefusedError,
+  guardedLookup,
   PermanentJobError,
   signWebhook,
-  WEBHOOK_SIGNATURE_HEADER,
+  type EgressPolicy,
   type VideosRepository,
   type WebhookSecretsRepository,
   type WebhooksRepository,
 } from '@clipline/shared';
 import { got, HTTPError, RequestError } from 'got';
-import { assertPublicHost, guardedLookup } from '../ingest/address-guard.js';
 
 export interface WebhookSettings {
   /** The tenants' signing secrets. */
   secrets: WebhookSecretsRepository;
   timeoutMs: number;
+  /** Let deliveries reach loopback and private addresses (ALLOW_PRIVATE_SOURCES). */
   allowPrivateHosts: boolean;
 }
 
 /**
- * Sends one outbox delivery: the video as the API shows it, signed. 2xx delivers it; 408, 429
- * and 5xx or network errors are retried by the job's backoff; any other answer (and a refused
- * address) fails it for good. Every attempt is logged.
+ * Sends one outbox delivery: the video as the API shows it, signed in the Standard Webhooks
+ * format with every secret of the tenant that signs now. 2xx delivers it; 408, 429 and 5xx or
+ * network errors are retried by the job's backoff; any other answer (and an address the egress
+ * policy refuses) fails it for good. Every attempt is logged. Redirects are not followed: a
+ * receiver that moved must be given its new URL.
  */
 export async function deliverWebhook(
   deliveryId: string,
@@ -32,30 +37,34 @@ export async function deliverWebhook(
   const video = await deps.videos.find(delivery.videoId);
   const body = JSON.stringify({ id: delivery.id, event: delivery.event, createdAt: new Date().toISOString(), video: video ?? { id: delivery.videoId } });
   const started = performance.now();
+  const egress: EgressPolicy = { allowPrivate: deps.settings.allowPrivateHosts };
   try {
-    assertPublicHost(new URL(delivery.url), deps.settings.allowPrivateHosts);
+    // A literal address is checked here; a name is checked on each address it resolves to, when the socket opens.
+    checkUrl(delivery.url, egress);
+    const secrets = await deps.settings.secrets.signing(delivery.tenantId);
     const response = await got.post(delivery.url, {
       body,
       headers: {
         'content-type': 'application/json',
         'user-agent': 'clipline-webhooks/0.1',
-        [WEBHOOK_SIGNATURE_HEADER]: signWebhook((await deps.settings.secrets.signing(delivery.tenantId))[0]!, body),
+        ...signWebhook(secrets, { id: delivery.id, timestampSeconds: Math.floor(Date.now() / 1000), body }),
         'clipline-event': delivery.event,
-        'clipline-delivery': delivery.id,
       },
       timeout: { request: deps.settings.timeoutMs },
       retry: { limit: 0 },
       followRedirect: false,
-      dnsLookup: guardedLookup(deps.settings.allowPrivateHosts) as never,
+      dnsLookup: guardedLookup(egress) as never,
       ...(attempt.signal ? { signal: attempt.signal } : {}),
     });
+    // Without followRedirect got resolves a 3xx as if it were a success; a receiver that moved was not delivered to.
+    if (response.statusCode >= 300) throw new HTTPError(response);
     await deps.webhooks.recordAttempt(delivery.id, { statusCode: response.statusCode, error: null, durationMs: performance.now() - started }, 'delivered');
     return { status: response.statusCode };
   } catch (error) {
     const durationMs = performance.now() - started;
     const status = error instanceof HTTPError ? error.response.statusCode : null;
     const cause = error instanceof RequestError ? (error.cause as Error | undefined) : undefined;
-    const blocked = cause?.name === 'BlockedAddressError' || (error as Error).name === 'BlockedAddressError';
+    const blocked = cause instanceof EgressRefusedError || error instanceof EgressRefusedError;
     const permanent = blocked || (status !== null && status >= 300 && status < 500 && status !== 408 && status !== 429);
     const message = status !== null ? `HTTP ${status}` : (cause?.message ?? (error as Error).message);
     // A worker shutting down hands the job back: that attempt must not close the delivery for good.

@@ -35,7 +35,12 @@ export type YouTubeVideo = z.output<typeof videoSchema>;
 /** A conditional `videos.list`: unchanged (304) or a fresh answer with its ETag. */
 export type VideoListAnswer = { notModified: true } | { notModified: false; etag: string; items: YouTubeVideo[] };
 
-/** YouTube Data API v3 `videos.list`. GETs are idempotent, so the HTTP layer retries them on 5xx. */
+/**
+ * YouTube Data API v3 `videos.list`. GETs are idempotent, so the HTTP layer retries them on 5xx.
+ * Not under the egress policy (packages/shared/src/egress.ts): its base URL is operator config
+ * (the upstream simulator on loopback in tests), and a user only supplies the video id, which
+ * goes into the query string; the thumbnail URLs it answers with are stored, never fetched.
+ */
 export class YouTubeClient extends ProviderClient<ProviderSettings['youtube']> {
   /**
    * Lists videos by id (at most 50). With `etag`, asks with If-None-Match and resolves to
