@@ -180,6 +180,37 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     }
   });
 
+  it('finds finished videos by age, releases a source once, and deletes only finished videos with their job events', async () => {
+    const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000);
+    const [old, failed, recent, running] = [await newVideo(), await newVideo(), await newVideo(), await newVideo()];
+    for (const id of [old, failed, recent, running]) {
+      await videos.setSource(id, { storageKey: `videos/${id}/source.mp4`, sizeBytes: 10 });
+      await videos.recordJobEvent({ videoId: id, queue: 'ingest', jobName: 'ingest-video', jobId: `${id}-ingest`, step: 'ingest', status: 'completed', attempt: 1, reason: null });
+      await videos.setStatus(id, 'processing');
+    }
+    await videos.setStatus(old, 'completed');
+    await videos.failVideo(failed, 'analyze', 'analyze: broken');
+    await videos.setStatus(recent, 'completed');
+    await db.updateTable('videos').set({ completed_at: daysAgo(40), updated_at: daysAgo(40) }).where('id', '=', old).execute();
+    await db.updateTable('videos').set({ updated_at: daysAgo(35) }).where('id', 'in', [failed, running]).execute();
+    // A failed video has no completed_at: its last change counts. The old one comes first.
+    expect(await videos.finishedBefore(30 * 86_400, 10)).toEqual([old, failed]);
+    expect(await videos.finishedBefore(30 * 86_400, 1)).toEqual([old]);
+    expect(await videos.finishedWithSource(600, 10)).toEqual([old, failed]);
+
+    expect(await videos.releaseSource(recent)).toBe(`videos/${recent}/source.mp4`);
+    expect(await videos.releaseSource(recent)).toBeNull();
+    expect(await videos.releaseSource(running)).toBeNull();
+    expect(await analyses.findSourceKey(recent)).toBeNull();
+    expect(await analyses.findSourceKey(running)).toBe(`videos/${running}/source.mp4`);
+
+    expect((await videos.deleteFinished([old, running, randomUUID()])).sort()).toEqual([old]);
+    expect(await videos.exists(old)).toBe(false);
+    expect(await videos.exists(running)).toBe(true);
+    const events = await db.selectFrom('job_events').select('video_id').where('video_id', 'in', [old, running]).execute();
+    expect(events.map((event) => event.video_id)).toEqual([running]);
+  });
+
   it('finishes a video once, with its webhook in the outbox and every delivery attempt logged', async () => {
     const id = await newVideo({ callbackUrl: 'https://hooks.test/c' });
     const finished: string[][] = [];
