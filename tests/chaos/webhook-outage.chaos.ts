@@ -1,12 +1,13 @@
 /**
  * Chaos: the submitter's webhook endpoint is down (503) for the first two deliveries of a
  * finished video's notification. The outbox must keep retrying with backoff and deliver exactly
- * once, every attempt signed, and its attempt log must show the failures before the success.
+ * once, every attempt signed with the tenant's secret (Standard Webhooks) as one message, and its
+ * attempt log must show the failures before the success.
  */
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jest } from '@jest/globals';
-import { verifyWebhook, WEBHOOK_SIGNATURE_HEADER } from '@clipline/shared';
+import { verifyWebhook, WEBHOOK_ID_HEADER } from '@clipline/shared';
 import { generateVideo } from '../helpers/media.js';
 import { createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
 import { ClipLineProcesses } from './support/clipline-processes.js';
@@ -17,7 +18,6 @@ import { FlakyWebhookReceiver } from './support/webhook-receiver.js';
 
 jest.setTimeout(120_000);
 
-const SECRET = 'chaos-webhook-secret-0123456789';
 const teardown = createTeardown('chaos-webhook-outage');
 let env: TestEnvironment;
 let receiver: FlakyWebhookReceiver;
@@ -31,7 +31,7 @@ beforeAll(async () => {
   teardown.register('webhook receiver', () => receiver.close());
   flows = new FlowInspector(env.config.redisUrl, env.config.queuePrefix);
   teardown.register('flow inspector', () => flows.close());
-  processes = await ClipLineProcesses.create({ ...env.env, CPU_POOL_THREADS: '1', WEBHOOK_SECRET: SECRET });
+  processes = await ClipLineProcesses.create({ ...env.env, CPU_POOL_THREADS: '1' });
   teardown.register('clipline processes', () => processes.killAll());
   await Promise.all((['producer', 'worker-io', 'worker-cpu'] as const).map((app) => processes.start(app)));
 });
@@ -41,6 +41,10 @@ afterAll(async () => {
 });
 
 it('retries a webhook its receiver refuses with 503 twice, then delivers it once, signed, with every attempt logged', async () => {
+  // The submitter's secret, as a receiver gets it: from the API, for the tenant of its key.
+  const secretAnswer = await processes.api('GET', '/v1/webhook-secret');
+  expect(secretAnswer.status).toBe(200);
+  const secret = secretAnswer.body.secret as string;
   const video = await generateVideo({ path: path.join(env.config.storageDir, 'notify.mp4'), segments: [1.5, 1.5], width: 320, height: 240 });
   const id = await processes.submit({ source: video.path, title: 'notify me', options: SHORT_CLIPS, callbackUrl: `${receiver.baseUrl}/hooks/clipline` });
   expect(await flows.settle(processes, id, 60_000)).toEqual(completedSettlement(id, 'skipped'));
@@ -59,8 +63,8 @@ it('retries a webhook its receiver refuses with 503 twice, then delivers it once
   expect(delivery).toMatchObject({ event: 'video.completed', state: 'delivered', attempts: 3, last_status: 200, last_error: null });
   expect(receiver.received.map((hit) => hit.answered)).toEqual([503, 503, 200]);
   for (const hit of receiver.received) {
-    const signature = String(hit.headers[WEBHOOK_SIGNATURE_HEADER]);
-    expect({ path: hit.path, signed: verifyWebhook(SECRET, hit.body, signature), delivery: hit.headers['clipline-delivery'], event: hit.headers['clipline-event'] }).toEqual({
+    // The same webhook-id on every attempt: that is what lets the receiver deduplicate retries.
+    expect({ path: hit.path, signed: verifyWebhook(secret, hit.body, hit.headers), delivery: hit.headers[WEBHOOK_ID_HEADER], event: hit.headers['clipline-event'] }).toEqual({
       path: '/hooks/clipline',
       signed: true,
       delivery: delivery.id,
