@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { downloadFile, type DownloadDestination, type DownloadedFile, type DownloadOptions } from './download-file.js';
 import { HttpTransport, type RetryNotice } from './http-transport.js';
 import { resolveRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import type {
@@ -78,6 +79,11 @@ export interface ClipLineClient {
   submitJob<Payload>(queue: string, name: string, payload: Payload, options?: SubmitOptions): Promise<JobAccepted>;
   getJob<Result = unknown>(queue: string, id: string, options?: CallOptions): Promise<Job<Result>>;
   registerUser(registration: UserRegistration, options?: RegisterOptions): Promise<RegistrationAccepted>;
+  /**
+   * Streams a file the API serves (a clip's `url`, `thumbnailUrl` or `voiceoverUrl`: paths below
+   * the base URL, sent with the same key) to `destination`, through `<destination>.part`.
+   */
+  downloadFile(apiPath: string, destination: DownloadDestination, options?: DownloadOptions): Promise<DownloadedFile>;
 }
 
 function checkedBaseUrl(value: string | URL): string {
@@ -174,6 +180,8 @@ export function createClient(options: ClientOptions): ClipLineClient {
 
     registerUser: (registration, call) =>
       transport.json({ method: 'POST', path: '/v1/users', body: registration, idempotent: false, idempotencyKey: call?.idempotencyKey, signal: call?.signal }),
+
+    downloadFile: (apiPath, destination, download = {}) => downloadFile(transport, apiPath, destination, { ...download, idleTimeoutMs: download.idleTimeoutMs ?? timeoutMs }),
   };
   return client;
 }

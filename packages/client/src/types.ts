@@ -57,10 +57,12 @@ export interface Clip {
   url: string | null;
   /** Downloads the JPEG thumbnail; null until rendered. */
   thumbnailUrl: string | null;
-  title?: string;
-  caption?: string;
-  hashtags?: string[];
-  voiceoverUrl?: string;
+  // Null (or absent, from older servers) until the clip's text and voice-over were generated.
+  title?: string | null;
+  caption?: string | null;
+  hashtags?: string[] | null;
+  /** Downloads the MP3 voice-over. */
+  voiceoverUrl?: string | null;
 }
 
 export interface TranscriptSegment {

@@ -2,56 +2,30 @@
  * The built `clipline` CLI as a user runs it: a child process against the real producer (in this
  * process), the real worker processes, and a real PostgreSQL schema for `keys`.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { jest } from '@jest/globals';
 import { ApiKeysRepository, DEV_API_KEY } from '@clipline/shared';
-import type { ClipLineClient } from '../src/index.js';
+import { createClient, type ClipLineClient } from '../src/index.js';
 import { generateVideo } from '../../../tests/helpers/media.js';
 import { freePort, startApp, stopApp, waitForHttp, type RunningApp } from '../../../tests/helpers/processes.js';
 import type { TestEnvironment } from '../../../tests/helpers/services.js';
+import { CLI, cliRunner } from './cli-runner.js';
 import { producerUnderTest, type ProducerUnderTest, type RunningProducer } from './producer-fixture.js';
 
 jest.setTimeout(60_000);
 
-const CLI = path.resolve(import.meta.dirname ?? '.', '../dist/cli.js');
 let fixture: ProducerUnderTest;
 let env: TestEnvironment;
 let running: RunningProducer;
 let api: ClipLineClient;
 
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node dist/cli.js …` with only the variables given (plus PATH and HOME). */
-function clipline(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliRun> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: options.cwd ?? env.config.storageDir,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      CLIPLINE_URL: running.url,
-      CLIPLINE_API_KEY: DEV_API_KEY,
-      DATABASE_URL: env.config.databaseUrl,
-      DATABASE_SCHEMA: env.config.databaseSchema,
-      ...options.env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** `node dist/cli.js …` against this file's producer and schema, run in its storage folder. */
+const clipline = cliRunner(() => ({
+  cwd: env.config.storageDir,
+  env: { CLIPLINE_URL: running.url, CLIPLINE_API_KEY: DEV_API_KEY, DATABASE_URL: env.config.databaseUrl, DATABASE_SCHEMA: env.config.databaseSchema },
+}));
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first with "npx tsc -b"`);
@@ -66,7 +40,7 @@ describe('usage', () => {
     const main = await clipline(['--help']);
     expect(main).toMatchObject({ code: 0, stderr: '' });
     expect(main.stdout).toMatch(/Commands:\n {2}submit <files\|urls\.\.\.>/);
-    for (const [command, option] of [['submit', '--wait'], ['status', '--json'], ['keys', 'keys revoke <id|prefix>']] as const) {
+    for (const [command, option] of [['submit', '--download <dir>'], ['status', '--json'], ['download', '<dir>/<id>/clip-<n>.mp4'], ['keys', '--tenant <tenant>']] as const) {
       const help = await clipline([command, '--help']);
       expect(help.code).toBe(0);
       expect(help.stdout).toContain(`Usage: clipline ${command}`);
@@ -85,6 +59,10 @@ describe('usage', () => {
     [['status'], /status needs exactly one video id/],
     [['keys'], /keys needs a command: create, list or revoke/],
     [['keys', 'list', '--name', 'x'], /--name is only for keys create/],
+    [['keys', 'list', '--admin'], /--admin is only for keys create/],
+    [['keys', 'revoke', 'cl_x', '--tenant', 'acme'], /--tenant is only for keys create/],
+    [['keys', 'create', '--tenant', 'Acme Corp'], /tenant must be 1-128 lower-case letters/],
+    [['keys', 'create', '--admin=yes'], /option --admin takes no value/],
     [['keys', 'create', '--name', ' '], /API key name must be 1-100 printable characters/],
   ])('%j is a usage error (exit 2) naming the problem', async (args, message) => {
     const run = await clipline(args);
@@ -155,16 +133,19 @@ describe('keys', () => {
     expect(created.stdout).toMatch(/^cl_[0-9A-Za-z]{12}_[0-9A-Za-z]{32}\n$/);
     const key = created.stdout.trim();
     const prefix = key.slice(0, 15);
-    expect(created.stderr).toMatch(new RegExp(`created API key "ci pipeline" \\(id [0-9a-f-]{36}, prefix ${prefix}\\); it is shown only this once`));
+    expect(created.stderr).toMatch(new RegExp(`created API key "ci pipeline" \\(id [0-9a-f-]{36}, prefix ${prefix}, tenant ci-pipeline, role tenant\\); it is shown only this once`));
     expect(await new ApiKeysRepository(env.db).verify(key)).toMatchObject({ name: 'ci pipeline' });
 
-    const { id } = await api.submitVideo({ source: '/srv/media/keyed.mp4' });
+    // A key sees its own tenant's videos: this one is submitted with it.
+    const keyed = createClient({ baseUrl: running.url, apiKey: key });
+    const { id } = await keyed.submitVideo({ source: '/srv/media/keyed.mp4' });
     expect((await clipline(['status', id], { env: { CLIPLINE_API_KEY: key } })).code).toBe(0);
+    await keyed.cancelVideo(id);
 
     const listed = await clipline(['keys', 'list']);
     expect(listed.code).toBe(0);
-    expect(listed.stdout).toMatch(/^ID +PREFIX +NAME +CREATED +LAST USED +STATUS\n/);
-    expect(listed.stdout).toMatch(new RegExp(`${prefix} +ci pipeline +\\S+ +\\d{4}-\\S+ +active\\n`));
+    expect(listed.stdout).toMatch(/^ID +PREFIX +NAME +TENANT +ROLE +CREATED +LAST USED +STATUS\n/);
+    expect(listed.stdout).toMatch(new RegExp(`${prefix} +ci pipeline +ci-pipeline +tenant +\\d{4}-\\S+ +\\d{4}-\\S+ +active\\n`));
     expect(listed.stdout).not.toContain(key);
 
     expect(await clipline(['keys', 'revoke', prefix])).toMatchObject({ code: 0, stdout: `revoked ${prefix}\n` });
@@ -174,6 +155,34 @@ describe('keys', () => {
     expect(await clipline(['keys', 'revoke', prefix])).toMatchObject({ code: 0, stdout: `${prefix} was already revoked\n` });
     const json = JSON.parse((await clipline(['keys', 'list', '--json'])).stdout) as { prefix: string; revokedAt: string | null; lastUsedAt: string | null }[];
     expect(json.find((item) => item.prefix === prefix)).toMatchObject({ revokedAt: expect.any(String), lastUsedAt: expect.any(String) });
+  });
+
+  it('creates a key for a tenant with --tenant, an operator key with --admin, and lists both', async () => {
+    const created = await clipline(['keys', 'create', '--name', 'Acme ops', '--tenant', 'acme', '--admin']);
+    expect(created.code).toBe(0);
+    const key = created.stdout.trim();
+    const prefix = key.slice(0, 15);
+    expect(created.stderr).toMatch(new RegExp(`created API key "Acme ops" \\(id [0-9a-f-]{36}, prefix ${prefix}, tenant acme, role admin\\)`));
+    // Read back from the database itself, not from what the command printed.
+    const stored = (await new ApiKeysRepository(env.db).list()).find((row) => row.prefix === prefix);
+    expect(stored).toMatchObject({ name: 'Acme ops', tenant: 'acme', role: 'admin' });
+    expect(await new ApiKeysRepository(env.db).verify(key)).toMatchObject({ tenant: 'acme', role: 'admin' });
+
+    const plain = JSON.parse((await clipline(['keys', 'create', '--name', 'Acme uploader', '--tenant', 'acme', '--json'])).stdout) as { prefix: string; key: string; tenant: string; role: string };
+    expect(plain).toMatchObject({ tenant: 'acme', role: 'tenant' });
+
+    const listed = await clipline(['keys', 'list']);
+    expect(listed.stdout).toMatch(new RegExp(`${prefix} +Acme ops +acme +admin +`));
+    expect(listed.stdout).toMatch(new RegExp(`${plain.prefix} +Acme uploader +acme +tenant +`));
+    const json = JSON.parse((await clipline(['keys', 'list', '--json'])).stdout) as { prefix: string; tenant: string; role: string }[];
+    expect(json.find((row) => row.prefix === prefix)).toMatchObject({ tenant: 'acme', role: 'admin' });
+
+    // What the role means to the API: the operator key reads another tenant's video, the tenant key does not.
+    const { id } = await api.submitVideo({ source: '/srv/media/other-tenant.mp4' });
+    expect(await clipline(['status', id], { env: { CLIPLINE_API_KEY: key } })).toMatchObject({ code: 0 });
+    expect(await clipline(['status', id], { env: { CLIPLINE_API_KEY: plain.key } })).toMatchObject({ code: 1, stderr: expect.stringMatching(/404 Not Found/) });
+    const download = await clipline(['download', id], { env: { CLIPLINE_API_KEY: plain.key } });
+    expect(download).toMatchObject({ code: 1, stderr: `clipline: video ${id} does not exist (or belongs to another tenant)\n` });
     await api.cancelVideo(id);
   });
 

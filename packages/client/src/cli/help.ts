@@ -3,6 +3,7 @@ const MAIN = `Usage: clipline <command> [options]
 Commands:
   submit <files|urls...>   submit videos for processing (--wait to follow them)
   status <id>              show a video's state, steps, scenes and clips
+  download <ids...>        save completed videos' clips, thumbnails and voice-overs to disk
   keys create|list|revoke  manage API keys (talks to the database directly)
 
 Environment:
@@ -23,6 +24,8 @@ workers must see the same file system.
 
 Options:
   --wait            follow the videos with live progress until they finish, then print a summary
+  --download <dir>  with --wait: save each video's results under <dir>/<id>/ as soon as it
+                    completes (see "clipline download --help" for the files)
   --title <text>    title of the video(s)
   --aspect <ratio>  clip aspect: 9:16, 1:1 or 16:9
   --clips <n>       how many clips to keep (1-20)
@@ -30,7 +33,29 @@ Options:
   --json            print JSON instead of text
   -h, --help        show this help
 
-Exit code 1 when a submission fails or, with --wait, when a video does not complete.
+Exit code 1 when a submission fails or, with --wait, when a video does not complete (or, with
+--download, when its results could not be saved).
+`;
+
+const DOWNLOAD = `Usage: clipline download <ids...> [--out <dir>] [--json]
+
+Saves the results of completed videos, one folder per video:
+
+  <dir>/<id>/clip-<n>.mp4                the rendered clip (n = its rank, 0 is the best)
+  <dir>/<id>/clip-<n>-thumbnail.jpg|png  its thumbnail
+  <dir>/<id>/clip-<n>-voiceover.mp3      its voice-over, when one was generated
+  <dir>/<id>/video.json                  the video as "clipline status <id> --json" shows it
+
+Files are written as <name>.part and renamed when complete, so a file under its final name is
+always whole; video.json is written last. Downloading again replaces the files.
+
+Options:
+  -o, --out <dir>  where the folders go (default: the current directory)
+  --json           print JSON (folders, files and sizes) instead of text
+  -h, --help       show this help
+
+Exit code 1 when a video does not exist (or belongs to another tenant), is not completed, or
+one of its files could not be saved.
 `;
 
 const STATUS = `Usage: clipline status <id> [--json]
@@ -49,14 +74,18 @@ const KEYS = `Usage: clipline keys <create|list|revoke> [options]
 Manages API keys in the database (DATABASE_URL, DATABASE_SCHEMA); run it where the database
 is reachable, after "npm run migrate".
 
-  keys create [--name <name>]   creates a key and prints it once: store it now
-  keys list                     lists keys (prefix, name, created, last used, status)
+  keys create [--name <name>] [--tenant <tenant>] [--admin]
+                                creates a key and prints it once: store it now
+  keys list                     lists keys (prefix, name, tenant, role, created, last used, status)
   keys revoke <id|prefix>       revokes a key; it stops working at once
 
 Options:
-  --name <name>  what the key is for (create; default "default")
-  --json         print JSON instead of text
-  -h, --help     show this help
+  --name <name>      what the key is for (create; default "default")
+  --tenant <tenant>  whose videos the key sees and submits (create; lower-case letters, digits,
+                     ".", "_", "-"; default: the name, lower-cased with spaces as "-")
+  --admin            an operator key: acts on every tenant's videos (create)
+  --json             print JSON instead of text
+  -h, --help         show this help
 `;
 
 /** Help of one command, or of the whole CLI. */
@@ -66,6 +95,8 @@ export function helpText(command?: string): string {
       return SUBMIT;
     case 'status':
       return STATUS;
+    case 'download':
+      return DOWNLOAD;
     case 'keys':
       return KEYS;
     default:

@@ -6,7 +6,7 @@ import { helpText } from './help.js';
 import { renderTable } from './text-table.js';
 import { UsageError } from './usage-error.js';
 
-const SPEC = { name: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+const SPEC = { name: { type: 'string' }, tenant: { type: 'string' }, admin: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 const SUBCOMMANDS = ['create', 'list', 'revoke'] as const;
 
 // A MySQL schema is a database and a SQLite one a file: the migration creates a missing one too.
@@ -30,7 +30,7 @@ function keyState(key: ApiKeyInfo): string {
   return key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active';
 }
 
-/** `clipline keys create [--name N] | list | revoke <id>` */
+/** `clipline keys create [--name N] [--tenant T] [--admin] | list | revoke <id>` */
 export async function keysCommand(argv: readonly string[], context: CliContext): Promise<number> {
   const { options, positionals } = parseArgs(argv, SPEC, 'keys');
   if (options.help) {
@@ -43,7 +43,9 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
   }
   if (subcommand === 'revoke' && rest.length !== 1) throw new UsageError('keys revoke needs exactly one key id or prefix', 'keys');
   if (subcommand !== 'revoke' && rest.length > 0) throw new UsageError(`keys ${subcommand} takes no arguments, got "${rest.join(' ')}"`, 'keys');
-  if (options.name !== undefined && subcommand !== 'create') throw new UsageError('--name is only for keys create', 'keys');
+  for (const option of ['name', 'tenant', 'admin'] as const) {
+    if (options[option] !== undefined && subcommand !== 'create') throw new UsageError(`--${option} is only for keys create`, 'keys');
+  }
 
   const settings = context.settings();
   const db = createDatabase({ url: settings.databaseUrl, schema: settings.databaseSchema, poolSize: 1, mustExist: true });
@@ -52,7 +54,7 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
     if (subcommand === 'create') {
       let created;
       try {
-        created = await keys.create(options.name ?? 'default');
+        created = await keys.create(options.name ?? 'default', { ...(options.tenant !== undefined ? { tenant: options.tenant } : {}), admin: options.admin === true });
       } catch (error) {
         if (error instanceof RangeError) throw new UsageError(error.message, 'keys');
         throw error;
@@ -61,7 +63,9 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
         context.stdout.write(`${JSON.stringify(created, null, 2)}\n`);
       } else {
         // Only the key on stdout, so `KEY=$(clipline keys create)` captures exactly it.
-        context.stderr.write(`created API key "${created.name}" (id ${created.id}, prefix ${created.prefix}); it is shown only this once:\n`);
+        context.stderr.write(
+          `created API key "${created.name}" (id ${created.id}, prefix ${created.prefix}, tenant ${created.tenant}, role ${created.role}); it is shown only this once:\n`,
+        );
         context.stdout.write(`${created.key}\n`);
       }
       return EXIT_OK;
@@ -75,8 +79,8 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
       } else {
         context.stdout.write(
           renderTable(
-            [{ header: 'ID' }, { header: 'PREFIX' }, { header: 'NAME' }, { header: 'CREATED' }, { header: 'LAST USED' }, { header: 'STATUS' }],
-            all.map((key) => [key.id, key.prefix, key.name, key.createdAt.toISOString(), key.lastUsedAt?.toISOString() ?? 'never', keyState(key)]),
+            [{ header: 'ID' }, { header: 'PREFIX' }, { header: 'NAME' }, { header: 'TENANT' }, { header: 'ROLE' }, { header: 'CREATED' }, { header: 'LAST USED' }, { header: 'STATUS' }],
+            all.map((key) => [key.id, key.prefix, key.name, key.tenant, key.role, key.createdAt.toISOString(), key.lastUsedAt?.toISOString() ?? 'never', keyState(key)]),
           ),
         );
       }

@@ -31,7 +31,7 @@ const MIN_BAR_CELLS = 5;
 /** Room kept for "processing · analyze" before the bar takes its full width. */
 const STATUS_ROOM = 24;
 const ESC = '\u001b[';
-const COLOURS: Record<string, string> = { completed: '32', failed: '31', error: '31', cancelled: '33', processing: '36' };
+const COLOURS: Record<string, string> = { completed: '32', downloaded: '32', failed: '31', error: '31', cancelled: '33', processing: '36', downloading: '36' };
 
 function activeStep(video: Video): string {
   return video.steps.find((step) => step.status === 'active')?.name ?? '';
@@ -70,6 +70,11 @@ export class ProgressBoard {
 
   update(id: string, video: Video): void {
     this.change(id, { status: video.status, progress: video.progress, step: activeStep(video) });
+  }
+
+  /** A state that is not the video's own, e.g. its download: a status word, a percentage and what is going on. */
+  report(id: string, state: { status: string; progress: number; detail?: string }): void {
+    this.change(id, { status: state.status, progress: Math.round(state.progress), step: state.detail ?? '' });
   }
 
   /** The video could not be followed (or submitted): the row shows the reason. */

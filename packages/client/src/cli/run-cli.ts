@@ -2,6 +2,7 @@ import { ConfigError } from '@clipline/shared';
 import { ClipLineApiError } from '../errors.js';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, type CliContext } from './cli-context.js';
 import { describeError } from './describe-error.js';
+import { downloadCommand } from './download-command.js';
 import { helpText } from './help.js';
 import { keysCommand } from './keys-command.js';
 import { statusCommand } from './status-command.js';
@@ -11,6 +12,7 @@ import { UsageError } from './usage-error.js';
 const COMMANDS: Record<string, (argv: readonly string[], context: CliContext) => Promise<number>> = {
   submit: submitCommand,
   status: statusCommand,
+  download: downloadCommand,
   keys: keysCommand,
 };
 
@@ -27,7 +29,7 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
       return EXIT_OK;
     }
     const run = COMMANDS[command];
-    if (!run) throw new UsageError(`unknown command "${command}" (submit, status or keys)`);
+    if (!run) throw new UsageError(`unknown command "${command}" (submit, status, download or keys)`);
     return await run(rest, context);
   } catch (error) {
     if (context.signal.aborted) return EXIT_INTERRUPTED;

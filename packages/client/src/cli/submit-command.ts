@@ -6,13 +6,16 @@ import { describeError } from './describe-error.js';
 import { formatSeconds, sourceLabel, truncate } from './format.js';
 import { helpText } from './help.js';
 import { mapConcurrently } from './map-concurrently.js';
+import { resolveOutputDir } from './output-dir.js';
 import { ProgressBoard } from './progress-board.js';
 import { resolveSource } from './resolve-source.js';
 import { renderTable } from './text-table.js';
 import { UsageError } from './usage-error.js';
+import { describeSaved, downloadVideoResults, showDownloadOn, showSavedOn, type SavedVideo } from './video-download.js';
 
 const SPEC = {
   wait: { type: 'boolean' },
+  download: { type: 'string' },
   title: { type: 'string' },
   aspect: { type: 'string' },
   clips: { type: 'string' },
@@ -33,6 +36,9 @@ interface Outcome {
   error: string | null;
   video: Video | null;
   finishedAt: number | null;
+  /** With --download: where the results went, or why they could not be saved. */
+  saved: SavedVideo | null;
+  downloadError: string | null;
 }
 
 function submissionFrom(source: string, options: { title?: string; aspect?: ClipAspect; clipCount?: number; priority?: VideoPriority }): VideoSubmission {
@@ -61,12 +67,16 @@ export async function submitCommand(argv: readonly string[], context: CliContext
     clipCount: integerOption('clips', options.clips, 1, 20, 'submit'),
     priority: choiceOption('priority', options.priority, ['high', 'normal', 'low'] as const, 'submit'),
   };
+  if (options.download !== undefined && !options.wait) {
+    throw new UsageError('--download needs --wait: results exist only once a video completes', 'submit');
+  }
+  const downloadDir = options.download === undefined ? undefined : await resolveOutputDir(options.download, context.cwd, 'download', 'submit');
   const sources = await Promise.all(positionals.map((argument) => resolveSource(argument, context.cwd)));
   const client = apiClient(context);
 
   const outcomes = await mapConcurrently(sources, SUBMIT_CONCURRENCY, async (source): Promise<Outcome> => {
     const submittedAt = Date.now();
-    const outcome: Outcome = { source, id: null, submittedAt, error: null, video: null, finishedAt: null };
+    const outcome: Outcome = { source, id: null, submittedAt, error: null, video: null, finishedAt: null, saved: null, downloadError: null };
     try {
       outcome.id = (await client.submitVideo(submissionFrom(source, shape), { signal: context.signal })).id;
     } catch (error) {
@@ -86,20 +96,26 @@ export async function submitCommand(argv: readonly string[], context: CliContext
     return outcomes.every((outcome) => outcome.id) ? EXIT_OK : EXIT_FAILURE;
   }
 
-  await waitForAll(client, outcomes, context);
+  await waitForAll(client, outcomes, context, downloadDir);
   if (options.json) context.stdout.write(`${JSON.stringify(outcomes.map(jsonSummary), null, 2)}\n`);
   else context.stdout.write(summaryTable(outcomes));
   if (context.signal.aborted) return EXIT_INTERRUPTED;
-  return outcomes.every((outcome) => outcome.video?.status === 'completed') ? EXIT_OK : EXIT_FAILURE;
+  const succeeded = (outcome: Outcome) => outcome.video?.status === 'completed' && (downloadDir === undefined || outcome.saved !== null);
+  return outcomes.every(succeeded) ? EXIT_OK : EXIT_FAILURE;
 }
 
-/** Follows every submitted video on one board; Ctrl-C stops following, the summary still prints. */
-async function waitForAll(client: ClipLineClient, outcomes: Outcome[], context: CliContext): Promise<void> {
+/**
+ * Follows every submitted video on one board; Ctrl-C stops following, the summary still prints.
+ * With `downloadDir`, a video's results are saved as soon as it completes, while the others are
+ * still followed.
+ */
+async function waitForAll(client: ClipLineClient, outcomes: Outcome[], context: CliContext, downloadDir: string | undefined): Promise<void> {
   const followed = outcomes.filter((outcome): outcome is Outcome & { id: string } => outcome.id !== null);
+  const live = context.stderr.isTTY === true;
   const board = new ProgressBoard(
     context.stderr,
     followed.map((outcome) => ({ id: outcome.id, label: sourceLabel(outcome.source) })),
-    { live: context.stderr.isTTY === true, color: context.settings().color },
+    { live, color: context.settings().color },
   );
   try {
     await mapConcurrently(followed, FOLLOW_CONCURRENCY, async (outcome) => {
@@ -114,6 +130,15 @@ async function waitForAll(client: ClipLineClient, outcomes: Outcome[], context: 
       } catch (error) {
         outcome.error = context.signal.aborted ? 'interrupted' : describeError(error);
         board.fail(outcome.id, outcome.error);
+        return;
+      }
+      if (downloadDir === undefined || outcome.video?.status !== 'completed') return;
+      try {
+        outcome.saved = await downloadVideoResults(client, outcome.video, downloadDir, { signal: context.signal, onProgress: showDownloadOn(board, outcome.id, live) });
+        showSavedOn(board, outcome.id, outcome.saved);
+      } catch (error) {
+        outcome.downloadError = context.signal.aborted ? 'interrupted' : describeError(error);
+        board.fail(outcome.id, `download: ${outcome.downloadError}`);
       }
     });
   } finally {
@@ -132,6 +157,8 @@ function jsonSummary(outcome: Outcome) {
     status: outcome.video?.status ?? (outcome.id ? 'unknown' : 'rejected'),
     error: outcome.error ?? outcome.video?.error ?? null,
     elapsedSeconds: elapsedSeconds(outcome),
+    ...(outcome.saved ? { download: { folder: outcome.saved.folder, files: outcome.saved.files, bytes: outcome.saved.bytes } } : {}),
+    ...(outcome.downloadError ? { downloadError: outcome.downloadError } : {}),
     video: outcome.video,
   };
 }
@@ -162,8 +189,12 @@ function summaryTable(outcomes: readonly Outcome[]): string {
     ],
     rows,
   );
-  const problems = outcomes
-    .filter((outcome) => outcome.video?.status !== 'completed')
-    .map((outcome) => `${outcome.id ?? sourceLabel(outcome.source)}: ${outcome.error ?? outcome.video?.error ?? outcome.video?.status ?? 'unknown'}`);
-  return problems.length ? `${table}\n${problems.join('\n')}\n` : table;
+  const saved = outcomes.flatMap((outcome) => (outcome.saved ? [`${outcome.id}: saved ${describeSaved(outcome.saved)} to ${outcome.saved.folder}`] : []));
+  const problems = outcomes.flatMap((outcome) => {
+    const name = outcome.id ?? sourceLabel(outcome.source);
+    if (outcome.video?.status !== 'completed') return [`${name}: ${outcome.error ?? outcome.video?.error ?? outcome.video?.status ?? 'unknown'}`];
+    return outcome.downloadError ? [`${name}: download failed: ${outcome.downloadError}`] : [];
+  });
+  const notes = [...saved, ...problems];
+  return notes.length ? `${table}\n${notes.join('\n')}\n` : table;
 }
