@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
-import { AuthFailureThrottle } from '@clipline/shared';
+import { AuthFailureThrottle, purgeVideo, StorageLedger } from '@clipline/shared';
 import type {
   AiResultsRepository,
   PublicJobsRepository,
@@ -113,6 +113,8 @@ export function createProducerApp(deps: ProducerDependencies): Express {
       fingerprintKey,
       budget,
       streamSlots: new StreamSlots(deps.redis, config.queuePrefix, config.sseMaxStreamsPerKey),
+      purge: (videoId, scope) =>
+        purgeVideo({ videos: deps.videos, storage: deps.storage, jobs: deps.jobs, ledger: new StorageLedger(deps.redis, config.queuePrefix) }, videoId, scope),
       limits: { maxActiveVideosPerTenant: config.maxActiveVideosPerTenant, sseMaxSeconds: config.sseMaxSeconds },
     }),
   );

@@ -169,9 +169,13 @@ export function openApiDocument(): Json {
         },
         delete: {
           operationId: 'cancelVideo',
-          summary: 'Cancel a video: waiting steps are removed, running ones stopped',
-          parameters: [idParam],
-          responses: { '202': { description: 'Cancelled', content: json('CancelAccepted') }, ...problems(401, 404, 409, 429, 503) },
+          summary: 'Cancel a video: waiting steps are removed, running ones stopped; with purge=true, remove a finished video\'s files and rows',
+          parameters: [idParam, { name: 'purge', in: 'query', required: false, schema: { type: 'string', enum: ['true', 'false'] } }],
+          responses: {
+            '200': { description: 'Purged', content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' }, status: { const: 'purged' }, bytesRemoved: { type: 'integer' } } } } } },
+            '202': { description: 'Cancelled', content: json('CancelAccepted') },
+            ...problems(400, 401, 404, 409, 429, 503),
+          },
         },
       },
       '/v1/videos/{id}/events': {

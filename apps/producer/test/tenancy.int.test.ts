@@ -174,6 +174,30 @@ describe('tenancy matrix', () => {
     expect((await call('admin', 'post', '/v1/jobs/sync/refresh-metadata', { videoId: work.videoId })).status).toBe(202);
   });
 
+  it('DELETE ?purge=true: the other tenant gets what a missing video gets; an unfinished video is refused; the owner purges files and rows', async () => {
+    const missingId = randomUUID();
+    const other = await call('other', 'delete', `/v1/videos/${work.videoId}?purge=true`);
+    const missing = await call('other', 'delete', `/v1/videos/${missingId}?purge=true`);
+    expect(other.status).toBe(404);
+    expect(shape(other, work.videoId)).toEqual(shape(missing, missingId));
+    const unfinished = await call('owner', 'post', '/v1/videos', { source: 'https://cdn.example.com/unfinished.mp4' });
+    const refused = await call('owner', 'delete', `/v1/videos/${unfinished.body.id}?purge=true`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.detail).toMatch(/only a finished video .* can be purged; cancel it first/);
+    expect((await call('owner', 'delete', `/v1/videos/${unfinished.body.id}?purge=maybe`)).status).toBe(400);
+    // A video of its own, so the other tests keep theirs.
+    const doomed = await call('owner', 'post', '/v1/videos', { source: 'https://cdn.example.com/doomed.mp4' });
+    await producer.videos.setStatus(doomed.body.id, 'completed');
+    const storage = path.join(env.config.storageDir, '.data', 'storage');
+    await mkdir(path.join(storage, 'videos', doomed.body.id, 'clips'), { recursive: true });
+    await writeFile(path.join(storage, 'videos', doomed.body.id, 'clips', '0.mp4'), clipBytes);
+    const purged = await call('owner', 'delete', `/v1/videos/${doomed.body.id}?purge=true`);
+    expect(purged.status).toBe(200);
+    expect(purged.body).toEqual({ id: doomed.body.id, status: 'purged', bytesRemoved: clipBytes.length });
+    expect((await call('owner', 'get', `/v1/videos/${doomed.body.id}`)).status).toBe(404);
+    expect(await env.db.selectFrom('videos').select('id').where('id', '=', doomed.body.id).execute()).toEqual([]);
+  });
+
   it('every record carries its tenant', async () => {
     const video = await env.db.selectFrom('videos').select('tenant_id').where('id', '=', work.videoId).executeTakeFirstOrThrow();
     const user = await env.db.selectFrom('users').select('tenant_id').where('id', '=', work.userId).executeTakeFirstOrThrow();

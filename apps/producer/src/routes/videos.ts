@@ -15,6 +15,9 @@ import {
   type VideoSignals,
   type VideosRepository,
   type VideoView,
+  type PurgeOutcome,
+  type TenantScope,
+  VideoNotFinishedError,
 } from '@clipline/shared';
 import { describeIssues, videoBatch, videoIdParam, videoListQuery, videoSubmission, type VideoSubmissionBody } from '../api-schemas.js';
 import { callerOf, principalOf, scopeOf } from '../http/auth.js';
@@ -41,6 +44,8 @@ export interface VideoRoutesDependencies {
   budget: RequestBudget;
   /** Open live event streams per key. */
   streamSlots: StreamSlots;
+  /** Removes a finished video's files and rows (`DELETE …?purge=true`). */
+  purge: (videoId: string, scope: TenantScope) => Promise<PurgeOutcome>;
   limits: {
     /** Unfinished videos one tenant may have. */
     maxActiveVideosPerTenant: number;
@@ -264,6 +269,20 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
 
   router.delete('/videos/:id', async (req, res) => {
     const id = videoIdOf(req);
+    const purge = req.query.purge;
+    if (purge !== undefined && purge !== 'true' && purge !== 'false') throw badRequest('purge must be true or false', [{ path: 'purge', message: 'expected true or false' }]);
+    if (purge === 'true') {
+      let purged: PurgeOutcome;
+      try {
+        purged = await deps.purge(id, scopeOf(res));
+      } catch (error) {
+        if (error instanceof VideoNotFinishedError) throw new HttpProblem(409, 'Conflict', error.message);
+        throw unavailableOr(error);
+      }
+      if (purged.outcome === 'not-found') throw notFound(`no video with id ${id}`);
+      res.status(200).json({ id, status: 'purged', bytesRemoved: purged.bytesRemoved });
+      return;
+    }
     let outcome;
     try {
       outcome = await pipeline.cancel(id, scopeOf(res));
