@@ -78,6 +78,8 @@ export async function createTestEnvironment(overrides: Record<string, string> = 
     DATABASE_SCHEMA: `t_${token}`,
     STORAGE_DIR: storage,
     SHUTDOWN_TIMEOUT_SECONDS: '5',
+    // Test files run side by side: a fixed metrics port would collide between their producers.
+    PRODUCER_METRICS_PORT: '0',
     ...overrides,
   };
   const config = loadConfig(env);
