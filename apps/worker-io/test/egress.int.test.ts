@@ -6,8 +6,10 @@
  * are allowed, so a notation that simply cannot connect would not pass for a refusal.
  */
 import { randomUUID } from 'node:crypto';
+import dns from 'node:dns/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import {
   LocalStorage,
   PermanentJobError,
@@ -68,7 +70,7 @@ afterAll(async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   }
-  await env.cleanup();
+  await env?.cleanup();
 });
 
 beforeEach(() => {
@@ -78,6 +80,14 @@ beforeEach(() => {
 
 /** The loopback target in every notation a user could write it in. */
 const NOTATIONS = ['127.0.0.1', '127.1', '2130706433', '0x7f.1', '0177.0.0.1', '[::1]', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]', 'localhost', 'localhost.'];
+/**
+ * The machine's own name where /etc/hosts points it at 127.0.0.1 (as Debian does): a name the
+ * system resolver maps to loopback that is no localhost name, so only the connect-time lookup
+ * guard can refuse it. Where the name resolves elsewhere (a container's own address) it is left out.
+ */
+const ownName = os.hostname().toLowerCase();
+const ownAddresses = await dns.lookup(ownName, { all: true }).catch(() => []);
+if (ownAddresses.length > 0 && ownAddresses.every(({ address }) => address === '127.0.0.1' || address === '::1')) NOTATIONS.push(ownName);
 /** glibc does not resolve "localhost." from /etc/hosts (systemd-resolved does), so it is only refused, not reached, here. */
 const REACHABLE = NOTATIONS.filter((host) => host !== 'localhost.');
 const at = (host: string, path: string) => `http://${host}:${port}${path}`;
@@ -127,6 +137,12 @@ describe('source downloads', () => {
     expect(error).toBeInstanceOf(PermanentJobError);
     expect(error.message).toMatch(/refused: .*(loopback address|IPv4-mapped 127\.0\.0\.1|a localhost name).*ALLOW_PRIVATE_SOURCES/);
     expect(hits).toEqual([]);
+  });
+
+  it('check names when they are resolved, not only by their spelling', async () => {
+    if (!NOTATIONS.includes(ownName)) return; // no name here resolves to loopback but localhost ones
+    const error = await downloadError(at(ownName, '/clip.mp4'));
+    expect(error.message).toMatch(new RegExp(`refused: ${ownName} resolves to (127\\.0\\.0\\.1|::1), which is (a|the) loopback address`));
   });
 
   it('follow a redirect to the loopback target only when the policy allows that target too', async () => {

@@ -46,9 +46,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  receiver.closeAllConnections();
-  await new Promise((resolve) => receiver.close(resolve));
-  await env.cleanup();
+  // A beforeAll that failed half-way leaves some of these unset; close what was opened.
+  if (receiver) {
+    receiver.closeAllConnections();
+    await new Promise((resolve) => receiver.close(resolve));
+  }
+  await env?.cleanup();
 });
 
 /** Finishes a video of `tenant` with a callback, delivers its webhook and returns what the receiver got. */

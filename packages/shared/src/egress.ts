@@ -8,7 +8,9 @@
  *   without a lookup, so a lookup guard never sees them) and `localhost` names;
  * - {@link guardedLookup} when a socket is opened for a host name: every address the name
  *   resolves to is judged at connect time, so a name that resolves differently later (DNS
- *   rebinding) is judged on what is actually connected to;
+ *   rebinding) is judged on what is actually connected to. Requests must go through
+ *   {@link egressAgents}: a kept-alive socket is reused without a lookup, so sockets may only be
+ *   pooled with others opened under the same policy (the global agent pools everyone's);
  * - {@link redirectGuard} on every redirect, with the same rule as {@link checkUrl}.
  *
  * Host notations are left to WHATWG URL, which `new URL()` applies to http(s) URLs: decimal,
@@ -26,6 +28,8 @@
  *   (both reach their IPv4 through relays we do not control) are refused outright.
  */
 import dns from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 
 export interface EgressPolicy {
@@ -233,4 +237,23 @@ export function redirectGuard(policy: EgressPolicy): (options: { url?: URL | str
   return (options) => {
     if (options.url !== undefined) checkUrl(options.url, policy);
   };
+}
+
+const agentsByPolicy = new Map<string, { http: http.Agent; https: https.Agent }>();
+
+/**
+ * Keep-alive agents whose every socket was opened through {@link guardedLookup} for `policy`,
+ * one pair per policy for the life of the process. Agent options override a request's own
+ * `lookup`, so a request cannot opt out of the guard, and a socket opened under a looser
+ * policy (or by any other client through the global agent) is never reused under this one.
+ */
+export function egressAgents(policy: EgressPolicy): { http: http.Agent; https: https.Agent } {
+  const key = `${policy.allowPrivate}|${[...(policy.trustedAddresses ?? [])].sort().join(',')}`;
+  let agents = agentsByPolicy.get(key);
+  if (!agents) {
+    const lookup = guardedLookup(policy);
+    agents = { http: new http.Agent({ keepAlive: true, lookup }), https: new https.Agent({ keepAlive: true, lookup }) };
+    agentsByPolicy.set(key, agents);
+  }
+  return agents;
 }

@@ -1,5 +1,5 @@
 import dns from 'node:dns';
-import { checkUrl, EgressRefusedError, guardedLookup, isPublicAddress, nonPublicReason, redirectGuard, type EgressPolicy } from '@clipline/shared';
+import { checkUrl, EgressRefusedError, egressAgents, guardedLookup, isPublicAddress, nonPublicReason, redirectGuard, type EgressPolicy } from '@clipline/shared';
 
 const strict: EgressPolicy = { allowPrivate: false };
 
@@ -222,5 +222,13 @@ describe('guardedLookup', () => {
   it('refuses localhost through the system resolver', async () => {
     const refused = await lookupOnce(guardedLookup(strict), 'localhost');
     expect(refused.error).toBeInstanceOf(EgressRefusedError);
+  });
+});
+
+describe('egressAgents', () => {
+  it('pools sockets per policy, never across policies', () => {
+    expect(egressAgents({ allowPrivate: false })).toBe(egressAgents(strict));
+    expect(egressAgents({ allowPrivate: true }).http).not.toBe(egressAgents(strict).http);
+    expect(egressAgents({ allowPrivate: false, trustedAddresses: ['10.0.0.5'] }).https).not.toBe(egressAgents(strict).https);
   });
 });

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   checkUrl,
   EgressRefusedError,
-  guardedLookup,
+  egressAgents,
   isAllowedFilePath,
   PermanentJobError,
   redirectGuard,
@@ -118,7 +118,7 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
     retry: { limit: 0 },
     followRedirect: true,
     maxRedirects: 5,
-    dnsLookup: guardedLookup(egress) as never,
+    agent: egressAgents(egress),
     hooks: { beforeRedirect: [redirectGuard(egress)] },
     headers: { 'user-agent': 'clipline-ingest/0.1', accept: 'video/*, application/octet-stream;q=0.9, */*;q=0.1' },
     ...(hooks.signal ? { signal: hooks.signal } : {}),

@@ -1,7 +1,7 @@
 import {
   checkUrl,
   EgressRefusedError,
-  guardedLookup,
+  egressAgents,
   PermanentJobError,
   signWebhook,
   type EgressPolicy,
@@ -53,7 +53,7 @@ export async function deliverWebhook(
       timeout: { request: deps.settings.timeoutMs },
       retry: { limit: 0 },
       followRedirect: false,
-      dnsLookup: guardedLookup(egress) as never,
+      agent: egressAgents(egress),
       ...(attempt.signal ? { signal: attempt.signal } : {}),
     });
     // Without followRedirect got resolves a 3xx as if it were a success; a receiver that moved was not delivered to.
