@@ -173,6 +173,7 @@ describe('download', () => {
 
   it.each([
     [['download'], /download needs at least one video id\nRun "clipline download --help"/],
+    [['download', UNKNOWN_ID, ' '], /a video id must not be empty/],
     [['download', UNKNOWN_ID, '--out'], /option --out needs a value/],
     [['download', UNKNOWN_ID, '--out', 'media/talk.mp4'], /--out .*media\/talk\.mp4 is not a folder/],
     [['submit', 'media/talk.mp4', '--download', 'results'], /--download needs --wait/],
