@@ -73,6 +73,9 @@ export async function downloadFile(transport: HttpTransport, apiPath: string, de
     throw error;
   } finally {
     options.signal?.removeEventListener('abort', forwardAbort);
+    // Releases the connection when the body was not read to its end (the file could not be
+    // opened, the destination function threw); after a whole body it changes nothing.
+    stall.abort(new Error('download over'));
   }
 }
 
