@@ -115,6 +115,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
       streamSlots: new StreamSlots(deps.redis, config.queuePrefix, config.sseMaxStreamsPerKey),
       purge: (videoId, scope) =>
         purgeVideo({ videos: deps.videos, storage: deps.storage, jobs: deps.jobs, ledger: new StorageLedger(deps.redis, config.queuePrefix) }, videoId, scope),
+      egress: { allowPrivate: config.allowPrivateSources },
       limits: { maxActiveVideosPerTenant: config.maxActiveVideosPerTenant, sseMaxSeconds: config.sseMaxSeconds },
     }),
   );

@@ -103,6 +103,25 @@ describe('unfinished videos per tenant', () => {
   });
 });
 
+describe('egress at submission', () => {
+  it('refuses sources and callbacks written as non-public addresses when private sources are off, naming the field', async () => {
+    const { producer } = await producerWith({ allowPrivateSources: false, apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}-egress` });
+    const before = await env.db.selectFrom('videos').select('id').execute();
+    for (const source of ['http://127.1/a.mp4', 'http://2130706433/a.mp4', 'http://[::ffff:7f00:1]:3000/a.mp4', 'http://localhost./a.mp4', 'http://169.254.169.254/latest/meta-data']) {
+      const res = await request(producer.app).post('/v1/videos').set(auth).send({ source });
+      expect([source, res.status, res.body.errors?.[0]?.path]).toEqual([source, 400, 'source']);
+    }
+    const callback = await request(producer.app).post('/v1/videos').set(auth).send({ source: 'https://cdn.example.com/a.mp4', callbackUrl: 'http://[::1]:8080/hook' });
+    expect(callback.status).toBe(400);
+    expect(callback.body.detail).toMatch(/^callbackUrl: /);
+    const batch = await request(producer.app).post('/v1/videos:batch').set(auth).send({ videos: [{ source: 'https://cdn.example.com/a.mp4' }, { source: 'http://10.0.0.1/b.mp4' }] });
+    expect(batch.status).toBe(400);
+    expect(batch.body.errors[0].path).toBe('videos.1.source');
+    expect(await env.db.selectFrom('videos').select('id').execute()).toHaveLength(before.length);
+    expect((await request(producer.app).post('/v1/videos').set(auth).send({ source: 'https://cdn.example.com/ok.mp4' })).status).toBe(202);
+  });
+});
+
 describe('live event streams', () => {
   async function listening(overrides: Partial<ServiceContext['config']>) {
     const { producer } = await producerWith({ apiRateLimitPerMinute: 0, maxActiveVideosPerTenant: 1000, ...overrides });

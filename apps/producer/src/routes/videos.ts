@@ -18,6 +18,9 @@ import {
   type PurgeOutcome,
   type TenantScope,
   VideoNotFinishedError,
+  checkUrl,
+  EgressRefusedError,
+  type EgressPolicy,
 } from '@clipline/shared';
 import { describeIssues, videoBatch, videoIdParam, videoListQuery, videoSubmission, type VideoSubmissionBody } from '../api-schemas.js';
 import { callerOf, principalOf, scopeOf } from '../http/auth.js';
@@ -46,6 +49,8 @@ export interface VideoRoutesDependencies {
   streamSlots: StreamSlots;
   /** Removes a finished video's files and rows (`DELETE …?purge=true`). */
   purge: (videoId: string, scope: TenantScope) => Promise<PurgeOutcome>;
+  /** Whether sources and callbacks may name loopback/private hosts (ALLOW_PRIVATE_SOURCES). */
+  egress: EgressPolicy;
   limits: {
     /** Unfinished videos one tenant may have. */
     maxActiveVideosPerTenant: number;
@@ -109,6 +114,25 @@ function presentClip(videoId: string, clip: ClipView, extras: ClipExtras | undef
   };
 }
 
+/**
+ * Refuses at submission what the workers would refuse later: a source or callback URL whose host
+ * is written as a non-public address (`http://127.1/`, `http://[::ffff:7f00:1]/`, `localhost`).
+ * Host names are judged again by the workers at connect time; this only saves a doomed video.
+ */
+function checkEgress(body: VideoSubmissionBody, policy: EgressPolicy, where = ''): void {
+  const urls: [string, string][] = [];
+  if (/^https?:\/\//i.test(body.source)) urls.push(['source', body.source]);
+  if (body.callbackUrl) urls.push(['callbackUrl', body.callbackUrl]);
+  for (const [field, url] of urls) {
+    try {
+      checkUrl(url, policy);
+    } catch (error) {
+      if (!(error instanceof EgressRefusedError)) throw error;
+      throw badRequest(`${where}${field}: ${error.message}`, [{ path: `${where}${field}`, message: error.message }]);
+    }
+  }
+}
+
 function toSubmission(body: VideoSubmissionBody) {
   return {
     source: body.source,
@@ -158,6 +182,7 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
     '/videos',
     idempotent(idempotency, async (req, res) => {
       const body = parse(videoSubmission, requireJson(req) ?? undefined);
+      checkEgress(body, deps.egress);
       guardQueue();
       const { tenant } = callerOf(res);
       await guardActiveVideos(tenant, 1);
@@ -175,6 +200,7 @@ export function videoRoutes(deps: VideoRoutesDependencies): Router {
     /^\/videos:batch$/,
     idempotent(idempotency, async (req, res) => {
       const body = parse(videoBatch, requireJson(req) ?? undefined);
+      body.videos.forEach((video, index) => checkEgress(video, deps.egress, `videos.${index}.`));
       // The request itself was charged one unit on the way in; each further video is one more.
       await deps.budget.charge(principalOf(res), body.videos.length - 1, (name, value) => res.setHeader(name, value));
       guardQueue();
