@@ -155,7 +155,7 @@ describe('POST /v1/users through the workers', () => {
     );
     expect(user).toMatchObject({ status: 'active', email: 'lin@example.com' });
     const row = await env.db.selectFrom('users').select('password_hash').where('id', '=', id).executeTakeFirstOrThrow();
-    expect(row.password_hash).toMatch(/^\$scrypt\$ln=15,r=8,p=1\$/);
+    expect(row.password_hash).toMatch(/^\$scrypt\$ln=17,r=8,p=1\$/);
     const { verifyPassword } = await import('../../apps/worker-cpu/src/crypto/password-hash.js');
     expect(verifyPassword(password, row.password_hash!)).toBe(true);
     expect(verifyPassword('violet-Harbor-92-saunter-gentlx', row.password_hash!)).toBe(false);

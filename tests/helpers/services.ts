@@ -41,12 +41,31 @@ export interface TestDatabase {
 
 const newToken = () => randomUUID().replace(/-/g, '').slice(0, 12);
 
+/**
+ * Kysely's migrator introspects every schema of the database before it starts; on PostgreSQL that
+ * catalog query fails with "schema … does not exist" when another test file drops its schema at
+ * the same moment. Only then is the migration tried again (it had not started).
+ */
+async function migrateWhileOthersDrop(db: Db, schema: string): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await migrateToLatest(db, schema);
+      return;
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const otherSchema = cause?.code === '3F000' && !cause.message?.includes(`"${schema}"`);
+      if (!otherSchema || attempt >= 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
+}
+
 /** A fresh, migrated schema of its own on the database `url` names. */
 export async function createTestDatabase(url: string = DATABASE_URL, schema = `t_${newToken()}`, poolSize = 4): Promise<TestDatabase> {
   const settings = { url, schema, poolSize };
   await ensureDatabaseExists(settings);
   const db = createDatabase(settings);
-  await migrateToLatest(db, schema);
+  await migrateWhileOthersDrop(db, schema);
   return {
     db,
     settings,

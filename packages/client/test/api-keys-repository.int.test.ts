@@ -52,7 +52,7 @@ describe('create', () => {
 describe('verify', () => {
   it('accepts the key and refuses anything else without revealing why', async () => {
     const created = await keys.create('verify');
-    expect(await keys.verify(created.key)).toEqual({ id: created.id, name: 'verify' });
+    expect(await keys.verify(created.key)).toEqual({ id: created.id, name: 'verify', tenant: 'verify', role: 'tenant' });
     const [, prefix, secret] = KEY_FORMAT.exec(created.key)!;
     const otherSecret = `${secret!.slice(0, -1)}${secret!.endsWith('A') ? 'B' : 'A'}`;
     for (const wrong of [`${prefix}_${otherSecret}`, `${created.key}x`, created.key.toUpperCase(), `cl_000000000000_${secret}`, 'dev-key-clipline', '', `${prefix}`]) {
@@ -108,7 +108,7 @@ describe('revoke and list', () => {
     const after = await keys.list();
     expect(after).toHaveLength(before.length + 1);
     const listed = after.at(-1)!;
-    expect(listed).toEqual({ id: created.id, name: 'listed', prefix: created.prefix, createdAt: expect.any(Date), lastUsedAt: null, revokedAt: expect.any(Date) });
+    expect(listed).toEqual({ id: created.id, name: 'listed', prefix: created.prefix, createdAt: expect.any(Date), lastUsedAt: null, revokedAt: expect.any(Date), tenant: 'listed', role: 'tenant' });
     const times = after.map((key) => key.createdAt.getTime());
     expect(times).toEqual([...times].sort((a, b) => a - b));
   });

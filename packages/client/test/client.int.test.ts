@@ -131,19 +131,20 @@ describe('watchVideo', () => {
 });
 
 describe('generic jobs', () => {
-  it('submits a job of a declared queue and reads its state', async () => {
-    const payload = { videoId: randomUUID(), source: '/srv/media/job.mp4' };
-    const accepted = await api.submitJob('ingest', 'ingest-video', payload);
-    expect(accepted).toMatchObject({ queue: 'ingest', name: 'ingest-video', status: 'queued', id: expect.any(String) });
-    const job = await api.getJob('ingest', accepted.id);
-    expect(job).toMatchObject({ id: accepted.id, queue: 'ingest', name: 'ingest-video', state: 'waiting', attemptsMade: 0, failedReason: null });
+  it('submits a public job for its own video and reads its state', async () => {
+    const video = await api.submitVideo({ source: '/srv/media/job.mp4' });
+    const accepted = await api.submitJob('sync', 'refresh-metadata', { videoId: video.id });
+    expect(accepted).toMatchObject({ queue: 'sync', name: 'refresh-metadata', status: 'queued', id: expect.any(String) });
+    const job = await api.getJob('sync', accepted.id);
+    expect(job).toMatchObject({ id: accepted.id, queue: 'sync', name: 'refresh-metadata', attemptsMade: 0, failedReason: null });
   });
 
-  it('answers 404 for an unknown queue, job name or id, and 400 for a payload its schema refuses', async () => {
-    expect((await failureOf(api.submitJob('nope', 'x', {}))).problem.detail).toMatch(/no queue "nope"/);
-    expect((await failureOf(api.submitJob('ingest', 'nope', {}))).problem.detail).toMatch(/has no job "nope"/);
-    expect((await failureOf(api.getJob('ingest', 'missing-job'))).status).toBe(404);
-    expect((await failureOf(api.submitJob('ingest', 'ingest-video', { videoId: 'x' }))).status).toBe(400);
+  it('answers 404 for internal steps, an unknown queue, job name or id, and 400 for a payload its schema refuses', async () => {
+    expect((await failureOf(api.submitJob('nope', 'x', {}))).problem.detail).toMatch(/no public job "nope\/x"/);
+    expect((await failureOf(api.submitJob('ingest', 'ingest-video', { videoId: randomUUID(), source: '/a.mp4' }))).status).toBe(404);
+    expect((await failureOf(api.submitJob('sync', 'nope', {}))).problem.detail).toMatch(/no public job "sync\/nope"/);
+    expect((await failureOf(api.getJob('sync', 'missing-job'))).status).toBe(404);
+    expect((await failureOf(api.submitJob('sync', 'refresh-metadata', { videoId: 'x' }))).status).toBe(400);
   });
 });
 
