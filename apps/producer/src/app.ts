@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { AuthFailureThrottle, purgeVideo, StorageLedger } from '@clipline/shared';
 import type {
   AiResultsRepository,
+  ApiKeysRepository,
   PublicJobsRepository,
   WebhookSecretsRepository,
   AnalysisRepository,
@@ -22,6 +23,7 @@ import type {
 } from '@clipline/shared';
 import { requireApiKey, type KeyVerifier } from './http/auth.js';
 import { webhookSecretRoutes } from './routes/webhook-secrets.js';
+import { adminKeyRoutes } from './routes/admin-keys.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { rateLimitPerKey, RequestBudget } from './http/rate-limit.js';
 import { StreamSlots } from './http/stream-slots.js';
@@ -49,6 +51,7 @@ export interface ProducerDependencies {
   strength: StrengthPool;
   keyring: Keyring;
   webhookSecrets: WebhookSecretsRepository;
+  apiKeys: ApiKeysRepository;
   publicJobs: PublicJobsRepository;
   /** Looks up API keys kept in the database, beside those of the configuration. */
   verifyKey?: KeyVerifier;
@@ -122,6 +125,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   v1.use(jobRoutes({ queues: deps.jobs, idempotency: deps.idempotency, fingerprintKey, queueReady: deps.queueReady, videos: deps.videos, publicJobs: deps.publicJobs }));
   v1.use(userRoutes(deps));
   v1.use(webhookSecretRoutes({ secrets: deps.webhookSecrets }));
+  v1.use(adminKeyRoutes({ keys: deps.apiKeys }));
 
   app.use('/v1', v1);
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path.slice(0, 200)}`)));

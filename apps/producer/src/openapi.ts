@@ -19,6 +19,7 @@ import {
 } from './api-schemas.js';
 import { userRegistration } from './routes/users.js';
 import { publicJobCatalogue } from './routes/jobs.js';
+import { newApiKeyRequest } from './routes/admin-keys.js';
 
 type Json = Record<string, unknown>;
 
@@ -34,6 +35,7 @@ const components: Record<string, z.ZodType> = {
   Job: jobView,
   Problem: problem,
   UserRegistration: userRegistration,
+  NewApiKey: newApiKeyRequest,
   User: userView,
 };
 
@@ -90,6 +92,20 @@ const idempotencyHeader = {
   description: 'Same key and body replays the first response; another body → 422; while the first runs → 409',
   schema: { type: 'string', minLength: 1, maxLength: 255 },
 };
+
+function apiKeySchema(withKey: boolean): Json {
+  return {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      name: { type: 'string' },
+      prefix: { type: 'string' },
+      tenant: { type: 'string' },
+      role: { enum: ['tenant', 'admin'] },
+      ...(withKey ? { key: { type: 'string', description: 'Shown only here' } } : { createdAt: { type: 'string' }, lastUsedAt: { type: ['string', 'null'] }, revokedAt: { type: ['string', 'null'] } }),
+    },
+  };
+}
 
 const webhookSecretSchema = {
   type: 'object',
@@ -209,6 +225,27 @@ export function openApiDocument(): Json {
             { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
           ],
           responses: { '200': { description: 'The job', content: json('Job') }, ...problems(401, 404, 429, 503) },
+        },
+      },
+      '/v1/admin/keys': {
+        post: {
+          operationId: 'createApiKey',
+          summary: 'Operators only: a new API key for a tenant (the key is shown once)',
+          requestBody: { required: true, content: json('NewApiKey') },
+          responses: { '201': { description: 'The key', content: { 'application/json': { schema: apiKeySchema(true) } } }, ...problems(400, 401, 404, 415, 429, 503) },
+        },
+        get: {
+          operationId: 'listApiKeys',
+          summary: 'Operators only: every key, oldest first, never the key itself',
+          responses: { '200': { description: 'The keys', content: { 'application/json': { schema: { type: 'object', properties: { items: { type: 'array', items: apiKeySchema(false) } } } } } }, ...problems(401, 404, 429, 503) },
+        },
+      },
+      '/v1/admin/keys/{ref}': {
+        delete: {
+          operationId: 'revokeApiKey',
+          summary: 'Operators only: revoke a key named by its id, its cl_… prefix or the whole key',
+          parameters: [{ name: 'ref', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'Revoked', content: { 'application/json': { schema: { type: 'object', properties: { outcome: { enum: ['revoked', 'already-revoked'] } } } } } }, ...problems(401, 404, 429, 503) },
         },
       },
       '/v1/webhook-secret': {

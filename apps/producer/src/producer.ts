@@ -49,6 +49,7 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
     strength,
     keyring,
     webhookSecrets: new WebhookSecretsRepository(db, keyring),
+    apiKeys,
     publicJobs: new PublicJobsRepository(db),
     config,
     logger,

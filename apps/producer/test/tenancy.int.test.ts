@@ -224,6 +224,30 @@ describe('tenancy matrix', () => {
     expect((await call('other', 'get', '/v1/webhook-secret')).body.secret).toBe(b.body.secret);
   });
 
+  it('lets operators (only) create, list and revoke tenant keys through the admin API', async () => {
+    for (const caller of ['owner', 'other'] as const) {
+      const refused = await call(caller, 'post', '/v1/admin/keys', { name: 'sneaky', admin: true });
+      expect(refused.status).toBe(404);
+      expect((await call(caller, 'get', '/v1/admin/keys')).status).toBe(404);
+    }
+    const created = await call('admin', 'post', '/v1/admin/keys', { name: 'Acme Ingest', tenant: 'acme' });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ name: 'Acme Ingest', tenant: 'acme', role: 'tenant', key: expect.stringMatching(/^cl_[0-9A-Za-z]{12}_[0-9A-Za-z]{32}$/) });
+    expect((await call('admin', 'post', '/v1/admin/keys', { name: 'x', tenant: 'Not A Tenant' })).status).toBe(400);
+    const acme = { authorization: `Bearer ${created.body.key}` };
+    const video = await request(producer.app).post('/v1/videos').set(acme).send({ source: 'https://cdn.example.com/acme.mp4' });
+    expect(video.status).toBe(202);
+    expect((await request(producer.app).get(`/v1/videos/${video.body.id}`).set(acme)).body.tenant).toBe('acme');
+    expect((await call('owner', 'get', `/v1/videos/${video.body.id}`)).status).toBe(404);
+    const listed = await call('admin', 'get', '/v1/admin/keys');
+    expect(listed.body.items).toEqual(expect.arrayContaining([expect.objectContaining({ id: created.body.id, tenant: 'acme', role: 'tenant', revokedAt: null })]));
+    expect(JSON.stringify(listed.body)).not.toContain(created.body.key);
+    expect((await call('admin', 'delete', `/v1/admin/keys/${created.body.prefix}`)).body).toEqual({ outcome: 'revoked' });
+    expect((await call('admin', 'delete', `/v1/admin/keys/${created.body.id}`)).body).toEqual({ outcome: 'already-revoked' });
+    expect((await call('admin', 'delete', `/v1/admin/keys/${randomUUID()}`)).status).toBe(404);
+    expect((await request(producer.app).get('/v1/videos').set(acme)).status).toBe(401);
+  });
+
   it('keeps idempotency keys apart between tenants', async () => {
     const headers = { 'idempotency-key': `same-${randomUUID()}` };
     const a = await call('owner', 'post', '/v1/videos', { source: 'https://cdn.example.com/i.mp4' }).set(headers);
