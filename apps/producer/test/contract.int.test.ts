@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { accountsQueue, createService, DEV_API_KEY, IdempotencyRepository, ingestQueue, syncQueue, VIDEO_STEPS, type ServiceContext } from '@clipline/shared';
+import { accountsQueue, ApiKeysRepository, createService, portableSql, DEV_API_KEY, IdempotencyRepository, ingestQueue, syncQueue, VIDEO_STEPS, type ServiceContext, type VideoStatus } from '@clipline/shared';
 import { buildProducer } from '../src/producer.js';
 import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -105,22 +106,61 @@ describe('POST /v1/videos:batch', () => {
 });
 
 describe('GET /v1/videos', () => {
-  it('pages through every video exactly once, newest first, with filters', async () => {
-    const seen: string[] = [];
-    let cursor: string | null = null;
-    let pages = 0;
-    do {
-      const res = await get(`/v1/videos?limit=37${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-      expect(res.status).toBe(200);
-      seen.push(...res.body.items.map((item: { id: string }) => item.id));
-      cursor = res.body.nextCursor;
-      pages++;
-    } while (cursor && pages < 50);
-    const total = await env.db.selectFrom('videos').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    expect(seen).toHaveLength(Number(total.n));
-    expect(new Set(seen).size).toBe(seen.length);
-    const queued = await get('/v1/videos?status=queued&limit=5');
-    expect(queued.body.items.every((item: { status: string }) => item.status === 'queued')).toBe(true);
+  /**
+   * Videos of a tenant of their own (so other tests' videos do not interleave), created oldest
+   * first one second apart (so no two share a creation time and fall back to id order), with a
+   * status each. Statuses are set newest first, so `updated_at` order is the reverse of creation.
+   */
+  async function videosOfOwnTenant(statuses: readonly VideoStatus[]) {
+    const created = await new ApiKeysRepository(env.db).create('listing', { tenant: `listing-${randomUUID().slice(0, 8)}` });
+    const headers = { authorization: `Bearer ${created.key}` };
+    const ids: string[] = [];
+    for (const [index] of statuses.entries()) {
+      const res = await request(producer.app).post('/v1/videos').set(headers).send({ source: `/media/listing-${index}.mp4` });
+      expect(res.status).toBe(202);
+      ids.push(res.body.id);
+    }
+    const clock = portableSql(env.db);
+    for (const [index, id] of ids.entries()) {
+      await env.db.updateTable('videos').set({ created_at: clock.secondsAgo(100 - index) }).where('id', '=', id).execute();
+    }
+    for (let index = ids.length - 1; index >= 0; index -= 1) {
+      if (statuses[index] !== 'queued') expect(await producer.videos.setStatus(ids[index]!, statuses[index]!)).toBe(true);
+    }
+    const list = async (query: string) => {
+      const seen: { id: string; status: string }[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const res = await request(producer.app).get(`/v1/videos?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`).set(headers);
+        expect(res.status).toBe(200);
+        seen.push(...res.body.items.map((item: { id: string; status: string }) => ({ id: item.id, status: item.status })));
+        cursor = res.body.nextCursor;
+        pages += 1;
+      } while (cursor && pages < 50);
+      return { seen, pages };
+    };
+    return { ids, list };
+  }
+
+  const STATUSES: readonly VideoStatus[] = ['queued', 'processing', 'completed', 'failed', 'queued', 'cancelled', 'processing', 'completed'];
+
+  it('pages through every video exactly once, newest first', async () => {
+    const { ids, list } = await videosOfOwnTenant(STATUSES);
+    const { seen, pages } = await list('limit=3');
+    expect(pages).toBe(3);
+    expect(seen.map((item) => item.id)).toEqual([...ids].reverse());
+    expect(seen.map((item) => item.status)).toEqual([...STATUSES].reverse());
+  });
+
+  it('filters by status: only that status, newest first, across pages', async () => {
+    const { ids, list } = await videosOfOwnTenant(STATUSES);
+    const expected = (status: VideoStatus) => ids.filter((_, index) => STATUSES[index] === status).reverse();
+    for (const status of ['queued', 'processing', 'completed', 'failed', 'cancelled'] as const) {
+      const { seen } = await list(`status=${status}&limit=1`);
+      expect({ status, ids: seen.map((item) => item.id) }).toEqual({ status, ids: expected(status) });
+      expect(seen.every((item) => item.status === status)).toBe(true);
+    }
   });
 
   it('refuses a bad limit, status or cursor', async () => {
@@ -251,7 +291,6 @@ describe('per-key rate limit', () => {
 
 describe('API keys kept in the database', () => {
   it('accepts a created key, and refuses it once revoked', async () => {
-    const { ApiKeysRepository } = await import('@clipline/shared');
     const keys = new ApiKeysRepository(env.db);
     const created = await keys.create('contract test');
     const withKey = { authorization: `Bearer ${created.key}` };
