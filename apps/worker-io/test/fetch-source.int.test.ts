@@ -22,6 +22,19 @@ beforeAll(async () => {
     if (req.url === '/clip.mp4') {
       res.writeHead(200, { 'content-type': 'video/mp4' });
       createReadStream(video).pipe(res);
+    } else if (req.url === '/sized.mp4') {
+      // With its length, in sixteen pieces over about a second: long enough for several progress
+      // reports. The last piece follows the one before it closely, as a download's end often
+      // does, so it falls inside the report interval: a final report has to be made for it.
+      void readFile(video).then(async (bytes) => {
+        res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(bytes.length) });
+        const size = Math.ceil(bytes.length / 16);
+        for (let piece = 0; piece < 16 && !res.destroyed; piece += 1) {
+          await new Promise((resolve) => setTimeout(resolve, piece === 15 ? 30 : piece === 14 ? 300 : 60));
+          res.write(bytes.subarray(piece * size, (piece + 1) * size));
+        }
+        res.end();
+      });
     } else if (req.url === '/untyped') {
       res.writeHead(200);
       createReadStream(video).pipe(res);
@@ -81,12 +94,27 @@ describe('fetchSource', () => {
     expect(stored.sizeBytes).toBe((await stat(video)).size);
   });
 
-  it('streams an http download into storage with progress', async () => {
+  async function download(route: string, videoId: string) {
     const progress: number[] = [];
-    const parsed = parseSource(`${base}/clip.mp4`);
+    const parsed = parseSource(`${base}${route}`);
     if (!parsed.ok) throw new Error(parsed.reason);
-    const stored = await fetchSource(settings(), '7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b22', parsed.source, { onProgress: (f) => void progress.push(f) });
+    const stored = await fetchSource(settings(), videoId, parsed.source, { onProgress: (fraction) => void progress.push(fraction) });
     expect(await readFile(settings().storage.pathOf(stored.storageKey))).toEqual(await readFile(video));
+    return progress;
+  }
+
+  it('streams an http download with a Content-Length into storage, reporting rising progress that ends at 1', async () => {
+    const progress = await download('/sized.mp4', '7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b22');
+    // The body takes about a second and reports come at most every 250 ms: more than one.
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    for (const fraction of progress) expect(fraction > 0 && fraction <= 1).toBe(true);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(new Set(progress).size).toBe(progress.length);
+    expect(progress.at(-1)).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it('streams an http download without a Content-Length, reporting no fraction it cannot know', async () => {
+    expect(await download('/clip.mp4', '7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b23')).toEqual([]);
   });
 
   it('accepts a download with no content type when the bytes are a video', async () => {
