@@ -3,7 +3,6 @@ import {
   AnalysisRepository,
   analyzeQueue,
   connectVideoRuntime,
-  failVideoOnFinalFailure,
   UsersRepository,
   closeServer,
   createRedis,
@@ -76,7 +75,7 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   });
   new Gauge({ name: 'clipline_cpu_pool_threads', help: 'Threads of the pool', registers: [metrics] }).set(pool.threads);
 
-  const { signals, jobs, videos } = connectVideoRuntime(service, redis, db);
+  const { signals, jobs, videos, policy } = connectVideoRuntime(service, redis, db);
   // Subscribed before the first job, so a cancellation can reach any job this process runs.
   await signals.ready();
   const analyses = new AnalysisRepository(db);
@@ -92,7 +91,7 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
     const address = server.address();
     metricsPort = typeof address === 'object' && address ? address.port : config.workerCpuMetricsPort;
   }
-  const common = { connection: redis, prefix: config.queuePrefix, logger, cancellations: signals, onFinalFailure: failVideoOnFinalFailure(videos) };
+  const common = { connection: redis, prefix: config.queuePrefix, logger, policy };
   const workers = [
     startWorker(analyzeQueue, analyzeProcessors({ settings: analysis, videos, analyses, storage }), { ...common, concurrency: concurrency.analyze }),
     startWorker(renderQueue, renderProcessors({ settings: render, analyses, storage, videos }), { ...common, concurrency: concurrency.render }),

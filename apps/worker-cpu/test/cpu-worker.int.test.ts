@@ -80,11 +80,10 @@ afterAll(async () => {
 async function submit(file: string): Promise<string> {
   const id = randomUUID();
   await videos.create({ id, source: file, title: null, steps: ['ingest', 'analyze', 'persist'] });
-  await flows.addChain({
-    key: id,
-    parent: { declaration: analyzeQueue, jobName: 'analyze-video', data: { videoId: id } },
-    steps: [{ declaration: ingestQueue, jobName: 'ingest-video', data: { videoId: id, source: file } }],
-  });
+  await flows.addChains([{
+    parent: { declaration: analyzeQueue, jobName: 'analyze-video', data: { videoId: id }, jobId: `${id}-analyze` },
+    steps: [{ declaration: ingestQueue, jobName: 'ingest-video', data: { videoId: id, source: file }, jobId: `${id}-ingest` }],
+  }]);
   return id;
 }
 

@@ -16,30 +16,40 @@ const JOBS = 500;
 const RETRY_AFTER_SECONDS = 2;
 const PROVIDERS_MODULE = path.resolve(import.meta.dirname ?? '.', '../dist/providers/index.js');
 
-/** The worker process: a BullMQ Worker whose processor calls the OpenAI client, and hands rate limits to the queue. */
+/**
+ * The worker process: the production worker runtime (startWorker, with the limiter worker-io
+ * gives its provider queues) whose processor calls the OpenAI client and maps its errors with
+ * toJobError, so a rate limit becomes a queue pause.
+ */
 const WORKER_SCRIPT = `
-import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { Registry } from '@clipline/shared';
+import { z } from 'zod';
+import { createLogger, defineQueue, Registry, standardRetention, startWorker } from '@clipline/shared';
 const providersModule = await import(process.env.PROVIDERS_MODULE_URL);
-const { createProviderClients, loadProviderSettings, pauseQueueIfRateLimited, toJobError, ProviderRateLimitedError } = providersModule;
+const { createProviderClients, loadProviderSettings, toJobError, ProviderRateLimitedError } = providersModule;
 const name = process.env.WORKER_NAME;
 const redis = new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
 const settings = loadProviderSettings({ UPSTREAM_SIM_URL: process.env.SIM_URL, OPENAI_RATE_LIMIT_PER_SECOND: '0' });
 const clients = createProviderClients({ settings, redis, keyPrefix: process.env.PREFIX, registry: new Registry() });
 const rateLimited = { upstream: 0, paused: 0, limiter: 0 };
-const worker = new Worker(process.env.QUEUE, async (job) => {
-  try {
-    await clients.openai.chatCompletion({ messages: [{ role: 'user', content: 'caption ' + job.id }] });
-    return { worker: name };
-  } catch (error) {
-    if (error instanceof ProviderRateLimitedError) rateLimited[error.source] += 1;
-    await pauseQueueIfRateLimited(worker, error);
-    throw toJobError(error);
-  }
-}, { connection: { url: process.env.REDIS_URL, maxRetriesPerRequest: null }, prefix: process.env.PREFIX, concurrency: 5 });
-worker.on('error', (error) => process.stderr.write(String(error) + '\\n'));
-await worker.waitUntilReady();
+const declaration = defineQueue({
+  name: process.env.QUEUE,
+  resourceClass: 'io',
+  jobs: { 'write-captions': z.strictObject({ index: z.number() }) },
+  defaultJobOptions: { attempts: 1, backoff: { type: 'fixed', delay: 100 }, ...standardRetention },
+});
+const worker = startWorker(declaration, {
+  'write-captions': async (job) => {
+    try {
+      await clients.openai.chatCompletion({ messages: [{ role: 'user', content: 'caption ' + job.id }] });
+      return { worker: name };
+    } catch (error) {
+      if (error instanceof ProviderRateLimitedError) rateLimited[error.source] += 1;
+      throw toJobError(error);
+    }
+  },
+}, { connection: redis, prefix: process.env.PREFIX, concurrency: 5, logger: createLogger({ name, level: 'silent' }), limiter: { max: 1_000_000, duration: 1000 } });
+while (!worker.isRunning()) await new Promise((resolve) => setTimeout(resolve, 20));
 process.stdout.write(JSON.stringify({ ready: name }) + '\\n');
 process.on('SIGTERM', async () => {
   await worker.close();

@@ -1,8 +1,9 @@
-import { Queue, QueueEvents, Worker } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { Registry } from '@clipline/shared';
+import { z } from 'zod';
+import { createLogger, defineQueue, Registry, standardRetention, startWorker } from '@clipline/shared';
 import { createUpstreamSimulator, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
-import { createProviderClients, loadProviderSettings, pauseQueueIfRateLimited, toJobError, type ProviderClients } from '../src/providers/index.js';
+import { createProviderClients, loadProviderSettings, toJobError, type ProviderClients } from '../src/providers/index.js';
 import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const JOBS = 120;
@@ -51,20 +52,27 @@ describe('transient upstream faults within the job attempts', () => {
         opts: { jobId: `clip-${index}`, attempts: 12, backoff: { type: 'exponential', delay: 20 } },
       })),
     );
-    const worker: Worker = new Worker(
-      'ai-transient',
-      async (job) => {
-        try {
-          const reply = await providers.openai.chatCompletion({ messages: [{ role: 'user', content: `caption for clip ${String(job.data.clip)}` }] });
-          return { clip: job.data.clip, caption: reply.content };
-        } catch (error) {
-          await pauseQueueIfRateLimited(worker, error);
-          throw toJobError(error);
-        }
+    // The runtime the AI steps run on in production, with their error mapping.
+    const declaration = defineQueue({
+      name: 'ai-transient',
+      resourceClass: 'io',
+      jobs: { 'write-captions': z.strictObject({ clip: z.number() }) },
+      defaultJobOptions: { attempts: 12, backoff: { type: 'exponential', delay: 20 }, ...standardRetention },
+    });
+    const worker = startWorker(
+      declaration,
+      {
+        'write-captions': async (job) => {
+          try {
+            const reply = await providers.openai.chatCompletion({ messages: [{ role: 'user', content: `caption for clip ${String(job.data.clip)}` }] });
+            return { clip: job.data.clip, caption: reply.content };
+          } catch (error) {
+            throw toJobError(error);
+          }
+        },
       },
-      { connection, prefix: env.config.queuePrefix, concurrency: 20 },
+      { connection: redis, prefix: env.config.queuePrefix, concurrency: 20, logger: createLogger({ name: 'ai-transient', level: 'silent' }) },
     );
-    worker.on('error', () => {});
     try {
       await waitFor(async () => ((await queue.getCompletedCount()) + (await queue.getFailedCount()) === JOBS ? true : undefined), 40_000, 'every job to finish');
       const completed = await queue.getJobs(['completed'], 0, JOBS);

@@ -19,6 +19,33 @@ export class PermanentJobError extends Error {
   override name = 'PermanentJobError';
 }
 
+/**
+ * An upstream asked us to wait (a 429 with Retry-After, a pause another process set, the shared
+ * limiter). The worker pauses the whole queue for `retryAfterMs` and the job goes back to
+ * waiting without spending an attempt.
+ */
+export class RateLimitedError extends Error {
+  override name = 'RateLimitedError';
+
+  constructor(
+    message: string,
+    /** Milliseconds before the queue may run jobs again. */
+    readonly retryAfterMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * A dependency (the database, most often) cannot serve right now. The job waits and runs again
+ * without spending an attempt. Driver errors with an outage code are recognised as well; throw
+ * this one where the code itself finds the dependency away.
+ */
+export class DependencyOutageError extends Error {
+  override name = 'DependencyOutageError';
+}
+
 /** Short, single-line reason fit for an API response. */
 export function reasonOf(thrown: unknown, maxLength = 500): string {
   const message = coerceError(thrown).message.replace(/\s+/g, ' ').trim();
@@ -68,6 +95,7 @@ const DATABASE_OUTAGE_CODES = new Set([
  * server is starting or shutting down. Such jobs wait and retry without spending an attempt.
  */
 export function isDependencyOutage(thrown: unknown): boolean {
+  if (thrown instanceof DependencyOutageError) return true;
   const error = thrown as { code?: unknown; syscall?: unknown; message?: unknown; fatal?: unknown } | null;
   if (!error || typeof error !== 'object') return false;
   if (typeof error.code === 'string' && DATABASE_OUTAGE_CODES.has(error.code)) return true;
@@ -78,4 +106,36 @@ export function isDependencyOutage(thrown: unknown): boolean {
     typeof error.message === 'string' &&
     /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Pool is closed|Can't add new command when connection is in closed state)/.test(error.message)
   );
+}
+
+/**
+ * What a job's failure means for the job, in the order it is decided:
+ * - `cancelled`: its video was cancelled through the API; fail it for good, quietly.
+ * - `worker-closing`: this worker shuts down; hand the job back to the queue, no attempt spent.
+ * - `rate-limited`: pause the queue for `retryAfterMs`, no attempt spent.
+ * - `dependency-outage`: wait for the dependency, no attempt spent.
+ * - `permanent`: retrying cannot help; fail at once.
+ * - `transient`: anything else; BullMQ retries with backoff while attempts remain.
+ */
+export type JobErrorKind =
+  | { kind: 'cancelled' }
+  | { kind: 'worker-closing' }
+  | { kind: 'rate-limited'; retryAfterMs: number }
+  | { kind: 'dependency-outage' }
+  | { kind: 'permanent' }
+  | { kind: 'transient' };
+
+/**
+ * Classifies a job's error (and the abort reason of its signal) once, for the worker runtime and
+ * the step bookkeeping alike. Processors signal a permanent failure with {@link PermanentJobError};
+ * the runtime alone turns it into BullMQ's UnrecoverableError.
+ */
+export function classifyJobError(thrown: unknown, signal?: AbortSignal): JobErrorKind {
+  if (signal?.aborted && signal.reason instanceof JobCancelledError) return { kind: 'cancelled' };
+  if (thrown instanceof JobCancelledError) return { kind: 'cancelled' };
+  if (isWorkerClosing(thrown, signal)) return { kind: 'worker-closing' };
+  if (thrown instanceof RateLimitedError && thrown.retryAfterMs > 0) return { kind: 'rate-limited', retryAfterMs: thrown.retryAfterMs };
+  if (isDependencyOutage(thrown)) return { kind: 'dependency-outage' };
+  if (thrown instanceof PermanentJobError) return { kind: 'permanent' };
+  return { kind: 'transient' };
 }

@@ -8,10 +8,12 @@ import {
   IdempotencyRepository,
   JobQueues,
   PermanentJobError,
+  RateLimitedError,
   runOptionalStep,
   standardRetention,
   startWorker,
   VideosRepository,
+  type FinalFailure,
   type RunningWorker,
 } from '@clipline/shared';
 import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
@@ -34,24 +36,31 @@ let redis: Redis;
 let jobs: JobQueues;
 const workers: RunningWorker[] = [];
 const logger = createLogger({ name: 'test', level: 'silent' });
-const finalFailures: { name: string; reason: string }[] = [];
+const finalFailures: FinalFailure[] = [];
 const parentRuns = new Map<string, number>();
 
 beforeAll(async () => {
   env = await createTestEnvironment();
   redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
   jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
-  const common = { connection: redis, prefix: env.config.queuePrefix, logger, concurrency: 4, onFinalFailure: async (failure: { name: string; reason: string }) => void finalFailures.push(failure) };
+  const policy = { onFinalFailure: async (failure: FinalFailure) => void finalFailures.push(failure) };
+  const common = { connection: redis, prefix: env.config.queuePrefix, logger, concurrency: 4, policy };
   workers.push(
     startWorker(
       parentQueue,
       {
         parent: async (job) => {
+          if (job.data.key.startsWith('alone-')) {
+            // A parent with one child that fails for good, and nothing else: the final-failure test's own job.
+            await job.addChildren([{ step: { declaration: childQueue, jobName: 'child', data: { fail: true }, jobId: `${job.data.key}-bad` }, optional: true }]);
+            await job.waitForChildren();
+            return { alone: true };
+          }
           const runs = (parentRuns.get(job.data.key) ?? 0) + 1;
           parentRuns.set(job.data.key, runs);
           await job.addChildren([
-            { step: { declaration: childQueue, jobName: 'child', data: { fail: true } }, jobId: `${job.data.key}-bad`, optional: true },
-            { step: { declaration: childQueue, jobName: 'child', data: { fail: false } }, jobId: `${job.data.key}-ok`, optional: true },
+            { step: { declaration: childQueue, jobName: 'child', data: { fail: true }, jobId: `${job.data.key}-bad` }, optional: true },
+            { step: { declaration: childQueue, jobName: 'child', data: { fail: false }, jobId: `${job.data.key}-ok` }, optional: true },
           ]);
           // The first run dies after adding its children: the retry adds them again.
           if (runs === 1) {
@@ -98,9 +107,16 @@ describe('parents and children', () => {
   });
 
   it('reports a job that failed for good to onFinalFailure, once', async () => {
-    await waitFor(async () => (finalFailures.some((failure) => failure.reason === 'this child always fails') ? true : undefined), 5000, 'the final failure');
-    expect(finalFailures.filter((failure) => failure.name === 'child').length).toBeGreaterThanOrEqual(1);
-    expect(finalFailures.every((failure) => failure.name !== 'parent')).toBe(true);
+    // Its own parent, whose one child fails for good on its first attempt (a permanent error).
+    const key = `alone-${randomUUID().slice(0, 8)}`;
+    const { id } = await jobs.add(parentQueue, 'parent', { key });
+    await waitFor(async () => ((await jobs.get(parentQueue, id))?.state === 'completed' ? true : undefined), 15_000, 'the parent to complete');
+    const reports = () => finalFailures.filter((failure) => failure.jobId === `${key}-bad`);
+    await waitFor(async () => (reports().length > 0 ? true : undefined), 5000, 'the final failure');
+    // The failed event is handled at once; a second report (a retry, the stall check) would have come by now.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(reports()).toEqual([{ queue: childQueue.name, jobId: `${key}-bad`, name: 'child', data: { fail: true }, reason: 'this child always fails' }]);
+    expect(finalFailures.filter((failure) => failure.name === 'parent')).toEqual([]);
   });
 });
 
@@ -129,7 +145,7 @@ describe('runOptionalStep', () => {
     expect((await videos.find(failedId))!.status).toBe('queued');
 
     const pausedId = await videoWithStep();
-    const rateLimited = Object.assign(new Error('429'), { name: 'ProviderRateLimitedError', retryAfterMs: 2000 });
+    const rateLimited = new RateLimitedError('429', 2000);
     await expect(
       runOptionalStep('captions', { data: { videoId: pausedId }, attemptsMade: 2, maxAttempts: 3 }, videos, async () => {
         throw rateLimited;

@@ -1,5 +1,5 @@
-import type { AnalysisRepository, ClipOptions } from '@clipline/shared';
-import { analyzeVideo, resolveClipOptions, type AnalysisResult, type AnalysisSettings } from './analyze-video.js';
+import type { AnalysisRepository, AnalyzeResult, ClipOptions, VideoAnalysis } from '@clipline/shared';
+import { analyzeVideo, resolveClipOptions, type AnalysisSettings } from './analyze-video.js';
 import { FrameMetricsWriter } from './frame-metrics-writer.js';
 
 /**
@@ -16,13 +16,6 @@ export interface StoredAnalysisRequest {
   file: string;
   sizeBytes: number;
   clipOptions?: Partial<ClipOptions>;
-}
-
-export interface StoredAnalysisResult extends AnalysisResult {
-  /** SHA-256 (hex) of the source bytes. */
-  contentSha256: string;
-  /** The video whose finished analysis was reused, or null when this one was analysed itself. */
-  reusedFrom: string | null;
 }
 
 export interface StoredAnalysisHooks {
@@ -58,7 +51,7 @@ export async function analyzeWithReuse(
   analyses: AnalysisRepository,
   request: StoredAnalysisRequest,
   hooks: StoredAnalysisHooks = {},
-): Promise<StoredAnalysisResult> {
+): Promise<AnalyzeResult> {
   const { videoId } = request;
   const { signal } = hooks;
   const clipOptions = resolveClipOptions(request.clipOptions);
@@ -67,16 +60,16 @@ export async function analyzeWithReuse(
   await hooks.onProgress?.(HASH_SHARE);
   const fingerprint = analysisFingerprint(settings, clipOptions);
 
-  const earlier = await analyses.findCompletedAnalysisByHash<AnalysisResult>(contentSha256, fingerprint, videoId);
+  const earlier = await analyses.findCompletedAnalysisByHash<VideoAnalysis>(contentSha256, fingerprint, videoId);
   if (earlier) {
     await analyses.copyAnalysisRows(earlier.videoId, videoId);
-    const result: AnalysisResult = { ...earlier.result, metadata: { ...earlier.result.metadata, sizeBytes: request.sizeBytes } };
+    const result: VideoAnalysis = { ...earlier.result, metadata: { ...earlier.result.metadata, sizeBytes: request.sizeBytes } };
     await analyses.saveCompletedAnalysis(videoId, contentSha256, fingerprint, result);
     return { ...result, contentSha256, reusedFrom: earlier.videoId };
   }
 
   const writer = new FrameMetricsWriter(analyses, videoId, settings.fps);
-  let result: AnalysisResult;
+  let result: VideoAnalysis;
   try {
     result = await analyzeVideo(
       settings,

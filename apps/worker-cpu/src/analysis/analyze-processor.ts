@@ -4,6 +4,7 @@ import {
   runVideoStep,
   type AnalysisRepository,
   type analyzeQueue,
+  type AnalyzeResult,
   type LocalStorage,
   type Processors,
   type VideosRepository,
@@ -21,12 +22,12 @@ export interface AnalyzeDependencies {
 export function analyzeProcessors(deps: AnalyzeDependencies): Processors<typeof analyzeQueue> {
   return {
     'analyze-video': (job) =>
-      runVideoStep('analyze', job, deps.videos, async (step) => {
+      runVideoStep('analyze', job, deps.videos, async (step): Promise<AnalyzeResult> => {
         const [ingested] = await job.childResults();
         const source = ingestResult.safeParse(ingested);
         if (!source.success) throw new PermanentJobError('the ingest step left no stored source to analyse');
-        // Clip options travel in the payload once the submission carries them; until then the defaults apply.
-        const clipOptions = resolveClipOptions('options' in job.data ? job.data.options : undefined);
+        // The submission's clip options travel in the payload; a submission without them gets the defaults.
+        const clipOptions = resolveClipOptions(job.data.options);
         return analyzeWithReuse(
           deps.settings,
           deps.analyses,

@@ -1,11 +1,4 @@
-import {
-  clipOptions as clipOptionsSchema,
-  PermanentJobError,
-  type ClipCandidate,
-  type ClipOptions,
-  type Scene,
-  type VideoMetadata,
-} from '@clipline/shared';
+import { clipOptions as clipOptionsSchema, PermanentJobError, type ClipOptions, type VideoAnalysis } from '@clipline/shared';
 import { measureLoudness, type LoudnessTrack } from './audio-loudness.js';
 import { runBatchPipeline } from './batch-pipeline.js';
 import { probe, type FfmpegTools } from './ffmpeg.js';
@@ -37,29 +30,6 @@ export interface AnalysisInput {
   clipOptions?: Partial<ClipOptions>;
 }
 
-/** Loudness of the whole audio track (EBU R128). */
-export interface AudioSummary {
-  integratedLufs: number | null;
-  loudnessRangeLu: number | null;
-}
-
-/** What analysis returns; small enough to travel through Redis (no per-frame data). */
-export interface AnalysisResult {
-  metadata: VideoMetadata;
-  scenes: Scene[];
-  /** Times (seconds) where a new scene starts. */
-  cutSeconds: number[];
-  sampledFrames: number;
-  sampleFps: number;
-  /** The options the candidates were chosen with, defaults filled in. */
-  clipOptions: ClipOptions;
-  /** Best clips first; at most `clipOptions.clipCount`. */
-  clipCandidates: ClipCandidate[];
-  /** Null when the video has no audio or its loudness could not be measured (see `warnings`). */
-  audio: AudioSummary | null;
-  /** Problems that did not stop the analysis, e.g. an audio stream that does not decode. */
-  warnings: string[];
-}
 
 export interface AnalysisHooks {
   signal?: AbortSignal;
@@ -90,7 +60,7 @@ function tolerableShortfall(durationSeconds: number, fps: number): number {
  * loudness alongside, finds scene cuts and scores clip candidates. The main thread only moves
  * bytes: every per-pixel loop and the scoring run in the pool.
  */
-export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisInput, hooks: AnalysisHooks = {}): Promise<AnalysisResult> {
+export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisInput, hooks: AnalysisHooks = {}): Promise<VideoAnalysis> {
   const { signal } = hooks;
   const { file } = input;
   const clipOptions = resolveClipOptions(input.clipOptions);

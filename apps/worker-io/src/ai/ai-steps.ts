@@ -56,7 +56,6 @@ async function providerStep<R>(work: () => Promise<OptionalStepOutcome<R>>): Pro
     return await work();
   } catch (error) {
     if (error instanceof ProviderNotConfiguredError) return { skipped: error.message };
-    if ((error as ProviderError).kind === 'rate-limited') throw error;
     throw toJobError(error);
   }
 }
@@ -188,8 +187,7 @@ export function stabilityProcessors(deps: AiStepDependencies): Processors<typeof
           if (error instanceof ProviderBreakerOpenError || (error as ProviderError).kind === 'permanent') {
             return { skipped: `image generation unavailable (${(error as Error).message}); ${fallback}` };
           }
-          if ((error as ProviderError).kind === 'rate-limited') throw error;
-          throw toJobError(error);
+                throw toJobError(error);
         }
         return generated === clips.length ? { done: { generated } } : { done: { generated }, note: `${clips.length - generated} clips keep the sharpest frame` };
       }),

@@ -27,7 +27,6 @@ export { BREAKER_STATE_VALUES, type BreakerState } from './provider-breaker.js';
 export { providerMetrics, type ProviderMetrics } from './provider-metrics.js';
 export { RateGate, type GateDecision } from './rate-gate.js';
 export { ResponseCache, type CacheOutcome, type Revalidation, type ResponseCacheOptions } from './response-cache.js';
-export { pauseQueueIfRateLimited, type RateLimitTarget } from './queue-rate-limit.js';
 export { toJobError } from './provider-job-errors.js';
 export type { CallOptions } from './call-options.js';
 export { OpenAiClient, type ChatMessage, type ChatRequest, type ChatResult, type Transcript, type TranscriptSegment } from './openai.js';

@@ -6,7 +6,8 @@ import { API_KEY_VARIABLES, type ProviderName } from './provider-names.js';
  *   the contract); retrying cannot help, the job fails now.
  * - `transient`: 5xx, 408, timeouts, connection failures; BullMQ's attempts retry it.
  * - `rate-limited`: a 429, a provider pause set by another process, or the shared limiter;
- *   the whole queue waits `retryAfterMs` (see `pauseQueueIfRateLimited`), no attempt is spent.
+ *   the whole queue waits `retryAfterMs` (`toJobError` makes it a `RateLimitedError`, which
+ *   the worker runtime turns into a queue pause), no attempt is spent.
  * - `breaker-open`: the provider failed too often lately; a fallback or a later attempt.
  * - `not-configured`: no API key; the step is skipped with this reason.
  */

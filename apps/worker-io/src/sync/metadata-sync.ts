@@ -1,5 +1,5 @@
 import { syncQueue, type ExternalMetadataRepository, type JobQueues, type Processors } from '@clipline/shared';
-import { ProviderNotConfiguredError, toJobError, type ProviderClients, type ProviderError } from '../providers/index.js';
+import { ProviderNotConfiguredError, toJobError, type ProviderClients } from '../providers/index.js';
 
 export interface MetadataSyncDependencies {
   providers: ProviderClients;
@@ -26,7 +26,6 @@ export function syncProcessors(deps: MetadataSyncDependencies): Processors<typeo
         return { cache };
       } catch (error) {
         if (error instanceof ProviderNotConfiguredError) return { skipped: error.message };
-        if ((error as ProviderError).kind === 'rate-limited') throw error;
         throw toJobError(error);
       }
     },

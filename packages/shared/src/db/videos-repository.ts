@@ -1,26 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
-import { VIDEO_STEPS } from '../queues/index.js';
 import type { Db } from './connection.js';
 import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
 import type { Database, StepStatus, VideoOptions, VideoPriority, VideoStatus } from './schema.js';
 import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
 
-export interface VideoMetadata {
-  durationSeconds: number;
-  width: number;
-  height: number;
-  fps: number;
-  hasAudio: boolean;
-  sizeBytes: number;
-  videoCodec: string | null;
-}
-
-export interface Scene {
-  startSeconds: number;
-  endSeconds: number;
-}
+import type { Scene, VideoMetadata } from '../pipeline/analysis-result.js';
 
 export interface VideoStepView {
   name: string;
@@ -89,6 +75,14 @@ export interface RepositoryHooks {
   onFinished?: (videoId: string, deliveryIds: string[]) => Promise<void> | void;
 }
 
+export interface VideosRepositoryOptions extends RepositoryHooks {
+  /**
+   * The order a video's steps are shown in (the pipeline's table order, wired by the app); steps
+   * not listed come last. @defaultValue none: steps come ordered by name
+   */
+  stepOrder?: readonly string[];
+}
+
 const WEBHOOK_EVENTS = { completed: 'video.completed', failed: 'video.failed', cancelled: 'video.cancelled' } as const;
 
 type Executor = Transaction<Database>;
@@ -127,11 +121,15 @@ const TERMINAL: readonly VideoStatus[] = ['completed', 'failed', 'cancelled'];
 export class VideosRepository {
   private readonly dialect: PortableSql;
 
+  private readonly stepRank: (name: string) => number;
+
   constructor(
     private readonly db: Db,
-    private readonly hooks: RepositoryHooks = {},
+    private readonly hooks: VideosRepositoryOptions = {},
   ) {
     this.dialect = portableSql(db);
+    const order = hooks.stepOrder ?? [];
+    this.stepRank = (name) => (order.includes(name) ? order.indexOf(name) : order.length);
   }
 
   /**
@@ -282,11 +280,6 @@ export class VideosRepository {
     return row?.status;
   }
 
-  async exists(id: string): Promise<boolean> {
-    const row = await this.db.selectFrom('videos').select('id').where('id', '=', id).executeTakeFirst();
-    return row !== undefined;
-  }
-
   /** The video as the API shows it, when it exists in `scope`. */
   async find(id: string, scope: TenantScope = ANY_TENANT): Promise<VideoView | undefined> {
     const [view] = await this.views([id], scope);
@@ -366,7 +359,7 @@ export class VideosRepository {
                   videoCodec: video.video_codec,
                 },
           scenes: related.scenes,
-          steps: related.steps.sort((a, b) => stepOrder(a.name) - stepOrder(b.name)),
+          steps: related.steps.sort((a, b) => this.stepRank(a.name) - this.stepRank(b.name) || a.name.localeCompare(b.name)),
         },
       ];
     });
@@ -615,7 +608,3 @@ export class VideosRepository {
 // `changed` and `finished` call the listeners, which are not queries.
 timeQueries(VideosRepository, 'videos', ['changed', 'finished']);
 
-function stepOrder(name: string): number {
-  const index = (VIDEO_STEPS as readonly string[]).indexOf(name);
-  return index === -1 ? VIDEO_STEPS.length : index;
-}

@@ -1,6 +1,7 @@
 import type { VideosRepository } from '../db/videos-repository.js';
-import type { JobQueues } from '../jobs/runtime.js';
+import type { JobQueues } from '../jobs/job-queues.js';
 import { storageQueue } from '../queues/storage.js';
+import { videoSideJobId } from './video-flow.js';
 import type { StorageLedger } from '../storage-ledger.js';
 import type { LocalStorage } from '../storage.js';
 
@@ -20,7 +21,7 @@ export interface SourceReleaseDependencies {
 
 /** Enqueues the removal of a finished video's source; the job id makes a repeat a no-op. */
 export async function enqueueSourceRelease(jobs: JobQueues, videoId: string): Promise<void> {
-  await jobs.add(storageQueue, 'release-source', { videoId }, { jobId: `${videoId}-release-source` });
+  await jobs.add(storageQueue, 'release-source', { videoId }, { jobId: videoSideJobId(videoId, 'release-source') });
 }
 
 /**

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { VideoOptions, VideoPriority } from '../db/schema.js';
 import type { VideosRepository } from '../db/videos-repository.js';
-import { FlowEnqueuer, type Chain, type QueueContext } from '../jobs/runtime.js';
+import { FlowEnqueuer, type Chain } from '../jobs/flow-enqueuer.js';
+import type { QueueContext } from '../jobs/queue-registry.js';
 import type { VideoSignals } from '../jobs/video-signals.js';
-import { analyzeQueue, ingestQueue, persistQueue, pipelineQueue, syncQueue, VIDEO_STEPS } from '../queues/index.js';
+import { syncQueue } from '../queues/sync.js';
 import { parseSource } from '../sources.js';
 import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
+import { chainSteps, parentFlowStep, VIDEO_STEPS, videoSideJobId } from './video-flow.js';
 
 export interface VideoSubmission {
   source: string;
@@ -98,31 +100,13 @@ export class VideoPipelineProducer {
     );
     try {
       // Metadata refreshes ride in the same round trip, as flows of a single job.
-      const refreshes = prepared
-        .filter(({ submission }) => submission.youtubeId)
-        .map(({ id }) => ({ key: id, parent: { declaration: syncQueue, jobName: 'refresh-metadata', data: { videoId: id } }, steps: [] }));
-      await this.flows.addChains([...prepared.map(({ submission, id }) => this.chain(id, submission, penalty)), ...refreshes]);
+      const refreshes = prepared.filter(({ submission }) => submission.youtubeId).map(({ id }) => metadataRefresh(id));
+      await this.flows.addChains([...prepared.map(({ submission, id }) => videoChain(id, submission, penalty)), ...refreshes]);
     } catch (error) {
       await this.videos.remove(...prepared.map((item) => item.id)).catch(() => {});
       throw error;
     }
     return prepared.map(({ id }) => ({ id }));
-  }
-
-  private chain(id: string, submission: VideoSubmission, penalty: number): Chain {
-    return {
-      key: id,
-      parent: { declaration: pipelineQueue, jobName: 'video-pipeline', data: { videoId: id } },
-      steps: [
-        { declaration: ingestQueue, jobName: 'ingest-video', data: { videoId: id, source: submission.source } },
-        { declaration: analyzeQueue, jobName: 'analyze-video', data: { videoId: id, ...(submission.options ? { options: submission.options } : {}) } },
-        { declaration: persistQueue, jobName: 'persist-analysis', data: { videoId: id } },
-      ],
-      options: {
-        priority: PRIORITY_BASE[submission.priority ?? 'normal'] + penalty,
-        ...(submission.delaySeconds ? { delayMs: Math.round(submission.delaySeconds * 1000) } : {}),
-      },
-    };
   }
 
   /**
@@ -153,11 +137,32 @@ export class VideoPipelineProducer {
     if (!status) return 'not-found';
     if (!(await this.videos.cancel(id))) return 'already-finished';
     await this.signals?.cancelled(id);
-    await this.flows.removeChain(id, pipelineQueue);
+    await this.flows.removeChain(parentFlowStep(id));
     return 'cancelled';
   }
 
   close(): Promise<void> {
     return this.flows.close();
   }
+}
+
+/**
+ * A video's flow: the `chain` steps of the pipeline table, in table order, under the parent job.
+ * Every job of it shares the video's priority (its class plus the submitter's fair-share
+ * penalty); a delay holds back the first step.
+ */
+export function videoChain(id: string, submission: VideoSubmission, penalty = 0): Chain {
+  return {
+    parent: parentFlowStep(id),
+    steps: chainSteps({ videoId: id, source: submission.source, ...(submission.options ? { options: submission.options } : {}) }),
+    options: {
+      priority: PRIORITY_BASE[submission.priority ?? 'normal'] + penalty,
+      ...(submission.delaySeconds ? { delayMs: Math.round(submission.delaySeconds * 1000) } : {}),
+    },
+  };
+}
+
+/** A linked YouTube video's metadata refresh: a flow of a single job, riding in the submission's round trip. */
+function metadataRefresh(id: string): Chain {
+  return { parent: { declaration: syncQueue, jobName: 'refresh-metadata', data: { videoId: id }, jobId: videoSideJobId(id, 'sync') }, steps: [] };
 }

@@ -1,7 +1,7 @@
 import type { VideosRepository } from '../db/videos-repository.js';
 import type { VideoStatus } from '../db/schema.js';
-import type { JobQueues } from '../jobs/runtime.js';
-import { pipelineQueue } from '../queues/pipeline.js';
+import type { JobQueues } from '../jobs/job-queues.js';
+import { parentFlowStep, videoSideJobId } from './video-flow.js';
 import { storageQueue } from '../queues/storage.js';
 import { syncQueue } from '../queues/sync.js';
 import type { StorageLedger } from '../storage-ledger.js';
@@ -65,7 +65,7 @@ export async function purgeFinishedVideos(deps: VideoPurgeDependencies, videoIds
   const deleted = new Set(await deps.videos.deleteFinished(videoIds));
   const purged: { videoId: string; bytesRemoved: number }[] = [];
   for (const videoId of videoIds) {
-    if (!deleted.has(videoId) && (await deps.videos.exists(videoId))) continue;
+    if (!deleted.has(videoId) && (await deps.videos.status(videoId)) !== undefined) continue;
     const key = videoStorageKey(videoId);
     const bytesRemoved = await deps.storage.sizeOf(key);
     await deps.storage.remove(key);
@@ -82,9 +82,10 @@ export async function purgeFinishedVideos(deps: VideoPurgeDependencies, videoIds
  * their lock and stay; they find no video and do nothing.
  */
 async function removeVideoJobs(jobs: JobQueues, videoId: string): Promise<void> {
-  await jobs.remove(pipelineQueue, `${videoId}-${pipelineQueue.name}`, { removeChildren: true });
-  await jobs.remove(syncQueue, `${videoId}-${syncQueue.name}`);
-  await jobs.remove(storageQueue, `${videoId}-release-source`);
+  const parent = parentFlowStep(videoId);
+  await jobs.remove(parent.declaration, parent.jobId, { removeChildren: true });
+  await jobs.remove(syncQueue, videoSideJobId(videoId, 'sync'));
+  await jobs.remove(storageQueue, videoSideJobId(videoId, 'release-source'));
 }
 
 /** Finishes purges interrupted between their rows and their files (noted over a minute ago). */

@@ -1,17 +1,19 @@
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/connection.js';
 import { VideosRepository } from '../db/videos-repository.js';
-import { JobQueues } from '../jobs/runtime.js';
+import { JobQueues } from '../jobs/job-queues.js';
 import { VideoSignals } from '../jobs/video-signals.js';
 import type { ServiceContext } from '../service.js';
 import { enqueueSourceRelease } from './source-release.js';
+import { VIDEO_STEPS } from './video-flow.js';
+import { videoJobPolicy } from './video-job-policy.js';
 import { enqueueWebhookDeliveries } from './webhook-outbox.js';
 
 /**
  * What every process that changes videos shares: cross-process signals (live streams,
  * cancellation), job queues, and a videos repository whose changes are signalled and whose
- * finished videos send their webhooks and release their sources at once. Everything is
- * registered for shutdown.
+ * finished videos send their webhooks and release their sources at once, and the job policy its
+ * workers run with. Everything is registered for shutdown.
  */
 export function connectVideoRuntime(service: ServiceContext, redis: Redis, db: Db) {
   const { config, shutdown } = service;
@@ -20,6 +22,7 @@ export function connectVideoRuntime(service: ServiceContext, redis: Redis, db: D
   const jobs = new JobQueues({ connection: redis, prefix: config.queuePrefix });
   shutdown.register('job queues', () => jobs.close());
   const videos = new VideosRepository(db, {
+    stepOrder: VIDEO_STEPS,
     onChange: (videoId) => signals.changed(videoId),
     onFinished: async (videoId, deliveryIds) => {
       // A release lost here (Redis away) is picked up by the retention job's sweep; it must not
@@ -28,5 +31,5 @@ export function connectVideoRuntime(service: ServiceContext, redis: Redis, db: D
       await Promise.all([enqueueWebhookDeliveries(jobs, deliveryIds), release]);
     },
   });
-  return { signals, jobs, videos };
+  return { signals, jobs, videos, policy: videoJobPolicy(videos, signals) };
 }

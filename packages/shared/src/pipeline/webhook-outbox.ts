@@ -1,4 +1,4 @@
-import type { JobQueues } from '../jobs/runtime.js';
+import type { JobQueues } from '../jobs/job-queues.js';
 import { notifyQueue } from '../queues/notify.js';
 
 /**

@@ -12,7 +12,7 @@ import { storageQueue } from './storage.js';
 export * from './define.js';
 export * from './payloads.js';
 export { ingestQueue, ingestVideoPayload, ingestResult, type IngestResult } from './ingest.js';
-export { analyzeQueue, analyzeResult, type AnalyzeResult } from './analyze.js';
+export { analyzeQueue } from './analyze.js';
 export { persistQueue } from './persist.js';
 export { pipelineQueue } from './pipeline.js';
 export { notifyQueue } from './notify.js';
@@ -22,7 +22,7 @@ export { storageQueue } from './storage.js';
 export { elevenlabsQueue, openaiQueue, stabilityQueue } from './ai.js';
 export * from './render.js';
 
-/** Every queue of the system, in pipeline order. */
+/** Every queue of the system; the pipeline's steps come first, in the order of its table (pipeline/video-flow.ts). */
 export const allQueues = [
   ingestQueue,
   analyzeQueue,
@@ -38,6 +38,3 @@ export const allQueues = [
   storageQueue,
 ] as const;
 
-/** The steps of a video flow, in the order they run; the names users see in `steps`. */
-export const VIDEO_STEPS = ['ingest', 'analyze', 'persist', 'render', 'transcribe', 'captions', 'thumbnail', 'voiceover'] as const;
-export type VideoStep = (typeof VIDEO_STEPS)[number];

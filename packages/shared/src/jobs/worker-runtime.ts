@@ -1,0 +1,289 @@
+/**
+ * The generic worker runtime: typed processors over BullMQ workers, payloads validated first,
+ * errors classified once and turned into what BullMQ understands. It knows nothing of videos;
+ * what a failure means for the work a job belongs to comes in through {@link JobPolicy}.
+ */
+import { DelayedError, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { classifyJobError, coerceError, JobCancelledError, PermanentJobError, WorkerClosingError, type JobErrorKind } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { JobNames, Payload, QueueDeclaration } from '../queues/define.js';
+import type { FlowStep } from './flow-enqueuer.js';
+import { jobOptions, validatePayload } from './payload.js';
+import { QueueRegistry } from './queue-registry.js';
+
+/** What a processor sees of its job. */
+export interface JobHandle<P> {
+  readonly id: string;
+  readonly name: string;
+  readonly queue: string;
+  readonly data: P;
+  /** Attempts that already failed before this one. */
+  readonly attemptsMade: number;
+  readonly maxAttempts: number;
+  readonly parentId: string | undefined;
+  readonly logger: Logger;
+  /** Aborts when the worker is closing, the job's lock is lost or its work was cancelled. */
+  readonly signal: AbortSignal;
+  updateProgress(percent: number): Promise<void>;
+  /** Return values of the finished child jobs. */
+  childResults<T = unknown>(): Promise<T[]>;
+  /**
+   * Adds jobs as children of this one. Their ids should derive from this job's key, so a retry
+   * that adds them again adds nothing. With `optional`, a failed child does not fail this job.
+   */
+  addChildren(children: readonly { step: FlowStep; optional?: boolean }[]): Promise<void>;
+  /**
+   * Parks this job until every child has finished; the processor then runs again from the
+   * start. Returns (without parking) when no child is pending.
+   */
+  waitForChildren(): Promise<void>;
+}
+
+export type Processor<P, R = unknown> = (job: JobHandle<P>) => Promise<R>;
+export type Processors<Q extends QueueDeclaration> = { [N in JobNames<Q>]: Processor<Payload<Q, N>> };
+
+/** A job that failed for good: no attempts left, a permanent error, or stalled too often. */
+export interface FinalFailure {
+  queue: string;
+  jobId: string;
+  name: string;
+  data: unknown;
+  reason: string;
+}
+
+/** Where cancellations come from: each names the key of the work to stop (see `cancellationKey`). */
+export interface CancellationSource {
+  onCancel(listener: (key: string) => void): () => void;
+}
+
+/**
+ * What failures mean beyond the job itself. Every field is optional: without a policy a job's
+ * failure is only the job's business.
+ */
+export interface JobPolicy {
+  /**
+   * Milliseconds a job waits, without spending an attempt, when a dependency is away (see
+   * `classifyJobError`). @defaultValue undefined: an outage spends attempts like any error
+   */
+  outageRetryMs?: number;
+  /** Cancellations: running jobs whose `cancellationKey` is named are aborted. */
+  cancellations?: CancellationSource;
+  /** The key a job's payload belongs to, for cancellations (e.g. its video id). */
+  cancellationKey?: (data: unknown) => string | undefined;
+  /**
+   * Called once a job has failed for good, however it failed (including a worker dying on it
+   * until the stall check gave up), so the caller can settle what the job was for. Runs in the
+   * background; a rejection is logged.
+   */
+  onFinalFailure?: (failure: FinalFailure) => Promise<void>;
+}
+
+export interface WorkerOptions {
+  connection: Redis;
+  prefix: string;
+  concurrency: number;
+  logger: Logger;
+  /** BullMQ limiter; also makes a queue pause (a {@link RateLimitedError}) hold for every worker of the queue. */
+  limiter?: { max: number; duration: number };
+  /** Milliseconds a job lock lives between renewals. @defaultValue 30000 */
+  lockDuration?: number;
+  policy?: JobPolicy;
+}
+
+export interface RunningWorker {
+  readonly queue: string;
+  /**
+   * Stops taking jobs and waits for the active ones. Jobs still running after `graceMs` are
+   * aborted and put back in the queue, so nothing stays active once this resolves.
+   */
+  close(graceMs?: number): Promise<void>;
+  isRunning(): boolean;
+}
+
+/** A running job's abort controller and the key cancellations may name. */
+interface RunningJob {
+  controller: AbortController;
+  key: string | undefined;
+}
+
+/** What one worker shares between its jobs. */
+interface WorkerScope {
+  declaration: QueueDeclaration;
+  processors: Record<string, Processor<unknown>>;
+  options: WorkerOptions;
+  logger: Logger;
+  running: Map<string, RunningJob>;
+  queues: QueueRegistry;
+  worker: () => Worker;
+}
+
+function assertEveryJobHasAProcessor(declaration: QueueDeclaration, processors: object): void {
+  const missing = Object.keys(declaration.jobs).filter((name) => typeof (processors as Record<string, unknown>)[name] !== 'function');
+  if (missing.length) {
+    throw new Error(`queue "${declaration.name}" has no processor for job(s) ${missing.join(', ')}: add them to the worker's processors`);
+  }
+}
+
+function jobHandle(scope: WorkerScope, job: Job, data: unknown, signal: AbortSignal, logger: Logger, token: string | undefined): JobHandle<unknown> {
+  return {
+    id: job.id ?? '',
+    name: job.name,
+    queue: scope.declaration.name,
+    data,
+    attemptsMade: job.attemptsMade,
+    maxAttempts: job.opts.attempts ?? 1,
+    parentId: job.parent?.id,
+    logger,
+    signal,
+    updateProgress: (percent) => job.updateProgress(Math.max(0, Math.min(100, Math.round(percent)))),
+    childResults: async <T>() => Object.values(await job.getChildrenValues()) as T[],
+    addChildren: async (children) => {
+      const parent = { id: job.id ?? '', queue: job.queueQualifiedName };
+      await Promise.all(
+        children.map(async ({ step, optional }) => {
+          const queue = scope.queues.queue(step.declaration);
+          // Already added by an earlier run of this job: adding it again would re-link a
+          // child that has since failed as a pending dependency, and park the parent forever.
+          if (await queue.getJob(step.jobId)) return;
+          const dependency = optional ? { ignoreDependencyOnFailure: true } : { failParentOnFailure: true };
+          const data = validatePayload(step.declaration, step.jobName, step.data);
+          await queue.add(step.jobName, data, jobOptions(step.declaration, { jobId: step.jobId, parent, ...dependency }));
+        }),
+      );
+    },
+    waitForChildren: async () => {
+      if (token && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
+    },
+  };
+}
+
+/**
+ * Turns a processor's error into what BullMQ should do with the job: pause the queue, delay or
+ * release it without spending an attempt, fail it for good, or retry it with backoff.
+ */
+async function settleJobError(scope: WorkerScope, job: Job, token: string | undefined, error: Error, kind: JobErrorKind, logger: Logger): Promise<never> {
+  const outageRetryMs = scope.options.policy?.outageRetryMs;
+  if (kind.kind === 'rate-limited') {
+    logger.warn({ pauseMs: kind.retryAfterMs, reason: error.message }, 'rate limited: pausing the queue');
+    await scope.worker().rateLimit(kind.retryAfterMs);
+    throw Worker.RateLimitError();
+  }
+  if (kind.kind === 'dependency-outage' && outageRetryMs !== undefined && token) {
+    // A restart or failover of a few seconds must not use up the job's retries.
+    logger.warn({ reason: error.message }, 'dependency unavailable: retrying the job later');
+    await job.moveToDelayed(Date.now() + outageRetryMs, token);
+    throw new DelayedError();
+  }
+  if (kind.kind === 'worker-closing' && token) {
+    // Hand the job back to the queue at once instead of leaving it active until its lock expires.
+    await job.moveToWait(token);
+    logger.info('job released back to the queue for another worker');
+    throw new WaitingError();
+  }
+  if (kind.kind === 'cancelled') {
+    logger.info('job stopped: its work was cancelled');
+    throw new UnrecoverableError('cancelled on request');
+  }
+  if (kind.kind === 'permanent') {
+    logger.warn({ reason: error.message }, 'job failed permanently');
+    throw new UnrecoverableError(error.message);
+  }
+  logger.warn({ err: error }, 'job attempt failed');
+  throw error;
+}
+
+async function runJob(scope: WorkerScope, job: Job, token: string | undefined, lockSignal: AbortSignal | undefined): Promise<unknown> {
+  const logger = scope.logger.child({ jobId: job.id, job: job.name, flowId: job.parent?.id ?? job.id, attempt: job.attemptsMade + 1 });
+  const controller = new AbortController();
+  // BullMQ aborts its own signal when this worker loses the job's lock: stop, another worker has it.
+  lockSignal?.addEventListener('abort', () => controller.abort(lockSignal.reason ?? new Error('job lock lost')), { once: true });
+  scope.running.set(job.id ?? '', { controller, key: scope.options.policy?.cancellationKey?.(job.data) });
+  try {
+    const data = validatePayload(scope.declaration, job.name, job.data);
+    const processor = scope.processors[job.name];
+    if (!processor) throw new PermanentJobError(`no processor for job "${job.name}"`);
+    logger.debug('job started');
+    const result = await processor(jobHandle(scope, job, data, controller.signal, logger, token));
+    logger.info('job completed');
+    return result;
+  } catch (thrown) {
+    if (thrown instanceof WaitingChildrenError) throw thrown;
+    const error = coerceError(thrown);
+    return await settleJobError(scope, job, token, error, classifyJobError(error, controller.signal), logger);
+  } finally {
+    scope.running.delete(job.id ?? '');
+  }
+}
+
+/** Reports jobs that failed for good to the policy: failed by a processor, or by the stall check. */
+function reportFinalFailures(scope: WorkerScope, worker: Worker): void {
+  const onFinalFailure = scope.options.policy?.onFinalFailure;
+  if (!onFinalFailure) return;
+  const report = (failed: Job, reason: string) => {
+    onFinalFailure({ queue: scope.declaration.name, jobId: failed.id ?? '', name: failed.name, data: failed.data, reason }).catch((error: unknown) =>
+      scope.logger.error({ err: error, jobId: failed.id }, 'could not settle a failed job'),
+    );
+  };
+  worker.on('failed', (failed, error) => {
+    if (!failed) return;
+    if (error instanceof UnrecoverableError || failed.attemptsMade >= (failed.opts.attempts ?? 1)) report(failed, error?.message ?? failed.failedReason);
+  });
+  // Jobs whose worker died on them too often are failed by the stall check, not by a processor.
+  worker.on('stalled', (jobId) => {
+    void (async () => {
+      const stalled = await scope.queues.queue(scope.declaration).getJob(jobId);
+      if (stalled && (await stalled.getState()) === 'failed') report(stalled, stalled.failedReason || 'the job stalled more often than allowed');
+    })().catch(() => {});
+  });
+}
+
+/**
+ * Starts a BullMQ worker for one queue. Throws at boot when a declared job has no processor.
+ * Each job's payload is validated before its processor runs; a bad payload or a
+ * {@link PermanentJobError} fails the job at once, anything else is retried with backoff.
+ */
+export function startWorker<Q extends QueueDeclaration>(declaration: Q, processors: Processors<Q>, options: WorkerOptions): RunningWorker {
+  assertEveryJobHasAProcessor(declaration, processors);
+  const scope: WorkerScope = {
+    declaration,
+    processors: processors as Record<string, Processor<unknown>>,
+    options,
+    logger: options.logger.child({ queue: declaration.name }),
+    running: new Map(),
+    queues: new QueueRegistry({ connection: options.connection, prefix: options.prefix }),
+    worker: () => worker,
+  };
+  const stopListening = options.policy?.cancellations?.onCancel((key) => {
+    for (const job of scope.running.values()) if (job.key === key) job.controller.abort(new JobCancelledError());
+  });
+  const worker = new Worker(declaration.name, (job: Job, token?: string, lockSignal?: AbortSignal) => runJob(scope, job, token, lockSignal), {
+    connection: options.connection,
+    prefix: options.prefix,
+    concurrency: options.concurrency,
+    lockDuration: options.lockDuration ?? 30_000,
+    autorun: true,
+    ...(options.limiter ? { limiter: options.limiter } : {}),
+  });
+  worker.on('error', (error) => scope.logger.error({ err: error }, 'worker error'));
+  reportFinalFailures(scope, worker);
+
+  let closing: Promise<void> | undefined;
+  const close = async (graceMs: number) => {
+    stopListening?.();
+    const timer = setTimeout(() => {
+      for (const { controller } of scope.running.values()) controller.abort(new WorkerClosingError());
+    }, graceMs);
+    try {
+      await worker.close();
+    } finally {
+      clearTimeout(timer);
+      await scope.queues.close();
+    }
+  };
+  return {
+    queue: declaration.name,
+    close: (graceMs = 5000) => (closing ??= close(graceMs)),
+    isRunning: () => worker.isRunning(),
+  };
+}

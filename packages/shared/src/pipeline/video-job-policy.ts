@@ -1,0 +1,61 @@
+/**
+ * What a job's failure means for its video, handed to the generic worker runtime as its
+ * {@link JobPolicy}: a database outage waits without spending attempts, a cancelled video stops
+ * its running jobs, and an essential job that failed for good fails its video.
+ */
+import type { VideosRepository } from '../db/videos-repository.js';
+import type { CancellationSource, FinalFailure, JobPolicy } from '../jobs/worker-runtime.js';
+import { essentialStepOfJob } from './video-flow.js';
+
+/** How long a job waits before running again when a dependency is unreachable. */
+const OUTAGE_RETRY_MS = 2000;
+
+/**
+ * Settling a final failure writes to the database, which may be the very thing that failed: it
+ * is tried for a few minutes (about 12 tries, backing off to 30 s); the reconciler catches what
+ * is still unsettled after that, or after a crash.
+ */
+const SETTLE_ATTEMPTS = 12;
+const SETTLE_FIRST_DELAY_MS = 1000;
+const SETTLE_MAX_DELAY_MS = 30_000;
+
+const videoIdOf = (data: unknown): string | undefined => {
+  const videoId = (data as { videoId?: unknown } | null)?.videoId;
+  return typeof videoId === 'string' ? videoId : undefined;
+};
+
+async function withRetries(work: () => Promise<void>, attempts: number, sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      await sleep(Math.min(SETTLE_MAX_DELAY_MS, SETTLE_FIRST_DELAY_MS * 2 ** (attempt - 1)));
+    }
+  }
+}
+
+/**
+ * An essential job that failed for good, however it failed (including a worker dying on it until
+ * the stall check gave up), fails its video with the reason. A video that already finished
+ * (failed by its step, cancelled) is left as it is. Optional and unrelated jobs are ignored.
+ */
+export function failVideoOnFinalFailure(videos: VideosRepository, attempts = SETTLE_ATTEMPTS) {
+  return async ({ queue, name, data, reason }: FinalFailure): Promise<void> => {
+    const step = essentialStepOfJob(queue, name);
+    const videoId = videoIdOf(data);
+    if (!step || !videoId) return;
+    const stepReason = reason.startsWith(`${step}:`) ? reason : `${step}: ${reason}`;
+    await withRetries(() => videos.failVideo(videoId, step, stepReason), attempts);
+  };
+}
+
+/** The policy every worker of a video-processing process runs with. */
+export function videoJobPolicy(videos: VideosRepository, cancellations: CancellationSource): JobPolicy {
+  return {
+    outageRetryMs: OUTAGE_RETRY_MS,
+    cancellations,
+    cancellationKey: videoIdOf,
+    onFinalFailure: failVideoOnFinalFailure(videos),
+  };
+}
