@@ -1,7 +1,10 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { providerEnvSchema, providerSettings } from './config-providers.js';
 import { DatabaseUrlError, engineOfUrl, resolveDatabaseTarget } from './db/database-target.js';
+
+export { DEFAULT_BASE_URLS, providerEnvSchema, type UpstreamProvider } from './config-providers.js';
 
 /** Dev-only credentials: accepted only when NODE_ENV is not `production`. */
 export const DEV_API_KEY = 'dev-key-clipline';
@@ -39,10 +42,11 @@ const bool = z
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
 /**
- * Every environment variable the system reads. Defaults make a local start work with no
- * variables at all; production refuses the dev credentials (see {@link loadConfig}).
+ * The variables of the whole system but the providers' (see `config-providers.ts`). Defaults
+ * make a local start work with no variables at all; production refuses the dev credentials
+ * (see {@link configSchema}).
  */
-const envSchema = z.object({
+const coreEnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Redis holding the queues. @defaultValue redis://127.0.0.1:6379 */
@@ -135,87 +139,18 @@ const envSchema = z.object({
   WEBHOOK_TIMEOUT_SECONDS: positiveInt(10),
   /** Origins allowed by CORS (comma-separated, or "*"); empty turns CORS off. */
   CORS_ORIGINS: commaList.default([]),
+  /** Clips one worker-cpu process renders at once. @defaultValue half the pool threads, at least 1 */
+  RENDER_CONCURRENCY: z.coerce.number().int().positive().optional(),
+  /** libx264 preset of rendered clips. @defaultValue veryfast */
+  RENDER_PRESET: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow']).default('veryfast'),
+  /** libx264 constant rate factor of rendered clips (0-51, lower is better). @defaultValue 20 */
+  RENDER_CRF: z.coerce.number().int().min(0).max(51).default(20),
 });
 
-export type Env = z.input<typeof envSchema>;
 
-export interface Config {
-  readonly env: 'development' | 'test' | 'production';
-  readonly logLevel: string;
-  readonly redisUrl: string;
-  readonly queuePrefix: string;
-  readonly databaseUrl: string;
-  readonly databaseSchema: string;
-  readonly databasePoolSize: number;
-  readonly storageDir: string;
-  readonly maxSourceBytes: number;
-  readonly maxSourceSeconds: number;
-  readonly fileSourceRoots: readonly string[] | 'any';
-  readonly host: string;
-  readonly port: number;
-  readonly dashboardPort: number;
-  readonly producerMetricsPort: number;
-  readonly workerIoMetricsPort: number;
-  readonly workerCpuMetricsPort: number;
-  readonly apiKeys: readonly string[];
-  readonly adminApiKeys: readonly string[];
-  readonly dashboardUser: string;
-  readonly dashboardPassword: string;
-  /** The read-only dashboard account, when one is configured. */
-  readonly dashboardViewer: { readonly user: string; readonly password: string } | null;
-  readonly authFailuresPerMinute: number;
-  readonly maxActiveVideosPerTenant: number;
-  readonly sseMaxStreamsPerKey: number;
-  readonly sseMaxSeconds: number;
-  readonly keepSources: boolean;
-  readonly retentionDays: number;
-  readonly workerIoConcurrency: number;
-  readonly workerCpuConcurrency: number;
-  readonly cpuPoolThreads: number;
-  readonly analyzeFps: number;
-  readonly analyzeWidth: number;
-  readonly shutdownTimeoutMs: number;
-  readonly ffmpegPath: string;
-  readonly ffprobePath: string;
-  readonly allowPrivateSources: boolean;
-  readonly downloadTimeoutMs: number;
-  readonly apiRateLimitPerMinute: number;
-  readonly fairShareQuotaPerMinute: number;
-  readonly idempotencyTtlSeconds: number;
-  readonly corsOrigins: readonly string[];
-  readonly accountsKeyring: string;
-  readonly metadataSyncIntervalMs: number;
-  readonly webhookTimeoutMs: number;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-function deepFreeze<T extends object>(value: T): Readonly<T> {
-  for (const inner of Object.values(value)) {
-    if (inner && typeof inner === 'object' && !Object.isFrozen(inner)) deepFreeze(inner as object);
-  }
-  return Object.freeze(value);
-}
-
-/**
- * Parses environment variables with any zod object schema: empty strings count as unset, and a
- * failure throws a {@link ConfigError} naming every bad variable. Apps use it for settings of
- * their own next to {@link loadConfig}.
- */
-export function parseEnv<S extends z.ZodType>(schema: S, source: Record<string, string | undefined>): Readonly<z.output<S>> {
-  const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
-  const parsed = schema.safeParse(cleaned);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => {
-      const name = issue.path.join('.');
-      return `  ${name}=${JSON.stringify(cleaned[name] ?? '')}: ${issue.message}`;
-    });
-    throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);
-  }
-  return deepFreeze(parsed.data as object) as Readonly<z.output<S>>;
-}
+/** Every environment variable the system reads, flat, as the environment holds them. */
+const envSchema = z.object({ ...coreEnvSchema.shape, ...providerEnvSchema.shape });
+type EnvVariables = z.output<typeof envSchema>;
 
 /** Secrets shorter than this (in UTF-8 bytes) are refused in production. */
 export const MIN_SECRET_BYTES = 32;
@@ -228,68 +163,83 @@ function weakSecret(value: string, devValue?: string): string | undefined {
   return undefined;
 }
 
-/** What production refuses: missing secrets, dev values, placeholders and short secrets. */
-function productionProblems(env: z.output<typeof envSchema>): string[] {
-  const problems: string[] = [];
-  if (!env.API_KEYS?.length) problems.push('  API_KEYS: must be set in production (comma-separated keys)');
-  if (!env.DASHBOARD_PASSWORD) problems.push('  DASHBOARD_PASSWORD: must be set in production');
-  if (!env.ACCOUNTS_KEYRING) problems.push('  ACCOUNTS_KEYRING: must be set in production (id:base64key, e.g. main:$(openssl rand -base64 32))');
-  if (env.ACCOUNTS_KEYRING === DEV_ACCOUNTS_KEYRING) problems.push('  ACCOUNTS_KEYRING: the dev value is refused in production');
-  if (!env.DATABASE_URL) problems.push('  DATABASE_URL: must be set in production (postgres://…; the SQLite default is for a local start)');
-  const secrets: [string, string | undefined, string?][] = [
-    ...(env.API_KEYS ?? []).map((key): [string, string, string] => ['API_KEYS', key, DEV_API_KEY]),
-    ...env.ADMIN_API_KEYS.map((key): [string, string, string] => ['ADMIN_API_KEYS', key, DEV_API_KEY]),
-    ['DASHBOARD_PASSWORD', env.DASHBOARD_PASSWORD, DEV_DASHBOARD_PASSWORD],
-    ['DASHBOARD_VIEWER_PASSWORD', env.DASHBOARD_VIEWER_PASSWORD],
-  ];
-  for (const [name, value, devValue] of secrets) {
-    const weakness = value === undefined ? undefined : weakSecret(value, devValue);
-    // Name the variable, never the value: these messages reach logs.
-    if (weakness && !problems.some((line) => line.startsWith(`  ${name}: ${weakness}`))) problems.push(`  ${name}: ${weakness}`);
-  }
-  return problems;
+/**
+ * A problem with a variable whose value must not be shown (a secret, a URL with a password):
+ * {@link parseEnv} prints its name and the message only.
+ */
+function refuse(context: z.RefinementCtx, variable: string, message: string): void {
+  context.addIssue({ code: 'custom', path: [variable], message, params: { valueHidden: true } });
 }
 
 /**
- * Parses the environment once into a frozen {@link Config}. Throws a {@link ConfigError}
- * whose message names every bad variable and what was expected of it.
+ * What the variables cannot be together, checked once each of them is valid on its own: the
+ * database URL with its schema, and in production missing secrets, dev values, placeholders,
+ * short secrets and the upstream simulator.
  */
-export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
-  // Empty strings count as unset, so `FOO=` in a compose file falls back to the default.
-  const env = parseEnv(envSchema, source);
-  const production = env.NODE_ENV === 'production';
-  const problems = production ? productionProblems(env) : [];
-  const databaseUrl = env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
+function refuseUnsafeCombinations(env: EnvVariables, context: z.RefinementCtx): void {
+  if (env.NODE_ENV === 'production') {
+    if (!env.API_KEYS?.length) refuse(context, 'API_KEYS', 'must be set in production (comma-separated keys)');
+    if (!env.DASHBOARD_PASSWORD) refuse(context, 'DASHBOARD_PASSWORD', 'must be set in production');
+    if (!env.ACCOUNTS_KEYRING) refuse(context, 'ACCOUNTS_KEYRING', 'must be set in production (id:base64key, e.g. main:$(openssl rand -base64 32))');
+    if (env.ACCOUNTS_KEYRING === DEV_ACCOUNTS_KEYRING) refuse(context, 'ACCOUNTS_KEYRING', 'the dev value is refused in production');
+    if (!env.DATABASE_URL) refuse(context, 'DATABASE_URL', 'must be set in production (postgres://…; the SQLite default is for a local start)');
+    const secrets: [string, string | undefined, string?][] = [
+      ...(env.API_KEYS ?? []).map((key): [string, string, string] => ['API_KEYS', key, DEV_API_KEY]),
+      ...env.ADMIN_API_KEYS.map((key): [string, string, string] => ['ADMIN_API_KEYS', key, DEV_API_KEY]),
+      ['DASHBOARD_PASSWORD', env.DASHBOARD_PASSWORD, DEV_DASHBOARD_PASSWORD],
+      ['DASHBOARD_VIEWER_PASSWORD', env.DASHBOARD_VIEWER_PASSWORD],
+    ];
+    // One line per variable and weakness, however many of its keys share it.
+    const named = new Set<string>();
+    for (const [variable, value, devValue] of secrets) {
+      const weakness = value === undefined ? undefined : weakSecret(value, devValue);
+      if (weakness === undefined || named.has(`${variable}: ${weakness}`)) continue;
+      named.add(`${variable}: ${weakness}`);
+      refuse(context, variable, weakness);
+    }
+    // The simulator answers with made-up content: never let it stand in for the real providers.
+    if (env.UPSTREAM_SIM_URL) refuse(context, 'UPSTREAM_SIM_URL', 'the upstream simulator is refused in production');
+  }
   try {
-    resolveDatabaseTarget(databaseUrl, env.DATABASE_SCHEMA);
+    resolveDatabaseTarget(env.DATABASE_URL ?? DEFAULT_DATABASE_URL, env.DATABASE_SCHEMA);
   } catch (error) {
     if (!(error instanceof DatabaseUrlError)) throw error;
-    problems.push(`  DATABASE_URL: ${error.message.replace(/^DATABASE_URL /, '')}`);
+    refuse(context, 'DATABASE_URL', error.message.replace(/^DATABASE_URL /, ''));
   }
-  if (problems.length) throw new ConfigError(`invalid environment:\n${problems.join('\n')}`);
+}
 
-  return deepFreeze({
+/** Local files may come from anywhere outside production unless roots are named; nowhere in it. */
+function fileSourceRoots(roots: string[], production: boolean): string[] | 'any' {
+  if (roots.length) return roots.map((root) => path.resolve(root));
+  return production ? [] : 'any';
+}
+
+/** The camelCase configuration the processes read, from valid variables. */
+function toConfig(env: EnvVariables) {
+  const production = env.NODE_ENV === 'production';
+  return {
     env: env.NODE_ENV,
     logLevel: env.LOG_LEVEL,
     redisUrl: env.REDIS_URL,
     queuePrefix: env.QUEUE_PREFIX,
-    databaseUrl,
+    databaseUrl: env.DATABASE_URL ?? DEFAULT_DATABASE_URL,
     databaseSchema: env.DATABASE_SCHEMA,
     databasePoolSize: env.DATABASE_POOL_SIZE,
     storageDir: path.resolve(env.STORAGE_DIR),
     maxSourceBytes: env.MAX_SOURCE_BYTES,
     maxSourceSeconds: env.MAX_SOURCE_SECONDS,
-    fileSourceRoots: env.FILE_SOURCE_ROOTS.length ? env.FILE_SOURCE_ROOTS.map((root) => path.resolve(root)) : production ? [] : 'any',
+    fileSourceRoots: fileSourceRoots(env.FILE_SOURCE_ROOTS, production),
     host: env.HOST,
     port: env.PORT,
     dashboardPort: env.DASHBOARD_PORT,
+    producerMetricsPort: env.PRODUCER_METRICS_PORT,
     workerIoMetricsPort: env.WORKER_IO_METRICS_PORT,
     workerCpuMetricsPort: env.WORKER_CPU_METRICS_PORT,
-    producerMetricsPort: env.PRODUCER_METRICS_PORT,
     apiKeys: env.API_KEYS?.length ? env.API_KEYS : [DEV_API_KEY],
     adminApiKeys: env.ADMIN_API_KEYS,
     dashboardUser: env.DASHBOARD_USER ?? DEV_DASHBOARD_USER,
     dashboardPassword: env.DASHBOARD_PASSWORD ?? DEV_DASHBOARD_PASSWORD,
+    /** The read-only dashboard account, when both of its variables are set. */
     dashboardViewer: env.DASHBOARD_VIEWER_USER && env.DASHBOARD_VIEWER_PASSWORD ? { user: env.DASHBOARD_VIEWER_USER, password: env.DASHBOARD_VIEWER_PASSWORD } : null,
     authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE,
     maxActiveVideosPerTenant: env.MAX_ACTIVE_VIDEOS_PER_TENANT,
@@ -314,21 +264,92 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     accountsKeyring: env.ACCOUNTS_KEYRING ?? DEV_ACCOUNTS_KEYRING,
     metadataSyncIntervalMs: env.METADATA_SYNC_INTERVAL_SECONDS * 1000,
     webhookTimeoutMs: env.WEBHOOK_TIMEOUT_SECONDS * 1000,
+    /** worker-cpu's rendering; `renderConcurrency` undefined means half the pool threads. */
+    cpuWorker: {
+      renderConcurrency: env.RENDER_CONCURRENCY,
+      renderPreset: env.RENDER_PRESET,
+      renderCrf: env.RENDER_CRF,
+    },
+    /** The upstream providers (worker-io): connections, breaker, retries and limits. */
+    providers: providerSettings(env),
+  };
+}
+
+/**
+ * The one configuration schema: environment variables in, the camelCase {@link Config} out.
+ * Each variable is checked on its own first; the checks across variables (production) run only
+ * once every variable is valid, so a message never reasons about a value that was already wrong.
+ */
+export const configSchema = envSchema
+  .superRefine(refuseUnsafeCombinations, { when: (payload) => payload.issues.length === 0 })
+  .transform(toConfig);
+
+/** What {@link configSchema} reads: every variable, as strings. */
+export type Env = z.input<typeof configSchema>;
+
+/** Arrays and objects all the way down are read-only, as {@link deepFreeze} leaves them. */
+export type DeepReadonly<T> = T extends readonly (infer Item)[] ? readonly DeepReadonly<Item>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+
+/** The configuration every process starts with, frozen. */
+export type Config = DeepReadonly<z.output<typeof configSchema>>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function deepFreeze<T>(value: T): DeepReadonly<T>;
+function deepFreeze(value: unknown): unknown {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Parses with `schema`, empty strings counting as unset; a failure throws a {@link ConfigError} naming every bad variable. */
+function parseVariables<S extends z.ZodType>(schema: S, source: Record<string, string | undefined>): z.output<S> {
+  // Empty strings count as unset, so `FOO=` in a compose file falls back to the default.
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((issue) => {
+    const name = issue.path.join('.');
+    // Name the variable, never the value, for problems with secrets: these messages reach logs.
+    const valueHidden = issue.code === 'custom' && issue.params?.['valueHidden'] === true;
+    return valueHidden ? `  ${name}: ${issue.message}` : `  ${name}=${JSON.stringify(cleaned[name] ?? '')}: ${issue.message}`;
   });
+  throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);
+}
+
+/**
+ * Parses environment variables with any zod schema into a frozen object: empty strings count as
+ * unset, and a failure throws a {@link ConfigError} naming every bad variable (with its value,
+ * unless the problem is about a secret). The CLI and the upstream simulator use it for settings
+ * of their own; the processes' variables all belong in {@link configSchema}.
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, source: Record<string, string | undefined>): Readonly<z.output<S>> {
+  const settings = parseVariables(schema, source);
+  deepFreeze(settings);
+  return settings;
+}
+
+/**
+ * Parses the environment once into a frozen {@link Config}. Throws a {@link ConfigError}
+ * whose message names every bad variable and what was expected of it.
+ */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  return deepFreeze(parseVariables(configSchema, source));
 }
 
 /**
  * Runs a config loader or, on a bad variable, prints the reason and exits with code 78
- * (EX_CONFIG). Without a loader, loads the shared {@link Config}.
+ * (EX_CONFIG). Without a loader, loads the shared {@link Config} from `process.env`.
  */
 export function loadConfigOrExit(source?: Record<string, string | undefined>): Config;
 export function loadConfigOrExit<T>(source: Record<string, string | undefined>, loader: (source: Record<string, string | undefined>) => T): T;
-export function loadConfigOrExit<T>(
-  source: Record<string, string | undefined> = process.env,
-  loader: (source: Record<string, string | undefined>) => T = loadConfig as unknown as (source: Record<string, string | undefined>) => T,
-): T {
+export function loadConfigOrExit<T>(source: Record<string, string | undefined> = process.env, loader?: (source: Record<string, string | undefined>) => T): Config | T {
   try {
-    return loader(source);
+    return loader ? loader(source) : loadConfig(source);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`clipline: ${error.message}\n`);

@@ -1,5 +1,27 @@
+import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, DEFAULT_DATABASE_URL, DEV_ACCOUNTS_KEYRING, DEV_API_KEY, loadConfig, resolveDatabaseTarget } from '@clipline/shared';
+
+/** Variables production accepts, to which each case adds or removes one thing. */
+const strong = (name: string) => `${name}-${'s'.repeat(32)}`;
+const PRODUCTION = {
+  NODE_ENV: 'production',
+  API_KEYS: strong('k'),
+  DASHBOARD_PASSWORD: strong('d'),
+  ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
+  DATABASE_URL: 'postgres://clipline@db:5432/clipline',
+};
+
+/** The message of the ConfigError `load` throws ('' when it does not throw). */
+function refusal(load: () => unknown): string {
+  try {
+    load();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  return '';
+}
 
 describe('loadConfig', () => {
   it('starts with no variables at all, on the local defaults', () => {
@@ -96,5 +118,146 @@ describe('loadConfig', () => {
     expect(resolveDatabaseTarget('mysql://127.0.0.1/clips', 't_1')).toMatchObject({ database: 't_1', user: 'root', port: 3306 });
     expect(resolveDatabaseTarget('mysql://127.0.0.1/clips?ssl=unverified')).toMatchObject({ ssl: { rejectUnauthorized: false } });
     expect(resolveDatabaseTarget('sqlite:/var/lib/clipline/db.sqlite', 't_1')).toEqual({ engine: 'sqlite', file: '/var/lib/clipline/db.t_1.sqlite' });
+  });
+
+  it('has a default for every setting, the same as the README table', () => {
+    const { providers, ...config } = loadConfig({});
+    expect(config).toEqual({
+      env: 'development',
+      logLevel: 'info',
+      redisUrl: 'redis://127.0.0.1:6379',
+      queuePrefix: 'clipline',
+      databaseUrl: `sqlite:${path.resolve('.data/clipline.db')}`,
+      databaseSchema: 'public',
+      databasePoolSize: 10,
+      storageDir: path.resolve('.data/storage'),
+      maxSourceBytes: 2 * 1024 ** 3,
+      maxSourceSeconds: 4 * 3600,
+      fileSourceRoots: 'any',
+      host: '127.0.0.1',
+      port: 3000,
+      dashboardPort: 3001,
+      producerMetricsPort: 9463,
+      workerIoMetricsPort: 9464,
+      workerCpuMetricsPort: 9465,
+      apiKeys: [DEV_API_KEY],
+      adminApiKeys: [],
+      dashboardUser: 'admin',
+      dashboardPassword: 'clipline',
+      dashboardViewer: null,
+      authFailuresPerMinute: 20,
+      maxActiveVideosPerTenant: 1000,
+      sseMaxStreamsPerKey: 50,
+      sseMaxSeconds: 3600,
+      keepSources: false,
+      retentionDays: 30,
+      workerIoConcurrency: 50,
+      workerCpuConcurrency: 2,
+      cpuPoolThreads: Math.max(1, os.availableParallelism()),
+      analyzeFps: 10,
+      analyzeWidth: 160,
+      shutdownTimeoutMs: 8000,
+      ffmpegPath: 'ffmpeg',
+      ffprobePath: 'ffprobe',
+      allowPrivateSources: true,
+      downloadTimeoutMs: 600_000,
+      apiRateLimitPerMinute: 1200,
+      fairShareQuotaPerMinute: 60,
+      idempotencyTtlSeconds: 24 * 3600,
+      corsOrigins: [],
+      accountsKeyring: DEV_ACCOUNTS_KEYRING,
+      metadataSyncIntervalMs: 3600_000,
+      webhookTimeoutMs: 10_000,
+      cpuWorker: { renderConcurrency: undefined, renderPreset: 'veryfast', renderCrf: 20 },
+    });
+    expect(providers).toEqual({
+      youtube: { baseUrl: 'https://www.googleapis.com', apiKey: undefined, timeoutMs: 10_000, rateLimit: { perSecond: 10, burst: 10 }, cacheTtlMs: 3600_000, cacheRetainMs: 7 * 86_400_000 },
+      openai: { baseUrl: 'https://api.openai.com/v1', apiKey: undefined, timeoutMs: 120_000, rateLimit: { perSecond: 50, burst: 50 }, chatModel: 'gpt-4o-mini', transcriptionModel: 'whisper-1' },
+      stability: { baseUrl: 'https://api.stability.ai', apiKey: undefined, timeoutMs: 120_000, rateLimit: { perSecond: 10, burst: 10 }, engineId: 'stable-diffusion-xl-1024-v1-0' },
+      elevenlabs: {
+        baseUrl: 'https://api.elevenlabs.io', apiKey: undefined, timeoutMs: 120_000, rateLimit: { perSecond: 5, burst: 5 }, voiceId: '21m00Tcm4TlvDq8ikWAM', modelId: 'eleven_multilingual_v2',
+      },
+      breaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeoutMs: 30_000, rollingWindowMs: 10_000 },
+      getRetries: 2,
+      getRetryDelayMs: 250,
+      limiterMaxWaitMs: 1000,
+    });
+    expect(Object.isFrozen(providers.openai.rateLimit)).toBe(true);
+  });
+
+  it('turns seconds and hours into the units the code uses', () => {
+    expect(loadConfig({ SHUTDOWN_TIMEOUT_SECONDS: '3', DOWNLOAD_TIMEOUT_SECONDS: '4', IDEMPOTENCY_TTL_HOURS: '2', METADATA_SYNC_INTERVAL_SECONDS: '5', WEBHOOK_TIMEOUT_SECONDS: '6' })).toMatchObject({
+      shutdownTimeoutMs: 3000, downloadTimeoutMs: 4000, idempotencyTtlSeconds: 7200, metadataSyncIntervalMs: 5000, webhookTimeoutMs: 6000,
+    });
+    expect(loadConfig({ STORAGE_DIR: 'rel/store' }).storageDir).toBe(path.resolve('rel/store'));
+    expect(loadConfig({ RENDER_CONCURRENCY: '3', RENDER_PRESET: 'fast', RENDER_CRF: '23' }).cpuWorker).toEqual({ renderConcurrency: 3, renderPreset: 'fast', renderCrf: 23 });
+    expect(refusal(() => loadConfig({ RENDER_PRESET: 'placebo', RENDER_CRF: '99' }))).toMatch(/RENDER_PRESET="placebo"[\s\S]*RENDER_CRF="99"/);
+  });
+
+  it('accepts a complete production environment, with production defaults', () => {
+    const config = loadConfig(PRODUCTION);
+    expect(config).toMatchObject({ env: 'production', fileSourceRoots: [], allowPrivateSources: false, apiKeys: [PRODUCTION.API_KEYS], accountsKeyring: PRODUCTION.ACCOUNTS_KEYRING });
+    expect(loadConfig({ ...PRODUCTION, ALLOW_PRIVATE_SOURCES: 'true', FILE_SOURCE_ROOTS: '/srv' })).toMatchObject({ allowPrivateSources: true, fileSourceRoots: ['/srv'] });
+  });
+
+  it.each([
+    ['API_KEYS', { API_KEYS: undefined }, 'API_KEYS: must be set in production'],
+    ['DASHBOARD_PASSWORD', { DASHBOARD_PASSWORD: undefined }, 'DASHBOARD_PASSWORD: must be set in production'],
+    ['ACCOUNTS_KEYRING', { ACCOUNTS_KEYRING: undefined }, 'ACCOUNTS_KEYRING: must be set in production'],
+    ['the dev ACCOUNTS_KEYRING', { ACCOUNTS_KEYRING: DEV_ACCOUNTS_KEYRING }, 'ACCOUNTS_KEYRING: the dev value is refused in production'],
+    ['DATABASE_URL', { DATABASE_URL: undefined }, 'DATABASE_URL: must be set in production'],
+    ['the dev API key', { API_KEYS: DEV_API_KEY }, 'API_KEYS: the dev value is refused in production'],
+    ['the dev API key as an operator key', { ADMIN_API_KEYS: DEV_API_KEY }, 'ADMIN_API_KEYS: the dev value is refused in production'],
+    ['the dev dashboard password', { DASHBOARD_PASSWORD: 'clipline' }, 'DASHBOARD_PASSWORD: the dev value is refused in production'],
+    ['a placeholder key', { API_KEYS: 'change-me-please-this-is-long-enough-to-pass' }, 'API_KEYS: a placeholder is refused in production'],
+    ['a placeholder password', { DASHBOARD_PASSWORD: 'changeme' }, 'DASHBOARD_PASSWORD: a placeholder is refused in production'],
+    ['a short viewer password', { DASHBOARD_VIEWER_USER: 'viewer', DASHBOARD_VIEWER_PASSWORD: 'q7#' }, 'DASHBOARD_VIEWER_PASSWORD: must be at least 32 bytes in production'],
+    ['the upstream simulator', { UPSTREAM_SIM_URL: 'http://sim:3900' }, 'UPSTREAM_SIM_URL: the upstream simulator is refused in production'],
+  ])('refuses %s in production, naming the variable and not its value', (_case, change, line) => {
+    const env: Record<string, string | undefined> = { ...PRODUCTION, ...change };
+    const message = refusal(() => loadConfig(env));
+    const [heading, ...lines] = message.split('\n');
+    expect(heading).toBe('invalid environment:');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.startsWith(`  ${line}`)).toBe(true);
+    for (const value of Object.values(change)) if (value) expect(message).not.toContain(value);
+  });
+
+  it('names one line per variable and weakness, however many keys share it', () => {
+    const message = refusal(() => loadConfig({ ...PRODUCTION, API_KEYS: 'short-1,short-2,short-3' }));
+    expect(message.match(/API_KEYS: must be at least 32 bytes/g)).toHaveLength(1);
+    expect(message).not.toMatch(/short-/);
+  });
+
+  it('checks production rules only once every variable is valid on its own', () => {
+    expect(refusal(() => loadConfig({ NODE_ENV: 'production', PORT: 'eighty' }))).toBe('invalid environment:\n  PORT="eighty": Invalid input: expected number, received NaN');
+  });
+
+  it('reads the provider settings into the providers section', () => {
+    const { providers } = loadConfig({
+      OPENAI_API_KEY: 'sk-live', OPENAI_BASE_URL: 'https://proxy.example/v1/', OPENAI_RATE_LIMIT_PER_SECOND: '2.5', OPENAI_CHAT_MODEL: 'gpt-x',
+      YOUTUBE_RATE_LIMIT_PER_SECOND: '0', YOUTUBE_CACHE_TTL_SECONDS: '2', STABILITY_RATE_LIMIT_BURST: '7', ELEVENLABS_VOICE_ID: 'voice',
+      PROVIDER_BREAKER_ERROR_PERCENT: '25', PROVIDER_GET_RETRIES: '0', PROVIDER_LIMITER_MAX_WAIT_MS: '0',
+    });
+    expect(providers.openai).toMatchObject({ apiKey: 'sk-live', baseUrl: 'https://proxy.example/v1', rateLimit: { perSecond: 2.5, burst: 3 }, chatModel: 'gpt-x' });
+    expect(providers.youtube).toMatchObject({ apiKey: undefined, rateLimit: undefined, cacheTtlMs: 2000 });
+    expect(providers.stability.rateLimit).toEqual({ perSecond: 10, burst: 7 });
+    expect(providers.elevenlabs.voiceId).toBe('voice');
+    expect(providers).toMatchObject({ breaker: { errorThresholdPercentage: 25 }, getRetries: 0, limiterMaxWaitMs: 0 });
+  });
+
+  it('points every provider without a base URL of its own at the upstream simulator, with its key', () => {
+    const { providers } = loadConfig({ UPSTREAM_SIM_URL: 'http://127.0.0.1:3900/', OPENAI_BASE_URL: 'https://proxy.example/v1', YOUTUBE_API_KEY: 'yt-key' });
+    expect(providers.openai).toMatchObject({ baseUrl: 'https://proxy.example/v1', apiKey: 'sim-key' });
+    expect(providers.youtube).toMatchObject({ baseUrl: 'http://127.0.0.1:3900', apiKey: 'yt-key' });
+    expect(providers.stability).toMatchObject({ baseUrl: 'http://127.0.0.1:3900', apiKey: 'sim-key' });
+    expect(loadConfig({ UPSTREAM_SIM_URL: 'http://sim', UPSTREAM_SIM_API_KEY: 'other' }).providers.elevenlabs.apiKey).toBe('other');
+  });
+
+  it('names each malformed provider variable', () => {
+    const message = refusal(() => loadConfig({ OPENAI_BASE_URL: 'ftp://x', PROVIDER_BREAKER_RESET_MS: '-1', UPSTREAM_SIM_URL: 'sim' }));
+    expect(message).toMatch(/UPSTREAM_SIM_URL="sim": expected an http/);
+    expect(message).toMatch(/OPENAI_BASE_URL="ftp:\/\/x": expected an http/);
+    expect(message).toMatch(/PROVIDER_BREAKER_RESET_MS="-1"/);
   });
 });

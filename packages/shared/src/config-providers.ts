@@ -1,0 +1,145 @@
+import { z } from 'zod';
+
+/**
+ * The upstream providers' part of the one configuration schema (see `config.ts`): their
+ * variables, composed into the schema's object, and the settings section built from them.
+ * worker-io is the only app that calls the providers, but the variables are parsed with all the
+ * others, so a bad one is named at start-up like any other and nothing reads `process.env` twice.
+ */
+
+/** The upstream providers behind the AI and metadata steps. */
+export type UpstreamProvider = 'youtube' | 'openai' | 'stability' | 'elevenlabs';
+
+export const DEFAULT_BASE_URLS: Readonly<Record<UpstreamProvider, string>> = {
+  youtube: 'https://www.googleapis.com',
+  openai: 'https://api.openai.com/v1',
+  stability: 'https://api.stability.ai',
+  elevenlabs: 'https://api.elevenlabs.io',
+};
+
+/** Where each provider lives on the simulator: OpenAI's base URL carries `/v1`, the others do not. */
+const SIMULATOR_PATHS: Readonly<Record<UpstreamProvider, string>> = { youtube: '', openai: '/v1', stability: '', elevenlabs: '' };
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const nonNegativeInt = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
+const httpUrl = z.url({ protocol: /^https?$/, message: 'expected an http:// or https:// URL' });
+/** Requests per second; 0 turns the shared limiter off for that provider. */
+const ratePerSecond = (fallback: number) => z.coerce.number().min(0).max(100_000).default(fallback);
+const burst = z.coerce.number().int().positive().optional();
+
+/**
+ * Environment variables of the upstream providers. Keys are optional: a provider without one
+ * is "not configured" and its steps are skipped. `UPSTREAM_SIM_URL` points every provider whose
+ * base URL is not set explicitly at the upstream simulator, with the simulator's key as the
+ * default key (refused in production).
+ */
+export const providerEnvSchema = z.object({
+  /** Base URL of the upstream simulator, e.g. http://127.0.0.1:3900. */
+  UPSTREAM_SIM_URL: httpUrl.optional(),
+  /** Key used for every provider without its own key while UPSTREAM_SIM_URL is set. @defaultValue sim-key */
+  UPSTREAM_SIM_API_KEY: z.string().min(1).default('sim-key'),
+
+  YOUTUBE_API_KEY: z.string().min(1).optional(),
+  /** @defaultValue https://www.googleapis.com */
+  YOUTUBE_BASE_URL: httpUrl.optional(),
+  YOUTUBE_TIMEOUT_MS: positiveInt(10_000),
+  YOUTUBE_RATE_LIMIT_PER_SECOND: ratePerSecond(10),
+  /** Requests that may go out at once after a quiet spell. @defaultValue the per-second rate, at least 1 */
+  YOUTUBE_RATE_LIMIT_BURST: burst,
+  /** Seconds cached video metadata is served without asking YouTube. */
+  YOUTUBE_CACHE_TTL_SECONDS: positiveInt(3600),
+  /** Seconds stale metadata is kept for ETag revalidation. @defaultValue 7 days */
+  YOUTUBE_CACHE_RETAIN_SECONDS: positiveInt(7 * 86_400),
+
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  /** @defaultValue https://api.openai.com/v1 */
+  OPENAI_BASE_URL: httpUrl.optional(),
+  OPENAI_TIMEOUT_MS: positiveInt(120_000),
+  OPENAI_RATE_LIMIT_PER_SECOND: ratePerSecond(50),
+  OPENAI_RATE_LIMIT_BURST: burst,
+  OPENAI_CHAT_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  OPENAI_TRANSCRIPTION_MODEL: z.string().min(1).default('whisper-1'),
+
+  STABILITY_API_KEY: z.string().min(1).optional(),
+  /** @defaultValue https://api.stability.ai */
+  STABILITY_BASE_URL: httpUrl.optional(),
+  STABILITY_TIMEOUT_MS: positiveInt(120_000),
+  STABILITY_RATE_LIMIT_PER_SECOND: ratePerSecond(10),
+  STABILITY_RATE_LIMIT_BURST: burst,
+  STABILITY_ENGINE_ID: z.string().min(1).default('stable-diffusion-xl-1024-v1-0'),
+
+  ELEVENLABS_API_KEY: z.string().min(1).optional(),
+  /** @defaultValue https://api.elevenlabs.io */
+  ELEVENLABS_BASE_URL: httpUrl.optional(),
+  ELEVENLABS_TIMEOUT_MS: positiveInt(120_000),
+  ELEVENLABS_RATE_LIMIT_PER_SECOND: ratePerSecond(5),
+  ELEVENLABS_RATE_LIMIT_BURST: burst,
+  ELEVENLABS_VOICE_ID: z.string().min(1).default('21m00Tcm4TlvDq8ikWAM'),
+  ELEVENLABS_MODEL_ID: z.string().min(1).default('eleven_multilingual_v2'),
+
+  /** Calls within the rolling window before the breaker may open. */
+  PROVIDER_BREAKER_VOLUME_THRESHOLD: positiveInt(5),
+  /** Failure percentage within the window above which the breaker opens. */
+  PROVIDER_BREAKER_ERROR_PERCENT: z.coerce.number().min(1).max(100).default(50),
+  /** Milliseconds an open breaker waits before letting one trial call through. */
+  PROVIDER_BREAKER_RESET_MS: positiveInt(30_000),
+  /** Milliseconds of the rolling window the failure percentage is computed over. */
+  PROVIDER_BREAKER_WINDOW_MS: positiveInt(10_000),
+  /** Retries of idempotent GETs inside one call (POSTs are never retried by the client). */
+  PROVIDER_GET_RETRIES: nonNegativeInt(2),
+  /** Delay before the first GET retry; doubles each time, with jitter. */
+  PROVIDER_GET_RETRY_DELAY_MS: positiveInt(250),
+  /** Longest a call waits for a token of the shared limiter before it gives up as rate-limited. */
+  PROVIDER_LIMITER_MAX_WAIT_MS: nonNegativeInt(1000),
+});
+
+type ProviderVariables = z.output<typeof providerEnvSchema>;
+
+/** A token bucket: `perSecond` tokens flow in, at most `burst` are kept; none when the rate is 0. */
+function rateLimit(perSecond: number, burst: number | undefined) {
+  if (perSecond === 0) return undefined;
+  return { perSecond, burst: burst ?? Math.max(1, Math.ceil(perSecond)) };
+}
+
+/** The `providers` section of the configuration, built from the variables above. */
+export function providerSettings(env: ProviderVariables) {
+  const simulator = env.UPSTREAM_SIM_URL?.replace(/\/+$/, '');
+  const connection = (provider: UpstreamProvider, explicitUrl: string | undefined, key: string | undefined, timeoutMs: number, limit: ReturnType<typeof rateLimit>) => ({
+    baseUrl: (explicitUrl ?? (simulator ? `${simulator}${SIMULATOR_PATHS[provider]}` : DEFAULT_BASE_URLS[provider])).replace(/\/+$/, ''),
+    /** Undefined when the provider is not configured. */
+    apiKey: key ?? (simulator ? env.UPSTREAM_SIM_API_KEY : undefined),
+    timeoutMs,
+    /** Undefined when the provider has no shared limit. */
+    rateLimit: limit,
+  });
+  return {
+    youtube: {
+      ...connection('youtube', env.YOUTUBE_BASE_URL, env.YOUTUBE_API_KEY, env.YOUTUBE_TIMEOUT_MS, rateLimit(env.YOUTUBE_RATE_LIMIT_PER_SECOND, env.YOUTUBE_RATE_LIMIT_BURST)),
+      cacheTtlMs: env.YOUTUBE_CACHE_TTL_SECONDS * 1000,
+      cacheRetainMs: env.YOUTUBE_CACHE_RETAIN_SECONDS * 1000,
+    },
+    openai: {
+      ...connection('openai', env.OPENAI_BASE_URL, env.OPENAI_API_KEY, env.OPENAI_TIMEOUT_MS, rateLimit(env.OPENAI_RATE_LIMIT_PER_SECOND, env.OPENAI_RATE_LIMIT_BURST)),
+      chatModel: env.OPENAI_CHAT_MODEL,
+      transcriptionModel: env.OPENAI_TRANSCRIPTION_MODEL,
+    },
+    stability: {
+      ...connection('stability', env.STABILITY_BASE_URL, env.STABILITY_API_KEY, env.STABILITY_TIMEOUT_MS, rateLimit(env.STABILITY_RATE_LIMIT_PER_SECOND, env.STABILITY_RATE_LIMIT_BURST)),
+      engineId: env.STABILITY_ENGINE_ID,
+    },
+    elevenlabs: {
+      ...connection('elevenlabs', env.ELEVENLABS_BASE_URL, env.ELEVENLABS_API_KEY, env.ELEVENLABS_TIMEOUT_MS, rateLimit(env.ELEVENLABS_RATE_LIMIT_PER_SECOND, env.ELEVENLABS_RATE_LIMIT_BURST)),
+      voiceId: env.ELEVENLABS_VOICE_ID,
+      modelId: env.ELEVENLABS_MODEL_ID,
+    },
+    breaker: {
+      volumeThreshold: env.PROVIDER_BREAKER_VOLUME_THRESHOLD,
+      errorThresholdPercentage: env.PROVIDER_BREAKER_ERROR_PERCENT,
+      resetTimeoutMs: env.PROVIDER_BREAKER_RESET_MS,
+      rollingWindowMs: env.PROVIDER_BREAKER_WINDOW_MS,
+    },
+    getRetries: env.PROVIDER_GET_RETRIES,
+    getRetryDelayMs: env.PROVIDER_GET_RETRY_DELAY_MS,
+    limiterMaxWaitMs: env.PROVIDER_LIMITER_MAX_WAIT_MS,
+  };
+}
