@@ -1,10 +1,12 @@
-import { closeServer, createService, loadConfigOrExit, startMetricsServer } from '@clipline/shared';
+import { closeServer, createService, loadConfigOrExit, requireMigratedDatabase, startMetricsServer } from '@clipline/shared';
 import { buildProducer } from './producer.js';
 import { createProducerServer } from './server.js';
 
 const service = createService('producer', loadConfigOrExit());
 const { config, logger, shutdown } = service;
 shutdown.installSignalHandlers();
+// Before the listener: an unmigrated database would answer 500 to every request behind a green /readyz.
+await requireMigratedDatabase(service);
 
 const { app } = buildProducer(service);
 const server = createProducerServer(app);

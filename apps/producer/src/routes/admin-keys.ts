@@ -4,7 +4,7 @@ import type { ApiKeyInfo, ApiKeysRepository } from '@clipline/shared';
 import { describeIssues } from '../api-schemas.js';
 import { requireAdmin } from '../http/auth.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
-import { isUnavailable } from './videos.js';
+import { isUnavailable } from './route-helpers.js';
 
 export const newApiKeyRequest = z
   .strictObject({

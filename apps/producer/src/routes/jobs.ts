@@ -15,7 +15,7 @@ import {
 import { callerOf, scopeOf } from '../http/auth.js';
 import { idempotent } from '../http/idempotency.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
-import { isUnavailable } from './videos.js';
+import { isUnavailable } from './route-helpers.js';
 
 export interface JobRoutesDependencies {
   queues: JobQueues;

@@ -5,7 +5,7 @@ import { accountsQueue, encryptSecret, type JobQueues, type Keyring, type UsersR
 import { describeIssues } from '../api-schemas.js';
 import type { StrengthPool } from '../accounts/strength-pool.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
-import { isUnavailable } from './videos.js';
+import { isUnavailable } from './route-helpers.js';
 import { callerOf, scopeOf } from '../http/auth.js';
 
 export const MIN_PASSWORD_SCORE = 3;

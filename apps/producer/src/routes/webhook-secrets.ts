@@ -2,7 +2,7 @@ import express, { type Router } from 'express';
 import { WEBHOOK_SECRET_OVERLAP_SECONDS, type WebhookSecretsRepository } from '@clipline/shared';
 import { callerOf } from '../http/auth.js';
 import { serviceUnavailable } from '../http/problem.js';
-import { isUnavailable } from './videos.js';
+import { isUnavailable } from './route-helpers.js';
 
 /**
  * The caller's tenant's webhook signing secret (Standard Webhooks `whsec_…`), and its rotation:

@@ -1,0 +1,53 @@
+import express, { type Response, type Router } from 'express';
+import { VideoNotFinishedError, type PurgeOutcome, type TenantScope, type VideoPipelineProducer, type VideosRepository } from '@clipline/shared';
+import { scopeOf } from '../http/auth.js';
+import { badRequest, HttpProblem, notFound } from '../http/problem.js';
+import { fromDatabase, unavailableOr, videoIdOf } from './route-helpers.js';
+
+export interface CancelDependencies {
+  videos: VideosRepository;
+  pipeline: VideoPipelineProducer;
+  /** Removes a finished video's files and rows (`DELETE …?purge=true`). */
+  purge: (videoId: string, scope: TenantScope) => Promise<PurgeOutcome>;
+}
+
+async function purge(deps: CancelDependencies, id: string, res: Response): Promise<void> {
+  let purged: PurgeOutcome;
+  try {
+    purged = await deps.purge(id, scopeOf(res));
+  } catch (error) {
+    if (error instanceof VideoNotFinishedError) throw new HttpProblem(409, 'Conflict', error.message);
+    throw unavailableOr(error);
+  }
+  if (purged.outcome === 'not-found') throw notFound(`no video with id ${id}`);
+  res.status(200).json({ id, status: 'purged', bytesRemoved: purged.bytesRemoved });
+}
+
+async function cancel(deps: CancelDependencies, id: string, res: Response): Promise<void> {
+  let outcome;
+  try {
+    outcome = await deps.pipeline.cancel(id, scopeOf(res));
+  } catch (error) {
+    throw unavailableOr(error);
+  }
+  if (outcome === 'not-found') throw notFound(`no video with id ${id}`);
+  if (outcome === 'already-finished') {
+    const status = await fromDatabase(deps.videos.status(id, scopeOf(res)));
+    throw new HttpProblem(409, 'Conflict', `video ${id} already finished (${status}); there is nothing to cancel`);
+  }
+  res.status(202).json({ id, status: 'cancelled' });
+}
+
+/** `DELETE /videos/:id` cancels an unfinished video; with `?purge=true` it removes a finished one. */
+export function cancelRoutes(deps: CancelDependencies): Router {
+  const router = express.Router();
+  router.delete('/videos/:id', async (req, res) => {
+    const id = videoIdOf(req);
+    const { purge: purgeFlag } = req.query;
+    if (purgeFlag !== undefined && purgeFlag !== 'true' && purgeFlag !== 'false') {
+      throw badRequest('purge must be true or false', [{ path: 'purge', message: 'expected true or false' }]);
+    }
+    await (purgeFlag === 'true' ? purge(deps, id, res) : cancel(deps, id, res));
+  });
+  return router;
+}

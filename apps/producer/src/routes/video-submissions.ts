@@ -1,0 +1,114 @@
+import express, { type Router } from 'express';
+import { checkUrl, EgressRefusedError, type EgressPolicy, type IdempotencyRepository, type VideoPipelineProducer, type VideosRepository } from '@clipline/shared';
+import { videoBatch, videoSubmission, type VideoSubmissionBody } from '../api-schemas.js';
+import { callerOf, principalOf } from '../http/auth.js';
+import { idempotent } from '../http/idempotency.js';
+import { badRequest, HttpProblem } from '../http/problem.js';
+import type { RequestBudget } from '../http/rate-limit.js';
+import { fromDatabase, guardQueue, links, parse, requireJson, unavailableOr } from './route-helpers.js';
+
+export interface SubmissionDependencies {
+  videos: VideosRepository;
+  pipeline: VideoPipelineProducer;
+  idempotency: IdempotencyRepository;
+  /** Server secret keying the stored fingerprints of idempotent requests. */
+  fingerprintKey: string;
+  queueReady(): boolean;
+  /** The per-key request budget: a batch is charged one unit per video. */
+  budget: RequestBudget;
+  /** Whether sources and callbacks may name loopback/private hosts (ALLOW_PRIVATE_SOURCES). */
+  egress: EgressPolicy;
+  /** Unfinished videos one tenant may have. */
+  maxActiveVideosPerTenant: number;
+}
+
+/**
+ * Refuses at submission what the workers would refuse later: a source or callback URL whose host
+ * is written as a non-public address (`http://127.1/`, `http://[::ffff:7f00:1]/`, `localhost`).
+ * Host names are judged again by the workers at connect time; this only saves a doomed video.
+ */
+function checkEgress(body: VideoSubmissionBody, policy: EgressPolicy, where = ''): void {
+  const urls: [string, string][] = [];
+  if (/^https?:\/\//i.test(body.source)) urls.push(['source', body.source]);
+  if (body.callbackUrl) urls.push(['callbackUrl', body.callbackUrl]);
+  for (const [field, url] of urls) {
+    try {
+      checkUrl(url, policy);
+    } catch (error) {
+      if (!(error instanceof EgressRefusedError)) throw error;
+      throw badRequest(`${where}${field}: ${error.message}`, [{ path: `${where}${field}`, message: error.message }]);
+    }
+  }
+}
+
+function toSubmission(body: VideoSubmissionBody) {
+  return {
+    source: body.source,
+    title: body.title ?? null,
+    ...(body.options ? { options: body.options } : {}),
+    ...(body.callbackUrl ? { callbackUrl: body.callbackUrl } : {}),
+    ...(body.priority ? { priority: body.priority } : {}),
+    ...(body.delaySeconds ? { delaySeconds: body.delaySeconds } : {}),
+    ...(body.youtubeId ? { youtubeId: body.youtubeId } : {}),
+  };
+}
+
+/** Fair use: a tenant's unfinished videos are capped, so one service cannot fill the queues. */
+async function guardActiveVideos(deps: SubmissionDependencies, tenant: string, adding: number): Promise<void> {
+  const cap = deps.maxActiveVideosPerTenant;
+  const active = await fromDatabase(deps.videos.countUnfinished(tenant));
+  if (active + adding <= cap) return;
+  const batch = adding > 1 ? `a batch of ${adding} does not fit; ` : '';
+  throw new HttpProblem(
+    429,
+    'Too Many Requests',
+    `this tenant has ${active} unfinished videos and may have at most ${cap} (MAX_ACTIVE_VIDEOS_PER_TENANT); ${batch}submit more once some finish`,
+    { activeVideos: active, limit: cap },
+    { 'retry-after': '60' },
+  );
+}
+
+/** `POST /videos` and `POST /videos:batch`: validated, checked against fair use, then one flow each. */
+export function submissionRoutes(deps: SubmissionDependencies): Router {
+  const router = express.Router();
+
+  router.post(
+    '/videos',
+    idempotent(deps.idempotency, async (req, res) => {
+      const body = parse(videoSubmission, requireJson(req) ?? undefined);
+      checkEgress(body, deps.egress);
+      guardQueue(() => deps.queueReady());
+      const { tenant } = callerOf(res);
+      await guardActiveVideos(deps, tenant, 1);
+      try {
+        const { id } = await deps.pipeline.submit(toSubmission(body), { submittedBy: principalOf(res), tenant });
+        res.status(202).location(`/v1/videos/${id}`).json({ id, status: 'queued', links: links(id) });
+      } catch (error) {
+        throw unavailableOr(error);
+      }
+    }, deps.fingerprintKey),
+  );
+
+  // "/videos:batch": the colon is literal here, not a route parameter.
+  router.post(
+    /^\/videos:batch$/,
+    idempotent(deps.idempotency, async (req, res) => {
+      const body = parse(videoBatch, requireJson(req) ?? undefined);
+      body.videos.forEach((video, index) => checkEgress(video, deps.egress, `videos.${index}.`));
+      // The request itself was charged one unit on the way in; each further video is one more.
+      await deps.budget.charge(principalOf(res), body.videos.length - 1, (name, value) => res.setHeader(name, value));
+      guardQueue(() => deps.queueReady());
+      const { tenant } = callerOf(res);
+      await guardActiveVideos(deps, tenant, body.videos.length);
+      try {
+        const submissions = body.videos.map((video) => ({ submission: toSubmission(video) }));
+        const created = await deps.pipeline.submitMany(submissions, { submittedBy: principalOf(res), tenant });
+        res.status(202).json({ videos: created.map(({ id }) => ({ id, status: 'queued', links: links(id) })) });
+      } catch (error) {
+        throw unavailableOr(error);
+      }
+    }, deps.fingerprintKey),
+  );
+
+  return router;
+}
