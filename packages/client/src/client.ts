@@ -3,10 +3,15 @@ import { downloadFile, type DownloadDestination, type DownloadedFile, type Downl
 import { HttpTransport, type RetryNotice } from './http-transport.js';
 import { resolveRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import type {
+  ApiKey,
+  ApiKeyList,
+  ApiKeyRevoked,
   BatchAccepted,
   CancelAccepted,
+  CreatedApiKey,
   Job,
   JobAccepted,
+  NewApiKey,
   RegistrationAccepted,
   SubmissionAccepted,
   UserRegistration,
@@ -84,6 +89,20 @@ export interface ClipLineClient {
    * the base URL, sent with the same key) to `destination`, through `<destination>.part`.
    */
   downloadFile(apiPath: string, destination: DownloadDestination, options?: DownloadOptions): Promise<DownloadedFile>;
+
+  // API keys kept by the server (`/v1/admin/keys`). These need an operator key (ADMIN_API_KEYS,
+  // or a key created with `admin: true`): the server answers any other key 404, as if the routes
+  // did not exist.
+
+  /** Creates a key; the answer is the only place its secret ever appears. Not retried. */
+  createApiKey(key: NewApiKey, options?: CallOptions): Promise<CreatedApiKey>;
+  /** Every key, revoked ones included, oldest first. */
+  listApiKeys(options?: CallOptions): Promise<ApiKey[]>;
+  /**
+   * Revokes a key named by its id, its `cl_…` prefix or the whole key; it stops working at once.
+   * Rejects with a 404 {@link ClipLineApiError} when no such key exists.
+   */
+  revokeApiKey(reference: string, options?: CallOptions): Promise<ApiKeyRevoked>;
 }
 
 function checkedBaseUrl(value: string | URL): string {
@@ -106,6 +125,17 @@ function checkedApiKey(apiKey: string): string {
 }
 
 const segment = (value: string) => encodeURIComponent(value);
+
+const WHOLE_API_KEY = /^(cl_[0-9A-Za-z]{12})_[0-9A-Za-z]{32}$/;
+
+/**
+ * A whole key is sent as its prefix, which names the same key to the server: the secret part
+ * would otherwise sit in the request line, where proxies and access logs keep it.
+ */
+function keyReference(reference: string): string {
+  const trimmed = reference.trim();
+  return WHOLE_API_KEY.exec(trimmed)?.[1] ?? trimmed;
+}
 
 function keyFor(options: SubmitOptions | undefined): string | undefined {
   if (options?.idempotencyKey === false) return undefined;
@@ -182,6 +212,20 @@ export function createClient(options: ClientOptions): ClipLineClient {
       transport.json({ method: 'POST', path: '/v1/users', body: registration, idempotent: false, idempotencyKey: call?.idempotencyKey, signal: call?.signal }),
 
     downloadFile: (apiPath, destination, download = {}) => downloadFile(transport, apiPath, destination, { ...download, idleTimeoutMs: download.idleTimeoutMs ?? timeoutMs }),
+
+    // A repeated create would make a second key, and the admin routes take no Idempotency-Key.
+    createApiKey: (key, call) => transport.json({ method: 'POST', path: '/v1/admin/keys', body: key, idempotent: false, signal: call?.signal }),
+
+    listApiKeys: async (call) => {
+      const list = await transport.json<ApiKeyList>({ method: 'GET', path: '/v1/admin/keys', idempotent: true, signal: call?.signal });
+      return list.items;
+    },
+
+    revokeApiKey: async (reference, call) => {
+      const ref = keyReference(reference);
+      if (ref === '') throw new TypeError('revokeApiKey needs a key id, cl_… prefix or key; got an empty string');
+      return transport.json({ method: 'DELETE', path: `/v1/admin/keys/${segment(ref)}`, idempotent: true, signal: call?.signal });
+    },
   };
   return client;
 }

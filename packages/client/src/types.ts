@@ -1,12 +1,70 @@
 /**
  * The request and response bodies of the clipline HTTP API (`/v1`), as the client sees them.
- * Shapes the server takes straight from its records (a video's view, options, metadata) are the
- * shared package's own types, imported as types only: the client loads nothing of it at run
- * time. Fields the server adds later are optional here.
+ * They are written out here rather than imported from the server's packages, so that installing
+ * the client installs nothing of the server (database drivers, BullMQ). Fields the server adds
+ * later are optional here.
  */
-import type { Scene, StepStatus, VideoMetadata, VideoOptions, VideoPriority, VideoStatus, VideoStepView, VideoView } from '@clipline/shared';
 
-export type { Scene, StepStatus, VideoMetadata, VideoOptions, VideoPriority, VideoStatus, VideoStepView };
+export type VideoStatus = 'queued' | 'processing' | 'completed' | 'failed' | 'cancelled';
+export type StepStatus = 'pending' | 'active' | 'completed' | 'failed' | 'skipped' | 'cancelled';
+export type VideoPriority = 'high' | 'normal' | 'low';
+
+/** How clips are cut; each field has a server-side default. */
+export interface VideoOptions {
+  /** How many clips to keep (1-20). */
+  clipCount?: number;
+  minClipSeconds?: number;
+  maxClipSeconds?: number;
+  aspect?: '9:16' | '1:1' | '16:9';
+}
+
+/** What ffprobe found in the source. */
+export interface VideoMetadata {
+  durationSeconds: number;
+  width: number;
+  height: number;
+  fps: number;
+  hasAudio: boolean;
+  sizeBytes: number;
+  videoCodec: string | null;
+}
+
+export interface Scene {
+  startSeconds: number;
+  endSeconds: number;
+}
+
+export interface VideoStepView {
+  name: string;
+  status: StepStatus;
+  reason: string | null;
+  attempts: number;
+  updatedAt: string;
+}
+
+/** A video as the server records it; {@link Video} adds links, clips and transcript. */
+export interface VideoView {
+  id: string;
+  /** The tenant that owns the video. */
+  tenant: string;
+  status: VideoStatus;
+  progress: number;
+  /** Bumped on every change; the event id of the video's live stream. */
+  version: number;
+  priority: VideoPriority;
+  options: VideoOptions;
+  callbackUrl: string | null;
+  youtubeId: string | null;
+  title: string | null;
+  source: string;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+  completedAt: string | null;
+  metadata: VideoMetadata | null;
+  scenes: Scene[];
+  steps: VideoStepView[];
+}
 
 export type ClipAspect = NonNullable<VideoOptions['aspect']>;
 
@@ -150,6 +208,53 @@ export interface UserRegistration {
 export interface RegistrationAccepted {
   id: string;
   status: string;
+}
+
+/** `tenant` keys see their tenant's work; `admin` (operator) keys see every tenant's. */
+export type ApiKeyRole = 'tenant' | 'admin';
+
+/** `POST /v1/admin/keys` body. */
+export interface NewApiKey {
+  /** What the key is for (1-100 printable characters). */
+  name: string;
+  /** The tenant the key acts for. @defaultValue the name, lower-cased with other characters as "-" (server side) */
+  tenant?: string;
+  /** An operator key, acting on every tenant's work. @defaultValue false */
+  admin?: boolean;
+}
+
+/** A key just created: `key` is shown only in this answer, the server keeps only its hash. */
+export interface CreatedApiKey {
+  id: string;
+  name: string;
+  /** The public start of the key (`cl_…`), safe to show and log. */
+  prefix: string;
+  key: string;
+  tenant: string;
+  role: ApiKeyRole;
+}
+
+/** One key of `GET /v1/admin/keys`; times are ISO 8601 strings. */
+export interface ApiKey {
+  id: string;
+  name: string;
+  prefix: string;
+  tenant: string;
+  role: ApiKeyRole;
+  createdAt: string;
+  /** Accurate to a minute (the server records a use at most once a minute). */
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface ApiKeyList {
+  /** Every key, revoked ones included, oldest first. */
+  items: ApiKey[];
+}
+
+/** `DELETE /v1/admin/keys/:ref`: revoking twice is harmless. */
+export interface ApiKeyRevoked {
+  outcome: 'revoked' | 'already-revoked';
 }
 
 /** RFC 9457 problem details, as every error of the API is answered. */

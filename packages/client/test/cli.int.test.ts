@@ -1,6 +1,7 @@
 /**
  * The built `clipline` CLI as a user runs it: a child process against the real producer (in this
- * process), the real worker processes, and a real PostgreSQL schema for `keys`.
+ * process) and the real worker processes. `keys` goes through the producer's admin API with an
+ * operator key from ADMIN_API_KEYS; what it did is read back from the producer's database.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -21,15 +22,21 @@ let env: TestEnvironment;
 let running: RunningProducer;
 let api: ClipLineClient;
 
-/** `node dist/cli.js …` against this file's producer and schema, run in its storage folder. */
+/** An operator key of the producer's configuration, as an operator runs `clipline keys` with. */
+const OPERATOR_KEY = 'operator-key-of-the-cli-tests';
+
+/** `node dist/cli.js …` against this file's producer with the dev key, run in its storage folder. */
 const clipline = cliRunner(() => ({
   cwd: env.config.storageDir,
-  env: { CLIPLINE_URL: running.url, CLIPLINE_API_KEY: DEV_API_KEY, DATABASE_URL: env.config.databaseUrl, DATABASE_SCHEMA: env.config.databaseSchema },
+  env: { CLIPLINE_URL: running.url, CLIPLINE_API_KEY: DEV_API_KEY },
 }));
+
+/** `clipline keys …` with the operator key. */
+const keys = (args: string[], options: { env?: Record<string, string> } = {}) => clipline(['keys', ...args], { env: { CLIPLINE_API_KEY: OPERATOR_KEY, ...options.env } });
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first with "npx tsc -b"`);
-  fixture = await producerUnderTest();
+  fixture = await producerUnderTest({ ADMIN_API_KEYS: OPERATOR_KEY });
   ({ env, running, api } = fixture);
 });
 
@@ -46,6 +53,8 @@ describe('usage', () => {
       expect(help.stdout).toContain(`Usage: clipline ${command}`);
       expect(help.stdout).toContain(option);
     }
+    expect(main.stdout).not.toContain('DATABASE_URL');
+    expect((await clipline(['keys', '--help'])).stdout).toMatch(/CLIPLINE_API_KEY\nmust be an operator key/);
   });
 
   it.each([
@@ -61,9 +70,8 @@ describe('usage', () => {
     [['keys', 'list', '--name', 'x'], /--name is only for keys create/],
     [['keys', 'list', '--admin'], /--admin is only for keys create/],
     [['keys', 'revoke', 'cl_x', '--tenant', 'acme'], /--tenant is only for keys create/],
-    [['keys', 'create', '--tenant', 'Acme Corp'], /tenant must be 1-128 lower-case letters/],
+    [['keys', 'revoke', ' '], /keys revoke needs exactly one key id or prefix/],
     [['keys', 'create', '--admin=yes'], /option --admin takes no value/],
-    [['keys', 'create', '--name', ' '], /API key name must be 1-100 printable characters/],
   ])('%j is a usage error (exit 2) naming the problem', async (args, message) => {
     const run = await clipline(args);
     expect(run.code).toBe(2);
@@ -128,7 +136,7 @@ describe('submit and status', () => {
 
 describe('keys', () => {
   it('creates a key shown once, which the API accepts until it is revoked', async () => {
-    const created = await clipline(['keys', 'create', '--name', 'ci pipeline']);
+    const created = await keys(['create', '--name', 'ci pipeline']);
     expect(created.code).toBe(0);
     expect(created.stdout).toMatch(/^cl_[0-9A-Za-z]{12}_[0-9A-Za-z]{32}\n$/);
     const key = created.stdout.trim();
@@ -142,23 +150,25 @@ describe('keys', () => {
     expect((await clipline(['status', id], { env: { CLIPLINE_API_KEY: key } })).code).toBe(0);
     await keyed.cancelVideo(id);
 
-    const listed = await clipline(['keys', 'list']);
+    const listed = await keys(['list']);
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(/^ID +PREFIX +NAME +TENANT +ROLE +CREATED +LAST USED +STATUS\n/);
     expect(listed.stdout).toMatch(new RegExp(`${prefix} +ci pipeline +ci-pipeline +tenant +\\d{4}-\\S+ +\\d{4}-\\S+ +active\\n`));
     expect(listed.stdout).not.toContain(key);
 
-    expect(await clipline(['keys', 'revoke', prefix])).toMatchObject({ code: 0, stdout: `revoked ${prefix}\n` });
+    expect(await keys(['revoke', prefix])).toMatchObject({ code: 0, stdout: `revoked ${prefix}\n` });
     const refused = await clipline(['status', id], { env: { CLIPLINE_API_KEY: key } });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toBe('clipline: API key is not valid (401 Unauthorized)\n');
-    expect(await clipline(['keys', 'revoke', prefix])).toMatchObject({ code: 0, stdout: `${prefix} was already revoked\n` });
-    const json = JSON.parse((await clipline(['keys', 'list', '--json'])).stdout) as { prefix: string; revokedAt: string | null; lastUsedAt: string | null }[];
+    // The whole key names it too (the client sends only its prefix).
+    expect(await keys(['revoke', key])).toMatchObject({ code: 0, stdout: `${key} was already revoked\n` });
+    const json = JSON.parse((await keys(['list', '--json'])).stdout) as { prefix: string; revokedAt: string | null; lastUsedAt: string | null }[];
     expect(json.find((item) => item.prefix === prefix)).toMatchObject({ revokedAt: expect.any(String), lastUsedAt: expect.any(String) });
+    expect((await new ApiKeysRepository(env.db).list()).find((row) => row.prefix === prefix)?.revokedAt).toBeInstanceOf(Date);
   });
 
   it('creates a key for a tenant with --tenant, an operator key with --admin, and lists both', async () => {
-    const created = await clipline(['keys', 'create', '--name', 'Acme ops', '--tenant', 'acme', '--admin']);
+    const created = await keys(['create', '--name', 'Acme ops', '--tenant', 'acme', '--admin']);
     expect(created.code).toBe(0);
     const key = created.stdout.trim();
     const prefix = key.slice(0, 15);
@@ -168,13 +178,15 @@ describe('keys', () => {
     expect(stored).toMatchObject({ name: 'Acme ops', tenant: 'acme', role: 'admin' });
     expect(await new ApiKeysRepository(env.db).verify(key)).toMatchObject({ tenant: 'acme', role: 'admin' });
 
-    const plain = JSON.parse((await clipline(['keys', 'create', '--name', 'Acme uploader', '--tenant', 'acme', '--json'])).stdout) as { prefix: string; key: string; tenant: string; role: string };
+    const plain = JSON.parse((await keys(['create', '--name', 'Acme uploader', '--tenant', 'acme', '--json'])).stdout) as { prefix: string; key: string; tenant: string; role: string };
     expect(plain).toMatchObject({ tenant: 'acme', role: 'tenant' });
 
-    const listed = await clipline(['keys', 'list']);
+    // The operator key made here manages keys itself.
+    const listed = await keys(['list'], { env: { CLIPLINE_API_KEY: key } });
+    expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(new RegExp(`${prefix} +Acme ops +acme +admin +`));
     expect(listed.stdout).toMatch(new RegExp(`${plain.prefix} +Acme uploader +acme +tenant +`));
-    const json = JSON.parse((await clipline(['keys', 'list', '--json'])).stdout) as { prefix: string; tenant: string; role: string }[];
+    const json = JSON.parse((await keys(['list', '--json'])).stdout) as { prefix: string; tenant: string; role: string }[];
     expect(json.find((row) => row.prefix === prefix)).toMatchObject({ tenant: 'acme', role: 'admin' });
 
     // What the role means to the API: the operator key reads another tenant's video, the tenant key does not.
@@ -187,17 +199,36 @@ describe('keys', () => {
   });
 
   it('creates a key as JSON, and fails (exit 1) to revoke a key that does not exist', async () => {
-    const created = JSON.parse((await clipline(['keys', 'create', '--json'])).stdout) as { id: string; name: string; key: string };
+    const created = JSON.parse((await keys(['create', '--json'])).stdout) as { id: string; name: string; key: string };
     expect(created).toMatchObject({ name: 'default', key: expect.stringMatching(/^cl_/) });
-    const missing = await clipline(['keys', 'revoke', 'cl_000000000000']);
-    expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/no API key with id or prefix "cl_000000000000"/);
+    const missing = await keys(['revoke', 'cl_000000000000']);
+    expect(missing).toMatchObject({ code: 1, stdout: '' });
+    expect(missing.stderr).toBe('clipline: no API key with id or prefix "cl_000000000000" (see "clipline keys list")\n');
+    const json = await keys(['revoke', 'cl_000000000000', '--json']);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual({ key: 'cl_000000000000', outcome: 'not-found' });
   });
 
-  it('says to migrate when the schema has no api_keys table', async () => {
-    const run = await clipline(['keys', 'list'], { env: { DATABASE_SCHEMA: 'no_such_schema_for_clipline' } });
-    expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/the api_keys table does not exist in schema "no_such_schema_for_clipline": run "npm run migrate"/);
+  it.each([
+    [['--tenant', 'Acme Corp'], /^clipline: tenant must be 1-128 lower-case letters/],
+    [['--name', ' '], /^clipline: name: name is required\n/],
+  ])('refuses a new key the API refuses (%j) as a usage error (exit 2), creating nothing', async (args, message) => {
+    const before = (await new ApiKeysRepository(env.db).list()).length;
+    const run = await keys(['create', ...args]);
+    expect(run).toMatchObject({ code: 2, stdout: '' });
+    expect(run.stderr).toMatch(message);
+    expect(run.stderr).toMatch(/Run "clipline keys --help" for usage\.\n$/);
+    expect(await new ApiKeysRepository(env.db).list()).toHaveLength(before);
+  });
+
+  it('tells a user whose key is not an operator key to use one, whatever the command (exit 1)', async () => {
+    const before = (await new ApiKeysRepository(env.db).list()).length;
+    for (const args of [['create', '--name', 'sneaky'], ['list'], ['revoke', 'cl_000000000000']]) {
+      const run = await keys(args, { env: { CLIPLINE_API_KEY: DEV_API_KEY } });
+      expect(run).toMatchObject({ code: 1, stdout: '' });
+      expect(run.stderr).toMatch(/^clipline: the API answered 404 Not Found for \/v1\/admin\/keys: "keys" needs an operator key in CLIPLINE_API_KEY \(one of the producer's ADMIN_API_KEYS/);
+    }
+    expect(await new ApiKeysRepository(env.db).list()).toHaveLength(before);
   });
 });
 

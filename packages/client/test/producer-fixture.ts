@@ -39,9 +39,12 @@ export interface ProducerUnderTest {
   close(): Promise<void>;
 }
 
-/** A test environment of its own (queue prefix, schema, storage), its producer and a client; no rate limit. */
-export async function producerUnderTest(): Promise<ProducerUnderTest> {
-  const env = await createTestEnvironment({ API_RATE_LIMIT_PER_MINUTE: '0' });
+/**
+ * A test environment of its own (queue prefix, schema, storage), its producer and a client; no
+ * rate limit. `overrides` are more variables of the environment (e.g. ADMIN_API_KEYS).
+ */
+export async function producerUnderTest(overrides: Record<string, string> = {}): Promise<ProducerUnderTest> {
+  const env = await createTestEnvironment({ API_RATE_LIMIT_PER_MINUTE: '0', ...overrides });
   const running = await startProducer(env.config);
   return {
     env,

@@ -1,38 +1,46 @@
-import { z } from 'zod';
-import { databaseSchemaSchema, databaseUrlSchema, DEFAULT_DATABASE_URL, DEV_API_KEY, parseEnv } from '@clipline/shared';
-
 /**
- * The variables the CLI reads. API commands need the first two; `keys` talks to the database
- * directly (run it where the database is reachable). Defaults match a local `npm start`.
+ * The CLI's settings. Every command talks to the producer API, `keys` included, so the CLI needs
+ * nothing but a URL and a key. Defaults match a local `npm start`.
  */
-const cliEnvSchema = z.object({
-  /** The producer API. @defaultValue http://127.0.0.1:3000 */
-  CLIPLINE_URL: z.url({ protocol: /^https?$/, message: 'expected an http:// or https:// URL' }).default('http://127.0.0.1:3000'),
-  /** @defaultValue the dev key, which only a non-production server accepts */
-  CLIPLINE_API_KEY: z.string().regex(/^[\x21-\x7e]{1,512}$/, 'expected 1-512 visible ASCII characters').default(DEV_API_KEY),
-  /** @defaultValue the SQLite file of a local `npm start` */
-  DATABASE_URL: databaseUrlSchema.default(DEFAULT_DATABASE_URL),
-  DATABASE_SCHEMA: databaseSchemaSchema,
-  /** Set (to anything) to draw progress without colours. */
-  NO_COLOR: z.string().optional(),
-});
+
+/** The key a non-production producer accepts when no API_KEYS are set (the server's DEV_API_KEY). */
+export const DEV_API_KEY = 'dev-key-clipline';
+
+/** @defaultValue of CLIPLINE_URL */
+export const DEFAULT_API_URL = 'http://127.0.0.1:3000';
 
 export interface CliSettings {
+  /** `CLIPLINE_URL`: the producer API. @defaultValue {@link DEFAULT_API_URL} */
   readonly apiUrl: string;
+  /** `CLIPLINE_API_KEY`. @defaultValue {@link DEV_API_KEY}, which only a non-production server accepts */
   readonly apiKey: string;
-  readonly databaseUrl: string;
-  readonly databaseSchema: string;
+  /** False when `NO_COLOR` is set (to anything but the empty string). */
   readonly color: boolean;
 }
 
-/** Throws a ConfigError naming every bad variable. */
+/** The environment is wrong (exit code 2); the message names every bad variable. */
+export class CliConfigError extends Error {
+  override name = 'CliConfigError';
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+/** Throws a {@link CliConfigError} naming every bad variable; an empty variable counts as unset. */
 export function loadCliSettings(source: Record<string, string | undefined>): CliSettings {
-  const env = parseEnv(cliEnvSchema, source);
-  return Object.freeze({
-    apiUrl: env.CLIPLINE_URL,
-    apiKey: env.CLIPLINE_API_KEY,
-    databaseUrl: env.DATABASE_URL,
-    databaseSchema: env.DATABASE_SCHEMA,
-    color: env.NO_COLOR === undefined,
-  });
+  const read = (name: string) => (source[name] === '' ? undefined : source[name]);
+  const apiUrl = read('CLIPLINE_URL') ?? DEFAULT_API_URL;
+  const apiKey = read('CLIPLINE_API_KEY') ?? DEV_API_KEY;
+  const problems: string[] = [];
+  if (!isHttpUrl(apiUrl)) problems.push(`CLIPLINE_URL=${JSON.stringify(apiUrl)}: expected an http:// or https:// URL`);
+  // What an Authorization header can carry; the key itself is never echoed.
+  if (!/^[\x21-\x7e]{1,512}$/.test(apiKey)) problems.push('CLIPLINE_API_KEY: expected 1-512 visible ASCII characters');
+  if (problems.length > 0) throw new CliConfigError(`invalid environment:\n${problems.map((line) => `  ${line}`).join('\n')}`);
+  return Object.freeze({ apiUrl, apiKey, color: read('NO_COLOR') === undefined });
 }

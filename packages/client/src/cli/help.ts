@@ -4,13 +4,12 @@ Commands:
   submit <files|urls...>   submit videos for processing (--wait to follow them)
   status <id>              show a video's state, steps, scenes and clips
   download <ids...>        save completed videos' clips, thumbnails and voice-overs to disk
-  keys create|list|revoke  manage API keys (talks to the database directly)
+  keys create|list|revoke  manage API keys (needs an operator key)
 
 Environment:
   CLIPLINE_URL       producer API (default http://127.0.0.1:3000)
-  CLIPLINE_API_KEY   API key sent as a bearer token (default: the dev key)
-  DATABASE_URL       database for "keys": postgres://, mysql:// or sqlite:path (default: npm start's SQLite file)
-  DATABASE_SCHEMA    schema holding clipline's tables (default public)
+  CLIPLINE_API_KEY   API key sent as a bearer token (default: the dev key); for "keys", an
+                     operator key
   NO_COLOR           set to draw progress without colours
 
 Exit codes: 0 success, 1 a video or request failed, 2 usage error, 130 interrupted.
@@ -71,13 +70,14 @@ Exit code 1 when the video failed or was cancelled, or cannot be read.
 
 const KEYS = `Usage: clipline keys <create|list|revoke> [options]
 
-Manages API keys in the database (DATABASE_URL, DATABASE_SCHEMA); run it where the database
-is reachable, after "npm run migrate".
+Manages the API keys the producer keeps, through its admin API (CLIPLINE_URL). CLIPLINE_API_KEY
+must be an operator key: one of the producer's ADMIN_API_KEYS, or a key created with --admin.
+The API answers any other key 404, as if these routes did not exist.
 
   keys create [--name <name>] [--tenant <tenant>] [--admin]
                                 creates a key and prints it once: store it now
   keys list                     lists keys (prefix, name, tenant, role, created, last used, status)
-  keys revoke <id|prefix>       revokes a key; it stops working at once
+  keys revoke <id|prefix|key>   revokes a key; it stops working at once
 
 Options:
   --name <name>      what the key is for (create; default "default")

@@ -1,7 +1,8 @@
-import { ApiKeysRepository, createDatabase, shownDatabaseUrl, type ApiKeyInfo } from '@clipline/shared';
+import type { ClipLineClient } from '../client.js';
+import { ClipLineApiError } from '../errors.js';
+import type { ApiKey } from '../types.js';
 import { parseArgs } from './args.js';
-import { EXIT_FAILURE, EXIT_OK, type CliContext } from './cli-context.js';
-import type { CliSettings } from './cli-config.js';
+import { apiClient, EXIT_FAILURE, EXIT_OK, type CliContext } from './cli-context.js';
 import { helpText } from './help.js';
 import { renderTable } from './text-table.js';
 import { UsageError } from './usage-error.js';
@@ -9,28 +10,37 @@ import { UsageError } from './usage-error.js';
 const SPEC = { name: { type: 'string' }, tenant: { type: 'string' }, admin: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 const SUBCOMMANDS = ['create', 'list', 'revoke'] as const;
 
-// A MySQL schema is a database and a SQLite one a file: the migration creates a missing one too.
-const MISSING_TABLE_CODES = new Set(['42P01', 'ER_NO_SUCH_TABLE', 'ER_BAD_DB_ERROR', 'SQLITE_CANTOPEN']);
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', '3D000', '28P01', 'ER_ACCESS_DENIED_ERROR']);
+const isStatus = (error: unknown, status: number): error is ClipLineApiError => error instanceof ClipLineApiError && error.status === status;
 
-/** Database failures an operator can act on, said in a sentence that names the fix. */
-function describeDatabaseFailure(error: unknown, settings: CliSettings): Error {
-  const failure = error as { code?: string; message?: string; errors?: { code?: string }[] };
-  const code = failure.code ?? failure.errors?.[0]?.code;
-  if ((code && MISSING_TABLE_CODES.has(code)) || /^no such table: api_keys/.test(failure.message ?? '')) {
-    return new Error(`the api_keys table does not exist in schema "${settings.databaseSchema}": run "npm run migrate" with the same DATABASE_URL and DATABASE_SCHEMA`);
-  }
-  if (code && UNREACHABLE_CODES.has(code)) {
-    return new Error(`could not use the database at ${shownDatabaseUrl(settings.databaseUrl)}: ${failure.message || code}`, { cause: error });
-  }
-  return error instanceof Error ? error : new Error(String(error));
+/**
+ * The server answers a key that is not an operator's 404 on every admin route, so the CLI cannot
+ * tell that apart from a producer without the routes; the message names both.
+ */
+function notAnOperatorKey(cause: ClipLineApiError): Error {
+  return new Error(
+    'the API answered 404 Not Found for /v1/admin/keys: "keys" needs an operator key in CLIPLINE_API_KEY ' +
+      '(one of the producer\'s ADMIN_API_KEYS, or a key made with "clipline keys create --admin"); ' +
+      'other keys are told these routes do not exist, and so is anyone talking to a producer older than this CLI',
+    { cause },
+  );
 }
 
-function keyState(key: ApiKeyInfo): string {
-  return key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active';
+/** A 404 from `DELETE …/:ref` means an unknown key, or a key that may not see the route at all. */
+async function unknownKeyOrNotOperator(api: ClipLineClient, error: ClipLineApiError, signal: AbortSignal): Promise<Error | undefined> {
+  try {
+    await api.listApiKeys({ signal });
+    return undefined;
+  } catch (probe) {
+    if (isStatus(probe, 404)) return notAnOperatorKey(error);
+    throw probe;
+  }
 }
 
-/** `clipline keys create [--name N] [--tenant T] [--admin] | list | revoke <id>` */
+function keyState(key: ApiKey): string {
+  return key.revokedAt ? `revoked ${key.revokedAt}` : 'active';
+}
+
+/** `clipline keys create [--name N] [--tenant T] [--admin] | list | revoke <ref>`, through the admin API. */
 export async function keysCommand(argv: readonly string[], context: CliContext): Promise<number> {
   const { options, positionals } = parseArgs(argv, SPEC, 'keys');
   if (options.help) {
@@ -41,22 +51,25 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
   if (!subcommand || !(SUBCOMMANDS as readonly string[]).includes(subcommand)) {
     throw new UsageError(subcommand ? `unknown keys command "${subcommand}" (create, list or revoke)` : 'keys needs a command: create, list or revoke', 'keys');
   }
-  if (subcommand === 'revoke' && rest.length !== 1) throw new UsageError('keys revoke needs exactly one key id or prefix', 'keys');
+  if (subcommand === 'revoke' && (rest.length !== 1 || rest[0]!.trim() === '')) throw new UsageError('keys revoke needs exactly one key id or prefix', 'keys');
   if (subcommand !== 'revoke' && rest.length > 0) throw new UsageError(`keys ${subcommand} takes no arguments, got "${rest.join(' ')}"`, 'keys');
   for (const option of ['name', 'tenant', 'admin'] as const) {
     if (options[option] !== undefined && subcommand !== 'create') throw new UsageError(`--${option} is only for keys create`, 'keys');
   }
 
-  const settings = context.settings();
-  const db = createDatabase({ url: settings.databaseUrl, schema: settings.databaseSchema, poolSize: 1, mustExist: true });
-  const keys = new ApiKeysRepository(db);
+  const api = apiClient(context);
+  const call = { signal: context.signal };
   try {
     if (subcommand === 'create') {
       let created;
       try {
-        created = await keys.create(options.name ?? 'default', { ...(options.tenant !== undefined ? { tenant: options.tenant } : {}), admin: options.admin === true });
+        created = await api.createApiKey(
+          { name: options.name ?? 'default', ...(options.tenant !== undefined ? { tenant: options.tenant } : {}), ...(options.admin ? { admin: true } : {}) },
+          call,
+        );
       } catch (error) {
-        if (error instanceof RangeError) throw new UsageError(error.message, 'keys');
+        // The server owns the rules for names and tenants; its refusal is a usage error all the same.
+        if (isStatus(error, 400)) throw new UsageError(error.problem.detail, 'keys');
         throw error;
       }
       if (options.json) {
@@ -70,8 +83,9 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
       }
       return EXIT_OK;
     }
+
     if (subcommand === 'list') {
-      const all = await keys.list();
+      const all = await api.listApiKeys(call);
       if (options.json) {
         context.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
       } else if (all.length === 0) {
@@ -80,22 +94,29 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
         context.stdout.write(
           renderTable(
             [{ header: 'ID' }, { header: 'PREFIX' }, { header: 'NAME' }, { header: 'TENANT' }, { header: 'ROLE' }, { header: 'CREATED' }, { header: 'LAST USED' }, { header: 'STATUS' }],
-            all.map((key) => [key.id, key.prefix, key.name, key.tenant, key.role, key.createdAt.toISOString(), key.lastUsedAt?.toISOString() ?? 'never', keyState(key)]),
+            all.map((key) => [key.id, key.prefix, key.name, key.tenant, key.role, key.createdAt, key.lastUsedAt ?? 'never', keyState(key)]),
           ),
         );
       }
       return EXIT_OK;
     }
+
     const reference = rest[0]!;
-    const outcome = await keys.revoke(reference);
+    let outcome: 'revoked' | 'already-revoked' | 'not-found';
+    try {
+      ({ outcome } = await api.revokeApiKey(reference, call));
+    } catch (error) {
+      if (!isStatus(error, 404)) throw error;
+      const refusal = await unknownKeyOrNotOperator(api, error, context.signal);
+      if (refusal) throw refusal;
+      outcome = 'not-found';
+    }
     if (options.json) context.stdout.write(`${JSON.stringify({ key: reference, outcome })}\n`);
     else if (outcome === 'not-found') context.stderr.write(`clipline: no API key with id or prefix "${reference}" (see "clipline keys list")\n`);
     else context.stdout.write(outcome === 'revoked' ? `revoked ${reference}\n` : `${reference} was already revoked\n`);
     return outcome === 'not-found' ? EXIT_FAILURE : EXIT_OK;
   } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw describeDatabaseFailure(error, settings);
-  } finally {
-    await db.destroy();
+    if (isStatus(error, 404)) throw notAnOperatorKey(error);
+    throw error;
   }
 }

@@ -1,5 +1,5 @@
-import { ConfigError } from '@clipline/shared';
 import { ClipLineApiError } from '../errors.js';
+import { CliConfigError } from './cli-config.js';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, type CliContext } from './cli-context.js';
 import { describeError } from './describe-error.js';
 import { downloadCommand } from './download-command.js';
@@ -38,7 +38,7 @@ export async function runCli(argv: readonly string[], context: CliContext): Prom
       context.stderr.write(`clipline: ${error.message}\nRun "${hint}" for usage.\n`);
       return EXIT_USAGE;
     }
-    if (error instanceof ConfigError) {
+    if (error instanceof CliConfigError) {
       context.stderr.write(`clipline: ${error.message}\n`);
       return EXIT_USAGE;
     }

@@ -1,0 +1,34 @@
+import { CliConfigError, DEFAULT_API_URL, DEV_API_KEY, loadCliSettings } from '../src/cli/cli-config.js';
+
+describe('loadCliSettings', () => {
+  it('defaults to a local npm start with the dev key; an empty variable counts as unset', () => {
+    expect(loadCliSettings({})).toEqual({ apiUrl: DEFAULT_API_URL, apiKey: DEV_API_KEY, color: true });
+    expect(loadCliSettings({ CLIPLINE_URL: '', CLIPLINE_API_KEY: '', NO_COLOR: '' })).toEqual({ apiUrl: DEFAULT_API_URL, apiKey: DEV_API_KEY, color: true });
+  });
+
+  it('reads the URL, the key and NO_COLOR, and freezes the result', () => {
+    const settings = loadCliSettings({ CLIPLINE_URL: 'https://clipline.internal/api', CLIPLINE_API_KEY: 'cl_abc', NO_COLOR: '1', DATABASE_URL: 'ignored' });
+    expect(settings).toEqual({ apiUrl: 'https://clipline.internal/api', apiKey: 'cl_abc', color: false });
+    expect(Object.isFrozen(settings)).toBe(true);
+  });
+
+  it('names every bad variable at once, and never echoes the key', () => {
+    const secret = 'has a space';
+    let thrown: unknown;
+    try {
+      loadCliSettings({ CLIPLINE_URL: 'ftp://example.com', CLIPLINE_API_KEY: secret });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(CliConfigError);
+    const message = (thrown as Error).message;
+    expect(message).toBe(
+      'invalid environment:\n  CLIPLINE_URL="ftp://example.com": expected an http:// or https:// URL\n  CLIPLINE_API_KEY: expected 1-512 visible ASCII characters',
+    );
+    expect(message).not.toContain(secret);
+  });
+
+  it.each(['127.0.0.1:3000', 'not a url', 'file:///tmp/x'])('refuses CLIPLINE_URL=%j', (url) => {
+    expect(() => loadCliSettings({ CLIPLINE_URL: url })).toThrow(/CLIPLINE_URL=.*expected an http:\/\/ or https:\/\/ URL/);
+  });
+});
