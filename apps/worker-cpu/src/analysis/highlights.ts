@@ -41,6 +41,40 @@ type Signal = keyof typeof SIGNAL_WEIGHTS;
 const LOUDNESS_FLOOR = -70;
 /** A signal at or above this share of its range is named among the reasons. */
 const NOTABLE = 0.6;
+/** Below NOTABLE, a signal at or above this share is described as middling, below it as weak. */
+const MIDDLING = 0.3;
+
+/** Defaults of {@link HighlightOptions}. */
+const DEFAULT_CLIP_COUNT = 3;
+const DEFAULT_MIN_CLIP_SECONDS = 5;
+const DEFAULT_MAX_CLIP_SECONDS = 30;
+const DEFAULT_MAX_HASH_DISTANCE = 8;
+const DEFAULT_IDEAL_SHOT_SECONDS = 3;
+
+/**
+ * Signals are scaled between these percentiles of the video's own values, so a few extreme
+ * seconds (a flash, a bang) do not flatten the rest.
+ */
+const RANGE_LOW_PERCENTILE = 0.1;
+const RANGE_HIGH_PERCENTILE = 0.98;
+/** What a signal scores when it does not vary over the video (or has no data for a stretch). */
+const NEUTRAL_SCORE = 0.5;
+/** A signal whose range is narrower than this does not vary. */
+const FLAT_RANGE = 1e-9;
+/** Shots this many octaves (doublings) away from the ideal length score zero on rhythm. */
+const RHYTHM_OCTAVES_TO_ZERO = 3;
+/** Seconds the 3 s short-term loudness window needs before it measures only the clip. */
+const LOUDNESS_WINDOW_SECONDS = 3;
+/** Tolerance of comparisons between times in seconds (sums of floats). */
+const EPSILON_SECONDS = 1e-9;
+/** Inside a shot longer than the longest clip, points every max(min/2, max/8, this) seconds. */
+const MIN_GRID_SECONDS = 0.5;
+const GRID_SHARE_OF_MIN = 1 / 2;
+const GRID_SHARE_OF_MAX = 1 / 8;
+/** Bytes of one frame's dHash (64 bits). */
+const DHASH_BYTES = 8;
+/** Pictures sampled per clip to compare clips with each other. */
+const MAX_SIGNATURE_HASHES = 32;
 
 export interface CandidatePoint {
   seconds: number;
@@ -65,23 +99,23 @@ interface Scored {
  * (a replay, a repeated shot) is left out.
  */
 export function clipCandidates(signals: HighlightSignals, options: HighlightOptions = {}): ClipCandidate[] {
-  const clipCount = options.clipCount ?? 3;
-  const minSeconds = options.minClipSeconds ?? 5;
-  const maxSeconds = options.maxClipSeconds ?? 30;
-  const maxHashDistance = options.maxHashDistance ?? 8;
-  const idealShot = options.idealShotSeconds ?? 3;
+  const clipCount = options.clipCount ?? DEFAULT_CLIP_COUNT;
+  const minSeconds = options.minClipSeconds ?? DEFAULT_MIN_CLIP_SECONDS;
+  const maxSeconds = options.maxClipSeconds ?? DEFAULT_MAX_CLIP_SECONDS;
+  const maxHashDistance = options.maxHashDistance ?? DEFAULT_MAX_HASH_DISTANCE;
+  const idealShot = options.idealShotSeconds ?? DEFAULT_IDEAL_SHOT_SECONDS;
   if (!(minSeconds > 0) || minSeconds > maxSeconds) throw new Error(`clip lengths must satisfy 0 < min (${minSeconds}) <= max (${maxSeconds})`);
   const frames = signals.motion.length;
-  if (signals.sharpness.length !== frames || signals.dhash.length !== frames * 8) {
-    throw new Error(`signals disagree on the frame count: motion ${frames}, sharpness ${signals.sharpness.length}, dhash ${signals.dhash.length / 8}`);
+  if (signals.sharpness.length !== frames || signals.dhash.length !== frames * DHASH_BYTES) {
+    throw new Error(`signals disagree on the frame count: motion ${frames}, sharpness ${signals.sharpness.length}, dhash ${signals.dhash.length / DHASH_BYTES}`);
   }
   if (frames === 0 || signals.durationSeconds < minSeconds) return [];
 
   const cutSeconds = signals.cutFrames.map((index) => index / signals.fps);
   const motion = new PrefixSums(motionWithoutCuts(signals.motion, signals.cutFrames));
   const sharpness = new PrefixSums(signals.sharpness);
-  const motionRange = percentileRange(secondMeans(signals.motion, signals.fps), 0.1, 0.98);
-  const sharpnessRange = percentileRange(secondMeans(signals.sharpness, signals.fps), 0.1, 0.98);
+  const motionRange = percentileRange(secondMeans(signals.motion, signals.fps), RANGE_LOW_PERCENTILE, RANGE_HIGH_PERCENTILE);
+  const sharpnessRange = percentileRange(secondMeans(signals.sharpness, signals.fps), RANGE_LOW_PERCENTILE, RANGE_HIGH_PERCENTILE);
   const loudness = loudnessIndex(signals.loudness);
 
   const frameRange = (start: number, end: number): [number, number] => {
@@ -97,7 +131,7 @@ export function clipCandidates(signals: HighlightSignals, options: HighlightOpti
       motion: normalise(motion.mean(from, to), motionRange),
       sharpness: normalise(sharpness.mean(from, to), sharpnessRange),
       loudness: loudness ? loudness.score(start.seconds, end.seconds) : null,
-      rhythm: clamp01(1 - Math.abs(Math.log2(length / shots / idealShot)) / 3),
+      rhythm: clamp01(1 - Math.abs(Math.log2(length / shots / idealShot)) / RHYTHM_OCTAVES_TO_ZERO),
     };
     let total = 0;
     let weights = 0;
@@ -125,14 +159,14 @@ export function clipCandidates(signals: HighlightSignals, options: HighlightOpti
     let top: Scored | undefined;
     for (let j = i + 1; j < points.length; j++) {
       const length = points[j]!.seconds - points[i]!.seconds;
-      if (length > maxSeconds + 1e-9) break;
-      if (length < minSeconds - 1e-9) continue;
+      if (length > maxSeconds + EPSILON_SECONDS) break;
+      if (length < minSeconds - EPSILON_SECONDS) continue;
       const candidate = score(points[i]!, points[j]!);
       if (!top || ranksBefore(candidate, top)) top = candidate;
     }
     // Cuts can fall so that no later point is at a fitting distance: end inside the shot then.
     const fallbackEnd = Math.min(points[i]!.seconds + maxSeconds, signals.durationSeconds);
-    if (!top && fallbackEnd - points[i]!.seconds >= minSeconds - 1e-9) top = score(points[i]!, { seconds: fallbackEnd, onCut: false });
+    if (!top && fallbackEnd - points[i]!.seconds >= minSeconds - EPSILON_SECONDS) top = score(points[i]!, { seconds: fallbackEnd, onCut: false });
     if (top) best.push(top);
   }
   best.sort((a, b) => (ranksBefore(a, b) ? -1 : ranksBefore(b, a) ? 1 : 0));
@@ -140,7 +174,7 @@ export function clipCandidates(signals: HighlightSignals, options: HighlightOpti
   const picked: { scored: Scored; hashes: Uint8Array[] }[] = [];
   for (const candidate of best) {
     if (picked.length >= clipCount) break;
-    if (picked.some(({ scored }) => candidate.startSeconds < scored.endSeconds - 1e-9 && scored.startSeconds < candidate.endSeconds - 1e-9)) continue;
+    if (picked.some(({ scored }) => candidate.startSeconds < scored.endSeconds - EPSILON_SECONDS && scored.startSeconds < candidate.endSeconds - EPSILON_SECONDS)) continue;
     const hashes = signatureHashes(signals.dhash, frameRange(candidate.startSeconds, candidate.endSeconds));
     if (picked.some((other) => mostlySamePictures(hashes, other.hashes, maxHashDistance))) continue;
     picked.push({ scored: candidate, hashes });
@@ -166,14 +200,14 @@ function ranksBefore(a: Scored, b: Scored): boolean {
  */
 export function candidatePoints(durationSeconds: number, cutSeconds: readonly number[], minSeconds: number, maxSeconds: number): CandidatePoint[] {
   const bounds = [0, ...cutSeconds.filter((t) => t > 0 && t < durationSeconds), durationSeconds];
-  const grid = Math.max(minSeconds / 2, maxSeconds / 8, 0.5);
+  const grid = Math.max(minSeconds * GRID_SHARE_OF_MIN, maxSeconds * GRID_SHARE_OF_MAX, MIN_GRID_SECONDS);
   const points: CandidatePoint[] = [];
   for (let i = 0; i + 1 < bounds.length; i++) {
     const from = bounds[i]!;
     const to = bounds[i + 1]!;
     points.push({ seconds: from, onCut: true });
     if (to - from > maxSeconds) {
-      for (let at = from + grid; at < to - 1e-9; at += grid) points.push({ seconds: at, onCut: false });
+      for (let at = from + grid; at < to - EPSILON_SECONDS; at += grid) points.push({ seconds: at, onCut: false });
     }
   }
   points.push({ seconds: durationSeconds, onCut: true });
@@ -229,14 +263,14 @@ function percentileRange(values: ArrayLike<number>, low: number, high: number): 
 }
 
 function normalise(value: number, range: Range): number {
-  if (range.high - range.low < 1e-9) return 0.5;
+  if (range.high - range.low < FLAT_RANGE) return NEUTRAL_SCORE;
   return clamp01((value - range.low) / (range.high - range.low));
 }
 
 function loudnessIndex(loudness: HighlightSignals['loudness']) {
   if (!loudness || loudness.shortTermLufs.length === 0) return null;
   const values = Float32Array.from(loudness.shortTermLufs as ArrayLike<number>, (lufs) => Math.max(LOUDNESS_FLOOR, lufs));
-  const range = percentileRange(values, 0.1, 0.98);
+  const range = percentileRange(values, RANGE_LOW_PERCENTILE, RANGE_HIGH_PERCENTILE);
   // A silent track carries no highlight information: treat it as no audio at all.
   if (range.high <= LOUDNESS_FLOOR) return null;
   const sums = new PrefixSums(values);
@@ -244,10 +278,10 @@ function loudnessIndex(loudness: HighlightSignals['loudness']) {
   return {
     /** Windows that end inside the clip, after its first seconds (the 3 s window must reach into it). */
     score(start: number, end: number): number {
-      const settle = Math.min(3, (end - start) / 2);
+      const settle = Math.min(LOUDNESS_WINDOW_SECONDS, (end - start) / 2);
       const from = Math.max(0, Math.ceil((start + settle) / step) - 1);
       const to = Math.min(values.length, Math.floor(end / step));
-      if (to <= from) return 0.5;
+      if (to <= from) return NEUTRAL_SCORE;
       return normalise(sums.mean(from, to), range);
     },
   };
@@ -255,7 +289,7 @@ function loudnessIndex(loudness: HighlightSignals['loudness']) {
 
 /** Values of an ascending list strictly between start and end. */
 function countInside(sorted: readonly number[], start: number, end: number): number {
-  return Math.max(0, firstAtOrAbove(sorted, end - 1e-9) - firstAtOrAbove(sorted, start + 1e-9));
+  return Math.max(0, firstAtOrAbove(sorted, end - EPSILON_SECONDS) - firstAtOrAbove(sorted, start + EPSILON_SECONDS));
 }
 
 function firstAtOrAbove(sorted: readonly number[], value: number): number {
@@ -269,20 +303,20 @@ function firstAtOrAbove(sorted: readonly number[], value: number): number {
   return low;
 }
 
-/** dHashes about once a second across a clip (at most 32), to compare clips by their pictures. */
+/** dHashes about once a second across a clip (at most MAX_SIGNATURE_HASHES), to compare clips by their pictures. */
 function signatureHashes(dhash: Uint8Array, [from, to]: [number, number]): Uint8Array[] {
-  const count = Math.min(32, Math.max(1, to - from));
+  const count = Math.min(MAX_SIGNATURE_HASHES, Math.max(1, to - from));
   const hashes: Uint8Array[] = [];
   for (let k = 0; k < count; k++) {
     const frame = from + Math.floor(((k + 0.5) * (to - from)) / count);
-    hashes.push(dhash.subarray(frame * 8, frame * 8 + 8));
+    hashes.push(dhash.subarray(frame * DHASH_BYTES, (frame + 1) * DHASH_BYTES));
   }
   return hashes;
 }
 
 function hashDistance(a: Uint8Array, b: Uint8Array): number {
   let distance = 0;
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < DHASH_BYTES; i++) {
     let x = a[i]! ^ b[i]!;
     while (x) {
       distance += x & 1;
@@ -316,7 +350,7 @@ function reasonsFor(scored: Scored): string[] {
     .sort((a, b) => b.contribution - a.contribution);
   const phrase = ({ signal, value }: { signal: Signal; value: number }) => {
     const [strong, middling, weak] = PHRASES[signal === 'rhythm' && scored.shots === 1 ? 'singleShot' : signal];
-    const text = value >= NOTABLE ? strong : value >= 0.3 ? middling : weak;
+    const text = value >= NOTABLE ? strong : value >= MIDDLING ? middling : weak;
     return signal === 'rhythm' && scored.shots > 1 ? `${text} (${scored.shots} shots in ${Math.round(scored.endSeconds - scored.startSeconds)} s)` : text;
   };
   const notable = ranked.filter((item) => item.value >= NOTABLE);
