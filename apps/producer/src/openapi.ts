@@ -136,8 +136,201 @@ function publicJobPaths(): Record<string, Json> {
   );
 }
 
-export function openApiDocument(): Json {
+/** Submissions, reads, cancellation and live events of videos. */
+function videoPaths(): Record<string, Json> {
   const listQuery = jsonSchema(videoListQuery, 'input') as { properties: Record<string, Json> };
+  return {
+    '/v1/videos': {
+      post: {
+        operationId: 'submitVideo',
+        summary: 'Submit a video',
+        parameters: [idempotencyHeader],
+        requestBody: { required: true, content: json('VideoSubmission') },
+        responses: { '202': { description: 'Accepted and queued', content: json('SubmissionAccepted') }, ...problems(400, 401, 409, 413, 415, 422, 429, 503) },
+      },
+      get: {
+        operationId: 'listVideos',
+        summary: 'List videos, newest first',
+        parameters: Object.entries(listQuery.properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
+        responses: { '200': { description: 'A page of videos', content: json('VideoList') }, ...problems(400, 401, 429, 503) },
+      },
+    },
+    '/v1/videos:batch': {
+      post: {
+        operationId: 'submitVideos',
+        summary: 'Submit up to 1000 videos in one request',
+        parameters: [idempotencyHeader],
+        requestBody: { required: true, content: json('VideoBatch') },
+        responses: { '202': { description: 'All accepted and queued', content: json('BatchAccepted') }, ...problems(400, 401, 409, 413, 415, 422, 429, 503) },
+      },
+    },
+    '/v1/videos/{id}': {
+      get: {
+        operationId: 'getVideo',
+        summary: 'Status, progress, steps, metadata and scenes of a video',
+        parameters: [idParam],
+        responses: { '200': { description: 'The video', content: json('Video') }, ...problems(401, 404, 429, 503) },
+      },
+      delete: {
+        operationId: 'cancelVideo',
+        summary: 'Cancel a video: waiting steps are removed, running ones stopped; with purge=true, remove a finished video\'s files and rows',
+        parameters: [idParam, { name: 'purge', in: 'query', required: false, schema: { type: 'string', enum: ['true', 'false'] } }],
+        responses: {
+          '200': { description: 'Purged', content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' }, status: { const: 'purged' }, bytesRemoved: { type: 'integer' } } } } } },
+          '202': { description: 'Cancelled', content: json('CancelAccepted') },
+          ...problems(400, 401, 404, 409, 429, 503),
+        },
+      },
+    },
+    '/v1/videos/{id}/events': {
+      get: {
+        operationId: 'watchVideo',
+        summary: 'Server-Sent Events with live progress; resumes after Last-Event-ID',
+        parameters: [idParam, { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } }],
+        responses: {
+          '200': {
+            description: 'An event stream: `event` is progress, completed, failed or cancelled; `data` is the Video; `id` its version',
+            content: { 'text/event-stream': { schema: { type: 'string' } } },
+          },
+          ...problems(401, 404, 429),
+        },
+      },
+    },
+  };
+}
+
+/** Downloads of a clip's files. */
+function clipFilePaths(): Record<string, Json> {
+  return {
+    '/v1/videos/{id}/clips/{clipId}/file': {
+      get: {
+        operationId: 'downloadClip',
+        summary: 'The rendered mp4 of a clip',
+        parameters: [idParam, { name: 'clipId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+        responses: { '200': { description: 'The clip', content: { 'video/mp4': { schema: { type: 'string', contentMediaType: 'video/mp4' } } } }, ...problems(401, 404, 409, 429) },
+      },
+    },
+    '/v1/videos/{id}/clips/{clipId}/thumbnail': {
+      get: {
+        operationId: 'downloadClipThumbnail',
+        summary: 'The thumbnail of a clip: the generated image (PNG) when there is one, else the sharpest frame (JPEG)',
+        parameters: [idParam, { name: 'clipId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+        responses: {
+          '200': { description: 'The thumbnail', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } }, 'image/png': { schema: { type: 'string', contentMediaType: 'image/png' } } } },
+          ...problems(401, 404, 409, 429),
+        },
+      },
+    },
+    '/v1/videos/{id}/clips/{clipId}/voiceover': {
+      get: {
+        operationId: 'downloadClipVoiceover',
+        summary: 'The generated voice-over (MP3) of a clip',
+        parameters: [idParam, { name: 'clipId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+        responses: { '200': { description: 'The voice-over', content: { 'audio/mpeg': { schema: { type: 'string', contentMediaType: 'audio/mpeg' } } } }, ...problems(401, 404, 409, 429) },
+      },
+    },
+  };
+}
+
+/** The public job catalogue and its jobs. */
+function jobPaths(): Record<string, Json> {
+  return {
+    '/v1/jobs': {
+      get: {
+        operationId: 'listPublicJobs',
+        summary: 'The public job catalogue: every job other services may submit, with its payload JSON Schema',
+        responses: { '200': { description: 'The catalogue', content: { 'application/json': { schema: { type: 'object', properties: { items: { type: 'array' } } } } } }, ...problems(401, 429) },
+      },
+    },
+    ...publicJobPaths(),
+    '/v1/jobs/{queue}/{id}': {
+      get: {
+        operationId: 'getJob',
+        summary: "State and result of a public job the caller's tenant submitted",
+        parameters: [
+          { name: 'queue', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
+        ],
+        responses: { '200': { description: 'The job', content: json('Job') }, ...problems(401, 404, 429, 503) },
+      },
+    },
+  };
+}
+
+/** Operators' key administration and each tenant's webhook secret. */
+function tenantPaths(): Record<string, Json> {
+  return {
+    '/v1/admin/keys': {
+      post: {
+        operationId: 'createApiKey',
+        summary: 'Operators only: a new API key for a tenant (the key is shown once)',
+        requestBody: { required: true, content: json('NewApiKey') },
+        responses: { '201': { description: 'The key', content: { 'application/json': { schema: apiKeySchema(true) } } }, ...problems(400, 401, 404, 415, 429, 503) },
+      },
+      get: {
+        operationId: 'listApiKeys',
+        summary: 'Operators only: every key, oldest first, never the key itself',
+        responses: { '200': { description: 'The keys', content: { 'application/json': { schema: { type: 'object', properties: { items: { type: 'array', items: apiKeySchema(false) } } } } } }, ...problems(401, 404, 429, 503) },
+      },
+    },
+    '/v1/admin/keys/{ref}': {
+      delete: {
+        operationId: 'revokeApiKey',
+        summary: 'Operators only: revoke a key named by its id, its cl_… prefix or the whole key',
+        parameters: [{ name: 'ref', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '200': { description: 'Revoked', content: { 'application/json': { schema: { type: 'object', properties: { outcome: { enum: ['revoked', 'already-revoked'] } } } } } }, ...problems(401, 404, 429, 503) },
+      },
+    },
+    '/v1/webhook-secret': {
+      get: {
+        operationId: 'getWebhookSecret',
+        summary: "The tenant's Standard Webhooks signing secret (whsec_…), made on first use",
+        responses: { '200': { description: 'The secret', content: { 'application/json': { schema: webhookSecretSchema } } }, ...problems(401, 429, 503) },
+      },
+    },
+    '/v1/webhook-secret:rotate': {
+      post: {
+        operationId: 'rotateWebhookSecret',
+        summary: 'A new signing secret; the previous one keeps signing beside it for 24 hours',
+        responses: { '200': { description: 'The new secret', content: { 'application/json': { schema: webhookSecretSchema } } }, ...problems(401, 429, 503) },
+      },
+    },
+  };
+}
+
+/** Registration. */
+function userPaths(): Record<string, Json> {
+  return {
+    '/v1/users': {
+      post: {
+        operationId: 'registerUser',
+        summary: 'Register a user: the password is checked for strength, then hashed in the CPU pool',
+        requestBody: { required: true, content: json('UserRegistration') },
+        responses: { '202': { description: 'Registered, pending activation', content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' } } } } } }, ...problems(400, 401, 409, 415, 429, 503) },
+      },
+    },
+    '/v1/users/{id}': {
+      get: {
+        operationId: 'getUser',
+        summary: 'A user (never the password hash)',
+        parameters: [idParam],
+        responses: { '200': { description: 'The user', content: json('User') }, ...problems(401, 404, 429) },
+      },
+    },
+  };
+}
+
+/** Probes, open to all. */
+function healthPaths(): Record<string, Json> {
+  return {
+    '/healthz': { get: { operationId: 'health', security: [], summary: 'Liveness', responses: { '200': { description: 'Alive' } } } },
+    '/readyz': {
+      get: { operationId: 'ready', security: [], summary: 'Readiness: Redis and the database answer', responses: { '200': { description: 'Ready' }, '503': { description: 'Not ready' } } },
+    },
+  };
+}
+
+export function openApiDocument(): Json {
   return {
     openapi: '3.1.0',
     info: {
@@ -151,153 +344,6 @@ export function openApiDocument(): Json {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key' } },
       schemas: componentSchemas(),
     },
-    paths: {
-      '/v1/videos': {
-        post: {
-          operationId: 'submitVideo',
-          summary: 'Submit a video',
-          parameters: [idempotencyHeader],
-          requestBody: { required: true, content: json('VideoSubmission') },
-          responses: { '202': { description: 'Accepted and queued', content: json('SubmissionAccepted') }, ...problems(400, 401, 409, 413, 415, 422, 429, 503) },
-        },
-        get: {
-          operationId: 'listVideos',
-          summary: 'List videos, newest first',
-          parameters: Object.entries(listQuery.properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
-          responses: { '200': { description: 'A page of videos', content: json('VideoList') }, ...problems(400, 401, 429, 503) },
-        },
-      },
-      '/v1/videos:batch': {
-        post: {
-          operationId: 'submitVideos',
-          summary: 'Submit up to 1000 videos in one request',
-          parameters: [idempotencyHeader],
-          requestBody: { required: true, content: json('VideoBatch') },
-          responses: { '202': { description: 'All accepted and queued', content: json('BatchAccepted') }, ...problems(400, 401, 409, 413, 415, 422, 429, 503) },
-        },
-      },
-      '/v1/videos/{id}': {
-        get: {
-          operationId: 'getVideo',
-          summary: 'Status, progress, steps, metadata and scenes of a video',
-          parameters: [idParam],
-          responses: { '200': { description: 'The video', content: json('Video') }, ...problems(401, 404, 429, 503) },
-        },
-        delete: {
-          operationId: 'cancelVideo',
-          summary: 'Cancel a video: waiting steps are removed, running ones stopped; with purge=true, remove a finished video\'s files and rows',
-          parameters: [idParam, { name: 'purge', in: 'query', required: false, schema: { type: 'string', enum: ['true', 'false'] } }],
-          responses: {
-            '200': { description: 'Purged', content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' }, status: { const: 'purged' }, bytesRemoved: { type: 'integer' } } } } } },
-            '202': { description: 'Cancelled', content: json('CancelAccepted') },
-            ...problems(400, 401, 404, 409, 429, 503),
-          },
-        },
-      },
-      '/v1/videos/{id}/events': {
-        get: {
-          operationId: 'watchVideo',
-          summary: 'Server-Sent Events with live progress; resumes after Last-Event-ID',
-          parameters: [idParam, { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } }],
-          responses: {
-            '200': {
-              description: 'An event stream: `event` is progress, completed, failed or cancelled; `data` is the Video; `id` its version',
-              content: { 'text/event-stream': { schema: { type: 'string' } } },
-            },
-            ...problems(401, 404, 429),
-          },
-        },
-      },
-      '/v1/jobs': {
-        get: {
-          operationId: 'listPublicJobs',
-          summary: 'The public job catalogue: every job other services may submit, with its payload JSON Schema',
-          responses: { '200': { description: 'The catalogue', content: { 'application/json': { schema: { type: 'object', properties: { items: { type: 'array' } } } } } }, ...problems(401, 429) },
-        },
-      },
-      ...publicJobPaths(),
-      '/v1/jobs/{queue}/{id}': {
-        get: {
-          operationId: 'getJob',
-          summary: "State and result of a public job the caller's tenant submitted",
-          parameters: [
-            { name: 'queue', in: 'path', required: true, schema: { type: 'string' } },
-            { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
-          ],
-          responses: { '200': { description: 'The job', content: json('Job') }, ...problems(401, 404, 429, 503) },
-        },
-      },
-      '/v1/admin/keys': {
-        post: {
-          operationId: 'createApiKey',
-          summary: 'Operators only: a new API key for a tenant (the key is shown once)',
-          requestBody: { required: true, content: json('NewApiKey') },
-          responses: { '201': { description: 'The key', content: { 'application/json': { schema: apiKeySchema(true) } } }, ...problems(400, 401, 404, 415, 429, 503) },
-        },
-        get: {
-          operationId: 'listApiKeys',
-          summary: 'Operators only: every key, oldest first, never the key itself',
-          responses: { '200': { description: 'The keys', content: { 'application/json': { schema: { type: 'object', properties: { items: { type: 'array', items: apiKeySchema(false) } } } } } }, ...problems(401, 404, 429, 503) },
-        },
-      },
-      '/v1/admin/keys/{ref}': {
-        delete: {
-          operationId: 'revokeApiKey',
-          summary: 'Operators only: revoke a key named by its id, its cl_… prefix or the whole key',
-          parameters: [{ name: 'ref', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': { description: 'Revoked', content: { 'application/json': { schema: { type: 'object', properties: { outcome: { enum: ['revoked', 'already-revoked'] } } } } } }, ...problems(401, 404, 429, 503) },
-        },
-      },
-      '/v1/webhook-secret': {
-        get: {
-          operationId: 'getWebhookSecret',
-          summary: "The tenant's Standard Webhooks signing secret (whsec_…), made on first use",
-          responses: { '200': { description: 'The secret', content: { 'application/json': { schema: webhookSecretSchema } } }, ...problems(401, 429, 503) },
-        },
-      },
-      '/v1/webhook-secret:rotate': {
-        post: {
-          operationId: 'rotateWebhookSecret',
-          summary: 'A new signing secret; the previous one keeps signing beside it for 24 hours',
-          responses: { '200': { description: 'The new secret', content: { 'application/json': { schema: webhookSecretSchema } } }, ...problems(401, 429, 503) },
-        },
-      },
-      '/v1/videos/{id}/clips/{clipId}/file': {
-        get: {
-          operationId: 'downloadClip',
-          summary: 'The rendered mp4 of a clip',
-          parameters: [idParam, { name: 'clipId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-          responses: { '200': { description: 'The clip', content: { 'video/mp4': { schema: { type: 'string', contentMediaType: 'video/mp4' } } } }, ...problems(401, 404, 409, 429) },
-        },
-      },
-      '/v1/videos/{id}/clips/{clipId}/thumbnail': {
-        get: {
-          operationId: 'downloadClipThumbnail',
-          summary: 'The JPEG thumbnail (sharpest frame) of a clip',
-          parameters: [idParam, { name: 'clipId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-          responses: { '200': { description: 'The thumbnail', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } } } }, ...problems(401, 404, 409, 429) },
-        },
-      },
-      '/v1/users': {
-        post: {
-          operationId: 'registerUser',
-          summary: 'Register a user: the password is checked for strength, then hashed in the CPU pool',
-          requestBody: { required: true, content: json('UserRegistration') },
-          responses: { '202': { description: 'Registered, pending activation', content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' } } } } } }, ...problems(400, 401, 409, 415, 429, 503) },
-        },
-      },
-      '/v1/users/{id}': {
-        get: {
-          operationId: 'getUser',
-          summary: 'A user (never the password hash)',
-          parameters: [idParam],
-          responses: { '200': { description: 'The user', content: json('User') }, ...problems(401, 404, 429) },
-        },
-      },
-      '/healthz': { get: { operationId: 'health', security: [], summary: 'Liveness', responses: { '200': { description: 'Alive' } } } },
-      '/readyz': {
-        get: { operationId: 'ready', security: [], summary: 'Readiness: Redis and the database answer', responses: { '200': { description: 'Ready' }, '503': { description: 'Not ready' } } },
-      },
-    },
+    paths: { ...videoPaths(), ...clipFilePaths(), ...jobPaths(), ...tenantPaths(), ...userPaths(), ...healthPaths() },
   };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import express, { type Router } from 'express';
+import express, { type Response, type Router } from 'express';
 import { z } from 'zod';
 import {
   allQueues,
@@ -46,6 +46,33 @@ export function publicJobCatalogue(declarations: readonly QueueDeclaration[] = a
 
 const unavailable = () => serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
 
+/** The payload as the job's schema makes it, or 400 naming what it refused. */
+function payloadOf(entry: PublicJobEntry, body: unknown): Record<string, unknown> {
+  try {
+    return validatePayload(entry.declaration, entry.name as never, body) as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof PermanentJobError) throw badRequest(error.message);
+    throw error;
+  }
+}
+
+/**
+ * Records the job for the caller's tenant, then enqueues it; a job about a video acts on it, so
+ * only its owner (or an operator) may ask for one. Returns the job id.
+ */
+async function submitPublicJob(deps: JobRoutesDependencies, entry: PublicJobEntry, data: Record<string, unknown>, res: Response): Promise<string> {
+  if (typeof data.videoId === 'string' && !(await deps.videos.status(data.videoId, scopeOf(res)))) {
+    throw notFound(`no video with id ${data.videoId}`);
+  }
+  const id = randomUUID();
+  await deps.publicJobs.record({ id, tenant: callerOf(res).tenant, queue: entry.queue, name: entry.name });
+  await deps.queues.add(entry.declaration, entry.name, data, { jobId: id }).catch(async (error: unknown) => {
+    await deps.publicJobs.remove(id).catch(() => {});
+    throw error;
+  });
+  return id;
+}
+
 /**
  * Generic jobs: the public catalogue only. Internal pipeline steps (ingest, analyze, render, AI
  * steps, webhooks, accounts) are never reachable from outside and answer 404 like a job that
@@ -78,26 +105,10 @@ export function jobRoutes(deps: JobRoutesDependencies): Router {
     idempotent(deps.idempotency, async (req, res) => {
       const entry = entryOf(String(req.params.queue), String(req.params.name));
       if (!req.is('application/json')) throw new HttpProblem(415, 'Unsupported Media Type', 'send the payload as JSON with "Content-Type: application/json"');
-      let data: Record<string, unknown>;
-      try {
-        data = validatePayload(entry.declaration, entry.name as never, req.body) as Record<string, unknown>;
-      } catch (error) {
-        if (error instanceof PermanentJobError) throw badRequest(error.message);
-        throw error;
-      }
+      const data = payloadOf(entry, req.body);
       if (!deps.queueReady()) throw unavailable();
-      const caller = callerOf(res);
       try {
-        // A job about a video acts on it: only its owner (or an operator) may ask for that.
-        if (typeof data.videoId === 'string' && !(await deps.videos.status(data.videoId, scopeOf(res)))) {
-          throw notFound(`no video with id ${data.videoId}`);
-        }
-        const id = randomUUID();
-        await deps.publicJobs.record({ id, tenant: caller.tenant, queue: entry.queue, name: entry.name });
-        await deps.queues.add(entry.declaration, entry.name, data, { jobId: id }).catch(async (error: unknown) => {
-          await deps.publicJobs.remove(id).catch(() => {});
-          throw error;
-        });
+        const id = await submitPublicJob(deps, entry, data, res);
         res.status(202).json({ id, queue: entry.queue, name: entry.name, status: 'queued', links: { self: `/v1/jobs/${entry.queue}/${id}` } });
       } catch (error) {
         if (isUnavailable(error)) throw unavailable();
