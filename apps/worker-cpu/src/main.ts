@@ -1,12 +1,11 @@
-import { createService, loadConfigOrExit } from '@clipline/shared';
-import { loadCpuWorkerSettings } from './cpu-worker-config.js';
+import { createService, loadConfigOrExit, requireMigratedDatabase } from '@clipline/shared';
 import { startCpuWorker } from './cpu-worker.js';
 
 const service = createService('worker-cpu', loadConfigOrExit());
-const settings = loadConfigOrExit(process.env, loadCpuWorkerSettings);
 service.shutdown.installSignalHandlers();
+await requireMigratedDatabase(service);
 try {
-  await startCpuWorker(service, { settings });
+  await startCpuWorker(service, { settings: service.config.cpuWorker });
 } catch (error) {
   service.logger.fatal({ err: error }, 'worker-cpu could not start');
   await service.shutdown.shutdown('startup failure');

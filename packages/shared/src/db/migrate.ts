@@ -11,12 +11,19 @@ import { engineOf } from './portable-sql.js';
  */
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
+const migrationFiles = () => new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR });
+
+/** The names of this code's migrations, in the order they apply. */
+export async function migrationNames(): Promise<string[]> {
+  return Object.keys(await migrationFiles().getMigrations()).sort();
+}
+
 export function createMigrator(db: Db, schema: string): Migrator {
   // On MySQL and SQLite the connection already points at the schema (a database, a file).
   const postgres = engineOf(db) === 'postgres';
   return new Migrator({
     db,
-    provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }),
+    provider: migrationFiles(),
     ...(postgres ? { migrationTableSchema: schema } : {}),
     // Features land in parallel: a database may have applied 0005 before 0003 existed.
     allowUnorderedMigrations: true,
