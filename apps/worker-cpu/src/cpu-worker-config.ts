@@ -1,29 +1,11 @@
-import { z } from 'zod';
-import { parseEnv } from '@clipline/shared';
+import { loadConfig, type Config } from '@clipline/shared';
 
-/** Variables only worker-cpu reads, beside the shared `Config`. */
-const cpuWorkerEnv = z.object({
-  /** Clips one process renders at once. @defaultValue half the pool threads, at least 1 */
-  RENDER_CONCURRENCY: z.coerce.number().int().positive().optional(),
-  /** libx264 preset of rendered clips. @defaultValue veryfast */
-  RENDER_PRESET: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow']).default('veryfast'),
-  /** libx264 constant rate factor of rendered clips (0-51, lower is better). @defaultValue 20 */
-  RENDER_CRF: z.coerce.number().int().min(0).max(51).default(20),
-});
+/** worker-cpu's render settings: `config.cpuWorker` of the one configuration schema (RENDER_* variables). */
+export type CpuWorkerSettings = Config['cpuWorker'];
 
-export interface CpuWorkerSettings {
-  readonly renderConcurrency: number | undefined;
-  readonly renderPreset: string;
-  readonly renderCrf: number;
-}
-
+/** The settings of an environment (tests build them from a few variables); a bad variable throws a ConfigError naming it. */
 export function loadCpuWorkerSettings(source: Record<string, string | undefined>): CpuWorkerSettings {
-  const env = parseEnv(cpuWorkerEnv, source);
-  return Object.freeze({
-    renderConcurrency: env.RENDER_CONCURRENCY,
-    renderPreset: env.RENDER_PRESET,
-    renderCrf: env.RENDER_CRF,
-  });
+  return loadConfig(source).cpuWorker;
 }
 
 /**
