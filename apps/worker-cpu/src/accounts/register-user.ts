@@ -29,7 +29,7 @@ export function accountsProcessors(deps: AccountsDependencies): Processors<typeo
       try {
         hash = await deps.pool.hashSealedPassword(sealedPassword, deps.keyring, userId);
       } catch (error) {
-        if (error instanceof SecretDecryptionError || (error as Error).name === 'SecretDecryptionError') {
+        if (error instanceof SecretDecryptionError) {
           await deps.users.fail(userId, 'the sealed password could not be opened (keyring mismatch?)');
           throw new PermanentJobError(`registration of ${userId}: ${(error as Error).message}`);
         }

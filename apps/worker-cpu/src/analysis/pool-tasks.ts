@@ -4,7 +4,7 @@
  */
 import type { ClipCandidate } from '@clipline/shared';
 import { hashPassword as hashPasswordSync, verifyPassword as verifyPasswordSync, type ScryptParams } from '../crypto/password-hash.js';
-import { decryptSecret as decrypt, encryptSecret as encrypt, reencryptSecret as reencrypt, type Keyring } from '@clipline/shared/crypto';
+import { decryptSecret as decrypt, encryptSecret as encrypt, reencryptSecret as reencrypt, SecretDecryptionError, type Keyring } from '@clipline/shared/crypto';
 import { sha256File } from '../hashing/content-hash.js';
 import { planCropPath, type CropKeyframe, type CropPathInput } from '../render/crop-plan.js';
 import { interestProfiles, type FrameInterest } from '../render/interest-profile.js';
@@ -36,8 +36,20 @@ export function hashPassword(task: { password: string; params?: ScryptParams }):
 }
 
 /** Opens a sealed password and hashes it in the same thread: the clear password never reaches the main thread. */
-export function hashSealedPassword(task: { sealedPassword: string; keyring: Keyring; associatedData?: string; params?: ScryptParams }): string {
-  return hashPasswordSync(decrypt(task.sealedPassword, task.keyring, task.associatedData), task.params);
+/**
+ * A sealed password that does not open comes back as `{ unopenable }` rather than thrown: an
+ * error's class does not survive the trip out of the thread, and the caller must tell this
+ * failure (permanent) from the others.
+ */
+export function hashSealedPassword(task: { sealedPassword: string; keyring: Keyring; associatedData?: string; params?: ScryptParams }): { hash: string } | { unopenable: string } {
+  let password: string;
+  try {
+    password = decrypt(task.sealedPassword, task.keyring, task.associatedData);
+  } catch (error) {
+    if (error instanceof SecretDecryptionError) return { unopenable: error.message };
+    throw error;
+  }
+  return { hash: hashPasswordSync(password, task.params) };
 }
 
 export function verifyPassword(task: { password: string; encoded: string }): boolean {

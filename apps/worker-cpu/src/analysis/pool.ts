@@ -1,7 +1,7 @@
 import { Piscina } from 'piscina';
 import { threadModulePath, type ClipCandidate } from '@clipline/shared';
 import type { ScryptParams } from '../crypto/password-hash.js';
-import type { Keyring } from '@clipline/shared/crypto';
+import { SecretDecryptionError, type Keyring } from '@clipline/shared/crypto';
 import type { CropKeyframe, CropPathInput } from '../render/crop-plan.js';
 import type { FrameInterest } from '../render/interest-profile.js';
 import type { FrameBatch, FrameMetrics } from './frame-metrics.js';
@@ -73,8 +73,10 @@ export class CpuPool {
    * `associatedData`) and hashes it, both in one pool thread, so the clear password never
    * reaches the main thread or a log.
    */
-  hashSealedPassword(sealedPassword: string, keyring: Keyring, associatedData?: string, params?: ScryptParams): Promise<string> {
-    return this.run('hashSealedPassword', { sealedPassword, keyring, associatedData, ...(params ? { params } : {}) });
+  async hashSealedPassword(sealedPassword: string, keyring: Keyring, associatedData?: string, params?: ScryptParams): Promise<string> {
+    const outcome = await this.run<{ hash: string } | { unopenable: string }>('hashSealedPassword', { sealedPassword, keyring, associatedData, ...(params ? { params } : {}) });
+    if ('unopenable' in outcome) throw new SecretDecryptionError(outcome.unopenable);
+    return outcome.hash;
   }
 
   /** True when the password matches the encoded hash; a malformed hash rejects. */

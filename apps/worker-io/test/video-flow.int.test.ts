@@ -1,0 +1,165 @@
+/**
+ * The whole video flow derived from the pipeline table, on real Redis and PostgreSQL: the chain
+ * the producer enqueues, the phases the real parent job runs, job ids, what each step consumes,
+ * progress and the step list all follow VIDEO_FLOW. Every step's processor here is a stand-in
+ * built from its row (it returns a value its `produces` schema accepts, and checks what it
+ * consumes with its `consumes` schema), so a row added to the table is covered by this test
+ * as soon as it exists.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import {
+  AnalysisRepository,
+  createLogger,
+  createQueue,
+  JobQueues,
+  PARENT_PHASES,
+  pipelineQueue,
+  runOptionalStep,
+  runVideoStep,
+  startWorker,
+  stepProgressRange,
+  VIDEO_FLOW,
+  VIDEO_STEPS,
+  videoJobId,
+  VideoPipelineProducer,
+  VideosRepository,
+  type JobHandle,
+  type Processor,
+  type QueueDeclaration,
+  type RunningWorker,
+  type VideoStepDefinition,
+} from '@clipline/shared';
+import { pipelineProcessors } from '../src/io-worker.js';
+import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+let env: TestEnvironment;
+let redis: Redis;
+let jobs: JobQueues;
+let videos: VideosRepository;
+let analyses: AnalysisRepository;
+let producer: VideoPipelineProducer;
+const workers: RunningWorker[] = [];
+/** Every stand-in run, in the order they started. */
+const runs: { step: string; jobId: string; consumed: boolean }[] = [];
+
+const CANDIDATES = [
+  { startSeconds: 0, endSeconds: 6, score: 80, reasons: ['strong motion'] },
+  { startSeconds: 10, endSeconds: 16, score: 70, reasons: ['loud audio'] },
+];
+
+/** A value each step's `produces` schema accepts. */
+function sampleResult(step: VideoStepDefinition, job: JobHandle<{ videoId: string }>): unknown {
+  const metadata = { durationSeconds: 20, width: 640, height: 360, fps: 25, hasAudio: true, sizeBytes: 1000, videoCodec: 'h264' };
+  const clipOptions = { clipCount: 2, minClipSeconds: 5, maxClipSeconds: 30, aspect: '9:16' as const };
+  const samples: Record<string, unknown> = {
+    ingest: { storageKey: `videos/${job.data.videoId}/source.mp4`, sizeBytes: 1000, container: 'mp4' },
+    analyze: {
+      metadata, scenes: [{ startSeconds: 0, endSeconds: 20 }], cutSeconds: [], sampledFrames: 200, sampleFps: 10, clipOptions,
+      clipCandidates: CANDIDATES, audio: { integratedLufs: -20, loudnessRangeLu: 5 }, warnings: [], contentSha256: 'a'.repeat(64), reusedFrom: null,
+    },
+    persist: { scenes: 1, clipCandidates: CANDIDATES, aspect: '9:16' },
+    render: { clipId: randomUUID(), storageKey: 'clip.mp4', thumbnailKey: 'clip.jpg', width: 360, height: 640, durationSeconds: 6 },
+  };
+  return samples[step.name] ?? { done: true };
+}
+
+/** A stand-in processor for one row, with the bookkeeping its kind of step has in production. */
+function standIn(step: VideoStepDefinition): Processor<{ videoId: string }> {
+  return async (job) => {
+    let consumed = false;
+    if (step.consumes && step.phase === 'chain') {
+      const [input] = await job.childResults();
+      consumed = step.consumes.safeParse(input).success;
+      expect(consumed).toBe(true);
+    }
+    if (step.consumes && step.fanOut) consumed = step.consumes !== null;
+    runs.push({ step: step.name, jobId: job.id, consumed });
+    const result = sampleResult(step, job);
+    expect(step.produces.safeParse(result).success).toBe(true);
+    if (step.fanOut) {
+      const clip = job.data as unknown as { videoId: string; clipIndex: number; startSeconds: number; endSeconds: number; score: number; reasons: string[]; aspect: '9:16' };
+      await analyses.upsertClip({ ...clip, status: 'rendered', storageKey: 'clip.mp4', thumbnailKey: 'clip.jpg', width: 360, height: 640, durationSeconds: 6 });
+      return result;
+    }
+    if (!step.essential) return runOptionalStep(step.name, job, videos, async () => ({ done: result }));
+    return runVideoStep(step.name, job, videos, async (context) => {
+      await context.progress(1);
+      return result;
+    });
+  };
+}
+
+beforeAll(async () => {
+  env = await createTestEnvironment();
+  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
+  videos = new VideosRepository(env.db, { stepOrder: VIDEO_STEPS });
+  analyses = new AnalysisRepository(env.db);
+  producer = new VideoPipelineProducer({ connection: redis, prefix: env.config.queuePrefix }, videos);
+  const common = { connection: redis, prefix: env.config.queuePrefix, concurrency: 4, logger: createLogger({ name: 'flow', level: 'silent' }) };
+  // One worker per queue of the table, its processors the stand-ins of the rows on that queue.
+  const byQueue = new Map<QueueDeclaration, Record<string, Processor<{ videoId: string }>>>();
+  for (const step of VIDEO_FLOW) byQueue.set(step.queue, { ...byQueue.get(step.queue), [step.job]: standIn(step) });
+  for (const [declaration, processors] of byQueue) workers.push(startWorker(declaration, processors as never, common));
+  // The parent is the real one.
+  workers.push(startWorker(pipelineQueue, pipelineProcessors(videos, analyses, jobs), common));
+});
+
+afterAll(async () => {
+  await Promise.all(workers.map((worker) => worker.close()));
+  await producer.close();
+  await jobs.close();
+  redis.disconnect();
+  await env.cleanup();
+});
+
+describe('the video flow follows its table', () => {
+  it('enqueues the chain of the table, in order, under the parent, with the table job ids', async () => {
+    const id = randomUUID();
+    await producer.submit({ source: '/media/a.mp4' }, {}, id);
+    // Each chain job's parent is the next step of the chain, the last one's the pipeline parent.
+    const chain = VIDEO_FLOW.filter((step) => step.phase === 'chain');
+    const parentIds = await Promise.all(
+      chain.map(async (step) => {
+        const queue = createQueue(step.queue, { connection: redis, prefix: env.config.queuePrefix });
+        try {
+          const job = await queue.getJob(videoJobId(id, step.name));
+          expect(job?.name).toBe(step.job);
+          return job?.parent?.id;
+        } finally {
+          await queue.close();
+        }
+      }),
+    );
+    expect(parentIds).toEqual([...chain.slice(1).map((step) => videoJobId(id, step.name)), videoJobId(id, 'pipeline')]);
+    expect(await jobs.get(pipelineQueue, videoJobId(id, 'pipeline'))).toMatchObject({ name: 'video-pipeline' });
+    await waitFor(async () => ((await videos.status(id)) === 'completed' ? true : undefined), 30_000, 'the video to complete');
+  });
+
+  it('runs the chain, then the parent phases in table order, each step under its job id, to completion with full progress', async () => {
+    const id = randomUUID();
+    await producer.submit({ source: '/media/b.mp4' }, {}, id);
+    await waitFor(async () => ((await videos.status(id)) === 'completed' ? true : undefined), 30_000, 'the video to complete');
+    const mine = runs.filter((run) => run.jobId.startsWith(id));
+
+    // Chain steps one after another, in table order.
+    const chain = VIDEO_FLOW.filter((step) => step.phase === 'chain').map((step) => step.name);
+    expect(mine.slice(0, chain.length).map((run) => run.step)).toEqual(chain);
+    // Then each parent phase: its steps (in any order within the phase) before the next phase's.
+    const phaseOf = new Map(VIDEO_FLOW.map((step) => [step.name as string, step.phase]));
+    const phases = mine.slice(chain.length).map((run) => phaseOf.get(run.step));
+    expect(phases).toEqual([...phases].sort((a, b) => PARENT_PHASES.indexOf(a as never) - PARENT_PHASES.indexOf(b as never)));
+    // Every step ran, with the job ids of the table; a fan-out step once per item it consumed.
+    const expectedIds = VIDEO_FLOW.flatMap((step) => (step.fanOut ? CANDIDATES.map((_, index) => videoJobId(id, step.name, index)) : [videoJobId(id, step.name)]));
+    expect(mine.map((run) => run.jobId).sort()).toEqual(expectedIds.sort());
+    expect(mine.filter((run) => VIDEO_FLOW.find((step) => step.name === run.step)?.consumes).every((run) => run.consumed)).toBe(true);
+
+    // The step list in table order, every step done; progress full.
+    const video = await videos.find(id);
+    expect(video!.steps.map((step) => [step.name, step.status])).toEqual(VIDEO_STEPS.map((name) => [name, 'completed']));
+    expect(video!.progress).toBe(100);
+    // The weights cover the bar: the last weighted step ends where completion takes over.
+    expect(Math.max(...VIDEO_STEPS.map((name) => stepProgressRange(name)[1]))).toBeLessThanOrEqual(100);
+  });
+});
