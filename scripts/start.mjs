@@ -1,23 +1,23 @@
 #!/usr/bin/env node
-// One-command local run: makes sure Redis, the database and ffmpeg are there, builds, migrates,
-// then runs the four apps in the foreground with labelled logs. Ctrl-C stops them gracefully;
-// a second Ctrl-C kills them. Without DATABASE_URL the database is a SQLite file under .data/;
-// with a postgres:// or mysql:// URL that server is used (a local PostgreSQL is started if needed).
+// One-command local run: builds, reads the configuration the apps will read (the built
+// @clipline/shared config: same defaults, same validation), makes sure Redis, the database and
+// ffmpeg are there, migrates, then runs the four apps in the foreground with labelled logs and
+// prints the URLs once every app answers its health check. Ctrl-C stops them gracefully; a second
+// Ctrl-C kills them. Without DATABASE_URL the database is a SQLite file under .data/; with a
+// postgres:// or mysql:// URL that server is used (a local PostgreSQL is started if needed).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// The apps run from the root, and the config's relative defaults (.data/…) resolve against it.
+process.chdir(ROOT);
 const DATA = path.join(ROOT, '.data');
 const env = { ...process.env };
-env.REDIS_URL ||= 'redis://127.0.0.1:6379';
-env.DATABASE_URL ||= `sqlite:${path.join(DATA, 'clipline.db')}`;
-env.STORAGE_DIR ||= path.join(DATA, 'storage');
-const PORT = Number(env.PORT || 3000);
-const DASHBOARD_PORT = Number(env.DASHBOARD_PORT || 3001);
-const API_KEY = (env.API_KEYS || 'dev-key-clipline').split(',')[0].trim();
+/** Seconds the apps get to answer their health checks before the start is declared failed. */
+const READY_TIMEOUT_SECONDS = 90;
 
 const color = process.stdout.isTTY ? (code, text) => `\x1b[${code}m${text}\x1b[0m` : (_code, text) => text;
 const say = (text) => process.stdout.write(`${color(36, '[start]')} ${text}\n`);
@@ -59,8 +59,8 @@ function composeUp(service) {
   return run('docker', ['compose', 'up', '-d', '--wait', service]);
 }
 
-async function ensureRedis() {
-  const url = new URL(env.REDIS_URL);
+async function ensureRedis(config) {
+  const url = new URL(config.redisUrl);
   const host = url.hostname;
   const port = Number(url.port || 6379);
   if (await reachable(host, port)) return say(`Redis answers at ${host}:${port}`);
@@ -81,25 +81,24 @@ async function ensureRedis() {
   if (!(await waitReachable(host, port, 15))) die(`Redis did not come up on ${host}:${port}`);
 }
 
-async function ensureMysql() {
-  const url = new URL(env.DATABASE_URL);
-  const host = url.hostname;
-  const port = Number(url.port || 3306);
-  if (!(await reachable(host, port))) die(`MySQL/MariaDB at ${host}:${port} does not answer (DATABASE_URL). Start it, or unset DATABASE_URL to use SQLite.`);
-  // The migration creates the database when it is missing.
-  say(`MySQL/MariaDB answers at ${host}:${port}`);
+/**
+ * Makes sure the database server answers (starting a local PostgreSQL when it is down). The
+ * engine and address come from the config's database target; the migration creates the database
+ * itself when the server lacks it (see createDatabaseIfMissing).
+ */
+async function ensureDatabase(shared, config) {
+  const target = shared.resolveDatabaseTarget(config.databaseUrl, config.databaseSchema);
+  const where = shared.describeDatabaseTarget(target);
+  if (target.engine === 'sqlite') return say(`database: ${where}`);
+  if (target.engine === 'mysql') {
+    if (!(await reachable(target.host, target.port))) die(`${where} does not answer (DATABASE_URL). Start it, or unset DATABASE_URL to use SQLite.`);
+    return say(`database: ${where} answers`);
+  }
+  await ensurePostgres(new URL(target.url));
+  say(`database: ${where} answers`);
 }
 
-async function ensureDatabase() {
-  const scheme = env.DATABASE_URL.split(':')[0].toLowerCase();
-  if (scheme === 'sqlite') return say(`database: SQLite file ${env.DATABASE_URL.replace(/^sqlite:(\/\/)?/, '')}`);
-  if (scheme === 'mysql' || scheme === 'mariadb') return ensureMysql();
-  if (scheme === 'postgres' || scheme === 'postgresql') return ensurePostgres();
-  die(`DATABASE_URL must start with postgres://, mysql:// or sqlite: (got ${scheme}:…)`);
-}
-
-async function ensurePostgres() {
-  const url = new URL(env.DATABASE_URL);
+async function ensurePostgres(url) {
   const host = url.hostname;
   const port = Number(url.port || 5432);
   if (!(await reachable(host, port))) {
@@ -115,29 +114,10 @@ async function ensurePostgres() {
     }
     if (!(await waitReachable(host, port, 30))) die(`PostgreSQL did not come up on ${host}:${port}`);
   }
-  say(`PostgreSQL answers at ${host}:${port}`);
-  // The database itself may not exist yet on a fresh server: create it.
-  const { default: pg } = await import('pg');
-  const database = decodeURIComponent(url.pathname.slice(1)) || 'postgres';
-  const admin = new URL(url);
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.href });
-  try {
-    await client.connect();
-    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [database]);
-    if (!rowCount) {
-      say(`creating database ${database}`);
-      await client.query(`create database "${database.replace(/"/g, '""')}"`);
-    }
-  } catch (error) {
-    die(`cannot prepare database ${database}: ${error.message}`);
-  } finally {
-    await client.end().catch(() => {});
-  }
 }
 
-function ensureFfmpeg() {
-  if (has(env.FFMPEG_PATH || 'ffmpeg') && has(env.FFPROBE_PATH || 'ffprobe')) return say('ffmpeg found');
+function ensureFfmpeg(config) {
+  if (has(config.ffmpegPath) && has(config.ffprobePath)) return say('ffmpeg found');
   if (isRoot && has('apt-get')) {
     say('ffmpeg is missing: installing it with apt-get');
     if (run('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg'])) return;
@@ -145,7 +125,7 @@ function ensureFfmpeg() {
   die('ffmpeg is not installed. Install it with:\n    sudo apt-get install -y ffmpeg\n  (or set FFMPEG_PATH and FFPROBE_PATH)');
 }
 
-function sampleVideo() {
+function sampleVideo(config) {
   const file = path.join(DATA, 'samples', 'sample.mp4');
   if (existsSync(file)) return file;
   mkdirSync(path.dirname(file), { recursive: true });
@@ -153,7 +133,7 @@ function sampleVideo() {
   const sources = ['testsrc2', 'smptebars', 'mandelbrot', 'rgbtestsrc'];
   const inputs = sources.flatMap((source) => ['-f', 'lavfi', '-i', `${source}=size=640x360:rate=25`]);
   const trims = sources.map((_, i) => `[${i}:v]trim=end_frame=75,setpts=PTS-STARTPTS[s${i}]`).join(';');
-  const ok = run('ffmpeg', [
+  const ok = run(config.ffmpegPath, [
     '-v', 'error', '-y', ...inputs, '-f', 'lavfi', '-t', '12', '-i', 'sine=frequency=440',
     '-filter_complex', `${trims};[s0][s1][s2][s3]concat=n=4:v=1:a=0,format=yuv420p[v]`,
     '-map', '[v]', '-map', '4:a', '-c:v', 'libx264', '-preset', 'veryfast', '-c:a', 'aac', '-t', '12', file,
@@ -187,17 +167,8 @@ const APPS = [
   ['dashboard', 34, 'apps/dashboard/dist/main.js'],
 ];
 
-// With no provider key configured, the AI steps talk to the upstream simulator, started here too.
-const PROVIDER_KEYS = ['OPENAI_API_KEY', 'STABILITY_API_KEY', 'ELEVENLABS_API_KEY', 'YOUTUBE_API_KEY'];
-const SIMULATED = !env.UPSTREAM_SIM_URL && PROVIDER_KEYS.every((name) => !env[name]);
-if (SIMULATED) {
-  const port = env.UPSTREAM_SIM_PORT || '3900';
-  env.UPSTREAM_SIM_URL = `http://127.0.0.1:${port}`;
-  APPS.unshift(['upstream-sim', 36, 'infra/upstream-sim/dist/main.js']);
-}
-
-function startApps() {
-  const children = APPS.map(([name, tint, main]) => {
+function startApps(apps) {
+  const children = apps.map(([name, tint, main]) => {
     // Own process group: a terminal Ctrl-C reaches only this script, which forwards it once.
     const child = spawn(process.execPath, [path.join(ROOT, main)], {
       cwd: ROOT,
@@ -244,9 +215,82 @@ function startApps() {
       } else if (code) worst = Math.max(worst, code);
       if (remaining === 0) {
         say('all apps stopped');
-        process.exit(worst);
+        process.exit(Math.max(worst, process.exitCode ?? 0));
       }
     });
+  }
+  return { stopAll, isStopping: () => stopping };
+}
+
+/** Where this machine reaches a listener bound to `host`: loopback for every address. */
+function reachableHost(host) {
+  if (['0.0.0.0', '::', '[::]'].includes(host)) return '127.0.0.1';
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+/** The health check of every app that serves one; `ready` when all of them answer 200. */
+function healthChecks(config, simulatorUrl) {
+  const host = reachableHost(config.host);
+  const checks = [
+    ['producer', `http://${host}:${config.port}/readyz`],
+    ['dashboard', `http://${host}:${config.dashboardPort}/healthz`],
+    // Port 0 means an ephemeral metrics port, which cannot be known from here.
+    ...(config.workerIoMetricsPort ? [['worker-io', `http://${host}:${config.workerIoMetricsPort}/healthz`]] : []),
+    ...(config.workerCpuMetricsPort ? [['worker-cpu', `http://${host}:${config.workerCpuMetricsPort}/healthz`]] : []),
+    ...(simulatorUrl ? [['upstream-sim', `${simulatorUrl}/_sim/health`]] : []),
+  ];
+  return checks.map(([name, url]) => ({ name, url }));
+}
+
+/** What a health check answered: undefined when ready, otherwise why not. */
+async function notReadyReason({ url }) {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    if (res.ok) return undefined;
+    return `${url} answers ${res.status} ${(await res.text()).slice(0, 200)}`;
+  } catch (error) {
+    return `${url} does not answer (${error.cause?.code ?? error.message})`;
+  }
+}
+
+/**
+ * Waits until every app answers its health check (the producer's /readyz covers Redis and the
+ * database). Says every 15 s which ones are still not ready; after READY_TIMEOUT_SECONDS names
+ * them and returns false; returns false as well once the apps are being stopped (Ctrl-C, or an
+ * app that exited: see startApps).
+ */
+async function waitUntilReady(checks, isStopping) {
+  const started = Date.now();
+  let lastReport = started;
+  for (;;) {
+    if (isStopping()) return false;
+    const reasons = (await Promise.all(checks.map(async (check) => [check.name, await notReadyReason(check)]))).filter(([, reason]) => reason);
+    if (reasons.length === 0) return true;
+    const waited = Math.round((Date.now() - started) / 1000);
+    const list = reasons.map(([name, reason]) => `\n    ${name}: ${reason}`).join('');
+    if (waited >= READY_TIMEOUT_SECONDS) {
+      process.stderr.write(`${color(31, '[start]')} not ready after ${waited} s:${list}\n`);
+      return false;
+    }
+    if (Date.now() - lastReport >= 15_000) {
+      lastReport = Date.now();
+      say(`still waiting after ${waited} s for:${list}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** Imports a module of the build (after `tsc -b`), e.g. the shared config. */
+const built = (relative) => import(pathToFileURL(path.join(ROOT, relative)).href);
+
+/** Settings from the environment, or the reason they are refused (exit 78, as the apps would). */
+function settingsOrDie(load, ConfigError) {
+  try {
+    return load(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${color(31, '[start]')} ${error.message}\n`);
+    process.exit(78);
   }
 }
 
@@ -254,37 +298,59 @@ async function main() {
   const [major, minor] = process.versions.node.split('.').map(Number);
   if (major < 20 || (major === 20 && minor < 19)) die(`Node.js >= 20.19 is required (this is ${process.versions.node})`);
   if (!existsSync(path.join(ROOT, 'node_modules'))) die('dependencies are missing: run "npm ci" first');
-  ensureFfmpeg();
-  await ensureRedis();
-  await ensureDatabase();
+  // Build first: the configuration below is the apps' own, from the build.
   say('building (tsc -b)');
   if (!run(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'])) die('the build failed');
+  const shared = await built('packages/shared/dist/index.js');
+  let config = settingsOrDie(shared.loadConfig, shared.ConfigError);
+
+  // With no provider key configured, the AI steps talk to the upstream simulator, started here too.
+  const apps = [...APPS];
+  const providers = [config.providers.youtube, config.providers.openai, config.providers.stability, config.providers.elevenlabs];
+  const simulated = config.env !== 'production' && !env.UPSTREAM_SIM_URL && providers.every((provider) => provider.apiKey === undefined);
+  if (simulated) {
+    const { loadSimSettings } = await built('infra/upstream-sim/dist/sim-config.js');
+    env.UPSTREAM_SIM_URL = `http://127.0.0.1:${settingsOrDie(loadSimSettings, shared.ConfigError).port}`;
+    config = settingsOrDie(shared.loadConfig, shared.ConfigError);
+    apps.unshift(['upstream-sim', 36, 'infra/upstream-sim/dist/main.js']);
+  }
+
+  ensureFfmpeg(config);
+  await ensureRedis(config);
+  await ensureDatabase(shared, config);
   say('running migrations');
   if (!run(process.execPath, [path.join(ROOT, 'packages', 'shared', 'dist', 'db', 'migrate-cli.js')])) die('migrations failed');
-  const sample = sampleVideo();
-  startApps();
-  const base = `http://127.0.0.1:${PORT}`;
-  for (let i = 0; i < 120; i++) {
-    const ready = await fetch(`${base}/readyz`).then((res) => res.ok, () => false);
-    if (ready) break;
-    await new Promise((resolve) => setTimeout(resolve, 250));
+  const sample = sampleVideo(config);
+  const running = startApps(apps);
+  if (!(await waitUntilReady(healthChecks(config, simulated ? env.UPSTREAM_SIM_URL : undefined), running.isStopping))) {
+    if (running.isStopping()) return;
+    process.exitCode = 1;
+    say('stopping the apps: they did not all become ready');
+    running.stopAll('SIGTERM');
+    return;
   }
+
+  const base = `http://${reachableHost(config.host)}:${config.port}`;
+  const apiKey = config.apiKeys[0];
+  const devPassword = config.env !== 'production' && config.dashboardPassword === shared.DEV_DASHBOARD_PASSWORD;
+  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(config.host);
   const lines = [
     '',
-    `  API        ${base}   (API key: ${API_KEY})`,
-    `  Dashboard  http://127.0.0.1:${DASHBOARD_PORT}   (user ${env.DASHBOARD_USER || 'admin'}, password ${env.DASHBOARD_PASSWORD ? '<DASHBOARD_PASSWORD>' : 'clipline'})`,
-    SIMULATED ? `  AI APIs    ${env.UPSTREAM_SIM_URL}   (upstream simulator: no provider key is set)` : '  AI APIs    the providers whose keys are set',
+    `  API        ${base}   (API key: ${apiKey})`,
+    `  Dashboard  ${base.replace(/:\d+$/, `:${config.dashboardPort}`)}   (user ${config.dashboardUser}, password ${devPassword ? config.dashboardPassword : '<DASHBOARD_PASSWORD>'})`,
+    simulated ? `  AI APIs    ${env.UPSTREAM_SIM_URL}   (upstream simulator: no provider key is set)` : '  AI APIs    the providers whose keys are set',
     '',
     '  Submit the sample video:',
-    `    curl -s -X POST ${base}/v1/videos -H 'Authorization: Bearer ${API_KEY}' -H 'Content-Type: application/json' -d '{"source": "${sample}", "title": "sample"}'`,
+    `    curl -s -X POST ${base}/v1/videos -H 'Authorization: Bearer ${apiKey}' -H 'Content-Type: application/json' -d '{"source": "${sample}", "title": "sample"}'`,
     '  Then follow it:',
-    `    curl -s ${base}/v1/videos/<id> -H 'Authorization: Bearer ${API_KEY}'`,
+    `    curl -s ${base}/v1/videos/<id> -H 'Authorization: Bearer ${apiKey}'`,
     '  And save its clips, thumbnails and voice-overs once it is completed:',
-    `    CLIPLINE_API_KEY=${API_KEY} npx clipline download <id> --out clips`,
+    `    CLIPLINE_API_KEY=${apiKey} npx clipline download <id> --out clips`,
     '',
-    `  Listening on ${env.HOST || '127.0.0.1'} only${env.HOST ? '' : ' (set HOST=0.0.0.0 to serve other hosts, with keys of your own)'}.`,
+    `  Listening on ${config.host} only${loopback ? ' (set HOST=0.0.0.0 to serve other hosts, with keys of your own)' : ''}.`,
     '',
   ];
+  say('ready: every app answers its health check');
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

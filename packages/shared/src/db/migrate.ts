@@ -2,7 +2,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileMigrationProvider, Migrator, sql, type MigrationResultSet } from 'kysely';
-import type { Db } from './connection.js';
+import { createDatabase, ensureDatabaseExists, type DatabaseSettings, type Db } from './connection.js';
+import { resolveDatabaseTarget } from './database-target.js';
 import { engineOf } from './portable-sql.js';
 
 /**
@@ -46,4 +47,42 @@ export async function migrateToLatest(db: Db, schema: string): Promise<Migration
     });
   }
   return result;
+}
+
+/**
+ * Creates the database the URL names when the server does not have it yet, before migrating:
+ * on MySQL/MariaDB always (`ensureDatabaseExists`); on PostgreSQL only when connecting to it
+ * fails with "database does not exist" (3D000), through the server's `postgres` database, so a
+ * user who may not connect there is never asked to. A PostgreSQL schema is created by the
+ * migration and a SQLite file when it is opened. Returns whether a database was created.
+ */
+export async function createDatabaseIfMissing(settings: DatabaseSettings): Promise<boolean> {
+  const target = resolveDatabaseTarget(settings.url, settings.schema);
+  if (target.engine === 'mysql') {
+    await ensureDatabaseExists(settings);
+    return false;
+  }
+  if (target.engine !== 'postgres') return false;
+  const probe = createDatabase({ ...settings, poolSize: 1 });
+  try {
+    await sql`select 1`.execute(probe);
+    return false;
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== '3D000') throw error;
+  } finally {
+    await probe.destroy();
+  }
+  const url = new URL(target.url);
+  const database = decodeURIComponent(url.pathname.slice(1));
+  url.pathname = '/postgres';
+  const server = createDatabase({ url: url.href, schema: 'public', poolSize: 1 });
+  try {
+    await sql`create database ${sql.id(database)}`.execute(server);
+  } catch (error) {
+    // Another process (a second `npm run migrate`) created it in the meantime: 42P04 duplicate_database.
+    if ((error as { code?: unknown }).code !== '42P04') throw error;
+  } finally {
+    await server.destroy();
+  }
+  return true;
 }
