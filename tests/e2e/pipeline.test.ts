@@ -3,13 +3,13 @@
  * A service submits videos over HTTP; the flow crosses worker-io and worker-cpu; results land
  * in PostgreSQL; Bull Board shows the queues; SIGTERM drains every process.
  */
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { allQueues, analyzeQueue, DEV_API_KEY, DEV_DASHBOARD_PASSWORD, DEV_DASHBOARD_USER, VIDEO_STEPS } from '@clipline/shared';
 import { createUpstreamSimulator } from '../../infra/upstream-sim/src/index.js';
+import { fixtures, itWithFixtures } from '../helpers/fixtures.js';
 import { ffprobeDuration, ffprobeStream, generateVideo } from '../helpers/media.js';
 import { freePort, startApp, stopApp, waitForHttp, type AppName, type RunningApp } from '../helpers/processes.js';
 import { createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
@@ -18,7 +18,6 @@ import { jest } from '@jest/globals';
 
 jest.setTimeout(180_000);
 
-const FIXTURES = path.resolve(import.meta.dirname ?? '.', '../../../shared/fixtures/video');
 let env: TestEnvironment;
 let appEnv: Record<string, string>;
 let producerUrl: string;
@@ -162,13 +161,13 @@ describe('a submitted video', () => {
     expect(goodResult).toMatchObject({ status: 'completed', metadata: { hasAudio: false, videoCodec: 'vp8' } });
   });
 
-  const fixtures = ['bbb_h264_aac_60s.mp4', 'bbb_vp8_vorbis_30s.webm'].map((name) => path.join(FIXTURES, name)).filter(existsSync);
-  (fixtures.length ? it : it.skip)('processes real H.264/AAC and VP8/Vorbis videos', async () => {
-    const ids = await Promise.all(fixtures.map(submit));
+  const realVideos = fixtures('video', ['bbb_h264_aac_60s.mp4', 'bbb_vp8_vorbis_30s.webm']);
+  itWithFixtures(realVideos, 'processes real H.264/AAC and VP8/Vorbis videos', async () => {
+    const ids = await Promise.all(realVideos.files.map(submit));
     for (const [index, id] of ids.entries()) {
       const result = await settled(id);
       expect(result.status).toBe('completed');
-      expect(Math.abs(result.metadata.durationSeconds - (await ffprobeDuration(fixtures[index]!)))).toBeLessThan(0.1);
+      expect(Math.abs(result.metadata.durationSeconds - (await ffprobeDuration(realVideos.files[index]!)))).toBeLessThan(0.1);
       expect(result.metadata).toMatchObject({ width: expect.any(Number), height: expect.any(Number), fps: expect.any(Number), hasAudio: true });
       expect(result.scenes.length).toBeGreaterThan(0);
     }

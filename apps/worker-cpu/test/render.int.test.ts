@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFile, readdir } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { QueueEvents } from 'bullmq';
@@ -22,10 +21,11 @@ import { CpuPool } from '../src/analysis/pool.js';
 import { renderClip, type RenderSettings } from '../src/render/render-clip.js';
 import { renderProcessors } from '../src/render/render-processor.js';
 import { generateVideo } from '../../../tests/helpers/media.js';
+import { fixtures, fixturesPresent } from '../../../tests/helpers/fixtures.js';
 import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const run = promisify(execFile);
-const FIXTURES = path.resolve(import.meta.dirname ?? '.', '../../../../shared/fixtures/video');
+const realVideo = fixtures('video', ['bbb_h264_aac_60s.mp4']);
 const ASPECTS = { '9:16': 9 / 16, '1:1': 1, '16:9': 16 / 9 } as const;
 
 let env: TestEnvironment;
@@ -196,8 +196,7 @@ describe('the render worker (real BullMQ jobs)', () => {
   it('renders clips in every aspect that decode, have the aspect and the duration, with a thumbnail and a clips row', async () => {
     const generated = await generateVideo({ path: path.join(env.config.storageDir, 'generated.mp4'), segments: [3, 3, 3] });
     const sources = [generated.path];
-    const fixture = path.join(FIXTURES, 'bbb_h264_aac_60s.mp4');
-    if (existsSync(fixture)) sources.push(fixture);
+    if (fixturesPresent(realVideo, 'the render test of a real video')) sources.push(...realVideo.files);
     const payloads: RenderClipPayload[] = [];
     for (const source of sources) {
       const id = await storedVideo(source);
