@@ -39,6 +39,27 @@ export interface RunningCpuWorker {
   metricsPort: number | undefined;
 }
 
+/** The pool's utilisation, queue and size on /metrics. */
+function registerPoolGauges(metrics: ServiceContext['metrics'], pool: CpuPool): void {
+  new Gauge({
+    name: 'clipline_cpu_pool_utilization',
+    help: 'Share of the thread pool capacity in use (0-1)',
+    registers: [metrics],
+    collect() {
+      this.set(pool.utilization);
+    },
+  });
+  new Gauge({
+    name: 'clipline_cpu_pool_queue_size',
+    help: 'Pool tasks waiting for a free thread',
+    registers: [metrics],
+    collect() {
+      this.set(pool.queued);
+    },
+  });
+  new Gauge({ name: 'clipline_cpu_pool_threads', help: 'Threads of the pool', registers: [metrics] }).set(pool.threads);
+}
+
 /**
  * Starts a worker-cpu process: one piscina pool sized to the cores, and BullMQ workers for the
  * `analyze` and `render` queues whose concurrency derives from that pool, so the pool stays
@@ -57,23 +78,7 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   shutdown.register('database', () => db.destroy());
   shutdown.register('cpu pool', () => pool.close());
 
-  new Gauge({
-    name: 'clipline_cpu_pool_utilization',
-    help: 'Share of the thread pool capacity in use (0-1)',
-    registers: [metrics],
-    collect() {
-      this.set(pool.utilization);
-    },
-  });
-  new Gauge({
-    name: 'clipline_cpu_pool_queue_size',
-    help: 'Pool tasks waiting for a free thread',
-    registers: [metrics],
-    collect() {
-      this.set(pool.queued);
-    },
-  });
-  new Gauge({ name: 'clipline_cpu_pool_threads', help: 'Threads of the pool', registers: [metrics] }).set(pool.threads);
+  registerPoolGauges(metrics, pool);
 
   const { signals, jobs, videos, policy } = connectVideoRuntime(service, redis, db);
   // Subscribed before the first job, so a cancellation can reach any job this process runs.

@@ -50,9 +50,74 @@ export function resolveClipOptions(options: unknown): ClipOptions {
   return parsed.data;
 }
 
+/** Frames per pool task unless the settings say otherwise. */
+const DEFAULT_BATCH_FRAMES = 32;
+
 /** Decoded duration may fall short of the container's by rounding; more than this means a truncated file. */
 function tolerableShortfall(durationSeconds: number, fps: number): number {
   return Math.max(1.0, durationSeconds * 0.05) + 2 / fps;
+}
+
+/** What the audio decode yields: the loudness track, or a warning when it could not be measured. */
+type LoudnessOutcome = { track: LoudnessTrack | null; warning?: string };
+
+/** What sampling the frames yields: each frame's content score and the signals highlights are scored on. */
+interface SampledFrames {
+  scores: number[];
+  signals: FrameSignals;
+}
+
+/**
+ * Audio is decoded by a second ffmpeg at the same time as the frames: it costs a fraction of the
+ * video decode. `stop` ends it early when the frames fail.
+ */
+function startLoudness(settings: AnalysisSettings, file: string, hasAudio: boolean, signal: AbortSignal | undefined) {
+  const stop = new AbortController();
+  const audioSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  const outcome: Promise<LoudnessOutcome> = hasAudio
+    ? measureLoudness(settings.tools, file, { signal: audioSignal }).then(
+        (track) => ({ track }),
+        (error: Error) => ({ track: null, warning: error.message }),
+      )
+    : Promise.resolve({ track: null });
+  return { outcome, stop: (reason: unknown) => stop.abort(reason) };
+}
+
+/** Frames through an ffmpeg rawvideo pipe into the pool for metrics, in bounded batches. */
+async function sampleFrameMetrics(settings: AnalysisSettings, file: string, facts: { width: number; height: number; durationSeconds: number }, hooks: AnalysisHooks): Promise<SampledFrames> {
+  const { signal } = hooks;
+  const size = sampleSize(facts.width, facts.height, settings.width);
+  const sampled: SampledFrames = { scores: [], signals: new FrameSignals() };
+  const expectedFrames = Math.max(1, Math.ceil(facts.durationSeconds * settings.fps));
+  const batches = sampleFrames(settings.tools, {
+    file,
+    fps: settings.fps,
+    width: size.width,
+    height: size.height,
+    batchFrames: settings.batchFrames ?? DEFAULT_BATCH_FRAMES,
+    ...(signal ? { signal } : {}),
+  });
+  await runBatchPipeline(batches, {
+    frameBytes: size.width * size.height * 3,
+    maxInFlight: settings.pool.threads * 2,
+    start: (batch, previous) => settings.pool.frameMetrics({ ...size, frames: batch.frames, count: batch.count, previous }, signal),
+    collect: async (firstIndex, metrics: FrameMetrics[]) => {
+      for (const frame of metrics) sampled.scores.push(frame.contentScore);
+      sampled.signals.append(firstIndex, metrics);
+      await hooks.onFrameMetrics?.(firstIndex, metrics);
+      await hooks.onProgress?.(Math.min(0.99, sampled.scores.length / expectedFrames));
+    },
+  });
+  return sampled;
+}
+
+/** A file whose frames stop well before its header says it ends is truncated or corrupt. */
+function assertFullyDecoded(decodedFrames: number, durationSeconds: number, fps: number): void {
+  if (decodedFrames === 0) throw new PermanentJobError('no frame could be decoded');
+  const decodedSeconds = decodedFrames / fps;
+  if (durationSeconds - decodedSeconds > tolerableShortfall(durationSeconds, fps)) {
+    throw new PermanentJobError(`video is truncated or corrupt: decoded ${decodedSeconds.toFixed(1)} s of the ${durationSeconds.toFixed(1)} s its header declares`);
+  }
 }
 
 /**
@@ -62,96 +127,50 @@ function tolerableShortfall(durationSeconds: number, fps: number): number {
  */
 export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisInput, hooks: AnalysisHooks = {}): Promise<VideoAnalysis> {
   const { signal } = hooks;
-  const { file } = input;
   const clipOptions = resolveClipOptions(input.clipOptions);
-  const facts = await probe(settings.tools, file, signal);
+  const facts = await probe(settings.tools, input.file, signal);
   if (facts.durationSeconds > settings.maxSeconds) {
     throw new PermanentJobError(
       `video is ${formatDuration(facts.durationSeconds)} long, more than the ${formatDuration(settings.maxSeconds)} limit (MAX_SOURCE_SECONDS)`,
     );
   }
-  const size = sampleSize(facts.width, facts.height, settings.width);
-  const scores: number[] = [];
-  const signals = new FrameSignals();
-  const expectedFrames = Math.max(1, Math.ceil(facts.durationSeconds * settings.fps));
-
-  // Audio is decoded by a second ffmpeg at the same time: it costs a fraction of the video decode.
-  const stopAudio = new AbortController();
-  const audioSignal = signal ? AbortSignal.any([signal, stopAudio.signal]) : stopAudio.signal;
-  const loudness: Promise<{ track: LoudnessTrack | null; warning?: string }> = facts.hasAudio
-    ? measureLoudness(settings.tools, file, { signal: audioSignal }).then(
-        (track) => ({ track }),
-        (error: Error) => ({ track: null, warning: error.message }),
-      )
-    : Promise.resolve({ track: null });
-
-  const batches = sampleFrames(settings.tools, {
-    file,
-    fps: settings.fps,
-    width: size.width,
-    height: size.height,
-    batchFrames: settings.batchFrames ?? 32,
-    ...(signal ? { signal } : {}),
-  });
+  const loudness = startLoudness(settings, input.file, facts.hasAudio, signal);
+  let sampled: SampledFrames;
   try {
-    await runBatchPipeline(batches, {
-      frameBytes: size.width * size.height * 3,
-      maxInFlight: settings.pool.threads * 2,
-      start: (batch, previous) => settings.pool.frameMetrics({ ...size, frames: batch.frames, count: batch.count, previous }, signal),
-      collect: async (firstIndex, metrics: FrameMetrics[]) => {
-        for (const frame of metrics) scores.push(frame.contentScore);
-        signals.append(firstIndex, metrics);
-        await hooks.onFrameMetrics?.(firstIndex, metrics);
-        await hooks.onProgress?.(Math.min(0.99, scores.length / expectedFrames));
-      },
-    });
+    sampled = await sampleFrameMetrics(settings, input.file, facts, hooks);
   } catch (error) {
-    stopAudio.abort(error);
-    await loudness;
+    loudness.stop(error);
+    await loudness.outcome;
     throw error;
   }
-  const audio = await loudness;
-
-  if (scores.length === 0) throw new PermanentJobError('no frame could be decoded');
-  const decodedSeconds = scores.length / settings.fps;
-  if (facts.durationSeconds - decodedSeconds > tolerableShortfall(facts.durationSeconds, settings.fps)) {
-    throw new PermanentJobError(
-      `video is truncated or corrupt: decoded ${decodedSeconds.toFixed(1)} s of the ${facts.durationSeconds.toFixed(1)} s its header declares`,
-    );
-  }
+  const audio = await loudness.outcome;
+  assertFullyDecoded(sampled.scores.length, facts.durationSeconds, settings.fps);
   if (signal?.aborted) throw signal.reason ?? new Error('analysis aborted');
   if (audio.track) await hooks.onLoudness?.(audio.track);
 
-  const cutFrames = detectCutFrames(scores, { fps: settings.fps, ...(settings.cutThreshold ? { threshold: settings.cutThreshold } : {}) });
+  const cutFrames = detectCutFrames(sampled.scores, { fps: settings.fps, ...(settings.cutThreshold ? { threshold: settings.cutThreshold } : {}) });
   const cutSeconds = cutFrames.map((index) => Math.round((index / settings.fps) * 1000) / 1000);
+  const track = audio.track;
   const clipCandidates = await settings.pool.clipCandidates(
     {
       fps: settings.fps,
       durationSeconds: facts.durationSeconds,
-      ...signals.snapshot(),
+      ...sampled.signals.snapshot(),
       cutFrames,
-      loudness: audio.track ? { stepSeconds: audio.track.stepSeconds, shortTermLufs: Float32Array.from(audio.track.shortTermLufs) } : null,
+      loudness: track ? { stepSeconds: track.stepSeconds, shortTermLufs: Float32Array.from(track.shortTermLufs) } : null,
     },
     clipOptions,
     signal,
   );
   return {
-    metadata: {
-      durationSeconds: facts.durationSeconds,
-      width: facts.width,
-      height: facts.height,
-      fps: facts.fps,
-      hasAudio: facts.hasAudio,
-      sizeBytes: input.sizeBytes,
-      videoCodec: facts.videoCodec,
-    },
+    metadata: { durationSeconds: facts.durationSeconds, width: facts.width, height: facts.height, fps: facts.fps, hasAudio: facts.hasAudio, sizeBytes: input.sizeBytes, videoCodec: facts.videoCodec },
     scenes: scenesFromCuts(cutSeconds, facts.durationSeconds),
     cutSeconds,
-    sampledFrames: scores.length,
+    sampledFrames: sampled.scores.length,
     sampleFps: settings.fps,
     clipOptions,
     clipCandidates,
-    audio: audio.track ? { integratedLufs: audio.track.integratedLufs, loudnessRangeLu: audio.track.loudnessRangeLu } : null,
+    audio: track ? { integratedLufs: track.integratedLufs, loudnessRangeLu: track.loudnessRangeLu } : null,
     warnings: audio.warning ? [audio.warning] : [],
   };
 }

@@ -102,89 +102,103 @@ export function clipCandidates(signals: HighlightSignals, options: HighlightOpti
   const clipCount = options.clipCount ?? DEFAULT_CLIP_COUNT;
   const minSeconds = options.minClipSeconds ?? DEFAULT_MIN_CLIP_SECONDS;
   const maxSeconds = options.maxClipSeconds ?? DEFAULT_MAX_CLIP_SECONDS;
-  const maxHashDistance = options.maxHashDistance ?? DEFAULT_MAX_HASH_DISTANCE;
-  const idealShot = options.idealShotSeconds ?? DEFAULT_IDEAL_SHOT_SECONDS;
   if (!(minSeconds > 0) || minSeconds > maxSeconds) throw new Error(`clip lengths must satisfy 0 < min (${minSeconds}) <= max (${maxSeconds})`);
   const frames = signals.motion.length;
   if (signals.sharpness.length !== frames || signals.dhash.length !== frames * DHASH_BYTES) {
     throw new Error(`signals disagree on the frame count: motion ${frames}, sharpness ${signals.sharpness.length}, dhash ${signals.dhash.length / DHASH_BYTES}`);
   }
   if (frames === 0 || signals.durationSeconds < minSeconds) return [];
+  const scorer = stretchScorer(signals, options.idealShotSeconds ?? DEFAULT_IDEAL_SHOT_SECONDS);
+  const points = candidatePoints(signals.durationSeconds, scorer.cutSeconds, minSeconds, maxSeconds);
+  const best = bestStretchPerStart(points, scorer.score, { minSeconds, maxSeconds, durationSeconds: signals.durationSeconds });
+  const picked = pickDistinct(best, clipCount, (stretch) => signatureHashes(signals.dhash, scorer.frameRange(stretch.startSeconds, stretch.endSeconds)), options.maxHashDistance ?? DEFAULT_MAX_HASH_DISTANCE);
+  return picked.map((scored) => ({
+    startSeconds: round3(scored.startSeconds),
+    endSeconds: round3(scored.endSeconds),
+    score: scored.score,
+    reasons: reasonsFor(scored),
+  }));
+}
 
+/** Scores stretches of one video: each signal relative to the rest of the video, weighted into 0-100. */
+function stretchScorer(signals: HighlightSignals, idealShot: number) {
+  const frames = signals.motion.length;
   const cutSeconds = signals.cutFrames.map((index) => index / signals.fps);
   const motion = new PrefixSums(motionWithoutCuts(signals.motion, signals.cutFrames));
   const sharpness = new PrefixSums(signals.sharpness);
   const motionRange = percentileRange(secondMeans(signals.motion, signals.fps), RANGE_LOW_PERCENTILE, RANGE_HIGH_PERCENTILE);
   const sharpnessRange = percentileRange(secondMeans(signals.sharpness, signals.fps), RANGE_LOW_PERCENTILE, RANGE_HIGH_PERCENTILE);
   const loudness = loudnessIndex(signals.loudness);
-
   const frameRange = (start: number, end: number): [number, number] => {
     const from = Math.min(frames - 1, Math.max(0, Math.round(start * signals.fps)));
     return [from, Math.max(from + 1, Math.min(frames, Math.round(end * signals.fps)))];
   };
-
   const score = (start: CandidatePoint, end: CandidatePoint): Scored => {
     const [from, to] = frameRange(start.seconds, end.seconds);
-    const length = end.seconds - start.seconds;
     const shots = 1 + countInside(cutSeconds, start.seconds, end.seconds);
     const values: Record<Signal, number | null> = {
       motion: normalise(motion.mean(from, to), motionRange),
       sharpness: normalise(sharpness.mean(from, to), sharpnessRange),
       loudness: loudness ? loudness.score(start.seconds, end.seconds) : null,
-      rhythm: clamp01(1 - Math.abs(Math.log2(length / shots / idealShot)) / RHYTHM_OCTAVES_TO_ZERO),
+      rhythm: clamp01(1 - Math.abs(Math.log2((end.seconds - start.seconds) / shots / idealShot)) / RHYTHM_OCTAVES_TO_ZERO),
     };
-    let total = 0;
-    let weights = 0;
-    for (const signal of Object.keys(SIGNAL_WEIGHTS) as Signal[]) {
-      const value = values[signal];
-      if (value === null) continue;
-      total += SIGNAL_WEIGHTS[signal] * value;
-      weights += SIGNAL_WEIGHTS[signal];
-    }
-    return {
-      startSeconds: start.seconds,
-      endSeconds: end.seconds,
-      score: Math.round((100 * total) / weights),
-      signals: values,
-      shots,
-      alignedEnds: Number(start.onCut) + Number(end.onCut),
-    };
+    return { startSeconds: start.seconds, endSeconds: end.seconds, score: weightedScore(values), signals: values, shots, alignedEnds: Number(start.onCut) + Number(end.onCut) };
   };
+  return { cutSeconds, frameRange, score };
+}
 
-  // One candidate per start point, its best end: picks may not overlap anyway, and keeping
-  // every pair would grow with (cuts × clip length) on fast-cut videos.
-  const points = candidatePoints(signals.durationSeconds, cutSeconds, minSeconds, maxSeconds);
+/** 0-100 from the signals that have a value; a missing one's weight is spread over the others. */
+function weightedScore(values: Record<Signal, number | null>): number {
+  let total = 0;
+  let weights = 0;
+  for (const signal of Object.keys(SIGNAL_WEIGHTS) as Signal[]) {
+    const value = values[signal];
+    if (value === null) continue;
+    total += SIGNAL_WEIGHTS[signal] * value;
+    weights += SIGNAL_WEIGHTS[signal];
+  }
+  return Math.round((100 * total) / weights);
+}
+
+/**
+ * One candidate per start point, its best end, best first: picks may not overlap anyway, and
+ * keeping every pair would grow with (cuts × clip length) on fast-cut videos.
+ */
+function bestStretchPerStart(
+  points: readonly CandidatePoint[],
+  score: (start: CandidatePoint, end: CandidatePoint) => Scored,
+  limits: { minSeconds: number; maxSeconds: number; durationSeconds: number },
+): Scored[] {
   const best: Scored[] = [];
   for (let i = 0; i < points.length; i++) {
+    const start = points[i]!;
     let top: Scored | undefined;
     for (let j = i + 1; j < points.length; j++) {
-      const length = points[j]!.seconds - points[i]!.seconds;
-      if (length > maxSeconds + EPSILON_SECONDS) break;
-      if (length < minSeconds - EPSILON_SECONDS) continue;
-      const candidate = score(points[i]!, points[j]!);
+      const length = points[j]!.seconds - start.seconds;
+      if (length > limits.maxSeconds + EPSILON_SECONDS) break;
+      if (length < limits.minSeconds - EPSILON_SECONDS) continue;
+      const candidate = score(start, points[j]!);
       if (!top || ranksBefore(candidate, top)) top = candidate;
     }
     // Cuts can fall so that no later point is at a fitting distance: end inside the shot then.
-    const fallbackEnd = Math.min(points[i]!.seconds + maxSeconds, signals.durationSeconds);
-    if (!top && fallbackEnd - points[i]!.seconds >= minSeconds - EPSILON_SECONDS) top = score(points[i]!, { seconds: fallbackEnd, onCut: false });
+    const fallbackEnd = Math.min(start.seconds + limits.maxSeconds, limits.durationSeconds);
+    if (!top && fallbackEnd - start.seconds >= limits.minSeconds - EPSILON_SECONDS) top = score(start, { seconds: fallbackEnd, onCut: false });
     if (top) best.push(top);
   }
-  best.sort((a, b) => (ranksBefore(a, b) ? -1 : ranksBefore(b, a) ? 1 : 0));
+  return best.sort((a, b) => (ranksBefore(a, b) ? -1 : ranksBefore(b, a) ? 1 : 0));
+}
 
+/** The best stretches that neither overlap a better one nor mostly repeat its pictures. */
+function pickDistinct(ranked: readonly Scored[], clipCount: number, hashesOf: (stretch: Scored) => Uint8Array[], maxHashDistance: number): Scored[] {
   const picked: { scored: Scored; hashes: Uint8Array[] }[] = [];
-  for (const candidate of best) {
+  for (const candidate of ranked) {
     if (picked.length >= clipCount) break;
     if (picked.some(({ scored }) => candidate.startSeconds < scored.endSeconds - EPSILON_SECONDS && scored.startSeconds < candidate.endSeconds - EPSILON_SECONDS)) continue;
-    const hashes = signatureHashes(signals.dhash, frameRange(candidate.startSeconds, candidate.endSeconds));
+    const hashes = hashesOf(candidate);
     if (picked.some((other) => mostlySamePictures(hashes, other.hashes, maxHashDistance))) continue;
     picked.push({ scored: candidate, hashes });
   }
-  return picked.map(({ scored }) => ({
-    startSeconds: round3(scored.startSeconds),
-    endSeconds: round3(scored.endSeconds),
-    score: scored.score,
-    reasons: reasonsFor(scored),
-  }));
+  return picked.map(({ scored }) => scored);
 }
 
 function ranksBefore(a: Scored, b: Scored): boolean {

@@ -17,6 +17,7 @@ import {
   stabilityQueue,
   type AiResultsRepository,
   type AnalysisRepository,
+  type JobHandle,
   type LocalStorage,
   type OptionalStepOutcome,
   type Processors,
@@ -83,78 +84,80 @@ function spokenBetween(segments: { startSeconds: number; endSeconds: number; tex
     .slice(0, 4000);
 }
 
+type VideoJob = JobHandle<{ videoId: string }>;
+
+/** The video's speech as text (OpenAI audio), for captions to quote. */
+async function transcribe(deps: AiStepDependencies, job: VideoJob): Promise<OptionalStepOutcome<{ words: number }>> {
+  const video = await deps.videos.find(job.data.videoId);
+  if (!video?.metadata) throw new PermanentJobError('the video has no analysed source to transcribe');
+  if (!video.metadata.hasAudio) return { skipped: 'the video has no audio track' };
+  if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY)' };
+  const sourceKey = await deps.analyses.findSourceKey(job.data.videoId);
+  if (!sourceKey) throw new PermanentJobError('the stored source is missing');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-audio-'));
+  try {
+    const audio = path.join(dir, 'speech.mp3');
+    await extractAudio(deps.ffmpegPath, deps.storage.pathOf(sourceKey), audio, job.signal);
+    const transcript = await deps.providers.openai.transcribe(audio, {}, { signal: job.signal });
+    await deps.results.saveTranscript(job.data.videoId, {
+      text: transcript.text,
+      language: transcript.language,
+      durationSeconds: transcript.durationSeconds,
+      segments: transcript.segments.map((segment) => ({ startSeconds: segment.start, endSeconds: segment.end, text: segment.text })),
+    });
+    return { done: { words: transcript.text.split(/\s+/).filter(Boolean).length } };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A title, caption and hashtags per rendered clip (OpenAI chat), resuming after the clips already captioned. */
+async function writeCaptions(deps: AiStepDependencies, job: VideoJob): Promise<OptionalStepOutcome<{ clips: number; written: number }>> {
+  const clips = (await deps.analyses.listClips(job.data.videoId)).filter((clip) => clip.status === 'rendered');
+  if (clips.length === 0) return { skipped: 'no rendered clips to caption' };
+  if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY)' };
+  const [video, transcript, existing] = await Promise.all([
+    deps.videos.find(job.data.videoId),
+    deps.results.transcript(job.data.videoId),
+    deps.results.clipExtras(job.data.videoId),
+  ]);
+  let written = 0;
+  for (const clip of clips) {
+    // A retry resumes after the clips already captioned (each call costs money).
+    if (existing.get(clip.id)?.caption) continue;
+    const spoken = transcript ? spokenBetween(transcript.segments, clip.startSeconds, clip.endSeconds) : '';
+    const texts = await deps.providers.openai.chatJson(
+      {
+        name: 'clip_caption',
+        jsonSchema: CAPTION_JSON_SCHEMA,
+        messages: [
+          { role: 'system', content: 'You write short-form video captions. Answer with JSON only.' },
+          {
+            role: 'user',
+            content:
+              `Video title: ${video?.title ?? 'untitled'}\nClip ${clip.clipIndex + 1}: ${clip.startSeconds.toFixed(1)}-${clip.endSeconds.toFixed(1)} s, ` +
+              `chosen because: ${clip.reasons.join('; ')}\nSpoken in the clip: ${spoken || '(no speech)'}\n` +
+              'Write a title, a caption and a few hashtags.',
+          },
+        ],
+      },
+      captionSchema,
+      { signal: job.signal },
+    );
+    await deps.results.saveClipExtras(job.data.videoId, clip.id, {
+      title: texts.title.slice(0, 80),
+      caption: texts.caption,
+      hashtags: texts.hashtags.map((tag) => (tag.startsWith('#') ? tag : `#${tag}`)),
+    });
+    written++;
+  }
+  return { done: { clips: clips.length, written }, ...(transcript ? {} : { note: 'written without a transcript' }) };
+}
+
 export function openaiProcessors(deps: AiStepDependencies): Processors<typeof openaiQueue> {
   return {
-    transcribe: (job) =>
-      runOptionalStep('transcribe', job, deps.videos, () =>
-        providerStep(async () => {
-          const video = await deps.videos.find(job.data.videoId);
-          if (!video?.metadata) throw new PermanentJobError('the video has no analysed source to transcribe');
-          if (!video.metadata.hasAudio) return { skipped: 'the video has no audio track' };
-          if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY)' };
-          const sourceKey = await deps.analyses.findSourceKey(job.data.videoId);
-          if (!sourceKey) throw new PermanentJobError('the stored source is missing');
-          const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-audio-'));
-          try {
-            const audio = path.join(dir, 'speech.mp3');
-            await extractAudio(deps.ffmpegPath, deps.storage.pathOf(sourceKey), audio, job.signal);
-            const transcript = await deps.providers.openai.transcribe(audio, {}, { signal: job.signal });
-            await deps.results.saveTranscript(job.data.videoId, {
-              text: transcript.text,
-              language: transcript.language,
-              durationSeconds: transcript.durationSeconds,
-              segments: transcript.segments.map((segment) => ({ startSeconds: segment.start, endSeconds: segment.end, text: segment.text })),
-            });
-            return { done: { words: transcript.text.split(/\s+/).filter(Boolean).length } };
-          } finally {
-            await rm(dir, { recursive: true, force: true });
-          }
-        }),
-      ),
-    'write-captions': (job) =>
-      runOptionalStep('captions', job, deps.videos, () =>
-        providerStep(async () => {
-          const clips = (await deps.analyses.listClips(job.data.videoId)).filter((clip) => clip.status === 'rendered');
-          if (clips.length === 0) return { skipped: 'no rendered clips to caption' };
-          if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY)' };
-          const [video, transcript, existing] = await Promise.all([
-            deps.videos.find(job.data.videoId),
-            deps.results.transcript(job.data.videoId),
-            deps.results.clipExtras(job.data.videoId),
-          ]);
-          let written = 0;
-          for (const clip of clips) {
-            // A retry resumes after the clips already captioned (each call costs money).
-            if (existing.get(clip.id)?.caption) continue;
-            const spoken = transcript ? spokenBetween(transcript.segments, clip.startSeconds, clip.endSeconds) : '';
-            const texts = await deps.providers.openai.chatJson(
-              {
-                name: 'clip_caption',
-                jsonSchema: CAPTION_JSON_SCHEMA,
-                messages: [
-                  { role: 'system', content: 'You write short-form video captions. Answer with JSON only.' },
-                  {
-                    role: 'user',
-                    content:
-                      `Video title: ${video?.title ?? 'untitled'}\nClip ${clip.clipIndex + 1}: ${clip.startSeconds.toFixed(1)}-${clip.endSeconds.toFixed(1)} s, ` +
-                      `chosen because: ${clip.reasons.join('; ')}\nSpoken in the clip: ${spoken || '(no speech)'}\n` +
-                      'Write a title, a caption and a few hashtags.',
-                  },
-                ],
-              },
-              captionSchema,
-              { signal: job.signal },
-            );
-            await deps.results.saveClipExtras(job.data.videoId, clip.id, {
-              title: texts.title.slice(0, 80),
-              caption: texts.caption,
-              hashtags: texts.hashtags.map((tag) => (tag.startsWith('#') ? tag : `#${tag}`)),
-            });
-            written++;
-          }
-          return { done: { clips: clips.length, written }, ...(transcript ? {} : { note: 'written without a transcript' }) };
-        }),
-      ),
+    transcribe: (job) => runOptionalStep('transcribe', job, deps.videos, () => providerStep(() => transcribe(deps, job))),
+    'write-captions': (job) => runOptionalStep('captions', job, deps.videos, () => providerStep(() => writeCaptions(deps, job))),
   };
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Transaction } from 'kysely';
+import { sql, type Selectable, type Transaction } from 'kysely';
 import type { Db } from './connection.js';
 import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
@@ -329,39 +329,7 @@ export class VideosRepository {
       const video = rows.get(id);
       const related = byVideo.get(id);
       if (!video || !related) return [];
-      return [
-        {
-          id: video.id,
-          tenant: video.tenant_id,
-          status: video.status,
-          progress: video.progress,
-          version: video.version,
-          priority: video.priority,
-          options: video.options,
-          callbackUrl: video.callback_url,
-          youtubeId: video.youtube_id,
-          title: video.title,
-          source: video.source,
-          error: video.error,
-          createdAt: video.created_at.toISOString(),
-          updatedAt: video.updated_at.toISOString(),
-          completedAt: video.completed_at?.toISOString() ?? null,
-          metadata:
-            video.duration_seconds === null
-              ? null
-              : {
-                  durationSeconds: video.duration_seconds,
-                  width: video.width ?? 0,
-                  height: video.height ?? 0,
-                  fps: video.fps ?? 0,
-                  hasAudio: video.has_audio ?? false,
-                  sizeBytes: video.size_bytes ?? 0,
-                  videoCodec: video.video_codec,
-                },
-          scenes: related.scenes,
-          steps: related.steps.sort((a, b) => this.stepRank(a.name) - this.stepRank(b.name) || a.name.localeCompare(b.name)),
-        },
-      ];
+      return [toVideoView(video, related.scenes, related.steps.sort((x, y) => this.stepRank(x.name) - this.stepRank(y.name) || x.name.localeCompare(y.name)))];
     });
   }
 
@@ -603,6 +571,41 @@ export class VideosRepository {
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.db);
   }
+}
+
+/** A row of `videos` with its scenes and steps, as the API shows it. */
+function toVideoView(video: Selectable<Database['videos']>, scenes: Scene[], steps: VideoStepView[]): VideoView {
+  return {
+    id: video.id,
+    tenant: video.tenant_id,
+    status: video.status,
+    progress: video.progress,
+    version: video.version,
+    priority: video.priority,
+    options: video.options,
+    callbackUrl: video.callback_url,
+    youtubeId: video.youtube_id,
+    title: video.title,
+    source: video.source,
+    error: video.error,
+    createdAt: video.created_at.toISOString(),
+    updatedAt: video.updated_at.toISOString(),
+    completedAt: video.completed_at?.toISOString() ?? null,
+    metadata:
+      video.duration_seconds === null
+        ? null
+        : {
+            durationSeconds: video.duration_seconds,
+            width: video.width ?? 0,
+            height: video.height ?? 0,
+            fps: video.fps ?? 0,
+            hasAudio: video.has_audio ?? false,
+            sizeBytes: video.size_bytes ?? 0,
+            videoCodec: video.video_codec,
+          },
+    scenes,
+    steps,
+  };
 }
 
 // `changed` and `finished` call the listeners, which are not queries.
