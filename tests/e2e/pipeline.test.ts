@@ -183,6 +183,9 @@ describe('the dashboard', () => {
   });
 
   it('lists every queue and the finished flows to an operator', async () => {
+    // A finished flow of its own, so the completed count does not depend on the tests above.
+    const short = await generateVideo({ path: path.join(env.config.storageDir, 'dashboard.webm'), segments: [1.5, 1.5], audio: false });
+    expect(await settled(await submit(short.path))).toMatchObject({ status: 'completed' });
     const authorization = `Basic ${Buffer.from(`${DEV_DASHBOARD_USER}:${DEV_DASHBOARD_PASSWORD}`).toString('base64')}`;
     const page = await fetch(`${dashboardUrl}/`, { headers: { authorization } });
     expect(page.status).toBe(200);
@@ -192,7 +195,7 @@ describe('the dashboard', () => {
     const body = (await res.json()) as { queues: { name: string; counts: Record<string, number>; jobs: { name: string }[] }[] };
     expect(body.queues.map((queue) => queue.name).sort()).toEqual(allQueues.map((queue) => queue.name).sort());
     const pipeline = body.queues.find((queue) => queue.name === 'pipeline')!;
-    expect(pipeline.counts.completed).toBeGreaterThanOrEqual(2);
+    expect(pipeline.counts.completed).toBeGreaterThanOrEqual(1);
     expect(pipeline.jobs.some((job) => job.name === 'video-pipeline')).toBe(true);
     const metrics = await (await fetch(`${dashboardUrl}/metrics`)).text();
     expect(metrics).toMatch(/clipline_queue_jobs\{queue="pipeline",state="completed",service="dashboard"\} [1-9]/);
