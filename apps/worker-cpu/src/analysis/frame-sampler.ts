@@ -43,6 +43,22 @@ export function samplingFilter(fps: number, width: number, height: number): stri
   return `fps=${fps},scale=${width}:${height}:flags=area,format=rgb24`;
 }
 
+/** ffmpeg decoding the first video stream (within the window, if any) into scaled RGB24 frames on stdout. */
+function samplerArgs(options: SampleOptions): string[] {
+  const window = [
+    ...(options.startSeconds ? ['-ss', options.startSeconds.toFixed(3)] : []),
+    ...(options.durationSeconds !== undefined ? ['-t', options.durationSeconds.toFixed(3)] : []),
+  ];
+  return [
+    '-nostdin', '-hide_banner', '-loglevel', 'error',
+    ...window,
+    '-i', options.file,
+    '-map', '0:v:0', '-an', '-sn', '-dn',
+    '-vf', samplingFilter(options.fps, options.width, options.height),
+    '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
+  ];
+}
+
 /**
  * Decodes a video into batches of RGB24 frames through an ffmpeg rawvideo pipe.
  *
@@ -55,19 +71,7 @@ export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions):
   const { width, height, batchFrames } = options;
   const frameBytes = width * height * 3;
   const batchBytes = frameBytes * batchFrames;
-  const window = [
-    ...(options.startSeconds ? ['-ss', options.startSeconds.toFixed(3)] : []),
-    ...(options.durationSeconds !== undefined ? ['-t', options.durationSeconds.toFixed(3)] : []),
-  ];
-  const args = [
-    '-nostdin', '-hide_banner', '-loglevel', 'error',
-    ...window,
-    '-i', options.file,
-    '-map', '0:v:0', '-an', '-sn', '-dn',
-    '-vf', samplingFilter(options.fps, width, height),
-    '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
-  ];
-  const run = spawnTool(tools.ffmpegPath, args, options.signal);
+  const run = spawnTool(tools.ffmpegPath, samplerArgs(options), options.signal);
   const stdout = run.child.stdout;
   if (!stdout) throw new Error('ffmpeg started without a stdout pipe');
 

@@ -26,6 +26,22 @@ export function renderProcessors(deps: RenderDependencies): Processors<typeof re
   return { 'render-clip': (job) => renderClipJob(deps, job) };
 }
 
+/** The key of the video's stored source; a permanent failure naming why when there is none. */
+async function storedSourceKey(analyses: AnalysisRepository, videoId: string, status: string | undefined): Promise<string> {
+  const sourceKey = await analyses.findSourceKey(videoId);
+  if (sourceKey === undefined) throw new PermanentJobError(`video ${videoId} does not exist`);
+  if (sourceKey === null) {
+    // A finished video's source is released (unless KEEP_SOURCES), so a render retried by hand
+    // afterwards says why rather than blaming ingest.
+    throw new PermanentJobError(
+      status === 'completed'
+        ? `video ${videoId} finished and its source was removed; set KEEP_SOURCES=true to keep sources for later renders`
+        : `video ${videoId} has no stored source yet (ingest has not finished)`,
+    );
+  }
+  return sourceKey;
+}
+
 /**
  * Renders one clip of a video into storage (`videos/<id>/clips/<n>.mp4` and `.jpg`) and records
  * its `clips` row. The row is keyed by (video, clip index) and the files are replaced whole, so
@@ -46,17 +62,7 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
   const status = await deps.videos?.status(clip.videoId);
   if (status === 'cancelled' || status === 'failed') throw new PermanentJobError(`video ${clip.videoId} is ${status}; clip ${clip.clipIndex} not rendered`);
   try {
-    const sourceKey = await analyses.findSourceKey(clip.videoId);
-    if (sourceKey === undefined) throw new PermanentJobError(`video ${clip.videoId} does not exist`);
-    if (sourceKey === null) {
-      // A finished video's source is released (unless KEEP_SOURCES), so a render retried by hand
-      // afterwards says why rather than blaming ingest.
-      throw new PermanentJobError(
-        status === 'completed'
-          ? `video ${clip.videoId} finished and its source was removed; set KEEP_SOURCES=true to keep sources for later renders`
-          : `video ${clip.videoId} has no stored source yet (ingest has not finished)`,
-      );
-    }
+    const sourceKey = await storedSourceKey(analyses, clip.videoId, status);
     await analyses.upsertClip({ ...chosen, status: 'pending' });
     const keys = clipStorageKeys(clip.videoId, clip.clipIndex);
     const rendered = await renderClip(

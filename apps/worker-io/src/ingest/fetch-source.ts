@@ -101,6 +101,20 @@ function byteLimit(limit: number, onBytes: (total: number) => void): Transform {
   });
 }
 
+/** The download stream: no retries of its own (the job's attempts retry), every redirect re-checked. */
+function sourceDownload(settings: FetchSettings, url: URL, egress: EgressPolicy, signal: AbortSignal | undefined) {
+  return got.stream(url, {
+    timeout: { lookup: 5000, connect: 10_000, secureConnect: 10_000, response: 30_000, request: settings.downloadTimeoutMs },
+    retry: { limit: 0 },
+    followRedirect: true,
+    maxRedirects: 5,
+    agent: egressAgents(egress),
+    hooks: { beforeRedirect: [redirectGuard(egress)] },
+    headers: { 'user-agent': 'clipline-ingest/0.1', accept: 'video/*, application/octet-stream;q=0.9, */*;q=0.1' },
+    ...(signal ? { signal } : {}),
+  });
+}
+
 async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hooks: FetchHooks): Promise<IngestResult> {
   const egress: EgressPolicy = { allowPrivate: settings.allowPrivateHosts, trustedAddresses: settings.trustedAddresses ?? [] };
   // The source URL is checked here, names when their socket opens, and every redirect target
@@ -113,16 +127,7 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
   const key = videoSourceKey(videoId, path.extname(url.pathname));
   const target = await settings.storage.prepare(key);
   const partial = `${target}.part`;
-  const stream = got.stream(url, {
-    timeout: { lookup: 5000, connect: 10_000, secureConnect: 10_000, response: 30_000, request: settings.downloadTimeoutMs },
-    retry: { limit: 0 },
-    followRedirect: true,
-    maxRedirects: 5,
-    agent: egressAgents(egress),
-    hooks: { beforeRedirect: [redirectGuard(egress)] },
-    headers: { 'user-agent': 'clipline-ingest/0.1', accept: 'video/*, application/octet-stream;q=0.9, */*;q=0.1' },
-    ...(hooks.signal ? { signal: hooks.signal } : {}),
-  });
+  const stream = sourceDownload(settings, url, egress, hooks.signal);
   let expected = 0;
   stream.once('response', (response: { headers: Record<string, string | undefined> }) => {
     const type = response.headers['content-type'];

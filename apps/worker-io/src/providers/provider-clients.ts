@@ -54,6 +54,19 @@ function credentials(provider: ProviderName, apiKey: string | undefined): Record
   }
 }
 
+/** YouTube video answers kept in Redis, revalidated with their ETag. */
+function youtubeVideosCache({ settings, redis, keyPrefix }: ProviderClientsOptions, metrics: ProviderMetrics) {
+  return new ResponseCache({
+    redis,
+    keyPrefix,
+    name: 'youtube-videos',
+    schema: videoMetadataSchema,
+    ttlMs: settings.youtube.cacheTtlMs,
+    retainMs: settings.youtube.cacheRetainMs,
+    metrics,
+  });
+}
+
 /** Builds the four provider clients, each behind its own breaker, sharing one Redis gate. */
 export function createProviderClients(options: ProviderClientsOptions): ProviderClients {
   const { settings, redis, keyPrefix, registry, logger } = options;
@@ -92,19 +105,10 @@ export function createProviderClients(options: ProviderClientsOptions): Provider
   const openaiParts = wire('openai', settings.openai);
   const stabilityParts = wire('stability', settings.stability);
   const elevenlabsParts = wire('elevenlabs', settings.elevenlabs);
-  const cache = new ResponseCache({
-    redis,
-    keyPrefix,
-    name: 'youtube-videos',
-    schema: videoMetadataSchema,
-    ttlMs: settings.youtube.cacheTtlMs,
-    retainMs: settings.youtube.cacheRetainMs,
-    metrics,
-  });
 
   return {
     youtube,
-    youtubeMetadata: new YouTubeMetadata(youtube, cache),
+    youtubeMetadata: new YouTubeMetadata(youtube, youtubeVideosCache(options, metrics)),
     openai: new OpenAiClient(settings.openai, openaiParts.guard, openaiParts.http),
     stability: new StabilityClient(settings.stability, stabilityParts.guard, stabilityParts.http),
     elevenlabs: new ElevenLabsClient(settings.elevenlabs, elevenlabsParts.guard, elevenlabsParts.http),
