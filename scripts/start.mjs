@@ -346,6 +346,9 @@ async function main() {
     `    curl -s ${base}/v1/videos/<id> -H 'Authorization: Bearer ${apiKey}'`,
     '  And save its clips, thumbnails and voice-overs once it is completed:',
     `    CLIPLINE_API_KEY=${apiKey} npx clipline download <id> --out clips`,
+    ...(config.adminApiKeys.includes(shared.DEV_ADMIN_API_KEY)
+      ? ['  Make a key for another service (a tenant of its own) with the dev operator key:', `    CLIPLINE_API_KEY=${shared.DEV_ADMIN_API_KEY} npx clipline keys create --name my-service`]
+      : []),
     '',
     `  Listening on ${config.host} only${loopback ? ' (set HOST=0.0.0.0 to serve other hosts, with keys of your own)' : ''}.`,
     '',

@@ -8,6 +8,8 @@ export { DEFAULT_BASE_URLS, providerEnvSchema, type UpstreamProvider } from './c
 
 /** Dev-only credentials: accepted only when NODE_ENV is not `production`. */
 export const DEV_API_KEY = 'dev-key-clipline';
+/** Dev-only operator key, so a local start can make tenant keys (`clipline keys create`). */
+export const DEV_ADMIN_API_KEY = 'dev-admin-key-clipline';
 export const DEV_DASHBOARD_USER = 'admin';
 export const DEV_DASHBOARD_PASSWORD = 'clipline';
 /** Dev-only keyring sealing passwords between the API and the CPU pool (`id:base64 key`). */
@@ -185,7 +187,7 @@ function refuseUnsafeCombinations(env: EnvVariables, context: z.RefinementCtx): 
     if (!env.DATABASE_URL) refuse(context, 'DATABASE_URL', 'must be set in production (postgres://…; the SQLite default is for a local start)');
     const secrets: [string, string | undefined, string?][] = [
       ...(env.API_KEYS ?? []).map((key): [string, string, string] => ['API_KEYS', key, DEV_API_KEY]),
-      ...env.ADMIN_API_KEYS.map((key): [string, string, string] => ['ADMIN_API_KEYS', key, DEV_API_KEY]),
+      ...env.ADMIN_API_KEYS.map((key): [string, string, string] => ['ADMIN_API_KEYS', key, key === DEV_API_KEY ? DEV_API_KEY : DEV_ADMIN_API_KEY]),
       ['DASHBOARD_PASSWORD', env.DASHBOARD_PASSWORD, DEV_DASHBOARD_PASSWORD],
       ['DASHBOARD_VIEWER_PASSWORD', env.DASHBOARD_VIEWER_PASSWORD],
     ];
@@ -236,7 +238,8 @@ function toConfig(env: EnvVariables) {
     workerIoMetricsPort: env.WORKER_IO_METRICS_PORT,
     workerCpuMetricsPort: env.WORKER_CPU_METRICS_PORT,
     apiKeys: env.API_KEYS?.length ? env.API_KEYS : [DEV_API_KEY],
-    adminApiKeys: env.ADMIN_API_KEYS,
+    // Outside production an unset ADMIN_API_KEYS means the dev operator key, as API_KEYS means the dev key.
+    adminApiKeys: env.ADMIN_API_KEYS.length || production ? env.ADMIN_API_KEYS : [DEV_ADMIN_API_KEY],
     dashboardUser: env.DASHBOARD_USER ?? DEV_DASHBOARD_USER,
     dashboardPassword: env.DASHBOARD_PASSWORD ?? DEV_DASHBOARD_PASSWORD,
     /** The read-only dashboard account, when both of its variables are set. */

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, DEFAULT_DATABASE_URL, DEV_ACCOUNTS_KEYRING, DEV_API_KEY, loadConfig, resolveDatabaseTarget } from '@clipline/shared';
+import { ConfigError, DEFAULT_DATABASE_URL, DEV_ACCOUNTS_KEYRING, DEV_ADMIN_API_KEY, DEV_API_KEY, loadConfig, resolveDatabaseTarget } from '@clipline/shared';
 
 /** Variables production accepts, to which each case adds or removes one thing. */
 const strong = (name: string) => `${name}-${'s'.repeat(32)}`;
@@ -66,7 +66,7 @@ describe('loadConfig', () => {
     expect(config.host).toBe('127.0.0.1');
     expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
     expect(config).toMatchObject({
-      producerMetricsPort: 9463, adminApiKeys: [], dashboardViewer: null, authFailuresPerMinute: 20, maxActiveVideosPerTenant: 1000,
+      producerMetricsPort: 9463, adminApiKeys: [DEV_ADMIN_API_KEY], dashboardViewer: null, authFailuresPerMinute: 20, maxActiveVideosPerTenant: 1000,
       sseMaxStreamsPerKey: 50, sseMaxSeconds: 3600, keepSources: false, retentionDays: 30,
     });
     expect(loadConfig({ DASHBOARD_VIEWER_USER: 'viewer', DASHBOARD_VIEWER_PASSWORD: 'pw' }).dashboardViewer).toEqual({ user: 'viewer', password: 'pw' });
@@ -91,6 +91,9 @@ describe('loadConfig', () => {
     expect(message).toMatch(/DASHBOARD_PASSWORD: must be at least 32 bytes/);
     expect(message).toMatch(/DASHBOARD_VIEWER_PASSWORD: must be at least 32 bytes/);
     expect(message).not.toMatch(/short-key|tiny|p4ss/);
+    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: strong('k'), ADMIN_API_KEYS: DEV_ADMIN_API_KEY, DASHBOARD_PASSWORD: strong('d') })).toThrow(/ADMIN_API_KEYS: the dev value is refused/);
+    // Production never gets the dev operator key by default.
+    expect(loadConfig({ NODE_ENV: 'production', API_KEYS: strong('k'), DASHBOARD_PASSWORD: strong('d'), ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}`, DATABASE_URL: 'postgres://db/x' }).adminApiKeys).toEqual([]);
     const secrets = { NODE_ENV: 'production', API_KEYS: strong('k'), DASHBOARD_PASSWORD: strong('d'), ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}` };
     expect(() => loadConfig({ ...secrets, ACCOUNTS_KEYRING: DEV_ACCOUNTS_KEYRING })).toThrow(/ACCOUNTS_KEYRING: the dev value is refused/);
     expect(() => loadConfig(secrets)).toThrow(/DATABASE_URL: must be set in production/);
@@ -141,7 +144,7 @@ describe('loadConfig', () => {
       workerIoMetricsPort: 9464,
       workerCpuMetricsPort: 9465,
       apiKeys: [DEV_API_KEY],
-      adminApiKeys: [],
+      adminApiKeys: [DEV_ADMIN_API_KEY],
       dashboardUser: 'admin',
       dashboardPassword: 'clipline',
       dashboardViewer: null,
