@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { Registry } from '@clipline/shared';
 import type { UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
@@ -6,7 +5,8 @@ import { createProviderClients, isoDurationSeconds, loadProviderSettings, type P
 import type { TestEnvironment } from '../../../tests/helpers/services.js';
 import { startUpstreamFixture, type UpstreamFixture } from './upstream-fixture.js';
 
-const TTL_SECONDS = 1;
+// Long enough that nothing goes stale by itself while the test runs; staleness is made by hand.
+const TTL_SECONDS = 3600;
 const VIDEO = 'dQw4w9WgXcQ';
 let fixture: UpstreamFixture;
 let env: TestEnvironment;
@@ -35,6 +35,16 @@ async function lookups(): Promise<Record<string, number>> {
   return Object.fromEntries((metric?.values ?? []).map((value) => [String(value.labels.outcome), value.value]));
 }
 
+/** Moves every cached YouTube entry's freshness into the past, as the TTL running out would; returns how many. */
+async function makeStale(): Promise<number> {
+  const keys = await redis.keys(`${env.config.queuePrefix}:cache:*`);
+  for (const key of keys) {
+    const entry = JSON.parse((await redis.get(key))!) as { freshUntil: number };
+    await redis.set(key, JSON.stringify({ ...entry, freshUntil: Date.now() - 1000 }), 'KEEPTTL');
+  }
+  return keys.length;
+}
+
 describe('YouTube metadata cache', () => {
   it('misses, hits within the TTL, revalidates with the ETag after it, and refetches when the video changed', async () => {
     const first = await providers.youtubeMetadata.videoMetadata(VIDEO);
@@ -48,7 +58,7 @@ describe('YouTube metadata cache', () => {
     expect(youtubeStats().requests).toBe(1);
 
     // Past the TTL the entry is stale: the request carries If-None-Match and YouTube answers 304.
-    await sleep(TTL_SECONDS * 1000 + 100);
+    expect(await makeStale()).toBe(1);
     const revalidated = await providers.youtubeMetadata.videoMetadata(VIDEO);
     expect(revalidated).toEqual({ metadata: first.metadata, cache: 'revalidated' });
     expect(youtubeStats().statuses).toEqual({ '200': 1, '304': 1 });
