@@ -34,25 +34,22 @@ describe('SQLite', () => {
   });
 
   it('runs statements off the event loop: timers keep firing while a long query runs', async () => {
-    const gaps: number[] = [];
-    let last = performance.now();
+    // Ticks of a timer while the query is pending. A driver running the statement on this
+    // thread would block the loop until the answer, leaving no tick in between.
+    let ticks = 0;
+    let pending = true;
     const timer = setInterval(() => {
-      const now = performance.now();
-      gaps.push(now - last);
-      last = now;
-    }, 5);
-    const started = performance.now();
+      if (pending) ticks += 1;
+    }, 1);
     // A recursive count that keeps SQLite busy for a few hundred milliseconds.
     const { rows } = await sql<{ total: number }>`
       with recursive counter(n) as (select 1 union all select n + 1 from counter where n < 3000000)
-      select count(*) as total from counter`.execute(database.db);
-    const elapsed = performance.now() - started;
+      select count(*) as total from counter`
+      .execute(database.db)
+      .finally(() => (pending = false));
     clearInterval(timer);
     expect(rows[0]?.total).toBe(3_000_000);
-    expect(elapsed).toBeGreaterThan(100);
-    // On a blocked loop there would be one gap as long as the query.
-    expect(Math.max(...gaps)).toBeLessThan(elapsed / 2);
-    expect(gaps.length).toBeGreaterThan(elapsed / 50);
+    expect(ticks).toBeGreaterThanOrEqual(10);
   });
 
   it('lets two processes write the same file at once: each waits for the other, none fails', async () => {
