@@ -155,11 +155,11 @@ describe('429 + Retry-After across worker processes', () => {
       expect(duringPause).toEqual([]);
       expect(log.filter((request) => request.at >= pauseEnds).length).toBeGreaterThan(0);
 
-      // Both processes met the pause, and both went back to work after it.
+      // One process met the 429; the queue pause (BullMQ's rate limit, read by every worker that
+      // has a limiter) kept the other from taking jobs at all, so it never had to meet the
+      // provider's pause key. Both went back to work after it.
       const seen = (summary: Record<string, unknown>) => summary.rateLimited as { upstream: number; paused: number };
       expect(seen(alphaSummary).upstream + seen(betaSummary).upstream).toBe(1);
-      expect(seen(alphaSummary).upstream + seen(alphaSummary).paused).toBeGreaterThan(0);
-      expect(seen(betaSummary).upstream + seen(betaSummary).paused).toBeGreaterThan(0);
       const afterPause = (await completedBy()).filter((job) => job.finishedOn >= pauseEnds);
       expect(new Set(afterPause.map((job) => job.worker))).toEqual(new Set(['alpha', 'beta']));
 

@@ -162,6 +162,8 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
   try {
     const container = checkSniff(await readHead(partial));
     await rename(partial, target);
+    // Reports are throttled, so the last chunks usually go unreported: the source is whole now.
+    if (expected > 0) await hooks.onProgress?.(1);
     return { storageKey: key, sizeBytes: received, container };
   } catch (error) {
     await rm(partial, { force: true });
