@@ -215,7 +215,7 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
   it('finishes a video once, with its webhook in the outbox and every delivery attempt logged', async () => {
     const id = await newVideo({ callbackUrl: 'https://hooks.test/c' });
     const finished: string[][] = [];
-    const hooked = new VideosRepository(db, { onFinished: (_video, deliveries) => void finished.push(deliveries) });
+    const hooked = new VideosRepository(db, { stepOrder: VIDEO_STEPS, onFinished: (_video, deliveries) => void finished.push(deliveries) });
     expect(await hooked.setStatus(id, 'processing')).toBe(true);
     await hooked.raiseProgress(id, 40);
     await hooked.raiseProgress(id, 30);
