@@ -38,7 +38,10 @@ export class QueueRegistry {
   }
 }
 
-/** Counts of jobs per state for one queue, as the readiness and metrics endpoints report them. */
+/**
+ * Counts of jobs per state for one queue, as the readiness and metrics endpoints report them.
+ * No `paused` state: BullMQ 6 removed it (a paused queue's jobs count as waiting there).
+ */
 export async function queueCounts(queue: Queue): Promise<Record<string, number>> {
-  return queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'paused', 'waiting-children', 'prioritized');
+  return queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'waiting-children', 'prioritized');
 }
