@@ -27,7 +27,9 @@ export async function freePort(): Promise<number> {
 
 export function startApp(name: AppName, env: Record<string, string>): RunningApp {
   const child = spawn(process.execPath, [path.join(ROOT, 'apps', name, 'dist', 'main.js')], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    // Only what a process needs from the runner: the PATH and HOME, and on the Node 24 run the
+    // preload that points native addons at their Node 24 build (scripts/test-node24.sh).
+    env: { ...inherited(['PATH', 'HOME', 'NODE_OPTIONS', 'CLIPLINE_ADDON_REDIRECTS', 'CLIPLINE_ADDON_ABI']), HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
@@ -64,4 +66,8 @@ export async function stopApp(app: RunningApp, signal: NodeJS.Signals = 'SIGTERM
   const { code } = await app.exited;
   clearTimeout(kill);
   return { code, ms: Date.now() - started };
+}
+
+function inherited(names: readonly string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]!]])));
 }
