@@ -46,19 +46,55 @@ async function benchVideo(log) {
   log(`generating ${file} (once)`);
   const partial = `${file}.part.mp4`;
   await execFileAsync('ffmpeg', [
-    '-v', 'error', '-y',
-    '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30:duration=60',
-    '-f', 'lavfi', '-i', 'sine=frequency=330:sample_rate=48000:duration=60',
-    '-vf', 'hue=H=2*PI*floor(t/7)/5,format=yuv420p',
-    '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-g', '60',
-    '-c:a', 'aac', '-shortest', partial,
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=1280x720:rate=30:duration=60',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=330:sample_rate=48000:duration=60',
+    '-vf',
+    'hue=H=2*PI*floor(t/7)/5,format=yuv420p',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-crf',
+    '23',
+    '-g',
+    '60',
+    '-c:a',
+    'aac',
+    '-shortest',
+    partial,
   ]);
   await rename(partial, file);
   return file;
 }
 
 async function decodeSeconds(file, size) {
-  const args = ['-nostdin', '-hide_banner', '-loglevel', 'error', '-i', file, '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', samplingFilter(FPS, size.width, size.height), '-f', 'null', '-'];
+  const args = [
+    '-nostdin',
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-i',
+    file,
+    '-map',
+    '0:v:0',
+    '-an',
+    '-sn',
+    '-dn',
+    '-vf',
+    samplingFilter(FPS, size.width, size.height),
+    '-f',
+    'null',
+    '-',
+  ];
   const started = performance.now();
   // Through the same spawner as analysis: niced alike, so neither side has the scheduler's favour.
   await expectSuccess(spawnTool(tools.ffmpegPath, args), 'baseline decode failed');
@@ -139,7 +175,9 @@ export async function run({ emit, log }) {
       await pool.close();
     }
   }
-  log(`analysis: ${result.sampledFrames} frames, ${result.cutSeconds.length} cuts, ${result.clipCandidates.length} clips, audio ${result.audio ? 'measured' : 'none'}`);
+  log(
+    `analysis: ${result.sampledFrames} frames, ${result.cutSeconds.length} cuts, ${result.clipCandidates.length} clips, audio ${result.audio ? 'measured' : 'none'}`,
+  );
   const analysis = Math.min(...analyses);
   const decode = Math.min(...decodes);
   emit({

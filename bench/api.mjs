@@ -45,11 +45,17 @@ async function clearPrefix(redis, prefix) {
 }
 
 async function startProducer(env) {
-  const child = spawn(process.execPath, [path.join(ROOT, 'apps/producer/dist/main.js')], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(ROOT, 'apps/producer/dist/main.js')], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
   for (let i = 0; i < 100; i++) {
-    const ok = await fetch(`http://127.0.0.1:${env.PORT}/readyz`).then((res) => res.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${env.PORT}/readyz`).then(
+      (res) => res.ok,
+      () => false,
+    );
     if (ok) return child;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -66,7 +72,14 @@ async function httpLoad(port, count, connections, pace) {
     new Promise((resolve, reject) => {
       const body = JSON.stringify(payload());
       const req = http.request(
-        { host: '127.0.0.1', port, method: 'POST', path: '/v1/jobs/ingest/ingest-video', agent, headers: { authorization: `Bearer ${DEV_API_KEY}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/v1/jobs/ingest/ingest-video',
+          agent,
+          headers: { authorization: `Bearer ${DEV_API_KEY}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           res.resume();
           res.on('end', () => (res.statusCode === 202 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
@@ -145,8 +158,15 @@ export async function run({ emit, log }) {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const port = await freePort();
   const producer = await startProducer({
-    PORT: String(port), HOST: '127.0.0.1', REDIS_URL, DATABASE_URL, DATABASE_SCHEMA: schema, QUEUE_PREFIX: prefix,
-    LOG_LEVEL: 'warn', API_RATE_LIMIT_PER_MINUTE: '100000000', WORKER_IO_METRICS_PORT: '0',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    REDIS_URL,
+    DATABASE_URL,
+    DATABASE_SCHEMA: schema,
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: 'warn',
+    API_RATE_LIMIT_PER_MINUTE: '100000000',
+    WORKER_IO_METRICS_PORT: '0',
   });
   void config;
   try {
@@ -161,19 +181,41 @@ export async function run({ emit, log }) {
     const rawMs = await rawLoad(rawQueue, JOBS, CONNECTIONS);
     const httpRate = JOBS / (httpMs / 1000);
     const rawRate = JOBS / (rawMs / 1000);
-    emit({ metric: 'http_enqueue_vs_raw_add', value: Math.round(httpRate), unit: 'jobs/s', baseline: Math.round(rawRate), baseline_unit: 'jobs/s (raw queue.add)', ratio: Number((httpRate / rawRate).toFixed(3)) });
+    emit({
+      metric: 'http_enqueue_vs_raw_add',
+      value: Math.round(httpRate),
+      unit: 'jobs/s',
+      baseline: Math.round(rawRate),
+      baseline_unit: 'jobs/s (raw queue.add)',
+      ratio: Number((httpRate / rawRate).toFixed(3)),
+    });
     await rawQueue.close();
 
     // Context for the ratio above: the same load against a Node HTTP server that only parses the
     // JSON and answers 202 (no Redis, no framework) — the ceiling of any HTTP API on this machine.
     const noopPort = await freePort();
-    const noop = spawn(process.execPath, ['-e', `require('node:http').createServer((q,s)=>{let b='';q.on('data',c=>b+=c);q.on('end',()=>{JSON.parse(b);s.writeHead(202,{'content-type':'application/json'});s.end('{}')})}).listen(${noopPort},'127.0.0.1',()=>process.send('up'))`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const noop = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('node:http').createServer((q,s)=>{let b='';q.on('data',c=>b+=c);q.on('end',()=>{JSON.parse(b);s.writeHead(202,{'content-type':'application/json'});s.end('{}')})}).listen(${noopPort},'127.0.0.1',()=>process.send('up'))`,
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
+    );
     await new Promise((resolve) => noop.once('message', resolve));
     await httpLoad(noopPort, 1000, CONNECTIONS);
     const noopMs = await httpLoad(noopPort, JOBS, CONNECTIONS);
     noop.kill('SIGKILL');
     const noopRate = JOBS / (noopMs / 1000);
-    emit({ metric: 'http_noop_vs_raw_add', value: Math.round(noopRate), unit: 'requests/s', baseline: Math.round(rawRate), baseline_unit: 'jobs/s (raw queue.add)', ratio: Number((noopRate / rawRate).toFixed(3)), note: 'upper bound of any HTTP enqueue on this machine' });
+    emit({
+      metric: 'http_noop_vs_raw_add',
+      value: Math.round(noopRate),
+      unit: 'requests/s',
+      baseline: Math.round(rawRate),
+      baseline_unit: 'jobs/s (raw queue.add)',
+      ratio: Number((noopRate / rawRate).toFixed(3)),
+      note: 'upper bound of any HTTP enqueue on this machine',
+    });
 
     // Latency from enqueue to active at a steady 1,000 jobs/s: over HTTP, and (baseline) with
     // raw queue.add at the same pace, each into a fresh queue with a worker in its own process.
@@ -195,8 +237,15 @@ export async function run({ emit, log }) {
       const value = percentile(viaHttp, p);
       const baseline = percentile(viaRaw, p);
       emit({
-        metric: `enqueue_to_active_p${p}_ms`, value, unit: 'ms', baseline, baseline_unit: 'ms (raw queue.add at the same rate)',
-        ratio: baseline > 0 ? Number((value / baseline).toFixed(3)) : null, target: p === 50 ? '< 5' : '< 25', samples: viaHttp.length, rate_per_s: 1000,
+        metric: `enqueue_to_active_p${p}_ms`,
+        value,
+        unit: 'ms',
+        baseline,
+        baseline_unit: 'ms (raw queue.add at the same rate)',
+        ratio: baseline > 0 ? Number((value / baseline).toFixed(3)) : null,
+        target: p === 50 ? '< 5' : '< 25',
+        samples: viaHttp.length,
+        rate_per_s: 1000,
       });
     }
   } finally {

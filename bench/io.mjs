@@ -42,7 +42,11 @@ function freePort() {
 
 /** Starts a node child and resolves with it once a stdout JSON line satisfies `ready`. */
 function startChild(args, env, ready, what, timeoutMs = 30_000) {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const messages = [];
   const waiters = [];
@@ -76,7 +80,9 @@ function startChild(args, env, ready, what, timeoutMs = 30_000) {
           waiters.push(check);
         }
       };
-      child.once('exit', () => waiters.splice(0).forEach((waiter) => waiter()));
+      child.once('exit', () => {
+        for (const waiter of waiters.splice(0)) waiter();
+      });
       check();
     });
   return waitFor(ready, 'start', timeoutMs).then(() => ({ child, waitFor, output: () => output }));
@@ -100,7 +106,12 @@ export async function run({ emit, log }) {
   const port = await freePort();
   const simConfig = { endpoints: { 'openai.chat.completions': { latency: { kind: 'fixed', ms: LATENCY_MS } } } };
   log(`starting the upstream simulator on port ${port} (${LATENCY_MS} ms chat completions)`);
-  const sim = await startChild([SIM_MAIN], { UPSTREAM_SIM_PORT: String(port), UPSTREAM_SIM_CONFIG: JSON.stringify(simConfig) }, (m) => m.msg === 'listening', 'the upstream simulator');
+  const sim = await startChild(
+    [SIM_MAIN],
+    { UPSTREAM_SIM_PORT: String(port), UPSTREAM_SIM_CONFIG: JSON.stringify(simConfig) },
+    (m) => m.msg === 'listening',
+    'the upstream simulator',
+  );
   const simUrl = `http://127.0.0.1:${port}`;
   const queue = new Queue(QUEUE, { connection: { url: redisUrl, maxRetriesPerRequest: null }, prefix });
   let worker;
@@ -186,8 +197,14 @@ async function batchInsertSpeedup({ emit, log, engine }) {
     const repository = new shared.AnalysisRepository(db);
     const videos = new shared.VideosRepository(db);
     const frames = Array.from({ length: 6000 }, (_, i) => ({
-      frameIndex: i, timeSeconds: i / 10, luma: 100 + (i % 50), sharpness: 500 + i, motion: i % 7, contentScore: (i * 13) % 40,
-      dhash: (i * 2654435761 >>> 0).toString(16).padStart(16, '0'), histogram: Array.from({ length: 16 }, (_, b) => (b === i % 16 ? 1 : 0)),
+      frameIndex: i,
+      timeSeconds: i / 10,
+      luma: 100 + (i % 50),
+      sharpness: 500 + i,
+      motion: i % 7,
+      contentScore: (i * 13) % 40,
+      dhash: ((i * 2654435761) >>> 0).toString(16).padStart(16, '0'),
+      histogram: Array.from({ length: 16 }, (_, b) => (b === i % 16 ? 1 : 0)),
     }));
     const newVideo = async () => {
       const id = randomUUID();
@@ -212,8 +229,14 @@ async function batchInsertSpeedup({ emit, log, engine }) {
     const rowMs = Math.min(await rowByRow(), await rowByRow());
     log(`${engine.engine}: 6000 frame rows: batched ${batchMs.toFixed(0)} ms, row by row ${rowMs.toFixed(0)} ms`);
     emit({
-      metric: engine.metric, engine: engine.engine, value: Math.round(frames.length / (batchMs / 1000)), unit: 'rows/s',
-      baseline: Math.round(frames.length / (rowMs / 1000)), baseline_unit: 'rows/s (one INSERT per row)', ratio: Number((rowMs / batchMs).toFixed(2)), rows: frames.length,
+      metric: engine.metric,
+      engine: engine.engine,
+      value: Math.round(frames.length / (batchMs / 1000)),
+      unit: 'rows/s',
+      baseline: Math.round(frames.length / (rowMs / 1000)),
+      baseline_unit: 'rows/s (one INSERT per row)',
+      ratio: Number((rowMs / batchMs).toFixed(2)),
+      rows: frames.length,
       rows_per_statement: repository.rowsPerInsert,
     });
   } finally {

@@ -24,5 +24,8 @@ for (const name of names) {
 }
 for (const name of names) {
   const module = await import(pathToFileURL(path.join(here, `${name}.mjs`)).href);
-  await module.run({ emit: (result) => process.stdout.write(`${JSON.stringify({ bench: name, ...result })}\n`), log: (text) => process.stderr.write(`[${name}] ${text}\n`) });
+  await module.run({
+    emit: (result) => process.stdout.write(`${JSON.stringify({ bench: name, ...result })}\n`),
+    log: (text) => process.stderr.write(`[${name}] ${text}\n`),
+  });
 }

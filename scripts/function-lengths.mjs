@@ -25,7 +25,17 @@ function* sources(dir) {
   }
 }
 
-const FUNCTION_TYPES = new Set(['FunctionDeclaration', 'FunctionExpression', 'ArrowFunctionExpression', 'ClassMethod', 'PrivateMethod', 'Constructor', 'MethodProperty', 'GetterProperty', 'SetterProperty']);
+const FUNCTION_TYPES = new Set([
+  'FunctionDeclaration',
+  'FunctionExpression',
+  'ArrowFunctionExpression',
+  'ClassMethod',
+  'PrivateMethod',
+  'Constructor',
+  'MethodProperty',
+  'GetterProperty',
+  'SetterProperty',
+]);
 
 function lineOf(starts, offset) {
   let low = 0;
@@ -50,14 +60,18 @@ for (const root of roots) {
     for (let i = 0; i < bytes.length; i++) if (bytes[i] === 10) starts.push(i + 1);
     const visit = (node, name) => {
       if (!node || typeof node !== 'object') return;
-      if (Array.isArray(node)) return node.forEach((child) => visit(child, name));
+      if (Array.isArray(node)) {
+        for (const child of node) visit(child, name);
+        return;
+      }
       const ownName = node.identifier?.value ?? node.key?.value ?? node.id?.value ?? name;
       if (FUNCTION_TYPES.has(node.type) && node.span) {
         const first = lineOf(starts, node.span.start - base);
         const last = lineOf(starts, node.span.end - base - 1);
         found.push({ file, line: first, lines: last - first + 1, name: ownName ?? '(anonymous)' });
       }
-      for (const [key, child] of Object.entries(node)) if (key !== 'span' && child && typeof child === 'object') visit(child, node.type === 'VariableDeclarator' ? (node.id?.value ?? name) : ownName);
+      for (const [key, child] of Object.entries(node))
+        if (key !== 'span' && child && typeof child === 'object') visit(child, node.type === 'VariableDeclarator' ? (node.id?.value ?? name) : ownName);
     };
     visit(module.body, undefined);
   }

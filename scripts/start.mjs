@@ -70,8 +70,24 @@ async function ensureRedis(config) {
     mkdirSync(dir, { recursive: true });
     say(`starting redis-server on port ${port} (data in ${path.relative(ROOT, dir)})`);
     run('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'yes', '--dir', dir, '--logfile', path.join(dir, 'redis.log'),
-      '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', '',
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--daemonize',
+      'yes',
+      '--dir',
+      dir,
+      '--logfile',
+      path.join(dir, 'redis.log'),
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--maxmemory-policy',
+      'noeviction',
+      '--save',
+      '',
     ]);
   } else if (dockerEngine()) {
     composeUp('redis');
@@ -110,7 +126,9 @@ async function ensurePostgres(url) {
     } else if (dockerEngine()) {
       composeUp('postgres');
     } else {
-      die('PostgreSQL is not running and not installed. Install it with:\n    sudo apt-get install -y postgresql\n  (or set DATABASE_URL to a running PostgreSQL)');
+      die(
+        'PostgreSQL is not running and not installed. Install it with:\n    sudo apt-get install -y postgresql\n  (or set DATABASE_URL to a running PostgreSQL)',
+      );
     }
     if (!(await waitReachable(host, port, 30))) die(`PostgreSQL did not come up on ${host}:${port}`);
   }
@@ -134,9 +152,31 @@ function sampleVideo(config) {
   const inputs = sources.flatMap((source) => ['-f', 'lavfi', '-i', `${source}=size=640x360:rate=25`]);
   const trims = sources.map((_, i) => `[${i}:v]trim=end_frame=75,setpts=PTS-STARTPTS[s${i}]`).join(';');
   const ok = run(config.ffmpegPath, [
-    '-v', 'error', '-y', ...inputs, '-f', 'lavfi', '-t', '12', '-i', 'sine=frequency=440',
-    '-filter_complex', `${trims};[s0][s1][s2][s3]concat=n=4:v=1:a=0,format=yuv420p[v]`,
-    '-map', '[v]', '-map', '4:a', '-c:v', 'libx264', '-preset', 'veryfast', '-c:a', 'aac', '-t', '12', file,
+    '-v',
+    'error',
+    '-y',
+    ...inputs,
+    '-f',
+    'lavfi',
+    '-t',
+    '12',
+    '-i',
+    'sine=frequency=440',
+    '-filter_complex',
+    `${trims};[s0][s1][s2][s3]concat=n=4:v=1:a=0,format=yuv420p[v]`,
+    '-map',
+    '[v]',
+    '-map',
+    '4:a',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-c:a',
+    'aac',
+    '-t',
+    '12',
+    file,
   ]);
   if (!ok) die('could not generate the sample video with ffmpeg');
   return file;
@@ -150,9 +190,7 @@ function formatLine(line) {
     const levels = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
     const level = levels[entry.level] ?? entry.level;
     const tint = entry.level >= 50 ? 31 : entry.level >= 40 ? 33 : 2;
-    const extras = ['queue', 'jobId', 'reason', 'videoId', 'port']
-      .filter((key) => entry[key] !== undefined)
-      .map((key) => `${key}=${entry[key]}`);
+    const extras = ['queue', 'jobId', 'reason', 'videoId', 'port'].filter((key) => entry[key] !== undefined).map((key) => `${key}=${entry[key]}`);
     const error = entry.err?.message ? ` ${entry.err.message}` : '';
     return `${color(tint, level.padEnd(5))} ${entry.msg ?? ''}${error}${extras.length ? ` ${color(2, extras.join(' '))}` : ''}`;
   } catch {
@@ -347,7 +385,10 @@ async function main() {
     '  And save its clips, thumbnails and voice-overs once it is completed:',
     `    CLIPLINE_API_KEY=${apiKey} npx clipline download <id> --out clips`,
     ...(config.adminApiKeys.includes(shared.DEV_ADMIN_API_KEY)
-      ? ['  Make a key for another service (a tenant of its own) with the dev operator key:', `    CLIPLINE_API_KEY=${shared.DEV_ADMIN_API_KEY} npx clipline keys create --name my-service`]
+      ? [
+          '  Make a key for another service (a tenant of its own) with the dev operator key:',
+          `    CLIPLINE_API_KEY=${shared.DEV_ADMIN_API_KEY} npx clipline keys create --name my-service`,
+        ]
       : []),
     '',
     `  Listening on ${config.host} only${loopback ? ' (set HOST=0.0.0.0 to serve other hosts, with keys of your own)' : ''}.`,

@@ -109,7 +109,8 @@ function checkLock(lock: Lock, manifests: Map<string, Manifest | undefined>): st
       continue;
     }
     for (const field of ['name', 'version'] as const) {
-      if (key !== '' && recorded[field] !== declared[field]) problems.push(`${where(key)}: ${field} ${declared[field]} in package.json, ${recorded[field]} in the lock`);
+      if (key !== '' && recorded[field] !== declared[field])
+        problems.push(`${where(key)}: ${field} ${declared[field]} in package.json, ${recorded[field]} in the lock`);
     }
     for (const field of DEPENDENCY_FIELDS) {
       const want = JSON.stringify(Object.entries(declared[field] ?? {}).sort(([a], [b]) => a.localeCompare(b)));
@@ -121,7 +122,8 @@ function checkLock(lock: Lock, manifests: Map<string, Manifest | undefined>): st
       if (!link?.link || link.resolved !== key) problems.push(`${where(key)}: no link node_modules/${declared.name} → ${key}`);
     }
   }
-  if (JSON.stringify(lock.packages['']?.workspaces ?? []) !== JSON.stringify(root.workspaces ?? [])) problems.push('(root): workspaces differ from package.json');
+  if (JSON.stringify(lock.packages['']?.workspaces ?? []) !== JSON.stringify(root.workspaces ?? []))
+    problems.push('(root): workspaces differ from package.json');
 
   for (const [key, entry] of Object.entries(lock.packages)) {
     const isWorkspaceOrRoot = !key.includes('node_modules/');

@@ -16,9 +16,7 @@ const path = require('node:path');
 
 const redirects = process.env.CLIPLINE_ADDON_REDIRECTS;
 if (redirects && process.versions.modules === process.env.CLIPLINE_ADDON_ABI) {
-  const targets = new Map(
-    Object.entries(JSON.parse(redirects)).map(([from, to]) => [path.toNamespacedPath(from), path.toNamespacedPath(to)]),
-  );
+  const targets = new Map(Object.entries(JSON.parse(redirects)).map(([from, to]) => [path.toNamespacedPath(from), path.toNamespacedPath(to)]));
   const dlopen = process.dlopen;
   // Module._extensions['.node'] looks process.dlopen up on every call, so require(), createRequire
   // and the `bindings` package all come through here.

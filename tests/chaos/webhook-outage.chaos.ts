@@ -64,7 +64,12 @@ it('retries a webhook its receiver refuses with 503 twice, then delivers it once
   expect(receiver.received.map((hit) => hit.answered)).toEqual([503, 503, 200]);
   for (const hit of receiver.received) {
     // The same webhook-id on every attempt: that is what lets the receiver deduplicate retries.
-    expect({ path: hit.path, signed: verifyWebhook(secret, hit.body, hit.headers), delivery: hit.headers[WEBHOOK_ID_HEADER], event: hit.headers['clipline-event'] }).toEqual({
+    expect({
+      path: hit.path,
+      signed: verifyWebhook(secret, hit.body, hit.headers),
+      delivery: hit.headers[WEBHOOK_ID_HEADER],
+      event: hit.headers['clipline-event'],
+    }).toEqual({
       path: '/hooks/clipline',
       signed: true,
       delivery: delivery.id,
@@ -77,7 +82,12 @@ it('retries a webhook its receiver refuses with 503 twice, then delivers it once
   expect(second - first).toBeGreaterThanOrEqual(1400 - 100);
   expect(third - second).toBeGreaterThanOrEqual(2800 - 100);
 
-  const attempts = await env.db.selectFrom('webhook_attempts').select(['attempt', 'status_code', 'error']).where('delivery_id', '=', delivery.id).orderBy('attempt').execute();
+  const attempts = await env.db
+    .selectFrom('webhook_attempts')
+    .select(['attempt', 'status_code', 'error'])
+    .where('delivery_id', '=', delivery.id)
+    .orderBy('attempt')
+    .execute();
   expect(attempts).toEqual([
     { attempt: 1, status_code: 503, error: 'HTTP 503' },
     { attempt: 2, status_code: 503, error: 'HTTP 503' },

@@ -66,7 +66,11 @@ it('recovers a job whose worker-cpu was SIGKILLed mid-analysis and completes the
   const crashedAt = Date.now();
   expect(processes.instance(analysing).child.signalCode).toBe('SIGKILL');
   // ffmpeg writes into a pipe nobody reads any more: it must end by itself, not decode on.
-  await waitFor(async () => ((await Promise.all(orphans.map(isRunning))).some(Boolean) ? undefined : true), 15_000, 'the crashed worker\'s ffmpeg children to exit');
+  await waitFor(
+    async () => ((await Promise.all(orphans.map(isRunning))).some(Boolean) ? undefined : true),
+    15_000,
+    "the crashed worker's ffmpeg children to exit",
+  );
 
   // Nothing handed the job back: it is still active, under the dead worker's lock.
   expect((await flows.flowOf(id))[analyzeQueue.name]).toBe('active');
@@ -75,13 +79,21 @@ it('recovers a job whose worker-cpu was SIGKILLed mid-analysis and completes the
 
   const job = await flows.job(analyzeQueue.name, id);
   // Recovered by the stall check (counted once): started twice, yet only one attempt spent.
-  expect({ state: await job?.getState(), stalledCounter: job?.stalledCounter, attemptsStarted: job?.attemptsStarted, attemptsMade: job?.attemptsMade }).toEqual({
-    state: 'completed',
-    stalledCounter: 1,
-    attemptsStarted: 2,
-    attemptsMade: 1,
-  });
-  const events = await env.db.selectFrom('job_events').select(['status', 'created_at']).where('video_id', '=', id).where('step', '=', 'analyze').orderBy('id').execute();
+  expect({ state: await job?.getState(), stalledCounter: job?.stalledCounter, attemptsStarted: job?.attemptsStarted, attemptsMade: job?.attemptsMade }).toEqual(
+    {
+      state: 'completed',
+      stalledCounter: 1,
+      attemptsStarted: 2,
+      attemptsMade: 1,
+    },
+  );
+  const events = await env.db
+    .selectFrom('job_events')
+    .select(['status', 'created_at'])
+    .where('video_id', '=', id)
+    .where('step', '=', 'analyze')
+    .orderBy('id')
+    .execute();
   // Started by the crashed worker, started again by the survivor, completed once.
   expect(events.map((event) => event.status)).toEqual(['active', 'active', 'completed']);
   await expectExactlyOnceEffects(env.db, id, video.cutSeconds);

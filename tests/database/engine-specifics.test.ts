@@ -6,14 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import Database from 'better-sqlite3';
-import {
-  createDatabase,
-  dropDatabase,
-  isDependencyOutage,
-  resolveDatabaseTarget,
-  STORED_VALUE_COLUMNS,
-  VideosRepository,
-} from '@clipline/shared';
+import { createDatabase, dropDatabase, isDependencyOutage, resolveDatabaseTarget, STORED_VALUE_COLUMNS, VideosRepository } from '@clipline/shared';
 import { createTestDatabase, TEST_DATABASE_ENGINES, type TestDatabase } from '../helpers/services.js';
 
 const [postgresEngine, mysqlEngine, sqliteEngine] = TEST_DATABASE_ENGINES;
@@ -88,8 +81,15 @@ describe('SQLite', () => {
     const waiting = createDatabase({ url: `sqlite:${locked}`, schema: 'public', poolSize: 1, busyTimeoutMs: 50 });
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
-        const failure = await sql`select count(*) as n from t`.execute(waiting).then(() => undefined, (error: unknown) => error);
-        expect({ attempt, code: (failure as { code?: string }).code, outage: isDependencyOutage(failure) }).toEqual({ attempt, code: 'SQLITE_BUSY', outage: true });
+        const failure = await sql`select count(*) as n from t`.execute(waiting).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        expect({ attempt, code: (failure as { code?: string }).code, outage: isDependencyOutage(failure) }).toEqual({
+          attempt,
+          code: 'SQLITE_BUSY',
+          outage: true,
+        });
       }
       holder.exec('commit');
       const { rows } = await sql<{ n: number }>`select count(*) as n from t`.execute(waiting);
@@ -102,7 +102,10 @@ describe('SQLite', () => {
   });
 
   it('refuses a parameter that cannot reach the thread, and goes on serving', async () => {
-    const failure = await sql`select ${Symbol('not bindable') as unknown as string} as x`.execute(database.db).then(() => undefined, (error: unknown) => error);
+    const failure = await sql`select ${Symbol('not bindable') as unknown as string} as x`.execute(database.db).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     expect((failure as Error).message).toMatch(/^could not send a statement to the SQLite thread: /);
     const { rows } = await sql<{ x: number }>`select ${41} + 1 as x`.execute(database.db);
     expect(rows[0]?.x).toBe(42);
@@ -113,9 +116,10 @@ describe('SQLite', () => {
     const impatient = createDatabase({ ...database.settings, busyTimeoutMs: 50 });
     try {
       holder.exec('begin immediate');
-      const failure = await new VideosRepository(impatient)
-        .create({ id: randomUUID(), source: '/media/x.mp4', title: null, steps: [] })
-        .then(() => undefined, (error: unknown) => error);
+      const failure = await new VideosRepository(impatient).create({ id: randomUUID(), source: '/media/x.mp4', title: null, steps: [] }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
       expect((failure as { code?: string }).code).toBe('SQLITE_BUSY');
       expect(isDependencyOutage(failure)).toBe(true);
     } finally {
@@ -133,7 +137,10 @@ describe('outages', () => {
   ])('%s that refuses connections is an outage', async (_name, url) => {
     const db = createDatabase({ url, schema: 'public', poolSize: 1 });
     try {
-      const failure = await new VideosRepository(db).ping().then(() => undefined, (error: unknown) => error);
+      const failure = await new VideosRepository(db).ping().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
       expect(failure).toBeDefined();
       expect(isDependencyOutage(failure)).toBe(true);
     } finally {
@@ -148,7 +155,10 @@ describe('outages', () => {
         .insertInto('scenes')
         .values({ video_id: randomUUID(), scene_index: 0, start_seconds: 0, end_seconds: 1 })
         .execute()
-        .then(() => undefined, (error: unknown) => error);
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
       expect(violation).toBeDefined();
       expect(isDependencyOutage(violation)).toBe(false);
     } finally {
@@ -169,7 +179,10 @@ describe('MySQL/MariaDB sessions', () => {
         .insertInto('api_keys')
         .values({ id: randomUUID(), name: 'x', prefix: 'p'.repeat(40), key_hash: Buffer.alloc(32), revoked_at: null, last_used_at: null })
         .execute()
-        .then(() => undefined, (error: unknown) => error);
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
       expect((tooLong as { code?: string }).code).toBe('ER_DATA_TOO_LONG');
     } finally {
       await database.cleanup();
@@ -177,7 +190,9 @@ describe('MySQL/MariaDB sessions', () => {
   });
 
   it('refuses a statement timeout that is not a positive number', () => {
-    expect(() => createDatabase({ url: mysqlEngine.url, schema: 'public', poolSize: 1, statementTimeoutMs: Number.NaN })).toThrow(/statementTimeoutMs must be a positive number/);
+    expect(() => createDatabase({ url: mysqlEngine.url, schema: 'public', poolSize: 1, statementTimeoutMs: Number.NaN })).toThrow(
+      /statementTimeoutMs must be a positive number/,
+    );
   });
 });
 

@@ -24,7 +24,9 @@ describe.each(TEST_DATABASE_ENGINES)('migration status on $name', ({ url }) => {
     const error = await checkDatabaseSchema(settings).catch((thrown: unknown) => thrown);
     expect(error).toBeInstanceOf(DatabaseNotMigratedError);
     expect((error as DatabaseNotMigratedError).status).toMatchObject({ applied: [], pending: all, ahead: [] });
-    expect((error as Error).message).toMatch(/^the database .* is not migrated \(it has no clipline tables\): run `npm run migrate` with the same DATABASE_URL and DATABASE_SCHEMA/);
+    expect((error as Error).message).toMatch(
+      /^the database .* is not migrated \(it has no clipline tables\): run `npm run migrate` with the same DATABASE_URL and DATABASE_SCHEMA/,
+    );
   });
 
   it('passes once migrated, refuses a schema behind the code and lets one ahead of it through', async () => {
@@ -38,7 +40,9 @@ describe.each(TEST_DATABASE_ENGINES)('migration status on $name', ({ url }) => {
     expect(behind).toBeInstanceOf(DatabaseNotMigratedError);
     expect((behind as Error).message).toMatch(new RegExp(`is behind this code \\(1 migration not applied: ${last}\\): run \`npm run migrate\``));
 
-    await sql`insert into kysely_migration (name, timestamp) values (${last}, ${new Date().toISOString()}), ('9999-from-a-newer-version', ${new Date().toISOString()})`.execute(database.db);
+    await sql`insert into kysely_migration (name, timestamp) values (${last}, ${new Date().toISOString()}), ('9999-from-a-newer-version', ${new Date().toISOString()})`.execute(
+      database.db,
+    );
     expect(await checkDatabaseSchema(settings)).toMatchObject({ pending: [], ahead: ['9999-from-a-newer-version'] });
     expect((await readMigrationStatus(settings)).applied).toEqual([...all, '9999-from-a-newer-version']);
   });

@@ -82,10 +82,23 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
   it('reads back dates, JSON, booleans, big numbers and any text as they were written', async () => {
     const id = randomUUID();
     const title = '🎬 Café — テスト "quoted" \\ back\'slash';
-    await videos.create({ id, source: '/media/ü.mp4', title, steps: ['ingest'], options: { clipCount: 3, aspect: '9:16' }, callbackUrl: 'https://hooks.test/a' });
+    await videos.create({
+      id,
+      source: '/media/ü.mp4',
+      title,
+      steps: ['ingest'],
+      options: { clipCount: 3, aspect: '9:16' },
+      callbackUrl: 'https://hooks.test/a',
+    });
     await videos.saveAnalysis(id, METADATA, [{ startSeconds: 0, endSeconds: 4.25 }]);
     const view = await videos.find(id);
-    expect(view).toMatchObject({ title, source: '/media/ü.mp4', options: { clipCount: 3, aspect: '9:16' }, metadata: METADATA, scenes: [{ startSeconds: 0, endSeconds: 4.25 }] });
+    expect(view).toMatchObject({
+      title,
+      source: '/media/ü.mp4',
+      options: { clipCount: 3, aspect: '9:16' },
+      metadata: METADATA,
+      scenes: [{ startSeconds: 0, endSeconds: 4.25 }],
+    });
     expect(Date.parse(view!.createdAt)).toBeGreaterThan(Date.now() - 60_000);
     expect(Date.parse(view!.updatedAt)).toBeGreaterThanOrEqual(Date.parse(view!.createdAt));
     await videos.saveAnalysis(id, { ...METADATA, hasAudio: false }, []);
@@ -137,7 +150,15 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     const id = await newVideo();
     const clip = { videoId: id, clipIndex: 0, startSeconds: 1, endSeconds: 9, score: 80, reasons: ['scene cut'], aspect: '9:16' as const };
     const first = await analyses.upsertClip({ ...clip, status: 'pending' });
-    const second = await analyses.upsertClip({ ...clip, status: 'rendered', storageKey: 'clips/a.mp4', width: 1080, height: 1920, durationSeconds: 8, reasons: ['scene cut', 'motion'] });
+    const second = await analyses.upsertClip({
+      ...clip,
+      status: 'rendered',
+      storageKey: 'clips/a.mp4',
+      width: 1080,
+      height: 1920,
+      durationSeconds: 8,
+      reasons: ['scene cut', 'motion'],
+    });
     expect(second).toMatchObject({ id: first.id, status: 'rendered', storageKey: 'clips/a.mp4', width: 1080, reasons: ['scene cut', 'motion'] });
     expect(await analyses.listClips(id)).toHaveLength(1);
     expect(await analyses.findClip(first.id)).toMatchObject({ id: first.id, durationSeconds: 8 });
@@ -146,7 +167,12 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     await results.saveClipExtras(id, first.id, { title: 'A title', hashtags: ['#one', '#two'] });
     await results.saveClipExtras(id, first.id, { caption: 'A caption', voiceoverKey: 'voice/a.mp3' });
     expect((await results.clipExtras(id)).get(first.id)).toEqual({
-      clipId: first.id, title: 'A title', caption: 'A caption', hashtags: ['#one', '#two'], thumbnailKey: null, voiceoverKey: 'voice/a.mp3',
+      clipId: first.id,
+      title: 'A title',
+      caption: 'A caption',
+      hashtags: ['#one', '#two'],
+      thumbnailKey: null,
+      voiceoverKey: 'voice/a.mp3',
     });
 
     // A transcript larger than MySQL's TEXT (64 KiB) fits.
@@ -162,7 +188,12 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     await videos.saveAnalysis(id, METADATA, [{ startSeconds: 0, endSeconds: 3 }]);
     // The second scene ends before it starts: the check constraint refuses it, and the update of
     // the video in the same transaction is rolled back with it.
-    await expect(videos.saveAnalysis(id, { ...METADATA, durationSeconds: 99 }, [{ startSeconds: 0, endSeconds: 2 }, { startSeconds: 5, endSeconds: 1 }])).rejects.toThrow();
+    await expect(
+      videos.saveAnalysis(id, { ...METADATA, durationSeconds: 99 }, [
+        { startSeconds: 0, endSeconds: 2 },
+        { startSeconds: 5, endSeconds: 1 },
+      ]),
+    ).rejects.toThrow();
     const view = await videos.find(id);
     expect(view!.metadata!.durationSeconds).toBe(METADATA.durationSeconds);
     expect(view!.scenes).toEqual([{ startSeconds: 0, endSeconds: 3 }]);
@@ -176,7 +207,11 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     await videos.cancel(id);
     await videos.remove(id);
     for (const table of ['video_steps', 'scenes', 'frame_metrics', 'clips', 'webhook_deliveries'] as const) {
-      const { count } = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('count')).where('video_id', '=', id).executeTakeFirstOrThrow();
+      const { count } = await db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where('video_id', '=', id)
+        .executeTakeFirstOrThrow();
       expect({ table, count: Number(count) }).toEqual({ table, count: 0 });
     }
   });
@@ -186,14 +221,31 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     const [old, failed, recent, running] = [await newVideo(), await newVideo(), await newVideo(), await newVideo()];
     for (const id of [old, failed, recent, running]) {
       await videos.setSource(id, { storageKey: `videos/${id}/source.mp4`, sizeBytes: 10 });
-      await videos.recordJobEvent({ videoId: id, queue: 'ingest', jobName: 'ingest-video', jobId: `${id}-ingest`, step: 'ingest', status: 'completed', attempt: 1, reason: null });
+      await videos.recordJobEvent({
+        videoId: id,
+        queue: 'ingest',
+        jobName: 'ingest-video',
+        jobId: `${id}-ingest`,
+        step: 'ingest',
+        status: 'completed',
+        attempt: 1,
+        reason: null,
+      });
       await videos.setStatus(id, 'processing');
     }
     await videos.setStatus(old, 'completed');
     await videos.failVideo(failed, 'analyze', 'analyze: broken');
     await videos.setStatus(recent, 'completed');
-    await db.updateTable('videos').set({ completed_at: daysAgo(40), updated_at: daysAgo(40) }).where('id', '=', old).execute();
-    await db.updateTable('videos').set({ updated_at: daysAgo(35) }).where('id', 'in', [failed, running]).execute();
+    await db
+      .updateTable('videos')
+      .set({ completed_at: daysAgo(40), updated_at: daysAgo(40) })
+      .where('id', '=', old)
+      .execute();
+    await db
+      .updateTable('videos')
+      .set({ updated_at: daysAgo(35) })
+      .where('id', 'in', [failed, running])
+      .execute();
     // A failed video has no completed_at: its last change counts. The old one comes first.
     expect(await videos.finishedBefore(30 * 86_400, 10)).toEqual([old, failed]);
     expect(await videos.finishedBefore(30 * 86_400, 1)).toEqual([old]);
@@ -225,7 +277,11 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await hooked.cancel(id)).toBe(false);
     const view = await hooked.find(id);
     expect(view).toMatchObject({ status: 'failed', error: 'not a video' });
-    expect(view!.steps.map((step) => [step.name, step.status])).toEqual([['ingest', 'cancelled'], ['analyze', 'failed'], ['render', 'cancelled']]);
+    expect(view!.steps.map((step) => [step.name, step.status])).toEqual([
+      ['ingest', 'cancelled'],
+      ['analyze', 'failed'],
+      ['render', 'cancelled'],
+    ]);
 
     expect(finished).toHaveLength(1);
     const [deliveryId] = finished[0]!;
@@ -234,15 +290,27 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     await webhooks.recordAttempt(deliveryId!, { statusCode: 503, error: 'unavailable', durationMs: 12.4 }, 'retry');
     await webhooks.recordAttempt(deliveryId!, { statusCode: 200, error: null, durationMs: 8 }, 'delivered');
     expect(await webhooks.find(deliveryId!)).toMatchObject({ state: 'delivered', attempts: 2, lastStatus: 200, lastError: null });
-    const attempts = await db.selectFrom('webhook_attempts').select(['attempt', 'status_code']).where('delivery_id', '=', deliveryId!).orderBy('attempt').execute();
-    expect(attempts).toEqual([{ attempt: 1, status_code: 503 }, { attempt: 2, status_code: 200 }]);
+    const attempts = await db
+      .selectFrom('webhook_attempts')
+      .select(['attempt', 'status_code'])
+      .where('delivery_id', '=', deliveryId!)
+      .orderBy('attempt')
+      .execute();
+    expect(attempts).toEqual([
+      { attempt: 1, status_code: 503 },
+      { attempt: 2, status_code: 200 },
+    ]);
 
     // A pending delivery untouched for a while is found by the sweeper, on the database clock.
     const stale = await newVideo({ callbackUrl: 'https://hooks.test/d' });
     await videos.cancel(stale);
     const [pending] = await webhooks.forVideo(stale);
     expect(await webhooks.stalePending(3600)).not.toContain(pending!.id);
-    await db.updateTable('webhook_deliveries').set({ updated_at: portableSql(db).secondsAgo(7200) }).where('id', '=', pending!.id).execute();
+    await db
+      .updateTable('webhook_deliveries')
+      .set({ updated_at: portableSql(db).secondsAgo(7200) })
+      .where('id', '=', pending!.id)
+      .execute();
     expect(await webhooks.stalePending(3600)).toContain(pending!.id);
   });
 
@@ -318,7 +386,12 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     const other = `t-${randomUUID()}`;
     await db.insertInto('webhook_secrets').values({ id: randomUUID(), tenant_id: other, sealed_secret: stored.sealed_secret, expires_at: null }).execute();
     await expect(secrets.current(other)).rejects.toThrow();
-    await db.updateTable('webhook_secrets').set({ expires_at: portableSql(db).secondsAgo(1) }).where('tenant_id', '=', tenant).where('expires_at', 'is not', null).execute();
+    await db
+      .updateTable('webhook_secrets')
+      .set({ expires_at: portableSql(db).secondsAgo(1) })
+      .where('tenant_id', '=', tenant)
+      .where('expires_at', 'is not', null)
+      .execute();
     expect(await secrets.signing(tenant)).toEqual([rotated.secret]);
     expect(await secrets.purgeExpired()).toBeGreaterThanOrEqual(1);
   });
@@ -335,16 +408,32 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await keys.claim(principal, 'Key-1', 'hash-a')).toEqual({ outcome: 'replay', status: 202, body: { id: 'v1', links: { self: '/v1/videos/v1' } } });
 
     const dialect = portableSql(db);
-    await db.updateTable('idempotency_keys').set({ created_at: dialect.secondsAgo(120) }).where('key', '=', 'key-1').execute();
+    await db
+      .updateTable('idempotency_keys')
+      .set({ created_at: dialect.secondsAgo(120) })
+      .where('key', '=', 'key-1')
+      .execute();
     expect(await keys.claim(principal, 'key-1', 'hash-a')).toEqual({ outcome: 'claimed' });
 
-    await db.updateTable('idempotency_keys').set({ expires_at: dialect.secondsAgo(1) }).where('principal', '=', principal).where('key', '=', 'Key-1').execute();
+    await db
+      .updateTable('idempotency_keys')
+      .set({ expires_at: dialect.secondsAgo(1) })
+      .where('principal', '=', principal)
+      .where('key', '=', 'Key-1')
+      .execute();
     expect(await keys.claim(principal, 'Key-1', 'hash-b')).toEqual({ outcome: 'claimed' });
-    await db.updateTable('idempotency_keys').set({ expires_at: dialect.secondsAgo(1) }).where('principal', '=', principal).execute();
+    await db
+      .updateTable('idempotency_keys')
+      .set({ expires_at: dialect.secondsAgo(1) })
+      .where('principal', '=', principal)
+      .execute();
     expect(await keys.purgeExpired()).toBeGreaterThanOrEqual(2);
 
     // A stored body that is a bare JSON string, or a string of digits, comes back as that string.
-    for (const [key, body] of [['text-body', 'accepted'], ['digits-body', '123']] as const) {
+    for (const [key, body] of [
+      ['text-body', 'accepted'],
+      ['digits-body', '123'],
+    ] as const) {
       await keys.claim(principal, key, 'hash-a');
       await keys.complete(principal, key, 200, body);
       expect(await keys.claim(principal, key, 'hash-a')).toEqual({ outcome: 'replay', status: 200, body });
@@ -390,10 +479,18 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     const never = await newVideo({ youtubeId: 'never000000' });
     await external.save(fresh, 'youtube', 'fresh000000', { title: 'Fresh', tags: ['a'], stats: { views: 12 } });
     await external.save(old, 'youtube', 'old00000000', { title: 'Old' });
-    await db.updateTable('external_metadata').set({ fetched_at: portableSql(db).secondsAgo(7200) }).where('video_id', '=', old).execute();
+    await db
+      .updateTable('external_metadata')
+      .set({ fetched_at: portableSql(db).secondsAgo(7200) })
+      .where('video_id', '=', old)
+      .execute();
     const due = await external.dueForRefresh(3600, 1000);
     expect(due.filter((id) => [fresh, old, never].includes(id))).toEqual([never, old]);
-    expect(await external.find(fresh)).toMatchObject({ provider: 'youtube', externalId: 'fresh000000', data: { title: 'Fresh', tags: ['a'], stats: { views: 12 } } });
+    expect(await external.find(fresh)).toMatchObject({
+      provider: 'youtube',
+      externalId: 'fresh000000',
+      data: { title: 'Fresh', tags: ['a'], stats: { views: 12 } },
+    });
   });
 
   it('times each named query, failures included', async () => {

@@ -46,10 +46,18 @@ it.each<AppName>(['producer', 'worker-io', 'worker-cpu'])('%s refuses to start o
   const app = startApp(name, env);
   const { code } = await app.exited;
   expect(code).toBe(78);
-  const lines = app.output().trim().split('\n').map((line) => JSON.parse(line) as { level: number; msg: string; pendingMigrations: string[] });
+  const lines = app
+    .output()
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { level: number; msg: string; pendingMigrations: string[] });
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatchObject({ level: 60, pendingMigrations: expect.arrayContaining(['0001-initial']) });
-  expect(lines[0]!.msg).toMatch(new RegExp(`^${name} refuses to start: the database PostgreSQL .*\\(schema t_${token}\\) is not migrated \\(it has no clipline tables\\): run \`npm run migrate\``));
+  expect(lines[0]!.msg).toMatch(
+    new RegExp(
+      `^${name} refuses to start: the database PostgreSQL .*\\(schema t_${token}\\) is not migrated \\(it has no clipline tables\\): run \`npm run migrate\``,
+    ),
+  );
 });
 
 it('the producer starts and is ready once the database is migrated', async () => {

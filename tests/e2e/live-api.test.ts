@@ -19,7 +19,14 @@ const apps: RunningApp[] = [];
 beforeAll(async () => {
   env = await createTestEnvironment({ LOG_LEVEL: 'warn' });
   const [port, ioPort, cpuPort] = await Promise.all([freePort(), freePort(), freePort()]);
-  const appEnv = { ...env.env, HOST: '127.0.0.1', PORT: String(port), WORKER_IO_METRICS_PORT: String(ioPort), WORKER_CPU_METRICS_PORT: String(cpuPort), CPU_POOL_THREADS: '2' };
+  const appEnv = {
+    ...env.env,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    WORKER_IO_METRICS_PORT: String(ioPort),
+    WORKER_CPU_METRICS_PORT: String(cpuPort),
+    CPU_POOL_THREADS: '2',
+  };
   base = `http://127.0.0.1:${port}`;
   const urls: Record<string, string> = {
     producer: `${base}/readyz`,
@@ -71,7 +78,12 @@ async function readEvents(id: string, options: { lastEventId?: number; stopAfter
       while ((split = buffer.indexOf('\n\n')) >= 0) {
         const block = buffer.slice(0, split);
         buffer = buffer.slice(split + 2);
-        const fields = Object.fromEntries(block.split('\n').filter((line) => line && !line.startsWith(':')).map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]));
+        const fields = Object.fromEntries(
+          block
+            .split('\n')
+            .filter((line) => line && !line.startsWith(':'))
+            .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim()]),
+        );
         if (fields.data) events.push({ id: Number(fields.id), event: fields.event ?? 'message', data: JSON.parse(fields.data) });
         if (options.stopAfter && events.length >= options.stopAfter) {
           controller.abort();
@@ -100,7 +112,9 @@ describe('GET /v1/videos/:id/events', () => {
     expect(events.some((event) => event.event === 'progress' && event.data.progress > 10 && event.data.progress < 90)).toBe(true);
 
     // A client that saw everything up to the last event is told 204 (do not reconnect); one that saw less gets the current state.
-    const done = await fetch(`${base}/v1/videos/${id}/events`, { headers: { authorization: headers.authorization, 'last-event-id': String(events.at(-1)!.id) } });
+    const done = await fetch(`${base}/v1/videos/${id}/events`, {
+      headers: { authorization: headers.authorization, 'last-event-id': String(events.at(-1)!.id) },
+    });
     expect(done.status).toBe(204);
     const resumed = await readEvents(id, { lastEventId: events[0]!.id });
     expect(resumed).toHaveLength(1);
@@ -121,21 +135,30 @@ describe('DELETE /v1/videos/:id on a running analysis', () => {
       60_000,
       'the analysis to start',
     );
-    const ffmpegRunning = () => execFileSync('sh', ['-c', `pgrep -f "[f]fmpeg .*${id}" || true`]).toString().trim().length > 0;
+    const ffmpegRunning = () =>
+      execFileSync('sh', ['-c', `pgrep -f "[f]fmpeg .*${id}" || true`])
+        .toString()
+        .trim().length > 0;
     await waitFor(async () => (ffmpegRunning() ? true : undefined), 10_000, 'ffmpeg to run');
     const res = await fetch(`${base}/v1/videos/${id}`, { method: 'DELETE', headers });
     expect(res.status).toBe(202);
     await waitFor(async () => (ffmpegRunning() ? undefined : true), 5_000, 'ffmpeg to be killed').catch((error: Error) => {
-      const running = execFileSync('sh', ['-c', `pgrep -af "[f]fmpeg .*${id}" || true`]).toString().slice(0, 500);
+      const running = execFileSync('sh', ['-c', `pgrep -af "[f]fmpeg .*${id}" || true`])
+        .toString()
+        .slice(0, 500);
       throw new Error(`${error.message}; still running: ${running}; worker-cpu said: ${apps[2]!.output().slice(-1500)}`);
     });
     const final = (await (await fetch(`${base}/v1/videos/${id}`, { headers })).json()) as { status: string; steps: { status: string }[] };
     expect(final.status).toBe('cancelled');
     expect(final.steps.map((step) => step.status)).toEqual(['completed', ...VIDEO_STEPS.slice(1).map(() => 'cancelled')]);
-    await waitFor(async () => {
-      const rows = await env.db.selectFrom('job_events').select('status').where('video_id', '=', id).where('step', '=', 'analyze').execute();
-      return rows.some((row) => row.status === 'cancelled') ? true : undefined;
-    }, 5_000, 'the analyze step to record its cancellation');
+    await waitFor(
+      async () => {
+        const rows = await env.db.selectFrom('job_events').select('status').where('video_id', '=', id).where('step', '=', 'analyze').execute();
+        return rows.some((row) => row.status === 'cancelled') ? true : undefined;
+      },
+      5_000,
+      'the analyze step to record its cancellation',
+    );
   });
 });
 

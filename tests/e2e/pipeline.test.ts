@@ -92,7 +92,13 @@ afterAll(async () => {
 
 describe('a submitted video', () => {
   it('flows through every step and lands in PostgreSQL with its true cuts and duration', async () => {
-    const video = await generateVideo({ path: path.join(env.config.storageDir, 'cuts.mp4'), segments: [2.4, 1.8, 3.0, 2.2, 2.6, 1.6], width: 480, height: 270, fps: 30 });
+    const video = await generateVideo({
+      path: path.join(env.config.storageDir, 'cuts.mp4'),
+      segments: [2.4, 1.8, 3.0, 2.2, 2.6, 1.6],
+      width: 480,
+      height: 270,
+      fps: 30,
+    });
     const id = await submit(video.path);
     const result = await settled(id);
     expect(result).toMatchObject({ status: 'completed', progress: 100, error: null });
@@ -118,7 +124,15 @@ describe('a submitted video', () => {
 
     // Clips: listed with scores and reasons, their files downloadable through the API with the same key.
     expect(result.clips.length).toBeGreaterThan(0);
-    for (const clip of result.clips as { url: string; thumbnailUrl: string; startSeconds: number; endSeconds: number; aspect: string; score: number; reasons: string[] }[]) {
+    for (const clip of result.clips as {
+      url: string;
+      thumbnailUrl: string;
+      startSeconds: number;
+      endSeconds: number;
+      aspect: string;
+      score: number;
+      reasons: string[];
+    }[]) {
       expect(clip).toMatchObject({ aspect: '9:16', status: 'rendered' });
       expect(clip.score).toBeGreaterThanOrEqual(0);
       expect(clip.reasons.length).toBeGreaterThan(0);
@@ -146,7 +160,12 @@ describe('a submitted video', () => {
     video.cutSeconds.forEach((cut, index) => expect(Math.abs(starts[index]! - cut)).toBeLessThanOrEqual(0.1 + 1e-6));
     expect(result.scenes).toEqual(scenes.map((scene) => ({ startSeconds: scene.start_seconds, endSeconds: scene.end_seconds })));
     const events = await env.db.selectFrom('job_events').select(['step', 'status']).where('video_id', '=', id).execute();
-    expect(events.filter((event) => event.status === 'completed').map((event) => event.step).sort()).toEqual(['analyze', 'ingest', 'persist']);
+    expect(
+      events
+        .filter((event) => event.status === 'completed')
+        .map((event) => event.step)
+        .sort(),
+    ).toEqual(['analyze', 'ingest', 'persist']);
   });
 
   it('fails with a readable reason when the source is not a video or does not exist, and the next video still completes', async () => {
@@ -179,7 +198,9 @@ describe('the dashboard', () => {
     const res = await fetch(`${dashboardUrl}/`);
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toMatch(/^Basic/);
-    expect((await fetch(`${dashboardUrl}/api/queues`, { headers: { authorization: `Basic ${Buffer.from('admin:wrong').toString('base64')}` } })).status).toBe(401);
+    expect((await fetch(`${dashboardUrl}/api/queues`, { headers: { authorization: `Basic ${Buffer.from('admin:wrong').toString('base64')}` } })).status).toBe(
+      401,
+    );
   });
 
   it('lists every queue and the finished flows to an operator', async () => {
@@ -200,7 +221,9 @@ describe('the dashboard', () => {
     const metrics = await (await fetch(`${dashboardUrl}/metrics`)).text();
     expect(metrics).toMatch(/clipline_queue_jobs\{queue="pipeline",state="completed",service="dashboard"\} [1-9]/);
     // Circuit breakers of every worker-io process, as the workers reported them.
-    const breakers = (await (await fetch(`${dashboardUrl}/breakers`, { headers: { authorization } })).json()) as { breakers: { provider: string; state: string }[] };
+    const breakers = (await (await fetch(`${dashboardUrl}/breakers`, { headers: { authorization } })).json()) as {
+      breakers: { provider: string; state: string }[];
+    };
     expect(breakers.breakers.map((b) => b.provider).sort()).toEqual(['elevenlabs', 'openai', 'stability', 'youtube']);
     expect(breakers.breakers.every((b) => b.state === 'closed')).toBe(true);
     expect(metrics).toMatch(/clipline_breaker_state\{provider="openai",process="[^"]+",service="dashboard"\} 0/);
@@ -212,13 +235,15 @@ describe('the dashboard', () => {
 
 describe('SIGTERM', () => {
   it('drains worker-cpu mid-analysis: it exits cleanly within 10 s, leaves no job active, and another worker finishes the video', async () => {
-    const long = await generateVideo({ path: path.join(env.config.storageDir, 'long.mp4'), segments: [15, 15, 15, 15], width: 1280, height: 720, audio: false });
+    const long = await generateVideo({
+      path: path.join(env.config.storageDir, 'long.mp4'),
+      segments: [15, 15, 15, 15],
+      width: 1280,
+      height: 720,
+      audio: false,
+    });
     const id = await submit(long.path);
-    await waitFor(
-      async () => ((await api('GET', `/v1/videos/${id}`)).body.steps?.[1]?.status === 'active' ? true : undefined),
-      60_000,
-      'analysis to start',
-    );
+    await waitFor(async () => ((await api('GET', `/v1/videos/${id}`)).body.steps?.[1]?.status === 'active' ? true : undefined), 60_000, 'analysis to start');
     const stopped = await stopApp(apps.get('worker-cpu')!);
     expect(stopped).toMatchObject({ code: 0 });
     expect(stopped.ms).toBeLessThan(10_000);
@@ -230,7 +255,13 @@ describe('SIGTERM', () => {
       await start('worker-cpu');
       expect(await settled(id, 120_000)).toMatchObject({ status: 'completed' });
       // The first worker handed the job back instead of failing it; the second one finished it.
-      const events = await env.db.selectFrom('job_events').select(['status', 'attempt']).where('video_id', '=', id).where('step', '=', 'analyze').orderBy('id').execute();
+      const events = await env.db
+        .selectFrom('job_events')
+        .select(['status', 'attempt'])
+        .where('video_id', '=', id)
+        .where('step', '=', 'analyze')
+        .orderBy('id')
+        .execute();
       expect(events.map((event) => event.status)).toEqual(['active', 'released', 'active', 'completed']);
     } finally {
       await queue.close();

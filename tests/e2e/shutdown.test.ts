@@ -167,7 +167,10 @@ describe('worker-io', () => {
       },
     };
     paths.set(route, gate);
-    const res = await request(producer.app).post('/v1/videos').set({ authorization: `Bearer ${DEV_API_KEY}` }).send({ source: `${sourceBase}${route}` });
+    const res = await request(producer.app)
+      .post('/v1/videos')
+      .set({ authorization: `Bearer ${DEV_API_KEY}` })
+      .send({ source: `${sourceBase}${route}` });
     expect(res.status).toBe(202);
     return { id: res.body.id as string, gate };
   }
@@ -220,7 +223,11 @@ describe('worker-io', () => {
 
     gate.release();
     const second = await startWorker();
-    await waitFor(async () => ((await jobs.get(ingestQueue, `${id}-ingest`))?.state === 'completed' ? true : undefined), 30_000, 'the next worker to finish the ingest');
+    await waitFor(
+      async () => ((await jobs.get(ingestQueue, `${id}-ingest`))?.state === 'completed' ? true : undefined),
+      30_000,
+      'the next worker to finish the ingest',
+    );
     expect(await ingestEvents(id)).toEqual([
       { status: 'active', attempt: 1 },
       { status: 'released', attempt: 1 },

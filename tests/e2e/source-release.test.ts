@@ -31,7 +31,10 @@ import { jest } from '@jest/globals';
 jest.setTimeout(150_000);
 
 /** Runs one generated video through both workers and hands the finished state to `check`. */
-async function completeOneVideo(overrides: Record<string, string>, check: (finished: { id: string; storage: LocalStorage; videos: VideosRepository; analyses: AnalysisRepository; jobs: JobQueues }) => Promise<void>) {
+async function completeOneVideo(
+  overrides: Record<string, string>,
+  check: (finished: { id: string; storage: LocalStorage; videos: VideosRepository; analyses: AnalysisRepository; jobs: JobQueues }) => Promise<void>,
+) {
   const env = await createTestEnvironment({ CPU_POOL_THREADS: '2', HOST: '127.0.0.1', ...overrides });
   const media = await mkdtemp(path.join(os.tmpdir(), 'clipline-media-'));
   const io = createService('worker-io', env.config);
@@ -47,7 +50,11 @@ async function completeOneVideo(overrides: Record<string, string>, check: (finis
     const video = await generateVideo({ path: path.join(media, 'talk.mp4'), segments: [3, 3, 3, 3], width: 320, height: 180, fps: 25 });
     const { id } = await producer.submit({ source: video.path, options: { clipCount: 2, minClipSeconds: 2, maxClipSeconds: 4 } });
     // The parent job returns after the completion (and its hooks) went through.
-    await waitFor(async () => ((await jobs.get(pipelineQueue, `${id}-pipeline`))?.state === 'completed' ? true : undefined), 120_000, `video ${id} to complete`);
+    await waitFor(
+      async () => ((await jobs.get(pipelineQueue, `${id}-pipeline`))?.state === 'completed' ? true : undefined),
+      120_000,
+      `video ${id} to complete`,
+    );
     expect((await videos.find(id))!.status).toBe('completed');
     await check({ id, storage: new LocalStorage(env.config.storageDir), videos, analyses: new AnalysisRepository(env.db), jobs });
   } finally {

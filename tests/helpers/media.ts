@@ -95,7 +95,17 @@ export async function withClaimedDuration(source: string, target: string, second
 
 /** Size and duration of the first video stream (display size: rotation applied). */
 export async function ffprobeStream(file: string): Promise<{ width: number; height: number; duration: number }> {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height:format=duration', '-of', 'json', file]);
+  const { stdout } = await run('ffprobe', [
+    '-v',
+    'error',
+    '-select_streams',
+    'v:0',
+    '-show_entries',
+    'stream=width,height:format=duration',
+    '-of',
+    'json',
+    file,
+  ]);
   const parsed = JSON.parse(stdout) as { streams: { width: number; height: number }[]; format: { duration: string } };
   return { width: parsed.streams[0]!.width, height: parsed.streams[0]!.height, duration: Number(parsed.format.duration) };
 }

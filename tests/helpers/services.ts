@@ -7,16 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import {
-  createDatabase,
-  dropDatabase,
-  ensureDatabaseExists,
-  loadConfig,
-  migrateToLatest,
-  type Config,
-  type DatabaseSettings,
-  type Db,
-} from '@clipline/shared';
+import { createDatabase, dropDatabase, ensureDatabaseExists, loadConfig, migrateToLatest, type Config, type DatabaseSettings, type Db } from '@clipline/shared';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** The database the tests use: PostgreSQL unless `TEST_DATABASE_URL` names MySQL/MariaDB or SQLite. */

@@ -20,7 +20,9 @@ const digest = (value: string) => createHash('sha256').update(value, 'utf8').dig
  * compared on every attempt, so timing reveals neither the content, the length, nor which
  * account a guess came close to.
  */
-export function accountVerifier(config: Pick<Config, 'dashboardUser' | 'dashboardPassword' | 'dashboardViewer'>): (authorization: string | undefined) => PresentedCredentials {
+export function accountVerifier(
+  config: Pick<Config, 'dashboardUser' | 'dashboardPassword' | 'dashboardViewer'>,
+): (authorization: string | undefined) => PresentedCredentials {
   // Admin first: should both accounts share credentials, the stronger role is the one meant.
   const accounts: { role: DashboardRole; expected: Buffer }[] = [{ role: 'admin', expected: digest(`${config.dashboardUser}:${config.dashboardPassword}`) }];
   if (config.dashboardViewer) accounts.push({ role: 'viewer', expected: digest(`${config.dashboardViewer.user}:${config.dashboardViewer.password}`) });

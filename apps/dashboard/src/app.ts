@@ -1,5 +1,5 @@
 import express, { type Express } from 'express';
-import { AuthFailureThrottle, BreakerBoard, Gauge, queueCounts, type BreakerReport, type Config, type Registry } from '@clipline/shared';
+import { AuthFailureThrottle, type BreakerBoard, Gauge, queueCounts, type BreakerReport, type Config, type Registry } from '@clipline/shared';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { accountVerifier } from './accounts.js';
@@ -22,7 +22,12 @@ const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.char
 function statusPage(breakers: BreakerReport[], counts: [string, Record<string, number>][]): string {
   const tint: Record<string, string> = { closed: '#1a7f37', halfOpen: '#9a6700', 'half-open': '#9a6700', open: '#cf222e' };
   const breakerRows = breakers.length
-    ? breakers.map((b) => `<tr><td>${escapeHtml(b.provider)}</td><td style="color:${tint[b.state] ?? 'inherit'};font-weight:600">${escapeHtml(b.state)}</td><td>${escapeHtml(b.process)}</td><td>${escapeHtml(b.reportedAt)}</td></tr>`).join('')
+    ? breakers
+        .map(
+          (b) =>
+            `<tr><td>${escapeHtml(b.provider)}</td><td style="color:${tint[b.state] ?? 'inherit'};font-weight:600">${escapeHtml(b.state)}</td><td>${escapeHtml(b.process)}</td><td>${escapeHtml(b.reportedAt)}</td></tr>`,
+        )
+        .join('')
     : '<tr><td colspan="4">no worker-io process has reported yet</td></tr>';
   const states = ['waiting', 'prioritized', 'delayed', 'active', 'waiting-children', 'completed', 'failed'];
   const queueRows = counts.map(([name, c]) => `<tr><td>${escapeHtml(name)}</td>${states.map((s) => `<td>${c[s] ?? 0}</td>`).join('')}</tr>`).join('');
@@ -65,7 +70,8 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis }:
     async collect() {
       const reports = await breakers.read().catch(() => []);
       this.reset();
-      for (const report of reports) this.set({ provider: report.provider, process: report.process }, report.state === 'open' ? 2 : report.state === 'closed' ? 0 : 1);
+      for (const report of reports)
+        this.set({ provider: report.provider, process: report.process }, report.state === 'open' ? 2 : report.state === 'closed' ? 0 : 1);
     },
   });
 

@@ -83,7 +83,13 @@ beforeAll(async () => {
     await fetcher.close();
   }
 
-  const app = createDashboardApp({ config, metrics: createMetricsRegistry('dashboard'), queues: [queue], redis, breakers: new BreakerBoard(redis, config.queuePrefix) });
+  const app = createDashboardApp({
+    config,
+    metrics: createMetricsRegistry('dashboard'),
+    queues: [queue],
+    redis,
+    breakers: new BreakerBoard(redis, config.queuePrefix),
+  });
   server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   ownOrigin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -220,7 +226,11 @@ describe('viewer', () => {
       ['delete', `/api/queues/${QUEUE}`],
     ];
     for (const [method, path] of writes) {
-      const res = await request(server)[method](path).set(asViewer).set({ origin: ownOrigin }).send({ name: 'clip', data: { label: 'x' }, concurrency: 1 });
+      const res = await request(server)
+        [method](path)
+        .set(asViewer)
+        .set({ origin: ownOrigin })
+        .send({ name: 'clip', data: { label: 'x' }, concurrency: 1 });
       expectProblem(res, 403, /viewer account is read-only/);
     }
     expect(await stateOf(id)).toBe('failed');
@@ -238,7 +248,11 @@ describe('cross-origin writes', () => {
     ['Sec-Fetch-Site: same-site', { 'sec-fetch-site': 'same-site' }, /Sec-Fetch-Site is "same-site"/],
   ])('refuses an admin POST and PUT with %s, and the queue is unchanged', async (_what, headers, detail) => {
     const countsBefore = await queue.getJobCounts();
-    const add = await request(server).post(`/api/queues/${QUEUE}/add`).set(asAdmin).set(headers).send({ name: 'clip', data: { label: 'forged' } });
+    const add = await request(server)
+      .post(`/api/queues/${QUEUE}/add`)
+      .set(asAdmin)
+      .set(headers)
+      .send({ name: 'clip', data: { label: 'forged' } });
     expectProblem(add, 403, detail);
     const retry = await request(server).put(`/api/queues/${QUEUE}/${failed.crossOriginTarget}/retry`).set(asAdmin).set(headers);
     expectProblem(retry, 403, detail);

@@ -33,7 +33,12 @@ export const videoSubmission = z
     options: videoOptions.optional(),
     callbackUrl: httpUrl.optional().meta({ description: 'Receives a signed POST when the video completes or fails' }),
     priority: z.enum(['high', 'normal', 'low']).optional().meta({ description: 'Queue priority (default normal)' }),
-    delaySeconds: z.number().min(0).max(7 * 24 * 3600).optional().meta({ description: 'Start processing no sooner than this' }),
+    delaySeconds: z
+      .number()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .optional()
+      .meta({ description: 'Start processing no sooner than this' }),
     youtubeId: z
       .string()
       .regex(/^[A-Za-z0-9_-]{11}$/, 'youtubeId must be an 11-character YouTube video id')
@@ -60,9 +65,7 @@ export const videoIdParam = z.uuid();
 
 const links = z.object({ self: z.string(), events: z.string().optional() });
 
-export const submissionAccepted = z
-  .object({ id: z.uuid(), status: z.literal('queued'), links })
-  .meta({ id: 'SubmissionAccepted' });
+export const submissionAccepted = z.object({ id: z.uuid(), status: z.literal('queued'), links }).meta({ id: 'SubmissionAccepted' });
 
 export const batchAccepted = z.object({ videos: z.array(submissionAccepted) }).meta({ id: 'BatchAccepted' });
 
@@ -147,9 +150,7 @@ export const videoList = z.object({ items: z.array(videoView), nextCursor: z.str
 
 export const cancelAccepted = z.object({ id: z.uuid(), status: z.literal('cancelled') }).meta({ id: 'CancelAccepted' });
 
-export const jobAccepted = z
-  .object({ id: z.string(), queue: z.string(), name: z.string(), status: z.string(), links })
-  .meta({ id: 'JobAccepted' });
+export const jobAccepted = z.object({ id: z.string(), queue: z.string(), name: z.string(), status: z.string(), links }).meta({ id: 'JobAccepted' });
 
 export const jobView = z
   .object({

@@ -122,7 +122,16 @@ export function createProducerApp(deps: ProducerDependencies): Express {
       limits: { maxActiveVideosPerTenant: config.maxActiveVideosPerTenant, sseMaxSeconds: config.sseMaxSeconds },
     }),
   );
-  v1.use(jobRoutes({ queues: deps.jobs, idempotency: deps.idempotency, fingerprintKey, queueReady: deps.queueReady, videos: deps.videos, publicJobs: deps.publicJobs }));
+  v1.use(
+    jobRoutes({
+      queues: deps.jobs,
+      idempotency: deps.idempotency,
+      fingerprintKey,
+      queueReady: deps.queueReady,
+      videos: deps.videos,
+      publicJobs: deps.publicJobs,
+    }),
+  );
   v1.use(userRoutes(deps));
   v1.use(webhookSecretRoutes({ secrets: deps.webhookSecrets }));
   v1.use(adminKeyRoutes({ keys: deps.apiKeys }));

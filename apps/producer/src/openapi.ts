@@ -102,7 +102,9 @@ function apiKeySchema(withKey: boolean): Json {
       prefix: { type: 'string' },
       tenant: { type: 'string' },
       role: { enum: ['tenant', 'admin'] },
-      ...(withKey ? { key: { type: 'string', description: 'Shown only here' } } : { createdAt: { type: 'string' }, lastUsedAt: { type: ['string', 'null'] }, revokedAt: { type: ['string', 'null'] } }),
+      ...(withKey
+        ? { key: { type: 'string', description: 'Shown only here' } }
+        : { createdAt: { type: 'string' }, lastUsedAt: { type: ['string', 'null'] }, revokedAt: { type: ['string', 'null'] } }),
     },
   };
 }
@@ -173,15 +175,28 @@ function videoPaths(): Record<string, Json> {
       },
       delete: {
         operationId: 'cancelVideo',
-        summary: 'Cancel a video: waiting steps are removed, running ones stopped; with purge=true, remove a finished video\'s files and rows',
+        summary: "Cancel a video: waiting steps are removed, running ones stopped; with purge=true, remove a finished video's files and rows",
         parameters: [idParam, { name: 'purge', in: 'query', required: false, schema: { type: 'string', enum: ['true', 'false'] } }],
         responses: {
-          '200': { description: 'Purged', content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' }, status: { const: 'purged' }, bytesRemoved: { type: 'integer' } } } } } },
+          '200': {
+            description: 'Purged',
+            content: {
+              'application/json': {
+                schema: { type: 'object', properties: { id: { type: 'string' }, status: { const: 'purged' }, bytesRemoved: { type: 'integer' } } },
+              },
+            },
+          },
           '202': { description: 'Cancelled', content: json('CancelAccepted') },
           ...problems(400, 401, 404, 409, 429, 503),
         },
       },
     },
+  };
+}
+
+/** The live event stream of a video. */
+function videoEventPaths(): Record<string, Json> {
+  return {
     '/v1/videos/{id}/events': {
       get: {
         operationId: 'watchVideo',
@@ -207,7 +222,10 @@ function clipFilePaths(): Record<string, Json> {
         operationId: 'downloadClip',
         summary: 'The rendered mp4 of a clip',
         parameters: [idParam, { name: 'clipId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-        responses: { '200': { description: 'The clip', content: { 'video/mp4': { schema: { type: 'string', contentMediaType: 'video/mp4' } } } }, ...problems(401, 404, 409, 429) },
+        responses: {
+          '200': { description: 'The clip', content: { 'video/mp4': { schema: { type: 'string', contentMediaType: 'video/mp4' } } } },
+          ...problems(401, 404, 409, 429),
+        },
       },
     },
     '/v1/videos/{id}/clips/{clipId}/thumbnail': {
@@ -216,7 +234,13 @@ function clipFilePaths(): Record<string, Json> {
         summary: 'The thumbnail of a clip: the generated image (PNG) when there is one, else the sharpest frame (JPEG)',
         parameters: [idParam, { name: 'clipId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
         responses: {
-          '200': { description: 'The thumbnail', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } }, 'image/png': { schema: { type: 'string', contentMediaType: 'image/png' } } } },
+          '200': {
+            description: 'The thumbnail',
+            content: {
+              'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } },
+              'image/png': { schema: { type: 'string', contentMediaType: 'image/png' } },
+            },
+          },
           ...problems(401, 404, 409, 429),
         },
       },
@@ -226,7 +250,10 @@ function clipFilePaths(): Record<string, Json> {
         operationId: 'downloadClipVoiceover',
         summary: 'The generated voice-over (MP3) of a clip',
         parameters: [idParam, { name: 'clipId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-        responses: { '200': { description: 'The voice-over', content: { 'audio/mpeg': { schema: { type: 'string', contentMediaType: 'audio/mpeg' } } } }, ...problems(401, 404, 409, 429) },
+        responses: {
+          '200': { description: 'The voice-over', content: { 'audio/mpeg': { schema: { type: 'string', contentMediaType: 'audio/mpeg' } } } },
+          ...problems(401, 404, 409, 429),
+        },
       },
     },
   };
@@ -239,7 +266,10 @@ function jobPaths(): Record<string, Json> {
       get: {
         operationId: 'listPublicJobs',
         summary: 'The public job catalogue: every job other services may submit, with its payload JSON Schema',
-        responses: { '200': { description: 'The catalogue', content: { 'application/json': { schema: { type: 'object', properties: { items: { type: 'array' } } } } } }, ...problems(401, 429) },
+        responses: {
+          '200': { description: 'The catalogue', content: { 'application/json': { schema: { type: 'object', properties: { items: { type: 'array' } } } } } },
+          ...problems(401, 429),
+        },
       },
     },
     ...publicJobPaths(),
@@ -265,12 +295,21 @@ function tenantPaths(): Record<string, Json> {
         operationId: 'createApiKey',
         summary: 'Operators only: a new API key for a tenant (the key is shown once)',
         requestBody: { required: true, content: json('NewApiKey') },
-        responses: { '201': { description: 'The key', content: { 'application/json': { schema: apiKeySchema(true) } } }, ...problems(400, 401, 404, 415, 429, 503) },
+        responses: {
+          '201': { description: 'The key', content: { 'application/json': { schema: apiKeySchema(true) } } },
+          ...problems(400, 401, 404, 415, 429, 503),
+        },
       },
       get: {
         operationId: 'listApiKeys',
         summary: 'Operators only: every key, oldest first, never the key itself',
-        responses: { '200': { description: 'The keys', content: { 'application/json': { schema: { type: 'object', properties: { items: { type: 'array', items: apiKeySchema(false) } } } } } }, ...problems(401, 404, 429, 503) },
+        responses: {
+          '200': {
+            description: 'The keys',
+            content: { 'application/json': { schema: { type: 'object', properties: { items: { type: 'array', items: apiKeySchema(false) } } } } },
+          },
+          ...problems(401, 404, 429, 503),
+        },
       },
     },
     '/v1/admin/keys/{ref}': {
@@ -278,7 +317,13 @@ function tenantPaths(): Record<string, Json> {
         operationId: 'revokeApiKey',
         summary: 'Operators only: revoke a key named by its id, its cl_… prefix or the whole key',
         parameters: [{ name: 'ref', in: 'path', required: true, schema: { type: 'string' } }],
-        responses: { '200': { description: 'Revoked', content: { 'application/json': { schema: { type: 'object', properties: { outcome: { enum: ['revoked', 'already-revoked'] } } } } } }, ...problems(401, 404, 429, 503) },
+        responses: {
+          '200': {
+            description: 'Revoked',
+            content: { 'application/json': { schema: { type: 'object', properties: { outcome: { enum: ['revoked', 'already-revoked'] } } } } },
+          },
+          ...problems(401, 404, 429, 503),
+        },
       },
     },
     '/v1/webhook-secret': {
@@ -306,7 +351,13 @@ function userPaths(): Record<string, Json> {
         operationId: 'registerUser',
         summary: 'Register a user: the password is checked for strength, then hashed in the CPU pool',
         requestBody: { required: true, content: json('UserRegistration') },
-        responses: { '202': { description: 'Registered, pending activation', content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' } } } } } }, ...problems(400, 401, 409, 415, 429, 503) },
+        responses: {
+          '202': {
+            description: 'Registered, pending activation',
+            content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' } } } } },
+          },
+          ...problems(400, 401, 409, 415, 429, 503),
+        },
       },
     },
     '/v1/users/{id}': {
@@ -325,7 +376,12 @@ function healthPaths(): Record<string, Json> {
   return {
     '/healthz': { get: { operationId: 'health', security: [], summary: 'Liveness', responses: { '200': { description: 'Alive' } } } },
     '/readyz': {
-      get: { operationId: 'ready', security: [], summary: 'Readiness: Redis and the database answer', responses: { '200': { description: 'Ready' }, '503': { description: 'Not ready' } } },
+      get: {
+        operationId: 'ready',
+        security: [],
+        summary: 'Readiness: Redis and the database answer',
+        responses: { '200': { description: 'Ready' }, '503': { description: 'Not ready' } },
+      },
     },
   };
 }
@@ -344,6 +400,6 @@ export function openApiDocument(): Json {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key' } },
       schemas: componentSchemas(),
     },
-    paths: { ...videoPaths(), ...clipFilePaths(), ...jobPaths(), ...tenantPaths(), ...userPaths(), ...healthPaths() },
+    paths: { ...videoPaths(), ...videoEventPaths(), ...clipFilePaths(), ...jobPaths(), ...tenantPaths(), ...userPaths(), ...healthPaths() },
   };
 }

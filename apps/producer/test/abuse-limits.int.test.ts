@@ -82,11 +82,19 @@ describe('unfinished videos per tenant', () => {
     // A tenant of its own, so the videos other tests submitted do not count here.
     const capKey = 'cap-test-key-0123456789abcdef0123456789';
     const capAuth = { authorization: `Bearer ${capKey}` };
-    const { producer, config } = await producerWith({ apiKeys: [capKey], maxActiveVideosPerTenant: 3, apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}-cap` });
+    const { producer, config } = await producerWith({
+      apiKeys: [capKey],
+      maxActiveVideosPerTenant: 3,
+      apiRateLimitPerMinute: 0,
+      queuePrefix: `${env.config.queuePrefix}-cap`,
+    });
     const submit = () => request(producer.app).post('/v1/videos').set(capAuth).send({ source: 'https://cdn.example.com/cap.mp4' });
     const accepted = [await submit(), await submit()];
     expect(accepted.map((res) => res.status)).toEqual([202, 202]);
-    const batch = await request(producer.app).post('/v1/videos:batch').set(capAuth).send({ videos: [{ source: 'https://cdn.example.com/x.mp4' }, { source: 'https://cdn.example.com/y.mp4' }] });
+    const batch = await request(producer.app)
+      .post('/v1/videos:batch')
+      .set(capAuth)
+      .send({ videos: [{ source: 'https://cdn.example.com/x.mp4' }, { source: 'https://cdn.example.com/y.mp4' }] });
     expect(batch.status).toBe(429);
     expect(batch.body).toMatchObject({ activeVideos: 2, limit: 3 });
     expect(batch.body.detail).toMatch(/at most 3 \(MAX_ACTIVE_VIDEOS_PER_TENANT\); a batch of 2 does not fit/);
@@ -94,7 +102,11 @@ describe('unfinished videos per tenant', () => {
     const refused = await submit();
     expect(refused.status).toBe(429);
     expect(refused.body.detail).toMatch(/has 3 unfinished videos and may have at most 3/);
-    const stored = await env.db.selectFrom('videos').select('id').where('source', 'in', ['https://cdn.example.com/cap.mp4', 'https://cdn.example.com/x.mp4', 'https://cdn.example.com/y.mp4']).execute();
+    const stored = await env.db
+      .selectFrom('videos')
+      .select('id')
+      .where('source', 'in', ['https://cdn.example.com/cap.mp4', 'https://cdn.example.com/x.mp4', 'https://cdn.example.com/y.mp4'])
+      .execute();
     expect(stored).toHaveLength(3);
     // A finished video frees its place.
     await producer.videos.setStatus(accepted[0]!.body.id, 'completed');
@@ -107,14 +119,26 @@ describe('egress at submission', () => {
   it('refuses sources and callbacks written as non-public addresses when private sources are off, naming the field', async () => {
     const { producer } = await producerWith({ allowPrivateSources: false, apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}-egress` });
     const before = await env.db.selectFrom('videos').select('id').execute();
-    for (const source of ['http://127.1/a.mp4', 'http://2130706433/a.mp4', 'http://[::ffff:7f00:1]:3000/a.mp4', 'http://localhost./a.mp4', 'http://169.254.169.254/latest/meta-data']) {
+    for (const source of [
+      'http://127.1/a.mp4',
+      'http://2130706433/a.mp4',
+      'http://[::ffff:7f00:1]:3000/a.mp4',
+      'http://localhost./a.mp4',
+      'http://169.254.169.254/latest/meta-data',
+    ]) {
       const res = await request(producer.app).post('/v1/videos').set(auth).send({ source });
       expect([source, res.status, res.body.errors?.[0]?.path]).toEqual([source, 400, 'source']);
     }
-    const callback = await request(producer.app).post('/v1/videos').set(auth).send({ source: 'https://cdn.example.com/a.mp4', callbackUrl: 'http://[::1]:8080/hook' });
+    const callback = await request(producer.app)
+      .post('/v1/videos')
+      .set(auth)
+      .send({ source: 'https://cdn.example.com/a.mp4', callbackUrl: 'http://[::1]:8080/hook' });
     expect(callback.status).toBe(400);
     expect(callback.body.detail).toMatch(/^callbackUrl: /);
-    const batch = await request(producer.app).post('/v1/videos:batch').set(auth).send({ videos: [{ source: 'https://cdn.example.com/a.mp4' }, { source: 'http://10.0.0.1/b.mp4' }] });
+    const batch = await request(producer.app)
+      .post('/v1/videos:batch')
+      .set(auth)
+      .send({ videos: [{ source: 'https://cdn.example.com/a.mp4' }, { source: 'http://10.0.0.1/b.mp4' }] });
     expect(batch.status).toBe(400);
     expect(batch.body.errors[0].path).toBe('videos.1.source');
     expect(await env.db.selectFrom('videos').select('id').execute()).toHaveLength(before.length);

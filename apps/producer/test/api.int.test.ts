@@ -24,7 +24,10 @@ afterAll(async () => {
 });
 
 async function videoCount(): Promise<number> {
-  const row = await env.db.selectFrom('videos').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const row = await env.db
+    .selectFrom('videos')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 
@@ -119,8 +122,19 @@ describe('POST /v1/videos', () => {
   });
 
   it('refuses a body that is not JSON (415) and a body that is too large (413)', async () => {
-    expectProblem(await request(app).post('/v1/videos').set(auth).set('content-type', 'text/plain').send('source=/a.mp4'), 415, /Content-Type: application\/json/);
-    expectProblem(await request(app).post('/v1/videos').set(auth).send({ source: '/a.mp4', title: 'x'.repeat(1_100_000) }), 413, /too large/);
+    expectProblem(
+      await request(app).post('/v1/videos').set(auth).set('content-type', 'text/plain').send('source=/a.mp4'),
+      415,
+      /Content-Type: application\/json/,
+    );
+    expectProblem(
+      await request(app)
+        .post('/v1/videos')
+        .set(auth)
+        .send({ source: '/a.mp4', title: 'x'.repeat(1_100_000) }),
+      413,
+      /too large/,
+    );
   });
 });
 

@@ -1,7 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { accountsQueue, ApiKeysRepository, createService, portableSql, DEV_API_KEY, IdempotencyRepository, ingestQueue, syncQueue, VIDEO_STEPS, type ServiceContext, type VideoStatus } from '@clipline/shared';
+import {
+  accountsQueue,
+  ApiKeysRepository,
+  createService,
+  portableSql,
+  DEV_API_KEY,
+  IdempotencyRepository,
+  ingestQueue,
+  syncQueue,
+  VIDEO_STEPS,
+  type ServiceContext,
+  type VideoStatus,
+} from '@clipline/shared';
 import { buildProducer } from '../src/producer.js';
 import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -22,7 +34,12 @@ afterAll(async () => {
   await env.cleanup();
 });
 
-const post = (path: string, body: unknown, headers: Record<string, string> = {}) => request(producer.app).post(path).set(auth).set(headers).send(body as object);
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  request(producer.app)
+    .post(path)
+    .set(auth)
+    .set(headers)
+    .send(body as object);
 const get = (path: string) => request(producer.app).get(path).set(auth);
 
 describe('OpenAPI document', () => {
@@ -90,11 +107,17 @@ describe('POST /v1/videos:batch', () => {
   });
 
   it('refuses the whole batch when one submission is bad, naming it, and writes nothing', async () => {
-    const before = await env.db.selectFrom('videos').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const before = await env.db
+      .selectFrom('videos')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     const res = await post('/v1/videos:batch', { videos: [{ source: '/ok.mp4' }, { source: 'relative.mp4' }] });
     expect(res.status).toBe(400);
     expect(res.body.detail).toMatch(/videos\.1\.source/);
-    const after = await env.db.selectFrom('videos').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const after = await env.db
+      .selectFrom('videos')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     expect(Number(after.n)).toBe(Number(before.n));
   });
 
@@ -116,13 +139,20 @@ describe('GET /v1/videos', () => {
     const headers = { authorization: `Bearer ${created.key}` };
     const ids: string[] = [];
     for (const [index] of statuses.entries()) {
-      const res = await request(producer.app).post('/v1/videos').set(headers).send({ source: `/media/listing-${index}.mp4` });
+      const res = await request(producer.app)
+        .post('/v1/videos')
+        .set(headers)
+        .send({ source: `/media/listing-${index}.mp4` });
       expect(res.status).toBe(202);
       ids.push(res.body.id);
     }
     const clock = portableSql(env.db);
     for (const [index, id] of ids.entries()) {
-      await env.db.updateTable('videos').set({ created_at: clock.secondsAgo(100 - index) }).where('id', '=', id).execute();
+      await env.db
+        .updateTable('videos')
+        .set({ created_at: clock.secondsAgo(100 - index) })
+        .where('id', '=', id)
+        .execute();
     }
     for (let index = ids.length - 1; index >= 0; index -= 1) {
       if (statuses[index] !== 'queued') expect(await producer.videos.setStatus(ids[index]!, statuses[index]!)).toBe(true);
@@ -132,7 +162,9 @@ describe('GET /v1/videos', () => {
       let cursor: string | null = null;
       let pages = 0;
       do {
-        const res = await request(producer.app).get(`/v1/videos?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`).set(headers);
+        const res = await request(producer.app)
+          .get(`/v1/videos?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
+          .set(headers);
         expect(res.status).toBe(200);
         seen.push(...res.body.items.map((item: { id: string; status: string }) => ({ id: item.id, status: item.status })));
         cursor = res.body.nextCursor;
@@ -175,7 +207,9 @@ describe('DELETE /v1/videos/:id', () => {
     const { body } = await post('/v1/videos', { source: '/media/cancel-me.mp4' });
     // An id in upper case names the same video, whatever the database engine.
     expect((await get(`/v1/videos/${String(body.id).toUpperCase()}`)).body).toMatchObject({ id: body.id, status: 'queued' });
-    const res = await request(producer.app).delete(`/v1/videos/${String(body.id).toUpperCase()}`).set(auth);
+    const res = await request(producer.app)
+      .delete(`/v1/videos/${String(body.id).toUpperCase()}`)
+      .set(auth);
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ id: body.id, status: 'cancelled' });
     const video = await get(`/v1/videos/${body.id}`);
@@ -214,7 +248,11 @@ describe('Idempotency-Key', () => {
     const body = { source: '/media/k3.mp4' };
     expect((await post('/v1/videos', body, { 'idempotency-key': 'order-3' })).status).toBe(202);
     // As if another replica had claimed the key and were still working on it.
-    await env.db.updateTable('idempotency_keys').set({ state: 'in_progress', response_status: null, response_body: null }).where('key', '=', 'order-3').execute();
+    await env.db
+      .updateTable('idempotency_keys')
+      .set({ state: 'in_progress', response_status: null, response_body: null })
+      .where('key', '=', 'order-3')
+      .execute();
     const busy = await post('/v1/videos', body, { 'idempotency-key': 'order-3' });
     expect(busy.status).toBe(409);
     expect(busy.headers['retry-after']).toBe('1');
@@ -232,15 +270,20 @@ describe('Idempotency-Key', () => {
 });
 
 describe('generic jobs', () => {
-  it('lists the public catalogue with each job\'s JSON Schema', async () => {
+  it("lists the public catalogue with each job's JSON Schema", async () => {
     const res = await get('/v1/jobs');
     expect(res.status).toBe(200);
     expect(res.body.items).toEqual([
-      expect.objectContaining({ queue: 'sync', name: 'refresh-metadata', path: '/v1/jobs/sync/refresh-metadata', payloadSchema: expect.objectContaining({ type: 'object', required: ['videoId'] }) }),
+      expect.objectContaining({
+        queue: 'sync',
+        name: 'refresh-metadata',
+        path: '/v1/jobs/sync/refresh-metadata',
+        payloadSchema: expect.objectContaining({ type: 'object', required: ['videoId'] }),
+      }),
     ]);
   });
 
-  it('enqueues a public job for the caller\'s own video, validated by its schema, and reads it back', async () => {
+  it("enqueues a public job for the caller's own video, validated by its schema, and reads it back", async () => {
     const video = await post('/v1/videos', { source: 'https://cdn.example.com/own.mp4' });
     const res = await post('/v1/jobs/sync/refresh-metadata', { videoId: video.body.id });
     expect(res.status).toBe(202);
@@ -250,9 +293,20 @@ describe('generic jobs', () => {
     expect(await producer.jobs.get(syncQueue, res.body.id)).toMatchObject({ name: 'refresh-metadata' });
   });
 
-  it('answers 404 for internal steps, unknown queues and jobs, and videos that are not the caller\'s; 400 for a bad payload', async () => {
+  it("answers 404 for internal steps, unknown queues and jobs, and videos that are not the caller's; 400 for a bad payload", async () => {
     const videoId = '3f1c2b4a-5d6e-4f70-8a91-b2c3d4e5f601';
-    for (const path of ['/v1/jobs/ingest/ingest-video', '/v1/jobs/render/render-clip', '/v1/jobs/analyze/analyze-video', '/v1/jobs/notify/deliver-webhook', '/v1/jobs/accounts/register-user', '/v1/jobs/pipeline/video-pipeline', '/v1/jobs/ai-openai/transcribe', '/v1/jobs/nope/refresh-metadata', '/v1/jobs/sync/nope', '/v1/jobs/sync/sync-metadata']) {
+    for (const path of [
+      '/v1/jobs/ingest/ingest-video',
+      '/v1/jobs/render/render-clip',
+      '/v1/jobs/analyze/analyze-video',
+      '/v1/jobs/notify/deliver-webhook',
+      '/v1/jobs/accounts/register-user',
+      '/v1/jobs/pipeline/video-pipeline',
+      '/v1/jobs/ai-openai/transcribe',
+      '/v1/jobs/nope/refresh-metadata',
+      '/v1/jobs/sync/nope',
+      '/v1/jobs/sync/sync-metadata',
+    ]) {
       const res = await post(path, { videoId, source: '/media/x.mp4' });
       expect([path, res.status, res.body.detail]).toEqual([path, 404, expect.stringMatching(/no public job/)]);
     }

@@ -88,7 +88,7 @@ function segment(text: string, fallback: string): { raw: string; param: string }
   return text === '' ? { raw: fallback, param: fallback } : { raw: encode(text), param: text };
 }
 
-const deep = (depth: number): unknown => (depth === 0 ? {} : { a: deep(depth - 1), b: [deep(depth - 1 > 2 ? 2 : depth - 1)] });
+const deep = (depth: number): unknown => (depth === 0 ? {} : { a: deep(depth - 1), b: [deep(Math.min(depth - 1, 2))] });
 
 const hostileValue = fc.oneof(
   nasty,
@@ -142,10 +142,22 @@ interface Target {
 
 const bodyParser: Target = { where: 'JSON body parser', status: 400, proves: (p) => p.detail === 'request body is not valid JSON' };
 const paramDecoding: Target = { where: 'route parameter decoding (invalid UTF-8)', status: 400, proves: (p) => p.detail === 'request could not be read' };
-const headerLimit: Target = { where: 'HTTP parser (request line over 16 KiB)', status: 431, proves: (p) => p.detail === 'request line or headers are larger than 16 KiB' };
-const authentication: Target = { where: 'API key check', status: 401, proves: (p) => /^(missing Authorization header|Authorization header must be|API key is not valid)/.test(p.detail) };
+const headerLimit: Target = {
+  where: 'HTTP parser (request line over 16 KiB)',
+  status: 431,
+  proves: (p) => p.detail === 'request line or headers are larger than 16 KiB',
+};
+const authentication: Target = {
+  where: 'API key check',
+  status: 401,
+  proves: (p) => /^(missing Authorization header|Authorization header must be|API key is not valid)/.test(p.detail),
+};
 const contentType: Target = { where: 'content type check', status: 415, proves: (p) => p.detail.includes('"Content-Type: application/json"') };
-const idempotencyKey: Target = { where: 'Idempotency-Key check', status: 400, proves: (p) => p.detail === 'Idempotency-Key must be 1-255 visible ASCII characters' };
+const idempotencyKey: Target = {
+  where: 'Idempotency-Key check',
+  status: 400,
+  proves: (p) => p.detail === 'Idempotency-Key must be 1-255 visible ASCII characters',
+};
 const fieldErrors = (where: string, field?: string): Target => ({
   where,
   status: 400,
@@ -154,7 +166,11 @@ const fieldErrors = (where: string, field?: string): Target => ({
 const submissionSchema = fieldErrors('video submission schema');
 const batchSchema = fieldErrors('video batch schema');
 const listQuery = (field: 'limit' | 'cursor' | 'status') => fieldErrors(`video list query: ${field}`, field);
-const videoById = (id: string): Target => ({ where: 'video lookup by id', status: 404, proves: (p) => p.detail.startsWith(`no video with id "${id.slice(0, 100)}"`) });
+const videoById = (id: string): Target => ({
+  where: 'video lookup by id',
+  status: 404,
+  proves: (p) => p.detail.startsWith(`no video with id "${id.slice(0, 100)}"`),
+});
 const jobLookup = (queue: string, id: string): Target => ({
   where: 'job lookup by queue and id',
   status: 404,
@@ -170,7 +186,11 @@ const publicJobPayload = (queue: string, name: string): Target => ({
   status: 400,
   proves: (p) => p.detail.startsWith(`invalid ${queue}/${name} payload: `),
 });
-const noRoute = (method: string): Target => ({ where: 'no route', status: 404, proves: (p) => p.detail.startsWith(`no route for ${method.toUpperCase()} /v1/`) });
+const noRoute = (method: string): Target => ({
+  where: 'no route',
+  status: 404,
+  proves: (p) => p.detail.startsWith(`no route for ${method.toUpperCase()} /v1/`),
+});
 
 const EVERY_PLACE = [
   bodyParser,
@@ -250,17 +270,19 @@ function hostileRequests(): fc.Arbitrary<HostileRequest> {
         ),
         fc.oneof(fc.dictionary(nasty, hostileValue, { maxKeys: 5 }), fc.array(hostileValue, { maxLength: 3 }), fc.constant(deep(12))),
       )
-      .map(([{ queue, name }, payload]): HostileRequest => ({
-        method: 'post',
-        path: `/v1/jobs/${queue.raw}/${name.raw}`,
-        headers: withKeyJson,
-        body: JSON.stringify(payload),
-        target: !decodable(queue, name)
-          ? paramDecoding
-          : isPublic(queue.param, name.param)
-            ? publicJobPayload(queue.param, name.param)
-            : notPublicJob(queue.param, name.param),
-      })),
+      .map(
+        ([{ queue, name }, payload]): HostileRequest => ({
+          method: 'post',
+          path: `/v1/jobs/${queue.raw}/${name.raw}`,
+          headers: withKeyJson,
+          body: JSON.stringify(payload),
+          target: !decodable(queue, name)
+            ? paramDecoding
+            : isPublic(queue.param, name.param)
+              ? publicJobPayload(queue.param, name.param)
+              : notPublicJob(queue.param, name.param),
+        }),
+      ),
     // Bad credentials: no key, a wrong key, a malformed header.
     fc.record({
       method: fc.constantFrom('get' as const, 'post' as const, 'delete' as const),
@@ -293,33 +315,50 @@ function hostileRequests(): fc.Arbitrary<HostileRequest> {
       target: fc.constant(idempotencyKey),
     }),
     // Hostile ids, queries and paths, each on the route it names.
-    fc.tuple(fc.constantFrom('get' as const, 'delete' as const), hostileSegment('x')).map(([method, id]): HostileRequest => ({
-      method,
-      path: `/v1/videos/${id.raw}`,
-      headers: withKey,
-      target: decodable(id) ? videoById(id.param) : paramDecoding,
-    })),
+    fc.tuple(fc.constantFrom('get' as const, 'delete' as const), hostileSegment('x')).map(
+      ([method, id]): HostileRequest => ({
+        method,
+        path: `/v1/videos/${id.raw}`,
+        headers: withKey,
+        target: decodable(id) ? videoById(id.param) : paramDecoding,
+      }),
+    ),
     ...(['limit', 'cursor', 'status'] as const).map((field) =>
       // The trailing "x" keeps a value from being valid by chance (a limit of "5", say).
       nasty.map((text): HostileRequest => ({ method: 'get', path: `/v1/videos?${field}=${encode(text)}x`, headers: withKey, target: listQuery(field) })),
     ),
     fc
-      .tuple(fc.oneof(fixedSegment(allQueues.map((declaration) => declaration.name)), hostileSegment('x')), fc.oneof(hostileSegment('y'), fixedSegment(['00000000-0000-4000-8000-000000000000'])))
-      .map(([queue, id]): HostileRequest => ({
-        method: 'get',
-        path: `/v1/jobs/${queue.raw}/${id.raw}`,
-        headers: withKey,
-        target: decodable(queue, id) ? jobLookup(queue.param, id.param) : paramDecoding,
-      })),
+      .tuple(
+        fc.oneof(fixedSegment(allQueues.map((declaration) => declaration.name)), hostileSegment('x')),
+        fc.oneof(hostileSegment('y'), fixedSegment(['00000000-0000-4000-8000-000000000000'])),
+      )
+      .map(
+        ([queue, id]): HostileRequest => ({
+          method: 'get',
+          path: `/v1/jobs/${queue.raw}/${id.raw}`,
+          headers: withKey,
+          target: decodable(queue, id) ? jobLookup(queue.param, id.param) : paramDecoding,
+        }),
+      ),
     fc
-      .tuple(fc.constantFrom('get' as const, 'delete' as const), nasty.filter((text) => !['videos', 'jobs', 'webhook-secret'].includes(text)))
+      .tuple(
+        fc.constantFrom('get' as const, 'delete' as const),
+        nasty.filter((text) => !['videos', 'jobs', 'webhook-secret'].includes(text)),
+      )
       .map(([method, text]): HostileRequest => ({ method, path: `/v1/${encode(text)}`, headers: withKey, target: noRoute(method) })),
   );
 }
 
 async function counts() {
   const rows = async (table: 'videos' | 'public_jobs' | 'idempotency_keys') =>
-    Number((await env.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    Number(
+      (
+        await env.db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
   // Rate and throttle counters are expected to move; jobs, flows and anything else are not.
   const counters = [':api-rate:', ':fair-share:', ':auth-fail:'];
   const keys = await producer.redis.keys(`${env.config.queuePrefix}:*`);
@@ -341,8 +380,10 @@ it('answers 2,000 hostile requests from the place each one targets, with 4xx pro
       for (const [name, value] of Object.entries(hostile.headers)) call = call.set(name, value);
       const res = hostile.body === undefined ? await call : await call.send(hostile.body);
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-      const described = () => `${hostile.method.toUpperCase()} ${hostile.path.slice(0, 80)}… → ${res.status} ${res.headers['content-type']}: ${JSON.stringify(res.body).slice(0, 200)}`;
-      const problem = /^application\/problem\+json/.test(res.headers['content-type'] ?? '') && typeof res.body?.detail === 'string' && res.body.detail.length > 0;
+      const described = () =>
+        `${hostile.method.toUpperCase()} ${hostile.path.slice(0, 80)}… → ${res.status} ${res.headers['content-type']}: ${JSON.stringify(res.body).slice(0, 200)}`;
+      const problem =
+        /^application\/problem\+json/.test(res.headers['content-type'] ?? '') && typeof res.body?.detail === 'string' && res.body.detail.length > 0;
       if (res.status < 400 || res.status >= 500 || !problem) throw new Error(described());
       // A request line near the limit may or may not fit, depending on the other headers.
       const { target } = hostile;

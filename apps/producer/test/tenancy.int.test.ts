@@ -72,8 +72,19 @@ async function submitWorkOfTenantA(): Promise<OwnedWork> {
   await mkdir(path.join(storage, 'videos', videoId, 'clips'), { recursive: true });
   await writeFile(path.join(storage, key), clipBytes);
   const clip = await new AnalysisRepository(producer.db).upsertClip({
-    videoId, clipIndex: 0, startSeconds: 1, endSeconds: 6, score: 80, reasons: ['test'], aspect: '9:16', status: 'rendered',
-    storageKey: key, thumbnailKey: key, width: 198, height: 352, durationSeconds: 5,
+    videoId,
+    clipIndex: 0,
+    startSeconds: 1,
+    endSeconds: 6,
+    score: 80,
+    reasons: ['test'],
+    aspect: '9:16',
+    status: 'rendered',
+    storageKey: key,
+    thumbnailKey: key,
+    width: 198,
+    height: 352,
+    durationSeconds: 5,
   });
   const user = await call('owner', 'post', '/v1/users', { email: `owner-${randomUUID()}@example.com`, password: 'correct horse battery staple 42!' });
   expect(user.status).toBe(202);
@@ -90,7 +101,13 @@ describe('tenancy matrix', () => {
   const routes: [string, (w: OwnedWork) => string, (missing: string) => string, 'get', number][] = [
     ['GET /v1/videos/:id', (w) => `/v1/videos/${w.videoId}`, (m) => `/v1/videos/${m}`, 'get', 200],
     ['GET /v1/videos/:id/clips/:clipId/file', (w) => `/v1/videos/${w.videoId}/clips/${w.clipId}/file`, (m) => `/v1/videos/${m}/clips/${m}/file`, 'get', 200],
-    ['GET /v1/videos/:id/clips/:clipId/thumbnail', (w) => `/v1/videos/${w.videoId}/clips/${w.clipId}/thumbnail`, (m) => `/v1/videos/${m}/clips/${m}/thumbnail`, 'get', 200],
+    [
+      'GET /v1/videos/:id/clips/:clipId/thumbnail',
+      (w) => `/v1/videos/${w.videoId}/clips/${w.clipId}/thumbnail`,
+      (m) => `/v1/videos/${m}/clips/${m}/thumbnail`,
+      'get',
+      200,
+    ],
     ['GET /v1/users/:id', (w) => `/v1/users/${w.userId}`, (m) => `/v1/users/${m}`, 'get', 200],
     ['GET /v1/jobs/sync/:id', (w) => `/v1/jobs/sync/${w.jobId}`, (m) => `/v1/jobs/sync/${m}`, 'get', 200],
   ];
@@ -108,11 +125,13 @@ describe('tenancy matrix', () => {
   });
 
   it('serves the clip bytes to the owner from a storage directory with a dot segment', async () => {
-    const res = await call('owner', 'get', `/v1/videos/${work.videoId}/clips/${work.clipId}/file`).buffer(true).parse((response, done) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => done(null, Buffer.concat(chunks)));
-    });
+    const res = await call('owner', 'get', `/v1/videos/${work.videoId}/clips/${work.clipId}/file`)
+      .buffer(true)
+      .parse((response, done) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => done(null, Buffer.concat(chunks)));
+      });
     expect(res.status).toBe(200);
     expect(Buffer.compare(res.body as Buffer, clipBytes)).toBe(0);
   });
@@ -140,15 +159,16 @@ describe('tenancy matrix', () => {
     expect((await call('owner', 'get', `/v1/videos/${work.queuedVideoId}`)).body.status).toBe('cancelled');
   });
 
-  it('DELETE by an operator cancels any tenant\'s video', async () => {
+  it("DELETE by an operator cancels any tenant's video", async () => {
     const queued = await call('owner', 'post', '/v1/videos', { source: 'https://cdn.example.com/c.mp4' });
     expect((await call('admin', 'delete', `/v1/videos/${queued.body.id}`)).status).toBe(202);
     expect((await call('owner', 'get', `/v1/videos/${queued.body.id}`)).body.status).toBe('cancelled');
   });
 
-  it('GET /v1/videos lists only the caller\'s videos; the operator sees every tenant\'s', async () => {
+  it("GET /v1/videos lists only the caller's videos; the operator sees every tenant's", async () => {
     const mineB = await call('other', 'post', '/v1/videos', { source: 'https://cdn.example.com/b-own.mp4' });
-    const ids = async (caller: CallerName) => ((await call(caller, 'get', '/v1/videos?limit=100')).body.items as { id: string; tenant: string }[]).map((item) => item.id);
+    const ids = async (caller: CallerName) =>
+      ((await call(caller, 'get', '/v1/videos?limit=100')).body.items as { id: string; tenant: string }[]).map((item) => item.id);
     const ofA = await ids('owner');
     const ofB = await ids('other');
     const all = await ids('admin');
@@ -163,7 +183,7 @@ describe('tenancy matrix', () => {
     expect(foreign.body.detail).toMatch(/no longer exists/);
   });
 
-  it('POST /v1/jobs naming another tenant\'s video answers what an unknown video gets, and nothing is enqueued', async () => {
+  it("POST /v1/jobs naming another tenant's video answers what an unknown video gets, and nothing is enqueued", async () => {
     const other = await call('other', 'post', '/v1/jobs/sync/refresh-metadata', { videoId: work.videoId });
     const missingId = randomUUID();
     const missing = await call('other', 'post', '/v1/jobs/sync/refresh-metadata', { videoId: missingId });
@@ -232,7 +252,12 @@ describe('tenancy matrix', () => {
     }
     const created = await call('admin', 'post', '/v1/admin/keys', { name: 'Acme Ingest', tenant: 'acme' });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ name: 'Acme Ingest', tenant: 'acme', role: 'tenant', key: expect.stringMatching(/^cl_[0-9A-Za-z]{12}_[0-9A-Za-z]{32}$/) });
+    expect(created.body).toMatchObject({
+      name: 'Acme Ingest',
+      tenant: 'acme',
+      role: 'tenant',
+      key: expect.stringMatching(/^cl_[0-9A-Za-z]{12}_[0-9A-Za-z]{32}$/),
+    });
     expect((await call('admin', 'post', '/v1/admin/keys', { name: 'x', tenant: 'Not A Tenant' })).status).toBe(400);
     const acme = { authorization: `Bearer ${created.body.key}` };
     const video = await request(producer.app).post('/v1/videos').set(acme).send({ source: 'https://cdn.example.com/acme.mp4' });
@@ -240,7 +265,9 @@ describe('tenancy matrix', () => {
     expect((await request(producer.app).get(`/v1/videos/${video.body.id}`).set(acme)).body.tenant).toBe('acme');
     expect((await call('owner', 'get', `/v1/videos/${video.body.id}`)).status).toBe(404);
     const listed = await call('admin', 'get', '/v1/admin/keys');
-    expect(listed.body.items).toEqual(expect.arrayContaining([expect.objectContaining({ id: created.body.id, tenant: 'acme', role: 'tenant', revokedAt: null })]));
+    expect(listed.body.items).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id: created.body.id, tenant: 'acme', role: 'tenant', revokedAt: null })]),
+    );
     expect(JSON.stringify(listed.body)).not.toContain(created.body.key);
     expect((await call('admin', 'delete', `/v1/admin/keys/${created.body.prefix}`)).body).toEqual({ outcome: 'revoked' });
     expect((await call('admin', 'delete', `/v1/admin/keys/${created.body.id}`)).body).toEqual({ outcome: 'already-revoked' });

@@ -100,11 +100,10 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   const workers = [
     startWorker(analyzeQueue, analyzeProcessors({ settings: analysis, videos, analyses, storage }), { ...common, concurrency: concurrency.analyze }),
     startWorker(renderQueue, renderProcessors({ settings: render, analyses, storage, videos }), { ...common, concurrency: concurrency.render }),
-    startWorker(
-      accountsQueue,
-      accountsProcessors({ pool, users: new UsersRepository(db), jobs, keyring: parseKeyring(config.accountsKeyring) }),
-      { ...common, concurrency: pool.threads },
-    ),
+    startWorker(accountsQueue, accountsProcessors({ pool, users: new UsersRepository(db), jobs, keyring: parseKeyring(config.accountsKeyring) }), {
+      ...common,
+      concurrency: pool.threads,
+    }),
   ];
   const grace = Math.max(1000, config.shutdownTimeoutMs - 3000);
   shutdown.register('cpu workers', () => Promise.all(workers.map((worker) => worker.close(grace))));

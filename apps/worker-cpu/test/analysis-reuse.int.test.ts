@@ -51,7 +51,9 @@ describe('analyzeWithReuse', () => {
   });
 
   it('stores the content hash, every frame metric and the loudness of a fresh analysis', async () => {
-    const sha = createHash('sha256').update(await readFile(source)).digest('hex');
+    const sha = createHash('sha256')
+      .update(await readFile(source))
+      .digest('hex');
     expect(first).toMatchObject({ contentSha256: sha, reusedFrom: null });
     expect(await storedHash(firstId)).toBe(sha);
     expect(await analyses.countFrameMetrics(firstId)).toBe(first.sampledFrames);

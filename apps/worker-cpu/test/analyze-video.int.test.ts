@@ -147,7 +147,11 @@ describe('analyzeVideo on bad input', () => {
   it('stops ffmpeg when the job is aborted', async () => {
     const controller = new AbortController();
     const long = await generateVideo({ path: path.join(dir, 'long.mp4'), segments: [20], width: 640, height: 360, audio: false });
-    const running = analyzeVideo(settings, { file: long.path, sizeBytes: 1 }, { signal: controller.signal, onProgress: () => controller.abort(new Error('cancelled by test')) });
+    const running = analyzeVideo(
+      settings,
+      { file: long.path, sizeBytes: 1 },
+      { signal: controller.signal, onProgress: () => controller.abort(new Error('cancelled by test')) },
+    );
     await expect(running).rejects.toThrow(/cancelled by test|abort/i);
   });
 });

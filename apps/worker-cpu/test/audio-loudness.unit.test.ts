@@ -3,7 +3,8 @@ import { Ebur128Parser, SILENCE_LUFS } from '../src/analysis/audio-loudness.js';
 /** The shape of ffmpeg's ebur128 log (5.x), one line per 100 ms, then the summary. */
 function log(shortTerm: (string | number)[]): string {
   const lines = shortTerm.map(
-    (value, k) => `[Parsed_ebur128_0 @ 0x5623bc9cf3c0] t: ${((k + 1) * 0.1 - 0.0000227).toFixed(7)}  TARGET:-23 LUFS    M: -30.1 S:${String(value).padStart(6)}     I: -22.3 LUFS       LRA:  12.8 LU`,
+    (value, k) =>
+      `[Parsed_ebur128_0 @ 0x5623bc9cf3c0] t: ${((k + 1) * 0.1 - 0.0000227).toFixed(7)}  TARGET:-23 LUFS    M: -30.1 S:${String(value).padStart(6)}     I: -22.3 LUFS       LRA:  12.8 LU`,
   );
   return [
     'Stream mapping:',

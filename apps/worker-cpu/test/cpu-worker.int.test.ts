@@ -80,10 +80,12 @@ afterAll(async () => {
 async function submit(file: string): Promise<string> {
   const id = randomUUID();
   await videos.create({ id, source: file, title: null, steps: ['ingest', 'analyze', 'persist'] });
-  await flows.addChains([{
-    parent: { declaration: analyzeQueue, jobName: 'analyze-video', data: { videoId: id }, jobId: `${id}-analyze` },
-    steps: [{ declaration: ingestQueue, jobName: 'ingest-video', data: { videoId: id, source: file }, jobId: `${id}-ingest` }],
-  }]);
+  await flows.addChains([
+    {
+      parent: { declaration: analyzeQueue, jobName: 'analyze-video', data: { videoId: id }, jobId: `${id}-analyze` },
+      steps: [{ declaration: ingestQueue, jobName: 'ingest-video', data: { videoId: id, source: file }, jobId: `${id}-ingest` }],
+    },
+  ]);
   return id;
 }
 
@@ -96,7 +98,12 @@ async function settled(queueName: typeof analyzeQueue | typeof renderQueue, jobI
         const states = await Promise.all(jobIds.map((id) => queue.getJobState(id)));
         const jobs = await Promise.all(jobIds.map((id) => queue.getJob(id)));
         if (!states.every((state) => state === 'completed' || state === 'failed')) return undefined;
-        return jobs.map((job, k) => ({ state: states[k], reason: job!.failedReason, attempts: job!.attemptsMade, result: job!.returnvalue as Record<string, any> }));
+        return jobs.map((job, k) => ({
+          state: states[k],
+          reason: job!.failedReason,
+          attempts: job!.attemptsMade,
+          result: job!.returnvalue as Record<string, any>,
+        }));
       },
       50_000,
       `${queueName.name} jobs to finish`,
@@ -136,7 +143,10 @@ describe('startCpuWorker', () => {
     const badIds = await Promise.all(Object.values(bad).map(submit));
     const goodId = await submit(good.path);
     const started = Date.now();
-    const badResults = await settled(analyzeQueue, badIds.map((id) => `${id}-analyze`));
+    const badResults = await settled(
+      analyzeQueue,
+      badIds.map((id) => `${id}-analyze`),
+    );
     const reasons = Object.fromEntries(Object.keys(bad).map((name, k) => [name, badResults[k]!]));
     expect(reasons.empty).toMatchObject({ state: 'failed', attempts: 1, reason: expect.stringMatching(/not a readable video/) });
     expect(reasons.text).toMatchObject({ state: 'failed', attempts: 1, reason: expect.stringMatching(/not a readable video/) });
@@ -164,7 +174,10 @@ describe('startCpuWorker', () => {
     const payloads = renderClipPayloads(goodId, candidates, '1:1');
     await Promise.all(payloads.map((payload) => queue.add('render-clip', payload, { jobId: `${goodId}-render-${payload.clipIndex}` })));
     await queue.close();
-    const rendered = await settled(renderQueue, payloads.map((payload) => `${goodId}-render-${payload.clipIndex}`));
+    const rendered = await settled(
+      renderQueue,
+      payloads.map((payload) => `${goodId}-render-${payload.clipIndex}`),
+    );
     expect(rendered.map((job) => job.state)).toEqual(payloads.map(() => 'completed'));
     const clips = await analyses.listClips(goodId);
     expect(clips.map((clip) => ({ index: clip.clipIndex, status: clip.status, start: clip.startSeconds, end: clip.endSeconds }))).toEqual(

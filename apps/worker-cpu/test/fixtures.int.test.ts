@@ -18,7 +18,11 @@ import { describeWithFixtures, fixtures } from '../../../tests/helpers/fixtures.
 
 const run = promisify(execFile);
 const needed = fixtures('video', ['bbb_h264_aac_60s.mp4', 'bbb_vp8_vorbis_30s.webm', 'bbb_hevc_aac_10s.mp4', 'talking_head_h264_aac_24s.mp4']);
-const ASPECTS: [ClipAspect, number][] = [['9:16', 9 / 16], ['1:1', 1], ['16:9', 16 / 9]];
+const ASPECTS: [ClipAspect, number][] = [
+  ['9:16', 9 / 16],
+  ['1:1', 1],
+  ['16:9', 16 / 9],
+];
 
 let pool: CpuPool;
 let settings: AnalysisSettings;

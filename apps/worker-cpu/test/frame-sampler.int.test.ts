@@ -38,7 +38,24 @@ describe('sampleFrames', () => {
   it('follows rotation metadata: frames come out in display orientation', async () => {
     const plain = path.join(dir, 'half-white.mp4');
     // Left half white, right half black, stored landscape.
-    await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=black:size=320x240:rate=25,drawbox=x=0:y=0:w=160:h=240:color=white:t=fill', '-t', '1', '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', plain]);
+    await run('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      'color=c=black:size=320x240:rate=25,drawbox=x=0:y=0:w=160:h=240:color=white:t=fill',
+      '-t',
+      '1',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      '-pix_fmt',
+      'yuv420p',
+      plain,
+    ]);
     const rotated = path.join(dir, 'rotated.mp4');
     await run('ffmpeg', ['-v', 'error', '-y', '-i', plain, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
     const facts = await probe(tools, rotated);
@@ -63,13 +80,31 @@ describe('sampleFrames', () => {
     ] as const;
     const inputs = parts.flatMap(([source, rate]) => ['-f', 'lavfi', '-i', `${source}=size=320x240:rate=${rate}`]);
     const trims = parts.map((_, k) => `[${k}:v]trim=duration=2,setpts=PTS-STARTPTS,settb=1/90000[s${k}]`).join(';');
-    await run('ffmpeg', ['-v', 'error', '-y', ...inputs, '-filter_complex', `${trims};[s0][s1][s2]concat=n=3:v=1:a=0,format=yuv420p[v]`, '-map', '[v]', '-fps_mode', 'vfr', '-c:v', 'libx264', '-preset', 'veryfast', file]);
+    await run('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      ...inputs,
+      '-filter_complex',
+      `${trims};[s0][s1][s2]concat=n=3:v=1:a=0,format=yuv420p[v]`,
+      '-map',
+      '[v]',
+      '-fps_mode',
+      'vfr',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      file,
+    ]);
     const facts = await probe(tools, file);
     const batches = await collect(sampleFrames(tools, { file, fps: 10, width: 64, height: 48, batchFrames: 16 }));
     const frames = batches.reduce((sum, batch) => sum + batch.count, 0);
     expect(Math.abs(frames - facts.durationSeconds * 10)).toBeLessThanOrEqual(1);
     const scores = batches.flatMap((batch, k) =>
-      batchMetrics({ width: 64, height: 48, frames: batch.frames, count: batch.count, previous: k ? batches[k - 1]!.frames.slice(-64 * 48 * 3) : null }).map((m) => m.contentScore),
+      batchMetrics({ width: 64, height: 48, frames: batch.frames, count: batch.count, previous: k ? batches[k - 1]!.frames.slice(-64 * 48 * 3) : null }).map(
+        (m) => m.contentScore,
+      ),
     );
     const cuts = scores.flatMap((score, index) => (score > 27 ? [index] : []));
     expect(cuts).toEqual([20, 40]);
@@ -77,7 +112,9 @@ describe('sampleFrames', () => {
 
   it('samples an exact window: a cut 0.5 s after the start lands on frame 5', async () => {
     const video = await generateVideo({ path: path.join(dir, 'window.mp4'), segments: [2, 2, 2], audio: false });
-    const batches = await collect(sampleFrames(tools, { file: video.path, fps: 10, width: 64, height: 48, batchFrames: 4, startSeconds: 1.5, durationSeconds: 1 }));
+    const batches = await collect(
+      sampleFrames(tools, { file: video.path, fps: 10, width: 64, height: 48, batchFrames: 4, startSeconds: 1.5, durationSeconds: 1 }),
+    );
     expect(batches.reduce((sum, batch) => sum + batch.count, 0)).toBe(10);
     const packed = new Uint8Array(batches.reduce((sum, batch) => sum + batch.frames.length, 0));
     batches.reduce((offset, batch) => (packed.set(batch.frames, offset), offset + batch.frames.length), 0);
@@ -91,7 +128,7 @@ describe('sampleFrames', () => {
     const facts = await probe(tools, file);
     expect({ width: facts.width, height: facts.height }).toEqual({ width: 321, height: 179 });
     const size = sampleSize(facts.width, facts.height, 161);
-    expect(size.width % 2 + (size.height % 2)).toBe(0);
+    expect((size.width % 2) + (size.height % 2)).toBe(0);
     const batches = await collect(sampleFrames(tools, { file, fps: 10, ...size, batchFrames: 3 }));
     expect(batches.map((batch) => batch.count)).toEqual([3, 3, 3, 1]);
     expect(batches.every((batch) => batch.frames.length === batch.count * size.width * size.height * 3)).toBe(true);
@@ -99,7 +136,24 @@ describe('sampleFrames', () => {
 
   it('fails with a reason on a file cut short after its header', async () => {
     const whole = path.join(dir, 'faststart.mp4');
-    await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-t', '6', '-c:v', 'libx264', '-preset', 'veryfast', '-movflags', '+faststart', whole]);
+    await run('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=320x240:rate=25',
+      '-t',
+      '6',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      '-movflags',
+      '+faststart',
+      whole,
+    ]);
     const cut = path.join(dir, 'faststart-cut.mp4');
     const bytes = await readFile(whole);
     await writeFile(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));

@@ -35,10 +35,13 @@ function video(options: {
     // Scenes get far-apart hashes (bytes spread by a large odd multiplier).
     for (let b = 0; b < 8; b++) dhash[i * 8 + b] = (scene * 151 + b * 37 + ((scene * 73) >> b)) & 0xff;
   }
-  const loudness = options.audio === false ? null : {
-    stepSeconds: 0.5,
-    shortTermLufs: Array.from({ length: options.seconds * 2 }, (_, k) => (inside((k + 1) * 0.5 - 1, options.loud) ? -12 : -35)),
-  };
+  const loudness =
+    options.audio === false
+      ? null
+      : {
+          stepSeconds: 0.5,
+          shortTermLufs: Array.from({ length: options.seconds * 2 }, (_, k) => (inside((k + 1) * 0.5 - 1, options.loud) ? -12 : -35)),
+        };
   return { fps: FPS, durationSeconds: options.seconds, motion, sharpness, dhash, cutFrames, loudness };
 }
 
@@ -67,7 +70,16 @@ describe('clipCandidates', () => {
   it('leaves out a stretch whose pictures repeat one already picked (a replay)', () => {
     // Scene 0 (0-6 s) is busy; scene 5 (30-36 s) replays it and is just as busy.
     const options = { clipCount: 2, minClipSeconds: 5, maxClipSeconds: 6 };
-    const base = { seconds: 60, sceneSeconds: 6, busy: [{ from: 0, to: 6 }, { from: 30, to: 36 }], repeatsOfFirst: [5], audio: false } as const;
+    const base = {
+      seconds: 60,
+      sceneSeconds: 6,
+      busy: [
+        { from: 0, to: 6 },
+        { from: 30, to: 36 },
+      ],
+      repeatsOfFirst: [5],
+      audio: false,
+    } as const;
     const withReplay = clipCandidates(video(base), options);
     expect(withReplay[0]).toMatchObject({ startSeconds: 0, endSeconds: 6 });
     expect(withReplay.map((clip) => clip.startSeconds)).not.toContain(30);
@@ -132,7 +144,7 @@ describe('clipCandidates', () => {
         (seconds, cutList, clipCount, minClip, extra, audio, seed) => {
           const frames = seconds * FPS;
           let state = seed;
-          const random = () => ((state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+          const random = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
           const signals: HighlightSignals = {
             fps: FPS,
             durationSeconds: seconds,

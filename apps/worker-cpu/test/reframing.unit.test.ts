@@ -17,8 +17,18 @@ describe('cropGeometry', () => {
   });
 
   it('always gives exactly the requested aspect with even sides', () => {
-    for (const [width, height] of [[1920, 1080], [641, 359], [320, 192], [1000, 1000], [720, 1280]] as const) {
-      for (const [aspect, ratio] of [['9:16', 9 / 16], ['1:1', 1], ['16:9', 16 / 9]] as const) {
+    for (const [width, height] of [
+      [1920, 1080],
+      [641, 359],
+      [320, 192],
+      [1000, 1000],
+      [720, 1280],
+    ] as const) {
+      for (const [aspect, ratio] of [
+        ['9:16', 9 / 16],
+        ['1:1', 1],
+        ['16:9', 16 / 9],
+      ] as const) {
         const geometry = cropGeometry(width, height, aspect);
         expect(geometry.width / geometry.height).toBeCloseTo(ratio, 10);
         expect(geometry.width % 2).toBe(0);
@@ -86,11 +96,22 @@ describe('cropExpression', () => {
   /** Evaluates the generated expression the way ffmpeg would, for the few functions it uses. */
   function evaluate(expression: string, t: number): number {
     const js = expression.replace(/\\,/g, ',').replace(/if\(/g, 'when(').replace(/lt\(/g, 'lower(');
-    return new Function('t', 'when', 'lower', `return ${js};`)(t, (c: number, a: number, b: number) => (c ? a : b), (a: number, b: number) => (a < b ? 1 : 0));
+    return new Function('t', 'when', 'lower', `return ${js};`)(
+      t,
+      (c: number, a: number, b: number) => (c ? a : b),
+      (a: number, b: number) => (a < b ? 1 : 0),
+    );
   }
 
   it('interpolates between keyframes in pixels and escapes commas for the filter graph', () => {
-    const expression = cropExpression([{ seconds: 0, offset: 0 }, { seconds: 2, offset: 1 }, { seconds: 4, offset: 0.5 }], 400);
+    const expression = cropExpression(
+      [
+        { seconds: 0, offset: 0 },
+        { seconds: 2, offset: 1 },
+        { seconds: 4, offset: 0.5 },
+      ],
+      400,
+    );
     expect(expression).not.toMatch(/[^\\],/);
     expect(evaluate(expression, 0)).toBeCloseTo(0, 6);
     expect(evaluate(expression, 1)).toBeCloseTo(200, 6);

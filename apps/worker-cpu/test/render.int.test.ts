@@ -53,7 +53,17 @@ interface Facts {
 }
 
 async function facts(file: string): Promise<Facts> {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height,codec_name:format=duration', '-of', 'json', file]);
+  const { stdout } = await run('ffprobe', [
+    '-v',
+    'error',
+    '-select_streams',
+    'v:0',
+    '-show_entries',
+    'stream=width,height,codec_name:format=duration',
+    '-of',
+    'json',
+    file,
+  ]);
   const parsed = JSON.parse(stdout) as { streams: { width: number; height: number; codec_name: string }[]; format: { duration: string } };
   return { width: parsed.streams[0]!.width, height: parsed.streams[0]!.height, duration: Number(parsed.format.duration), codec: parsed.streams[0]!.codec_name };
 }
@@ -66,7 +76,10 @@ async function decodesCleanly(file: string): Promise<string> {
 
 /** Share of bright pixels in the frame at `seconds`. */
 async function brightShare(file: string, seconds: number): Promise<number> {
-  const { stdout } = await run('ffmpeg', ['-v', 'error', '-ss', String(seconds), '-i', file, '-frames:v', '1', '-vf', 'format=gray', '-f', 'rawvideo', '-'], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await run('ffmpeg', ['-v', 'error', '-ss', String(seconds), '-i', file, '-frames:v', '1', '-vf', 'format=gray', '-f', 'rawvideo', '-'], {
+    encoding: 'buffer',
+    maxBuffer: 64 * 1024 * 1024,
+  });
   let bright = 0;
   for (const value of stdout) if (value > 200) bright++;
   return bright / stdout.length;
@@ -78,9 +91,22 @@ describe('renderClip', () => {
     // A white square drifting right on a dark ground, in the right third of a 16:9 picture.
     box = path.join(env.config.storageDir, 'box.mp4');
     await run('ffmpeg', [
-      '-v', 'error', '-y', '-f', 'lavfi',
-      '-i', "color=c=0x202020:size=640x360:rate=25[bg];color=c=white:size=60x60:rate=25[box];[bg][box]overlay=x='430+20*t':y=150:shortest=1",
-      '-t', '6', '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', box,
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      "color=c=0x202020:size=640x360:rate=25[bg];color=c=white:size=60x60:rate=25[box];[bg][box]overlay=x='430+20*t':y=150:shortest=1",
+      '-t',
+      '6',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      '-pix_fmt',
+      'yuv420p',
+      box,
     ]);
   });
 
@@ -103,7 +129,11 @@ describe('renderClip', () => {
     const whole = path.join(env.config.storageDir, 'scenes-whole.mp4');
     await renderClip(settings, { source: video.path, startSeconds: 0, endSeconds: 6, aspect: '16:9', videoFile: whole, thumbnailFile: `${whole}.jpg` });
     const frame = async (file: string, seconds: number) =>
-      (await run('ffmpeg', ['-v', 'error', '-ss', String(seconds), '-i', file, '-frames:v', '1', '-vf', 'scale=32:18,format=gray', '-f', 'rawvideo', '-'], { encoding: 'buffer' })).stdout;
+      (
+        await run('ffmpeg', ['-v', 'error', '-ss', String(seconds), '-i', file, '-frames:v', '1', '-vf', 'scale=32:18,format=gray', '-f', 'rawvideo', '-'], {
+          encoding: 'buffer',
+        })
+      ).stdout;
     const difference = (a: Buffer, b: Buffer) => a.reduce((sum, value, i) => sum + Math.abs(value - b[i]!), 0) / a.length;
     expect(difference(await frame(videoFile, 0), await frame(whole, 2.02))).toBeLessThan(8);
     expect(difference(await frame(videoFile, 0), await frame(whole, 1.9))).toBeGreaterThan(20);
@@ -126,7 +156,14 @@ describe('renderClip', () => {
 
   it('refuses a clip past the end of the video', async () => {
     await expect(
-      renderClip(settings, { source: box, startSeconds: 4, endSeconds: 9, aspect: '1:1', videoFile: path.join(env.config.storageDir, 'x.mp4'), thumbnailFile: path.join(env.config.storageDir, 'x.jpg') }),
+      renderClip(settings, {
+        source: box,
+        startSeconds: 4,
+        endSeconds: 9,
+        aspect: '1:1',
+        videoFile: path.join(env.config.storageDir, 'x.mp4'),
+        thumbnailFile: path.join(env.config.storageDir, 'x.jpg'),
+      }),
     ).rejects.toThrow(/clip ends at 9 s, after the end of the video \(6.000 s\)/);
   });
 });
@@ -177,7 +214,9 @@ describe('the render worker (real BullMQ jobs)', () => {
     const queue = createQueue(renderQueue, { connection, prefix: env.config.queuePrefix });
     try {
       const jobs = await Promise.all(
-        payloads.map((payload) => queue.add('render-clip', validatePayload(renderQueue, 'render-clip', payload), { jobId: `${payload.videoId}-render-${payload.clipIndex}` })),
+        payloads.map((payload) =>
+          queue.add('render-clip', validatePayload(renderQueue, 'render-clip', payload), { jobId: `${payload.videoId}-render-${payload.clipIndex}` }),
+        ),
       );
       return await waitFor(
         async () => {
@@ -201,7 +240,15 @@ describe('the render worker (real BullMQ jobs)', () => {
     for (const source of sources) {
       const id = await storedVideo(source);
       (Object.keys(ASPECTS) as (keyof typeof ASPECTS)[]).forEach((aspect, clipIndex) =>
-        payloads.push({ videoId: id, clipIndex, startSeconds: 1.3 + clipIndex, endSeconds: 5.7 + clipIndex * 0.9, aspect, score: 70 - clipIndex, reasons: ['strong motion'] }),
+        payloads.push({
+          videoId: id,
+          clipIndex,
+          startSeconds: 1.3 + clipIndex,
+          endSeconds: 5.7 + clipIndex * 0.9,
+          aspect,
+          score: 70 - clipIndex,
+          reasons: ['strong motion'],
+        }),
       );
     }
     const finished = await renderAll(payloads);
@@ -209,7 +256,13 @@ describe('the render worker (real BullMQ jobs)', () => {
       const payload = payloads[k]!;
       expect({ state, reason: job.failedReason }).toEqual({ state: 'completed', reason: undefined });
       const [clip] = (await analyses.listClips(payload.videoId)).filter((row) => row.clipIndex === payload.clipIndex);
-      expect(clip).toMatchObject({ status: 'rendered', aspect: payload.aspect, score: payload.score, reasons: ['strong motion'], storageKey: `videos/${payload.videoId}/clips/${payload.clipIndex}.mp4` });
+      expect(clip).toMatchObject({
+        status: 'rendered',
+        aspect: payload.aspect,
+        score: payload.score,
+        reasons: ['strong motion'],
+        storageKey: `videos/${payload.videoId}/clips/${payload.clipIndex}.mp4`,
+      });
       expect(job.returnvalue).toMatchObject({ clipId: clip!.id, storageKey: clip!.storageKey, thumbnailKey: clip!.thumbnailKey });
       const file = storage.pathOf(clip!.storageKey!);
       expect(await decodesCleanly(file)).toBe('');
@@ -242,11 +295,11 @@ describe('the render worker (real BullMQ jobs)', () => {
   });
 
   it('refuses a payload whose clip ends before it starts, before it reaches Redis', () => {
-    expect(() => validatePayload(renderQueue, 'render-clip', { videoId: randomUUID(), clipIndex: 0, startSeconds: 5, endSeconds: 2, aspect: '9:16', score: 1 })).toThrow(
-      /endSeconds: endSeconds must be after startSeconds/,
-    );
-    expect(() => validatePayload(renderQueue, 'render-clip', { videoId: randomUUID(), clipIndex: 0, startSeconds: 0, endSeconds: 2, aspect: '4:3', score: 1 })).toThrow(
-      /aspect: aspect must be one of 9:16, 1:1, 16:9/,
-    );
+    expect(() =>
+      validatePayload(renderQueue, 'render-clip', { videoId: randomUUID(), clipIndex: 0, startSeconds: 5, endSeconds: 2, aspect: '9:16', score: 1 }),
+    ).toThrow(/endSeconds: endSeconds must be after startSeconds/);
+    expect(() =>
+      validatePayload(renderQueue, 'render-clip', { videoId: randomUUID(), clipIndex: 0, startSeconds: 0, endSeconds: 2, aspect: '4:3', score: 1 }),
+    ).toThrow(/aspect: aspect must be one of 9:16, 1:1, 16:9/);
   });
 });

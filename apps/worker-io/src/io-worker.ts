@@ -98,7 +98,12 @@ function startIoWorkers(service: ServiceContext, deps: IoDependencies): RunningW
   const { config, logger } = service;
   const { db, videos, jobs, providers } = deps;
   const ai: AiStepDependencies = {
-    providers, videos, analyses: new AnalysisRepository(db), results: new AiResultsRepository(db), storage: deps.fetch.storage, ffmpegPath: config.ffmpegPath,
+    providers,
+    videos,
+    analyses: new AnalysisRepository(db),
+    results: new AiResultsRepository(db),
+    storage: deps.fetch.storage,
+    ffmpegPath: config.ffmpegPath,
   };
   const common = { connection: deps.redis, prefix: config.queuePrefix, logger, policy: deps.policy };
   const io = { ...common, concurrency: config.workerIoConcurrency };
@@ -114,7 +119,10 @@ function startIoWorkers(service: ServiceContext, deps: IoDependencies): RunningW
     startWorker(syncQueue, syncProcessors(sync), upstream),
     startWorker(pipelineQueue, pipelineProcessors(videos, ai.analyses, jobs), io),
     startWorker(notifyQueue, notifyProcessors(notify), io),
-    startWorker(storageQueue, storageProcessors({ videos, storage: deps.fetch.storage, jobs, ledger: deps.ledger }, config), { ...common, concurrency: STORAGE_CONCURRENCY }),
+    startWorker(storageQueue, storageProcessors({ videos, storage: deps.fetch.storage, jobs, ledger: deps.ledger }, config), {
+      ...common,
+      concurrency: STORAGE_CONCURRENCY,
+    }),
   ];
 }
 

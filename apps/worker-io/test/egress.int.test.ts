@@ -10,14 +10,7 @@ import dns from 'node:dns/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
-import {
-  LocalStorage,
-  PermanentJobError,
-  VideosRepository,
-  WebhookSecretsRepository,
-  WebhooksRepository,
-  parseSource,
-} from '@clipline/shared';
+import { LocalStorage, PermanentJobError, VideosRepository, WebhookSecretsRepository, WebhooksRepository, parseSource } from '@clipline/shared';
 import { parseKeyring } from '@clipline/shared/crypto';
 import { fetchSource, type FetchSettings } from '../src/ingest/fetch-source.js';
 import { deliverWebhook, type WebhookSettings } from '../src/notify/deliver-webhook.js';
@@ -93,7 +86,14 @@ const REACHABLE = NOTATIONS.filter((host) => host !== 'localhost.');
 const at = (host: string, path: string) => `http://${host}:${port}${path}`;
 
 function fetchSettings(overrides: Partial<FetchSettings>): FetchSettings {
-  return { storage: new LocalStorage(env.config.storageDir), maxBytes: 1024 * 1024, fileRoots: [], allowPrivateHosts: false, downloadTimeoutMs: 5000, ...overrides };
+  return {
+    storage: new LocalStorage(env.config.storageDir),
+    maxBytes: 1024 * 1024,
+    fileRoots: [],
+    allowPrivateHosts: false,
+    downloadTimeoutMs: 5000,
+    ...overrides,
+  };
 }
 
 /** Runs a download and returns its error (every download here fails: the target sends no video). */
@@ -159,7 +159,9 @@ describe('source downloads', () => {
       expect(redirectorHits).toBe(1);
       expect(hits).toEqual([]);
       expect(error).toBeInstanceOf(PermanentJobError);
-      expect(error.message).toMatch(/^download of http:\/\/127\.0\.0\.2:\d+\/clip\.mp4 refused: .*(loopback address|IPv4-mapped 127\.0\.0\.1|a localhost name)/);
+      expect(error.message).toMatch(
+        /^download of http:\/\/127\.0\.0\.2:\d+\/clip\.mp4 refused: .*(loopback address|IPv4-mapped 127\.0\.0\.1|a localhost name)/,
+      );
     },
   );
 

@@ -69,7 +69,14 @@ afterAll(async () => {
 });
 
 function settings(overrides: Partial<FetchSettings> = {}): FetchSettings {
-  return { storage: new LocalStorage(path.join(dir, 'storage')), maxBytes: 50 * 1024 * 1024, fileRoots: 'any', allowPrivateHosts: true, downloadTimeoutMs: 10_000, ...overrides };
+  return {
+    storage: new LocalStorage(path.join(dir, 'storage')),
+    maxBytes: 50 * 1024 * 1024,
+    fileRoots: 'any',
+    allowPrivateHosts: true,
+    downloadTimeoutMs: 10_000,
+    ...overrides,
+  };
 }
 
 async function fetchText(source: string, overrides: Partial<FetchSettings> = {}) {

@@ -65,7 +65,9 @@ async function schedulersOf(declaration: QueueDeclaration) {
   const queue = new Queue(declaration.name, { connection: redis, prefix: env.config.queuePrefix });
   try {
     const schedulers = await queue.getJobSchedulers();
-    return schedulers.map((scheduler) => ({ key: scheduler.key, name: scheduler.name, every: Number(scheduler.every) })).sort((a, b) => a.key.localeCompare(b.key));
+    return schedulers
+      .map((scheduler) => ({ key: scheduler.key, name: scheduler.name, every: Number(scheduler.every) }))
+      .sort((a, b) => a.key.localeCompare(b.key));
   } finally {
     await queue.close();
   }
@@ -93,7 +95,9 @@ describe('YouTube metadata sync on its schedule', () => {
     expect(String(first.data.title).length).toBeGreaterThan(0);
     const syncQueueView = new Queue(syncQueue.name, { connection: redis, prefix: env.config.queuePrefix });
     try {
-      const refreshes = (await syncQueueView.getJobs(['completed', 'active', 'waiting', 'delayed'])).filter((job) => job.name === 'refresh-metadata' && job.data.videoId === id);
+      const refreshes = (await syncQueueView.getJobs(['completed', 'active', 'waiting', 'delayed'])).filter(
+        (job) => job.name === 'refresh-metadata' && job.data.videoId === id,
+      );
       expect(refreshes.map((job) => job.id)).toEqual([expect.stringMatching(new RegExp(`^${id}-refresh-\\d+$`))]);
     } finally {
       await syncQueueView.close();
@@ -102,7 +106,11 @@ describe('YouTube metadata sync on its schedule', () => {
     expect((fetched['200'] ?? 0) - (before['200'] ?? 0)).toBe(1);
 
     // Older than the interval: the schedule picks it up again and revalidates.
-    await env.db.updateTable('external_metadata').set({ fetched_at: new Date(Date.now() - 60_000) }).where('video_id', '=', id).execute();
+    await env.db
+      .updateTable('external_metadata')
+      .set({ fetched_at: new Date(Date.now() - 60_000) })
+      .where('video_id', '=', id)
+      .execute();
     const second = await waitFor(
       async () => {
         const row = await external.find(id);
@@ -121,18 +129,26 @@ describe('YouTube metadata sync on its schedule', () => {
     const untracked = await trackedVideo(null);
     expect(await external.dueForRefresh(1, 100)).not.toContain(untracked);
     const skipped = await jobs.add(syncQueue, 'refresh-metadata', { videoId: untracked });
-    const skippedJob = await waitFor(async () => {
-      const view = await jobs.get(syncQueue, skipped.id);
-      return view?.state === 'completed' ? view : undefined;
-    }, 10_000, 'the untracked refresh');
+    const skippedJob = await waitFor(
+      async () => {
+        const view = await jobs.get(syncQueue, skipped.id);
+        return view?.state === 'completed' ? view : undefined;
+      },
+      10_000,
+      'the untracked refresh',
+    );
     expect(skippedJob.returnValue).toEqual({ skipped: 'the video is not linked to YouTube' });
 
     const missing = await trackedVideo('gone0000000');
     const added = await jobs.add(syncQueue, 'refresh-metadata', { videoId: missing });
-    const failed = await waitFor(async () => {
-      const view = await jobs.get(syncQueue, added.id);
-      return view?.state === 'failed' ? view : undefined;
-    }, 10_000, 'the refresh of an unknown video to fail');
+    const failed = await waitFor(
+      async () => {
+        const view = await jobs.get(syncQueue, added.id);
+        return view?.state === 'failed' ? view : undefined;
+      },
+      10_000,
+      'the refresh of an unknown video to fail',
+    );
     expect(failed.failedReason).toMatch(/gone0000000/);
     expect(failed.attemptsMade).toBe(1);
     expect(await external.find(missing)).toBeUndefined();

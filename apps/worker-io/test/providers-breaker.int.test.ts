@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Registry } from '@clipline/shared';
 import type { UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import {
@@ -124,7 +124,12 @@ describe('provider circuit breaker', () => {
   it('counts timeouts as failures', async () => {
     sim.configure({ endpoints: { 'youtube.videos.list': { timeoutRate: 1 } } });
     const slow = createProviderClients({
-      settings: loadProviderSettings({ UPSTREAM_SIM_URL: sim.url, YOUTUBE_TIMEOUT_MS: '150', PROVIDER_GET_RETRIES: '0', PROVIDER_BREAKER_VOLUME_THRESHOLD: '2' }),
+      settings: loadProviderSettings({
+        UPSTREAM_SIM_URL: sim.url,
+        YOUTUBE_TIMEOUT_MS: '150',
+        PROVIDER_GET_RETRIES: '0',
+        PROVIDER_BREAKER_VOLUME_THRESHOLD: '2',
+      }),
       redis,
       keyPrefix: env.config.queuePrefix,
       registry: new Registry(),

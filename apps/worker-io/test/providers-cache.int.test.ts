@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Registry } from '@clipline/shared';
 import type { UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import { createProviderClients, isoDurationSeconds, loadProviderSettings, type ProviderClients } from '../src/providers/index.js';

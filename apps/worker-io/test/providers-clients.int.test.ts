@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { PermanentJobError, Registry } from '@clipline/shared';
 import type { SimEndpoint, UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import {
@@ -74,7 +74,9 @@ describe('provider settings', () => {
     const production = loadProviderSettings({ OPENAI_API_KEY: 'sk-live' });
     expect(production.openai).toMatchObject({ baseUrl: 'https://api.openai.com/v1', apiKey: 'sk-live' });
     expect(production.youtube.apiKey).toBeUndefined();
-    expect(() => loadProviderSettings({ OPENAI_BASE_URL: 'ftp://x', PROVIDER_BREAKER_RESET_MS: '-1' })).toThrow(/OPENAI_BASE_URL[\s\S]*PROVIDER_BREAKER_RESET_MS/);
+    expect(() => loadProviderSettings({ OPENAI_BASE_URL: 'ftp://x', PROVIDER_BREAKER_RESET_MS: '-1' })).toThrow(
+      /OPENAI_BASE_URL[\s\S]*PROVIDER_BREAKER_RESET_MS/,
+    );
   });
 });
 
@@ -88,7 +90,12 @@ describe('OpenAI client', () => {
       {
         name: 'clip_copy',
         messages: [{ role: 'user', content: 'title, caption and hashtags' }],
-        jsonSchema: { type: 'object', properties: { title: { type: 'string' }, caption: { type: 'string' }, hashtags: { type: 'array', items: { type: 'string' } } }, required: ['title', 'caption', 'hashtags'], additionalProperties: false },
+        jsonSchema: {
+          type: 'object',
+          properties: { title: { type: 'string' }, caption: { type: 'string' }, hashtags: { type: 'array', items: { type: 'string' } } },
+          required: ['title', 'caption', 'hashtags'],
+          additionalProperties: false,
+        },
       },
       z.object({ title: z.string().min(1), caption: z.string().min(1), hashtags: z.array(z.string().startsWith('#')).min(1) }),
     );

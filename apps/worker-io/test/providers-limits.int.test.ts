@@ -42,7 +42,9 @@ describe('shared rate limits', () => {
   it('hand out exactly the burst from one bucket, whichever connection asks', async () => {
     const prefix = `${env.config.queuePrefix}:burst`;
     const gates = [new RateGate(connect(), prefix), new RateGate(connect(), prefix)];
-    const decisions = await Promise.all(Array.from({ length: 40 }, (_, index) => (gates[index % 2] as RateGate).acquire('stability', { perSecond: 0.01, burst: 10 })));
+    const decisions = await Promise.all(
+      Array.from({ length: 40 }, (_, index) => (gates[index % 2] as RateGate).acquire('stability', { perSecond: 0.01, burst: 10 })),
+    );
     expect(decisions.filter((decision) => decision.allowed)).toHaveLength(10);
     for (const decision of decisions.filter((d) => !d.allowed)) expect(decision).toMatchObject({ allowed: false, reason: 'limited' });
   });
@@ -56,14 +58,28 @@ describe('shared rate limits', () => {
     await Promise.all(Array.from({ length: 12 }, (_, index) => ask(index % 2 ? first : second)));
     // 12 calls at 20/s with a burst of 1: the last may go out 11 × 50 ms after the first.
     expect(Date.now() - started).toBeGreaterThanOrEqual(500);
-    const arrivals = sim.stats().requests.map((request) => request.at).sort((a, b) => a - b);
+    const arrivals = sim
+      .stats()
+      .requests.map((request) => request.at)
+      .sort((a, b) => a - b);
     expect(arrivals).toHaveLength(12);
     expect((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0)).toBeGreaterThanOrEqual(500);
   });
 
   it('refuse a call as rate-limited when no token comes within the wait allowed, without calling the provider', async () => {
-    const limited = clients(`${env.config.queuePrefix}:refuse`, { OPENAI_RATE_LIMIT_PER_SECOND: '1', OPENAI_RATE_LIMIT_BURST: '2', PROVIDER_LIMITER_MAX_WAIT_MS: '0' });
-    const outcomes = await Promise.all(Array.from({ length: 5 }, () => ask(limited).then(() => 'ok', (error: unknown) => error)));
+    const limited = clients(`${env.config.queuePrefix}:refuse`, {
+      OPENAI_RATE_LIMIT_PER_SECOND: '1',
+      OPENAI_RATE_LIMIT_BURST: '2',
+      PROVIDER_LIMITER_MAX_WAIT_MS: '0',
+    });
+    const outcomes = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        ask(limited).then(
+          () => 'ok',
+          (error: unknown) => error,
+        ),
+      ),
+    );
     expect(outcomes.filter((outcome) => outcome === 'ok')).toHaveLength(2);
     for (const outcome of outcomes.filter((o) => o !== 'ok')) {
       expect(outcome).toBeInstanceOf(ProviderRateLimitedError);

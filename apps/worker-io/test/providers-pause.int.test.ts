@@ -126,7 +126,9 @@ describe('429 + Retry-After across worker processes', () => {
     const queue = new Queue(QUEUE, { connection: { url: env.config.redisUrl, maxRetriesPerRequest: null }, prefix: env.config.queuePrefix });
     try {
       // One attempt per job: a rate-limited job must go back to waiting without spending it.
-      await queue.addBulk(Array.from({ length: JOBS }, (_, index) => ({ name: 'write-captions', data: { index }, opts: { jobId: `job-${index}`, attempts: 1 } })));
+      await queue.addBulk(
+        Array.from({ length: JOBS }, (_, index) => ({ name: 'write-captions', data: { index }, opts: { jobId: `job-${index}`, attempts: 1 } })),
+      );
       const alpha = startWorker('alpha');
       const beta = startWorker('beta');
       for (const worker of [alpha, beta]) {
@@ -134,11 +136,16 @@ describe('429 + Retry-After across worker processes', () => {
       }
 
       // Both processes are calling the provider before the 429.
-      const completedBy = async () => (await queue.getJobs(['completed'], 0, JOBS)).map((job) => ({ worker: String(job.returnvalue?.worker), finishedOn: job.finishedOn ?? 0 }));
-      await waitFor(async () => {
-        const done = await completedBy();
-        return done.some((job) => job.worker === 'alpha') && done.some((job) => job.worker === 'beta') ? true : undefined;
-      }, 15_000, 'both workers to complete jobs');
+      const completedBy = async () =>
+        (await queue.getJobs(['completed'], 0, JOBS)).map((job) => ({ worker: String(job.returnvalue?.worker), finishedOn: job.finishedOn ?? 0 }));
+      await waitFor(
+        async () => {
+          const done = await completedBy();
+          return done.some((job) => job.worker === 'alpha') && done.some((job) => job.worker === 'beta') ? true : undefined;
+        },
+        15_000,
+        'both workers to complete jobs',
+      );
       sim.configure({ endpoints: { 'openai.chat.completions': { rateLimitNext: 1, retryAfterSeconds: RETRY_AFTER_SECONDS } } });
 
       await waitFor(async () => ((await queue.getCompletedCount()) === JOBS ? true : undefined), 30_000, 'every job to complete');

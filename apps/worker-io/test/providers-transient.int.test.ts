@@ -74,7 +74,11 @@ describe('transient upstream faults within the job attempts', () => {
       { connection: redis, prefix: env.config.queuePrefix, concurrency: 20, logger: createLogger({ name: 'ai-transient', level: 'silent' }) },
     );
     try {
-      await waitFor(async () => ((await queue.getCompletedCount()) + (await queue.getFailedCount()) === JOBS ? true : undefined), 40_000, 'every job to finish');
+      await waitFor(
+        async () => ((await queue.getCompletedCount()) + (await queue.getFailedCount()) === JOBS ? true : undefined),
+        40_000,
+        'every job to finish',
+      );
       const completed = await queue.getJobs(['completed'], 0, JOBS);
       expect(await queue.getFailedCount()).toBe(0);
       expect(failed).toEqual([]);

@@ -33,7 +33,11 @@ it('fails videos whose flow vanished or failed unnoticed, and leaves live ones a
   const alive = await make();
   const recent = await make();
   await jobs.add(pipelineQueue, 'video-pipeline', { videoId: alive }, { jobId: `${alive}-pipeline`, delay: 60_000 });
-  await env.db.updateTable('videos').set({ updated_at: new Date(Date.now() - 10 * 60_000) }).where('id', 'in', [lost, alive]).execute();
+  await env.db
+    .updateTable('videos')
+    .set({ updated_at: new Date(Date.now() - 10 * 60_000) })
+    .where('id', 'in', [lost, alive])
+    .execute();
 
   const result = await processors['reconcile-videos']({ data: {} } as never);
   expect(result).toEqual({ checked: 2, settled: 1 });

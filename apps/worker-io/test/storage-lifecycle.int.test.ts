@@ -20,7 +20,7 @@ import {
   registerStorageBytesGauge,
   Registry,
   StorageLedger,
-  storageQueue,
+  type storageQueue,
   tenantScope,
   VideoNotFinishedError,
   videoSourceKey,
@@ -99,14 +99,35 @@ async function rowCounts(videoId: string): Promise<Record<string, number>> {
  */
 async function storedVideo(status: 'completed' | 'failed' | 'cancelled' | 'processing', tenant = 'acme') {
   const id = randomUUID();
-  await videos.create({ id, source: '/in/a.mp4', title: 't', steps: ['ingest', 'render'], callbackUrl: 'https://example.com/hook', tenantId: tenant, youtubeId: 'dQw4w9WgXcQ' });
+  await videos.create({
+    id,
+    source: '/in/a.mp4',
+    title: 't',
+    steps: ['ingest', 'render'],
+    callbackUrl: 'https://example.com/hook',
+    tenantId: tenant,
+    youtubeId: 'dQw4w9WgXcQ',
+  });
   const source = videoSourceKey(id, '.mp4');
   await writeFile(await storage.prepare(source), Buffer.alloc(3000, 1));
   await videos.setSource(id, { storageKey: source, sizeBytes: 3000 });
   await videos.setStatus(id, 'processing');
-  await videos.saveAnalysis(id, { durationSeconds: 10, width: 320, height: 240, fps: 25, hasAudio: true, sizeBytes: 3000, videoCodec: 'h264' }, [{ startSeconds: 0, endSeconds: 10 }]);
-  await videos.recordJobEvent({ videoId: id, queue: 'ingest', jobName: 'ingest-video', jobId: `${id}-ingest`, step: 'ingest', status: 'completed', attempt: 1, reason: null });
-  await analyses.saveFrameMetrics(id, [{ frameIndex: 0, timeSeconds: 0, luma: 1, sharpness: 1, motion: 0, contentScore: 1, dhash: '0123456789abcdef', histogram: [1, 2] }]);
+  await videos.saveAnalysis(id, { durationSeconds: 10, width: 320, height: 240, fps: 25, hasAudio: true, sizeBytes: 3000, videoCodec: 'h264' }, [
+    { startSeconds: 0, endSeconds: 10 },
+  ]);
+  await videos.recordJobEvent({
+    videoId: id,
+    queue: 'ingest',
+    jobName: 'ingest-video',
+    jobId: `${id}-ingest`,
+    step: 'ingest',
+    status: 'completed',
+    attempt: 1,
+    reason: null,
+  });
+  await analyses.saveFrameMetrics(id, [
+    { frameIndex: 0, timeSeconds: 0, luma: 1, sharpness: 1, motion: 0, contentScore: 1, dhash: '0123456789abcdef', histogram: [1, 2] },
+  ]);
   await analyses.saveAudioLoudness(id, { stepSeconds: 1, shortTermLufs: [-20], integratedLufs: -20, loudnessRangeLu: 1 });
   await analyses.saveCompletedAnalysis(id, 'a'.repeat(64), 'fp', { ok: true });
   const keys = clipStorageKeys(id, 0);
@@ -114,7 +135,18 @@ async function storedVideo(status: 'completed' | 'failed' | 'cancelled' | 'proce
   await writeFile(await storage.prepare(keys.thumbnail), Buffer.alloc(500, 3));
   const voiceover = `videos/${id}/clips/0-voiceover.mp3`;
   await writeFile(await storage.prepare(voiceover), Buffer.alloc(700, 4));
-  const clip = await analyses.upsertClip({ videoId: id, clipIndex: 0, startSeconds: 0, endSeconds: 5, score: 50, reasons: [], aspect: '9:16', status: 'rendered', storageKey: keys.video, thumbnailKey: keys.thumbnail });
+  const clip = await analyses.upsertClip({
+    videoId: id,
+    clipIndex: 0,
+    startSeconds: 0,
+    endSeconds: 5,
+    score: 50,
+    reasons: [],
+    aspect: '9:16',
+    status: 'rendered',
+    storageKey: keys.video,
+    thumbnailKey: keys.thumbnail,
+  });
   const results = new AiResultsRepository(env.db);
   await results.saveTranscript(id, { text: 'hi', language: 'en', durationSeconds: 10, segments: [] });
   await results.saveClipExtras(id, clip.id, { title: 'x', voiceoverKey: voiceover });

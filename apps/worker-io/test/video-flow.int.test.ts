@@ -55,8 +55,17 @@ function sampleResult(step: VideoStepDefinition, job: JobHandle<{ videoId: strin
   const samples: Record<string, unknown> = {
     ingest: { storageKey: `videos/${job.data.videoId}/source.mp4`, sizeBytes: 1000, container: 'mp4' },
     analyze: {
-      metadata, scenes: [{ startSeconds: 0, endSeconds: 20 }], cutSeconds: [], sampledFrames: 200, sampleFps: 10, clipOptions,
-      clipCandidates: CANDIDATES, audio: { integratedLufs: -20, loudnessRangeLu: 5 }, warnings: [], contentSha256: 'a'.repeat(64), reusedFrom: null,
+      metadata,
+      scenes: [{ startSeconds: 0, endSeconds: 20 }],
+      cutSeconds: [],
+      sampledFrames: 200,
+      sampleFps: 10,
+      clipOptions,
+      clipCandidates: CANDIDATES,
+      audio: { integratedLufs: -20, loudnessRangeLu: 5 },
+      warnings: [],
+      contentSha256: 'a'.repeat(64),
+      reusedFrom: null,
     },
     persist: { scenes: 1, clipCandidates: CANDIDATES, aspect: '9:16' },
     render: { clipId: randomUUID(), storageKey: 'clip.mp4', thumbnailKey: 'clip.jpg', width: 360, height: 640, durationSeconds: 6 },
@@ -78,7 +87,15 @@ function standIn(step: VideoStepDefinition): Processor<{ videoId: string }> {
     const result = sampleResult(step, job);
     expect(step.produces.safeParse(result).success).toBe(true);
     if (step.fanOut) {
-      const clip = job.data as unknown as { videoId: string; clipIndex: number; startSeconds: number; endSeconds: number; score: number; reasons: string[]; aspect: '9:16' };
+      const clip = job.data as unknown as {
+        videoId: string;
+        clipIndex: number;
+        startSeconds: number;
+        endSeconds: number;
+        score: number;
+        reasons: string[];
+        aspect: '9:16';
+      };
       await analyses.upsertClip({ ...clip, status: 'rendered', storageKey: 'clip.mp4', thumbnailKey: 'clip.jpg', width: 360, height: 640, durationSeconds: 6 });
       return result;
     }
@@ -151,7 +168,9 @@ describe('the video flow follows its table', () => {
     const phases = mine.slice(chain.length).map((run) => phaseOf.get(run.step));
     expect(phases).toEqual([...phases].sort((a, b) => PARENT_PHASES.indexOf(a as never) - PARENT_PHASES.indexOf(b as never)));
     // Every step ran, with the job ids of the table; a fan-out step once per item it consumed.
-    const expectedIds = VIDEO_FLOW.flatMap((step) => (step.fanOut ? CANDIDATES.map((_, index) => videoJobId(id, step.name, index)) : [videoJobId(id, step.name)]));
+    const expectedIds = VIDEO_FLOW.flatMap((step) =>
+      step.fanOut ? CANDIDATES.map((_, index) => videoJobId(id, step.name, index)) : [videoJobId(id, step.name)],
+    );
     expect(mine.map((run) => run.jobId).sort()).toEqual(expectedIds.sort());
     expect(mine.filter((run) => VIDEO_FLOW.find((step) => step.name === run.step)?.consumes).every((run) => run.consumed)).toBe(true);
 

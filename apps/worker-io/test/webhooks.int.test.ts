@@ -52,12 +52,16 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  worker = startWorker(notifyQueue, notifyProcessors({ webhooks, videos, users: new UsersRepository(env.db), jobs, settings: { secrets, timeoutMs: 5000, allowPrivateHosts: true } }), {
-    connection: redis,
-    prefix: env.config.queuePrefix,
-    concurrency: 5,
-    logger: createLogger({ name: 'test', level: 'silent' }),
-  });
+  worker = startWorker(
+    notifyQueue,
+    notifyProcessors({ webhooks, videos, users: new UsersRepository(env.db), jobs, settings: { secrets, timeoutMs: 5000, allowPrivateHosts: true } }),
+    {
+      connection: redis,
+      prefix: env.config.queuePrefix,
+      concurrency: 5,
+      logger: createLogger({ name: 'test', level: 'silent' }),
+    },
+  );
 });
 
 afterAll(async () => {
@@ -76,10 +80,14 @@ async function videoWithCallback(path: string): Promise<string> {
 }
 
 const settledDelivery = (videoId: string) =>
-  waitFor(async () => {
-    const [delivery] = await webhooks.forVideo(videoId);
-    return delivery && delivery.state !== 'pending' ? delivery : undefined;
-  }, 30_000, 'the webhook delivery to settle');
+  waitFor(
+    async () => {
+      const [delivery] = await webhooks.forVideo(videoId);
+      return delivery && delivery.state !== 'pending' ? delivery : undefined;
+    },
+    30_000,
+    'the webhook delivery to settle',
+  );
 
 describe('webhook signatures', () => {
   it('verifies its own signature and refuses tampering, other ids, stale timestamps and other secrets', () => {
@@ -148,13 +156,23 @@ describe('webhook delivery', () => {
     const quiet = new VideosRepository(env.db); // no onFinished hook: the job is "lost"
     const id = await videoWithCallback('/swept');
     await quiet.setStatus(id, 'completed');
-    await env.db.updateTable('webhook_deliveries').set({ updated_at: new Date(Date.now() - 60_000) }).where('video_id', '=', id).execute();
+    await env.db
+      .updateTable('webhook_deliveries')
+      .set({ updated_at: new Date(Date.now() - 60_000) })
+      .where('video_id', '=', id)
+      .execute();
     await jobs.add(notifyQueue, 'sweep-webhooks', {});
     expect(await settledDelivery(id)).toMatchObject({ state: 'delivered' });
   });
 
   it('refuses private addresses unless allowed', async () => {
-    const strictWorker = notifyProcessors({ webhooks, videos, users: new UsersRepository(env.db), jobs, settings: { secrets, timeoutMs: 5000, allowPrivateHosts: false } });
+    const strictWorker = notifyProcessors({
+      webhooks,
+      videos,
+      users: new UsersRepository(env.db),
+      jobs,
+      settings: { secrets, timeoutMs: 5000, allowPrivateHosts: false },
+    });
     const id = await videoWithCallback('/private');
     await new VideosRepository(env.db).setStatus(id, 'completed');
     const [delivery] = await webhooks.forVideo(id);

@@ -76,7 +76,12 @@ const partialFaults = endpointFaultsSchema.partial();
 export const configPatchSchema = z
   .object({
     /** Reseeds the generator behind every random decision and generated content. */
-    seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .optional(),
     all: partialFaults.optional(),
     endpoints: z.partialRecord(z.enum(SIM_ENDPOINTS), partialFaults).optional(),
     /** Bumping it changes every YouTube video's statistics, and so its ETag. */

@@ -21,7 +21,10 @@ export function bytesReply(status: number, body: Buffer, contentType: string, he
 
 export class BodyTooLargeError extends Error {
   override name = 'BodyTooLargeError';
-  constructor(readonly limitBytes: number, readonly receivedBytes: number) {
+  constructor(
+    readonly limitBytes: number,
+    readonly receivedBytes: number,
+  ) {
     super(`request body exceeds ${limitBytes} bytes`);
   }
 }

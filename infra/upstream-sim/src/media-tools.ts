@@ -18,7 +18,27 @@ export function oneSecondMp3(ffmpegPath: string): Promise<Buffer> {
   if (!tone) {
     tone = run(
       ffmpegPath,
-      ['-v', 'error', '-f', 'lavfi', '-i', 'sine=frequency=330:sample_rate=44100:duration=1', '-ac', '1', '-c:a', 'libmp3lame', '-b:a', '64k', '-write_xing', '0', '-id3v2_version', '0', '-f', 'mp3', 'pipe:1'],
+      [
+        '-v',
+        'error',
+        '-f',
+        'lavfi',
+        '-i',
+        'sine=frequency=330:sample_rate=44100:duration=1',
+        '-ac',
+        '1',
+        '-c:a',
+        'libmp3lame',
+        '-b:a',
+        '64k',
+        '-write_xing',
+        '0',
+        '-id3v2_version',
+        '0',
+        '-f',
+        'mp3',
+        'pipe:1',
+      ],
       { encoding: 'buffer', maxBuffer: 4 * 1024 * 1024 },
     ).then(
       ({ stdout }) => stdout,
@@ -37,7 +57,10 @@ export function oneSecondMp3(ffmpegPath: string): Promise<Buffer> {
  * (what a provider answers with "invalid file format").
  */
 export async function probeDuration(ffprobePath: string, data: Buffer, filename: string): Promise<number | undefined> {
-  const extension = path.extname(filename).replace(/[^.a-z0-9]/gi, '').slice(0, 8);
+  const extension = path
+    .extname(filename)
+    .replace(/[^.a-z0-9]/gi, '')
+    .slice(0, 8);
   const file = path.join(os.tmpdir(), `upstream-sim-${randomUUID()}${extension}`);
   await writeFile(file, data);
   try {

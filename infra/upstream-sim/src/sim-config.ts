@@ -22,7 +22,12 @@ const simEnvSchema = z.object({
   UPSTREAM_SIM_HOST: z.string().min(1).default('127.0.0.1'),
   /** Faults at start, as the JSON `POST /_sim/config` takes, e.g. `{"endpoints":{"openai.chat.completions":{"latency":{"kind":"fixed","ms":100}}}}`. */
   UPSTREAM_SIM_CONFIG: faultJson.optional(),
-  UPSTREAM_SIM_SEED: z.coerce.number().int().min(0).max(2 ** 32 - 1).default(1),
+  UPSTREAM_SIM_SEED: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .default(1),
   /** The key every simulated provider accepts. @defaultValue sim-key */
   UPSTREAM_SIM_API_KEY: z.string().min(1).default('sim-key'),
   /** Directory served under /media/. */

@@ -15,7 +15,20 @@ function load(file: string): Record<string, unknown> {
 }
 
 /** Vendor formats that JSON Schema does not define; numbers and strings carrying them are checked by type only. */
-const VENDOR_FORMATS = ['unixtime', 'binary', 'double', 'float', 'int32', 'int64', 'uint32', 'uint64', 'byte', 'google-datetime', 'google-duration', 'google-fieldmask'];
+const VENDOR_FORMATS = [
+  'unixtime',
+  'binary',
+  'double',
+  'float',
+  'int32',
+  'int64',
+  'uint32',
+  'uint64',
+  'byte',
+  'google-datetime',
+  'google-duration',
+  'google-fieldmask',
+];
 
 function withFormats<T extends Ajv>(ajv: T): T {
   addFormats(ajv);

@@ -114,13 +114,24 @@ describe('OpenAI', () => {
   });
 
   it('chat completions fill a json_schema response format with JSON that fits it', async () => {
-    const schema = { type: 'object', properties: { title: { type: 'string' }, hashtags: { type: 'array', items: { type: 'string' } } }, required: ['title', 'hashtags'] };
+    const schema = {
+      type: 'object',
+      properties: { title: { type: 'string' }, hashtags: { type: 'array', items: { type: 'string' } } },
+      required: ['title', 'hashtags'],
+    };
     const res = await fetch(`${sim.url}/v1/chat/completions`, {
       method: 'POST',
       headers: json(auth),
-      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 'clip', schema } } }),
+      body: JSON.stringify({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'x' }],
+        response_format: { type: 'json_schema', json_schema: { name: 'clip', schema } },
+      }),
     });
-    const content = JSON.parse(((await res.json()) as { choices: { message: { content: string } }[] }).choices[0]?.message.content ?? '') as { title: string; hashtags: string[] };
+    const content = JSON.parse(((await res.json()) as { choices: { message: { content: string } }[] }).choices[0]?.message.content ?? '') as {
+      title: string;
+      hashtags: string[];
+    };
     expect(typeof content.title).toBe('string');
     expect(content.hashtags.length).toBe(3);
     expect(content.hashtags.every((tag) => tag.startsWith('#'))).toBe(true);
@@ -128,7 +139,11 @@ describe('OpenAI', () => {
 
   it('the same request gets the same answer under one seed', async () => {
     const ask = async () => {
-      const res = await fetch(`${sim.url}/v1/chat/completions`, { method: 'POST', headers: json(auth), body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'same' }] }) });
+      const res = await fetch(`${sim.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: json(auth),
+        body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'same' }] }),
+      });
       return ((await res.json()) as { choices: { message: { content: string } }[] }).choices[0]?.message.content;
     };
     expect(await ask()).toBe(await ask());
@@ -214,7 +229,11 @@ describe('Stability text-to-image', () => {
     const missing = await fetch(endpoint(), { method: 'POST', headers: json(), body: '{}' });
     expect(missing.status).toBe(401);
     expectValid(contracts.stabilityError, await missing.json(), 'unauthorized error');
-    const badSize = await fetch(endpoint(), { method: 'POST', headers: json({ authorization: `Bearer ${KEY}` }), body: JSON.stringify({ text_prompts: [{ text: 'x' }], width: 500 }) });
+    const badSize = await fetch(endpoint(), {
+      method: 'POST',
+      headers: json({ authorization: `Bearer ${KEY}` }),
+      body: JSON.stringify({ text_prompts: [{ text: 'x' }], width: 500 }),
+    });
     expect(badSize.status).toBe(400);
     const body = (await badSize.json()) as { message: string };
     expectValid(contracts.stabilityError, body, 'bad size error');
@@ -246,7 +265,11 @@ describe('ElevenLabs text-to-speech', () => {
     const body = (await invalid.json()) as { detail: { loc: string[] }[] };
     expectValid(contracts.elevenLabsValidationError, body, 'validation error');
     expect(body.detail[0]?.loc).toEqual(['body', 'text']);
-    const wrong = await fetch(`${sim.url}/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM`, { method: 'POST', headers: json({ 'xi-api-key': 'nope' }), body: '{"text":"a"}' });
+    const wrong = await fetch(`${sim.url}/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM`, {
+      method: 'POST',
+      headers: json({ 'xi-api-key': 'nope' }),
+      body: '{"text":"a"}',
+    });
     expect(wrong.status).toBe(401);
     expect(((await wrong.json()) as { detail: { status: string } }).detail.status).toBe('invalid_api_key');
   });

@@ -17,7 +17,9 @@ describe('simulator environment', () => {
   it('names the variable and the field when the config is not JSON or not valid', () => {
     expect(() => loadSimSettings({ UPSTREAM_SIM_CONFIG: '{nope' })).toThrow(/UPSTREAM_SIM_CONFIG.*not JSON/);
     expect(() => loadSimSettings({ UPSTREAM_SIM_CONFIG: '{"all":{"errorRate":3}}' })).toThrow(/UPSTREAM_SIM_CONFIG/);
-    expect(() => loadSimSettings({ UPSTREAM_SIM_CONFIG: '{"all":{"latency":{"kind":"uniform","minMs":50,"maxMs":10}}}' })).toThrow(/minMs must not exceed maxMs/);
+    expect(() => loadSimSettings({ UPSTREAM_SIM_CONFIG: '{"all":{"latency":{"kind":"uniform","minMs":50,"maxMs":10}}}' })).toThrow(
+      /minMs must not exceed maxMs/,
+    );
     expect(() => loadSimSettings({ UPSTREAM_SIM_PORT: 'eighty' })).toThrow(/UPSTREAM_SIM_PORT/);
   });
 });

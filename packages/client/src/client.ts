@@ -211,7 +211,8 @@ export function createClient(options: ClientOptions): ClipLineClient {
     registerUser: (registration, call) =>
       transport.json({ method: 'POST', path: '/v1/users', body: registration, idempotent: false, idempotencyKey: call?.idempotencyKey, signal: call?.signal }),
 
-    downloadFile: (apiPath, destination, download = {}) => downloadFile(transport, apiPath, destination, { ...download, idleTimeoutMs: download.idleTimeoutMs ?? timeoutMs }),
+    downloadFile: (apiPath, destination, download = {}) =>
+      downloadFile(transport, apiPath, destination, { ...download, idleTimeoutMs: download.idleTimeoutMs ?? timeoutMs }),
 
     // A repeated create would make a second key, and the admin routes take no Idempotency-Key.
     createApiKey: (key, call) => transport.json({ method: 'POST', path: '/v1/admin/keys', body: key, idempotent: false, signal: call?.signal }),

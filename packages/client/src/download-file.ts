@@ -40,7 +40,12 @@ function contentLengthOf(response: Response): number | null {
  * interrupted download leaves nothing behind. The transport retries until the headers arrive;
  * a body that breaks off is not resumed: the call rejects and may simply be repeated.
  */
-export async function downloadFile(transport: HttpTransport, apiPath: string, destination: DownloadDestination, options: DownloadOptions & { idleTimeoutMs: number }): Promise<DownloadedFile> {
+export async function downloadFile(
+  transport: HttpTransport,
+  apiPath: string,
+  destination: DownloadDestination,
+  options: DownloadOptions & { idleTimeoutMs: number },
+): Promise<DownloadedFile> {
   // The key goes wherever the path points: only paths below the base URL are followed.
   if (!apiPath.startsWith('/') || apiPath.startsWith('//')) {
     throw new TypeError(`download path must be an API path starting with "/", got ${JSON.stringify(apiPath.slice(0, 200))}`);

@@ -57,7 +57,10 @@ export class EventStreamParser {
   }
 
   private line(line: string, events: ServerSentEvent[]): void {
-    if (line === '') return this.dispatch(events);
+    if (line === '') {
+      this.dispatch(events);
+      return;
+    }
     if (line.startsWith(':')) return;
     const colon = line.indexOf(':');
     const field = colon === -1 ? line : line.slice(0, colon);

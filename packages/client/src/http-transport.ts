@@ -90,7 +90,9 @@ export class HttpTransport {
       try {
         return JSON.parse(text) as T;
       } catch {
-        throw new ClipLineProtocolError(`${request.method} ${new URL(url).pathname} answered ${response.status} with a body that is not JSON: ${text.slice(0, 120)}`);
+        throw new ClipLineProtocolError(
+          `${request.method} ${new URL(url).pathname} answered ${response.status} with a body that is not JSON: ${text.slice(0, 120)}`,
+        );
       }
     });
   }
@@ -138,7 +140,10 @@ export class HttpTransport {
     read: (response: Response, url: string) => Promise<T>,
   ): Promise<T> {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new DOMException(`no answer within ${this.settings.timeoutMs} ms`, 'TimeoutError')), this.settings.timeoutMs);
+    const timer = setTimeout(
+      () => controller.abort(new DOMException(`no answer within ${this.settings.timeoutMs} ms`, 'TimeoutError')),
+      this.settings.timeoutMs,
+    );
     const forwardAbort = () => controller.abort(request.signal?.reason);
     if (request.signal?.aborted) forwardAbort();
     request.signal?.addEventListener('abort', forwardAbort, { once: true });

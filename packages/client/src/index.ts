@@ -1,4 +1,12 @@
-export { createClient, type CallOptions, type ClientOptions, type ClipLineClient, type ListAllOptions, type RegisterOptions, type SubmitOptions } from './client.js';
+export {
+  createClient,
+  type CallOptions,
+  type ClientOptions,
+  type ClipLineClient,
+  type ListAllOptions,
+  type RegisterOptions,
+  type SubmitOptions,
+} from './client.js';
 export type { DownloadDestination, DownloadedFile, DownloadHeaders, DownloadOptions } from './download-file.js';
 export { ClipLineApiError, ClipLineConnectionError, ClipLineProtocolError } from './errors.js';
 export { EventStreamParser, type ServerSentEvent } from './event-stream-parser.js';

@@ -24,14 +24,23 @@ function recordingFetch(...answers: (() => Response)[]) {
   return { fetch, sent };
 }
 
-const json = (status: number, body: unknown, headers: Record<string, string> = {}) => () =>
-  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+const json =
+  (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  () =>
+    new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
 const problem = (status: number, title: string, detail: string) => json(status, { type: 'about:blank', title, status, detail });
 
 const BASE = 'http://clipline.test/prefix';
 const client = (fetch: typeof globalThis.fetch) => createClient({ baseUrl: BASE, apiKey: 'operator-key', fetch, retry: { baseDelayMs: 1, maxDelayMs: 1 } });
 
-const created = { id: '7e3f1a2b-0c4d-4e5f-8a9b-0c1d2e3f4a5b', name: 'ci', prefix: 'cl_AbCdEfGhIjKl', key: `cl_AbCdEfGhIjKl_${'x'.repeat(32)}`, tenant: 'ci', role: 'tenant' };
+const created = {
+  id: '7e3f1a2b-0c4d-4e5f-8a9b-0c1d2e3f4a5b',
+  name: 'ci',
+  prefix: 'cl_AbCdEfGhIjKl',
+  key: `cl_AbCdEfGhIjKl_${'x'.repeat(32)}`,
+  tenant: 'ci',
+  role: 'tenant',
+};
 
 describe('createApiKey', () => {
   it('POSTs the new key as JSON with the bearer key and returns the created key', async () => {
@@ -60,7 +69,15 @@ describe('listApiKeys', () => {
   it('GETs the keys and returns the items, oldest first as the server sent them', async () => {
     const items: ApiKey[] = [
       { ...created, createdAt: '2025-01-01T00:00:00.000Z', lastUsedAt: null, revokedAt: null },
-      { ...created, id: 'b', prefix: 'cl_zzzzzzzzzzzz', role: 'admin', createdAt: '2025-01-02T00:00:00.000Z', lastUsedAt: '2025-01-03T00:00:00.000Z', revokedAt: '2025-01-04T00:00:00.000Z' },
+      {
+        ...created,
+        id: 'b',
+        prefix: 'cl_zzzzzzzzzzzz',
+        role: 'admin',
+        createdAt: '2025-01-02T00:00:00.000Z',
+        lastUsedAt: '2025-01-03T00:00:00.000Z',
+        revokedAt: '2025-01-04T00:00:00.000Z',
+      },
     ].map(({ key: _key, ...rest }) => rest as ApiKey);
     const { fetch, sent } = recordingFetch(problem(503, 'Service Unavailable', 'retry shortly'), json(200, { items }));
     expect(await client(fetch).listApiKeys()).toEqual(items);
@@ -70,7 +87,9 @@ describe('listApiKeys', () => {
 
   it('rejects with the API error a key that is not an operator’s gets (404)', async () => {
     const { fetch } = recordingFetch(problem(404, 'Not Found', 'no route for GET /v1/admin/keys'));
-    const failure = await client(fetch).listApiKeys().catch((error: unknown) => error);
+    const failure = await client(fetch)
+      .listApiKeys()
+      .catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(ClipLineApiError);
     expect(failure).toMatchObject({ status: 404, problem: { detail: 'no route for GET /v1/admin/keys' } });
   });

@@ -55,7 +55,15 @@ describe('verify', () => {
     expect(await keys.verify(created.key)).toEqual({ id: created.id, name: 'verify', tenant: 'verify', role: 'tenant' });
     const [, prefix, secret] = KEY_FORMAT.exec(created.key)!;
     const otherSecret = `${secret!.slice(0, -1)}${secret!.endsWith('A') ? 'B' : 'A'}`;
-    for (const wrong of [`${prefix}_${otherSecret}`, `${created.key}x`, created.key.toUpperCase(), `cl_000000000000_${secret}`, 'dev-key-clipline', '', `${prefix}`]) {
+    for (const wrong of [
+      `${prefix}_${otherSecret}`,
+      `${created.key}x`,
+      created.key.toUpperCase(),
+      `cl_000000000000_${secret}`,
+      'dev-key-clipline',
+      '',
+      `${prefix}`,
+    ]) {
       expect(await keys.verify(wrong)).toBeNull();
     }
   });
@@ -75,7 +83,11 @@ describe('verify', () => {
     await keys.verify(created.key);
     expect((await row(created.id)).last_used_at).toEqual(first);
     // A use more than a minute after the recorded one is recorded again.
-    await env.db.updateTable('api_keys').set({ last_used_at: portableSql(env.db).secondsAgo(120) }).where('id', '=', created.id).execute();
+    await env.db
+      .updateTable('api_keys')
+      .set({ last_used_at: portableSql(env.db).secondsAgo(120) })
+      .where('id', '=', created.id)
+      .execute();
     const stale = (await row(created.id)).last_used_at!;
     await keys.verify(created.key);
     expect((await row(created.id)).last_used_at!.getTime()).toBeGreaterThan(stale.getTime() + 60_000);
@@ -108,7 +120,16 @@ describe('revoke and list', () => {
     const after = await keys.list();
     expect(after).toHaveLength(before.length + 1);
     const listed = after.at(-1)!;
-    expect(listed).toEqual({ id: created.id, name: 'listed', prefix: created.prefix, createdAt: expect.any(Date), lastUsedAt: null, revokedAt: expect.any(Date), tenant: 'listed', role: 'tenant' });
+    expect(listed).toEqual({
+      id: created.id,
+      name: 'listed',
+      prefix: created.prefix,
+      createdAt: expect.any(Date),
+      lastUsedAt: null,
+      revokedAt: expect.any(Date),
+      tenant: 'listed',
+      role: 'tenant',
+    });
     const times = after.map((key) => key.createdAt.getTime());
     expect(times).toEqual([...times].sort((a, b) => a - b));
   });

@@ -32,7 +32,8 @@ const clipline = cliRunner(() => ({
 }));
 
 /** `clipline keys …` with the operator key. */
-const keys = (args: string[], options: { env?: Record<string, string> } = {}) => clipline(['keys', ...args], { env: { CLIPLINE_API_KEY: OPERATOR_KEY, ...options.env } });
+const keys = (args: string[], options: { env?: Record<string, string> } = {}) =>
+  clipline(['keys', ...args], { env: { CLIPLINE_API_KEY: OPERATOR_KEY, ...options.env } });
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first with "npx tsc -b"`);
@@ -47,7 +48,12 @@ describe('usage', () => {
     const main = await clipline(['--help']);
     expect(main).toMatchObject({ code: 0, stderr: '' });
     expect(main.stdout).toMatch(/Commands:\n {2}submit <files\|urls\.\.\.>/);
-    for (const [command, option] of [['submit', '--download <dir>'], ['status', '--json'], ['download', '<dir>/<id>/clip-<n>.mp4'], ['keys', '--tenant <tenant>']] as const) {
+    for (const [command, option] of [
+      ['submit', '--download <dir>'],
+      ['status', '--json'],
+      ['download', '<dir>/<id>/clip-<n>.mp4'],
+      ['keys', '--tenant <tenant>'],
+    ] as const) {
       const help = await clipline([command, '--help']);
       expect(help.code).toBe(0);
       expect(help.stdout).toContain(`Usage: clipline ${command}`);
@@ -101,7 +107,19 @@ describe('submit and status', () => {
   it('submits local files as absolute paths and prints their ids', async () => {
     await mkdir(path.join(env.config.storageDir, 'in'), { recursive: true });
     await writeFile(path.join(env.config.storageDir, 'in', 'a.mp4'), 'not read until a worker ingests it');
-    const run = await clipline(['submit', 'in/a.mp4', 'https://cdn.example.com/b.mp4', '--title', 'Two', '--aspect', '1:1', '--clips', '2', '--priority', 'low']);
+    const run = await clipline([
+      'submit',
+      'in/a.mp4',
+      'https://cdn.example.com/b.mp4',
+      '--title',
+      'Two',
+      '--aspect',
+      '1:1',
+      '--clips',
+      '2',
+      '--priority',
+      'low',
+    ]);
     expect(run).toMatchObject({ code: 0, stderr: '' });
     const lines = run.stdout.trim().split('\n');
     expect(lines).toHaveLength(2);
@@ -109,7 +127,12 @@ describe('submit and status', () => {
     expect(first![1]).toBe(path.join(env.config.storageDir, 'in', 'a.mp4'));
     expect(second![1]).toBe('https://cdn.example.com/b.mp4');
     const video = await api.getVideo(first![0]!);
-    expect(video).toMatchObject({ source: path.join(env.config.storageDir, 'in', 'a.mp4'), title: 'Two', options: { aspect: '1:1', clipCount: 2 }, priority: 'low' });
+    expect(video).toMatchObject({
+      source: path.join(env.config.storageDir, 'in', 'a.mp4'),
+      title: 'Two',
+      options: { aspect: '1:1', clipCount: 2 },
+      priority: 'low',
+    });
     await Promise.all([first![0]!, second![0]!].map((id) => api.cancelVideo(id)));
   });
 
@@ -141,7 +164,9 @@ describe('keys', () => {
     expect(created.stdout).toMatch(/^cl_[0-9A-Za-z]{12}_[0-9A-Za-z]{32}\n$/);
     const key = created.stdout.trim();
     const prefix = key.slice(0, 15);
-    expect(created.stderr).toMatch(new RegExp(`created API key "ci pipeline" \\(id [0-9a-f-]{36}, prefix ${prefix}, tenant ci-pipeline, role tenant\\); it is shown only this once`));
+    expect(created.stderr).toMatch(
+      new RegExp(`created API key "ci pipeline" \\(id [0-9a-f-]{36}, prefix ${prefix}, tenant ci-pipeline, role tenant\\); it is shown only this once`),
+    );
     expect(await new ApiKeysRepository(env.db).verify(key)).toMatchObject({ name: 'ci pipeline' });
 
     // A key sees its own tenant's videos: this one is submitted with it.
@@ -178,7 +203,12 @@ describe('keys', () => {
     expect(stored).toMatchObject({ name: 'Acme ops', tenant: 'acme', role: 'admin' });
     expect(await new ApiKeysRepository(env.db).verify(key)).toMatchObject({ tenant: 'acme', role: 'admin' });
 
-    const plain = JSON.parse((await keys(['create', '--name', 'Acme uploader', '--tenant', 'acme', '--json'])).stdout) as { prefix: string; key: string; tenant: string; role: string };
+    const plain = JSON.parse((await keys(['create', '--name', 'Acme uploader', '--tenant', 'acme', '--json'])).stdout) as {
+      prefix: string;
+      key: string;
+      tenant: string;
+      role: string;
+    };
     expect(plain).toMatchObject({ tenant: 'acme', role: 'tenant' });
 
     // The operator key made here manages keys itself.
@@ -226,7 +256,9 @@ describe('keys', () => {
     for (const args of [['create', '--name', 'sneaky'], ['list'], ['revoke', 'cl_000000000000']]) {
       const run = await keys(args, { env: { CLIPLINE_API_KEY: DEV_API_KEY } });
       expect(run).toMatchObject({ code: 1, stdout: '' });
-      expect(run.stderr).toMatch(/^clipline: the API answered 404 Not Found for \/v1\/admin\/keys: "keys" needs an operator key in CLIPLINE_API_KEY \(one of the producer's ADMIN_API_KEYS/);
+      expect(run.stderr).toMatch(
+        /^clipline: the API answered 404 Not Found for \/v1\/admin\/keys: "keys" needs an operator key in CLIPLINE_API_KEY \(one of the producer's ADMIN_API_KEYS/,
+      );
     }
     expect(await new ApiKeysRepository(env.db).list()).toHaveLength(before);
   });

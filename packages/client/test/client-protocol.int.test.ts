@@ -6,7 +6,15 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { waitFor } from '../../../tests/helpers/services.js';
-import { ClipLineApiError, ClipLineConnectionError, ClipLineProtocolError, createClient, type ClientOptions, type RetryNotice, type VideoEvent } from '../src/index.js';
+import {
+  ClipLineApiError,
+  ClipLineConnectionError,
+  ClipLineProtocolError,
+  createClient,
+  type ClientOptions,
+  type RetryNotice,
+  type VideoEvent,
+} from '../src/index.js';
 
 interface Seen {
   method: string;
@@ -62,7 +70,21 @@ function json(res: http.ServerResponse, status: number, body: unknown, headers: 
 const problem = (status: number, title: string, detail: string) => ({ type: `https://clipline.dev/problems/${status}`, title, status, detail });
 
 function videoBody(status: string, progress: number) {
-  return { id: VIDEO_ID, status, progress, title: null, source: '/a.mp4', error: null, createdAt: '', updatedAt: '', completedAt: null, metadata: null, scenes: [], steps: [], links: { self: '' } };
+  return {
+    id: VIDEO_ID,
+    status,
+    progress,
+    title: null,
+    source: '/a.mp4',
+    error: null,
+    createdAt: '',
+    updatedAt: '',
+    completedAt: null,
+    metadata: null,
+    scenes: [],
+    steps: [],
+    links: { self: '' },
+  };
 }
 
 function openStream(res: http.ServerResponse, retryMs = 20) {
@@ -95,7 +117,8 @@ describe('requests and retries', () => {
   });
 
   it('waits out Retry-After on a 503 for a GET, tells onRetry, then succeeds', async () => {
-    handler = (_req, res, index) => (index === 0 ? json(res, 503, problem(503, 'Service Unavailable', 'queue down'), { 'retry-after': '1' }) : json(res, 200, videoBody('queued', 0)));
+    handler = (_req, res, index) =>
+      index === 0 ? json(res, 503, problem(503, 'Service Unavailable', 'queue down'), { 'retry-after': '1' }) : json(res, 200, videoBody('queued', 0));
     const notices: RetryNotice[] = [];
     const started = performance.now();
     await client({ onRetry: (notice) => notices.push(notice) }).getVideo(VIDEO_ID);
@@ -108,7 +131,9 @@ describe('requests and retries', () => {
 
   it('gives a submission an Idempotency-Key and repeats it with the same key after a 429', async () => {
     handler = (_req, res, index) =>
-      index === 0 ? json(res, 429, problem(429, 'Too Many Requests', 'slow down'), { 'retry-after': '0' }) : json(res, 202, { id: VIDEO_ID, status: 'queued', links: { self: '' } });
+      index === 0
+        ? json(res, 429, problem(429, 'Too Many Requests', 'slow down'), { 'retry-after': '0' })
+        : json(res, 202, { id: VIDEO_ID, status: 'queued', links: { self: '' } });
     const accepted = await client().submitVideo({ source: '/a.mp4', options: { aspect: '9:16' } });
     expect(accepted.id).toBe(VIDEO_ID);
     expect(seen).toHaveLength(2);
@@ -149,28 +174,38 @@ describe('requests and retries', () => {
 
   it('gives up after the configured retries with the last error', async () => {
     handler = (_req, res) => json(res, 503, problem(503, 'Service Unavailable', 'still down'));
-    await expect(client({ retry: { retries: 2, baseDelayMs: 5 } }).getVideo(VIDEO_ID)).rejects.toMatchObject({ status: 503, message: expect.stringContaining('still down') });
+    await expect(client({ retry: { retries: 2, baseDelayMs: 5 } }).getVideo(VIDEO_ID)).rejects.toMatchObject({
+      status: 503,
+      message: expect.stringContaining('still down'),
+    });
     expect(seen).toHaveLength(3);
   });
 
   it('does not wait when Retry-After is longer than the policy allows', async () => {
     handler = (_req, res) => json(res, 429, problem(429, 'Too Many Requests', 'retry in 120 s'), { 'retry-after': '120' });
     const notices: RetryNotice[] = [];
-    await expect(client({ retry: { maxRetryAfterMs: 10_000 }, onRetry: (notice) => notices.push(notice) }).getVideo(VIDEO_ID)).rejects.toMatchObject({ status: 429, retryAfterMs: 120_000 });
+    await expect(client({ retry: { maxRetryAfterMs: 10_000 }, onRetry: (notice) => notices.push(notice) }).getVideo(VIDEO_ID)).rejects.toMatchObject({
+      status: 429,
+      retryAfterMs: 120_000,
+    });
     expect(notices).toEqual([]);
     expect(seen).toHaveLength(1);
   });
 
   it('retries a keyed request while the server says the first one with that key is still running (409 + Retry-After)', async () => {
     handler = (_req, res, index) =>
-      index === 0 ? json(res, 409, problem(409, 'Conflict', 'in progress'), { 'retry-after': '0' }) : json(res, 202, { id: VIDEO_ID, status: 'queued', links: { self: '' } });
+      index === 0
+        ? json(res, 409, problem(409, 'Conflict', 'in progress'), { 'retry-after': '0' })
+        : json(res, 202, { id: VIDEO_ID, status: 'queued', links: { self: '' } });
     await expect(client().submitVideo({ source: '/a.mp4' })).resolves.toMatchObject({ id: VIDEO_ID });
     expect(seen).toHaveLength(2);
   });
 
   it('does not retry refusals: a 400 keeps the problem with its field errors, a 409 without Retry-After is final', async () => {
     handler = (_req, res) => json(res, 400, { ...problem(400, 'Bad Request', 'source: required'), errors: [{ path: 'source', message: 'required' }] });
-    const error = (await client().submitVideo({ source: '' }).catch((failure: unknown) => failure)) as ClipLineApiError;
+    const error = (await client()
+      .submitVideo({ source: '' })
+      .catch((failure: unknown) => failure)) as ClipLineApiError;
     expect(error.problem.errors).toEqual([{ path: 'source', message: 'required' }]);
     expect(error.message).toBe('POST /v1/videos failed with 400 Bad Request: source: required');
     handler = (_req, res) => json(res, 409, problem(409, 'Conflict', 'video already finished'));
@@ -183,7 +218,10 @@ describe('requests and retries', () => {
       res.writeHead(500, { 'content-type': 'text/html' });
       res.end('<h1>Internal   Server Error</h1>');
     };
-    await expect(client().getVideo(VIDEO_ID)).rejects.toMatchObject({ status: 500, problem: { type: 'about:blank', title: 'Internal Server Error', detail: '<h1>Internal Server Error</h1>' } });
+    await expect(client().getVideo(VIDEO_ID)).rejects.toMatchObject({
+      status: 500,
+      problem: { type: 'about:blank', title: 'Internal Server Error', detail: '<h1>Internal Server Error</h1>' },
+    });
   });
 
   it('retries a GET whose connection was cut, and names the failure when it keeps happening', async () => {
@@ -216,10 +254,13 @@ describe('requests and retries', () => {
     handler = (_req, res) => json(res, 503, problem(503, 'Service Unavailable', 'down'), { 'retry-after': '600' });
     // Aborted as it starts waiting out the 600 s: a client that kept waiting would run into
     // jest's timeout instead of rejecting with the reason.
-    const watching = client({ retry: { maxRetryAfterMs: 3_600_000 }, onRetry: (notice) => {
-      notices.push(notice);
-      setImmediate(() => controller.abort(reason));
-    } }).getVideo(VIDEO_ID, { signal: controller.signal });
+    const watching = client({
+      retry: { maxRetryAfterMs: 3_600_000 },
+      onRetry: (notice) => {
+        notices.push(notice);
+        setImmediate(() => controller.abort(reason));
+      },
+    }).getVideo(VIDEO_ID, { signal: controller.signal });
     await expect(watching).rejects.toBe(reason);
     expect(notices).toEqual([expect.objectContaining({ retry: 1, delayMs: expect.any(Number) })]);
     expect(notices[0]!.delayMs).toBeGreaterThanOrEqual(600_000);
@@ -335,7 +376,9 @@ describe('watchVideo', () => {
 
   it('refuses an answer that is not an event stream, and an event whose data is not a video', async () => {
     handler = (_req, res) => json(res, 200, videoBody('queued', 0));
-    await expect(collect(client().watchVideo(VIDEO_ID))).rejects.toThrow(new ClipLineProtocolError(`/v1/videos/${VIDEO_ID}/events answered application/json instead of text/event-stream`));
+    await expect(collect(client().watchVideo(VIDEO_ID))).rejects.toThrow(
+      new ClipLineProtocolError(`/v1/videos/${VIDEO_ID}/events answered application/json instead of text/event-stream`),
+    );
     handler = (_req, res) => {
       openStream(res);
       res.write('id: 1\nevent: progress\ndata: {not json\n\n');

@@ -21,7 +21,10 @@ beforeAll(async () => {
 afterAll(() => fixture?.close());
 
 async function videoCount(): Promise<number> {
-  const row = await env.db.selectFrom('videos').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const row = await env.db
+    .selectFrom('videos')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 
@@ -37,9 +40,23 @@ async function failureOf(promise: Promise<unknown>): Promise<ClipLineApiError> {
 describe('videos', () => {
   it('submits a video and reads it back with its steps and options', async () => {
     const accepted = await api.submitVideo({ source: '/srv/media/talk.mp4', title: 'Talk', options: { clipCount: 2, aspect: '9:16' }, priority: 'low' });
-    expect(accepted).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), status: 'queued', links: { self: `/v1/videos/${accepted.id}`, events: `/v1/videos/${accepted.id}/events` } });
+    expect(accepted).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      status: 'queued',
+      links: { self: `/v1/videos/${accepted.id}`, events: `/v1/videos/${accepted.id}/events` },
+    });
     const video = await api.getVideo(accepted.id);
-    expect(video).toMatchObject({ id: accepted.id, status: 'queued', progress: 0, title: 'Talk', source: '/srv/media/talk.mp4', error: null, metadata: null, scenes: [], priority: 'low' });
+    expect(video).toMatchObject({
+      id: accepted.id,
+      status: 'queued',
+      progress: 0,
+      title: 'Talk',
+      source: '/srv/media/talk.mp4',
+      error: null,
+      metadata: null,
+      scenes: [],
+      priority: 'low',
+    });
     expect(video.options).toEqual({ clipCount: 2, aspect: '9:16', minClipSeconds: 5, maxClipSeconds: 30 });
     expect(video.steps.map((step) => step.status)).toEqual(video.steps.map(() => 'pending'));
     expect(video.steps.length).toBeGreaterThanOrEqual(3);
@@ -58,7 +75,11 @@ describe('videos', () => {
   });
 
   it('submits a batch in one request', async () => {
-    const batch = await api.submitVideos([{ source: '/srv/media/b1.mp4' }, { source: 'https://cdn.example.com/b2.mp4' }, { source: '/srv/media/b3.mp4', title: 'three' }]);
+    const batch = await api.submitVideos([
+      { source: '/srv/media/b1.mp4' },
+      { source: 'https://cdn.example.com/b2.mp4' },
+      { source: '/srv/media/b3.mp4', title: 'three' },
+    ]);
     expect(batch.videos).toHaveLength(3);
     const titles = await Promise.all(batch.videos.map(async (video) => (await api.getVideo(video.id)).title));
     expect(titles).toEqual([null, null, 'three']);
@@ -168,7 +189,11 @@ describe('errors', () => {
   it('answers 404 for an unknown video and 401 for a wrong key, without retrying', async () => {
     expect((await failureOf(api.getVideo(randomUUID()))).status).toBe(404);
     const retries: unknown[] = [];
-    const stranger = createClient({ baseUrl: running.url, apiKey: 'cl_000000000000_00000000000000000000000000000000', onRetry: (notice) => retries.push(notice) });
+    const stranger = createClient({
+      baseUrl: running.url,
+      apiKey: 'cl_000000000000_00000000000000000000000000000000',
+      onRetry: (notice) => retries.push(notice),
+    });
     const error = await failureOf(stranger.getVideo(randomUUID()));
     expect(error.status).toBe(401);
     expect(error.problem.detail).toBe('API key is not valid');

@@ -162,7 +162,7 @@ describe('download', () => {
     expect(cancelled.stderr).toBe(`clipline: video ${id} was cancelled: it has no results to download\n`);
   });
 
-  it('says an unknown video does not exist (or is another tenant\'s), exit 1, and still saves the others', async () => {
+  it("says an unknown video does not exist (or is another tenant's), exit 1, and still saves the others", async () => {
     const out = path.join(env.config.storageDir, 'mixed');
     const run = await clipline(['download', UNKNOWN_ID, completed.id, '--out', out]);
     expect(run.code).toBe(1);

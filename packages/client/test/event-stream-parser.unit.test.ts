@@ -9,7 +9,10 @@ function parseAll(chunks: readonly string[]): { events: ServerSentEvent[]; parse
 
 describe('EventStreamParser', () => {
   it('reads id, event and JSON data, and joins multi-line data with newlines', () => {
-    const { events, parser } = parseAll(['retry: 2000\n\nid: 7\nevent: progress\ndata: {"a":1}\n\n', 'id: 8\nevent: completed\ndata: line one\ndata: line two\n\n']);
+    const { events, parser } = parseAll([
+      'retry: 2000\n\nid: 7\nevent: progress\ndata: {"a":1}\n\n',
+      'id: 8\nevent: completed\ndata: line one\ndata: line two\n\n',
+    ]);
     expect(events).toEqual([
       { type: 'progress', data: '{"a":1}', id: '7' },
       { type: 'completed', data: 'line one\nline two', id: '8' },
@@ -59,17 +62,26 @@ describe('EventStreamParser', () => {
 
   it('gives the same events however the stream is cut into chunks and whichever line ends it uses', () => {
     const field = fc.string({ unit: fc.constantFrom('a', 'b', ' ', ':', '{', '"', 'é', '😀', '1') });
-    const event = fc.record({ type: fc.constantFrom('progress', 'completed', 'message'), id: fc.stringMatching(/^[0-9]{1,4}$/), lines: fc.array(field, { minLength: 1, maxLength: 3 }) });
+    const event = fc.record({
+      type: fc.constantFrom('progress', 'completed', 'message'),
+      id: fc.stringMatching(/^[0-9]{1,4}$/),
+      lines: fc.array(field, { minLength: 1, maxLength: 3 }),
+    });
     fc.assert(
-      fc.property(fc.array(event, { minLength: 1, maxLength: 6 }), fc.constantFrom('\n', '\r\n', '\r'), fc.array(fc.nat(), { maxLength: 8 }), (events, eol, cuts) => {
-        const text = events
-          .map((item) => [`id: ${item.id}`, `event: ${item.type}`, ...item.lines.map((line) => `data: ${line}`), ': comment'].join(eol) + eol + eol)
-          .join('');
-        const points = [...new Set(cuts.map((cut) => cut % (text.length + 1)))].sort((a, b) => a - b);
-        const chunks = [0, ...points].map((start, index) => text.slice(start, [...points, text.length][index]));
-        const { events: parsed } = parseAll(chunks);
-        expect(parsed).toEqual(events.map((item) => ({ type: item.type, id: item.id, data: item.lines.join('\n') })));
-      }),
+      fc.property(
+        fc.array(event, { minLength: 1, maxLength: 6 }),
+        fc.constantFrom('\n', '\r\n', '\r'),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (events, eol, cuts) => {
+          const text = events
+            .map((item) => [`id: ${item.id}`, `event: ${item.type}`, ...item.lines.map((line) => `data: ${line}`), ': comment'].join(eol) + eol + eol)
+            .join('');
+          const points = [...new Set(cuts.map((cut) => cut % (text.length + 1)))].sort((a, b) => a - b);
+          const chunks = [0, ...points].map((start, index) => text.slice(start, [...points, text.length][index]));
+          const { events: parsed } = parseAll(chunks);
+          expect(parsed).toEqual(events.map((item) => ({ type: item.type, id: item.id, data: item.lines.join('\n') })));
+        },
+      ),
       { numRuns: 300 },
     );
   });

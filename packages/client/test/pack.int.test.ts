@@ -51,7 +51,10 @@ beforeAll(async () => {
   installed = path.join(work, 'client-only');
   await run('mkdir', [installed]);
   await writeFile(path.join(installed, 'package.json'), JSON.stringify({ name: 'client-only', version: '1.0.0', private: true, type: 'module' }));
-  await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', path.join(work, manifest!.filename)], { cwd: installed, env: npmEnv() });
+  await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', path.join(work, manifest!.filename)], {
+    cwd: installed,
+    env: npmEnv(),
+  });
   fixture = await producerUnderTest();
 });
 
@@ -134,7 +137,16 @@ it('imports as a library, and type-checks against its own declarations', async (
   await writeFile(
     path.join(installed, 'tsconfig.json'),
     JSON.stringify({
-      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, typeRoots: [path.join(REPO_MODULES, '@types')], types: ['node'] },
+      compilerOptions: {
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        typeRoots: [path.join(REPO_MODULES, '@types')],
+        types: ['node'],
+      },
       files: ['consumer.ts'],
     }),
   );

@@ -23,7 +23,13 @@ function video(id: string, status: VideoStatus, progress: number, activeStep?: s
     completedAt: null,
     metadata: null,
     scenes: [],
-    steps: ['ingest', 'analyze', 'persist'].map((name) => ({ name, status: name === activeStep ? 'active' : 'pending', reason: null, attempts: 0, updatedAt: '' })),
+    steps: ['ingest', 'analyze', 'persist'].map((name) => ({
+      name,
+      status: name === activeStep ? 'active' : 'pending',
+      reason: null,
+      attempts: 0,
+      updatedAt: '',
+    })),
     links: { self: `/v1/videos/${id}` },
   };
 }
@@ -39,7 +45,14 @@ const stripAnsi = (text: string) => text.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, ''
 describe('ProgressBoard on a terminal', () => {
   it('draws one row per video, then redraws them in place with the cursor moved up', async () => {
     const { out, writes, text } = sink(100);
-    const board = new ProgressBoard(out, [{ id: A, label: 'talk.mp4' }, { id: B, label: 'https://cdn.example.com/long-video.webm' }], { live: true, color: false, redrawIntervalMs: 5 });
+    const board = new ProgressBoard(
+      out,
+      [
+        { id: A, label: 'talk.mp4' },
+        { id: B, label: 'https://cdn.example.com/long-video.webm' },
+      ],
+      { live: true, color: false, redrawIntervalMs: 5 },
+    );
     expect(writes[0]).toBe('\u001b[?25l');
     board.update(A, video(A, 'processing', 45, 'analyze'));
     await new Promise((resolve) => setTimeout(resolve, 30));
@@ -47,8 +60,8 @@ describe('ProgressBoard on a terminal', () => {
     expect(redraw.startsWith('\u001b[2A')).toBe(true);
     const rows = stripAnsi(redraw).split('\n').filter(Boolean);
     expect(rows).toHaveLength(2);
-    expect(rows[0]).toMatch(/^\rtalk\.mp4 +\[█{9}░{11}\]  45% processing · analyze$/);
-    expect(rows[1]).toMatch(/\[░{20}\]   0% queued$/);
+    expect(rows[0]).toMatch(/^\rtalk\.mp4 +\[█{9}░{11}\] {2}45% processing · analyze$/);
+    expect(rows[1]).toMatch(/\[░{20}\] {3}0% queued$/);
     board.update(A, video(A, 'completed', 100));
     board.finish();
     expect(writes.at(-1)).toBe('\u001b[?25h');
@@ -71,7 +84,10 @@ describe('ProgressBoard on a terminal', () => {
     const board = new ProgressBoard(out, [{ id: A, label: 'a-very-long-file-name-that-goes-on-and-on.mp4' }], { live: true, color: true });
     board.fail(A, 'could not reach http://127.0.0.1:3000: ECONNREFUSED after several attempts');
     board.finish();
-    const lines = stripAnsi(text()).split('\n').map((line) => line.replace(/^\r/, '')).filter(Boolean);
+    const lines = stripAnsi(text())
+      .split('\n')
+      .map((line) => line.replace(/^\r/, ''))
+      .filter(Boolean);
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(49);
     expect(text()).toContain('\u001b[31merror');
@@ -97,7 +113,13 @@ describe('ProgressBoard in a log', () => {
     board.update(A, video(A, 'completed', 100));
     board.finish();
     expect(text()).toBe(
-      ['[11111111] a.mp4 queued 0%', '[11111111] a.mp4 processing 10% (ingest)', '[11111111] a.mp4 processing 60% (analyze)', '[11111111] a.mp4 completed 100%', ''].join('\n'),
+      [
+        '[11111111] a.mp4 queued 0%',
+        '[11111111] a.mp4 processing 10% (ingest)',
+        '[11111111] a.mp4 processing 60% (analyze)',
+        '[11111111] a.mp4 completed 100%',
+        '',
+      ].join('\n'),
     );
     expect(text()).not.toContain('\u001b');
   });
@@ -105,7 +127,15 @@ describe('ProgressBoard in a log', () => {
 
 describe('text helpers', () => {
   it('renders a table with columns padded to the widest cell and numbers right-aligned', () => {
-    expect(renderTable([{ header: 'ID' }, { header: 'SCENES', align: 'right' }], [['abc', '7'], ['d', '12']])).toBe('ID   SCENES\nabc       7\nd        12\n');
+    expect(
+      renderTable(
+        [{ header: 'ID' }, { header: 'SCENES', align: 'right' }],
+        [
+          ['abc', '7'],
+          ['d', '12'],
+        ],
+      ),
+    ).toBe('ID   SCENES\nabc       7\nd        12\n');
   });
 
   it('formats durations, labels and cuts', () => {

@@ -52,7 +52,16 @@ describe('download progress on the board', () => {
     const board = new ProgressBoard(out, [{ id: A, label: 'a.mp4' }], { live: false });
     const show = showDownloadOn(board, A, false);
     for (const progress of twoFiles()) show(progress);
-    showSavedOn(board, A, { id: A, folder: '/out/a', files: [{ path: '/out/a/clip-0.mp4', bytes: 2000 }, { path: '/out/a/clip-0-thumbnail.jpg', bytes: 1000 }], bytes: 3000, unrenderedClips: 0 });
+    showSavedOn(board, A, {
+      id: A,
+      folder: '/out/a',
+      files: [
+        { path: '/out/a/clip-0.mp4', bytes: 2000 },
+        { path: '/out/a/clip-0-thumbnail.jpg', bytes: 1000 },
+      ],
+      bytes: 3000,
+      unrenderedClips: 0,
+    });
     board.finish();
     expect(text()).toBe(
       [
@@ -79,7 +88,9 @@ describe('download progress on the board', () => {
 describe('what can be downloaded', () => {
   it('only a completed video; the others are refused with their state', () => {
     expect(notDownloadableReason(video('completed', 100))).toBeNull();
-    expect(notDownloadableReason(video('processing', 40))).toBe(`video ${A} is processing (40%), not completed: download it once it completes (follow it with "clipline status ${A}")`);
+    expect(notDownloadableReason(video('processing', 40))).toBe(
+      `video ${A} is processing (40%), not completed: download it once it completes (follow it with "clipline status ${A}")`,
+    );
     expect(notDownloadableReason(video('failed', 30, 'ingest: not a video'))).toBe(`video ${A} failed (ingest: not a video): it has no results to download`);
     expect(notDownloadableReason(video('cancelled', 0))).toBe(`video ${A} was cancelled: it has no results to download`);
   });

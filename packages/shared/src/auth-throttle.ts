@@ -34,7 +34,12 @@ export class AuthFailureThrottle {
   /** Counts one failed attempt of `address`. */
   async recordFailure(address: string, now = Date.now()): Promise<void> {
     const key = this.key(address, Math.floor(now / 60_000));
-    await this.redis.multi().incr(key).expire(key, 61).exec().catch(() => {});
+    await this.redis
+      .multi()
+      .incr(key)
+      .expire(key, 61)
+      .exec()
+      .catch(() => {});
   }
 }
 

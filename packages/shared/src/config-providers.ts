@@ -101,37 +101,34 @@ function rateLimit(perSecond: number, burst: number | undefined) {
   return { perSecond, burst: burst ?? Math.max(1, Math.ceil(perSecond)) };
 }
 
-/** The `providers` section of the configuration, built from the variables above. */
-export function providerSettings(env: ProviderVariables) {
+const PREFIXES = { youtube: 'YOUTUBE', openai: 'OPENAI', stability: 'STABILITY', elevenlabs: 'ELEVENLABS' } as const satisfies Record<UpstreamProvider, string>;
+
+/** Where one provider is reached and with what: its `<PROVIDER>_*` variables, or the simulator's. */
+function connectionOf(env: ProviderVariables, provider: UpstreamProvider) {
+  const prefix = PREFIXES[provider];
   const simulator = env.UPSTREAM_SIM_URL?.replace(/\/+$/, '');
-  const connection = (provider: UpstreamProvider, explicitUrl: string | undefined, key: string | undefined, timeoutMs: number, limit: ReturnType<typeof rateLimit>) => ({
+  const explicitUrl = env[`${prefix}_BASE_URL`];
+  return {
     baseUrl: (explicitUrl ?? (simulator ? `${simulator}${SIMULATOR_PATHS[provider]}` : DEFAULT_BASE_URLS[provider])).replace(/\/+$/, ''),
     /** Undefined when the provider is not configured. */
-    apiKey: key ?? (simulator ? env.UPSTREAM_SIM_API_KEY : undefined),
-    timeoutMs,
+    apiKey: env[`${prefix}_API_KEY`] ?? (simulator ? env.UPSTREAM_SIM_API_KEY : undefined),
+    timeoutMs: env[`${prefix}_TIMEOUT_MS`],
     /** Undefined when the provider has no shared limit. */
-    rateLimit: limit,
-  });
+    rateLimit: rateLimit(env[`${prefix}_RATE_LIMIT_PER_SECOND`], env[`${prefix}_RATE_LIMIT_BURST`]),
+  };
+}
+
+/** The `providers` section of the configuration, built from the variables above. */
+export function providerSettings(env: ProviderVariables) {
   return {
     youtube: {
-      ...connection('youtube', env.YOUTUBE_BASE_URL, env.YOUTUBE_API_KEY, env.YOUTUBE_TIMEOUT_MS, rateLimit(env.YOUTUBE_RATE_LIMIT_PER_SECOND, env.YOUTUBE_RATE_LIMIT_BURST)),
+      ...connectionOf(env, 'youtube'),
       cacheTtlMs: env.YOUTUBE_CACHE_TTL_SECONDS * 1000,
       cacheRetainMs: env.YOUTUBE_CACHE_RETAIN_SECONDS * 1000,
     },
-    openai: {
-      ...connection('openai', env.OPENAI_BASE_URL, env.OPENAI_API_KEY, env.OPENAI_TIMEOUT_MS, rateLimit(env.OPENAI_RATE_LIMIT_PER_SECOND, env.OPENAI_RATE_LIMIT_BURST)),
-      chatModel: env.OPENAI_CHAT_MODEL,
-      transcriptionModel: env.OPENAI_TRANSCRIPTION_MODEL,
-    },
-    stability: {
-      ...connection('stability', env.STABILITY_BASE_URL, env.STABILITY_API_KEY, env.STABILITY_TIMEOUT_MS, rateLimit(env.STABILITY_RATE_LIMIT_PER_SECOND, env.STABILITY_RATE_LIMIT_BURST)),
-      engineId: env.STABILITY_ENGINE_ID,
-    },
-    elevenlabs: {
-      ...connection('elevenlabs', env.ELEVENLABS_BASE_URL, env.ELEVENLABS_API_KEY, env.ELEVENLABS_TIMEOUT_MS, rateLimit(env.ELEVENLABS_RATE_LIMIT_PER_SECOND, env.ELEVENLABS_RATE_LIMIT_BURST)),
-      voiceId: env.ELEVENLABS_VOICE_ID,
-      modelId: env.ELEVENLABS_MODEL_ID,
-    },
+    openai: { ...connectionOf(env, 'openai'), chatModel: env.OPENAI_CHAT_MODEL, transcriptionModel: env.OPENAI_TRANSCRIPTION_MODEL },
+    stability: { ...connectionOf(env, 'stability'), engineId: env.STABILITY_ENGINE_ID },
+    elevenlabs: { ...connectionOf(env, 'elevenlabs'), voiceId: env.ELEVENLABS_VOICE_ID, modelId: env.ELEVENLABS_MODEL_ID },
     breaker: {
       volumeThreshold: env.PROVIDER_BREAKER_VOLUME_THRESHOLD,
       errorThresholdPercentage: env.PROVIDER_BREAKER_ERROR_PERCENT,

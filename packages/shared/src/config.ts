@@ -27,18 +27,19 @@ export const databaseUrlSchema = z
   .refine((url) => engineOfUrl(url) !== undefined, 'expected postgres://…, mysql://… (or mariadb://…) or sqlite:path/to/file.db');
 
 /** `DATABASE_SCHEMA`: a PostgreSQL schema, a MySQL database or a SQLite file beside the named one. */
-export const databaseSchemaSchema = z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case identifier expected').default('public');
+export const databaseSchemaSchema = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]*$/, 'lower-case identifier expected')
+  .default('public');
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
-const commaList = z
-  .string()
-  .transform((value) =>
-    value
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item.length > 0),
-  );
+const commaList = z.string().transform((value) =>
+  value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0),
+);
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
@@ -54,7 +55,10 @@ const coreEnvSchema = z.object({
   /** Redis holding the queues. @defaultValue redis://127.0.0.1:6379 */
   REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'expected a redis:// or rediss:// URL' }).default('redis://127.0.0.1:6379'),
   /** Prefix of every BullMQ key, so several deployments (or test files) can share one Redis. */
-  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]+$/, 'letters, digits, ":", "_" and "-" only').default('clipline'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]+$/, 'letters, digits, ":", "_" and "-" only')
+    .default('clipline'),
   /**
    * The database: `postgres://…`, `mysql://…` / `mariadb://…`, or `sqlite:path`.
    * @defaultValue {@link DEFAULT_DATABASE_URL} (SQLite; refused in production)
@@ -134,7 +138,13 @@ const coreEnvSchema = z.object({
    * Keys sealing passwords on their way from the API to the CPU pool: `id:base64key,…`, 32-byte
    * keys, the first one current (rotate by putting a new key first).
    */
-  ACCOUNTS_KEYRING: z.string().regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44}(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44})*$/, 'expected id:base64key[,id:base64key…] with 32-byte keys').optional(),
+  ACCOUNTS_KEYRING: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44}(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44})*$/,
+      'expected id:base64key[,id:base64key…] with 32-byte keys',
+    )
+    .optional(),
   /** How often tracked videos' YouTube metadata is refreshed, in seconds. */
   METADATA_SYNC_INTERVAL_SECONDS: positiveInt(3600),
   /** Seconds one webhook POST may take. */
@@ -148,7 +158,6 @@ const coreEnvSchema = z.object({
   /** libx264 constant rate factor of rendered clips (0-51, lower is better). @defaultValue 20 */
   RENDER_CRF: z.coerce.number().int().min(0).max(51).default(20),
 });
-
 
 /** Every environment variable the system reads, flat, as the environment holds them. */
 const envSchema = z.object({ ...coreEnvSchema.shape, ...providerEnvSchema.shape });
@@ -243,7 +252,8 @@ function toConfig(env: EnvVariables) {
     dashboardUser: env.DASHBOARD_USER ?? DEV_DASHBOARD_USER,
     dashboardPassword: env.DASHBOARD_PASSWORD ?? DEV_DASHBOARD_PASSWORD,
     /** The read-only dashboard account, when both of its variables are set. */
-    dashboardViewer: env.DASHBOARD_VIEWER_USER && env.DASHBOARD_VIEWER_PASSWORD ? { user: env.DASHBOARD_VIEWER_USER, password: env.DASHBOARD_VIEWER_PASSWORD } : null,
+    dashboardViewer:
+      env.DASHBOARD_VIEWER_USER && env.DASHBOARD_VIEWER_PASSWORD ? { user: env.DASHBOARD_VIEWER_USER, password: env.DASHBOARD_VIEWER_PASSWORD } : null,
     authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE,
     maxActiveVideosPerTenant: env.MAX_ACTIVE_VIDEOS_PER_TENANT,
     sseMaxStreamsPerKey: env.SSE_MAX_STREAMS_PER_KEY,
@@ -283,15 +293,17 @@ function toConfig(env: EnvVariables) {
  * Each variable is checked on its own first; the checks across variables (production) run only
  * once every variable is valid, so a message never reasons about a value that was already wrong.
  */
-export const configSchema = envSchema
-  .superRefine(refuseUnsafeCombinations, { when: (payload) => payload.issues.length === 0 })
-  .transform(toConfig);
+export const configSchema = envSchema.superRefine(refuseUnsafeCombinations, { when: (payload) => payload.issues.length === 0 }).transform(toConfig);
 
 /** What {@link configSchema} reads: every variable, as strings. */
 export type Env = z.input<typeof configSchema>;
 
 /** Arrays and objects all the way down are read-only, as {@link deepFreeze} leaves them. */
-export type DeepReadonly<T> = T extends readonly (infer Item)[] ? readonly DeepReadonly<Item>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+export type DeepReadonly<T> = T extends readonly (infer Item)[]
+  ? readonly DeepReadonly<Item>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
 
 /** The configuration every process starts with, frozen. */
 export type Config = DeepReadonly<z.output<typeof configSchema>>;
@@ -318,7 +330,7 @@ function parseVariables<S extends z.ZodType>(schema: S, source: Record<string, s
   const lines = parsed.error.issues.map((issue) => {
     const name = issue.path.join('.');
     // Name the variable, never the value, for problems with secrets: these messages reach logs.
-    const valueHidden = issue.code === 'custom' && issue.params?.['valueHidden'] === true;
+    const valueHidden = issue.code === 'custom' && issue.params?.valueHidden === true;
     return valueHidden ? `  ${name}: ${issue.message}` : `  ${name}=${JSON.stringify(cleaned[name] ?? '')}: ${issue.message}`;
   });
   throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);
@@ -350,7 +362,10 @@ export function loadConfig(source: Record<string, string | undefined> = process.
  */
 export function loadConfigOrExit(source?: Record<string, string | undefined>): Config;
 export function loadConfigOrExit<T>(source: Record<string, string | undefined>, loader: (source: Record<string, string | undefined>) => T): T;
-export function loadConfigOrExit<T>(source: Record<string, string | undefined> = process.env, loader?: (source: Record<string, string | undefined>) => T): Config | T {
+export function loadConfigOrExit<T>(
+  source: Record<string, string | undefined> = process.env,
+  loader?: (source: Record<string, string | undefined>) => T,
+): Config | T {
   try {
     return loader ? loader(source) : loadConfig(source);
   } catch (error) {

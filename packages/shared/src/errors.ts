@@ -84,9 +84,26 @@ export class JobCancelledError extends Error {
  * idempotent.
  */
 const DATABASE_OUTAGE_CODES = new Set([
-  '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '40001', '40P01',
-  'PROTOCOL_CONNECTION_LOST', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_CONNECTION_KILLED',
-  'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_LOCKED', 'SQLITE_THREAD_EXITED',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+  '40001',
+  '40P01',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CON_COUNT_ERROR',
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_CONNECTION_KILLED',
+  'SQLITE_BUSY',
+  'SQLITE_BUSY_SNAPSHOT',
+  'SQLITE_BUSY_RECOVERY',
+  'SQLITE_LOCKED',
+  'SQLITE_THREAD_EXITED',
 ]);
 
 /**
@@ -104,7 +121,9 @@ export function isDependencyOutage(thrown: unknown): boolean {
   if (error.fatal === true && (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ECONNREFUSED')) return true;
   return (
     typeof error.message === 'string' &&
-    /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Pool is closed|Can't add new command when connection is in closed state)/.test(error.message)
+    /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Pool is closed|Can't add new command when connection is in closed state)/.test(
+      error.message,
+    )
   );
 }
 

@@ -3,8 +3,7 @@ export const SNIFF_BYTES = 512;
 
 export type SniffResult = { video: true; container: string } | { video: false; reason: string };
 
-const ascii = (head: Uint8Array, offset: number, length: number) =>
-  String.fromCharCode(...head.subarray(offset, offset + length));
+const ascii = (head: Uint8Array, offset: number, length: number) => String.fromCharCode(...head.subarray(offset, offset + length));
 
 /**
  * Recognises video containers from their first bytes, so a text file renamed `.mp4` or an
@@ -24,7 +23,8 @@ export function sniffContainer(head: Uint8Array): SniffResult {
   if (head[0] === 0x30 && head[1] === 0x26 && head[2] === 0xb2 && head[3] === 0x75) return { video: true, container: 'asf/wmv' };
   if (head[0] === 0x47 && (head.length < 189 || head[188] === 0x47)) return { video: true, container: 'mpeg-ts' };
   if (ascii(head, 0, 4) === 'RIFF' && ascii(head, 8, 4) === 'WAVE') return { video: false, reason: 'the file is WAV audio, not a video' };
-  if (ascii(head, 0, 3) === 'ID3' || (head[0] === 0xff && ((head[1] ?? 0) & 0xe0) === 0xe0)) return { video: false, reason: 'the file is MP3 audio, not a video' };
+  if (ascii(head, 0, 3) === 'ID3' || (head[0] === 0xff && ((head[1] ?? 0) & 0xe0) === 0xe0))
+    return { video: false, reason: 'the file is MP3 audio, not a video' };
   if (ascii(head, 0, 4) === 'fLaC') return { video: false, reason: 'the file is FLAC audio, not a video' };
   const text = new TextDecoder('utf-8', { fatal: false }).decode(head.subarray(0, 64)).trimStart().toLowerCase();
   if (text.startsWith('<!doctype html') || text.startsWith('<html')) return { video: false, reason: 'the content is an HTML page, not a video' };

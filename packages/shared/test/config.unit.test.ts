@@ -66,8 +66,15 @@ describe('loadConfig', () => {
     expect(config.host).toBe('127.0.0.1');
     expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
     expect(config).toMatchObject({
-      producerMetricsPort: 9463, adminApiKeys: [DEV_ADMIN_API_KEY], dashboardViewer: null, authFailuresPerMinute: 20, maxActiveVideosPerTenant: 1000,
-      sseMaxStreamsPerKey: 50, sseMaxSeconds: 3600, keepSources: false, retentionDays: 30,
+      producerMetricsPort: 9463,
+      adminApiKeys: [DEV_ADMIN_API_KEY],
+      dashboardViewer: null,
+      authFailuresPerMinute: 20,
+      maxActiveVideosPerTenant: 1000,
+      sseMaxStreamsPerKey: 50,
+      sseMaxSeconds: 3600,
+      keepSources: false,
+      retentionDays: 30,
     });
     expect(loadConfig({ DASHBOARD_VIEWER_USER: 'viewer', DASHBOARD_VIEWER_PASSWORD: 'pw' }).dashboardViewer).toEqual({ user: 'viewer', password: 'pw' });
   });
@@ -76,13 +83,21 @@ describe('loadConfig', () => {
     const strong = (name: string) => `${name}-${'s'.repeat(32)}`;
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/API_KEYS: must be set in production[\s\S]*DASHBOARD_PASSWORD: must be set/);
     expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: DEV_API_KEY, DASHBOARD_PASSWORD: strong('d') })).toThrow(/API_KEYS: the dev value is refused/);
-    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: strong('k'), DASHBOARD_PASSWORD: 'clipline' })).toThrow(/DASHBOARD_PASSWORD: the dev value is refused/);
+    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: strong('k'), DASHBOARD_PASSWORD: 'clipline' })).toThrow(
+      /DASHBOARD_PASSWORD: the dev value is refused/,
+    );
     expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: 'change-me-api-key-but-long-enough-to-pass', DASHBOARD_PASSWORD: strong('d') })).toThrow(
       /API_KEYS: a placeholder is refused/,
     );
     let message = '';
     try {
-      loadConfig({ NODE_ENV: 'production', API_KEYS: `${strong('k')},short-key`, ADMIN_API_KEYS: 'tiny', DASHBOARD_PASSWORD: 'p4ss', DASHBOARD_VIEWER_PASSWORD: 'v' });
+      loadConfig({
+        NODE_ENV: 'production',
+        API_KEYS: `${strong('k')},short-key`,
+        ADMIN_API_KEYS: 'tiny',
+        DASHBOARD_PASSWORD: 'p4ss',
+        DASHBOARD_VIEWER_PASSWORD: 'v',
+      });
     } catch (error) {
       message = (error as Error).message;
     }
@@ -91,10 +106,25 @@ describe('loadConfig', () => {
     expect(message).toMatch(/DASHBOARD_PASSWORD: must be at least 32 bytes/);
     expect(message).toMatch(/DASHBOARD_VIEWER_PASSWORD: must be at least 32 bytes/);
     expect(message).not.toMatch(/short-key|tiny|p4ss/);
-    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: strong('k'), ADMIN_API_KEYS: DEV_ADMIN_API_KEY, DASHBOARD_PASSWORD: strong('d') })).toThrow(/ADMIN_API_KEYS: the dev value is refused/);
+    expect(() => loadConfig({ NODE_ENV: 'production', API_KEYS: strong('k'), ADMIN_API_KEYS: DEV_ADMIN_API_KEY, DASHBOARD_PASSWORD: strong('d') })).toThrow(
+      /ADMIN_API_KEYS: the dev value is refused/,
+    );
     // Production never gets the dev operator key by default.
-    expect(loadConfig({ NODE_ENV: 'production', API_KEYS: strong('k'), DASHBOARD_PASSWORD: strong('d'), ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}`, DATABASE_URL: 'postgres://db/x' }).adminApiKeys).toEqual([]);
-    const secrets = { NODE_ENV: 'production', API_KEYS: strong('k'), DASHBOARD_PASSWORD: strong('d'), ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}` };
+    expect(
+      loadConfig({
+        NODE_ENV: 'production',
+        API_KEYS: strong('k'),
+        DASHBOARD_PASSWORD: strong('d'),
+        ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
+        DATABASE_URL: 'postgres://db/x',
+      }).adminApiKeys,
+    ).toEqual([]);
+    const secrets = {
+      NODE_ENV: 'production',
+      API_KEYS: strong('k'),
+      DASHBOARD_PASSWORD: strong('d'),
+      ACCOUNTS_KEYRING: `k1:${Buffer.alloc(32, 7).toString('base64')}`,
+    };
     expect(() => loadConfig({ ...secrets, ACCOUNTS_KEYRING: DEV_ACCOUNTS_KEYRING })).toThrow(/ACCOUNTS_KEYRING: the dev value is refused/);
     expect(() => loadConfig(secrets)).toThrow(/DATABASE_URL: must be set in production/);
     const config = loadConfig({ ...secrets, DATABASE_URL: 'postgres://clipline@db:5432/clipline' });
@@ -110,13 +140,21 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://root@127.0.0.1:3306' })).toThrow(/DATABASE_URL: mysql:\/\/root@127.0.0.1:3306 names no database/);
     expect(() => loadConfig({ DATABASE_URL: 'sqlite::memory:' })).toThrow(/DATABASE_URL: sqlite::memory: is not shared between clipline processes/);
     expect(() => loadConfig({ DATABASE_URL: 'sqlite:' })).toThrow(/names no file/);
-    expect(() => loadConfig({ DATABASE_URL: 'mysql://root@db/clipline?sslmode=require' })).toThrow(/DATABASE_URL: has parameters clipline does not know: sslmode/);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://root@db/clipline?sslmode=require' })).toThrow(
+      /DATABASE_URL: has parameters clipline does not know: sslmode/,
+    );
     expect(() => loadConfig({ DATABASE_URL: 'mysql://root@db/clipline?ssl=maybe' })).toThrow(/expected ssl=true, ssl=unverified or ssl=false/);
   });
 
   it('reads MySQL URLs into the server, credentials, database and TLS settings', () => {
     expect(resolveDatabaseTarget('mariadb://app:s%40cret@db.internal:3307/clips?ssl=true')).toEqual({
-      engine: 'mysql', host: 'db.internal', port: 3307, user: 'app', password: 's@cret', database: 'clips', ssl: { rejectUnauthorized: true },
+      engine: 'mysql',
+      host: 'db.internal',
+      port: 3307,
+      user: 'app',
+      password: 's@cret',
+      database: 'clips',
+      ssl: { rejectUnauthorized: true },
     });
     expect(resolveDatabaseTarget('mysql://127.0.0.1/clips', 't_1')).toMatchObject({ database: 't_1', user: 'root', port: 3306 });
     expect(resolveDatabaseTarget('mysql://127.0.0.1/clips?ssl=unverified')).toMatchObject({ ssl: { rejectUnauthorized: false } });
@@ -174,11 +212,36 @@ describe('loadConfig', () => {
       cpuWorker: { renderConcurrency: undefined, renderPreset: 'veryfast', renderCrf: 20 },
     });
     expect(providers).toEqual({
-      youtube: { baseUrl: 'https://www.googleapis.com', apiKey: undefined, timeoutMs: 10_000, rateLimit: { perSecond: 10, burst: 10 }, cacheTtlMs: 3600_000, cacheRetainMs: 7 * 86_400_000 },
-      openai: { baseUrl: 'https://api.openai.com/v1', apiKey: undefined, timeoutMs: 120_000, rateLimit: { perSecond: 50, burst: 50 }, chatModel: 'gpt-4o-mini', transcriptionModel: 'whisper-1' },
-      stability: { baseUrl: 'https://api.stability.ai', apiKey: undefined, timeoutMs: 120_000, rateLimit: { perSecond: 10, burst: 10 }, engineId: 'stable-diffusion-xl-1024-v1-0' },
+      youtube: {
+        baseUrl: 'https://www.googleapis.com',
+        apiKey: undefined,
+        timeoutMs: 10_000,
+        rateLimit: { perSecond: 10, burst: 10 },
+        cacheTtlMs: 3600_000,
+        cacheRetainMs: 7 * 86_400_000,
+      },
+      openai: {
+        baseUrl: 'https://api.openai.com/v1',
+        apiKey: undefined,
+        timeoutMs: 120_000,
+        rateLimit: { perSecond: 50, burst: 50 },
+        chatModel: 'gpt-4o-mini',
+        transcriptionModel: 'whisper-1',
+      },
+      stability: {
+        baseUrl: 'https://api.stability.ai',
+        apiKey: undefined,
+        timeoutMs: 120_000,
+        rateLimit: { perSecond: 10, burst: 10 },
+        engineId: 'stable-diffusion-xl-1024-v1-0',
+      },
       elevenlabs: {
-        baseUrl: 'https://api.elevenlabs.io', apiKey: undefined, timeoutMs: 120_000, rateLimit: { perSecond: 5, burst: 5 }, voiceId: '21m00Tcm4TlvDq8ikWAM', modelId: 'eleven_multilingual_v2',
+        baseUrl: 'https://api.elevenlabs.io',
+        apiKey: undefined,
+        timeoutMs: 120_000,
+        rateLimit: { perSecond: 5, burst: 5 },
+        voiceId: '21m00Tcm4TlvDq8ikWAM',
+        modelId: 'eleven_multilingual_v2',
       },
       breaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeoutMs: 30_000, rollingWindowMs: 10_000 },
       getRetries: 2,
@@ -189,18 +252,43 @@ describe('loadConfig', () => {
   });
 
   it('turns seconds and hours into the units the code uses', () => {
-    expect(loadConfig({ SHUTDOWN_TIMEOUT_SECONDS: '3', DOWNLOAD_TIMEOUT_SECONDS: '4', IDEMPOTENCY_TTL_HOURS: '2', METADATA_SYNC_INTERVAL_SECONDS: '5', WEBHOOK_TIMEOUT_SECONDS: '6' })).toMatchObject({
-      shutdownTimeoutMs: 3000, downloadTimeoutMs: 4000, idempotencyTtlSeconds: 7200, metadataSyncIntervalMs: 5000, webhookTimeoutMs: 6000,
+    expect(
+      loadConfig({
+        SHUTDOWN_TIMEOUT_SECONDS: '3',
+        DOWNLOAD_TIMEOUT_SECONDS: '4',
+        IDEMPOTENCY_TTL_HOURS: '2',
+        METADATA_SYNC_INTERVAL_SECONDS: '5',
+        WEBHOOK_TIMEOUT_SECONDS: '6',
+      }),
+    ).toMatchObject({
+      shutdownTimeoutMs: 3000,
+      downloadTimeoutMs: 4000,
+      idempotencyTtlSeconds: 7200,
+      metadataSyncIntervalMs: 5000,
+      webhookTimeoutMs: 6000,
     });
     expect(loadConfig({ STORAGE_DIR: 'rel/store' }).storageDir).toBe(path.resolve('rel/store'));
-    expect(loadConfig({ RENDER_CONCURRENCY: '3', RENDER_PRESET: 'fast', RENDER_CRF: '23' }).cpuWorker).toEqual({ renderConcurrency: 3, renderPreset: 'fast', renderCrf: 23 });
+    expect(loadConfig({ RENDER_CONCURRENCY: '3', RENDER_PRESET: 'fast', RENDER_CRF: '23' }).cpuWorker).toEqual({
+      renderConcurrency: 3,
+      renderPreset: 'fast',
+      renderCrf: 23,
+    });
     expect(refusal(() => loadConfig({ RENDER_PRESET: 'placebo', RENDER_CRF: '99' }))).toMatch(/RENDER_PRESET="placebo"[\s\S]*RENDER_CRF="99"/);
   });
 
   it('accepts a complete production environment, with production defaults', () => {
     const config = loadConfig(PRODUCTION);
-    expect(config).toMatchObject({ env: 'production', fileSourceRoots: [], allowPrivateSources: false, apiKeys: [PRODUCTION.API_KEYS], accountsKeyring: PRODUCTION.ACCOUNTS_KEYRING });
-    expect(loadConfig({ ...PRODUCTION, ALLOW_PRIVATE_SOURCES: 'true', FILE_SOURCE_ROOTS: '/srv' })).toMatchObject({ allowPrivateSources: true, fileSourceRoots: ['/srv'] });
+    expect(config).toMatchObject({
+      env: 'production',
+      fileSourceRoots: [],
+      allowPrivateSources: false,
+      apiKeys: [PRODUCTION.API_KEYS],
+      accountsKeyring: PRODUCTION.ACCOUNTS_KEYRING,
+    });
+    expect(loadConfig({ ...PRODUCTION, ALLOW_PRIVATE_SOURCES: 'true', FILE_SOURCE_ROOTS: '/srv' })).toMatchObject({
+      allowPrivateSources: true,
+      fileSourceRoots: ['/srv'],
+    });
   });
 
   it.each([
@@ -214,7 +302,11 @@ describe('loadConfig', () => {
     ['the dev dashboard password', { DASHBOARD_PASSWORD: 'clipline' }, 'DASHBOARD_PASSWORD: the dev value is refused in production'],
     ['a placeholder key', { API_KEYS: 'change-me-please-this-is-long-enough-to-pass' }, 'API_KEYS: a placeholder is refused in production'],
     ['a placeholder password', { DASHBOARD_PASSWORD: 'changeme' }, 'DASHBOARD_PASSWORD: a placeholder is refused in production'],
-    ['a short viewer password', { DASHBOARD_VIEWER_USER: 'viewer', DASHBOARD_VIEWER_PASSWORD: 'q7#' }, 'DASHBOARD_VIEWER_PASSWORD: must be at least 32 bytes in production'],
+    [
+      'a short viewer password',
+      { DASHBOARD_VIEWER_USER: 'viewer', DASHBOARD_VIEWER_PASSWORD: 'q7#' },
+      'DASHBOARD_VIEWER_PASSWORD: must be at least 32 bytes in production',
+    ],
     ['the upstream simulator', { UPSTREAM_SIM_URL: 'http://sim:3900' }, 'UPSTREAM_SIM_URL: the upstream simulator is refused in production'],
   ])('refuses %s in production, naming the variable and not its value', (_case, change, line) => {
     const env: Record<string, string | undefined> = { ...PRODUCTION, ...change };
@@ -233,16 +325,31 @@ describe('loadConfig', () => {
   });
 
   it('checks production rules only once every variable is valid on its own', () => {
-    expect(refusal(() => loadConfig({ NODE_ENV: 'production', PORT: 'eighty' }))).toBe('invalid environment:\n  PORT="eighty": Invalid input: expected number, received NaN');
+    expect(refusal(() => loadConfig({ NODE_ENV: 'production', PORT: 'eighty' }))).toBe(
+      'invalid environment:\n  PORT="eighty": Invalid input: expected number, received NaN',
+    );
   });
 
   it('reads the provider settings into the providers section', () => {
     const { providers } = loadConfig({
-      OPENAI_API_KEY: 'sk-live', OPENAI_BASE_URL: 'https://proxy.example/v1/', OPENAI_RATE_LIMIT_PER_SECOND: '2.5', OPENAI_CHAT_MODEL: 'gpt-x',
-      YOUTUBE_RATE_LIMIT_PER_SECOND: '0', YOUTUBE_CACHE_TTL_SECONDS: '2', STABILITY_RATE_LIMIT_BURST: '7', ELEVENLABS_VOICE_ID: 'voice',
-      PROVIDER_BREAKER_ERROR_PERCENT: '25', PROVIDER_GET_RETRIES: '0', PROVIDER_LIMITER_MAX_WAIT_MS: '0',
+      OPENAI_API_KEY: 'sk-live',
+      OPENAI_BASE_URL: 'https://proxy.example/v1/',
+      OPENAI_RATE_LIMIT_PER_SECOND: '2.5',
+      OPENAI_CHAT_MODEL: 'gpt-x',
+      YOUTUBE_RATE_LIMIT_PER_SECOND: '0',
+      YOUTUBE_CACHE_TTL_SECONDS: '2',
+      STABILITY_RATE_LIMIT_BURST: '7',
+      ELEVENLABS_VOICE_ID: 'voice',
+      PROVIDER_BREAKER_ERROR_PERCENT: '25',
+      PROVIDER_GET_RETRIES: '0',
+      PROVIDER_LIMITER_MAX_WAIT_MS: '0',
     });
-    expect(providers.openai).toMatchObject({ apiKey: 'sk-live', baseUrl: 'https://proxy.example/v1', rateLimit: { perSecond: 2.5, burst: 3 }, chatModel: 'gpt-x' });
+    expect(providers.openai).toMatchObject({
+      apiKey: 'sk-live',
+      baseUrl: 'https://proxy.example/v1',
+      rateLimit: { perSecond: 2.5, burst: 3 },
+      chatModel: 'gpt-x',
+    });
     expect(providers.youtube).toMatchObject({ apiKey: undefined, rateLimit: undefined, cacheTtlMs: 2000 });
     expect(providers.stability.rateLimit).toEqual({ perSecond: 10, burst: 7 });
     expect(providers.elevenlabs.voiceId).toBe('voice');

@@ -1,5 +1,14 @@
-import dns from 'node:dns';
-import { checkUrl, EgressRefusedError, egressAgents, guardedLookup, isPublicAddress, nonPublicReason, redirectGuard, type EgressPolicy } from '@clipline/shared';
+import type dns from 'node:dns';
+import {
+  checkUrl,
+  EgressRefusedError,
+  egressAgents,
+  guardedLookup,
+  isPublicAddress,
+  nonPublicReason,
+  redirectGuard,
+  type EgressPolicy,
+} from '@clipline/shared';
 
 const strict: EgressPolicy = { allowPrivate: false };
 
@@ -183,7 +192,10 @@ function fixedResolver(answers: Record<string, string[]>) {
   return (hostname: string, _options: dns.LookupAllOptions, callback: (error: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void) => {
     const found = answers[hostname];
     if (!found) return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), []);
-    return callback(null, found.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+    return callback(
+      null,
+      found.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+    );
   };
 }
 

@@ -52,7 +52,9 @@ beforeAll(async () => {
         parent: async (job) => {
           if (job.data.key.startsWith('alone-')) {
             // A parent with one child that fails for good, and nothing else: the final-failure test's own job.
-            await job.addChildren([{ step: { declaration: childQueue, jobName: 'child', data: { fail: true }, jobId: `${job.data.key}-bad` }, optional: true }]);
+            await job.addChildren([
+              { step: { declaration: childQueue, jobName: 'child', data: { fail: true }, jobId: `${job.data.key}-bad` }, optional: true },
+            ]);
             await job.waitForChildren();
             return { alone: true };
           }
@@ -97,10 +99,14 @@ describe('parents and children', () => {
   it('a retried parent does not re-link a child that failed meanwhile, and completes', async () => {
     const key = `p${randomUUID().slice(0, 8)}`;
     const { id } = await jobs.add(parentQueue, 'parent', { key });
-    const done = await waitFor(async () => {
-      const view = await jobs.get(parentQueue, id);
-      return view?.state === 'completed' ? view : undefined;
-    }, 15_000, 'the parent to complete');
+    const done = await waitFor(
+      async () => {
+        const view = await jobs.get(parentQueue, id);
+        return view?.state === 'completed' ? view : undefined;
+      },
+      15_000,
+      'the parent to complete',
+    );
     expect(done.returnValue).toMatchObject({ runs: expect.any(Number) });
     expect(parentRuns.get(key)).toBeGreaterThanOrEqual(2);
     expect((await jobs.get(childQueue, `${key}-bad`))?.state).toBe('failed');
@@ -160,7 +166,11 @@ describe('idempotency leases', () => {
     const repository = new IdempotencyRepository(env.db, 3600, 60);
     expect(await repository.claim('p', 'k1', 'h')).toEqual({ outcome: 'claimed' });
     expect(await repository.claim('p', 'k1', 'h')).toEqual({ outcome: 'in-progress' });
-    await env.db.updateTable('idempotency_keys').set({ created_at: new Date(Date.now() - 120_000) }).where('key', '=', 'k1').execute();
+    await env.db
+      .updateTable('idempotency_keys')
+      .set({ created_at: new Date(Date.now() - 120_000) })
+      .where('key', '=', 'k1')
+      .execute();
     expect(await repository.claim('p', 'k1', 'h')).toEqual({ outcome: 'claimed' });
     expect(await repository.claim('p', 'k1', 'other')).toEqual({ outcome: 'mismatch' });
   });

@@ -87,9 +87,7 @@ export class ClipLineProcesses {
 
   /** The last lines every instance printed, for failure messages. */
   logs(lines = 40): string {
-    return [...this.instances]
-      .map(([instance, app]) => `--- ${instance}\n${app.output().trimEnd().split('\n').slice(-lines).join('\n')}`)
-      .join('\n');
+    return [...this.instances].map(([instance, app]) => `--- ${instance}\n${app.output().trimEnd().split('\n').slice(-lines).join('\n')}`).join('\n');
   }
 
   /** One API request with the dev key; a request that gets no answer within `timeoutMs` throws. */

@@ -84,7 +84,13 @@ export class PrivateRedis {
   /** PING answered with PONG: the AOF, if any, has been loaded (Redis answers LOADING before). */
   private async answersPing(): Promise<boolean> {
     if (!this.running) throw new Error(`redis-server exited:\n${this.output.slice(-2000)}`);
-    const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false, connectTimeout: 1000 });
+    const probe = new Redis(this.url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+      connectTimeout: 1000,
+    });
     probe.on('error', () => {});
     try {
       await probe.connect();

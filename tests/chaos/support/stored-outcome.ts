@@ -31,7 +31,11 @@ export async function storedOutcome(db: Db, videoId: string, cutSeconds: readonl
     db.selectFrom('videos').select('status').where('id', '=', videoId).executeTakeFirstOrThrow(),
     db.selectFrom('scenes').select(['scene_index', 'start_seconds']).where('video_id', '=', videoId).orderBy('scene_index').execute(),
     db.selectFrom('clips').select(['clip_index', 'status']).where('video_id', '=', videoId).orderBy('clip_index').execute(),
-    db.selectFrom('frame_metrics').select((eb) => eb.fn.countAll<number>().as('rows')).where('video_id', '=', videoId).executeTakeFirstOrThrow(),
+    db
+      .selectFrom('frame_metrics')
+      .select((eb) => eb.fn.countAll<number>().as('rows'))
+      .where('video_id', '=', videoId)
+      .executeTakeFirstOrThrow(),
     db.selectFrom('analyses').select('result').where('video_id', '=', videoId).executeTakeFirst(),
     db.selectFrom('job_events').select('step').where('video_id', '=', videoId).where('status', '=', 'completed').execute(),
   ]);
@@ -58,7 +62,11 @@ export async function storedOutcome(db: Db, videoId: string, cutSeconds: readonl
 export async function expectExactlyOnceEffects(db: Db, videoId: string, cutSeconds: readonly number[]): Promise<StoredOutcome> {
   const stored = await storedOutcome(db, videoId, cutSeconds);
   const range = (count: number) => Array.from({ length: Math.max(0, count) }, (_, index) => index);
-  expect({ videoId, hasAnalysis: stored.sampledFrames > 0, hasClipCandidates: stored.clipCandidates > 0 }).toEqual({ videoId, hasAnalysis: true, hasClipCandidates: true });
+  expect({ videoId, hasAnalysis: stored.sampledFrames > 0, hasClipCandidates: stored.clipCandidates > 0 }).toEqual({
+    videoId,
+    hasAnalysis: true,
+    hasClipCandidates: true,
+  });
   expect(stored).toEqual({
     videoId,
     status: 'completed',

@@ -52,13 +52,12 @@ export interface ApiKeySettings {
  * key is even read, so guessing costs a Redis round trip and never a database query.
  */
 export function requireApiKey(settings: ApiKeySettings): RequestHandler {
-  const configured = [
-    ...settings.keys.map((key) => ({ key, admin: false })),
-    ...settings.adminKeys.map((key) => ({ key, admin: true })),
-  ].map(({ key, admin }) => {
-    const hex = digest(key).toString('hex').slice(0, 12);
-    return { digest: digest(key), caller: { principal: `config:${hex}`, tenant: `${admin ? 'admin' : 'key'}-${hex}`, admin } };
-  });
+  const configured = [...settings.keys.map((key) => ({ key, admin: false })), ...settings.adminKeys.map((key) => ({ key, admin: true }))].map(
+    ({ key, admin }) => {
+      const hex = digest(key).toString('hex').slice(0, 12);
+      return { digest: digest(key), caller: { principal: `config:${hex}`, tenant: `${admin ? 'admin' : 'key'}-${hex}`, admin } };
+    },
+  );
   const challenge = { 'www-authenticate': 'Bearer realm="clipline"' };
   return async (req, res, next) => {
     const address = clientAddress(req.socket.remoteAddress);

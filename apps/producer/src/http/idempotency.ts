@@ -9,7 +9,11 @@ const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key])]));
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
+    );
   }
   return value;
 }
@@ -19,7 +23,9 @@ function canonical(value: unknown): unknown {
  * fingerprint is stored; without the server's key it reveals nothing about the body.
  */
 function fingerprint(req: Request, key: string): string {
-  return createHmac('sha256', key).update(`${req.method} ${req.baseUrl}${req.path}\n${JSON.stringify(canonical(req.body ?? null))}`).digest('hex');
+  return createHmac('sha256', key)
+    .update(`${req.method} ${req.baseUrl}${req.path}\n${JSON.stringify(canonical(req.body ?? null))}`)
+    .digest('hex');
 }
 
 /**
@@ -49,9 +55,7 @@ export function idempotent(repository: IdempotencyRepository, handler: RequestHa
       res.status(claim.status).json(claim.body);
       return;
     }
-    captureResponse(res, (status, body) =>
-      status >= 500 ? repository.release(principal, key) : repository.complete(principal, key, status, body),
-    );
+    captureResponse(res, (status, body) => (status >= 500 ? repository.release(principal, key) : repository.complete(principal, key, status, body)));
     try {
       await handler(req, res, next);
     } catch (error) {

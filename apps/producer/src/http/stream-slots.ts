@@ -46,7 +46,12 @@ export class StreamSlots {
 
   async refresh(principal: string, slot: string): Promise<void> {
     const key = this.key(principal);
-    await this.redis.multi().zadd(key, 'XX', Date.now() + SLOT_TTL_MS, slot).pexpire(key, SLOT_TTL_MS).exec().catch(() => {});
+    await this.redis
+      .multi()
+      .zadd(key, 'XX', Date.now() + SLOT_TTL_MS, slot)
+      .pexpire(key, SLOT_TTL_MS)
+      .exec()
+      .catch(() => {});
   }
 
   async release(principal: string, slot: string): Promise<void> {

@@ -42,7 +42,7 @@ export function adminKeyRoutes(deps: { keys: ApiKeysRepository }): Router {
       throw badRequest(detail, errors);
     }
     const { name, tenant, admin } = parsed.data;
-    let created;
+    let created: Awaited<ReturnType<ApiKeysRepository['create']>>;
     try {
       created = await deps.keys.create(name, { ...(tenant !== undefined ? { tenant } : {}), admin: admin ?? false });
     } catch (error) {

@@ -102,19 +102,23 @@ export function jobRoutes(deps: JobRoutesDependencies): Router {
 
   router.post(
     '/jobs/:queue/:name',
-    idempotent(deps.idempotency, async (req, res) => {
-      const entry = entryOf(String(req.params.queue), String(req.params.name));
-      if (!req.is('application/json')) throw new HttpProblem(415, 'Unsupported Media Type', 'send the payload as JSON with "Content-Type: application/json"');
-      const data = payloadOf(entry, req.body);
-      if (!deps.queueReady()) throw unavailable();
-      try {
-        const id = await submitPublicJob(deps, entry, data, res);
-        res.status(202).json({ id, queue: entry.queue, name: entry.name, status: 'queued', links: { self: `/v1/jobs/${entry.queue}/${id}` } });
-      } catch (error) {
-        if (isUnavailable(error)) throw unavailable();
-        throw error;
-      }
-    }, deps.fingerprintKey),
+    idempotent(
+      deps.idempotency,
+      async (req, res) => {
+        const entry = entryOf(String(req.params.queue), String(req.params.name));
+        if (!req.is('application/json')) throw new HttpProblem(415, 'Unsupported Media Type', 'send the payload as JSON with "Content-Type: application/json"');
+        const data = payloadOf(entry, req.body);
+        if (!deps.queueReady()) throw unavailable();
+        try {
+          const id = await submitPublicJob(deps, entry, data, res);
+          res.status(202).json({ id, queue: entry.queue, name: entry.name, status: 'queued', links: { self: `/v1/jobs/${entry.queue}/${id}` } });
+        } catch (error) {
+          if (isUnavailable(error)) throw unavailable();
+          throw error;
+        }
+      },
+      deps.fingerprintKey,
+    ),
   );
 
   router.get('/jobs/:queue/:id', async (req, res) => {
@@ -123,7 +127,7 @@ export function jobRoutes(deps: JobRoutesDependencies): Router {
     const declaration = catalogue.find((entry) => entry.queue === queue)?.declaration;
     const missing = () => notFound(`no job "${id.slice(0, 100)}" in queue "${queue.slice(0, 100)}"`);
     if (!declaration || !/^[0-9a-f-]{36}$/.test(id)) throw missing();
-    let job;
+    let job: Awaited<ReturnType<JobQueues['get']>>;
     try {
       if (!(await deps.publicJobs.visible(id, queue, scopeOf(res)))) throw missing();
       job = await deps.queues.get(declaration, id);

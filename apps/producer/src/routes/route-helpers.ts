@@ -1,13 +1,6 @@
 import type { Request } from 'express';
 import type { z } from 'zod';
-import {
-  InvalidCursorError,
-  InvalidSubmissionError,
-  isDependencyOutage,
-  type ClipExtras,
-  type ClipView,
-  type VideoView,
-} from '@clipline/shared';
+import { InvalidCursorError, InvalidSubmissionError, isDependencyOutage, type ClipExtras, type ClipView, type VideoView } from '@clipline/shared';
 import { describeIssues, videoIdParam } from '../api-schemas.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
 
@@ -35,14 +28,18 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<
 export function isUnavailable(error: unknown): boolean {
   if (isDependencyOutage(error)) return true;
   const text = `${(error as Error)?.name} ${(error as Error)?.message} ${(error as { code?: string })?.code}`;
-  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|max retries per request/i.test(text);
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|max retries per request/i.test(
+    text,
+  );
 }
 
 /** The answer an error of the producer or the repositories deserves: 400 for bad input, 503 for an outage. */
 export function unavailableOr(error: unknown, what = 'the job queue or database'): unknown {
   if (error instanceof InvalidSubmissionError) {
     const [path, ...rest] = error.message.split(': ');
-    return rest.length ? badRequest(error.message, [{ path: path!, message: rest.join(': ') }]) : badRequest(error.message, [{ path: 'source', message: error.message }]);
+    return rest.length
+      ? badRequest(error.message, [{ path: path!, message: rest.join(': ') }])
+      : badRequest(error.message, [{ path: 'source', message: error.message }]);
   }
   if (error instanceof InvalidCursorError) return badRequest(error.message, [{ path: 'cursor', message: error.message }]);
   if (isUnavailable(error)) return serviceUnavailable(`${what} is unreachable; retry shortly`);

@@ -13,7 +13,10 @@ export const MIN_PASSWORD_SCORE = 3;
 export const userRegistration = z
   .strictObject({
     email: z.email({ message: 'email is not a valid address' }).max(254, 'email is longer than 254 characters'),
-    password: z.string({ message: 'password is required' }).min(10, 'password must be at least 10 characters').max(128, 'password must be at most 128 characters'),
+    password: z
+      .string({ message: 'password is required' })
+      .min(10, 'password must be at least 10 characters')
+      .max(128, 'password must be at most 128 characters'),
     name: z.string().trim().min(1).max(200, 'name is longer than 200 characters').optional(),
   })
   .meta({ id: 'UserRegistration' });
@@ -46,7 +49,10 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
     // What the user typed elsewhere in the form makes a password guessable: feed it to the estimator.
     const local = email.split('@')[0] ?? '';
     const userInputs = [email, local, local.replace(/[^\p{L}\p{N}]+/gu, ''), ...local.split(/[^\p{L}\p{N}]+/u), ...(name ? [name, ...name.split(/\s+/)] : [])];
-    const verdict = await deps.strength.check(password, userInputs.filter((input) => input.length > 1));
+    const verdict = await deps.strength.check(
+      password,
+      userInputs.filter((input) => input.length > 1),
+    );
     if (verdict.score < MIN_PASSWORD_SCORE) {
       const advice = [verdict.warning, ...verdict.suggestions].filter(Boolean).join(' ');
       throw badRequest(`password is too weak (strength ${verdict.score} of 4, ${MIN_PASSWORD_SCORE} needed)${advice ? `: ${advice}` : ''}`, [
@@ -55,7 +61,7 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
     }
     if (!deps.queueReady()) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
     const id = randomUUID();
-    let outcome;
+    let outcome: Awaited<ReturnType<UsersRepository['createPending']>>;
     try {
       outcome = await deps.users.createPending({ id, email, name: name ?? null, tenantId: callerOf(res).tenant });
     } catch (error) {
@@ -72,7 +78,10 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
       if (isUnavailable(error)) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
       throw error;
     }
-    res.status(202).location(`/v1/users/${id}`).json({ id, status: 'pending', links: { self: `/v1/users/${id}` } });
+    res
+      .status(202)
+      .location(`/v1/users/${id}`)
+      .json({ id, status: 'pending', links: { self: `/v1/users/${id}` } });
   });
 
   router.get('/users/:id', async (req, res) => {

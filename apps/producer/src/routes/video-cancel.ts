@@ -24,7 +24,7 @@ async function purge(deps: CancelDependencies, id: string, res: Response): Promi
 }
 
 async function cancel(deps: CancelDependencies, id: string, res: Response): Promise<void> {
-  let outcome;
+  let outcome: Awaited<ReturnType<VideoPipelineProducer['cancel']>>;
   try {
     outcome = await deps.pipeline.cancel(id, scopeOf(res));
   } catch (error) {

@@ -47,7 +47,12 @@ export function readRoutes(deps: ReadDependencies): Router {
     const video = await fromDatabase(deps.videos.find(id, scopeOf(res)));
     if (!video) throw notFound(`no video with id ${id}`);
     const [clips, extras, transcript, external] = await fromDatabase(
-      Promise.all([deps.analyses.listClips(id), deps.results.clipExtras(id), deps.results.transcript(id), video.youtubeId ? deps.external.find(id) : undefined]),
+      Promise.all([
+        deps.analyses.listClips(id),
+        deps.results.clipExtras(id),
+        deps.results.transcript(id),
+        video.youtubeId ? deps.external.find(id) : undefined,
+      ]),
     );
     res.json({
       ...present(video),

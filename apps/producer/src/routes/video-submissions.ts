@@ -1,5 +1,12 @@
 import express, { type Router } from 'express';
-import { checkUrl, EgressRefusedError, type EgressPolicy, type IdempotencyRepository, type VideoPipelineProducer, type VideosRepository } from '@clipline/shared';
+import {
+  checkUrl,
+  EgressRefusedError,
+  type EgressPolicy,
+  type IdempotencyRepository,
+  type VideoPipelineProducer,
+  type VideosRepository,
+} from '@clipline/shared';
 import { videoBatch, videoSubmission, type VideoSubmissionBody } from '../api-schemas.js';
 import { callerOf, principalOf } from '../http/auth.js';
 import { idempotent } from '../http/idempotency.js';
@@ -74,40 +81,51 @@ export function submissionRoutes(deps: SubmissionDependencies): Router {
 
   router.post(
     '/videos',
-    idempotent(deps.idempotency, async (req, res) => {
-      const body = parse(videoSubmission, requireJson(req) ?? undefined);
-      checkEgress(body, deps.egress);
-      guardQueue(() => deps.queueReady());
-      const { tenant } = callerOf(res);
-      await guardActiveVideos(deps, tenant, 1);
-      try {
-        const { id } = await deps.pipeline.submit(toSubmission(body), { submittedBy: principalOf(res), tenant });
-        res.status(202).location(`/v1/videos/${id}`).json({ id, status: 'queued', links: links(id) });
-      } catch (error) {
-        throw unavailableOr(error);
-      }
-    }, deps.fingerprintKey),
+    idempotent(
+      deps.idempotency,
+      async (req, res) => {
+        const body = parse(videoSubmission, requireJson(req) ?? undefined);
+        checkEgress(body, deps.egress);
+        guardQueue(() => deps.queueReady());
+        const { tenant } = callerOf(res);
+        await guardActiveVideos(deps, tenant, 1);
+        try {
+          const { id } = await deps.pipeline.submit(toSubmission(body), { submittedBy: principalOf(res), tenant });
+          res
+            .status(202)
+            .location(`/v1/videos/${id}`)
+            .json({ id, status: 'queued', links: links(id) });
+        } catch (error) {
+          throw unavailableOr(error);
+        }
+      },
+      deps.fingerprintKey,
+    ),
   );
 
   // "/videos:batch": the colon is literal here, not a route parameter.
   router.post(
     /^\/videos:batch$/,
-    idempotent(deps.idempotency, async (req, res) => {
-      const body = parse(videoBatch, requireJson(req) ?? undefined);
-      body.videos.forEach((video, index) => checkEgress(video, deps.egress, `videos.${index}.`));
-      // The request itself was charged one unit on the way in; each further video is one more.
-      await deps.budget.charge(principalOf(res), body.videos.length - 1, (name, value) => res.setHeader(name, value));
-      guardQueue(() => deps.queueReady());
-      const { tenant } = callerOf(res);
-      await guardActiveVideos(deps, tenant, body.videos.length);
-      try {
-        const submissions = body.videos.map((video) => ({ submission: toSubmission(video) }));
-        const created = await deps.pipeline.submitMany(submissions, { submittedBy: principalOf(res), tenant });
-        res.status(202).json({ videos: created.map(({ id }) => ({ id, status: 'queued', links: links(id) })) });
-      } catch (error) {
-        throw unavailableOr(error);
-      }
-    }, deps.fingerprintKey),
+    idempotent(
+      deps.idempotency,
+      async (req, res) => {
+        const body = parse(videoBatch, requireJson(req) ?? undefined);
+        for (const [index, video] of body.videos.entries()) checkEgress(video, deps.egress, `videos.${index}.`);
+        // The request itself was charged one unit on the way in; each further video is one more.
+        await deps.budget.charge(principalOf(res), body.videos.length - 1, (name, value) => res.setHeader(name, value));
+        guardQueue(() => deps.queueReady());
+        const { tenant } = callerOf(res);
+        await guardActiveVideos(deps, tenant, body.videos.length);
+        try {
+          const submissions = body.videos.map((video) => ({ submission: toSubmission(video) }));
+          const created = await deps.pipeline.submitMany(submissions, { submittedBy: principalOf(res), tenant });
+          res.status(202).json({ videos: created.map(({ id }) => ({ id, status: 'queued', links: links(id) })) });
+        } catch (error) {
+          throw unavailableOr(error);
+        }
+      },
+      deps.fingerprintKey,
+    ),
   );
 
   return router;

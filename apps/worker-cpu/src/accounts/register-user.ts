@@ -1,11 +1,4 @@
-import {
-  accountsQueue,
-  notifyQueue,
-  PermanentJobError,
-  type JobQueues,
-  type Processors,
-  type UsersRepository,
-} from '@clipline/shared';
+import { type accountsQueue, notifyQueue, PermanentJobError, type JobQueues, type Processors, type UsersRepository } from '@clipline/shared';
 import { SecretDecryptionError, type Keyring } from '@clipline/shared/crypto';
 import type { CpuPool } from '../analysis/pool.js';
 

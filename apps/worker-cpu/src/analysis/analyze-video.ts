@@ -30,7 +30,6 @@ export interface AnalysisInput {
   clipOptions?: Partial<ClipOptions>;
 }
 
-
 export interface AnalysisHooks {
   signal?: AbortSignal;
   /** Called with the share done, 0..1. */
@@ -45,7 +44,9 @@ export interface AnalysisHooks {
 export function resolveClipOptions(options: unknown): ClipOptions {
   const parsed = clipOptionsSchema.safeParse(options ?? {});
   if (!parsed.success) {
-    throw new PermanentJobError(`invalid clip options: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(options)'}: ${issue.message}`).join('; ')}`);
+    throw new PermanentJobError(
+      `invalid clip options: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(options)'}: ${issue.message}`).join('; ')}`,
+    );
   }
   return parsed.data;
 }
@@ -84,7 +85,12 @@ function startLoudness(settings: AnalysisSettings, file: string, hasAudio: boole
 }
 
 /** Frames through an ffmpeg rawvideo pipe into the pool for metrics, in bounded batches. */
-async function sampleFrameMetrics(settings: AnalysisSettings, file: string, facts: { width: number; height: number; durationSeconds: number }, hooks: AnalysisHooks): Promise<SampledFrames> {
+async function sampleFrameMetrics(
+  settings: AnalysisSettings,
+  file: string,
+  facts: { width: number; height: number; durationSeconds: number },
+  hooks: AnalysisHooks,
+): Promise<SampledFrames> {
   const { signal } = hooks;
   const size = sampleSize(facts.width, facts.height, settings.width);
   const sampled: SampledFrames = { scores: [], signals: new FrameSignals() };
@@ -116,7 +122,9 @@ function assertFullyDecoded(decodedFrames: number, durationSeconds: number, fps:
   if (decodedFrames === 0) throw new PermanentJobError('no frame could be decoded');
   const decodedSeconds = decodedFrames / fps;
   if (durationSeconds - decodedSeconds > tolerableShortfall(durationSeconds, fps)) {
-    throw new PermanentJobError(`video is truncated or corrupt: decoded ${decodedSeconds.toFixed(1)} s of the ${durationSeconds.toFixed(1)} s its header declares`);
+    throw new PermanentJobError(
+      `video is truncated or corrupt: decoded ${decodedSeconds.toFixed(1)} s of the ${durationSeconds.toFixed(1)} s its header declares`,
+    );
   }
 }
 
@@ -163,7 +171,15 @@ export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisIn
     signal,
   );
   return {
-    metadata: { durationSeconds: facts.durationSeconds, width: facts.width, height: facts.height, fps: facts.fps, hasAudio: facts.hasAudio, sizeBytes: input.sizeBytes, videoCodec: facts.videoCodec },
+    metadata: {
+      durationSeconds: facts.durationSeconds,
+      width: facts.width,
+      height: facts.height,
+      fps: facts.fps,
+      hasAudio: facts.hasAudio,
+      sizeBytes: input.sizeBytes,
+      videoCodec: facts.videoCodec,
+    },
     scenes: scenesFromCuts(cutSeconds, facts.durationSeconds),
     cutSeconds,
     sampledFrames: sampled.scores.length,

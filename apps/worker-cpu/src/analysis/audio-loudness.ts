@@ -90,7 +90,25 @@ export interface LoudnessOptions {
  * decode fails with a {@link PermanentJobError} quoting ffmpeg.
  */
 export async function measureLoudness(tools: FfmpegTools, file: string, options: LoudnessOptions = {}): Promise<LoudnessTrack> {
-  const args = ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'info', '-i', file, '-map', '0:a:0', '-vn', '-sn', '-dn', '-af', 'ebur128', '-f', 'null', '-'];
+  const args = [
+    '-nostdin',
+    '-hide_banner',
+    '-nostats',
+    '-loglevel',
+    'info',
+    '-i',
+    file,
+    '-map',
+    '0:a:0',
+    '-vn',
+    '-sn',
+    '-dn',
+    '-af',
+    'ebur128',
+    '-f',
+    'null',
+    '-',
+  ];
   const run = spawnTool(tools.ffmpegPath, args, options.signal);
   const parser = new Ebur128Parser(options.stepSeconds);
   run.child.stderr?.setEncoding('utf8');

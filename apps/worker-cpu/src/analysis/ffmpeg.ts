@@ -82,12 +82,7 @@ export function spawnTool(command: string, args: readonly string[], signal?: Abo
  * Waits for a tool to exit. An abort rethrows its reason; a failed exit throws `failure` with
  * the message `<what> (ffmpeg: <its last words>)`.
  */
-export async function expectSuccess(
-  run: SpawnedTool,
-  what: string,
-  signal?: AbortSignal,
-  failure: new (message: string) => Error = Error,
-): Promise<void> {
+export async function expectSuccess(run: SpawnedTool, what: string, signal?: AbortSignal, failure: new (message: string) => Error = Error): Promise<void> {
   const { code, signal: killedBy } = await run.exited;
   if (signal?.aborted) throw signal.reason ?? new Error(`${what}: aborted`);
   if (code !== 0) {

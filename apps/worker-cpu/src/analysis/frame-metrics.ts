@@ -46,8 +46,8 @@ export function hsvPlanes(rgb: Uint8Array, pixels: number, out: Uint8Array = new
     const r = rgb[i]!;
     const g = rgb[i + 1]!;
     const b = rgb[i + 2]!;
-    const max = r > g ? (r > b ? r : b) : g > b ? g : b;
-    const min = r < g ? (r < b ? r : b) : g < b ? g : b;
+    const max = r > g ? Math.max(r, b) : Math.max(g, b);
+    const min = r < g ? Math.min(r, b) : Math.min(g, b);
     const delta = max - min;
     let hue = 0;
     if (delta !== 0) {

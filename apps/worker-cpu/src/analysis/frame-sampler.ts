@@ -50,12 +50,25 @@ function samplerArgs(options: SampleOptions): string[] {
     ...(options.durationSeconds !== undefined ? ['-t', options.durationSeconds.toFixed(3)] : []),
   ];
   return [
-    '-nostdin', '-hide_banner', '-loglevel', 'error',
+    '-nostdin',
+    '-hide_banner',
+    '-loglevel',
+    'error',
     ...window,
-    '-i', options.file,
-    '-map', '0:v:0', '-an', '-sn', '-dn',
-    '-vf', samplingFilter(options.fps, options.width, options.height),
-    '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
+    '-i',
+    options.file,
+    '-map',
+    '0:v:0',
+    '-an',
+    '-sn',
+    '-dn',
+    '-vf',
+    samplingFilter(options.fps, options.width, options.height),
+    '-f',
+    'rawvideo',
+    '-pix_fmt',
+    'rgb24',
+    'pipe:1',
   ];
 }
 
@@ -134,12 +147,15 @@ class StallWatchdog {
     readonly timeoutMs: number,
     onStall: () => void,
   ) {
-    this.timer = setInterval(() => {
-      if (this.waitingSince !== null && Date.now() - this.waitingSince > timeoutMs && !this.fired) {
-        this.fired = true;
-        onStall();
-      }
-    }, Math.max(50, Math.min(1000, timeoutMs / 4)));
+    this.timer = setInterval(
+      () => {
+        if (this.waitingSince !== null && Date.now() - this.waitingSince > timeoutMs && !this.fired) {
+          this.fired = true;
+          onStall();
+        }
+      },
+      Math.max(50, Math.min(1000, timeoutMs / 4)),
+    );
     this.timer.unref();
   }
 

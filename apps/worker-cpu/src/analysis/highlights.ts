@@ -105,13 +105,20 @@ export function clipCandidates(signals: HighlightSignals, options: HighlightOpti
   if (!(minSeconds > 0) || minSeconds > maxSeconds) throw new Error(`clip lengths must satisfy 0 < min (${minSeconds}) <= max (${maxSeconds})`);
   const frames = signals.motion.length;
   if (signals.sharpness.length !== frames || signals.dhash.length !== frames * DHASH_BYTES) {
-    throw new Error(`signals disagree on the frame count: motion ${frames}, sharpness ${signals.sharpness.length}, dhash ${signals.dhash.length / DHASH_BYTES}`);
+    throw new Error(
+      `signals disagree on the frame count: motion ${frames}, sharpness ${signals.sharpness.length}, dhash ${signals.dhash.length / DHASH_BYTES}`,
+    );
   }
   if (frames === 0 || signals.durationSeconds < minSeconds) return [];
   const scorer = stretchScorer(signals, options.idealShotSeconds ?? DEFAULT_IDEAL_SHOT_SECONDS);
   const points = candidatePoints(signals.durationSeconds, scorer.cutSeconds, minSeconds, maxSeconds);
   const best = bestStretchPerStart(points, scorer.score, { minSeconds, maxSeconds, durationSeconds: signals.durationSeconds });
-  const picked = pickDistinct(best, clipCount, (stretch) => signatureHashes(signals.dhash, scorer.frameRange(stretch.startSeconds, stretch.endSeconds)), options.maxHashDistance ?? DEFAULT_MAX_HASH_DISTANCE);
+  const picked = pickDistinct(
+    best,
+    clipCount,
+    (stretch) => signatureHashes(signals.dhash, scorer.frameRange(stretch.startSeconds, stretch.endSeconds)),
+    options.maxHashDistance ?? DEFAULT_MAX_HASH_DISTANCE,
+  );
   return picked.map((scored) => ({
     startSeconds: round3(scored.startSeconds),
     endSeconds: round3(scored.endSeconds),
@@ -142,7 +149,14 @@ function stretchScorer(signals: HighlightSignals, idealShot: number) {
       loudness: loudness ? loudness.score(start.seconds, end.seconds) : null,
       rhythm: clamp01(1 - Math.abs(Math.log2((end.seconds - start.seconds) / shots / idealShot)) / RHYTHM_OCTAVES_TO_ZERO),
     };
-    return { startSeconds: start.seconds, endSeconds: end.seconds, score: weightedScore(values), signals: values, shots, alignedEnds: Number(start.onCut) + Number(end.onCut) };
+    return {
+      startSeconds: start.seconds,
+      endSeconds: end.seconds,
+      score: weightedScore(values),
+      signals: values,
+      shots,
+      alignedEnds: Number(start.onCut) + Number(end.onCut),
+    };
   };
   return { cutSeconds, frameRange, score };
 }
@@ -193,7 +207,10 @@ function pickDistinct(ranked: readonly Scored[], clipCount: number, hashesOf: (s
   const picked: { scored: Scored; hashes: Uint8Array[] }[] = [];
   for (const candidate of ranked) {
     if (picked.length >= clipCount) break;
-    if (picked.some(({ scored }) => candidate.startSeconds < scored.endSeconds - EPSILON_SECONDS && scored.startSeconds < candidate.endSeconds - EPSILON_SECONDS)) continue;
+    if (
+      picked.some(({ scored }) => candidate.startSeconds < scored.endSeconds - EPSILON_SECONDS && scored.startSeconds < candidate.endSeconds - EPSILON_SECONDS)
+    )
+      continue;
     const hashes = hashesOf(candidate);
     if (picked.some((other) => mostlySamePictures(hashes, other.hashes, maxHashDistance))) continue;
     picked.push({ scored: candidate, hashes });
@@ -372,7 +389,7 @@ function reasonsFor(scored: Scored): string[] {
 }
 
 function clamp01(value: number): number {
-  return value < 0 ? 0 : value > 1 ? 1 : value;
+  return value < 0 ? 0 : Math.min(value, 1);
 }
 
 function round3(value: number): number {

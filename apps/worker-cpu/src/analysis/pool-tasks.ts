@@ -41,7 +41,12 @@ export function hashPassword(task: { password: string; params?: ScryptParams }):
  * error's class does not survive the trip out of the thread, and the caller must tell this
  * failure (permanent) from the others.
  */
-export function hashSealedPassword(task: { sealedPassword: string; keyring: Keyring; associatedData?: string; params?: ScryptParams }): { hash: string } | { unopenable: string } {
+export function hashSealedPassword(task: {
+  sealedPassword: string;
+  keyring: Keyring;
+  associatedData?: string;
+  params?: ScryptParams;
+}): { hash: string } | { unopenable: string } {
   let password: string;
   try {
     password = decrypt(task.sealedPassword, task.keyring, task.associatedData);

@@ -74,7 +74,12 @@ export class CpuPool {
    * reaches the main thread or a log.
    */
   async hashSealedPassword(sealedPassword: string, keyring: Keyring, associatedData?: string, params?: ScryptParams): Promise<string> {
-    const outcome = await this.run<{ hash: string } | { unopenable: string }>('hashSealedPassword', { sealedPassword, keyring, associatedData, ...(params ? { params } : {}) });
+    const outcome = await this.run<{ hash: string } | { unopenable: string }>('hashSealedPassword', {
+      sealedPassword,
+      keyring,
+      associatedData,
+      ...(params ? { params } : {}),
+    });
     if ('unopenable' in outcome) throw new SecretDecryptionError(outcome.unopenable);
     return outcome.hash;
   }

@@ -67,7 +67,9 @@ function checkParams(params: ScryptParams): ScryptParams {
   }
   const bytes = scryptMemoryBytes(params);
   if (bytes > MAX_SCRYPT_MEMORY_BYTES) {
-    throw new RangeError(`scrypt ln=${params.logN},r=${params.r},p=${params.p} needs ${mebibytes(bytes)} MiB, more than the ${mebibytes(MAX_SCRYPT_MEMORY_BYTES)} MiB limit`);
+    throw new RangeError(
+      `scrypt ln=${params.logN},r=${params.r},p=${params.p} needs ${mebibytes(bytes)} MiB, more than the ${mebibytes(MAX_SCRYPT_MEMORY_BYTES)} MiB limit`,
+    );
   }
   return params;
 }

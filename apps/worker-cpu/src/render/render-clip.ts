@@ -185,17 +185,38 @@ async function encode(
   const end = (startSeconds + durationSeconds).toFixed(3);
   const seek = startSeconds - SEEK_MARGIN_SECONDS;
   const args = [
-    '-nostdin', '-hide_banner', '-loglevel', 'error', '-nostats', '-y', '-copyts',
+    '-nostdin',
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-nostats',
+    '-y',
+    '-copyts',
     ...(seek > 0 ? ['-ss', seek.toFixed(3)] : []),
-    '-i', source,
-    '-map', '0:v:0', '-sn', '-dn',
-    '-vf', `trim=start=${start}:end=${end},setpts=PTS-${start}/TB,${reframeFilter(geometry, followed)}`,
-    '-c:v', 'libx264', '-preset', settings.preset ?? 'veryfast', '-crf', String(settings.crf ?? 20),
+    '-i',
+    source,
+    '-map',
+    '0:v:0',
+    '-sn',
+    '-dn',
+    '-vf',
+    `trim=start=${start}:end=${end},setpts=PTS-${start}/TB,${reframeFilter(geometry, followed)}`,
+    '-c:v',
+    'libx264',
+    '-preset',
+    settings.preset ?? 'veryfast',
+    '-crf',
+    String(settings.crf ?? 20),
     ...(facts.hasAudio ? ['-map', '0:a:0', '-af', `atrim=start=${start}:end=${end},asetpts=PTS-${start}/TB`, '-c:a', 'aac', '-b:a', '128k'] : ['-an']),
-    '-t', durationSeconds.toFixed(3),
-    '-movflags', '+faststart',
-    '-progress', 'pipe:1',
-    '-f', 'mp4', target,
+    '-t',
+    durationSeconds.toFixed(3),
+    '-movflags',
+    '+faststart',
+    '-progress',
+    'pipe:1',
+    '-f',
+    'mp4',
+    target,
   ];
   const run = spawnTool(settings.tools.ffmpegPath, args, hooks.signal);
   run.child.stdout?.setEncoding('utf8');
@@ -214,6 +235,25 @@ async function encode(
 }
 
 async function extractFrame(tools: FfmpegTools, video: string, seconds: number, target: string, signal?: AbortSignal): Promise<void> {
-  const args = ['-nostdin', '-hide_banner', '-loglevel', 'error', '-y', '-ss', seconds.toFixed(3), '-i', video, '-frames:v', '1', '-q:v', '3', '-update', '1', '-f', 'image2', target];
+  const args = [
+    '-nostdin',
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-y',
+    '-ss',
+    seconds.toFixed(3),
+    '-i',
+    video,
+    '-frames:v',
+    '1',
+    '-q:v',
+    '3',
+    '-update',
+    '1',
+    '-f',
+    'image2',
+    target,
+  ];
   await expectSuccess(spawnTool(tools.ffmpegPath, args, signal), 'writing the thumbnail failed', signal);
 }

@@ -10,11 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import {
-  elevenlabsQueue,
-  openaiQueue,
+  type elevenlabsQueue,
+  type openaiQueue,
   PermanentJobError,
   runOptionalStep,
-  stabilityQueue,
+  type stabilityQueue,
   type AiResultsRepository,
   type AnalysisRepository,
   type JobHandle,
@@ -64,14 +64,20 @@ async function providerStep<R>(work: () => Promise<OptionalStepOutcome<R>>): Pro
 function extractAudio(ffmpegPath: string, source: string, target: string, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     // Mono 16 kHz speech at 32 kb/s: an hour fits well under the transcription upload limit.
-    const child = spawn(ffmpegPath, ['-nostdin', '-v', 'error', '-y', '-i', source, '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', target], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      ...(signal ? { signal } : {}),
-    });
+    const child = spawn(
+      ffmpegPath,
+      ['-nostdin', '-v', 'error', '-y', '-i', source, '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', target],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        ...(signal ? { signal } : {}),
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve() : reject(new PermanentJobError(`audio extraction failed: ${stderr.trim().split('\n').at(-1) ?? `exit ${code}`}`))));
+    child.once('close', (code) =>
+      code === 0 ? resolve() : reject(new PermanentJobError(`audio extraction failed: ${stderr.trim().split('\n').at(-1) ?? `exit ${code}`}`)),
+    );
   });
 }
 
@@ -176,7 +182,11 @@ export function stabilityProcessors(deps: AiStepDependencies): Processors<typeof
             const texts = extras.get(clip.id);
             if (texts?.thumbnailKey) continue;
             const image = await deps.providers.stability.textToImage(
-              { prompt: `Eye-catching cover image for a short video: ${texts?.title ?? 'highlight'}. ${texts?.caption ?? clip.reasons.join(', ')}`, width: 768, height: 1344 },
+              {
+                prompt: `Eye-catching cover image for a short video: ${texts?.title ?? 'highlight'}. ${texts?.caption ?? clip.reasons.join(', ')}`,
+                width: 768,
+                height: 1344,
+              },
               { signal: job.signal },
             );
             if (image.finishReason !== 'SUCCESS') continue;
@@ -190,9 +200,11 @@ export function stabilityProcessors(deps: AiStepDependencies): Processors<typeof
           if (error instanceof ProviderBreakerOpenError || (error as ProviderError).kind === 'permanent') {
             return { skipped: `image generation unavailable (${(error as Error).message}); ${fallback}` };
           }
-                throw toJobError(error);
+          throw toJobError(error);
         }
-        return generated === clips.length ? { done: { generated } } : { done: { generated }, note: `${clips.length - generated} clips keep the sharpest frame` };
+        return generated === clips.length
+          ? { done: { generated } }
+          : { done: { generated }, note: `${clips.length - generated} clips keep the sharpest frame` };
       }),
   };
 }

@@ -63,7 +63,7 @@ async function fetchLocalFile(settings: FetchSettings, videoId: string, file: st
   if (!isAllowedFilePath(file, settings.fileRoots)) {
     throw new PermanentJobError(`local file ${file} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`);
   }
-  let info;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(file);
   } catch (error) {
@@ -184,9 +184,11 @@ function classifyDownloadError(error: unknown, url: URL): Error {
   }
   const cause = error instanceof RequestError ? (error.cause ?? error) : error;
   // got refuses a redirect to another scheme itself, before the redirect hook runs.
-  if ((cause as NodeJS.ErrnoException).code === 'ERR_UNSUPPORTED_PROTOCOL') return new PermanentJobError(`download of ${url.href} refused: ${(cause as Error).message}`);
+  if ((cause as NodeJS.ErrnoException).code === 'ERR_UNSUPPORTED_PROTOCOL')
+    return new PermanentJobError(`download of ${url.href} refused: ${(cause as Error).message}`);
   if (cause instanceof EgressRefusedError) return new PermanentJobError(`download of ${url.href} refused: ${cause.message}`);
-  if (error instanceof RequestError && error.code === 'ENOTFOUND') return new PermanentJobError(`download of ${url.href} failed: host ${url.hostname} not found`);
+  if (error instanceof RequestError && error.code === 'ENOTFOUND')
+    return new PermanentJobError(`download of ${url.href} failed: host ${url.hostname} not found`);
   return new Error(`download of ${url.href} failed: ${(error as Error).message}`, { cause: error });
 }
 

@@ -23,8 +23,7 @@ export interface NotifyDependencies {
 
 export function notifyProcessors(deps: NotifyDependencies): Processors<typeof notifyQueue> {
   return {
-    'deliver-webhook': (job) =>
-      deliverWebhook(job.data.deliveryId, deps, { isLast: job.attemptsMade + 1 >= job.maxAttempts, signal: job.signal }),
+    'deliver-webhook': (job) => deliverWebhook(job.data.deliveryId, deps, { isLast: job.attemptsMade + 1 >= job.maxAttempts, signal: job.signal }),
     'sweep-webhooks': async () => {
       const stale = await deps.webhooks.stalePending(STALE_DELIVERY_SECONDS);
       await deps.webhooks.touch(stale);

@@ -27,7 +27,11 @@ export class ElevenLabsClient extends ProviderClient<ProviderSettings['elevenlab
    * `POST /v1/text-to-speech/{voice}`: streams the MP3 into `destinationPath` (replaced only
    * when the whole file arrived and starts like MP3). Never retried here (it costs money).
    */
-  async synthesizeSpeech(request: SpeechRequest, destinationPath: string, options: CallOptions = {}): Promise<{ bytes: number; contentType: string | undefined }> {
+  async synthesizeSpeech(
+    request: SpeechRequest,
+    destinationPath: string,
+    options: CallOptions = {},
+  ): Promise<{ bytes: number; contentType: string | undefined }> {
     const voice = encodeURIComponent(request.voiceId ?? this.settings.voiceId);
     return this.guard.run(
       () =>

@@ -80,7 +80,11 @@ export class OpenAiClient extends ProviderClient<ProviderSettings['openai']> {
       model: parsed.model,
       content: choice.message.content,
       finishReason: choice.finish_reason ?? 'unknown',
-      usage: parsed.usage && { promptTokens: parsed.usage.prompt_tokens, completionTokens: parsed.usage.completion_tokens, totalTokens: parsed.usage.total_tokens },
+      usage: parsed.usage && {
+        promptTokens: parsed.usage.prompt_tokens,
+        completionTokens: parsed.usage.completion_tokens,
+        totalTokens: parsed.usage.total_tokens,
+      },
     };
   }
 
@@ -102,8 +106,15 @@ export class OpenAiClient extends ProviderClient<ProviderSettings['openai']> {
    * A chat completion with a JSON-schema response format, parsed with `schema`. A reply that
    * is not JSON or does not fit the schema is a ProviderInvalidResponseError.
    */
-  async chatJson<S extends z.ZodType>(request: ChatRequest & { name: string; jsonSchema: Record<string, unknown> }, schema: S, options: CallOptions = {}): Promise<z.output<S>> {
-    const body = { ...this.requestBody(request), response_format: { type: 'json_schema', json_schema: { name: request.name, schema: request.jsonSchema, strict: true } } };
+  async chatJson<S extends z.ZodType>(
+    request: ChatRequest & { name: string; jsonSchema: Record<string, unknown> },
+    schema: S,
+    options: CallOptions = {},
+  ): Promise<z.output<S>> {
+    const body = {
+      ...this.requestBody(request),
+      response_format: { type: 'json_schema', json_schema: { name: request.name, schema: request.jsonSchema, strict: true } },
+    };
     const result = await this.complete(body, options);
     return parseAnswer('openai', `${request.name} reply`, schema, result.content);
   }

@@ -113,7 +113,8 @@ export function createProviderClients(options: ProviderClientsOptions): Provider
     stability: new StabilityClient(settings.stability, stabilityParts.guard, stabilityParts.http),
     elevenlabs: new ElevenLabsClient(settings.elevenlabs, elevenlabsParts.guard, elevenlabsParts.http),
     gate,
-    breakerStates: () => Object.fromEntries(PROVIDERS.map((provider) => [provider, breakers.get(provider)?.state ?? 'closed'])) as Record<ProviderName, BreakerState>,
+    breakerStates: () =>
+      Object.fromEntries(PROVIDERS.map((provider) => [provider, breakers.get(provider)?.state ?? 'closed'])) as Record<ProviderName, BreakerState>,
     close() {
       for (const breaker of breakers.values()) breaker.shutdown();
       for (const http of transports) http.close();

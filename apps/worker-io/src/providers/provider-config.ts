@@ -1,4 +1,4 @@
-import { loadConfig, providerEnvSchema, type Config } from '@clipline/shared';
+import { loadConfig, type providerEnvSchema, type Config } from '@clipline/shared';
 import type { z } from 'zod';
 
 /**

@@ -198,7 +198,8 @@ export class ProviderHttp {
     if (thrown instanceof ProviderError) return thrown;
     if (thrown instanceof RequestError) {
       const where = `${provider} ${request.method} /${request.path}`;
-      if (thrown.code === 'ETIMEDOUT') return new ProviderTransientError(provider, `${where} did not answer within ${this.options.timeoutMs} ms`, { cause: thrown });
+      if (thrown.code === 'ETIMEDOUT')
+        return new ProviderTransientError(provider, `${where} did not answer within ${this.options.timeoutMs} ms`, { cause: thrown });
       return new ProviderTransientError(provider, `${where} failed: ${thrown.code ?? thrown.message}`, { cause: thrown });
     }
     return thrown instanceof Error ? thrown : new Error(String(thrown));

@@ -21,12 +21,19 @@ export function providerMetrics(registry: Registry): ProviderMetrics {
     breakerState: once(
       registry,
       'clipline_provider_breaker_state',
-      () => new Gauge({ name: 'clipline_provider_breaker_state', help: 'Circuit breaker state per provider: 0 closed, 1 half-open, 2 open', labelNames: ['provider'], registers: [registry] }),
+      () =>
+        new Gauge({
+          name: 'clipline_provider_breaker_state',
+          help: 'Circuit breaker state per provider: 0 closed, 1 half-open, 2 open',
+          labelNames: ['provider'],
+          registers: [registry],
+        }),
     ),
     calls: once(
       registry,
       'clipline_provider_calls_total',
-      () => new Counter({ name: 'clipline_provider_calls_total', help: 'Provider calls by outcome', labelNames: ['provider', 'outcome'], registers: [registry] }),
+      () =>
+        new Counter({ name: 'clipline_provider_calls_total', help: 'Provider calls by outcome', labelNames: ['provider', 'outcome'], registers: [registry] }),
     ),
     callDuration: once(
       registry,
@@ -43,7 +50,13 @@ export function providerMetrics(registry: Registry): ProviderMetrics {
     cacheLookups: once(
       registry,
       'clipline_response_cache_lookups_total',
-      () => new Counter({ name: 'clipline_response_cache_lookups_total', help: 'Response cache lookups by outcome (hit, miss, revalidated)', labelNames: ['cache', 'outcome'], registers: [registry] }),
+      () =>
+        new Counter({
+          name: 'clipline_response_cache_lookups_total',
+          help: 'Response cache lookups by outcome (hit, miss, revalidated)',
+          labelNames: ['cache', 'outcome'],
+          registers: [registry],
+        }),
     ),
   };
 }

@@ -77,7 +77,12 @@ export class RateGate {
 
   /** Takes one token for a call to `provider`, unless it is paused or its bucket is empty. */
   async acquire(provider: ProviderName, limit: RateLimit | undefined): Promise<GateDecision> {
-    const [code, waitMs] = await this.commands.cliplineProviderAcquire(this.pauseKey(provider), this.bucketKey(provider), limit?.perSecond ?? 0, limit?.burst ?? 0);
+    const [code, waitMs] = await this.commands.cliplineProviderAcquire(
+      this.pauseKey(provider),
+      this.bucketKey(provider),
+      limit?.perSecond ?? 0,
+      limit?.burst ?? 0,
+    );
     if (code === 0) return { allowed: true };
     return { allowed: false, reason: code === 1 ? 'paused' : 'limited', waitMs: Math.max(1, waitMs) };
   }

@@ -67,7 +67,11 @@ export class ResponseCache<S extends z.ZodType> {
    * The cached value of `key`, asking `fetch` (with the stored ETag, if any) when it is
    * missing or stale. `revalidate: true` asks even when the entry is fresh (scheduled syncs).
    */
-  async get(key: string, fetch: (etag: string | undefined) => Promise<Revalidation<z.output<S>>>, request: { revalidate?: boolean } = {}): Promise<{ value: z.output<S>; outcome: CacheOutcome }> {
+  async get(
+    key: string,
+    fetch: (etag: string | undefined) => Promise<Revalidation<z.output<S>>>,
+    request: { revalidate?: boolean } = {},
+  ): Promise<{ value: z.output<S>; outcome: CacheOutcome }> {
     const entry = await this.read(key);
     if (entry && !request.revalidate && entry.freshUntil > Date.now()) return this.counted({ value: entry.value, outcome: 'hit' });
     const answer = await fetch(entry?.etag);

@@ -46,7 +46,8 @@ export class StabilityClient extends ProviderClient<ProviderSettings['stability'
       seed: request.seed ?? 0,
     };
     const answer = await this.guard.run(
-      () => this.http.request({ method: 'POST', path: `v1/generation/${engine}/text-to-image`, json: body, headers: { accept: 'application/json' }, ...options }),
+      () =>
+        this.http.request({ method: 'POST', path: `v1/generation/${engine}/text-to-image`, json: body, headers: { accept: 'application/json' }, ...options }),
       options.signal,
     );
     const [artifact] = parseAnswer('stability', 'text-to-image answer', generationSchema, answer.body).artifacts;

@@ -63,14 +63,19 @@ export class YouTubeMetadata {
    * video, and the other ProviderErrors of the client. `revalidate` skips the TTL and asks
    * YouTube with the stored ETag (what a scheduled sync wants).
    */
-  async videoMetadata(videoId: string, request: { revalidate?: boolean } = {}, options: CallOptions = {}): Promise<{ metadata: VideoMetadata; cache: CacheOutcome }> {
+  async videoMetadata(
+    videoId: string,
+    request: { revalidate?: boolean } = {},
+    options: CallOptions = {},
+  ): Promise<{ metadata: VideoMetadata; cache: CacheOutcome }> {
     const { value, outcome } = await this.cache.get(
       videoId,
       async (etag) => {
         const answer = await this.client.listVideos([videoId], etag ? { etag } : {}, options);
         if (answer.notModified) return answer;
         const video = answer.items.find((item) => item.id === videoId);
-        if (!video) throw new ProviderPermanentError('youtube', `YouTube has no public video "${videoId}" (private, deleted or a mistyped id)`, { status: 404 });
+        if (!video)
+          throw new ProviderPermanentError('youtube', `YouTube has no public video "${videoId}" (private, deleted or a mistyped id)`, { status: 404 });
         return { notModified: false, value: toMetadata(video), etag: answer.etag };
       },
       request,

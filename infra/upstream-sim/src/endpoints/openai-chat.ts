@@ -37,14 +37,19 @@ export const openAiChatCompletions: EndpointDefinition = {
     try {
       request = JSON.parse(body.toString('utf8')) as ChatRequest;
     } catch {
-      return openAiError(400, 'We could not parse the JSON body of your request. (HINT: This likely means you aren\'t using your HTTP library correctly.)', 'invalid_request_error');
+      return openAiError(
+        400,
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)",
+        'invalid_request_error',
+      );
     }
     if (typeof request !== 'object' || request === null) return openAiError(400, 'The request body must be a JSON object.', 'invalid_request_error');
     if (typeof request.model !== 'string' || !request.model) return openAiError(400, 'you must provide a model parameter', 'invalid_request_error');
     if (!Array.isArray(request.messages) || request.messages.length === 0) {
       return openAiError(400, "Missing required parameter: 'messages'.", 'invalid_request_error', 'missing_required_parameter', 'messages');
     }
-    if (request.stream === true) return openAiError(400, 'The simulator does not stream chat completions; send stream: false.', 'invalid_request_error', null, 'stream');
+    if (request.stream === true)
+      return openAiError(400, 'The simulator does not stream chat completions; send stream: false.', 'invalid_request_error', null, 'stream');
     const choices = typeof request.n === 'number' && Number.isInteger(request.n) ? Math.min(8, Math.max(1, request.n)) : 1;
     const format = request.response_format?.type;
     const reply = () => {

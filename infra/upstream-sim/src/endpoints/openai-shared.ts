@@ -3,18 +3,34 @@ import { jsonReply, type SimReply } from '../http-io.js';
 import { bearerToken, type EndpointSettings } from './endpoint.js';
 
 /** OpenAI's error envelope (`ErrorResponse` in their spec). */
-export function openAiError(status: number, message: string, type: string, code: string | null = null, param: string | null = null, headers: Record<string, string> = {}): SimReply {
+export function openAiError(
+  status: number,
+  message: string,
+  type: string,
+  code: string | null = null,
+  param: string | null = null,
+  headers: Record<string, string> = {},
+): SimReply {
   return jsonReply(status, { error: { message, type, param, code } }, headers);
 }
 
 export function checkOpenAiKey(req: IncomingMessage, settings: EndpointSettings): SimReply | undefined {
   const key = bearerToken(req);
   if (!key) {
-    return openAiError(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", 'invalid_request_error');
+    return openAiError(
+      401,
+      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+      'invalid_request_error',
+    );
   }
   if (key !== settings.apiKeys.openai) {
     const shown = key.length > 8 ? `${key.slice(0, 3)}*****${key.slice(-4)}` : '*****';
-    return openAiError(401, `Incorrect API key provided: ${shown}. You can find your API key at https://platform.openai.com/account/api-keys.`, 'invalid_request_error', 'invalid_api_key');
+    return openAiError(
+      401,
+      `Incorrect API key provided: ${shown}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+      'invalid_request_error',
+      'invalid_api_key',
+    );
   }
   return undefined;
 }

@@ -1,6 +1,6 @@
 import { bytesReply, jsonReply } from '../http-io.js';
 import { probeDuration } from '../media-tools.js';
-import { MultipartError, parseMultipart } from '../multipart.js';
+import { type MultipartError, parseMultipart } from '../multipart.js';
 import type { SeededRandom } from '../seeded-random.js';
 import { words } from '../generated-text.js';
 import { matchPath, type EndpointDefinition } from './endpoint.js';
@@ -48,7 +48,7 @@ export const openAiTranscriptions: EndpointDefinition = {
   ...openAiFaults,
   malformed: () => jsonReply(200, { transcript: ['not', 'the', 'contract'] }),
   async handle({ req, body, random, settings }) {
-    let parts;
+    let parts: ReturnType<typeof parseMultipart>;
     try {
       parts = parseMultipart(body, req.headers['content-type']);
     } catch (error) {
@@ -56,12 +56,19 @@ export const openAiTranscriptions: EndpointDefinition = {
     }
     const field = (name: string) => parts.find((part) => part.name === name);
     const file = field('file');
-    if (!file || file.filename === undefined) return openAiError(400, "Missing required parameter: 'file'.", 'invalid_request_error', 'missing_required_parameter', 'file');
+    if (!file || file.filename === undefined)
+      return openAiError(400, "Missing required parameter: 'file'.", 'invalid_request_error', 'missing_required_parameter', 'file');
     const model = field('model')?.data.toString('utf8');
     if (!model) return openAiError(400, "Missing required parameter: 'model'.", 'invalid_request_error', 'missing_required_parameter', 'model');
     const format = field('response_format')?.data.toString('utf8') ?? 'json';
     if (!(FORMATS as readonly string[]).includes(format)) {
-      return openAiError(400, `Invalid value for 'response_format': the simulator supports ${FORMATS.join(', ')}.`, 'invalid_request_error', 'invalid_value', 'response_format');
+      return openAiError(
+        400,
+        `Invalid value for 'response_format': the simulator supports ${FORMATS.join(', ')}.`,
+        'invalid_request_error',
+        'invalid_value',
+        'response_format',
+      );
     }
     const duration = await probeDuration(settings.ffprobePath, file.data, file.filename);
     if (duration === undefined) {
@@ -78,7 +85,8 @@ export const openAiTranscriptions: EndpointDefinition = {
       case 'vtt': {
         const separator = format === 'srt' ? ',' : '.';
         const cues = segments.map(
-          (segment) => `${format === 'srt' ? `${segment.id + 1}\n` : ''}${timestamp(segment.start, separator)} --> ${timestamp(segment.end, separator)}\n${segment.words.join(' ')}\n`,
+          (segment) =>
+            `${format === 'srt' ? `${segment.id + 1}\n` : ''}${timestamp(segment.start, separator)} --> ${timestamp(segment.end, separator)}\n${segment.words.join(' ')}\n`,
         );
         const document = `${format === 'vtt' ? 'WEBVTT\n\n' : ''}${cues.join('\n')}`;
         return bytesReply(200, Buffer.from(document), format === 'srt' ? 'application/x-subrip' : 'text/vtt');

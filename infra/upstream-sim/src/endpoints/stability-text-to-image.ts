@@ -69,9 +69,14 @@ export const stabilityTextToImage: EndpointDefinition = {
     } catch {
       return stabilityError(400, 'invalid_body', 'the request body is not valid JSON');
     }
-    if (!/^[a-z0-9][a-z0-9.-]*$/i.test(params.engine_id ?? '')) return stabilityError(404, 'engine_not_found', `engine ${params.engine_id ?? ''} does not exist`);
+    if (!/^[a-z0-9][a-z0-9.-]*$/i.test(params.engine_id ?? ''))
+      return stabilityError(404, 'engine_not_found', `engine ${params.engine_id ?? ''} does not exist`);
     const prompts = request.text_prompts;
-    if (!Array.isArray(prompts) || prompts.length === 0 || prompts.some((prompt) => typeof prompt?.text !== 'string' || !prompt.text || prompt.text.length > 2000)) {
+    if (
+      !Array.isArray(prompts) ||
+      prompts.length === 0 ||
+      prompts.some((prompt) => typeof prompt?.text !== 'string' || !prompt.text || prompt.text.length > 2000)
+    ) {
       return stabilityError(400, 'invalid_prompts', 'text_prompts: at least one prompt with a non-empty text of at most 2000 characters is required');
     }
     const width = dimension(request.width, 'width');
@@ -80,7 +85,8 @@ export const stabilityTextToImage: EndpointDefinition = {
     if (typeof height === 'string') return stabilityError(400, 'invalid_height', height);
     if (width * height > 1_048_576) return stabilityError(400, 'invalid_dimensions', 'width * height must be at most 1,048,576 pixels');
     const samples = request.samples === undefined ? 1 : request.samples;
-    if (typeof samples !== 'number' || !Number.isInteger(samples) || samples < 1 || samples > 10) return stabilityError(400, 'invalid_samples', 'samples must be an integer from 1 to 10');
+    if (typeof samples !== 'number' || !Number.isInteger(samples) || samples < 1 || samples > 10)
+      return stabilityError(400, 'invalid_samples', 'samples must be an integer from 1 to 10');
     const askedSeed = request.seed === undefined ? 0 : request.seed;
     if (typeof askedSeed !== 'number' || !Number.isInteger(askedSeed) || askedSeed < 0 || askedSeed > 4_294_967_295) {
       return stabilityError(400, 'invalid_seed', 'seed must be an integer from 0 to 4294967295');

@@ -100,32 +100,58 @@ export const youtubeVideosList: EndpointDefinition = {
   checkAuth(_req, url, settings) {
     const key = url.searchParams.get('key');
     if (!key) {
-      return googleError(403, 'PERMISSION_DENIED', 'forbidden', "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.");
+      return googleError(
+        403,
+        'PERMISSION_DENIED',
+        'forbidden',
+        "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+      );
     }
     if (key !== settings.apiKeys.youtube) {
       return googleError(400, 'INVALID_ARGUMENT', 'badRequest', 'API key not valid. Please pass a valid API key.', {
-        details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'API_KEY_INVALID', domain: 'googleapis.com', metadata: { service: 'youtube.googleapis.com' } }],
+        details: [
+          {
+            '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+            reason: 'API_KEY_INVALID',
+            domain: 'googleapis.com',
+            metadata: { service: 'youtube.googleapis.com' },
+          },
+        ],
       });
     }
     return undefined;
   },
   rateLimited: () => googleError(429, 'RESOURCE_EXHAUSTED', 'rateLimitExceeded', 'The request cannot be completed because you have exceeded your quota.'),
   serverError: (status) =>
-    googleError(status, status === 503 ? 'UNAVAILABLE' : 'INTERNAL', status === 503 ? 'backendError' : 'internalError', 'The service encountered an unexpected error. Please try again.'),
+    googleError(
+      status,
+      status === 503 ? 'UNAVAILABLE' : 'INTERNAL',
+      status === 503 ? 'backendError' : 'internalError',
+      'The service encountered an unexpected error. Please try again.',
+    ),
   tooLarge: () => googleError(413, 'INVALID_ARGUMENT', 'badRequest', 'Request body too large.'),
   malformed: () => jsonReply(200, { kind: 'youtube#videoListResponse', etag: 42, items: { unexpected: true } }),
   async handle({ url, req, settings }) {
     const partParam = url.searchParams.get('part');
-    if (!partParam) return googleError(400, 'INVALID_ARGUMENT', 'required', "Required parameter: part");
-    const parts = partParam.split(',').map((part) => part.trim()).filter(Boolean);
+    if (!partParam) return googleError(400, 'INVALID_ARGUMENT', 'required', 'Required parameter: part');
+    const parts = partParam
+      .split(',')
+      .map((part) => part.trim())
+      .filter(Boolean);
     const unknown = parts.find((part) => !(SUPPORTED_PARTS as readonly string[]).includes(part));
     if (unknown) return googleError(400, 'INVALID_ARGUMENT', 'unknownPart', `'${unknown}'`);
     const idParam = url.searchParams.get('id');
     if (!idParam) {
-      const filter = url.searchParams.has('chart') || url.searchParams.has('myRating') ? 'the simulator supports only the id filter' : 'No filter selected. Expected one of: myRating, chart, id';
+      const filter =
+        url.searchParams.has('chart') || url.searchParams.has('myRating')
+          ? 'the simulator supports only the id filter'
+          : 'No filter selected. Expected one of: myRating, chart, id';
       return googleError(400, 'INVALID_ARGUMENT', 'missingRequiredParameter', filter);
     }
-    const ids = idParam.split(',').map((id) => id.trim()).filter(Boolean);
+    const ids = idParam
+      .split(',')
+      .map((id) => id.trim())
+      .filter(Boolean);
     if (ids.length > 50) return googleError(400, 'INVALID_ARGUMENT', 'invalidFilters', 'The request specifies more than 50 video ids.');
     const wanted = new Set(parts as Part[]);
     const items = ids

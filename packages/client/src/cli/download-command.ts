@@ -8,7 +8,15 @@ import { mapConcurrently } from './map-concurrently.js';
 import { resolveOutputDir } from './output-dir.js';
 import { ProgressBoard } from './progress-board.js';
 import { UsageError } from './usage-error.js';
-import { describeSaved, describeVideoReadFailure, downloadVideoResults, notDownloadableReason, showDownloadOn, showSavedOn, type SavedVideo } from './video-download.js';
+import {
+  describeSaved,
+  describeVideoReadFailure,
+  downloadVideoResults,
+  notDownloadableReason,
+  showDownloadOn,
+  showSavedOn,
+  type SavedVideo,
+} from './video-download.js';
 
 const SPEC = { out: { type: 'string', short: 'o' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 
@@ -62,7 +70,10 @@ export async function downloadCommand(argv: readonly string[], context: CliConte
   try {
     await mapConcurrently(ready, DOWNLOAD_CONCURRENCY, async (outcome) => {
       try {
-        outcome.saved = await downloadVideoResults(client, outcome.video, outDir, { signal: context.signal, onProgress: showDownloadOn(board, outcome.id, live) });
+        outcome.saved = await downloadVideoResults(client, outcome.video, outDir, {
+          signal: context.signal,
+          onProgress: showDownloadOn(board, outcome.id, live),
+        });
         showSavedOn(board, outcome.id, outcome.saved);
       } catch (error) {
         outcome.error = context.signal.aborted ? 'interrupted' : describeError(error);

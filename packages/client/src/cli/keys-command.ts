@@ -7,7 +7,13 @@ import { helpText } from './help.js';
 import { renderTable } from './text-table.js';
 import { UsageError } from './usage-error.js';
 
-const SPEC = { name: { type: 'string' }, tenant: { type: 'string' }, admin: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+const SPEC = {
+  name: { type: 'string' },
+  tenant: { type: 'string' },
+  admin: { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 const SUBCOMMANDS = ['create', 'list', 'revoke'] as const;
 
 const isStatus = (error: unknown, status: number): error is ClipLineApiError => error instanceof ClipLineApiError && error.status === status;
@@ -61,7 +67,7 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
   const call = { signal: context.signal };
   try {
     if (subcommand === 'create') {
-      let created;
+      let created: Awaited<ReturnType<typeof api.createApiKey>>;
       try {
         created = await api.createApiKey(
           { name: options.name ?? 'default', ...(options.tenant !== undefined ? { tenant: options.tenant } : {}), ...(options.admin ? { admin: true } : {}) },
@@ -93,7 +99,16 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
       } else {
         context.stdout.write(
           renderTable(
-            [{ header: 'ID' }, { header: 'PREFIX' }, { header: 'NAME' }, { header: 'TENANT' }, { header: 'ROLE' }, { header: 'CREATED' }, { header: 'LAST USED' }, { header: 'STATUS' }],
+            [
+              { header: 'ID' },
+              { header: 'PREFIX' },
+              { header: 'NAME' },
+              { header: 'TENANT' },
+              { header: 'ROLE' },
+              { header: 'CREATED' },
+              { header: 'LAST USED' },
+              { header: 'STATUS' },
+            ],
             all.map((key) => [key.id, key.prefix, key.name, key.tenant, key.role, key.createdAt, key.lastUsedAt ?? 'never', keyState(key)]),
           ),
         );

@@ -97,7 +97,10 @@ export class ProgressBoard {
     const row = this.rows.get(id);
     if (!row || this.finished) return;
     Object.assign(row, fields);
-    if (!this.live) return this.printLine(row);
+    if (!this.live) {
+      this.printLine(row);
+      return;
+    }
     this.redrawTimer ??= setTimeout(() => {
       this.redrawTimer = undefined;
       this.draw();

@@ -34,7 +34,7 @@ export function describeVideo(video: Video): string {
     ['clips', video.clips ? String(video.clips.length) : '-'],
   ];
   if (video.error) fields.push(['error', video.error]);
-  let text = fields.map(([name, value]) => `${name.padEnd(10)} ${value}`).join('\n') + '\n';
+  let text = `${fields.map(([name, value]) => `${name.padEnd(10)} ${value}`).join('\n')}\n`;
   if (video.steps.length) {
     text += `\n${renderTable(
       [{ header: 'STEP' }, { header: 'STATUS' }, { header: 'ATTEMPTS', align: 'right' }, { header: 'REASON' }],
@@ -43,8 +43,22 @@ export function describeVideo(video: Video): string {
   }
   if (video.clips?.length) {
     text += `\n${renderTable(
-      [{ header: 'CLIP' }, { header: 'FROM', align: 'right' }, { header: 'TO', align: 'right' }, { header: 'SCORE', align: 'right' }, { header: 'ASPECT' }, { header: 'URL' }],
-      video.clips.map((clip) => [clip.id, formatSeconds(clip.startSeconds), formatSeconds(clip.endSeconds), clip.score.toFixed(2), clip.aspect, clip.url ?? clip.status]),
+      [
+        { header: 'CLIP' },
+        { header: 'FROM', align: 'right' },
+        { header: 'TO', align: 'right' },
+        { header: 'SCORE', align: 'right' },
+        { header: 'ASPECT' },
+        { header: 'URL' },
+      ],
+      video.clips.map((clip) => [
+        clip.id,
+        formatSeconds(clip.startSeconds),
+        formatSeconds(clip.endSeconds),
+        clip.score.toFixed(2),
+        clip.aspect,
+        clip.url ?? clip.status,
+      ]),
     )}`;
   }
   return text;

@@ -89,7 +89,13 @@ export async function submitCommand(argv: readonly string[], context: CliContext
 
   if (!options.wait) {
     if (options.json) {
-      context.stdout.write(`${JSON.stringify(outcomes.map(({ source, id, error }) => (id ? { source, id, status: 'queued' } : { source, error })), null, 2)}\n`);
+      context.stdout.write(
+        `${JSON.stringify(
+          outcomes.map(({ source, id, error }) => (id ? { source, id, status: 'queued' } : { source, error })),
+          null,
+          2,
+        )}\n`,
+      );
     } else {
       for (const outcome of outcomes) if (outcome.id) context.stdout.write(`${outcome.id}  ${outcome.source}\n`);
     }
@@ -134,7 +140,10 @@ async function waitForAll(client: ClipLineClient, outcomes: Outcome[], context: 
       }
       if (downloadDir === undefined || outcome.video?.status !== 'completed') return;
       try {
-        outcome.saved = await downloadVideoResults(client, outcome.video, downloadDir, { signal: context.signal, onProgress: showDownloadOn(board, outcome.id, live) });
+        outcome.saved = await downloadVideoResults(client, outcome.video, downloadDir, {
+          signal: context.signal,
+          onProgress: showDownloadOn(board, outcome.id, live),
+        });
         showSavedOn(board, outcome.id, outcome.saved);
       } catch (error) {
         outcome.downloadError = context.signal.aborted ? 'interrupted' : describeError(error);

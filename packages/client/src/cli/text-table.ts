@@ -16,5 +16,5 @@ export function renderTable(columns: readonly TableColumn[], rows: readonly (rea
       })
       .join('  ')
       .trimEnd();
-  return [line(columns.map((column) => column.header)), ...rows.map(line)].join('\n') + '\n';
+  return `${[line(columns.map((column) => column.header)), ...rows.map(line)].join('\n')}\n`;
 }

@@ -94,7 +94,8 @@ export async function downloadVideoResults(
   if (!SAFE_FOLDER_NAME.test(video.id)) throw new Error(`the server sent a video id that cannot be a folder name: ${JSON.stringify(video.id.slice(0, 130))}`);
   const clips = video.clips ?? [];
   for (const clip of clips) {
-    if (!Number.isSafeInteger(clip.index) || clip.index < 0) throw new Error(`the server sent clip ${clip.id} with an unusable index ${JSON.stringify(clip.index)}`);
+    if (!Number.isSafeInteger(clip.index) || clip.index < 0)
+      throw new Error(`the server sent clip ${clip.id} with an unusable index ${JSON.stringify(clip.index)}`);
   }
   const folder = path.join(outDir, video.id);
   await mkdir(folder, { recursive: true });
@@ -108,8 +109,16 @@ export async function downloadVideoResults(
       return path.join(folder, name);
     };
     const report = (fileBytes: number, fileTotalBytes: number | null, fileFinished: boolean) =>
-      options.onProgress?.({ file: name, filesDone: index, fileCount: planned.length, fileBytes, fileTotalBytes, videoBytes: saved.bytes + fileBytes, fileFinished });
-    let written;
+      options.onProgress?.({
+        file: name,
+        filesDone: index,
+        fileCount: planned.length,
+        fileBytes,
+        fileTotalBytes,
+        videoBytes: saved.bytes + fileBytes,
+        fileFinished,
+      });
+    let written: Awaited<ReturnType<typeof client.downloadFile>>;
     try {
       written = await client.downloadFile(file.apiPath, nameFrom, { signal: options.signal, onProgress: (received, total) => report(received, total, false) });
     } catch (error) {
@@ -142,7 +151,9 @@ export function showDownloadOn(board: ProgressBoard, id: string, live: boolean):
     const fileFraction = progress.fileTotalBytes ? Math.min(1, progress.fileBytes / progress.fileTotalBytes) : 0;
     const done = progress.filesDone + (progress.fileFinished ? 1 : fileFraction);
     const ofTotal = progress.fileTotalBytes === null ? '' : ` of ${formatBytes(progress.fileTotalBytes)}`;
-    const detail = progress.fileFinished ? `${progress.file} ${formatBytes(progress.fileBytes)}` : `${progress.file} ${formatBytes(progress.fileBytes)}${ofTotal}`;
+    const detail = progress.fileFinished
+      ? `${progress.file} ${formatBytes(progress.fileBytes)}`
+      : `${progress.file} ${formatBytes(progress.fileBytes)}${ofTotal}`;
     board.report(id, { status: 'downloading', progress: progress.fileCount ? (100 * done) / progress.fileCount : 100, detail });
   };
 }

@@ -64,7 +64,14 @@ export class AiResultsRepository {
     return new Map(
       rows.map((row) => [
         row.clip_id,
-        { clipId: row.clip_id, title: row.title, caption: row.caption, hashtags: row.hashtags, thumbnailKey: row.thumbnail_key, voiceoverKey: row.voiceover_key },
+        {
+          clipId: row.clip_id,
+          title: row.title,
+          caption: row.caption,
+          hashtags: row.hashtags,
+          thumbnailKey: row.thumbnail_key,
+          voiceoverKey: row.voiceover_key,
+        },
       ]),
     );
   }

@@ -198,11 +198,7 @@ export class AnalysisRepository {
    * The earliest finished analysis of the same bytes made with the same settings, or undefined.
    * `exceptVideoId` leaves out the video asking, so it never "reuses" itself.
    */
-  async findCompletedAnalysisByHash<R = unknown>(
-    sha256: string,
-    fingerprint: string,
-    exceptVideoId?: string,
-  ): Promise<CompletedAnalysis<R> | undefined> {
+  async findCompletedAnalysisByHash<R = unknown>(sha256: string, fingerprint: string, exceptVideoId?: string): Promise<CompletedAnalysis<R> | undefined> {
     let query = this.db
       .selectFrom('analyses')
       .select(['video_id', 'result', 'completed_at'])

@@ -69,6 +69,7 @@ const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest(
 
 function checkedName(name: string): string {
   const trimmed = name.trim();
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused here
   if (trimmed.length === 0 || trimmed.length > MAX_NAME_LENGTH || /[\u0000-\u001f\u007f]/.test(trimmed)) {
     throw new RangeError(`API key name must be 1-${MAX_NAME_LENGTH} printable characters, got ${JSON.stringify(name.slice(0, 120))}`);
   }
@@ -77,9 +78,17 @@ function checkedName(name: string): string {
 
 /** A tenant name from what was asked for, or from the key's name (`My Service` → `my-service`). */
 function checkedTenant(tenant: string | undefined, name: string): string {
-  const value = tenant ?? name.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 128);
+  const value =
+    tenant ??
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9_.-]+/g, '-')
+      .replace(/^[^a-z0-9]+/, '')
+      .slice(0, 128);
   if (!TENANT_PATTERN.test(value)) {
-    throw new RangeError(`tenant must be 1-128 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit; got ${JSON.stringify(value.slice(0, 130))}`);
+    throw new RangeError(
+      `tenant must be 1-128 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit; got ${JSON.stringify(value.slice(0, 130))}`,
+    );
   }
   return value;
 }

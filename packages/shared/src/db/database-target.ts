@@ -80,7 +80,8 @@ export function resolveDatabaseTarget(url: string, schema: string = DEFAULT_SCHE
   if (engine === 'postgres') return { engine, url, schema };
   const database = schema !== DEFAULT_SCHEMA ? schema : decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   const unknown = [...parsed.searchParams.keys()].filter((name) => name !== 'ssl');
-  if (unknown.length) throw new DatabaseUrlError(`DATABASE_URL has parameters clipline does not know: ${unknown.join(', ')} (a MySQL URL takes ?ssl=true|unverified|false)`);
+  if (unknown.length)
+    throw new DatabaseUrlError(`DATABASE_URL has parameters clipline does not know: ${unknown.join(', ')} (a MySQL URL takes ?ssl=true|unverified|false)`);
   const ssl = parsed.searchParams.get('ssl');
   if (ssl !== null && !['true', 'unverified', 'false'].includes(ssl)) {
     throw new DatabaseUrlError(`DATABASE_URL has ssl=${ssl}: expected ssl=true, ssl=unverified or ssl=false`);

@@ -72,9 +72,12 @@ export async function readMigrationStatus(settings: Pick<DatabaseSettings, 'url'
   } catch (error) {
     if (!isMissingMigrationTable(error)) {
       const reason = (error as Error).message ?? String(error);
-      throw new DatabaseUnreachableError(`the database ${where} could not be checked (${reason}): is it running, and are DATABASE_URL's address and credentials right?`, {
-        cause: error,
-      });
+      throw new DatabaseUnreachableError(
+        `the database ${where} could not be checked (${reason}): is it running, and are DATABASE_URL's address and credentials right?`,
+        {
+          cause: error,
+        },
+      );
     }
     applied = [];
   } finally {

@@ -1,13 +1,4 @@
-import {
-  MysqlAdapter,
-  PostgresAdapter,
-  sql,
-  SqliteAdapter,
-  type InsertQueryBuilder,
-  type Kysely,
-  type RawBuilder,
-  type UpdateObject,
-} from 'kysely';
+import { MysqlAdapter, PostgresAdapter, sql, SqliteAdapter, type InsertQueryBuilder, type Kysely, type RawBuilder, type UpdateObject } from 'kysely';
 import type { DatabaseEngine } from './database-target.js';
 
 /**
@@ -55,7 +46,8 @@ function shiftedNow(engine: DatabaseEngine, seconds: number): RawBuilder<Date> {
 }
 
 function dialectOf(engine: DatabaseEngine): PortableSql {
-  const now = engine === 'postgres' ? sql<Date>`now()` : engine === 'mysql' ? sql<Date>`current_timestamp(3)` : sql<Date>`strftime(${SQLITE_TIME_FORMAT}, 'now')`;
+  const now =
+    engine === 'postgres' ? sql<Date>`now()` : engine === 'mysql' ? sql<Date>`current_timestamp(3)` : sql<Date>`strftime(${SQLITE_TIME_FORMAT}, 'now')`;
   return {
     engine,
     maxParameters: MAX_PARAMETERS[engine],

@@ -71,7 +71,12 @@ export class UsersRepository {
   }
 
   async markWelcomed(id: string): Promise<boolean> {
-    const result = await this.db.updateTable('users').set({ welcomed_at: this.dialect.now() }).where('id', '=', id).where('welcomed_at', 'is', null).executeTakeFirst();
+    const result = await this.db
+      .updateTable('users')
+      .set({ welcomed_at: this.dialect.now() })
+      .where('id', '=', id)
+      .where('welcomed_at', 'is', null)
+      .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 
@@ -88,16 +93,18 @@ export class UsersRepository {
       .where('id', '=', id);
     if (scope.kind === 'tenant') query = query.where('tenant_id', '=', scope.tenant);
     const row = await query.executeTakeFirst();
-    return row && {
-      id: row.id,
-      email: row.email,
-      name: row.name,
-      status: row.status,
-      failure: row.failure,
-      createdAt: row.created_at.toISOString(),
-      activatedAt: row.activated_at?.toISOString() ?? null,
-      welcomedAt: row.welcomed_at?.toISOString() ?? null,
-    };
+    return (
+      row && {
+        id: row.id,
+        email: row.email,
+        name: row.name,
+        status: row.status,
+        failure: row.failure,
+        createdAt: row.created_at.toISOString(),
+        activatedAt: row.activated_at?.toISOString() ?? null,
+        welcomedAt: row.welcomed_at?.toISOString() ?? null,
+      }
+    );
   }
 }
 

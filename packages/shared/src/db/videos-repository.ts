@@ -187,10 +187,25 @@ export class VideosRepository {
       await ignoreDuplicates(
         trx.insertInto('videos').values(
           videos.map((video) => ({
-            id: video.id, status: 'queued' as const, source: video.source, title: video.title, error: null, storage_key: null,
-            size_bytes: null, duration_seconds: null, width: null, height: null, fps: null, has_audio: null, video_codec: null,
-            completed_at: null, options: JSON.stringify(video.options ?? {}), callback_url: video.callbackUrl ?? null,
-            priority: video.priority ?? 'normal', submitted_by: video.submittedBy ?? null, youtube_id: video.youtubeId ?? null,
+            id: video.id,
+            status: 'queued' as const,
+            source: video.source,
+            title: video.title,
+            error: null,
+            storage_key: null,
+            size_bytes: null,
+            duration_seconds: null,
+            width: null,
+            height: null,
+            fps: null,
+            has_audio: null,
+            video_codec: null,
+            completed_at: null,
+            options: JSON.stringify(video.options ?? {}),
+            callback_url: video.callbackUrl ?? null,
+            priority: video.priority ?? 'normal',
+            submitted_by: video.submittedBy ?? null,
+            youtube_id: video.youtubeId ?? null,
             tenant_id: video.tenantId ?? DEFAULT_TENANT,
           })),
         ),
@@ -224,7 +239,11 @@ export class VideosRepository {
       if (!anchor) throw new InvalidCursorError('cursor points at a video that no longer exists; start again without it');
       select = select.where(sql<boolean>`(created_at, id) < (select v.created_at, v.id from videos v where v.id = ${after})`);
     }
-    const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit + 1).execute();
+    const rows = await select
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(query.limit + 1)
+      .execute();
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
     return {
@@ -329,7 +348,13 @@ export class VideosRepository {
       const video = rows.get(id);
       const related = byVideo.get(id);
       if (!video || !related) return [];
-      return [toVideoView(video, related.scenes, related.steps.sort((x, y) => this.stepRank(x.name) - this.stepRank(y.name) || x.name.localeCompare(y.name)))];
+      return [
+        toVideoView(
+          video,
+          related.scenes,
+          related.steps.sort((x, y) => this.stepRank(x.name) - this.stepRank(y.name) || x.name.localeCompare(y.name)),
+        ),
+      ];
     });
   }
 
@@ -610,4 +635,3 @@ function toVideoView(video: Selectable<Database['videos']>, scenes: Scene[], ste
 
 // `changed` and `finished` call the listeners, which are not queries.
 timeQueries(VideosRepository, 'videos', ['changed', 'finished']);
-

@@ -90,7 +90,12 @@ export class WebhookSecretsRepository {
   }
 
   private row(tenant: string) {
-    return { id: randomUUID(), tenant_id: tenant, sealed_secret: encryptSecret(newWebhookSecret(), this.keyring, `webhook-secret:${tenant}`), expires_at: null };
+    return {
+      id: randomUUID(),
+      tenant_id: tenant,
+      sealed_secret: encryptSecret(newWebhookSecret(), this.keyring, `webhook-secret:${tenant}`),
+      expires_at: null,
+    };
   }
 
   private open(tenant: string, sealed: string): string {

@@ -33,17 +33,19 @@ export class WebhooksRepository {
 
   async find(id: string): Promise<WebhookDelivery | undefined> {
     const row = await this.db.selectFrom('webhook_deliveries').selectAll().where('id', '=', id).executeTakeFirst();
-    return row && {
-      id: row.id,
-      videoId: row.video_id,
-      tenantId: row.tenant_id,
-      event: row.event,
-      url: row.url,
-      state: row.state,
-      attempts: row.attempts,
-      lastStatus: row.last_status,
-      lastError: row.last_error,
-    };
+    return (
+      row && {
+        id: row.id,
+        videoId: row.video_id,
+        tenantId: row.tenant_id,
+        event: row.event,
+        url: row.url,
+        state: row.state,
+        attempts: row.attempts,
+        lastStatus: row.last_status,
+        lastError: row.last_error,
+      }
+    );
   }
 
   async forVideo(videoId: string): Promise<WebhookDelivery[]> {

@@ -4,11 +4,7 @@ import { PermanentJobError } from '../errors.js';
 import type { JobNames, Payload, QueueDeclaration } from '../queues/define.js';
 
 /** Validates a payload against its queue's schema; the error names every bad field. */
-export function validatePayload<Q extends QueueDeclaration, N extends JobNames<Q>>(
-  declaration: Q,
-  name: N,
-  payload: unknown,
-): Payload<Q, N> {
+export function validatePayload<Q extends QueueDeclaration, N extends JobNames<Q>>(declaration: Q, name: N, payload: unknown): Payload<Q, N> {
   const schema = declaration.jobs[name] as z.ZodType | undefined;
   if (!schema) throw new PermanentJobError(`queue "${declaration.name}" declares no job "${name}"`);
   const parsed = schema.safeParse(payload);

@@ -67,22 +67,50 @@ const optionalOutcome = z.union([z.object({ skipped: z.string() }), z.record(z.s
 
 export const VIDEO_FLOW = [
   row({
-    name: 'ingest', queue: ingestQueue, job: 'ingest-video', essential: true, phase: 'chain', weight: 10, fanOut: false,
-    consumes: null, produces: ingestResult,
+    name: 'ingest',
+    queue: ingestQueue,
+    job: 'ingest-video',
+    essential: true,
+    phase: 'chain',
+    weight: 10,
+    fanOut: false,
+    consumes: null,
+    produces: ingestResult,
     payloads: ({ videoId, source }) => [{ data: { videoId, source } }],
   }),
   row({
-    name: 'analyze', queue: analyzeQueue, job: 'analyze-video', essential: true, phase: 'chain', weight: 60, fanOut: false,
-    consumes: ingestResult, produces: analyzeResult,
+    name: 'analyze',
+    queue: analyzeQueue,
+    job: 'analyze-video',
+    essential: true,
+    phase: 'chain',
+    weight: 60,
+    fanOut: false,
+    consumes: ingestResult,
+    produces: analyzeResult,
     payloads: ({ videoId, options }) => [{ data: { videoId, ...(options ? { options } : {}) } }],
   }),
   row({
-    name: 'persist', queue: persistQueue, job: 'persist-analysis', essential: true, phase: 'chain', weight: 5, fanOut: false,
-    consumes: analyzeResult, produces: persistedAnalysis,
+    name: 'persist',
+    queue: persistQueue,
+    job: 'persist-analysis',
+    essential: true,
+    phase: 'chain',
+    weight: 5,
+    fanOut: false,
+    consumes: analyzeResult,
+    produces: persistedAnalysis,
   }),
   row({
-    name: 'render', queue: renderQueue, job: 'render-clip', essential: true, phase: 'clips', weight: 24, fanOut: true,
-    consumes: persistedAnalysis, produces: renderClipResult,
+    name: 'render',
+    queue: renderQueue,
+    job: 'render-clip',
+    essential: true,
+    phase: 'clips',
+    weight: 24,
+    fanOut: true,
+    consumes: persistedAnalysis,
+    produces: renderClipResult,
     nothingToDo: 'no clip candidates: the video is shorter than the shortest clip asked for, or has no usable stretch',
     payloads: ({ videoId, consumed }) => {
       const persisted = persistedAnalysis.safeParse(consumed);
@@ -90,10 +118,50 @@ export const VIDEO_FLOW = [
       return renderClipPayloads(videoId, persisted.data.clipCandidates, persisted.data.aspect).map((data) => ({ data, index: data.clipIndex }));
     },
   }),
-  row({ name: 'transcribe', queue: openaiQueue, job: 'transcribe', essential: false, phase: 'clips', weight: 0, fanOut: false, consumes: null, produces: optionalOutcome }),
-  row({ name: 'captions', queue: openaiQueue, job: 'write-captions', essential: false, phase: 'captions', weight: 0, fanOut: false, consumes: null, produces: optionalOutcome }),
-  row({ name: 'thumbnail', queue: stabilityQueue, job: 'generate-thumbnail', essential: false, phase: 'finishing', weight: 0, fanOut: false, consumes: null, produces: optionalOutcome }),
-  row({ name: 'voiceover', queue: elevenlabsQueue, job: 'voiceover', essential: false, phase: 'finishing', weight: 0, fanOut: false, consumes: null, produces: optionalOutcome }),
+  row({
+    name: 'transcribe',
+    queue: openaiQueue,
+    job: 'transcribe',
+    essential: false,
+    phase: 'clips',
+    weight: 0,
+    fanOut: false,
+    consumes: null,
+    produces: optionalOutcome,
+  }),
+  row({
+    name: 'captions',
+    queue: openaiQueue,
+    job: 'write-captions',
+    essential: false,
+    phase: 'captions',
+    weight: 0,
+    fanOut: false,
+    consumes: null,
+    produces: optionalOutcome,
+  }),
+  row({
+    name: 'thumbnail',
+    queue: stabilityQueue,
+    job: 'generate-thumbnail',
+    essential: false,
+    phase: 'finishing',
+    weight: 0,
+    fanOut: false,
+    consumes: null,
+    produces: optionalOutcome,
+  }),
+  row({
+    name: 'voiceover',
+    queue: elevenlabsQueue,
+    job: 'voiceover',
+    essential: false,
+    phase: 'finishing',
+    weight: 0,
+    fanOut: false,
+    consumes: null,
+    produces: optionalOutcome,
+  }),
 ] as const;
 
 export type VideoStepName = (typeof VIDEO_FLOW)[number]['name'];
@@ -161,4 +229,3 @@ export function essentialStepOfJob(queue: string, job: string): VideoStepName | 
   if (queue === VIDEO_FLOW_PARENT.queue.name && job === VIDEO_FLOW_PARENT.job) return VIDEO_FLOW_PARENT.step;
   return VIDEO_FLOW.find((step) => step.essential && !step.fanOut && step.queue.name === queue && step.job === job)?.name;
 }
-

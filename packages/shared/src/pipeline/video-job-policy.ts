@@ -24,7 +24,11 @@ const videoIdOf = (data: unknown): string | undefined => {
   return typeof videoId === 'string' ? videoId : undefined;
 };
 
-async function withRetries(work: () => Promise<void>, attempts: number, sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))): Promise<void> {
+async function withRetries(
+  work: () => Promise<void>,
+  attempts: number,
+  sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
+): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await work();

@@ -37,4 +37,3 @@ export const allQueues = [
   syncQueue,
   storageQueue,
 ] as const;
-

@@ -6,9 +6,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await t
     .createTable('videos')
     .addColumn('id', t.uuid, (col) => col.primaryKey())
-    .addColumn('status', t.string(16), (col) =>
-      col.notNull().check(sql`status in ('queued', 'processing', 'completed', 'failed', 'cancelled')`),
-    )
+    .addColumn('status', t.string(16), (col) => col.notNull().check(sql`status in ('queued', 'processing', 'completed', 'failed', 'cancelled')`))
     .addColumn('progress', 'integer', (col) => col.notNull().defaultTo(0).check(sql`progress between 0 and 100`))
     .addColumn('title', 'text')
     .addColumn('source', 'text', (col) => col.notNull())

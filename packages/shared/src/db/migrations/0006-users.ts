@@ -18,9 +18,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // MariaDB has no index on an expression: a stored generated column carries lower(email) there.
   // SQLite's lower() folds ASCII letters only, so there the application writes the folded email.
   if (t.engine === 'mysql') {
-    table = table.addColumn('email_lower', sql`varchar(320) collate utf8mb4_bin`, (col) =>
-      col.generatedAlwaysAs(sql`lower(email)`).stored().unique(),
-    );
+    table = table.addColumn('email_lower', sql`varchar(320) collate utf8mb4_bin`, (col) => col.generatedAlwaysAs(sql`lower(email)`).stored().unique());
   } else if (t.engine === 'sqlite') {
     table = table.addColumn('email_lower', 'text', (col) => col.notNull().unique());
   }

@@ -9,7 +9,11 @@ import { schemaTypes } from '../schema-types.js';
  */
 export async function up(db: Kysely<any>): Promise<void> {
   const t = schemaTypes(db);
-  const tenantColumn = (table: string) => db.schema.alterTable(table).addColumn('tenant_id', t.string(128), (col) => col.notNull().defaultTo('legacy')).execute();
+  const tenantColumn = (table: string) =>
+    db.schema
+      .alterTable(table)
+      .addColumn('tenant_id', t.string(128), (col) => col.notNull().defaultTo('legacy'))
+      .execute();
   await tenantColumn('videos');
   await tenantColumn('users');
   await tenantColumn('webhook_deliveries');
@@ -17,8 +21,14 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('videos_tenant_status_idx').on('videos').columns(['tenant_id', 'status']).execute();
   await emailUniquePerTenant(db, true);
 
-  await db.schema.alterTable('api_keys').addColumn('tenant_id', t.string(128), (col) => col.notNull().defaultTo('legacy')).execute();
-  await db.schema.alterTable('api_keys').addColumn('role', t.string(16), (col) => col.notNull().defaultTo('tenant')).execute();
+  await db.schema
+    .alterTable('api_keys')
+    .addColumn('tenant_id', t.string(128), (col) => col.notNull().defaultTo('legacy'))
+    .execute();
+  await db.schema
+    .alterTable('api_keys')
+    .addColumn('role', t.string(16), (col) => col.notNull().defaultTo('tenant'))
+    .execute();
   // A key made before tenants existed is its own tenant, named after the key.
   await db.updateTable('api_keys').set({ tenant_id: sql`name` }).execute();
   await backfillVideoTenants(db);
@@ -64,15 +74,19 @@ async function emailUniquePerTenant(db: Kysely<any>, perTenant: boolean): Promis
   } else if (t.engine === 'mysql') {
     const name = perTenant ? 'email_lower' : 'users_email_unique';
     await sql`alter table users drop index ${sql.id(name)}`.execute(db);
-    await sql`alter table users add unique index ${sql.id(perTenant ? 'users_email_unique' : 'email_lower')} (${sql.raw([...key, 'email_lower'].join(', '))})`.execute(db);
+    await sql`alter table users add unique index ${sql.id(perTenant ? 'users_email_unique' : 'email_lower')} (${sql.raw([...key, 'email_lower'].join(', '))})`.execute(
+      db,
+    );
   } else {
     const tenant = perTenant ? `, tenant_id text not null default 'legacy'` : '';
     const unique = perTenant ? 'unique (tenant_id, email_lower)' : 'unique (email_lower)';
-    await sql.raw(`create table users_rebuilt (
+    await sql
+      .raw(`create table users_rebuilt (
       id text primary key, email text not null, name text, password_hash text,
       status text not null default 'pending' check (status in ('pending', 'active', 'failed')), failure text,
       created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), activated_at text, welcomed_at text,
-      email_lower text not null${tenant}, ${unique})`).execute(db);
+      email_lower text not null${tenant}, ${unique})`)
+      .execute(db);
     const columns = `id, email, name, password_hash, status, failure, created_at, activated_at, welcomed_at, email_lower${perTenant ? ', tenant_id' : ''}`;
     await sql.raw(`insert into users_rebuilt (${columns}) select ${columns} from users`).execute(db);
     await sql`drop table users`.execute(db);

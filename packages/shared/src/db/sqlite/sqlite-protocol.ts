@@ -8,9 +8,7 @@ export interface SqliteThreadOptions {
   mustExist: boolean;
 }
 
-export type SqliteRequest =
-  | { id: number; close?: undefined; sql: string; parameters: readonly unknown[] }
-  | { id: number; close: true };
+export type SqliteRequest = { id: number; close?: undefined; sql: string; parameters: readonly unknown[] } | { id: number; close: true };
 
 export interface SqliteReply {
   id: number;

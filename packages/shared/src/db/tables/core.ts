@@ -94,4 +94,3 @@ export interface CoreTables {
   job_events: JobEventsTable;
   idempotency_keys: IdempotencyKeysTable;
 }
-
