@@ -34,8 +34,9 @@ const newToken = () => randomUUID().replace(/-/g, '').slice(0, 12);
 
 /**
  * Kysely's migrator introspects every schema of the database before it starts; on PostgreSQL that
- * catalog query fails with "schema … does not exist" when another test file drops its schema at
- * the same moment. Only then is the migration tried again (it had not started).
+ * catalog query fails ("schema … does not exist", "column … of relation … does not exist") when
+ * another test file creates or drops its schema at the same moment. Such a failure comes before
+ * any migration ran (the migrator names none), so the whole attempt is repeated.
  */
 async function migrateWhileOthersDrop(db: Db, schema: string): Promise<void> {
   for (let attempt = 1; ; attempt += 1) {
@@ -43,9 +44,10 @@ async function migrateWhileOthersDrop(db: Db, schema: string): Promise<void> {
       await migrateToLatest(db, schema);
       return;
     } catch (error) {
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      const otherSchema = cause?.code === '3F000' && !cause.message?.includes(`"${schema}"`);
-      if (!otherSchema || attempt >= 5) throw error;
+      const cause = (error as { cause?: { code?: string } }).cause;
+      // 3F000 invalid_schema_name, 42703 undefined_column, 42P01 undefined_table: catalog races.
+      const beforeAnyMigration = /^migration unknown failed/.test((error as Error).message) && ['3F000', '42703', '42P01'].includes(cause?.code ?? '');
+      if (!beforeAnyMigration || attempt >= 5) throw error;
       await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
     }
   }
