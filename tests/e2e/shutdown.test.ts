@@ -175,9 +175,10 @@ describe('worker-io', () => {
     return { id: res.body.id as string, gate };
   }
 
-  async function startWorker() {
+  /** A worker; `shutdownSeconds` long enough that a loaded machine still finishes in time, where the test needs that. */
+  async function startWorker(shutdownSeconds = 5) {
     const port = await freePort();
-    const app = start('worker-io', { WORKER_IO_METRICS_PORT: String(port) });
+    const app = start('worker-io', { WORKER_IO_METRICS_PORT: String(port), SHUTDOWN_TIMEOUT_SECONDS: String(shutdownSeconds) });
     await waitForHttp(`http://127.0.0.1:${port}/healthz`, app);
     return app;
   }
@@ -191,7 +192,7 @@ describe('worker-io', () => {
   }
 
   it('finishes an active job that ends within the grace period, then exits 0', async () => {
-    const app = await startWorker();
+    const app = await startWorker(15);
     const { id, gate } = await stalledVideo();
     await downloading(id, gate);
     app.child.kill('SIGTERM');
@@ -240,7 +241,7 @@ describe('worker-io', () => {
   });
 
   it('exits at once with 143 on a second SIGTERM while a job holds up the shutdown', async () => {
-    const app = await startWorker();
+    const app = await startWorker(15);
     const { id, gate } = await stalledVideo();
     await downloading(id, gate);
     app.child.kill('SIGTERM');

@@ -25,19 +25,19 @@ export interface DashboardAuthentication {
  */
 export function requireDashboardAccount({ verify, throttle }: DashboardAuthentication): RequestHandler {
   return async (req, res, next) => {
-    const address = clientAddress(req.socket.remoteAddress);
-    const wait = await throttle.retryAfter(address);
-    if (wait > 0) {
+    const attempt = await throttle.reserve(clientAddress(req.socket.remoteAddress));
+    if (attempt.retryAfter > 0) {
+      const wait = attempt.retryAfter;
       return sendProblem(res, 429, 'Too Many Requests', `too many failed sign-ins from this address; try again in ${wait} s`, { 'retry-after': String(wait) });
     }
     const presented = verify(req.get('authorization'));
     if (presented.kind === 'absent') {
+      await attempt.release();
       return sendProblem(res, 401, 'Unauthorized', 'dashboard credentials required (DASHBOARD_USER / DASHBOARD_PASSWORD, or the viewer account)', CHALLENGE);
     }
-    if (presented.kind === 'rejected') {
-      await throttle.recordFailure(address);
-      return sendProblem(res, 401, 'Unauthorized', 'dashboard credentials are not valid', CHALLENGE);
-    }
+    // A rejected header keeps its reserved attempt: it is one failure.
+    if (presented.kind === 'rejected') return sendProblem(res, 401, 'Unauthorized', 'dashboard credentials are not valid', CHALLENGE);
+    await attempt.release();
     res.locals.dashboardRole = presented.role;
     return next();
   };

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { createService, type ServiceContext } from '@clipline/shared';
+import { clientAddress, createService, type ServiceContext } from '@clipline/shared';
 import { buildProducer } from '../src/producer.js';
 import { createProducerServer } from '../src/server.js';
 import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
@@ -43,7 +43,7 @@ const auth = { authorization: `Bearer ${KEY}` };
 
 describe('failed authentication', () => {
   it('is throttled per client address after the limit, with Retry-After, before any key lookup', async () => {
-    const { producer, lookups } = await producerWith({ authFailuresPerMinute: 20, queuePrefix: `${env.config.queuePrefix}-auth` });
+    const { producer, lookups } = await producerWith({ authFailuresPerMinute: 20, queuePrefix: `${env.config.queuePrefix}:auth` });
     // Start at the beginning of a minute window, so all attempts fall in one.
     const intoMinute = Date.now() % 60_000;
     if (intoMinute > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - intoMinute + 100));
@@ -63,9 +63,33 @@ describe('failed authentication', () => {
   });
 });
 
+describe('failed authentication in parallel', () => {
+  it('checks at most the limit of guesses sent at once: the attempt is counted before the lookup', async () => {
+    const { producer, lookups } = await producerWith({ authFailuresPerMinute: 20, queuePrefix: `${env.config.queuePrefix}:burst` });
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - intoMinute + 100));
+    const guess = () => request(producer.app).get('/v1/videos').set({ authorization: 'Bearer cl_guessguessgu_guessguessguessguessguessguessgu' });
+    const statuses = (await Promise.all(Array.from({ length: 60 }, guess))).map((res) => res.status);
+    expect(statuses.filter((status) => status === 401)).toHaveLength(20);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(40);
+    expect(lookups.count).toBe(20);
+  });
+
+  it('folds IPv6 clients to their /64 and mapped IPv4 to IPv4', () => {
+    expect(clientAddress('2001:db8:1:2:aaaa::1')).toBe(clientAddress('2001:db8:1:2:ffff:ffff:ffff:fffe'));
+    expect(clientAddress('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
+    expect(clientAddress('2001:db8:1:3::1')).not.toBe(clientAddress('2001:db8:1:2::1'));
+    expect(clientAddress('::ffff:127.0.0.1')).toBe('127.0.0.1');
+    expect(clientAddress('::1')).toBe('0:0:0:0::/64');
+  });
+});
+
 describe('batches', () => {
   it('charge each video against the per-key rate limit', async () => {
-    const { producer } = await producerWith({ apiRateLimitPerMinute: 10, queuePrefix: `${env.config.queuePrefix}-rate` });
+    const { producer } = await producerWith({ apiRateLimitPerMinute: 10, queuePrefix: `${env.config.queuePrefix}:rate` });
+    // Both batches must fall in one minute window of the limit.
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - intoMinute + 100));
     const videos = (n: number) => ({ videos: Array.from({ length: n }, (_, i) => ({ source: `https://cdn.example.com/${i}.mp4` })) });
     const first = await request(producer.app).post('/v1/videos:batch').set(auth).send(videos(8));
     expect(first.status).toBe(202);
@@ -86,7 +110,7 @@ describe('unfinished videos per tenant', () => {
       apiKeys: [capKey],
       maxActiveVideosPerTenant: 3,
       apiRateLimitPerMinute: 0,
-      queuePrefix: `${env.config.queuePrefix}-cap`,
+      queuePrefix: `${env.config.queuePrefix}:cap`,
     });
     const submit = () => request(producer.app).post('/v1/videos').set(capAuth).send({ source: 'https://cdn.example.com/cap.mp4' });
     const accepted = [await submit(), await submit()];
@@ -117,7 +141,7 @@ describe('unfinished videos per tenant', () => {
 
 describe('egress at submission', () => {
   it('refuses sources and callbacks written as non-public addresses when private sources are off, naming the field', async () => {
-    const { producer } = await producerWith({ allowPrivateSources: false, apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}-egress` });
+    const { producer } = await producerWith({ allowPrivateSources: false, apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}:egress` });
     const before = await env.db.selectFrom('videos').select('id').execute();
     for (const source of [
       'http://127.1/a.mp4',
@@ -163,7 +187,7 @@ describe('live event streams', () => {
     });
 
   it('are capped per key: past the cap a stream is refused with 429; closing one frees its slot', async () => {
-    const { server, base, videoId } = await listening({ sseMaxStreamsPerKey: 2, queuePrefix: `${env.config.queuePrefix}-sse` });
+    const { server, base, videoId } = await listening({ sseMaxStreamsPerKey: 2, queuePrefix: `${env.config.queuePrefix}:sse` });
     try {
       const [a, b] = [await open(`${base}/v1/videos/${videoId}/events`), await open(`${base}/v1/videos/${videoId}/events`)];
       expect([a.statusCode, b.statusCode]).toEqual([200, 200]);
@@ -190,7 +214,7 @@ describe('live event streams', () => {
   });
 
   it('end after SSE_MAX_SECONDS with a comment saying to reconnect with Last-Event-ID', async () => {
-    const { server, base, videoId } = await listening({ sseMaxSeconds: 1, queuePrefix: `${env.config.queuePrefix}-life` });
+    const { server, base, videoId } = await listening({ sseMaxSeconds: 1, queuePrefix: `${env.config.queuePrefix}:life` });
     try {
       const stream = await open(`${base}/v1/videos/${videoId}/events`);
       expect(stream.statusCode).toBe(200);

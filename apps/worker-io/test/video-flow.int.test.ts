@@ -73,6 +73,18 @@ function sampleResult(step: VideoStepDefinition, job: JobHandle<{ videoId: strin
   return samples[step.name] ?? { done: true };
 }
 
+/** The video's final status; a stand-in's failed expectation fails its job, and so the video. */
+async function finished(id: string): Promise<string> {
+  return waitFor(
+    async () => {
+      const status = await videos.status(id);
+      return status === 'completed' || status === 'failed' ? status : undefined;
+    },
+    30_000,
+    'the video to finish',
+  );
+}
+
 /** A stand-in processor for one row, with the bookkeeping its kind of step has in production. */
 function standIn(step: VideoStepDefinition): Processor<{ videoId: string }> {
   return async (job) => {
@@ -82,7 +94,12 @@ function standIn(step: VideoStepDefinition): Processor<{ videoId: string }> {
       consumed = step.consumes.safeParse(input).success;
       expect(consumed).toBe(true);
     }
-    if (step.consumes && step.fanOut) consumed = step.consumes !== null;
+    if (step.consumes && step.fanOut) {
+      // A fan-out item consumed its input when it is exactly the candidate of its index.
+      const item = job.data as unknown as { clipIndex: number; startSeconds: number; endSeconds: number };
+      const candidate = CANDIDATES[item.clipIndex];
+      consumed = candidate?.startSeconds === item.startSeconds && candidate?.endSeconds === item.endSeconds;
+    }
     runs.push({ step: step.name, jobId: job.id, consumed });
     const result = sampleResult(step, job);
     expect(step.produces.safeParse(result).success).toBe(true);
@@ -151,13 +168,13 @@ describe('the video flow follows its table', () => {
     );
     expect(parentIds).toEqual([...chain.slice(1).map((step) => videoJobId(id, step.name)), videoJobId(id, 'pipeline')]);
     expect(await jobs.get(pipelineQueue, videoJobId(id, 'pipeline'))).toMatchObject({ name: 'video-pipeline' });
-    await waitFor(async () => ((await videos.status(id)) === 'completed' ? true : undefined), 30_000, 'the video to complete');
+    expect(await finished(id)).toBe('completed');
   });
 
   it('runs the chain, then the parent phases in table order, each step under its job id, to completion with full progress', async () => {
     const id = randomUUID();
     await producer.submit({ source: '/media/b.mp4' }, {}, id);
-    await waitFor(async () => ((await videos.status(id)) === 'completed' ? true : undefined), 30_000, 'the video to complete');
+    expect(await finished(id)).toBe('completed');
     const mine = runs.filter((run) => run.jobId.startsWith(id));
 
     // Chain steps one after another, in table order.

@@ -1,10 +1,21 @@
+import net from 'node:net';
 import type { Redis } from 'ioredis';
 
+/** A reserved authentication attempt: refused (retry after so many seconds), or to be settled. */
+export interface AuthAttempt {
+  /** Seconds until the address may try again; 0 when this attempt may go on. */
+  retryAfter: number;
+  /** The attempt succeeded (or tried nothing): it no longer counts against the address. */
+  release(): Promise<void>;
+}
+
 /**
- * Failed authentications per client address per minute, counted in Redis so every replica of
- * an app shares the count. The API and the dashboard check it before they look a credential up,
- * so a guessing client costs one Redis round trip, never a database query. When Redis cannot
- * answer, nothing is throttled (the request then meets the rest of the API's failure handling).
+ * Failed authentications per client address per minute, counted in Redis so every replica of an
+ * app shares the count. An attempt is counted *before* its credential is looked up and given back
+ * when it succeeds, so a burst of parallel guesses cannot all be checked while the count still
+ * reads low: at most `perMinute` attempts per address are ever in flight or failed in a minute.
+ * A refused attempt is not counted, and costs one Redis round trip and no database query. When
+ * Redis cannot answer, nothing is throttled (the request then meets the API's outage handling).
  */
 export class AuthFailureThrottle {
   constructor(
@@ -15,36 +26,50 @@ export class AuthFailureThrottle {
     private readonly perMinute = 20,
   ) {}
 
-  private key(address: string, window: number): string {
-    return `${this.prefix}:${address}:${window}`;
-  }
-
-  /** Seconds until `address` may try again, or 0 when it is not throttled. */
-  async retryAfter(address: string, now = Date.now()): Promise<number> {
+  async reserve(address: string, now = Date.now()): Promise<AuthAttempt> {
     const window = Math.floor(now / 60_000);
+    const key = `${this.prefix}:${address}:${window}`;
+    const giveBack = () =>
+      this.redis
+        .decr(key)
+        .then(() => undefined)
+        .catch(() => undefined);
     let count: number;
     try {
-      count = Number((await this.redis.get(this.key(address, window))) ?? 0);
+      const results = await this.redis.multi().incr(key).expire(key, 61).exec();
+      count = Number(results?.[0]?.[1] ?? 0);
     } catch {
-      return 0;
+      return { retryAfter: 0, release: async () => {} };
     }
-    return count >= this.perMinute ? Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000)) : 0;
-  }
-
-  /** Counts one failed attempt of `address`. */
-  async recordFailure(address: string, now = Date.now()): Promise<void> {
-    const key = this.key(address, Math.floor(now / 60_000));
-    await this.redis
-      .multi()
-      .incr(key)
-      .expire(key, 61)
-      .exec()
-      .catch(() => {});
+    if (count > this.perMinute) {
+      await giveBack();
+      return { retryAfter: Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000)), release: async () => {} };
+    }
+    return { retryAfter: 0, release: giveBack };
   }
 }
 
-/** A client address as a throttle key: IPv4-mapped IPv6 folded to IPv4, so one client is one key. */
+/** Expands an IPv6 address into its eight groups (`::` filled with zeros). */
+function ipv6Groups(address: string): string[] {
+  const [head = '', tail] = address.split('::');
+  const parts = (text: string) => (text ? text.split(':') : []);
+  const left = parts(head);
+  const right = tail === undefined ? [] : parts(tail);
+  return [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
+}
+
+/**
+ * A client address as a throttle key: IPv4-mapped IPv6 folded to IPv4, and IPv6 to its /64, the
+ * block one subscriber holds, so switching addresses inside it does not reset the budget.
+ */
 export function clientAddress(remoteAddress: string | undefined): string {
   if (!remoteAddress) return 'unknown';
-  return remoteAddress.startsWith('::ffff:') && remoteAddress.includes('.') ? remoteAddress.slice(7) : remoteAddress;
+  if (remoteAddress.startsWith('::ffff:') && remoteAddress.includes('.')) return remoteAddress.slice(7);
+  if (net.isIPv6(remoteAddress) && !remoteAddress.includes('.')) {
+    return `${ipv6Groups(remoteAddress.toLowerCase())
+      .slice(0, 4)
+      .map((group) => group.replace(/^0+(?=.)/, ''))
+      .join(':')}::/64`;
+  }
+  return remoteAddress;
 }

@@ -322,6 +322,9 @@ function deepFreeze(value: unknown): unknown {
 }
 
 /** Parses with `schema`, empty strings counting as unset; a failure throws a {@link ConfigError} naming every bad variable. */
+/** Variables whose values are never echoed in an error: keys, passwords, keyrings and URLs. */
+const SECRET_VARIABLE = /KEY|PASSWORD|KEYRING|SECRET|_URL$/;
+
 function parseVariables<S extends z.ZodType>(schema: S, source: Record<string, string | undefined>): z.output<S> {
   // Empty strings count as unset, so `FOO=` in a compose file falls back to the default.
   const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
@@ -329,8 +332,9 @@ function parseVariables<S extends z.ZodType>(schema: S, source: Record<string, s
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {
     const name = issue.path.join('.');
-    // Name the variable, never the value, for problems with secrets: these messages reach logs.
-    const valueHidden = issue.code === 'custom' && issue.params?.valueHidden === true;
+    // Name the variable, never the value, for problems with secrets (and URLs, which may carry a
+    // password): these messages reach logs.
+    const valueHidden = (issue.code === 'custom' && issue.params?.valueHidden === true) || SECRET_VARIABLE.test(name);
     return valueHidden ? `  ${name}: ${issue.message}` : `  ${name}=${JSON.stringify(cleaned[name] ?? '')}: ${issue.message}`;
   });
   throw new ConfigError(`invalid environment:\n${lines.join('\n')}`);

@@ -17,8 +17,3 @@ export function tenantScope(tenant: string): TenantScope {
 
 /** Tenant names: what `clipline keys create --tenant` accepts and what config keys are given. */
 export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
-
-/** Whether a record of `tenant` is visible in `scope`. */
-export function inScope(scope: TenantScope, tenant: string): boolean {
-  return scope.kind === 'any' || scope.tenant === tenant;
-}

@@ -46,7 +46,9 @@ describe('loadConfig', () => {
       message = (error as Error).message;
     }
     expect(message).toMatch(/PORT="eighty"/);
-    expect(message).toMatch(/REDIS_URL="http:\/\/example": expected a redis/);
+    // URLs may carry a password: named, never echoed.
+    expect(message).toMatch(/REDIS_URL: expected a redis/);
+    expect(message).not.toMatch(/http:\/\/example/);
     expect(message).toMatch(/WORKER_IO_CONCURRENCY="0"/);
   });
 
@@ -136,7 +138,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: 'postgresql://u:p@db/clipline' }).databaseUrl).toBe('postgresql://u:p@db/clipline');
     expect(loadConfig({ DATABASE_URL: 'mariadb://root@127.0.0.1:3306/clipline' }).databaseUrl).toBe('mariadb://root@127.0.0.1:3306/clipline');
     expect(loadConfig({ DATABASE_URL: 'sqlite:/var/lib/clipline/db.sqlite' }).databaseUrl).toBe('sqlite:/var/lib/clipline/db.sqlite');
-    expect(() => loadConfig({ DATABASE_URL: 'redis://127.0.0.1' })).toThrow(/DATABASE_URL="redis:\/\/127.0.0.1": expected postgres/);
+    expect(() => loadConfig({ DATABASE_URL: 'redis://127.0.0.1' })).toThrow(/DATABASE_URL: expected postgres/);
     expect(() => loadConfig({ DATABASE_URL: 'mysql://root@127.0.0.1:3306' })).toThrow(/DATABASE_URL: mysql:\/\/root@127.0.0.1:3306 names no database/);
     expect(() => loadConfig({ DATABASE_URL: 'sqlite::memory:' })).toThrow(/DATABASE_URL: sqlite::memory: is not shared between clipline processes/);
     expect(() => loadConfig({ DATABASE_URL: 'sqlite:' })).toThrow(/names no file/);
@@ -366,8 +368,9 @@ describe('loadConfig', () => {
 
   it('names each malformed provider variable', () => {
     const message = refusal(() => loadConfig({ OPENAI_BASE_URL: 'ftp://x', PROVIDER_BREAKER_RESET_MS: '-1', UPSTREAM_SIM_URL: 'sim' }));
-    expect(message).toMatch(/UPSTREAM_SIM_URL="sim": expected an http/);
-    expect(message).toMatch(/OPENAI_BASE_URL="ftp:\/\/x": expected an http/);
+    expect(message).toMatch(/UPSTREAM_SIM_URL: expected an http/);
+    expect(message).toMatch(/OPENAI_BASE_URL: expected an http/);
+    expect(message).not.toMatch(/ftp:\/\/x/);
     expect(message).toMatch(/PROVIDER_BREAKER_RESET_MS="-1"/);
   });
 });

@@ -60,17 +60,15 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
   );
   const challenge = { 'www-authenticate': 'Bearer realm="clipline"' };
   return async (req, res, next) => {
-    const address = clientAddress(req.socket.remoteAddress);
-    const wait = (await settings.throttle?.retryAfter(address)) ?? 0;
-    if (wait > 0) {
+    const attempt = await settings.throttle?.reserve(clientAddress(req.socket.remoteAddress));
+    if (attempt && attempt.retryAfter > 0) {
+      const wait = attempt.retryAfter;
       return next(
         new HttpProblem(429, 'Too Many Requests', `too many failed authentications from this address; retry in ${wait} s`, {}, { 'retry-after': String(wait) }),
       );
     }
-    const refuse = async (detail: string) => {
-      await settings.throttle?.recordFailure(address);
-      next(new HttpProblem(401, 'Unauthorized', detail, {}, challenge));
-    };
+    // The reserved attempt stays counted as a failure unless the key is accepted.
+    const refuse = (detail: string) => next(new HttpProblem(401, 'Unauthorized', detail, {}, challenge));
     const header = req.get('authorization');
     if (!header) return refuse('missing Authorization header: send "Authorization: Bearer <api key>"');
     const match = /^Bearer\s+([\x21-\x7e]{1,512})\s*$/i.exec(header);
@@ -83,6 +81,7 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
       if (stored) caller = { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin' };
     }
     if (!caller) return refuse('API key is not valid');
+    await attempt?.release();
     res.locals.caller = caller;
     return next();
   };

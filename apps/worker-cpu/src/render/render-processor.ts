@@ -1,6 +1,6 @@
 import {
   clipStorageKeys,
-  isWorkerClosing,
+  classifyJobError,
   PermanentJobError,
   reasonOf,
   type AnalysisRepository,
@@ -96,8 +96,11 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
       durationSeconds: rendered.durationSeconds,
     };
   } catch (error) {
-    const final = error instanceof PermanentJobError || job.attemptsMade + 1 >= job.maxAttempts;
-    if (final && !isWorkerClosing(error, job.signal)) await analyses.failClip(chosen, reasonOf(error)).catch(() => {});
+    // Only a failure that ends the job marks the clip failed: an outage, a cancellation or a
+    // shutdown hands the job back without spending the attempt, so its next run may still succeed.
+    const { kind } = classifyJobError(error, job.signal);
+    const final = kind === 'permanent' || (kind === 'transient' && job.attemptsMade + 1 >= job.maxAttempts);
+    if (final) await analyses.failClip(chosen, reasonOf(error)).catch(() => {});
     throw error;
   }
 }

@@ -39,7 +39,8 @@ export class WebhookSecretsRepository {
     const existing = await this.currentRow(tenant);
     if (existing) return existing;
     await this.db.transaction().execute(async (trx) => {
-      // Two first uses at once: whoever commits second finds the first one's row on the next read.
+      // Narrows, but does not close, the window for two first uses at once; should both insert,
+      // only the newest is shown and signs (see `signing`).
       const again = await trx.selectFrom('webhook_secrets').select('id').where('tenant_id', '=', tenant).where('expires_at', 'is', null).executeTakeFirst();
       if (!again) await trx.insertInto('webhook_secrets').values(this.row(tenant)).execute();
     });
@@ -56,8 +57,11 @@ export class WebhookSecretsRepository {
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', this.dialect.now())]))
       .orderBy('created_at', 'desc')
       .execute();
-    rows.sort((a, b) => Number(a.expires_at !== null) - Number(b.expires_at !== null));
-    return rows.map((row) => this.open(tenant, row.sealed_secret));
+    // The newest current secret first (two first uses at once may each have made one; only the
+    // newest is ever shown), then the rotated ones still inside their overlap.
+    const current = rows.find((row) => row.expires_at === null);
+    const rotated = rows.filter((row) => row.expires_at !== null);
+    return [...(current ? [current] : []), ...rotated].map((row) => this.open(tenant, row.sealed_secret));
   }
 
   /** Makes a new current secret; the previous one keeps signing until its overlap ends. */

@@ -173,12 +173,6 @@ export const VIDEO_STEPS: readonly VideoStepName[] = VIDEO_FLOW.map((step) => st
 /** The parent job of a video's flow; a failure of the flow itself is recorded on this step name. */
 export const VIDEO_FLOW_PARENT = { queue: pipelineQueue, job: 'video-pipeline', step: 'pipeline' } as const;
 
-export function videoStep(name: VideoStepName): VideoStepDefinition {
-  const step = VIDEO_FLOW.find((candidate) => candidate.name === name);
-  if (!step) throw new Error(`no step "${name}" in the video flow`);
-  return step;
-}
-
 /** Job ids: `<videoId>-<step>`, `<videoId>-<step>-<index>` for fan-out items, `<videoId>-pipeline` for the parent. */
 export function videoJobId(videoId: string, step: VideoStepName | typeof VIDEO_FLOW_PARENT.step, index?: number): string {
   return index === undefined ? `${videoId}-${step}` : `${videoId}-${step}-${index}`;

@@ -61,7 +61,7 @@ export async function purgeVideo(deps: VideoPurgeDependencies, videoId: string, 
 export async function purgeFinishedVideos(deps: VideoPurgeDependencies, videoIds: readonly string[]): Promise<{ videoId: string; bytesRemoved: number }[]> {
   if (videoIds.length === 0) return [];
   await deps.ledger.notePurges(videoIds);
-  for (const videoId of videoIds) await removeVideoJobs(deps.jobs, videoId);
+  await Promise.all(videoIds.map((videoId) => removeVideoJobs(deps.jobs, videoId)));
   const deleted = new Set(await deps.videos.deleteFinished(videoIds));
   const purged: { videoId: string; bytesRemoved: number }[] = [];
   for (const videoId of videoIds) {
@@ -69,9 +69,10 @@ export async function purgeFinishedVideos(deps: VideoPurgeDependencies, videoIds
     const key = videoStorageKey(videoId);
     const bytesRemoved = await deps.storage.sizeOf(key);
     await deps.storage.remove(key);
-    await deps.ledger.addBytes(-bytesRemoved);
     purged.push({ videoId, bytesRemoved });
   }
+  // One ledger update for the batch; a crash before it is corrected by the next storage walk.
+  await deps.ledger.addBytes(-purged.reduce((sum, item) => sum + item.bytesRemoved, 0));
   await deps.ledger.forgetPurges(videoIds);
   return purged;
 }

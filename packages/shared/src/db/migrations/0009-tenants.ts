@@ -29,12 +29,15 @@ export async function up(db: Kysely<any>): Promise<void> {
     .alterTable('api_keys')
     .addColumn('role', t.string(16), (col) => col.notNull().defaultTo('tenant'))
     .execute();
-  // A key made before tenants existed is its own tenant, named after the key.
-  await db.updateTable('api_keys').set({ tenant_id: sql`name` }).execute();
+  await backfillKeyTenants(db);
   await backfillVideoTenants(db);
+  // A delivery whose video is gone keeps `legacy`: the column may not be null.
   await db
     .updateTable('webhook_deliveries')
-    .set({ tenant_id: (eb: any) => eb.selectFrom('videos').select('videos.tenant_id').whereRef('videos.id', '=', 'webhook_deliveries.video_id') })
+    .set({
+      tenant_id: (eb: any) =>
+        eb.fn.coalesce(eb.selectFrom('videos').select('videos.tenant_id').whereRef('videos.id', '=', 'webhook_deliveries.video_id'), sql.lit('legacy')),
+    })
     .execute();
 
   await t
@@ -93,6 +96,32 @@ async function emailUniquePerTenant(db: Kysely<any>, perTenant: boolean): Promis
     await sql`alter table users_rebuilt rename to users`.execute(db);
   }
   if (perTenant) await db.schema.createIndex('users_tenant_idx').on('users').column('tenant_id').execute();
+}
+
+/**
+ * A key made before tenants existed is a tenant of its own: named after the key (folded as new
+ * tenant names are) when no other key has that name, else `key-<its id>`, so two old keys never
+ * share a tenant, and none takes the `legacy` or `default` tenant of unowned rows.
+ */
+async function backfillKeyTenants(db: Kysely<any>): Promise<void> {
+  const keys = (await db.selectFrom('api_keys').select(['id', 'name']).execute()) as { id: string; name: string }[];
+  const fold = (name: string) =>
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9_.-]+/g, '-')
+      .replace(/^[^a-z0-9]+/, '')
+      .slice(0, 128);
+  const counts = new Map<string, number>();
+  for (const key of keys) counts.set(fold(key.name), (counts.get(fold(key.name)) ?? 0) + 1);
+  for (const key of keys) {
+    const folded = fold(key.name);
+    const own = folded !== '' && counts.get(folded) === 1 && folded !== 'legacy' && folded !== 'default' && !/^(key|admin)-/.test(folded);
+    await db
+      .updateTable('api_keys')
+      .set({ tenant_id: own ? folded : `key-${key.id}` })
+      .where('id', '=', key.id)
+      .execute();
+  }
 }
 
 /** `config:<digest>` principals become `key-<digest>` tenants; `key:<id>` ones take their key's tenant. */
