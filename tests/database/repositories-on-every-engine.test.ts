@@ -79,6 +79,38 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(again.results).toEqual([]);
   });
 
+  it('gives keys made before tenants a tenant of their own, and their videos that tenant', async () => {
+    const migrator = createMigrator(db, database.settings.schema);
+    expect((await migrator.migrateTo('0008-external-metadata')).error).toBeUndefined();
+    const raw = db as unknown as Db & { insertInto(table: string): any };
+    const key = (name: string) => ({ id: randomUUID(), name, prefix: `cl_${randomUUID().replace(/-/g, '').slice(0, 12)}`, key_hash: Buffer.alloc(32, 1) });
+    const [ciOne, ciTwo, unique, legacy] = [key('ci'), key('CI'), key('Media Service'), key('legacy')];
+    await raw.insertInto('api_keys').values([ciOne, ciTwo, unique, legacy]).execute();
+    const video = (submittedBy: string | null) => ({ id: randomUUID(), status: 'completed', source: '/media/old.mp4', submitted_by: submittedBy });
+    const [ofCiOne, ofCiTwo, ofUnique, ofConfig, ofNobody] = [
+      video(`key:${ciOne.id}`),
+      video(`key:${ciTwo.id}`),
+      video(`key:${unique.id}`),
+      video('config:0123456789ab'),
+      video(null),
+    ];
+    await raw.insertInto('videos').values([ofCiOne, ofCiTwo, ofUnique, ofConfig, ofNobody]).execute();
+    await migrateToLatest(db, database.settings.schema);
+
+    const tenantOfKey = new Map((await db.selectFrom('api_keys').select(['id', 'tenant_id']).execute()).map((row) => [row.id, row.tenant_id]));
+    // Two keys of one (folded) name are two tenants; a unique name is the tenant; "legacy" is not taken.
+    expect(tenantOfKey.get(ciOne.id)).toBe(`key-${ciOne.id}`);
+    expect(tenantOfKey.get(ciTwo.id)).toBe(`key-${ciTwo.id}`);
+    expect(tenantOfKey.get(unique.id)).toBe('media-service');
+    expect(tenantOfKey.get(legacy.id)).toBe(`key-${legacy.id}`);
+    const tenantOfVideo = new Map((await db.selectFrom('videos').select(['id', 'tenant_id']).execute()).map((row) => [row.id, row.tenant_id]));
+    expect(tenantOfVideo.get(ofCiOne.id)).toBe(`key-${ciOne.id}`);
+    expect(tenantOfVideo.get(ofCiTwo.id)).toBe(`key-${ciTwo.id}`);
+    expect(tenantOfVideo.get(ofUnique.id)).toBe('media-service');
+    expect(tenantOfVideo.get(ofConfig.id)).toBe('key-0123456789ab');
+    expect(tenantOfVideo.get(ofNobody.id)).toBe('legacy');
+  });
+
   it('reads back dates, JSON, booleans, big numbers and any text as they were written', async () => {
     const id = randomUUID();
     const title = '🎬 Café — テスト "quoted" \\ back\'slash';
