@@ -85,6 +85,11 @@ export const providerEnvSchema = z.object({
   PROVIDER_BREAKER_RESET_MS: positiveInt(30_000),
   /** Milliseconds of the rolling window the failure percentage is computed over. */
   PROVIDER_BREAKER_WINDOW_MS: positiveInt(10_000),
+  /**
+   * Seconds a job waits in all for a provider whose breaker is open (it is deferred, no attempt
+   * spent) before it gives up: an optional step is then skipped, anything else fails. 0: never wait.
+   */
+  PROVIDER_OUTAGE_MAX_SECONDS: nonNegativeInt(900),
   /** Retries of idempotent GETs inside one call (POSTs are never retried by the client). */
   PROVIDER_GET_RETRIES: nonNegativeInt(2),
   /** Delay before the first GET retry; doubles each time, with jitter. */
@@ -134,6 +139,7 @@ export function providerSettings(env: ProviderVariables) {
       errorThresholdPercentage: env.PROVIDER_BREAKER_ERROR_PERCENT,
       resetTimeoutMs: env.PROVIDER_BREAKER_RESET_MS,
       rollingWindowMs: env.PROVIDER_BREAKER_WINDOW_MS,
+      outageMaxMs: env.PROVIDER_OUTAGE_MAX_SECONDS * 1000,
     },
     getRetries: env.PROVIDER_GET_RETRIES,
     getRetryDelayMs: env.PROVIDER_GET_RETRY_DELAY_MS,

@@ -46,6 +46,66 @@ export class DependencyOutageError extends Error {
   override name = 'DependencyOutageError';
 }
 
+/**
+ * An upstream service the job needs is down, as far as this process can judge (its circuit
+ * breaker is open, or a call failed while it was): calling it now would fail again. The job waits
+ * `retryAfterMs` (until the breaker lets a trial call through) and runs again without spending an
+ * attempt. The wait is bounded: once a job has waited for this upstream for `horizonMs`, counted
+ * from its first wait (see {@link upstreamOutageVerdict}), it gives up — an optional video step is
+ * skipped, anything else fails with the reason.
+ */
+export class UpstreamOutageError extends Error {
+  override name = 'UpstreamOutageError';
+  /** When the outage was met (epoch ms); every verdict on this error is taken at this instant. */
+  readonly observedAt = Date.now();
+
+  constructor(
+    /** The upstream that is away, e.g. `stability`. */
+    readonly upstream: string,
+    message: string,
+    /** Milliseconds until the upstream may be tried again. */
+    readonly retryAfterMs: number,
+    /** Longest a job waits for this upstream in all, from its first wait (PROVIDER_OUTAGE_MAX_SECONDS). */
+    readonly horizonMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** What a job keeps (in its own data) about an upstream it has waited for. */
+export interface UpstreamWait {
+  /** Epoch ms of the job's first wait for this upstream. */
+  since: number;
+  /** How many times the job was put back to wait for it. */
+  deferrals: number;
+}
+
+/** Wait `delayMs` more, or give up with a reason that names the upstream and the horizon. */
+export type UpstreamOutageVerdict = { wait: true; delayMs: number } | { wait: false; reason: string };
+
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+
+/**
+ * Whether a job that met `outage` waits for its upstream again or gives up: it gives up once it
+ * has waited `horizonMs` since its first wait (`earlier`, kept in the job), and never waits past
+ * that point. A pure function of the error and the job's record, so the step bookkeeping and the
+ * worker runtime, which both ask, always agree.
+ */
+export function upstreamOutageVerdict(outage: UpstreamOutageError, earlier: UpstreamWait | undefined): UpstreamOutageVerdict {
+  const waitedMs = Math.max(0, outage.observedAt - (earlier?.since ?? outage.observedAt));
+  const leftMs = outage.horizonMs - waitedMs;
+  if (leftMs <= 0) {
+    return {
+      wait: false,
+      reason:
+        `gave up waiting for ${outage.upstream}: unavailable for ${seconds(waitedMs)}, the limit is ${seconds(outage.horizonMs)} ` +
+        `(PROVIDER_OUTAGE_MAX_SECONDS); last error: ${outage.message}`,
+    };
+  }
+  return { wait: true, delayMs: Math.max(1, Math.min(outage.retryAfterMs, leftMs)) };
+}
+
 /** Short, single-line reason fit for an API response. */
 export function reasonOf(thrown: unknown, maxLength = 500): string {
   const message = coerceError(thrown).message.replace(/\s+/g, ' ').trim();
@@ -132,6 +192,8 @@ export function isDependencyOutage(thrown: unknown): boolean {
  * - `cancelled`: its video was cancelled through the API; fail it for good, quietly.
  * - `worker-closing`: this worker shuts down; hand the job back to the queue, no attempt spent.
  * - `rate-limited`: pause the queue for `retryAfterMs`, no attempt spent.
+ * - `upstream-outage`: an upstream's breaker is open; wait until it may be tried again, no attempt
+ *   spent, up to the outage horizon (see {@link upstreamOutageVerdict}).
  * - `dependency-outage`: wait for the dependency, no attempt spent.
  * - `permanent`: retrying cannot help; fail at once.
  * - `transient`: anything else; BullMQ retries with backoff while attempts remain.
@@ -140,6 +202,7 @@ export type JobErrorKind =
   | { kind: 'cancelled' }
   | { kind: 'worker-closing' }
   | { kind: 'rate-limited'; retryAfterMs: number }
+  | { kind: 'upstream-outage'; outage: UpstreamOutageError }
   | { kind: 'dependency-outage' }
   | { kind: 'permanent' }
   | { kind: 'transient' };
@@ -154,6 +217,7 @@ export function classifyJobError(thrown: unknown, signal?: AbortSignal): JobErro
   if (thrown instanceof JobCancelledError) return { kind: 'cancelled' };
   if (isWorkerClosing(thrown, signal)) return { kind: 'worker-closing' };
   if (thrown instanceof RateLimitedError && thrown.retryAfterMs > 0) return { kind: 'rate-limited', retryAfterMs: thrown.retryAfterMs };
+  if (thrown instanceof UpstreamOutageError) return { kind: 'upstream-outage', outage: thrown };
   if (isDependencyOutage(thrown)) return { kind: 'dependency-outage' };
   if (thrown instanceof PermanentJobError) return { kind: 'permanent' };
   return { kind: 'transient' };

@@ -245,7 +245,7 @@ describe('loadConfig', () => {
         voiceId: '21m00Tcm4TlvDq8ikWAM',
         modelId: 'eleven_multilingual_v2',
       },
-      breaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeoutMs: 30_000, rollingWindowMs: 10_000 },
+      breaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeoutMs: 30_000, rollingWindowMs: 10_000, outageMaxMs: 900_000 },
       getRetries: 2,
       getRetryDelayMs: 250,
       limiterMaxWaitMs: 1000,

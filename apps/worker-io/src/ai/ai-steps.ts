@@ -23,7 +23,7 @@ import {
   type Processors,
   type VideosRepository,
 } from '@clipline/shared';
-import { ProviderBreakerOpenError, ProviderNotConfiguredError, toJobError, type ProviderClients, type ProviderError } from '../providers/index.js';
+import { ProviderNotConfiguredError, toJobError, type ProviderClients, type ProviderError } from '../providers/index.js';
 
 export interface AiStepDependencies {
   providers: ProviderClients;
@@ -51,7 +51,11 @@ const CAPTION_JSON_SCHEMA = {
   },
 };
 
-/** Runs the provider call; a missing key skips the step, anything else becomes a job error. */
+/**
+ * Runs the provider call; a missing key skips the step, anything else becomes a job error: a
+ * provider judged down (breaker open) makes the job wait for it without spending an attempt,
+ * until PROVIDER_OUTAGE_MAX_SECONDS, when `runOptionalStep` skips the step with that reason.
+ */
 async function providerStep<R>(work: () => Promise<OptionalStepOutcome<R>>): Promise<OptionalStepOutcome<R>> {
   try {
     return await work();
@@ -196,8 +200,10 @@ export function stabilityProcessors(deps: AiStepDependencies): Processors<typeof
             generated++;
           }
         } catch (error) {
-          // Image generation down (breaker open, or failing for good): the sharpest frame serves.
-          if (error instanceof ProviderBreakerOpenError || (error as ProviderError).kind === 'permanent') {
+          // Image generation refused for good: the sharpest frame serves. Image generation down
+          // (breaker open) is waited for like any provider outage, through toJobError; past
+          // PROVIDER_OUTAGE_MAX_SECONDS the step is skipped and the sharpest frames stay.
+          if ((error as ProviderError).kind === 'permanent') {
             return { skipped: `image generation unavailable (${(error as Error).message}); ${fallback}` };
           }
           throw toJobError(error);

@@ -20,6 +20,7 @@ export {
   ProviderTransientError,
   retryAfterMs,
   type ProviderFailureKind,
+  type ProviderOutage,
   type RateLimitSource,
 } from './provider-errors.js';
 export { PROVIDERS, API_KEY_VARIABLES, type ProviderName } from './provider-names.js';

@@ -2,7 +2,7 @@
 import CircuitBreaker from 'opossum';
 import type { Logger } from '@clipline/shared';
 import type { BreakerSettings } from './provider-config.js';
-import { ProviderBreakerOpenError, ProviderError } from './provider-errors.js';
+import { ProviderBreakerOpenError, ProviderError, type ProviderOutage } from './provider-errors.js';
 import type { ProviderName } from './provider-names.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -22,9 +22,17 @@ function isHealthNeutral(error: unknown): boolean {
   return !(error instanceof ProviderError && error.kind === 'transient');
 }
 
+/**
+ * While a half-open breaker's trial call is out, or just after it closed, callers are asked to
+ * come back after this share of the reset timeout: the trial decides, and the next look is soon.
+ */
+const SHORT_WAIT_SHARE = 0.25;
+
 export class ProviderBreaker {
   private readonly breaker: CircuitBreaker<[Action], unknown>;
   private openedAt = 0;
+  /** When the breaker last closed after being open (0: never). */
+  private closedAt = 0;
 
   constructor(
     readonly provider: ProviderName,
@@ -53,6 +61,7 @@ export class ProviderBreaker {
       onStateChange('half-open');
     });
     this.breaker.on('close', () => {
+      this.closedAt = Date.now();
       logger?.info({ provider }, 'provider breaker closed');
       onStateChange('closed');
     });
@@ -64,14 +73,45 @@ export class ProviderBreaker {
     return 'closed';
   }
 
-  private openError(): ProviderBreakerOpenError {
-    const remaining = this.openedAt ? this.settings.resetTimeoutMs - (Date.now() - this.openedAt) : this.settings.resetTimeoutMs;
-    return new ProviderBreakerOpenError(this.provider, Math.max(1, remaining));
+  /**
+   * Milliseconds before this provider is worth another call: what is left of the open time,
+   * otherwise (a trial call out, or just closed) a short wait.
+   */
+  private retryAfterMs(): number {
+    const { resetTimeoutMs } = this.settings;
+    if (this.breaker.opened && this.openedAt) return Math.max(1, resetTimeoutMs - (Date.now() - this.openedAt));
+    return Math.max(1, Math.round(resetTimeoutMs * SHORT_WAIT_SHARE));
   }
 
-  /** Throws at once, without any I/O, while the breaker is open. */
+  private openError(): ProviderBreakerOpenError {
+    return new ProviderBreakerOpenError(this.provider, this.retryAfterMs(), this.settings.outageMaxMs);
+  }
+
+  /** True while a half-open breaker's one trial call is out: other calls are refused until it settles. */
+  private trialInFlight(): boolean {
+    return this.breaker.halfOpen && !this.breaker.pendingClose;
+  }
+
+  /**
+   * Throws at once, without any I/O, while the breaker is open or its trial call is out. The
+   * latter never reaches opossum, whose statistics would count the refused call as fired and
+   * thin out the failure rate the breaker judges by.
+   */
   assertClosed(): void {
-    if (this.breaker.opened) throw this.openError();
+    if (this.breaker.opened || this.trialInFlight()) throw this.openError();
+  }
+
+  /**
+   * The outage a failure that just happened belongs to, if the breaker judges one: it is open or
+   * half-open now (this failure opened it, or failed its trial), or it closed less than one
+   * rolling window ago, so its statistics still hold the failures that opened it (a provider
+   * that fails half its calls keeps closing and opening). Undefined for a failure of a healthy
+   * provider: the job spends an attempt on it as usual.
+   */
+  outage(): ProviderOutage | undefined {
+    const recentlyClosed = this.closedAt > 0 && Date.now() - this.closedAt < this.settings.rollingWindowMs;
+    if (this.state === 'closed' && !recentlyClosed) return undefined;
+    return { retryAfterMs: this.retryAfterMs(), outageMaxMs: this.settings.outageMaxMs };
   }
 
   /** Runs `action` through the breaker; a short-circuited call throws {@link ProviderBreakerOpenError}. */

@@ -8,7 +8,10 @@ import { API_KEY_VARIABLES, type ProviderName } from './provider-names.js';
  * - `rate-limited`: a 429, a provider pause set by another process, or the shared limiter;
  *   the whole queue waits `retryAfterMs` (`toJobError` makes it a `RateLimitedError`, which
  *   the worker runtime turns into a queue pause), no attempt is spent.
- * - `breaker-open`: the provider failed too often lately; a fallback or a later attempt.
+ * - `breaker-open`: the provider failed too often lately and is judged down; `toJobError` makes
+ *   it an `UpstreamOutageError`, so the job waits for the breaker to half-open without spending
+ *   an attempt, up to `PROVIDER_OUTAGE_MAX_SECONDS` in all. A transient failure met while the
+ *   breaker judges an outage carries {@link ProviderTransientError.outage} and waits the same way.
  * - `not-configured`: no API key; the step is skipped with this reason.
  */
 export type ProviderFailureKind = 'permanent' | 'transient' | 'rate-limited' | 'breaker-open' | 'not-configured';
@@ -38,9 +41,23 @@ export class ProviderInvalidResponseError extends ProviderPermanentError {
   override name = 'ProviderInvalidResponseError';
 }
 
+/** How long a job should wait for a provider judged down, and how long it may wait in all. */
+export interface ProviderOutage {
+  /** Milliseconds until the breaker lets a trial call through. */
+  retryAfterMs: number;
+  /** Longest a job waits for this provider in all (PROVIDER_OUTAGE_MAX_SECONDS). */
+  outageMaxMs: number;
+}
+
 export class ProviderTransientError extends ProviderError {
   override name = 'ProviderTransientError';
   readonly kind = 'transient';
+  /**
+   * Set when the failure belongs to an outage the provider's breaker has judged (it is open
+   * after this failure, or it was open within its last window): the job waits for the provider
+   * instead of spending an attempt on a call that only met the outage.
+   */
+  outage: ProviderOutage | undefined;
 }
 
 /** Where a rate limit came from: the provider's 429, a pause another call set, or our own limiter. */
@@ -69,6 +86,8 @@ export class ProviderBreakerOpenError extends ProviderError {
     provider: ProviderName,
     /** Milliseconds until the breaker lets a trial call through (at most its reset timeout). */
     readonly retryAfterMs: number,
+    /** Longest a job waits for this provider in all (PROVIDER_OUTAGE_MAX_SECONDS). */
+    readonly outageMaxMs: number,
   ) {
     super(provider, `${provider} circuit breaker is open after repeated failures; calls are short-circuited for up to ${retryAfterMs} ms`);
   }

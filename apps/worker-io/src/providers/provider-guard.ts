@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RateLimit } from './provider-config.js';
 import type { ProviderBreaker } from './provider-breaker.js';
-import { isProviderError, ProviderNotConfiguredError, ProviderRateLimitedError } from './provider-errors.js';
+import { isProviderError, ProviderBreakerOpenError, ProviderNotConfiguredError, ProviderRateLimitedError, ProviderTransientError } from './provider-errors.js';
 import type { ProviderMetrics } from './provider-metrics.js';
 import type { ProviderName } from './provider-names.js';
 import type { RateGate } from './rate-gate.js';
@@ -21,7 +21,8 @@ export interface ProviderGuardOptions {
 /**
  * What stands between a client and its provider, in this order: the key check, the breaker
  * (no I/O while it is open), the shared pause and token bucket in Redis, then the call through
- * the breaker. A 429 from the provider pauses it for every process.
+ * the breaker. A 429 from the provider pauses it for every process. A transient failure while
+ * the breaker judges an outage is marked with it, so the job waits instead of spending an attempt.
  */
 export class ProviderGuard {
   constructor(private readonly options: ProviderGuardOptions) {}
@@ -49,7 +50,19 @@ export class ProviderGuard {
         await this.options.gate.pause(provider, error.retryAfterMs);
       }
       metrics.calls.inc({ provider, outcome: isProviderError(error) ? error.kind : 'error' });
+      this.noteOutage(error);
       throw error;
+    }
+  }
+
+  /** Marks a transient failure that belongs to an outage, and counts the calls that met one (each defers its job). */
+  private noteOutage(error: unknown): void {
+    const { provider, breaker, metrics } = this.options;
+    if (error instanceof ProviderTransientError) {
+      error.outage = breaker.outage();
+      if (error.outage) metrics.outageDeferrals.inc({ provider, cause: 'failed-during-outage' });
+    } else if (error instanceof ProviderBreakerOpenError) {
+      metrics.outageDeferrals.inc({ provider, cause: 'breaker-open' });
     }
   }
 

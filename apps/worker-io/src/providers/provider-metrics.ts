@@ -8,6 +8,12 @@ export interface ProviderMetrics {
   calls: Counter<'provider' | 'outcome'>;
   /** Seconds of calls that reached the provider. */
   callDuration: Histogram<'provider'>;
+  /**
+   * Calls that met a provider outage, by cause: `breaker-open` (short-circuited) or
+   * `failed-during-outage` (failed while the breaker judged one). Each sends its job back to wait
+   * for the provider without spending an attempt, until PROVIDER_OUTAGE_MAX_SECONDS.
+   */
+  outageDeferrals: Counter<'provider' | 'cause'>;
   /** Response-cache lookups by cache and outcome: hit, miss, revalidated. */
   cacheLookups: Counter<'cache' | 'outcome'>;
 }
@@ -44,6 +50,17 @@ export function providerMetrics(registry: Registry): ProviderMetrics {
           help: 'Duration of provider calls that reached the provider',
           labelNames: ['provider'],
           buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+          registers: [registry],
+        }),
+    ),
+    outageDeferrals: once(
+      registry,
+      'clipline_provider_outage_deferrals_total',
+      () =>
+        new Counter({
+          name: 'clipline_provider_outage_deferrals_total',
+          help: 'Provider calls that met an outage (breaker open, or failed while it judged one); each defers its job without spending an attempt',
+          labelNames: ['provider', 'cause'],
           registers: [registry],
         }),
     ),

@@ -5,7 +5,17 @@
  */
 import { DelayedError, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { classifyJobError, coerceError, JobCancelledError, PermanentJobError, WorkerClosingError, type JobErrorKind } from '../errors.js';
+import {
+  classifyJobError,
+  coerceError,
+  JobCancelledError,
+  PermanentJobError,
+  upstreamOutageVerdict,
+  WorkerClosingError,
+  type JobErrorKind,
+  type UpstreamOutageError,
+  type UpstreamWait,
+} from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { JobNames, Payload, QueueDeclaration } from '../queues/define.js';
 import type { FlowStep } from './flow-enqueuer.js';
@@ -21,6 +31,8 @@ export interface JobHandle<P> {
   /** Attempts that already failed before this one. */
   readonly attemptsMade: number;
   readonly maxAttempts: number;
+  /** This job's earlier waits for upstreams that were down, by upstream (see {@link UPSTREAM_WAITS_KEY}). */
+  readonly upstreamWaits: Readonly<Record<string, UpstreamWait>>;
   readonly parentId: string | undefined;
   readonly logger: Logger;
   /** Aborts when the worker is closing, the job's lock is lost or its work was cancelled. */
@@ -118,6 +130,21 @@ interface WorkerScope {
   worker: () => Worker;
 }
 
+/**
+ * Where the runtime keeps a job's waits for upstreams that were down ({@link UpstreamWait}): in
+ * the job's own data, written just before the job is delayed. So the time of its first wait
+ * survives worker restarts, is read by whichever worker process takes the job next, and goes
+ * away with the job. The key is taken out before the payload is validated: processors never see it.
+ */
+export const UPSTREAM_WAITS_KEY = '$upstreamWaits';
+
+/** A job's payload without the runtime's record, and the record. */
+function splitJobData(raw: unknown): { payload: unknown; waits: Readonly<Record<string, UpstreamWait>> } {
+  if (!raw || typeof raw !== 'object' || !(UPSTREAM_WAITS_KEY in raw)) return { payload: raw, waits: {} };
+  const { [UPSTREAM_WAITS_KEY]: waits, ...payload } = raw as Record<string, unknown>;
+  return { payload, waits: (waits ?? {}) as Record<string, UpstreamWait> };
+}
+
 function assertEveryJobHasAProcessor(declaration: QueueDeclaration, processors: object): void {
   const missing = Object.keys(declaration.jobs).filter((name) => typeof (processors as Record<string, unknown>)[name] !== 'function');
   if (missing.length) {
@@ -133,6 +160,7 @@ function jobHandle(scope: WorkerScope, job: Job, data: unknown, signal: AbortSig
     data,
     attemptsMade: job.attemptsMade,
     maxAttempts: job.opts.attempts ?? 1,
+    upstreamWaits: splitJobData(job.data).waits,
     parentId: job.parent?.id,
     logger,
     signal,
@@ -159,6 +187,30 @@ function jobHandle(scope: WorkerScope, job: Job, data: unknown, signal: AbortSig
 }
 
 /**
+ * Puts a job whose upstream is down back to wait without spending an attempt (BullMQ's
+ * moveToDelayed skips the attempt count; only attemptsStarted grows): until the upstream may be
+ * tried again, plus up to a fifth more (at least 100 ms) so that the jobs a fleet deferred for
+ * the same breaker do not all come back at the instant it half-opens. The first wait is recorded
+ * in the job before it moves. Past the horizon the job fails with the reason; a video step has
+ * settled that case already (skipped, or failed with its video).
+ */
+async function deferForUpstream(job: Job, token: string, outage: UpstreamOutageError, logger: Logger): Promise<never> {
+  const waits = splitJobData(job.data).waits;
+  const earlier = waits[outage.upstream];
+  const verdict = upstreamOutageVerdict(outage, earlier);
+  if (!verdict.wait) {
+    logger.warn({ upstream: outage.upstream, reason: verdict.reason }, 'upstream down past the outage horizon: giving up');
+    throw new UnrecoverableError(verdict.reason);
+  }
+  const wait: UpstreamWait = { since: earlier?.since ?? outage.observedAt, deferrals: (earlier?.deferrals ?? 0) + 1 };
+  await job.updateData({ ...(job.data as Record<string, unknown>), [UPSTREAM_WAITS_KEY]: { ...waits, [outage.upstream]: wait } });
+  const delayMs = verdict.delayMs + Math.round(Math.random() * Math.max(100, verdict.delayMs / 5));
+  logger.warn({ upstream: outage.upstream, delayMs, deferrals: wait.deferrals, reason: outage.message }, 'upstream unavailable: the job waits for it');
+  await job.moveToDelayed(Date.now() + delayMs, token);
+  throw new DelayedError();
+}
+
+/**
  * Turns a processor's error into what BullMQ should do with the job: pause the queue, delay or
  * release it without spending an attempt, fail it for good, or retry it with backoff.
  */
@@ -169,6 +221,7 @@ async function settleJobError(scope: WorkerScope, job: Job, token: string | unde
     await scope.worker().rateLimit(kind.retryAfterMs);
     throw Worker.RateLimitError();
   }
+  if (kind.kind === 'upstream-outage' && token) return deferForUpstream(job, token, kind.outage, logger);
   if (kind.kind === 'dependency-outage' && outageRetryMs !== undefined && token) {
     // A restart or failover of a few seconds must not use up the job's retries.
     logger.warn({ reason: error.message }, 'dependency unavailable: retrying the job later');
@@ -200,7 +253,7 @@ async function runJob(scope: WorkerScope, job: Job, token: string | undefined, l
   lockSignal?.addEventListener('abort', () => controller.abort(lockSignal.reason ?? new Error('job lock lost')), { once: true });
   scope.running.set(job.id ?? '', { controller, key: scope.options.policy?.cancellationKey?.(job.data) });
   try {
-    const data = validatePayload(scope.declaration, job.name, job.data);
+    const data = validatePayload(scope.declaration, job.name, splitJobData(job.data).payload);
     const processor = scope.processors[job.name];
     if (!processor) throw new PermanentJobError(`no processor for job "${job.name}"`);
     logger.debug('job started');

@@ -4,7 +4,7 @@
  * for the video (essential steps fail it, optional ones never do).
  */
 import type { VideosRepository } from '../db/videos-repository.js';
-import { classifyJobError, coerceError, PermanentJobError } from '../errors.js';
+import { classifyJobError, coerceError, PermanentJobError, upstreamOutageVerdict, type UpstreamOutageError, type UpstreamWait } from '../errors.js';
 import { stepProgressRange, type VideoStepName } from './video-flow.js';
 
 export interface StepContext {
@@ -20,7 +20,31 @@ interface StepJob {
   attemptsMade: number;
   maxAttempts: number;
   signal?: AbortSignal;
+  /** The job's earlier waits for upstreams that were down (the worker runtime keeps them in the job). */
+  upstreamWaits?: Readonly<Record<string, UpstreamWait>>;
   updateProgress(percent: number): Promise<void>;
+}
+
+/** What a step shows while its job waits for an upstream to come back. */
+function waitingReason(outage: UpstreamOutageError, delayMs: number): string {
+  return `waiting for ${outage.upstream} to recover, next try in about ${Math.ceil(delayMs / 1000)} s: ${outage.message}`;
+}
+
+/**
+ * A step whose upstream is down: within the outage horizon the step stays active with the
+ * reason it waits (the caller rethrows, and the runtime delays the job without spending an
+ * attempt) and undefined is returned; past it, the reason to give up.
+ */
+async function waitForUpstream(
+  step: VideoStepName,
+  job: Pick<StepJob, 'data' | 'attemptsMade' | 'upstreamWaits'>,
+  videos: VideosRepository,
+  outage: UpstreamOutageError,
+): Promise<string | undefined> {
+  const verdict = upstreamOutageVerdict(outage, job.upstreamWaits?.[outage.upstream]);
+  if (!verdict.wait) return verdict.reason;
+  await videos.setStep(job.data.videoId, step, 'active', { reason: waitingReason(outage, verdict.delayMs), attempts: job.attemptsMade + 1 });
+  return undefined;
 }
 
 /** Refuses work for a video that is gone, cancelled or failed while the step waited. */
@@ -75,10 +99,22 @@ export async function runVideoStep<R>(
     await videos.raiseProgress(videoId, stepProgressRange(step)[1]);
     await record('completed');
     return result;
-  } catch (error) {
-    const { kind } = classifyJobError(error, job.signal);
+  } catch (thrown) {
+    const classified = classifyJobError(thrown, job.signal);
     // The database is away: nothing can be recorded; the runtime retries the job without an attempt.
-    if (kind === 'dependency-outage') throw error;
+    if (classified.kind === 'dependency-outage') throw thrown;
+    let error = thrown;
+    let kind = classified.kind;
+    if (classified.kind === 'upstream-outage') {
+      // Within the horizon the job waits for its upstream, no attempt spent; past it the step fails for good.
+      const giveUp = await waitForUpstream(step, job, videos, classified.outage);
+      if (giveUp === undefined) {
+        await record('waiting', classified.outage.message);
+        throw thrown;
+      }
+      error = new PermanentJobError(giveUp, { cause: thrown });
+      kind = 'permanent';
+    }
     if (kind === 'cancelled') {
       await record('cancelled', 'cancelled on request');
     } else if (kind === 'worker-closing') {
@@ -99,13 +135,15 @@ export async function runVideoStep<R>(
 /** What an optional step's work returns: done, or skipped with the reason users will read. */
 export type OptionalStepOutcome<R> = { done: R; note?: string } | { skipped: string };
 
-type OptionalStepJob = Pick<StepJob, 'data' | 'attemptsMade' | 'maxAttempts' | 'signal'>;
+type OptionalStepJob = Pick<StepJob, 'data' | 'attemptsMade' | 'maxAttempts' | 'signal' | 'upstreamWaits'>;
 
 /**
  * Runs a step that enriches a video without being essential to it (transcript, captions,
  * generated thumbnail, voice-over): it is recorded as completed, skipped (with the reason, e.g.
  * no API key configured) or failed, but it never fails the video. A {@link RateLimitedError}
- * passes through unrecorded: the job comes back later without that counting as an attempt.
+ * passes through unrecorded: the job comes back later without that counting as an attempt. So
+ * does an {@link UpstreamOutageError} (the step shows what it waits for) until the job has waited
+ * longer than the outage horizon: then the step is skipped with that reason.
  */
 export async function runOptionalStep<R>(
   step: VideoStepName,
@@ -129,10 +167,17 @@ export async function runOptionalStep<R>(
     await videos.setStep(videoId, step, 'completed', { reason: outcome.note ?? null, attempts: attempt });
     return outcome.done;
   } catch (error) {
-    const { kind } = classifyJobError(error, job.signal);
+    const classified = classifyJobError(error, job.signal);
+    const { kind } = classified;
     // Shutting down, cancelled, the database away or a queue pause: nothing to record here.
-    // Anything else, an open breaker included, takes the normal path to a final state.
     if (kind === 'worker-closing' || kind === 'cancelled' || kind === 'dependency-outage' || kind === 'rate-limited') throw error;
+    if (classified.kind === 'upstream-outage') {
+      const giveUp = await waitForUpstream(step, job, videos, classified.outage);
+      if (giveUp === undefined) throw error;
+      await videos.setStep(videoId, step, 'skipped', { reason: giveUp, attempts: attempt });
+      return { skipped: giveUp };
+    }
+    // Anything else takes the normal path to a final state.
     const message = coerceError(error).message;
     const final = kind === 'permanent' || attempt >= job.maxAttempts;
     await videos.setStep(videoId, step, final ? 'failed' : 'active', {

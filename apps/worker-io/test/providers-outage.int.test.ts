@@ -1,0 +1,176 @@
+/**
+ * A provider judged down defers the job instead of failing it: on the production runtime and
+ * error mapping, against the upstream simulator and real Redis. The job is delayed until the
+ * breaker lets a trial through, spends no attempt, keeps the time of its first wait in its own
+ * data (so another process that takes it next counts from the same start), and gives up only
+ * past PROVIDER_OUTAGE_MAX_SECONDS.
+ */
+import { Job, Queue } from 'bullmq';
+import { z } from 'zod';
+import { createLogger, defineQueue, Registry, startWorker, UPSTREAM_WAITS_KEY, type RunningWorker, type UpstreamWait } from '@clipline/shared';
+import { createProviderClients, loadProviderSettings, toJobError, type ProviderClients } from '../src/providers/index.js';
+import { waitFor } from '../../../tests/helpers/services.js';
+import { startUpstreamFixture, type UpstreamFixture } from './upstream-fixture.js';
+
+const RESET_MS = 1500;
+const QUEUE = 'ai-outage';
+const declaration = defineQueue({
+  name: QUEUE,
+  resourceClass: 'io',
+  jobs: { 'write-captions': z.strictObject({ clip: z.number() }) },
+  defaultJobOptions: { attempts: 3, backoff: { type: 'fixed', delay: 50 } },
+});
+
+let fixture: UpstreamFixture;
+let queue: Queue;
+const opened: { providers: ProviderClients; worker: RunningWorker; registry: Registry }[] = [];
+
+beforeAll(async () => {
+  fixture = await startUpstreamFixture();
+  queue = new Queue(QUEUE, { connection: { url: fixture.env.config.redisUrl }, prefix: fixture.env.config.queuePrefix });
+});
+
+afterEach(async () => {
+  for (const { providers, worker } of opened.splice(0)) {
+    await worker.close();
+    providers.close();
+  }
+  await queue.obliterate({ force: true });
+  fixture.sim.reset();
+});
+
+afterAll(async () => {
+  await queue.close();
+  await fixture.close();
+});
+
+/** One worker process's worth: its own provider clients (so its own breakers) and a worker on the test queue. */
+function startProcess(variables: Record<string, string> = {}) {
+  const registry = new Registry();
+  const settings = loadProviderSettings({
+    UPSTREAM_SIM_URL: fixture.sim.url,
+    PROVIDER_BREAKER_VOLUME_THRESHOLD: '2',
+    PROVIDER_BREAKER_RESET_MS: String(RESET_MS),
+    OPENAI_RATE_LIMIT_PER_SECOND: '0',
+    ...variables,
+  });
+  const providers = createProviderClients({ settings, redis: fixture.redis, keyPrefix: fixture.env.config.queuePrefix, registry });
+  const worker = startWorker(
+    declaration,
+    {
+      'write-captions': async (job) => {
+        try {
+          const reply = await providers.openai.chatCompletion({ messages: [{ role: 'user', content: `caption for clip ${job.data.clip}` }] });
+          return { caption: reply.content };
+        } catch (error) {
+          throw toJobError(error);
+        }
+      },
+    },
+    { connection: fixture.redis, prefix: fixture.env.config.queuePrefix, concurrency: 5, logger: createLogger({ name: 'ai-outage', level: 'silent' }) },
+  );
+  const process = { providers, worker, registry };
+  opened.push(process);
+  return process;
+}
+
+const ask = (providers: ProviderClients) => providers.openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }).catch(() => undefined);
+const chatRequests = () => fixture.sim.stats().endpoints['openai.chat.completions'].requests;
+const waitsOf = (job: Job | undefined) => (job?.data as Record<string, unknown> | undefined)?.[UPSTREAM_WAITS_KEY] as Record<string, UpstreamWait> | undefined;
+
+/** The job once it has been deferred at least `count` times, read while it is delayed. */
+async function deferredAtLeast(jobId: string, count: number): Promise<Job> {
+  return waitFor(
+    async () => {
+      const job = await queue.getJob(jobId);
+      return job && (waitsOf(job)?.openai?.deferrals ?? 0) >= count && (await job.getState()) === 'delayed' ? job : undefined;
+    },
+    RESET_MS * (count + 4),
+    `job ${jobId} deferred ${count} times`,
+  );
+}
+
+async function deferrals(registry: Registry, cause: string): Promise<number> {
+  const metric = await registry.getSingleMetric('clipline_provider_outage_deferrals_total')?.get();
+  return metric?.values.find((value) => value.labels.provider === 'openai' && value.labels.cause === cause)?.value ?? 0;
+}
+
+describe('a job that meets an open breaker', () => {
+  it('is delayed until the breaker half-opens, spends no attempt, and completes once the provider heals', async () => {
+    fixture.sim.configure({ endpoints: { 'openai.chat.completions': { errorRate: 1, errorStatus: 503 } } });
+    const { providers, registry } = startProcess();
+    // Two failures open the breaker before the job comes.
+    await ask(providers);
+    await ask(providers);
+    expect(providers.breakerStates().openai).toBe('open');
+    expect(chatRequests()).toBe(2);
+
+    await queue.add('write-captions', { clip: 1 }, { jobId: 'clip-1' });
+    const first = await deferredAtLeast('clip-1', 1);
+    // Short-circuited: no request reached the provider, and no attempt was counted.
+    expect(first.attemptsMade).toBe(0);
+    expect(first.delay).toBeGreaterThan(0);
+    // The breaker's remaining open time plus at most a fifth (at least 100 ms) of jitter.
+    expect(first.delay).toBeLessThanOrEqual(RESET_MS * 1.2 + 100);
+    const since = waitsOf(first)!.openai!.since;
+
+    // Each half-open trial fails again and sends the job back: attempts started grow, attempts made do not.
+    const third = await deferredAtLeast('clip-1', 3);
+    expect(third.attemptsMade).toBe(0);
+    expect(third.attemptsStarted).toBeGreaterThanOrEqual(3);
+    expect(waitsOf(third)!.openai!.since).toBe(since);
+    expect(await queue.getFailedCount()).toBe(0);
+    // One trial call per half-open, never more: the jobs waiting did not hammer the provider.
+    expect(chatRequests()).toBeLessThanOrEqual(2 + waitsOf(third)!.openai!.deferrals);
+    expect(await deferrals(registry, 'breaker-open')).toBeGreaterThanOrEqual(1);
+    expect(await deferrals(registry, 'failed-during-outage')).toBeGreaterThanOrEqual(1);
+
+    fixture.sim.configure({ endpoints: { 'openai.chat.completions': { errorRate: 0 } } });
+    const done = await waitFor(
+      async () => {
+        const job = await queue.getJob('clip-1');
+        return job && (await job.getState()) === 'completed' ? job : undefined;
+      },
+      RESET_MS * 6,
+      'the job to complete',
+    );
+    expect(done.returnvalue).toMatchObject({ caption: expect.any(String) });
+    // Finishing counts as the one attempt it took; every deferral before it was free.
+    expect(done.attemptsMade).toBe(1);
+    expect(done.attemptsStarted).toBeGreaterThan(done.attemptsMade);
+    expect(providers.breakerStates().openai).toBe('closed');
+  });
+
+  it('gives up past PROVIDER_OUTAGE_MAX_SECONDS, counted from its first wait even in another process', async () => {
+    fixture.sim.configure({ endpoints: { 'openai.chat.completions': { errorRate: 1, errorStatus: 503 } } });
+    const horizon = { PROVIDER_OUTAGE_MAX_SECONDS: '4' };
+    const first = startProcess(horizon);
+    await ask(first.providers);
+    await ask(first.providers);
+    await queue.add('write-captions', { clip: 2 }, { jobId: 'clip-2' });
+    const deferred = await deferredAtLeast('clip-2', 1);
+    const since = waitsOf(deferred)!.openai!.since;
+
+    // This process goes away; another one, whose breakers have seen nothing yet, takes the job on.
+    await first.worker.close();
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const secondStarted = Date.now();
+    startProcess({ ...horizon, PROVIDER_BREAKER_VOLUME_THRESHOLD: '1' });
+    const failed = await waitFor(
+      async () => {
+        const job = await queue.getJob('clip-2');
+        return job && (await job.getState()) === 'failed' ? job : undefined;
+      },
+      20_000,
+      'the job to give up',
+    );
+    const failedAt = failed.finishedOn!;
+    expect(failed.failedReason).toMatch(/^gave up waiting for openai: unavailable for [\d.]+ s, the limit is 4 s \(PROVIDER_OUTAGE_MAX_SECONDS\)/);
+    // Counted from the first wait in the first process, not from the second process's first sight of the outage.
+    expect(waitsOf(failed)!.openai!.since).toBe(since);
+    expect(failedAt - since).toBeGreaterThanOrEqual(4000);
+    expect(failedAt - secondStarted).toBeLessThan(4000);
+    // Given up at once, not retried: a failure for good, on the one attempt it counts.
+    expect(failed.attemptsMade).toBe(1);
+  });
+});
