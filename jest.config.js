@@ -19,6 +19,7 @@ const common = {
   moduleNameMapper: {
     '^@clipline/shared$': '<rootDir>/packages/shared/src/index.ts',
     '^@clipline/shared/crypto$': '<rootDir>/packages/shared/src/crypto/index.ts',
+    '^@clipline/shared/clips$': '<rootDir>/packages/shared/src/clips/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testEnvironment: 'node',

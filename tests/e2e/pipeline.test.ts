@@ -6,13 +6,12 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { allQueues, analyzeQueue, DEV_API_KEY, DEV_DASHBOARD_PASSWORD, DEV_DASHBOARD_USER, VIDEO_STEPS } from '@clipline/shared';
 import { createUpstreamSimulator } from '../../infra/upstream-sim/src/index.js';
 import { fixtures, itWithFixtures } from '../helpers/fixtures.js';
 import { ffprobeDuration, ffprobeStream, generateVideo } from '../helpers/media.js';
 import { freePort, startApp, stopApp, waitForHttp, type AppName, type RunningApp } from '../helpers/processes.js';
-import { createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
 
 import { jest } from '@jest/globals';
 
@@ -105,9 +104,9 @@ describe('a submitted video', () => {
     expect(result.steps.map((step: { name: string; status: string }) => [step.name, step.status])).toEqual([
       ['ingest', 'completed'],
       ['analyze', 'completed'],
+      ['transcribe', 'completed'],
       ['persist', 'completed'],
       ['render', 'completed'],
-      ['transcribe', 'completed'],
       ['captions', 'completed'],
       ['thumbnail', 'completed'],
       ['voiceover', 'completed'],
@@ -248,7 +247,7 @@ describe('SIGTERM', () => {
     expect(stopped).toMatchObject({ code: 0 });
     expect(stopped.ms).toBeLessThan(10_000);
 
-    const redis = new Redis(env.config.redisUrl);
+    const redis = connectRedis(env.config.redisUrl);
     const queue = new Queue(analyzeQueue.name, { connection: redis, prefix: env.config.queuePrefix });
     try {
       expect(await queue.getActiveCount()).toBe(0);

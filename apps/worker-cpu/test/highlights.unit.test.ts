@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { ClipCandidate } from '@clipline/shared';
-import { candidatePoints, clipCandidates, type HighlightSignals } from '../src/analysis/highlights.js';
+import { candidatePoints, clipCandidates, type HighlightSignals } from '@clipline/shared/clips';
 
 const FPS = 10;
 
@@ -46,17 +46,17 @@ function video(options: {
 }
 
 describe('clipCandidates', () => {
-  it('ranks the busy, loud stretch first, on scene cuts, within the requested lengths', () => {
+  it('ranks the busy, loud stretch first, on scene cuts, within the requested lengths, the others spread apart', () => {
     const signals = video({ seconds: 60, sceneSeconds: 6, busy: [{ from: 24, to: 36 }], loud: [{ from: 24, to: 36 }] });
     const clips = clipCandidates(signals, { clipCount: 3, minClipSeconds: 5, maxClipSeconds: 12 });
     expect(clips).toHaveLength(3);
-    const [first, second, third] = clips as [ClipCandidate, ClipCandidate, ClipCandidate];
-    for (const busy of [first, second]) {
-      expect(busy.startSeconds).toBeGreaterThanOrEqual(24);
-      expect(busy.endSeconds).toBeLessThanOrEqual(36);
-      expect(busy.reasons).toEqual(expect.arrayContaining(['strong motion', 'loud audio']));
-    }
-    expect(third.score).toBeLessThan(second.score - 30);
+    const [first, second] = clips as [ClipCandidate, ClipCandidate, ClipCandidate];
+    expect(first.startSeconds).toBeGreaterThanOrEqual(24);
+    expect(first.endSeconds).toBeLessThanOrEqual(36);
+    expect(first.reasons).toEqual(expect.arrayContaining(['strong motion', 'loud audio']));
+    expect(second.score).toBeLessThan(first.score - 30);
+    const ordered = [...clips].sort((a, b) => a.startSeconds - b.startSeconds);
+    for (let i = 1; i < ordered.length; i++) expect(ordered[i]!.startSeconds - ordered[i - 1]!.endSeconds).toBeGreaterThanOrEqual(5);
     for (const clip of clips) {
       expect(clip.startSeconds % 6).toBe(0);
       expect(clip.endSeconds % 6).toBe(0);
@@ -100,9 +100,13 @@ describe('clipCandidates', () => {
     expect(clips.flatMap((clip) => clip.reasons).join(' ')).not.toMatch(/editing/);
   });
 
-  it('keeps one clip of a shot whose picture never changes: the rest would be near-duplicates', () => {
+  it('gives the count asked for on a shot whose picture never changes (a talking head), spread over the video', () => {
     const clips = clipCandidates(video({ seconds: 100, busy: [{ from: 70, to: 80 }], audio: false }), { clipCount: 3, minClipSeconds: 5, maxClipSeconds: 10 });
-    expect(clips).toHaveLength(1);
+    expect(clips).toHaveLength(3);
+    expect(clips[0]!.startSeconds).toBeGreaterThanOrEqual(70);
+    expect(clips[0]!.endSeconds).toBeLessThanOrEqual(80);
+    const ordered = [...clips].sort((a, b) => a.startSeconds - b.startSeconds);
+    for (let i = 1; i < ordered.length; i++) expect(ordered[i]!.startSeconds).toBeGreaterThanOrEqual(ordered[i - 1]!.endSeconds + 5);
   });
 
   it('scores without audio from the other signals and never names audio', () => {

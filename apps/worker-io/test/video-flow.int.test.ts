@@ -7,7 +7,7 @@
  * as soon as it exists.
  */
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import {
   AnalysisRepository,
   createLogger,
@@ -31,10 +31,10 @@ import {
   type VideoStepDefinition,
 } from '@clipline/shared';
 import { pipelineProcessors } from '../src/io-worker.js';
-import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 let env: TestEnvironment;
-let redis: Redis;
+let redis: RedisClient;
 let jobs: JobQueues;
 let videos: VideosRepository;
 let analyses: AnalysisRepository;
@@ -94,6 +94,11 @@ function standIn(step: VideoStepDefinition): Processor<{ videoId: string }> {
       consumed = step.consumes.safeParse(input).success;
       expect(consumed).toBe(true);
     }
+    if (step.consumes && step.phase !== 'chain' && !step.fanOut) {
+      // A step of a parent phase gets what it consumes in its payload, from the parent.
+      consumed = Object.values(job.data as Record<string, unknown>).some((value) => step.consumes!.safeParse(value).success);
+      expect(consumed).toBe(true);
+    }
     if (step.consumes && step.fanOut) {
       // A fan-out item consumed its input when it is exactly the candidate of its index.
       const item = job.data as unknown as { clipIndex: number; startSeconds: number; endSeconds: number };
@@ -126,7 +131,7 @@ function standIn(step: VideoStepDefinition): Processor<{ videoId: string }> {
 
 beforeAll(async () => {
   env = await createTestEnvironment();
-  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  redis = connectRedis(env.config.redisUrl);
   jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
   videos = new VideosRepository(env.db, { stepOrder: VIDEO_STEPS });
   analyses = new AnalysisRepository(env.db);

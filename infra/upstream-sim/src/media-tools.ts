@@ -1,9 +1,10 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { type SpeechActivity, VoiceActivityDetector } from '@clipline/shared/clips';
 
 const run = promisify(execFile);
 
@@ -69,6 +70,32 @@ export async function probeDuration(ffprobePath: string, data: Buffer, filename:
     return Number.isFinite(seconds) && seconds > 0 ? seconds : undefined;
   } catch {
     return undefined;
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
+/**
+ * Where an uploaded recording speaks and pauses: ffmpeg decodes it to 16 kHz mono PCM, which a
+ * voice-activity pass reads as it streams. Undefined when ffmpeg cannot decode it.
+ */
+export async function audioActivity(ffmpegPath: string, data: Buffer, filename: string): Promise<SpeechActivity | undefined> {
+  const extension = path
+    .extname(filename)
+    .replace(/[^.a-z0-9]/gi, '')
+    .slice(0, 8);
+  const file = path.join(os.tmpdir(), `upstream-sim-${randomUUID()}${extension}`);
+  await writeFile(file, data);
+  try {
+    return await new Promise<SpeechActivity | undefined>((resolve) => {
+      const detector = new VoiceActivityDetector(16_000);
+      const child = spawn(ffmpegPath, ['-nostdin', '-v', 'error', '-i', file, '-vn', '-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      child.stdout.on('data', (chunk: Buffer) => detector.push(chunk));
+      child.once('error', () => resolve(undefined));
+      child.once('close', (code) => resolve(code === 0 ? detector.result() : undefined));
+    });
   } finally {
     await rm(file, { force: true });
   }

@@ -38,6 +38,7 @@ export * from './egress.js';
 export * from './pipeline/webhook-outbox.js';
 export * from './db/users-repository.js';
 export * from './crypto/index.js';
+export * from './clips/index.js';
 export * from './db/ai-results-repository.js';
 export * from './breaker-board.js';
 export * from './pipeline/video-runtime.js';

@@ -23,8 +23,8 @@ export function analyzeProcessors(deps: AnalyzeDependencies): Processors<typeof 
   return {
     'analyze-video': (job) =>
       runVideoStep('analyze', job, deps.videos, async (step): Promise<AnalyzeResult> => {
-        const [ingested] = await job.childResults();
-        const source = ingestResult.safeParse(ingested);
+        // The parent passes on what ingest stored; a job queued by an older producer has ingest as its child.
+        const source = job.data.source ? { success: true as const, data: job.data.source } : ingestResult.safeParse((await job.childResults())[0]);
         if (!source.success) throw new PermanentJobError('the ingest step left no stored source to analyse');
         // The submission's clip options travel in the payload; a submission without them gets the defaults.
         const clipOptions = resolveClipOptions(job.data.options);

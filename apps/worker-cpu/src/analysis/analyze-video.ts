@@ -1,4 +1,5 @@
 import { clipOptions as clipOptionsSchema, PermanentJobError, type ClipOptions, type VideoAnalysis } from '@clipline/shared';
+import { speechBoundaries } from '@clipline/shared/clips';
 import { measureLoudness, type LoudnessTrack } from './audio-loudness.js';
 import { runBatchPipeline } from './batch-pipeline.js';
 import { probe, type FfmpegTools } from './ffmpeg.js';
@@ -76,7 +77,7 @@ function startLoudness(settings: AnalysisSettings, file: string, hasAudio: boole
   const stop = new AbortController();
   const audioSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
   const outcome: Promise<LoudnessOutcome> = hasAudio
-    ? measureLoudness(settings.tools, file, { signal: audioSignal }).then(
+    ? measureLoudness(settings.tools, file, { signal: audioSignal, speech: true }).then(
         (track) => ({ track }),
         (error: Error) => ({ track: null, warning: error.message }),
       )
@@ -167,7 +168,7 @@ export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisIn
       cutFrames,
       loudness: track ? { stepSeconds: track.stepSeconds, shortTermLufs: Float32Array.from(track.shortTermLufs) } : null,
     },
-    clipOptions,
+    { ...clipOptions, speech: track?.speech ? speechBoundaries(facts.durationSeconds, track.speech.pauses) : null },
     signal,
   );
   return {
@@ -187,6 +188,7 @@ export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisIn
     clipOptions,
     clipCandidates,
     audio: track ? { integratedLufs: track.integratedLufs, loudnessRangeLu: track.loudnessRangeLu } : null,
+    speech: track?.speech ?? null,
     warnings: audio.warning ? [audio.warning] : [],
   };
 }

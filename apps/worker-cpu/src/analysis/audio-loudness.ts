@@ -1,4 +1,5 @@
 import { PermanentJobError } from '@clipline/shared';
+import { VoiceActivityDetector, type SpeechActivity } from '@clipline/shared/clips';
 import { expectSuccess, spawnTool, type FfmpegTools } from './ffmpeg.js';
 
 /** Short-term loudness (EBU R128, 3 s sliding window) of a video's first audio stream. */
@@ -9,6 +10,8 @@ export interface LoudnessTrack {
   shortTermLufs: number[];
   integratedLufs: number | null;
   loudnessRangeLu: number | null;
+  /** Pauses in speech from a voice-activity pass over the same decode; absent when not asked for. */
+  speech?: SpeechActivity;
 }
 
 /** ebur128 reports every 100 ms of audio. */
@@ -82,7 +85,12 @@ export interface LoudnessOptions {
   signal?: AbortSignal;
   /** Seconds between kept values. @defaultValue 0.5 */
   stepSeconds?: number;
+  /** Also find pauses in speech, from 16 kHz mono PCM the same ffmpeg writes to a pipe. @defaultValue false */
+  speech?: boolean;
 }
+
+/** Sample rate of the PCM the voice-activity pass reads: speech needs no more. */
+const SPEECH_SAMPLE_RATE = 16_000;
 
 /**
  * Measures the short-term loudness of the first audio stream with ffmpeg's `ebur128` filter.
@@ -109,10 +117,16 @@ export async function measureLoudness(tools: FfmpegTools, file: string, options:
     'null',
     '-',
   ];
+  // One decode feeds both: the second output is raw PCM for the voice-activity pass.
+  if (options.speech) args.push('-map', '0:a:0', '-vn', '-sn', '-dn', '-ac', '1', '-ar', String(SPEECH_SAMPLE_RATE), '-f', 's16le', 'pipe:1');
   const run = spawnTool(tools.ffmpegPath, args, options.signal);
   const parser = new Ebur128Parser(options.stepSeconds);
+  const voice = options.speech ? new VoiceActivityDetector(SPEECH_SAMPLE_RATE) : null;
+  if (voice) run.child.stdout?.on('data', (chunk: Buffer) => voice.push(chunk));
+  else run.child.stdout?.resume();
   run.child.stderr?.setEncoding('utf8');
   run.child.stderr?.on('data', (chunk: string) => parser.push(chunk));
   await expectSuccess(run, 'audio loudness could not be measured', options.signal, PermanentJobError);
-  return parser.result();
+  const track = parser.result();
+  return voice ? { ...track, speech: voice.result() } : track;
 }

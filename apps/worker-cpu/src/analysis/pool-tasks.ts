@@ -9,7 +9,7 @@ import { sha256File } from '../hashing/content-hash.js';
 import { planCropPath, type CropKeyframe, type CropPathInput } from '../render/crop-plan.js';
 import { interestProfiles, type FrameInterest } from '../render/interest-profile.js';
 import { batchMetrics, type FrameBatch, type FrameMetrics } from './frame-metrics.js';
-import { clipCandidates as scoreClips, type HighlightOptions, type HighlightSignals } from './highlights.js';
+import { clipCandidates as scoreClips, type HighlightOptions, type HighlightSignals } from '@clipline/shared/clips';
 
 export function frameMetrics(batch: FrameBatch): FrameMetrics[] {
   return batchMetrics(batch);

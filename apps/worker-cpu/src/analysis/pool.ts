@@ -5,7 +5,7 @@ import { SecretDecryptionError, type Keyring } from '@clipline/shared/crypto';
 import type { CropKeyframe, CropPathInput } from '../render/crop-plan.js';
 import type { FrameInterest } from '../render/interest-profile.js';
 import type { FrameBatch, FrameMetrics } from './frame-metrics.js';
-import type { HighlightOptions, HighlightSignals } from './highlights.js';
+import type { HighlightOptions, HighlightSignals } from '@clipline/shared/clips';
 
 export interface CpuPoolOptions {
   /** Threads of the pool; one per available core is the usual choice (`CPU_POOL_THREADS`). */

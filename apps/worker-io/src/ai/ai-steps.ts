@@ -2,12 +2,9 @@
  * The AI steps of a video: transcript (OpenAI audio), per-clip title, caption and hashtags
  * (OpenAI chat), a generated thumbnail (Stability) and a voice-over (ElevenLabs). Each is
  * optional: without an API key it is skipped with that reason; when image generation is down the
- * sharpest frame stays the thumbnail. Audio is extracted by an ffmpeg child process.
+ * sharpest frame stays the thumbnail. The transcript itself is made earlier (see `transcribe.ts`).
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import {
   type elevenlabsQueue,
@@ -24,6 +21,7 @@ import {
   type VideosRepository,
 } from '@clipline/shared';
 import { ProviderNotConfiguredError, toJobError, type ProviderClients, type ProviderError } from '../providers/index.js';
+import { transcribe } from './transcribe.js';
 
 export interface AiStepDependencies {
   providers: ProviderClients;
@@ -65,26 +63,6 @@ async function providerStep<R>(work: () => Promise<OptionalStepOutcome<R>>): Pro
   }
 }
 
-function extractAudio(ffmpegPath: string, source: string, target: string, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // Mono 16 kHz speech at 32 kb/s: an hour fits well under the transcription upload limit.
-    const child = spawn(
-      ffmpegPath,
-      ['-nostdin', '-v', 'error', '-y', '-i', source, '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', target],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        ...(signal ? { signal } : {}),
-      },
-    );
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
-    child.once('error', reject);
-    child.once('close', (code) =>
-      code === 0 ? resolve() : reject(new PermanentJobError(`audio extraction failed: ${stderr.trim().split('\n').at(-1) ?? `exit ${code}`}`)),
-    );
-  });
-}
-
 /** Transcript words spoken within [from, to], for a clip's caption prompt. */
 function spokenBetween(segments: { startSeconds: number; endSeconds: number; text: string }[], from: number, to: number): string {
   return segments
@@ -95,31 +73,6 @@ function spokenBetween(segments: { startSeconds: number; endSeconds: number; tex
 }
 
 type VideoJob = JobHandle<{ videoId: string }>;
-
-/** The video's speech as text (OpenAI audio), for captions to quote. */
-async function transcribe(deps: AiStepDependencies, job: VideoJob): Promise<OptionalStepOutcome<{ words: number }>> {
-  const video = await deps.videos.find(job.data.videoId);
-  if (!video?.metadata) throw new PermanentJobError('the video has no analysed source to transcribe');
-  if (!video.metadata.hasAudio) return { skipped: 'the video has no audio track' };
-  if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY)' };
-  const sourceKey = await deps.analyses.findSourceKey(job.data.videoId);
-  if (!sourceKey) throw new PermanentJobError('the stored source is missing');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-audio-'));
-  try {
-    const audio = path.join(dir, 'speech.mp3');
-    await extractAudio(deps.ffmpegPath, deps.storage.pathOf(sourceKey), audio, job.signal);
-    const transcript = await deps.providers.openai.transcribe(audio, {}, { signal: job.signal });
-    await deps.results.saveTranscript(job.data.videoId, {
-      text: transcript.text,
-      language: transcript.language,
-      durationSeconds: transcript.durationSeconds,
-      segments: transcript.segments.map((segment) => ({ startSeconds: segment.start, endSeconds: segment.end, text: segment.text })),
-    });
-    return { done: { words: transcript.text.split(/\s+/).filter(Boolean).length } };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 /** A title, caption and hashtags per rendered clip (OpenAI chat), resuming after the clips already captioned. */
 async function writeCaptions(deps: AiStepDependencies, job: VideoJob): Promise<OptionalStepOutcome<{ clips: number; written: number }>> {

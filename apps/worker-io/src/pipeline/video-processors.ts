@@ -8,6 +8,7 @@ import {
   parentFlowStep,
   parseSource,
   PermanentJobError,
+  persistedAnalysis,
   runParentPhases,
   runVideoStep,
   VIDEO_FLOW_PARENT,
@@ -22,6 +23,7 @@ import {
   type VideosRepository,
 } from '@clipline/shared';
 import { fetchSource, type FetchSettings } from '../ingest/fetch-source.js';
+import { selectClips, type SelectionDependencies } from './clip-selection.js';
 
 /** Videos untouched this long are checked by the reconciler, at most this many per run. */
 const RECONCILE_AFTER_SECONDS = 300;
@@ -43,17 +45,33 @@ export function ingestProcessors(settings: FetchSettings, videos: VideosReposito
   };
 }
 
-export function persistProcessors(videos: VideosRepository): Processors<typeof persistQueue> {
+export function persistProcessors(videos: VideosRepository, selection: SelectionDependencies): Processors<typeof persistQueue> {
   return {
-    'persist-analysis': (job) =>
-      runVideoStep('persist', job, videos, async (): Promise<PersistedAnalysis> => {
-        const [analysis] = await job.childResults();
-        const parsed = analyzeResult.safeParse(analysis);
+    'persist-analysis': async (job) => {
+      let summary = '';
+      const persisted = await runVideoStep('persist', job, videos, async (): Promise<PersistedAnalysis> => {
+        const parsed = analyzeResult.safeParse(job.data.analysis);
         if (!parsed.success) throw new PermanentJobError(`analysis result is malformed: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
-        await videos.saveAnalysis(job.data.videoId, parsed.data.metadata, parsed.data.scenes);
+        const analysis = parsed.data;
+        await videos.saveAnalysis(job.data.videoId, analysis.metadata, analysis.scenes);
+        // The transcript (made alongside the analysis) is in: the clips are chosen now, on speech.
+        const chosen = await selectClips(selection, job.data.videoId, analysis, job.signal);
+        summary = chosen.summary;
+        job.logger.info({ videoId: job.data.videoId, clips: chosen.clips.length, boundaries: chosen.boundaries, ranking: chosen.ranking }, 'clips chosen');
         // The pipeline parent renders these next: they travel on as this step's result.
-        return { scenes: parsed.data.scenes.length, clipCandidates: parsed.data.clipCandidates, aspect: parsed.data.clipOptions.aspect };
-      }),
+        return {
+          scenes: analysis.scenes.length,
+          clipCandidates: chosen.clips,
+          aspect: analysis.clipOptions.aspect,
+          boundaries: chosen.boundaries,
+          ranking: chosen.ranking,
+          ...(chosen.shortfall ? { shortfall: chosen.shortfall } : {}),
+        };
+      });
+      // The step says how its clips were chosen (users read it in the video's steps).
+      if (summary) await videos.setStep(job.data.videoId, 'persist', 'completed', { reason: summary });
+      return persisted;
+    },
   };
 }
 
@@ -62,23 +80,24 @@ export function persistProcessors(videos: VideosRepository): Processors<typeof p
  * failed); when every clip failed, the video fails.
  */
 function settleRenders(videos: VideosRepository, analyses: AnalysisRepository): FanOutSettler {
-  return async (step, videoId) => {
+  return async (step, videoId, consumed) => {
     const clips = await analyses.listClips(videoId);
     if (clips.length === 0) return true;
+    const shortfall = persistedAnalysis.safeParse(consumed).data?.shortfall;
     const failed = clips.filter((clip) => clip.status !== 'rendered');
     const firstError = failed[0]?.error ?? 'unknown error';
     if (failed.length === clips.length) {
       await videos.failVideo(videoId, step.name, `${step.name}: no clip could be rendered (${firstError})`);
       return false;
     }
-    await videos.setStep(videoId, step.name, 'completed', { reason: failed.length ? `${failed.length} of ${clips.length} clips failed: ${firstError}` : null });
+    const reasons = [failed.length ? `${failed.length} of ${clips.length} clips failed: ${firstError}` : '', shortfall ?? ''].filter(Boolean);
+    await videos.setStep(videoId, step.name, 'completed', { reason: reasons.length ? reasons.join('; ') : null });
     return true;
   };
 }
 
 /**
- * The parent of a video's flow. It first runs when the chain (ingest, analyze, persist) is
- * done, then runs the parent phases of the table, each adding children and parking until they
+ * The parent of a video's flow. It first runs when the chain (ingest) is done, then runs the parent phases of the table, each adding children and parking until they
  * finish. Optional children (the AI steps) never fail the video; render fails it only when no
  * clip could be rendered.
  */

@@ -39,6 +39,8 @@ export interface Transcript {
   language: string;
   durationSeconds: number;
   segments: TranscriptSegment[];
+  /** Word timestamps (`timestamp_granularities[]=word`); empty when the model gives none. */
+  words: TranscriptSegment[];
 }
 
 const chatCompletionSchema = z.object({
@@ -62,6 +64,7 @@ const verboseTranscriptionSchema = z.object({
   language: z.string(),
   duration: z.number().nonnegative(),
   segments: z.array(z.object({ start: z.number(), end: z.number(), text: z.string() })).default([]),
+  words: z.array(z.object({ word: z.string(), start: z.number(), end: z.number() })).default([]),
 });
 
 /** OpenAI: chat completions (captions, titles, hashtags) and audio transcriptions. */
@@ -130,6 +133,9 @@ export class OpenAiClient extends ProviderClient<ProviderSettings['openai']> {
     form.set('file', audio, path.basename(audioPath));
     form.set('model', request.model ?? this.settings.transcriptionModel);
     form.set('response_format', 'verbose_json');
+    // Segments and words: clip boundaries follow sentences, burned captions follow words.
+    form.append('timestamp_granularities[]', 'segment');
+    form.append('timestamp_granularities[]', 'word');
     if (request.language) form.set('language', request.language);
     if (request.prompt) form.set('prompt', request.prompt);
     const answer = await this.guard.run(() => this.http.request({ method: 'POST', path: 'audio/transcriptions', form, ...options }), options.signal);
@@ -139,6 +145,7 @@ export class OpenAiClient extends ProviderClient<ProviderSettings['openai']> {
       language: parsed.language,
       durationSeconds: parsed.duration,
       segments: parsed.segments.map((segment) => ({ start: segment.start, end: segment.end, text: segment.text.trim() })),
+      words: parsed.words.map((word) => ({ start: word.start, end: word.end, text: word.word.trim() })),
     };
   }
 }

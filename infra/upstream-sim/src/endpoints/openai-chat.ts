@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { jsonReply } from '../http-io.js';
 import { sentence, valueForSchema } from '../generated-text.js';
+import { CLIP_RANKING_SCHEMA, clipRankingReply } from './clip-ranking.js';
 import { matchPath, type EndpointDefinition } from './endpoint.js';
 import { checkOpenAiKey, openAiError, openAiFaults, tokenCount } from './openai-shared.js';
 
@@ -9,7 +10,7 @@ interface ChatRequest {
   messages?: unknown;
   n?: unknown;
   stream?: unknown;
-  response_format?: { type?: unknown; json_schema?: { schema?: unknown } };
+  response_format?: { type?: unknown; json_schema?: { name?: unknown; schema?: unknown } };
 }
 
 function messageText(message: unknown): string {
@@ -22,7 +23,8 @@ function messageText(message: unknown): string {
 
 /**
  * `POST /v1/chat/completions`. Replies are generated from the seed and the request, and honour
- * `response_format`: a `json_schema` gets a JSON object that fits the schema.
+ * `response_format`: a `json_schema` gets a JSON object that fits the schema; a clip-ranking
+ * request gets scores that follow from the candidates' text (see `clip-ranking.ts`).
  */
 export const openAiChatCompletions: EndpointDefinition = {
   id: 'openai.chat.completions',
@@ -52,7 +54,9 @@ export const openAiChatCompletions: EndpointDefinition = {
       return openAiError(400, 'The simulator does not stream chat completions; send stream: false.', 'invalid_request_error', null, 'stream');
     const choices = typeof request.n === 'number' && Number.isInteger(request.n) ? Math.min(8, Math.max(1, request.n)) : 1;
     const format = request.response_format?.type;
+    const prompt = request.messages.map(messageText).join('\n\n');
     const reply = () => {
+      if (format === 'json_schema' && request.response_format?.json_schema?.name === CLIP_RANKING_SCHEMA) return clipRankingReply(prompt);
       if (format === 'json_schema') return JSON.stringify(valueForSchema(request.response_format?.json_schema?.schema ?? { type: 'object' }, random));
       if (format === 'json_object') return JSON.stringify({ text: sentence(random, 12) });
       return `${sentence(random, 10)} ${sentence(random, 8)}`;

@@ -1,12 +1,14 @@
 import { bytesReply, jsonReply } from '../http-io.js';
-import { probeDuration } from '../media-tools.js';
+import type { Pause } from '@clipline/shared/clips';
+import { audioActivity, probeDuration } from '../media-tools.js';
 import { type MultipartError, parseMultipart } from '../multipart.js';
 import type { SeededRandom } from '../seeded-random.js';
 import { words } from '../generated-text.js';
 import { matchPath, type EndpointDefinition } from './endpoint.js';
 import { checkOpenAiKey, openAiError, openAiFaults } from './openai-shared.js';
 
-const SEGMENT_SECONDS = 3;
+/** Speech longer than this without a pause is split into segments of about half of it. */
+const LONGEST_SEGMENT_SECONDS = 12;
 const WORDS_PER_SECOND = 2.5;
 const FORMATS = ['json', 'text', 'srt', 'verbose_json', 'vtt'] as const;
 const SUPPORTED_EXTENSIONS = ['flac', 'm4a', 'mp3', 'mp4', 'mpeg', 'mpga', 'oga', 'ogg', 'wav', 'webm'];
@@ -18,13 +20,48 @@ interface Segment {
   words: string[];
 }
 
-function transcriptSegments(duration: number, random: SeededRandom): Segment[] {
+/** The stretches between pauses: where the recording speaks. */
+function spokenStretches(duration: number, pauses: readonly Pause[]): { start: number; end: number }[] {
+  const stretches: { start: number; end: number }[] = [];
+  let from = 0;
+  for (const pause of pauses) {
+    if (pause.startSeconds - from > 0.05) stretches.push({ start: from, end: pause.startSeconds });
+    from = Math.max(from, pause.endSeconds);
+  }
+  if (duration - from > 0.05) stretches.push({ start: from, end: duration });
+  return stretches;
+}
+
+/**
+ * Segments where the audio speaks, as a speech model finds them: one sentence per stretch
+ * between pauses (ending in a full stop), a long stretch split into phrases that only the last
+ * one ends. Word counts follow the stretch's length; the words are generated from the seed.
+ */
+function transcriptSegments(duration: number, pauses: readonly Pause[], random: SeededRandom): Segment[] {
   const segments: Segment[] = [];
-  for (let start = 0, id = 0; start < duration - 0.05; start += SEGMENT_SECONDS, id++) {
-    const end = Math.min(duration, start + SEGMENT_SECONDS);
-    segments.push({ id, start, end, words: words(random, Math.max(1, Math.round((end - start) * WORDS_PER_SECOND))) });
+  for (const stretch of spokenStretches(duration, pauses)) {
+    const length = stretch.end - stretch.start;
+    const pieces = length > LONGEST_SEGMENT_SECONDS ? Math.ceil(length / (LONGEST_SEGMENT_SECONDS / 2)) : 1;
+    for (let k = 0; k < pieces; k++) {
+      const start = stretch.start + (k * length) / pieces;
+      const end = stretch.start + ((k + 1) * length) / pieces;
+      const spoken = words(random, Math.max(1, Math.round((end - start) * WORDS_PER_SECOND)));
+      if (k === 0) spoken[0] = spoken[0]!.charAt(0).toUpperCase() + spoken[0]!.slice(1);
+      if (k === pieces - 1) spoken[spoken.length - 1] = `${spoken.at(-1)}.`;
+      segments.push({ id: segments.length, start, end, words: spoken });
+    }
   }
   return segments;
+}
+
+/** Word times inside a segment: equal shares of it, each word ending a little before the next starts. */
+function timedWords(segment: Segment): { word: string; start: number; end: number }[] {
+  const step = (segment.end - segment.start) / segment.words.length;
+  return segment.words.map((word, index) => ({
+    word,
+    start: round(segment.start + index * step),
+    end: round(segment.start + (index + 1) * step - Math.min(0.05, step / 4)),
+  }));
 }
 
 const round = (seconds: number) => Math.round(seconds * 1000) / 1000;
@@ -37,7 +74,8 @@ function timestamp(seconds: number, separator: ',' | '.'): string {
 
 /**
  * `POST /v1/audio/transcriptions` (multipart). The upload is probed with ffprobe: what it cannot
- * read is refused as OpenAI does, and the transcript's segments span the real duration.
+ * read is refused as OpenAI does. The transcript follows the audio: segments and words where it
+ * speaks, none in its pauses.
  */
 export const openAiTranscriptions: EndpointDefinition = {
   id: 'openai.audio.transcriptions',
@@ -74,7 +112,9 @@ export const openAiTranscriptions: EndpointDefinition = {
     if (duration === undefined) {
       return openAiError(400, `Invalid file format. Supported formats: ${JSON.stringify(SUPPORTED_EXTENSIONS)}`, 'invalid_request_error', null, 'file');
     }
-    const segments = transcriptSegments(duration, random);
+    // Segments follow the recording: speech between its pauses, nothing over silence.
+    const activity = await audioActivity(settings.ffmpegPath, file.data, file.filename);
+    const segments = activity && activity.speechSeconds === 0 ? [] : transcriptSegments(duration, activity?.pauses ?? [], random);
     const text = segments.map((segment) => segment.words.join(' ')).join(' ');
     const usage = { type: 'duration', seconds: Math.ceil(duration) };
     const granularities = parts.filter((part) => part.name === 'timestamp_granularities[]').map((part) => part.data.toString('utf8'));
@@ -92,10 +132,7 @@ export const openAiTranscriptions: EndpointDefinition = {
         return bytesReply(200, Buffer.from(document), format === 'srt' ? 'application/x-subrip' : 'text/vtt');
       }
       case 'verbose_json': {
-        const timedWords = segments.flatMap((segment) => {
-          const step = (segment.end - segment.start) / segment.words.length;
-          return segment.words.map((word, index) => ({ word, start: round(segment.start + index * step), end: round(segment.start + (index + 1) * step) }));
-        });
+        const wordTimes = segments.flatMap(timedWords);
         return jsonReply(200, {
           task: 'transcribe',
           language: 'english',
@@ -113,7 +150,7 @@ export const openAiTranscriptions: EndpointDefinition = {
             compression_ratio: 1.2,
             no_speech_prob: 0.01,
           })),
-          ...(granularities.includes('word') ? { words: timedWords } : {}),
+          ...(granularities.includes('word') ? { words: wordTimes } : {}),
           usage,
         });
       }

@@ -24,6 +24,13 @@ export type Scene = z.infer<typeof scene>;
 export const audioSummary = z.object({ integratedLufs: z.number().nullable(), loudnessRangeLu: z.number().nullable() });
 export type AudioSummary = z.infer<typeof audioSummary>;
 
+/** Pauses in speech found by the voice-activity pass (see `clips/speech.ts`). */
+export const speechActivity = z.object({
+  pauses: z.array(z.object({ startSeconds: z.number().nonnegative(), endSeconds: z.number().nonnegative() })),
+  speechSeconds: z.number().nonnegative(),
+  thresholdDb: z.number(),
+});
+
 /** What analysing one file yields; small enough to travel through Redis (no per-frame data). */
 export const videoAnalysis = z.object({
   metadata: videoMetadata,
@@ -38,6 +45,8 @@ export const videoAnalysis = z.object({
   clipCandidates: z.array(clipCandidate),
   /** Null when the video has no audio or its loudness could not be measured (see `warnings`). */
   audio: audioSummary.nullable(),
+  /** Pauses in speech; null without audio, absent in analyses made before speech was measured. */
+  speech: speechActivity.nullable().optional(),
   /** Problems that did not stop the analysis, e.g. an audio stream that does not decode. */
   warnings: z.array(z.string()),
 });
@@ -57,5 +66,11 @@ export const persistedAnalysis = z.object({
   scenes: z.number().int().nonnegative(),
   clipCandidates: z.array(clipCandidate),
   aspect: clipAspect,
+  /** What the clips' boundaries follow: transcript sentences, pauses in the audio, or scene cuts. */
+  boundaries: z.enum(['transcript', 'pauses', 'scenes']).optional(),
+  /** What ranked them: the words and the signals, or the signals alone. */
+  ranking: z.enum(['content and signals', 'signals']).optional(),
+  /** Why fewer clips than asked were chosen, when so. */
+  shortfall: z.string().optional(),
 });
 export type PersistedAnalysis = z.infer<typeof persistedAnalysis>;

@@ -6,8 +6,10 @@
  * the step list all read this table; adding a step is one row here and one processor.
  *
  * Phases: `chain` steps run one after another before the parent job first runs (a BullMQ flow
- * the producer enqueues); the parent then runs `clips`, `captions` and `finishing` in turn, each
- * adding its steps as children and parking until they finish.
+ * the producer enqueues); the parent then runs `analysis`, `selection`, `clips`, `captions` and
+ * `finishing` in turn, each adding its steps as children and parking until they finish. The
+ * transcript is made in the `analysis` phase, alongside the picture and sound analysis, so what
+ * is said shapes which clips `selection` chooses.
  */
 import { z } from 'zod';
 import type { VideoOptions } from '../db/schema.js';
@@ -21,10 +23,10 @@ import { pipelineQueue } from '../queues/pipeline.js';
 import { renderClipPayloads, renderClipResult, renderQueue } from '../queues/render.js';
 import { analyzeResult, persistedAnalysis } from './analysis-result.js';
 
-export type VideoPhase = 'chain' | 'clips' | 'captions' | 'finishing';
+export type VideoPhase = 'chain' | 'analysis' | 'selection' | 'clips' | 'captions' | 'finishing';
 
 /** The phases the parent job runs, in order (the chain has run before it). */
-export const PARENT_PHASES = ['clips', 'captions', 'finishing'] as const satisfies readonly VideoPhase[];
+export const PARENT_PHASES = ['analysis', 'selection', 'clips', 'captions', 'finishing'] as const satisfies readonly VideoPhase[];
 
 /** What a step's jobs are made from: the submission (chain steps) or what an earlier step returned. */
 export interface StepInput {
@@ -83,23 +85,38 @@ export const VIDEO_FLOW = [
     queue: analyzeQueue,
     job: 'analyze-video',
     essential: true,
-    phase: 'chain',
+    phase: 'analysis',
     weight: 60,
     fanOut: false,
     consumes: ingestResult,
     produces: analyzeResult,
-    payloads: ({ videoId, options }) => [{ data: { videoId, ...(options ? { options } : {}) } }],
+    payloads: ({ videoId, options, consumed }) => {
+      const stored = ingestResult.safeParse(consumed);
+      return [{ data: { videoId, ...(options ? { options } : {}), ...(stored.success ? { source: stored.data } : {}) } }];
+    },
+  }),
+  row({
+    name: 'transcribe',
+    queue: openaiQueue,
+    job: 'transcribe',
+    essential: false,
+    phase: 'analysis',
+    weight: 0,
+    fanOut: false,
+    consumes: null,
+    produces: optionalOutcome,
   }),
   row({
     name: 'persist',
     queue: persistQueue,
     job: 'persist-analysis',
     essential: true,
-    phase: 'chain',
+    phase: 'selection',
     weight: 5,
     fanOut: false,
     consumes: analyzeResult,
     produces: persistedAnalysis,
+    payloads: ({ videoId, consumed }) => [{ data: { videoId, analysis: consumed } }],
   }),
   row({
     name: 'render',
@@ -117,17 +134,6 @@ export const VIDEO_FLOW = [
       if (!persisted.success) return [];
       return renderClipPayloads(videoId, persisted.data.clipCandidates, persisted.data.aspect).map((data) => ({ data, index: data.clipIndex }));
     },
-  }),
-  row({
-    name: 'transcribe',
-    queue: openaiQueue,
-    job: 'transcribe',
-    essential: false,
-    phase: 'clips',
-    weight: 0,
-    fanOut: false,
-    consumes: null,
-    produces: optionalOutcome,
   }),
   row({
     name: 'captions',

@@ -14,7 +14,7 @@ type ParentJob = Pick<JobHandle<{ videoId: string }>, 'data' | 'childResults' | 
  * Settles a fan-out step once its children finished (e.g. render: completed when some clip
  * rendered). Returns false when the video failed for it: the remaining phases are not run.
  */
-export type FanOutSettler = (step: VideoStepDefinition, videoId: string) => Promise<boolean>;
+export type FanOutSettler = (step: VideoStepDefinition, videoId: string, consumed: unknown) => Promise<boolean>;
 
 /** The result of an earlier step a step consumes, found among the parent's child results by its schema. */
 async function consumedBy(job: ParentJob, step: VideoStepDefinition): Promise<unknown> {
@@ -27,7 +27,10 @@ async function consumedBy(job: ParentJob, step: VideoStepDefinition): Promise<un
 async function startSteps(job: ParentJob, video: VideoView, pending: readonly VideoStepDefinition[], videos: VideosRepository): Promise<void> {
   const videoId = video.id;
   const planned = await Promise.all(
-    pending.map(async (step) => ({ step, jobs: stepJobs(step, { videoId, source: video.source, consumed: await consumedBy(job, step) }) })),
+    pending.map(async (step) => ({
+      step,
+      jobs: stepJobs(step, { videoId, source: video.source, options: video.options, consumed: await consumedBy(job, step) }),
+    })),
   );
   // Children first, then the steps' states: a crash in between re-adds the same job ids on retry.
   // Every child is optional to BullMQ: what a failure means for the video is the steps' business.
@@ -57,7 +60,7 @@ export async function runParentPhases(job: ParentJob, video: VideoView, videos: 
     for (const step of steps.filter((candidate) => candidate.fanOut && ['pending', 'active'].includes(statusAtStart.get(candidate.name) ?? ''))) {
       // A retry that never parked (a blip after the step turned active) waits here for the children still running.
       await job.waitForChildren();
-      if (!(await settle(step, video.id))) return 'failed';
+      if (!(await settle(step, video.id, await consumedBy(job, step)))) return 'failed';
     }
   }
   return 'finished';

@@ -33,6 +33,8 @@ export interface TranscriptSegmentRecord {
   startSeconds: number;
   endSeconds: number;
   text: string;
+  /** The segment's words with their times, when the transcription gave word timestamps. */
+  words?: { startSeconds: number; endSeconds: number; text: string }[];
 }
 
 export interface TranscriptsTable {

@@ -1,8 +1,10 @@
 /**
  * Highlight scoring: turns per-frame signals into ranked clip candidates. Pure functions over
- * typed arrays; they run in the pool (see `pool-tasks.ts`) and directly in unit tests.
+ * typed arrays; they run in worker-cpu's pool, in worker-io when clips are chosen with a
+ * transcript, and directly in unit tests.
  */
-import type { ClipCandidate } from '@clipline/shared';
+import type { ClipCandidate } from '../queues/render.js';
+import type { SpeechBoundaries } from './speech.js';
 
 export interface HighlightSignals {
   /** Sampled frames per second of the per-frame arrays. */
@@ -31,6 +33,18 @@ export interface HighlightOptions {
   maxHashDistance?: number;
   /** Shot length that scores best on scene rhythm, in seconds. @defaultValue 3 */
   idealShotSeconds?: number;
+  /** Where speech allows cuts; clips then start and end in pauses. Null or absent: scene cuts and a grid. */
+  speech?: SpeechBoundaries | null;
+  /** Non-overlapping candidates to return for a later ranking to choose `clipCount` from. @defaultValue clipCount */
+  poolSize?: number;
+}
+
+/** What choosing clips yields: the clips, best first, what their boundaries follow, and why there are fewer than asked. */
+export interface ClipChoice {
+  clips: ClipCandidate[];
+  boundaries: 'transcript' | 'pauses' | 'scenes';
+  /** Set when fewer clips than `clipCount` were possible, saying why. */
+  shortfall?: string;
 }
 
 /** How much each signal weighs in the score; loudness's share is spread over the others without audio. */
@@ -89,16 +103,31 @@ interface Scored {
   signals: Record<Signal, number | null>;
   shots: number;
   alignedEnds: number;
+  /** Both ends on speech boundaries (in pauses). */
+  onSpeech?: boolean;
 }
 
 /**
- * The best `clipCount` clips of a video: stretches that start and end on scene cuts (inside a
- * shot longer than `maxClipSeconds`, on a regular grid instead), between the requested lengths,
- * scored 0-100 from motion, loudness, sharpness and scene rhythm relative to the rest of the
- * video. Picks never overlap, and a stretch whose pictures mostly match an already picked one
- * (a replay, a repeated shot) is left out.
+ * The best `clipCount` clips of a video, as {@link chooseClips} picks them.
  */
 export function clipCandidates(signals: HighlightSignals, options: HighlightOptions = {}): ClipCandidate[] {
+  return chooseClips(signals, options).clips;
+}
+
+/** Two candidates this close in score count as a tie, which the longer one (more whole sentences) wins. */
+const TIE_POINTS = 3;
+
+/**
+ * The best clips of a video. With speech boundaries, clips start and end in pauses (after whole
+ * sentences when a transcript gave them), between the requested lengths, and the longer of two
+ * nearly equal stretches wins; without, they start and end on scene cuts (inside a shot longer
+ * than `maxClipSeconds`, on a regular grid). Stretches are scored 0-100 from motion, loudness,
+ * sharpness and scene rhythm relative to the rest of the video. Picks never overlap, keep apart
+ * from each other when they can, and a stretch whose pictures mostly match a picked one (a
+ * replay) waits until the distinct ones run out. `clipCount` clips are returned whenever the
+ * video is at least `clipCount` × `minClipSeconds` long.
+ */
+export function chooseClips(signals: HighlightSignals, options: HighlightOptions = {}): ClipChoice {
   const clipCount = options.clipCount ?? DEFAULT_CLIP_COUNT;
   const minSeconds = options.minClipSeconds ?? DEFAULT_MIN_CLIP_SECONDS;
   const maxSeconds = options.maxClipSeconds ?? DEFAULT_MAX_CLIP_SECONDS;
@@ -109,22 +138,139 @@ export function clipCandidates(signals: HighlightSignals, options: HighlightOpti
       `signals disagree on the frame count: motion ${frames}, sharpness ${signals.sharpness.length}, dhash ${signals.dhash.length / DHASH_BYTES}`,
     );
   }
-  if (frames === 0 || signals.durationSeconds < minSeconds) return [];
+  const duration = signals.durationSeconds;
+  if (frames === 0 || duration < minSeconds - EPSILON_SECONDS) {
+    return { clips: [], boundaries: 'scenes', shortfall: `the video (${duration.toFixed(1)} s) is shorter than the shortest clip asked for (${minSeconds} s)` };
+  }
   const scorer = stretchScorer(signals, options.idealShotSeconds ?? DEFAULT_IDEAL_SHOT_SECONDS);
-  const points = candidatePoints(signals.durationSeconds, scorer.cutSeconds, minSeconds, maxSeconds);
-  const best = bestStretchPerStart(points, scorer.score, { minSeconds, maxSeconds, durationSeconds: signals.durationSeconds });
-  const picked = pickDistinct(
-    best,
-    clipCount,
-    (stretch) => signatureHashes(signals.dhash, scorer.frameRange(stretch.startSeconds, stretch.endSeconds)),
-    options.maxHashDistance ?? DEFAULT_MAX_HASH_DISTANCE,
+  const limits = { minSeconds, maxSeconds, durationSeconds: duration };
+  const speech = options.speech ?? null;
+  const spoken = speech ? bestSpokenStretches(speech, scorer.score, limits) : [];
+  const scenic = bestStretchPerStart(candidatePoints(duration, scorer.cutSeconds, minSeconds, maxSeconds), scorer.score, limits);
+  const want = Math.max(clipCount, options.poolSize ?? clipCount);
+  const picker = new SpreadPicker(want, Math.min(minSeconds, duration / (clipCount * 4)), (stretch) =>
+    signatureHashes(signals.dhash, scorer.frameRange(stretch.startSeconds, stretch.endSeconds)),
   );
-  return picked.map((scored) => ({
-    startSeconds: round3(scored.startSeconds),
-    endSeconds: round3(scored.endSeconds),
-    score: scored.score,
-    reasons: reasonsFor(scored),
-  }));
+  const maxHashDistance = options.maxHashDistance ?? DEFAULT_MAX_HASH_DISTANCE;
+  // Each pass relaxes a rule: apart and distinct, distinct, apart, only not overlapping. A replay
+  // comes last, and a talking head (one picture throughout) still gets its count.
+  const passes = [{ spread: true, distinct: true }, { distinct: true }, { spread: true }, {}].map((rules) => ({ ...rules, maxHashDistance }));
+  for (const rules of passes) picker.take(spoken, rules);
+  // Scenes and the grid only fill up what speech could not give (a sentence longer than the longest clip).
+  if (!speech || picker.picked.length < clipCount) for (const rules of passes) picker.take(scenic, rules);
+  let picked = picker.picked;
+  if (picked.length < clipCount && duration >= clipCount * minSeconds - EPSILON_SECONDS) {
+    const tiled = tile(clipCount, speech, scorer.score, limits);
+    if (tiled.length > picked.length) picked = tiled;
+  }
+  picked = [...picked].sort((a, b) => (ranksBefore(a, b) ? -1 : ranksBefore(b, a) ? 1 : 0));
+  const onSpeech = speech && picked.length > 0 && picked.every((stretch) => stretch.alignedEnds === 2 && stretch.onSpeech);
+  return {
+    clips: picked.map((scored) => ({
+      startSeconds: round3(scored.startSeconds),
+      endSeconds: round3(scored.endSeconds),
+      score: scored.score,
+      reasons: reasonsFor(scored),
+    })),
+    boundaries: onSpeech ? speech.source : 'scenes',
+    ...(picked.length < clipCount ? { shortfall: shortfallReason(picked.length, clipCount, minSeconds, duration) } : {}),
+  };
+}
+
+function shortfallReason(found: number, asked: number, minSeconds: number, duration: number): string {
+  if (duration < asked * minSeconds) {
+    return `${asked} clips of at least ${minSeconds} s do not fit in ${duration.toFixed(1)} s of video; ${found} chosen`;
+  }
+  return `only ${found} of the ${asked} clips asked for could be placed without overlapping`;
+}
+
+/** Per start, the best end among the speech boundaries in range; a near tie goes to the longer stretch. */
+function bestSpokenStretches(
+  speech: SpeechBoundaries,
+  score: (start: CandidatePoint, end: CandidatePoint) => Scored,
+  limits: { minSeconds: number; maxSeconds: number },
+): Scored[] {
+  const best: Scored[] = [];
+  for (const start of speech.starts) {
+    let top: Scored | undefined;
+    for (const end of speech.ends) {
+      const length = end - start;
+      if (length < limits.minSeconds - EPSILON_SECONDS) continue;
+      if (length > limits.maxSeconds + EPSILON_SECONDS) break;
+      const candidate = { ...score({ seconds: start, onCut: true }, { seconds: end, onCut: true }), onSpeech: true };
+      if (!top || candidate.score > top.score + TIE_POINTS || (candidate.score >= top.score - TIE_POINTS && length > top.endSeconds - top.startSeconds)) {
+        top = candidate;
+      }
+    }
+    if (top) best.push(top);
+  }
+  return best.sort((a, b) => (ranksBefore(a, b) ? -1 : ranksBefore(b, a) ? 1 : 0));
+}
+
+/** Greedy picks, best first, over several passes that relax what a pick must keep away from. */
+class SpreadPicker {
+  readonly picked: Scored[] = [];
+  private readonly hashes = new Map<Scored, Uint8Array[]>();
+
+  constructor(
+    private readonly want: number,
+    private readonly gapSeconds: number,
+    private readonly hashesOf: (stretch: Scored) => Uint8Array[],
+  ) {}
+
+  take(ranked: readonly Scored[], rules: { spread?: boolean; distinct?: boolean; maxHashDistance?: number }): void {
+    for (const candidate of ranked) {
+      if (this.picked.length >= this.want) return;
+      const gap = rules.spread ? this.gapSeconds : -EPSILON_SECONDS;
+      if (this.picked.some((other) => candidate.startSeconds < other.endSeconds + gap && other.startSeconds < candidate.endSeconds + gap)) continue;
+      if (rules.distinct) {
+        const hashes = this.hashOf(candidate);
+        if (this.picked.some((other) => mostlySamePictures(hashes, this.hashOf(other), rules.maxHashDistance ?? DEFAULT_MAX_HASH_DISTANCE))) continue;
+      }
+      this.picked.push(candidate);
+    }
+  }
+
+  private hashOf(stretch: Scored): Uint8Array[] {
+    const known = this.hashes.get(stretch);
+    if (known) return known;
+    const hashes = this.hashesOf(stretch);
+    this.hashes.set(stretch, hashes);
+    return hashes;
+  }
+}
+
+/**
+ * The video cut into `count` equal slices, one clip in each: the best stretch inside the slice
+ * on speech boundaries, else the slice itself (up to the longest clip) starting where speech
+ * resumes in it when that leaves room. Used when greedy picks fall short of a count that fits.
+ */
+function tile(
+  count: number,
+  speech: SpeechBoundaries | null,
+  score: (start: CandidatePoint, end: CandidatePoint) => Scored,
+  limits: { minSeconds: number; maxSeconds: number; durationSeconds: number },
+): Scored[] {
+  const slice = limits.durationSeconds / count;
+  const tiles: Scored[] = [];
+  for (let k = 0; k < count; k++) {
+    const from = k * slice;
+    const to = k === count - 1 ? limits.durationSeconds : (k + 1) * slice;
+    const inside = speech
+      ? bestSpokenStretches(
+          { ...speech, starts: speech.starts.filter((t) => t >= from - EPSILON_SECONDS), ends: speech.ends.filter((t) => t <= to + EPSILON_SECONDS) },
+          score,
+          limits,
+        )
+      : [];
+    if (inside[0]) {
+      tiles.push(inside[0]);
+      continue;
+    }
+    const start = speech?.starts.find((t) => t >= from && to - t >= limits.minSeconds) ?? from;
+    tiles.push(score({ seconds: start, onCut: false }, { seconds: Math.min(to, start + limits.maxSeconds), onCut: false }));
+  }
+  return tiles;
 }
 
 /** Scores stretches of one video: each signal relative to the rest of the video, weighted into 0-100. */
@@ -200,22 +346,6 @@ function bestStretchPerStart(
     if (top) best.push(top);
   }
   return best.sort((a, b) => (ranksBefore(a, b) ? -1 : ranksBefore(b, a) ? 1 : 0));
-}
-
-/** The best stretches that neither overlap a better one nor mostly repeat its pictures. */
-function pickDistinct(ranked: readonly Scored[], clipCount: number, hashesOf: (stretch: Scored) => Uint8Array[], maxHashDistance: number): Scored[] {
-  const picked: { scored: Scored; hashes: Uint8Array[] }[] = [];
-  for (const candidate of ranked) {
-    if (picked.length >= clipCount) break;
-    if (
-      picked.some(({ scored }) => candidate.startSeconds < scored.endSeconds - EPSILON_SECONDS && scored.startSeconds < candidate.endSeconds - EPSILON_SECONDS)
-    )
-      continue;
-    const hashes = hashesOf(candidate);
-    if (picked.some((other) => mostlySamePictures(hashes, other.hashes, maxHashDistance))) continue;
-    picked.push({ scored: candidate, hashes });
-  }
-  return picked.map(({ scored }) => scored);
 }
 
 function ranksBefore(a: Scored, b: Scored): boolean {

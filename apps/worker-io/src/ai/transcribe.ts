@@ -1,0 +1,79 @@
+/**
+ * The transcript step: the video's speech as text with segment and word timestamps (OpenAI
+ * audio, `verbose_json`). It runs right after ingest, alongside the picture and sound analysis,
+ * so clip selection can cut on sentences and rank by what is said. Audio is extracted by an
+ * ffmpeg child process: mono 16 kHz at 32 kb/s, so an hour fits under the upload limit.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PermanentJobError, type JobHandle, type OptionalStepOutcome, type TranscriptSegmentRecord } from '@clipline/shared';
+import type { TranscriptSegment } from '../providers/openai.js';
+import type { AiStepDependencies } from './ai-steps.js';
+
+/** Raised when the source has no audio stream to extract. */
+class NoAudioTrack extends Error {}
+
+function extractAudio(ffmpegPath: string, source: string, target: string, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      ffmpegPath,
+      ['-nostdin', '-v', 'error', '-y', '-i', source, '-map', '0:a:0?', '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', target],
+      { stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      if (code === 0) return resolve();
+      if (/does not contain any stream/.test(stderr)) return reject(new NoAudioTrack());
+      reject(new PermanentJobError(`audio extraction failed: ${stderr.trim().split('\n').at(-1) ?? `exit ${code}`}`));
+    });
+  });
+}
+
+/** Segments with the words spoken inside each (a word belongs to the segment holding its middle). */
+export function segmentsWithWords(segments: readonly TranscriptSegment[], words: readonly TranscriptSegment[]): TranscriptSegmentRecord[] {
+  const records: TranscriptSegmentRecord[] = segments.map((segment) => ({ startSeconds: segment.start, endSeconds: segment.end, text: segment.text }));
+  let at = 0;
+  for (const word of words) {
+    const middle = (word.start + word.end) / 2;
+    while (at + 1 < segments.length && middle >= segments[at + 1]!.start) at++;
+    const record = records[at];
+    if (!record || !word.text) continue;
+    record.words ??= [];
+    record.words.push({ startSeconds: word.start, endSeconds: word.end, text: word.text });
+  }
+  return records;
+}
+
+/** The video's speech as timed text, saved for selection, captions and burned subtitles. */
+export async function transcribe(
+  deps: AiStepDependencies,
+  job: JobHandle<{ videoId: string }>,
+): Promise<OptionalStepOutcome<{ words: number; segments: number }>> {
+  if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY); clips are cut on pauses in the audio' };
+  const sourceKey = await deps.analyses.findSourceKey(job.data.videoId);
+  if (!sourceKey) throw new PermanentJobError('the stored source is missing');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-audio-'));
+  try {
+    const audio = path.join(dir, 'speech.mp3');
+    try {
+      await extractAudio(deps.ffmpegPath, deps.storage.pathOf(sourceKey), audio, job.signal);
+    } catch (error) {
+      if (error instanceof NoAudioTrack) return { skipped: 'the video has no audio track' };
+      throw error;
+    }
+    const transcript = await deps.providers.openai.transcribe(audio, {}, { signal: job.signal });
+    await deps.results.saveTranscript(job.data.videoId, {
+      text: transcript.text,
+      language: transcript.language,
+      durationSeconds: transcript.durationSeconds,
+      segments: segmentsWithWords(transcript.segments, transcript.words),
+    });
+    return { done: { words: transcript.text.split(/\s+/).filter(Boolean).length, segments: transcript.segments.length } };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
