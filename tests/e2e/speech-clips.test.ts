@@ -118,9 +118,14 @@ it('with a transcript: cuts on sentences, ranks by what is said, and gives the c
   expect(clips.map((clip) => clip.score)).toEqual([...clips.map((clip) => clip.score)].sort((a, b) => b - a));
 });
 
-it('honours the count on a longer ask: five clips of 4-10 s, spread over the talk', async () => {
-  const { clips } = await clipsOf({ clipCount: 5, minClipSeconds: 4, maxClipSeconds: 10 });
+it('honours the count on a longer ask: five clips of 4-10 s, spread over the talk, captions burned in', async () => {
+  const { video, clips } = await clipsOf({ clipCount: 5, minClipSeconds: 4, maxClipSeconds: 10, captions: 'burned' });
   expectSpeechClips(clips, 5, 4, 10);
+  expect(video.options).toMatchObject({ captions: 'burned' });
+  // Downloadable like any clip (the drawing itself is checked frame by frame in worker-cpu's tests).
+  const file = await fetch(`${producerUrl}${clips[0]!.url}`, { headers: { authorization: `Bearer ${DEV_API_KEY}` } });
+  expect(file.status).toBe(200);
+  expect((await file.arrayBuffer()).byteLength).toBeGreaterThan(10_000);
 });
 
 it('without a transcription provider: cuts on pauses in the audio, ranks on signals, and says so', async () => {

@@ -1,4 +1,5 @@
 import {
+  AiResultsRepository,
   accountsQueue,
   AnalysisRepository,
   analyzeQueue,
@@ -99,7 +100,10 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   const common = { connection: redis, prefix: config.queuePrefix, logger, policy };
   const workers = [
     startWorker(analyzeQueue, analyzeProcessors({ settings: analysis, videos, analyses, storage }), { ...common, concurrency: concurrency.analyze }),
-    startWorker(renderQueue, renderProcessors({ settings: render, analyses, storage, videos }), { ...common, concurrency: concurrency.render }),
+    startWorker(renderQueue, renderProcessors({ settings: render, analyses, storage, videos, results: new AiResultsRepository(db) }), {
+      ...common,
+      concurrency: concurrency.render,
+    }),
     startWorker(accountsQueue, accountsProcessors({ pool, users: new UsersRepository(db), jobs, keyring: parseKeyring(config.accountsKeyring) }), {
       ...common,
       concurrency: pool.threads,

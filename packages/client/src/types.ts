@@ -16,6 +16,8 @@ export interface VideoOptions {
   minClipSeconds?: number;
   maxClipSeconds?: number;
   aspect?: '9:16' | '1:1' | '16:9';
+  /** `burned`: word-timed captions drawn into the clips (needs a transcript). Default `off`. */
+  captions?: 'off' | 'burned';
 }
 
 /** What ffprobe found in the source. */

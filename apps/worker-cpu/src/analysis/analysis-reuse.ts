@@ -6,7 +6,7 @@ import { FrameMetricsWriter } from './frame-metrics-writer.js';
  * Version of what analysis produces. Raise it when sampling, metrics or scoring change, so
  * results made the old way are no longer reused.
  */
-export const ANALYSIS_VERSION = 1;
+export const ANALYSIS_VERSION = 2;
 
 /** Share of a step's progress the content hash takes (it reads the whole file once). */
 const HASH_SHARE = 0.03;
@@ -63,7 +63,8 @@ export async function analyzeWithReuse(
   const earlier = await analyses.findCompletedAnalysisByHash<VideoAnalysis>(contentSha256, fingerprint, videoId);
   if (earlier) {
     await analyses.copyAnalysisRows(earlier.videoId, videoId);
-    const result: VideoAnalysis = { ...earlier.result, metadata: { ...earlier.result.metadata, sizeBytes: request.sizeBytes } };
+    // Options outside the fingerprint (captions) are this video's own.
+    const result: VideoAnalysis = { ...earlier.result, clipOptions, metadata: { ...earlier.result.metadata, sizeBytes: request.sizeBytes } };
     await analyses.saveCompletedAnalysis(videoId, contentSha256, fingerprint, result);
     return { ...result, contentSha256, reusedFrom: earlier.videoId };
   }

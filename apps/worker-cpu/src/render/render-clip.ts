@@ -1,10 +1,13 @@
-import { rename, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { PermanentJobError, type ClipAspect } from '@clipline/shared';
 import { runBatchPipeline } from '../analysis/batch-pipeline.js';
 import { expectSuccess, probe, spawnTool, type FfmpegTools, type ProbeResult } from '../analysis/ffmpeg.js';
 import { sampleFrames, sampleSize } from '../analysis/frame-sampler.js';
 import type { CpuPool } from '../analysis/pool.js';
 import { detectCutFrames } from '../analysis/scene-cuts.js';
+import { assFilter, type CaptionWord, captionDocument } from './burned-captions.js';
 import { cropGeometry, type CropGeometry } from './crop-geometry.js';
 import { cropExpression, type CropKeyframe } from './crop-plan.js';
 
@@ -30,6 +33,8 @@ export interface RenderRequest {
   videoFile: string;
   /** Where the JPEG thumbnail goes, likewise. */
   thumbnailFile: string;
+  /** Words to burn into the picture as captions (source times); absent or empty: none. */
+  captions?: readonly CaptionWord[];
 }
 
 export interface RenderedClip {
@@ -74,8 +79,10 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
   const followed = await followAction(settings, request.source, facts, geometry, start, end - start, hooks);
   const videoPart = `${request.videoFile}.part`;
   const thumbnailPart = `${request.thumbnailFile}.part`;
+  const captions = await writeCaptions(request, { startSeconds: start, endSeconds: end }, geometry);
   try {
-    await encode(settings, request.source, facts, start, end - start, geometry, followed, videoPart, hooks);
+    const filter = reframeFilter(geometry, followed) + (captions ? `,${assFilter(captions.file)}` : '');
+    await encode(settings, request.source, facts, { startSeconds: start, durationSeconds: end - start, filter }, videoPart, hooks);
     const output = await probe(settings.tools, videoPart, signal);
     const thumbnailSeconds = Math.max(0, Math.min(followed.thumbnailSeconds, output.durationSeconds - 0.1));
     await extractFrame(settings.tools, videoPart, thumbnailSeconds, thumbnailPart, signal);
@@ -90,8 +97,23 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
       crop: { width: geometry.width, height: geometry.height, x: followed.x, y: followed.y },
     };
   } finally {
-    await Promise.all([rm(videoPart, { force: true }), rm(thumbnailPart, { force: true })]);
+    await Promise.all([rm(videoPart, { force: true }), rm(thumbnailPart, { force: true }), captions?.remove()]);
   }
+}
+
+/** The clip's captions as an ASS file in a temporary folder, or null when there are none to burn. */
+async function writeCaptions(
+  request: RenderRequest,
+  span: { startSeconds: number; endSeconds: number },
+  geometry: CropGeometry,
+): Promise<{ file: string; remove: () => Promise<void> } | null> {
+  if (!request.captions?.length) return null;
+  const document = captionDocument(request.captions, span, { width: geometry.width, height: geometry.height, aspect: request.aspect });
+  if (!document) return null;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-captions-'));
+  const file = path.join(dir, 'captions.ass');
+  await writeFile(file, document);
+  return { file, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
 interface FollowedAction {
@@ -171,10 +193,7 @@ async function encode(
   settings: RenderSettings,
   source: string,
   facts: ProbeResult,
-  startSeconds: number,
-  durationSeconds: number,
-  geometry: CropGeometry,
-  followed: FollowedAction,
+  { startSeconds, durationSeconds, filter }: { startSeconds: number; durationSeconds: number; filter: string },
   target: string,
   hooks: RenderHooks,
 ): Promise<void> {
@@ -200,7 +219,7 @@ async function encode(
     '-sn',
     '-dn',
     '-vf',
-    `trim=start=${start}:end=${end},setpts=PTS-${start}/TB,${reframeFilter(geometry, followed)}`,
+    `trim=start=${start}:end=${end},setpts=PTS-${start}/TB,${filter}`,
     '-c:v',
     'libx264',
     '-preset',

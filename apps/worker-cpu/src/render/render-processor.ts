@@ -3,6 +3,7 @@ import {
   classifyJobError,
   PermanentJobError,
   reasonOf,
+  type AiResultsRepository,
   type AnalysisRepository,
   type JobHandle,
   type LocalStorage,
@@ -12,6 +13,7 @@ import {
   type renderQueue,
   type VideosRepository,
 } from '@clipline/shared';
+import type { CaptionWord } from './burned-captions.js';
 import { renderClip, type RenderSettings } from './render-clip.js';
 
 export interface RenderDependencies {
@@ -20,6 +22,23 @@ export interface RenderDependencies {
   storage: LocalStorage;
   /** When given, a clip of a cancelled or failed video is not rendered. */
   videos?: Pick<VideosRepository, 'status'>;
+  /** Where burned captions read the transcript's words. */
+  results?: Pick<AiResultsRepository, 'transcript'>;
+}
+
+/**
+ * The words to burn into a clip: the transcript's word timestamps, or (a transcript without
+ * them) each segment's words spread evenly over it. Empty without a transcript.
+ */
+async function captionWords(deps: RenderDependencies, videoId: string): Promise<CaptionWord[]> {
+  const transcript = await deps.results?.transcript(videoId);
+  if (!transcript) return [];
+  return transcript.segments.flatMap((segment) => {
+    if (segment.words?.length) return segment.words;
+    const words = segment.text.split(/\s+/).filter(Boolean);
+    const step = (segment.endSeconds - segment.startSeconds) / Math.max(1, words.length);
+    return words.map((text, index) => ({ text, startSeconds: segment.startSeconds + index * step, endSeconds: segment.startSeconds + (index + 1) * step }));
+  });
 }
 
 export function renderProcessors(deps: RenderDependencies): Processors<typeof renderQueue> {
@@ -65,6 +84,8 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
     const sourceKey = await storedSourceKey(analyses, clip.videoId, status);
     await analyses.upsertClip({ ...chosen, status: 'pending' });
     const keys = clipStorageKeys(clip.videoId, clip.clipIndex);
+    const captions = clip.captions === 'burned' ? await captionWords(deps, clip.videoId) : [];
+    if (clip.captions === 'burned' && captions.length === 0) job.logger.warn({ videoId: clip.videoId }, 'captions asked for, but the video has no transcript');
     const rendered = await renderClip(
       deps.settings,
       {
@@ -74,6 +95,7 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
         aspect: clip.aspect,
         videoFile: await storage.prepare(keys.video),
         thumbnailFile: await storage.prepare(keys.thumbnail),
+        captions,
       },
       { signal: job.signal, onProgress: (fraction) => job.updateProgress(fraction * 100) },
     );

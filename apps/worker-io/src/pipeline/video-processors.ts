@@ -63,6 +63,7 @@ export function persistProcessors(videos: VideosRepository, selection: Selection
           scenes: analysis.scenes.length,
           clipCandidates: chosen.clips,
           aspect: analysis.clipOptions.aspect,
+          captions: analysis.clipOptions.captions,
           boundaries: chosen.boundaries,
           ranking: chosen.ranking,
           ...(chosen.shortfall ? { shortfall: chosen.shortfall } : {}),

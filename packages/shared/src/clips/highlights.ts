@@ -197,7 +197,7 @@ function bestSpokenStretches(
       const length = end - start;
       if (length < limits.minSeconds - EPSILON_SECONDS) continue;
       if (length > limits.maxSeconds + EPSILON_SECONDS) break;
-      const candidate = { ...score({ seconds: start, onCut: true }, { seconds: end, onCut: true }), onSpeech: true };
+      const candidate = spokenScore(score({ seconds: start, onCut: true }, { seconds: end, onCut: true }));
       if (!top || candidate.score > top.score + TIE_POINTS || (candidate.score >= top.score - TIE_POINTS && length > top.endSeconds - top.startSeconds)) {
         top = candidate;
       }
@@ -205,6 +205,16 @@ function bestSpokenStretches(
     if (top) best.push(top);
   }
   return best.sort((a, b) => (ranksBefore(a, b) ? -1 : ranksBefore(b, a) ? 1 : 0));
+}
+
+/**
+ * A stretch cut on speech. Inside one shot, scene rhythm would only measure the clip's length
+ * and favour the shortest: there the pace is the speech's, so rhythm is left out of the score.
+ */
+function spokenScore(scored: Scored): Scored {
+  if (scored.shots > 1) return { ...scored, onSpeech: true };
+  const signals = { ...scored.signals, rhythm: null };
+  return { ...scored, signals, score: weightedScore(signals), onSpeech: true };
 }
 
 /** Greedy picks, best first, over several passes that relax what a pick must keep away from. */

@@ -4,7 +4,7 @@
  * them. Nothing here imports queue or database code, so the repositories can use the types.
  */
 import { z } from 'zod';
-import { clipAspect, clipCandidate, clipOptions } from '../queues/render.js';
+import { clipAspect, clipCandidate, clipCaptions, clipOptions } from '../queues/render.js';
 
 export const videoMetadata = z.object({
   durationSeconds: z.number().positive(),
@@ -66,6 +66,8 @@ export const persistedAnalysis = z.object({
   scenes: z.number().int().nonnegative(),
   clipCandidates: z.array(clipCandidate),
   aspect: clipAspect,
+  /** Whether the clips get captions burned in. */
+  captions: clipCaptions.optional(),
   /** What the clips' boundaries follow: transcript sentences, pauses in the audio, or scene cuts. */
   boundaries: z.enum(['transcript', 'pauses', 'scenes']).optional(),
   /** What ranked them: the words and the signals, or the signals alone. */

@@ -132,7 +132,8 @@ export const VIDEO_FLOW = [
     payloads: ({ videoId, consumed }) => {
       const persisted = persistedAnalysis.safeParse(consumed);
       if (!persisted.success) return [];
-      return renderClipPayloads(videoId, persisted.data.clipCandidates, persisted.data.aspect).map((data) => ({ data, index: data.clipIndex }));
+      const { clipCandidates, aspect, captions } = persisted.data;
+      return renderClipPayloads(videoId, clipCandidates, aspect, captions).map((data) => ({ data, index: data.clipIndex }));
     },
   }),
   row({

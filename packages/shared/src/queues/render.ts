@@ -5,6 +5,9 @@ import { videoId } from './payloads.js';
 export const clipAspect = z.enum(['9:16', '1:1', '16:9'], { message: 'aspect must be one of 9:16, 1:1, 16:9' });
 export type ClipAspect = z.infer<typeof clipAspect>;
 
+export const clipCaptions = z.enum(['off', 'burned'], { message: 'captions must be one of off, burned' });
+export type ClipCaptions = z.infer<typeof clipCaptions>;
+
 /**
  * What a submission asks of its clips; analysis scores candidates with it and rendering frames
  * them. Every field has a default, so `{}` is valid.
@@ -19,6 +22,8 @@ export const clipOptions = z
     maxClipSeconds: z.number().min(1).max(600).default(30),
     /** Aspect of the rendered clips. @defaultValue '9:16' */
     aspect: clipAspect.default('9:16'),
+    /** `burned`: the words said, timed to the speech, drawn into the picture (needs a transcript). @defaultValue 'off' */
+    captions: clipCaptions.default('off'),
   })
   .refine((options) => options.minClipSeconds <= options.maxClipSeconds, {
     message: 'minClipSeconds must not exceed maxClipSeconds',
@@ -47,6 +52,7 @@ export const renderClipPayload = z
     aspect: clipAspect,
     score: z.number().min(0).max(100),
     reasons: z.array(z.string().max(200)).max(10).default([]),
+    captions: clipCaptions.default('off'),
   })
   .refine((clip) => clip.endSeconds > clip.startSeconds, { message: 'endSeconds must be after startSeconds', path: ['endSeconds'] });
 export type RenderClipPayload = z.output<typeof renderClipPayload>;
@@ -75,8 +81,14 @@ export function clipStorageKeys(videoIdValue: string, clipIndex: number): { vide
 }
 
 /** The render jobs of a video's candidates, ranked as scoring left them. */
-export function renderClipPayloads(videoIdValue: string, candidates: readonly ClipCandidate[], aspect: ClipAspect): RenderClipPayload[] {
+export function renderClipPayloads(
+  videoIdValue: string,
+  candidates: readonly ClipCandidate[],
+  aspect: ClipAspect,
+  captions: ClipCaptions = 'off',
+): RenderClipPayload[] {
   return candidates.map((candidate, clipIndex) => ({
+    captions,
     videoId: videoIdValue,
     clipIndex,
     startSeconds: candidate.startSeconds,

@@ -44,6 +44,7 @@ export interface VideoOptions {
   minClipSeconds?: number;
   maxClipSeconds?: number;
   aspect?: '9:16' | '1:1' | '16:9';
+  captions?: 'off' | 'burned';
 }
 
 export interface IdempotencyKeysTable {
