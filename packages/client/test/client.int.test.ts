@@ -57,7 +57,7 @@ describe('videos', () => {
       scenes: [],
       priority: 'low',
     });
-    expect(video.options).toEqual({ clipCount: 2, aspect: '9:16', minClipSeconds: 5, maxClipSeconds: 30 });
+    expect(video.options).toEqual({ clipCount: 2, aspect: '9:16', minClipSeconds: 5, maxClipSeconds: 30, captions: 'off' });
     expect(video.steps.map((step) => step.status)).toEqual(video.steps.map(() => 'pending'));
     expect(video.steps.length).toBeGreaterThanOrEqual(3);
   });
