@@ -1,0 +1,245 @@
+/**
+ * infra/Dockerfile, built step by step without a Docker engine: the context laid out as
+ * .dockerignore leaves it, each stage's filesystem as its COPY instructions fill it, the
+ * preconditions of each RUN (npm ci sees every workspace manifest and the lock; tsc -b sees
+ * every project the root tsconfig references and their sources), the build stage compiled for
+ * real in a copy of exactly those files, the production prune checked against what the code
+ * imports, and one process started from the compiled output. docker-compose.yml is checked to
+ * validate and to start only what the image holds.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { buildContext } from './support/build-context.js';
+import { existsIn, interpretDockerfile, type Stage } from './support/dockerfile.js';
+import { projectRunModel } from './support/image.js';
+import { type Manifest, nodeScript, readJson, readText, ROOT, sourceOf, tsProjects, workspaces } from './support/workspace.js';
+
+const DOCKERFILE = readText('infra/Dockerfile');
+const context = buildContext(ROOT);
+
+const stages = interpretDockerfile(DOCKERFILE, { files: context.files }, projectRunModel);
+const stage = (name: string): Stage => {
+  const found = stages.get(name);
+  if (!found) throw new Error(`infra/Dockerfile has no stage ${name}`);
+  return found;
+};
+const runtime = [...stages.values()].at(-1)!;
+
+/** Every RUN step of every stage whose command matches. */
+function runsMatching(pattern: RegExp) {
+  return [...stages.values()].flatMap((each) => each.runs.filter((run) => pattern.test(run.command)).map((run) => ({ stage: each, run })));
+}
+
+describe('the build context (.dockerignore)', () => {
+  it('leaves out installs, build outputs, secrets, tests and deployment files, and keeps the simulator the build compiles', () => {
+    const leftOut = ['node_modules/jest/package.json', 'apps/producer/dist/main.js', 'infra/upstream-sim/dist/main.js', 'apps/producer/dist/.tsbuildinfo'];
+    leftOut.push('.env', '.env.production', 'tests/lockfile.test.ts', 'apps/producer/test/api.unit.test.ts', 'infra/upstream-sim/test/simulator.int.test.ts');
+    leftOut.push('infra/k8s/base/kustomization.yaml', 'infra/Dockerfile', '.git/HEAD', 'README.md', 'docker-compose.yml');
+    for (const file of leftOut) expect([file, context.ignores(file)]).toEqual([file, true]);
+    const kept = [
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+      'infra/upstream-sim/package.json',
+      'infra/upstream-sim/src/main.ts',
+      'apps/producer/src/main.ts',
+    ];
+    for (const file of kept) expect([file, context.files.has(file)]).toEqual([file, true]);
+    const unwanted = [...context.files].filter((file) => /(^|\/)(node_modules|dist|tests?|\.git)\/|\.tsbuildinfo$|(^|\/)\.env/.test(file));
+    expect(unwanted).toEqual([]);
+    expect([...context.files].filter((file) => file.startsWith('infra/') && !file.startsWith('infra/upstream-sim/'))).toEqual([]);
+  });
+});
+
+describe('infra/Dockerfile, stage by stage', () => {
+  it('has a Node 24 base, a build, a production-dependency and a runtime stage, every COPY source found', () => {
+    expect([...stages.keys()]).toEqual(['base', 'build', 'deps', 'runtime']);
+    expect(stage('base').from).toMatch(/^node:24[-.]/);
+    expect(runtime.from).toBe(stage('base').from);
+  });
+
+  it('runs npm ci with the lock and every workspace manifest, and nothing else of the tree yet (cached across source edits)', () => {
+    const installs = runsMatching(/\bnpm ci\b/);
+    expect(installs.map(({ stage: each }) => each.name)).toEqual(['build', 'deps']);
+    const manifests = ['package.json', 'package-lock.json', ...workspaces().map((dir) => `${dir}/package.json`)].map((file) => `/app/${file}`);
+    for (const { run } of installs) {
+      expect(manifests.filter((file) => !run.files.has(file))).toEqual([]);
+      expect([...run.files].filter((file) => !manifests.includes(file))).toEqual([]);
+    }
+  });
+
+  it('runs tsc -b with every referenced project: its tsconfig, the config it extends and all its sources', () => {
+    const [build] = runsMatching(/\bnpm run build\b/);
+    expect(build?.stage.name).toBe('build');
+    expect(readJson<{ scripts: Record<string, string> }>('package.json').scripts.build).toBe('tsc -b');
+    const needed = tsProjects().flatMap((project) => {
+      const sources = [...context.files].filter((file) => project.include.some((dir) => file.startsWith(`${dir}/`)));
+      return [path.posix.join(project.dir, 'tsconfig.json'), ...(project.extends ? [project.extends] : []), ...sources];
+    });
+    expect(needed.length).toBeGreaterThan(100);
+    expect(needed.filter((file) => !build!.run.files.has(`/app/${file}`))).toEqual([]);
+  });
+
+  it('puts the compiled code of every process into the runtime image, which runs as a numeric non-root user under tini', () => {
+    const scripts = ['apps/producer', 'apps/worker-io', 'apps/worker-cpu', 'apps/dashboard', 'infra/upstream-sim'].map((dir) => `${dir}/dist/main.js`);
+    scripts.push('packages/shared/dist/db/migrate-cli.js', nodeScript(runtime.cmd ?? [])!);
+    for (const script of scripts) {
+      expect([script, existsIn(runtime, `/app/${script}`), existsIn(stage('build'), `/app/${sourceOf(script)}`)]).toEqual([script, true, true]);
+    }
+    expect(runtime.user).toMatch(/^[1-9]\d*(:\d+)?$/);
+    expect(runtime.entrypoint).toEqual(['/usr/bin/tini', '--']);
+    expect(runtime.env.NODE_ENV).toBe('production');
+    expect(runtime.env.STORAGE_DIR).toMatch(/^\/var\/lib\//);
+    expect(existsIn(runtime, '/app/node_modules')).toBe(true);
+  });
+});
+
+describe('the production install of the runtime stage', () => {
+  // `npm ci --omit=dev` installs the workspaces' dependencies, hoisted to /app/node_modules, and
+  // drops what only the root's devDependencies bring: every package the shipped sources import
+  // must be in the lock as a production package.
+  it('keeps in the production install every package the shipped code imports', () => {
+    const lock = readJson<{ packages: Record<string, { dev?: boolean }> }>('package-lock.json');
+    const shipped = tsProjects().filter((project) => project.outDir && existsIn(runtime, `/app/${project.outDir}`));
+    expect(shipped.map((project) => project.dir).sort()).toEqual([
+      'apps/dashboard',
+      'apps/producer',
+      'apps/worker-cpu',
+      'apps/worker-io',
+      'infra/upstream-sim',
+      'packages/shared',
+    ]);
+    const problems: string[] = [];
+    for (const project of shipped) {
+      const manifest = readJson<Manifest>(`${project.dir}/package.json`);
+      for (const name of importedPackages(project.include)) {
+        if (name === manifest.name || manifest.dependencies?.[name] || name.startsWith('@clipline/')) continue;
+        const installed = lock.packages[`node_modules/${name}`];
+        if (!installed || installed.dev)
+          problems.push(`${project.dir} imports ${name}, which the production install ${installed ? 'drops (dev only)' : 'lacks'}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+});
+
+/** Packages the non-test sources under `dirs` import at run time (type-only imports left out). */
+function importedPackages(dirs: string[]): Set<string> {
+  const names = new Set<string>();
+  const files = [...context.files].filter((file) => dirs.some((dir) => file.startsWith(`${dir}/`)) && /\.ts$/.test(file));
+  for (const file of files) {
+    const text = readText(file);
+    for (const match of text.matchAll(/^\s*(?:import|export)\s+(?!type\s)(?:[^'";]*?\sfrom\s+)?'([^'.][^']*)'|import\('([^'.][^']*)'\)/gm)) {
+      const specifier = match[1] ?? match[2]!;
+      if (specifier.startsWith('node:')) continue;
+      names.add(specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!);
+    }
+  }
+  return names;
+}
+
+/**
+ * Lays out the build stage's files in `dir` as its COPY instructions put them. `npm ci` is stood
+ * in for by the repository's own install (the lockfile test checks that `npm ci` installs exactly
+ * that lock): links to each installed package, and the workspace links npm ci makes, pointing into
+ * the copy.
+ */
+function layOutBuildStage(build: Stage, dir: string): void {
+  for (const [target, file] of build.files) {
+    if (file.origin !== 'context') throw new Error(`${target} comes from stage ${file.origin}, which is not laid out`);
+    const destination = path.join(dir, path.posix.relative(build.workdir, target));
+    mkdirSync(path.dirname(destination), { recursive: true });
+    copyFileSync(path.join(ROOT, file.source), destination);
+  }
+  mkdirSync(path.join(dir, 'node_modules'));
+  for (const entry of readdirSync(path.join(ROOT, 'node_modules'))) {
+    if (entry !== '@clipline') symlinkSync(path.join(ROOT, 'node_modules', entry), path.join(dir, 'node_modules', entry));
+  }
+  mkdirSync(path.join(dir, 'node_modules/@clipline'));
+  for (const workspace of workspaces()) {
+    const { name } = readJson<Manifest>(`${workspace}/package.json`);
+    symlinkSync(path.join('..', '..', workspace), path.join(dir, 'node_modules', name));
+  }
+}
+
+/** Starts a script of the laid-out tree and resolves with the URL it prints once listening. */
+function startListening(script: string, cwd: string, env: Record<string, string>): { child: ChildProcess; url: Promise<string> } {
+  const child = spawn(process.execPath, [script], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const url = new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /"url":"([^"]+)"/.exec(output);
+      if (match) resolve(match[1]!);
+    });
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before listening:\n${output}`)));
+  });
+  return { child, url };
+}
+
+describe('the build stage, compiled in a copy of its files', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'clipline-docker-build-'));
+    layOutBuildStage(stage('build'), dir);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('builds with tsc -b, yields every directory the runtime stage copies from it, and the simulator starts from the result', async () => {
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-b'], { cwd: dir, stdio: 'pipe' });
+    const fromBuild = runtime.copies.filter((copy) => copy.from === 'build').flatMap((copy) => copy.sources);
+    expect(fromBuild.length).toBeGreaterThanOrEqual(6);
+    expect(fromBuild.filter((source) => !existsSync(path.join(dir, path.posix.relative(stage('build').workdir, source))))).toEqual([]);
+
+    const simulator = startListening('infra/upstream-sim/dist/main.js', dir, { UPSTREAM_SIM_PORT: '0', UPSTREAM_SIM_HOST: '127.0.0.1' });
+    try {
+      const health = await fetch(`${await simulator.url}/_sim/health`);
+      expect(health.status).toBe(200);
+    } finally {
+      const exited = new Promise((resolve) => simulator.child.once('exit', resolve));
+      simulator.child.kill('SIGTERM');
+      await exited;
+    }
+  }, 120_000);
+});
+
+describe('docker-compose.yml', () => {
+  interface ComposeService {
+    image?: string;
+    build?: { context: string; dockerfile: string };
+    command?: string[];
+    volumes?: string[];
+  }
+  const compose = parseYaml(readText('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService> };
+
+  it('builds infra/Dockerfile from the root and starts only scripts the image holds', () => {
+    const built = Object.entries(compose.services).filter(([, service]) => service.build);
+    expect(built.length).toBeGreaterThanOrEqual(5);
+    for (const [name, service] of built) {
+      expect([name, service.build]).toEqual([name, { context: '.', dockerfile: 'infra/Dockerfile' }]);
+      const script = nodeScript(service.command ?? runtime.cmd ?? []);
+      expect([name, script && existsIn(runtime, `/app/${script}`)]).toEqual([name, true]);
+    }
+    const mounted = Object.values(compose.services).flatMap((service) => (service.volumes ?? []).filter((volume) => volume.startsWith('./')));
+    expect(mounted.filter((volume) => !existsSync(path.join(ROOT, volume.split(':')[0]!)))).toEqual([]);
+  });
+
+  const composeCommand = ['docker-compose', 'docker'].find((binary) => {
+    try {
+      execFileSync(binary, binary === 'docker' ? ['compose', 'version'] : ['version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  // Debian's docker-compose (apt-get install docker-compose) or the Compose v2 plugin.
+  (composeCommand ? it : it.skip)(`validates with ${composeCommand ?? 'docker-compose (not installed here)'} config`, () => {
+    const args = composeCommand === 'docker' ? ['compose', 'config', '-q'] : ['config', '-q'];
+    const secrets = { POSTGRES_PASSWORD: 'p', API_KEYS: 'k', DASHBOARD_PASSWORD: 'd', ACCOUNTS_KEYRING: 'main:a' };
+    expect(() => execFileSync(composeCommand!, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...secrets }, stdio: 'pipe' })).not.toThrow();
+  });
+});

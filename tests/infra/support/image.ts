@@ -1,0 +1,23 @@
+/** The clipline image as infra/Dockerfile builds it from this repository, interpreted without Docker. */
+import path from 'node:path';
+import { buildContext } from './build-context.js';
+import { existsIn, interpretDockerfile, type Stage } from './dockerfile.js';
+import { readText, ROOT, tsProjects } from './workspace.js';
+
+/** What the project's RUN steps leave behind (paths relative to the stage's WORKDIR). */
+export function projectRunModel(command: string, stage: Stage): string[] {
+  if (/\bnpm ci\b/.test(command)) return ['node_modules'];
+  if (/\bnpm run build\b/.test(command)) {
+    return tsProjects()
+      .filter((project) => project.outDir && existsIn(stage, path.posix.join(stage.workdir, project.dir, 'tsconfig.json')))
+      .map((project) => project.outDir!);
+  }
+  const made = /\bmkdir -p "?([^"\s&]+)"?/.exec(command);
+  return made ? [made[1]!] : [];
+}
+
+/** The final stage of infra/Dockerfile: what a container of the image holds. */
+export function runtimeImage(): Stage {
+  const stages = interpretDockerfile(readText('infra/Dockerfile'), { files: buildContext(ROOT).files }, projectRunModel);
+  return [...stages.values()].at(-1)!;
+}
