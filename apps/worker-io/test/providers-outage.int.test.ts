@@ -5,7 +5,7 @@
  * data (so another process that takes it next counts from the same start), and gives up only
  * past PROVIDER_OUTAGE_MAX_SECONDS.
  */
-import { Job, Queue } from 'bullmq';
+import { type Job, Queue } from 'bullmq';
 import { z } from 'zod';
 import { createLogger, defineQueue, Registry, startWorker, UPSTREAM_WAITS_KEY, type RunningWorker, type UpstreamWait } from '@clipline/shared';
 import { createProviderClients, loadProviderSettings, toJobError, type ProviderClients } from '../src/providers/index.js';
@@ -78,16 +78,26 @@ const ask = (providers: ProviderClients) => providers.openai.chatCompletion({ me
 const chatRequests = () => fixture.sim.stats().endpoints['openai.chat.completions'].requests;
 const waitsOf = (job: Job | undefined) => (job?.data as Record<string, unknown> | undefined)?.[UPSTREAM_WAITS_KEY] as Record<string, UpstreamWait> | undefined;
 
-/** The job once it has been deferred at least `count` times, read while it is delayed. */
+/**
+ * The job once it has been deferred at least `count` times, read while it is delayed: its state
+ * first, then its fields (the runtime records the wait before it moves the job, so a delayed job
+ * read after its state has both).
+ */
 async function deferredAtLeast(jobId: string, count: number): Promise<Job> {
   return waitFor(
     async () => {
+      if ((await queue.getJobState(jobId)) !== 'delayed') return undefined;
       const job = await queue.getJob(jobId);
-      return job && (waitsOf(job)?.openai?.deferrals ?? 0) >= count && (await job.getState()) === 'delayed' ? job : undefined;
+      return job && (waitsOf(job)?.openai?.deferrals ?? 0) >= count ? job : undefined;
     },
     RESET_MS * (count + 4),
     `job ${jobId} deferred ${count} times`,
   );
+}
+
+/** The job once it is in `state`: its state read first, then its fields, so a finished job has its return value or reason. */
+async function reached(jobId: string, state: 'completed' | 'failed', timeoutMs: number): Promise<Job> {
+  return waitFor(async () => ((await queue.getJobState(jobId)) === state ? queue.getJob(jobId) : undefined), timeoutMs, `job ${jobId} ${state}`);
 }
 
 async function deferrals(registry: Registry, cause: string): Promise<number> {
@@ -105,7 +115,7 @@ describe('a job that meets an open breaker', () => {
     expect(providers.breakerStates().openai).toBe('open');
     expect(chatRequests()).toBe(2);
 
-    await queue.add('write-captions', { clip: 1 }, { jobId: 'clip-1' });
+    await queue.add('write-captions', { clip: 1 }, { ...declaration.defaultJobOptions, jobId: 'clip-1' });
     const first = await deferredAtLeast('clip-1', 1);
     // Short-circuited: no request reached the provider, and no attempt was counted.
     expect(first.attemptsMade).toBe(0);
@@ -126,19 +136,32 @@ describe('a job that meets an open breaker', () => {
     expect(await deferrals(registry, 'failed-during-outage')).toBeGreaterThanOrEqual(1);
 
     fixture.sim.configure({ endpoints: { 'openai.chat.completions': { errorRate: 0 } } });
-    const done = await waitFor(
-      async () => {
-        const job = await queue.getJob('clip-1');
-        return job && (await job.getState()) === 'completed' ? job : undefined;
-      },
-      RESET_MS * 6,
-      'the job to complete',
-    );
+    const done = await reached('clip-1', 'completed', RESET_MS * 6);
     expect(done.returnvalue).toMatchObject({ caption: expect.any(String) });
     // Finishing counts as the one attempt it took; every deferral before it was free.
     expect(done.attemptsMade).toBe(1);
     expect(done.attemptsStarted).toBeGreaterThan(done.attemptsMade);
     expect(providers.breakerStates().openai).toBe('closed');
+  });
+
+  it('spends its attempts on failures of a provider its breaker holds healthy, then waits instead of failing on the last', async () => {
+    fixture.sim.configure({ endpoints: { 'openai.chat.completions': { errorRate: 1, errorStatus: 503 } } });
+    // A breaker that never judges an outage: every failure is an ordinary transient one.
+    const { providers } = startProcess({ PROVIDER_BREAKER_VOLUME_THRESHOLD: '1000' });
+    await queue.add('write-captions', { clip: 3 }, { ...declaration.defaultJobOptions, jobId: 'clip-3' });
+    const waiting = await deferredAtLeast('clip-3', 1);
+    // Attempts 1 and 2 were spent with backoff; the third and last one met the failure too and waits.
+    expect(waiting.attemptsMade).toBe(2);
+    expect(chatRequests()).toBe(3);
+    expect(providers.breakerStates().openai).toBe('closed');
+    expect(await queue.getFailedCount()).toBe(0);
+    // Waiting for a provider its breaker holds healthy: one reset timeout, plus jitter.
+    expect(waiting.delay).toBeGreaterThanOrEqual(RESET_MS);
+    expect(waiting.delay).toBeLessThanOrEqual(RESET_MS * 1.2);
+
+    fixture.sim.configure({ endpoints: { 'openai.chat.completions': { errorRate: 0 } } });
+    const done = await reached('clip-3', 'completed', RESET_MS * 6);
+    expect(done.attemptsMade).toBe(3);
   });
 
   it('gives up past PROVIDER_OUTAGE_MAX_SECONDS, counted from its first wait even in another process', async () => {
@@ -147,7 +170,7 @@ describe('a job that meets an open breaker', () => {
     const first = startProcess(horizon);
     await ask(first.providers);
     await ask(first.providers);
-    await queue.add('write-captions', { clip: 2 }, { jobId: 'clip-2' });
+    await queue.add('write-captions', { clip: 2 }, { ...declaration.defaultJobOptions, jobId: 'clip-2' });
     const deferred = await deferredAtLeast('clip-2', 1);
     const since = waitsOf(deferred)!.openai!.since;
 
@@ -156,14 +179,7 @@ describe('a job that meets an open breaker', () => {
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const secondStarted = Date.now();
     startProcess({ ...horizon, PROVIDER_BREAKER_VOLUME_THRESHOLD: '1' });
-    const failed = await waitFor(
-      async () => {
-        const job = await queue.getJob('clip-2');
-        return job && (await job.getState()) === 'failed' ? job : undefined;
-      },
-      20_000,
-      'the job to give up',
-    );
+    const failed = await reached('clip-2', 'failed', 20_000);
     const failedAt = failed.finishedOn!;
     expect(failed.failedReason).toMatch(/^gave up waiting for openai: unavailable for [\d.]+ s, the limit is 4 s \(PROVIDER_OUTAGE_MAX_SECONDS\)/);
     // Counted from the first wait in the first process, not from the second process's first sight of the outage.

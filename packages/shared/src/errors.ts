@@ -47,17 +47,22 @@ export class DependencyOutageError extends Error {
 }
 
 /**
- * An upstream service the job needs is down, as far as this process can judge (its circuit
- * breaker is open, or a call failed while it was): calling it now would fail again. The job waits
+ * An upstream service the job needs failed it for reasons of its own (5xx, timeouts, refused
+ * connections, an open circuit breaker). When the upstream is judged down (`judged`: its breaker
+ * is open, or was within its last window), calling it now would fail again: the job waits
  * `retryAfterMs` (until the breaker lets a trial call through) and runs again without spending an
- * attempt. The wait is bounded: once a job has waited for this upstream for `horizonMs`, counted
- * from its first wait (see {@link upstreamOutageVerdict}), it gives up — an optional video step is
- * skipped, anything else fails with the reason.
+ * attempt. A failure of an upstream not judged down is first retried by the job's attempts, with
+ * backoff, like any transient error; only once they are used up does the job wait for the
+ * upstream the same way. Waiting is bounded: once a job has waited for this upstream for
+ * `horizonMs`, counted from its first wait (see {@link upstreamOutageVerdict}), it gives up — an
+ * optional video step is skipped, anything else fails with the reason.
  */
 export class UpstreamOutageError extends Error {
   override name = 'UpstreamOutageError';
   /** When the outage was met (epoch ms); every verdict on this error is taken at this instant. */
   readonly observedAt = Date.now();
+  /** Whether the upstream is judged down (its breaker): then the job waits at once, before its attempts are used up. */
+  readonly judged: boolean;
 
   constructor(
     /** The upstream that is away, e.g. `stability`. */
@@ -67,9 +72,10 @@ export class UpstreamOutageError extends Error {
     readonly retryAfterMs: number,
     /** Longest a job waits for this upstream in all, from its first wait (PROVIDER_OUTAGE_MAX_SECONDS). */
     readonly horizonMs: number,
-    options?: { cause?: unknown },
+    options: { cause?: unknown; judged?: boolean } = {},
   ) {
-    super(message, options);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.judged = options.judged ?? true;
   }
 }
 
@@ -192,8 +198,9 @@ export function isDependencyOutage(thrown: unknown): boolean {
  * - `cancelled`: its video was cancelled through the API; fail it for good, quietly.
  * - `worker-closing`: this worker shuts down; hand the job back to the queue, no attempt spent.
  * - `rate-limited`: pause the queue for `retryAfterMs`, no attempt spent.
- * - `upstream-outage`: an upstream's breaker is open; wait until it may be tried again, no attempt
- *   spent, up to the outage horizon (see {@link upstreamOutageVerdict}).
+ * - `upstream-outage`: an upstream is judged down (its breaker is open), or failed the job's last
+ *   attempt; wait until it may be tried again, no attempt spent, up to the outage horizon (see
+ *   {@link upstreamOutageVerdict}). An upstream failure before that is `transient`.
  * - `dependency-outage`: wait for the dependency, no attempt spent.
  * - `permanent`: retrying cannot help; fail at once.
  * - `transient`: anything else; BullMQ retries with backoff while attempts remain.
@@ -209,15 +216,15 @@ export type JobErrorKind =
 
 /**
  * Classifies a job's error (and the abort reason of its signal) once, for the worker runtime and
- * the step bookkeeping alike. Processors signal a permanent failure with {@link PermanentJobError};
+ * the step bookkeeping alike; `attempt.last` says the job has no attempt left after this one. Processors signal a permanent failure with {@link PermanentJobError};
  * the runtime alone turns it into BullMQ's UnrecoverableError.
  */
-export function classifyJobError(thrown: unknown, signal?: AbortSignal): JobErrorKind {
+export function classifyJobError(thrown: unknown, signal?: AbortSignal, attempt: { last?: boolean } = {}): JobErrorKind {
   if (signal?.aborted && signal.reason instanceof JobCancelledError) return { kind: 'cancelled' };
   if (thrown instanceof JobCancelledError) return { kind: 'cancelled' };
   if (isWorkerClosing(thrown, signal)) return { kind: 'worker-closing' };
   if (thrown instanceof RateLimitedError && thrown.retryAfterMs > 0) return { kind: 'rate-limited', retryAfterMs: thrown.retryAfterMs };
-  if (thrown instanceof UpstreamOutageError) return { kind: 'upstream-outage', outage: thrown };
+  if (thrown instanceof UpstreamOutageError && (thrown.judged || attempt.last)) return { kind: 'upstream-outage', outage: thrown };
   if (isDependencyOutage(thrown)) return { kind: 'dependency-outage' };
   if (thrown instanceof PermanentJobError) return { kind: 'permanent' };
   return { kind: 'transient' };

@@ -102,16 +102,18 @@ export class ProviderBreaker {
   }
 
   /**
-   * The outage a failure that just happened belongs to, if the breaker judges one: it is open or
-   * half-open now (this failure opened it, or failed its trial), or it closed less than one
-   * rolling window ago, so its statistics still hold the failures that opened it (a provider
-   * that fails half its calls keeps closing and opening). Undefined for a failure of a healthy
-   * provider: the job spends an attempt on it as usual.
+   * What the breaker makes of a failure that just happened. It judges an outage when it is open
+   * or half-open now (this failure opened it, or failed its trial), or closed less than one
+   * rolling window ago, so that its statistics still hold the failures that opened it (a
+   * provider failing half its calls keeps closing and opening): come back when it lets a trial
+   * through. A failure of a provider it holds healthy is not judged (the job's attempts retry
+   * it first); should the job run out of them, it comes back after the reset timeout.
    */
-  outage(): ProviderOutage | undefined {
-    const recentlyClosed = this.closedAt > 0 && Date.now() - this.closedAt < this.settings.rollingWindowMs;
-    if (this.state === 'closed' && !recentlyClosed) return undefined;
-    return { retryAfterMs: this.retryAfterMs(), outageMaxMs: this.settings.outageMaxMs };
+  outage(): ProviderOutage {
+    const { resetTimeoutMs, rollingWindowMs, outageMaxMs } = this.settings;
+    const recentlyClosed = this.closedAt > 0 && Date.now() - this.closedAt < rollingWindowMs;
+    const judged = this.state !== 'closed' || recentlyClosed;
+    return { judged, retryAfterMs: judged ? this.retryAfterMs() : resetTimeoutMs, outageMaxMs };
   }
 
   /** Runs `action` through the breaker; a short-circuited call throws {@link ProviderBreakerOpenError}. */

@@ -11,7 +11,8 @@ import { API_KEY_VARIABLES, type ProviderName } from './provider-names.js';
  * - `breaker-open`: the provider failed too often lately and is judged down; `toJobError` makes
  *   it an `UpstreamOutageError`, so the job waits for the breaker to half-open without spending
  *   an attempt, up to `PROVIDER_OUTAGE_MAX_SECONDS` in all. A transient failure met while the
- *   breaker judges an outage carries {@link ProviderTransientError.outage} and waits the same way.
+ *   breaker judges an outage waits the same way (see {@link ProviderTransientError.outage}), and
+ *   so does one on the job's last attempt.
  * - `not-configured`: no API key; the step is skipped with this reason.
  */
 export type ProviderFailureKind = 'permanent' | 'transient' | 'rate-limited' | 'breaker-open' | 'not-configured';
@@ -41,9 +42,11 @@ export class ProviderInvalidResponseError extends ProviderPermanentError {
   override name = 'ProviderInvalidResponseError';
 }
 
-/** How long a job should wait for a provider judged down, and how long it may wait in all. */
+/** What a provider's breaker makes of a failure: is the provider judged down, when to try again, how long to wait in all. */
 export interface ProviderOutage {
-  /** Milliseconds until the breaker lets a trial call through. */
+  /** True when the breaker judges the provider down (open, half-open, or closed less than a window ago). */
+  judged: boolean;
+  /** Milliseconds until the provider is worth another call: what is left of the open time, or the reset timeout. */
   retryAfterMs: number;
   /** Longest a job waits for this provider in all (PROVIDER_OUTAGE_MAX_SECONDS). */
   outageMaxMs: number;
@@ -53,9 +56,10 @@ export class ProviderTransientError extends ProviderError {
   override name = 'ProviderTransientError';
   readonly kind = 'transient';
   /**
-   * Set when the failure belongs to an outage the provider's breaker has judged (it is open
-   * after this failure, or it was open within its last window): the job waits for the provider
-   * instead of spending an attempt on a call that only met the outage.
+   * What the provider's breaker makes of this failure, set by the guard. When it belongs to an
+   * outage the breaker has judged (`judged`), the job waits for the provider instead of spending
+   * an attempt on a call that only met the outage; otherwise its attempts retry it first, and
+   * once they are used up it waits the same way.
    */
   outage: ProviderOutage | undefined;
 }

@@ -55,12 +55,12 @@ export class ProviderGuard {
     }
   }
 
-  /** Marks a transient failure that belongs to an outage, and counts the calls that met one (each defers its job). */
+  /** Tells a transient failure what the breaker makes of it, and counts the calls that met an outage (each defers its job). */
   private noteOutage(error: unknown): void {
     const { provider, breaker, metrics } = this.options;
     if (error instanceof ProviderTransientError) {
       error.outage = breaker.outage();
-      if (error.outage) metrics.outageDeferrals.inc({ provider, cause: 'failed-during-outage' });
+      if (error.outage.judged) metrics.outageDeferrals.inc({ provider, cause: 'failed-during-outage' });
     } else if (error instanceof ProviderBreakerOpenError) {
       metrics.outageDeferrals.inc({ provider, cause: 'breaker-open' });
     }

@@ -263,7 +263,8 @@ async function runJob(scope: WorkerScope, job: Job, token: string | undefined, l
   } catch (thrown) {
     if (thrown instanceof WaitingChildrenError) throw thrown;
     const error = coerceError(thrown);
-    return await settleJobError(scope, job, token, error, classifyJobError(error, controller.signal), logger);
+    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    return await settleJobError(scope, job, token, error, classifyJobError(error, controller.signal, { last }), logger);
   } finally {
     scope.running.delete(job.id ?? '');
   }

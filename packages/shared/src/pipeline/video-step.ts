@@ -100,7 +100,7 @@ export async function runVideoStep<R>(
     await record('completed');
     return result;
   } catch (thrown) {
-    const classified = classifyJobError(thrown, job.signal);
+    const classified = classifyJobError(thrown, job.signal, { last: attempt >= job.maxAttempts });
     // The database is away: nothing can be recorded; the runtime retries the job without an attempt.
     if (classified.kind === 'dependency-outage') throw thrown;
     let error = thrown;
@@ -142,8 +142,9 @@ type OptionalStepJob = Pick<StepJob, 'data' | 'attemptsMade' | 'maxAttempts' | '
  * generated thumbnail, voice-over): it is recorded as completed, skipped (with the reason, e.g.
  * no API key configured) or failed, but it never fails the video. A {@link RateLimitedError}
  * passes through unrecorded: the job comes back later without that counting as an attempt. So
- * does an {@link UpstreamOutageError} (the step shows what it waits for) until the job has waited
- * longer than the outage horizon: then the step is skipped with that reason.
+ * does an {@link UpstreamOutageError} of an upstream judged down, or on the last attempt (the step
+ * shows what it waits for), until the job has waited longer than the outage horizon: then the
+ * step is skipped with that reason.
  */
 export async function runOptionalStep<R>(
   step: VideoStepName,
@@ -167,7 +168,7 @@ export async function runOptionalStep<R>(
     await videos.setStep(videoId, step, 'completed', { reason: outcome.note ?? null, attempts: attempt });
     return outcome.done;
   } catch (error) {
-    const classified = classifyJobError(error, job.signal);
+    const classified = classifyJobError(error, job.signal, { last: attempt >= job.maxAttempts });
     const { kind } = classified;
     // Shutting down, cancelled, the database away or a queue pause: nothing to record here.
     if (kind === 'worker-closing' || kind === 'cancelled' || kind === 'dependency-outage' || kind === 'rate-limited') throw error;
