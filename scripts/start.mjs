@@ -59,7 +59,13 @@ function composeUp(service) {
   return run('docker', ['compose', 'up', '-d', '--wait', service]);
 }
 
-async function ensureRedis(config) {
+async function ensureRedis(config, shared) {
+  const cluster = shared.parseClusterUrl(config.redisUrl);
+  if (cluster) {
+    // A Redis Cluster is never started here: one node that answers is enough to find the others.
+    for (const { host, port } of cluster.nodes) if (await reachable(host, port)) return say(`Redis Cluster node answers at ${host}:${port}`);
+    die('no node of the Redis Cluster answers (REDIS_URL / REDIS_CLUSTER_NODES). Start the cluster, or unset them to use a local Redis.');
+  }
   const url = new URL(config.redisUrl);
   const host = url.hostname;
   const port = Number(url.port || 6379);
@@ -354,7 +360,7 @@ async function main() {
   }
 
   ensureFfmpeg(config);
-  await ensureRedis(config);
+  await ensureRedis(config, shared);
   await ensureDatabase(shared, config);
   say('running migrations');
   if (!run(process.execPath, [path.join(ROOT, 'packages', 'shared', 'dist', 'db', 'migrate-cli.js')])) die('migrations failed');

@@ -26,7 +26,7 @@ beforeAll(async () => {
     REDIS_URL,
     DATABASE_URL,
     DATABASE_SCHEMA: `t_${token}`,
-    QUEUE_PREFIX: `test-${token}`,
+    QUEUE_PREFIX: `{test-${token}}`,
     STORAGE_DIR: storage,
     HOST: '127.0.0.1',
     PORT: String(await freePort()),
@@ -38,7 +38,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await database?.cleanup();
-  await deleteKeys(REDIS_URL, `test-${token}:*`);
+  await deleteKeys(REDIS_URL, `{test-${token}}:*`);
   await rm(storage, { recursive: true, force: true });
 });
 

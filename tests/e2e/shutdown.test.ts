@@ -14,11 +14,11 @@ import path from 'node:path';
 import { jest } from '@jest/globals';
 import request from 'supertest';
 import { createService, DEV_API_KEY, ingestQueue, JobQueues, type ServiceContext } from '@clipline/shared';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { buildProducer } from '../../apps/producer/src/producer.js';
 import { generateVideo } from '../helpers/media.js';
 import { freePort, startApp, stopApp, waitForHttp, type RunningApp } from '../helpers/processes.js';
-import { createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
 
 jest.setTimeout(120_000);
 
@@ -118,7 +118,7 @@ describe('the producer', () => {
 describe('worker-io', () => {
   let producerService: ServiceContext;
   let producer: ReturnType<typeof buildProducer>;
-  let redis: Redis;
+  let redis: RedisClient;
   let jobs: JobQueues;
   let source: http.Server;
   let sourceBase: string;
@@ -129,7 +129,7 @@ describe('worker-io', () => {
     producerService = createService('producer', env.config);
     producer = buildProducer(producerService);
     if (producer.redis.status !== 'ready') await new Promise((resolve) => producer.redis.once('ready', resolve));
-    redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+    redis = connectRedis(env.config.redisUrl);
     jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
     // A source that sends its headers and first bytes, then holds the rest until released.
     source = http.createServer((req, res) => {

@@ -7,7 +7,6 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import {
   AnalysisRepository,
   createService,
@@ -24,7 +23,7 @@ import { loadCpuWorkerSettings } from '../../apps/worker-cpu/src/cpu-worker-conf
 import { startIoWorker } from '../../apps/worker-io/src/io-worker.js';
 import { loadProviderSettings } from '../../apps/worker-io/src/providers/index.js';
 import { generateVideo } from '../helpers/media.js';
-import { createTestEnvironment, waitFor } from '../helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor } from '../helpers/services.js';
 
 import { jest } from '@jest/globals';
 
@@ -39,7 +38,7 @@ async function completeOneVideo(
   const media = await mkdtemp(path.join(os.tmpdir(), 'clipline-media-'));
   const io = createService('worker-io', env.config);
   const cpu = createService('worker-cpu', env.config);
-  const redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  const redis = connectRedis(env.config.redisUrl);
   const jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
   const videos = new VideosRepository(env.db);
   const producer = new VideoPipelineProducer({ connection: redis, prefix: env.config.queuePrefix }, videos);

@@ -6,9 +6,24 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
-import { createDatabase, dropDatabase, ensureDatabaseExists, loadConfig, migrateToLatest, type Config, type DatabaseSettings, type Db } from '@clipline/shared';
+import {
+  createDatabase,
+  createRedis,
+  dropDatabase,
+  ensureDatabaseExists,
+  loadConfig,
+  migrateToLatest,
+  primariesOf,
+  type Config,
+  type DatabaseSettings,
+  type Db,
+  type RedisClient,
+} from '@clipline/shared';
 
+/**
+ * The Redis the tests use: one server, or a Redis Cluster when `TEST_REDIS_URL` is a
+ * `redis+cluster://` URL (`npm run test:cluster` starts one and points the whole suite at it).
+ */
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** The database the tests use: PostgreSQL unless `TEST_DATABASE_URL` names MySQL/MariaDB or SQLite. */
 export const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -86,7 +101,8 @@ export async function createTestEnvironment(overrides: Record<string, string> = 
     LOG_LEVEL: 'silent',
     REDIS_URL,
     DATABASE_URL,
-    QUEUE_PREFIX: `test-${token}`,
+    // Hash-tagged like the default prefix, so the same tests run on a Redis Cluster.
+    QUEUE_PREFIX: `{test-${token}}`,
     DATABASE_SCHEMA: `t_${token}`,
     STORAGE_DIR: storage,
     SHUTDOWN_TIMEOUT_SECONDS: '5',
@@ -108,20 +124,38 @@ export async function createTestEnvironment(overrides: Record<string, string> = 
   };
 }
 
-export async function deleteKeys(url: string, pattern: string): Promise<number> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
-  let deleted = 0;
-  try {
+/** A connection to the tests' Redis (or cluster), as a worker makes one: it waits out outages. */
+export function connectRedis(url: string = REDIS_URL): RedisClient {
+  return createRedis(url, 'worker');
+}
+
+/**
+ * Keys matching `pattern` on every primary: KEYS and SCAN see one node's keys only, so on a
+ * cluster each primary is asked in turn. Replaces `redis.keys(pattern)` in tests.
+ */
+export async function keysMatching(redis: RedisClient, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const node of await primariesOf(redis)) {
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
       cursor = next;
-      if (keys.length) deleted += await redis.del(...keys);
+      found.push(...keys);
     } while (cursor !== '0');
+  }
+  return found;
+}
+
+export async function deleteKeys(url: string, pattern: string): Promise<number> {
+  const redis = connectRedis(url);
+  try {
+    const keys = await keysMatching(redis, pattern);
+    // One DEL per key: on a cluster, keys of other hash tags may sit in other slots.
+    const deleted = await Promise.all(keys.map((key) => redis.del(key)));
+    return deleted.reduce((sum, count) => sum + count, 0);
   } finally {
     redis.disconnect();
   }
-  return deleted;
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */

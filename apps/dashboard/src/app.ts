@@ -1,7 +1,7 @@
 import express, { type Express } from 'express';
 import { AuthFailureThrottle, type BreakerBoard, Gauge, queueCounts, type BreakerReport, type Config, type Registry } from '@clipline/shared';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { accountVerifier } from './accounts.js';
 import { refuseViewerWrites, requireDashboardAccount } from './authentication.js';
 import { boardForRole } from './boards.js';
@@ -13,7 +13,7 @@ export interface DashboardDependencies {
   queues: readonly Queue[];
   breakers: BreakerBoard;
   /** Holds the failed sign-in counts, so every replica of the dashboard shares one budget. */
-  redis: Redis;
+  redis: RedisClient;
 }
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -8,10 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { BreakerBoard, createMetricsRegistry, createRedis, loadConfig, type Config } from '@clipline/shared';
 import { createDashboardApp } from '../src/app.js';
-import { deleteKeys, REDIS_URL } from '../../../tests/helpers/services.js';
+import { deleteKeys, keysMatching, REDIS_URL } from '../../../tests/helpers/services.js';
 
 const QUEUE = 'dashboard-clips';
 const ADMIN = { user: 'ops', password: 'admin-password-for-tests' };
@@ -21,7 +21,7 @@ const asAdmin = basic(ADMIN.user, ADMIN.password);
 const asViewer = basic(VIEWER.user, VIEWER.password);
 
 let config: Config;
-let redis: Redis;
+let redis: RedisClient;
 let queue: Queue;
 let server: http.Server;
 let ownOrigin: string;
@@ -47,7 +47,7 @@ async function stateOf(jobId: string): Promise<string> {
 
 /** Failed sign-ins recorded for `address`, summed over every minute window. */
 async function failuresOf(address: string): Promise<number> {
-  const keys = await redis.keys(`${config.queuePrefix}:auth-fail:dashboard:${address}:*`);
+  const keys = await keysMatching(redis, `${config.queuePrefix}:auth-fail:dashboard:${address}:*`);
   const values = keys.length ? await redis.mget(...keys) : [];
   return values.reduce((sum, value) => sum + Number(value ?? 0), 0);
 }
@@ -64,7 +64,7 @@ beforeAll(async () => {
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
     REDIS_URL,
-    QUEUE_PREFIX: `test-dash-${randomUUID().slice(0, 8)}`,
+    QUEUE_PREFIX: `{test-dash-${randomUUID().slice(0, 8)}}`,
     DASHBOARD_USER: ADMIN.user,
     DASHBOARD_PASSWORD: ADMIN.password,
     DASHBOARD_VIEWER_USER: VIEWER.user,

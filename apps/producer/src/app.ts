@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { AuthFailureThrottle, purgeVideo, StorageLedger } from '@clipline/shared';
 import type {
   AiResultsRepository,
@@ -37,7 +37,7 @@ export interface ProducerDependencies {
   config: Config;
   logger: Logger;
   metrics: Registry;
-  redis: Redis;
+  redis: RedisClient;
   videos: VideosRepository;
   pipeline: VideoPipelineProducer;
   idempotency: IdempotencyRepository;

@@ -11,7 +11,7 @@ import { allQueues, createService, DEV_API_KEY, type ServiceContext } from '@cli
 import type http from 'node:http';
 import { buildProducer } from '../src/producer.js';
 import { createProducerServer } from '../src/server.js';
-import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { createTestEnvironment, keysMatching, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 jest.setTimeout(240_000);
 
@@ -361,7 +361,7 @@ async function counts() {
     );
   // Rate and throttle counters are expected to move; jobs, flows and anything else are not.
   const counters = [':api-rate:', ':fair-share:', ':auth-fail:'];
-  const keys = await producer.redis.keys(`${env.config.queuePrefix}:*`);
+  const keys = await keysMatching(producer.redis, `${env.config.queuePrefix}:*`);
   return {
     videos: await rows('videos'),
     publicJobs: await rows('public_jobs'),

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import {
   AnalysisRepository,
   analyzeQueue,
@@ -30,14 +30,14 @@ import {
 import { loadCpuWorkerSettings } from '../src/cpu-worker-config.js';
 import { startCpuWorker, type RunningCpuWorker } from '../src/cpu-worker.js';
 import { generateVideo, withClaimedDuration } from '../../../tests/helpers/media.js';
-import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const run = promisify(execFile);
 
 let env: TestEnvironment;
 let service: ServiceContext;
 let cpu: RunningCpuWorker;
-let connection: Redis;
+let connection: RedisClient;
 let ingest: RunningWorker;
 let flows: FlowEnqueuer;
 let videos: VideosRepository;
@@ -48,7 +48,7 @@ beforeAll(async () => {
   env = await createTestEnvironment({ CPU_POOL_THREADS: '2', WORKER_CPU_CONCURRENCY: '4', WORKER_CPU_METRICS_PORT: '0', HOST: '127.0.0.1' });
   service = createService('worker-cpu', env.config);
   cpu = await startCpuWorker(service, { settings: loadCpuWorkerSettings({}) });
-  connection = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  connection = connectRedis(env.config.redisUrl);
   storage = new LocalStorage(env.config.storageDir);
   // Stands in for worker-io's ingest: stores the source where analysis expects it.
   ingest = startWorker(

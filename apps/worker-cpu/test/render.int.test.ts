@@ -4,7 +4,7 @@ import { copyFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import {
   AnalysisRepository,
   createLogger,
@@ -22,7 +22,7 @@ import { renderClip, type RenderSettings } from '../src/render/render-clip.js';
 import { renderProcessors } from '../src/render/render-processor.js';
 import { generateVideo } from '../../../tests/helpers/media.js';
 import { fixtures, fixturesPresent } from '../../../tests/helpers/fixtures.js';
-import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const run = promisify(execFile);
 const realVideo = fixtures('video', ['bbb_h264_aac_60s.mp4']);
@@ -170,15 +170,15 @@ describe('renderClip', () => {
 
 describe('the render worker (real BullMQ jobs)', () => {
   let worker: RunningWorker;
-  let connection: Redis;
-  let eventsConnection: Redis;
+  let connection: RedisClient;
+  let eventsConnection: RedisClient;
   let events: QueueEvents;
   let analyses: AnalysisRepository;
   let videos: VideosRepository;
   const progress = new Map<string, number[]>();
 
   beforeAll(async () => {
-    connection = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+    connection = connectRedis(env.config.redisUrl);
     analyses = new AnalysisRepository(env.db);
     videos = new VideosRepository(env.db);
     worker = startWorker(renderQueue, renderProcessors({ settings, analyses, storage }), {
@@ -187,7 +187,7 @@ describe('the render worker (real BullMQ jobs)', () => {
       concurrency: 2,
       logger: createLogger({ name: 'render-test', level: 'silent' }),
     });
-    eventsConnection = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+    eventsConnection = connectRedis(env.config.redisUrl);
     events = new QueueEvents(renderQueue.name, { connection: eventsConnection, prefix: env.config.queuePrefix });
     events.on('progress', ({ jobId, data }) => progress.set(jobId, [...(progress.get(jobId) ?? []), Number(data)]));
     await events.waitUntilReady();

@@ -18,7 +18,7 @@ import {
   type QueueDeclaration,
   type ServiceContext,
 } from '@clipline/shared';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import type { UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import { startIoWorker } from '../src/io-worker.js';
 import { loadProviderSettings } from '../src/providers/index.js';
@@ -29,7 +29,7 @@ const SYNC_INTERVAL_SECONDS = 2;
 let fixture: UpstreamFixture;
 let env: TestEnvironment;
 let sim: UpstreamSimulator;
-let redis: Redis;
+let redis: RedisClient;
 let service: ServiceContext;
 let jobs: JobQueues;
 let videos: VideosRepository;

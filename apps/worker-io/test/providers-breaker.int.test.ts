@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { Registry } from '@clipline/shared';
 import type { UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import {
@@ -16,7 +16,7 @@ const RESET_MS = 1500;
 let fixture: UpstreamFixture;
 let env: TestEnvironment;
 let sim: UpstreamSimulator;
-let redis: Redis;
+let redis: RedisClient;
 let registry: Registry;
 let providers: ProviderClients;
 

@@ -1,8 +1,8 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { Registry } from '@clipline/shared';
 import type { UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import { createProviderClients, isoDurationSeconds, loadProviderSettings, type ProviderClients } from '../src/providers/index.js';
-import type { TestEnvironment } from '../../../tests/helpers/services.js';
+import { keysMatching, type TestEnvironment } from '../../../tests/helpers/services.js';
 import { startUpstreamFixture, type UpstreamFixture } from './upstream-fixture.js';
 
 // Long enough that nothing goes stale by itself while the test runs; staleness is made by hand.
@@ -11,7 +11,7 @@ const VIDEO = 'dQw4w9WgXcQ';
 let fixture: UpstreamFixture;
 let env: TestEnvironment;
 let sim: UpstreamSimulator;
-let redis: Redis;
+let redis: RedisClient;
 let registry: Registry;
 let providers: ProviderClients;
 
@@ -37,7 +37,7 @@ async function lookups(): Promise<Record<string, number>> {
 
 /** Moves every cached YouTube entry's freshness into the past, as the TTL running out would; returns how many. */
 async function makeStale(): Promise<number> {
-  const keys = await redis.keys(`${env.config.queuePrefix}:cache:*`);
+  const keys = await keysMatching(redis, `${env.config.queuePrefix}:cache:*`);
   for (const key of keys) {
     const entry = JSON.parse((await redis.get(key))!) as { freshUntil: number };
     await redis.set(key, JSON.stringify({ ...entry, freshUntil: Date.now() - 1000 }), 'KEEPTTL');

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { PermanentJobError, Registry } from '@clipline/shared';
 import type { SimEndpoint, UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import {
@@ -19,14 +19,14 @@ import {
   type ProviderClients,
 } from '../src/providers/index.js';
 import { generateVideo } from '../../../tests/helpers/media.js';
-import type { TestEnvironment } from '../../../tests/helpers/services.js';
+import { keysMatching, type TestEnvironment } from '../../../tests/helpers/services.js';
 import { startUpstreamFixture, type UpstreamFixture } from './upstream-fixture.js';
 
 const run = promisify(execFile);
 let fixture: UpstreamFixture;
 let env: TestEnvironment;
 let sim: UpstreamSimulator;
-let redis: Redis;
+let redis: RedisClient;
 let dir: string;
 const opened: ProviderClients[] = [];
 
@@ -44,7 +44,7 @@ afterAll(async () => {
 
 afterEach(async () => {
   sim.reset();
-  const keys = await redis.keys(`${env.config.queuePrefix}:providers:*`);
+  const keys = await keysMatching(redis, `${env.config.queuePrefix}:providers:*`);
   if (keys.length) await redis.del(...keys);
 });
 

@@ -1,12 +1,12 @@
-import { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { Registry } from '@clipline/shared';
 import { createUpstreamSimulator, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import { createProviderClients, loadProviderSettings, ProviderRateLimitedError, RateGate, type ProviderClients } from '../src/providers/index.js';
-import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 let env: TestEnvironment;
 let sim: UpstreamSimulator;
-const connections: Redis[] = [];
+const connections: RedisClient[] = [];
 const opened: ProviderClients[] = [];
 
 beforeAll(async () => {
@@ -23,8 +23,8 @@ afterAll(async () => {
   await env.cleanup();
 });
 
-function connect(): Redis {
-  const redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+function connect(): RedisClient {
+  const redis = connectRedis(env.config.redisUrl);
   connections.push(redis);
   return redis;
 }

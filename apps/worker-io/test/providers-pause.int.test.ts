@@ -9,7 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
 import { createUpstreamSimulator, type RequestRecord, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
-import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const QUEUE = 'ai-pause';
 const JOBS = 500;
@@ -22,13 +22,12 @@ const PROVIDERS_MODULE = path.resolve(import.meta.dirname ?? '.', '../dist/provi
  * toJobError, so a rate limit becomes a queue pause.
  */
 const WORKER_SCRIPT = `
-import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { createLogger, defineQueue, Registry, standardRetention, startWorker } from '@clipline/shared';
+import { createLogger, createRedis, defineQueue, Registry, standardRetention, startWorker } from '@clipline/shared';
 const providersModule = await import(process.env.PROVIDERS_MODULE_URL);
 const { createProviderClients, loadProviderSettings, toJobError, ProviderRateLimitedError } = providersModule;
 const name = process.env.WORKER_NAME;
-const redis = new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
+const redis = createRedis(process.env.REDIS_URL, 'worker');
 const settings = loadProviderSettings({ UPSTREAM_SIM_URL: process.env.SIM_URL, OPENAI_RATE_LIMIT_PER_SECOND: '0' });
 const clients = createProviderClients({ settings, redis, keyPrefix: process.env.PREFIX, registry: new Registry() });
 const rateLimited = { upstream: 0, paused: 0, limiter: 0 };
@@ -123,7 +122,8 @@ async function stop(worker: WorkerProcess): Promise<Record<string, unknown>> {
 
 describe('429 + Retry-After across worker processes', () => {
   it('pauses the provider for both processes: neither calls it until Retry-After has passed, and no job is lost', async () => {
-    const queue = new Queue(QUEUE, { connection: { url: env.config.redisUrl, maxRetriesPerRequest: null }, prefix: env.config.queuePrefix });
+    const connection = connectRedis(env.config.redisUrl);
+    const queue = new Queue(QUEUE, { connection, prefix: env.config.queuePrefix });
     try {
       // One attempt per job: a rate-limited job must go back to waiting without spending it.
       await queue.addBulk(
@@ -175,6 +175,7 @@ describe('429 + Retry-After across worker processes', () => {
     } finally {
       await queue.obliterate({ force: true });
       await queue.close();
+      connection.disconnect();
     }
   });
 });

@@ -1,15 +1,15 @@
 import { Queue, QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { z } from 'zod';
 import { createLogger, defineQueue, Registry, standardRetention, startWorker } from '@clipline/shared';
 import { createUpstreamSimulator, type UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import { createProviderClients, loadProviderSettings, toJobError, type ProviderClients } from '../src/providers/index.js';
-import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const JOBS = 120;
 let env: TestEnvironment;
 let sim: UpstreamSimulator;
-let redis: Redis;
+let redis: RedisClient;
 let providers: ProviderClients;
 
 beforeAll(async () => {
@@ -19,7 +19,7 @@ beforeAll(async () => {
     seed: 2024,
     config: { endpoints: { 'openai.chat.completions': { errorRate: 0.3, errorStatus: 503, latency: { kind: 'uniform', minMs: 5, maxMs: 25 } } } },
   });
-  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  redis = connectRedis(env.config.redisUrl);
   const settings = loadProviderSettings({
     UPSTREAM_SIM_URL: sim.url,
     // A breaker that trips at 30% would turn this test into a breaker test; it has its own file.
@@ -39,9 +39,10 @@ afterAll(async () => {
 
 describe('transient upstream faults within the job attempts', () => {
   it('lose no job and fail none: 30% 503s are absorbed by BullMQ retries with backoff', async () => {
-    const connection = { url: env.config.redisUrl, maxRetriesPerRequest: null };
+    const connection = connectRedis(env.config.redisUrl);
+    const eventsConnection = connectRedis(env.config.redisUrl);
     const queue = new Queue('ai-transient', { connection, prefix: env.config.queuePrefix });
-    const events = new QueueEvents('ai-transient', { connection, prefix: env.config.queuePrefix });
+    const events = new QueueEvents('ai-transient', { connection: eventsConnection, prefix: env.config.queuePrefix });
     const failed: string[] = [];
     events.on('failed', ({ jobId, failedReason }) => failed.push(`${jobId}: ${failedReason}`));
     await events.waitUntilReady();
@@ -99,6 +100,8 @@ describe('transient upstream faults within the job attempts', () => {
       await events.close();
       await queue.obliterate({ force: true });
       await queue.close();
+      connection.disconnect();
+      eventsConnection.disconnect();
     }
   });
 });

@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { AnalysisRepository, JobQueues, pipelineQueue, VideosRepository } from '@clipline/shared';
 import { pipelineProcessors } from '../src/io-worker.js';
-import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 let env: TestEnvironment;
-let redis: Redis;
+let redis: RedisClient;
 let jobs: JobQueues;
 
 beforeAll(async () => {
   env = await createTestEnvironment();
-  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  redis = connectRedis(env.config.redisUrl);
   jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
 });
 

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import {
   AiResultsRepository,
   AnalysisRepository,
@@ -30,10 +30,10 @@ import {
   type VideoPurgeDependencies,
 } from '@clipline/shared';
 import { storageProcessors } from '../src/storage/storage-processors.js';
-import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 let env: TestEnvironment;
-let redis: Redis;
+let redis: RedisClient;
 let jobs: JobQueues;
 let videos: VideosRepository;
 let analyses: AnalysisRepository;
@@ -59,7 +59,7 @@ const VIDEO_TABLES = [
 
 beforeAll(async () => {
   env = await createTestEnvironment();
-  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  redis = connectRedis(env.config.redisUrl);
   jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
   videos = new VideosRepository(env.db);
   analyses = new AnalysisRepository(env.db);

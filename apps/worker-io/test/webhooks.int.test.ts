@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import {
   createLogger,
   enqueueWebhookDeliveries,
@@ -20,10 +20,10 @@ import {
 } from '@clipline/shared';
 import { parseKeyring } from '@clipline/shared/crypto';
 import { notifyProcessors } from '../src/io-worker.js';
-import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 let env: TestEnvironment;
-let redis: Redis;
+let redis: RedisClient;
 let jobs: JobQueues;
 let worker: RunningWorker;
 let videos: VideosRepository;
@@ -36,7 +36,7 @@ const plan = new Map<string, number[]>();
 
 beforeAll(async () => {
   env = await createTestEnvironment();
-  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  redis = connectRedis(env.config.redisUrl);
   jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
   videos = new VideosRepository(env.db, { onFinished: (_id, deliveryIds) => enqueueWebhookDeliveries(jobs, deliveryIds) });
   webhooks = new WebhooksRepository(env.db);

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 /** A reserved authentication attempt: refused (retry after so many seconds), or to be settled. */
 export interface AuthAttempt {
@@ -19,7 +19,7 @@ export interface AuthAttempt {
  */
 export class AuthFailureThrottle {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** Key prefix, with the app's name: `clipline:auth-fail:api`. */
     private readonly prefix: string,
     /** Failures allowed per address per minute. @defaultValue 20 */

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 export interface BreakerReport {
   provider: string;
@@ -20,7 +20,7 @@ export class BreakerBoard {
   readonly process = `${os.hostname()}:${process.pid}`;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
   ) {
     this.key = `${prefix}:breakers`;

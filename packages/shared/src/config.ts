@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { providerEnvSchema, providerSettings } from './config-providers.js';
 import { DatabaseUrlError, engineOfUrl, resolveDatabaseTarget } from './db/database-target.js';
+import { clusterUrlOfNodes, hashTagOf, isClusterUrl, parseClusterUrl } from './redis.js';
 
 export { DEFAULT_BASE_URLS, providerEnvSchema, type UpstreamProvider } from './config-providers.js';
 
@@ -52,13 +53,33 @@ const bool = z
 const coreEnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Redis holding the queues. @defaultValue redis://127.0.0.1:6379 */
-  REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'expected a redis:// or rediss:// URL' }).default('redis://127.0.0.1:6379'),
-  /** Prefix of every BullMQ key, so several deployments (or test files) can share one Redis. */
+  /**
+   * Redis holding the queues: `redis://` or `rediss://` for one server, or
+   * `redis+cluster://host:port,host:port` (`rediss+cluster://` for TLS) for a Redis Cluster.
+   * @defaultValue redis://127.0.0.1:6379
+   */
+  REDIS_URL: z
+    .string()
+    .refine(
+      (url) => (isClusterUrl(url) ? parseClusterUrl(url) !== undefined : z.url({ protocol: /^rediss?$/ }).safeParse(url).success),
+      'expected a redis:// or rediss:// URL, or redis+cluster://host:port,host:port',
+    )
+    .default('redis://127.0.0.1:6379'),
+  /**
+   * Nodes of a Redis Cluster (`host:port,host:port`), another way to name one: user, password and
+   * TLS then come from `REDIS_URL`.
+   */
+  REDIS_CLUSTER_NODES: commaList
+    .refine((nodes) => nodes.length === 0 || parseClusterUrl(`redis+cluster://${nodes.join(',')}`) !== undefined, 'expected host:port,host:port')
+    .default([]),
+  /**
+   * Prefix of every Redis key, so several deployments (or test files) can share one Redis. Its
+   * hash tag (`{…}`) puts every key in one Redis Cluster slot, which BullMQ's flows need there.
+   */
   QUEUE_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9:_-]+$/, 'letters, digits, ":", "_" and "-" only')
-    .default('clipline'),
+    .regex(/^[A-Za-z0-9:_{}-]+$/, 'letters, digits, ":", "_", "-", "{" and "}" only')
+    .default('{clipline}'),
   /**
    * The database: `postgres://…`, `mysql://…` / `mariadb://…`, or `sqlite:path`.
    * @defaultValue {@link DEFAULT_DATABASE_URL} (SQLite; refused in production)
@@ -211,6 +232,13 @@ function refuseUnsafeCombinations(env: EnvVariables, context: z.RefinementCtx): 
     // The simulator answers with made-up content: never let it stand in for the real providers.
     if (env.UPSTREAM_SIM_URL) refuse(context, 'UPSTREAM_SIM_URL', 'the upstream simulator is refused in production');
   }
+  const cluster = isClusterUrl(env.REDIS_URL) || env.REDIS_CLUSTER_NODES.length > 0;
+  if (isClusterUrl(env.REDIS_URL) && env.REDIS_CLUSTER_NODES.length) {
+    refuse(context, 'REDIS_CLUSTER_NODES', 'names a cluster that REDIS_URL already names: set one of them');
+  }
+  if (cluster && hashTagOf(env.QUEUE_PREFIX) === undefined) {
+    refuse(context, 'QUEUE_PREFIX', 'needs a hash tag on a Redis Cluster, e.g. {clipline}, so that every key of a video flow lands in one slot');
+  }
   try {
     resolveDatabaseTarget(env.DATABASE_URL ?? DEFAULT_DATABASE_URL, env.DATABASE_SCHEMA);
   } catch (error) {
@@ -231,7 +259,8 @@ function toConfig(env: EnvVariables) {
   return {
     env: env.NODE_ENV,
     logLevel: env.LOG_LEVEL,
-    redisUrl: env.REDIS_URL,
+    /** One URL either way: a cluster named by REDIS_CLUSTER_NODES becomes a redis+cluster:// URL. */
+    redisUrl: env.REDIS_CLUSTER_NODES.length && !isClusterUrl(env.REDIS_URL) ? clusterUrlOfNodes(env.REDIS_CLUSTER_NODES, env.REDIS_URL) : env.REDIS_URL,
     queuePrefix: env.QUEUE_PREFIX,
     databaseUrl: env.DATABASE_URL ?? DEFAULT_DATABASE_URL,
     databaseSchema: env.DATABASE_SCHEMA,

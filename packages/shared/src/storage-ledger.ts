@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { Gauge, type Registry } from 'prom-client';
 
 /**
@@ -12,7 +12,7 @@ export class StorageLedger {
   private readonly purgingKey: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
   ) {
     this.bytesKey = `${prefix}:storage:bytes`;

@@ -169,7 +169,7 @@ describe('loadConfig', () => {
       env: 'development',
       logLevel: 'info',
       redisUrl: 'redis://127.0.0.1:6379',
-      queuePrefix: 'clipline',
+      queuePrefix: '{clipline}',
       databaseUrl: `sqlite:${path.resolve('.data/clipline.db')}`,
       databaseSchema: 'public',
       databasePoolSize: 10,

@@ -1,6 +1,6 @@
 /** The job runtime on real Redis and PostgreSQL: parents with children, final failures, optional steps, idempotency leases. */
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { z } from 'zod';
 import {
   createLogger,
@@ -16,7 +16,7 @@ import {
   type FinalFailure,
   type RunningWorker,
 } from '@clipline/shared';
-import { createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const parentQueue = defineQueue({
   name: 'test-parent',
@@ -32,7 +32,7 @@ const childQueue = defineQueue({
 });
 
 let env: TestEnvironment;
-let redis: Redis;
+let redis: RedisClient;
 let jobs: JobQueues;
 const workers: RunningWorker[] = [];
 const logger = createLogger({ name: 'test', level: 'silent' });
@@ -41,7 +41,7 @@ const parentRuns = new Map<string, number>();
 
 beforeAll(async () => {
   env = await createTestEnvironment();
-  redis = new Redis(env.config.redisUrl, { maxRetriesPerRequest: null });
+  redis = connectRedis(env.config.redisUrl);
   jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
   const policy = { onFinalFailure: async (failure: FinalFailure) => void finalFailures.push(failure) };
   const common = { connection: redis, prefix: env.config.queuePrefix, logger, concurrency: 4, policy };

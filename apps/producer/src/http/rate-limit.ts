@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import { principalOf } from './auth.js';
 import { HttpProblem } from './problem.js';
 
@@ -11,7 +11,7 @@ import { HttpProblem } from './problem.js';
  */
 export class RequestBudget {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     readonly perMinute: number,
   ) {}

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 
 /** How long a slot lives without a refresh: a producer that died frees its streams' slots by then. */
 const SLOT_TTL_MS = 45_000;
@@ -11,7 +11,7 @@ const SLOT_TTL_MS = 45_000;
  */
 export class StreamSlots {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     readonly perKey: number,
   ) {}

@@ -28,7 +28,8 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<
 export function isUnavailable(error: unknown): boolean {
   if (isDependencyOutage(error)) return true;
   const text = `${(error as Error)?.name} ${(error as Error)?.message} ${(error as { code?: string })?.code}`;
-  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|max retries per request/i.test(
+  // From CLUSTERDOWN on: a Redis Cluster between a primary's death and its replica's promotion.
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|max retries per request|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|Too many Cluster redirections|Failed to refresh slots cache/i.test(
     text,
   );
 }

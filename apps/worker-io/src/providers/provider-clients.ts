@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import type { Logger, Registry } from '@clipline/shared';
 import { ElevenLabsClient } from './elevenlabs.js';
 import { OpenAiClient } from './openai.js';
@@ -17,7 +17,7 @@ import { videoMetadataSchema, YouTubeMetadata } from './youtube-metadata.js';
 export interface ProviderClientsOptions {
   settings: ProviderSettings;
   /** Connection for the shared limiter, pauses and cache (the worker's connection will do). */
-  redis: Redis;
+  redis: RedisClient;
   /** Prefix of the Redis keys, e.g. the queue prefix, so deployments and test files stay apart. */
   keyPrefix: string;
   /** Where the breaker gauge, call counters and cache counters go (the process registry). */

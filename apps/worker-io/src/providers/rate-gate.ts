@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import type { RateLimit } from './provider-config.js';
 import type { ProviderName } from './provider-names.js';
 
@@ -58,7 +58,7 @@ export class RateGate {
 
   /** @param keyPrefix prefix of the gate's keys, e.g. the queue prefix (`clipline`). */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keyPrefix: string,
   ) {
     // defineCommand keeps the scripts cached by SHA, falling back to EVAL after a Redis restart.

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@clipline/shared';
 import type { z } from 'zod';
 import type { ProviderMetrics } from './provider-metrics.js';
 
@@ -8,7 +8,7 @@ export type CacheOutcome = 'hit' | 'miss' | 'revalidated';
 export type Revalidation<T> = { notModified: true } | { notModified: false; value: T; etag: string | undefined };
 
 export interface ResponseCacheOptions<S extends z.ZodType> {
-  redis: Redis;
+  redis: RedisClient;
   /** Prefix of every key, e.g. the queue prefix. */
   keyPrefix: string;
   /** Name of the cache in keys and in the `cache` label of the lookup counter. */

@@ -1,9 +1,9 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { QueueDeclaration } from '../queues/define.js';
 
 export interface QueueContext {
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
 }
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import { createRedis } from '../redis.js';
 
 type Listener = (videoId: string) => void;
@@ -10,12 +10,12 @@ type Listener = (videoId: string) => void;
  * message delays an update but cannot corrupt one.
  */
 export class VideoSignals {
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   private readonly listeners = { change: new Set<Listener>(), cancel: new Set<Listener>() };
   private readonly channels: { change: string; cancel: string };
 
   constructor(
-    private readonly publisher: Redis,
+    private readonly publisher: RedisClient,
     private readonly redisUrl: string,
     prefix: string,
   ) {

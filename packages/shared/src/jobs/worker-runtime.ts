@@ -4,7 +4,7 @@
  * what a failure means for the work a job belongs to comes in through {@link JobPolicy}.
  */
 import { DelayedError, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import {
   classifyJobError,
   coerceError,
@@ -92,7 +92,7 @@ export interface JobPolicy {
 }
 
 export interface WorkerOptions {
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
   concurrency: number;
   logger: Logger;

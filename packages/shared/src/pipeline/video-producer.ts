@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { VideoOptions, VideoPriority } from '../db/schema.js';
 import type { VideosRepository } from '../db/videos-repository.js';
 import { FlowEnqueuer, type Chain } from '../jobs/flow-enqueuer.js';
@@ -53,7 +53,7 @@ export interface FairShareSettings {
  */
 export class VideoPipelineProducer {
   private readonly flows: FlowEnqueuer;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly prefix: string;
 
   constructor(

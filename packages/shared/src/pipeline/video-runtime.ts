@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { Db } from '../db/connection.js';
 import { VideosRepository } from '../db/videos-repository.js';
 import { JobQueues } from '../jobs/job-queues.js';
@@ -15,7 +15,7 @@ import { enqueueWebhookDeliveries } from './webhook-outbox.js';
  * finished videos send their webhooks and release their sources at once, and the job policy its
  * workers run with. Everything is registered for shutdown.
  */
-export function connectVideoRuntime(service: ServiceContext, redis: Redis, db: Db) {
+export function connectVideoRuntime(service: ServiceContext, redis: RedisClient, db: Db) {
   const { config, shutdown } = service;
   const signals = new VideoSignals(redis, config.redisUrl, config.queuePrefix);
   shutdown.register('signals', () => signals.close());
