@@ -20,15 +20,18 @@ interface Segment {
   words: string[];
 }
 
+/** Sound shorter than this between pauses is a click or codec padding, not a word. */
+const SHORTEST_WORD_SECONDS = 0.15;
+
 /** The stretches between pauses: where the recording speaks. */
 function spokenStretches(duration: number, pauses: readonly Pause[]): { start: number; end: number }[] {
   const stretches: { start: number; end: number }[] = [];
   let from = 0;
   for (const pause of pauses) {
-    if (pause.startSeconds - from > 0.05) stretches.push({ start: from, end: pause.startSeconds });
+    if (pause.startSeconds - from >= SHORTEST_WORD_SECONDS) stretches.push({ start: from, end: pause.startSeconds });
     from = Math.max(from, pause.endSeconds);
   }
-  if (duration - from > 0.05) stretches.push({ start: from, end: duration });
+  if (duration - from >= SHORTEST_WORD_SECONDS) stretches.push({ start: from, end: duration });
   return stretches;
 }
 
