@@ -28,6 +28,7 @@ import { notFound, problemHandler } from './http/problem.js';
 import { rateLimitPerKey, RequestBudget } from './http/rate-limit.js';
 import { StreamSlots } from './http/stream-slots.js';
 import { openApiDocument } from './openapi.js';
+import { apiDocsRoutes } from './docs/api-docs.js';
 import type { StrengthPool } from './accounts/strength-pool.js';
 import { jobRoutes } from './routes/jobs.js';
 import { userRoutes } from './routes/users.js';
@@ -102,6 +103,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   app.get('/openapi.json', (_req, res) => {
     res.json(document);
   });
+  app.use(apiDocsRoutes());
 
   // Derived from a configured secret, so idempotency fingerprints cannot be recomputed from a guessed body.
   const fingerprintKey = createHash('sha256').update(`idempotency-fingerprint:${config.accountsKeyring}`).digest('hex');
