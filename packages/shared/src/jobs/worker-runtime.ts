@@ -3,7 +3,8 @@
  * errors classified once and turned into what BullMQ understands. It knows nothing of videos;
  * what a failure means for the work a job belongs to comes in through {@link JobPolicy}.
  */
-import { DelayedError, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
+import os from 'node:os';
+import { DelayedError, MetricsTime, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '../redis.js';
 import {
   classifyJobError,
@@ -318,6 +319,10 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
     lockDuration: options.lockDuration ?? 30_000,
     autorun: true,
     ...(options.limiter ? { limiter: options.limiter } : {}),
+    // Completed and failed counts per minute for a day (the dashboard's throughput charts), and a
+    // client name telling which process a connected worker is (`queue.getWorkers()`).
+    metrics: { maxDataPoints: MetricsTime.ONE_HOUR * 24 },
+    name: `${os.hostname()}:${process.pid}`,
   });
   worker.on('error', (error) => scope.logger.error({ err: error }, 'worker error'));
   reportFinalFailures(scope, worker);
