@@ -20,10 +20,12 @@ import type {
   VideoPipelineProducer,
   VideoSignals,
   VideosRepository,
+  QueueOperations,
 } from '@clipline/shared';
 import { requireApiKey, type KeyVerifier } from './http/auth.js';
 import { webhookSecretRoutes } from './routes/webhook-secrets.js';
 import { adminKeyRoutes } from './routes/admin-keys.js';
+import { adminQueueRoutes } from './routes/admin-queues.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { rateLimitPerKey, RequestBudget } from './http/rate-limit.js';
 import { StreamSlots } from './http/stream-slots.js';
@@ -54,6 +56,8 @@ export interface ProducerDependencies {
   webhookSecrets: WebhookSecretsRepository;
   apiKeys: ApiKeysRepository;
   publicJobs: PublicJobsRepository;
+  /** Operators' bulk retries and discards of failed jobs, pauses and resumes, audited. */
+  queueOperations: QueueOperations;
   /** Looks up API keys kept in the database, beside those of the configuration. */
   verifyKey?: KeyVerifier;
   /** Whether Redis answers; the API refuses to enqueue (503) when it does not. */
@@ -137,6 +141,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   v1.use(userRoutes(deps));
   v1.use(webhookSecretRoutes({ secrets: deps.webhookSecrets }));
   v1.use(adminKeyRoutes({ keys: deps.apiKeys }));
+  v1.use(adminQueueRoutes({ operations: deps.queueOperations }));
 
   app.use('/v1', v1);
   app.use((req, _res, next) => next(notFound(`no route for ${req.method} ${req.path.slice(0, 200)}`)));

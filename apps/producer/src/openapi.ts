@@ -20,6 +20,7 @@ import {
 import { userRegistration } from './routes/users.js';
 import { publicJobCatalogue } from './routes/jobs.js';
 import { newApiKeyRequest } from './routes/admin-keys.js';
+import { failedJobsFilter } from './routes/admin-queues.js';
 
 type Json = Record<string, unknown>;
 
@@ -36,6 +37,7 @@ const components: Record<string, z.ZodType> = {
   Problem: problem,
   UserRegistration: userRegistration,
   NewApiKey: newApiKeyRequest,
+  FailedJobsFilter: failedJobsFilter,
   User: userView,
 };
 
@@ -343,6 +345,48 @@ function tenantPaths(): Record<string, Json> {
   };
 }
 
+const queueActionSchema = {
+  type: 'object',
+  required: ['queue', 'action', 'reasonFilter', 'affected', 'auditId'],
+  properties: {
+    queue: { type: 'string' },
+    action: { enum: ['retry-failed', 'discard-failed', 'pause', 'resume'] },
+    reasonFilter: { type: ['string', 'null'], description: 'The reason filter applied; null: every failed job' },
+    affected: { type: 'integer', description: 'Jobs retried or discarded (0 for a pause or resume)' },
+    auditId: { type: 'string', description: 'The audit row written for the action' },
+  },
+};
+
+/** Operators' queue actions, each written to the audit. */
+function queueOperationPaths(): Record<string, Json> {
+  const queueParam = { name: 'queue', in: 'path', required: true, schema: { type: 'string' }, description: 'A queue name, e.g. ingest' };
+  const done = { '200': { description: 'Done, with how many jobs it touched', content: { 'application/json': { schema: queueActionSchema } } } };
+  const failedAction = (operationId: string, summary: string) => ({
+    post: {
+      operationId,
+      summary,
+      parameters: [queueParam],
+      requestBody: { required: false, content: json('FailedJobsFilter') },
+      responses: { ...done, ...problems(400, 401, 404, 429, 503) },
+    },
+  });
+  const pauseAction = (operationId: string, summary: string) => ({
+    post: { operationId, summary, parameters: [queueParam], responses: { ...done, ...problems(401, 404, 429, 503) } },
+  });
+  return {
+    '/v1/admin/queues/{queue}/failed:retry': failedAction(
+      'retryFailedJobs',
+      'Operators only: retry every failed job of the queue whose failure reason contains `reason` (all when absent), attempts reset',
+    ),
+    '/v1/admin/queues/{queue}/failed:discard': failedAction(
+      'discardFailedJobs',
+      'Operators only: remove every failed job of the queue whose failure reason contains `reason` (all when absent)',
+    ),
+    '/v1/admin/queues/{queue}:pause': pauseAction('pauseQueue', 'Operators only: workers stop taking new jobs of the queue'),
+    '/v1/admin/queues/{queue}:resume': pauseAction('resumeQueue', 'Operators only: workers take jobs of the queue again'),
+  };
+}
+
 /** Registration. */
 function userPaths(): Record<string, Json> {
   return {
@@ -400,6 +444,15 @@ export function openApiDocument(): Json {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key' } },
       schemas: componentSchemas(),
     },
-    paths: { ...videoPaths(), ...videoEventPaths(), ...clipFilePaths(), ...jobPaths(), ...tenantPaths(), ...userPaths(), ...healthPaths() },
+    paths: {
+      ...videoPaths(),
+      ...videoEventPaths(),
+      ...clipFilePaths(),
+      ...jobPaths(),
+      ...tenantPaths(),
+      ...queueOperationPaths(),
+      ...userPaths(),
+      ...healthPaths(),
+    },
   };
 }

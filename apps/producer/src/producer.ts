@@ -10,6 +10,10 @@ import {
   IdempotencyRepository,
   openDatabase,
   PublicJobsRepository,
+  QueueActionsRepository,
+  QueueOperations,
+  allQueues,
+  createQueue,
   WebhookSecretsRepository,
   VideoPipelineProducer,
   type ServiceContext,
@@ -37,6 +41,9 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
   const pipeline = new VideoPipelineProducer(context, videos, signals, { quotaPerMinute: config.fairShareQuotaPerMinute });
   shutdown.register('flow producer', () => pipeline.close());
 
+  const adminQueues = allQueues.map((declaration) => createQueue(declaration, context));
+  shutdown.register('admin queues', () => Promise.all(adminQueues.map((queue) => queue.close())));
+
   const strength = new StrengthPool();
   shutdown.register('password strength pool', () => strength.close());
   const keyring = parseKeyring(config.accountsKeyring);
@@ -51,6 +58,7 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
     webhookSecrets: new WebhookSecretsRepository(db, keyring),
     apiKeys,
     publicJobs: new PublicJobsRepository(db),
+    queueOperations: new QueueOperations(adminQueues, new QueueActionsRepository(db)),
     config,
     logger,
     metrics,

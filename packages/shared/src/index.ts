@@ -48,6 +48,8 @@ export * from './tenancy.js';
 export * from './auth-throttle.js';
 export * from './db/webhook-secrets-repository.js';
 export * from './db/public-jobs-repository.js';
+export * from './db/queue-actions-repository.js';
+export * from './jobs/failed-job-operations.js';
 export * from './storage-ledger.js';
 export * from './pipeline/source-release.js';
 export * from './pipeline/video-purge.js';

@@ -12,6 +12,8 @@ export interface Caller {
   tenant: string;
   /** Operators: they see and act on every tenant's work. */
   admin: boolean;
+  /** The name a key stored in the database was created with (audits name who acted). */
+  name?: string;
 }
 
 /** A key kept in the database, looked up by the key itself. */
@@ -78,7 +80,7 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
     for (const candidate of configured) if (timingSafeEqual(candidate.digest, presented)) caller = candidate.caller;
     if (!caller && settings.verify) {
       const stored = await settings.verify(match[1]).catch(() => null);
-      if (stored) caller = { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin' };
+      if (stored) caller = { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin', name: stored.name };
     }
     if (!caller) return refuse('API key is not valid');
     await attempt?.release();

@@ -316,6 +316,18 @@ export class VideosRepository {
     return Number(row.count);
   }
 
+  /** Videos of every tenant per status (the dashboard's overview); a status with none is 0. */
+  async countByStatus(): Promise<Record<VideoStatus, number>> {
+    const rows = await this.db
+      .selectFrom('videos')
+      .select((eb) => ['status', eb.fn.countAll<number | string | bigint>().as('count')])
+      .groupBy('status')
+      .execute();
+    const counts: Record<VideoStatus, number> = { queued: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 };
+    for (const row of rows) counts[row.status] = Number(row.count);
+    return counts;
+  }
+
   /** Views of many videos in three queries whatever their number, in the order of `ids`. */
   private async views(ids: readonly string[], scope: TenantScope = ANY_TENANT): Promise<VideoView[]> {
     if (ids.length === 0) return [];

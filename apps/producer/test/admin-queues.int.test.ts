@@ -1,0 +1,124 @@
+import request from 'supertest';
+import { Queue, Worker } from 'bullmq';
+import { createService, DEV_ADMIN_API_KEY, DEV_API_KEY, QueueActionsRepository, syncQueue, type ServiceContext } from '@clipline/shared';
+import { buildProducer } from '../src/producer.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+const admin = { authorization: `Bearer ${DEV_ADMIN_API_KEY}` };
+const tenant = { authorization: `Bearer ${DEV_API_KEY}` };
+let env: TestEnvironment;
+let service: ServiceContext;
+let producer: ReturnType<typeof buildProducer>;
+let queue: Queue;
+const connection = connectRedis();
+
+/** Adds jobs to the sync queue and lets a worker fail each with the reason in its data. */
+async function failJobs(reasons: string[]): Promise<void> {
+  const before = await queue.getFailedCount();
+  await queue.addBulk(reasons.map((reason, index) => ({ name: 'refresh-metadata', data: { reason, index }, opts: { attempts: 1 } })));
+  const workerConnection = connectRedis();
+  const worker = new Worker(
+    syncQueue.name,
+    async (job) => {
+      throw new Error(String(job.data.reason));
+    },
+    { connection: workerConnection, prefix: env.config.queuePrefix, concurrency: 10 },
+  );
+  try {
+    await waitFor(async () => ((await queue.getFailedCount()) >= before + reasons.length ? true : undefined), 20_000, 'jobs failed');
+  } finally {
+    await worker.close();
+    workerConnection.disconnect();
+  }
+}
+
+beforeAll(async () => {
+  env = await createTestEnvironment({ API_RATE_LIMIT_PER_MINUTE: '0' });
+  service = createService('producer', env.config);
+  producer = buildProducer(service);
+  queue = new Queue(syncQueue.name, { connection, prefix: env.config.queuePrefix });
+});
+
+afterAll(async () => {
+  await queue.close();
+  connection.disconnect();
+  await service.shutdown.shutdown('tests done');
+  await env.cleanup();
+});
+
+describe('admin queue operations', () => {
+  it('retries and discards the failed jobs whose reason contains the filter, counts them, and audits each action', async () => {
+    await failJobs(['upstream timeout after 10 s', 'upstream timeout after 12 s', 'bad payload', 'quota exceeded']);
+    const retried = await request(producer.app).post('/v1/admin/queues/sync/failed:retry').set(admin).send({ reason: 'timeout' });
+    expect(retried.status).toBe(200);
+    expect(retried.body).toMatchObject({ queue: 'sync', action: 'retry-failed', reasonFilter: 'timeout', affected: 2 });
+    expect(await queue.getFailedCount()).toBe(2);
+    const waiting = await queue.getWaiting();
+    expect(waiting.map((job) => job.data.reason).sort()).toEqual(['upstream timeout after 10 s', 'upstream timeout after 12 s']);
+    expect(waiting.every((job) => job.attemptsMade === 0)).toBe(true);
+
+    const discarded = await request(producer.app).post('/v1/admin/queues/sync/failed:discard').set(admin).send({ reason: 'bad payload' });
+    expect(discarded.body).toMatchObject({ action: 'discard-failed', affected: 1 });
+    const left = await queue.getFailed();
+    expect(left.map((job) => job.failedReason)).toEqual(['quota exceeded']);
+    // No filter: every failed job.
+    const all = await request(producer.app).post('/v1/admin/queues/sync/failed:discard').set(admin);
+    expect(all.body).toMatchObject({ affected: 1, reasonFilter: null });
+    expect(await queue.getFailedCount()).toBe(0);
+
+    const audit = await new QueueActionsRepository(env.db).recent(10);
+    expect(audit.map((row) => [row.action, row.queue, row.reasonFilter, row.affected, row.actorKind])).toEqual([
+      ['discard-failed', 'sync', null, 1, 'api-key'],
+      ['discard-failed', 'sync', 'bad payload', 1, 'api-key'],
+      ['retry-failed', 'sync', 'timeout', 2, 'api-key'],
+    ]);
+    expect(audit[0]?.actor).toMatch(/^config:/);
+    expect(audit[0]?.tenant).toMatch(/^admin-/);
+    expect(audit[0]?.id).toBe(all.body.auditId);
+  });
+
+  it('pauses and resumes a queue, audited', async () => {
+    const paused = await request(producer.app).post('/v1/admin/queues/ingest:pause').set(admin);
+    expect(paused.status).toBe(200);
+    expect(paused.body).toMatchObject({ queue: 'ingest', action: 'pause', affected: 0 });
+    const ingest = new Queue('ingest', { connection, prefix: env.config.queuePrefix });
+    expect(await ingest.isPaused()).toBe(true);
+    const resumed = await request(producer.app).post('/v1/admin/queues/ingest:resume').set(admin);
+    expect(resumed.body).toMatchObject({ action: 'resume' });
+    expect(await ingest.isPaused()).toBe(false);
+    await ingest.close();
+    const audit = await new QueueActionsRepository(env.db).recent(2);
+    expect(audit.map((row) => row.action)).toEqual(['resume', 'pause']);
+  });
+
+  it('answers 404 for an unknown queue and to tenant keys, and 400 for a bad filter', async () => {
+    const before = (await new QueueActionsRepository(env.db).recent(100)).length;
+    expect((await request(producer.app).post('/v1/admin/queues/nope/failed:retry').set(admin)).status).toBe(404);
+    expect((await request(producer.app).post('/v1/admin/queues/nope:pause').set(admin)).status).toBe(404);
+    for (const path of [
+      '/v1/admin/queues/sync/failed:retry',
+      '/v1/admin/queues/sync/failed:discard',
+      '/v1/admin/queues/sync:pause',
+      '/v1/admin/queues/sync:resume',
+    ]) {
+      expect((await request(producer.app).post(path).set(tenant)).status).toBe(404);
+      expect((await request(producer.app).post(path)).status).toBe(401);
+    }
+    const bad = await request(producer.app).post('/v1/admin/queues/sync/failed:retry').set(admin).send({ reason: 5 });
+    expect(bad.status).toBe(400);
+    expect(await queue.isPaused()).toBe(false);
+    expect((await new QueueActionsRepository(env.db).recent(100)).length).toBe(before);
+  });
+
+  it('lists the four operations in the OpenAPI document', async () => {
+    const spec = await request(producer.app).get('/openapi.json');
+    expect(Object.keys(spec.body.paths)).toEqual(
+      expect.arrayContaining([
+        '/v1/admin/queues/{queue}/failed:retry',
+        '/v1/admin/queues/{queue}/failed:discard',
+        '/v1/admin/queues/{queue}:pause',
+        '/v1/admin/queues/{queue}:resume',
+      ]),
+    );
+  });
+});

@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from './connection.js';
+import { timeQueries } from './query-timing.js';
+import type { QueueActionKind, QueueActorKind } from './tables/operations.js';
+
+export interface QueueActionActor {
+  name: string;
+  kind: QueueActorKind;
+  tenant?: string | null;
+}
+
+export interface QueueActionRecord {
+  id: string;
+  actor: string;
+  actorKind: QueueActorKind;
+  tenant: string | null;
+  action: QueueActionKind;
+  queue: string;
+  reasonFilter: string | null;
+  affected: number;
+  createdAt: Date;
+}
+
+/** The audit of operators' queue actions (who, what, which queue, which reason, when, how many). */
+export class QueueActionsRepository {
+  constructor(private readonly db: Db) {}
+
+  async record(entry: { actor: QueueActionActor; action: QueueActionKind; queue: string; reasonFilter: string | null; affected: number }): Promise<string> {
+    const id = randomUUID();
+    await this.db
+      .insertInto('queue_actions')
+      .values({
+        id,
+        actor: entry.actor.name.slice(0, 200),
+        actor_kind: entry.actor.kind,
+        tenant_id: entry.actor.tenant ?? null,
+        action: entry.action,
+        queue: entry.queue,
+        reason_filter: entry.reasonFilter,
+        affected: entry.affected,
+      })
+      .execute();
+    return id;
+  }
+
+  /** The newest actions first. */
+  async recent(limit = 20): Promise<QueueActionRecord[]> {
+    const rows = await this.db.selectFrom('queue_actions').selectAll().orderBy('created_at', 'desc').orderBy('id').limit(limit).execute();
+    return rows.map((row) => ({
+      id: row.id,
+      actor: row.actor,
+      actorKind: row.actor_kind,
+      tenant: row.tenant_id,
+      action: row.action,
+      queue: row.queue,
+      reasonFilter: row.reason_filter,
+      affected: Number(row.affected),
+      createdAt: row.created_at,
+    }));
+  }
+}
+
+timeQueries(QueueActionsRepository, 'queueActions');

@@ -1,0 +1,28 @@
+import type { Timestamp } from './core.js';
+
+/** What an operator did to a queue. */
+export type QueueActionKind = 'retry-failed' | 'discard-failed' | 'pause' | 'resume';
+
+/** Who did it: an admin API key (through the producer) or a dashboard account. */
+export type QueueActorKind = 'api-key' | 'dashboard';
+
+/** One operator action on a queue, written after it ran, with the number of jobs it touched. */
+export interface QueueActionsTable {
+  id: string;
+  /** The admin key's name (or its configured principal), or the dashboard account's user. */
+  actor: string;
+  actor_kind: QueueActorKind;
+  /** The tenant of the admin key; null for a dashboard account. */
+  tenant_id: string | null;
+  action: QueueActionKind;
+  queue: string;
+  /** The failure-reason filter of a retry or discard (a substring), null for all failed jobs. */
+  reason_filter: string | null;
+  /** Jobs retried or discarded; 0 for a pause or resume. */
+  affected: number;
+  created_at: Timestamp;
+}
+
+export interface OperationTables {
+  queue_actions: QueueActionsTable;
+}
