@@ -6,6 +6,7 @@ import { accountVerifier } from './accounts.js';
 import { refuseViewerWrites, requireDashboardAccount } from './authentication.js';
 import { boardForRole } from './boards.js';
 import { refuseCrossOriginWrites } from './same-origin.js';
+import { overviewRoutes, type OverviewDependencies } from './overview/overview-routes.js';
 
 export interface DashboardDependencies {
   config: Config;
@@ -14,6 +15,8 @@ export interface DashboardDependencies {
   breakers: BreakerBoard;
   /** Holds the failed sign-in counts, so every replica of the dashboard shares one budget. */
   redis: RedisClient;
+  /** The overview page at `/` (videos, audit, queue actions); without it `/` is Bull Board's home. */
+  overview?: Pick<OverviewDependencies, 'videos' | 'audit' | 'operations'>;
 }
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -46,7 +49,7 @@ function statusPage(breakers: BreakerReport[], counts: [string, Record<string, n
  * refused before anyone signs in; then sign-in with its per-address failure budget; then the
  * viewer's writes are refused; only then do /status and Bull Board see a request.
  */
-export function createDashboardApp({ config, metrics, queues, breakers, redis }: DashboardDependencies): Express {
+export function createDashboardApp({ config, metrics, queues, breakers, redis, overview }: DashboardDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
 
@@ -93,6 +96,7 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis }:
     }),
   );
   app.use(refuseViewerWrites);
+  if (overview) app.use(overviewRoutes({ ...overview, queues, breakers, config }));
   app.get('/breakers', async (_req, res) => {
     res.json({ breakers: await breakers.read() });
   });

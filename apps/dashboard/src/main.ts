@@ -1,5 +1,17 @@
 import http from 'node:http';
-import { allQueues, BreakerBoard, closeServer, createQueue, createRedis, createService, loadConfigOrExit } from '@clipline/shared';
+import {
+  allQueues,
+  BreakerBoard,
+  closeServer,
+  createQueue,
+  createRedis,
+  createService,
+  loadConfigOrExit,
+  openDatabase,
+  QueueActionsRepository,
+  QueueOperations,
+  VideosRepository,
+} from '@clipline/shared';
 import { createDashboardApp } from './app.js';
 
 const service = createService('dashboard', loadConfigOrExit());
@@ -11,8 +23,14 @@ shutdown.register('redis', () => redis.quit().catch(() => redis.disconnect()));
 const queues = allQueues.map((declaration) => createQueue(declaration, { connection: redis, prefix: config.queuePrefix }));
 shutdown.register('queues', () => Promise.all(queues.map((queue) => queue.close())));
 
+// The overview reads videos by status and the audit, and writes the audit of the admin's queue actions.
+const db = openDatabase(config, 2, metrics);
+shutdown.register('database', () => db.destroy());
+const audit = new QueueActionsRepository(db);
+const overview = { videos: new VideosRepository(db), audit, operations: new QueueOperations(queues, audit) };
+
 // One connection serves the queues, the breaker board and the sign-in throttle alike.
-const server = http.createServer(createDashboardApp({ config, metrics, queues, redis, breakers: new BreakerBoard(redis, config.queuePrefix) }));
+const server = http.createServer(createDashboardApp({ config, metrics, queues, redis, breakers: new BreakerBoard(redis, config.queuePrefix), overview }));
 server.on('error', (error) => {
   logger.fatal({ err: error }, `dashboard could not listen on ${config.host}:${config.dashboardPort}`);
   process.exit(1);

@@ -1,0 +1,80 @@
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import express, { type Router } from 'express';
+import type { Config, QueueActionKind, QueueOperations } from '@clipline/shared';
+import { roleOf } from '../authentication.js';
+import { sendProblem } from '../problem.js';
+import { overviewClientScript } from './overview-client.js';
+import { type OverviewSnapshot, type OverviewSources, readOverview } from './overview-data.js';
+import { overviewPage } from './overview-page.js';
+
+/** uPlot's built files, served from the installed package, never a CDN. */
+const uplotFolder = path.join(path.dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
+
+const clientScript = overviewClientScript();
+
+/** Several open overviews poll every 2 s: one reading of Redis and the database serves them all for a second. */
+const SNAPSHOT_TTL_MS = 1000;
+
+const ACTIONS = new Set<QueueActionKind>(['retry-failed', 'discard-failed', 'pause', 'resume']);
+
+export interface OverviewDependencies extends OverviewSources {
+  operations: QueueOperations;
+  config: Pick<Config, 'dashboardUser'>;
+}
+
+/**
+ * The overview (the dashboard's landing page): `/` is the page, `/overview.json` what it polls,
+ * `/overview/assets/…` its script and uPlot, and `POST /overview/queues/:queue/actions` the admin's
+ * queue actions (the viewer's POST never gets here: `refuseViewerWrites` answers 403 first, and
+ * the route checks the role again).
+ */
+export function overviewRoutes(deps: OverviewDependencies): Router {
+  const router = express.Router();
+  let cached: { at: number; snapshot: Promise<OverviewSnapshot> } | undefined;
+  const snapshot = () => {
+    const now = Date.now();
+    if (!cached || now - cached.at > SNAPSHOT_TTL_MS) {
+      cached = { at: now, snapshot: readOverview(deps, now) };
+      cached.snapshot.catch(() => {
+        cached = undefined;
+      });
+    }
+    return cached.snapshot;
+  };
+
+  router.get('/', (_req, res) => {
+    res.setHeader(
+      'content-security-policy',
+      "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+    );
+    res.setHeader('cache-control', 'no-store');
+    res.type('html').send(overviewPage(roleOf(res)));
+  });
+  router.get('/overview.json', async (_req, res) => {
+    res.setHeader('cache-control', 'no-store');
+    res.json({ ...(await snapshot()), role: roleOf(res) });
+  });
+  router.get('/overview/assets/overview.js', (_req, res) => {
+    res.type('text/javascript').send(clientScript);
+  });
+  router.use('/overview/assets/uplot', express.static(uplotFolder, { index: false, maxAge: '1h' }));
+
+  router.post('/overview/queues/:queue/actions', express.json({ limit: '8kb' }), async (req, res) => {
+    if (roleOf(res) !== 'admin') return sendProblem(res, 403, 'Forbidden', 'queue actions need the admin account');
+    const queue = String(req.params.queue);
+    const { action, reason } = (req.body ?? {}) as { action?: unknown; reason?: unknown };
+    if (typeof action !== 'string' || !ACTIONS.has(action as QueueActionKind))
+      return sendProblem(res, 400, 'Bad Request', 'action must be one of retry-failed, discard-failed, pause, resume');
+    if (reason !== undefined && reason !== null && (typeof reason !== 'string' || reason.length > 500))
+      return sendProblem(res, 400, 'Bad Request', 'reason must be a string of at most 500 characters');
+    if (!deps.operations.has(queue)) return sendProblem(res, 404, 'Not Found', `no queue "${queue.slice(0, 60)}"`);
+    const outcome = await deps.operations.run(queue, action as QueueActionKind, {
+      actor: { name: deps.config.dashboardUser, kind: 'dashboard' },
+      reason: (reason as string | null | undefined) ?? null,
+    });
+    cached = undefined;
+    return res.json(outcome);
+  });
+  return router;
+}

@@ -1,0 +1,173 @@
+/**
+ * The overview on real Redis and PostgreSQL: what it reads (counts, throughput from the workers'
+ * metrics, timings, workers, failures by reason, videos, audit), and who may act from it.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import request from 'supertest';
+import { Queue, Worker } from 'bullmq';
+import { BreakerBoard, createMetricsRegistry, QueueActionsRepository, QueueOperations, VideosRepository, type RedisClient } from '@clipline/shared';
+import { createDashboardApp } from '../src/app.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+const ADMIN = { user: 'ops', password: 'admin-password-for-overview' };
+const VIEWER = { user: 'watcher', password: 'viewer-password-for-overview' };
+const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
+const asAdmin = basic(ADMIN.user, ADMIN.password);
+const asViewer = basic(VIEWER.user, VIEWER.password);
+
+let env: TestEnvironment;
+let redis: RedisClient;
+let queue: Queue;
+let server: http.Server;
+let origin: string;
+
+/** Runs jobs through a worker with metrics on: the odd ones fail with their reason. */
+async function runJobs(count: number): Promise<void> {
+  await queue.addBulk(Array.from({ length: count }, (_, index) => ({ name: 'step', data: { index }, opts: { attempts: 1 } })));
+  const connection = connectRedis();
+  const worker = new Worker(
+    'ingest',
+    async (job) => {
+      if (job.data.index % 2 === 1) throw new Error(job.data.index % 4 === 1 ? 'source unreachable: 503' : 'probe failed: no video stream');
+      return 'ok';
+    },
+    { connection, prefix: env.config.queuePrefix, metrics: { maxDataPoints: 60 }, name: 'test-host:4242' },
+  );
+  try {
+    await waitFor(async () => ((await queue.getCompletedCount()) + (await queue.getFailedCount()) >= count ? true : undefined), 20_000, 'jobs ran');
+  } finally {
+    await worker.close();
+    connection.disconnect();
+  }
+}
+
+beforeAll(async () => {
+  env = await createTestEnvironment({
+    DASHBOARD_USER: ADMIN.user,
+    DASHBOARD_PASSWORD: ADMIN.password,
+    DASHBOARD_VIEWER_USER: VIEWER.user,
+    DASHBOARD_VIEWER_PASSWORD: VIEWER.password,
+  });
+  redis = connectRedis();
+  queue = new Queue('ingest', { connection: redis, prefix: env.config.queuePrefix });
+  const audit = new QueueActionsRepository(env.db);
+  const app = createDashboardApp({
+    config: env.config,
+    metrics: createMetricsRegistry('dashboard'),
+    queues: [queue],
+    redis,
+    breakers: new BreakerBoard(redis, env.config.queuePrefix),
+    overview: { videos: new VideosRepository(env.db), audit, operations: new QueueOperations([queue], audit) },
+  });
+  server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await runJobs(8);
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await queue.close();
+  redis.disconnect();
+  await env.cleanup();
+});
+
+describe('overview', () => {
+  it('is the landing page, loads its script and uPlot from this origin, and links Bull Board', async () => {
+    const res = await request(server).get('/').set(asAdmin);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(res.text).toContain('<script src="/overview/assets/uplot/uPlot.iife.min.js"></script>');
+    expect(res.text).toContain('<script src="/overview/assets/overview.js"></script>');
+    expect(res.text).toContain('href="/queue/video-pipeline"');
+    const uplot = await request(server).get('/overview/assets/uplot/uPlot.iife.min.js').set(asAdmin);
+    expect(uplot.status).toBe(200);
+    expect(uplot.text).toContain('uPlot');
+    const script = await request(server).get('/overview/assets/overview.js').set(asAdmin);
+    expect(script.status).toBe(200);
+    expect(script.text).toContain('/overview.json');
+    expect(() => new Function(script.text)).not.toThrow();
+    // Bull Board stays on its own paths.
+    expect((await request(server).get('/queue/ingest').set(asAdmin)).status).toBe(200);
+  });
+
+  it('reports counts, per-minute throughput, timings, workers and failures grouped by reason', async () => {
+    const res = await request(server).get('/overview.json').set(asAdmin);
+    expect(res.status).toBe(200);
+    const [ingest] = res.body.queues;
+    expect(ingest).toMatchObject({ name: 'ingest', paused: false, counts: { failed: 4, completed: 4, waiting: 0 } });
+    expect(ingest.throughput.minutes).toHaveLength(60);
+    expect(ingest.throughput.minutes.at(-1)).toBe(Math.floor(Date.now() / 60_000) * 60);
+    expect(ingest.throughput.completed.at(-1) + ingest.throughput.completed.at(-2)).toBe(4);
+    expect(ingest.throughput.failed.at(-1) + ingest.throughput.failed.at(-2)).toBe(4);
+    expect(ingest.waitMs.p50).toEqual(expect.any(Number));
+    expect(ingest.processingMs.p95).toBeGreaterThanOrEqual(ingest.processingMs.p50);
+    expect(res.body.failures.map((f: { reason: string; count: number }) => [f.reason, f.count]).sort()).toEqual([
+      ['probe failed: no video stream', 2],
+      ['source unreachable: 503', 2],
+    ]);
+    expect(res.body.videos).toEqual({ queued: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 });
+    expect(res.body.role).toBe('admin');
+  });
+
+  it('lists connected workers by process and the age of the oldest waiting job', async () => {
+    const connection = connectRedis();
+    await queue.pause();
+    await queue.add('step', { index: 0 }, { timestamp: Date.now() - 90_000 });
+    const worker = new Worker('ingest', async () => 'never runs: the queue is paused', { connection, prefix: env.config.queuePrefix, name: 'box-1:777' });
+    try {
+      await waitFor(async () => ((await queue.getWorkers()).length > 0 ? true : undefined), 10_000, 'worker connected');
+      // The overview serves one reading for a second: poll until it shows the new worker.
+      const res = await waitFor(
+        async () => {
+          const read = await request(server).get('/overview.json').set(asViewer);
+          return read.body.queues[0].workers.length ? read : undefined;
+        },
+        5_000,
+        'the overview shows the worker',
+      );
+      expect(res.body.role).toBe('viewer');
+      expect(res.body.queues[0].workers).toEqual([{ process: 'box-1:777', connections: 1 }]);
+      expect(res.body.queues[0].oldestWaitingAgeMs).toBeGreaterThanOrEqual(90_000);
+    } finally {
+      await queue.obliterate({ force: true });
+      await worker.close();
+      connection.disconnect();
+    }
+  });
+});
+
+describe('queue actions from the overview', () => {
+  it('refuses the viewer with 403 and changes nothing', async () => {
+    await runJobs(4);
+    const failedBefore = await queue.getFailedCount();
+    const res = await request(server).post('/overview/queues/ingest/actions').set(asViewer).set('origin', origin).send({ action: 'retry-failed' });
+    expect(res.status).toBe(403);
+    expect(await queue.getFailedCount()).toBe(failedBefore);
+    expect(await new QueueActionsRepository(env.db).recent()).toEqual([]);
+  });
+
+  it('lets the admin retry the failed jobs of one reason and writes the audit row', async () => {
+    const res = await request(server)
+      .post('/overview/queues/ingest/actions')
+      .set(asAdmin)
+      .set('origin', origin)
+      .send({ action: 'retry-failed', reason: 'source unreachable' });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ action: 'retry-failed', affected: 1, reasonFilter: 'source unreachable' });
+    expect(await queue.getWaitingCount()).toBe(1);
+    const [row] = await new QueueActionsRepository(env.db).recent();
+    expect(row).toMatchObject({ actor: ADMIN.user, actorKind: 'dashboard', tenant: null, action: 'retry-failed', queue: 'ingest', affected: 1 });
+    const overview = await request(server).get('/overview.json').set(asViewer);
+    expect(overview.body.audit[0]).toMatchObject({ actor: ADMIN.user, action: 'retry-failed', reasonFilter: 'source unreachable', affected: 1 });
+  });
+
+  it('refuses a cross-origin action, an unknown action and an unknown queue', async () => {
+    const post = (path: string, body: object, from = origin) => request(server).post(path).set(asAdmin).set('origin', from).send(body);
+    expect((await post('/overview/queues/ingest/actions', { action: 'pause' }, 'https://evil.example')).status).toBe(403);
+    expect((await post('/overview/queues/ingest/actions', { action: 'obliterate' })).status).toBe(400);
+    expect((await post('/overview/queues/nope/actions', { action: 'pause' })).status).toBe(404);
+    expect(await queue.isPaused()).toBe(false);
+  });
+});
