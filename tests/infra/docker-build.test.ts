@@ -124,6 +124,18 @@ describe('the production install of the runtime stage', () => {
     }
     expect(problems).toEqual([]);
   });
+
+  // A package both in the root's devDependencies and an optional peer of a production package is
+  // `devOptional` in the lock, and `npm ci --omit=dev` keeps it: the deps stage removes it.
+  it('removes what npm keeps of the dev tree: packages both dev and an optional peer of a production one', () => {
+    const lock = readJson<{ packages: Record<string, { devOptional?: boolean }> }>('package-lock.json');
+    const kept = Object.entries(lock.packages)
+      .filter(([key, entry]) => entry.devOptional && /^node_modules\/(@[^/]+\/)?[^/]+$/.test(key))
+      .map(([key]) => key.slice('node_modules/'.length));
+    const [install] = runsMatching(/\bnpm ci --omit=dev\b/);
+    expect(install?.stage.name).toBe('deps');
+    expect(kept.filter((name) => !new RegExp(`rm -rf .*node_modules/${name}(\\s|$)`).test(install!.run.command))).toEqual([]);
+  });
 });
 
 /** Packages the non-test sources under `dirs` import at run time (type-only imports left out). */

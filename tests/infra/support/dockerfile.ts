@@ -42,6 +42,8 @@ export interface Stage {
   produced: Set<string>;
   runs: RunStep[];
   copies: CopyStep[];
+  /** This stage's own COPY and RUN steps in order (not those of the stage it starts from). */
+  steps: ({ copy: CopyStep } | { run: RunStep })[];
   cmd: string[] | undefined;
   entrypoint: string[] | undefined;
 }
@@ -110,6 +112,7 @@ function newStage(name: string, from: string, base: Stage | undefined): Stage {
     produced: new Set(base?.produced ?? []),
     runs: [],
     copies: [],
+    steps: [],
     cmd: base?.cmd,
     entrypoint: base?.entrypoint,
   };
@@ -163,6 +166,7 @@ function applyCopy(stage: Stage, step: CopyStep, stages: Map<string, Stage>, con
     for (const below of produced) stage.produced.add(path.posix.join(destination, below));
   }
   stage.copies.push(step);
+  stage.steps.push({ copy: step });
 }
 
 /**
@@ -221,10 +225,13 @@ function applyInstruction(
       applyCopy(stage, { from: flags.from, sources: rest.slice(0, -1), destination: rest.at(-1)!, line: instruction.line }, stages, context);
       break;
     }
-    case 'RUN':
-      stage.runs.push({ command: body, line: instruction.line, files: new Set(stage.files.keys()) });
+    case 'RUN': {
+      const run = { command: body, line: instruction.line, files: new Set(stage.files.keys()) };
+      stage.runs.push(run);
+      stage.steps.push({ run });
       for (const dir of runModel(body, stage)) stage.produced.add(absolute(stage, dir));
       break;
+    }
     case 'ADD':
       throw new Error(`line ${instruction.line}: ADD is not modelled (use COPY)`);
     default:

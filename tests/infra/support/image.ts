@@ -16,8 +16,12 @@ export function projectRunModel(command: string, stage: Stage): string[] {
   return made ? [made[1]!] : [];
 }
 
+/** Every stage of infra/Dockerfile over this repository's build context. */
+export function imageStages(): Map<string, Stage> {
+  return interpretDockerfile(readText('infra/Dockerfile'), { files: buildContext(ROOT).files }, projectRunModel);
+}
+
 /** The final stage of infra/Dockerfile: what a container of the image holds. */
 export function runtimeImage(): Stage {
-  const stages = interpretDockerfile(readText('infra/Dockerfile'), { files: buildContext(ROOT).files }, projectRunModel);
-  return [...stages.values()].at(-1)!;
+  return [...imageStages().values()].at(-1)!;
 }

@@ -127,9 +127,8 @@ export function resolveEnv(container: Container, objects: K8sObject[], secretVal
     if (configMapKeyRef) value = configData(objects, configMapKeyRef.name)[configMapKeyRef.key];
     if (secretKeyRef) value = secretData(secretKeyRef.name)[secretKeyRef.key] ?? secretValue(secretKeyRef.name, secretKeyRef.key);
     if (resourceFieldRef) {
-      const limit = ((container.resources as { limits?: Record<string, string> } | undefined)?.limits ?? {})[
-        resourceFieldRef.resource.replace(/^limits\./, '')
-      ];
+      const limits = (container.resources as { limits?: Record<string, string> } | undefined)?.limits;
+      const limit = limits?.[resourceFieldRef.resource.replace(/^limits\./, '')];
       value = limit === undefined ? undefined : String(Math.ceil(quantity(limit) / quantity(resourceFieldRef.divisor ?? '1')));
     }
     const optional = configMapKeyRef?.optional ?? secretKeyRef?.optional ?? false;

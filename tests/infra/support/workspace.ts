@@ -1,5 +1,5 @@
 /** Facts about the repository the infrastructure tests compare the deployment files with. */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const ROOT = path.resolve(import.meta.dirname ?? '.', '../../..');
@@ -73,4 +73,18 @@ export function sourceOf(compiled: string): string | undefined {
     if (rootDir) return path.posix.join(rootDir, path.posix.relative(project.outDir, compiled)).replace(/\.js$/, '.ts');
   }
   return undefined;
+}
+
+const sources = new Map<string, string[]>();
+
+/** Whether any TypeScript source under a directory (relative to the root) matches; each directory is read once. */
+export function sourcesMatch(dir: string, pattern: RegExp): boolean {
+  if (!sources.has(dir)) {
+    const entries = readdirSync(path.join(ROOT, dir), { withFileTypes: true, recursive: true });
+    sources.set(
+      dir,
+      entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts')).map((entry) => readFileSync(path.join(entry.parentPath, entry.name), 'utf8')),
+    );
+  }
+  return sources.get(dir)!.some((text) => pattern.test(text));
 }
