@@ -80,7 +80,7 @@ describe('overview', () => {
     expect(res.headers['content-security-policy']).toContain("script-src 'self'");
     expect(res.text).toContain('<script src="/overview/assets/uplot/uPlot.iife.min.js"></script>');
     expect(res.text).toContain('<script src="/overview/assets/overview.js"></script>');
-    expect(res.text).toContain('href="/queue/video-pipeline"');
+    expect(res.text).toContain('<a href="/queue/ingest" id="bull-board-link">');
     const uplot = await request(server).get('/overview/assets/uplot/uPlot.iife.min.js').set(asAdmin);
     expect(uplot.status).toBe(200);
     expect(uplot.text).toContain('uPlot');

@@ -18,16 +18,16 @@ th{font-weight:600;background:#f6f8fa}.num{text-align:right;font-variant-numeric
 /**
  * The overview's HTML: empty tables the script fills from `/overview.json` every 2 s. No inline
  * script (the page's CSP allows only this origin's); the role is shown, and the script draws
- * action buttons only for the admin.
+ * action buttons only for the admin. `boardPath` is where Bull Board opens (the flows' queue).
  */
-export function overviewPage(role: DashboardRole): string {
+export function overviewPage(role: DashboardRole, boardPath: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>clipline overview</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/overview/assets/uplot/uPlot.min.css">
 <style>${STYLE}</style></head>
 <body data-role="${role}">
-<header><h1>clipline</h1><a href="/" aria-current="page">Overview</a><a href="/queue/video-pipeline" id="bull-board-link">Queues and flows (Bull Board)</a><a href="/status">Status</a><a href="/metrics">Metrics</a>
+<header><h1>clipline</h1><a href="/" aria-current="page">Overview</a><a href="${boardPath}" id="bull-board-link">Queues and flows (Bull Board)</a><a href="/status">Status</a><a href="/metrics">Metrics</a>
 <span>signed in as ${role === 'admin' ? 'admin' : 'viewer (read-only)'}</span><span id="updated">loading…</span></header>
 <main>
 <p id="notice" role="status"></p>

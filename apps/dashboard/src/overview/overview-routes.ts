@@ -43,13 +43,16 @@ export function overviewRoutes(deps: OverviewDependencies): Router {
     return cached.snapshot;
   };
 
+  // Bull Board opens on the queue of the flows' parents, where a video's whole tree shows.
+  const boardQueue = deps.queues.find((queue) => queue.name === 'pipeline') ?? deps.queues[0];
+  const boardPath = boardQueue ? `/queue/${encodeURIComponent(boardQueue.name)}` : '/status';
   router.get('/', (_req, res) => {
     res.setHeader(
       'content-security-policy',
       "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
     );
     res.setHeader('cache-control', 'no-store');
-    res.type('html').send(overviewPage(roleOf(res)));
+    res.type('html').send(overviewPage(roleOf(res), boardPath));
   });
   router.get('/overview.json', async (_req, res) => {
     res.setHeader('cache-control', 'no-store');
