@@ -83,7 +83,7 @@ export function perMinute(
   if (metrics.meta.prevTS > 0) {
     const anchor = Math.floor(metrics.meta.prevTS / 60_000);
     byMinute.set(anchor, Math.max(0, metrics.meta.count - metrics.meta.prevCount));
-    metrics.data.forEach((value, index) => byMinute.set(anchor - 1 - index, Number(value) || 0));
+    for (const [index, value] of metrics.data.entries()) byMinute.set(anchor - 1 - index, Number(value) || 0);
   }
   const thisMinute = Math.floor(now / 60_000);
   const minutes: number[] = [];
