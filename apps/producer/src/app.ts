@@ -28,6 +28,7 @@ import { adminKeyRoutes } from './routes/admin-keys.js';
 import { adminQueueRoutes } from './routes/admin-queues.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { rateLimitPerKey, RequestBudget } from './http/rate-limit.js';
+import { requestContext, requestLog } from './http/request-log.js';
 import { StreamSlots } from './http/stream-slots.js';
 import { openApiDocument } from './openapi.js';
 import { apiDocsRoutes } from './docs/api-docs.js';
@@ -91,8 +92,10 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.set('query parser', 'simple');
+  app.use(requestLog({ logger, metrics: deps.metrics }));
   app.use(cors(config.corsOrigins));
   app.use(express.json({ limit: '1mb', strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use(requestContext());
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -93,7 +93,8 @@ describe('POST /v1/videos', () => {
     const parent = await pipeline.getJob(`${res.body.id}-pipeline`);
     expect(await parent?.getState()).toBe('waiting-children');
     const first = await ingest.getJob(`${res.body.id}-ingest`);
-    expect(first?.data).toEqual({ videoId: res.body.id, source: '/srv/media/a.mp4' });
+    // Beside the payload, the id of the request that enqueued it (taken out before validation).
+    expect(first?.data).toEqual({ videoId: res.body.id, source: '/srv/media/a.mp4', $requestId: res.headers['x-request-id'] });
     expect(await first?.getState()).toBe('prioritized');
     expect(first?.opts.priority).toBe(21);
     await ingest.close();

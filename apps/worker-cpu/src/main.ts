@@ -1,13 +1,10 @@
-import { createService, loadConfigOrExit, requireMigratedDatabase } from '@clipline/shared';
-import { startCpuWorker } from './cpu-worker.js';
+/**
+ * The worker-cpu entry. Tracing starts before the rest of the app is imported (hence the dynamic
+ * import), so ioredis, the database drivers and node:http are instrumented as they load. With no
+ * OTLP endpoint set, startTelemetry returns at once and loads nothing.
+ */
+import { startTelemetry } from '@clipline/shared/telemetry';
 
-const service = createService('worker-cpu', loadConfigOrExit());
-service.shutdown.installSignalHandlers();
-await requireMigratedDatabase(service);
-try {
-  await startCpuWorker(service, { settings: service.config.cpuWorker });
-} catch (error) {
-  service.logger.fatal({ err: error }, 'worker-cpu could not start');
-  await service.shutdown.shutdown('startup failure');
-  process.exit(1);
-}
+const telemetry = await startTelemetry('clipline-worker-cpu');
+const { startWorkerCpu } = await import('./start-worker-cpu.js');
+await startWorkerCpu(telemetry);

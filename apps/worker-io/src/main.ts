@@ -1,13 +1,10 @@
-import { createService, loadConfigOrExit, requireMigratedDatabase } from '@clipline/shared';
-import { startIoWorker } from './io-worker.js';
+/**
+ * The worker-io entry. Tracing starts before the rest of the app is imported (hence the dynamic
+ * import), so ioredis, the database drivers and node:http are instrumented as they load. With no
+ * OTLP endpoint set, startTelemetry returns at once and loads nothing.
+ */
+import { startTelemetry } from '@clipline/shared/telemetry';
 
-const service = createService('worker-io', loadConfigOrExit());
-service.shutdown.installSignalHandlers();
-await requireMigratedDatabase(service);
-try {
-  await startIoWorker(service, { providers: service.config.providers });
-} catch (error) {
-  service.logger.fatal({ err: error }, 'worker-io could not start');
-  await service.shutdown.shutdown('startup failure');
-  process.exit(1);
-}
+const telemetry = await startTelemetry('clipline-worker-io');
+const { startWorkerIo } = await import('./start-worker-io.js');
+await startWorkerIo(telemetry);

@@ -1,6 +1,8 @@
 export * from './config.js';
 export * from './errors.js';
 export * from './logger.js';
+export { activeTraceFields, endSpan, isTracingStarted, queueTelemetry, SpanKind, type SpanOptions, startChildSpan, withSpan } from './telemetry/spans.js';
+export { currentRequestId, REQUEST_ID_KEY, runWithRequestId } from './telemetry/request-context.js';
 export * from './redis.js';
 export * from './shutdown.js';
 export * from './metrics.js';

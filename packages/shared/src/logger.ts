@@ -1,4 +1,6 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { currentRequestId } from './telemetry/request-context.js';
+import { activeTraceFields } from './telemetry/spans.js';
 
 export type { Logger } from 'pino';
 
@@ -34,6 +36,12 @@ export interface LoggerSettings {
   destination?: NodeJS.WritableStream;
 }
 
+/** What every line gets from where it is logged: the active trace and span, the request it serves. */
+function logContextFields(): Record<string, string> {
+  const requestId = currentRequestId();
+  return requestId ? { ...activeTraceFields(), requestId } : activeTraceFields();
+}
+
 export function createLogger(settings: LoggerSettings): Logger {
   const options: LoggerOptions = {
     name: settings.name,
@@ -41,6 +49,7 @@ export function createLogger(settings: LoggerSettings): Logger {
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     base: { service: settings.name, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
+    mixin: logContextFields,
   };
   return settings.destination ? pino(options, settings.destination as pino.DestinationStream) : pino(options);
 }

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
-import { PermanentJobError } from '@clipline/shared';
+import path from 'node:path';
+import { endSpan, PermanentJobError, startChildSpan } from '@clipline/shared';
 
 export interface FfmpegTools {
   ffmpegPath: string;
@@ -51,6 +52,9 @@ export interface SpawnedTool {
  * pipe would block the child forever). Killed with SIGKILL on abort.
  */
 export function spawnTool(command: string, args: readonly string[], signal?: AbortSignal): SpawnedTool {
+  const tool = path.basename(command);
+  // One span per run, a child of the job's: how long ffmpeg took, with what, and how it ended.
+  const span = startChildSpan(tool, { attributes: { 'process.executable.name': tool, 'process.command_args': [...args] } });
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr = new TailBuffer();
   child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
@@ -68,7 +72,13 @@ export function spawnTool(command: string, args: readonly string[], signal?: Abo
     });
     child.once('close', (code, sig) => resolve({ code, signal: sig }));
   });
-  exited.catch(() => {});
+  exited.then(
+    ({ code, signal: killedBy }) => {
+      span.setAttribute('process.exit.code', code ?? -1);
+      endSpan(span, code === 0 ? undefined : `${tool} ${killedBy ? `killed by ${killedBy}` : `exited with ${code}`}`);
+    },
+    (error: Error) => endSpan(span, error.message),
+  );
   if (signal) {
     const kill = () => child.kill('SIGKILL');
     if (signal.aborted) kill();

@@ -9,6 +9,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { type SpanOptions, withSpan } from '@clipline/shared';
 import got, { RequestError, type Got, type Method, type OptionsOfBufferResponseBody, type Response } from 'got';
 import {
   ProviderError,
@@ -80,6 +81,11 @@ function upstreamMessage(body: Buffer): string | undefined {
   return text.trim() || undefined;
 }
 
+/** The span around one provider call; the HTTP client span (and its retries) sit under it. */
+function providerSpan(provider: string, request: ProviderRequest): SpanOptions {
+  return { attributes: { 'clipline.provider': provider, 'http.request.method': request.method, 'url.path': `/${request.path}` } };
+}
+
 export class ProviderHttp {
   private readonly client: Got;
   private readonly agents = { http: new http.Agent({ keepAlive: true, maxSockets: 512 }), https: new https.Agent({ keepAlive: true, maxSockets: 512 }) };
@@ -122,6 +128,14 @@ export class ProviderHttp {
 
   /** Sends a request and resolves to its answer when it is 2xx or 304; anything else throws a {@link ProviderError}. */
   async request(request: ProviderRequest): Promise<ProviderAnswer> {
+    return withSpan(`provider ${this.options.provider}`, providerSpan(this.options.provider, request), async (span) => {
+      const answer = await this.send(request);
+      span.setAttribute('http.response.status_code', answer.status);
+      return answer;
+    });
+  }
+
+  private async send(request: ProviderRequest): Promise<ProviderAnswer> {
     let response: Response<Buffer>;
     try {
       response = await this.client(this.url(request.path), this.gotOptions(request));
@@ -139,6 +153,14 @@ export class ProviderHttp {
    * failed download never leaves a partial file under the real name).
    */
   async download(request: ProviderRequest, destination: string, check: DownloadCheck): Promise<{ bytes: number; contentType: string | undefined }> {
+    return withSpan(`provider ${this.options.provider} download`, providerSpan(this.options.provider, request), async (span) => {
+      const saved = await this.save(request, destination, check);
+      span.setAttribute('clipline.download.bytes', saved.bytes);
+      return saved;
+    });
+  }
+
+  private async save(request: ProviderRequest, destination: string, check: DownloadCheck): Promise<{ bytes: number; contentType: string | undefined }> {
     const stream = this.client.stream(this.url(request.path), { ...this.gotOptions(request), responseType: undefined, isStream: true, retry: { limit: 0 } });
     const partial = `${destination}.${randomUUID()}.part`;
     let bytes = 0;

@@ -1,5 +1,7 @@
 import { FlowProducer, type ConnectionOptions, type FlowJob, type JobsOptions } from 'bullmq';
 import type { QueueDeclaration } from '../queues/define.js';
+import { queueTelemetry } from '../telemetry/spans.js';
+import { withRequestId } from '../telemetry/request-context.js';
 import { jobOptions, validatePayload } from './payload.js';
 import { QueueRegistry, type QueueContext } from './queue-registry.js';
 
@@ -36,7 +38,7 @@ export class FlowEnqueuer {
   private readonly registry: QueueRegistry;
 
   constructor(context: QueueContext) {
-    this.flows = new FlowProducer({ connection: context.connection as ConnectionOptions, prefix: context.prefix });
+    this.flows = new FlowProducer({ connection: context.connection as ConnectionOptions, prefix: context.prefix, telemetry: queueTelemetry() });
     this.flows.on('error', () => {});
     this.registry = new QueueRegistry(context);
   }
@@ -67,7 +69,7 @@ function chainToFlow({ parent, steps, options = {} }: Chain): FlowJob {
   const node = (step: FlowStep, extra: JobsOptions, children: FlowJob[] | undefined): FlowJob => ({
     name: step.jobName,
     queueName: step.declaration.name,
-    data: validatePayload(step.declaration, step.jobName, step.data),
+    data: withRequestId(validatePayload(step.declaration, step.jobName, step.data)),
     opts: jobOptions(step.declaration, { jobId: step.jobId, ...(options.priority ? { priority: options.priority } : {}), ...extra }),
     ...(children ? { children } : {}),
   });

@@ -1,5 +1,6 @@
 import type { JobsOptions } from 'bullmq';
 import type { QueueDeclaration } from '../queues/define.js';
+import { withRequestId } from '../telemetry/request-context.js';
 import { jobOptions, validatePayload } from './payload.js';
 import { QueueRegistry, type QueueContext } from './queue-registry.js';
 
@@ -27,7 +28,7 @@ export class JobQueues {
 
   /** Validates the payload against the job's schema, then adds it with the queue's defaults. */
   async add(declaration: QueueDeclaration, name: string, payload: unknown, overrides: JobsOptions = {}): Promise<{ id: string }> {
-    const data = validatePayload(declaration, name, payload);
+    const data = withRequestId(validatePayload(declaration, name, payload));
     const job = await this.registry.queue(declaration).add(name, data, jobOptions(declaration, overrides));
     return { id: job.id ?? '' };
   }

@@ -1,5 +1,6 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { RedisClient } from '../redis.js';
+import { queueTelemetry } from '../telemetry/spans.js';
 import type { QueueDeclaration } from '../queues/define.js';
 
 export interface QueueContext {
@@ -12,6 +13,7 @@ export function createQueue(declaration: QueueDeclaration, context: QueueContext
     connection: context.connection as ConnectionOptions,
     prefix: context.prefix,
     defaultJobOptions: declaration.defaultJobOptions,
+    telemetry: queueTelemetry(),
   });
   // Connection errors surface on the calls that need Redis; the event would only be noise.
   queue.on('error', () => {});

@@ -20,6 +20,8 @@ import {
 import type { Logger } from '../logger.js';
 import type { JobNames, Payload, QueueDeclaration } from '../queues/define.js';
 import type { FlowStep } from './flow-enqueuer.js';
+import { REQUEST_ID_KEY, requestIdOf, runWithRequestId, withRequestId } from '../telemetry/request-context.js';
+import { queueTelemetry } from '../telemetry/spans.js';
 import { jobOptions, validatePayload } from './payload.js';
 import { QueueRegistry } from './queue-registry.js';
 
@@ -139,10 +141,10 @@ interface WorkerScope {
  */
 export const UPSTREAM_WAITS_KEY = '$upstreamWaits';
 
-/** A job's payload without the runtime's record, and the record. */
+/** A job's payload without the runtime's records (upstream waits, request id), and the waits. */
 function splitJobData(raw: unknown): { payload: unknown; waits: Readonly<Record<string, UpstreamWait>> } {
-  if (!raw || typeof raw !== 'object' || !(UPSTREAM_WAITS_KEY in raw)) return { payload: raw, waits: {} };
-  const { [UPSTREAM_WAITS_KEY]: waits, ...payload } = raw as Record<string, unknown>;
+  if (!raw || typeof raw !== 'object' || !(UPSTREAM_WAITS_KEY in raw || REQUEST_ID_KEY in raw)) return { payload: raw, waits: {} };
+  const { [UPSTREAM_WAITS_KEY]: waits, [REQUEST_ID_KEY]: _requestId, ...payload } = raw as Record<string, unknown>;
   return { payload, waits: (waits ?? {}) as Record<string, UpstreamWait> };
 }
 
@@ -176,7 +178,7 @@ function jobHandle(scope: WorkerScope, job: Job, data: unknown, signal: AbortSig
           // child that has since failed as a pending dependency, and park the parent forever.
           if (await queue.getJob(step.jobId)) return;
           const dependency = optional ? { ignoreDependencyOnFailure: true } : { failParentOnFailure: true };
-          const data = validatePayload(step.declaration, step.jobName, step.data);
+          const data = withRequestId(validatePayload(step.declaration, step.jobName, step.data));
           await queue.add(step.jobName, data, jobOptions(step.declaration, { jobId: step.jobId, parent, ...dependency }));
         }),
       );
@@ -312,7 +314,10 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
   const stopListening = options.policy?.cancellations?.onCancel((key) => {
     for (const job of scope.running.values()) if (job.key === key) job.controller.abort(new JobCancelledError());
   });
-  const worker = new Worker(declaration.name, (job: Job, token?: string, lockSignal?: AbortSignal) => runJob(scope, job, token, lockSignal), {
+  // A job's log lines, and the jobs it adds, keep the id of the request that started its work.
+  const processJob = (job: Job, token?: string, lockSignal?: AbortSignal) =>
+    runWithRequestId(requestIdOf(job.data), () => runJob(scope, job, token, lockSignal));
+  const worker = new Worker(declaration.name, processJob, {
     connection: options.connection,
     prefix: options.prefix,
     concurrency: options.concurrency,
@@ -323,6 +328,7 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
     // client name telling which process a connected worker is (`queue.getWorkers()`).
     metrics: { maxDataPoints: MetricsTime.ONE_HOUR * 24 },
     name: `${os.hostname()}:${process.pid}`,
+    telemetry: queueTelemetry(),
   });
   worker.on('error', (error) => scope.logger.error({ err: error }, 'worker error'));
   reportFinalFailures(scope, worker);
