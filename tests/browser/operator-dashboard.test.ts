@@ -121,6 +121,9 @@ describe('the admin in a browser', () => {
     await page.waitForURL(/\/queue\/pipeline$/);
     await page.goto(`${dashboardUrl}/queue/${pipelineQueue.name}/${videoJobId(videoId, 'pipeline')}`);
     await page.getByText(videoJobId(videoId, 'pipeline')).first().waitFor({ timeout: 15_000 });
+    // The flow's tree: the parent and its steps, drawn once Bull Board has loaded them.
+    await page.getByText('Loading the job flow').waitFor({ state: 'detached', timeout: 15_000 });
+    await page.getByText('ingest-video').first().waitFor({ timeout: 15_000 });
     await page.screenshot({ path: path.join(SCREENSHOTS, 'bull-board-flow.png'), fullPage: true });
     await page.context().close();
   });
