@@ -31,11 +31,7 @@ export function tracingSettings(env: NodeJS.ProcessEnv, defaultServiceName: stri
   }
   // The per-signal variable is the full URL; the general one is a base the signal's path is added to.
   const tracesUrl = tracesEndpoint || `${endpoint!.replace(/\/+$/, '')}/v1/traces`;
-  try {
-    new URL(tracesUrl);
-  } catch {
-    throw new Error('OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL');
-  }
+  if (!isHttpUrl(tracesUrl)) throw new Error(`${tracesEndpoint ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT'} must be an http(s) URL`);
   return {
     tracesUrl,
     protocol: protocol as OtlpProtocol,
@@ -44,13 +40,25 @@ export function tracingSettings(env: NodeJS.ProcessEnv, defaultServiceName: stri
   };
 }
 
+function isHttpUrl(text: string): boolean {
+  try {
+    return ['http:', 'https:'].includes(new URL(text).protocol);
+  } catch {
+    return false;
+  }
+}
+
 /** `key=value,key2=value2`, values URL-encoded as the specification says. */
 function parseHeaders(raw: string | undefined): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const pair of (raw ?? '').split(',')) {
     const at = pair.indexOf('=');
     if (at <= 0) continue;
-    headers[pair.slice(0, at).trim()] = decodeURIComponent(pair.slice(at + 1).trim());
+    try {
+      headers[pair.slice(0, at).trim()] = decodeURIComponent(pair.slice(at + 1).trim());
+    } catch {
+      throw new Error('OTEL_EXPORTER_OTLP_HEADERS must be key=value pairs with URL-encoded values');
+    }
   }
   return headers;
 }
