@@ -37,6 +37,7 @@ beforeAll(async () => {
   service = createService('producer', env.config);
   producer = buildProducer(service);
   queue = new Queue(syncQueue.name, { connection, prefix: env.config.queuePrefix });
+  await new Promise<void>((resolve) => (producer.redis.status === 'ready' ? resolve() : producer.redis.once('ready', () => resolve())));
 });
 
 afterAll(async () => {

@@ -11,6 +11,8 @@ beforeAll(async () => {
   env = await createTestEnvironment();
   service = createService('producer', env.config);
   producer = buildProducer(service);
+  // Connected before the tests, so the shutdown after them never races a connection in progress.
+  await new Promise<void>((resolve) => (producer.redis.status === 'ready' ? resolve() : producer.redis.once('ready', () => resolve())));
 });
 
 afterAll(async () => {
