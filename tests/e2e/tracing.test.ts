@@ -162,6 +162,8 @@ describe('one video, one trace', () => {
     const spans = traced();
     console.log(`trace ${post.traceId} (${spans.length} spans):\n${traceTree(spans)}`);
 
+    // Workers' housekeeping (polls, lock renewals, stall checks) is sampled out; only work is traced.
+    expect(receiver.spans.filter((span) => /^(getNextJob|extendLocks|moveStalledJobsToWait)\b/.test(span.name))).toEqual([]);
     // One trace across the three processes.
     expect(new Set(spans.map((span) => span.service))).toEqual(new Set(['clipline-producer', 'clipline-worker-io', 'clipline-worker-cpu']));
     expect(post.parentSpanId).toBeUndefined();

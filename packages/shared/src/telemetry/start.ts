@@ -46,17 +46,32 @@ async function registerLoaderHook(): Promise<void> {
   hookMessages = { waitForAllMessagesAcknowledged };
 }
 
+/** Operations BullMQ workers run on their own, outside any job (span names start with them). */
+const HOUSEKEEPING = new Set(['getNextJob', 'extendLocks', 'startStalledCheckTimer', 'moveStalledJobsToWait']);
+
 async function startTracerProvider(settings: TracingSettings): Promise<{ shutdown(): Promise<void> }> {
-  const [{ NodeTracerProvider }, { BatchSpanProcessor }, { resourceFromAttributes }, { registerInstrumentations }] = await Promise.all([
-    import('@opentelemetry/sdk-trace-node'),
-    import('@opentelemetry/sdk-trace-base'),
-    import('@opentelemetry/resources'),
-    import('@opentelemetry/instrumentation'),
-  ]);
+  const [{ NodeTracerProvider }, { BatchSpanProcessor, ParentBasedSampler, SamplingDecision }, { resourceFromAttributes }, { registerInstrumentations }] =
+    await Promise.all([
+      import('@opentelemetry/sdk-trace-node'),
+      import('@opentelemetry/sdk-trace-base'),
+      import('@opentelemetry/resources'),
+      import('@opentelemetry/instrumentation'),
+    ]);
   const exporter = await createExporter(settings);
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': settings.serviceName }),
     spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 })],
+    // BullMQ traces its workers' own housekeeping (polling for jobs, lock renewals, stall checks)
+    // as traces of their own, several a second on an idle fleet: those roots, and what runs
+    // under them, are dropped. Jobs carry their enqueuer's context and are kept.
+    sampler: new ParentBasedSampler({
+      root: {
+        shouldSample: (_context, _traceId, name) => ({
+          decision: HOUSEKEEPING.has(name.split(' ')[0] ?? '') ? SamplingDecision.NOT_RECORD : SamplingDecision.RECORD_AND_SAMPLED,
+        }),
+        toString: () => 'clipline: all but worker housekeeping',
+      },
+    }),
   });
   // Sets the global tracer provider, the AsyncLocalStorage context manager and W3C propagation.
   provider.register();
