@@ -1,0 +1,56 @@
+/**
+ * The audit of queue actions and the videos-by-status count of the dashboard's overview, on
+ * PostgreSQL, MariaDB and SQLite.
+ */
+import { randomUUID } from 'node:crypto';
+import { QueueActionsRepository, VideosRepository } from '@clipline/shared';
+import { createTestDatabase, TEST_DATABASE_ENGINES, type TestDatabase } from '../helpers/services.js';
+
+describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(url);
+  });
+
+  afterAll(async () => {
+    await database?.cleanup();
+  });
+
+  it('records queue actions and lists them newest first, values read back as written', async () => {
+    const audit = new QueueActionsRepository(database.db);
+    const first = await audit.record({
+      actor: { name: 'ops-key', kind: 'api-key', tenant: 'acme' },
+      action: 'retry-failed',
+      queue: 'ingest',
+      reasonFilter: 'timeout ✓ "quoted"',
+      affected: 12,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const second = await audit.record({ actor: { name: 'admin', kind: 'dashboard' }, action: 'pause', queue: 'render', reasonFilter: null, affected: 0 });
+    const rows = await audit.recent(10);
+    expect(rows.map((row) => row.id)).toEqual([second, first]);
+    expect(rows[1]).toEqual({
+      id: first,
+      actor: 'ops-key',
+      actorKind: 'api-key',
+      tenant: 'acme',
+      action: 'retry-failed',
+      queue: 'ingest',
+      reasonFilter: 'timeout ✓ "quoted"',
+      affected: 12,
+      createdAt: expect.any(Date),
+    });
+    expect(rows[0]).toMatchObject({ tenant: null, reasonFilter: null, affected: 0 });
+    expect(Math.abs((rows[0]?.createdAt.getTime() ?? 0) - Date.now())).toBeLessThan(60_000);
+    expect(await audit.recent(1)).toHaveLength(1);
+  });
+
+  it('counts videos by status, every status present', async () => {
+    const videos = new VideosRepository(database.db);
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    for (const id of ids) await videos.create({ id, source: '/tmp/a.mp4', title: null, steps: ['ingest'] });
+    await videos.setStatus(ids[0] as string, 'processing');
+    expect(await videos.countByStatus()).toEqual({ queued: 2, processing: 1, completed: 0, failed: 0, cancelled: 0 });
+  });
+});
