@@ -5,8 +5,7 @@
 //   `sync/refresh-metadata`: each job reads its video, asks the upstream simulator's YouTube API
 //   (fixed 200 ms latency, set through POST /_sim/config) through the breaker, the shared Redis
 //   rate limiter (on, set far above what can be reached) and the ETag response cache, and
-//   upserts the answer. Little's law caps one process at 25 / 0.2 s = 125 jobs/s, so the
-//   processes are only ever waiting: what is measured is the queue's design, not the CPU.
+//   upserts the answer. Little's law caps one process at 25 / 0.2 s = 125 jobs/s.
 //   io_scaling_efficiency_4 = throughput at 4 processes / (4 × throughput at 1); target ≥ 0.9.
 // - cpu: the same analyses (analyze-video jobs on distinct generated videos) run by real
 //   worker-cpu processes (apps/worker-cpu/dist/main.js) as 1 process × 2 pool threads and as
@@ -14,9 +13,15 @@
 //   the threads; target ≥ 0.9. Samples alternate and the best of each counts.
 //
 // Every phase has its own queue prefix, and every CPU sample its own schema (a finished analysis
-// of the same bytes would be reused otherwise). Throughputs count the jobs finished between the
-// first and last tenth of each run (job.finishedOn), so start-up and drain are left out. Each
-// line also carries the CPU seconds the processes used and the machine's load average.
+// of the same bytes would be reused otherwise). Redis is a redis-server of the bench's own
+// (BENCH_REDIS_URL names another). Throughputs count the jobs finished between the first and
+// last tenth of each run (job.finishedOn), so start-up and drain are left out.
+//
+// Waiting is not free: each io line carries the CPU milliseconds one job cost the workers, the
+// simulator, Redis and the workers' PostgreSQL backends (found by their application name), the
+// rate the machine's cores could sustain at that cost (cpu_ceiling_jobs_per_s), the share of the
+// whole machine that was busy (every process of every user) and the load average, so a shortfall
+// can be told apart: a design that stops scaling, or a machine out of CPU.
 //
 // BENCH_SCALE_PROFILE_DIR=<dir> runs every worker with --cpu-prof, its profile written there.
 import { execFile, spawn } from 'node:child_process';
@@ -31,6 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { sql } from 'kysely';
 import {
   analyzeQueue,
   createDatabase,
@@ -47,7 +53,9 @@ const MAIN = {
   io: path.join(ROOT, 'apps/worker-io/dist/main.js'),
   cpu: path.join(ROOT, 'apps/worker-cpu/dist/main.js'),
 };
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** A Redis to use instead of a private redis-server of the bench's own. */
+const SHARED_REDIS_URL = process.env.BENCH_REDIS_URL;
+const REDIS_SERVER = '/usr/bin/redis-server';
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const IO_PROCESSES = (process.env.BENCH_SCALE_IO_PROCESSES ?? '1,2,4').split(',').map(Number);
 const IO_CONCURRENCY = 25;
@@ -243,23 +251,48 @@ function youtubeIdOf(index) {
   return `bench${String(index).padStart(6, '0')}`;
 }
 
-/** Redis's own CPU seconds (INFO cpu); the server may be shared, so this counts others' load too. */
-async function redisCpuSeconds(redis) {
-  const info = await redis.info('cpu');
+/** Redis's own CPU seconds (INFO cpu): all of its clients', so a shared server counts others' load too. */
+async function redisCpuSeconds(client) {
+  const info = await client.info('cpu');
   const field = (name) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
   return field('used_cpu_user') + field('used_cpu_sys');
 }
 
-/** CPU seconds used from now on by the workers, the simulator and Redis. */
-async function cpuMeter(workers, sim, redis) {
+/** The application name of the workers' PostgreSQL sessions (PGAPPNAME). */
+const POSTGRES_APPLICATION = 'clipline-bench-scale';
+
+/** CPU seconds so far of each PostgreSQL backend serving the workers, by process id. */
+async function postgresBackendCpu(db) {
+  const { rows } = await sql`select pid from pg_stat_activity where application_name = ${POSTGRES_APPLICATION}`.execute(db);
+  return new Map(rows.map((row) => [row.pid, cpuSeconds(row.pid)]));
+}
+
+/** Busy and total CPU time of the whole machine so far (/proc/stat), every process of every user included. */
+function machineCpu() {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  const total = ticks.reduce((sum, value) => sum + value, 0);
+  // idle and iowait are the 4th and 5th counters.
+  return { busy: total - ticks[3] - ticks[4], total };
+}
+
+/** CPU seconds used from now on by the workers, the simulator, Redis and the workers' database backends, and the machine's busy share. */
+async function cpuMeter({ workers, simulator, redis, db }) {
   const workerStart = workers.map((worker) => cpuSeconds(worker.child.pid));
-  const simStart = cpuSeconds(sim.child.pid);
-  const redisStart = await redisCpuSeconds(redis);
-  return async () => ({
-    workers: workers.map((worker, index) => cpuSeconds(worker.child.pid) - workerStart[index]),
-    simulator: cpuSeconds(sim.child.pid) - simStart,
-    redis: (await redisCpuSeconds(redis)) - redisStart,
-  });
+  const simStart = cpuSeconds(simulator.child.pid);
+  const redisStart = await redisCpuSeconds(redis.client);
+  const postgresStart = await postgresBackendCpu(db);
+  const machineStart = machineCpu();
+  return async () => {
+    const postgresEnd = await postgresBackendCpu(db);
+    const machineEnd = machineCpu();
+    return {
+      workers: workers.map((worker, index) => cpuSeconds(worker.child.pid) - workerStart[index]),
+      simulator: cpuSeconds(simulator.child.pid) - simStart,
+      redis: (await redisCpuSeconds(redis.client)) - redisStart,
+      postgres: [...postgresEnd].reduce((sum, [pid, seconds]) => sum + seconds - (postgresStart.get(pid) ?? 0), 0),
+      machineBusy: (machineEnd.busy - machineStart.busy) / (machineEnd.total - machineStart.total),
+    };
+  };
 }
 
 function refreshJobs(videoIds, count) {
@@ -271,12 +304,14 @@ function refreshJobs(videoIds, count) {
 }
 
 /** One io phase: `processes` worker-io processes drain JOBS_PER_PROCESS × processes refreshes. */
-async function ioPhase({ processes, videoIds, schema, simulator, redis, log }) {
+async function ioPhase({ processes, videoIds, database, simulator, redis, log }) {
   const prefix = `{bench-scale-${randomUUID().slice(0, 8)}}`;
   const env = {
-    REDIS_URL,
+    REDIS_URL: redis.url,
+    // Names the workers' database sessions, so the bench finds their backends and counts their CPU.
+    PGAPPNAME: POSTGRES_APPLICATION,
     DATABASE_URL,
-    DATABASE_SCHEMA: schema,
+    DATABASE_SCHEMA: database.schema,
     QUEUE_PREFIX: prefix,
     LOG_LEVEL: 'warn',
     STORAGE_DIR: path.join(os.tmpdir(), 'clipline-bench', 'scale-io-storage'),
@@ -288,46 +323,51 @@ async function ioPhase({ processes, videoIds, schema, simulator, redis, log }) {
     YOUTUBE_RATE_LIMIT_BURST: '100000',
   };
   const jobs = refreshJobs(videoIds, JOBS_PER_PROCESS * processes);
-  const queue = new Queue(syncQueue.name, { connection: redis, prefix });
+  const queue = new Queue(syncQueue.name, { connection: redis.client, prefix });
   const workers = await startWorkers('io', processes, env);
   try {
     log(`io: ${processes} worker-io process(es), ${jobs.length} refresh-metadata jobs`);
     const requestsBefore = await youtubeRequests(simulator.url);
-    const cpuUsed = await cpuMeter(workers, simulator.sim, redis);
+    const cpuUsed = await cpuMeter({ workers, simulator: simulator.sim, redis, db: database.db });
     for (let start = 0; start < jobs.length; start += 1000) await queue.addBulk(jobs.slice(start, start + 1000));
     const steady = steadyRate(await drained(queue, jobs.length, 180_000));
     const cpu = await cpuUsed();
     const upstreamCalls = (await youtubeRequests(simulator.url)) - requestsBefore;
     log(
       `io ${processes}: ${steady.rate.toFixed(1)} jobs/s steady (${steady.jobs} jobs in ${steady.seconds.toFixed(1)} s); ` +
-        `CPU s: workers ${cpu.workers.map((seconds) => seconds.toFixed(1)).join(' + ')}, simulator ${cpu.simulator.toFixed(1)}, redis ${cpu.redis.toFixed(1)}; ` +
+        `CPU s: workers ${cpu.workers.map((seconds) => seconds.toFixed(1)).join(' + ')}, simulator ${cpu.simulator.toFixed(1)}, redis ${cpu.redis.toFixed(1)}, ` +
+        `postgres ${cpu.postgres.toFixed(1)}; machine ${Math.round(cpu.machineBusy * 100)}% busy; ` +
         `${upstreamCalls} upstream calls; load ${loadAverage().join(' ')}`,
     );
     return { processes, jobs: jobs.length, rate: steady.rate, cpu, upstreamCalls, load: loadAverage() };
   } finally {
     await Promise.all(workers.map(stopNode));
     await queue.close();
-    await clearPrefix(redis, prefix);
+    await clearPrefix(redis.client, prefix);
   }
 }
 
 /**
- * CPU milliseconds one job cost each party in a phase, and the rate two cores could sustain at
- * that cost (database not counted): the ceiling the machine puts on the throughput.
+ * CPU milliseconds one job cost each party in a phase, and the rate this machine's cores could
+ * sustain at that cost if nothing else ran: the ceiling the CPU puts on the throughput.
  */
 function cpuPerJob(phase) {
   const perJob = (seconds) => round((seconds * 1000) / phase.jobs, 2);
-  const workers = perJob(phase.cpu.workers.reduce((sum, seconds) => sum + seconds, 0));
-  const simulator = perJob(phase.cpu.simulator);
-  const redis = perJob(phase.cpu.redis);
-  return { workers, simulator, redis, ceiling: Math.round((os.availableParallelism() * 1000) / (workers + simulator + redis)) };
+  const cost = {
+    workers: perJob(phase.cpu.workers.reduce((sum, seconds) => sum + seconds, 0)),
+    simulator: perJob(phase.cpu.simulator),
+    redis: perJob(phase.cpu.redis),
+    postgres: perJob(phase.cpu.postgres),
+  };
+  const total = cost.workers + cost.simulator + cost.redis + cost.postgres;
+  return { cost, ceiling: Math.round((os.availableParallelism() * 1000) / total) };
 }
 
 function emitIoResults(emit, phases) {
   const one = phases[0];
   for (const phase of phases) {
     const limit = (phase.processes * IO_CONCURRENCY * 1000) / UPSTREAM_LATENCY_MS;
-    const cost = cpuPerJob(phase);
+    const { cost, ceiling } = cpuPerJob(phase);
     emit({
       metric: `io_throughput_${phase.processes}`,
       value: round(phase.rate, 1),
@@ -340,8 +380,9 @@ function emitIoResults(emit, phases) {
       latency_ms: UPSTREAM_LATENCY_MS,
       jobs: phase.jobs,
       upstream_calls: phase.upstreamCalls,
-      cpu_ms_per_job: { workers: cost.workers, simulator: cost.simulator, redis: cost.redis },
-      cpu_ceiling_jobs_per_s: cost.ceiling,
+      cpu_ms_per_job: cost,
+      cpu_ceiling_jobs_per_s: ceiling,
+      machine_cpu_busy: round(phase.cpu.machineBusy, 2),
       load: phase.load,
     });
   }
@@ -365,7 +406,7 @@ async function ioScaling({ emit, log, redis }) {
   try {
     const videoIds = await seedLinkedVideos(database.db);
     const phases = [];
-    for (const processes of IO_PROCESSES) phases.push(await ioPhase({ processes, videoIds, schema: database.schema, simulator, redis, log }));
+    for (const processes of IO_PROCESSES) phases.push(await ioPhase({ processes, videoIds, database, simulator, redis, log }));
     emitIoResults(emit, phases);
   } finally {
     await stopNode(simulator.sim);
@@ -435,12 +476,12 @@ async function cpuSample({ configuration, files, redis, log }) {
   const database = await freshSchema('cpu');
   const storageDir = await mkdtemp(path.join(os.tmpdir(), 'clipline-bench-scale-'));
   const prefix = `{bench-scale-${randomUUID().slice(0, 8)}}`;
-  const queue = new Queue(analyzeQueue.name, { connection: redis, prefix });
+  const queue = new Queue(analyzeQueue.name, { connection: redis.client, prefix });
   let workers = [];
   try {
     const jobs = await cpuJobs(database.db, storageDir, files);
     const env = {
-      REDIS_URL,
+      REDIS_URL: redis.url,
       DATABASE_URL,
       DATABASE_SCHEMA: database.schema,
       QUEUE_PREFIX: prefix,
@@ -463,7 +504,7 @@ async function cpuSample({ configuration, files, redis, log }) {
   } finally {
     await Promise.all(workers.map(stopNode));
     await queue.close();
-    await clearPrefix(redis, prefix);
+    await clearPrefix(redis.client, prefix);
     await database.drop();
     await rm(storageDir, { recursive: true, force: true });
   }
@@ -495,17 +536,56 @@ async function cpuProcessVsThread({ emit, log, redis }) {
   });
 }
 
+/**
+ * The Redis every phase uses: a redis-server of the bench's own (AOF everysec and noeviction, as
+ * infra/redis.conf), so other work on the machine's shared Redis neither slows the phases nor
+ * counts in Redis's CPU figures; BENCH_REDIS_URL names another instead.
+ */
+async function startRedis(log) {
+  const connect = (url) => new Redis(url, { maxRetriesPerRequest: null });
+  if (SHARED_REDIS_URL || !existsSync(REDIS_SERVER)) {
+    const url = SHARED_REDIS_URL ?? 'redis://127.0.0.1:6379';
+    log(`using the Redis at ${url}`);
+    const client = connect(url);
+    return { url, client, stop: async () => client.disconnect() };
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-bench-redis-'));
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', ''];
+  const server = spawn(REDIS_SERVER, [...args, '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  const client = connect(url);
+  client.on('error', () => {});
+  const deadline = Date.now() + 15_000;
+  while ((await client.ping().catch(() => '')) !== 'PONG') {
+    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`redis-server on port ${port} did not start`);
+    await sleep(100);
+  }
+  log(`private redis-server on port ${port}`);
+  const exited = new Promise((resolve) => server.once('exit', resolve));
+  return {
+    url,
+    client,
+    stop: async () => {
+      client.disconnect();
+      server.kill('SIGTERM');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function run({ emit, log }) {
   for (const file of Object.values(MAIN)) {
     if (!existsSync(file)) throw new Error(`${file} is missing: build first (npm run bench builds; or npx tsc -b)`);
   }
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  log(`load average before: ${loadAverage().join(' ')} (${os.availableParallelism()} cores)`);
+  const redis = await startRedis(log);
   try {
-    log(`load average before: ${loadAverage().join(' ')} (${os.availableParallelism()} cores)`);
     const parts = (process.env.BENCH_SCALE_PARTS ?? 'io,cpu').split(',');
     if (parts.includes('io')) await ioScaling({ emit, log, redis });
     if (parts.includes('cpu')) await cpuProcessVsThread({ emit, log, redis });
   } finally {
-    redis.disconnect();
+    await redis.stop();
   }
 }
