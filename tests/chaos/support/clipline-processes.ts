@@ -40,13 +40,13 @@ export class ClipLineProcesses {
   }
 
   /** Starts an instance and waits until it answers its health check (the producer: /readyz). */
-  async start(app: ChaosApp, instance: string = app): Promise<RunningApp> {
+  async start(app: ChaosApp, instance: string = app, timeoutMs = 30_000): Promise<RunningApp> {
     if (this.instances.has(instance)) throw new Error(`instance "${instance}" was already started`);
     const metricsPort = app === 'producer' ? undefined : await freePort();
     const env = metricsPort === undefined ? this.env : { ...this.env, [METRICS_PORT_VARIABLE[app as Exclude<ChaosApp, 'producer'>]]: String(metricsPort) };
     const running = startApp(app, env);
     this.instances.set(instance, running);
-    await waitForHttp(metricsPort === undefined ? `${this.producerUrl}/readyz` : `http://127.0.0.1:${metricsPort}/healthz`, running, 30_000);
+    await waitForHttp(metricsPort === undefined ? `${this.producerUrl}/readyz` : `http://127.0.0.1:${metricsPort}/healthz`, running, timeoutMs);
     return running;
   }
 
@@ -73,6 +73,14 @@ export class ClipLineProcesses {
     this.orphans.push(...children);
     await stopApp(app, 'SIGKILL');
     return children;
+  }
+
+  /** Starts a crashed or stopped instance again under its name, as a supervisor restarts a container. */
+  async restart(app: ChaosApp, instance: string, timeoutMs = 30_000): Promise<RunningApp> {
+    const previous = this.instance(instance);
+    if (previous.child.exitCode === null && previous.child.signalCode === null) throw new Error(`instance "${instance}" is still running`);
+    this.instances.delete(instance);
+    return this.start(app, instance, timeoutMs);
   }
 
   /** Kills every instance and anything they started. Returns ids of orphans it had to kill. */
