@@ -14,7 +14,7 @@ import { betweenSentences, generateSpokenVideo, type SpokenVideo } from '../help
 
 import { jest } from '@jest/globals';
 
-jest.setTimeout(240_000);
+jest.setTimeout(420_000);
 
 interface ClipView {
   startSeconds: number;
@@ -59,7 +59,7 @@ async function clipsOf(options: Record<string, unknown>): Promise<{ video: Recor
       const res = await api('GET', `/v1/videos/${submitted.body.id}`);
       return ['completed', 'failed', 'cancelled'].includes(res.body.status) ? res.body : undefined;
     },
-    150_000,
+    300_000,
     'the spoken video to finish',
   );
   expect(video.status).toBe('completed');

@@ -10,6 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ClipAspect } from '@clipline/shared';
+import { jest } from '@jest/globals';
+
+// Two analyses and every clip's render per file: a talking head now gets the clips it asks for.
+jest.setTimeout(240_000);
 import { analyzeVideo, type AnalysisSettings } from '../src/analysis/analyze-video.js';
 import { CpuPool } from '../src/analysis/pool.js';
 import { renderClip } from '../src/render/render-clip.js';
