@@ -52,7 +52,7 @@ describe('analyzeVideo on generated media', () => {
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
     // The sine track is steady: its loudness is measured, and the clips come from the defaults.
     expect(result.audio!.integratedLufs).toBeLessThan(0);
-    expect(result.clipOptions).toEqual({ clipCount: 3, minClipSeconds: 5, maxClipSeconds: 30, aspect: '9:16' });
+    expect(result.clipOptions).toEqual({ clipCount: 3, minClipSeconds: 5, maxClipSeconds: 30, aspect: '9:16', captions: 'off' });
     expect(result.clipCandidates.length).toBeGreaterThan(0);
     expect(result.clipCandidates.length).toBeLessThanOrEqual(3);
     const bounds = [0, ...result.cutSeconds, result.metadata.durationSeconds].map((t) => Math.round(t * 1000));

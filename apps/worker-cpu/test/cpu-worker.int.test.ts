@@ -31,6 +31,10 @@ import { loadCpuWorkerSettings } from '../src/cpu-worker-config.js';
 import { startCpuWorker, type RunningCpuWorker } from '../src/cpu-worker.js';
 import { generateVideo, withClaimedDuration } from '../../../tests/helpers/media.js';
 import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { jest } from '@jest/globals';
+
+// Analyses, reuse and every clip's render in one test: minutes on a loaded 2-core machine.
+jest.setTimeout(180_000);
 
 const run = promisify(execFile);
 
