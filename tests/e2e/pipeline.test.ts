@@ -15,7 +15,7 @@ import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } fr
 
 import { jest } from '@jest/globals';
 
-jest.setTimeout(180_000);
+jest.setTimeout(360_000);
 
 let env: TestEnvironment;
 let appEnv: Record<string, string>;
@@ -52,7 +52,7 @@ async function submit(source: string): Promise<string> {
   return res.body.id as string;
 }
 
-async function settled(id: string, timeoutMs = 90_000): Promise<Record<string, any>> {
+async function settled(id: string, timeoutMs = 240_000): Promise<Record<string, any>> {
   return waitFor(
     async () => {
       const res = await api('GET', `/v1/videos/${id}`);
