@@ -112,7 +112,10 @@ function startIoWorkers(service: ServiceContext, deps: IoDependencies): RunningW
   const sync = { providers, external: new ExternalMetadataRepository(db), jobs, intervalMs: config.metadataSyncIntervalMs };
   return [
     startWorker(ingestQueue, ingestProcessors(deps.fetch, videos), io),
-    startWorker(persistQueue, persistProcessors(videos, { analyses: ai.analyses, results: ai.results, openai: providers.openai }), { ...common, concurrency: Math.min(config.workerIoConcurrency, config.databasePoolSize) }),
+    startWorker(persistQueue, persistProcessors(videos, { analyses: ai.analyses, results: ai.results, openai: providers.openai }), {
+      ...common,
+      concurrency: Math.min(config.workerIoConcurrency, config.databasePoolSize),
+    }),
     startWorker(openaiQueue, openaiProcessors(ai), upstream),
     startWorker(stabilityQueue, stabilityProcessors(ai), upstream),
     startWorker(elevenlabsQueue, elevenlabsProcessors(ai), upstream),

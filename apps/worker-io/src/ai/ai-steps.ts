@@ -9,7 +9,6 @@ import { z } from 'zod';
 import {
   type elevenlabsQueue,
   type openaiQueue,
-  PermanentJobError,
   runOptionalStep,
   type stabilityQueue,
   type AiResultsRepository,
