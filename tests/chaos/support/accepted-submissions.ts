@@ -35,7 +35,9 @@ async function post(url: string, body: unknown, idempotencyKey: string): Promise
       return { status: res.status, answer: { text } };
     }
   } catch (error) {
-    return { status: 0, answer: { error: String(error) } };
+    // fetch hides the reason (refused, reset, closed keep-alive socket) in its cause.
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    return { status: 0, answer: { error: `${String(error)}${cause ? ` (${cause.code ?? cause.message})` : ''}` } };
   }
 }
 
@@ -62,19 +64,27 @@ export async function postUntilAccepted(
 }
 
 /**
- * Starts `task(index)` for every index below `count`, the n-th one n / perSecond seconds after the
- * first, without waiting for earlier ones; resolves with every result, in order.
+ * Starts `task(index)` for every index below `count`, the n-th one no earlier than n / perSecond
+ * seconds after the first and only while fewer than `inFlight` run, as a client with a bounded
+ * pool of connections does: when the API slows down, the client slows down with it instead of
+ * piling up requests that time out and come back as retries. Resolves with every result, in order.
  */
-export async function paced<T>(count: number, perSecond: number, task: (index: number) => Promise<T>): Promise<T[]> {
+export async function paced<T>(count: number, perSecond: number, task: (index: number) => Promise<T>, inFlight = 8): Promise<T[]> {
   const started = Date.now();
-  const running: Promise<T>[] = [];
+  const results: Promise<T>[] = [];
+  const running = new Set<Promise<unknown>>();
   for (let index = 0; index < count; index++) {
     const wait = started + (index * 1000) / perSecond - Date.now();
     if (wait > 0) await sleep(wait);
+    while (running.size >= inFlight) await Promise.race(running);
     const result = task(index);
     // Rejections are collected by Promise.all below; this keeps an early one from going unhandled meanwhile.
-    result.catch(() => {});
-    running.push(result);
+    const settled: Promise<unknown> = result.then(
+      (): boolean => running.delete(settled),
+      (): boolean => running.delete(settled),
+    );
+    running.add(settled);
+    results.push(result);
   }
-  return Promise.all(running);
+  return Promise.all(results);
 }
