@@ -55,7 +55,9 @@ describe('analyzeVideo on generated media', () => {
     expect(result.clipOptions).toEqual({ clipCount: 3, minClipSeconds: 5, maxClipSeconds: 30, aspect: '9:16', captions: 'off' });
     expect(result.clipCandidates.length).toBeGreaterThan(0);
     expect(result.clipCandidates.length).toBeLessThanOrEqual(3);
-    const bounds = [0, ...result.cutSeconds, result.metadata.durationSeconds].map((t) => Math.round(t * 1000));
+    // Cuts, or (when cut-aligned picks cannot give the count asked for) the edges of equal slices.
+    const slices = [1, 2].map((k) => (k * result.metadata.durationSeconds) / 3);
+    const bounds = [0, ...result.cutSeconds, ...slices, result.metadata.durationSeconds].map((t) => Math.round(t * 1000));
     for (const clip of result.clipCandidates) {
       expect(clip.endSeconds - clip.startSeconds).toBeGreaterThanOrEqual(5);
       expect(clip.endSeconds - clip.startSeconds).toBeLessThanOrEqual(30);
