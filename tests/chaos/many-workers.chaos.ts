@@ -33,18 +33,22 @@ import { generateCopies } from './support/video-copies.js';
 import { FlakyWebhookReceiver } from './support/webhook-receiver.js';
 import { clipFileTally, type PublicJobRequest, publicJobTally, webhookTally } from './support/workload-effects.js';
 
-jest.setTimeout(540_000);
+jest.setTimeout(720_000);
 
 const VIDEOS = Number(process.env.CHAOS_VIDEOS ?? 40);
 const PUBLIC_JOBS = Number(process.env.CHAOS_PUBLIC_JOBS ?? 1000);
 const VIDEOS_PER_SECOND = 4;
 const PUBLIC_JOBS_PER_SECOND = 15;
-/** Crashes go on this long after the load starts (submissions end before). */
+/** Crashes go on at least this long after the load starts, and until every submission is accepted. */
 const CHAOS_MS = 90_000;
 /** When Redis is killed, counted from the start of the load, and for how long it stays down. */
 const REDIS_CRASH_AT_MS = 30_000;
 const REDIS_DOWN_MS = 2000;
-const SETTLE_TIMEOUT_MS = 300_000;
+/**
+ * A guard, not a goal: on an idle 2-core machine everything settles within about 2 minutes of the
+ * last crash; other work on the machine slows rendering a lot, and a stalled job waits 30-60 s.
+ */
+const SETTLE_TIMEOUT_MS = 420_000;
 const SEED = Number(process.env.CHAOS_SEED ?? 20_261_202);
 const IO_WORKERS = ['worker-io-a', 'worker-io-b', 'worker-io-c'] as const;
 const CPU_WORKERS = ['worker-cpu-a', 'worker-cpu-b'] as const;
