@@ -143,6 +143,11 @@ const coreEnvSchema = z.object({
   ANALYZE_WIDTH: positiveInt(160),
   /** Seconds a process waits for active jobs on SIGTERM before it gives up. */
   SHUTDOWN_TIMEOUT_SECONDS: positiveInt(8),
+  /**
+   * Times a job may be found without a live worker (its process killed or frozen) and put back
+   * before it fails for good; it guards against a job that kills every worker that takes it.
+   */
+  JOB_STALL_LIMIT: positiveInt(3),
   FFMPEG_PATH: z.string().default('ffmpeg'),
   FFPROBE_PATH: z.string().default('ffprobe'),
   /** Let ingest download from loopback/private addresses (dev and tests). */
@@ -295,6 +300,7 @@ function toConfig(env: EnvVariables) {
     analyzeFps: env.ANALYZE_FPS,
     analyzeWidth: env.ANALYZE_WIDTH,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+    jobStallLimit: env.JOB_STALL_LIMIT,
     ffmpegPath: env.FFMPEG_PATH,
     ffprobePath: env.FFPROBE_PATH,
     allowPrivateSources: env.ALLOW_PRIVATE_SOURCES ?? !production,

@@ -103,6 +103,8 @@ export interface WorkerOptions {
   limiter?: { max: number; duration: number };
   /** Milliseconds a job lock lives between renewals. @defaultValue 30000 */
   lockDuration?: number;
+  /** Times a job may stall (its worker gone) and be put back before it fails for good. @defaultValue 3 */
+  maxStalledCount?: number;
   policy?: JobPolicy;
 }
 
@@ -322,6 +324,7 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
     prefix: options.prefix,
     concurrency: options.concurrency,
     lockDuration: options.lockDuration ?? 30_000,
+    maxStalledCount: options.maxStalledCount ?? 3,
     autorun: true,
     ...(options.limiter ? { limiter: options.limiter } : {}),
     // Completed and failed counts per minute for a day (the dashboard's throughput charts), and a
