@@ -97,7 +97,7 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
     const address = server.address();
     metricsPort = typeof address === 'object' && address ? address.port : config.workerCpuMetricsPort;
   }
-  const common = { connection: redis, prefix: config.queuePrefix, logger, policy, maxStalledCount: config.jobStallLimit };
+  const common = { connection: redis, prefix: config.queuePrefix, logger, policy, maxStalledCount: config.jobStallLimit, metrics };
   const workers = [
     startWorker(analyzeQueue, analyzeProcessors({ settings: analysis, videos, analyses, storage }), { ...common, concurrency: concurrency.analyze }),
     startWorker(renderQueue, renderProcessors({ settings: render, analyses, storage, videos, results: new AiResultsRepository(db) }), {

@@ -24,6 +24,8 @@ import { REQUEST_ID_KEY, requestIdOf, runWithRequestId, withRequestId } from '..
 import { queueTelemetry } from '../telemetry/spans.js';
 import { jobOptions, validatePayload } from './payload.js';
 import { QueueRegistry } from './queue-registry.js';
+import { observeJobs } from './job-metrics.js';
+import type { Registry } from 'prom-client';
 
 /** What a processor sees of its job. */
 export interface JobHandle<P> {
@@ -106,6 +108,8 @@ export interface WorkerOptions {
   /** Times a job may stall (its worker gone) and be put back before it fails for good. @defaultValue 3 */
   maxStalledCount?: number;
   policy?: JobPolicy;
+  /** Registry the job counters and timings go to (see {@link observeJobs}). */
+  metrics?: Registry;
 }
 
 export interface RunningWorker {
@@ -335,6 +339,7 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
   });
   worker.on('error', (error) => scope.logger.error({ err: error }, 'worker error'));
   reportFinalFailures(scope, worker);
+  observeJobs(worker, declaration.name, options.metrics);
 
   let closing: Promise<void> | undefined;
   const close = async (graceMs: number) => {
