@@ -1,8 +1,9 @@
 import express, { type Express } from 'express';
-import { AuthFailureThrottle, type BreakerBoard, Gauge, queueCounts, type BreakerReport, type Config, type Registry } from '@clipline/shared';
+import { AuthFailureThrottle, type BreakerBoard, queueCounts, type BreakerReport, type Config, type Registry } from '@clipline/shared';
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '@clipline/shared';
 import { accountVerifier } from './accounts.js';
+import { registerClusterMetrics } from './cluster-metrics.js';
 import { refuseViewerWrites, requireDashboardAccount } from './authentication.js';
 import { boardForRole } from './boards.js';
 import { refuseCrossOriginWrites } from './same-origin.js';
@@ -53,30 +54,7 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis, o
   const app = express();
   app.disable('x-powered-by');
 
-  new Gauge({
-    name: 'clipline_queue_jobs',
-    help: 'Jobs per queue and state, across every worker of the deployment',
-    labelNames: ['queue', 'state'],
-    registers: [metrics],
-    async collect() {
-      const all = await Promise.all(queues.map(async (queue) => [queue.name, await queueCounts(queue).catch(() => ({}))] as const));
-      this.reset();
-      for (const [queue, counts] of all) for (const [state, count] of Object.entries(counts)) this.set({ queue, state }, count);
-    },
-  });
-
-  new Gauge({
-    name: 'clipline_breaker_state',
-    help: 'Circuit breaker state per provider and worker process (0 closed, 1 half-open, 2 open)',
-    labelNames: ['provider', 'process'],
-    registers: [metrics],
-    async collect() {
-      const reports = await breakers.read().catch(() => []);
-      this.reset();
-      for (const report of reports)
-        this.set({ provider: report.provider, process: report.process }, report.state === 'open' ? 2 : report.state === 'closed' ? 0 : 1);
-    },
-  });
+  registerClusterMetrics(metrics, queues, breakers, redis);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

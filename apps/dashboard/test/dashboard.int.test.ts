@@ -116,6 +116,21 @@ describe('open endpoints', () => {
     expect(res.status).toBe(200);
     expect(res.text).toMatch(new RegExp(`clipline_queue_jobs\\{[^}]*queue="${QUEUE}"[^}]*state="failed"[^}]*\\} 4\n`));
   });
+
+  it('tells the age of the oldest waiting job per queue and the memory of Redis against its limit', async () => {
+    const waiting = await queue.add('clip', { label: 'old' }, { attempts: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const res = await request(server).get('/metrics');
+    const age = new RegExp(`clipline_queue_oldest_waiting_seconds\\{[^}]*queue="${QUEUE}"[^}]*\\} ([0-9.e+-]+)\n`).exec(res.text);
+    expect(Number(age?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(age?.[1])).toBeLessThan(120);
+    const used = /clipline_redis_memory_used_bytes\{[^}]*node="[^"]+"[^}]*\} (\d+)\n/.exec(res.text);
+    expect(Number(used?.[1])).toBeGreaterThan(100_000);
+    expect(res.text).toMatch(/clipline_redis_maxmemory_bytes\{[^}]*node="[^"]+"[^}]*\} \d+\n/);
+    await waiting.remove();
+    const after = await request(server).get('/metrics');
+    expect(after.text).toMatch(new RegExp(`clipline_queue_oldest_waiting_seconds\\{[^}]*queue="${QUEUE}"[^}]*\\} 0\n`));
+  });
 });
 
 describe('sign-in', () => {

@@ -99,7 +99,7 @@ export function perMinute(
  * The oldest job waiting: the far end of the wait list (jobs are pushed at the head) and the first
  * prioritized job are the candidates; the earliest added of them.
  */
-async function oldestWaitingAge(queue: Queue, now: number): Promise<number | null> {
+export async function oldestWaitingAge(queue: Queue, now: number): Promise<number | null> {
   const [tail, head, prioritized] = await Promise.all([queue.getJobs(['wait'], -1, -1), queue.getJobs(['wait'], 0, 0), queue.getJobs(['prioritized'], 0, 0)]);
   const stamps = [...tail, ...head, ...prioritized].filter(Boolean).map((job) => job.timestamp);
   return stamps.length ? Math.max(0, now - Math.min(...stamps)) : null;
