@@ -1,11 +1,12 @@
-import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { providerEnvSchema, providerSettings } from './config-providers.js';
+import { usableCores } from './cores.js';
 import { DatabaseUrlError, engineOfUrl, resolveDatabaseTarget } from './db/database-target.js';
 import { clusterUrlOfNodes, hashTagOf, isClusterUrl, parseClusterUrl } from './redis.js';
 
 export { DEFAULT_BASE_URLS, providerEnvSchema, type UpstreamProvider } from './config-providers.js';
+export { CGROUP_FILES, cgroupCpuLimit, coresOfCfsQuota, coresOfCpuMax, type TextReader, type UsableCoresSources, usableCores } from './cores.js';
 
 /** Dev-only credentials: accepted only when NODE_ENV is not `production`. */
 export const DEV_API_KEY = 'dev-key-clipline';
@@ -133,10 +134,13 @@ const coreEnvSchema = z.object({
   RETENTION_DAYS: positiveInt(30),
   /** Jobs one worker-io process runs at once. */
   WORKER_IO_CONCURRENCY: positiveInt(50),
-  /** Videos one worker-cpu process analyses at once; frames of each fan out over the pool. */
-  WORKER_CPU_CONCURRENCY: positiveInt(2),
-  /** Threads of the worker-cpu pool. @defaultValue available cores */
-  CPU_POOL_THREADS: positiveInt(Math.max(1, os.availableParallelism())),
+  /**
+   * Videos one worker-cpu process analyses at once; frames of each fan out over the pool.
+   * @defaultValue 2, or 1 where only one core is usable (see {@link usableCores})
+   */
+  WORKER_CPU_CONCURRENCY: positiveInt(Math.min(2, usableCores())),
+  /** Threads of the worker-cpu pool. @defaultValue the usable cores: available CPUs capped by the cgroup CPU quota */
+  CPU_POOL_THREADS: positiveInt(usableCores()),
   /** Frames per second sampled for analysis. */
   ANALYZE_FPS: z.coerce.number().positive().max(60).default(10),
   /** Width frames are scaled to for analysis (height keeps the aspect). */
@@ -177,13 +181,26 @@ const coreEnvSchema = z.object({
   WEBHOOK_TIMEOUT_SECONDS: positiveInt(10),
   /** Origins allowed by CORS (comma-separated, or "*"); empty turns CORS off. */
   CORS_ORIGINS: commaList.default([]),
-  /** Clips one worker-cpu process renders at once. @defaultValue half the pool threads, at least 1 */
+  /**
+   * Clips one worker-cpu process renders at once. Unset, worker-cpu renders as many as it has
+   * usable cores ({@link defaultRenderConcurrency}), each ffmpeg taking its share of them.
+   */
   RENDER_CONCURRENCY: z.coerce.number().int().positive().optional(),
   /** libx264 preset of rendered clips. @defaultValue veryfast */
   RENDER_PRESET: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow']).default('veryfast'),
   /** libx264 constant rate factor of rendered clips (0-51, lower is better). @defaultValue 20 */
   RENDER_CRF: z.coerce.number().int().min(0).max(51).default(20),
 });
+
+/**
+ * Clips a worker-cpu process renders at once when `RENDER_CONCURRENCY` is unset: one per usable
+ * core. Each render's ffmpeg threads over the cores divided by the renders running beside it, so
+ * one long clip still gets every core and several short ones each get one, instead of
+ * queueing behind each other while their threads wait on one another.
+ */
+export function defaultRenderConcurrency(cores: number = usableCores()): number {
+  return Math.max(1, Math.floor(cores));
+}
 
 /** Every environment variable the system reads, flat, as the environment holds them. */
 const envSchema = z.object({ ...coreEnvSchema.shape, ...providerEnvSchema.shape });
@@ -312,7 +329,7 @@ function toConfig(env: EnvVariables) {
     accountsKeyring: env.ACCOUNTS_KEYRING ?? DEV_ACCOUNTS_KEYRING,
     metadataSyncIntervalMs: env.METADATA_SYNC_INTERVAL_SECONDS * 1000,
     webhookTimeoutMs: env.WEBHOOK_TIMEOUT_SECONDS * 1000,
-    /** worker-cpu's rendering; `renderConcurrency` undefined means half the pool threads. */
+    /** worker-cpu's rendering; `renderConcurrency` undefined means {@link defaultRenderConcurrency}. */
     cpuWorker: {
       renderConcurrency: env.RENDER_CONCURRENCY,
       renderPreset: env.RENDER_PRESET,
