@@ -22,7 +22,7 @@ import type {
   VideosRepository,
   QueueOperations,
 } from '@clipline/shared';
-import { requireApiKey, type KeyVerifier } from './http/auth.js';
+import { AuthThrottleProbe, requireApiKey, type KeyVerifier } from './http/auth.js';
 import { webhookSecretRoutes } from './routes/webhook-secrets.js';
 import { adminKeyRoutes } from './routes/admin-keys.js';
 import { adminQueueRoutes } from './routes/admin-queues.js';
@@ -115,8 +115,10 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   // Derived from a configured secret, so idempotency fingerprints cannot be recomputed from a guessed body.
   const fingerprintKey = createHash('sha256').update(`idempotency-fingerprint:${config.accountsKeyring}`).digest('hex');
   const v1 = express.Router();
-  const throttle = new AuthFailureThrottle(deps.redis, `${config.queuePrefix}:auth-fail:api`, config.authFailuresPerMinute);
-  v1.use(requireApiKey({ keys: config.apiKeys, adminKeys: config.adminApiKeys, throttle, ...(deps.verifyKey ? { verify: deps.verifyKey } : {}) }));
+  const throttlePrefix = `${config.queuePrefix}:auth-fail:api`;
+  const throttle = new AuthFailureThrottle(deps.redis, throttlePrefix, config.authFailuresPerMinute);
+  const probe = new AuthThrottleProbe(deps.redis, throttlePrefix, config.authFailuresPerMinute);
+  v1.use(requireApiKey({ keys: config.apiKeys, adminKeys: config.adminApiKeys, throttle, probe, ...(deps.verifyKey ? { verify: deps.verifyKey } : {}) }));
   const budget = new RequestBudget(deps.redis, config.queuePrefix, config.apiRateLimitPerMinute);
   v1.use(rateLimitPerKey(budget));
   v1.use(

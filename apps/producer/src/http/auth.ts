@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
-import { ANY_TENANT, clientAddress, tenantScope, type AuthFailureThrottle, type TenantScope } from '@clipline/shared';
+import { ANY_TENANT, clientAddress, tenantScope, type AuthFailureThrottle, type RedisClient, type TenantScope } from '@clipline/shared';
 import { HttpProblem } from './problem.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -45,7 +45,46 @@ export interface ApiKeySettings {
   verify?: KeyVerifier;
   /** Failed authentications per client address; checked before any key is looked up. */
   throttle?: AuthFailureThrottle;
+  /**
+   * Reads the same count without adding to it, for a key of the configuration: accepting one
+   * needs no lookup to protect, so it need not be counted as an attempt in flight. Without it,
+   * such keys reserve an attempt like any other.
+   */
+  probe?: AuthThrottleProbe;
 }
+
+/**
+ * Reads {@link AuthFailureThrottle}'s count for an address without counting an attempt: how many
+ * seconds it must still wait (0 when it may go on). A key of the configuration is known at once,
+ * so it neither needs the in-flight guard (which, counting every valid request while it waits for
+ * Redis, refused bursts of more than AUTH_FAILURES_PER_MINUTE concurrent requests from one address
+ * with 429) nor a release; it still gets 429 while its address is throttled, so a guess that
+ * happens to be right is answered like every other guess. Keys follow the throttle's layout
+ * (`<prefix>:<address>:<minute>`, see packages/shared/src/auth-throttle.ts).
+ */
+export class AuthThrottleProbe {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+    private readonly perMinute = 20,
+  ) {}
+
+  async retryAfter(address: string, now = Date.now()): Promise<number> {
+    const window = Math.floor(now / 60_000);
+    let count: number;
+    try {
+      count = Number((await this.redis.get(`${this.prefix}:${address}:${window}`)) ?? 0);
+    } catch {
+      return 0;
+    }
+    return count >= this.perMinute ? Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000)) : 0;
+  }
+}
+
+const tooManyFailures = (wait: number) =>
+  new HttpProblem(429, 'Too Many Requests', `too many failed authentications from this address; retry in ${wait} s`, {}, { 'retry-after': String(wait) });
+
+const BEARER = /^Bearer\s+([\x21-\x7e]{1,512})\s*$/i;
 
 /**
  * `Authorization: Bearer <key>`: keys from the configuration (compared as SHA-256 digests in
@@ -61,23 +100,31 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
     },
   );
   const challenge = { 'www-authenticate': 'Bearer realm="clipline"' };
-  return async (req, res, next) => {
-    const attempt = await settings.throttle?.reserve(clientAddress(req.socket.remoteAddress));
-    if (attempt && attempt.retryAfter > 0) {
-      const wait = attempt.retryAfter;
-      return next(
-        new HttpProblem(429, 'Too Many Requests', `too many failed authentications from this address; retry in ${wait} s`, {}, { 'retry-after': String(wait) }),
-      );
-    }
-    // The reserved attempt stays counted as a failure unless the key is accepted.
-    const refuse = (detail: string) => next(new HttpProblem(401, 'Unauthorized', detail, {}, challenge));
-    const header = req.get('authorization');
-    if (!header) return refuse('missing Authorization header: send "Authorization: Bearer <api key>"');
-    const match = /^Bearer\s+([\x21-\x7e]{1,512})\s*$/i.exec(header);
-    if (!match?.[1]) return refuse('Authorization header must be "Bearer <api key>"');
-    const presented = digest(match[1]);
+  /** The configured key presented, compared with every one in constant time; undefined for any other. */
+  const configuredCaller = (presented: Buffer): Caller | undefined => {
     let caller: Caller | undefined;
     for (const candidate of configured) if (timingSafeEqual(candidate.digest, presented)) caller = candidate.caller;
+    return caller;
+  };
+  return async (req, res, next) => {
+    const address = clientAddress(req.socket.remoteAddress);
+    const header = req.get('authorization');
+    const match = header ? BEARER.exec(header) : null;
+    const presented = match?.[1] ? digest(match[1]) : undefined;
+    const known = presented && settings.probe ? configuredCaller(presented) : undefined;
+    if (known && settings.probe) {
+      const wait = await settings.probe.retryAfter(address);
+      if (wait > 0) return next(tooManyFailures(wait));
+      res.locals.caller = known;
+      return next();
+    }
+    const attempt = await settings.throttle?.reserve(address);
+    if (attempt && attempt.retryAfter > 0) return next(tooManyFailures(attempt.retryAfter));
+    // The reserved attempt stays counted as a failure unless the key is accepted.
+    const refuse = (detail: string) => next(new HttpProblem(401, 'Unauthorized', detail, {}, challenge));
+    if (!header) return refuse('missing Authorization header: send "Authorization: Bearer <api key>"');
+    if (!match?.[1] || !presented) return refuse('Authorization header must be "Bearer <api key>"');
+    let caller = configuredCaller(presented);
     if (!caller && settings.verify) {
       const stored = await settings.verify(match[1]).catch(() => null);
       if (stored) caller = { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin', name: stored.name };

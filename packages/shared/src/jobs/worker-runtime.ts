@@ -122,10 +122,82 @@ export interface RunningWorker {
   isRunning(): boolean;
 }
 
-/** A running job's abort controller and the key cancellations may name. */
+/** A running job's abort switch and the key cancellations may name. */
 interface RunningJob {
-  controller: AbortController;
+  abort: JobAbort;
   key: string | undefined;
+}
+
+/**
+ * A job's abort signal, made only when something asks for it: most jobs finish without a
+ * processor reading `signal` and without being aborted, and an AbortController (with a listener
+ * on BullMQ's lock signal) per job is a measurable share of a short job's cost. Aborts before
+ * the signal exists are remembered, and BullMQ's lock signal is consulted when it is made, so
+ * the signal tells the same as one made at the job's start.
+ */
+class JobAbort {
+  private controller: AbortController | undefined;
+  private reason: unknown;
+  private abortedEarly = false;
+
+  constructor(private readonly lockSignal: AbortSignal | undefined) {}
+
+  abort(reason: unknown): void {
+    if (this.controller) this.controller.abort(reason);
+    else if (!this.abortedEarly) {
+      this.abortedEarly = true;
+      this.reason = reason;
+    }
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller) return this.controller.signal;
+    const controller = new AbortController();
+    this.controller = controller;
+    if (this.abortedEarly) controller.abort(this.reason);
+    const lock = this.lockSignal;
+    // BullMQ aborts its own signal when this worker loses the job's lock: stop, another worker has it.
+    const lockLost = () => controller.abort(lock?.reason ?? new Error('job lock lost'));
+    if (lock?.aborted) lockLost();
+    else lock?.addEventListener('abort', lockLost, { once: true });
+    return controller.signal;
+  }
+
+  /** The signal when the job was aborted (or lost its lock), else undefined: the same verdict, nothing made. */
+  signalIfAborted(): AbortSignal | undefined {
+    return this.controller || this.abortedEarly || this.lockSignal?.aborted ? this.signal : undefined;
+  }
+}
+
+/**
+ * A job's logger, a child of the worker's with the job's fields, made only when a line needs it:
+ * pino children cost a redaction pass each, and most jobs write a single line.
+ */
+class JobLogger {
+  private child: Logger | undefined;
+  private readonly fields: Record<string, unknown>;
+
+  constructor(
+    private readonly parent: Logger,
+    job: Job,
+  ) {
+    this.fields = { jobId: job.id, job: job.name, flowId: job.parent?.id ?? job.id, attempt: job.attemptsMade + 1 };
+  }
+
+  get logger(): Logger {
+    this.child ??= this.parent.child(this.fields);
+    return this.child;
+  }
+
+  /** An info line with the job's fields, through the child if one was made, else without making one. */
+  info(message: string): void {
+    if (this.child) this.child.info(message);
+    else if (this.parent.isLevelEnabled('info')) this.parent.info(this.fields, message);
+  }
+
+  debug(message: string): void {
+    if (this.parent.isLevelEnabled('debug')) this.logger.debug(message);
+  }
 }
 
 /** What one worker shares between its jobs. */
@@ -161,7 +233,7 @@ function assertEveryJobHasAProcessor(declaration: QueueDeclaration, processors: 
   }
 }
 
-function jobHandle(scope: WorkerScope, job: Job, data: unknown, signal: AbortSignal, logger: Logger, token: string | undefined): JobHandle<unknown> {
+function jobHandle(scope: WorkerScope, job: Job, data: unknown, abort: JobAbort, logger: JobLogger, token: string | undefined): JobHandle<unknown> {
   return {
     id: job.id ?? '',
     name: job.name,
@@ -171,8 +243,12 @@ function jobHandle(scope: WorkerScope, job: Job, data: unknown, signal: AbortSig
     maxAttempts: job.opts.attempts ?? 1,
     upstreamWaits: splitJobData(job.data).waits,
     parentId: job.parent?.id,
-    logger,
-    signal,
+    get logger() {
+      return logger.logger;
+    },
+    get signal() {
+      return abort.signal;
+    },
     updateProgress: (percent) => job.updateProgress(Math.max(0, Math.min(100, Math.round(percent)))),
     childResults: async <T>() => Object.values(await job.getChildrenValues()) as T[],
     addChildren: async (children) => {
@@ -256,24 +332,22 @@ async function settleJobError(scope: WorkerScope, job: Job, token: string | unde
 }
 
 async function runJob(scope: WorkerScope, job: Job, token: string | undefined, lockSignal: AbortSignal | undefined): Promise<unknown> {
-  const logger = scope.logger.child({ jobId: job.id, job: job.name, flowId: job.parent?.id ?? job.id, attempt: job.attemptsMade + 1 });
-  const controller = new AbortController();
-  // BullMQ aborts its own signal when this worker loses the job's lock: stop, another worker has it.
-  lockSignal?.addEventListener('abort', () => controller.abort(lockSignal.reason ?? new Error('job lock lost')), { once: true });
-  scope.running.set(job.id ?? '', { controller, key: scope.options.policy?.cancellationKey?.(job.data) });
+  const logger = new JobLogger(scope.logger, job);
+  const abort = new JobAbort(lockSignal);
+  scope.running.set(job.id ?? '', { abort, key: scope.options.policy?.cancellationKey?.(job.data) });
   try {
     const data = validatePayload(scope.declaration, job.name, splitJobData(job.data).payload);
     const processor = scope.processors[job.name];
     if (!processor) throw new PermanentJobError(`no processor for job "${job.name}"`);
     logger.debug('job started');
-    const result = await processor(jobHandle(scope, job, data, controller.signal, logger, token));
+    const result = await processor(jobHandle(scope, job, data, abort, logger, token));
     logger.info('job completed');
     return result;
   } catch (thrown) {
     if (thrown instanceof WaitingChildrenError) throw thrown;
     const error = coerceError(thrown);
     const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    return await settleJobError(scope, job, token, error, classifyJobError(error, controller.signal, { last }), logger);
+    return await settleJobError(scope, job, token, error, classifyJobError(error, abort.signalIfAborted(), { last }), logger.logger);
   } finally {
     scope.running.delete(job.id ?? '');
   }
@@ -318,7 +392,7 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
     worker: () => worker,
   };
   const stopListening = options.policy?.cancellations?.onCancel((key) => {
-    for (const job of scope.running.values()) if (job.key === key) job.controller.abort(new JobCancelledError());
+    for (const job of scope.running.values()) if (job.key === key) job.abort.abort(new JobCancelledError());
   });
   // A job's log lines, and the jobs it adds, keep the id of the request that started its work.
   const processJob = (job: Job, token?: string, lockSignal?: AbortSignal) =>
@@ -345,7 +419,7 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
   const close = async (graceMs: number) => {
     stopListening?.();
     const timer = setTimeout(() => {
-      for (const { controller } of scope.running.values()) controller.abort(new WorkerClosingError());
+      for (const { abort } of scope.running.values()) abort.abort(new WorkerClosingError());
     }, graceMs);
     try {
       await worker.close();
