@@ -15,7 +15,8 @@ import { parse as parseYaml } from 'yaml';
 import { buildContext } from './support/build-context.js';
 import { existsIn, interpretDockerfile, type Stage } from './support/dockerfile.js';
 import { projectRunModel } from './support/image.js';
-import { type Manifest, nodeScript, readJson, readText, ROOT, sourceOf, tsProjects, workspaces } from './support/workspace.js';
+import { readmeVariables } from './support/readme-variables.js';
+import { type Manifest, nodeScript, readJson, readText, ROOT, sourceOf, sourcesMatch, tsProjects, workspaces } from './support/workspace.js';
 
 const DOCKERFILE = readText('infra/Dockerfile');
 const context = buildContext(ROOT);
@@ -159,6 +160,8 @@ describe('docker-compose.yml', () => {
     build?: { context: string; dockerfile: string };
     command?: string[];
     volumes?: string[];
+    environment?: Record<string, string>;
+    healthcheck?: { test: string[] };
   }
   const compose = parseYaml(readText('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService> };
 
@@ -174,6 +177,29 @@ describe('docker-compose.yml', () => {
     expect(mounted.filter((volume) => !existsSync(path.join(ROOT, volume.split(':')[0]!)))).toEqual([]);
   });
 
+  it('gives the processes only variables the configuration knows, and probes endpoints the apps serve', () => {
+    const documented = new Set(readmeVariables(readText('README.md')));
+    const clipline = Object.entries(compose.services).filter(([, service]) => service.build);
+    for (const [name, service] of clipline) {
+      const unknown = Object.keys(service.environment ?? {}).filter((variable) => !documented.has(variable));
+      expect([name, unknown]).toEqual([name, []]);
+      // Only the one-shot migration has no healthcheck (its exit status is what others wait for).
+      if (!service.healthcheck) {
+        expect(name).toBe('migrate');
+        continue;
+      }
+      // `fetch('http://127.0.0.1:<port>/<path>')` in the healthcheck: the app's port and a route it has.
+      const probe = /http:\/\/127\.0\.0\.1:(\d+)(\/[a-z]+)/.exec((service.healthcheck?.test ?? []).join(' '));
+      expect([name, Boolean(probe)]).toEqual([name, true]);
+      const [, port, route] = probe!;
+      const app = nodeScript(service.command ?? [])!.split('/')[1]!;
+      const ports: Record<string, string> = { producer: '3000', 'worker-io': '9464', 'worker-cpu': '9465', dashboard: '3001' };
+      expect([name, port]).toEqual([name, ports[app]]);
+      const served = sourcesMatch(app.startsWith('worker') ? 'packages/shared/src' : `apps/${app}/src`, new RegExp(`'${route}'`));
+      expect([name, route, served]).toEqual([name, route, true]);
+    }
+  });
+
   const composeCommand = ['docker-compose', 'docker'].find((binary) => {
     try {
       execFileSync(binary, binary === 'docker' ? ['compose', 'version'] : ['version'], { stdio: 'ignore' });
@@ -184,7 +210,8 @@ describe('docker-compose.yml', () => {
   });
   // Debian's docker-compose (apt-get install docker-compose) or the Compose v2 plugin.
   (composeCommand ? it : it.skip)(`validates with ${composeCommand ?? 'docker-compose (not installed here)'} config`, () => {
-    const args = composeCommand === 'docker' ? ['compose', 'config', '-q'] : ['config', '-q'];
+    // The observability profile's services too.
+    const args = composeCommand === 'docker' ? ['compose', '--profile', 'observability', 'config', '-q'] : ['--profile', 'observability', 'config', '-q'];
     const secrets = { POSTGRES_PASSWORD: 'p', API_KEYS: 'k', DASHBOARD_PASSWORD: 'd', ACCOUNTS_KEYRING: 'main:a' };
     expect(() => execFileSync(composeCommand!, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...secrets }, stdio: 'pipe' })).not.toThrow();
   });
