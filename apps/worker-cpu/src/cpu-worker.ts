@@ -7,6 +7,7 @@ import {
   UsersRepository,
   closeServer,
   createRedis,
+  defaultRenderConcurrency,
   Gauge,
   LocalStorage,
   openDatabase,
@@ -15,6 +16,7 @@ import {
   startWorker,
   type RunningWorker,
   type ServiceContext,
+  usableCores,
 } from '@clipline/shared';
 import { parseKeyring } from '@clipline/shared/crypto';
 import { accountsProcessors } from './accounts/register-user.js';
@@ -22,6 +24,7 @@ import { analyzeProcessors } from './analysis/analyze-processor.js';
 import type { AnalysisSettings } from './analysis/analyze-video.js';
 import { CpuPool } from './analysis/pool.js';
 import { cpuConcurrency, type CpuWorkerSettings } from './cpu-worker-config.js';
+import { RenderCores } from './render/render-cores.js';
 import { renderProcessors } from './render/render-processor.js';
 import type { RenderSettings } from './render/render-clip.js';
 
@@ -71,7 +74,9 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   const { config, logger, shutdown, metrics } = service;
   const own = options.settings;
   const pool = new CpuPool({ threads: config.cpuPoolThreads });
-  const concurrency = cpuConcurrency(pool.threads, config.workerCpuConcurrency, own?.renderConcurrency);
+  // Renders default to one per usable core (cgroup quota included); their ffmpeg runs share those cores.
+  const cores = usableCores();
+  const concurrency = cpuConcurrency(pool.threads, config.workerCpuConcurrency, own?.renderConcurrency ?? defaultRenderConcurrency(cores));
 
   const redis = createRedis(config.redisUrl, 'worker');
   shutdown.register('redis', () => redis.quit());
@@ -88,7 +93,7 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   const storage = new LocalStorage(config.storageDir);
   const tools = { ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath };
   const analysis: AnalysisSettings = { tools, pool, fps: config.analyzeFps, width: config.analyzeWidth, maxSeconds: config.maxSourceSeconds };
-  const render: RenderSettings = { tools, pool, ...(own ? { preset: own.renderPreset, crf: own.renderCrf } : {}) };
+  const render: RenderSettings = { tools, pool, cores: new RenderCores(cores), ...(own ? { preset: own.renderPreset, crf: own.renderCrf } : {}) };
 
   let metricsPort: number | undefined;
   if (options.metricsServer ?? true) {
@@ -100,10 +105,14 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   const common = { connection: redis, prefix: config.queuePrefix, logger, policy, maxStalledCount: config.jobStallLimit, metrics };
   const workers = [
     startWorker(analyzeQueue, analyzeProcessors({ settings: analysis, videos, analyses, storage }), { ...common, concurrency: concurrency.analyze }),
-    startWorker(renderQueue, renderProcessors({ settings: render, analyses, storage, videos, results: new AiResultsRepository(db) }), {
-      ...common,
-      concurrency: concurrency.render,
-    }),
+    startWorker(
+      renderQueue,
+      renderProcessors({ settings: render, analyses, storage, videos, analysisFps: config.analyzeFps, results: new AiResultsRepository(db) }),
+      {
+        ...common,
+        concurrency: concurrency.render,
+      },
+    ),
     startWorker(accountsQueue, accountsProcessors({ pool, users: new UsersRepository(db), jobs, keyring: parseKeyring(config.accountsKeyring) }), {
       ...common,
       concurrency: pool.threads,

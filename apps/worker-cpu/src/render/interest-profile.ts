@@ -19,15 +19,21 @@ export interface FrameInterest {
  */
 export const MOTION_WEIGHT = 4;
 
+/** A batch of frames to profile; `profilesOnly` skips the sharpness and content score (0 each). */
+export interface InterestBatch extends FrameBatch {
+  /** Set when analysis already measured sharpness and shot changes: only the profiles are needed. */
+  profilesOnly?: boolean;
+}
+
 /**
  * Interest profiles of every frame in a batch, plus the sharpness (for the thumbnail) and
- * content score (for shot changes) of each. The first frame's motion is measured against
- * `previous` when given.
+ * content score (for shot changes) of each unless `profilesOnly`. The first frame's motion is
+ * measured against `previous` when given.
  */
-export function interestProfiles(batch: FrameBatch): FrameInterest[] {
+export function interestProfiles(batch: InterestBatch): FrameInterest[] {
   const { width, height, count, frames } = batch;
   const pixels = width * height;
-  const metrics = batchMetrics(batch);
+  const metrics = batch.profilesOnly ? null : batchMetrics(batch);
   let previousLuma = batch.previous ? lumaPlane(batch.previous, pixels) : null;
   const results: FrameInterest[] = [];
   for (let f = 0; f < count; f++) {
@@ -52,8 +58,8 @@ export function interestProfiles(batch: FrameBatch): FrameInterest[] {
       rows[y] = rowSum / width;
     }
     for (let x = 0; x < width; x++) columns[x]! /= height;
-    const frameMetrics = metrics[f]!;
-    results.push({ columns, rows, sharpness: frameMetrics.sharpness, contentScore: frameMetrics.contentScore });
+    const frameMetrics = metrics?.[f];
+    results.push({ columns, rows, sharpness: frameMetrics?.sharpness ?? 0, contentScore: frameMetrics?.contentScore ?? 0 });
     previousLuma = luma;
   }
   return results;

@@ -3,13 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { PermanentJobError, type ClipAspect } from '@clipline/shared';
 import { runBatchPipeline } from '../analysis/batch-pipeline.js';
-import { expectSuccess, probe, spawnTool, type FfmpegTools, type ProbeResult } from '../analysis/ffmpeg.js';
+import { expectSuccess, probe, spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
 import { sampleFrames, sampleSize } from '../analysis/frame-sampler.js';
 import type { CpuPool } from '../analysis/pool.js';
 import { detectCutFrames } from '../analysis/scene-cuts.js';
 import { assFilter, type CaptionWord, captionDocument } from './burned-captions.js';
 import { cropGeometry, type CropGeometry } from './crop-geometry.js';
 import { cropExpression, type CropKeyframe } from './crop-plan.js';
+import type { InterestBatch } from './interest-profile.js';
+import { mp4Duration } from './mp4-duration.js';
+import type { RenderCores } from './render-cores.js';
+import type { AnalysedFrame, SourceAnalysis, SourceFacts } from './stored-analysis.js';
 
 export interface RenderSettings {
   tools: FfmpegTools;
@@ -22,6 +26,8 @@ export interface RenderSettings {
   sampleFps?: number;
   /** Width of those frames. @defaultValue 256 */
   sampleWidth?: number;
+  /** Shares the process's cores between renders running at once; absent, ffmpeg picks its threads. */
+  cores?: RenderCores;
 }
 
 export interface RenderRequest {
@@ -35,12 +41,14 @@ export interface RenderRequest {
   thumbnailFile: string;
   /** Words to burn into the picture as captions (source times); absent or empty: none. */
   captions?: readonly CaptionWord[];
+  /** What analysis stored of the source (see `storedAnalysis`); absent, the source is probed and measured here. */
+  analysis?: SourceAnalysis | undefined;
 }
 
 export interface RenderedClip {
   width: number;
   height: number;
-  /** Duration of the written file, as ffprobe reads it. */
+  /** Duration of the written file, as its mp4 header (and ffprobe) states it. */
   durationSeconds: number;
   /** Seconds into the clip of the thumbnail: the sharpest sampled frame. */
   thumbnailSeconds: number;
@@ -54,20 +62,25 @@ export interface RenderHooks {
   onProgress?: (fraction: number) => void | Promise<void>;
 }
 
-/** Share of the progress that following the action takes; encoding takes the rest but the thumbnail. */
+/** Share of the progress that following the action takes; encoding takes the rest. */
 const FOLLOW_SHARE = 0.2;
-const ENCODE_END = 0.95;
+const ENCODE_END = 0.98;
 /** A clip may end this far past the probed duration (containers round it) before it is refused. */
 const END_TOLERANCE_SECONDS = 0.25;
 
 /**
- * Renders one clip: an exact cut (decoded from a keyframe before it, trimmed to the first frame
- * at or after the start and re-encoded with libx264), reframed to the aspect with a crop window that
- * follows the region of most motion and detail, an mp4 and a JPEG of its sharpest frame.
+ * Renders one clip: an exact cut (ffmpeg seeks the input to the keyframe before the start and
+ * drops the frames before it, so only the clip's span is decoded) re-encoded with libx264,
+ * reframed to the aspect with a crop window that follows the region of most motion and detail,
+ * an mp4 and a JPEG of its sharpest frame written by the same ffmpeg run.
+ *
+ * With `request.analysis` (what analysis stored of the source), the source is not probed again
+ * and the frames sampled to follow the action are only measured for where the interest lies:
+ * sharpness and shot changes come from analysis.
  */
 export async function renderClip(settings: RenderSettings, request: RenderRequest, hooks: RenderHooks = {}): Promise<RenderedClip> {
   const { signal } = hooks;
-  const facts = await probe(settings.tools, request.source, signal);
+  const facts = request.analysis?.facts ?? (await probe(settings.tools, request.source, signal));
   const start = request.startSeconds;
   if (request.endSeconds > facts.durationSeconds + END_TOLERANCE_SECONDS) {
     throw new PermanentJobError(`clip ends at ${request.endSeconds} s, after the end of the video (${facts.durationSeconds.toFixed(3)} s)`);
@@ -76,27 +89,32 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
   if (end - start < 0.1) throw new PermanentJobError(`clip ${start}-${end} s is too short to render (under 0.1 s)`);
   const geometry = cropGeometry(facts.width, facts.height, request.aspect);
 
-  const followed = await followAction(settings, request.source, facts, geometry, start, end - start, hooks);
+  const lease = settings.cores?.acquire();
   const videoPart = `${request.videoFile}.part`;
   const thumbnailPart = `${request.thumbnailFile}.part`;
-  const captions = await writeCaptions(request, { startSeconds: start, endSeconds: end }, geometry);
+  let captions: Awaited<ReturnType<typeof writeCaptions>> = null;
   try {
+    const span = { startSeconds: start, durationSeconds: end - start };
+    const followed = await followAction(settings, { ...request, facts, geometry, ...span }, hooks);
+    captions = await writeCaptions(request, { startSeconds: start, endSeconds: end }, geometry);
     const filter = reframeFilter(geometry, followed) + (captions ? `,${assFilter(captions.file)}` : '');
-    await encode(settings, request.source, facts, { startSeconds: start, durationSeconds: end - start, filter }, videoPart, hooks);
-    const output = await probe(settings.tools, videoPart, signal);
-    const thumbnailSeconds = Math.max(0, Math.min(followed.thumbnailSeconds, output.durationSeconds - 0.1));
-    await extractFrame(settings.tools, videoPart, thumbnailSeconds, thumbnailPart, signal);
+    // The thumbnail is a frame of the clip, not past its last one.
+    const thumbnailSeconds = Math.max(0, Math.min(followed.thumbnailSeconds, span.durationSeconds - 0.1));
+    const targets = { video: videoPart, thumbnail: thumbnailPart };
+    await encode(settings, request.source, facts, { ...span, filter, thumbnailSeconds, threads: lease?.threads }, targets, hooks);
+    const durationSeconds = (await mp4Duration(videoPart)) ?? (await probe(settings.tools, videoPart, signal)).durationSeconds;
     await rename(videoPart, request.videoFile);
     await rename(thumbnailPart, request.thumbnailFile);
     await hooks.onProgress?.(1);
     return {
-      width: output.width,
-      height: output.height,
-      durationSeconds: output.durationSeconds,
+      width: geometry.width,
+      height: geometry.height,
+      durationSeconds,
       thumbnailSeconds,
       crop: { width: geometry.width, height: geometry.height, x: followed.x, y: followed.y },
     };
   } finally {
+    lease?.release();
     await Promise.all([rm(videoPart, { force: true }), rm(thumbnailPart, { force: true }), captions?.remove()]);
   }
 }
@@ -122,61 +140,110 @@ interface FollowedAction {
   thumbnailSeconds: number;
 }
 
+/** What following the action works on: the source, its facts, the window and the clip's span. */
+interface FollowTarget {
+  source: string;
+  facts: SourceFacts;
+  geometry: CropGeometry;
+  startSeconds: number;
+  durationSeconds: number;
+  analysis?: SourceAnalysis | undefined;
+}
+
+/** What sampling the clip's frames yields: each frame's profiles, and its metrics when measured. */
+interface SampledInterest {
+  columns: Float32Array[];
+  rows: Float32Array[];
+  sharpness: number[];
+  contentScores: number[];
+}
+
 /**
- * Samples the clip's frames into the pool for interest profiles, sharpness and shot changes,
- * and plans the window's path along each axis it can move on.
+ * Samples the clip's frames into the pool for interest profiles (and, without analysis to reuse,
+ * sharpness and shot changes), and plans the window's path along each axis it can move on.
  */
-async function followAction(
-  settings: RenderSettings,
-  source: string,
-  facts: ProbeResult,
-  geometry: CropGeometry,
-  startSeconds: number,
-  durationSeconds: number,
-  hooks: RenderHooks,
-): Promise<FollowedAction> {
+async function followAction(settings: RenderSettings, target: FollowTarget, hooks: RenderHooks): Promise<FollowedAction> {
   const { pool } = settings;
   const { signal } = hooks;
+  const { facts, geometry } = target;
   const fps = settings.sampleFps ?? 8;
   const size = sampleSize(facts.width, facts.height, settings.sampleWidth ?? 256);
-  const columns: Float32Array[] = [];
-  const rows: Float32Array[] = [];
-  const sharpness: number[] = [];
-  const contentScores: number[] = [];
-  const expectedFrames = Math.max(1, Math.ceil(durationSeconds * fps));
+  const analysed = target.analysis?.frames;
+  // Nothing moves (the window spans the picture) and analysis chose the thumbnail: no need to decode.
+  if (geometry.slackX <= 0 && geometry.slackY <= 0 && analysed) return { x: null, y: null, thumbnailSeconds: sharpestAnalysed(analysed.list, target) };
+  const sampled = await sampleInterest(settings, target, { fps, size, profilesOnly: analysed !== undefined }, hooks);
+  if (sampled.columns.length === 0) {
+    throw new PermanentJobError(`no frame could be decoded between ${target.startSeconds} s and ${target.startSeconds + target.durationSeconds} s`);
+  }
+  const cutFrames = analysed ? analysedCutFrames(analysed, target.startSeconds, fps) : detectCutFrames(sampled.contentScores, { fps, minSceneSeconds: 0.3 });
+  const plan = (profiles: Float32Array[], window: number) => pool.cropPath({ fps, profiles, window, cutFrames }, signal);
+  const [x, y] = await Promise.all([
+    geometry.slackX > 0 ? plan(sampled.columns, (geometry.width * size.width) / facts.width) : null,
+    geometry.slackY > 0 ? plan(sampled.rows, (geometry.height * size.height) / facts.height) : null,
+  ]);
+  const thumbnailSeconds = analysed ? sharpestAnalysed(analysed.list, target) : indexOfMax(sampled.sharpness) / fps;
+  return { x, y, thumbnailSeconds };
+}
+
+/** Decodes the clip's frames (input-side seek: only its span) through the pool, in order. */
+async function sampleInterest(
+  settings: RenderSettings,
+  target: FollowTarget,
+  sampling: { fps: number; size: { width: number; height: number }; profilesOnly: boolean },
+  hooks: RenderHooks,
+): Promise<SampledInterest> {
+  const { pool } = settings;
+  const { signal } = hooks;
+  const { fps, size, profilesOnly } = sampling;
+  const sampled: SampledInterest = { columns: [], rows: [], sharpness: [], contentScores: [] };
+  const expectedFrames = Math.max(1, Math.ceil(target.durationSeconds * fps));
   const batches = sampleFrames(settings.tools, {
-    file: source,
+    file: target.source,
     fps,
     ...size,
     batchFrames: 8,
-    startSeconds,
-    durationSeconds,
+    startSeconds: target.startSeconds,
+    durationSeconds: target.durationSeconds,
     ...(signal ? { signal } : {}),
   });
   await runBatchPipeline(batches, {
     frameBytes: size.width * size.height * 3,
     maxInFlight: pool.threads * 2,
-    start: (batch, previous) => pool.clipInterest({ ...size, frames: batch.frames, count: batch.count, previous }, signal),
+    start: (batch, previous) => {
+      const task: InterestBatch = { ...size, frames: batch.frames, count: batch.count, previous, profilesOnly };
+      return pool.clipInterest(task, signal);
+    },
     collect: async (_firstIndex, frames) => {
       for (const frame of frames) {
-        columns.push(frame.columns);
-        rows.push(frame.rows);
-        sharpness.push(frame.sharpness);
-        contentScores.push(frame.contentScore);
+        sampled.columns.push(frame.columns);
+        sampled.rows.push(frame.rows);
+        sampled.sharpness.push(frame.sharpness);
+        sampled.contentScores.push(frame.contentScore);
       }
-      await hooks.onProgress?.(FOLLOW_SHARE * Math.min(1, columns.length / expectedFrames));
+      await hooks.onProgress?.(FOLLOW_SHARE * Math.min(1, sampled.columns.length / expectedFrames));
     },
   });
-  if (columns.length === 0) throw new PermanentJobError(`no frame could be decoded between ${startSeconds} s and ${startSeconds + durationSeconds} s`);
+  return sampled;
+}
 
-  const cutFrames = detectCutFrames(contentScores, { fps, minSceneSeconds: 0.3 });
-  const plan = (profiles: Float32Array[], window: number) => pool.cropPath({ fps, profiles, window, cutFrames }, signal);
-  const [x, y] = await Promise.all([
-    geometry.slackX > 0 ? plan(columns, (geometry.width * size.width) / facts.width) : null,
-    geometry.slackY > 0 ? plan(rows, (geometry.height * size.height) / facts.height) : null,
-  ]);
-  const sharpest = sharpness.reduce((best, value, index) => (value > sharpness[best]! ? index : best), 0);
-  return { x, y, thumbnailSeconds: sharpest / fps };
+/** Shot changes analysis found within the clip, as indices of the frames sampled at `fps` from its start. */
+function analysedCutFrames(analysed: NonNullable<SourceAnalysis['frames']>, startSeconds: number, fps: number): number[] {
+  const cuts = detectCutFrames(
+    analysed.list.map((frame) => frame.contentScore),
+    { fps: analysed.fps, minSceneSeconds: 0.3 },
+  );
+  const indices = cuts.map((index) => Math.round((analysed.list[index]!.timeSeconds - startSeconds) * fps)).filter((index) => index > 0);
+  return [...new Set(indices)];
+}
+
+/** Seconds into the clip of the sharpest frame analysis sampled in it. */
+function sharpestAnalysed(frames: readonly AnalysedFrame[], target: FollowTarget): number {
+  const best = frames[indexOfMax(frames.map((frame) => frame.sharpness))];
+  return best ? Math.max(0, best.timeSeconds - target.startSeconds) : 0;
+}
+
+function indexOfMax(values: readonly number[]): number {
+  return values.reduce((best, value, index) => (value > values[best]! ? index : best), 0);
 }
 
 /** The filter chain of a clip: the moving crop, square pixels, 4:2:0 for every player. */
@@ -186,84 +253,71 @@ export function reframeFilter(geometry: CropGeometry, followed: Pick<FollowedAct
   return `crop=w=${geometry.width}:h=${geometry.height}:x=${x}:y=${y},setsar=1,format=yuv420p`;
 }
 
-/** Seconds the input seek lands before the clip; the exact cut is the trim filters' job. */
-const SEEK_MARGIN_SECONDS = 3;
+/** What one encode run makes of the clip's span. */
+interface EncodeJob {
+  startSeconds: number;
+  durationSeconds: number;
+  /** The clip's filter chain (crop, captions). */
+  filter: string;
+  /** Seconds into the clip of the frame written as the thumbnail. */
+  thumbnailSeconds: number;
+  /** ffmpeg threads (decoder, filters, encoder); undefined lets ffmpeg choose. */
+  threads: number | undefined;
+}
 
-async function encode(
-  settings: RenderSettings,
+/**
+ * The ffmpeg arguments of a clip. The input seek (`-ss`/`-t` before `-i`) makes ffmpeg read
+ * from the keyframe before the start and drop every frame and audio sample before it, so the
+ * cut is exact and only the span is decoded. The filtered picture is split: one branch is
+ * encoded, the other gives up one frame as the JPEG thumbnail, then closes.
+ */
+export function encodeArgs(
   source: string,
-  facts: ProbeResult,
-  { startSeconds, durationSeconds, filter }: { startSeconds: number; durationSeconds: number; filter: string },
-  target: string,
-  hooks: RenderHooks,
-): Promise<void> {
-  // Timestamps stay those of the source (-copyts) and trim filters cut at the exact start and
-  // end, then shift the clip to 0. The input seek only skips decoding: it lands a margin early
-  // because it goes to a video keyframe, and audio before that position would be lost.
-  const start = startSeconds.toFixed(3);
-  const end = (startSeconds + durationSeconds).toFixed(3);
-  const seek = startSeconds - SEEK_MARGIN_SECONDS;
-  const args = [
+  facts: Pick<SourceFacts, 'hasAudio'>,
+  job: EncodeJob,
+  settings: Pick<RenderSettings, 'preset' | 'crf'>,
+  targets: { video: string; thumbnail: string },
+): string[] {
+  const threads = job.threads ? ['-threads', String(job.threads)] : [];
+  const still = job.thumbnailSeconds.toFixed(3);
+  return [
     '-nostdin',
     '-hide_banner',
     '-loglevel',
     'error',
     '-nostats',
     '-y',
-    '-copyts',
-    ...(seek > 0 ? ['-ss', seek.toFixed(3)] : []),
+    ...(job.threads ? ['-filter_complex_threads', String(job.threads)] : []),
+    ...threads,
+    '-ss',
+    job.startSeconds.toFixed(3),
+    '-t',
+    job.durationSeconds.toFixed(3),
     '-i',
     source,
+    '-filter_complex',
+    `[0:v:0]${job.filter},split=2[clip][still];[still]trim=start=${still},trim=end_frame=1[thumbnail]`,
     '-map',
-    '0:v:0',
-    '-sn',
-    '-dn',
-    '-vf',
-    `trim=start=${start}:end=${end},setpts=PTS-${start}/TB,${filter}`,
+    '[clip]',
     '-c:v',
     'libx264',
     '-preset',
     settings.preset ?? 'veryfast',
     '-crf',
     String(settings.crf ?? 20),
-    ...(facts.hasAudio ? ['-map', '0:a:0', '-af', `atrim=start=${start}:end=${end},asetpts=PTS-${start}/TB`, '-c:a', 'aac', '-b:a', '128k'] : ['-an']),
-    '-t',
-    durationSeconds.toFixed(3),
+    ...threads,
+    ...(facts.hasAudio ? ['-map', '0:a:0', '-c:a', 'aac', '-b:a', '128k'] : []),
+    '-sn',
+    '-dn',
     '-movflags',
     '+faststart',
     '-progress',
     'pipe:1',
     '-f',
     'mp4',
-    target,
-  ];
-  const run = spawnTool(settings.tools.ffmpegPath, args, hooks.signal);
-  run.child.stdout?.setEncoding('utf8');
-  let pending = '';
-  run.child.stdout?.on('data', (chunk: string) => {
-    const lines = (pending + chunk).split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) {
-      const done = /^out_time_us=(\d+)/.exec(line);
-      if (!done) continue;
-      const fraction = Math.min(1, Number(done[1]) / 1e6 / durationSeconds);
-      void Promise.resolve(hooks.onProgress?.(FOLLOW_SHARE + (ENCODE_END - FOLLOW_SHARE) * fraction)).catch(() => {});
-    }
-  });
-  await expectSuccess(run, 'rendering the clip failed', hooks.signal);
-}
-
-async function extractFrame(tools: FfmpegTools, video: string, seconds: number, target: string, signal?: AbortSignal): Promise<void> {
-  const args = [
-    '-nostdin',
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    '-y',
-    '-ss',
-    seconds.toFixed(3),
-    '-i',
-    video,
+    targets.video,
+    '-map',
+    '[thumbnail]',
     '-frames:v',
     '1',
     '-q:v',
@@ -272,7 +326,30 @@ async function extractFrame(tools: FfmpegTools, video: string, seconds: number, 
     '1',
     '-f',
     'image2',
-    target,
+    targets.thumbnail,
   ];
-  await expectSuccess(spawnTool(tools.ffmpegPath, args, signal), 'writing the thumbnail failed', signal);
+}
+
+async function encode(
+  settings: RenderSettings,
+  source: string,
+  facts: Pick<SourceFacts, 'hasAudio'>,
+  job: EncodeJob,
+  targets: { video: string; thumbnail: string },
+  hooks: RenderHooks,
+): Promise<void> {
+  const run = spawnTool(settings.tools.ffmpegPath, encodeArgs(source, facts, job, settings, targets), hooks.signal);
+  run.child.stdout?.setEncoding('utf8');
+  let pending = '';
+  run.child.stdout?.on('data', (chunk: string) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      const done = /^out_time_us=(\d+)/.exec(line);
+      if (!done) continue;
+      const fraction = Math.min(1, Number(done[1]) / 1e6 / job.durationSeconds);
+      void Promise.resolve(hooks.onProgress?.(FOLLOW_SHARE + (ENCODE_END - FOLLOW_SHARE) * fraction)).catch(() => {});
+    }
+  });
+  await expectSuccess(run, 'rendering the clip failed', hooks.signal);
 }

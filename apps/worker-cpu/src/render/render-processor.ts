@@ -15,13 +15,23 @@ import {
 } from '@clipline/shared';
 import type { CaptionWord } from './burned-captions.js';
 import { renderClip, type RenderSettings } from './render-clip.js';
+import { storedAnalysis } from './stored-analysis.js';
 
 export interface RenderDependencies {
   settings: RenderSettings;
   analyses: AnalysisRepository;
   storage: LocalStorage;
-  /** When given, a clip of a cancelled or failed video is not rendered. */
-  videos?: Pick<VideosRepository, 'status'>;
+  /**
+   * When given, a clip of a cancelled or failed video is not rendered; with `find`, the source's
+   * facts are read from its saved metadata instead of probing it again.
+   */
+  videos?: Pick<VideosRepository, 'status'> & Partial<Pick<VideosRepository, 'find'>>;
+  /**
+   * Frames per second analysis sampled (ANALYZE_FPS): with it, the frame metrics analysis stored
+   * give each clip its sharpest frame and shot changes, so rendering measures only where the
+   * interest lies in the frames it samples.
+   */
+  analysisFps?: number;
   /** Where burned captions read the transcript's words. */
   results?: Pick<AiResultsRepository, 'transcript'>;
 }
@@ -86,10 +96,12 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
     const keys = clipStorageKeys(clip.videoId, clip.clipIndex);
     const captions = clip.captions === 'burned' ? await captionWords(deps, clip.videoId) : [];
     if (clip.captions === 'burned' && captions.length === 0) job.logger.warn({ videoId: clip.videoId }, 'captions asked for, but the video has no transcript');
+    const analysis = await storedAnalysis({ videos: deps.videos, analyses }, clip.videoId, clip, deps.analysisFps);
     const rendered = await renderClip(
       deps.settings,
       {
         source: storage.pathOf(sourceKey),
+        analysis,
         startSeconds: clip.startSeconds,
         endSeconds: clip.endSeconds,
         aspect: clip.aspect,

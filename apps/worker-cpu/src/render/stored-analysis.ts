@@ -1,0 +1,69 @@
+import type { AnalysisRepository, VideosRepository } from '@clipline/shared';
+
+/** What rendering needs to know of a source before it starts. */
+export interface SourceFacts {
+  durationSeconds: number;
+  /** Display-oriented picture size (a rotated source's sides swapped), as analysis probed it. */
+  width: number;
+  height: number;
+  hasAudio: boolean;
+}
+
+/** One frame analysis sampled, as far as rendering uses it. */
+export interface AnalysedFrame {
+  /** Seconds into the source. */
+  timeSeconds: number;
+  sharpness: number;
+  /** Change from the sampled frame before it (shot changes score high). */
+  contentScore: number;
+}
+
+/**
+ * What analysis already measured of a source, handed to `renderClip` so it neither probes the
+ * source again nor measures sharpness and shot changes of the frames it samples.
+ */
+export interface SourceAnalysis {
+  facts: SourceFacts;
+  /** Analysis's sampled frames over the clip, in order; absent when they do not cover it. */
+  frames?: { fps: number; list: AnalysedFrame[] };
+}
+
+export interface StoredAnalysisStores {
+  videos?: Partial<Pick<VideosRepository, 'find'>>;
+  analyses: Pick<AnalysisRepository, 'listFrameMetrics'>;
+}
+
+/**
+ * The stored analysis of a video over a clip, or undefined when there is none (the video was
+ * not analysed by this pipeline, or its metadata is not saved yet). Frame metrics are used only
+ * when they cover the whole clip at the expected rate, so a partial or differently sampled
+ * analysis falls back to measuring the frames while rendering.
+ */
+export async function storedAnalysis(
+  stores: StoredAnalysisStores,
+  videoId: string,
+  span: { startSeconds: number; endSeconds: number },
+  analysisFps: number | undefined,
+): Promise<SourceAnalysis | undefined> {
+  const metadata = (await stores.videos?.find?.(videoId))?.metadata;
+  if (!metadata) return undefined;
+  const facts: SourceFacts = { durationSeconds: metadata.durationSeconds, width: metadata.width, height: metadata.height, hasAudio: metadata.hasAudio };
+  if (!analysisFps || analysisFps <= 0) return { facts };
+  const fromIndex = Math.max(0, Math.floor(span.startSeconds * analysisFps) - 1);
+  const limit = Math.ceil((span.endSeconds - span.startSeconds) * analysisFps) + 4;
+  const rows = await stores.analyses.listFrameMetrics(videoId, fromIndex, limit);
+  const step = 1 / analysisFps;
+  const list = rows
+    .filter((row) => row.timeSeconds >= span.startSeconds - step / 2 && row.timeSeconds < span.endSeconds)
+    .map((row) => ({ timeSeconds: row.timeSeconds, sharpness: row.sharpness, contentScore: row.contentScore }));
+  return coversSpan(list, span, step) ? { facts, frames: { fps: analysisFps, list } } : { facts };
+}
+
+/** True when the frames start and end within a sample or two of the span and none is missing. */
+function coversSpan(frames: readonly AnalysedFrame[], span: { startSeconds: number; endSeconds: number }, step: number): boolean {
+  const first = frames[0];
+  const last = frames.at(-1);
+  if (!first || !last) return false;
+  const expected = Math.floor((span.endSeconds - span.startSeconds) / step);
+  return first.timeSeconds <= span.startSeconds + step && last.timeSeconds >= span.endSeconds - 2 * step && frames.length >= expected - 1;
+}
