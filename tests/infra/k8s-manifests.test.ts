@@ -198,11 +198,29 @@ describe.each(renders)('the $render manifests', ({ render }) => {
   });
 });
 
+/**
+ * Whether a pod runs as a ServiceAccount of the manifests bound, by RoleBindings of its namespace
+ * only, to Roles that get, list and watch, and nothing else.
+ */
+function readsTheApiOnly(objects: K8sObject[], pod: Record<string, unknown>): boolean {
+  const account = pod.serviceAccountName as string | undefined;
+  if (!account) return false;
+  find(objects, 'ServiceAccount', account);
+  const grants = (kind: string) =>
+    ofKind(objects, kind).filter((binding) =>
+      ((binding.subjects ?? []) as { kind: string; name: string }[]).some((subject) => subject.kind === 'ServiceAccount' && subject.name === account),
+    );
+  if (grants('ClusterRoleBinding').length) return false;
+  const roles = grants('RoleBinding').map((binding) => (binding.roleRef as { kind: string; name: string }).name);
+  const verbs = roles.flatMap((name) => ((find(objects, 'Role', name).rules ?? []) as { verbs: string[] }[]).flatMap((rule) => rule.verbs));
+  return roles.length > 0 && verbs.every((verb) => ['get', 'list', 'watch'].includes(verb));
+}
+
 describe.each(renders)('the $render pods', ({ render }) => {
   const objects = rendered(render);
   const config = configData(objects);
 
-  it('run every pod as non-root on a read-only root filesystem, without privileges, service account token or service links', () => {
+  it('run every pod as non-root on a read-only root filesystem, without privileges, service links or (unless it only reads the API) service account token', () => {
     for (const { object, pod, containers } of workloads(objects)) {
       const security = (pod.securityContext ?? {}) as Record<string, any>;
       expect([idOf(object), security.runAsNonRoot, security.runAsUser > 0, security.seccompProfile?.type]).toEqual([
@@ -211,7 +229,8 @@ describe.each(renders)('the $render pods', ({ render }) => {
         true,
         'RuntimeDefault',
       ]);
-      expect([idOf(object), pod.automountServiceAccountToken, pod.enableServiceLinks]).toEqual([idOf(object), false, false]);
+      // A token only for a pod with its own ServiceAccount that may read, and only read (dev's Prometheus discovering pods).
+      expect([idOf(object), pod.automountServiceAccountToken, pod.enableServiceLinks]).toEqual([idOf(object), readsTheApiOnly(objects, pod), false]);
       for (const container of containers) {
         const context = (container.securityContext ?? {}) as Record<string, any>;
         expect([idOf(object), container.name, context.readOnlyRootFilesystem, context.allowPrivilegeEscalation, context.capabilities?.drop]).toEqual([
