@@ -23,7 +23,7 @@
 // is that helper process.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -55,6 +55,24 @@ function freePort() {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** CPU ms (user + system) a process has used so far, from /proc; undefined where there is none. */
+function cpuMsOf(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `work` and adds the CPU ms per answered request the server process `pid` spent meanwhile. */
+async function withServerCpu(pid, work) {
+  const before = cpuMsOf(pid);
+  const result = await work();
+  const after = cpuMsOf(pid);
+  return { ...result, serverCpuMsPerRequest: before === undefined || after === undefined ? undefined : (after - before) / result.ok };
 }
 
 function percentile(sorted, p) {
@@ -306,19 +324,27 @@ async function load(spec) {
 
 const jobHeaders = (key) => ({ authorization: `Bearer ${key}`, 'content-type': 'application/json' });
 
-/** Alternates `measured` and `baseline` (async () => rate) for ROUNDS rounds after one warm-up each. */
+/**
+ * Alternates `measured` and `baseline` (async (warm) => rate, or { rate, cpu }) for ROUNDS rounds
+ * after one warm-up each; `cpu` is the CPU ms per request the measured server spent.
+ */
 async function alternate(log, label, measured, baseline) {
   await measured(true);
   await baseline(true);
-  const rates = { value: [], baseline: [], pairs: [] };
+  const rates = { value: [], baseline: [], pairs: [], cpu: { value: [], baseline: [] } };
+  const take = (result) => (typeof result === 'number' ? { rate: result } : result);
   for (let round = 1; round <= ROUNDS; round++) {
     const order = round % 2 ? [measured, baseline] : [baseline, measured];
     const results = new Map();
-    for (const fn of order) results.set(fn, await fn(false));
-    rates.value.push(results.get(measured));
-    rates.baseline.push(results.get(baseline));
-    rates.pairs.push(results.get(measured) / results.get(baseline));
-    log(`${label} round ${round}: ${Math.round(results.get(measured))} vs ${Math.round(results.get(baseline))} (${rates.pairs.at(-1).toFixed(3)})`);
+    for (const fn of order) results.set(fn, take(await fn(false)));
+    const [value, base] = [results.get(measured), results.get(baseline)];
+    rates.value.push(value.rate);
+    rates.baseline.push(base.rate);
+    rates.pairs.push(value.rate / base.rate);
+    if (value.cpu !== undefined) rates.cpu.value.push(value.cpu);
+    if (base.cpu !== undefined) rates.cpu.baseline.push(base.cpu);
+    const cpu = value.cpu === undefined ? '' : `; server CPU ms/request ${value.cpu.toFixed(3)} vs ${base.cpu?.toFixed(3) ?? '-'}`;
+    log(`${label} round ${round}: ${Math.round(value.rate)} vs ${Math.round(base.rate)} (${rates.pairs.at(-1).toFixed(3)})${cpu}`);
   }
   return rates;
 }
@@ -332,6 +358,14 @@ function summary(rates) {
     ratio: round3(value / baseline),
     round_ratios: rates.pairs.map(round3),
     runs: { value: rates.value.map(Math.round), baseline: rates.baseline.map(Math.round) },
+    ...(rates.cpu.value.length
+      ? {
+          server_cpu_ms_per_request: {
+            value: round3(median(rates.cpu.value)),
+            ...(rates.cpu.baseline.length ? { baseline: round3(median(rates.cpu.baseline)) } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -351,8 +385,18 @@ async function enqueueVsMinimal({ emit, log }, setup) {
     const rates = await alternate(
       log,
       'enqueue: producer vs minimal express',
-      async (warm) => (await load({ port, path: JOB_PATH, body, headers: jobHeaders(key), seconds: warm ? 3 : SECONDS })).rate,
-      async (warm) => (await load({ port: minimalPort, path: JOB_PATH, body, headers: jobHeaders(key), seconds: warm ? 3 : SECONDS })).rate,
+      async (warm) => {
+        const result = await withServerCpu(setup.producerPid, () =>
+          load({ port, path: JOB_PATH, body, headers: jobHeaders(key), seconds: warm ? 3 : SECONDS }),
+        );
+        return { rate: result.rate, cpu: result.serverCpuMsPerRequest };
+      },
+      async (warm) => {
+        const result = await withServerCpu(minimal.child.pid, () =>
+          load({ port: minimalPort, path: JOB_PATH, body, headers: jobHeaders(key), seconds: warm ? 3 : SECONDS }),
+        );
+        return { rate: result.rate, cpu: result.serverCpuMsPerRequest };
+      },
     );
     emit({
       metric: 'http_enqueue_vs_minimal_express',
@@ -435,6 +479,7 @@ export async function run({ emit, log }) {
     API_RATE_LIMIT_PER_MINUTE: '100000000',
     MAX_ACTIVE_VIDEOS_PER_TENANT: '100000000',
     PRODUCER_METRICS_PORT: '0',
+    ...(process.env.BENCH_API_DB_POOL ? { DATABASE_POOL_SIZE: process.env.BENCH_API_DB_POOL } : {}),
   };
   const profileDir = process.env.BENCH_API_PROF;
   const producer = await startProducer(producerEnv, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
@@ -443,7 +488,7 @@ export async function run({ emit, log }) {
     const created = await fetch(`http://127.0.0.1:${port}/v1/videos`, { method: 'POST', headers: jobHeaders(key), body: JSON.stringify({ source: SOURCE }) });
     if (created.status !== 202) throw new Error(`could not create the bench video: ${created.status} ${await created.text()}`);
     const { id: videoId } = await created.json();
-    const setup = { port, prefix, videoId, key, shared, redis, db, schema };
+    const setup = { port, prefix, videoId, key, shared, redis, db, schema, producerPid: producer.pid };
     const only = process.env.BENCH_API_ONLY?.split(',');
     const wanted = (name) => !only || only.includes(name);
     if (wanted('enqueue')) await enqueueVsMinimal({ emit, log }, setup);

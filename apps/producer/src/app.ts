@@ -34,6 +34,7 @@ import { openApiDocument } from './openapi.js';
 import { apiDocsRoutes } from './docs/api-docs.js';
 import type { StrengthPool } from './accounts/strength-pool.js';
 import { jobRoutes } from './routes/jobs.js';
+import type { PublicJobRecords } from './routes/public-job-records.js';
 import { userRoutes } from './routes/users.js';
 import { videoRoutes } from './routes/videos.js';
 
@@ -59,6 +60,8 @@ export interface ProducerDependencies {
   publicJobs: PublicJobsRepository;
   /** Operators' bulk retries and discards of failed jobs, pauses and resumes, audited. */
   queueOperations: QueueOperations;
+  /** Public jobs about a video: ownership check and record in one statement (else two queries). */
+  publicJobRecords?: PublicJobRecords;
   /** Looks up API keys kept in the database, beside those of the configuration. */
   verifyKey?: KeyVerifier;
   /** Whether Redis answers; the API refuses to enqueue (503) when it does not. */
@@ -141,6 +144,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
       queueReady: deps.queueReady,
       videos: deps.videos,
       publicJobs: deps.publicJobs,
+      ...(deps.publicJobRecords ? { records: deps.publicJobRecords } : {}),
     }),
   );
   v1.use(userRoutes(deps));

@@ -21,6 +21,7 @@ import {
 import { parseKeyring } from '@clipline/shared/crypto';
 import { StrengthPool } from './accounts/strength-pool.js';
 import { createProducerApp } from './app.js';
+import { PublicJobRecords } from './routes/public-job-records.js';
 import type { KeyVerifier } from './http/auth.js';
 
 /**
@@ -58,6 +59,7 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
     webhookSecrets: new WebhookSecretsRepository(db, keyring),
     apiKeys,
     publicJobs: new PublicJobsRepository(db),
+    publicJobRecords: new PublicJobRecords(db, metrics),
     queueOperations: new QueueOperations(adminQueues, new QueueActionsRepository(db)),
     config,
     logger,

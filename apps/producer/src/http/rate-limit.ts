@@ -3,6 +3,11 @@ import type { RedisClient } from '@clipline/shared';
 import { principalOf } from './auth.js';
 import { HttpProblem } from './problem.js';
 
+/** Adds ARGV[1] to the window's count, (re)sets its expiry to ARGV[2] seconds, returns the count. */
+const CHARGE_SCRIPT = `local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return count`;
+
 /**
  * Requests per principal per minute, counted in Redis so every producer replica shares the
  * count. A request costs one unit; a batch costs one more per video beyond the first (see
@@ -24,8 +29,9 @@ export class RequestBudget {
     const key = `${this.prefix}:api-rate:${principal}:${window}`;
     let count: number;
     try {
-      const results = await this.redis.multi().incrby(key, units).expire(key, 61).exec();
-      count = Number(results?.[0]?.[1] ?? 0);
+      // One script, one command: INCRBY and EXPIRE as MULTI would send them, without a MULTI's
+      // four commands and its client-side transaction object on every request.
+      count = Number(await this.redis.eval(CHARGE_SCRIPT, 1, key, units, 61));
     } catch {
       return;
     }

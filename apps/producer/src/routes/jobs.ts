@@ -10,11 +10,13 @@ import {
   type JobQueues,
   type PublicJobsRepository,
   type QueueDeclaration,
+  type TenantScope,
   type VideosRepository,
 } from '@clipline/shared';
 import { callerOf, scopeOf } from '../http/auth.js';
 import { idempotent } from '../http/idempotency.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
+import type { PublicJobRecords, PublicJobRow } from './public-job-records.js';
 import { isUnavailable } from './route-helpers.js';
 
 export interface JobRoutesDependencies {
@@ -25,6 +27,8 @@ export interface JobRoutesDependencies {
   fingerprintKey: string;
   queueReady(): boolean;
   declarations?: readonly QueueDeclaration[];
+  /** Checks a job's video and records the job in one statement; without it, two queries. */
+  records?: PublicJobRecords;
 }
 
 /** One entry of the public job catalogue: what `GET /v1/jobs` lists. */
@@ -56,16 +60,26 @@ function payloadOf(entry: PublicJobEntry, body: unknown): Record<string, unknown
   }
 }
 
+/** Records a job about a video when the video is in scope: in one statement where the app wired one in. */
+async function recordForVideo(deps: JobRoutesDependencies, job: PublicJobRow, videoId: string, scope: TenantScope): Promise<boolean> {
+  if (deps.records) return deps.records.recordForVideo(job, videoId, scope);
+  if (!(await deps.videos.status(videoId, scope))) return false;
+  await deps.publicJobs.record(job);
+  return true;
+}
+
 /**
  * Records the job for the caller's tenant, then enqueues it; a job about a video acts on it, so
  * only its owner (or an operator) may ask for one. Returns the job id.
  */
 async function submitPublicJob(deps: JobRoutesDependencies, entry: PublicJobEntry, data: Record<string, unknown>, res: Response): Promise<string> {
-  if (typeof data.videoId === 'string' && !(await deps.videos.status(data.videoId, scopeOf(res)))) {
-    throw notFound(`no video with id ${data.videoId}`);
-  }
   const id = randomUUID();
-  await deps.publicJobs.record({ id, tenant: callerOf(res).tenant, queue: entry.queue, name: entry.name });
+  const job = { id, tenant: callerOf(res).tenant, queue: entry.queue, name: entry.name };
+  if (typeof data.videoId === 'string') {
+    if (!(await recordForVideo(deps, job, data.videoId, scopeOf(res)))) throw notFound(`no video with id ${data.videoId}`);
+  } else {
+    await deps.publicJobs.record(job);
+  }
   await deps.queues.add(entry.declaration, entry.name, data, { jobId: id }).catch(async (error: unknown) => {
     await deps.publicJobs.remove(id).catch(() => {});
     throw error;
