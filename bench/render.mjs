@@ -138,7 +138,17 @@ function jobHandle(data, logger) {
 /** Plain ffmpeg making the clip: the same span, crop size, codecs and settings, nothing else. */
 async function plainEncode(file, metadata, span, target) {
   const { width, height } = cropGeometry(metadata.width, metadata.height, ASPECT);
-  const args = ['-nostdin', '-hide_banner', '-loglevel', 'error', '-y', '-ss', span.startSeconds.toFixed(3), '-t', (span.endSeconds - span.startSeconds).toFixed(3)];
+  const args = [
+    '-nostdin',
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-y',
+    '-ss',
+    span.startSeconds.toFixed(3),
+    '-t',
+    (span.endSeconds - span.startSeconds).toFixed(3),
+  ];
   args.push('-i', file, '-vf', `crop=${width}:${height}:(iw-${width})/2:(ih-${height})/2,setsar=1,format=yuv420p`);
   args.push('-c:v', 'libx264', '-preset', PRESET, '-crf', String(CRF), ...(metadata.hasAudio ? ['-c:a', 'aac', '-b:a', '128k'] : ['-an']));
   args.push('-movflags', '+faststart', '-f', 'mp4', target);

@@ -24,7 +24,11 @@ export interface RenderSettings {
   crf?: number;
   /** Frames per second sampled to follow the action and pick the thumbnail. @defaultValue 8 */
   sampleFps?: number;
-  /** Width of those frames. @defaultValue 256 */
+  /**
+   * Width of those frames; as narrow as analysis samples, the window still moves in steps of a few
+   * source pixels, and the bytes piped, copied and profiled are 2.5 times fewer than at 256.
+   * @defaultValue 160
+   */
   sampleWidth?: number;
   /** Shares the process's cores between renders running at once; absent, ffmpeg picks its threads. */
   cores?: RenderCores;
@@ -167,7 +171,7 @@ async function followAction(settings: RenderSettings, target: FollowTarget, hook
   const { signal } = hooks;
   const { facts, geometry } = target;
   const fps = settings.sampleFps ?? 8;
-  const size = sampleSize(facts.width, facts.height, settings.sampleWidth ?? 256);
+  const size = sampleSize(facts.width, facts.height, settings.sampleWidth ?? 160);
   const analysed = target.analysis?.frames;
   // Nothing moves (the window spans the picture) and analysis chose the thumbnail: no need to decode.
   if (geometry.slackX <= 0 && geometry.slackY <= 0 && analysed) return { x: null, y: null, thumbnailSeconds: sharpestAnalysed(analysed.list, target) };
