@@ -22,12 +22,12 @@ import type {
   VideosRepository,
   QueueOperations,
 } from '@clipline/shared';
-import { AuthThrottleProbe, requireApiKey, type KeyVerifier } from './http/auth.js';
+import { requireApiKey, type KeyVerifier } from './http/auth.js';
 import { webhookSecretRoutes } from './routes/webhook-secrets.js';
 import { adminKeyRoutes } from './routes/admin-keys.js';
 import { adminQueueRoutes } from './routes/admin-queues.js';
 import { notFound, problemHandler } from './http/problem.js';
-import { rateLimitPerKey, RequestBudget } from './http/rate-limit.js';
+import { KnownKeyGate, rateLimitPerKey, RequestBudget } from './http/rate-limit.js';
 import { requestContext, requestLog } from './http/request-log.js';
 import { StreamSlots } from './http/stream-slots.js';
 import { openApiDocument } from './openapi.js';
@@ -89,6 +89,19 @@ function cors(origins: readonly string[]): RequestHandler {
   };
 }
 
+/** API keys (with the failed-authentication throttle) and the per-key request budget, on every `/v1` route. */
+function authenticateAndLimit(v1: express.Router, deps: ProducerDependencies): RequestBudget {
+  const { config } = deps;
+  const throttlePrefix = `${config.queuePrefix}:auth-fail:api`;
+  const throttle = new AuthFailureThrottle(deps.redis, throttlePrefix, config.authFailuresPerMinute);
+  const budget = new RequestBudget(deps.redis, config.queuePrefix, config.apiRateLimitPerMinute);
+  // Keys of the configuration: throttle check and rate-limit charge in one Redis command.
+  const probe = new KnownKeyGate(deps.redis, throttlePrefix, config.authFailuresPerMinute, budget);
+  v1.use(requireApiKey({ keys: config.apiKeys, adminKeys: config.adminApiKeys, throttle, probe, ...(deps.verifyKey ? { verify: deps.verifyKey } : {}) }));
+  v1.use(rateLimitPerKey(budget));
+  return budget;
+}
+
 export function createProducerApp(deps: ProducerDependencies): Express {
   const { config, logger } = deps;
   const app = express();
@@ -118,12 +131,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   // Derived from a configured secret, so idempotency fingerprints cannot be recomputed from a guessed body.
   const fingerprintKey = createHash('sha256').update(`idempotency-fingerprint:${config.accountsKeyring}`).digest('hex');
   const v1 = express.Router();
-  const throttlePrefix = `${config.queuePrefix}:auth-fail:api`;
-  const throttle = new AuthFailureThrottle(deps.redis, throttlePrefix, config.authFailuresPerMinute);
-  const probe = new AuthThrottleProbe(deps.redis, throttlePrefix, config.authFailuresPerMinute);
-  v1.use(requireApiKey({ keys: config.apiKeys, adminKeys: config.adminApiKeys, throttle, probe, ...(deps.verifyKey ? { verify: deps.verifyKey } : {}) }));
-  const budget = new RequestBudget(deps.redis, config.queuePrefix, config.apiRateLimitPerMinute);
-  v1.use(rateLimitPerKey(budget));
+  const budget = authenticateAndLimit(v1, deps);
   v1.use(
     videoRoutes({
       ...deps,

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
-import { ANY_TENANT, clientAddress, tenantScope, type AuthFailureThrottle, type RedisClient, type TenantScope } from '@clipline/shared';
+import { ANY_TENANT, clientAddress, tenantScope, type AuthFailureThrottle, type TenantScope } from '@clipline/shared';
 import { HttpProblem } from './problem.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -46,39 +46,16 @@ export interface ApiKeySettings {
   /** Failed authentications per client address; checked before any key is looked up. */
   throttle?: AuthFailureThrottle;
   /**
-   * Reads the same count without adding to it, for a key of the configuration: accepting one
-   * needs no lookup to protect, so it need not be counted as an attempt in flight. Without it,
-   * such keys reserve an attempt like any other.
+   * For a key of the configuration: whether its address is throttled, without counting an
+   * attempt (accepting such a key needs no lookup to protect). Without it, such keys reserve an
+   * attempt like any other.
    */
-  probe?: AuthThrottleProbe;
+  probe?: KnownKeyProbe;
 }
 
-/**
- * Reads {@link AuthFailureThrottle}'s count for an address without counting an attempt: how many
- * seconds it must still wait (0 when it may go on). A key of the configuration is known at once,
- * so it neither needs the in-flight guard (which, counting every valid request while it waits for
- * Redis, refused bursts of more than AUTH_FAILURES_PER_MINUTE concurrent requests from one address
- * with 429) nor a release; it still gets 429 while its address is throttled, so a guess that
- * happens to be right is answered like every other guess. Keys follow the throttle's layout
- * (`<prefix>:<address>:<minute>`, see packages/shared/src/auth-throttle.ts).
- */
-export class AuthThrottleProbe {
-  constructor(
-    private readonly redis: RedisClient,
-    private readonly prefix: string,
-    private readonly perMinute = 20,
-  ) {}
-
-  async retryAfter(address: string, now = Date.now()): Promise<number> {
-    const window = Math.floor(now / 60_000);
-    let count: number;
-    try {
-      count = Number((await this.redis.get(`${this.prefix}:${address}:${window}`)) ?? 0);
-    } catch {
-      return 0;
-    }
-    return count >= this.perMinute ? Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000)) : 0;
-  }
+/** Seconds the address must still wait before a key of the configuration is accepted (0: go on). */
+export interface KnownKeyProbe {
+  retryAfter(address: string, caller: Caller, res: Response): Promise<number>;
 }
 
 const tooManyFailures = (wait: number) =>
@@ -113,7 +90,7 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
     const presented = match?.[1] ? digest(match[1]) : undefined;
     const known = presented && settings.probe ? configuredCaller(presented) : undefined;
     if (known && settings.probe) {
-      const wait = await settings.probe.retryAfter(address);
+      const wait = await settings.probe.retryAfter(address, known, res);
       if (wait > 0) return next(tooManyFailures(wait));
       res.locals.caller = known;
       return next();

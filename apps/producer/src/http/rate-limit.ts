@@ -1,7 +1,18 @@
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import type { RedisClient } from '@clipline/shared';
-import { principalOf } from './auth.js';
+import { type Caller, principalOf } from './auth.js';
 import { HttpProblem } from './problem.js';
+
+type SetHeader = (name: string, value: string) => void;
+
+/** The charges the known-key gate made, by response, so the rate-limit middleware does not charge again. */
+const precharges = new WeakMap<Response, Charge>();
+
+interface Charge {
+  count: number;
+  now: number;
+  window: number;
+}
 
 /** Adds ARGV[1] to the window's count, (re)sets its expiry to ARGV[2] seconds, returns the count. */
 const CHARGE_SCRIPT = `local count = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -21,20 +32,29 @@ export class RequestBudget {
     readonly perMinute: number,
   ) {}
 
+  /** The principal's counter of the minute `window`. */
+  key(principal: string, window: number): string {
+    return `${this.prefix}:api-rate:${principal}:${window}`;
+  }
+
   /** Adds `units` to the principal's count this minute; throws 429 once it is past the limit. */
-  async charge(principal: string, units: number, headers?: (name: string, value: string) => void): Promise<void> {
+  async charge(principal: string, units: number, headers?: SetHeader): Promise<void> {
     if (this.perMinute <= 0 || units <= 0) return;
     const now = Date.now();
     const window = Math.floor(now / 60_000);
-    const key = `${this.prefix}:api-rate:${principal}:${window}`;
     let count: number;
     try {
       // One script, one command: INCRBY and EXPIRE as MULTI would send them, without a MULTI's
       // four commands and its client-side transaction object on every request.
-      count = Number(await this.redis.eval(CHARGE_SCRIPT, 1, key, units, 61));
+      count = Number(await this.redis.eval(CHARGE_SCRIPT, 1, this.key(principal, window), units, 61));
     } catch {
       return;
     }
+    this.settle({ count, now, window }, headers);
+  }
+
+  /** Sets the rate-limit headers for a charge; throws 429 when it went past the limit. */
+  settle({ count, now, window }: Charge, headers?: SetHeader): void {
     headers?.('ratelimit-limit', String(this.perMinute));
     headers?.('ratelimit-remaining', String(Math.max(0, this.perMinute - count)));
     if (count > this.perMinute) {
@@ -50,10 +70,74 @@ export class RequestBudget {
   }
 }
 
+/**
+ * Reads the failed-authentication count of KEYS[1] against ARGV[3]: at or past it, returns
+ * {failures, -1} and charges nothing; else charges ARGV[1] units to KEYS[2] (expiring in ARGV[2]
+ * seconds; no charge when ARGV[1] is 0) and returns {failures, count}.
+ */
+const ADMIT_SCRIPT = `local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
+if failures >= tonumber(ARGV[3]) then return {failures, -1} end
+if tonumber(ARGV[1]) <= 0 then return {failures, 0} end
+local count = redis.call('INCRBY', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return {failures, count}`;
+
+/**
+ * The throttle check of a key of the configuration, and the request's charge, in one Redis
+ * command. Such a key is known at once, so it needs neither the in-flight reservation of
+ * {@link AuthFailureThrottle} (which, counting every valid request while it waits for Redis,
+ * answered 429 to bursts of more than AUTH_FAILURES_PER_MINUTE concurrent requests from one
+ * address) nor a release. It still gets 429 while its address is throttled, so a guess that
+ * happens to be right is answered like every other guess, and a throttled request is not charged.
+ * Reads the throttle's keys (`<prefix>:<address>:<minute>`, see packages/shared/src/auth-throttle.ts);
+ * both keys start with the queue prefix, whose hash tag keeps them in one cluster slot. When the
+ * script cannot run, the count is read alone and the rate-limit middleware charges as usual.
+ */
+export class KnownKeyGate {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly throttlePrefix: string,
+    private readonly failuresPerMinute: number,
+    private readonly budget: RequestBudget,
+  ) {}
+
+  /** Seconds the address must still wait (0: admitted, and the request charged). */
+  async retryAfter(address: string, caller: Caller, res: Response): Promise<number> {
+    const now = Date.now();
+    const window = Math.floor(now / 60_000);
+    const throttleKey = `${this.throttlePrefix}:${address}:${window}`;
+    const wait = () => Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
+    const units = this.budget.perMinute > 0 ? 1 : 0;
+    try {
+      const [failures, count] = (await this.redis.eval(
+        ADMIT_SCRIPT,
+        2,
+        throttleKey,
+        this.budget.key(caller.principal, window),
+        units,
+        61,
+        this.failuresPerMinute,
+      )) as [number, number];
+      if (Number(count) < 0 || Number(failures) >= this.failuresPerMinute) return wait();
+      if (units > 0) precharges.set(res, { count: Number(count), now, window });
+      return 0;
+    } catch {
+      try {
+        return Number((await this.redis.get(throttleKey)) ?? 0) >= this.failuresPerMinute ? wait() : 0;
+      } catch {
+        return 0;
+      }
+    }
+  }
+}
+
 export function rateLimitPerKey(budget: RequestBudget): RequestHandler {
   return async (_req, res, next) => {
     try {
-      await budget.charge(principalOf(res), 1, (name, value) => res.setHeader(name, value));
+      const headers: SetHeader = (name, value) => res.setHeader(name, value);
+      const precharged = precharges.get(res);
+      if (precharged) budget.settle(precharged, headers);
+      else await budget.charge(principalOf(res), 1, headers);
       next();
     } catch (error) {
       next(error);
