@@ -1,8 +1,9 @@
 // `npm run bench -- harness`: what clipline's worker runtime costs per job over a bare BullMQ worker.
 //  - harness_vs_raw_worker: jobs/s drained by `startWorker` (packages/shared, the runtime every
 //    app's worker uses: payload validation, request-id context, per-job logger, abort wiring,
-//    error classification, BullMQ metrics) with a no-op processor, vs a raw BullMQ `Worker` with
-//    a no-op processor. Both at concurrency 50 on the ingest queue's declaration (same job
+//    error classification, BullMQ metrics, the job counters and timings of job-metrics.ts) with
+//    a no-op processor, vs a raw BullMQ `Worker` with a no-op processor. Both at concurrency 50
+//    on the ingest queue's declaration (same job
 //    options: attempts, backoff, retention), each draining the same number of jobs pre-filled
 //    before it starts, in a process of its own. Rounds alternate raw and harness; the medians
 //    are compared. Target ≥ 0.9.
@@ -56,8 +57,12 @@ async function workerProcess(mode, prefix, jobs) {
     const worker = new Worker(shared.ingestQueue.name, async () => null, { connection, prefix, concurrency: CONCURRENCY });
     stop = () => worker.close();
   } else {
+    const { Registry } = await import('prom-client');
     const logger = shared.createLogger({ name: 'bench-harness', level: LOG_LEVEL });
-    const running = shared.startWorker(shared.ingestQueue, { 'ingest-video': async () => null }, { connection, prefix, concurrency: CONCURRENCY, logger });
+    // As the apps start it: a logger at their default level, the process's metrics registry
+    // (job counters and timings), the stall limit they configure.
+    const options = { connection, prefix, concurrency: CONCURRENCY, logger, metrics: new Registry(), maxStalledCount: 3 };
+    const running = shared.startWorker(shared.ingestQueue, { 'ingest-video': async () => null }, options);
     stop = () => running.close();
   }
   await drained(probe);
