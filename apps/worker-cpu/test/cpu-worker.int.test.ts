@@ -26,6 +26,7 @@ import {
   type ClipCandidate,
   type RunningWorker,
   type ServiceContext,
+  usableCores,
 } from '@clipline/shared';
 import { loadCpuWorkerSettings } from '../src/cpu-worker-config.js';
 import { startCpuWorker, type RunningCpuWorker } from '../src/cpu-worker.js';
@@ -120,7 +121,8 @@ async function settled(queueName: typeof analyzeQueue | typeof renderQueue, jobI
 describe('startCpuWorker', () => {
   it('sizes its workers from the pool and exposes the event-loop lag on /metrics', async () => {
     expect(cpu.pool.threads).toBe(2);
-    expect(cpu.concurrency).toEqual({ analyze: 2, render: 1 });
+    // Renders default to one per usable core (RENDER_CONCURRENCY unset), whatever the pool's size.
+    expect(cpu.concurrency).toEqual({ analyze: 2, render: usableCores() });
     const body = await (await fetch(`http://127.0.0.1:${cpu.metricsPort}/metrics`)).text();
     expect(body).toMatch(/^nodejs_eventloop_lag_p99_seconds\{service="worker-cpu"\} [0-9.e-]+$/m);
     expect(body).toMatch(/^clipline_cpu_pool_threads\{service="worker-cpu"\} 2$/m);

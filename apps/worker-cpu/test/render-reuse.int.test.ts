@@ -1,0 +1,133 @@
+/**
+ * Rendering on what analysis stored: the processor reads the source's facts and frame metrics
+ * instead of probing and measuring again, renders share the cores, and the written clip's
+ * duration is read from its mp4 header as ffprobe reads it.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { copyFile, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { AnalysisRepository, createLogger, LocalStorage, VideosRepository, type JobHandle, type RenderClipPayload } from '@clipline/shared';
+import { analyzeWithReuse } from '../src/analysis/analysis-reuse.js';
+import { CpuPool } from '../src/analysis/pool.js';
+import { mvhdDuration } from '../src/render/mp4-duration.js';
+import { renderClip, type RenderSettings } from '../src/render/render-clip.js';
+import { RenderCores } from '../src/render/render-cores.js';
+import { renderProcessors } from '../src/render/render-processor.js';
+import { storedAnalysis } from '../src/render/stored-analysis.js';
+import { generateVideo } from '../../../tests/helpers/media.js';
+import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+
+const run = promisify(execFile);
+const tools = { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' };
+const ANALYSIS_FPS = 10;
+
+let env: TestEnvironment;
+let pool: CpuPool;
+let settings: RenderSettings;
+let storage: LocalStorage;
+
+beforeAll(async () => {
+  env = await createTestEnvironment();
+  pool = new CpuPool({ threads: 2 });
+  settings = { tools, pool, cores: new RenderCores(2) };
+  storage = new LocalStorage(env.config.storageDir);
+});
+
+afterAll(async () => {
+  await pool.close();
+  await env.cleanup();
+});
+
+async function ffprobeDuration(file: string): Promise<number> {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]);
+  return Number(stdout.trim());
+}
+
+function jobOf(data: RenderClipPayload): JobHandle<RenderClipPayload> {
+  return {
+    id: `${data.videoId}-render-${data.clipIndex}`,
+    name: 'render-clip',
+    queue: 'render',
+    data,
+    attemptsMade: 0,
+    maxAttempts: 1,
+    upstreamWaits: {},
+    parentId: undefined,
+    logger: createLogger({ name: 'render-reuse-test', level: 'silent' }),
+    signal: new AbortController().signal,
+    updateProgress: async () => {},
+    childResults: async () => [],
+    addChildren: async () => {},
+    waitForChildren: async () => {},
+  };
+}
+
+describe('RenderCores', () => {
+  it('gives each render the cores divided by the renders running, at least one', () => {
+    const cores = new RenderCores(4);
+    const first = cores.acquire();
+    const second = cores.acquire();
+    const third = cores.acquire();
+    expect([first.threads, second.threads, third.threads]).toEqual([4, 2, 1]);
+    second.release();
+    second.release();
+    expect(cores.running).toBe(2);
+    expect(cores.acquire().threads).toBe(1);
+    expect(new RenderCores(1).acquire().threads).toBe(1);
+  });
+});
+
+describe('rendering with a stored analysis', () => {
+  it('takes the facts and the thumbnail from the analysis given, and states the duration ffprobe reads', async () => {
+    const video = await generateVideo({ path: path.join(env.config.storageDir, 'given.mp4'), segments: [3, 3], width: 640, height: 360 });
+    const videoFile = path.join(env.config.storageDir, 'given-clip.mp4');
+    // The sharpest frame analysis saw is at 3.4 s: 1.4 s into a clip starting at 2 s.
+    const frames = Array.from({ length: 30 }, (_, k) => ({ timeSeconds: 2 + k / 10, sharpness: k === 14 ? 500 : 10, contentScore: 1 }));
+    const rendered = await renderClip(settings, {
+      source: video.path,
+      startSeconds: 2,
+      endSeconds: 5,
+      aspect: '1:1',
+      videoFile,
+      thumbnailFile: `${videoFile}.jpg`,
+      analysis: { facts: { durationSeconds: 6, width: 640, height: 360, hasAudio: true }, frames: { fps: 10, list: frames } },
+    });
+    expect(rendered).toMatchObject({ width: 360, height: 360, thumbnailSeconds: 1.4 });
+    expect(rendered.durationSeconds).toBeCloseTo(await ffprobeDuration(videoFile), 3);
+    expect(mvhdDuration(await readFile(videoFile))).toBeCloseTo(rendered.durationSeconds, 6);
+    expect(Math.abs(rendered.durationSeconds - 3)).toBeLessThan(0.1);
+    expect((await stat(`${videoFile}.jpg`)).size).toBeGreaterThan(0);
+  });
+
+  it('renders a job on the analysis the pipeline stored, frame metrics covering the clip', async () => {
+    const videos = new VideosRepository(env.db);
+    const analyses = new AnalysisRepository(env.db);
+    const source = await generateVideo({ path: path.join(env.config.storageDir, 'stored.mp4'), segments: [2, 2, 2, 2], width: 640, height: 360 });
+    const videoId = randomUUID();
+    await videos.create({ id: videoId, source: source.path, title: null, steps: ['ingest', 'analyze', 'persist', 'render'] });
+    const key = `videos/${videoId}/source.mp4`;
+    await copyFile(source.path, await storage.prepare(key));
+    await videos.setSource(videoId, { storageKey: key, sizeBytes: 1 });
+    const analysis = { tools, pool, fps: ANALYSIS_FPS, width: 160, maxSeconds: 3600 };
+    const result = await analyzeWithReuse(analysis, analyses, { videoId, file: storage.pathOf(key), sizeBytes: 1 });
+    await videos.saveAnalysis(videoId, result.metadata, result.scenes);
+
+    const span = { startSeconds: 1.5, endSeconds: 6.5 };
+    const stored = await storedAnalysis({ videos, analyses }, videoId, span, ANALYSIS_FPS);
+    expect(stored?.facts).toMatchObject({ width: 640, height: 360, hasAudio: true });
+    expect(stored?.frames?.list.length).toBe(50);
+    expect(stored?.frames?.list[0]!.timeSeconds).toBeCloseTo(1.5, 3);
+
+    const processor = renderProcessors({ settings, analyses, storage, videos, analysisFps: ANALYSIS_FPS })['render-clip'];
+    const payloads = [0, 1, 2].map((clipIndex) => ({ videoId, clipIndex, ...span, aspect: '9:16' as const, score: 50, reasons: [] }));
+    const results = await Promise.all(payloads.map((payload) => processor(jobOf(payload))));
+    for (const clip of results) {
+      expect(clip).toMatchObject({ width: 198, height: 352 });
+      expect(Math.abs(clip.durationSeconds - 5)).toBeLessThan(0.1);
+      expect(clip.durationSeconds).toBeCloseTo(await ffprobeDuration(storage.pathOf(clip.storageKey)), 3);
+    }
+    expect((await analyses.listClips(videoId)).map((clip) => clip.status)).toEqual(['rendered', 'rendered', 'rendered']);
+  });
+});
