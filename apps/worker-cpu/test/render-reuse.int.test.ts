@@ -118,7 +118,7 @@ describe('rendering with a stored analysis', () => {
     const stored = await storedAnalysis({ videos, analyses }, videoId, span, ANALYSIS_FPS);
     expect(stored?.facts).toMatchObject({ width: 640, height: 360, hasAudio: true });
     expect(stored?.frames?.list.length).toBe(50);
-    expect(stored?.frames?.list[0]!.timeSeconds).toBeCloseTo(1.5, 3);
+    expect(stored?.frames?.list[0]?.timeSeconds).toBeCloseTo(1.5, 3);
 
     const processor = renderProcessors({ settings, analyses, storage, videos, analysisFps: ANALYSIS_FPS })['render-clip'];
     const payloads = [0, 1, 2].map((clipIndex) => ({ videoId, clipIndex, ...span, aspect: '9:16' as const, score: 50, reasons: [] }));
