@@ -6,6 +6,8 @@
 //   libx264 preset and CRF and AAC (ratio = render / ffmpeg). Target ≤ 1.3.
 // - render_vs_encode_concurrent: three 8 s clips rendered at once by the processor (as a worker
 //   with render concurrency 3 takes them), against three plain ffmpeg runs at once.
+// - render_vs_encode_full_frame: the 15 s clip in the source's own aspect (16:9): the window
+//   cannot move, so no frame is sampled and what is left is the render path's own overhead.
 //
 // The video is analysed first by the real analysis (analyzeWithReuse, frame metrics stored on
 // PostgreSQL in a schema of its own) and its metadata saved as the persist step saves it, so the
@@ -42,6 +44,7 @@ const ANALYSIS = { fps: 10, width: 160 };
 const PRESET = 'veryfast';
 const CRF = 20;
 const ASPECT = '9:16';
+const FULL_FRAME = '16:9';
 /** One clip, and the clips rendered at once. */
 const SINGLE = { startSeconds: 20, endSeconds: 35 };
 const SHORT = [
@@ -136,8 +139,8 @@ function jobHandle(data, logger) {
 }
 
 /** Plain ffmpeg making the clip: the same span, crop size, codecs and settings, nothing else. */
-async function plainEncode(file, metadata, span, target) {
-  const { width, height } = cropGeometry(metadata.width, metadata.height, ASPECT);
+async function plainEncode(file, metadata, span, target, aspect = ASPECT) {
+  const { width, height } = cropGeometry(metadata.width, metadata.height, aspect);
   const args = [
     '-nostdin',
     '-hide_banner',
@@ -200,7 +203,7 @@ export async function run({ emit, log }) {
     const settings = { tools, pool, preset: PRESET, crf: CRF, cores: new RenderCores(cores) };
     const processor = renderProcessors({ settings, analyses, storage: env.storage, videos, analysisFps: ANALYSIS.fps })['render-clip'];
     const logger = shared.createLogger({ name: 'bench-render', level: 'silent' });
-    const payload = (span, clipIndex) => ({ videoId, clipIndex, ...span, aspect: ASPECT, score: 50, reasons: [] });
+    const payload = (span, clipIndex, aspect = ASPECT) => ({ videoId, clipIndex, ...span, aspect, score: 50, reasons: [] });
     const plainDir = await mkdtemp(path.join(os.tmpdir(), 'clipline-bench-plain-'));
     const renderOne = () => processor(jobHandle(payload(SINGLE, 0), logger));
     const plainOne = () => plainEncode(file, metadata, SINGLE, path.join(plainDir, 'single.mp4'));
@@ -214,6 +217,10 @@ export async function run({ emit, log }) {
     const plainMany = () => Promise.all(SHORT.map((span, k) => plainEncode(file, metadata, span, path.join(plainDir, `short-${k}.mp4`))));
     const many = await compare(CONCURRENT_SAMPLES, renderMany, plainMany);
     emit({ metric: 'render_vs_encode_concurrent', ...many, clips: SHORT.length, clipSeconds: 8, aspect: ASPECT, video, cores });
+    const renderFull = () => processor(jobHandle(payload(SINGLE, 4, FULL_FRAME), logger));
+    const plainFull = () => plainEncode(file, metadata, SINGLE, path.join(plainDir, 'full.mp4'), FULL_FRAME);
+    const full = await compare(CONCURRENT_SAMPLES, renderFull, plainFull);
+    emit({ metric: 'render_vs_encode_full_frame', ...full, clipSeconds: SINGLE.endSeconds - SINGLE.startSeconds, aspect: FULL_FRAME, video, cores });
     await rm(plainDir, { recursive: true, force: true });
   } finally {
     await pool.close();

@@ -4,10 +4,11 @@ import path from 'node:path';
 import { PermanentJobError, type ClipAspect } from '@clipline/shared';
 import { runBatchPipeline } from '../analysis/batch-pipeline.js';
 import { expectSuccess, probe, spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
-import { sampleFrames, sampleSize } from '../analysis/frame-sampler.js';
+import { sampleSize } from '../analysis/frame-sampler.js';
 import type { CpuPool } from '../analysis/pool.js';
 import { detectCutFrames } from '../analysis/scene-cuts.js';
 import { assFilter, type CaptionWord, captionDocument } from './burned-captions.js';
+import { CLIP_AUDIO, sampleClip } from './clip-sampler.js';
 import { cropGeometry, type CropGeometry } from './crop-geometry.js';
 import { cropExpression, type CropKeyframe } from './crop-plan.js';
 import type { InterestBatch } from './interest-profile.js';
@@ -96,16 +97,18 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
   const lease = settings.cores?.acquire();
   const videoPart = `${request.videoFile}.part`;
   const thumbnailPart = `${request.thumbnailFile}.part`;
+  const audioPart = facts.hasAudio ? `${request.videoFile}.audio.part` : undefined;
   let captions: Awaited<ReturnType<typeof writeCaptions>> = null;
   try {
     const span = { startSeconds: start, durationSeconds: end - start };
-    const followed = await followAction(settings, { ...request, facts, geometry, ...span }, hooks);
+    const followed = await followAction(settings, { ...request, facts, geometry, ...span, audioTarget: audioPart }, hooks);
     captions = await writeCaptions(request, { startSeconds: start, endSeconds: end }, geometry);
     const filter = reframeFilter(geometry, followed) + (captions ? `,${assFilter(captions.file)}` : '');
     // The thumbnail is a frame of the clip, not past its last one.
     const thumbnailSeconds = Math.max(0, Math.min(followed.thumbnailSeconds, span.durationSeconds - 0.1));
     const targets = { video: videoPart, thumbnail: thumbnailPart };
-    await encode(settings, request.source, facts, { ...span, filter, thumbnailSeconds, threads: lease?.threads }, targets, hooks);
+    const audio = followed.audioEncoded && audioPart ? { file: audioPart } : facts.hasAudio ? 'encode' : 'none';
+    await encode(settings, request.source, { ...span, filter, thumbnailSeconds, threads: lease?.threads, audio }, targets, hooks);
     const durationSeconds = (await mp4Duration(videoPart)) ?? (await probe(settings.tools, videoPart, signal)).durationSeconds;
     await rename(videoPart, request.videoFile);
     await rename(thumbnailPart, request.thumbnailFile);
@@ -119,7 +122,8 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
     };
   } finally {
     lease?.release();
-    await Promise.all([rm(videoPart, { force: true }), rm(thumbnailPart, { force: true }), captions?.remove()]);
+    const parts = [videoPart, thumbnailPart, ...(audioPart ? [audioPart] : [])];
+    await Promise.all([...parts.map((part) => rm(part, { force: true })), captions?.remove()]);
   }
 }
 
@@ -142,6 +146,8 @@ interface FollowedAction {
   x: CropKeyframe[] | null;
   y: CropKeyframe[] | null;
   thumbnailSeconds: number;
+  /** True when the clip's sound was encoded into the audio target while the frames were sampled. */
+  audioEncoded?: boolean;
 }
 
 /** What following the action works on: the source, its facts, the window and the clip's span. */
@@ -152,6 +158,8 @@ interface FollowTarget {
   startSeconds: number;
   durationSeconds: number;
   analysis?: SourceAnalysis | undefined;
+  /** Where the sampling run encodes the clip's sound (absent: the source has none). */
+  audioTarget?: string | undefined;
 }
 
 /** What sampling the clip's frames yields: each frame's profiles, and its metrics when measured. */
@@ -186,7 +194,7 @@ async function followAction(settings: RenderSettings, target: FollowTarget, hook
     geometry.slackY > 0 ? plan(sampled.rows, (geometry.height * size.height) / facts.height) : null,
   ]);
   const thumbnailSeconds = analysed ? sharpestAnalysed(analysed.list, target) : indexOfMax(sampled.sharpness) / fps;
-  return { x, y, thumbnailSeconds };
+  return { x, y, thumbnailSeconds, audioEncoded: target.audioTarget !== undefined };
 }
 
 /** Decodes the clip's frames (input-side seek: only its span) through the pool, in order. */
@@ -201,14 +209,15 @@ async function sampleInterest(
   const { fps, size, profilesOnly } = sampling;
   const sampled: SampledInterest = { columns: [], rows: [], sharpness: [], contentScores: [] };
   const expectedFrames = Math.max(1, Math.ceil(target.durationSeconds * fps));
-  const batches = sampleFrames(settings.tools, {
+  const batches = sampleClip(settings.tools, {
     file: target.source,
     fps,
     ...size,
     batchFrames: 8,
     startSeconds: target.startSeconds,
     durationSeconds: target.durationSeconds,
-    ...(signal ? { signal } : {}),
+    audioTarget: target.audioTarget,
+    signal,
   });
   await runBatchPipeline(batches, {
     frameBytes: size.width * size.height * 3,
@@ -267,6 +276,8 @@ interface EncodeJob {
   thumbnailSeconds: number;
   /** ffmpeg threads (decoder, filters, encoder); undefined lets ffmpeg choose. */
   threads: number | undefined;
+  /** The clip's sound: already encoded in a file (copied in), encoded here, or none. */
+  audio: { file: string } | 'encode' | 'none';
 }
 
 /**
@@ -277,13 +288,14 @@ interface EncodeJob {
  */
 export function encodeArgs(
   source: string,
-  facts: Pick<SourceFacts, 'hasAudio'>,
   job: EncodeJob,
   settings: Pick<RenderSettings, 'preset' | 'crf'>,
   targets: { video: string; thumbnail: string },
 ): string[] {
   const threads = job.threads ? ['-threads', String(job.threads)] : [];
   const still = job.thumbnailSeconds.toFixed(3);
+  const { audio } = job;
+  const sound = typeof audio === 'object' ? ['-map', '1:a:0', '-c:a', 'copy'] : audio === 'encode' ? ['-map', '0:a:0', ...CLIP_AUDIO] : [];
   return [
     '-nostdin',
     '-hide_banner',
@@ -299,6 +311,7 @@ export function encodeArgs(
     job.durationSeconds.toFixed(3),
     '-i',
     source,
+    ...(typeof audio === 'object' ? ['-i', audio.file] : []),
     '-filter_complex',
     `[0:v:0]${job.filter},split=2[clip][still];[still]trim=start=${still},trim=end_frame=1[thumbnail]`,
     '-map',
@@ -310,7 +323,7 @@ export function encodeArgs(
     '-crf',
     String(settings.crf ?? 20),
     ...threads,
-    ...(facts.hasAudio ? ['-map', '0:a:0', '-c:a', 'aac', '-b:a', '128k'] : []),
+    ...sound,
     '-sn',
     '-dn',
     '-movflags',
@@ -337,12 +350,11 @@ export function encodeArgs(
 async function encode(
   settings: RenderSettings,
   source: string,
-  facts: Pick<SourceFacts, 'hasAudio'>,
   job: EncodeJob,
   targets: { video: string; thumbnail: string },
   hooks: RenderHooks,
 ): Promise<void> {
-  const run = spawnTool(settings.tools.ffmpegPath, encodeArgs(source, facts, job, settings, targets), hooks.signal);
+  const run = spawnTool(settings.tools.ffmpegPath, encodeArgs(source, job, settings, targets), hooks.signal);
   run.child.stdout?.setEncoding('utf8');
   let pending = '';
   run.child.stdout?.on('data', (chunk: string) => {

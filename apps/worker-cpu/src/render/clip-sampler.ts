@@ -1,0 +1,102 @@
+import { PermanentJobError } from '@clipline/shared';
+import { spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
+import { type SampledBatch, samplingFilter } from '../analysis/frame-sampler.js';
+
+/** The AAC settings of every clip's sound, wherever it is encoded. */
+export const CLIP_AUDIO = ['-c:a', 'aac', '-b:a', '128k'] as const;
+
+export interface ClipSampling {
+  file: string;
+  startSeconds: number;
+  durationSeconds: number;
+  /** Frames per second sampled, and their size (RGB24). */
+  fps: number;
+  width: number;
+  height: number;
+  batchFrames: number;
+  /**
+   * Where the clip's sound goes, encoded as the clip keeps it (AAC in an mp4), by the same ffmpeg
+   * run while it decodes the frames; absent, no sound is read.
+   */
+  audioTarget?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * One ffmpeg run over the clip's span (input-side seek: from the keyframe before the start, the
+ * frames and samples before it dropped) giving the sampled frames on stdout and, when asked, the
+ * clip's encoded sound in a file. Encoding the sound here, while the frames are followed, leaves
+ * the picture alone to the encode that comes after: the two halves of the work overlap.
+ */
+export function clipSamplerArgs(options: ClipSampling): string[] {
+  const audio = options.audioTarget ? ['-map', '0:a:0', '-vn', '-sn', '-dn', ...CLIP_AUDIO, '-f', 'mp4', options.audioTarget] : [];
+  return [
+    '-nostdin',
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-y',
+    '-ss',
+    options.startSeconds.toFixed(3),
+    '-t',
+    options.durationSeconds.toFixed(3),
+    '-i',
+    options.file,
+    '-map',
+    '0:v:0',
+    '-an',
+    '-sn',
+    '-dn',
+    '-vf',
+    samplingFilter(options.fps, options.width, options.height),
+    '-f',
+    'rawvideo',
+    '-pix_fmt',
+    'rgb24',
+    'pipe:1',
+    ...audio,
+  ];
+}
+
+/**
+ * The clip's sampled frames in batches of their own buffers (safe to move into the pool). The
+ * caller's pace is ffmpeg's: while it awaits, the pipe is not read. A failed run, an abort or
+ * a consumer leaving early ends ffmpeg and the iteration with an error.
+ */
+export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): AsyncGenerator<SampledBatch> {
+  const frameBytes = options.width * options.height * 3;
+  const batchBytes = frameBytes * options.batchFrames;
+  const run = spawnTool(tools.ffmpegPath, clipSamplerArgs(options), options.signal);
+  const stdout = run.child.stdout;
+  if (!stdout) throw new Error('ffmpeg started without a stdout pipe');
+  let batch = new Uint8Array(batchBytes);
+  let filled = 0;
+  let nextIndex = 0;
+  let finished = false;
+  try {
+    for await (const chunk of stdout as AsyncIterable<Buffer>) {
+      for (let offset = 0; offset < chunk.length; ) {
+        const take = Math.min(chunk.length - offset, batchBytes - filled);
+        batch.set(chunk.subarray(offset, offset + take), filled);
+        filled += take;
+        offset += take;
+        if (filled < batchBytes) continue;
+        const full = batch;
+        batch = new Uint8Array(batchBytes);
+        filled = 0;
+        yield { firstIndex: nextIndex, count: options.batchFrames, frames: full };
+        nextIndex += options.batchFrames;
+      }
+    }
+    const { code, signal } = await run.exited;
+    if (options.signal?.aborted) throw options.signal.reason ?? new Error('sampling the clip aborted');
+    if (code !== 0)
+      throw new PermanentJobError(`decoding the clip failed (ffmpeg: ${run.stderr.lastLines() || (signal ? `killed by ${signal}` : `exit code ${code}`)})`);
+    const count = Math.floor(filled / frameBytes);
+    if (count > 0) yield { firstIndex: nextIndex, count, frames: batch.slice(0, count * frameBytes) };
+    finished = true;
+  } finally {
+    if (!finished && run.child.exitCode === null) run.child.kill('SIGKILL');
+    await run.exited.catch(() => {});
+  }
+}
