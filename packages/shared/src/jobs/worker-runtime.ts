@@ -130,17 +130,14 @@ interface RunningJob {
 
 /**
  * A job's abort signal, made only when something asks for it: most jobs finish without a
- * processor reading `signal` and without being aborted, and an AbortController (with a listener
- * on BullMQ's lock signal) per job is a measurable share of a short job's cost. Aborts before
- * the signal exists are remembered, and BullMQ's lock signal is consulted when it is made, so
+ * processor reading `signal` and without being aborted, and an AbortController per job is a
+ * measurable share of a short job's cost. An abort before the signal exists is remembered, so
  * the signal tells the same as one made at the job's start.
  */
 class JobAbort {
   private controller: AbortController | undefined;
   private reason: unknown;
   private abortedEarly = false;
-
-  constructor(private readonly lockSignal: AbortSignal | undefined) {}
 
   abort(reason: unknown): void {
     if (this.controller) this.controller.abort(reason);
@@ -155,17 +152,12 @@ class JobAbort {
     const controller = new AbortController();
     this.controller = controller;
     if (this.abortedEarly) controller.abort(this.reason);
-    const lock = this.lockSignal;
-    // BullMQ aborts its own signal when this worker loses the job's lock: stop, another worker has it.
-    const lockLost = () => controller.abort(lock?.reason ?? new Error('job lock lost'));
-    if (lock?.aborted) lockLost();
-    else lock?.addEventListener('abort', lockLost, { once: true });
     return controller.signal;
   }
 
-  /** The signal when the job was aborted (or lost its lock), else undefined: the same verdict, nothing made. */
+  /** The signal when the job was aborted, else undefined: the same verdict, nothing made. */
   signalIfAborted(): AbortSignal | undefined {
-    return this.controller || this.abortedEarly || this.lockSignal?.aborted ? this.signal : undefined;
+    return this.controller || this.abortedEarly ? this.signal : undefined;
   }
 }
 
@@ -331,9 +323,9 @@ async function settleJobError(scope: WorkerScope, job: Job, token: string | unde
   throw error;
 }
 
-async function runJob(scope: WorkerScope, job: Job, token: string | undefined, lockSignal: AbortSignal | undefined): Promise<unknown> {
+async function runJob(scope: WorkerScope, job: Job, token: string | undefined): Promise<unknown> {
   const logger = new JobLogger(scope.logger, job);
-  const abort = new JobAbort(lockSignal);
+  const abort = new JobAbort();
   scope.running.set(job.id ?? '', { abort, key: scope.options.policy?.cancellationKey?.(job.data) });
   try {
     const data = validatePayload(scope.declaration, job.name, splitJobData(job.data).payload);
@@ -395,8 +387,11 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
     for (const job of scope.running.values()) if (job.key === key) job.abort.abort(new JobCancelledError());
   });
   // A job's log lines, and the jobs it adds, keep the id of the request that started its work.
-  const processJob = (job: Job, token?: string, lockSignal?: AbortSignal) =>
-    runWithRequestId(requestIdOf(job.data), () => runJob(scope, job, token, lockSignal));
+  // Two parameters on purpose: a processor declaring a third gets a signal that BullMQ aborts only
+  // on Worker.cancelJob / cancelAllJobs (never called: the worker is private to this function),
+  // not when a lock is lost, and BullMQ then makes an AbortController for every job it runs.
+  // Cancellations and shutdown reach a job through its own abort switch instead.
+  const processJob = (job: Job, token?: string) => runWithRequestId(requestIdOf(job.data), () => runJob(scope, job, token));
   const worker = new Worker(declaration.name, processJob, {
     connection: options.connection,
     prefix: options.prefix,
