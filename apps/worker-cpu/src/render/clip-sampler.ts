@@ -19,6 +19,8 @@ export interface ClipSampling {
    * run while it decodes the frames; absent, no sound is read.
    */
   audioTarget?: string | undefined;
+  /** Decoder threads; undefined lets ffmpeg choose. */
+  threads?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -27,6 +29,8 @@ export interface ClipSampling {
  * frames and samples before it dropped) giving the sampled frames on stdout and, when asked, the
  * clip's encoded sound in a file. Encoding the sound here, while the frames are followed, leaves
  * the picture alone to the encode that comes after: the two halves of the work overlap.
+ * The decoder skips the deblocking filter: it smooths block edges, which the small frames
+ * profiled for interest do not show, and costs about a third of decoding them.
  */
 export function clipSamplerArgs(options: ClipSampling): string[] {
   const audio = options.audioTarget ? ['-map', '0:a:0', '-vn', '-sn', '-dn', ...CLIP_AUDIO, '-f', 'mp4', options.audioTarget] : [];
@@ -36,6 +40,9 @@ export function clipSamplerArgs(options: ClipSampling): string[] {
     '-loglevel',
     'error',
     '-y',
+    ...(options.threads ? ['-threads', String(options.threads)] : []),
+    '-skip_loop_filter',
+    'all',
     '-ss',
     options.startSeconds.toFixed(3),
     '-t',

@@ -101,7 +101,7 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
   let captions: Awaited<ReturnType<typeof writeCaptions>> = null;
   try {
     const span = { startSeconds: start, durationSeconds: end - start };
-    const followed = await followAction(settings, { ...request, facts, geometry, ...span, audioTarget: audioPart }, hooks);
+    const followed = await followAction(settings, { ...request, facts, geometry, ...span, audioTarget: audioPart, threads: lease?.threads }, hooks);
     captions = await writeCaptions(request, { startSeconds: start, endSeconds: end }, geometry);
     const filter = reframeFilter(geometry, followed) + (captions ? `,${assFilter(captions.file)}` : '');
     // The thumbnail is a frame of the clip, not past its last one.
@@ -159,7 +159,8 @@ interface FollowTarget {
   durationSeconds: number;
   analysis?: SourceAnalysis | undefined;
   /** Where the sampling run encodes the clip's sound (absent: the source has none). */
-  audioTarget?: string | undefined;
+  audioTarget?: string | undefined /** ffmpeg threads of this render (its share of the cores). */;
+  threads?: number | undefined;
 }
 
 /** What sampling the clip's frames yields: each frame's profiles, and its metrics when measured. */
@@ -217,6 +218,7 @@ async function sampleInterest(
     startSeconds: target.startSeconds,
     durationSeconds: target.durationSeconds,
     audioTarget: target.audioTarget,
+    threads: target.threads,
     signal,
   });
   await runBatchPipeline(batches, {
