@@ -204,7 +204,9 @@ export async function run({ emit, log }) {
     const processor = renderProcessors({ settings, analyses, storage: env.storage, videos, analysisFps: ANALYSIS.fps })['render-clip'];
     const logger = shared.createLogger({ name: 'bench-render', level: 'silent' });
     const payload = (span, clipIndex, aspect = ASPECT) => ({ videoId, clipIndex, ...span, aspect, score: 50, reasons: [] });
-    const plainDir = await mkdtemp(path.join(os.tmpdir(), 'clipline-bench-plain-'));
+    // Inside the environment's storage folder, so cleanup removes the plain files too.
+    const plainDir = path.join(env.storage.root, 'plain');
+    await mkdir(plainDir, { recursive: true });
     const renderOne = () => processor(jobHandle(payload(SINGLE, 0), logger));
     const plainOne = () => plainEncode(file, metadata, SINGLE, path.join(plainDir, 'single.mp4'));
     // Warm the page cache, the ffmpeg binary and the pool for both sides.
@@ -221,7 +223,6 @@ export async function run({ emit, log }) {
     const plainFull = () => plainEncode(file, metadata, SINGLE, path.join(plainDir, 'full.mp4'), FULL_FRAME);
     const full = await compare(CONCURRENT_SAMPLES, renderFull, plainFull);
     emit({ metric: 'render_vs_encode_full_frame', ...full, clipSeconds: SINGLE.endSeconds - SINGLE.startSeconds, aspect: FULL_FRAME, video, cores });
-    await rm(plainDir, { recursive: true, force: true });
   } finally {
     await pool.close();
     await env.cleanup();
