@@ -66,8 +66,10 @@ const BEARER = /^Bearer\s+([\x21-\x7e]{1,512})\s*$/i;
 /**
  * `Authorization: Bearer <key>`: keys from the configuration (compared as SHA-256 digests in
  * constant time, so neither content nor length leaks through timing) or keys stored hashed in
- * the database. A client address that failed too often this minute is answered 429 before its
- * key is even read, so guessing costs a Redis round trip and never a database query.
+ * the database. A client address that failed too often this minute is answered 429 whatever key
+ * it sends, before any database lookup, so guessing costs a Redis round trip and never a database
+ * query. A key of the configuration (a local comparison) is only checked against the count
+ * through `probe`; any other key reserves an attempt first, given back if the key is accepted.
  */
 export function requireApiKey(settings: ApiKeySettings): RequestHandler {
   const configured = [...settings.keys.map((key) => ({ key, admin: false })), ...settings.adminKeys.map((key) => ({ key, admin: true }))].map(
