@@ -27,7 +27,7 @@ const opened: { providers: ProviderClients; worker: RunningWorker; registry: Reg
 
 beforeAll(async () => {
   fixture = await startUpstreamFixture();
-  queue = new Queue(QUEUE, { connection: { url: fixture.env.config.redisUrl }, prefix: fixture.env.config.queuePrefix });
+  queue = new Queue(QUEUE, { connection: fixture.redis, prefix: fixture.env.config.queuePrefix });
 });
 
 afterEach(async () => {

@@ -136,11 +136,87 @@ export function clusterOptions(role: RedisRole, target: RedisClusterTarget): Clu
   };
 }
 
+/**
+ * What a duplicate of a worker's cluster connection changes: BullMQ duplicates the connection it
+ * is given for each Worker's blocking BZPOPMIN, and guards that command with a watchdog of about
+ * its block timeout (≥ 2 s). A BZPOPMIN still retrying through a failover when the watchdog
+ * fires makes BullMQ reset the connection, which can wait forever for a cluster whose node pool
+ * the failover emptied; failing within about 1.5 s instead sends it down BullMQ's error path,
+ * which reconnects the cluster under a time limit and fetches again.
+ */
+const BLOCKING_DUPLICATE: ClusterOptions = { maxRedirections: 16, retryDelayOnFailover: 100, retryDelayOnClusterDown: 100, retryDelayOnTryAgain: 100 };
+
+/** What {@link ClipLineCluster} reaches inside ioredis's Cluster. */
+interface ClusterInternals {
+  setStatus(status: string): void;
+  handleCloseEvent(): void;
+}
+
+/**
+ * ioredis's Cluster, ending when it is disconnected with no node connection left. ioredis ends a
+ * cluster once the last of its node connections has closed; when a failover has already emptied
+ * the pool there is none left to close, so neither `close` nor `end` would ever come, and BullMQ,
+ * which waits for `end` when it resets a stuck blocking connection, would wait forever (its
+ * worker then takes no more jobs). Here the cluster closes as ioredis would have.
+ */
+class ClipLineCluster extends Cluster {
+  constructor(
+    /** The nodes it was started from, for its duplicates. */
+    readonly seeds: ConstructorParameters<typeof Cluster>[0],
+    options: ClusterOptions,
+  ) {
+    super(seeds, options);
+  }
+
+  /**
+   * ioredis's `connect()` promise is left pending for ever when its first attempt fails and the
+   * cluster retry strategy reconnects: the attempt's listeners are dropped on `close`, so neither
+   * the later `ready` nor `end` settles it. BullMQ awaits that promise when it recovers a blocking
+   * connection after a failover, and the worker then never fetches again. Here it settles on the
+   * cluster's own `ready` or `end`, whichever attempt brings it.
+   */
+  override connect(): Promise<void> {
+    const attempt = super.connect();
+    return new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error) => {
+        this.removeListener('ready', onReady);
+        this.removeListener('end', onEnd);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onReady = () => settle();
+      const onEnd = () => settle(new Error('Connection is closed.'));
+      this.once('ready', onReady);
+      this.once('end', onEnd);
+      attempt.then(() => settle(), settle);
+    });
+  }
+
+  override disconnect(reconnect = false): void {
+    const empty = this.nodes('all').length === 0;
+    super.disconnect(reconnect);
+    if (!empty || this.status !== 'disconnecting') return;
+    const internals = this as unknown as ClusterInternals;
+    internals.setStatus('close');
+    // A connecting cluster ends (or reconnects) on `close` by itself; otherwise do what it would have done.
+    if ((this.status as string) === 'close') internals.handleCloseEvent();
+  }
+}
+
+/** A worker's cluster connection: patient itself, its blocking duplicates fail fast (see {@link BLOCKING_DUPLICATE}). */
+class WorkerCluster extends ClipLineCluster {
+  override duplicate(overrideStartupNodes: ConstructorParameters<typeof Cluster>[0] = [], overrideOptions: ClusterOptions = {}): Cluster {
+    const nodes = overrideStartupNodes.length > 0 ? overrideStartupNodes : this.seeds;
+    return new ClipLineCluster(nodes, { ...this.options, ...BLOCKING_DUPLICATE, ...overrideOptions });
+  }
+}
+
 /** A connection for `role` to the Redis (or Redis Cluster) that `url` names. */
 export function createRedis(url: string, role: RedisRole): RedisClient {
   const cluster = parseClusterUrl(url);
   if (isClusterUrl(url) && !cluster) throw new Error('REDIS_URL: expected redis+cluster://host:port,host:port');
-  const redis = cluster ? new Cluster(cluster.nodes, clusterOptions(role, cluster)) : new Redis(url, redisOptions(role));
+  const ClusterKind = role === 'worker' ? WorkerCluster : ClipLineCluster;
+  const redis = cluster ? new ClusterKind(cluster.nodes, clusterOptions(role, cluster)) : new Redis(url, redisOptions(role));
   // Without a listener ioredis prints unhandled "error" events; connection state is
   // surfaced through readiness checks and command failures instead.
   redis.on('error', () => {});

@@ -1,6 +1,5 @@
-import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, DEFAULT_DATABASE_URL, DEV_ACCOUNTS_KEYRING, DEV_ADMIN_API_KEY, DEV_API_KEY, loadConfig, resolveDatabaseTarget } from '@clipline/shared';
+import { ConfigError, DEFAULT_DATABASE_URL, DEV_ACCOUNTS_KEYRING, DEV_ADMIN_API_KEY, DEV_API_KEY, loadConfig, resolveDatabaseTarget, usableCores } from '@clipline/shared';
 
 /** Variables production accepts, to which each case adds or removes one thing. */
 const strong = (name: string) => `${name}-${'s'.repeat(32)}`;
@@ -195,11 +194,12 @@ describe('loadConfig', () => {
       keepSources: false,
       retentionDays: 30,
       workerIoConcurrency: 50,
-      workerCpuConcurrency: 2,
-      cpuPoolThreads: Math.max(1, os.availableParallelism()),
+      workerCpuConcurrency: Math.min(2, usableCores()),
+      cpuPoolThreads: usableCores(),
       analyzeFps: 10,
       analyzeWidth: 160,
       shutdownTimeoutMs: 8000,
+      jobStallLimit: 3,
       ffmpegPath: 'ffmpeg',
       ffprobePath: 'ffprobe',
       allowPrivateSources: true,
