@@ -1,5 +1,14 @@
 import path from 'node:path';
-import { ConfigError, DEFAULT_DATABASE_URL, DEV_ACCOUNTS_KEYRING, DEV_ADMIN_API_KEY, DEV_API_KEY, loadConfig, resolveDatabaseTarget, usableCores } from '@clipline/shared';
+import {
+  ConfigError,
+  DEFAULT_DATABASE_URL,
+  DEV_ACCOUNTS_KEYRING,
+  DEV_ADMIN_API_KEY,
+  DEV_API_KEY,
+  loadConfig,
+  resolveDatabaseTarget,
+  usableCores,
+} from '@clipline/shared';
 
 /** Variables production accepts, to which each case adds or removes one thing. */
 const strong = (name: string) => `${name}-${'s'.repeat(32)}`;
