@@ -143,7 +143,8 @@ export async function keysMatching(redis: RedisClient, pattern: string): Promise
       found.push(...keys);
     } while (cursor !== '0');
   }
-  return found;
+  // SCAN's order follows the server's hash table, which changes as it grows, and a key may come twice.
+  return [...new Set(found)].sort();
 }
 
 export async function deleteKeys(url: string, pattern: string): Promise<number> {
