@@ -10,7 +10,8 @@
 //   cannot move, so no frame is sampled and what is left is the render path's own overhead.
 //
 // The video is analysed first by the real analysis (analyzeWithReuse, frame metrics stored on
-// PostgreSQL in a schema of its own) and its metadata saved as the persist step saves it, so the
+// PostgreSQL in a schema of its own, interest profiles kept in the storage folder as the analyze
+// step keeps them) and its metadata saved as the persist step saves it, so the
 // processor finds what it finds in the pipeline. Both sides spawn ffmpeg through the same
 // spawner (niced alike). The machine may be shared: samples are interleaved, the median counts,
 // every sample is reported, and so is the CPU time (this process, its threads and its children)
@@ -113,7 +114,7 @@ async function analysedVideo({ storage, videos, analyses, pool }, file) {
   const sizeBytes = (await stat(file)).size;
   await videos.setSource(videoId, { storageKey: key, sizeBytes });
   const settings = { tools, pool, fps: ANALYSIS.fps, width: ANALYSIS.width, maxSeconds: 4 * 3600 };
-  const result = await analyzeWithReuse(settings, analyses, { videoId, file: storage.pathOf(key), sizeBytes });
+  const result = await analyzeWithReuse(settings, analyses, { videoId, file: storage.pathOf(key), sizeBytes, storage });
   await videos.saveAnalysis(videoId, result.metadata, result.scenes);
   return { videoId, metadata: result.metadata };
 }

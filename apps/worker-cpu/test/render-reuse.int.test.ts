@@ -5,12 +5,15 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { copyFile, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { AnalysisRepository, createLogger, LocalStorage, VideosRepository, type JobHandle, type RenderClipPayload } from '@clipline/shared';
+import { jest } from '@jest/globals';
+import { AnalysisRepository, createLogger, LocalStorage, videoStorageKey, VideosRepository, type JobHandle, type RenderClipPayload } from '@clipline/shared';
 import { analyzeWithReuse } from '../src/analysis/analysis-reuse.js';
 import { CpuPool } from '../src/analysis/pool.js';
+import { interestProfilesKey } from '../src/render/interest-store.js';
 import { mvhdDuration } from '../src/render/mp4-duration.js';
 import { renderClip, type RenderSettings } from '../src/render/render-clip.js';
 import { RenderCores } from '../src/render/render-cores.js';
@@ -43,6 +46,27 @@ afterAll(async () => {
 async function ffprobeDuration(file: string): Promise<number> {
   const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]);
   return Number(stdout.trim());
+}
+
+/** Share of bright pixels in the frame at `seconds`. */
+async function brightShare(file: string, seconds: number): Promise<number> {
+  const { stdout } = await run('ffmpeg', ['-v', 'error', '-ss', String(seconds), '-i', file, '-frames:v', '1', '-vf', 'format=gray', '-f', 'rawvideo', '-'], {
+    encoding: 'buffer',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  let bright = 0;
+  for (const value of stdout) if (value > 200) bright++;
+  return bright / stdout.length;
+}
+
+/** A video row with its source stored as ingest leaves it. */
+async function storedVideo(videos: VideosRepository, file: string): Promise<{ videoId: string; key: string }> {
+  const videoId = randomUUID();
+  await videos.create({ id: videoId, source: file, title: null, steps: ['ingest', 'analyze', 'persist', 'render'] });
+  const key = `videos/${videoId}/source.mp4`;
+  await copyFile(file, await storage.prepare(key));
+  await videos.setSource(videoId, { storageKey: key, sizeBytes: 1 });
+  return { videoId, key };
 }
 
 function jobOf(data: RenderClipPayload): JobHandle<RenderClipPayload> {
@@ -129,5 +153,46 @@ describe('rendering with a stored analysis', () => {
       expect(clip.durationSeconds).toBeCloseTo(await ffprobeDuration(storage.pathOf(clip.storageKey)), 3);
     }
     expect((await analyses.listClips(videoId)).map((clip) => clip.status)).toEqual(['rendered', 'rendered', 'rendered']);
+  });
+});
+
+describe('rendering on the interest profiles analysis kept', () => {
+  it('follows the moving subject from the kept profiles without sampling a frame; a reusing video keeps its own copy', async () => {
+    const videos = new VideosRepository(env.db);
+    const analyses = new AnalysisRepository(env.db);
+    // A white square drifting right on a dark ground, in the right third of a 16:9 picture.
+    const box = path.join(env.config.storageDir, 'kept-box.mp4');
+    const graph = "color=c=0x202020:size=640x360:rate=25[bg];color=c=white:size=60x60:rate=25[box];[bg][box]overlay=x='430+20*t':y=150:shortest=1";
+    await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', graph, '-t', '6', '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', box]);
+    const { videoId, key } = await storedVideo(videos, box);
+    const analysis = { tools, pool, fps: ANALYSIS_FPS, width: 160, maxSeconds: 3600 };
+    const result = await analyzeWithReuse(analysis, analyses, { videoId, file: storage.pathOf(key), sizeBytes: 1, storage });
+    await videos.saveAnalysis(videoId, result.metadata, result.scenes);
+    expect(existsSync(storage.pathOf(interestProfilesKey(videoId)))).toBe(true);
+
+    const span = { startSeconds: 1, endSeconds: 5 };
+    const stored = await storedAnalysis({ videos, analyses, storage }, videoId, span, ANALYSIS_FPS);
+    expect(stored?.interest).toMatchObject({ fps: ANALYSIS_FPS, width: 160, height: 90 });
+    expect(stored?.interest?.columns.length).toBe(stored?.frames?.list.length);
+
+    const sampling = jest.spyOn(pool, 'clipInterest');
+    const videoFile = path.join(env.config.storageDir, 'kept-box-916.mp4');
+    const rendered = await renderClip(settings, { source: box, analysis: stored, ...span, aspect: '9:16', videoFile, thumbnailFile: `${videoFile}.jpg` });
+    expect(sampling).not.toHaveBeenCalled();
+    sampling.mockRestore();
+    expect(rendered).toMatchObject({ width: 198, height: 352 });
+    expect(Math.abs(rendered.durationSeconds - 4)).toBeLessThan(0.1);
+    for (const keyframe of rendered.crop.x!) expect(keyframe.offset).toBeGreaterThan(0.7);
+    // The square (60x60) is whole in the picture: 3600 of 198 × 352 pixels.
+    for (const at of [0.5, 2, 3.5]) expect(await brightShare(videoFile, at)).toBeCloseTo(3600 / (198 * 352), 2);
+
+    // The same bytes again: the analysis is reused and the profiles copied, so purging the first video's folder leaves them.
+    const second = await storedVideo(videos, box);
+    const reused = await analyzeWithReuse(analysis, analyses, { videoId: second.videoId, file: storage.pathOf(second.key), sizeBytes: 1, storage });
+    expect(reused.reusedFrom).toBe(videoId);
+    await videos.saveAnalysis(second.videoId, reused.metadata, reused.scenes);
+    await storage.remove(videoStorageKey(videoId));
+    const kept = await storedAnalysis({ videos, analyses, storage }, second.videoId, span, ANALYSIS_FPS);
+    expect(kept?.interest?.columns).toEqual(stored?.interest?.columns);
   });
 });

@@ -1,4 +1,6 @@
-import type { AnalysisRepository, AnalyzeResult, ClipOptions, VideoAnalysis } from '@clipline/shared';
+import { copyFile, rename, rm } from 'node:fs/promises';
+import type { AnalysisRepository, AnalyzeResult, ClipOptions, LocalStorage, VideoAnalysis } from '@clipline/shared';
+import { InterestProfileWriter, interestProfilesKey } from '../render/interest-store.js';
 import { analyzeVideo, resolveClipOptions, type AnalysisSettings } from './analyze-video.js';
 import { FrameMetricsWriter } from './frame-metrics-writer.js';
 
@@ -6,7 +8,7 @@ import { FrameMetricsWriter } from './frame-metrics-writer.js';
  * Version of what analysis produces. Raise it when sampling, metrics or scoring change, so
  * results made the old way are no longer reused.
  */
-export const ANALYSIS_VERSION = 2;
+export const ANALYSIS_VERSION = 3;
 
 /** Share of a step's progress the content hash takes (it reads the whole file once). */
 const HASH_SHARE = 0.03;
@@ -16,6 +18,12 @@ export interface StoredAnalysisRequest {
   file: string;
   sizeBytes: number;
   clipOptions?: Partial<ClipOptions>;
+  /**
+   * Where the video's files are: analysis keeps the frames' interest profiles there (see
+   * `render/interest-store.ts`) for rendering's moving crop. Absent, none are kept and rendering
+   * samples the clip's frames itself.
+   */
+  storage?: Pick<LocalStorage, 'prepare' | 'pathOf'>;
 }
 
 export interface StoredAnalysisHooks {
@@ -63,6 +71,7 @@ export async function analyzeWithReuse(
   const earlier = await analyses.findCompletedAnalysisByHash<VideoAnalysis>(contentSha256, fingerprint, videoId);
   if (earlier) {
     await analyses.copyAnalysisRows(earlier.videoId, videoId);
+    if (request.storage) await copyInterestProfiles(request.storage, earlier.videoId, videoId);
     // Options outside the fingerprint (captions) are this video's own.
     const result: VideoAnalysis = { ...earlier.result, clipOptions, metadata: { ...earlier.result.metadata, sizeBytes: request.sizeBytes } };
     await analyses.saveCompletedAnalysis(videoId, contentSha256, fingerprint, result);
@@ -70,6 +79,7 @@ export async function analyzeWithReuse(
   }
 
   const writer = new FrameMetricsWriter(analyses, videoId, settings.fps);
+  const profiles = request.storage ? new InterestProfileWriter(await request.storage.prepare(interestProfilesKey(videoId)), settings.fps) : undefined;
   let result: VideoAnalysis;
   try {
     result = await analyzeVideo(
@@ -80,13 +90,33 @@ export async function analyzeWithReuse(
         onProgress: (fraction) => hooks.onProgress?.(HASH_SHARE + (1 - HASH_SHARE) * fraction),
         onFrameMetrics: (firstIndex, metrics) => writer.add(firstIndex, metrics),
         onLoudness: (track) => analyses.saveAudioLoudness(videoId, track),
+        ...(profiles ? { onInterestProfiles: (firstIndex, batch) => profiles.add(firstIndex, batch) } : {}),
       },
     );
   } catch (error) {
-    await writer.abandon();
+    await Promise.all([writer.abandon(), profiles?.abandon()]);
     throw error;
   }
   await writer.finish();
+  await profiles?.finish();
   await analyses.saveCompletedAnalysis(videoId, contentSha256, fingerprint, result);
   return { ...result, contentSha256, reusedFrom: null };
+}
+
+/**
+ * Gives a reusing video its own copy of the earlier video's interest profiles, as its rows are
+ * copied: every video owns the files in its folder, so purging one never takes another's. An
+ * earlier analysis without them (or purged meanwhile) leaves none, and rendering samples frames.
+ */
+async function copyInterestProfiles(storage: Pick<LocalStorage, 'prepare' | 'pathOf'>, fromVideoId: string, toVideoId: string): Promise<void> {
+  const target = await storage.prepare(interestProfilesKey(toVideoId));
+  const part = `${target}.part`;
+  try {
+    await copyFile(storage.pathOf(interestProfilesKey(fromVideoId)), part);
+    await rename(part, target);
+  } catch (error) {
+    await rm(part, { force: true });
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await rm(target, { force: true });
+  }
 }

@@ -36,6 +36,7 @@ export function analyzeProcessors(deps: AnalyzeDependencies): Processors<typeof 
             file: deps.storage.pathOf(source.data.storageKey),
             sizeBytes: source.data.sizeBytes,
             clipOptions,
+            storage: deps.storage,
           },
           { signal: job.signal, onProgress: (fraction) => step.progress(fraction) },
         );

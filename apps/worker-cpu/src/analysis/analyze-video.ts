@@ -37,8 +37,22 @@ export interface AnalysisHooks {
   onProgress?: (fraction: number) => void | Promise<void>;
   /** Receives each batch's metrics in order (frame index, metrics), e.g. to store them. */
   onFrameMetrics?: (firstIndex: number, metrics: FrameMetrics[]) => void | Promise<void>;
+  /**
+   * When given, each batch's frames are also profiled for where their interest lies (what
+   * rendering's moving crop follows) and the quantised records (see `render/interest-store.ts`)
+   * handed here in order, e.g. to store them.
+   */
+  onInterestProfiles?: (firstIndex: number, batch: InterestRecords) => void | Promise<void>;
   /** Receives the loudness track once measured, e.g. to store it. */
   onLoudness?: (track: LoudnessTrack) => void | Promise<void>;
+}
+
+/** A batch's interest profiles, quantised: `count` records of frames `width` × `height`. */
+export interface InterestRecords {
+  width: number;
+  height: number;
+  count: number;
+  records: Uint8Array;
 }
 
 /** Fills in the defaults of clip options; bad options fail the job for good, naming the field. */
@@ -104,11 +118,16 @@ async function sampleFrameMetrics(
     batchFrames: settings.batchFrames ?? DEFAULT_BATCH_FRAMES,
     ...(signal ? { signal } : {}),
   });
+  const profiled = hooks.onInterestProfiles;
   await runBatchPipeline(batches, {
     frameBytes: size.width * size.height * 3,
     maxInFlight: settings.pool.threads * 2,
-    start: (batch, previous) => settings.pool.frameMetrics({ ...size, frames: batch.frames, count: batch.count, previous }, signal),
-    collect: async (firstIndex, metrics: FrameMetrics[]) => {
+    start: (batch, previous) => {
+      const task = { ...size, frames: batch.frames, count: batch.count, previous };
+      return profiled ? settings.pool.analysisFrames(task, signal) : settings.pool.frameMetrics(task, signal).then((metrics) => ({ metrics, profiles: null }));
+    },
+    collect: async (firstIndex, { metrics, profiles }: { metrics: FrameMetrics[]; profiles: Uint8Array | null }) => {
+      if (profiles && profiled) await profiled(firstIndex, { ...size, count: metrics.length, records: profiles });
       for (const frame of metrics) sampled.scores.push(frame.contentScore);
       sampled.signals.append(firstIndex, metrics);
       await hooks.onFrameMetrics?.(firstIndex, metrics);

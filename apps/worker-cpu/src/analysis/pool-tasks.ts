@@ -8,11 +8,18 @@ import { decryptSecret as decrypt, encryptSecret as encrypt, reencryptSecret as 
 import { sha256File } from '../hashing/content-hash.js';
 import { planCropPath, type CropKeyframe, type CropPathInput } from '../render/crop-plan.js';
 import { interestProfiles, type FrameInterest } from '../render/interest-profile.js';
+import { quantiseInterest } from '../render/interest-store.js';
 import { batchMetrics, type FrameBatch, type FrameMetrics } from './frame-metrics.js';
 import { clipCandidates as scoreClips, type HighlightOptions, type HighlightSignals } from '@clipline/shared/clips';
 
 export function frameMetrics(batch: FrameBatch): FrameMetrics[] {
   return batchMetrics(batch);
+}
+
+/** Metrics of a batch and, quantised for storage, its frames' interest profiles (analysis keeps both). */
+export function analysisFrames(batch: FrameBatch): { metrics: FrameMetrics[]; profiles: Uint8Array } {
+  const metrics = batchMetrics(batch);
+  return { metrics, profiles: quantiseInterest(interestProfiles({ ...batch, profilesOnly: true })) };
 }
 
 export function clipCandidates(task: { signals: HighlightSignals; options: HighlightOptions }): ClipCandidate[] {

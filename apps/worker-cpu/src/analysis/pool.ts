@@ -42,6 +42,14 @@ export class CpuPool {
     return this.run('frameMetrics', batch, signal, [batch.frames.buffer as ArrayBuffer]);
   }
 
+  /**
+   * Metrics of a batch of frames plus their interest profiles, quantised as analysis stores them
+   * (see `render/interest-store.ts`); the frame buffer is moved into the thread.
+   */
+  analysisFrames(batch: FrameBatch, signal?: AbortSignal): Promise<{ metrics: FrameMetrics[]; profiles: Uint8Array }> {
+    return this.run('analysisFrames', batch, signal, [batch.frames.buffer as ArrayBuffer]);
+  }
+
   /** Scores clip candidates; the signal arrays are moved into the thread (the caller must not use them after). */
   clipCandidates(signals: HighlightSignals, options: HighlightOptions, signal?: AbortSignal): Promise<ClipCandidate[]> {
     const transfer = [signals.motion.buffer, signals.sharpness.buffer, signals.dhash.buffer] as ArrayBuffer[];

@@ -11,6 +11,12 @@ export interface CropPathInput {
   profiles: readonly Float32Array[];
   /** Window length in profile units (crop size × profile length / source size). */
   window: number;
+  /**
+   * Seconds into the clip of the first profile's frame (frames analysis sampled from the start
+   * of the source fall up to half a sample before or after the clip's start). The path starts
+   * at 0 regardless. @defaultValue 0
+   */
+  startSeconds?: number;
   /** Indices of sampled frames that start a new shot, ascending. */
   cutFrames: readonly number[];
   /** Fastest pan, in shares of the free room per second. @defaultValue 0.5 */
@@ -50,13 +56,15 @@ export function planCropPath(input: CropPathInput): CropKeyframe[] {
     limitPanSpeed(offsets, from, to, maxStep);
   }
 
+  const first = input.startSeconds ?? 0;
+  const at = (index: number) => Math.max(0, first + index / fps);
   const keyframes: (CropKeyframe & { pinned: boolean })[] = [];
   for (const [from, to] of shots) {
     // A cut happens somewhere between two samples: jump halfway.
-    const start = from === 0 ? 0 : (from - 0.5) / fps;
+    const start = from === 0 ? 0 : at(from - 0.5);
     keyframes.push({ seconds: start, offset: offsets[from]!, pinned: true });
-    for (let i = from + 1; i < to; i++) keyframes.push({ seconds: i / fps, offset: offsets[i]!, pinned: false });
-    if (to < frames) keyframes.push({ seconds: (to - 0.5) / fps - 1e-3, offset: offsets[to - 1]!, pinned: true });
+    for (let i = from + 1; i < to; i++) keyframes.push({ seconds: at(i), offset: offsets[i]!, pinned: false });
+    if (to < frames) keyframes.push({ seconds: Math.max(0, at(to - 0.5) - 1e-3), offset: offsets[to - 1]!, pinned: true });
   }
   return thin(keyframes, input.maxKeyframes ?? 48).map(({ seconds, offset }) => ({ seconds: round(seconds, 3), offset: round(offset, 4) }));
 }

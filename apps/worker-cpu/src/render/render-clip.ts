@@ -81,7 +81,9 @@ const END_TOLERANCE_SECONDS = 0.25;
  *
  * With `request.analysis` (what analysis stored of the source), the source is not probed again
  * and the frames sampled to follow the action are only measured for where the interest lies:
- * sharpness and shot changes come from analysis.
+ * sharpness and shot changes come from analysis. When analysis also kept the interest profiles
+ * of the clip's frames, no frame is sampled at all: the path is planned from them, and the one
+ * ffmpeg run is the encode.
  */
 export async function renderClip(settings: RenderSettings, request: RenderRequest, hooks: RenderHooks = {}): Promise<RenderedClip> {
   const { signal } = hooks;
@@ -184,6 +186,11 @@ async function followAction(settings: RenderSettings, target: FollowTarget, hook
   const analysed = target.analysis?.frames;
   // Nothing moves (the window spans the picture) and analysis chose the thumbnail: no need to decode.
   if (geometry.slackX <= 0 && geometry.slackY <= 0 && analysed) return { x: null, y: null, thumbnailSeconds: sharpestAnalysed(analysed.list, target) };
+  // Analysis kept the profiles of the clip's frames, at least as fine as sampling would: no need to decode either.
+  const interest = target.analysis?.interest;
+  if (analysed && interest && interest.width >= size.width && interest.columns.length === analysed.list.length) {
+    return followStored(settings, target, { analysed, interest }, hooks);
+  }
   const sampled = await sampleInterest(settings, target, { fps, size, profilesOnly: analysed !== undefined }, hooks);
   if (sampled.columns.length === 0) {
     throw new PermanentJobError(`no frame could be decoded between ${target.startSeconds} s and ${target.startSeconds + target.durationSeconds} s`);
@@ -196,6 +203,34 @@ async function followAction(settings: RenderSettings, target: FollowTarget, hook
   ]);
   const thumbnailSeconds = analysed ? sharpestAnalysed(analysed.list, target) : indexOfMax(sampled.sharpness) / fps;
   return { x, y, thumbnailSeconds, audioEncoded: target.audioTarget !== undefined };
+}
+
+/**
+ * Plans the window's path from the profiles analysis kept of the clip's frames: their time base
+ * is analysis's (its rate, its first frame up to half a sample off the clip's start), and so are
+ * the shot changes, found in the same frames.
+ */
+async function followStored(
+  settings: RenderSettings,
+  target: FollowTarget,
+  stored: { analysed: NonNullable<SourceAnalysis['frames']>; interest: NonNullable<SourceAnalysis['interest']> },
+  hooks: RenderHooks,
+): Promise<FollowedAction> {
+  const { facts, geometry } = target;
+  const { analysed, interest } = stored;
+  const cutFrames = detectCutFrames(
+    analysed.list.map((frame) => frame.contentScore),
+    { fps: analysed.fps, minSceneSeconds: 0.3 },
+  );
+  const startSeconds = analysed.list[0]!.timeSeconds - target.startSeconds;
+  const plan = (profiles: Float32Array[], window: number) =>
+    settings.pool.cropPath({ fps: interest.fps, profiles, window, cutFrames, startSeconds }, hooks.signal);
+  const [x, y] = await Promise.all([
+    geometry.slackX > 0 ? plan(interest.columns, (geometry.width * interest.width) / facts.width) : null,
+    geometry.slackY > 0 ? plan(interest.rows, (geometry.height * interest.height) / facts.height) : null,
+  ]);
+  await hooks.onProgress?.(FOLLOW_SHARE);
+  return { x, y, thumbnailSeconds: sharpestAnalysed(analysed.list, target) };
 }
 
 /** Decodes the clip's frames (input-side seek: only its span) through the pool, in order. */

@@ -96,7 +96,7 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
     const keys = clipStorageKeys(clip.videoId, clip.clipIndex);
     const captions = clip.captions === 'burned' ? await captionWords(deps, clip.videoId) : [];
     if (clip.captions === 'burned' && captions.length === 0) job.logger.warn({ videoId: clip.videoId }, 'captions asked for, but the video has no transcript');
-    const analysis = await storedAnalysis({ videos: deps.videos, analyses }, clip.videoId, clip, deps.analysisFps);
+    const analysis = await storedAnalysis({ videos: deps.videos, analyses, storage }, clip.videoId, clip, deps.analysisFps);
     const rendered = await renderClip(
       deps.settings,
       {

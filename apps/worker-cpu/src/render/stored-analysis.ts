@@ -1,4 +1,5 @@
-import type { AnalysisRepository, VideosRepository } from '@clipline/shared';
+import type { AnalysisRepository, LocalStorage, VideosRepository } from '@clipline/shared';
+import { interestProfilesKey, readInterestProfiles, type InterestSlice } from './interest-store.js';
 
 /** What rendering needs to know of a source before it starts. */
 export interface SourceFacts {
@@ -26,11 +27,18 @@ export interface SourceAnalysis {
   facts: SourceFacts;
   /** Analysis's sampled frames over the clip, in order; absent when they do not cover it. */
   frames?: { fps: number; list: AnalysedFrame[] };
+  /**
+   * The interest profiles analysis kept of those very frames (one each, in the same order);
+   * absent when there are none (an older analysis, or one not kept in storage).
+   */
+  interest?: InterestSlice;
 }
 
 export interface StoredAnalysisStores {
   videos?: Partial<Pick<VideosRepository, 'find'>>;
   analyses: Pick<AnalysisRepository, 'listFrameMetrics'>;
+  /** Where analysis kept the interest profiles; absent, they are not read. */
+  storage?: Pick<LocalStorage, 'pathOf'>;
 }
 
 /**
@@ -53,10 +61,24 @@ export async function storedAnalysis(
   const limit = Math.ceil((span.endSeconds - span.startSeconds) * analysisFps) + 4;
   const rows = await stores.analyses.listFrameMetrics(videoId, fromIndex, limit);
   const step = 1 / analysisFps;
-  const list = rows
-    .filter((row) => row.timeSeconds >= span.startSeconds - step / 2 && row.timeSeconds < span.endSeconds)
-    .map((row) => ({ timeSeconds: row.timeSeconds, sharpness: row.sharpness, contentScore: row.contentScore }));
-  return coversSpan(list, span, step) ? { facts, frames: { fps: analysisFps, list } } : { facts };
+  const inSpan = rows.filter((row) => row.timeSeconds >= span.startSeconds - step / 2 && row.timeSeconds < span.endSeconds);
+  const list = inSpan.map((row) => ({ timeSeconds: row.timeSeconds, sharpness: row.sharpness, contentScore: row.contentScore }));
+  if (!coversSpan(list, span, step)) return { facts };
+  const interest = await storedInterest(stores, videoId, inSpan[0]!.frameIndex, list.length, analysisFps);
+  return { facts, frames: { fps: analysisFps, list }, ...(interest ? { interest } : {}) };
+}
+
+/** The kept profiles of `count` frames from `firstIndex`, when there are and they were sampled at `fps`. */
+async function storedInterest(
+  stores: StoredAnalysisStores,
+  videoId: string,
+  firstIndex: number,
+  count: number,
+  fps: number,
+): Promise<InterestSlice | undefined> {
+  if (!stores.storage) return undefined;
+  const slice = await readInterestProfiles(stores.storage.pathOf(interestProfilesKey(videoId)), firstIndex, count);
+  return slice && Math.abs(slice.fps - fps) < 1e-3 ? slice : undefined;
 }
 
 /** True when the frames start and end within a sample or two of the span and none is missing. */
