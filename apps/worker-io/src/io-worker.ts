@@ -105,7 +105,14 @@ function startIoWorkers(service: ServiceContext, deps: IoDependencies): RunningW
     storage: deps.fetch.storage,
     ffmpegPath: config.ffmpegPath,
   };
-  const common = { connection: deps.redis, prefix: config.queuePrefix, logger, policy: deps.policy, maxStalledCount: config.jobStallLimit, metrics: service.metrics };
+  const common = {
+    connection: deps.redis,
+    prefix: config.queuePrefix,
+    logger,
+    policy: deps.policy,
+    maxStalledCount: config.jobStallLimit,
+    metrics: service.metrics,
+  };
   const io = { ...common, concurrency: config.workerIoConcurrency };
   const upstream = { ...io, limiter: PAUSABLE };
   const notify = { webhooks: new WebhooksRepository(db), videos, users: new UsersRepository(db), jobs, settings: webhookSettings(service, db) };
