@@ -179,9 +179,12 @@ it('finds prometheus, or says how to install it', () => {
 
 describe('the ScaledObjects queried on a real Prometheus scraping two real dashboards', () => {
   it('ask for the minimum while the queues are empty: zero CPU workers, the least I/O workers', async () => {
+    // Both dashboards are scraped (the second's first scrape may come a moment after the first's),
+    // so every count below is reported twice and must count once.
+    let up: number | undefined;
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline && up !== 2; await sleep(250)) up = await evaluate('count(up{job="dashboard"} == 1)');
+    expect(up).toBe(2);
     await expectValues({ 'worker-cpu': 0, 'worker-io': 0 });
-    // Both dashboards are scraped, so every count below is reported twice and must count once.
-    expect(await evaluate('count(up{job="dashboard"} == 1)')).toBe(2);
     expect(replicasAt({ 'worker-cpu': 0, 'worker-io': 0 })).toEqual({
       base: { 'worker-cpu': 0, 'worker-io': 1 },
       dev: { 'worker-cpu': 0, 'worker-io': 1 },
