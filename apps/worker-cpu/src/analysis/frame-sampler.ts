@@ -49,27 +49,12 @@ function samplerArgs(options: SampleOptions): string[] {
     ...(options.startSeconds ? ['-ss', options.startSeconds.toFixed(3)] : []),
     ...(options.durationSeconds !== undefined ? ['-t', options.durationSeconds.toFixed(3)] : []),
   ];
-  return [
-    '-nostdin',
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    ...window,
-    '-i',
-    options.file,
-    '-map',
-    '0:v:0',
-    '-an',
-    '-sn',
-    '-dn',
-    '-vf',
-    samplingFilter(options.fps, options.width, options.height),
-    '-f',
-    'rawvideo',
-    '-pix_fmt',
-    'rgb24',
-    'pipe:1',
-  ];
+  return ['-nostdin', '-hide_banner', '-loglevel', 'error', ...window, ...rawFramesFrom(options.file, options.fps, options.width, options.height)];
+}
+
+/** Input `file` and an output of its first video stream as scaled RGB24 frames on stdout (sampling's filter chain). */
+export function rawFramesFrom(file: string, fps: number, width: number, height: number): string[] {
+  return ['-i', file, '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', samplingFilter(fps, width, height), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
 }
 
 /**

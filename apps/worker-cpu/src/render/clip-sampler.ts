@@ -1,6 +1,6 @@
 import { PermanentJobError } from '@clipline/shared';
 import { spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
-import { type SampledBatch, samplingFilter } from '../analysis/frame-sampler.js';
+import { rawFramesFrom, type SampledBatch } from '../analysis/frame-sampler.js';
 
 /** The AAC settings of every clip's sound, wherever it is encoded. */
 export const CLIP_AUDIO = ['-c:a', 'aac', '-b:a', '128k'] as const;
@@ -47,20 +47,7 @@ export function clipSamplerArgs(options: ClipSampling): string[] {
     options.startSeconds.toFixed(3),
     '-t',
     options.durationSeconds.toFixed(3),
-    '-i',
-    options.file,
-    '-map',
-    '0:v:0',
-    '-an',
-    '-sn',
-    '-dn',
-    '-vf',
-    samplingFilter(options.fps, options.width, options.height),
-    '-f',
-    'rawvideo',
-    '-pix_fmt',
-    'rgb24',
-    'pipe:1',
+    ...rawFramesFrom(options.file, options.fps, options.width, options.height),
     ...audio,
   ];
 }
