@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { clearPrefix, median } from './_support.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHARED = pathToFileURL(path.join(ROOT, 'packages/shared/dist/index.js')).href;
@@ -23,17 +24,6 @@ const ROUNDS = Number(process.env.BENCH_HARNESS_ROUNDS ?? 3);
 const CONCURRENCY = 50;
 /** The level the apps run at by default (LOG_LEVEL=info): the runtime's per-job lines are written. */
 const LOG_LEVEL = process.env.BENCH_HARNESS_LOG_LEVEL ?? 'info';
-
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-
-async function clearPrefix(redis, prefix) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-}
 
 /** Waits until nothing of the queue is left to run; polled on a connection of its own. */
 async function drained(queue) {

@@ -11,11 +11,11 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { freePort } from './_support.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SIM_MAIN = path.join(ROOT, 'infra/upstream-sim/dist/main.js');
@@ -28,17 +28,6 @@ const LAG_RESOLUTION_MS = 1;
 /** Completions before and after the steady state: the first and last 10% are warm-up and drain. */
 const STEADY_FROM = 0.1;
 const STEADY_TO = 0.9;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts a node child and resolves with it once a stdout JSON line satisfies `ready`. */
 function startChild(args, env, ready, what, timeoutMs = 30_000) {

@@ -26,7 +26,6 @@ import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -36,6 +35,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { collectJobs, profile, quantile, round } from './_pipeline-profile.mjs';
+import { clearPrefix, freePort, stopNode } from './_support.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = await import(new URL('../packages/shared/dist/index.js', import.meta.url).href);
@@ -67,17 +67,6 @@ const CLOCK_TICKS = 100;
 const POSTGRES_APPLICATION = `clipline-bench-pipeline-${randomUUID().slice(0, 8)}`;
 const tools = { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' };
 const execFileAsync = promisify(execFile);
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** CPU seconds of a process so far, its reaped children (ffmpeg) included; 0 once it is gone. */
 function cpuSeconds(pid = 'self') {
@@ -127,14 +116,6 @@ async function waitForHttp(url, app, timeoutMs = 60_000) {
     await sleep(100);
   }
   throw new Error(`${app.name} did not answer ${url} within ${timeoutMs} ms:\n${app.output()}`);
-}
-
-async function stopNode(app) {
-  if (app.child.exitCode !== null || app.child.signalCode !== null) return;
-  app.child.kill('SIGTERM');
-  const kill = setTimeout(() => app.child.kill('SIGKILL'), 15_000);
-  await app.exited;
-  clearTimeout(kill);
 }
 
 /** N copies of the fixture, each re-muxed (no re-encode) with a tag of its own, so every file's bytes differ. */
@@ -189,15 +170,6 @@ async function freshSchema(runId) {
       await shared.dropDatabase(settings).catch(() => {});
     },
   };
-}
-
-async function clearPrefix(redis, prefix) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
 }
 
 /** The simulator, the producer and both workers; pushes each onto `apps` as it starts. */

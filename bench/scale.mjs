@@ -28,7 +28,6 @@ import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,6 +45,7 @@ import {
   syncQueue,
   VideosRepository,
 } from '../packages/shared/dist/index.js';
+import { clearPrefix, freePort, stopNode } from './_support.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = {
@@ -78,17 +78,6 @@ const CLOCK_TICKS = 100;
 const execFileAsync = promisify(execFile);
 const round = (value, places = 3) => Math.round(value * 10 ** places) / 10 ** places;
 const loadAverage = () => os.loadavg().map((value) => round(value, 2));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** CPU seconds a process used so far, its reaped children (ffmpeg) included; 0 once it is gone. */
 function cpuSeconds(pid) {
@@ -132,14 +121,6 @@ async function waitForHttp(url, started, what, timeoutMs = 60_000) {
   throw new Error(`${what} did not answer ${url} within ${timeoutMs} ms:\n${started.output()}`);
 }
 
-async function stopNode(started) {
-  if (started.child.exitCode !== null || started.child.signalCode !== null) return;
-  started.child.kill('SIGTERM');
-  const kill = setTimeout(() => started.child.kill('SIGKILL'), 15_000);
-  await started.exited;
-  clearTimeout(kill);
-}
-
 /** Starts `count` instances of an app and waits for each one's /healthz. */
 async function startWorkers(app, count, env) {
   const variable = app === 'io' ? 'WORKER_IO_METRICS_PORT' : 'WORKER_CPU_METRICS_PORT';
@@ -172,15 +153,6 @@ async function freshSchema(name) {
       await dropDatabase(settings).catch(() => {});
     },
   };
-}
-
-async function clearPrefix(redis, prefix) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
 }
 
 /** Waits until `count` jobs of the queue are completed or failed; returns the completed jobs. */
