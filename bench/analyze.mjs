@@ -186,7 +186,7 @@ export async function run({ emit, log }) {
     unit: 's',
     baseline: round(decode),
     ratio: round(analysis / decode),
-    limit: 1.25,
+    target: '<= 1.15',
     samples: { analysis: analyses.map(round), decode: decodes.map(round) },
     video,
     sampleFps: FPS,

@@ -70,12 +70,22 @@ const execFileAsync = promisify(execFile);
 
 /** CPU seconds of a process so far, its reaped children (ffmpeg) included; 0 once it is gone. */
 function cpuSeconds(pid = 'self') {
+  const { own, children } = cpuSplit(pid);
+  return own + children;
+}
+
+/** CPU seconds of a process itself (all its threads) and of its reaped children, apart. */
+function cpuSplit(pid = 'self') {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields.slice(11, 15).reduce((sum, ticks) => sum + Number(ticks), 0) / CLOCK_TICKS;
+    const ticks = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .slice(11, 15)
+      .map(Number);
+    return { own: (ticks[0] + ticks[1]) / CLOCK_TICKS, children: (ticks[2] + ticks[3]) / CLOCK_TICKS };
   } catch {
-    return 0;
+    return { own: 0, children: 0 };
   }
 }
 
@@ -88,8 +98,8 @@ function machineCpu() {
 
 const loadAverage = () => os.loadavg().map((value) => round(value, 2));
 
-function startNode(name, main, env) {
-  const child = spawn(process.execPath, [main], {
+function startNode(name, main, env, execArgs = []) {
+  const child = spawn(process.execPath, [...execArgs, main], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -198,8 +208,10 @@ async function startApps({ schema, prefix, storageDir }, apps, log) {
     PGAPPNAME: POSTGRES_APPLICATION,
   };
   const producer = startNode('producer', MAIN.producer, env);
-  const io = startNode('worker-io', MAIN.io, env);
-  const cpu = startNode('worker-cpu', MAIN.cpu, env);
+  // BENCH_PIPELINE_PROF=<dir>: the workers write CPU profiles there (every thread) when they stop.
+  const profile = (name) => (process.env.BENCH_PIPELINE_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PIPELINE_PROF, name)}`] : []);
+  const io = startNode('worker-io', MAIN.io, env, profile('worker-io'));
+  const cpu = startNode('worker-cpu', MAIN.cpu, env, profile('worker-cpu'));
   apps.push(producer, io, cpu);
   await Promise.all([
     waitForHttp(`http://127.0.0.1:${port}/readyz`, producer),
@@ -399,6 +411,7 @@ async function postgresBackendCpu(db) {
  */
 async function cpuMeter(processes, db) {
   const before = Object.fromEntries(Object.entries(processes).map(([name, app]) => [name, cpuSeconds(app.child.pid)]));
+  const splitBefore = { cpu: cpuSplit(processes.cpu.child.pid), io: cpuSplit(processes.io.child.pid) };
   const postgresBefore = await postgresBackendCpu(db);
   const machine = machineCpu();
   return async () => {
@@ -406,7 +419,19 @@ async function cpuMeter(processes, db) {
     const postgresAfter = await postgresBackendCpu(db);
     const postgres = [...postgresAfter].reduce((sum, [pid, seconds]) => sum + seconds - (postgresBefore.get(pid) ?? 0), 0);
     const used = Object.fromEntries(Object.entries(processes).map(([name, app]) => [name, round(cpuSeconds(app.child.pid) - before[name], 1)]));
-    return { ...used, postgres: round(postgres, 1), machine_busy_share: round((after.busy - machine.busy) / (after.total - machine.total), 2) };
+    // The workers apart: their Node threads (main, pool) and their ffmpeg children.
+    const split = {};
+    for (const name of ['cpu', 'io']) {
+      const after = cpuSplit(processes[name].child.pid);
+      split[`${name}_node`] = round(after.own - splitBefore[name].own, 1);
+      split[`${name}_ffmpeg`] = round(after.children - splitBefore[name].children, 1);
+    }
+    return {
+      ...used,
+      ...split,
+      postgres: round(postgres, 1),
+      machine_busy_share: round((after.busy - machine.busy) / (after.total - machine.total), 2),
+    };
   };
 }
 

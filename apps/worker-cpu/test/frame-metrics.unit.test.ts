@@ -44,6 +44,30 @@ describe('frame metrics', () => {
     expect([grey[0], grey[PIXELS], grey[2 * PIXELS]]).toEqual([0, 0, 128]);
   });
 
+  it('gives every colour the hue and saturation of the per-pixel formula (the tables hold the same values)', () => {
+    // Every (r, g, b) on a lattice of 52 steps a channel, plus the extremes, through the tables.
+    const levels = [...Array.from({ length: 52 }, (_, i) => i * 5), 1, 254, 255];
+    const colours: number[][] = [];
+    for (const r of levels) for (const g of levels) for (const b of levels) colours.push([r, g, b]);
+    const rgb = Uint8Array.from(colours.flat());
+    const hsv = hsvPlanes(rgb, colours.length);
+    const mismatches = colours.filter(([r, g, b], p) => {
+      const max = Math.max(r!, g!, b!);
+      const delta = max - Math.min(r!, g!, b!);
+      let hue = 0;
+      if (delta !== 0) {
+        if (max === r) hue = (60 * (g! - b!)) / delta;
+        else if (max === g) hue = 120 + (60 * (b! - r!)) / delta;
+        else hue = 240 + (60 * (r! - g!)) / delta;
+        if (hue < 0) hue += 360;
+      }
+      const saturation = max === 0 ? 0 : Math.round((255 * delta) / max);
+      return hsv[p] !== Math.round(hue / 2) % 180 || hsv[colours.length + p] !== saturation || hsv[2 * colours.length + p] !== max;
+    });
+    expect(colours.length).toBeGreaterThan(150_000);
+    expect(mismatches).toEqual([]);
+  });
+
   it('scores identical frames 0 and a red→blue change high', () => {
     const [first, same, changed] = batchMetrics({ width: W, height: H, count: 3, frames: pack(solid(255, 0, 0), solid(255, 0, 0), solid(0, 0, 255)) });
     expect(first!.contentScore).toBe(0);

@@ -58,12 +58,21 @@ export function rawFramesFrom(file: string, fps: number, width: number, height: 
 }
 
 /**
+ * Batches decoded ahead of the consumer. ffmpeg keeps decoding while the caller works on a batch
+ * instead of blocking on a pipe that holds about one frame; read through a stream's async
+ * iterator (a 16 KiB buffer), the pipe stopped ffmpeg so often that sampling took 10-15 % longer
+ * than the same decode to nothing.
+ */
+const READ_AHEAD_BATCHES = 2;
+
+/**
  * Decodes a video into batches of RGB24 frames through an ffmpeg rawvideo pipe.
  *
  * Pipe chunks do not align with frames, so bytes are copied into fixed-size batch buffers and
- * frames are counted from bytes. The consumer's pace is the producer's: while the caller
- * awaits, the pipe is not read and ffmpeg blocks on a full pipe, so a long video is never
- * buffered whole. A decode error, an abort or a truncated tail ends the iteration with an error.
+ * frames are counted from bytes. The pipe is read as fast as ffmpeg writes until
+ * {@link READ_AHEAD_BATCHES} batches wait for the caller; then it is paused and ffmpeg blocks on
+ * it, so a long video is never buffered whole. A decode error, an abort or a truncated tail ends
+ * the iteration with an error.
  */
 export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions): AsyncGenerator<SampledBatch> {
   const { width, height, batchFrames } = options;
@@ -73,31 +82,64 @@ export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions):
   const stdout = run.child.stdout;
   if (!stdout) throw new Error('ffmpeg started without a stdout pipe');
 
+  const ready: SampledBatch[] = [];
   let batch = new Uint8Array(batchBytes);
   let filled = 0;
   let nextIndex = 0;
+  let ended = false;
+  let streamError: Error | undefined;
   let finished = false;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const resolve = wake;
+    wake = undefined;
+    resolve?.();
+  };
   const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 60_000, () => run.child.kill('SIGKILL'));
+  stdout.on('data', (chunk: Buffer) => {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(chunk.length - offset, batchBytes - filled);
+      batch.set(chunk.subarray(offset, offset + take), filled);
+      filled += take;
+      offset += take;
+      if (filled === batchBytes) {
+        ready.push({ firstIndex: nextIndex, count: batchFrames, frames: batch });
+        nextIndex += batchFrames;
+        batch = new Uint8Array(batchBytes);
+        filled = 0;
+      }
+    }
+    // Only time spent waiting on ffmpeg counts as a stall, not time it is held back on purpose.
+    if (ready.length >= READ_AHEAD_BATCHES) {
+      stdout.pause();
+      watchdog.busy();
+    } else watchdog.waiting();
+    notify();
+  });
+  stdout.once('end', () => {
+    ended = true;
+    notify();
+  });
+  stdout.once('error', (error: Error) => {
+    streamError = error;
+    ended = true;
+    notify();
+  });
   try {
     watchdog.waiting();
-    for await (const chunk of stdout as AsyncIterable<Buffer>) {
-      watchdog.busy();
-      let offset = 0;
-      while (offset < chunk.length) {
-        const take = Math.min(chunk.length - offset, batchBytes - filled);
-        batch.set(chunk.subarray(offset, offset + take), filled);
-        filled += take;
-        offset += take;
-        if (filled === batchBytes) {
-          const full = batch;
-          batch = new Uint8Array(batchBytes);
-          filled = 0;
-          yield { firstIndex: nextIndex, count: batchFrames, frames: full };
-          nextIndex += batchFrames;
+    for (;;) {
+      const next = ready.shift();
+      if (next) {
+        if (stdout.isPaused() && ready.length < READ_AHEAD_BATCHES) {
+          watchdog.waiting();
+          stdout.resume();
         }
-      }
-      watchdog.waiting();
+        yield next;
+      } else if (ended) break;
+      else await new Promise<void>((resolve) => (wake = resolve));
     }
+    if (streamError) throw streamError;
     const { code, signal } = await run.exited;
     if (options.signal?.aborted) throw options.signal.reason ?? new Error('frame sampling aborted');
     if (watchdog.fired) throw new Error(`decoding stalled: ffmpeg produced nothing for ${watchdog.timeoutMs / 1000} s and was stopped`);

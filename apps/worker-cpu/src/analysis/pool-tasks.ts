@@ -9,7 +9,7 @@ import { sha256File } from '../hashing/content-hash.js';
 import { planCropPath, type CropKeyframe, type CropPathInput } from '../render/crop-plan.js';
 import { interestProfiles, type FrameInterest } from '../render/interest-profile.js';
 import { quantiseInterest } from '../render/interest-store.js';
-import { batchMetrics, type FrameBatch, type FrameMetrics } from './frame-metrics.js';
+import { batchMetrics, measureBatch, type FrameBatch, type FrameMetrics } from './frame-metrics.js';
 import { clipCandidates as scoreClips, type HighlightOptions, type HighlightSignals } from '@clipline/shared/clips';
 
 export function frameMetrics(batch: FrameBatch): FrameMetrics[] {
@@ -18,8 +18,8 @@ export function frameMetrics(batch: FrameBatch): FrameMetrics[] {
 
 /** Metrics of a batch and, quantised for storage, its frames' interest profiles (analysis keeps both). */
 export function analysisFrames(batch: FrameBatch): { metrics: FrameMetrics[]; profiles: Uint8Array } {
-  const metrics = batchMetrics(batch);
-  return { metrics, profiles: quantiseInterest(interestProfiles({ ...batch, profilesOnly: true })) };
+  const { metrics, profiles } = measureBatch(batch, { metrics: true, profiles: true });
+  return { metrics, profiles: quantiseInterest(profiles) };
 }
 
 export function clipCandidates(task: { signals: HighlightSignals; options: HighlightOptions }): ClipCandidate[] {
