@@ -233,42 +233,72 @@ function assertEveryJobHasAProcessor(declaration: QueueDeclaration, processors: 
   }
 }
 
-function jobHandle(scope: WorkerScope, job: Job, data: unknown, abort: JobAbort, logger: JobLogger, token: string | undefined): JobHandle<unknown> {
-  return {
-    id: job.id ?? '',
-    name: job.name,
-    queue: scope.declaration.name,
-    data,
-    attemptsMade: job.attemptsMade,
-    maxAttempts: job.opts.attempts ?? 1,
-    upstreamWaits: splitJobData(job.data).waits,
-    parentId: job.parent?.id,
-    get logger() {
-      return logger.logger;
-    },
-    get signal() {
-      return abort.signal;
-    },
-    updateProgress: (percent) => job.updateProgress(Math.max(0, Math.min(100, Math.round(percent)))),
-    childResults: async <T>() => Object.values(await job.getChildrenValues()) as T[],
-    addChildren: async (children) => {
-      const parent = { id: job.id ?? '', queue: job.queueQualifiedName };
-      await Promise.all(
-        children.map(async ({ step, optional }) => {
-          const queue = scope.queues.queue(step.declaration);
-          // Already added by an earlier run of this job: adding it again would re-link a
-          // child that has since failed as a pending dependency, and park the parent forever.
-          if (await queue.getJob(step.jobId)) return;
-          const dependency = optional ? { ignoreDependencyOnFailure: true } : { failParentOnFailure: true };
-          const data = withRequestId(validatePayload(step.declaration, step.jobName, step.data));
-          await queue.add(step.jobName, data, jobOptions(step.declaration, { jobId: step.jobId, parent, ...dependency }));
-        }),
-      );
-    },
-    waitForChildren: async () => {
-      if (token && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
-    },
-  };
+/**
+ * The handle a processor gets. A class, so a job costs one small object: its methods live on the
+ * prototype instead of being closures made for every job.
+ */
+class RuntimeJobHandle implements JobHandle<unknown> {
+  readonly id: string;
+  readonly name: string;
+  readonly queue: string;
+  readonly attemptsMade: number;
+  readonly maxAttempts: number;
+  readonly parentId: string | undefined;
+
+  constructor(
+    private readonly scope: WorkerScope,
+    private readonly job: Job,
+    readonly data: unknown,
+    private readonly abort: JobAbort,
+    private readonly jobLogger: JobLogger,
+    private readonly token: string | undefined,
+  ) {
+    this.id = job.id ?? '';
+    this.name = job.name;
+    this.queue = scope.declaration.name;
+    this.attemptsMade = job.attemptsMade;
+    this.maxAttempts = job.opts.attempts ?? 1;
+    this.parentId = job.parent?.id;
+  }
+
+  get upstreamWaits(): Readonly<Record<string, UpstreamWait>> {
+    return splitJobData(this.job.data).waits;
+  }
+
+  get logger(): Logger {
+    return this.jobLogger.logger;
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  updateProgress(percent: number): Promise<void> {
+    return this.job.updateProgress(Math.max(0, Math.min(100, Math.round(percent))));
+  }
+
+  async childResults<T>(): Promise<T[]> {
+    return Object.values(await this.job.getChildrenValues()) as T[];
+  }
+
+  async addChildren(children: readonly { step: FlowStep; optional?: boolean }[]): Promise<void> {
+    const parent = { id: this.job.id ?? '', queue: this.job.queueQualifiedName };
+    await Promise.all(
+      children.map(async ({ step, optional }) => {
+        const queue = this.scope.queues.queue(step.declaration);
+        // Already added by an earlier run of this job: adding it again would re-link a
+        // child that has since failed as a pending dependency, and park the parent forever.
+        if (await queue.getJob(step.jobId)) return;
+        const dependency = optional ? { ignoreDependencyOnFailure: true } : { failParentOnFailure: true };
+        const data = withRequestId(validatePayload(step.declaration, step.jobName, step.data));
+        await queue.add(step.jobName, data, jobOptions(step.declaration, { jobId: step.jobId, parent, ...dependency }));
+      }),
+    );
+  }
+
+  async waitForChildren(): Promise<void> {
+    if (this.token && (await this.job.moveToWaitingChildren(this.token))) throw new WaitingChildrenError();
+  }
 }
 
 /**
@@ -340,7 +370,7 @@ async function runJob(scope: WorkerScope, job: Job, token: string | undefined): 
     const processor = scope.processors[job.name];
     if (!processor) throw new PermanentJobError(`no processor for job "${job.name}"`);
     logger.debug('job started');
-    const result = await processor(jobHandle(scope, job, data, abort, logger, token));
+    const result = await processor(new RuntimeJobHandle(scope, job, data, abort, logger, token));
     logger.info('job completed');
     return result;
   } catch (thrown) {
