@@ -7,10 +7,17 @@
 // with its breaker and shared limiter on (the limit set high enough not to bind). With
 // 50 calls in flight and 100 ms each, Little's law caps throughput at 50 / 0.1 s = 500 jobs/s.
 //
+// Two peers run in the same run against the same simulator, so what the law leaves out is
+// measured rather than guessed: the same BullMQ worker calling `node:http` directly
+// (`io_raw_http_vs_littles_law`: the queue without the client), and 50 loops calling
+// `node:http` with no queue at all (`io_http_loop_vs_littles_law`: what the simulator and the
+// loopback allow, the ceiling of the other two).
+//
 // Run directly with `--io-worker`, this file is that worker process.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -85,11 +92,52 @@ function stopChild(child) {
   return exited.finally(() => clearTimeout(kill));
 }
 
+/** What the worker process runs, each against the same simulator. */
+const MODES = {
+  client: 'BullMQ worker, OpenAI client (breaker, shared limiter, got)',
+  'raw-http': 'BullMQ worker, node:http',
+  loop: `${CONCURRENCY} loops calling node:http, no queue`,
+};
+
+/** Runs JOBS calls in a worker process of the given mode and returns its summary. */
+async function drainWith(mode, { redisUrl, prefix, simUrl, log }) {
+  const { Queue } = await import('bullmq');
+  const queue = new Queue(QUEUE, { connection: { url: redisUrl, maxRetriesPerRequest: null }, prefix });
+  let worker;
+  try {
+    if (mode !== 'loop') {
+      log(`enqueuing ${JOBS} jobs under prefix ${prefix}`);
+      for (let start = 0; start < JOBS; start += 1000) {
+        await queue.addBulk(
+          Array.from({ length: Math.min(1000, JOBS - start) }, (_, offset) => ({
+            name: 'write-captions',
+            data: { clip: start + offset },
+            opts: { attempts: 3, backoff: { type: 'exponential', delay: 100 }, removeOnComplete: true, removeOnFail: 1000 },
+          })),
+        );
+      }
+    }
+    log(`starting the ${mode} worker process (concurrency ${CONCURRENCY})`);
+    // BENCH_IO_PROF=<dir>: each worker process writes a CPU profile there.
+    const profile = process.env.BENCH_IO_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_IO_PROF}`, `--cpu-prof-name=${mode}.cpuprofile`] : [];
+    worker = await startChild(
+      [...profile, fileURLToPath(import.meta.url), '--io-worker'],
+      { REDIS_URL: redisUrl, PREFIX: prefix, SIM_URL: simUrl, JOBS: String(JOBS), MODE: mode },
+      (m) => m.ready === true,
+      'the worker process',
+    );
+    return await worker.waitFor((m) => m.summary === true, 'finish the jobs', 120_000);
+  } finally {
+    if (worker) await stopChild(worker.child);
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
+  }
+}
+
 export async function run({ emit, log }) {
   for (const file of [SIM_MAIN, PROVIDERS]) {
     if (!existsSync(file)) throw new Error(`${file} is missing: build first (npm run bench builds; or npx tsc -b)`);
   }
-  const { Queue } = await import('bullmq');
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const prefix = `bench-io-${randomUUID().slice(0, 8)}`;
   const port = await freePort();
@@ -102,60 +150,63 @@ export async function run({ emit, log }) {
     'the upstream simulator',
   );
   const simUrl = `http://127.0.0.1:${port}`;
-  const queue = new Queue(QUEUE, { connection: { url: redisUrl, maxRetriesPerRequest: null }, prefix });
-  let worker;
+  const limit = CONCURRENCY / (LATENCY_MS / 1000);
+  const results = {};
   try {
-    log(`enqueuing ${JOBS} jobs under prefix ${prefix}`);
-    for (let start = 0; start < JOBS; start += 1000) {
-      await queue.addBulk(
-        Array.from({ length: Math.min(1000, JOBS - start) }, (_, offset) => ({
-          name: 'write-captions',
-          data: { clip: start + offset },
-          opts: { attempts: 3, backoff: { type: 'exponential', delay: 100 }, removeOnComplete: true, removeOnFail: 1000 },
-        })),
+    for (const mode of Object.keys(MODES)) {
+      const summary = await drainWith(mode, { redisUrl, prefix: `${prefix}-${mode}`, simUrl, log });
+      results[mode] = summary;
+      log(
+        `${mode} (${MODES[mode]}): completed ${summary.completed}, failed ${summary.failed}; steady state ${summary.steadyJobsPerSecond.toFixed(1)} jobs/s ` +
+          `over ${summary.steadyJobs} jobs; whole run ${summary.overallJobsPerSecond.toFixed(1)} jobs/s; simulator answered ${summary.upstreamCalls} calls; ` +
+          `worker CPU ${summary.cpuMsPerJob.toFixed(2)} ms a job`,
       );
+      if (summary.failed > 0) log(`warning: ${summary.failed} jobs failed: ${summary.firstFailure}`);
     }
-    log(`starting the worker process (concurrency ${CONCURRENCY})`);
-    worker = await startChild(
-      [fileURLToPath(import.meta.url), '--io-worker'],
-      { REDIS_URL: redisUrl, PREFIX: prefix, SIM_URL: simUrl, JOBS: String(JOBS) },
-      (m) => m.ready === true,
-      'the worker process',
-    );
-    const summary = await worker.waitFor((m) => m.summary === true, 'finish the jobs', 120_000);
-    const limit = CONCURRENCY / (LATENCY_MS / 1000);
-    log(
-      `completed ${summary.completed}, failed ${summary.failed}; steady state ${summary.steadyJobsPerSecond.toFixed(1)} jobs/s over ${summary.steadyJobs} jobs; ` +
-        `whole run ${summary.overallJobsPerSecond.toFixed(1)} jobs/s; simulator answered ${summary.upstreamCalls} calls`,
-    );
-    if (summary.failed > 0) log(`warning: ${summary.failed} jobs failed: ${summary.firstFailure}`);
+  } finally {
+    await stopChild(sim.child);
+  }
+  const { client, 'raw-http': rawHttp, loop } = results;
+  const ratio = (summary) => Number((summary.steadyJobsPerSecond / limit).toFixed(3));
+  emit({
+    metric: 'io_vs_littles_law',
+    value: Number(client.steadyJobsPerSecond.toFixed(1)),
+    unit: 'jobs/s',
+    baseline: limit,
+    ratio: ratio(client),
+    target: '>= 0.95',
+    jobs: JOBS,
+    concurrency: CONCURRENCY,
+    latency_ms: LATENCY_MS,
+    failed: client.failed,
+    worker_cpu_ms_per_job: Number(client.cpuMsPerJob.toFixed(3)),
+    peers: { raw_http_ratio: ratio(rawHttp), http_loop_ratio: ratio(loop) },
+  });
+  for (const [metric, summary, what] of [
+    ['io_raw_http_vs_littles_law', rawHttp, MODES['raw-http']],
+    ['io_http_loop_vs_littles_law', loop, MODES.loop],
+  ]) {
     emit({
-      metric: 'io_vs_littles_law',
+      metric,
       value: Number(summary.steadyJobsPerSecond.toFixed(1)),
       unit: 'jobs/s',
       baseline: limit,
-      ratio: Number((summary.steadyJobsPerSecond / limit).toFixed(3)),
-      jobs: JOBS,
-      concurrency: CONCURRENCY,
-      latency_ms: LATENCY_MS,
+      ratio: ratio(summary),
+      what,
+      worker_cpu_ms_per_job: Number(summary.cpuMsPerJob.toFixed(3)),
       failed: summary.failed,
     });
-    emit({
-      metric: 'event_loop_lag_p99_ms',
-      value: Number(summary.lagP99Ms.toFixed(2)),
-      unit: 'ms',
-      baseline: 20,
-      ratio: Number((summary.lagP99Ms / 20).toFixed(3)),
-      process: 'worker (io)',
-      sampling_resolution_ms: LAG_RESOLUTION_MS,
-      lag_max_ms: Number(summary.lagMaxMs.toFixed(2)),
-    });
-  } finally {
-    if (worker) await stopChild(worker.child);
-    await stopChild(sim.child);
-    await queue.obliterate({ force: true }).catch(() => {});
-    await queue.close();
   }
+  emit({
+    metric: 'event_loop_lag_p99_ms',
+    value: Number(client.lagP99Ms.toFixed(2)),
+    unit: 'ms',
+    baseline: 20,
+    ratio: Number((client.lagP99Ms / 20).toFixed(3)),
+    process: 'worker (io)',
+    sampling_resolution_ms: LAG_RESOLUTION_MS,
+    lag_max_ms: Number(client.lagMaxMs.toFixed(2)),
+  });
   for (const engine of BATCH_INSERT_ENGINES) await batchInsertSpeedup({ emit, log, engine });
 }
 
@@ -234,12 +285,47 @@ async function batchInsertSpeedup({ emit, log, engine }) {
   }
 }
 
-/** The worker process: consumes the queue, times completions and samples its own event loop. */
+/** A chat completion through `node:http` alone: the request the client sends, the body read and parsed. */
+function rawCaller(simUrl, apiKey) {
+  const url = new URL('/v1/chat/completions', simUrl);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+  const call = (clip) =>
+    new Promise((resolve, reject) => {
+      const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `caption for clip ${clip}` }] });
+      const request = http.request(
+        url,
+        {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}`, 'content-length': Buffer.byteLength(body) },
+        },
+        (response) => {
+          const chunks = [];
+          response.on('data', (chunk) => chunks.push(chunk));
+          response.on('end', () => {
+            if (response.statusCode !== 200) return reject(new Error(`simulator answered ${response.statusCode}`));
+            const reply = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            resolve({ length: reply.choices[0].message.content.length });
+          });
+          response.on('error', reject);
+        },
+      );
+      request.on('error', reject);
+      request.end(body);
+    });
+  return { call, close: () => agent.destroy() };
+}
+
+/**
+ * The worker process: runs the calls of its MODE (see MODES), times completions and samples its
+ * own event loop and CPU over the steady state.
+ */
 async function ioWorker() {
   const { Worker } = await import('bullmq');
   const { Redis } = await import('ioredis');
   const { Registry } = await import('@clipline/shared');
   const { createProviderClients, loadProviderSettings, pauseQueueIfRateLimited, toJobError } = await import(pathToFileURL(PROVIDERS).href);
+  const mode = process.env.MODE;
   const expected = Number(process.env.JOBS);
   const redis = new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
   const settings = loadProviderSettings({
@@ -249,6 +335,10 @@ async function ioWorker() {
     OPENAI_RATE_LIMIT_BURST: '100000',
   });
   const clients = createProviderClients({ settings, redis, keyPrefix: process.env.PREFIX, registry: new Registry() });
+  const raw = rawCaller(process.env.SIM_URL, settings.openai.apiKey);
+  const callsSoFar = async () =>
+    (await fetch(`${process.env.SIM_URL}/_sim/stats`).then((res) => res.json())).endpoints['openai.chat.completions']?.requests ?? 0;
+  const callsBefore = await callsSoFar();
   const lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
   const completedAt = new Float64Array(expected);
   let completed = 0;
@@ -256,55 +346,81 @@ async function ioWorker() {
   let firstFailure = '';
   let lagP99Ms = 0;
   let lagMaxMs = 0;
+  let cpuAtSteady;
+  let cpuSteadyMs = 0;
   let finish;
   const finished = new Promise((resolve) => (finish = resolve));
-
-  const worker = new Worker(
-    QUEUE,
-    async (job) => {
-      try {
-        const reply = await clients.openai.chatCompletion({ messages: [{ role: 'user', content: `caption for clip ${job.data.clip}` }] });
-        return { length: reply.content.length };
-      } catch (error) {
-        await pauseQueueIfRateLimited(worker, error);
-        throw toJobError(error);
-      }
-    },
-    { connection: { url: process.env.REDIS_URL, maxRetriesPerRequest: null }, prefix: process.env.PREFIX, concurrency: CONCURRENCY },
-  );
-  worker.on('error', (error) => process.stderr.write(`worker error: ${error.message}\n`));
   const settle = () => {
     if (completed === Math.floor(expected * STEADY_FROM)) {
       lag.reset();
       lag.enable();
+      cpuAtSteady = process.cpuUsage();
     }
     if (completed === Math.floor(expected * STEADY_TO)) {
       lag.disable();
       lagP99Ms = lag.percentile(99) / 1e6;
       lagMaxMs = lag.max / 1e6;
+      const cpu = process.cpuUsage(cpuAtSteady);
+      cpuSteadyMs = (cpu.user + cpu.system) / 1000;
     }
     if (completed + failed >= expected) finish();
   };
-  worker.on('completed', () => {
+  const onCompleted = () => {
     completedAt[completed] = performance.now();
     completed += 1;
     settle();
-  });
-  worker.on('failed', (job, error) => {
-    if (job && job.attemptsMade < (job.opts.attempts ?? 1)) return;
+  };
+  const onFailed = (error) => {
     failed += 1;
     firstFailure ||= error.message;
     settle();
-  });
-  await worker.waitUntilReady();
-  process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+  };
+
+  let worker;
+  if (mode === 'loop') {
+    process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < expected) {
+          const clip = next++;
+          await raw.call(clip).then(onCompleted, onFailed);
+        }
+      }),
+    );
+  } else {
+    const call =
+      mode === 'raw-http'
+        ? (job) => raw.call(job.data.clip)
+        : async (job) => {
+            try {
+              const reply = await clients.openai.chatCompletion({ messages: [{ role: 'user', content: `caption for clip ${job.data.clip}` }] });
+              return { length: reply.content.length };
+            } catch (error) {
+              await pauseQueueIfRateLimited(worker, error);
+              throw toJobError(error);
+            }
+          };
+    worker = new Worker(QUEUE, call, {
+      connection: { url: process.env.REDIS_URL, maxRetriesPerRequest: null },
+      prefix: process.env.PREFIX,
+      concurrency: CONCURRENCY,
+    });
+    worker.on('error', (error) => process.stderr.write(`worker error: ${error.message}\n`));
+    worker.on('completed', onCompleted);
+    worker.on('failed', (job, error) => {
+      if (job && job.attemptsMade < (job.opts.attempts ?? 1)) return;
+      onFailed(error);
+    });
+    await worker.waitUntilReady();
+    process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+  }
   await finished;
   const from = Math.floor(expected * STEADY_FROM);
   const to = Math.floor(expected * STEADY_TO) - 1;
   const steadyJobs = to - from;
   const steadySeconds = (completedAt[to] - completedAt[from]) / 1000;
   const overallSeconds = (completedAt[completed - 1] - completedAt[0]) / 1000;
-  const stats = await fetch(`${process.env.SIM_URL}/_sim/stats`).then((res) => res.json());
   process.stdout.write(
     `${JSON.stringify({
       summary: true,
@@ -314,14 +430,16 @@ async function ioWorker() {
       steadyJobs,
       steadyJobsPerSecond: steadyJobs / steadySeconds,
       overallJobsPerSecond: (completed - 1) / overallSeconds,
+      cpuMsPerJob: cpuSteadyMs / (steadyJobs + 1),
       lagP99Ms,
       lagMaxMs,
-      upstreamCalls: stats.endpoints['openai.chat.completions'].requests,
+      upstreamCalls: (await callsSoFar()) - callsBefore,
     })}\n`,
   );
   const stop = async () => {
-    await worker.close();
+    await worker?.close();
     clients.close();
+    raw.close();
     redis.disconnect();
     process.exit(0);
   };
