@@ -195,4 +195,39 @@ describe('rendering on the interest profiles analysis kept', () => {
     const kept = await storedAnalysis({ videos, analyses, storage }, second.videoId, span, ANALYSIS_FPS);
     expect(kept?.interest?.columns).toEqual(stored?.interest?.columns);
   });
+
+  it('covers a clip that runs to the end of a video whose sound outlasts its picture with the kept profiles', async () => {
+    const videos = new VideosRepository(env.db);
+    const analyses = new AnalysisRepository(env.db);
+    // 6 s of picture and 6.4 s of sound: the container (and so the last clip) ends 0.4 s after the last frame.
+    const file = path.join(env.config.storageDir, 'long-tail.mp4');
+    const picture = "color=c=0x202020:size=640x360:rate=25[bg];color=c=white:size=60x60:rate=25[box];[bg][box]overlay=x='100+20*t':y=150:shortest=1";
+    await run(
+      'ffmpeg',
+      ['-v', 'error', '-y', '-t', '6', '-f', 'lavfi', '-i', picture, '-f', 'lavfi', '-i', 'sine=frequency=440:duration=6.4'].concat([
+        '-c:v',
+        'libx264',
+        '-preset',
+        'veryfast',
+        '-pix_fmt',
+        'yuv420p',
+        '-c:a',
+        'aac',
+        file,
+      ]),
+    );
+    const { videoId, key } = await storedVideo(videos, file);
+    const analysis = { tools, pool, fps: ANALYSIS_FPS, width: 160, maxSeconds: 3600 };
+    const result = await analyzeWithReuse(analysis, analyses, { videoId, file: storage.pathOf(key), sizeBytes: 1, storage });
+    await videos.saveAnalysis(videoId, result.metadata, result.scenes);
+    expect(result.metadata.durationSeconds).toBeGreaterThan(6.3);
+
+    const span = { startSeconds: 3, endSeconds: result.metadata.durationSeconds };
+    const stored = await storedAnalysis({ videos, analyses, storage }, videoId, span, ANALYSIS_FPS);
+    expect(stored?.frames?.list.at(-1)?.timeSeconds).toBeLessThan(6.05);
+    expect(stored?.interest?.columns.length).toBe(stored?.frames?.list.length);
+    // A span ending before the frames do still needs every frame up to its end.
+    const cut = await storedAnalysis({ videos, analyses, storage }, videoId, { startSeconds: 1, endSeconds: 3 }, ANALYSIS_FPS);
+    expect(cut?.frames?.list.length).toBe(20);
+  });
 });

@@ -63,7 +63,10 @@ export async function storedAnalysis(
   const step = 1 / analysisFps;
   const inSpan = rows.filter((row) => row.timeSeconds >= span.startSeconds - step / 2 && row.timeSeconds < span.endSeconds);
   const list = inSpan.map((row) => ({ timeSeconds: row.timeSeconds, sharpness: row.sharpness, contentScore: row.contentScore }));
-  if (!coversSpan(list, span, step)) return { facts };
+  // Fewer rows than asked for: the stored frames end inside the window, so nothing was sampled
+  // after the last of them (a clip running to the very end of the video).
+  const sampledToEnd = rows.length < limit;
+  if (!coversSpan(list, span, step, sampledToEnd)) return { facts };
   const interest = await storedInterest(stores, videoId, inSpan[0]!.frameIndex, list.length, analysisFps);
   return { facts, frames: { fps: analysisFps, list }, ...(interest ? { interest } : {}) };
 }
@@ -81,11 +84,17 @@ async function storedInterest(
   return slice && Math.abs(slice.fps - fps) < 1e-3 ? slice : undefined;
 }
 
-/** True when the frames start and end within a sample or two of the span and none is missing. */
-function coversSpan(frames: readonly AnalysedFrame[], span: { startSeconds: number; endSeconds: number }, step: number): boolean {
+/**
+ * True when the frames start and end within a sample or two of the span and none is missing.
+ * With `sampledToEnd` (no frame was sampled after the last one), a span reaching past the last
+ * sampled frame is covered up to it: the video's last fraction of a second was never sampled,
+ * and decoding the clip again would not tell the crop more.
+ */
+function coversSpan(frames: readonly AnalysedFrame[], span: { startSeconds: number; endSeconds: number }, step: number, sampledToEnd: boolean): boolean {
   const first = frames[0];
   const last = frames.at(-1);
   if (!first || !last) return false;
-  const expected = Math.floor((span.endSeconds - span.startSeconds) / step);
-  return first.timeSeconds <= span.startSeconds + step && last.timeSeconds >= span.endSeconds - 2 * step && frames.length >= expected - 1;
+  const end = sampledToEnd ? Math.min(span.endSeconds, last.timeSeconds + step) : span.endSeconds;
+  const expected = Math.floor((end - span.startSeconds) / step);
+  return first.timeSeconds <= span.startSeconds + step && last.timeSeconds >= end - 2 * step && frames.length >= expected - 1;
 }
