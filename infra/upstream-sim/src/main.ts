@@ -9,7 +9,6 @@ const simulator = await createUpstreamSimulator({
   seed: settings.seed,
   apiKey: settings.apiKey,
   ffmpegPath: settings.ffmpegPath,
-  ffprobePath: settings.ffprobePath,
   ...(settings.config ? { config: settings.config } : {}),
   ...(settings.mediaDir ? { mediaDir: settings.mediaDir } : {}),
 });

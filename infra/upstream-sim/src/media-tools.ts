@@ -53,33 +53,21 @@ export function oneSecondMp3(ffmpegPath: string): Promise<Buffer> {
   return tone;
 }
 
-/**
- * Seconds of audio in an uploaded file, or undefined when ffprobe cannot read it as media
- * (what a provider answers with "invalid file format").
- */
-export async function probeDuration(ffprobePath: string, data: Buffer, filename: string): Promise<number | undefined> {
-  const extension = path
-    .extname(filename)
-    .replace(/[^.a-z0-9]/gi, '')
-    .slice(0, 8);
-  const file = path.join(os.tmpdir(), `upstream-sim-${randomUUID()}${extension}`);
-  await writeFile(file, data);
-  try {
-    const { stdout } = await run(ffprobePath, ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]);
-    const seconds = Number.parseFloat(stdout.trim());
-    return Number.isFinite(seconds) && seconds > 0 ? seconds : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    await rm(file, { force: true });
-  }
+/** What one decode of an uploaded recording tells: how long it is and where it speaks and pauses. */
+export interface DecodedRecording {
+  seconds: number;
+  activity: SpeechActivity;
 }
 
+/** Sample rate of the decode: 16 kHz mono, 2 bytes a sample. */
+const DECODE_RATE = 16_000;
+
 /**
- * Where an uploaded recording speaks and pauses: ffmpeg decodes it to 16 kHz mono PCM, which a
- * voice-activity pass reads as it streams. Undefined when ffmpeg cannot decode it.
+ * Decodes an uploaded recording once, to 16 kHz mono PCM: its length comes from the samples and
+ * a voice-activity pass reads them as they stream. Undefined when ffmpeg cannot decode it as
+ * audio (what a provider answers with "invalid file format").
  */
-export async function audioActivity(ffmpegPath: string, data: Buffer, filename: string): Promise<SpeechActivity | undefined> {
+export async function decodeRecording(ffmpegPath: string, data: Buffer, filename: string): Promise<DecodedRecording | undefined> {
   const extension = path
     .extname(filename)
     .replace(/[^.a-z0-9]/gi, '')
@@ -87,14 +75,18 @@ export async function audioActivity(ffmpegPath: string, data: Buffer, filename: 
   const file = path.join(os.tmpdir(), `upstream-sim-${randomUUID()}${extension}`);
   await writeFile(file, data);
   try {
-    return await new Promise<SpeechActivity | undefined>((resolve) => {
-      const detector = new VoiceActivityDetector(16_000);
-      const child = spawn(ffmpegPath, ['-nostdin', '-v', 'error', '-i', file, '-vn', '-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'], {
+    return await new Promise<DecodedRecording | undefined>((resolve) => {
+      const detector = new VoiceActivityDetector(DECODE_RATE);
+      let bytes = 0;
+      const child = spawn(ffmpegPath, ['-nostdin', '-v', 'error', '-i', file, '-vn', '-ac', '1', '-ar', String(DECODE_RATE), '-f', 's16le', 'pipe:1'], {
         stdio: ['ignore', 'pipe', 'ignore'],
       });
-      child.stdout.on('data', (chunk: Buffer) => detector.push(chunk));
+      child.stdout.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        detector.push(chunk);
+      });
       child.once('error', () => resolve(undefined));
-      child.once('close', (code) => resolve(code === 0 ? detector.result() : undefined));
+      child.once('close', (code) => resolve(code === 0 && bytes > 0 ? { seconds: bytes / 2 / DECODE_RATE, activity: detector.result() } : undefined));
     });
   } finally {
     await rm(file, { force: true });

@@ -33,7 +33,6 @@ const simEnvSchema = z.object({
   /** Directory served under /media/. */
   UPSTREAM_SIM_MEDIA_DIR: z.string().min(1).optional(),
   FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
-  FFPROBE_PATH: z.string().min(1).default('ffprobe'),
 });
 
 export interface SimSettings {
@@ -44,7 +43,6 @@ export interface SimSettings {
   apiKey: string;
   mediaDir: string | undefined;
   ffmpegPath: string;
-  ffprobePath: string;
 }
 
 export function loadSimSettings(source: Record<string, string | undefined>): SimSettings {
@@ -57,6 +55,5 @@ export function loadSimSettings(source: Record<string, string | undefined>): Sim
     apiKey: env.UPSTREAM_SIM_API_KEY,
     mediaDir: env.UPSTREAM_SIM_MEDIA_DIR,
     ffmpegPath: env.FFMPEG_PATH,
-    ffprobePath: env.FFPROBE_PATH,
   };
 }

@@ -41,8 +41,6 @@ export interface UpstreamSimulatorOptions {
   mediaDir?: string;
   /** @defaultValue 'ffmpeg' */
   ffmpegPath?: string;
-  /** @defaultValue 'ffprobe' */
-  ffprobePath?: string;
   /** How many recent requests `stats().requests` keeps. @defaultValue 20000 */
   requestLogLimit?: number;
 }
@@ -140,7 +138,6 @@ export async function createUpstreamSimulator(options: UpstreamSimulatorOptions 
     apiKeys,
     seed: config.seed,
     ffmpegPath,
-    ffprobePath: options.ffprobePath ?? 'ffprobe',
     mediaDir: options.mediaDir,
     youtubeRevision: config.youtubeRevision,
   });

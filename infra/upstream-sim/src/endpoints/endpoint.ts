@@ -12,7 +12,6 @@ export interface EndpointSettings {
   /** Base of every generated value. */
   seed: number;
   ffmpegPath: string;
-  ffprobePath: string;
   /** Directory served under /media, if any. */
   mediaDir: string | undefined;
   youtubeRevision: number;

@@ -1,6 +1,6 @@
 import { bytesReply, jsonReply } from '../http-io.js';
 import type { Pause } from '@clipline/shared/clips';
-import { audioActivity, probeDuration } from '../media-tools.js';
+import { decodeRecording } from '../media-tools.js';
 import { type MultipartError, parseMultipart } from '../multipart.js';
 import type { SeededRandom } from '../seeded-random.js';
 import { words } from '../generated-text.js';
@@ -111,13 +111,14 @@ export const openAiTranscriptions: EndpointDefinition = {
         'response_format',
       );
     }
-    const duration = await probeDuration(settings.ffprobePath, file.data, file.filename);
-    if (duration === undefined) {
+    // One decode gives the recording's length and where it speaks.
+    const recording = await decodeRecording(settings.ffmpegPath, file.data, file.filename);
+    if (recording === undefined) {
       return openAiError(400, `Invalid file format. Supported formats: ${JSON.stringify(SUPPORTED_EXTENSIONS)}`, 'invalid_request_error', null, 'file');
     }
+    const { seconds: duration, activity } = recording;
     // Segments follow the recording: speech between its pauses, nothing over silence.
-    const activity = await audioActivity(settings.ffmpegPath, file.data, file.filename);
-    const segments = activity && activity.speechSeconds === 0 ? [] : transcriptSegments(duration, activity?.pauses ?? [], random);
+    const segments = activity.speechSeconds === 0 ? [] : transcriptSegments(duration, activity.pauses, random);
     const text = segments.map((segment) => segment.words.join(' ')).join(' ');
     const usage = { type: 'duration', seconds: Math.ceil(duration) };
     const granularities = parts.filter((part) => part.name === 'timestamp_granularities[]').map((part) => part.data.toString('utf8'));
