@@ -185,7 +185,9 @@ async function freshSchema(runId) {
 /** The simulator, the producer and both workers; pushes each onto `apps` as it starts. */
 async function startApps({ schema, prefix, storageDir }, apps, log) {
   const simPort = await freePort();
-  const sim = startNode('upstream-sim', MAIN.sim, { UPSTREAM_SIM_PORT: String(simPort), LOG_LEVEL: 'warn' });
+  // BENCH_PIPELINE_PROF=<dir>: the simulator and the workers write CPU profiles there (every thread) when they stop.
+  const profile = (name) => (process.env.BENCH_PIPELINE_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PIPELINE_PROF, name)}`] : []);
+  const sim = startNode('upstream-sim', MAIN.sim, { UPSTREAM_SIM_PORT: String(simPort), LOG_LEVEL: 'warn' }, profile('upstream-sim'));
   apps.push(sim);
   const simUrl = `http://127.0.0.1:${simPort}`;
   await waitForHttp(`${simUrl}/_sim/config`, sim);
@@ -208,8 +210,6 @@ async function startApps({ schema, prefix, storageDir }, apps, log) {
     PGAPPNAME: POSTGRES_APPLICATION,
   };
   const producer = startNode('producer', MAIN.producer, env);
-  // BENCH_PIPELINE_PROF=<dir>: the workers write CPU profiles there (every thread) when they stop.
-  const profile = (name) => (process.env.BENCH_PIPELINE_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PIPELINE_PROF, name)}`] : []);
   const io = startNode('worker-io', MAIN.io, env, profile('worker-io'));
   const cpu = startNode('worker-cpu', MAIN.cpu, env, profile('worker-cpu'));
   apps.push(producer, io, cpu);
