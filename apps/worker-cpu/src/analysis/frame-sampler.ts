@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { PermanentJobError } from '@clipline/shared';
 import { spawnTool, type FfmpegTools } from './ffmpeg.js';
 
@@ -66,80 +67,25 @@ export function rawFramesFrom(file: string, fps: number, width: number, height: 
 const READ_AHEAD_BATCHES = 2;
 
 /**
- * Decodes a video into batches of RGB24 frames through an ffmpeg rawvideo pipe.
- *
- * Pipe chunks do not align with frames, so bytes are copied into fixed-size batch buffers and
- * frames are counted from bytes. The pipe is read as fast as ffmpeg writes until
- * {@link READ_AHEAD_BATCHES} batches wait for the caller; then it is paused and ffmpeg blocks on
- * it, so a long video is never buffered whole. A decode error, an abort or a truncated tail ends
- * the iteration with an error.
+ * Decodes a video into batches of RGB24 frames through an ffmpeg rawvideo pipe, frames counted
+ * from bytes. At most {@link READ_AHEAD_BATCHES} batches are held ahead of the caller, so a long
+ * video is never buffered whole. A decode error, a stall or an abort ends the iteration with an
+ * error; a partial frame at the end is dropped.
  */
 export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions): AsyncGenerator<SampledBatch> {
-  const { width, height, batchFrames } = options;
-  const frameBytes = width * height * 3;
-  const batchBytes = frameBytes * batchFrames;
+  const frameBytes = options.width * options.height * 3;
   const run = spawnTool(tools.ffmpegPath, samplerArgs(options), options.signal);
   const stdout = run.child.stdout;
   if (!stdout) throw new Error('ffmpeg started without a stdout pipe');
-
-  const ready: SampledBatch[] = [];
-  let batch = new Uint8Array(batchBytes);
-  let filled = 0;
-  let nextIndex = 0;
-  let ended = false;
-  let streamError: Error | undefined;
-  let finished = false;
-  let wake: (() => void) | undefined;
-  const notify = () => {
-    const resolve = wake;
-    wake = undefined;
-    resolve?.();
-  };
   const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 60_000, () => run.child.kill('SIGKILL'));
-  stdout.on('data', (chunk: Buffer) => {
-    let offset = 0;
-    while (offset < chunk.length) {
-      const take = Math.min(chunk.length - offset, batchBytes - filled);
-      batch.set(chunk.subarray(offset, offset + take), filled);
-      filled += take;
-      offset += take;
-      if (filled === batchBytes) {
-        ready.push({ firstIndex: nextIndex, count: batchFrames, frames: batch });
-        nextIndex += batchFrames;
-        batch = new Uint8Array(batchBytes);
-        filled = 0;
-      }
-    }
-    // Only time spent waiting on ffmpeg counts as a stall, not time it is held back on purpose.
-    if (ready.length >= READ_AHEAD_BATCHES) {
-      stdout.pause();
-      watchdog.busy();
-    } else watchdog.waiting();
-    notify();
-  });
-  stdout.once('end', () => {
-    ended = true;
-    notify();
-  });
-  stdout.once('error', (error: Error) => {
-    streamError = error;
-    ended = true;
-    notify();
-  });
+  const reader = new BatchReader(stdout, frameBytes * options.batchFrames, watchdog);
+  let finished = false;
   try {
-    watchdog.waiting();
-    for (;;) {
-      const next = ready.shift();
-      if (next) {
-        if (stdout.isPaused() && ready.length < READ_AHEAD_BATCHES) {
-          watchdog.waiting();
-          stdout.resume();
-        }
-        yield next;
-      } else if (ended) break;
-      else await new Promise<void>((resolve) => (wake = resolve));
+    let nextIndex = 0;
+    for (let frames = await reader.next(); frames; frames = await reader.next()) {
+      yield { firstIndex: nextIndex, count: options.batchFrames, frames };
+      nextIndex += options.batchFrames;
     }
-    if (streamError) throw streamError;
     const { code, signal } = await run.exited;
     if (options.signal?.aborted) throw options.signal.reason ?? new Error('frame sampling aborted');
     if (watchdog.fired) throw new Error(`decoding stalled: ffmpeg produced nothing for ${watchdog.timeoutMs / 1000} s and was stopped`);
@@ -147,17 +93,100 @@ export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions):
       const detail = run.stderr.lastLines() || (signal ? `killed by ${signal}` : `exit code ${code}`);
       throw new PermanentJobError(`decoding failed (ffmpeg: ${detail})`);
     }
-    const count = Math.floor(filled / frameBytes);
-    if (count > 0) {
-      yield { firstIndex: nextIndex, count, frames: batch.slice(0, count * frameBytes) };
-      nextIndex += count;
-    }
+    const tail = reader.tail();
+    const count = Math.floor(tail.length / frameBytes);
+    if (count > 0) yield { firstIndex: nextIndex, count, frames: tail.slice(0, count * frameBytes) };
     finished = true;
   } finally {
     watchdog.stop();
     // Leaving early (consumer error, abort): make sure ffmpeg does not linger.
     if (!finished && run.child.exitCode === null) run.child.kill('SIGKILL');
     await run.exited.catch(() => {});
+  }
+}
+
+/**
+ * Cuts a pipe into fixed-size batches. Pipe chunks do not align with frames, so bytes are copied
+ * into batch buffers. The pipe is read as fast as ffmpeg writes until {@link READ_AHEAD_BATCHES}
+ * full batches wait; then it is paused (ffmpeg blocks on it) until the caller takes one.
+ */
+class BatchReader {
+  private readonly ready: Uint8Array[] = [];
+  private batch: Uint8Array;
+  private filled = 0;
+  private ended = false;
+  private error: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly stream: Readable,
+    private readonly batchBytes: number,
+    private readonly watchdog: StallWatchdog,
+  ) {
+    this.batch = new Uint8Array(batchBytes);
+    stream.on('data', (chunk: Buffer) => this.take(chunk));
+    stream.once('end', () => this.finish());
+    stream.once('error', (error: Error) => this.finish(error));
+    watchdog.waiting();
+  }
+
+  /** The next full batch, or undefined once the pipe has ended; throws what the pipe threw. */
+  async next(): Promise<Uint8Array | undefined> {
+    for (;;) {
+      const batch = this.ready.shift();
+      if (batch) {
+        if (this.stream.isPaused() && this.ready.length < READ_AHEAD_BATCHES) {
+          this.watchdog.waiting();
+          this.stream.resume();
+        }
+        return batch;
+      }
+      if (this.ended) {
+        if (this.error) throw this.error;
+        return undefined;
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+  }
+
+  /** Bytes after the last full batch (a partial batch at the end of the video). */
+  tail(): Uint8Array {
+    return this.batch.subarray(0, this.filled);
+  }
+
+  private take(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(chunk.length - offset, this.batchBytes - this.filled);
+      this.batch.set(chunk.subarray(offset, offset + take), this.filled);
+      this.filled += take;
+      offset += take;
+      if (this.filled === this.batchBytes) {
+        this.ready.push(this.batch);
+        this.batch = new Uint8Array(this.batchBytes);
+        this.filled = 0;
+      }
+    }
+    // Only time spent waiting on ffmpeg counts as a stall, not time it is held back on purpose.
+    if (this.ready.length >= READ_AHEAD_BATCHES) {
+      this.stream.pause();
+      this.watchdog.busy();
+    } else this.watchdog.waiting();
+    this.notify();
+  }
+
+  private finish(error?: Error): void {
+    this.error ??= error;
+    this.ended = true;
+    this.notify();
+  }
+
+  private notify(): void {
+    const resolve = this.wake;
+    this.wake = undefined;
+    resolve?.();
   }
 }
 

@@ -102,9 +102,15 @@ class JobSeriesStore {
 
   series(queue: string, name: string): JobSeries {
     let names = this.byQueue.get(queue);
-    if (!names) this.byQueue.set(queue, (names = new Map()));
+    if (!names) {
+      names = new Map();
+      this.byQueue.set(queue, names);
+    }
     let series = names.get(name);
-    if (!series) names.set(name, (series = new JobSeries({ queue, name })));
+    if (!series) {
+      series = new JobSeries({ queue, name });
+      names.set(name, series);
+    }
     return series;
   }
 
