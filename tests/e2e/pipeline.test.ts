@@ -9,7 +9,7 @@ import { Queue } from 'bullmq';
 import { allQueues, analyzeQueue, DEV_API_KEY, DEV_DASHBOARD_PASSWORD, DEV_DASHBOARD_USER, VIDEO_STEPS } from '@clipline/shared';
 import { createUpstreamSimulator } from '../../infra/upstream-sim/src/index.js';
 import { fixtures, itWithFixtures } from '../helpers/fixtures.js';
-import { ffprobeDuration, ffprobeStream, generateVideo } from '../helpers/media.js';
+import { ffprobeDuration, ffprobeStream, generateVideo, loopVideo } from '../helpers/media.js';
 import { freePort, startApp, stopApp, waitForHttp, type AppName, type RunningApp } from '../helpers/processes.js';
 import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../helpers/services.js';
 
@@ -234,14 +234,17 @@ describe('the dashboard', () => {
 
 describe('SIGTERM', () => {
   it('drains worker-cpu mid-analysis: it exits cleanly within 10 s, leaves no job active, and another worker finishes the video', async () => {
-    const long = await generateVideo({
-      path: path.join(env.config.storageDir, 'long.mp4'),
+    // Three minutes of 720p: its analysis outlasts the 2 s the draining worker gives active jobs.
+    const minute = await generateVideo({
+      path: path.join(env.config.storageDir, 'minute.mp4'),
       segments: [15, 15, 15, 15],
       width: 1280,
       height: 720,
       audio: false,
     });
-    const id = await submit(long.path);
+    const long = path.join(env.config.storageDir, 'long.mp4');
+    await loopVideo(minute.path, long, 3);
+    const id = await submit(long);
     await waitFor(async () => ((await api('GET', `/v1/videos/${id}`)).body.steps?.[1]?.status === 'active' ? true : undefined), 60_000, 'analysis to start');
     const stopped = await stopApp(apps.get('worker-cpu')!);
     expect(stopped).toMatchObject({ code: 0 });

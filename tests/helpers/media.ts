@@ -93,6 +93,11 @@ export async function withClaimedDuration(source: string, target: string, second
   await writeFile(target, bytes);
 }
 
+/** `source` played `times` times in a row into `target`, streams copied: a long video in a fraction of a second. */
+export async function loopVideo(source: string, target: string, times: number): Promise<void> {
+  await run('ffmpeg', ['-v', 'error', '-y', '-stream_loop', String(times - 1), '-i', source, '-c', 'copy', target]);
+}
+
 /** Size and duration of the first video stream (display size: rotation applied). */
 export async function ffprobeStream(file: string): Promise<{ width: number; height: number; duration: number }> {
   const { stdout } = await run('ffprobe', [
