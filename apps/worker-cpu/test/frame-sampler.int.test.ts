@@ -134,6 +134,82 @@ describe('sampleFrames', () => {
     expect(batches.every((batch) => batch.frames.length === batch.count * size.width * size.height * 3)).toBe(true);
   });
 
+  describe('started before the height is known (analysis does not wait for the probe)', () => {
+    /** Every byte of a sampling, fixed height or promised. */
+    const sampledBytes = async (file: string, size: { width: number; height: number | Promise<number> }) =>
+      Buffer.concat((await collect(sampleFrames(tools, { file, fps: 10, ...size, batchFrames: 4 }))).map((batch) => batch.frames));
+
+    it('gives the same frames as a fixed height, rotated or odd-sized', async () => {
+      const rotated = path.join(dir, 'rotated-promised.mp4');
+      const plain = path.join(dir, 'plain-promised.mp4');
+      await run('ffmpeg', [
+        '-v',
+        'error',
+        '-y',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=320x240:rate=25',
+        '-t',
+        '2',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'veryfast',
+        plain,
+      ]);
+      await run('ffmpeg', ['-v', 'error', '-y', '-i', plain, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
+      const odd = path.join(dir, 'odd-promised.mkv');
+      await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=321x179:rate=25', '-t', '1', '-c:v', 'ffv1', odd]);
+      for (const file of [rotated, odd]) {
+        const facts = await probe(tools, file);
+        const size = sampleSize(facts.width, facts.height, 120);
+        const fixed = await sampledBytes(file, size);
+        expect(fixed.length).toBeGreaterThan(0);
+        const promised = await sampledBytes(file, { width: size.width, height: new Promise((resolve) => setTimeout(() => resolve(size.height), 200)) });
+        expect(promised.equals(fixed)).toBe(true);
+      }
+    });
+
+    it('keeps the first size when the picture changes size mid-stream', async () => {
+      const parts = ['640x360', '320x480'].map((size, k) => path.join(dir, `part-${k}-${size}.ts`));
+      for (const [k, size] of ['640x360', '320x480'].entries()) {
+        await run('ffmpeg', [
+          '-v',
+          'error',
+          '-y',
+          '-f',
+          'lavfi',
+          '-i',
+          `testsrc2=size=${size}:rate=25:duration=3`,
+          '-c:v',
+          'libx264',
+          '-preset',
+          'ultrafast',
+          parts[k]!,
+        ]);
+      }
+      const joined = path.join(dir, 'size-change.ts');
+      await writeFile(joined, Buffer.concat(await Promise.all(parts.map((part) => readFile(part)))));
+      const promised = await sampledBytes(joined, { width: 160, height: Promise.resolve(90) });
+      const fixed = await sampledBytes(joined, { width: 160, height: 90 });
+      const frameBytes = 160 * 90 * 3;
+      expect(promised.length).toBe(60 * frameBytes);
+      expect(fixed.length).toBe(60 * frameBytes);
+      // The first part is scaled alike; the second is scaled to 160x240 then back to 160x90, so close, not equal.
+      expect(promised.subarray(0, 30 * frameBytes).equals(fixed.subarray(0, 30 * frameBytes))).toBe(true);
+      let difference = 0;
+      for (let i = 30 * frameBytes; i < fixed.length; i++) difference += Math.abs(promised[i]! - fixed[i]!);
+      expect(difference / (30 * frameBytes)).toBeLessThan(6);
+    });
+
+    it('ends with the error of a height that never comes (a refused probe)', async () => {
+      const file = path.join(dir, 'plain-promised.mp4');
+      const refused = new PermanentJobError('refused by the probe');
+      await expect(collect(sampleFrames(tools, { file, fps: 10, width: 64, height: Promise.reject(refused), batchFrames: 4 }))).rejects.toBe(refused);
+    });
+  });
+
   it('fails with a reason on a file cut short after its header', async () => {
     const whole = path.join(dir, 'faststart.mp4');
     await run('ffmpeg', [

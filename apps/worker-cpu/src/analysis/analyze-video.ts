@@ -4,7 +4,7 @@ import { measureLoudness, type LoudnessTrack } from './audio-loudness.js';
 import { runBatchPipeline } from './batch-pipeline.js';
 import { probe, type FfmpegTools } from './ffmpeg.js';
 import type { FrameMetrics } from './frame-metrics.js';
-import { sampleFrames, sampleSize } from './frame-sampler.js';
+import { sampleFrames, sampleSize, sampleWidth, type SampledBatch } from './frame-sampler.js';
 import { FrameSignals } from './frame-signals.js';
 import type { CpuPool } from './pool.js';
 import { detectCutFrames, scenesFromCuts } from './scene-cuts.js';
@@ -99,25 +99,46 @@ function startLoudness(settings: AnalysisSettings, file: string, hasAudio: boole
   return { outcome, stop: (reason: unknown) => stop.abort(reason) };
 }
 
+/** The source's facts, as {@link probe} gives them. */
+type SourceFacts = Awaited<ReturnType<typeof probe>>;
+
+/**
+ * Starts decoding the frames before the probe answers (the sampled frames' width does not depend
+ * on the source; their height follows once the probe does), so ffprobe's start-up is not paid
+ * before the decode. `stop` ends the decode when the probe refuses the file.
+ */
+function startSampling(settings: AnalysisSettings, file: string, facts: Promise<SourceFacts>, signal: AbortSignal | undefined) {
+  const stop = new AbortController();
+  const samplingSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  const batches = sampleFrames(settings.tools, {
+    file,
+    fps: settings.fps,
+    width: sampleWidth(settings.width),
+    height: facts.then((probed) => {
+      const size = sampleSize(probed.width, probed.height, settings.width);
+      // ffmpeg's -2 rounds as sampleSize does, without its floor of 2 rows: a picture that wide gets none.
+      if (Math.round((size.width * probed.height) / probed.width / 2) === 0) {
+        throw new PermanentJobError(`a picture of ${probed.width}x${probed.height} is too wide to analyse`);
+      }
+      return size.height;
+    }),
+    batchFrames: settings.batchFrames ?? DEFAULT_BATCH_FRAMES,
+    signal: samplingSignal,
+  });
+  return { batches, stop: (reason: unknown) => stop.abort(reason) };
+}
+
 /** Frames through an ffmpeg rawvideo pipe into the pool for metrics, in bounded batches. */
 async function sampleFrameMetrics(
   settings: AnalysisSettings,
-  file: string,
-  facts: { width: number; height: number; durationSeconds: number },
+  batches: AsyncIterable<SampledBatch>,
+  facts: SourceFacts,
   hooks: AnalysisHooks,
 ): Promise<SampledFrames> {
   const { signal } = hooks;
   const size = sampleSize(facts.width, facts.height, settings.width);
   const sampled: SampledFrames = { scores: [], signals: new FrameSignals() };
   const expectedFrames = Math.max(1, Math.ceil(facts.durationSeconds * settings.fps));
-  const batches = sampleFrames(settings.tools, {
-    file,
-    fps: settings.fps,
-    width: size.width,
-    height: size.height,
-    batchFrames: settings.batchFrames ?? DEFAULT_BATCH_FRAMES,
-    ...(signal ? { signal } : {}),
-  });
   const profiled = hooks.onInterestProfiles;
   await runBatchPipeline(batches, {
     frameBytes: size.width * size.height * 3,
@@ -156,17 +177,26 @@ function assertFullyDecoded(decodedFrames: number, durationSeconds: number, fps:
 export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisInput, hooks: AnalysisHooks = {}): Promise<VideoAnalysis> {
   const { signal } = hooks;
   const clipOptions = resolveClipOptions(input.clipOptions);
-  const facts = await probe(settings.tools, input.file, signal);
-  if (facts.durationSeconds > settings.maxSeconds) {
-    throw new PermanentJobError(
-      `video is ${formatDuration(facts.durationSeconds)} long, more than the ${formatDuration(settings.maxSeconds)} limit (MAX_SOURCE_SECONDS)`,
-    );
+  const probed = probe(settings.tools, input.file, signal);
+  const sampling = startSampling(settings, input.file, probed, signal);
+  let facts: SourceFacts;
+  try {
+    facts = await probed;
+    if (facts.durationSeconds > settings.maxSeconds) {
+      throw new PermanentJobError(
+        `video is ${formatDuration(facts.durationSeconds)} long, more than the ${formatDuration(settings.maxSeconds)} limit (MAX_SOURCE_SECONDS)`,
+      );
+    }
+  } catch (error) {
+    sampling.stop(error);
+    throw error;
   }
   const loudness = startLoudness(settings, input.file, facts.hasAudio, signal);
   let sampled: SampledFrames;
   try {
-    sampled = await sampleFrameMetrics(settings, input.file, facts, hooks);
+    sampled = await sampleFrameMetrics(settings, sampling.batches, facts, hooks);
   } catch (error) {
+    sampling.stop(error);
     loudness.stop(error);
     await loudness.outcome;
     throw error;

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { PermanentJobError } from '@clipline/shared';
-import { spawnTool, type FfmpegTools } from './ffmpeg.js';
+import { spawnTool, type FfmpegTools, type SpawnedTool } from './ffmpeg.js';
 
 export interface SampleOptions {
   file: string;
@@ -8,7 +8,12 @@ export interface SampleOptions {
   fps: number;
   /** Output frame size (RGB24). */
   width: number;
-  height: number;
+  /**
+   * A promise when the caller has not probed the source yet: ffmpeg starts at once and keeps the
+   * source's aspect (`scale=width:-2`, the formula of {@link sampleSize}), and frames are read
+   * once it resolves to the same height. Sampling then does not wait on ffprobe.
+   */
+  height: number | Promise<number>;
   /** Frames per batch handed to the pool. */
   batchFrames: number;
   /** Where sampling starts, in seconds of the source (an exact seek, not the previous keyframe). @defaultValue 0 */
@@ -32,9 +37,14 @@ export interface SampledBatch {
   frames: Uint8Array;
 }
 
+/** Width of sampled frames asked to be `width` wide: even, whatever the source. */
+export function sampleWidth(width: number): number {
+  return Math.max(2, Math.round(width / 2) * 2);
+}
+
 /** Size of sampled frames: `width` wide, the source's aspect kept, both even. */
 export function sampleSize(sourceWidth: number, sourceHeight: number, width: number): { width: number; height: number } {
-  const w = Math.max(2, Math.round(width / 2) * 2);
+  const w = sampleWidth(width);
   const h = Math.max(2, Math.round((w * sourceHeight) / sourceWidth / 2) * 2);
   return { width: w, height: h };
 }
@@ -44,13 +54,19 @@ export function samplingFilter(fps: number, width: number, height: number): stri
   return `fps=${fps},scale=${width}:${height}:flags=area,format=rgb24`;
 }
 
-/** ffmpeg decoding the first video stream (within the window, if any) into scaled RGB24 frames on stdout. */
+/**
+ * ffmpeg decoding the first video stream (within the window, if any) into scaled RGB24 frames on
+ * stdout. With the height left to ffmpeg (-2) frames keep their first size when the source's
+ * changes mid-stream: ffmpeg rebuilds the filters then, but scales their output back to the size
+ * its encoder was opened with.
+ */
 function samplerArgs(options: SampleOptions): string[] {
   const window = [
     ...(options.startSeconds ? ['-ss', options.startSeconds.toFixed(3)] : []),
     ...(options.durationSeconds !== undefined ? ['-t', options.durationSeconds.toFixed(3)] : []),
   ];
-  return ['-nostdin', '-hide_banner', '-loglevel', 'error', ...window, ...rawFramesFrom(options.file, options.fps, options.width, options.height)];
+  const height = typeof options.height === 'number' ? options.height : -2;
+  return ['-nostdin', '-hide_banner', '-loglevel', 'error', ...window, ...rawFramesFrom(options.file, options.fps, options.width, height)];
 }
 
 /** Input `file` and an output of its first video stream as scaled RGB24 frames on stdout (sampling's filter chain). */
@@ -72,15 +88,25 @@ const READ_AHEAD_BATCHES = 2;
  * video is never buffered whole. A decode error, a stall or an abort ends the iteration with an
  * error; a partial frame at the end is dropped.
  */
-export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions): AsyncGenerator<SampledBatch> {
-  const frameBytes = options.width * options.height * 3;
+export function sampleFrames(tools: FfmpegTools, options: SampleOptions): AsyncGenerator<SampledBatch> {
+  // ffmpeg starts now, not at the first read: it decodes while the caller still probes. A caller
+  // that gives up before reading aborts `options.signal`, which stops it.
   const run = spawnTool(tools.ffmpegPath, samplerArgs(options), options.signal);
   const stdout = run.child.stdout;
   if (!stdout) throw new Error('ffmpeg started without a stdout pipe');
+  // Read from the start: a pipe nobody listens to is drained and dropped when ffmpeg exits.
+  const reader = new BatchReader(stdout);
+  const height = Promise.resolve(options.height);
+  height.catch(() => {}); // the caller handles a failed probe; the height is read only after it
+  return readBatches(run, reader, height, options);
+}
+
+async function* readBatches(run: SpawnedTool, reader: BatchReader, height: Promise<number>, options: SampleOptions): AsyncGenerator<SampledBatch> {
   const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 60_000, () => run.child.kill('SIGKILL'));
-  const reader = new BatchReader(stdout, frameBytes * options.batchFrames, watchdog);
   let finished = false;
   try {
+    const frameBytes = options.width * (await height) * 3;
+    reader.start(frameBytes * options.batchFrames, watchdog);
     let nextIndex = 0;
     for (let frames = await reader.next(); frames; frames = await reader.next()) {
       yield { firstIndex: nextIndex, count: options.batchFrames, frames };
@@ -99,35 +125,48 @@ export async function* sampleFrames(tools: FfmpegTools, options: SampleOptions):
     finished = true;
   } finally {
     watchdog.stop();
-    // Leaving early (consumer error, abort): make sure ffmpeg does not linger.
+    // Leaving early (consumer error, abort, a failed probe): make sure ffmpeg does not linger.
     if (!finished && run.child.exitCode === null) run.child.kill('SIGKILL');
     await run.exited.catch(() => {});
   }
 }
 
+/** Bytes held before the batch size is known (while the probe answers); past this ffmpeg waits. */
+const EARLY_BYTES_LIMIT = 4 * 1024 * 1024;
+
 /**
  * Cuts a pipe into fixed-size batches. Pipe chunks do not align with frames, so bytes are copied
  * into batch buffers. The pipe is read as fast as ffmpeg writes until {@link READ_AHEAD_BATCHES}
- * full batches wait; then it is paused (ffmpeg blocks on it) until the caller takes one.
+ * full batches wait; then it is paused (ffmpeg blocks on it) until the caller takes one. Chunks
+ * that arrive before {@link BatchReader.start} gives the batch size are kept until then.
  */
 class BatchReader {
   private readonly ready: Uint8Array[] = [];
-  private batch: Uint8Array;
+  private early: Buffer[] | null = [];
+  private earlyBytes = 0;
+  private batchBytes = 0;
+  private batch = new Uint8Array(0);
   private filled = 0;
+  private watchdog: StallWatchdog | undefined;
   private ended = false;
   private error: Error | undefined;
   private wake: (() => void) | undefined;
 
-  constructor(
-    private readonly stream: Readable,
-    private readonly batchBytes: number,
-    private readonly watchdog: StallWatchdog,
-  ) {
-    this.batch = new Uint8Array(batchBytes);
+  constructor(private readonly stream: Readable) {
     stream.on('data', (chunk: Buffer) => this.take(chunk));
     stream.once('end', () => this.finish());
     stream.once('error', (error: Error) => this.finish(error));
-    watchdog.waiting();
+  }
+
+  start(batchBytes: number, watchdog: StallWatchdog): void {
+    this.batchBytes = batchBytes;
+    this.batch = new Uint8Array(batchBytes);
+    this.watchdog = watchdog;
+    const early = this.early ?? [];
+    this.early = null;
+    for (const chunk of early) this.take(chunk);
+    if (this.stream.isPaused() && this.ready.length < READ_AHEAD_BATCHES) this.stream.resume();
+    if (!this.stream.isPaused()) watchdog.waiting();
   }
 
   /** The next full batch, or undefined once the pipe has ended; throws what the pipe threw. */
@@ -136,7 +175,7 @@ class BatchReader {
       const batch = this.ready.shift();
       if (batch) {
         if (this.stream.isPaused() && this.ready.length < READ_AHEAD_BATCHES) {
-          this.watchdog.waiting();
+          this.watchdog?.waiting();
           this.stream.resume();
         }
         return batch;
@@ -157,6 +196,12 @@ class BatchReader {
   }
 
   private take(chunk: Buffer): void {
+    if (this.early) {
+      this.early.push(chunk);
+      this.earlyBytes += chunk.length;
+      if (this.earlyBytes >= EARLY_BYTES_LIMIT) this.stream.pause();
+      return;
+    }
     let offset = 0;
     while (offset < chunk.length) {
       const take = Math.min(chunk.length - offset, this.batchBytes - this.filled);
@@ -172,8 +217,8 @@ class BatchReader {
     // Only time spent waiting on ffmpeg counts as a stall, not time it is held back on purpose.
     if (this.ready.length >= READ_AHEAD_BATCHES) {
       this.stream.pause();
-      this.watchdog.busy();
-    } else this.watchdog.waiting();
+      this.watchdog?.busy();
+    } else this.watchdog?.waiting();
     this.notify();
   }
 
