@@ -169,6 +169,16 @@ function assertFullyDecoded(decodedFrames: number, durationSeconds: number, fps:
   }
 }
 
+/** The probe's facts, if the video is no longer than the limit. */
+function acceptedLength(facts: SourceFacts, maxSeconds: number): SourceFacts {
+  if (facts.durationSeconds > maxSeconds) {
+    throw new PermanentJobError(
+      `video is ${formatDuration(facts.durationSeconds)} long, more than the ${formatDuration(maxSeconds)} limit (MAX_SOURCE_SECONDS)`,
+    );
+  }
+  return facts;
+}
+
 /**
  * Probes a video, samples its frames through ffmpeg into the pool for metrics, measures audio
  * loudness alongside, finds scene cuts and scores clip candidates. The main thread only moves
@@ -181,12 +191,7 @@ export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisIn
   const sampling = startSampling(settings, input.file, probed, signal);
   let facts: SourceFacts;
   try {
-    facts = await probed;
-    if (facts.durationSeconds > settings.maxSeconds) {
-      throw new PermanentJobError(
-        `video is ${formatDuration(facts.durationSeconds)} long, more than the ${formatDuration(settings.maxSeconds)} limit (MAX_SOURCE_SECONDS)`,
-      );
-    }
+    facts = acceptedLength(await probed, settings.maxSeconds);
   } catch (error) {
     sampling.stop(error);
     throw error;
