@@ -19,7 +19,8 @@ function extractAudio(ffmpegPath: string, source: string, target: string, signal
   return new Promise((resolve, reject) => {
     const child = spawn(
       ffmpegPath,
-      ['-nostdin', '-v', 'error', '-y', '-i', source, '-map', '0:a:0?', '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', target],
+      // LAME quality 7 ("fast, ok quality") rather than its default: a third less CPU for speech at 32 kb/s.
+      ['-nostdin', '-v', 'error', '-y', '-i', source, '-map', '0:a:0?', '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', '-compression_level', '7', target],
       { stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) },
     );
     let stderr = '';
