@@ -20,11 +20,10 @@ const SPEECH_ENCODING = ['-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a
 
 function extractAudio(ffmpegPath: string, source: string, target: string, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      ffmpegPath,
-      ['-nostdin', '-v', 'error', '-y', '-i', source, '-map', '0:a:0?', '-vn', ...SPEECH_ENCODING, target],
-      { stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) },
-    );
+    const child = spawn(ffmpegPath, ['-nostdin', '-v', 'error', '-y', '-i', source, '-map', '0:a:0?', '-vn', ...SPEECH_ENCODING, target], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...(signal ? { signal } : {}),
+    });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
     child.once('error', reject);
