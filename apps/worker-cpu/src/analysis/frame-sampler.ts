@@ -92,19 +92,18 @@ export function sampleFrames(tools: FfmpegTools, options: SampleOptions): AsyncG
   // ffmpeg starts now, not at the first read: it decodes while the caller still probes. A caller
   // that gives up before reading aborts `options.signal`, which stops it.
   const run = spawnTool(tools.ffmpegPath, samplerArgs(options), options.signal);
-  const stdout = run.child.stdout;
-  if (!stdout) throw new Error('ffmpeg started without a stdout pipe');
   // Read from the start: a pipe nobody listens to is drained and dropped when ffmpeg exits.
-  const reader = new BatchReader(stdout);
+  const reader = run.child.stdout ? new BatchReader(run.child.stdout) : null;
   const height = Promise.resolve(options.height);
   height.catch(() => {}); // the caller handles a failed probe; the height is read only after it
   return readBatches(run, reader, height, options);
 }
 
-async function* readBatches(run: SpawnedTool, reader: BatchReader, height: Promise<number>, options: SampleOptions): AsyncGenerator<SampledBatch> {
+async function* readBatches(run: SpawnedTool, reader: BatchReader | null, height: Promise<number>, options: SampleOptions): AsyncGenerator<SampledBatch> {
   const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 60_000, () => run.child.kill('SIGKILL'));
   let finished = false;
   try {
+    if (!reader) throw new Error('ffmpeg started without a stdout pipe');
     const frameBytes = options.width * (await height) * 3;
     reader.start(frameBytes * options.batchFrames, watchdog);
     let nextIndex = 0;
