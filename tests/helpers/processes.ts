@@ -14,15 +14,32 @@ export interface RunningApp {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports handed out by {@link freePort}: a block of its own for each jest worker, below the
+ * kernel's ephemeral range (32768 and up, where `listen(0)` and outgoing connections take theirs)
+ * and the Redis Cluster runs' 20000-39999. A port taken from `listen(0)` and released could be
+ * handed to a suite running in another worker before the app meant to bind it did, and a test
+ * would then talk to the other suite's app.
+ */
+const PORT_BLOCK = 600;
+const PORT_BASE = 10_000 + ((Number(process.env.JEST_WORKER_ID ?? 1) - 1) % 16) * PORT_BLOCK;
+let nextPortOffset = 0;
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/** A loopback port nothing listens on, from this worker's block. */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < PORT_BLOCK; tries++) {
+    const port = PORT_BASE + (nextPortOffset++ % PORT_BLOCK);
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port in ${PORT_BASE}-${PORT_BASE + PORT_BLOCK - 1}`);
 }
 
 export function startApp(name: AppName, env: Record<string, string>): RunningApp {
