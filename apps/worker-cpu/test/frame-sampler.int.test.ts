@@ -27,6 +27,27 @@ async function collect(batches: AsyncIterable<SampledBatch>): Promise<SampledBat
   return all;
 }
 
+/** `seconds` of ffmpeg's 320x240 test pattern in H.264, with `extra` output options. */
+async function testPattern(file: string, seconds: number, extra: string[] = []): Promise<void> {
+  await run('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=320x240:rate=25',
+    '-t',
+    String(seconds),
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    ...extra,
+    file,
+  ]);
+}
+
 /** Mean luma of the rows [from, to) of the first frame, from its green channel (the picture is grey). */
 function rowsMean(frames: Uint8Array, width: number, from: number, to: number): number {
   let sum = 0;
@@ -142,22 +163,7 @@ describe('sampleFrames', () => {
     it('gives the same frames as a fixed height, rotated or odd-sized', async () => {
       const rotated = path.join(dir, 'rotated-promised.mp4');
       const plain = path.join(dir, 'plain-promised.mp4');
-      await run('ffmpeg', [
-        '-v',
-        'error',
-        '-y',
-        '-f',
-        'lavfi',
-        '-i',
-        'testsrc2=size=320x240:rate=25',
-        '-t',
-        '2',
-        '-c:v',
-        'libx264',
-        '-preset',
-        'veryfast',
-        plain,
-      ]);
+      await testPattern(plain, 2);
       await run('ffmpeg', ['-v', 'error', '-y', '-i', plain, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
       const odd = path.join(dir, 'odd-promised.mkv');
       await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=321x179:rate=25', '-t', '1', '-c:v', 'ffv1', odd]);
@@ -212,24 +218,7 @@ describe('sampleFrames', () => {
 
   it('fails with a reason on a file cut short after its header', async () => {
     const whole = path.join(dir, 'faststart.mp4');
-    await run('ffmpeg', [
-      '-v',
-      'error',
-      '-y',
-      '-f',
-      'lavfi',
-      '-i',
-      'testsrc2=size=320x240:rate=25',
-      '-t',
-      '6',
-      '-c:v',
-      'libx264',
-      '-preset',
-      'veryfast',
-      '-movflags',
-      '+faststart',
-      whole,
-    ]);
+    await testPattern(whole, 6, ['-movflags', '+faststart']);
     const cut = path.join(dir, 'faststart-cut.mp4');
     const bytes = await readFile(whole);
     await writeFile(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
