@@ -140,10 +140,39 @@ describe('analyzeVideo on bad input', () => {
     expect((await failure(file)).message).toBe('no video stream (the file holds only audio)');
   });
 
-  it('refuses at once a file whose header claims ten hours', async () => {
+  /** Whether an ffmpeg reading `file` is still running, after up to 2 s for it to be reaped. */
+  async function ffmpegLingersOn(file: string): Promise<boolean> {
+    const { readdir } = await import('node:fs/promises');
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const commands = await Promise.all(
+        (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry)).map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')),
+      );
+      if (!commands.some((command) => command.startsWith('ffmpeg') && command.includes(file))) return false;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return true;
+  }
+
+  it('refuses at once a file whose header claims ten hours, and stops the decode it had started', async () => {
+    // Long enough that its frames overflow what the sampler holds before the probe answers: an
+    // ffmpeg nobody stopped would wait on the pipe for ever.
+    const twenty = await generateVideo({ path: path.join(dir, 'twenty.mp4'), segments: [20], width: 640, height: 360, audio: false });
     const file = path.join(dir, 'ten-hours.mp4');
-    await withClaimedDuration(reference, file, 10 * 3600);
+    await withClaimedDuration(twenty.path, file, 10 * 3600);
     expect((await failure(file)).message).toMatch(/10h00m long, more than the 4h00m limit/);
+    expect(await ffmpegLingersOn(file)).toBe(false);
+  });
+
+  it('refuses a picture too wide to sample (no row at 160 px wide)', async () => {
+    const file = path.join(dir, 'ribbon.mkv');
+    const { execFile } = await import('node:child_process');
+    await new Promise((resolve, reject) =>
+      execFile('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=4000x20:rate=5', '-t', '1', '-c:v', 'ffv1', file], (error) =>
+        error ? reject(error) : resolve(null),
+      ),
+    );
+    expect((await failure(file)).message).toBe('a picture of 4000x20 is too wide to analyse');
+    expect(await ffmpegLingersOn(file)).toBe(false);
   });
 
   it('stops ffmpeg when the job is aborted', async () => {
