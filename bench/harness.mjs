@@ -43,7 +43,9 @@ async function workerProcess(mode, prefix, jobs) {
   // What an app sets up before its worker starts (the metrics registry's module, the logger) is
   // done before the clock starts, in both modes alike: the drain measures jobs, not start-up.
   const { Registry } = await import('prom-client');
-  const logger = mode === 'raw' ? null : shared.createLogger({ name: 'bench-harness', level: LOG_LEVEL });
+  // The apps' default log batching (LOG_FLUSH_MS), from the same configuration they load.
+  const flushMs = shared.loadConfig({ LOG_FLUSH_MS: process.env.LOG_FLUSH_MS }).logFlushMs;
+  const logger = mode === 'raw' ? null : shared.createLogger({ name: 'bench-harness', level: LOG_LEVEL, flushMs });
   const started = performance.now();
   const cpuBefore = process.cpuUsage();
   let stop;
@@ -152,6 +154,7 @@ export async function run({ emit, log }) {
       rounds: ROUNDS,
       runs: { harness: rates.harness.map(Math.round), raw: rates.raw.map(Math.round) },
       log_level: LOG_LEVEL,
+      log_flush_ms: shared.loadConfig({ LOG_FLUSH_MS: process.env.LOG_FLUSH_MS }).logFlushMs,
     });
   } finally {
     await clearPrefix(redis, base);

@@ -54,6 +54,8 @@ const bool = z
 const coreEnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Longest a log line waits to be written to stdout with others, in ms; 0 writes each at once. */
+  LOG_FLUSH_MS: z.coerce.number().int().min(0).max(10_000).default(50),
   /**
    * Redis holding the queues: `redis://` or `rediss://` for one server, or
    * `redis+cluster://host:port,host:port` (`rediss+cluster://` for TLS) for a Redis Cluster.
@@ -281,6 +283,7 @@ function toConfig(env: EnvVariables) {
   return {
     env: env.NODE_ENV,
     logLevel: env.LOG_LEVEL,
+    logFlushMs: env.LOG_FLUSH_MS,
     /** One URL either way: a cluster named by REDIS_CLUSTER_NODES becomes a redis+cluster:// URL. */
     redisUrl: env.REDIS_CLUSTER_NODES.length && !isClusterUrl(env.REDIS_URL) ? clusterUrlOfNodes(env.REDIS_CLUSTER_NODES, env.REDIS_URL) : env.REDIS_URL,
     queuePrefix: env.QUEUE_PREFIX,

@@ -34,7 +34,12 @@ export interface ServiceOptions {
 }
 
 export function createService(name: string, config: Config, options: ServiceOptions = {}): ServiceContext {
-  const logger = createLogger({ name, level: config.logLevel, ...(options.logDestination ? { destination: options.logDestination } : {}) });
+  const logger = createLogger({
+    name,
+    level: config.logLevel,
+    flushMs: config.logFlushMs,
+    ...(options.logDestination ? { destination: options.logDestination } : {}),
+  });
   return {
     name,
     config,

@@ -176,6 +176,7 @@ describe('loadConfig', () => {
     expect(config).toEqual({
       env: 'development',
       logLevel: 'info',
+      logFlushMs: 50,
       redisUrl: 'redis://127.0.0.1:6379',
       queuePrefix: '{clipline}',
       databaseUrl: `sqlite:${path.resolve('.data/clipline.db')}`,
