@@ -75,6 +75,37 @@ describe('failed authentication in parallel', () => {
     expect(lookups.count).toBe(20);
   });
 
+  it('lets a stored key that was accepted before send more requests at once than the limit, and refuses it at once when revoked', async () => {
+    const admin = 'abuse-admin-key-0123456789abcdef0123456789';
+    const service = createService('producer', {
+      ...env.config,
+      adminApiKeys: [admin],
+      authFailuresPerMinute: 20,
+      queuePrefix: `${env.config.queuePrefix}:stored`,
+    });
+    started.push(service);
+    const producer = buildProducer(service);
+    await new Promise<void>((resolve) => (producer.redis.status === 'ready' ? resolve() : producer.redis.once('ready', () => resolve())));
+    const created = await request(producer.app)
+      .post('/v1/admin/keys')
+      .set({ authorization: `Bearer ${admin}` })
+      .send({ name: 'burst', tenant: 'burst' });
+    expect(created.status).toBe(201);
+    const stored = { authorization: `Bearer ${created.body.key}` };
+    expect((await request(producer.app).get('/v1/videos').set(stored)).status).toBe(200);
+    // Each of these once reserved an attempt until its lookup settled: past 20 at once, 429.
+    const burst = await Promise.all(Array.from({ length: 60 }, () => request(producer.app).get('/v1/videos').set(stored)));
+    expect(burst.map((res) => res.status)).toEqual(Array(60).fill(200));
+    expect(burst.every((res) => res.body.items !== undefined)).toBe(true);
+    const revoked = await request(producer.app)
+      .delete(`/v1/admin/keys/${created.body.id}`)
+      .set({ authorization: `Bearer ${admin}` });
+    expect(revoked.body).toEqual({ outcome: 'revoked' });
+    const after = await request(producer.app).get('/v1/videos').set(stored);
+    expect(after.status).toBe(401);
+    expect(after.body.detail).toBe('API key is not valid');
+  });
+
   it('folds IPv6 clients to their /64 and mapped IPv4 to IPv4', () => {
     expect(clientAddress('2001:db8:1:2:aaaa::1')).toBe(clientAddress('2001:db8:1:2:ffff:ffff:ffff:fffe'));
     expect(clientAddress('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');

@@ -61,6 +61,36 @@ export interface KnownKeyProbe {
 const tooManyFailures = (wait: number) =>
   new HttpProblem(429, 'Too Many Requests', `too many failed authentications from this address; retry in ${wait} s`, {}, { 'retry-after': String(wait) });
 
+/**
+ * Stored keys accepted lately, by SHA-256 digest (never the key), the least recently used
+ * forgotten past `limit`. A request with such a key is checked against its address's failure
+ * count without reserving an attempt, like a key of the configuration, so one client may send a
+ * stored key on more requests at once than AUTH_FAILURES_PER_MINUTE (each in-flight reservation
+ * counted as a failure until it was settled). The key is still looked up on every request, so a
+ * revocation takes effect at once. Guesses are never remembered: only keys the database accepted.
+ */
+class RememberedKeys {
+  private readonly callers = new Map<string, Caller>();
+
+  constructor(private readonly limit = 10_000) {}
+
+  get(hex: string | undefined): Caller | undefined {
+    return hex === undefined ? undefined : this.callers.get(hex);
+  }
+
+  remember(hex: string, caller: Caller): Caller {
+    this.callers.delete(hex);
+    this.callers.set(hex, caller);
+    if (this.callers.size > this.limit) this.callers.delete(this.callers.keys().next().value as string);
+    return caller;
+  }
+
+  forget(hex: string): undefined {
+    this.callers.delete(hex);
+    return undefined;
+  }
+}
+
 const BEARER = /^Bearer\s+([\x21-\x7e]{1,512})\s*$/i;
 
 /**
@@ -85,17 +115,29 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
     for (const candidate of configured) if (timingSafeEqual(candidate.digest, presented)) caller = candidate.caller;
     return caller;
   };
+  const remembered = new RememberedKeys();
+  /** A stored key accepted before: looked up again (a revocation counts at once), without reserving an attempt. */
+  const rememberedCaller = async (key: string, hex: string): Promise<Caller | undefined> => {
+    const stored = await settings.verify?.(key).catch(() => null);
+    if (!stored) return remembered.forget(hex);
+    return remembered.remember(hex, { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin', name: stored.name });
+  };
   return async (req, res, next) => {
     const address = clientAddress(req.socket.remoteAddress);
     const header = req.get('authorization');
     const match = header ? BEARER.exec(header) : null;
     const presented = match?.[1] ? digest(match[1]) : undefined;
-    const known = presented && settings.probe ? configuredCaller(presented) : undefined;
+    const hex = presented?.toString('hex');
+    const known = presented && settings.probe ? (configuredCaller(presented) ?? remembered.get(hex)) : undefined;
     if (known && settings.probe) {
       const wait = await settings.probe.retryAfter(address, known, res);
       if (wait > 0) return next(tooManyFailures(wait));
-      res.locals.caller = known;
-      return next();
+      const caller = known.principal.startsWith('key:') ? await rememberedCaller(match?.[1] ?? '', hex ?? '') : known;
+      if (caller) {
+        res.locals.caller = caller;
+        return next();
+      }
+      // No longer valid (revoked): checked again below as any unknown key, and counted if refused.
     }
     const attempt = await settings.throttle?.reserve(address);
     if (attempt && attempt.retryAfter > 0) return next(tooManyFailures(attempt.retryAfter));
@@ -109,6 +151,7 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
       if (stored) caller = { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin', name: stored.name };
     }
     if (!caller) return refuse('API key is not valid');
+    if (caller.principal.startsWith('key:') && hex) remembered.remember(hex, caller);
     await attempt?.release();
     res.locals.caller = caller;
     return next();
