@@ -371,7 +371,10 @@ async function runJob(scope: WorkerScope, job: Job, token: string | undefined): 
     if (!processor) throw new PermanentJobError(`no processor for job "${job.name}"`);
     logger.debug('job started');
     const result = await processor(new RuntimeJobHandle(scope, job, data, abort, logger, token));
-    logger.info('job completed');
+    // A scheduled job (a sweep every few seconds) completing is routine: at debug, so the info
+    // lines an operator reads stay about work that was asked for. Its failures stay loud.
+    if (job.repeatJobKey) logger.debug('job completed');
+    else logger.info('job completed');
     return result;
   } catch (thrown) {
     if (thrown instanceof WaitingChildrenError) throw thrown;
