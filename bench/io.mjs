@@ -88,7 +88,8 @@ function stopChild(child) {
   if (child.exitCode !== null) return Promise.resolve();
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
-  const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+  // A profiled process needs time to write its profile.
+  const kill = setTimeout(() => child.kill('SIGKILL'), process.env.BENCH_IO_PROF ? 60_000 : 5000);
   return exited.finally(() => clearTimeout(kill));
 }
 
