@@ -25,6 +25,9 @@ const CONCURRENCY = 50;
 /** The level the apps run at by default (LOG_LEVEL=info): the runtime's per-job lines are written. */
 const LOG_LEVEL = process.env.BENCH_HARNESS_LOG_LEVEL ?? 'info';
 
+/** The apps' log batching (LOG_FLUSH_MS), read the way the apps read their configuration. */
+const logFlushMs = (shared) => shared.loadConfig({ LOG_FLUSH_MS: process.env.LOG_FLUSH_MS }).logFlushMs;
+
 /** Waits until nothing of the queue is left to run; polled on a connection of its own. */
 async function drained(queue) {
   for (;;) {
@@ -43,9 +46,7 @@ async function workerProcess(mode, prefix, jobs) {
   // What an app sets up before its worker starts (the metrics registry's module, the logger) is
   // done before the clock starts, in both modes alike: the drain measures jobs, not start-up.
   const { Registry } = await import('prom-client');
-  // The apps' default log batching (LOG_FLUSH_MS), from the same configuration they load.
-  const flushMs = shared.loadConfig({ LOG_FLUSH_MS: process.env.LOG_FLUSH_MS }).logFlushMs;
-  const logger = mode === 'raw' ? null : shared.createLogger({ name: 'bench-harness', level: LOG_LEVEL, flushMs });
+  const logger = mode === 'raw' ? null : shared.createLogger({ name: 'bench-harness', level: LOG_LEVEL, flushMs: logFlushMs(shared) });
   const started = performance.now();
   const cpuBefore = process.cpuUsage();
   let stop;
@@ -154,7 +155,7 @@ export async function run({ emit, log }) {
       rounds: ROUNDS,
       runs: { harness: rates.harness.map(Math.round), raw: rates.raw.map(Math.round) },
       log_level: LOG_LEVEL,
-      log_flush_ms: shared.loadConfig({ LOG_FLUSH_MS: process.env.LOG_FLUSH_MS }).logFlushMs,
+      log_flush_ms: logFlushMs(shared),
     });
   } finally {
     await clearPrefix(redis, base);

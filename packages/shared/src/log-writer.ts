@@ -6,18 +6,13 @@ const BUSY_GIVE_UP_MS = 10_000;
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
-export interface BatchedLineWriterOptions {
-  /** File descriptor the lines go to: 1 (stdout) by default. */
-  fd?: number;
-  /** Longest a line waits before it is written, in ms. */
-  maxDelayMs: number;
-  /** Pending characters that make the writer write at once. */
-  maxPending?: number;
-}
+/** Pending characters that make the writer write at once. */
+const MAX_PENDING = 16_384;
+const STDOUT = 1;
 
 /**
- * A log destination that writes lines in batches: at most `maxDelayMs` after the first pending
- * line, at once past `maxPending` characters, and synchronously when the process exits (also on
+ * A log destination that writes lines to stdout in batches: at most `maxDelayMs` after the first
+ * pending line, at once past {@link MAX_PENDING} characters, and synchronously when the process exits (also on
  * `process.exit()` and after an uncaught exception). One write call carries many lines, where a
  * synchronous destination makes one call a line: on a worker running thousands of jobs a second
  * that call was a tenth of the runtime's cost. A process killed with SIGKILL loses the lines of
@@ -27,15 +22,10 @@ export class BatchedLineWriter {
   private pending: string[] = [];
   private pendingLength = 0;
   private timer: NodeJS.Timeout | undefined;
-  private readonly fd: number;
-  private readonly maxDelayMs: number;
-  private readonly maxPending: number;
   private readonly flushNow = () => this.flushSync();
 
-  constructor(options: BatchedLineWriterOptions) {
-    this.fd = options.fd ?? 1;
-    this.maxDelayMs = options.maxDelayMs;
-    this.maxPending = options.maxPending ?? 16_384;
+  /** `maxDelayMs`: longest a line waits before it is written. */
+  constructor(private readonly maxDelayMs: number) {
     process.on('exit', this.flushNow);
   }
 
@@ -43,7 +33,7 @@ export class BatchedLineWriter {
   write(line: string): boolean {
     this.pending.push(line);
     this.pendingLength += line.length;
-    if (this.pendingLength >= this.maxPending) this.flushSync();
+    if (this.pendingLength >= MAX_PENDING) this.flushSync();
     else if (!this.timer) this.timer = setTimeout(this.flushNow, this.maxDelayMs).unref();
     return true;
   }
@@ -58,13 +48,7 @@ export class BatchedLineWriter {
     const text = this.pending.length === 1 ? this.pending[0] : this.pending.join('');
     this.pending = [];
     this.pendingLength = 0;
-    writeFully(this.fd, Buffer.from(text as string));
-  }
-
-  /** Writes what is pending and stops flushing on exit (for a logger that is thrown away). */
-  close(): void {
-    this.flushSync();
-    process.off('exit', this.flushNow);
+    writeFully(STDOUT, Buffer.from(text as string));
   }
 }
 

@@ -75,7 +75,7 @@ function destinationOf(settings: LoggerSettings): pino.DestinationStream | undef
   if (settings.destination) return settings.destination as pino.DestinationStream;
   const flushMs = settings.flushMs ?? 0;
   if (flushMs <= 0 || !isMainThread) return undefined;
-  batchedStdout ??= new BatchedLineWriter({ maxDelayMs: flushMs });
+  batchedStdout ??= new BatchedLineWriter(flushMs);
   return batchedStdout;
 }
 

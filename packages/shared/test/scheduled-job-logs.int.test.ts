@@ -13,16 +13,13 @@ const sweepQueue = defineQueue({
 
 let env: TestEnvironment;
 let redis: RedisClient;
-let jobs: JobQueues;
 
 beforeAll(async () => {
   env = await createTestEnvironment();
   redis = connectRedis(env.config.redisUrl);
-  jobs = new JobQueues({ connection: redis, prefix: env.config.queuePrefix });
 });
 
 afterAll(async () => {
-  await jobs.close();
   redis.disconnect();
   await env.cleanup();
 });
