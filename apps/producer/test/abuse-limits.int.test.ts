@@ -115,6 +115,38 @@ describe('failed authentication in parallel', () => {
   });
 });
 
+describe('the per-key rate limit in parallel', () => {
+  it('cuts at the limit when requests arrive together: charged in shared commands, each with its own remaining count', async () => {
+    const { producer } = await producerWith({ apiRateLimitPerMinute: 20, queuePrefix: `${env.config.queuePrefix}:together` });
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - intoMinute + 100));
+    // Counts the charging commands the producer sends (real Redis answers them).
+    const redis = producer.redis as unknown as { eval: (...args: unknown[]) => Promise<unknown> };
+    const send = redis.eval.bind(redis);
+    let commands = 0;
+    redis.eval = (...args: unknown[]) => {
+      commands += 1;
+      return send(...args);
+    };
+    const server = http.createServer(producer.app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const agent = request.agent(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const burst = await Promise.all(Array.from({ length: 30 }, () => agent.get('/v1/videos').set(auth)));
+      const admitted = burst.filter((res) => res.status === 200);
+      expect(admitted).toHaveLength(20);
+      expect(burst.filter((res) => res.status === 429)).toHaveLength(10);
+      // As with a command each: every admitted request saw a different remaining count, 19 down to 0.
+      const remaining = admitted.map((res) => Number(res.headers['ratelimit-remaining'])).sort((a, b) => a - b);
+      expect(remaining).toEqual(Array.from({ length: 20 }, (_, index) => index));
+      expect(commands).toBeGreaterThan(0);
+      expect(commands).toBeLessThan(30);
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('batches', () => {
   it('charge each video against the per-key rate limit', async () => {
     const { producer } = await producerWith({ apiRateLimitPerMinute: 10, queuePrefix: `${env.config.queuePrefix}:rate` });

@@ -82,18 +82,43 @@ local count = redis.call('INCRBY', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return {failures, count}`;
 
+/** A request waiting for its admission, and the response its charge is remembered for. */
+interface Admission {
+  res: Response;
+  resolve(wait: number): void;
+}
+
+/** The requests of one address and principal that go to Redis together. */
+interface AdmissionGroup {
+  address: string;
+  principal: string;
+  admissions: Admission[];
+}
+
 /**
- * The throttle check of a key of the configuration, and the request's charge, in one Redis
- * command. Such a key is known at once, so it needs neither the in-flight reservation of
- * {@link AuthFailureThrottle} (which, counting every valid request while it waits for Redis,
- * answered 429 to bursts of more than AUTH_FAILURES_PER_MINUTE concurrent requests from one
- * address) nor a release. It still gets 429 while its address is throttled, so a guess that
- * happens to be right is answered like every other guess, and a throttled request is not charged.
+ * The throttle check of a known key (one of the configuration, or a stored key the database
+ * accepted before), and the request's charge, in one Redis command. Such a key is known at once,
+ * so it needs neither the in-flight reservation of {@link AuthFailureThrottle} (which, counting
+ * every valid request while it waits for Redis, answered 429 to bursts of more than
+ * AUTH_FAILURES_PER_MINUTE concurrent requests from one address) nor a release. It still gets 429
+ * while its address is throttled, so a guess that happens to be right is answered like every
+ * other guess, and a throttled request is not charged.
+ *
+ * Requests of the same address and principal that arrive in one turn of the event loop, or while
+ * their previous command is in flight, share one command charging all of them: the count it
+ * returns is the last of theirs, so each request gets the count it would have got in its turn
+ * (the first `count - n + 1`, the last `count`) and the limit cuts at the same request as with a
+ * command each. Under load that is a few commands where every request made one.
+ *
  * Reads the throttle's keys (`<prefix>:<address>:<minute>`, see packages/shared/src/auth-throttle.ts);
  * both keys start with the queue prefix, whose hash tag keeps them in one cluster slot. When the
  * script cannot run, the count is read alone and the rate-limit middleware charges as usual.
  */
 export class KnownKeyGate {
+  private readonly waiting = new Map<string, AdmissionGroup>();
+  private readonly inFlight = new Set<string>();
+  private scheduled = false;
+
   constructor(
     private readonly redis: RedisClient,
     private readonly throttlePrefix: string,
@@ -102,32 +127,74 @@ export class KnownKeyGate {
   ) {}
 
   /** Seconds the address must still wait (0: admitted, and the request charged). */
-  async retryAfter(address: string, caller: Caller, res: Response): Promise<number> {
+  retryAfter(address: string, caller: Caller, res: Response): Promise<number> {
+    return new Promise<number>((resolve) => {
+      const key = `${address}\u0000${caller.principal}`;
+      let group = this.waiting.get(key);
+      if (!group) {
+        group = { address, principal: caller.principal, admissions: [] };
+        this.waiting.set(key, group);
+      }
+      group.admissions.push({ res, resolve });
+      this.schedule();
+    });
+  }
+
+  /** Sends, at the end of this turn, every group whose previous command has answered. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      for (const [key, group] of this.waiting) {
+        if (this.inFlight.has(key)) continue;
+        this.waiting.delete(key);
+        this.inFlight.add(key);
+        void this.admit(group).finally(() => {
+          this.inFlight.delete(key);
+          if (this.waiting.has(key)) this.schedule();
+        });
+      }
+    });
+  }
+
+  /** One command for the group: its throttle check and the charge of all its requests. */
+  private async admit({ address, principal, admissions }: AdmissionGroup): Promise<void> {
     const now = Date.now();
     const window = Math.floor(now / 60_000);
     const throttleKey = `${this.throttlePrefix}:${address}:${window}`;
-    const wait = () => Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
+    const wait = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
     const units = this.budget.perMinute > 0 ? 1 : 0;
+    const all = (seconds: number) => {
+      for (const admission of admissions) admission.resolve(seconds);
+    };
+    let failures: number;
+    let count: number;
     try {
-      const [failures, count] = (await this.redis.eval(
+      const answer = (await this.redis.eval(
         ADMIT_SCRIPT,
         2,
         throttleKey,
-        this.budget.key(caller.principal, window),
-        units,
+        this.budget.key(principal, window),
+        units * admissions.length,
         61,
         this.failuresPerMinute,
       )) as [number, number];
-      if (Number(count) < 0 || Number(failures) >= this.failuresPerMinute) return wait();
-      if (units > 0) precharges.set(res, { count: Number(count), now, window });
-      return 0;
+      failures = Number(answer[0]);
+      count = Number(answer[1]);
     } catch {
       try {
-        return Number((await this.redis.get(throttleKey)) ?? 0) >= this.failuresPerMinute ? wait() : 0;
+        all(Number((await this.redis.get(throttleKey)) ?? 0) >= this.failuresPerMinute ? wait : 0);
       } catch {
-        return 0;
+        all(0);
       }
+      return;
     }
+    if (count < 0 || failures >= this.failuresPerMinute) return all(wait);
+    admissions.forEach((admission, index) => {
+      if (units > 0) precharges.set(admission.res, { count: count - (admissions.length - 1 - index), now, window });
+      admission.resolve(0);
+    });
   }
 }
 
