@@ -49,6 +49,37 @@ describe('shared rate limits', () => {
     for (const decision of decisions.filter((d) => !d.allowed)) expect(decision).toMatchObject({ allowed: false, reason: 'limited' });
   });
 
+  it('answer calls that ask together with shared commands, each call its own token or wait, a pause for all', async () => {
+    const prefix = `${env.config.queuePrefix}:together`;
+    const redis = connect();
+    const gate = new RateGate(redis, prefix);
+    // Counts the gate's commands (real Redis answers them).
+    const commands = redis as unknown as { cliplineProviderAcquire: (...args: unknown[]) => Promise<unknown> };
+    const send = commands.cliplineProviderAcquire.bind(redis);
+    let sent = 0;
+    commands.cliplineProviderAcquire = (...args: unknown[]) => {
+      sent += 1;
+      return send(...args);
+    };
+    const decisions = await Promise.all(Array.from({ length: 40 }, () => gate.acquire('stability', { perSecond: 1, burst: 10 })));
+    expect(decisions.slice(0, 10).every((decision) => decision.allowed)).toBe(true);
+    for (const decision of decisions.slice(10)) {
+      expect(decision).toMatchObject({ allowed: false, reason: 'limited' });
+      // The next token of a bucket refilling at 1/s comes within a second.
+      expect((decision as { waitMs: number }).waitMs).toBeGreaterThanOrEqual(1);
+      expect((decision as { waitMs: number }).waitMs).toBeLessThanOrEqual(1000);
+    }
+    expect(sent).toBeLessThan(40);
+    // Without a bucket every call may go, in one command; once paused, none may.
+    sent = 0;
+    const free = await Promise.all(Array.from({ length: 20 }, () => gate.acquire('openai', undefined)));
+    expect(free.every((decision) => decision.allowed)).toBe(true);
+    expect(sent).toBe(1);
+    await gate.pause('openai', 2000);
+    const paused = await Promise.all(Array.from({ length: 5 }, () => gate.acquire('openai', undefined)));
+    for (const decision of paused) expect(decision).toMatchObject({ allowed: false, reason: 'paused' });
+  });
+
   it('pace calls of two clients to the shared rate, waiting briefly for tokens', async () => {
     const prefix = `${env.config.queuePrefix}:pace`;
     const limits = { OPENAI_RATE_LIMIT_PER_SECOND: '20', OPENAI_RATE_LIMIT_BURST: '1', PROVIDER_LIMITER_MAX_WAIT_MS: '5000' };
