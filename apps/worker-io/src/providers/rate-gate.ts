@@ -140,7 +140,9 @@ export class RateGate {
     }
     const [code, waitMs, granted] = answer.map(Number) as [number, number, number];
     const refused: GateDecision = { allowed: false, reason: code === 1 ? 'paused' : 'limited', waitMs: Math.max(1, waitMs) };
-    callers.forEach((caller, index) => caller.resolve(code === 0 || index < granted ? { allowed: true } : refused));
+    callers.forEach((caller, index) => {
+      caller.resolve(code === 0 || index < granted ? { allowed: true } : refused);
+    });
   }
 
   /** Pauses every call to `provider`, in every process, for `ms` (a longer pause already set wins). Returns the pause in force. */
