@@ -1,39 +1,16 @@
 /**
  * The transcript step: the video's speech as text with segment and word timestamps (OpenAI
  * audio, `verbose_json`). It runs right after ingest, alongside the picture and sound analysis,
- * so clip selection can cut on sentences and rank by what is said. Audio is extracted by an
- * ffmpeg child process: mono 16 kHz at 32 kb/s, so an hour fits under the upload limit.
+ * so clip selection can cut on sentences and rank by what is said. The audio comes from
+ * {@link extractSpeech}: an AAC track copied as it is, anything else encoded for speech.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PermanentJobError, type JobHandle, type OptionalStepOutcome, type TranscriptSegmentRecord } from '@clipline/shared';
 import type { TranscriptSegment } from '../providers/openai.js';
 import type { AiStepDependencies } from './ai-steps.js';
-
-/** Raised when the source has no audio stream to extract. */
-class NoAudioTrack extends Error {}
-
-/** Mono 16 kHz MP3 at 32 kb/s, LAME quality 7 ("fast, ok quality"): a third less CPU than its default for speech. */
-const SPEECH_ENCODING = ['-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', '-compression_level', '7'];
-
-function extractAudio(ffmpegPath: string, source: string, target: string, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(ffmpegPath, ['-nostdin', '-v', 'error', '-y', '-i', source, '-map', '0:a:0?', '-vn', ...SPEECH_ENCODING, target], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      ...(signal ? { signal } : {}),
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      if (code === 0) return resolve();
-      if (/does not contain any stream/.test(stderr)) return reject(new NoAudioTrack());
-      reject(new PermanentJobError(`audio extraction failed: ${stderr.trim().split('\n').at(-1) ?? `exit ${code}`}`));
-    });
-  });
-}
+import { extractSpeech, NoAudioTrack } from './speech-audio.js';
 
 /** Segments with the words spoken inside each (a word belongs to the segment holding its middle). */
 export function segmentsWithWords(segments: readonly TranscriptSegment[], words: readonly TranscriptSegment[]): TranscriptSegmentRecord[] {
@@ -60,9 +37,9 @@ export async function transcribe(
   if (!sourceKey) throw new PermanentJobError('the stored source is missing');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-audio-'));
   try {
-    const audio = path.join(dir, 'speech.mp3');
+    let audio: string;
     try {
-      await extractAudio(deps.ffmpegPath, deps.storage.pathOf(sourceKey), audio, job.signal);
+      audio = await extractSpeech(deps.ffmpegPath, deps.storage.pathOf(sourceKey), dir, { signal: job.signal });
     } catch (error) {
       if (error instanceof NoAudioTrack) return { skipped: 'the video has no audio track' };
       throw error;
