@@ -31,6 +31,8 @@ const QUEUE = 'ai-bench';
 const JOBS = 3000;
 const CONCURRENCY = 50;
 const LATENCY_MS = 100;
+/** The context run's upstream latency: the same mean, spread evenly. */
+const JITTERED_LATENCY = { kind: 'uniform', minMs: LATENCY_MS - 50, maxMs: LATENCY_MS + 50 };
 const LAG_RESOLUTION_MS = 1;
 /** Completions before and after the steady state: the first and last 10% are warm-up and drain. */
 const STEADY_FROM = 0.1;
@@ -164,6 +166,17 @@ export async function run({ emit, log }) {
       );
       if (summary.failed > 0) log(`warning: ${summary.failed} jobs failed: ${summary.firstFailure}`);
     }
+    // Context: the client again with the upstream's latency spread evenly over 50-150 ms (the
+    // same mean, so the same bound). A fixed latency keeps the 50 calls in lockstep: their answers
+    // arrive together and each waits for the others' CPU before it goes out again.
+    const configured = await fetch(`${simUrl}/_sim/config`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ endpoints: { 'openai.chat.completions': { latency: JITTERED_LATENCY } } }),
+    });
+    if (!configured.ok) throw new Error(`the simulator refused the jittered latency: ${configured.status} ${await configured.text()}`);
+    results.jittered = await drainWith('client', { redisUrl, prefix: `${prefix}-jittered`, simUrl, log });
+    log(`client with ${LATENCY_MS - 50}-${LATENCY_MS + 50} ms upstream latency: steady state ${results.jittered.steadyJobsPerSecond.toFixed(1)} jobs/s`);
   } finally {
     await stopChild(sim.child);
   }
@@ -198,6 +211,16 @@ export async function run({ emit, log }) {
       failed: summary.failed,
     });
   }
+  emit({
+    metric: 'io_jittered_vs_littles_law',
+    value: Number(results.jittered.steadyJobsPerSecond.toFixed(1)),
+    unit: 'jobs/s',
+    baseline: limit,
+    ratio: ratio(results.jittered),
+    what: `${MODES.client}, upstream latency uniform ${LATENCY_MS - 50}-${LATENCY_MS + 50} ms (same mean)`,
+    worker_cpu_ms_per_job: Number(results.jittered.cpuMsPerJob.toFixed(3)),
+    failed: results.jittered.failed,
+  });
   emit({
     metric: 'event_loop_lag_p99_ms',
     value: Number(client.lagP99Ms.toFixed(2)),
