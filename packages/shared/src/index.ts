@@ -47,6 +47,7 @@ export * from './pipeline/video-runtime.js';
 export * from './db/external-metadata-repository.js';
 export * from './thread-module.js';
 export * from './tenancy.js';
+export * from './grouped-calls.js';
 export * from './auth-throttle.js';
 export * from './db/webhook-secrets-repository.js';
 export * from './db/public-jobs-repository.js';

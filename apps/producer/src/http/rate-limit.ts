@@ -1,5 +1,5 @@
 import type { RequestHandler, Response } from 'express';
-import type { RedisClient } from '@clipline/shared';
+import { GroupedCalls, type RedisClient } from '@clipline/shared';
 import { type Caller, principalOf } from './auth.js';
 import { HttpProblem } from './problem.js';
 
@@ -88,11 +88,10 @@ interface Admission {
   resolve(wait: number): void;
 }
 
-/** The requests of one address and principal that go to Redis together. */
+/** What the requests of one address and principal that go to Redis together share. */
 interface AdmissionGroup {
   address: string;
   principal: string;
-  admissions: Admission[];
 }
 
 /**
@@ -105,19 +104,17 @@ interface AdmissionGroup {
  * other guess, and a throttled request is not charged.
  *
  * Requests of the same address and principal that arrive in one turn of the event loop, or while
- * their previous command is in flight, share one command charging all of them: the count it
- * returns is the last of theirs, so each request gets the count it would have got in its turn
- * (the first `count - n + 1`, the last `count`) and the limit cuts at the same request as with a
- * command each. Under load that is a few commands where every request made one.
+ * their previous command is in flight, share one command charging all of them ({@link GroupedCalls}):
+ * the count it returns is the last of theirs, so each request gets the count it would have got in
+ * its turn (the first `count - n + 1`, the last `count`) and the limit cuts at the same request as
+ * with a command each.
  *
  * Reads the throttle's keys (`<prefix>:<address>:<minute>`, see packages/shared/src/auth-throttle.ts);
  * both keys start with the queue prefix, whose hash tag keeps them in one cluster slot. When the
  * script cannot run, the count is read alone and the rate-limit middleware charges as usual.
  */
 export class KnownKeyGate {
-  private readonly waiting = new Map<string, AdmissionGroup>();
-  private readonly inFlight = new Set<string>();
-  private scheduled = false;
+  private readonly groups = new GroupedCalls<Admission, AdmissionGroup>((group, admissions) => this.admit(group, admissions));
 
   constructor(
     private readonly redis: RedisClient,
@@ -129,37 +126,12 @@ export class KnownKeyGate {
   /** Seconds the address must still wait (0: admitted, and the request charged). */
   retryAfter(address: string, caller: Caller, res: Response): Promise<number> {
     return new Promise<number>((resolve) => {
-      const key = `${address}\u0000${caller.principal}`;
-      let group = this.waiting.get(key);
-      if (!group) {
-        group = { address, principal: caller.principal, admissions: [] };
-        this.waiting.set(key, group);
-      }
-      group.admissions.push({ res, resolve });
-      this.schedule();
-    });
-  }
-
-  /** Sends, at the end of this turn, every group whose previous command has answered. */
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      for (const [key, group] of this.waiting) {
-        if (this.inFlight.has(key)) continue;
-        this.waiting.delete(key);
-        this.inFlight.add(key);
-        void this.admit(group).finally(() => {
-          this.inFlight.delete(key);
-          if (this.waiting.has(key)) this.schedule();
-        });
-      }
+      this.groups.add(`${address}\u0000${caller.principal}`, () => ({ address, principal: caller.principal }), { res, resolve });
     });
   }
 
   /** One command for the group: its throttle check and the charge of all its requests. */
-  private async admit({ address, principal, admissions }: AdmissionGroup): Promise<void> {
+  private async admit({ address, principal }: AdmissionGroup, admissions: Admission[]): Promise<void> {
     const now = Date.now();
     const window = Math.floor(now / 60_000);
     const throttleKey = `${this.throttlePrefix}:${address}:${window}`;

@@ -1,4 +1,4 @@
-import type { RedisClient } from '@clipline/shared';
+import { GroupedCalls, type RedisClient } from '@clipline/shared';
 import type { RateLimit } from './provider-config.js';
 import type { ProviderName } from './provider-names.js';
 
@@ -50,11 +50,16 @@ type GateCommands = {
   cliplineProviderPause(pauseKey: string, ms: number): Promise<number>;
 };
 
-/** The calls asking one provider's gate with one limit, answered by one command. */
+/** What the calls asking one provider's gate with one limit share. */
 interface AcquireGroup {
   provider: ProviderName;
   limit: RateLimit | undefined;
-  callers: Array<{ resolve(decision: GateDecision): void; reject(error: unknown): void }>;
+}
+
+/** A call waiting for its decision. */
+interface Caller {
+  resolve(decision: GateDecision): void;
+  reject(error: unknown): void;
 }
 
 /**
@@ -62,16 +67,14 @@ interface AcquireGroup {
  * steady rate, and a "paused until" key that a 429 with Retry-After sets for everyone.
  *
  * Calls that ask in one turn of the event loop, or while the provider's previous command is in
- * flight, are answered by one command taking a token for each: the first ones get what the bucket
+ * flight, are answered by one command taking a token for each ({@link GroupedCalls}): the first ones get what the bucket
  * holds, the rest the wait for the next token, as one command each would have answered them. An
  * I/O worker's calls come in waves (50 jobs whose answers arrive together); one command each made
  * the wave queue in Redis, a few milliseconds a call (docs/PERFORMANCE.md).
  */
 export class RateGate {
   private readonly commands: GateCommands;
-  private readonly waiting = new Map<string, AcquireGroup>();
-  private readonly inFlight = new Set<string>();
-  private scheduled = false;
+  private readonly groups = new GroupedCalls<Caller, AcquireGroup>((group, callers) => this.decide(group, callers));
 
   /** @param keyPrefix prefix of the gate's keys, e.g. the queue prefix (`clipline`). */
   constructor(
@@ -95,36 +98,11 @@ export class RateGate {
   /** Takes one token for a call to `provider`, unless it is paused or its bucket is empty. */
   acquire(provider: ProviderName, limit: RateLimit | undefined): Promise<GateDecision> {
     return new Promise<GateDecision>((resolve, reject) => {
-      const key = `${provider}:${limit?.perSecond ?? 0}:${limit?.burst ?? 0}`;
-      let group = this.waiting.get(key);
-      if (!group) {
-        group = { provider, limit, callers: [] };
-        this.waiting.set(key, group);
-      }
-      group.callers.push({ resolve, reject });
-      this.schedule();
+      this.groups.add(`${provider}:${limit?.perSecond ?? 0}:${limit?.burst ?? 0}`, () => ({ provider, limit }), { resolve, reject });
     });
   }
 
-  /** Sends, at the end of this turn, every group whose previous command has answered. */
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      for (const [key, group] of this.waiting) {
-        if (this.inFlight.has(key)) continue;
-        this.waiting.delete(key);
-        this.inFlight.add(key);
-        void this.decide(group).finally(() => {
-          this.inFlight.delete(key);
-          if (this.waiting.has(key)) this.schedule();
-        });
-      }
-    });
-  }
-
-  private async decide({ provider, limit, callers }: AcquireGroup): Promise<void> {
+  private async decide({ provider, limit }: AcquireGroup, callers: Caller[]): Promise<void> {
     let answer: [number, number, number];
     try {
       answer = await this.commands.cliplineProviderAcquire(
