@@ -43,12 +43,6 @@ function runFfmpeg(ffmpegPath: string, args: string[], signal?: AbortSignal): Pr
   });
 }
 
-function failure(run: Run, what: string): Error {
-  if (/does not contain any stream/.test(run.stderr)) return new NoAudioTrack();
-  const last = run.stderr.trim().split('\n').at(-1);
-  return new PermanentJobError(`${what} failed: ${last || `exit ${run.code}`}`);
-}
-
 /**
  * Writes the speech of `source` into `dir` and returns the file: `speech.m4a` (the AAC track
  * copied) or `speech.mp3` (encoded). Throws {@link NoAudioTrack} when there is no audio stream.
@@ -67,6 +61,6 @@ export async function extractSpeech(
   await rm(copied, { force: true });
   const encoded = path.join(dir, 'speech.mp3');
   const encode = await runFfmpeg(ffmpegPath, ['-v', 'error', '-i', source, '-map', '0:a:0?', '-vn', ...SPEECH_ENCODING, encoded], options.signal);
-  if (encode.code !== 0) throw failure(encode, 'audio extraction');
+  if (encode.code !== 0) throw new PermanentJobError(`audio extraction failed: ${encode.stderr.trim().split('\n').at(-1) || `exit ${encode.code}`}`);
   return encoded;
 }

@@ -67,10 +67,10 @@ interface Caller {
  * steady rate, and a "paused until" key that a 429 with Retry-After sets for everyone.
  *
  * Calls that ask in one turn of the event loop, or while the provider's previous command is in
- * flight, are answered by one command taking a token for each ({@link GroupedCalls}): the first ones get what the bucket
- * holds, the rest the wait for the next token, as one command each would have answered them. An
- * I/O worker's calls come in waves (50 jobs whose answers arrive together); one command each made
- * the wave queue in Redis, a few milliseconds a call (docs/PERFORMANCE.md).
+ * flight, are answered by one command taking a token for each ({@link GroupedCalls}): the first
+ * ones get what the bucket holds, the rest the wait for the next token, as one command each would
+ * have answered them. An I/O worker's calls come in waves (50 jobs whose answers arrive together),
+ * so a wave costs Redis a few commands instead of one a call (docs/PERFORMANCE.md).
  */
 export class RateGate {
   private readonly commands: GateCommands;
