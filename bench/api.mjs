@@ -18,6 +18,8 @@
 // The load generator runs in a process of its own: wrk when it is on PATH (BENCH_LOADGEN=node
 // forces the built-in one), else a node:http client with a keep-alive agent. Every line says which.
 // Rounds alternate the measured app and its baseline; values are medians over the rounds.
+// BENCH_API_PROF=<dir> writes CPU profiles of the producer and of the minimal express peer there,
+// so the two can be compared per request; BENCH_API_ONLY=enqueue,noop,batch,latency picks parts.
 //
 // Run directly with `--load <spec>`, `--minimal-app <spec>` or `--submit-many <spec>`, this file
 // is that helper process.
@@ -151,6 +153,7 @@ async function minimalAppProcess({ port, prefix, key, queue: queueName, jobOptio
     res.status(202).json({ id, status: 'queued' });
   });
   app.listen(port, '127.0.0.1', () => process.stdout.write('{"up":true}\n'));
+  process.once('SIGTERM', () => process.exit(0));
 }
 
 /** The bare node:http ceiling: parse the JSON, answer 202. */
@@ -354,13 +357,17 @@ async function enqueueVsMinimal({ emit, log }, setup) {
   const { port, prefix, videoId, key, shared } = setup;
   const body = JSON.stringify({ videoId });
   const minimalPort = await freePort();
-  const minimal = helper('--minimal-app', {
-    port: minimalPort,
-    prefix: `${prefix}-min`,
-    key,
-    queue: shared.syncQueue.name,
-    jobOptions: shared.jobOptions(shared.syncQueue),
-  });
+  const minimal = helper(
+    '--minimal-app',
+    {
+      port: minimalPort,
+      prefix: `${prefix}-min`,
+      key,
+      queue: shared.syncQueue.name,
+      jobOptions: shared.jobOptions(shared.syncQueue),
+    },
+    process.env.BENCH_API_PROF ? { args: ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_API_PROF}`, '--cpu-prof-name=minimal.cpuprofile'] } : {},
+  );
   await minimal.next();
   try {
     const rates = await alternate(
@@ -391,7 +398,8 @@ async function enqueueVsMinimal({ emit, log }, setup) {
       load_generator: LOADGEN.name,
     });
   } finally {
-    await stopChild(minimal.child, 'SIGKILL');
+    // A profiled peer exits on SIGTERM so that its profile is written.
+    await stopChild(minimal.child, process.env.BENCH_API_PROF ? 'SIGTERM' : 'SIGKILL');
   }
 }
 
