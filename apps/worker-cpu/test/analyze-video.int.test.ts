@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PermanentJobError } from '@clipline/shared';
@@ -85,6 +85,24 @@ describe('analyzeVideo on generated media', () => {
     const result = await analyzeVideo(settings, { file: video.path, sizeBytes: 1 });
     expect(result.metadata).toMatchObject({ width: 322, height: 178, hasAudio: false, videoCodec: 'vp8' });
     expect(score(result.cutSeconds, video.cutSeconds)).toEqual({ precision: 1, recall: 1 });
+  });
+
+  it('starts one ffprobe and one ffmpeg for a video with sound: the frames and the audio share a decode', async () => {
+    // Wrappers that log each start, then run the real tool.
+    const starts = path.join(dir, 'starts.log');
+    const wrapper = async (tool: string) => {
+      const file = path.join(dir, `logged-${tool}`);
+      await writeFile(file, `#!/bin/sh\necho ${tool} >> '${starts}'\nexec ${tool} "$@"\n`);
+      await chmod(file, 0o755);
+      return file;
+    };
+    const logged = { ...settings, tools: { ffmpegPath: await wrapper('ffmpeg'), ffprobePath: await wrapper('ffprobe') } };
+    const video = await generateVideo({ path: path.join(dir, 'counted.mp4'), segments: [2, 2] });
+    const result = await analyzeVideo(logged, { file: video.path, sizeBytes: 1 });
+    expect(result.audio!.integratedLufs).toBeLessThan(0);
+    expect(result.speech).not.toBeNull();
+    expect(result.warnings).toEqual([]);
+    expect((await readFile(starts, 'utf8')).trim().split('\n').sort()).toEqual(['ffmpeg', 'ffprobe']);
   });
 
   it('does not cut inside continuous motion', async () => {

@@ -4,9 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { PermanentJobError } from '@clipline/shared';
-import { probe } from '../src/analysis/ffmpeg.js';
+import { expectSuccess, probe, spawnTool } from '../src/analysis/ffmpeg.js';
 import { batchMetrics } from '../src/analysis/frame-metrics.js';
-import { sampleFrames, sampleSize, type SampledBatch } from '../src/analysis/frame-sampler.js';
+import { LoudnessReader, measureLoudness } from '../src/analysis/audio-loudness.js';
+import { sampleFrames, sampleSize, type AudioSink, type SampledBatch } from '../src/analysis/frame-sampler.js';
 import { generateVideo } from '../../../tests/helpers/media.js';
 
 const run = promisify(execFile);
@@ -233,6 +234,78 @@ describe('sampleFrames', () => {
     // ffmpeg either stops with an error or decodes what is there: both must be visible to analysis.
     if ('error' in outcome) expect(outcome.error).toBeInstanceOf(PermanentJobError);
     else expect(outcome.frames).toBeLessThan(50);
+  });
+});
+
+describe('with the audio measured in the same ffmpeg', () => {
+  /** A sink into a loudness reader, counting PCM bytes and noting why audio was dropped. */
+  function sink() {
+    const reader = new LoudnessReader({ speech: true });
+    const seen = { pcmBytes: 0, dropped: [] as string[] };
+    const audio: AudioSink = {
+      log: (chunk) => reader.log(chunk),
+      pcm: (chunk) => {
+        seen.pcmBytes += chunk.length;
+        reader.pcm(chunk);
+      },
+      dropped: (reason) => void seen.dropped.push(reason),
+    };
+    return { audio, reader, seen };
+  }
+
+  const frameBytes = (batches: SampledBatch[]) => Buffer.concat(batches.map((batch) => batch.frames));
+
+  it('gives the frames it gives without audio, and the loudness and pauses a pass of their own gives', async () => {
+    const video = await generateVideo({ path: path.join(dir, 'with-sound.mp4'), segments: [1.5, 2.5], width: 160, height: 120 });
+    const size = sampleSize(160, 120, 64);
+    const alone = frameBytes(await collect(sampleFrames(tools, { file: video.path, fps: 10, ...size, batchFrames: 8 })));
+    const measured = sink();
+    const withAudio = frameBytes(await collect(sampleFrames(tools, { file: video.path, fps: 10, ...size, batchFrames: 8, audio: measured.audio })));
+    expect(withAudio.equals(alone)).toBe(true);
+    expect(measured.seen.dropped).toEqual([]);
+    // 4 s of 16 kHz mono 16-bit PCM.
+    expect(measured.seen.pcmBytes).toBeGreaterThan(4 * 32_000 * 0.95);
+    expect(measured.seen.pcmBytes).toBeLessThan(4 * 32_000 * 1.05);
+    const track = measured.reader.result();
+    expect(track.shortTermLufs.length).toBeGreaterThanOrEqual(7);
+    expect(track).toEqual(await measureLoudness(tools, video.path, { speech: true }));
+  });
+
+  it('on a source without sound, decodes the frames in an ffmpeg without the audio outputs and says why', async () => {
+    const video = await generateVideo({ path: path.join(dir, 'silent-film.mp4'), segments: [2], width: 160, height: 120, audio: false });
+    const size = sampleSize(160, 120, 64);
+    const alone = frameBytes(await collect(sampleFrames(tools, { file: video.path, fps: 10, ...size, batchFrames: 8 })));
+    const measured = sink();
+    const batches = await collect(sampleFrames(tools, { file: video.path, fps: 10, ...size, batchFrames: 8, audio: measured.audio }));
+    expect(frameBytes(batches).equals(alone)).toBe(true);
+    expect(measured.seen.dropped).toHaveLength(1);
+    expect(measured.seen.dropped[0]).toMatch(/does not contain any stream/);
+    expect(measured.seen.pcmBytes).toBe(0);
+  });
+
+  it('fails on a file that is no video as it does without audio: decoding failed, with the reason ffmpeg gives', async () => {
+    const file = path.join(dir, 'not-a-video.mp4');
+    await writeFile(file, 'plain text, not a video');
+    const measured = sink();
+    const error = await collect(sampleFrames(tools, { file, fps: 10, width: 64, height: 48, batchFrames: 8, audio: measured.audio })).then(
+      () => undefined,
+      (thrown: Error) => thrown,
+    );
+    expect(error).toBeInstanceOf(PermanentJobError);
+    expect(error!.message).toMatch(/^decoding failed \(ffmpeg: .*Invalid data found when processing input\)$/);
+    expect(measured.seen.dropped).toHaveLength(1);
+  });
+
+  it('quotes only the problem lines of a level-tagged log, without their tags', async () => {
+    const file = path.join(dir, 'also-not-a-video.mp4');
+    await writeFile(file, 'plain text, not a video');
+    const run = spawnTool('ffmpeg', ['-nostdin', '-loglevel', 'level+info', '-i', file, '-f', 'null', '-'], undefined, { levelTagged: true });
+    const error = await expectSuccess(run, 'probe by hand').then(
+      () => undefined,
+      (thrown: Error) => thrown,
+    );
+    expect(error!.message).toMatch(/^probe by hand \(ffmpeg: .*Invalid data found when processing input\)$/);
+    expect(error!.message).not.toMatch(/\[(error|info)\]|ffmpeg version|configuration:/);
   });
 });
 

@@ -1,10 +1,10 @@
 import { clipOptions as clipOptionsSchema, PermanentJobError, type ClipOptions, type VideoAnalysis } from '@clipline/shared';
 import { speechBoundaries } from '@clipline/shared/clips';
-import { measureLoudness, type LoudnessTrack } from './audio-loudness.js';
+import { LoudnessReader, type LoudnessTrack } from './audio-loudness.js';
 import { runBatchPipeline } from './batch-pipeline.js';
 import { probe, type FfmpegTools } from './ffmpeg.js';
 import type { FrameMetrics } from './frame-metrics.js';
-import { sampleFrames, sampleSize, sampleWidth, type SampledBatch } from './frame-sampler.js';
+import { sampleFrames, sampleSize, sampleWidth, type AudioSink, type SampledBatch } from './frame-sampler.js';
 import { FrameSignals } from './frame-signals.js';
 import type { CpuPool } from './pool.js';
 import { detectCutFrames, scenesFromCuts } from './scene-cuts.js';
@@ -84,19 +84,21 @@ interface SampledFrames {
 }
 
 /**
- * Audio is decoded by a second ffmpeg at the same time as the frames: it costs a fraction of the
- * video decode. `stop` ends it early when the frames fail.
+ * The loudness and pauses of the first audio stream, measured by the frame sampler's own ffmpeg
+ * (one start and one demux for both). When that ffmpeg would not start with the audio outputs,
+ * the frames went on without them and a source with audio gets a warning instead of a track.
  */
-function startLoudness(settings: AnalysisSettings, file: string, hasAudio: boolean, signal: AbortSignal | undefined) {
-  const stop = new AbortController();
-  const audioSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-  const outcome: Promise<LoudnessOutcome> = hasAudio
-    ? measureLoudness(settings.tools, file, { signal: audioSignal, speech: true }).then(
-        (track) => ({ track }),
-        (error: Error) => ({ track: null, warning: error.message }),
-      )
-    : Promise.resolve({ track: null });
-  return { outcome, stop: (reason: unknown) => stop.abort(reason) };
+function audioMeasure(): { sink: AudioSink; outcome(hasAudio: boolean): LoudnessOutcome } {
+  const reader = new LoudnessReader({ speech: true });
+  let dropped: string | undefined;
+  return {
+    sink: { log: (chunk) => reader.log(chunk), pcm: (chunk) => reader.pcm(chunk), dropped: (reason) => (dropped = reason) },
+    outcome(hasAudio) {
+      if (!hasAudio) return { track: null };
+      if (dropped !== undefined) return { track: null, warning: `audio loudness could not be measured (ffmpeg: ${dropped})` };
+      return { track: reader.result() };
+    },
+  };
 }
 
 /** The source's facts, as {@link probe} gives them. */
@@ -107,7 +109,7 @@ type SourceFacts = Awaited<ReturnType<typeof probe>>;
  * on the source; their height follows once the probe does), so ffprobe's start-up is not paid
  * before the decode. `stop` ends the decode when the probe refuses the file.
  */
-function startSampling(settings: AnalysisSettings, file: string, facts: Promise<SourceFacts>, signal: AbortSignal | undefined) {
+function startSampling(settings: AnalysisSettings, file: string, facts: Promise<SourceFacts>, audio: AudioSink, signal: AbortSignal | undefined) {
   const stop = new AbortController();
   const samplingSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
   const batches = sampleFrames(settings.tools, {
@@ -124,6 +126,7 @@ function startSampling(settings: AnalysisSettings, file: string, facts: Promise<
     }),
     batchFrames: settings.batchFrames ?? DEFAULT_BATCH_FRAMES,
     signal: samplingSignal,
+    audio,
   });
   return { batches, stop: (reason: unknown) => stop.abort(reason) };
 }
@@ -188,7 +191,8 @@ export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisIn
   const { signal } = hooks;
   const clipOptions = resolveClipOptions(input.clipOptions);
   const probed = probe(settings.tools, input.file, signal);
-  const sampling = startSampling(settings, input.file, probed, signal);
+  const audioMeasured = audioMeasure();
+  const sampling = startSampling(settings, input.file, probed, audioMeasured.sink, signal);
   let facts: SourceFacts;
   try {
     facts = acceptedLength(await probed, settings.maxSeconds);
@@ -196,17 +200,14 @@ export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisIn
     sampling.stop(error);
     throw error;
   }
-  const loudness = startLoudness(settings, input.file, facts.hasAudio, signal);
   let sampled: SampledFrames;
   try {
     sampled = await sampleFrameMetrics(settings, sampling.batches, facts, hooks);
   } catch (error) {
     sampling.stop(error);
-    loudness.stop(error);
-    await loudness.outcome;
     throw error;
   }
-  const audio = await loudness.outcome;
+  const audio = audioMeasured.outcome(facts.hasAudio);
   assertFullyDecoded(sampled.scores.length, facts.durationSeconds, settings.fps);
   if (signal?.aborted) throw signal.reason ?? new Error('analysis aborted');
   if (audio.track) await hooks.onLoudness?.(audio.track);

@@ -93,40 +93,56 @@ export interface LoudnessOptions {
 const SPEECH_SAMPLE_RATE = 16_000;
 
 /**
- * Measures the short-term loudness of the first audio stream with ffmpeg's `ebur128` filter.
- * The caller decides from the probe whether there is audio at all; a stream that does not
- * decode fails with a {@link PermanentJobError} quoting ffmpeg.
+ * ffmpeg outputs, after its input, measuring the first audio stream: the `ebur128` filter into a
+ * null output (its log carries the values), and with `speechTarget` the same decode as 16 kHz mono
+ * PCM for the voice-activity pass. `optional` maps the stream with `?`: a null output without it
+ * is fine, but a PCM output without it makes ffmpeg refuse to start ("does not contain any stream").
+ */
+export function loudnessOutputs(speechTarget: string | null, optional = false): string[] {
+  const stream = optional ? '0:a:0?' : '0:a:0';
+  const outputs = ['-map', stream, '-vn', '-sn', '-dn', '-af', 'ebur128', '-f', 'null', '-'];
+  if (speechTarget) outputs.push('-map', stream, '-vn', '-sn', '-dn', '-ac', '1', '-ar', String(SPEECH_SAMPLE_RATE), '-f', 's16le', speechTarget);
+  return outputs;
+}
+
+/** Reads what {@link loudnessOutputs} produce: the filter's log lines and, with `speech`, the PCM. */
+export class LoudnessReader {
+  private readonly parser: Ebur128Parser;
+  private readonly voice: VoiceActivityDetector | null;
+
+  constructor(options: { stepSeconds?: number; speech?: boolean } = {}) {
+    this.parser = new Ebur128Parser(options.stepSeconds);
+    this.voice = options.speech ? new VoiceActivityDetector(SPEECH_SAMPLE_RATE) : null;
+  }
+
+  log(chunk: string): void {
+    this.parser.push(chunk);
+  }
+
+  pcm(chunk: Buffer): void {
+    this.voice?.push(chunk);
+  }
+
+  result(): LoudnessTrack {
+    const track = this.parser.result();
+    return this.voice ? { ...track, speech: this.voice.result() } : track;
+  }
+}
+
+/**
+ * Measures the short-term loudness of the first audio stream with ffmpeg's `ebur128` filter, in
+ * an ffmpeg of its own (analysis measures it in the frame sampler's). The caller decides from the
+ * probe whether there is audio at all; a stream that does not decode fails with a
+ * {@link PermanentJobError} quoting ffmpeg.
  */
 export async function measureLoudness(tools: FfmpegTools, file: string, options: LoudnessOptions = {}): Promise<LoudnessTrack> {
-  const args = [
-    '-nostdin',
-    '-hide_banner',
-    '-nostats',
-    '-loglevel',
-    'info',
-    '-i',
-    file,
-    '-map',
-    '0:a:0',
-    '-vn',
-    '-sn',
-    '-dn',
-    '-af',
-    'ebur128',
-    '-f',
-    'null',
-    '-',
-  ];
-  // One decode feeds both: the second output is raw PCM for the voice-activity pass.
-  if (options.speech) args.push('-map', '0:a:0', '-vn', '-sn', '-dn', '-ac', '1', '-ar', String(SPEECH_SAMPLE_RATE), '-f', 's16le', 'pipe:1');
+  const args = ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'info', '-i', file, ...loudnessOutputs(options.speech ? 'pipe:1' : null)];
   const run = spawnTool(tools.ffmpegPath, args, options.signal);
-  const parser = new Ebur128Parser(options.stepSeconds);
-  const voice = options.speech ? new VoiceActivityDetector(SPEECH_SAMPLE_RATE) : null;
-  if (voice) run.child.stdout?.on('data', (chunk: Buffer) => voice.push(chunk));
+  const reader = new LoudnessReader(options);
+  if (options.speech) run.child.stdout?.on('data', (chunk: Buffer) => reader.pcm(chunk));
   else run.child.stdout?.resume();
   run.child.stderr?.setEncoding('utf8');
-  run.child.stderr?.on('data', (chunk: string) => parser.push(chunk));
+  run.child.stderr?.on('data', (chunk: string) => reader.log(chunk));
   await expectSuccess(run, 'audio loudness could not be measured', options.signal, PermanentJobError);
-  const track = parser.result();
-  return voice ? { ...track, speech: voice.result() } : track;
+  return reader.result();
 }

@@ -23,20 +23,36 @@ export interface ProbeResult {
 /** Niceness of ffmpeg children: below the Node process, so the event loop and the pool keep their share. */
 const FFMPEG_NICENESS = 10;
 
-/** Keeps the tail of a stream (stderr), so a failure can quote ffmpeg's own last words. */
+/** A line's level tag under `-loglevel level+…`; lines of the levels below warnings are no failure's reason. */
+const LEVEL_TAG = /\[(panic|fatal|error|warning|info|verbose|debug|trace)\] /;
+const PROBLEM_LEVELS = new Set(['panic', 'fatal', 'error', 'warning']);
+
+/**
+ * Keeps the tail of a stream (stderr), so a failure can quote ffmpeg's own last words. With
+ * `levelTagged` (ffmpeg run with `-loglevel level+info`, whose log also carries a filter's
+ * measurements) only the lines tagged as problems are quoted, without their tag.
+ */
 class TailBuffer {
   private text = '';
-  constructor(private readonly limit = 8192) {}
+  constructor(
+    private readonly levelTagged = false,
+    private readonly limit = 8192,
+  ) {}
   push(chunk: Buffer | string): void {
     this.text = (this.text + chunk.toString()).slice(-this.limit);
   }
   lastLines(count = 3): string {
-    return this.text
+    const lines = this.text
       .split('\n')
       .map((line) => line.trim())
-      .filter(Boolean)
-      .slice(-count)
-      .join(' | ');
+      .filter(Boolean);
+    const quoted = this.levelTagged
+      ? lines.flatMap((line) => {
+          const tag = LEVEL_TAG.exec(line);
+          return tag && PROBLEM_LEVELS.has(tag[1]!) ? [line.replace(LEVEL_TAG, '')] : [];
+        })
+      : lines;
+    return quoted.slice(-count).join(' | ');
   }
 }
 
@@ -47,16 +63,23 @@ export interface SpawnedTool {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+export interface SpawnToolOptions {
+  /** A fourth pipe, the child's fd 3 (`pipe:3` to ffmpeg), readable as `child.stdio[3]`. */
+  fd3?: boolean;
+  /** The child logs with `-loglevel level+…`: failures quote only its problem lines. */
+  levelTagged?: boolean;
+}
+
 /**
  * Spawns ffmpeg/ffprobe niced, with stderr always drained into a tail buffer (a full stderr
  * pipe would block the child forever). Killed with SIGKILL on abort.
  */
-export function spawnTool(command: string, args: readonly string[], signal?: AbortSignal): SpawnedTool {
+export function spawnTool(command: string, args: readonly string[], signal?: AbortSignal, options: SpawnToolOptions = {}): SpawnedTool {
   const tool = path.basename(command);
   // One span per run, a child of the job's: how long ffmpeg took, with what, and how it ended.
   const span = startChildSpan(tool, { attributes: { 'process.executable.name': tool, 'process.command_args': [...args] } });
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderr = new TailBuffer();
+  const child = spawn(command, args, { stdio: options.fd3 ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'] });
+  const stderr = new TailBuffer(options.levelTagged);
   child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
   if (child.pid !== undefined) {
     try {

@@ -1,5 +1,7 @@
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { PermanentJobError } from '@clipline/shared';
+import { loudnessOutputs } from './audio-loudness.js';
 import { spawnTool, type FfmpegTools, type SpawnedTool } from './ffmpeg.js';
 
 export interface SampleOptions {
@@ -27,6 +29,24 @@ export interface SampleOptions {
    */
   stallTimeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Also measure the first audio stream in the same ffmpeg (one start and one demux instead of a
+   * second ffmpeg): its loudness log and speech PCM go to the sink as they come.
+   */
+  audio?: AudioSink;
+}
+
+/** Where the sampler's ffmpeg sends what it measures of the first audio stream. */
+export interface AudioSink {
+  /** ffmpeg's log, where the loudness filter writes its values (see `LoudnessReader`). */
+  log(chunk: string): void;
+  /** 16 kHz mono s16le PCM of the same decode, for the pause finder. */
+  pcm(chunk: Buffer): void;
+  /**
+   * ffmpeg would not start with the audio outputs (the source has no audio stream, or one it
+   * cannot open), so the frames were decoded by an ffmpeg without them; `reason` is its own.
+   */
+  dropped(reason: string): void;
 }
 
 export interface SampledBatch {
@@ -60,13 +80,29 @@ export function samplingFilter(fps: number, width: number, height: number): stri
  * changes mid-stream: ffmpeg rebuilds the filters then, but scales their output back to the size
  * its encoder was opened with.
  */
-function samplerArgs(options: SampleOptions): string[] {
+function samplerArgs(options: SampleOptions, withAudio: boolean): string[] {
   const window = [
     ...(options.startSeconds ? ['-ss', options.startSeconds.toFixed(3)] : []),
     ...(options.durationSeconds !== undefined ? ['-t', options.durationSeconds.toFixed(3)] : []),
   ];
   const height = typeof options.height === 'number' ? options.height : -2;
-  return ['-nostdin', '-hide_banner', '-loglevel', 'error', ...window, ...rawFramesFrom(options.file, options.fps, options.width, height)];
+  const frames = rawFramesFrom(options.file, options.fps, options.width, height);
+  // The loudness filter logs its values at info level; level tags keep ffmpeg's errors apart.
+  if (withAudio) return ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'level+info', ...window, ...frames, ...loudnessOutputs('pipe:3', true)];
+  return ['-nostdin', '-hide_banner', '-loglevel', 'error', ...window, ...frames];
+}
+
+/** Starts the sampler's ffmpeg, its audio outputs (if any) wired to the sink. */
+function startSampler(tools: FfmpegTools, options: SampleOptions, audio: AudioSink | undefined): { run: SpawnedTool; reader: BatchReader | null } {
+  const withAudio = audio !== undefined;
+  const run = spawnTool(tools.ffmpegPath, samplerArgs(options, withAudio), options.signal, { fd3: withAudio, levelTagged: withAudio });
+  if (audio) {
+    const decoder = new StringDecoder('utf8');
+    run.child.stderr?.on('data', (chunk: Buffer) => audio.log(decoder.write(chunk)));
+    (run.child.stdio[3] as Readable | null | undefined)?.on('data', (chunk: Buffer) => audio.pcm(chunk));
+  }
+  // Read from the start: a pipe nobody listens to is drained and dropped when ffmpeg exits.
+  return { run, reader: run.child.stdout ? new BatchReader(run.child.stdout) : null };
 }
 
 /** Input `file` and an output of its first video stream as scaled RGB24 frames on stdout (sampling's filter chain). */
@@ -91,37 +127,52 @@ const READ_AHEAD_BATCHES = 2;
 export function sampleFrames(tools: FfmpegTools, options: SampleOptions): AsyncGenerator<SampledBatch> {
   // ffmpeg starts now, not at the first read: it decodes while the caller still probes. A caller
   // that gives up before reading aborts `options.signal`, which stops it.
-  const run = spawnTool(tools.ffmpegPath, samplerArgs(options), options.signal);
-  // Read from the start: a pipe nobody listens to is drained and dropped when ffmpeg exits.
-  const reader = run.child.stdout ? new BatchReader(run.child.stdout) : null;
+  const started = startSampler(tools, options, options.audio);
   const height = Promise.resolve(options.height);
   height.catch(() => {}); // the caller handles a failed probe; the height is read only after it
-  return readBatches(run, reader, height, options);
+  return readBatches(tools, started, height, options);
 }
 
-async function* readBatches(run: SpawnedTool, reader: BatchReader | null, height: Promise<number>, options: SampleOptions): AsyncGenerator<SampledBatch> {
+async function* readBatches(
+  tools: FfmpegTools,
+  started: { run: SpawnedTool; reader: BatchReader | null },
+  height: Promise<number>,
+  options: SampleOptions,
+): AsyncGenerator<SampledBatch> {
+  let { run, reader } = started;
+  let audio = options.audio;
   const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 60_000, () => run.child.kill('SIGKILL'));
   let finished = false;
   try {
-    if (!reader) throw new Error('ffmpeg started without a stdout pipe');
     const frameBytes = options.width * (await height) * 3;
-    reader.start(frameBytes * options.batchFrames, watchdog);
     let nextIndex = 0;
-    for (let frames = await reader.next(); frames; frames = await reader.next()) {
-      yield { firstIndex: nextIndex, count: options.batchFrames, frames };
-      nextIndex += options.batchFrames;
+    for (;;) {
+      if (!reader) throw new Error('ffmpeg started without a stdout pipe');
+      reader.start(frameBytes * options.batchFrames, watchdog);
+      for (let frames = await reader.next(); frames; frames = await reader.next()) {
+        yield { firstIndex: nextIndex, count: options.batchFrames, frames };
+        nextIndex += options.batchFrames;
+      }
+      const { code, signal } = await run.exited;
+      if (options.signal?.aborted) throw options.signal.reason ?? new Error('frame sampling aborted');
+      if (watchdog.fired) throw new Error(`decoding stalled: ffmpeg produced nothing for ${watchdog.timeoutMs / 1000} s and was stopped`);
+      if (code !== 0) {
+        const detail = run.stderr.lastLines() || (signal ? `killed by ${signal}` : `exit code ${code}`);
+        // Refused before its first frame with the audio outputs: the frames go on without them.
+        if (audio && signal === null && reader.receivedBytes === 0) {
+          audio.dropped(detail);
+          audio = undefined;
+          ({ run, reader } = startSampler(tools, options, undefined));
+          continue;
+        }
+        throw new PermanentJobError(`decoding failed (ffmpeg: ${detail})`);
+      }
+      const tail = reader.tail();
+      const count = Math.floor(tail.length / frameBytes);
+      if (count > 0) yield { firstIndex: nextIndex, count, frames: tail.slice(0, count * frameBytes) };
+      finished = true;
+      return;
     }
-    const { code, signal } = await run.exited;
-    if (options.signal?.aborted) throw options.signal.reason ?? new Error('frame sampling aborted');
-    if (watchdog.fired) throw new Error(`decoding stalled: ffmpeg produced nothing for ${watchdog.timeoutMs / 1000} s and was stopped`);
-    if (code !== 0) {
-      const detail = run.stderr.lastLines() || (signal ? `killed by ${signal}` : `exit code ${code}`);
-      throw new PermanentJobError(`decoding failed (ffmpeg: ${detail})`);
-    }
-    const tail = reader.tail();
-    const count = Math.floor(tail.length / frameBytes);
-    if (count > 0) yield { firstIndex: nextIndex, count, frames: tail.slice(0, count * frameBytes) };
-    finished = true;
   } finally {
     watchdog.stop();
     // Leaving early (consumer error, abort, a failed probe): make sure ffmpeg does not linger.
@@ -150,9 +201,14 @@ class BatchReader {
   private ended = false;
   private error: Error | undefined;
   private wake: (() => void) | undefined;
+  /** Bytes read from the pipe so far. */
+  receivedBytes = 0;
 
   constructor(private readonly stream: Readable) {
-    stream.on('data', (chunk: Buffer) => this.take(chunk));
+    stream.on('data', (chunk: Buffer) => {
+      this.receivedBytes += chunk.length;
+      this.take(chunk);
+    });
     stream.once('end', () => this.finish());
     stream.once('error', (error: Error) => this.finish(error));
   }
