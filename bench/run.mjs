@@ -22,10 +22,17 @@ for (const name of names) {
     process.exit(2);
   }
 }
+// A reader that stops early (`| head -1`) closes stdout. The run still ends as usual, removing
+// its processes, schema and Redis keys; only the lines left go nowhere.
+let stdoutOpen = true;
+process.stdout.on('error', (error) => {
+  if (error.code !== 'EPIPE') throw error;
+  stdoutOpen = false;
+});
 for (const name of names) {
   const module = await import(pathToFileURL(path.join(here, `${name}.mjs`)).href);
   await module.run({
-    emit: (result) => process.stdout.write(`${JSON.stringify({ bench: name, ...result })}\n`),
+    emit: (result) => stdoutOpen && process.stdout.write(`${JSON.stringify({ bench: name, ...result })}\n`),
     log: (text) => process.stderr.write(`[${name}] ${text}\n`),
   });
 }
