@@ -8,7 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { speechBoundaries } from '@clipline/shared';
-import { measureLoudness } from '../../apps/worker-cpu/src/analysis/audio-loudness.js';
+import { LoudnessReader, type LoudnessTrack } from '../../apps/worker-cpu/src/analysis/audio-loudness.js';
+import { sampleFrames } from '../../apps/worker-cpu/src/analysis/frame-sampler.js';
 import { betweenSentences, generateSpokenVideo, type SpokenVideo } from '../helpers/speech-media.js';
 
 const tools = { ffmpegPath: process.env.FFMPEG_PATH ?? 'ffmpeg', ffprobePath: process.env.FFPROBE_PATH ?? 'ffprobe' };
@@ -24,8 +25,22 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** The loudness and pauses analysis measures: the audio outputs of the frame sampler's ffmpeg. */
+async function measured(file: string): Promise<LoudnessTrack> {
+  const reader = new LoudnessReader({ speech: true });
+  const dropped: string[] = [];
+  const audio = {
+    log: (chunk: string) => reader.log(chunk),
+    pcm: (chunk: Buffer) => reader.pcm(chunk),
+    dropped: (reason: string) => void dropped.push(reason),
+  };
+  for await (const _batch of sampleFrames(tools, { file, fps: 2, width: 32, height: 18, batchFrames: 16, audio }));
+  expect(dropped).toEqual([]);
+  return reader.result();
+}
+
 it('finds every silence between sentences, and no pause inside a sentence', async () => {
-  const track = await measureLoudness(tools, video.path, { speech: true });
+  const track = await measured(video.path);
   const pauses = track.speech!.pauses;
   for (let i = 0; i + 1 < video.sentences.length; i++) {
     const gap = { from: video.sentences[i]!.endSeconds, to: video.sentences[i + 1]!.startSeconds };
@@ -39,7 +54,7 @@ it('finds every silence between sentences, and no pause inside a sentence', asyn
 });
 
 it('puts every boundary between sentences, from pauses alone and from a transcript', async () => {
-  const track = await measureLoudness(tools, video.path, { speech: true });
+  const track = await measured(video.path);
   const fromPauses = speechBoundaries(video.durationSeconds, track.speech!.pauses)!;
   expect(fromPauses.source).toBe('pauses');
   // A transcript whose segments are the sentences, as a speech model would time them.

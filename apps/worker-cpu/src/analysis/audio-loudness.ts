@@ -1,6 +1,4 @@
-import { PermanentJobError } from '@clipline/shared';
 import { VoiceActivityDetector, type SpeechActivity } from '@clipline/shared/clips';
-import { expectSuccess, spawnTool, type FfmpegTools } from './ffmpeg.js';
 
 /** Short-term loudness (EBU R128, 3 s sliding window) of a video's first audio stream. */
 export interface LoudnessTrack {
@@ -81,14 +79,6 @@ function finiteOrNull(text: string | undefined): number | null {
   return Number.isFinite(value) ? value : null;
 }
 
-export interface LoudnessOptions {
-  signal?: AbortSignal;
-  /** Seconds between kept values. @defaultValue 0.5 */
-  stepSeconds?: number;
-  /** Also find pauses in speech, from 16 kHz mono PCM the same ffmpeg writes to a pipe. @defaultValue false */
-  speech?: boolean;
-}
-
 /** Sample rate of the PCM the voice-activity pass reads: speech needs no more. */
 const SPEECH_SAMPLE_RATE = 16_000;
 
@@ -127,22 +117,4 @@ export class LoudnessReader {
     const track = this.parser.result();
     return this.voice ? { ...track, speech: this.voice.result() } : track;
   }
-}
-
-/**
- * Measures the short-term loudness of the first audio stream with ffmpeg's `ebur128` filter, in
- * an ffmpeg of its own (analysis measures it in the frame sampler's). The caller decides from the
- * probe whether there is audio at all; a stream that does not decode fails with a
- * {@link PermanentJobError} quoting ffmpeg.
- */
-export async function measureLoudness(tools: FfmpegTools, file: string, options: LoudnessOptions = {}): Promise<LoudnessTrack> {
-  const args = ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'info', '-i', file, ...loudnessOutputs(options.speech ? 'pipe:1' : null)];
-  const run = spawnTool(tools.ffmpegPath, args, options.signal);
-  const reader = new LoudnessReader(options);
-  if (options.speech) run.child.stdout?.on('data', (chunk: Buffer) => reader.pcm(chunk));
-  else run.child.stdout?.resume();
-  run.child.stderr?.setEncoding('utf8');
-  run.child.stderr?.on('data', (chunk: string) => reader.log(chunk));
-  await expectSuccess(run, 'audio loudness could not be measured', options.signal, PermanentJobError);
-  return reader.result();
 }
