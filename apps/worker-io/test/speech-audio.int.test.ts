@@ -1,22 +1,58 @@
 /**
- * The transcript's audio, made by real ffmpeg from real files: an AAC track is copied as it is,
- * other codecs and copies past the upload limit are encoded to MP3, and a file without sound
- * says so.
+ * The transcript's audio from real files: an AAC track in an MP4 is copied as it is in this
+ * process (the same sound as ffmpeg's own copy, checked by decoding both with real ffmpeg),
+ * other containers are copied by ffmpeg, other codecs and copies past the upload limit are
+ * encoded to MP3, and a file without sound says so.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { extractSpeech, NoAudioTrack } from '../src/ai/speech-audio.js';
+import { describeWithFixtures, fixtures } from '../../../tests/helpers/fixtures.js';
 import { generateVideo } from '../../../tests/helpers/media.js';
 
 const run = promisify(execFile);
+const MP4_FIXTURES = fixtures('video', ['bbb_h264_aac_60s.mp4', 'talking_head_h264_aac_24s.mp4', 'bbb_hevc_aac_10s.mp4']);
 let dir: string;
+/** An `ffmpeg` that logs each start to {@link startsLog} and runs the real one. */
+let countingFfmpeg: string;
+let startsLog: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-speech-audio-'));
+  startsLog = path.join(dir, 'starts.log');
+  countingFfmpeg = path.join(dir, 'counting-ffmpeg');
+  await writeFile(countingFfmpeg, `#!/bin/sh\necho "$*" >> ${startsLog}\nexec ffmpeg "$@"\n`);
+  await chmod(countingFfmpeg, 0o755);
 });
+
+beforeEach(async () => {
+  await rm(startsLog, { force: true });
+});
+
+async function ffmpegStarts(): Promise<number> {
+  const log = await readFile(startsLog, 'utf8').catch(() => '');
+  return log.split('\n').filter(Boolean).length;
+}
+
+/** The decoded sound of a file, as real ffmpeg decodes it. */
+async function decodedSound(file: string): Promise<string> {
+  const { stdout } = await run('ffmpeg', ['-v', 'error', '-i', file, '-map', '0:a:0', '-f', 's16le', '-'], {
+    encoding: 'buffer',
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  return createHash('sha256').update(stdout).digest('hex');
+}
+
+/** The track ffmpeg's own `-c:a copy` writes, as a reference. */
+async function ffmpegCopy(file: string, name: string): Promise<string> {
+  const target = path.join(dir, `${name}-ffmpeg.m4a`);
+  await run('ffmpeg', ['-v', 'error', '-y', '-i', file, '-map', '0:a:0', '-vn', '-c:a', 'copy', target]);
+  return target;
+}
 
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -59,6 +95,68 @@ it('copies an AAC track into an .m4a, the whole length, without encoding', async
   expect(seconds).toBeGreaterThan(3.8);
   // The source's 44.1 kHz as it was, not the 16 kHz of the speech encoding.
   expect(sampleRate).toBe(44_100);
+});
+
+describeWithFixtures(MP4_FIXTURES, 'the real MP4 fixtures', () => {
+  it.each(MP4_FIXTURES.files)("copies the AAC track of %s without starting ffmpeg: the same sound and length as ffmpeg's copy", async (file) => {
+    const fixture = path.basename(file);
+    const out = await outputDir(`fixture-${fixture}`);
+    const speech = await extractSpeech(countingFfmpeg, file, out);
+    expect(path.basename(speech)).toBe('speech.m4a');
+    expect(await ffmpegStarts()).toBe(0);
+    const reference = await ffmpegCopy(file, fixture);
+    expect(await decodedSound(speech)).toBe(await decodedSound(reference));
+    const [ours, theirs] = [await codecOf(speech), await codecOf(reference)];
+    expect(ours.codec).toBe('aac');
+    expect(ours.sampleRate).toBe(theirs.sampleRate);
+    expect(Math.abs(ours.seconds - theirs.seconds)).toBeLessThan(0.1);
+  });
+});
+
+it('copies from an MP4 whose index sits after the samples, and from one with it in front', async () => {
+  const atEnd = await source('index-at-end.mp4');
+  const inFront = path.join(dir, 'index-in-front.mp4');
+  await run('ffmpeg', ['-v', 'error', '-y', '-i', atEnd, '-c', 'copy', '-movflags', '+faststart', inFront]);
+  for (const file of [atEnd, inFront]) {
+    const out = await outputDir(path.basename(file, '.mp4'));
+    const speech = await extractSpeech(countingFfmpeg, file, out);
+    expect(path.basename(speech)).toBe('speech.m4a');
+    expect(await decodedSound(speech)).toBe(await decodedSound(await ffmpegCopy(file, path.basename(file))));
+  }
+  expect(await ffmpegStarts()).toBe(0);
+});
+
+it('leaves a fragmented MP4 and a damaged index to ffmpeg, which copies what it can', async () => {
+  const plain = await source('to-fragment.mp4');
+  const fragmented = path.join(dir, 'fragmented.mp4');
+  await run('ffmpeg', ['-v', 'error', '-y', '-i', plain, '-c', 'copy', '-movflags', 'frag_keyframe+empty_moov', fragmented]);
+  const speech = await extractSpeech(countingFfmpeg, fragmented, await outputDir('fragmented'));
+  expect(path.basename(speech)).toBe('speech.m4a');
+  expect(await ffmpegStarts()).toBe(1);
+  expect(await decodedSound(speech)).toBe(await decodedSound(await ffmpegCopy(fragmented, 'fragmented')));
+
+  // The index (at the end) survives, the last samples it points to do not: no half-read copy from this process.
+  const damaged = path.join(dir, 'damaged.mp4');
+  await run('ffmpeg', ['-v', 'error', '-y', '-i', plain, '-c', 'copy', '-movflags', '+faststart', damaged]);
+  const { size } = await stat(damaged);
+  await truncate(damaged, size - 2000);
+  await rm(startsLog, { force: true });
+  await extractSpeech(countingFfmpeg, damaged, await outputDir('damaged')).catch(() => undefined);
+  expect(await ffmpegStarts()).toBeGreaterThanOrEqual(1);
+});
+
+it('encodes MP3 sound in an MP4 rather than copying it, and says without ffmpeg when an MP4 has no sound', async () => {
+  const aac = await source('for-mp3.mp4');
+  const mp3InMp4 = path.join(dir, 'mp3-in.mp4');
+  await run('ffmpeg', ['-v', 'error', '-y', '-i', aac, '-c:v', 'copy', '-c:a', 'libmp3lame', '-b:a', '64k', mp3InMp4]);
+  const speech = await extractSpeech(countingFfmpeg, mp3InMp4, await outputDir('mp3-in'));
+  expect(path.basename(speech)).toBe('speech.mp3');
+  expect(await ffmpegStarts()).toBe(1);
+
+  await rm(startsLog, { force: true });
+  const silent = await source('silent-count.mp4', false);
+  await expect(extractSpeech(countingFfmpeg, silent, await outputDir('silent-count'))).rejects.toBeInstanceOf(NoAudioTrack);
+  expect(await ffmpegStarts()).toBe(0);
 });
 
 it('encodes any other codec (Vorbis here) to MP3, and leaves no copy behind', async () => {

@@ -29,6 +29,7 @@ export * from './pipeline/video-step.js';
 export * from './pipeline/video-phases.js';
 export * from './pipeline/video-job-policy.js';
 export * from './media-sniff.js';
+export * from './mp4.js';
 export * from './service.js';
 export * from './jobs/video-signals.js';
 export * from './pipeline/video-producer.js';

@@ -1,13 +1,16 @@
 /**
- * The audio a transcript is made from, extracted by an ffmpeg child process. An AAC track (what
- * most uploads carry) is copied as it is into an `.m4a`, which the transcription API takes: no
- * decode, no encode, and no second lossy generation. Anything else, or a copy past the upload
- * limit, is encoded to mono 16 kHz MP3 at 32 kb/s, so an hour fits under the limit.
+ * The audio a transcript is made from. An AAC track (what most uploads carry) is copied as it is
+ * into an `.m4a`, which the transcription API takes: no decode, no encode, and no second lossy
+ * generation. From an MP4 the copy is made in this process ({@link copyAacTrack}); from other
+ * containers, or an MP4 whose index the reader leaves alone, by an ffmpeg child process.
+ * Anything else, or a copy past the upload limit, is encoded by ffmpeg to mono 16 kHz MP3 at
+ * 32 kb/s, so an hour fits under the limit.
  */
 import { spawn } from 'node:child_process';
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PermanentJobError } from '@clipline/shared';
+import { copyAacTrack } from './m4a-copy.js';
 
 /** Raised when the source has no audio stream to extract. */
 export class NoAudioTrack extends Error {}
@@ -54,11 +57,18 @@ export async function extractSpeech(
   options: { signal?: AbortSignal; copyLimitBytes?: number } = {},
 ): Promise<string> {
   const copied = path.join(dir, 'speech.m4a');
-  const copy = await runFfmpeg(ffmpegPath, ['-v', 'info', '-i', source, '-map', '0:a:0?', '-vn', '-c:a', 'copy', copied], options.signal);
-  if (/does not contain any stream/.test(copy.stderr)) throw new NoAudioTrack();
-  const codec = INPUT_AUDIO.exec(copy.stderr)?.[1];
-  if (copy.code === 0 && codec === 'aac' && (await stat(copied)).size <= (options.copyLimitBytes ?? COPY_LIMIT_BYTES)) return copied;
-  await rm(copied, { force: true });
+  const limit = options.copyLimitBytes ?? COPY_LIMIT_BYTES;
+  const inProcess = await copyAacTrack(source, copied, limit);
+  options.signal?.throwIfAborted();
+  if (inProcess?.copied) return copied;
+  if (inProcess?.reason === 'no audio') throw new NoAudioTrack();
+  if (!inProcess) {
+    const copy = await runFfmpeg(ffmpegPath, ['-v', 'info', '-i', source, '-map', '0:a:0?', '-vn', '-c:a', 'copy', copied], options.signal);
+    if (/does not contain any stream/.test(copy.stderr)) throw new NoAudioTrack();
+    const codec = INPUT_AUDIO.exec(copy.stderr)?.[1];
+    if (copy.code === 0 && codec === 'aac' && (await stat(copied)).size <= limit) return copied;
+    await rm(copied, { force: true });
+  }
   const encoded = path.join(dir, 'speech.mp3');
   const encode = await runFfmpeg(ffmpegPath, ['-v', 'error', '-i', source, '-map', '0:a:0?', '-vn', ...SPEECH_ENCODING, encoded], options.signal);
   if (encode.code !== 0) throw new PermanentJobError(`audio extraction failed: ${encode.stderr.trim().split('\n').at(-1) || `exit ${encode.code}`}`);

@@ -1,0 +1,353 @@
+/**
+ * Reading the index of an MP4 / QuickTime file (its `moov` box) without starting ffmpeg: the
+ * tracks, their sample descriptions and where each chunk of samples lies in the file. Starting
+ * ffprobe or ffmpeg costs a tenth of a CPU second or more before it reads a byte on a build that
+ * links hundreds of libraries; reading the index costs a few reads. Anything this reader does
+ * not follow (a fragmented file, a compact sample size table, several sample descriptions in one
+ * track, an index that contradicts itself) makes it answer `undefined`, and the caller falls
+ * back to ffmpeg, which knows every corner of the format.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+
+/** A box inside a buffer: its type, where it starts, where its body starts and where it ends. */
+export interface Mp4Box {
+  type: string;
+  start: number;
+  body: number;
+  end: number;
+}
+
+/** Where one chunk of a track's samples lies in the file. */
+export interface Mp4Chunk {
+  offset: number;
+  size: number;
+}
+
+export interface Mp4Track {
+  /** The `trak` box within {@link Mp4Movie.moov}. */
+  box: Mp4Box;
+  /** The handler: `vide`, `soun`, `text`, … */
+  handler: string;
+  /** The media's own clock (`mdhd`). */
+  timescale: number;
+  duration: number;
+  /** The four-character code of the sample description: `avc1`, `hvc1`, `mp4a`, … */
+  codecTag: string;
+  /** For `mp4a`: the object type of its decoder configuration (0x40 MPEG-4 audio, 0x66-0x68 MPEG-2 AAC, 0x69/0x6b MP3). */
+  objectType?: number | undefined;
+  /** Picture size from the visual sample description. */
+  width?: number | undefined;
+  height?: number | undefined;
+  /** The track header's display matrix as a clockwise quarter turn (0, 90, 180, 270). */
+  rotation: number;
+  sampleCount: number;
+  /** Sum of the sample durations in `stts`, in {@link timescale} units. */
+  samplesDuration: number;
+  chunks: Mp4Chunk[];
+  /** Total bytes of the track's samples. */
+  bytes: number;
+}
+
+export interface Mp4Movie {
+  fileSize: number;
+  /** The whole `moov` box, header included. */
+  moov: Buffer;
+  mvhd: Mp4Box;
+  /** Movie clock and duration (`mvhd`). */
+  timescale: number;
+  duration: number;
+  tracks: Mp4Track[];
+}
+
+/** The largest index this reader loads (an hour of 60 fps video indexes in well under 2 MB). */
+const MAX_MOOV_BYTES = 64 * 1024 * 1024;
+
+/** Top-level box types a file of this family starts with. */
+const LEADING_BOXES = new Set(['ftyp', 'moov', 'mdat', 'wide', 'free', 'skip', 'pnot']);
+
+class Unsupported extends Error {}
+
+/** The boxes in [from, to) of `bytes`; a box that does not fit makes the index unreadable. */
+export function mp4Boxes(bytes: Buffer, from: number, to: number): Mp4Box[] {
+  const boxes: Mp4Box[] = [];
+  let at = from;
+  while (at + 8 <= to) {
+    let size = bytes.readUInt32BE(at);
+    let header = 8;
+    if (size === 1) {
+      if (at + 16 > to) throw new Unsupported('box header cut');
+      size = Number(bytes.readBigUInt64BE(at + 8));
+      header = 16;
+    } else if (size === 0) {
+      size = to - at;
+    }
+    if (size < header || at + size > to) throw new Unsupported('box runs past its parent');
+    boxes.push({ type: bytes.toString('latin1', at + 4, at + 8), start: at, body: at + header, end: at + size });
+    at += size;
+  }
+  return boxes;
+}
+
+/** The first child of `parent` of `type`. */
+export function mp4Child(bytes: Buffer, parent: Pick<Mp4Box, 'body' | 'end'>, type: string): Mp4Box | undefined {
+  return mp4Boxes(bytes, parent.body, parent.end).find((box) => box.type === type);
+}
+
+function child(bytes: Buffer, parent: Mp4Box, type: string): Mp4Box {
+  const found = mp4Child(bytes, parent, type);
+  if (!found) throw new Unsupported(`no ${type} in ${parent.type}`);
+  return found;
+}
+
+/** Reads `length` bytes at `position`; fewer than asked means the file ends first. */
+async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+  // Only the part filled is handed out.
+  const buffer = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, filled);
+}
+
+/** Finds the `moov` box among the top-level boxes (at the head of a faststart file, else after `mdat`). */
+async function readMoov(handle: FileHandle, fileSize: number): Promise<Buffer | undefined> {
+  let at = 0;
+  let first = true;
+  while (at + 8 <= fileSize) {
+    const head = await readAt(handle, at, 16);
+    if (head.length < 8) return undefined;
+    const type = head.toString('latin1', 4, 8);
+    if (first && !LEADING_BOXES.has(type)) return undefined;
+    first = false;
+    let size = head.readUInt32BE(0);
+    if (size === 1) {
+      if (head.length < 16) return undefined;
+      size = Number(head.readBigUInt64BE(8));
+    } else if (size === 0) {
+      size = fileSize - at;
+    }
+    if (size < 8 || at + size > fileSize) return undefined;
+    if (type === 'moov') {
+      if (size > MAX_MOOV_BYTES) return undefined;
+      const moov = await readAt(handle, at, size);
+      return moov.length === size ? moov : undefined;
+    }
+    at += size;
+  }
+  return undefined;
+}
+
+/** Reads an MPEG-4 descriptor's tag and length; returns where its body starts. */
+function descriptor(bytes: Buffer, at: number, end: number): { tag: number; body: number; end: number } {
+  if (at >= end) throw new Unsupported('descriptor cut');
+  const tag = bytes[at]!;
+  let length = 0;
+  let cursor = at + 1;
+  for (let i = 0; i < 4; i++) {
+    if (cursor >= end) throw new Unsupported('descriptor cut');
+    const byte = bytes[cursor++]!;
+    length = (length << 7) | (byte & 0x7f);
+    if ((byte & 0x80) === 0) break;
+  }
+  return { tag, body: cursor, end: Math.min(end, cursor + length) };
+}
+
+/** The object type named by an `esds` box (ES descriptor, then its decoder configuration). */
+function esdsObjectType(bytes: Buffer, esds: Mp4Box): number | undefined {
+  const es = descriptor(bytes, esds.body + 4, esds.end);
+  if (es.tag !== 0x03) return undefined;
+  let at = es.body + 2;
+  const flags = bytes[at++]!;
+  if (flags & 0x80) at += 2;
+  if (flags & 0x40) at += 1 + bytes[at]!;
+  if (flags & 0x20) at += 2;
+  const config = descriptor(bytes, at, es.end);
+  return config.tag === 0x04 && config.body < config.end ? bytes[config.body] : undefined;
+}
+
+/** The sample description's codec and, for sound, its object type; for pictures, their size. */
+function sampleDescription(bytes: Buffer, stsd: Mp4Box, handler: string): Pick<Mp4Track, 'codecTag' | 'objectType' | 'width' | 'height'> {
+  if (bytes.readUInt32BE(stsd.body + 4) !== 1) throw new Unsupported('not exactly one sample description');
+  const [entry] = mp4Boxes(bytes, stsd.body + 8, stsd.end);
+  if (!entry) throw new Unsupported('empty sample description');
+  const codecTag = entry.type;
+  if (handler === 'vide' && entry.end - entry.body >= 28) {
+    return { codecTag, width: bytes.readUInt16BE(entry.body + 24), height: bytes.readUInt16BE(entry.body + 26) };
+  }
+  if (handler !== 'soun' || codecTag !== 'mp4a') return { codecTag };
+  // Sound sample entry: 8 bytes of reference, then 20 of version-0 fields; QuickTime's versions 1 and 2 add 16 and 36.
+  const version = bytes.readUInt16BE(entry.body + 8);
+  const childrenAt = entry.body + 28 + (version === 1 ? 16 : version === 2 ? 36 : 0);
+  if (childrenAt > entry.end) throw new Unsupported('sound description cut');
+  const children = mp4Boxes(bytes, childrenAt, entry.end);
+  const wave = children.find((box) => box.type === 'wave');
+  const esds = children.find((box) => box.type === 'esds') ?? (wave ? mp4Child(bytes, wave, 'esds') : undefined);
+  return { codecTag, objectType: esds ? esdsObjectType(bytes, esds) : undefined };
+}
+
+/** The display matrix's rotation, clockwise, in quarter turns (what ffprobe reports negated). */
+function matrixRotation(bytes: Buffer, tkhd: Mp4Box): number {
+  const version = bytes[tkhd.body];
+  // version/flags 4, times 8 or 16, track id 4, reserved 4, duration 4 or 8, reserved 8, layer/group/volume/reserved 8.
+  const matrixAt = tkhd.body + 4 + (version === 1 ? 32 : 20) + 8 + 8;
+  if (matrixAt + 36 > tkhd.end) return 0;
+  const a = bytes.readInt32BE(matrixAt);
+  const b = bytes.readInt32BE(matrixAt + 4);
+  const degrees = Math.round((Math.atan2(b, a) * 180) / Math.PI);
+  return (((Math.round(degrees / 90) * 90) % 360) + 360) % 360;
+}
+
+/** Chunk positions and sizes from the sample-to-chunk, size and offset tables, checked against each other. */
+function chunkTable(bytes: Buffer, stbl: Mp4Box, fileSize: number): { chunks: Mp4Chunk[]; sampleCount: number; bytes: number } {
+  const stsz = child(bytes, stbl, 'stsz');
+  const uniformSize = bytes.readUInt32BE(stsz.body + 4);
+  const sampleCount = bytes.readUInt32BE(stsz.body + 8);
+  if (uniformSize === 0 && stsz.body + 12 + sampleCount * 4 > stsz.end) throw new Unsupported('sample sizes cut');
+  const offsetsBox = mp4Child(bytes, stbl, 'stco') ?? mp4Child(bytes, stbl, 'co64');
+  if (!offsetsBox) throw new Unsupported('no chunk offsets');
+  const wide = offsetsBox.type === 'co64';
+  const chunkCount = bytes.readUInt32BE(offsetsBox.body + 4);
+  if (offsetsBox.body + 8 + chunkCount * (wide ? 8 : 4) > offsetsBox.end) throw new Unsupported('chunk offsets cut');
+  const stsc = child(bytes, stbl, 'stsc');
+  const runs = bytes.readUInt32BE(stsc.body + 4);
+  if (stsc.body + 8 + runs * 12 > stsc.end || runs === 0) throw new Unsupported('sample-to-chunk table cut');
+  const chunks: Mp4Chunk[] = [];
+  let sample = 0;
+  let total = 0;
+  for (let run = 0; run < runs; run++) {
+    const at = stsc.body + 8 + run * 12;
+    const firstChunk = bytes.readUInt32BE(at);
+    const perChunk = bytes.readUInt32BE(at + 4);
+    const lastChunk = run + 1 < runs ? bytes.readUInt32BE(at + 12) - 1 : chunkCount;
+    if (firstChunk < 1 || lastChunk < firstChunk - 1 || lastChunk > chunkCount || bytes.readUInt32BE(at + 8) !== 1)
+      throw new Unsupported('sample-to-chunk table inconsistent');
+    for (let chunk = firstChunk; chunk <= lastChunk; chunk++) {
+      if (chunk !== chunks.length + 1) throw new Unsupported('sample-to-chunk table inconsistent');
+      if (sample + perChunk > sampleCount) throw new Unsupported('more samples in chunks than sizes');
+      let size = uniformSize * perChunk;
+      if (uniformSize === 0) for (let i = 0; i < perChunk; i++) size += bytes.readUInt32BE(stsz.body + 12 + (sample + i) * 4);
+      const offset = wide ? Number(bytes.readBigUInt64BE(offsetsBox.body + 8 + (chunk - 1) * 8)) : bytes.readUInt32BE(offsetsBox.body + 8 + (chunk - 1) * 4);
+      if (offset + size > fileSize) throw new Unsupported('chunk past the end of the file');
+      chunks.push({ offset, size });
+      sample += perChunk;
+      total += size;
+    }
+  }
+  if (chunks.length !== chunkCount || sample !== sampleCount) throw new Unsupported('sample tables disagree');
+  return { chunks, sampleCount, bytes: total };
+}
+
+function sttsDuration(bytes: Buffer, stbl: Mp4Box, sampleCount: number): number {
+  const stts = child(bytes, stbl, 'stts');
+  const entries = bytes.readUInt32BE(stts.body + 4);
+  if (stts.body + 8 + entries * 8 > stts.end) throw new Unsupported('time-to-sample table cut');
+  let count = 0;
+  let duration = 0;
+  for (let i = 0; i < entries; i++) {
+    const at = stts.body + 8 + i * 8;
+    count += bytes.readUInt32BE(at);
+    duration += bytes.readUInt32BE(at) * bytes.readUInt32BE(at + 4);
+  }
+  if (count !== sampleCount) throw new Unsupported('time-to-sample table disagrees with the sizes');
+  return duration;
+}
+
+/** Timescale and duration of an `mvhd` or `mdhd` box (both lay them out the same way). */
+function clock(bytes: Buffer, box: Mp4Box): { timescale: number; duration: number } {
+  const version = bytes[box.body];
+  const at = box.body + 4 + (version === 1 ? 16 : 8);
+  if (at + (version === 1 ? 12 : 8) > box.end) throw new Unsupported(`${box.type} cut`);
+  return { timescale: bytes.readUInt32BE(at), duration: version === 1 ? Number(bytes.readBigUInt64BE(at + 4)) : bytes.readUInt32BE(at + 4) };
+}
+
+function parseTrack(bytes: Buffer, trak: Mp4Box, fileSize: number): Mp4Track {
+  const mdia = child(bytes, trak, 'mdia');
+  const hdlr = child(bytes, mdia, 'hdlr');
+  const handler = bytes.toString('latin1', hdlr.body + 8, hdlr.body + 12);
+  const { timescale, duration } = clock(bytes, child(bytes, mdia, 'mdhd'));
+  const stbl = child(bytes, child(bytes, mdia, 'minf'), 'stbl');
+  const table = chunkTable(bytes, stbl, fileSize);
+  return {
+    box: trak,
+    handler,
+    timescale,
+    duration,
+    ...sampleDescription(bytes, child(bytes, stbl, 'stsd'), handler),
+    rotation: matrixRotation(bytes, child(bytes, trak, 'tkhd')),
+    sampleCount: table.sampleCount,
+    samplesDuration: sttsDuration(bytes, stbl, table.sampleCount),
+    chunks: table.chunks,
+    bytes: table.bytes,
+  };
+}
+
+/**
+ * The movie index of `file`, or undefined when the file is not of the MP4 family or holds
+ * something this reader leaves to ffmpeg (fragments, unusual tables, a damaged index).
+ */
+export async function readMp4Movie(file: string): Promise<Mp4Movie | undefined> {
+  const handle = await open(file, 'r');
+  try {
+    const { size: fileSize } = await handle.stat();
+    const moov = await readMoov(handle, fileSize);
+    if (!moov) return undefined;
+    const root: Mp4Box = { type: 'moov', start: 0, body: 8, end: moov.length };
+    if (moov.readUInt32BE(0) === 1) root.body = 16;
+    const children = mp4Boxes(moov, root.body, root.end);
+    // A fragmented file keeps its samples in `moof` boxes the index does not list.
+    if (children.some((box) => box.type === 'mvex')) return undefined;
+    const mvhd = children.find((box) => box.type === 'mvhd');
+    if (!mvhd) return undefined;
+    const tracks = children.filter((box) => box.type === 'trak').map((trak) => parseTrack(moov, trak, fileSize));
+    return { fileSize, moov, mvhd, ...clock(moov, mvhd), tracks };
+  } catch (error) {
+    if (error instanceof Unsupported || error instanceof RangeError) return undefined;
+    throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Bytes of other data (another track's samples) a read may span to take two chunks in one call. */
+const MAX_GAP_BYTES = 256 * 1024;
+/** The most one read takes in. */
+const MAX_SPAN_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Reads the chunks' bytes, one after another, into one buffer. Chunks of one track lie between
+ * another's, often a packet each: reading each alone would cost a round trip to the thread pool
+ * per packet, so nearby chunks are read in one span and copied out of it.
+ */
+export async function readMp4Chunks(file: string, chunks: readonly Mp4Chunk[]): Promise<Buffer> {
+  const total = chunks.reduce((sum, chunk) => sum + chunk.size, 0);
+  // Every byte is written below before the buffer is handed out.
+  const out = Buffer.allocUnsafe(total);
+  const handle = await open(file, 'r');
+  try {
+    let at = 0;
+    for (let i = 0; i < chunks.length; ) {
+      const first = chunks[i]!;
+      let end = first.offset + first.size;
+      let j = i + 1;
+      for (; j < chunks.length; j++) {
+        const next = chunks[j]!;
+        if (next.offset < end || next.offset - end > MAX_GAP_BYTES || next.offset + next.size - first.offset > MAX_SPAN_BYTES) break;
+        end = next.offset + next.size;
+      }
+      const span = await readAt(handle, first.offset, end - first.offset);
+      if (span.length !== end - first.offset) throw new Error(`${file} ended inside a chunk of samples`);
+      for (let k = i; k < j; k++) {
+        const chunk = chunks[k]!;
+        span.copy(out, at, chunk.offset - first.offset, chunk.offset - first.offset + chunk.size);
+        at += chunk.size;
+      }
+      i = j;
+    }
+    return out;
+  } finally {
+    await handle.close();
+  }
+}
