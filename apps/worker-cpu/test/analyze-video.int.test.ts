@@ -87,7 +87,7 @@ describe('analyzeVideo on generated media', () => {
     expect(score(result.cutSeconds, video.cutSeconds)).toEqual({ precision: 1, recall: 1 });
   });
 
-  it('starts one ffprobe and one ffmpeg for a video with sound: the frames and the audio share a decode', async () => {
+  it('starts one ffmpeg for an MP4 with sound (its facts from its index, the frames and the audio from one decode), and ffprobe too for a WebM', async () => {
     // Wrappers that log each start, then run the real tool.
     const starts = path.join(dir, 'starts.log');
     const wrapper = async (tool: string) => {
@@ -102,7 +102,15 @@ describe('analyzeVideo on generated media', () => {
     expect(result.audio!.integratedLufs).toBeLessThan(0);
     expect(result.speech).not.toBeNull();
     expect(result.warnings).toEqual([]);
+    expect((await readFile(starts, 'utf8')).trim().split('\n').sort()).toEqual(['ffmpeg']);
+    expect(result.metadata).toMatchObject({ videoCodec: 'h264', hasAudio: true });
+
+    await rm(starts);
+    const webm = await generateVideo({ path: path.join(dir, 'counted.webm'), segments: [2, 2] });
+    const fromWebm = await analyzeVideo(logged, { file: webm.path, sizeBytes: 1 });
+    expect(fromWebm.speech).not.toBeNull();
     expect((await readFile(starts, 'utf8')).trim().split('\n').sort()).toEqual(['ffmpeg', 'ffprobe']);
+    expect(fromWebm.metadata).toMatchObject({ videoCodec: 'vp8' });
   });
 
   it('does not cut inside continuous motion', async () => {

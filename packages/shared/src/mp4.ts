@@ -7,7 +7,7 @@
  * track, an index that contradicts itself) makes it answer `undefined`, and the caller falls
  * back to ffmpeg, which knows every corner of the format.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 
 /** A box inside a buffer: its type, where it starts, where its body starts and where it ends. */
 export interface Mp4Box {
@@ -289,6 +289,8 @@ function parseTrack(bytes: Buffer, trak: Mp4Box, fileSize: number): Mp4Track {
  * something this reader leaves to ffmpeg (fragments, unusual tables, a damaged index).
  */
 export async function readMp4Movie(file: string): Promise<Mp4Movie | undefined> {
+  // Opening a FIFO would wait for a writer on one of the few threads of the pool: only plain files are read.
+  if (!(await stat(file)).isFile()) return undefined;
   const handle = await open(file, 'r');
   try {
     const { size: fileSize } = await handle.stat();

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
 import path from 'node:path';
 import { endSpan, PermanentJobError, startChildSpan } from '@clipline/shared';
+import { mp4Facts } from './mp4-facts.js';
 
 export interface FfmpegTools {
   ffmpegPath: string;
@@ -159,10 +160,20 @@ function clockwiseRotation(video: ProbeStream): number {
 }
 
 /**
- * Reads container and stream facts with ffprobe. A file ffprobe cannot read, one without a
- * video stream or without a known duration fails with a {@link PermanentJobError} that says so.
+ * Reads container and stream facts: from an MP4's index in this process when it states them all
+ * ({@link mp4Facts}, the same facts ffprobe gives), else with ffprobe. A file ffprobe cannot
+ * read, one without a video stream or without a known duration fails with a
+ * {@link PermanentJobError} that says so.
  */
 export async function probe(tools: FfmpegTools, file: string, signal?: AbortSignal, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+  // A file that cannot be opened is ffprobe's to describe.
+  const fromIndex = await mp4Facts(file).catch(() => undefined);
+  if (fromIndex) return fromIndex;
+  return ffprobeFacts(tools, file, signal, timeoutMs);
+}
+
+/** The facts as ffprobe gives them. */
+export async function ffprobeFacts(tools: FfmpegTools, file: string, signal?: AbortSignal, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
   // A pipe or a pathological file can keep ffprobe reading forever: it gets a deadline of its own.
   const deadline = AbortSignal.timeout(timeoutMs);
   const run = spawnTool(

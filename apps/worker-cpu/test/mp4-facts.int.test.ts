@@ -1,0 +1,143 @@
+/**
+ * The facts of an MP4 read from its index equal what ffprobe says of the same file, across the
+ * shapes real uploads take (index at either end, NTSC rates, rotation, edit lists, HEVC, odd
+ * sizes, variable rate, QuickTime and 3GP brands); what the reader leaves alone goes to ffprobe.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ffprobeFacts, probe } from '../src/analysis/ffmpeg.js';
+import { mp4Facts } from '../src/analysis/mp4-facts.js';
+import { describeWithFixtures, fixtures } from '../../../tests/helpers/fixtures.js';
+import { generateVideo, withClaimedDuration } from '../../../tests/helpers/media.js';
+
+const run = promisify(execFile);
+const tools = { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' };
+const MP4_FIXTURES = fixtures('video', ['bbb_h264_aac_60s.mp4', 'bbb_hevc_aac_10s.mp4', 'talking_head_h264_aac_24s.mp4']);
+let dir: string;
+let source: string;
+
+async function ffmpeg(...args: string[]): Promise<void> {
+  await run('ffmpeg', ['-v', 'error', '-y', ...args]);
+}
+
+/** A file of `name` made from the generated source by `args` (the output options). */
+async function variant(name: string, ...args: string[]): Promise<string> {
+  const file = path.join(dir, name);
+  await ffmpeg('-i', source, ...args, file);
+  return file;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-mp4-facts-'));
+  source = (await generateVideo({ path: path.join(dir, 'source.mp4'), segments: [2, 2], width: 320, height: 180, fps: 24 })).path;
+}, 60_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const shapes: [string, () => Promise<string>][] = [
+  ['index after the samples', async () => source],
+  ['index in front', () => variant('faststart.mp4', '-c', 'copy', '-movflags', '+faststart')],
+  ['29.97 fps, no sound', () => variant('ntsc.mp4', '-r', '30000/1001', '-c:v', 'libx264', '-preset', 'ultrafast', '-an')],
+  ['rotated a quarter turn', () => variant('rot90.mp4', '-c', 'copy', '-metadata:s:v', 'rotate=90')],
+  ['rotated three quarters', () => variant('rot270.mp4', '-c', 'copy', '-metadata:s:v', 'rotate=270')],
+  ['upside down', () => variant('rot180.mp4', '-c', 'copy', '-metadata:s:v', 'rotate=180')],
+  [
+    'HEVC tagged hvc1',
+    () => variant('hvc1.mp4', '-c:v', 'libx265', '-preset', 'ultrafast', '-tag:v', 'hvc1', '-x265-params', 'log-level=error', '-c:a', 'copy'),
+  ],
+  ['non-square pixels', () => variant('sar.mp4', '-c:v', 'libx264', '-preset', 'ultrafast', '-vf', 'setsar=4/3', '-c:a', 'copy')],
+  ['an odd picture size', () => variant('odd.mp4', '-c:v', 'libx264', '-preset', 'ultrafast', '-vf', 'scale=321:181', '-pix_fmt', 'yuv444p', '-an')],
+  ['QuickTime', () => variant('movie.mov', '-c', 'copy')],
+  ['3GP', () => variant('phone.3gp', '-c:v', 'copy', '-c:a', 'aac', '-ac', '1', '-ar', '16000')],
+  [
+    'an edit list (cut off a keyframe)',
+    async () => {
+      const file = path.join(dir, 'edit-list.mp4');
+      await ffmpeg('-ss', '1.3', '-i', source, '-c', 'copy', file);
+      return file;
+    },
+  ],
+  [
+    'a variable rate (10 fps, then 30)',
+    async () => {
+      const parts = [path.join(dir, 'part-10.mp4'), path.join(dir, 'part-30.mp4')];
+      for (const [index, rate] of [10, 30].entries()) {
+        await ffmpeg(
+          '-f',
+          'lavfi',
+          '-i',
+          `testsrc=size=160x90:rate=${rate}`,
+          '-t',
+          '2',
+          '-c:v',
+          'libx264',
+          '-preset',
+          'ultrafast',
+          '-video_track_timescale',
+          '10240',
+          parts[index]!,
+        );
+      }
+      const list = path.join(dir, 'parts.txt');
+      await writeFile(list, parts.map((part) => `file '${part}'`).join('\n'));
+      const file = path.join(dir, 'vfr.mp4');
+      await ffmpeg('-f', 'concat', '-safe', '0', '-i', list, '-c', 'copy', file);
+      return file;
+    },
+  ],
+  [
+    'a header claiming more than the samples',
+    async () => {
+      const file = path.join(dir, 'claims-more.mp4');
+      await withClaimedDuration(source, file, 9);
+      return file;
+    },
+  ],
+];
+
+it.each(shapes)('%s: the same facts as ffprobe', async (_shape, make) => {
+  const file = await make();
+  const fromIndex = await mp4Facts(file);
+  expect(fromIndex).toBeDefined();
+  expect(fromIndex).toEqual(await ffprobeFacts(tools, file));
+});
+
+describeWithFixtures(MP4_FIXTURES, 'the real MP4 fixtures', () => {
+  it.each(MP4_FIXTURES.files)('%s: the same facts as ffprobe', async (file) => {
+    expect(await mp4Facts(file)).toEqual(await ffprobeFacts(tools, file));
+  });
+});
+
+describe('left to ffprobe', () => {
+  it('a WebM, MPEG-4 part 2 in an MP4, a fragmented MP4 and a cut-off file', async () => {
+    const webm = path.join(dir, 'clip.webm');
+    await ffmpeg('-i', source, '-t', '1', '-c:v', 'libvpx', '-deadline', 'realtime', '-c:a', 'libvorbis', webm);
+    const part2 = await variant('part2.mp4', '-c:v', 'mpeg4', '-an');
+    const fragmented = await variant('fragmented.mp4', '-c', 'copy', '-movflags', 'frag_keyframe+empty_moov');
+    const cut = await variant('cut.mp4', '-c', 'copy', '-movflags', '+faststart');
+    await truncate(cut, (await stat(cut)).size - 4000);
+    for (const file of [webm, part2, fragmented, cut]) {
+      expect(await mp4Facts(file)).toBeUndefined();
+      // probe still answers, through ffprobe.
+      expect(await probe(tools, file)).toEqual(await ffprobeFacts(tools, file));
+    }
+  });
+
+  it('a FIFO is not opened (it would hold a thread of the pool until someone writes)', async () => {
+    const fifo = path.join(dir, 'facts.fifo');
+    await run('mkfifo', [fifo]);
+    expect(await mp4Facts(fifo)).toBeUndefined();
+  });
+
+  it("a file that is no video gets ffprobe's reason", async () => {
+    const text = path.join(dir, 'text.mp4');
+    await writeFile(text, 'not a video at all');
+    expect(await mp4Facts(text)).toBeUndefined();
+    await expect(probe(tools, text)).rejects.toThrow(/not a readable video \(ffprobe: .*Invalid data/);
+  });
+});
