@@ -113,12 +113,14 @@ describeWithFixtures(MP4_FIXTURES, 'the real MP4 fixtures', () => {
   });
 });
 
-it('copies from an MP4 whose index sits after the samples, and from one with it in front', async () => {
+it('copies from an MP4 whose index sits after the samples, from one with it in front, and from QuickTime', async () => {
   const atEnd = await source('index-at-end.mp4');
   const inFront = path.join(dir, 'index-in-front.mp4');
   await run('ffmpeg', ['-v', 'error', '-y', '-i', atEnd, '-c', 'copy', '-movflags', '+faststart', inFront]);
-  for (const file of [atEnd, inFront]) {
-    const out = await outputDir(path.basename(file, '.mp4'));
+  const quickTime = path.join(dir, 'quicktime.mov');
+  await run('ffmpeg', ['-v', 'error', '-y', '-i', atEnd, '-c', 'copy', quickTime]);
+  for (const file of [atEnd, inFront, quickTime]) {
+    const out = await outputDir(path.basename(file).replace('.', '-'));
     const speech = await extractSpeech(countingFfmpeg, file, out);
     expect(path.basename(speech)).toBe('speech.m4a');
     expect(await decodedSound(speech)).toBe(await decodedSound(await ffmpegCopy(file, path.basename(file))));
