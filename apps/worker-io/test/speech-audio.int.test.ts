@@ -183,6 +183,11 @@ it('says when there is no sound to transcribe', async () => {
   await expect(extractSpeech('ffmpeg', file, await outputDir('silent'))).rejects.toBeInstanceOf(NoAudioTrack);
 });
 
+it('names a missing source in a permanent error, as ffmpeg words it', async () => {
+  const missing = path.join(dir, 'gone.mp4');
+  await expect(extractSpeech('ffmpeg', missing, await outputDir('gone'))).rejects.toThrow(/audio extraction failed: .*No such file/);
+});
+
 it('names an unreadable source in a permanent error', async () => {
   const file = path.join(dir, 'not-a-video.mp4');
   await run('sh', ['-c', `printf 'not a video' > ${file}`]);

@@ -58,7 +58,8 @@ export async function extractSpeech(
 ): Promise<string> {
   const copied = path.join(dir, 'speech.m4a');
   const limit = options.copyLimitBytes ?? COPY_LIMIT_BYTES;
-  const inProcess = await copyAacTrack(source, copied, limit);
+  // A file this process cannot read is ffmpeg's to describe, in the error below.
+  const inProcess = await copyAacTrack(source, copied, limit).catch(() => undefined);
   options.signal?.throwIfAborted();
   if (inProcess?.copied) return copied;
   if (inProcess?.reason === 'no audio') throw new NoAudioTrack();
