@@ -1,9 +1,9 @@
 /**
  * Copies the first sound track of an MP4 into an `.m4a` of its own, in this process: the track's
  * index is kept as it is (sample descriptions, timing, edit list) except for the chunk offsets,
- * which point into the new file, and the samples are read chunk by chunk from the source. That
- * is what `ffmpeg -map 0:a:0 -c:a copy` writes, without starting ffmpeg and without reading
- * the picture's bytes.
+ * which point into the new file, and the samples are read from the source in spans of nearby
+ * chunks. That is what `ffmpeg -map 0:a:0 -c:a copy` writes, without starting ffmpeg and without
+ * demuxing the picture (its bytes are read only where they lie between nearby sound chunks).
  */
 import { writeFile } from 'node:fs/promises';
 import { mp4Boxes, readMp4Chunks, readMp4Movie, type Mp4Box, type Mp4Movie, type Mp4Track } from '@clipline/shared';
