@@ -196,8 +196,13 @@ describe('one video, one trace', () => {
     const nearestJob = (span: ReceivedSpan) => ancestors(span, byId).find((parent) => parent.kind === SPAN_KIND.consumer);
     const under = (predicate: (span: ReceivedSpan) => boolean) => spans.filter(predicate).map((span) => jobNameOf(nearestJob(span) ?? span));
     expect(under((span) => span.name === 'ffmpeg')).toEqual(expect.arrayContaining(['analyze-video', 'render-clip']));
-    // The source is an MP4: its facts come from its index, read in worker-cpu, so no ffprobe runs.
+    // The source is an MP4: its facts and the transcript's sound come from its index, read in
+    // the workers (spans of their own), so no ffprobe runs.
     expect(under((span) => span.name === 'ffprobe')).toEqual([]);
+    expect(under((span) => span.name === 'mp4 index')).toContain('analyze-video');
+    expect(spans.find((span) => span.name === 'mp4 index')!.attributes['clipline.facts_from_index']).toBe(true);
+    expect(under((span) => span.name === 'm4a copy')).toEqual(['transcribe']);
+    expect(spans.find((span) => span.name === 'm4a copy')!.attributes['clipline.m4a_copy']).toBe('copied');
     expect(under((span) => span.name.startsWith('provider '))).toEqual(
       expect.arrayContaining(['transcribe', 'write-captions', 'generate-thumbnail', 'voiceover']),
     );

@@ -166,8 +166,12 @@ function clockwiseRotation(video: ProbeStream): number {
  * {@link PermanentJobError} that says so.
  */
 export async function probe(tools: FfmpegTools, file: string, signal?: AbortSignal, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+  // A span like ffprobe's would have, saying whether the index told everything.
+  const span = startChildSpan('mp4 index', { attributes: { 'file.path': file } });
   // A file that cannot be opened is ffprobe's to describe.
   const fromIndex = await mp4Facts(file).catch(() => undefined);
+  span.setAttribute('clipline.facts_from_index', fromIndex !== undefined);
+  endSpan(span);
   if (fromIndex) return fromIndex;
   return ffprobeFacts(tools, file, signal, timeoutMs);
 }

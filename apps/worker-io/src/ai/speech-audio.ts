@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { PermanentJobError } from '@clipline/shared';
+import { endSpan, PermanentJobError, startChildSpan } from '@clipline/shared';
 import { copyAacTrack } from './m4a-copy.js';
 
 /** Raised when the source has no audio stream to extract. */
@@ -58,8 +58,11 @@ export async function extractSpeech(
 ): Promise<string> {
   const copied = path.join(dir, 'speech.m4a');
   const limit = options.copyLimitBytes ?? COPY_LIMIT_BYTES;
+  const span = startChildSpan('m4a copy', { attributes: { 'file.path': source } });
   // A file this process cannot read is ffmpeg's to describe, in the error below.
   const inProcess = await copyAacTrack(source, copied, limit).catch(() => undefined);
+  span.setAttribute('clipline.m4a_copy', inProcess ? (inProcess.copied ? 'copied' : inProcess.reason) : 'left to ffmpeg');
+  endSpan(span);
   options.signal?.throwIfAborted();
   if (inProcess?.copied) return copied;
   if (inProcess?.reason === 'no audio') throw new NoAudioTrack();
