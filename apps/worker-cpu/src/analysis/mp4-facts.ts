@@ -7,7 +7,7 @@ import { readMp4Movie, type Mp4Track } from '@clipline/shared';
 import type { ProbeResult } from './ffmpeg.js';
 
 /** What ffprobe names a file of this family. */
-export const MP4_FORMAT_NAME = 'mov,mp4,m4a,3gp,3g2,mj2';
+const MP4_FORMAT_NAME = 'mov,mp4,m4a,3gp,3g2,mj2';
 
 /** The sample description codes of the codecs analysis meets most, by ffmpeg's codec name. */
 const VIDEO_CODECS: Readonly<Record<string, string>> = { avc1: 'h264', avc3: 'h264', hvc1: 'hevc', hev1: 'hevc', av01: 'av1', vp09: 'vp9' };

@@ -12,7 +12,6 @@ import { CLIP_AUDIO, sampleClip } from './clip-sampler.js';
 import { cropGeometry, type CropGeometry } from './crop-geometry.js';
 import { cropExpression, type CropKeyframe } from './crop-plan.js';
 import type { InterestBatch } from './interest-profile.js';
-import { mp4Duration } from './mp4-duration.js';
 import type { RenderCores } from './render-cores.js';
 import type { AnalysedFrame, SourceAnalysis, SourceFacts } from './stored-analysis.js';
 
@@ -111,7 +110,8 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
     const targets = { video: videoPart, thumbnail: thumbnailPart };
     const audio = followed.audioEncoded && audioPart ? { file: audioPart } : facts.hasAudio ? 'encode' : 'none';
     await encode(settings, request.source, { ...span, filter, thumbnailSeconds, threads: lease?.threads, audio }, targets, hooks);
-    const durationSeconds = (await mp4Duration(videoPart)) ?? (await probe(settings.tools, videoPart, signal)).durationSeconds;
+    // Read from the written file's index (ffprobe only if that fails).
+    const { durationSeconds } = await probe(settings.tools, videoPart, signal);
     await rename(videoPart, request.videoFile);
     await rename(thumbnailPart, request.thumbnailFile);
     await hooks.onProgress?.(1);

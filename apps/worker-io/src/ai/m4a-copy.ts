@@ -11,7 +11,7 @@ import { mp4Boxes, readMp4Chunks, readMp4Movie, type Mp4Box, type Mp4Movie, type
 /** MPEG-4 audio and the three MPEG-2 AAC profiles: what ffmpeg names `aac`. */
 const AAC_OBJECT_TYPES = new Set([0x40, 0x66, 0x67, 0x68]);
 
-export type TrackCopy = { copied: true; bytes: number } | { copied: false; reason: 'no audio' | 'not aac' | 'too large' };
+export type TrackCopy = { copied: true } | { copied: false; reason: 'no audio' | 'not aac' | 'too large' };
 
 function box(type: string, ...parts: Buffer[]): Buffer {
   const header = Buffer.alloc(8);
@@ -113,5 +113,5 @@ export async function copyAacTrack(source: string, target: string, limitBytes: n
   mdat.writeUInt32BE(mdatHeader + samples.length, 0);
   mdat.write('mdat', 4, 'latin1');
   await writeFile(target, Buffer.concat([ftyp, moov, mdat, samples]));
-  return { copied: true, bytes: size };
+  return { copied: true };
 }
