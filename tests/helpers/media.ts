@@ -7,6 +7,13 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+/**
+ * The ffmpeg and ffprobe the code under test runs: `FFMPEG_PATH` / `FFPROBE_PATH`, as the apps'
+ * configuration reads them (`npm run test:ffmpeg-build` points them at clipline's own build).
+ * Test media is always made with the system's ffmpeg, which has the encoders the fixtures need.
+ */
+export const TOOLS = { ffmpegPath: process.env.FFMPEG_PATH ?? 'ffmpeg', ffprobePath: process.env.FFPROBE_PATH ?? 'ffprobe' } as const;
+
 /** Sources that look nothing alike; moving ones (testsrc2, mandelbrot, cellauto) test that motion is not a cut. */
 export const SEGMENT_SOURCES = [
   'testsrc2',

@@ -46,7 +46,11 @@ export function startApp(name: AppName, env: Record<string, string>): RunningApp
   const child = spawn(process.execPath, [path.join(ROOT, 'apps', name, 'dist', 'main.js')], {
     // Only what a process needs from the runner: the PATH and HOME, and on the Node 24 run the
     // preload that points native addons at their Node 24 build (scripts/test-node24.sh).
-    env: { ...inherited(['PATH', 'HOME', 'NODE_OPTIONS', 'CLIPLINE_ADDON_REDIRECTS', 'CLIPLINE_ADDON_ABI']), HOME: process.env.HOME ?? '/tmp', ...env },
+    env: {
+      ...inherited(['PATH', 'HOME', 'NODE_OPTIONS', 'FFMPEG_PATH', 'FFPROBE_PATH', 'CLIPLINE_ADDON_REDIRECTS', 'CLIPLINE_ADDON_ABI']),
+      HOME: process.env.HOME ?? '/tmp',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';

@@ -51,15 +51,31 @@ describe('the build context (.dockerignore)', () => {
     for (const file of kept) expect([file, context.files.has(file)]).toEqual([file, true]);
     const unwanted = [...context.files].filter((file) => /(^|\/)(node_modules|dist|tests?|\.git)\/|\.tsbuildinfo$|(^|\/)\.env/.test(file));
     expect(unwanted).toEqual([]);
-    expect([...context.files].filter((file) => file.startsWith('infra/') && !file.startsWith('infra/upstream-sim/'))).toEqual([]);
+    expect([...context.files].filter((file) => file.startsWith('infra/') && !file.startsWith('infra/upstream-sim/'))).toEqual(['infra/ffmpeg/build.sh']);
   });
 });
 
 describe('infra/Dockerfile, stage by stage', () => {
-  it('has a Node 24 base, a build, a production-dependency and a runtime stage, every COPY source found', () => {
-    expect([...stages.keys()]).toEqual(['base', 'build', 'deps', 'runtime']);
+  it('has a Node 24 base, a build, a production-dependency, an ffmpeg and a runtime stage, every COPY source found', () => {
+    expect([...stages.keys()]).toEqual(['base', 'build', 'deps', 'ffmpeg', 'runtime']);
     expect(stage('base').from).toMatch(/^node:24[-.]/);
     expect(runtime.from).toBe(stage('base').from);
+    expect(stage('ffmpeg').from).toBe(stage('base').from);
+  });
+
+  it("ships clipline's ffmpeg build (infra/ffmpeg/build.sh) on PATH, with the packages of the libraries it loads and no packaged ffmpeg", () => {
+    const ffmpeg = stage('ffmpeg');
+    const [build] = ffmpeg.runs;
+    const script = /\bbash (\S+) (\S+)/.exec(build?.command ?? '');
+    expect(script && ffmpeg.files.get(script[1]!)).toEqual({ origin: 'context', source: 'infra/ffmpeg/build.sh' });
+    const prefix = script![2]!;
+    const copied = runtime.copies.filter((copy) => copy.from === 'ffmpeg').flatMap((copy) => copy.sources);
+    expect(copied).toEqual([`${prefix}/runtime-packages`, `${prefix}/bin/ffmpeg`, `${prefix}/bin/ffprobe`]);
+    for (const file of ['/usr/local/bin/ffmpeg', '/usr/local/bin/ffprobe', '/tmp/ffmpeg-runtime-packages'])
+      expect([file, existsIn(runtime, file)]).toEqual([file, true]);
+    const installs = runtime.runs.filter((run) => /\bapt-get install\b/.test(run.command));
+    expect(installs.map((run) => run.command).join(' ')).toContain('$(cat /tmp/ffmpeg-runtime-packages)');
+    expect(installs.filter((run) => /\binstall\b[^&]*\bffmpeg\b(?![-/])/.test(run.command))).toEqual([]);
   });
 
   it('runs npm ci with the lock and every workspace manifest, and nothing else of the tree yet (cached across source edits)', () => {

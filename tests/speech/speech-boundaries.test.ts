@@ -10,9 +10,9 @@ import path from 'node:path';
 import { speechBoundaries } from '@clipline/shared';
 import { LoudnessReader, type LoudnessTrack } from '../../apps/worker-cpu/src/analysis/audio-loudness.js';
 import { sampleFrames } from '../../apps/worker-cpu/src/analysis/frame-sampler.js';
+import { TOOLS } from '../helpers/media.js';
 import { betweenSentences, generateSpokenVideo, type SpokenVideo } from '../helpers/speech-media.js';
 
-const tools = { ffmpegPath: process.env.FFMPEG_PATH ?? 'ffmpeg', ffprobePath: process.env.FFPROBE_PATH ?? 'ffprobe' };
 let dir: string;
 let video: SpokenVideo;
 
@@ -34,7 +34,7 @@ async function measured(file: string): Promise<LoudnessTrack> {
     pcm: (chunk: Buffer) => reader.pcm(chunk),
     dropped: (reason: string) => void dropped.push(reason),
   };
-  for await (const _batch of sampleFrames(tools, { file, fps: 2, width: 32, height: 18, batchFrames: 16, audio }));
+  for await (const _batch of sampleFrames(TOOLS, { file, fps: 2, width: 32, height: 18, batchFrames: 16, audio }));
   expect(dropped).toEqual([]);
   return reader.result();
 }

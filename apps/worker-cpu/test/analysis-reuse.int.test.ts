@@ -6,7 +6,7 @@ import { AnalysisRepository, VideosRepository } from '@clipline/shared';
 import { analyzeWithReuse } from '../src/analysis/analysis-reuse.js';
 import type { AnalysisSettings } from '../src/analysis/analyze-video.js';
 import { CpuPool } from '../src/analysis/pool.js';
-import { generateVideo } from '../../../tests/helpers/media.js';
+import { generateVideo, TOOLS } from '../../../tests/helpers/media.js';
 import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 let env: TestEnvironment;
@@ -19,7 +19,7 @@ let source: string;
 beforeAll(async () => {
   env = await createTestEnvironment();
   pool = new CpuPool({ threads: 2 });
-  settings = { tools: { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' }, pool, fps: 10, width: 160, maxSeconds: 3600 };
+  settings = { tools: TOOLS, pool, fps: 10, width: 160, maxSeconds: 3600 };
   analyses = new AnalysisRepository(env.db);
   videos = new VideosRepository(env.db);
   source = (await generateVideo({ path: path.join(env.config.storageDir, 'first.mp4'), segments: [3, 4, 3, 5] })).path;

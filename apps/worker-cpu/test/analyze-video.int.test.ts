@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PermanentJobError } from '@clipline/shared';
 import { analyzeVideo, type AnalysisSettings } from '../src/analysis/analyze-video.js';
 import { CpuPool } from '../src/analysis/pool.js';
-import { ffprobeDuration, generateVideo, withClaimedDuration } from '../../../tests/helpers/media.js';
+import { ffprobeDuration, generateVideo, withClaimedDuration, TOOLS } from '../../../tests/helpers/media.js';
 
 const FPS = 10;
 let dir: string;
@@ -14,7 +14,7 @@ let settings: AnalysisSettings;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-analyze-'));
   pool = new CpuPool({ threads: 2 });
-  settings = { tools: { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' }, pool, fps: FPS, width: 160, maxSeconds: 4 * 3600 };
+  settings = { tools: TOOLS, pool, fps: FPS, width: 160, maxSeconds: 4 * 3600 };
 });
 
 afterAll(async () => {

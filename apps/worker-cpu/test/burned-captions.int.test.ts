@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { CpuPool } from '../src/analysis/pool.js';
 import { assFilter, type CaptionWord, captionDocument } from '../src/render/burned-captions.js';
 import { renderClip, type RenderSettings } from '../src/render/render-clip.js';
+import { TOOLS } from '../../../tests/helpers/media.js';
 
 const run = promisify(execFile);
 
@@ -54,7 +55,7 @@ describe('a clip rendered with burned captions', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-captions-test-'));
     pool = new CpuPool({ threads: 2 });
-    settings = { tools: { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' }, pool };
+    settings = { tools: TOOLS, pool };
     // A still, flat picture: any change in a frame is the captions.
     await run('ffmpeg', [
       '-v',

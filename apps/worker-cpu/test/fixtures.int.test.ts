@@ -17,7 +17,7 @@ jest.setTimeout(240_000);
 import { analyzeVideo, type AnalysisSettings } from '../src/analysis/analyze-video.js';
 import { CpuPool } from '../src/analysis/pool.js';
 import { renderClip } from '../src/render/render-clip.js';
-import { ffprobeDuration } from '../../../tests/helpers/media.js';
+import { ffprobeDuration, TOOLS } from '../../../tests/helpers/media.js';
 import { describeWithFixtures, fixtures } from '../../../tests/helpers/fixtures.js';
 
 const run = promisify(execFile);
@@ -34,7 +34,7 @@ let dir: string;
 
 beforeAll(async () => {
   pool = new CpuPool({ threads: 2 });
-  settings = { tools: { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' }, pool, fps: 10, width: 160, maxSeconds: 4 * 3600 };
+  settings = { tools: TOOLS, pool, fps: 10, width: 160, maxSeconds: 4 * 3600 };
   dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-fixtures-'));
 });
 

@@ -8,10 +8,9 @@ import { expectSuccess, probe, spawnTool } from '../src/analysis/ffmpeg.js';
 import { batchMetrics } from '../src/analysis/frame-metrics.js';
 import { LoudnessReader, loudnessOutputs } from '../src/analysis/audio-loudness.js';
 import { sampleFrames, sampleSize, type AudioSink, type SampledBatch } from '../src/analysis/frame-sampler.js';
-import { generateVideo } from '../../../tests/helpers/media.js';
+import { generateVideo, TOOLS } from '../../../tests/helpers/media.js';
 
 const run = promisify(execFile);
-const tools = { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' };
 let dir: string;
 
 beforeAll(async () => {
@@ -80,12 +79,12 @@ describe('sampleFrames', () => {
     ]);
     const rotated = path.join(dir, 'rotated.mp4');
     await run('ffmpeg', ['-v', 'error', '-y', '-i', plain, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
-    const facts = await probe(tools, rotated);
+    const facts = await probe(TOOLS, rotated);
     expect([90, 270]).toContain(facts.rotation);
     expect({ width: facts.width, height: facts.height }).toEqual({ width: 240, height: 320 });
     const size = sampleSize(facts.width, facts.height, 120);
     expect(size).toEqual({ width: 120, height: 160 });
-    const [batch] = await collect(sampleFrames(tools, { file: rotated, fps: 5, ...size, batchFrames: 2 }));
+    const [batch] = await collect(sampleFrames(TOOLS, { file: rotated, fps: 5, ...size, batchFrames: 2 }));
     const top = rowsMean(batch!.frames, size.width, 0, 60);
     const bottom = rowsMean(batch!.frames, size.width, 100, 160);
     // A clockwise quarter turn brings the left edge to the top; counter-clockwise, to the bottom.
@@ -119,8 +118,8 @@ describe('sampleFrames', () => {
       'veryfast',
       file,
     ]);
-    const facts = await probe(tools, file);
-    const batches = await collect(sampleFrames(tools, { file, fps: 10, width: 64, height: 48, batchFrames: 16 }));
+    const facts = await probe(TOOLS, file);
+    const batches = await collect(sampleFrames(TOOLS, { file, fps: 10, width: 64, height: 48, batchFrames: 16 }));
     const frames = batches.reduce((sum, batch) => sum + batch.count, 0);
     expect(Math.abs(frames - facts.durationSeconds * 10)).toBeLessThanOrEqual(1);
     const scores = batches.flatMap((batch, k) =>
@@ -135,7 +134,7 @@ describe('sampleFrames', () => {
   it('samples an exact window: a cut 0.5 s after the start lands on frame 5', async () => {
     const video = await generateVideo({ path: path.join(dir, 'window.mp4'), segments: [2, 2, 2], audio: false });
     const batches = await collect(
-      sampleFrames(tools, { file: video.path, fps: 10, width: 64, height: 48, batchFrames: 4, startSeconds: 1.5, durationSeconds: 1 }),
+      sampleFrames(TOOLS, { file: video.path, fps: 10, width: 64, height: 48, batchFrames: 4, startSeconds: 1.5, durationSeconds: 1 }),
     );
     expect(batches.reduce((sum, batch) => sum + batch.count, 0)).toBe(10);
     const packed = new Uint8Array(batches.reduce((sum, batch) => sum + batch.frames.length, 0));
@@ -147,11 +146,11 @@ describe('sampleFrames', () => {
   it('handles an odd frame size', async () => {
     const file = path.join(dir, 'odd.mkv');
     await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=321x179:rate=25', '-t', '1', '-c:v', 'ffv1', file]);
-    const facts = await probe(tools, file);
+    const facts = await probe(TOOLS, file);
     expect({ width: facts.width, height: facts.height }).toEqual({ width: 321, height: 179 });
     const size = sampleSize(facts.width, facts.height, 161);
     expect((size.width % 2) + (size.height % 2)).toBe(0);
-    const batches = await collect(sampleFrames(tools, { file, fps: 10, ...size, batchFrames: 3 }));
+    const batches = await collect(sampleFrames(TOOLS, { file, fps: 10, ...size, batchFrames: 3 }));
     expect(batches.map((batch) => batch.count)).toEqual([3, 3, 3, 1]);
     expect(batches.every((batch) => batch.frames.length === batch.count * size.width * size.height * 3)).toBe(true);
   });
@@ -159,7 +158,7 @@ describe('sampleFrames', () => {
   describe('started before the height is known (analysis does not wait for the probe)', () => {
     /** Every byte of a sampling, fixed height or promised. */
     const sampledBytes = async (file: string, size: { width: number; height: number | Promise<number> }) =>
-      Buffer.concat((await collect(sampleFrames(tools, { file, fps: 10, ...size, batchFrames: 4 }))).map((batch) => batch.frames));
+      Buffer.concat((await collect(sampleFrames(TOOLS, { file, fps: 10, ...size, batchFrames: 4 }))).map((batch) => batch.frames));
 
     it('gives the same frames as a fixed height, rotated or odd-sized', async () => {
       const rotated = path.join(dir, 'rotated-promised.mp4');
@@ -169,7 +168,7 @@ describe('sampleFrames', () => {
       const odd = path.join(dir, 'odd-promised.mkv');
       await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=321x179:rate=25', '-t', '1', '-c:v', 'ffv1', odd]);
       for (const file of [rotated, odd]) {
-        const facts = await probe(tools, file);
+        const facts = await probe(TOOLS, file);
         const size = sampleSize(facts.width, facts.height, 120);
         const fixed = await sampledBytes(file, size);
         expect(fixed.length).toBeGreaterThan(0);
@@ -213,7 +212,7 @@ describe('sampleFrames', () => {
     it('ends with the error of a height that never comes (a refused probe)', async () => {
       const file = path.join(dir, 'plain-promised.mp4');
       const refused = new PermanentJobError('refused by the probe');
-      await expect(collect(sampleFrames(tools, { file, fps: 10, width: 64, height: Promise.reject(refused), batchFrames: 4 }))).rejects.toBe(refused);
+      await expect(collect(sampleFrames(TOOLS, { file, fps: 10, width: 64, height: Promise.reject(refused), batchFrames: 4 }))).rejects.toBe(refused);
     });
   });
 
@@ -223,10 +222,10 @@ describe('sampleFrames', () => {
     const cut = path.join(dir, 'faststart-cut.mp4');
     const bytes = await readFile(whole);
     await writeFile(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
-    const facts = await probe(tools, cut);
+    const facts = await probe(TOOLS, cut);
     expect(facts.durationSeconds).toBeCloseTo(6, 1);
     const started = Date.now();
-    const outcome = await collect(sampleFrames(tools, { file: cut, fps: 10, width: 64, height: 48, batchFrames: 8 })).then(
+    const outcome = await collect(sampleFrames(TOOLS, { file: cut, fps: 10, width: 64, height: 48, batchFrames: 8 })).then(
       (batches) => ({ frames: batches.reduce((sum, batch) => sum + batch.count, 0) }),
       (error: Error) => ({ error }),
     );
@@ -258,9 +257,9 @@ describe('with the audio measured in the same ffmpeg', () => {
   it('gives the frames it gives without audio, and the loudness and pauses a pass of their own gives', async () => {
     const video = await generateVideo({ path: path.join(dir, 'with-sound.mp4'), segments: [1.5, 2.5], width: 160, height: 120 });
     const size = sampleSize(160, 120, 64);
-    const alone = frameBytes(await collect(sampleFrames(tools, { file: video.path, fps: 10, ...size, batchFrames: 8 })));
+    const alone = frameBytes(await collect(sampleFrames(TOOLS, { file: video.path, fps: 10, ...size, batchFrames: 8 })));
     const measured = sink();
-    const withAudio = frameBytes(await collect(sampleFrames(tools, { file: video.path, fps: 10, ...size, batchFrames: 8, audio: measured.audio })));
+    const withAudio = frameBytes(await collect(sampleFrames(TOOLS, { file: video.path, fps: 10, ...size, batchFrames: 8, audio: measured.audio })));
     expect(withAudio.equals(alone)).toBe(true);
     expect(measured.seen.dropped).toEqual([]);
     // 4 s of 16 kHz mono 16-bit PCM.
@@ -282,9 +281,9 @@ describe('with the audio measured in the same ffmpeg', () => {
   it('on a source without sound, decodes the frames in an ffmpeg without the audio outputs and says why', async () => {
     const video = await generateVideo({ path: path.join(dir, 'silent-film.mp4'), segments: [2], width: 160, height: 120, audio: false });
     const size = sampleSize(160, 120, 64);
-    const alone = frameBytes(await collect(sampleFrames(tools, { file: video.path, fps: 10, ...size, batchFrames: 8 })));
+    const alone = frameBytes(await collect(sampleFrames(TOOLS, { file: video.path, fps: 10, ...size, batchFrames: 8 })));
     const measured = sink();
-    const batches = await collect(sampleFrames(tools, { file: video.path, fps: 10, ...size, batchFrames: 8, audio: measured.audio }));
+    const batches = await collect(sampleFrames(TOOLS, { file: video.path, fps: 10, ...size, batchFrames: 8, audio: measured.audio }));
     expect(frameBytes(batches).equals(alone)).toBe(true);
     expect(measured.seen.dropped).toHaveLength(1);
     expect(measured.seen.dropped[0]).toMatch(/does not contain any stream/);
@@ -295,7 +294,7 @@ describe('with the audio measured in the same ffmpeg', () => {
     const file = path.join(dir, 'not-a-video.mp4');
     await writeFile(file, 'plain text, not a video');
     const measured = sink();
-    const error = await collect(sampleFrames(tools, { file, fps: 10, width: 64, height: 48, batchFrames: 8, audio: measured.audio })).then(
+    const error = await collect(sampleFrames(TOOLS, { file, fps: 10, width: 64, height: 48, batchFrames: 8, audio: measured.audio })).then(
       () => undefined,
       (thrown: Error) => thrown,
     );
@@ -326,13 +325,13 @@ describe('a source that never delivers (a FIFO nobody writes)', () => {
 
   it('probe gives up with a clear reason', async () => {
     const started = Date.now();
-    await expect(probe(tools, fifo, undefined, 300)).rejects.toThrow(/ffprobe gave no answer within 0.3 s/);
+    await expect(probe(TOOLS, fifo, undefined, 300)).rejects.toThrow(/ffprobe gave no answer within 0.3 s/);
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('sampling is killed after the stall timeout', async () => {
     const started = Date.now();
-    await expect(collect(sampleFrames(tools, { file: fifo, fps: 10, width: 64, height: 48, batchFrames: 4, stallTimeoutMs: 300 }))).rejects.toThrow(
+    await expect(collect(sampleFrames(TOOLS, { file: fifo, fps: 10, width: 64, height: 48, batchFrames: 4, stallTimeoutMs: 300 }))).rejects.toThrow(
       /decoding stalled: ffmpeg produced nothing for 0.3 s/,
     );
     expect(Date.now() - started).toBeLessThan(5000);

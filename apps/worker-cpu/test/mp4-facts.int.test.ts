@@ -11,10 +11,9 @@ import { promisify } from 'node:util';
 import { ffprobeFacts, probe } from '../src/analysis/ffmpeg.js';
 import { mp4Facts } from '../src/analysis/mp4-facts.js';
 import { describeWithFixtures, fixtures } from '../../../tests/helpers/fixtures.js';
-import { generateVideo, withClaimedDuration } from '../../../tests/helpers/media.js';
+import { generateVideo, withClaimedDuration, TOOLS } from '../../../tests/helpers/media.js';
 
 const run = promisify(execFile);
-const tools = { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' };
 const MP4_FIXTURES = fixtures('video', ['bbb_h264_aac_60s.mp4', 'bbb_hevc_aac_10s.mp4', 'talking_head_h264_aac_24s.mp4']);
 let dir: string;
 let source: string;
@@ -104,12 +103,12 @@ it.each(shapes)('%s: the same facts as ffprobe', async (_shape, make) => {
   const file = await make();
   const fromIndex = await mp4Facts(file);
   expect(fromIndex).toBeDefined();
-  expect(fromIndex).toEqual(await ffprobeFacts(tools, file));
+  expect(fromIndex).toEqual(await ffprobeFacts(TOOLS, file));
 });
 
 describeWithFixtures(MP4_FIXTURES, 'the real MP4 fixtures', () => {
   it.each(MP4_FIXTURES.files)('%s: the same facts as ffprobe', async (file) => {
-    expect(await mp4Facts(file)).toEqual(await ffprobeFacts(tools, file));
+    expect(await mp4Facts(file)).toEqual(await ffprobeFacts(TOOLS, file));
   });
 });
 
@@ -124,7 +123,7 @@ describe('left to ffprobe', () => {
     for (const file of [webm, part2, fragmented, cut]) {
       expect(await mp4Facts(file)).toBeUndefined();
       // probe still answers, through ffprobe.
-      expect(await probe(tools, file)).toEqual(await ffprobeFacts(tools, file));
+      expect(await probe(TOOLS, file)).toEqual(await ffprobeFacts(TOOLS, file));
     }
   });
 
@@ -138,6 +137,6 @@ describe('left to ffprobe', () => {
     const text = path.join(dir, 'text.mp4');
     await writeFile(text, 'not a video at all');
     expect(await mp4Facts(text)).toBeUndefined();
-    await expect(probe(tools, text)).rejects.toThrow(/not a readable video \(ffprobe: .*Invalid data/);
+    await expect(probe(TOOLS, text)).rejects.toThrow(/not a readable video \(ffprobe: .*Invalid data/);
   });
 });

@@ -27,11 +27,10 @@ import { renderClip, type RenderSettings } from '../src/render/render-clip.js';
 import { RenderCores } from '../src/render/render-cores.js';
 import { renderProcessors } from '../src/render/render-processor.js';
 import { storedAnalysis } from '../src/render/stored-analysis.js';
-import { generateVideo } from '../../../tests/helpers/media.js';
+import { generateVideo, TOOLS } from '../../../tests/helpers/media.js';
 import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const run = promisify(execFile);
-const tools = { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' };
 const ANALYSIS_FPS = 10;
 
 let env: TestEnvironment;
@@ -42,7 +41,7 @@ let storage: LocalStorage;
 beforeAll(async () => {
   env = await createTestEnvironment();
   pool = new CpuPool({ threads: 2 });
-  settings = { tools, pool, cores: new RenderCores(2) };
+  settings = { tools: TOOLS, pool, cores: new RenderCores(2) };
   storage = new LocalStorage(env.config.storageDir);
 });
 
@@ -144,7 +143,7 @@ describe('rendering with a stored analysis', () => {
     const key = `videos/${videoId}/source.mp4`;
     await copyFile(source.path, await storage.prepare(key));
     await videos.setSource(videoId, { storageKey: key, sizeBytes: 1 });
-    const analysis = { tools, pool, fps: ANALYSIS_FPS, width: 160, maxSeconds: 3600 };
+    const analysis = { tools: TOOLS, pool, fps: ANALYSIS_FPS, width: 160, maxSeconds: 3600 };
     const result = await analyzeWithReuse(analysis, analyses, { videoId, file: storage.pathOf(key), sizeBytes: 1 });
     await videos.saveAnalysis(videoId, result.metadata, result.scenes);
 
@@ -175,7 +174,7 @@ describe('rendering on the interest profiles analysis kept', () => {
     const graph = "color=c=0x202020:size=640x360:rate=25[bg];color=c=white:size=60x60:rate=25[box];[bg][box]overlay=x='430+20*t':y=150:shortest=1";
     await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', graph, '-t', '6', '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', box]);
     const { videoId, key } = await storedVideo(videos, box);
-    const analysis = { tools, pool, fps: ANALYSIS_FPS, width: 160, maxSeconds: 3600 };
+    const analysis = { tools: TOOLS, pool, fps: ANALYSIS_FPS, width: 160, maxSeconds: 3600 };
     const result = await analyzeWithReuse(analysis, analyses, { videoId, file: storage.pathOf(key), sizeBytes: 1, storage });
     await videos.saveAnalysis(videoId, result.metadata, result.scenes);
     expect(existsSync(storage.pathOf(interestProfilesKey(videoId)))).toBe(true);
@@ -227,7 +226,7 @@ describe('rendering on the interest profiles analysis kept', () => {
       ]),
     );
     const { videoId, key } = await storedVideo(videos, file);
-    const analysis = { tools, pool, fps: ANALYSIS_FPS, width: 160, maxSeconds: 3600 };
+    const analysis = { tools: TOOLS, pool, fps: ANALYSIS_FPS, width: 160, maxSeconds: 3600 };
     const result = await analyzeWithReuse(analysis, analyses, { videoId, file: storage.pathOf(key), sizeBytes: 1, storage });
     await videos.saveAnalysis(videoId, result.metadata, result.scenes);
     expect(result.metadata.durationSeconds).toBeGreaterThan(6.3);

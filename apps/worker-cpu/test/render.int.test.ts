@@ -20,7 +20,7 @@ import {
 import { CpuPool } from '../src/analysis/pool.js';
 import { renderClip, type RenderSettings } from '../src/render/render-clip.js';
 import { renderProcessors } from '../src/render/render-processor.js';
-import { generateVideo } from '../../../tests/helpers/media.js';
+import { generateVideo, TOOLS } from '../../../tests/helpers/media.js';
 import { fixtures, fixturesPresent } from '../../../tests/helpers/fixtures.js';
 import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -36,7 +36,7 @@ let storage: LocalStorage;
 beforeAll(async () => {
   env = await createTestEnvironment();
   pool = new CpuPool({ threads: 2 });
-  settings = { tools: { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' }, pool };
+  settings = { tools: TOOLS, pool };
   storage = new LocalStorage(env.config.storageDir);
 });
 

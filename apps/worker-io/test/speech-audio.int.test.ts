@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { extractSpeech, NoAudioTrack } from '../src/ai/speech-audio.js';
 import { describeWithFixtures, fixtures } from '../../../tests/helpers/fixtures.js';
-import { generateVideo } from '../../../tests/helpers/media.js';
+import { generateVideo, TOOLS } from '../../../tests/helpers/media.js';
 
 const run = promisify(execFile);
 const MP4_FIXTURES = fixtures('video', ['bbb_h264_aac_60s.mp4', 'talking_head_h264_aac_24s.mp4', 'bbb_hevc_aac_10s.mp4']);
@@ -88,7 +88,7 @@ async function outputDir(name: string): Promise<string> {
 it('copies an AAC track into an .m4a, the whole length, without encoding', async () => {
   const file = await source('aac.mp4');
   const out = await outputDir('aac');
-  const speech = await extractSpeech('ffmpeg', file, out);
+  const speech = await extractSpeech(TOOLS.ffmpegPath, file, out);
   expect(path.basename(speech)).toBe('speech.m4a');
   const { codec, sampleRate, seconds } = await codecOf(speech);
   expect(codec).toBe('aac');
@@ -164,7 +164,7 @@ it('encodes MP3 sound in an MP4 rather than copying it, and says without ffmpeg 
 it('encodes any other codec (Vorbis here) to MP3, and leaves no copy behind', async () => {
   const file = await source('vorbis.webm');
   const out = await outputDir('vorbis');
-  const speech = await extractSpeech('ffmpeg', file, out);
+  const speech = await extractSpeech(TOOLS.ffmpegPath, file, out);
   expect(path.basename(speech)).toBe('speech.mp3');
   expect((await codecOf(speech)).codec).toBe('mp3');
   expect(await readdir(out)).toEqual(['speech.mp3']);
@@ -173,23 +173,23 @@ it('encodes any other codec (Vorbis here) to MP3, and leaves no copy behind', as
 it('encodes an AAC track whose copy would pass the upload limit', async () => {
   const file = await source('big.mp4');
   const out = await outputDir('big');
-  const speech = await extractSpeech('ffmpeg', file, out, { copyLimitBytes: 10_000 });
+  const speech = await extractSpeech(TOOLS.ffmpegPath, file, out, { copyLimitBytes: 10_000 });
   expect(path.basename(speech)).toBe('speech.mp3');
   expect(await readdir(out)).toEqual(['speech.mp3']);
 });
 
 it('says when there is no sound to transcribe', async () => {
   const file = await source('silent.mp4', false);
-  await expect(extractSpeech('ffmpeg', file, await outputDir('silent'))).rejects.toBeInstanceOf(NoAudioTrack);
+  await expect(extractSpeech(TOOLS.ffmpegPath, file, await outputDir('silent'))).rejects.toBeInstanceOf(NoAudioTrack);
 });
 
 it('names a missing source in a permanent error, as ffmpeg words it', async () => {
   const missing = path.join(dir, 'gone.mp4');
-  await expect(extractSpeech('ffmpeg', missing, await outputDir('gone'))).rejects.toThrow(/audio extraction failed: .*No such file/);
+  await expect(extractSpeech(TOOLS.ffmpegPath, missing, await outputDir('gone'))).rejects.toThrow(/audio extraction failed: .*No such file/);
 });
 
 it('names an unreadable source in a permanent error', async () => {
   const file = path.join(dir, 'not-a-video.mp4');
   await run('sh', ['-c', `printf 'not a video' > ${file}`]);
-  await expect(extractSpeech('ffmpeg', file, await outputDir('broken'))).rejects.toThrow(/audio extraction failed: .*Invalid data/);
+  await expect(extractSpeech(TOOLS.ffmpegPath, file, await outputDir('broken'))).rejects.toThrow(/audio extraction failed: .*Invalid data/);
 });

@@ -12,6 +12,9 @@ export function projectRunModel(command: string, stage: Stage): string[] {
       .filter((project) => project.outDir && existsIn(stage, path.posix.join(stage.workdir, project.dir, 'tsconfig.json')))
       .map((project) => project.outDir!);
   }
+  // infra/ffmpeg/build.sh <prefix> installs bin/ffmpeg, bin/ffprobe and runtime-packages there.
+  const ffmpeg = /\bbuild-ffmpeg\.sh\s+(\S+)/.exec(command);
+  if (ffmpeg) return [ffmpeg[1]!];
   const made = /\bmkdir -p "?([^"\s&]+)"?/.exec(command);
   return made ? [made[1]!] : [];
 }
