@@ -13,5 +13,7 @@ export FFMPEG_PATH="$ROOT/.data/ffmpeg/bin/ffmpeg" FFPROBE_PATH="$ROOT/.data/ffm
 "$FFMPEG_PATH" -hide_banner -version | grep -q -- '--disable-autodetect' || { echo "test:ffmpeg-build: $FFMPEG_PATH is not clipline's build" >&2; exit 1; }
 echo "ffmpeg under test: $FFMPEG_PATH ($(ldd "$FFMPEG_PATH" | grep -c '=>') shared libraries; the system's: $(ldd "$(command -v ffmpeg)" | grep -c '=>'))"
 npm run build
-exec node --experimental-vm-modules node_modules/jest/bin/jest.js --selectProjects integration -- \
-  apps/worker-cpu/test apps/worker-io/test tests/speech tests/e2e/pipeline.test.ts tests/e2e/speech-clips.test.ts tests/e2e/tracing.test.ts "$@"
+# Extra jest arguments go before the `--` that ends --selectProjects' list: after it, jest would
+# read an option such as --json as one more test path pattern.
+exec node --experimental-vm-modules node_modules/jest/bin/jest.js "$@" --selectProjects integration -- \
+  apps/worker-cpu/test apps/worker-io/test tests/speech tests/e2e/pipeline.test.ts tests/e2e/speech-clips.test.ts tests/e2e/tracing.test.ts
