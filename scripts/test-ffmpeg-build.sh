@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run test:ffmpeg-build [-- <jest arguments>]`: the suites that run ffmpeg and ffprobe
+# `npm run test:ffmpeg-build [-- <jest options>]`: the suites that run ffmpeg and ffprobe
 # (worker-cpu, worker-io, the end-to-end pipeline, speech and tracing tests), with the code under
 # test running clipline's own ffmpeg build (infra/ffmpeg/build.sh, the production image's), while
 # test media is still made with the system's ffmpeg. The build goes to .data/ffmpeg and is reused
