@@ -14,6 +14,8 @@
 //    (2 calls in flight) in a process of its own, on the same database and Redis. Target ≥ 0.8.
 //  - enqueue_to_active_p50_ms / _p99_ms: public jobs paced at 1,000/s over HTTP; time from the
 //    job's creation to a worker (own process) starting it, vs raw queue.add at the same pace.
+//    Each line also gives the share of jobs created in the same millisecond as nine others or
+//    more (`created_in_bunches_of_10_plus`): requests the producer took up together.
 //
 // The load generator runs in a process of its own: wrk when it is on PATH (BENCH_LOADGEN=node
 // forces the built-in one), else a node:http client with a keep-alive agent. Every line says which.
@@ -543,7 +545,11 @@ async function batchVsInProcess({ emit, log }, setup) {
   });
 }
 
-/** Creation-to-start times (ms, sorted) of every completed job of a queue, once all `count` are done. */
+/**
+ * Creation-to-start times (ms, sorted) of every completed job of a queue, once all `count` are
+ * done, and the share of jobs created in the same millisecond as at least nine others: a worker
+ * takes one job a round trip, so jobs that arrive together wait for the ones before them.
+ */
 async function startDelays(queue, count) {
   for (let i = 0; i < 300; i++) {
     const counts = await queue.getJobCounts('completed');
@@ -551,7 +557,10 @@ async function startDelays(queue, count) {
     await sleep(100);
   }
   const jobs = await queue.getJobs(['completed'], 0, count - 1);
-  return jobs.map((job) => job.processedOn - job.timestamp).sort((a, b) => a - b);
+  const perMs = new Map();
+  for (const job of jobs) perMs.set(job.timestamp, (perMs.get(job.timestamp) ?? 0) + 1);
+  const bunched = [...perMs.values()].filter((n) => n >= 10).reduce((sum, n) => sum + n, 0);
+  return { delays: jobs.map((job) => job.processedOn - job.timestamp).sort((a, b) => a - b), bunchedShare: jobs.length ? bunched / jobs.length : 0 };
 }
 
 function startLatencyWorker(prefix, queueName) {
@@ -577,10 +586,10 @@ async function enqueueToActive({ emit, log }, { port, prefix, videoId, key, redi
     log(`latency (${label}): ${paced} jobs at 1,000/s, worker concurrency 50`);
     const queue = new Queue(queueName, { connection: redis, prefix: queuePrefix });
     await send(queue);
-    const delays = await startDelays(queue, paced);
+    const measured = await startDelays(queue, paced);
     worker.send('stop');
     await queue.close();
-    return delays;
+    return measured;
   };
   const viaHttp = await measure('HTTP', prefix, () =>
     load({ port, path: JOB_PATH, body: JSON.stringify({ videoId }), headers: jobHeaders(key), count: paced, pace: 1000 }),
@@ -599,8 +608,8 @@ async function enqueueToActive({ emit, log }, { port, prefix, videoId, key, redi
     );
   });
   for (const p of [50, 99]) {
-    const value = percentile(viaHttp, p);
-    const baseline = percentile(viaRaw, p);
+    const value = percentile(viaHttp.delays, p);
+    const baseline = percentile(viaRaw.delays, p);
     emit({
       metric: `enqueue_to_active_p${p}_ms`,
       value,
@@ -609,7 +618,8 @@ async function enqueueToActive({ emit, log }, { port, prefix, videoId, key, redi
       baseline_unit: 'ms (raw queue.add at the same rate)',
       ratio: baseline > 0 ? round3(value / baseline) : null,
       target: p === 50 ? '< 5' : '< 25',
-      samples: viaHttp.length,
+      samples: viaHttp.delays.length,
+      created_in_bunches_of_10_plus: { value: round3(viaHttp.bunchedShare), baseline: round3(viaRaw.bunchedShare) },
       rate_per_s: 1000,
       route: `POST ${JOB_PATH}`,
     });
