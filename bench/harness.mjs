@@ -20,7 +20,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SHARED = pathToFileURL(path.join(ROOT, 'packages/shared/dist/index.js')).href;
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const JOBS = Number(process.env.BENCH_HARNESS_JOBS ?? 20_000);
-// Five rounds: single rounds of one machine ranged 0.66-1.08 on the same build, so a median of
+// Five rounds: single rounds of one machine ranged 0.66-1.21 on the same build, so a median of
 // three moved by more than the gap it measures (docs/PERFORMANCE.md).
 const ROUNDS = Number(process.env.BENCH_HARNESS_ROUNDS ?? 5);
 const CONCURRENCY = 50;
