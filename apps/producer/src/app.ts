@@ -70,6 +70,26 @@ export interface ProducerDependencies {
   checkDependencies(): Promise<{ redis: boolean; database: boolean }>;
 }
 
+/**
+ * Logs what /readyz finds when it changes, once, instead of a line a probe: not ready while
+ * starting (info), ready, and a dependency lost after that (warn) or back (info).
+ */
+function readinessLog(logger: Logger): (checks: Record<string, boolean>) => void {
+  let last: string | undefined;
+  let wasReady = false;
+  return (checks) => {
+    const missing = Object.keys(checks).filter((name) => !checks[name]);
+    const state = missing.join(',');
+    if (state === last) return;
+    last = state;
+    if (missing.length === 0) {
+      logger.info(wasReady ? 'ready again' : 'ready');
+      wasReady = true;
+    } else if (wasReady) logger.warn({ unavailable: missing }, `not ready: ${missing.join(' and ')} unavailable`);
+    else logger.info({ unavailable: missing }, `not ready yet: ${missing.join(' and ')} unavailable`);
+  };
+}
+
 /** CORS only for configured origins; without any, browsers get no CORS headers at all. */
 function cors(origins: readonly string[]): RequestHandler {
   return (req, res, next) => {
@@ -116,9 +136,11 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
+  const noteReadiness = readinessLog(logger);
   app.get('/readyz', async (_req, res) => {
     const checks = await deps.checkDependencies();
     const ready = checks.redis && checks.database;
+    noteReadiness(checks);
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks });
   });
   // `/metrics` is served on its own port (PRODUCER_METRICS_PORT), away from the public listener.

@@ -168,3 +168,46 @@ describe('in the worker', () => {
     }
   });
 });
+
+describe('readiness', () => {
+  it('logs what /readyz finds when it changes, never a probe as a failed request', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const own = createService('producer', env.config, { logDestination: lineCollector(lines) });
+    const app = buildProducer(own);
+    const readiness = () => lines.filter((line) => typeof line.msg === 'string' && /^(not )?ready/.test(line.msg));
+    try {
+      const readyAgain = async () => ((await request(app.app).get('/readyz')).status === 200 ? true : undefined);
+      await new Promise<void>((resolve) => (app.redis.status === 'ready' ? resolve() : app.redis.once('ready', () => resolve())));
+      expect((await request(app.app).get('/readyz')).status).toBe(200);
+      await request(app.app).get('/readyz');
+      // Redis lost: the probe answers 503, one warning says why.
+      app.redis.disconnect();
+      for (let i = 0; i < 3; i++) expect((await request(app.app).get('/readyz')).status).toBe(503);
+      app.redis.connect().catch(() => {});
+      await waitFor(readyAgain, 10_000, '/readyz to answer 200 again');
+      await waitFor(async () => (lines.some((line) => line.msg === 'ready again') ? true : undefined), 2000, 'the "ready again" line');
+      expect(readiness().map((line) => [line.level, line.msg, line.unavailable])).toEqual([
+        [30, 'ready', undefined],
+        [40, 'not ready: redis unavailable', ['redis']],
+        [30, 'ready again', undefined],
+      ]);
+      expect(lines.filter((line) => line.msg === 'request failed')).toEqual([]);
+    } finally {
+      await own.shutdown.shutdown('test done');
+    }
+  });
+
+  it('says what it waits for while a dependency has never answered, at info', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const own = createService('producer', { ...env.config, redisUrl: 'redis://127.0.0.1:1' }, { logDestination: lineCollector(lines) });
+    const app = buildProducer(own);
+    try {
+      for (let i = 0; i < 3; i++) expect((await request(app.app).get('/readyz')).status).toBe(503);
+      await waitFor(async () => (lines.some((line) => line.msg === 'not ready yet: redis unavailable') ? true : undefined), 2000, 'the "not ready yet" line');
+      expect(lines.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('not ready')).map((line) => line.level)).toEqual([30]);
+      expect(lines.filter((line) => line.msg === 'request failed')).toEqual([]);
+    } finally {
+      await own.shutdown.shutdown('test done');
+    }
+  });
+});

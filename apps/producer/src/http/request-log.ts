@@ -82,8 +82,9 @@ export function requestLog(options: { logger: Logger; metrics: Registry }): Requ
       const fields = { method: req.method, route: label, path: req.path.slice(0, 200), status, durationMs: Math.round(seconds * 1000) };
       // Inside the request's context, so the line gets its requestId from the logger's mixin.
       runWithRequestId(requestId, () => {
-        if (status >= 500) options.logger.error(fields, 'request failed');
-        else if (PROBES.has(label)) options.logger.debug(fields, 'request completed');
+        // A probe's 503 is its answer (not ready yet), not a failure: /readyz logs what changed.
+        if (PROBES.has(label)) options.logger.debug(fields, 'request completed');
+        else if (status >= 500) options.logger.error(fields, 'request failed');
         else options.logger.info(fields, 'request completed');
       });
     };
