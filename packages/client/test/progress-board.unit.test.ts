@@ -123,6 +123,14 @@ describe('ProgressBoard in a log', () => {
     );
     expect(text()).not.toContain('\u001b');
   });
+
+  it('names no step once the video has ended, even one whose record still says active', () => {
+    const { out, text } = sink();
+    const board = new ProgressBoard(out, [{ id: A, label: 'a.mp4' }], { live: false });
+    board.update(A, video(A, 'failed', 0, 'ingest'));
+    board.finish();
+    expect(text()).toBe(['[11111111] a.mp4 queued 0%', '[11111111] a.mp4 failed 0%', ''].join('\n'));
+  });
 });
 
 describe('text helpers', () => {

@@ -1,4 +1,4 @@
-import type { Video } from '../types.js';
+import { TERMINAL_VIDEO_STATUSES, type Video } from '../types.js';
 import { truncate } from './format.js';
 
 /** Where the board draws: a terminal (with `columns`) or any text sink. */
@@ -34,6 +34,8 @@ const ESC = '\u001b[';
 const COLOURS: Record<string, string> = { completed: '32', downloaded: '32', failed: '31', error: '31', cancelled: '33', processing: '36', downloading: '36' };
 
 function activeStep(video: Video): string {
+  // A video that has ended runs no step, whatever a step's own record has not caught up with yet.
+  if (TERMINAL_VIDEO_STATUSES.includes(video.status)) return '';
   return video.steps.find((step) => step.status === 'active')?.name ?? '';
 }
 
