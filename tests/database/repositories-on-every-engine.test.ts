@@ -359,6 +359,25 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await webhooks.stalePending(3600)).toContain(pending!.id);
   });
 
+  it('never shows a video as failed or cancelled while the step that ended it still reads active', async () => {
+    // Reads race the transaction that ends the video: each view must come from one side of it.
+    const torn: string[] = [];
+    for (let round = 0; round < 60; round++) {
+      const id = await newVideo();
+      await videos.setStatus(id, 'processing');
+      await videos.setStep(id, 'ingest', 'active', { attempts: 1 });
+      const end = round % 2 === 0 ? videos.failVideo(id, 'ingest', 'ingest: not a video') : videos.cancel(id);
+      const views = await Promise.all(Array.from({ length: 6 }, () => videos.find(id)));
+      await end;
+      for (const view of views) {
+        const unfinished = view!.steps.filter((step) => step.status === 'active' || step.status === 'pending');
+        if (view!.status !== 'processing' && unfinished.length)
+          torn.push(`${view!.status} with ${unfinished.map((step) => `${step.name} ${step.status}`).join(', ')}`);
+      }
+    }
+    expect(torn).toEqual([]);
+  });
+
   it('pages through videos created in one transaction without losing or repeating one', async () => {
     const owner = `key-${randomUUID()}`;
     const ids = Array.from({ length: 7 }, () => randomUUID());

@@ -117,6 +117,8 @@ export interface JobEvent {
 
 const TERMINAL: readonly VideoStatus[] = ['completed', 'failed', 'cancelled'];
 
+type VideoStepRow = Selectable<Database['video_steps']>;
+
 /** Reads and writes of videos, their steps, scenes and job events. Every write is idempotent. */
 export class VideosRepository {
   private readonly dialect: PortableSql;
@@ -333,7 +335,7 @@ export class VideosRepository {
     if (ids.length === 0) return [];
     let videoQuery = this.db.selectFrom('videos').selectAll().where('id', 'in', ids);
     if (scope.kind === 'tenant') videoQuery = videoQuery.where('tenant_id', '=', scope.tenant);
-    const [videos, scenes, steps] = await Promise.all([
+    const [videos, scenes, stepRows] = await Promise.all([
       videoQuery.execute(),
       this.db
         .selectFrom('scenes')
@@ -344,6 +346,7 @@ export class VideosRepository {
         .execute(),
       this.db.selectFrom('video_steps').selectAll().where('video_id', 'in', ids).execute(),
     ]);
+    const steps = await this.stepsAfterFinish(videos, stepRows);
     const byVideo = new Map(ids.map((id) => [id, { scenes: [] as Scene[], steps: [] as VideoStepView[] }]));
     for (const scene of scenes) byVideo.get(scene.video_id)?.scenes.push({ startSeconds: scene.start_seconds, endSeconds: scene.end_seconds });
     for (const step of steps) {
@@ -368,6 +371,26 @@ export class VideosRepository {
         ),
       ];
     });
+  }
+
+  /**
+   * The three reads of `views` run side by side, so the steps can come from before the
+   * transaction that finished a video (failed, cancelled) and the video from after it: the view
+   * would show a finished video with a step still active. A finished video whose steps read
+   * unfinished has its steps read again; that read starts after the finish was committed.
+   */
+  private async stepsAfterFinish(videos: readonly { id: string; status: VideoStatus }[], steps: VideoStepRow[]): Promise<VideoStepRow[]> {
+    const finished = new Set(videos.filter((video) => TERMINAL.includes(video.status)).map((video) => video.id));
+    const stale = new Set(
+      steps.filter((step) => finished.has(step.video_id) && (step.status === 'active' || step.status === 'pending')).map((step) => step.video_id),
+    );
+    if (stale.size === 0) return steps;
+    const again = await this.db
+      .selectFrom('video_steps')
+      .selectAll()
+      .where('video_id', 'in', [...stale])
+      .execute();
+    return [...steps.filter((step) => !stale.has(step.video_id)), ...again];
   }
 
   /**
