@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { batchMetrics } from '../src/analysis/frame-metrics.js';
 import { CpuPool } from '../src/analysis/pool.js';
 import type { Keyring } from '@clipline/shared/crypto';
 
@@ -94,5 +95,21 @@ describe('CpuPool clip scoring', () => {
     );
     expect(clips[0]).toMatchObject({ startSeconds: 15, endSeconds: 22 });
     expect(motion.byteLength).toBe(0);
+  });
+});
+
+describe('CpuPool frame tasks', () => {
+  it('moves a batch into a thread and back, bytes unchanged, with the same metrics as measured on the spot', async () => {
+    const width = 16;
+    const height = 8;
+    const count = 3;
+    const frames = Uint8Array.from({ length: width * height * 3 * count }, (_, k) => (k * 7 + (k >> 5)) & 0xff);
+    const sent = frames.slice();
+    const onTheSpot = batchMetrics({ width, height, count, frames: sent.slice() });
+    const { value, frames: back } = await pool.analysisFrames({ width, height, count, frames });
+    expect(frames.byteLength).toBe(0); // moved into the thread, not copied
+    expect(back).toEqual(sent);
+    expect(value.metrics).toEqual(onTheSpot);
+    expect(value.profiles.length).toBeGreaterThan(0);
   });
 });

@@ -3,7 +3,7 @@ import { speechBoundaries } from '@clipline/shared/clips';
 import { LoudnessReader, type LoudnessTrack } from './audio-loudness.js';
 import { runBatchPipeline } from './batch-pipeline.js';
 import { probe, type FfmpegTools } from './ffmpeg.js';
-import type { FrameMetrics } from './frame-metrics.js';
+import type { FrameMetrics, WithFrames } from './frame-metrics.js';
 import { sampleFrames, sampleSize, sampleWidth, type AudioSink, type SampledBatch } from './frame-sampler.js';
 import { FrameSignals } from './frame-signals.js';
 import type { CpuPool } from './pool.js';
@@ -146,11 +146,13 @@ async function sampleFrameMetrics(
   await runBatchPipeline(batches, {
     frameBytes: size.width * size.height * 3,
     maxInFlight: settings.pool.threads * 2,
-    start: (batch, previous) => {
+    start: (batch, previous): Promise<WithFrames<{ metrics: FrameMetrics[]; profiles: Uint8Array | null }>> => {
       const task = { ...size, frames: batch.frames, count: batch.count, previous };
-      return profiled ? settings.pool.analysisFrames(task, signal) : settings.pool.frameMetrics(task, signal).then((metrics) => ({ metrics, profiles: null }));
+      if (profiled) return settings.pool.analysisFrames(task, signal);
+      return settings.pool.frameMetrics(task, signal).then(({ value, frames }) => ({ value: { metrics: value, profiles: null }, frames }));
     },
-    collect: async (firstIndex, { metrics, profiles }: { metrics: FrameMetrics[]; profiles: Uint8Array | null }) => {
+    returnedFrames: (result) => result.frames,
+    collect: async (firstIndex, { value: { metrics, profiles } }: WithFrames<{ metrics: FrameMetrics[]; profiles: Uint8Array | null }>) => {
       if (profiles && profiled) await profiled(firstIndex, { ...size, count: metrics.length, records: profiles });
       for (const frame of metrics) sampled.scores.push(frame.contentScore);
       sampled.signals.append(firstIndex, metrics);

@@ -250,6 +250,12 @@ export function hammingDistance(a: string, b: string): number {
   return distance;
 }
 
+/** A frame task's result and the batch's frame buffer, moved back out of the pool thread. */
+export interface WithFrames<T> {
+  value: T;
+  frames: Uint8Array;
+}
+
 export interface FrameBatch extends FrameGeometry {
   /** `count` packed RGB24 frames. */
   frames: Uint8Array;

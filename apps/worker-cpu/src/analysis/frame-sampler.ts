@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { PermanentJobError } from '@clipline/shared';
 import { loudnessOutputs } from './audio-loudness.js';
+import { FrameBuffers } from './batch-pipeline.js';
 import { spawnTool, type FfmpegTools, type SpawnedTool } from './ffmpeg.js';
 
 export interface SampleOptions {
@@ -55,6 +56,8 @@ export interface SampledBatch {
   count: number;
   /** `count` packed RGB24 frames in a buffer of their own (safe to transfer). */
   frames: Uint8Array;
+  /** Hands a batch buffer back once its frames are used, for the sampler to fill again. */
+  recycle?: (frames: Uint8Array) => void;
 }
 
 /** Width of sampled frames asked to be `width` wide: even, whatever the source. */
@@ -149,8 +152,9 @@ async function* readBatches(
     for (;;) {
       if (!reader) throw new Error('ffmpeg started without a stdout pipe');
       reader.start(frameBytes * options.batchFrames, watchdog);
+      const recycle = (frames: Uint8Array) => reader?.recycle(frames);
       for (let frames = await reader.next(); frames; frames = await reader.next()) {
-        yield { firstIndex: nextIndex, count: options.batchFrames, frames };
+        yield { firstIndex: nextIndex, count: options.batchFrames, frames, recycle };
         nextIndex += options.batchFrames;
       }
       const { code, signal } = await run.exited;
@@ -195,7 +199,8 @@ class BatchReader {
   private early: Buffer[] | null = [];
   private earlyBytes = 0;
   private batchBytes = 0;
-  private batch = new Uint8Array(0);
+  private buffers = new FrameBuffers(0);
+  private batch: Uint8Array = new Uint8Array(0);
   private filled = 0;
   private watchdog: StallWatchdog | undefined;
   private ended = false;
@@ -215,7 +220,8 @@ class BatchReader {
 
   start(batchBytes: number, watchdog: StallWatchdog): void {
     this.batchBytes = batchBytes;
-    this.batch = new Uint8Array(batchBytes);
+    this.buffers = new FrameBuffers(batchBytes);
+    this.batch = this.buffers.take();
     this.watchdog = watchdog;
     const early = this.early ?? [];
     this.early = null;
@@ -245,6 +251,11 @@ class BatchReader {
     }
   }
 
+  /** Takes back a batch buffer whose frames were used (see {@link FrameBuffers}). */
+  recycle(frames: Uint8Array): void {
+    this.buffers.give(frames);
+  }
+
   /** Bytes after the last full batch (a partial batch at the end of the video). */
   tail(): Uint8Array {
     return this.batch.subarray(0, this.filled);
@@ -265,7 +276,7 @@ class BatchReader {
       offset += take;
       if (this.filled === this.batchBytes) {
         this.ready.push(this.batch);
-        this.batch = new Uint8Array(this.batchBytes);
+        this.batch = this.buffers.take();
         this.filled = 0;
       }
     }

@@ -7,27 +7,44 @@ import { hashPassword as hashPasswordSync, verifyPassword as verifyPasswordSync,
 import { decryptSecret as decrypt, encryptSecret as encrypt, reencryptSecret as reencrypt, SecretDecryptionError, type Keyring } from '@clipline/shared/crypto';
 import { sha256File } from '../hashing/content-hash.js';
 import { planCropPath, type CropKeyframe, type CropPathInput } from '../render/crop-plan.js';
-import { interestProfiles, type FrameInterest } from '../render/interest-profile.js';
+import { interestProfiles } from '../render/interest-profile.js';
 import { quantiseInterest } from '../render/interest-store.js';
-import { batchMetrics, measureBatch, type FrameBatch, type FrameMetrics } from './frame-metrics.js';
+import { batchMetrics, measureBatch, type FrameBatch, type WithFrames } from './frame-metrics.js';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { clipCandidates as scoreClips, type HighlightOptions, type HighlightSignals } from '@clipline/shared/clips';
 
-export function frameMetrics(batch: FrameBatch): FrameMetrics[] {
-  return batchMetrics(batch);
+/**
+ * A frame task's result with the batch's buffer moved back out of the thread (not copied), for
+ * the sampler to fill again (see `FrameBuffers`).
+ */
+function handBack<T>(value: T, batch: FrameBatch): unknown {
+  const back: WithFrames<T> = { value, frames: batch.frames };
+  return move({
+    get [transferableSymbol]() {
+      return [batch.frames.buffer];
+    },
+    get [valueSymbol]() {
+      return back;
+    },
+  } as Parameters<typeof move>[0]);
+}
+
+export function frameMetrics(batch: FrameBatch): unknown {
+  return handBack(batchMetrics(batch), batch);
 }
 
 /** Metrics of a batch and, quantised for storage, its frames' interest profiles (analysis keeps both). */
-export function analysisFrames(batch: FrameBatch): { metrics: FrameMetrics[]; profiles: Uint8Array } {
+export function analysisFrames(batch: FrameBatch): unknown {
   const { metrics, profiles } = measureBatch(batch, { metrics: true, profiles: true });
-  return { metrics, profiles: quantiseInterest(profiles) };
+  return handBack({ metrics, profiles: quantiseInterest(profiles) }, batch);
 }
 
 export function clipCandidates(task: { signals: HighlightSignals; options: HighlightOptions }): ClipCandidate[] {
   return scoreClips(task.signals, task.options);
 }
 
-export function clipInterest(batch: FrameBatch): FrameInterest[] {
-  return interestProfiles(batch);
+export function clipInterest(batch: FrameBatch): unknown {
+  return handBack(interestProfiles(batch), batch);
 }
 
 export function cropPath(input: CropPathInput): CropKeyframe[] {

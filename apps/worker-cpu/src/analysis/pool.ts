@@ -4,7 +4,7 @@ import type { ScryptParams } from '../crypto/password-hash.js';
 import { SecretDecryptionError, type Keyring } from '@clipline/shared/crypto';
 import type { CropKeyframe, CropPathInput } from '../render/crop-plan.js';
 import type { FrameInterest } from '../render/interest-profile.js';
-import type { FrameBatch, FrameMetrics } from './frame-metrics.js';
+import type { FrameBatch, FrameMetrics, WithFrames } from './frame-metrics.js';
 import type { HighlightOptions, HighlightSignals } from '@clipline/shared/clips';
 
 export interface CpuPoolOptions {
@@ -37,16 +37,16 @@ export class CpuPool {
     return this.pool.run(task, { name, ...(transferList ? { transferList } : {}), ...(signal ? { signal } : {}) }) as Promise<R>;
   }
 
-  /** Metrics of a batch of frames; the frame buffer is moved into the thread, not copied. */
-  frameMetrics(batch: FrameBatch, signal?: AbortSignal): Promise<FrameMetrics[]> {
+  /** Metrics of a batch of frames; the frame buffer is moved into the thread and back, not copied. */
+  frameMetrics(batch: FrameBatch, signal?: AbortSignal): Promise<WithFrames<FrameMetrics[]>> {
     return this.run('frameMetrics', batch, signal, [batch.frames.buffer as ArrayBuffer]);
   }
 
   /**
    * Metrics of a batch of frames plus their interest profiles, quantised as analysis stores them
-   * (see `render/interest-store.ts`); the frame buffer is moved into the thread.
+   * (see `render/interest-store.ts`); the frame buffer is moved into the thread and back.
    */
-  analysisFrames(batch: FrameBatch, signal?: AbortSignal): Promise<{ metrics: FrameMetrics[]; profiles: Uint8Array }> {
+  analysisFrames(batch: FrameBatch, signal?: AbortSignal): Promise<WithFrames<{ metrics: FrameMetrics[]; profiles: Uint8Array }>> {
     return this.run('analysisFrames', batch, signal, [batch.frames.buffer as ArrayBuffer]);
   }
 
@@ -56,8 +56,8 @@ export class CpuPool {
     return this.run('clipCandidates', { signals, options }, signal, transfer);
   }
 
-  /** Interest profiles, sharpness and content score of a batch of frames; the buffer is moved, not copied. */
-  clipInterest(batch: FrameBatch, signal?: AbortSignal): Promise<FrameInterest[]> {
+  /** Interest profiles, sharpness and content score of a batch of frames; the buffer is moved there and back, not copied. */
+  clipInterest(batch: FrameBatch, signal?: AbortSignal): Promise<WithFrames<FrameInterest[]>> {
     return this.run('clipInterest', batch, signal, [batch.frames.buffer as ArrayBuffer]);
   }
 

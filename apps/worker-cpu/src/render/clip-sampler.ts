@@ -1,5 +1,6 @@
 import { PermanentJobError } from '@clipline/shared';
 import { spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
+import { FrameBuffers } from '../analysis/batch-pipeline.js';
 import { rawFramesFrom, type SampledBatch } from '../analysis/frame-sampler.js';
 
 /** The AAC settings of every clip's sound, wherever it is encoded. */
@@ -63,7 +64,9 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
   const run = spawnTool(tools.ffmpegPath, clipSamplerArgs(options), options.signal);
   const stdout = run.child.stdout;
   if (!stdout) throw new Error('ffmpeg started without a stdout pipe');
-  let batch = new Uint8Array(batchBytes);
+  const buffers = new FrameBuffers(batchBytes);
+  const recycle = (frames: Uint8Array) => buffers.give(frames);
+  let batch = buffers.take();
   let filled = 0;
   let nextIndex = 0;
   let finished = false;
@@ -76,9 +79,9 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
         offset += take;
         if (filled < batchBytes) continue;
         const full = batch;
-        batch = new Uint8Array(batchBytes);
+        batch = buffers.take();
         filled = 0;
-        yield { firstIndex: nextIndex, count: options.batchFrames, frames: full };
+        yield { firstIndex: nextIndex, count: options.batchFrames, frames: full, recycle };
         nextIndex += options.batchFrames;
       }
     }

@@ -263,8 +263,9 @@ async function sampleInterest(
       const task: InterestBatch = { ...size, frames: batch.frames, count: batch.count, previous, profilesOnly };
       return pool.clipInterest(task, signal);
     },
-    collect: async (_firstIndex, frames) => {
-      for (const frame of frames) {
+    returnedFrames: (result) => result.frames,
+    collect: async (_firstIndex, { value }) => {
+      for (const frame of value) {
         sampled.columns.push(frame.columns);
         sampled.rows.push(frame.rows);
         sampled.sharpness.push(frame.sharpness);
