@@ -1,4 +1,5 @@
 // Helpers the benchmarks share (files starting with _ are not benchmarks of their own).
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 /** A TCP port free on the loopback interface right now. */
@@ -34,3 +35,41 @@ export async function stopNode(app) {
 
 /** The middle value (the upper one of an even count). */
 export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** Children a process has now (every thread's), by pid. */
+function liveChildren(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * CPU seconds of a process itself (all its threads) and of its children, apart; 0 for both once
+ * it is gone. Children count whether they are reaped or still running, and so do theirs: ffmpeg
+ * started by worker-cpu's spawner process (whose runs it reaps itself) counts as worker-cpu's.
+ */
+export function processTreeCpu(pid = process.pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after "pid (comm) ".
+    const ticks = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .slice(11, 15)
+      .map(Number);
+    let children = (ticks[2] + ticks[3]) / CLOCK_TICKS_PER_SECOND;
+    for (const child of liveChildren(pid)) {
+      const tree = processTreeCpu(child);
+      children += tree.own + tree.children;
+    }
+    return { own: (ticks[0] + ticks[1]) / CLOCK_TICKS_PER_SECOND, children };
+  } catch {
+    return { own: 0, children: 0 };
+  }
+}

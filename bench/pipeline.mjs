@@ -35,7 +35,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { collectJobs, profile, quantile, round } from './_pipeline-profile.mjs';
-import { clearPrefix, freePort, stopNode } from './_support.mjs';
+import { clearPrefix, freePort, processTreeCpu, stopNode } from './_support.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = await import(new URL('../packages/shared/dist/index.js', import.meta.url).href);
@@ -63,31 +63,18 @@ const PRESET = 'veryfast';
 const CRF = 20;
 const TARGET = 1.5;
 const TIMEOUT_MS = Number(process.env.BENCH_PIPELINE_TIMEOUT_SECONDS ?? 1200) * 1000;
-const CLOCK_TICKS = 100;
 const POSTGRES_APPLICATION = `clipline-bench-pipeline-${randomUUID().slice(0, 8)}`;
 const tools = { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' };
 const execFileAsync = promisify(execFile);
 
-/** CPU seconds of a process so far, its reaped children (ffmpeg) included; 0 once it is gone. */
-function cpuSeconds(pid = 'self') {
+/** CPU seconds of a process so far, its children (ffmpeg, the spawner) included; 0 once it is gone. */
+function cpuSeconds(pid = process.pid) {
   const { own, children } = cpuSplit(pid);
   return own + children;
 }
 
-/** CPU seconds of a process itself (all its threads) and of its reaped children, apart. */
-function cpuSplit(pid = 'self') {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ticks = stat
-      .slice(stat.lastIndexOf(')') + 2)
-      .split(' ')
-      .slice(11, 15)
-      .map(Number);
-    return { own: (ticks[0] + ticks[1]) / CLOCK_TICKS, children: (ticks[2] + ticks[3]) / CLOCK_TICKS };
-  } catch {
-    return { own: 0, children: 0 };
-  }
-}
+/** CPU seconds of a process itself (all its threads) and of its children (see processTreeCpu), apart. */
+const cpuSplit = processTreeCpu;
 
 /** Busy and total jiffies of the whole machine (/proc/stat). */
 function machineCpu() {
@@ -206,6 +193,8 @@ async function startApps({ schema, prefix, storageDir }, apps, log) {
     WORKER_CPU_METRICS_PORT: String(cpuMetrics),
     UPSTREAM_SIM_URL: simUrl,
     METADATA_SYNC_INTERVAL_SECONDS: '86400',
+    // FFMPEG_SPAWNING=direct|helper: how worker-cpu starts ffmpeg (its default when unset).
+    ...(process.env.FFMPEG_SPAWNING ? { FFMPEG_SPAWNING: process.env.FFMPEG_SPAWNING } : {}),
     // Names the apps' database sessions, so their PostgreSQL backends' CPU can be counted.
     PGAPPNAME: POSTGRES_APPLICATION,
   };

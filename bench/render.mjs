@@ -18,13 +18,14 @@
 // each side used, which other load disturbs less than wall time.
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { processTreeCpu } from './_support.mjs';
 
 const cpuDist = new URL('../apps/worker-cpu/dist/', import.meta.url);
 const shared = await import('@clipline/shared');
@@ -72,12 +73,10 @@ async function benchVideo(log) {
   return file;
 }
 
-/** CPU seconds used so far by this process (all threads) and its finished children. */
+/** CPU seconds used so far by this process (all threads) and its children (ffmpeg, the spawner that starts it). */
 function cpuSeconds() {
-  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
-  // After the command: state is field 3; utime, stime, cutime, cstime are fields 14-17.
-  const ticks = [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index]), 0);
-  return ticks / 100;
+  const { own, children } = processTreeCpu();
+  return own + children;
 }
 
 async function timed(work) {

@@ -45,7 +45,7 @@ import {
   syncQueue,
   VideosRepository,
 } from '../packages/shared/dist/index.js';
-import { clearPrefix, freePort, stopNode } from './_support.mjs';
+import { clearPrefix, freePort, processTreeCpu, stopNode } from './_support.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = {
@@ -73,22 +73,15 @@ const CPU_SAMPLES = 2;
 /** Completions before and after the steady state: the first and last 10% are warm-up and drain. */
 const STEADY_FROM = 0.1;
 const STEADY_TO = 0.9;
-const CLOCK_TICKS = 100;
 
 const execFileAsync = promisify(execFile);
 const round = (value, places = 3) => Math.round(value * 10 ** places) / 10 ** places;
 const loadAverage = () => os.loadavg().map((value) => round(value, 2));
 
-/** CPU seconds a process used so far, its reaped children (ffmpeg) included; 0 once it is gone. */
+/** CPU seconds a process used so far, its children (ffmpeg, the spawner) included; 0 once it is gone. */
 function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after "pid (comm) ".
-    return fields.slice(11, 15).reduce((sum, ticks) => sum + Number(ticks), 0) / CLOCK_TICKS;
-  } catch {
-    return 0;
-  }
+  const { own, children } = processTreeCpu(pid);
+  return own + children;
 }
 
 /** A node child with the given environment; keeps the tail of its output for error messages. */

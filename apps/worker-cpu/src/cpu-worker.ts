@@ -22,6 +22,7 @@ import { parseKeyring } from '@clipline/shared/crypto';
 import { accountsProcessors } from './accounts/register-user.js';
 import { analyzeProcessors } from './analysis/analyze-processor.js';
 import type { AnalysisSettings } from './analysis/analyze-video.js';
+import { setToolSpawning } from './analysis/ffmpeg.js';
 import { CpuPool } from './analysis/pool.js';
 import { cpuConcurrency, type CpuWorkerSettings } from './cpu-worker-config.js';
 import { RenderCores } from './render/render-cores.js';
@@ -91,6 +92,7 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   await signals.ready();
   const analyses = new AnalysisRepository(db);
   const storage = new LocalStorage(config.storageDir);
+  setToolSpawning(config.ffmpegSpawning);
   const tools = { ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath };
   const analysis: AnalysisSettings = { tools, pool, fps: config.analyzeFps, width: config.analyzeWidth, maxSeconds: config.maxSourceSeconds };
   const render: RenderSettings = { tools, pool, cores: new RenderCores(cores), ...(own ? { preset: own.renderPreset, crf: own.renderCrf } : {}) };

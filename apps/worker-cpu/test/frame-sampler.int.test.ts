@@ -306,7 +306,7 @@ describe('with the audio measured in the same ffmpeg', () => {
   it('quotes only the problem lines of a level-tagged log, without their tags', async () => {
     const file = path.join(dir, 'also-not-a-video.mp4');
     await writeFile(file, 'plain text, not a video');
-    const run = spawnTool('ffmpeg', ['-nostdin', '-loglevel', 'level+info', '-i', file, '-f', 'null', '-'], undefined, { levelTagged: true });
+    const run = await spawnTool('ffmpeg', ['-nostdin', '-loglevel', 'level+info', '-i', file, '-f', 'null', '-'], undefined, { levelTagged: true });
     const error = await expectSuccess(run, 'probe by hand').then(
       () => undefined,
       (thrown: Error) => thrown,

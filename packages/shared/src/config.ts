@@ -156,6 +156,11 @@ const coreEnvSchema = z.object({
   JOB_STALL_LIMIT: positiveInt(3),
   FFMPEG_PATH: z.string().default('ffmpeg'),
   FFPROBE_PATH: z.string().default('ffprobe'),
+  /**
+   * How worker-cpu starts ffmpeg and ffprobe: `helper`, from a small process of its own (a start
+   * then costs worker-cpu a message, not a fork of its whole memory), or `direct`, forked from it.
+   */
+  FFMPEG_SPAWNING: z.enum(['helper', 'direct']).default('helper'),
   /** Let ingest download from loopback/private addresses (dev and tests). */
   ALLOW_PRIVATE_SOURCES: bool.optional(),
   /** Seconds an http(s) download may take before it is abandoned. */
@@ -323,6 +328,7 @@ function toConfig(env: EnvVariables) {
     jobStallLimit: env.JOB_STALL_LIMIT,
     ffmpegPath: env.FFMPEG_PATH,
     ffprobePath: env.FFPROBE_PATH,
+    ffmpegSpawning: env.FFMPEG_SPAWNING,
     allowPrivateSources: env.ALLOW_PRIVATE_SOURCES ?? !production,
     downloadTimeoutMs: env.DOWNLOAD_TIMEOUT_SECONDS * 1000,
     apiRateLimitPerMinute: env.API_RATE_LIMIT_PER_MINUTE,

@@ -212,6 +212,7 @@ describe('loadConfig', () => {
       jobStallLimit: 3,
       ffmpegPath: 'ffmpeg',
       ffprobePath: 'ffprobe',
+      ffmpegSpawning: 'helper',
       allowPrivateSources: true,
       downloadTimeoutMs: 600_000,
       apiRateLimitPerMinute: 1200,

@@ -1,8 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { setPriority } from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { endSpan, PermanentJobError, startChildSpan } from '@clipline/shared';
 import { mp4Facts } from './mp4-facts.js';
+import { type ToolChild, type ToolExit, ToolSpawner, type ToolStart, ToolStartError } from './tool-spawner.js';
 
 export interface FfmpegTools {
   ffmpegPath: string;
@@ -58,43 +60,99 @@ class TailBuffer {
 }
 
 export interface SpawnedTool {
-  child: ChildProcess;
+  /** The child's streams: stdout, stderr and (with `fd3`) its fd 3. */
+  output: Pick<ToolChild, 'stdout' | 'stderr' | 'fd3'>;
+  /** The tail of stderr, for a failure's message. */
   stderr: TailBuffer;
-  /** Resolves with the exit code (or null when killed by a signal). */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the exit code (or null when killed by a signal) once its streams are closed. */
+  exited: Promise<ToolExit>;
+  /** Whether it has not exited yet. */
+  running(): boolean;
+  /** Ends it with SIGKILL. */
+  kill(): void;
 }
 
 export interface SpawnToolOptions {
-  /** A fourth pipe, the child's fd 3 (`pipe:3` to ffmpeg), readable as `child.stdio[3]`. */
+  /** A fourth stream, the child's fd 3 (`pipe:3` to ffmpeg), readable as `output.fd3`. */
   fd3?: boolean;
   /** The child logs with `-loglevel level+…`: failures quote only its problem lines. */
   levelTagged?: boolean;
 }
 
 /**
- * Spawns ffmpeg/ffprobe niced, with stderr always drained into a tail buffer (a full stderr
- * pipe would block the child forever). Killed with SIGKILL on abort.
+ * How this process starts ffmpeg and ffprobe. `helper` (the default): a small process of its own
+ * starts them ({@link ToolSpawner}), so this process, with its pool threads and buffers, is never
+ * forked. `direct`: forked from this process.
  */
-export function spawnTool(command: string, args: readonly string[], signal?: AbortSignal, options: SpawnToolOptions = {}): SpawnedTool {
-  const tool = path.basename(command);
-  // One span per run, a child of the job's: how long ffmpeg took, with what, and how it ended.
-  const span = startChildSpan(tool, { attributes: { 'process.executable.name': tool, 'process.command_args': [...args] } });
-  const child = spawn(command, args, { stdio: options.fd3 ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'] });
-  const stderr = new TailBuffer(options.levelTagged);
-  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+export type ToolSpawning = 'helper' | 'direct';
+
+let spawning: ToolSpawning = 'helper';
+let spawner: ToolSpawner | null = null;
+
+/** Sets how tools are started from now on (`FFMPEG_SPAWNING`). */
+export function setToolSpawning(mode: ToolSpawning): void {
+  spawning = mode;
+  if (mode === 'direct') {
+    spawner?.close();
+    spawner = null;
+  }
+}
+
+function startTool(request: ToolStart): ToolChild | Promise<ToolChild> {
+  if (spawning === 'helper') {
+    try {
+      spawner ??= new ToolSpawner();
+      return spawner.start(request);
+    } catch (error) {
+      // Its module is not built: started from here instead.
+      process.emitWarning(`ffmpeg is started directly: ${(error as Error).message}`);
+      spawning = 'direct';
+    }
+  }
+  return startDirect(request);
+}
+
+/** A tool forked from this process. */
+function startDirect(request: ToolStart): ToolChild {
+  const child = spawn(request.command, request.args, { stdio: request.fd3 ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'] });
   if (child.pid !== undefined) {
     try {
-      setPriority(child.pid, FFMPEG_NICENESS);
+      setPriority(child.pid, request.niceness);
     } catch {
       // Not permitted here: run at normal priority.
     }
   }
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') reject(new Error(`${command} not found: install ffmpeg (apt-get install -y ffmpeg) or set FFMPEG_PATH/FFPROBE_PATH`));
-      else reject(error);
-    });
-    child.once('close', (code, sig) => resolve({ code, signal: sig }));
+  const closed = new Promise<ToolExit>((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => reject(new ToolStartError(error.message, error.code)));
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  closed.catch(() => {});
+  return {
+    stdout: child.stdout!,
+    stderr: child.stderr!,
+    fd3: request.fd3 ? (child.stdio[3] as Readable) : null,
+    closed,
+    running: () => child.exitCode === null && child.signalCode === null,
+    kill: (signal) => child.kill(signal),
+  };
+}
+
+/**
+ * Starts ffmpeg/ffprobe niced, with stderr always drained into a tail buffer (a full stderr
+ * pipe would block the child forever). Killed with SIGKILL on abort. A tool that cannot start
+ * (not installed) makes `exited` reject with an error that says how to install it.
+ */
+export async function spawnTool(command: string, args: readonly string[], signal?: AbortSignal, options: SpawnToolOptions = {}): Promise<SpawnedTool> {
+  const tool = path.basename(command);
+  // One span per run, a child of the job's: how long ffmpeg took, with what, and how it ended.
+  const span = startChildSpan(tool, { attributes: { 'process.executable.name': tool, 'process.command_args': [...args] } });
+  const child = await startTool({ command, args, fd3: options.fd3 ?? false, niceness: FFMPEG_NICENESS });
+  const stderr = new TailBuffer(options.levelTagged);
+  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+  const exited = child.closed.catch((error: Error) => {
+    if (error instanceof ToolStartError && error.code === 'ENOENT')
+      throw new Error(`${command} not found: install ffmpeg (apt-get install -y ffmpeg) or set FFMPEG_PATH/FFPROBE_PATH`);
+    throw error;
   });
   exited.then(
     ({ code, signal: killedBy }) => {
@@ -103,13 +161,13 @@ export function spawnTool(command: string, args: readonly string[], signal?: Abo
     },
     (error: Error) => endSpan(span, error.message),
   );
+  const kill = () => child.kill('SIGKILL');
   if (signal) {
-    const kill = () => child.kill('SIGKILL');
     if (signal.aborted) kill();
     else signal.addEventListener('abort', kill, { once: true });
     void exited.finally(() => signal.removeEventListener('abort', kill)).catch(() => {});
   }
-  return { child, stderr, exited };
+  return { output: child, stderr, exited, running: child.running, kill };
 }
 
 /**
@@ -180,14 +238,14 @@ export async function probe(tools: FfmpegTools, file: string, signal?: AbortSign
 export async function ffprobeFacts(tools: FfmpegTools, file: string, signal?: AbortSignal, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
   // A pipe or a pathological file can keep ffprobe reading forever: it gets a deadline of its own.
   const deadline = AbortSignal.timeout(timeoutMs);
-  const run = spawnTool(
+  const run = await spawnTool(
     tools.ffprobePath,
     ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file],
     signal ? AbortSignal.any([signal, deadline]) : deadline,
   );
   let stdout = '';
-  run.child.stdout?.setEncoding('utf8');
-  run.child.stdout?.on('data', (chunk: string) => {
+  run.output.stdout.setEncoding('utf8');
+  run.output.stdout.on('data', (chunk: string) => {
     if (stdout.length < 4 * 1024 * 1024) stdout += chunk;
   });
   const { code } = await run.exited;

@@ -96,16 +96,16 @@ function samplerArgs(options: SampleOptions, withAudio: boolean): string[] {
 }
 
 /** Starts the sampler's ffmpeg, its audio outputs (if any) wired to the sink. */
-function startSampler(tools: FfmpegTools, options: SampleOptions, audio: AudioSink | undefined): { run: SpawnedTool; reader: BatchReader | null } {
+async function startSampler(tools: FfmpegTools, options: SampleOptions, audio: AudioSink | undefined): Promise<{ run: SpawnedTool; reader: BatchReader }> {
   const withAudio = audio !== undefined;
-  const run = spawnTool(tools.ffmpegPath, samplerArgs(options, withAudio), options.signal, { fd3: withAudio, levelTagged: withAudio });
+  const run = await spawnTool(tools.ffmpegPath, samplerArgs(options, withAudio), options.signal, { fd3: withAudio, levelTagged: withAudio });
   if (audio) {
     const decoder = new StringDecoder('utf8');
-    run.child.stderr?.on('data', (chunk: Buffer) => audio.log(decoder.write(chunk)));
-    (run.child.stdio[3] as Readable | null | undefined)?.on('data', (chunk: Buffer) => audio.pcm(chunk));
+    run.output.stderr.on('data', (chunk: Buffer) => audio.log(decoder.write(chunk)));
+    run.output.fd3?.on('data', (chunk: Buffer) => audio.pcm(chunk));
   }
   // Read from the start: a pipe nobody listens to is drained and dropped when ffmpeg exits.
-  return { run, reader: run.child.stdout ? new BatchReader(run.child.stdout) : null };
+  return { run, reader: new BatchReader(run.output.stdout) };
 }
 
 /** Input `file` and an output of its first video stream as scaled RGB24 frames on stdout (sampling's filter chain). */
@@ -131,6 +131,7 @@ export function sampleFrames(tools: FfmpegTools, options: SampleOptions): AsyncG
   // ffmpeg starts now, not at the first read: it decodes while the caller still probes. A caller
   // that gives up before reading aborts `options.signal`, which stops it.
   const started = startSampler(tools, options, options.audio);
+  started.catch(() => {}); // read (and thrown) by the first step of the iteration
   const height = Promise.resolve(options.height);
   height.catch(() => {}); // the caller handles a failed probe; the height is read only after it
   return readBatches(tools, started, height, options);
@@ -138,19 +139,18 @@ export function sampleFrames(tools: FfmpegTools, options: SampleOptions): AsyncG
 
 async function* readBatches(
   tools: FfmpegTools,
-  started: { run: SpawnedTool; reader: BatchReader | null },
+  started: Promise<{ run: SpawnedTool; reader: BatchReader }>,
   height: Promise<number>,
   options: SampleOptions,
 ): AsyncGenerator<SampledBatch> {
-  let { run, reader } = started;
+  let { run, reader } = await started;
   let audio = options.audio;
-  const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 60_000, () => run.child.kill('SIGKILL'));
+  const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 60_000, () => run.kill());
   let finished = false;
   try {
     const frameBytes = options.width * (await height) * 3;
     let nextIndex = 0;
     for (;;) {
-      if (!reader) throw new Error('ffmpeg started without a stdout pipe');
       reader.start(frameBytes * options.batchFrames, watchdog);
       const recycle = (frames: Uint8Array) => reader?.recycle(frames);
       for (let frames = await reader.next(); frames; frames = await reader.next()) {
@@ -166,7 +166,7 @@ async function* readBatches(
         if (audio && signal === null && reader.receivedBytes === 0) {
           audio.dropped(detail);
           audio = undefined;
-          ({ run, reader } = startSampler(tools, options, undefined));
+          ({ run, reader } = await startSampler(tools, options, undefined));
           continue;
         }
         throw new PermanentJobError(`decoding failed (ffmpeg: ${detail})`);
@@ -180,7 +180,7 @@ async function* readBatches(
   } finally {
     watchdog.stop();
     // Leaving early (consumer error, abort, a failed probe): make sure ffmpeg does not linger.
-    if (!finished && run.child.exitCode === null) run.child.kill('SIGKILL');
+    if (!finished && run.running()) run.kill();
     await run.exited.catch(() => {});
   }
 }

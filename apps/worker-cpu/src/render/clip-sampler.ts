@@ -61,9 +61,8 @@ export function clipSamplerArgs(options: ClipSampling): string[] {
 export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): AsyncGenerator<SampledBatch> {
   const frameBytes = options.width * options.height * 3;
   const batchBytes = frameBytes * options.batchFrames;
-  const run = spawnTool(tools.ffmpegPath, clipSamplerArgs(options), options.signal);
-  const stdout = run.child.stdout;
-  if (!stdout) throw new Error('ffmpeg started without a stdout pipe');
+  const run = await spawnTool(tools.ffmpegPath, clipSamplerArgs(options), options.signal);
+  const stdout = run.output.stdout;
   const buffers = new FrameBuffers(batchBytes);
   const recycle = (frames: Uint8Array) => buffers.give(frames);
   let batch = buffers.take();
@@ -93,7 +92,7 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
     if (count > 0) yield { firstIndex: nextIndex, count, frames: batch.slice(0, count * frameBytes) };
     finished = true;
   } finally {
-    if (!finished && run.child.exitCode === null) run.child.kill('SIGKILL');
+    if (!finished && run.running()) run.kill();
     await run.exited.catch(() => {});
   }
 }

@@ -392,10 +392,10 @@ async function encode(
   targets: { video: string; thumbnail: string },
   hooks: RenderHooks,
 ): Promise<void> {
-  const run = spawnTool(settings.tools.ffmpegPath, encodeArgs(source, job, settings, targets), hooks.signal);
-  run.child.stdout?.setEncoding('utf8');
+  const run = await spawnTool(settings.tools.ffmpegPath, encodeArgs(source, job, settings, targets), hooks.signal);
+  run.output.stdout.setEncoding('utf8');
   let pending = '';
-  run.child.stdout?.on('data', (chunk: string) => {
+  run.output.stdout.on('data', (chunk: string) => {
     const lines = (pending + chunk).split('\n');
     pending = lines.pop() ?? '';
     for (const line of lines) {

@@ -1,0 +1,127 @@
+/**
+ * The process that starts ffmpeg and ffprobe for worker-cpu ({@link ToolSpawner} forks it once).
+ * A start from worker-cpu itself forks a process of 200 MB and more: the call blocks for 10-15 ms
+ * and every page of worker-cpu, pool threads included, then faults once on its next write. Started
+ * from this small process, a child costs worker-cpu one message.
+ *
+ * The child's stdout and stderr are sockets connected to worker-cpu (it listens on one Unix socket
+ * per run, and the connections come in the order stdout, stderr), so their bytes never pass
+ * through here. fd 3, when asked for, is a pipe of this process relayed to a third connection: a
+ * socket as fd 3 would stay non-blocking in the child, which ffmpeg handles by retrying writes.
+ *
+ * Messages (JSON over the IPC channel), in: `start`, `kill`; out: `started`, `failed`, `exit`.
+ * When worker-cpu goes (its channel closes), every child still running is killed and this exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { setPriority } from 'node:os';
+import type { Readable } from 'node:stream';
+
+export interface StartMessage {
+  op: 'start';
+  id: number;
+  command: string;
+  args: string[];
+  /** The Unix socket worker-cpu listens on for this run's streams. */
+  socket: string;
+  /** Whether the child gets a fd 3 (a third connection). */
+  fd3: boolean;
+  niceness: number;
+}
+
+export interface KillMessage {
+  op: 'kill';
+  id: number;
+  signal: NodeJS.Signals;
+}
+
+export type SpawnerReply =
+  | { op: 'started'; id: number; pid: number }
+  | { op: 'failed'; id: number; code: string | undefined; message: string }
+  | { op: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null };
+
+const children = new Map<number, ChildProcess>();
+/** Runs being started, and the signal of a kill asked for meanwhile. */
+const starting = new Map<number, NodeJS.Signals | null>();
+
+function reply(message: SpawnerReply): void {
+  if (process.connected) process.send?.(message);
+}
+
+function connectTo(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+async function start(message: StartMessage): Promise<void> {
+  starting.set(message.id, null);
+  try {
+    await startChild(message);
+  } finally {
+    starting.delete(message.id);
+  }
+}
+
+async function startChild(message: StartMessage): Promise<void> {
+  const sockets: Socket[] = [];
+  let child: ChildProcess;
+  try {
+    // One after the other: worker-cpu takes the connections in this order.
+    for (let n = message.fd3 ? 3 : 2; n > 0; n--) sockets.push(await connectTo(message.socket));
+    const [stdout, stderr, fd3] = sockets;
+    child = spawn(message.command, message.args, { stdio: fd3 ? ['ignore', stdout!, stderr!, 'pipe'] : ['ignore', stdout!, stderr!] });
+    if (fd3) {
+      // worker-cpu gone or done reading: the child then fails on its own writes.
+      fd3.on('error', () => {});
+      (child.stdio[3] as Readable).on('error', () => {}).pipe(fd3);
+    }
+  } catch (error) {
+    for (const socket of sockets) socket.destroy();
+    const { code, message: text } = error as NodeJS.ErrnoException;
+    reply({ op: 'failed', id: message.id, code, message: text });
+    return;
+  }
+  // The child holds its own copies now (fd 3's socket stays: the relay writes to it).
+  sockets[0]!.destroy();
+  sockets[1]!.destroy();
+  const pid = child.pid;
+  if (pid === undefined) {
+    sockets[2]?.destroy();
+    child.once('error', (error: NodeJS.ErrnoException) => reply({ op: 'failed', id: message.id, code: error.code, message: error.message }));
+    return;
+  }
+  children.set(message.id, child);
+  child.on('error', () => {}); // a kill that fails: the exit still comes
+  try {
+    setPriority(pid, message.niceness);
+  } catch {
+    // Not permitted here: it runs at normal priority.
+  }
+  reply({ op: 'started', id: message.id, pid });
+  const early = starting.get(message.id);
+  if (early) child.kill(early);
+  child.once('exit', (code, signal) => {
+    children.delete(message.id);
+    reply({ op: 'exit', id: message.id, code, signal });
+  });
+}
+
+process.on('message', (message: StartMessage | KillMessage) => {
+  if (message.op === 'start') void start(message);
+  else if (message.op === 'kill') {
+    const child = children.get(message.id);
+    if (child) child.kill(message.signal);
+    else if (starting.has(message.id)) starting.set(message.id, message.signal);
+  }
+});
+
+process.on('disconnect', () => {
+  for (const child of children.values()) child.kill('SIGKILL');
+  process.exit(0);
+});

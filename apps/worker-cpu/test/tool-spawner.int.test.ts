@@ -1,0 +1,190 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { spawnTool } from '../src/analysis/ffmpeg.js';
+import { type ToolChild, ToolSpawner, ToolStartError } from '../src/analysis/tool-spawner.js';
+
+const spawner = new ToolSpawner();
+
+afterAll(() => spawner.close());
+
+function start(script: string, fd3 = false): Promise<ToolChild> {
+  return spawner.start({ command: 'sh', args: ['-c', script], fd3, niceness: 10 });
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Fields of /proc/<pid>/stat after the command name: [0] is the state, [1] the parent, [16] the niceness. */
+function stat(pid: number): string[] | null {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  } catch {
+    return null;
+  }
+}
+
+function alive(pid: number): boolean {
+  const fields = stat(pid);
+  return fields !== null && fields[0] !== 'Z';
+}
+
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The pid a `sh -c 'echo $$; …'` child prints first. */
+async function firstLinePid(stream: Readable): Promise<number> {
+  let text = '';
+  for await (const chunk of stream) {
+    text += String(chunk);
+    if (text.includes('\n')) break;
+  }
+  return Number(text.split('\n')[0]);
+}
+
+describe('the spawner process', () => {
+  it('delivers every byte of stdout, stderr and fd 3, and the exit code, once the streams are read', async () => {
+    // About 24 MB of stdout: well past any socket buffer, so the child blocks on a slow reader and resumes.
+    const child = await start('seq 1 3200000; seq 1 50000 >&3; echo done >&2; exit 3', true);
+    const [out, err, three] = await Promise.all([readAll(child.stdout), readAll(child.stderr), readAll(child.fd3!)]);
+    expect(await child.closed).toEqual({ code: 3, signal: null });
+    const expected = (count: number) => `${Array.from({ length: count }, (_, n) => n + 1).join('\n')}\n`;
+    expect(out.length).toBeGreaterThan(23_000_000);
+    expect(createHash('sha256').update(out).digest('hex')).toBe(createHash('sha256').update(expected(3_200_000)).digest('hex'));
+    expect(String(three)).toBe(expected(50_000));
+    expect(String(err)).toBe('done\n');
+    expect(child.running()).toBe(false);
+  });
+
+  it('starts children as its own, niced, so this process is never forked', async () => {
+    const child = await start('echo $$; exec sleep 30');
+    const pid = await firstLinePid(child.stdout);
+    const fields = stat(pid)!;
+    expect(Number(fields[1])).toBe(spawner.pid);
+    expect(Number(fields[1])).not.toBe(process.pid);
+    expect(Number(fields[16])).toBe(10);
+    expect(child.running()).toBe(true);
+    child.kill('SIGKILL');
+    expect(await child.closed).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(alive(pid)).toBe(false);
+  });
+
+  it('reports a tool that does not exist as a start error, and spawnTool says how to install it', async () => {
+    const child = await spawner.start({ command: '/nonexistent/ffmpeg', args: [], fd3: false, niceness: 10 });
+    const error = await child.closed.then(
+      () => undefined,
+      (thrown: Error) => thrown,
+    );
+    expect(error).toBeInstanceOf(ToolStartError);
+    expect((error as ToolStartError).code).toBe('ENOENT');
+    expect(await readAll(child.stdout)).toHaveLength(0);
+    const run = await spawnTool('/nonexistent/ffmpeg', ['-version']);
+    await expect(run.exited).rejects.toThrow('/nonexistent/ffmpeg not found: install ffmpeg (apt-get install -y ffmpeg) or set FFMPEG_PATH/FFPROBE_PATH');
+  });
+
+  it('stops a run with the signal asked for', async () => {
+    const child = await start('echo $$; exec sleep 30');
+    child.kill('SIGTERM');
+    expect(await child.closed).toEqual({ code: null, signal: 'SIGTERM' });
+  });
+
+  it('keeps many runs apart: each gets its own bytes', async () => {
+    // Each run read as soon as it starts, as spawnTool's callers do.
+    const runs = await Promise.all(
+      Array.from({ length: 12 }, async (_, n) => {
+        const child = await start(`seq 1 ${1000 * (n + 1)}; echo run ${n} >&2`);
+        return { child, read: Promise.all([readAll(child.stdout).then(String), readAll(child.stderr).then(String)]) };
+      }),
+    );
+    const outputs = await Promise.all(runs.map(({ read }) => read));
+    outputs.forEach(([out, err], n) => {
+      const lines = out!.trim().split('\n');
+      expect(lines).toHaveLength(1000 * (n + 1));
+      expect(lines.at(-1)).toBe(String(1000 * (n + 1)));
+      expect(err).toBe(`run ${n}\n`);
+    });
+    await Promise.all(runs.map(({ child }) => expect(child.closed).resolves.toEqual({ code: 0, signal: null })));
+  });
+
+  it('when the spawner dies, its runs are killed and fail saying so, and the next start forks a new one', async () => {
+    const child = await start('echo $$; exec sleep 30');
+    const pid = await firstLinePid(child.stdout);
+    const first = spawner.pid!;
+    process.kill(first, 'SIGKILL');
+    await expect(child.closed).rejects.toThrow("ffmpeg's spawner process was killed by SIGKILL; its runs were stopped");
+    await until(() => !alive(pid));
+    const next = await start('echo again');
+    expect(String(await readAll(next.stdout))).toBe('again\n');
+    expect(await next.closed).toEqual({ code: 0, signal: null });
+    expect(spawner.pid).not.toBe(first);
+  });
+
+  it('when the process it serves goes, it kills the children still running and exits', async () => {
+    // A process of its own with a spawner and one long run; it prints both pids and dies.
+    const modulePath = fileURLToPath(new URL('../dist/analysis/tool-spawner.js', import.meta.url));
+    const script = `
+      const { ToolSpawner } = await import(${JSON.stringify(modulePath)});
+      const spawner = new ToolSpawner();
+      const child = await spawner.start({ command: 'sh', args: ['-c', 'echo $$; exec sleep 60'], fd3: false, niceness: 10 });
+      child.stdout.once('data', (line) => { console.log(spawner.pid, String(line).trim()); process.kill(process.pid, 'SIGKILL'); });`;
+    const host = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], cwd: path.dirname(modulePath) });
+    const [spawnerPid, childPid] = String(await readAll(host.stdout))
+      .trim()
+      .split(' ')
+      .map(Number);
+    expect(spawnerPid).toBeGreaterThan(0);
+    expect(childPid).toBeGreaterThan(0);
+    await until(() => !alive(childPid!) && !alive(spawnerPid!));
+  });
+});
+
+describe('tools started through the spawner by default', () => {
+  it('run ffmpeg with its streams: a test pattern decoded to raw frames arrives whole', async () => {
+    const run = await spawnTool('ffmpeg', [
+      '-nostdin',
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=64x48:rate=10:duration=3',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      'pipe:1',
+    ]);
+    const frames = await readAll(run.output.stdout);
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    expect(frames).toHaveLength(30 * 64 * 48 * 3);
+    const shell = await spawnTool('sh', ['-c', 'echo $PPID']);
+    const parent = Number(String(await readAll(shell.output.stdout)));
+    expect(parent).toBeGreaterThan(0);
+    expect(parent).not.toBe(process.pid);
+  });
+
+  it('a tool that exits before its caller reads still gives all it printed', async () => {
+    const runs = await Promise.all(
+      Array.from({ length: 20 }, (_, n) => spawnTool('echo', [`quick ${n}`]).then((run) => readAll(run.output.stdout).then(String))),
+    );
+    expect(runs).toEqual(Array.from({ length: 20 }, (_, n) => `quick ${n}\n`));
+  });
+
+  it('an abort before the start is answered still ends the run', async () => {
+    const controller = new AbortController();
+    const run = spawnTool('sleep', ['30'], controller.signal);
+    controller.abort(new Error('job cancelled'));
+    expect(await (await run).exited).toEqual({ code: null, signal: 'SIGKILL' });
+  });
+});
