@@ -53,6 +53,7 @@ function liveChildren(pid) {
  * CPU seconds of a process itself (all its threads) and of its children, apart; 0 for both once
  * it is gone. Children count whether they are reaped or still running, and so do theirs: ffmpeg
  * started by worker-cpu's spawner process (whose runs it reaps itself) counts as worker-cpu's.
+ * `liveOwn`: the part of `children` that is the running children's own (the spawner's, not its runs').
  */
 export function processTreeCpu(pid = process.pid) {
   try {
@@ -64,12 +65,14 @@ export function processTreeCpu(pid = process.pid) {
       .slice(11, 15)
       .map(Number);
     let children = (ticks[2] + ticks[3]) / CLOCK_TICKS_PER_SECOND;
+    let liveOwn = 0;
     for (const child of liveChildren(pid)) {
       const tree = processTreeCpu(child);
       children += tree.own + tree.children;
+      liveOwn += tree.own;
     }
-    return { own: (ticks[0] + ticks[1]) / CLOCK_TICKS_PER_SECOND, children };
+    return { own: (ticks[0] + ticks[1]) / CLOCK_TICKS_PER_SECOND, children, liveOwn };
   } catch {
-    return { own: 0, children: 0 };
+    return { own: 0, children: 0, liveOwn: 0 };
   }
 }

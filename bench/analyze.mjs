@@ -97,7 +97,7 @@ async function decodeSeconds(file, size) {
   ];
   const started = performance.now();
   // Through the same spawner as analysis: niced alike, so neither side has the scheduler's favour.
-  await expectSuccess(spawnTool(tools.ffmpegPath, args), 'baseline decode failed');
+  await expectSuccess(await spawnTool(tools.ffmpegPath, args), 'baseline decode failed');
   return (performance.now() - started) / 1000;
 }
 

@@ -289,7 +289,7 @@ async function plainDecode(file, facts) {
   const size = sampleSize(facts.width, facts.height, ANALYSIS.width);
   const filter = samplingFilter(ANALYSIS.fps, size.width, size.height);
   const args = ['-nostdin', '-hide_banner', '-loglevel', 'error', '-i', file, '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', filter, '-f', 'null', '-'];
-  await expectSuccess(spawnTool(tools.ffmpegPath, args), 'plain decode failed');
+  await expectSuccess(await spawnTool(tools.ffmpegPath, args), 'plain decode failed');
 }
 
 /** Plain ffmpeg making one clip: same span, crop size, codecs and settings (bench/render.mjs's plain encode). */
@@ -300,7 +300,7 @@ async function plainEncode(file, facts, clip, target) {
   args.push('-vf', `crop=${width}:${height}:(iw-${width})/2:(ih-${height})/2,setsar=1,format=yuv420p`);
   args.push('-c:v', 'libx264', '-preset', PRESET, '-crf', String(CRF), ...(facts.hasAudio ? CLIP_AUDIO : ['-an']));
   args.push('-movflags', '+faststart', '-f', 'mp4', target);
-  await expectSuccess(spawnTool(tools.ffmpegPath, args), 'plain encode failed');
+  await expectSuccess(await spawnTool(tools.ffmpegPath, args), 'plain encode failed');
 }
 
 /**
@@ -413,7 +413,9 @@ async function cpuMeter(processes, db) {
     for (const name of ['cpu', 'io']) {
       const after = cpuSplit(processes[name].child.pid);
       split[`${name}_node`] = round(after.own - splitBefore[name].own, 1);
-      split[`${name}_ffmpeg`] = round(after.children - splitBefore[name].children, 1);
+      split[`${name}_ffmpeg`] = round(after.children - after.liveOwn - (splitBefore[name].children - splitBefore[name].liveOwn), 1);
+      // Processes still running at the end: worker-cpu's spawner (FFMPEG_SPAWNING=helper).
+      split[`${name}_helper`] = round(after.liveOwn - splitBefore[name].liveOwn, 1);
     }
     return {
       ...used,

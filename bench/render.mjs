@@ -155,7 +155,7 @@ async function plainEncode(file, metadata, span, target, aspect = ASPECT) {
   args.push('-i', file, '-vf', `crop=${width}:${height}:(iw-${width})/2:(ih-${height})/2,setsar=1,format=yuv420p`);
   args.push('-c:v', 'libx264', '-preset', PRESET, '-crf', String(CRF), ...(metadata.hasAudio ? ['-c:a', 'aac', '-b:a', '128k'] : ['-an']));
   args.push('-movflags', '+faststart', '-f', 'mp4', target);
-  await expectSuccess(spawnTool(tools.ffmpegPath, args), 'plain encode failed');
+  await expectSuccess(await spawnTool(tools.ffmpegPath, args), 'plain encode failed');
 }
 
 function median(values) {

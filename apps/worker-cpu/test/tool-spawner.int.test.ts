@@ -80,6 +80,15 @@ describe('the spawner process', () => {
     expect(alive(pid)).toBe(false);
   });
 
+  it('gives the child blocking streams, as pipes of its own would be', async () => {
+    const child = await start('grep -H flags /proc/self/fdinfo/1 /proc/self/fdinfo/2 /proc/self/fdinfo/3 >&3', true);
+    const [, , three] = await Promise.all([readAll(child.stdout), readAll(child.stderr), readAll(child.fd3!)]);
+    const flags = [...String(three).matchAll(/fdinfo\/(\d):flags:\s+(\d+)/g)].map(([, fd, octal]) => [Number(fd), Number.parseInt(octal!, 8)]);
+    expect(flags.map(([fd]) => fd)).toEqual([1, 2, 3]);
+    const O_NONBLOCK = 0o4000;
+    for (const [, value] of flags) expect(value! & O_NONBLOCK).toBe(0);
+  });
+
   it('reports a tool that does not exist as a start error, and spawnTool says how to install it', async () => {
     const child = await spawner.start({ command: '/nonexistent/ffmpeg', args: [], fd3: false, niceness: 10 });
     const error = await child.closed.then(

@@ -4,10 +4,9 @@
  * and every page of worker-cpu, pool threads included, then faults once on its next write. Started
  * from this small process, a child costs worker-cpu one message.
  *
- * The child's stdout and stderr are sockets connected to worker-cpu (it listens on one Unix socket
- * per run, and the connections come in the order stdout, stderr), so their bytes never pass
- * through here. fd 3, when asked for, is a pipe of this process relayed to a third connection: a
- * socket as fd 3 would stay non-blocking in the child, which ffmpeg handles by retrying writes.
+ * The child's stdout, stderr and (when asked for) fd 3 are sockets connected to worker-cpu (it
+ * listens on one Unix socket per run, and the connections come in the order stdout, stderr, fd 3),
+ * so their bytes never pass through here.
  *
  * Messages (JSON over the IPC channel), in: `start`, `kill`; out: `started`, `failed`, `exit`.
  * When worker-cpu goes (its channel closes), every child still running is killed and this exits.
@@ -15,7 +14,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { setPriority } from 'node:os';
-import type { Readable } from 'node:stream';
 
 export interface StartMessage {
   op: 'start';
@@ -75,24 +73,20 @@ async function startChild(message: StartMessage): Promise<void> {
     // One after the other: worker-cpu takes the connections in this order.
     for (let n = message.fd3 ? 3 : 2; n > 0; n--) sockets.push(await connectTo(message.socket));
     const [stdout, stderr, fd3] = sockets;
-    child = spawn(message.command, message.args, { stdio: fd3 ? ['ignore', stdout!, stderr!, 'pipe'] : ['ignore', stdout!, stderr!] });
-    if (fd3) {
-      // worker-cpu gone or done reading: the child then fails on its own writes.
-      fd3.on('error', () => {});
-      (child.stdio[3] as Readable).on('error', () => {}).pipe(fd3);
-    }
+    // The child gets the sockets in blocking mode: stdout and stderr are made so by the start
+    // itself; fd 3 is set here (ffmpeg would cope without it, retrying the writes it is refused).
+    if (fd3) (fd3 as unknown as { _handle?: { setBlocking?(blocking: boolean): number } })._handle?.setBlocking?.(true);
+    child = spawn(message.command, message.args, { stdio: ['ignore', stdout!, stderr!, ...(fd3 ? [fd3] : [])] });
   } catch (error) {
     for (const socket of sockets) socket.destroy();
     const { code, message: text } = error as NodeJS.ErrnoException;
     reply({ op: 'failed', id: message.id, code, message: text });
     return;
   }
-  // The child holds its own copies now (fd 3's socket stays: the relay writes to it).
-  sockets[0]!.destroy();
-  sockets[1]!.destroy();
+  // The child holds its own copies now.
+  for (const socket of sockets) socket.destroy();
   const pid = child.pid;
   if (pid === undefined) {
-    sockets[2]?.destroy();
     child.once('error', (error: NodeJS.ErrnoException) => reply({ op: 'failed', id: message.id, code: error.code, message: error.message }));
     return;
   }
