@@ -47,11 +47,11 @@ it('recovers a job whose worker-cpu was SIGKILLed mid-analysis and completes the
   const video = await generateVideo({ path: path.join(env.config.storageDir, 'long.mp4'), segments: [50, 50, 1.5, 50, 50], fps: 10, audio: false });
   const id = await processes.submit({ source: video.path, title: 'crash victim', options: SHORT_CLIPS });
   await waitForAnalysis(processes, [id]);
-  // The worker analysing it is the one running ffmpeg.
+  // The worker analysing it is the one running ffmpeg (started by its spawner process, a child of its own).
   const analysing = await waitFor(
     async () => {
       for (const name of WORKERS) {
-        if ((await descendantsOf(processes.instance(name).child.pid!)).length > 0) return name;
+        if ((await descendantsOf(processes.instance(name).child.pid!)).some((process) => process.command === 'ffmpeg')) return name;
       }
       return undefined;
     },

@@ -10,6 +10,8 @@ export interface ProcessIdentity {
   pid: number;
   /** Clock ticks after boot when it started (/proc/<pid>/stat field 22). */
   startTicks: string;
+  /** Its executable's name (`ffmpeg`, `node`, …). */
+  command: string;
 }
 
 interface ProcessEntry extends ProcessIdentity {
@@ -21,7 +23,8 @@ interface ProcessEntry extends ProcessIdentity {
 function parseStat(pid: number, stat: string): ProcessEntry | undefined {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const [state, parent, startTicks] = [fields[0], Number(fields[1]), fields[19]];
-  return state && startTicks && Number.isInteger(parent) ? { pid, parent, state, startTicks } : undefined;
+  const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+  return state && startTicks && Number.isInteger(parent) ? { pid, parent, state, startTicks, command } : undefined;
 }
 
 async function readEntry(pid: number): Promise<ProcessEntry | undefined> {
@@ -45,7 +48,7 @@ export async function descendantsOf(root: number): Promise<ProcessIdentity[]> {
   const pending = [root];
   while (pending.length) {
     for (const child of children.get(pending.pop()!) ?? []) {
-      found.push({ pid: child.pid, startTicks: child.startTicks });
+      found.push({ pid: child.pid, startTicks: child.startTicks, command: child.command });
       pending.push(child.pid);
     }
   }
