@@ -22,7 +22,9 @@ import { promisify } from 'node:util';
 const dist = new URL('../apps/worker-cpu/dist/analysis/', import.meta.url);
 const { analyzeVideo } = await import(new URL('analyze-video.js', dist).href);
 const { CpuPool } = await import(new URL('pool.js', dist).href);
-const { probe, spawnTool, expectSuccess } = await import(new URL('ffmpeg.js', dist).href);
+const { setToolSpawning, probe, spawnTool, expectSuccess } = await import(new URL('ffmpeg.js', dist).href);
+// FFMPEG_SPAWNING=direct|helper: how this process starts its ffmpeg runs, as worker-cpu would with it.
+setToolSpawning(process.env.FFMPEG_SPAWNING ?? 'helper');
 const { sampleFrames, sampleSize, samplingFilter } = await import(new URL('frame-sampler.js', dist).href);
 
 const execFileAsync = promisify(execFile);

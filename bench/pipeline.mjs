@@ -40,7 +40,9 @@ import { clearPrefix, freePort, processTreeCpu, stopNode } from './_support.mjs'
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const shared = await import(new URL('../packages/shared/dist/index.js', import.meta.url).href);
 const cpuDist = new URL('../apps/worker-cpu/dist/', import.meta.url);
-const { spawnTool, expectSuccess, probe } = await import(new URL('analysis/ffmpeg.js', cpuDist).href);
+const { setToolSpawning, spawnTool, expectSuccess, probe } = await import(new URL('analysis/ffmpeg.js', cpuDist).href);
+// FFMPEG_SPAWNING=direct|helper: how this process starts its ffmpeg runs, as worker-cpu would with it.
+setToolSpawning(process.env.FFMPEG_SPAWNING ?? 'helper');
 const { sampleSize, samplingFilter } = await import(new URL('analysis/frame-sampler.js', cpuDist).href);
 const { cropGeometry } = await import(new URL('render/crop-geometry.js', cpuDist).href);
 const { CLIP_AUDIO } = await import(new URL('render/clip-sampler.js', cpuDist).href);

@@ -31,7 +31,9 @@ const cpuDist = new URL('../apps/worker-cpu/dist/', import.meta.url);
 const shared = await import('@clipline/shared');
 const { analyzeWithReuse } = await import(new URL('analysis/analysis-reuse.js', cpuDist).href);
 const { CpuPool } = await import(new URL('analysis/pool.js', cpuDist).href);
-const { spawnTool, expectSuccess } = await import(new URL('analysis/ffmpeg.js', cpuDist).href);
+const { setToolSpawning, spawnTool, expectSuccess } = await import(new URL('analysis/ffmpeg.js', cpuDist).href);
+// FFMPEG_SPAWNING=direct|helper: how this process starts its ffmpeg runs, as worker-cpu would with it.
+setToolSpawning(process.env.FFMPEG_SPAWNING ?? 'helper');
 const { renderProcessors } = await import(new URL('render/render-processor.js', cpuDist).href);
 const { RenderCores } = await import(new URL('render/render-cores.js', cpuDist).href);
 const { cropGeometry } = await import(new URL('render/crop-geometry.js', cpuDist).href);
