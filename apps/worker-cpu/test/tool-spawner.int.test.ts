@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -139,22 +139,24 @@ describe('the spawner process', () => {
     expect(spawner.pid).not.toBe(first);
   });
 
-  it('when the process it serves goes, it kills the children still running and exits', async () => {
+  it("when the process it serves goes, it kills the children still running, removes the sockets' folder and exits", async () => {
     // A process of its own with a spawner and one long run; it prints both pids and dies.
     const modulePath = fileURLToPath(new URL('../dist/analysis/tool-spawner.js', import.meta.url));
     const script = `
       const { ToolSpawner } = await import(${JSON.stringify(modulePath)});
       const spawner = new ToolSpawner();
       const child = await spawner.start({ command: 'sh', args: ['-c', 'echo $$; exec sleep 60'], fd3: false, niceness: 10 });
-      child.stdout.once('data', (line) => { console.log(spawner.pid, String(line).trim()); process.kill(process.pid, 'SIGKILL'); });`;
+      child.stdout.once('data', (line) => { console.log(spawner.pid, String(line).trim(), spawner.dir); process.kill(process.pid, 'SIGKILL'); });`;
     const host = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'], cwd: path.dirname(modulePath) });
-    const [spawnerPid, childPid] = String(await readAll(host.stdout))
+    const [spawnerPid, childPid, socketDir] = String(await readAll(host.stdout))
       .trim()
-      .split(' ')
-      .map(Number);
-    expect(spawnerPid).toBeGreaterThan(0);
-    expect(childPid).toBeGreaterThan(0);
-    await until(() => !alive(childPid!) && !alive(spawnerPid!));
+      .split(' ');
+    expect(Number(spawnerPid)).toBeGreaterThan(0);
+    expect(Number(childPid)).toBeGreaterThan(0);
+    expect(socketDir).toMatch(/clipline-spawn-/);
+    await until(() => !alive(Number(childPid)) && !alive(Number(spawnerPid)));
+    // Killed by SIGKILL, the process removed nothing itself: its spawner removed the sockets' folder.
+    expect(existsSync(socketDir!)).toBe(false);
   });
 });
 

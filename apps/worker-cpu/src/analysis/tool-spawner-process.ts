@@ -9,9 +9,11 @@
  * so their bytes never pass through here.
  *
  * Messages (JSON over the IPC channel), in: `start`, `kill`; out: `started`, `failed`, `exit`.
- * When worker-cpu goes (its channel closes), every child still running is killed and this exits.
+ * When worker-cpu goes (its channel closes), every child still running is killed, the folder of
+ * its sockets (argv[2]) is removed, and this exits: a worker-cpu that was killed leaves nothing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { setPriority } from 'node:os';
 
@@ -117,5 +119,7 @@ process.on('message', (message: StartMessage | KillMessage) => {
 
 process.on('disconnect', () => {
   for (const child of children.values()) child.kill('SIGKILL');
+  const socketDir = process.argv[2];
+  if (socketDir) rmSync(socketDir, { recursive: true, force: true });
   process.exit(0);
 });

@@ -230,7 +230,8 @@ export class ToolSpawner {
   private spawner(): ChildProcess {
     if (this.process?.connected) return this.process;
     // Small and plain: none of this process's flags (profilers, loaders) and a small heap.
-    const spawner = fork(this.modulePath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=64'] });
+    // It removes the sockets' folder when this process goes, however it goes.
+    const spawner = fork(this.modulePath, [this.socketDir()], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=64'] });
     spawner.on('message', (reply: SpawnerReply) => this.onReply(reply));
     spawner.once('exit', (code, signal) => this.lost(spawner, signal ? `was killed by ${signal}` : `exited with ${code}`));
     spawner.on('error', (error) => this.lost(spawner, `failed (${error.message})`));
@@ -252,12 +253,8 @@ export class ToolSpawner {
   }
 
   private socketDir(): string {
-    if (!this.dir) {
-      // Private to this user: nobody else can connect and write into a run's streams.
-      const dir = mkdtempSync(path.join(tmpdir(), 'clipline-spawn-'));
-      process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-      this.dir = dir;
-    }
+    // Private to this user: nobody else can connect and write into a run's streams.
+    this.dir ??= mkdtempSync(path.join(tmpdir(), 'clipline-spawn-'));
     return this.dir;
   }
 }
