@@ -139,6 +139,40 @@ describe('the spawner process', () => {
     expect(spawner.pid).not.toBe(first);
   });
 
+  it('a spawner that answers no start (stopped) is killed when the start times out, and replaced', async () => {
+    const impatient = new ToolSpawner(1_000);
+    try {
+      const running = await impatient.start({ command: 'sh', args: ['-c', 'echo $$; exec sleep 30'], fd3: false, niceness: 10 });
+      const pid = await firstLinePid(running.stdout);
+      const stopped = impatient.pid!;
+      process.kill(stopped, 'SIGSTOP');
+      const started = Date.now();
+      const child = await impatient.start({ command: 'echo', args: ['never'], fd3: false, niceness: 10 });
+      await expect(child.closed).rejects.toThrow("ffmpeg's spawner process was killed by SIGKILL; its runs were stopped");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      await expect(running.closed).rejects.toThrow('its runs were stopped');
+      await until(() => !alive(pid));
+      const next = await impatient.start({ command: 'echo', args: ['again'], fd3: false, niceness: 10 });
+      expect(String(await readAll(next.stdout))).toBe('again\n');
+      expect(impatient.pid).not.toBe(stopped);
+    } finally {
+      impatient.close();
+    }
+  });
+
+  it('ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): it goes with the process it serves', async () => {
+    const child = await start('echo $$; exec sleep 30');
+    const pid = await firstLinePid(child.stdout);
+    process.kill(spawner.pid!, 'SIGINT');
+    process.kill(spawner.pid!, 'SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(alive(spawner.pid!)).toBe(true);
+    expect(child.running()).toBe(true);
+    child.kill('SIGKILL');
+    expect(await child.closed).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(alive(pid)).toBe(false);
+  });
+
   it("when the process it serves goes, it kills the children still running, removes the sockets' folder and exits", async () => {
     // A process of its own with a spawner and one long run; it prints both pids and dies.
     const modulePath = fileURLToPath(new URL('../dist/analysis/tool-spawner.js', import.meta.url));

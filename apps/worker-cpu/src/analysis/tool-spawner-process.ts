@@ -9,8 +9,9 @@
  * so their bytes never pass through here.
  *
  * Messages (JSON over the IPC channel), in: `start`, `kill`; out: `started`, `failed`, `exit`.
- * When worker-cpu goes (its channel closes), every child still running is killed, the folder of
- * its sockets (argv[2]) is removed, and this exits: a worker-cpu that was killed leaves nothing.
+ * It lives as long as worker-cpu: SIGINT and SIGTERM are ignored, and when worker-cpu goes (its
+ * channel closes) every child still running is killed, the folder of its sockets (argv[2]) is
+ * removed, and this exits, so a worker-cpu that was killed leaves nothing behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -116,6 +117,11 @@ process.on('message', (message: StartMessage | KillMessage) => {
     else if (starting.has(message.id)) starting.set(message.id, message.signal);
   }
 });
+
+// Ctrl-C in a terminal signals the whole process group: worker-cpu then shuts down, and this
+// goes when it has (below), not before, with the runs of the jobs it is finishing.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
 
 process.on('disconnect', () => {
   for (const child of children.values()) child.kill('SIGKILL');

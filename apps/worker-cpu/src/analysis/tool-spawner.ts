@@ -121,7 +121,14 @@ export class ToolSpawner {
   private nextId = 1;
   private dir: string | null = null;
 
-  constructor(private readonly modulePath = threadModulePath(import.meta.url, './tool-spawner-process.js')) {}
+  /**
+   * @param startTimeoutMs How long a start may go unanswered before the spawner counts as stuck
+   *   (stopped, or its event loop blocked): it is killed then, and its runs fail as when it dies.
+   */
+  constructor(
+    private readonly startTimeoutMs = 30_000,
+    private readonly modulePath = threadModulePath(import.meta.url, './tool-spawner-process.js'),
+  ) {}
 
   /** Starts a tool through the spawner process. */
   async start(request: ToolStart): Promise<ToolChild> {
@@ -145,8 +152,17 @@ export class ToolSpawner {
       if (error) run.answer(new Error(`ffmpeg's spawner process took no start (${error.message})`));
     });
     // The streams connect before the child starts; its answer may come first or last.
-    const first = await Promise.race([run.answered, socket.all()]);
-    const reply = Array.isArray(first) ? await run.answered : first;
+    const stuck = setTimeout(() => {
+      // Its exit fails every run it holds, this one with them.
+      if (this.process === spawner) spawner.kill('SIGKILL');
+    }, this.startTimeoutMs);
+    let reply: Awaited<typeof run.answered>;
+    try {
+      const first = await Promise.race([run.answered, socket.all()]);
+      reply = Array.isArray(first) ? await run.answered : first;
+    } finally {
+      clearTimeout(stuck);
+    }
     if (reply instanceof Error || reply.op !== 'started') {
       socket.close(true);
       this.runs.delete(id);
