@@ -10,6 +10,13 @@ export interface AuthAttempt {
 }
 
 /**
+ * Takes back one attempt, unless the count expired meanwhile (an attempt that outlived its
+ * minute): a DECR would then leave a key of -1 that never expires.
+ */
+const GIVE_BACK_SCRIPT = `if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+return 0`;
+
+/**
  * Failed authentications per client address per minute, counted in Redis so every replica of an
  * app shares the count. An attempt is counted *before* its credential is looked up and given back
  * when it succeeds, so a burst of parallel guesses cannot all be checked while the count still
@@ -31,7 +38,7 @@ export class AuthFailureThrottle {
     const key = `${this.prefix}:${address}:${window}`;
     const giveBack = () =>
       this.redis
-        .decr(key)
+        .eval(GIVE_BACK_SCRIPT, 1, key)
         .then(() => undefined)
         .catch(() => undefined);
     let count: number;
