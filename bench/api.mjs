@@ -547,8 +547,10 @@ async function batchVsInProcess({ emit, log }, setup) {
 
 /**
  * Creation-to-start times (ms, sorted) of every completed job of a queue, once all `count` are
- * done, and the share of jobs created in the same millisecond as at least nine others: a worker
- * takes one job a round trip, so jobs that arrive together wait for the ones before them.
+ * done, the share of jobs created in the same millisecond as at least nine others (a worker
+ * takes one job a round trip, so jobs that arrive together wait for the ones before them), and
+ * the gaps between the milliseconds in which jobs were created (p50, p90, max): how long the
+ * sender went without creating any.
  */
 async function startDelays(queue, count) {
   for (let i = 0; i < 300; i++) {
@@ -560,7 +562,16 @@ async function startDelays(queue, count) {
   const perMs = new Map();
   for (const job of jobs) perMs.set(job.timestamp, (perMs.get(job.timestamp) ?? 0) + 1);
   const bunched = [...perMs.values()].filter((n) => n >= 10).reduce((sum, n) => sum + n, 0);
-  return { delays: jobs.map((job) => job.processedOn - job.timestamp).sort((a, b) => a - b), bunchedShare: jobs.length ? bunched / jobs.length : 0 };
+  const instants = [...perMs.keys()].sort((a, b) => a - b);
+  const gaps = instants
+    .slice(1)
+    .map((at, i) => at - instants[i])
+    .sort((a, b) => a - b);
+  return {
+    delays: jobs.map((job) => job.processedOn - job.timestamp).sort((a, b) => a - b),
+    bunchedShare: jobs.length ? bunched / jobs.length : 0,
+    creationGaps: { p50: percentile(gaps, 50), p90: percentile(gaps, 90), max: gaps.at(-1) ?? 0 },
+  };
 }
 
 function startLatencyWorker(prefix, queueName) {
@@ -620,6 +631,7 @@ async function enqueueToActive({ emit, log }, { port, prefix, videoId, key, redi
       target: p === 50 ? '< 5' : '< 25',
       samples: viaHttp.delays.length,
       created_in_bunches_of_10_plus: { value: round3(viaHttp.bunchedShare), baseline: round3(viaRaw.bunchedShare) },
+      creation_gap_ms: { value: viaHttp.creationGaps, baseline: viaRaw.creationGaps },
       rate_per_s: 1000,
       route: `POST ${JOB_PATH}`,
     });
