@@ -6,6 +6,10 @@
 //   one thread (ratio = one thread / all cores).
 // - event_loop_lag_p99_ms: p99 event-loop delay of the main thread during those analyses (the
 //   worse one), against the same measure on the idle main thread just before them.
+// - mp4_index_vs_ffprobe: the source's facts read from a two-hour MP4's index in this process
+//   (what analysis starts from) against ffprobe stating them (ratio = index / ffprobe, medians of
+//   five interleaved samples), with the longest event-loop delay while the index was read: the
+//   reader runs on the event loop, so a long index must not hold it past the analysis's lag limit.
 //
 // The machine may be shared: times are the best of three interleaved samples, all reported.
 //
@@ -26,6 +30,8 @@ const { setToolSpawning, probe, spawnTool, expectSuccess } = await import(new UR
 // FFMPEG_SPAWNING=direct|helper: how this process starts its ffmpeg runs, as worker-cpu would with it.
 setToolSpawning(process.env.FFMPEG_SPAWNING ?? 'helper');
 const { sampleFrames, sampleSize, samplingFilter } = await import(new URL('frame-sampler.js', dist).href);
+const { mp4Facts } = await import(new URL('mp4-facts.js', dist).href);
+const { ffprobeFacts } = await import(new URL('ffmpeg.js', dist).href);
 
 const execFileAsync = promisify(execFile);
 const tools = { ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe' };
@@ -76,6 +82,72 @@ async function benchVideo(log) {
   ]);
   await rename(partial, file);
   return file;
+}
+
+/**
+ * A two-hour MP4 (64x36 picture, AAC sound) made by repeating a 10 s one without re-encoding: an
+ * index of about 216,000 video and 310,000 sound samples, as ffmpeg writes one, in seconds.
+ */
+async function longIndexVideo(log) {
+  const dir = path.join(os.tmpdir(), 'clipline-bench');
+  const file = path.join(dir, 'index-2h.mp4');
+  if (existsSync(file)) return file;
+  await mkdir(dir, { recursive: true });
+  log(`generating ${file} (once)`);
+  const short = path.join(dir, 'index-10s.part.mp4');
+  const partial = `${file}.part.mp4`;
+  const lavfi = ['-f', 'lavfi', '-i', 'testsrc=size=64x36:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100'];
+  await execFileAsync('ffmpeg', ['-v', 'error', '-y', ...lavfi, '-t', '10', '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest', short]);
+  await execFileAsync('ffmpeg', ['-v', 'error', '-y', '-stream_loop', '719', '-i', short, '-c', 'copy', partial]);
+  await rename(partial, file);
+  return file;
+}
+
+/** Milliseconds of one read of the file's facts from its index, and the event loop's longest delay meanwhile. */
+async function indexRead(file) {
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  lag.enable();
+  const started = performance.now();
+  const facts = await mp4Facts(file);
+  const ms = performance.now() - started;
+  lag.disable();
+  if (!facts) throw new Error(`${file}: the index reader left the facts to ffprobe`);
+  return { ms, blockMs: lag.max / 1e6, facts };
+}
+
+async function ffprobeMs(file) {
+  const started = performance.now();
+  await ffprobeFacts(tools, file);
+  return performance.now() - started;
+}
+
+async function indexVersusFfprobe(emit, log) {
+  const file = await longIndexVideo(log);
+  const first = await indexRead(file); // compiles the reader's loops, as any worker's first video does
+  await ffprobeMs(file);
+  const reads = [];
+  const probes = [];
+  for (let sample = 0; sample < 5; sample++) {
+    reads.push(await indexRead(file));
+    probes.push(await ffprobeMs(file));
+  }
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const value = median(reads.map((read) => read.ms));
+  const baseline = median(probes);
+  emit({
+    metric: 'mp4_index_vs_ffprobe',
+    value: round(value),
+    unit: 'ms',
+    baseline: round(baseline),
+    baseline_unit: 'ms (ffprobe -show_format -show_streams, its own process)',
+    ratio: round(value / baseline),
+    loop_block_median_ms: round(median(reads.map((read) => read.blockMs))),
+    loop_block_max_ms: round(Math.max(...reads.map((read) => read.blockMs))),
+    first_read: { ms: round(first.ms), loop_block_ms: round(first.blockMs) },
+    limit_ms: 50,
+    samples: { index: reads.map((read) => round(read.ms)), ffprobe: probes.map(round) },
+    video: `${first.facts.width}x${first.facts.height} ${first.facts.durationSeconds.toFixed(0)} s`,
+  });
 }
 
 async function decodeSeconds(file, size) {
@@ -233,6 +305,8 @@ export async function run({ emit, log }) {
     samples: lags.map((lag) => round(lag.p99)),
     maxMs: round(Math.max(...lags.map((lag) => lag.max))),
   });
+
+  await indexVersusFfprobe(emit, log);
 }
 
 function round(value) {

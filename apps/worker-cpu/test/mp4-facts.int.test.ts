@@ -90,6 +90,14 @@ const shapes: [string, () => Promise<string>][] = [
     },
   ],
   [
+    'two hours, one chunk a frame (an index of nearly half a million samples)',
+    async () => {
+      const file = path.join(dir, 'two-hours.mp4');
+      await ffmpeg('-stream_loop', '1799', '-i', source, '-c', 'copy', file);
+      return file;
+    },
+  ],
+  [
     'a header claiming more than the samples',
     async () => {
       const file = path.join(dir, 'claims-more.mp4');

@@ -17,10 +17,15 @@ export interface Mp4Box {
   end: number;
 }
 
-/** Where one chunk of a track's samples lies in the file. */
-export interface Mp4Chunk {
-  offset: number;
-  size: number;
+/**
+ * Where each chunk of a track's samples lies in the file, as two arrays of the same length rather
+ * than an object a chunk: ffmpeg writes a chunk for every video frame, so an index of two hours
+ * holds hundreds of thousands, and an object each cost the event loop tens of milliseconds of
+ * building and collecting.
+ */
+export interface Mp4Chunks {
+  offsets: Float64Array;
+  sizes: Float64Array;
 }
 
 export interface Mp4Track {
@@ -43,7 +48,7 @@ export interface Mp4Track {
   sampleCount: number;
   /** Sum of the sample durations in `stts`, in {@link timescale} units. */
   samplesDuration: number;
-  chunks: Mp4Chunk[];
+  chunks: Mp4Chunks;
   /** Total bytes of the track's samples. */
   bytes: number;
 }
@@ -200,8 +205,23 @@ function matrixRotation(bytes: Buffer, tkhd: Mp4Box): number {
   return (((Math.round(degrees / 90) * 90) % 360) + 360) % 360;
 }
 
+/**
+ * A big-endian 32-bit number at `at`. The tables are read hundreds of thousands of entries at a
+ * time; this keeps the loops free of `Buffer` method calls and their argument checks (the
+ * caller checks a table's extent against its box before its loop reads it; the counts that
+ * give the extent are read with `readUInt32BE`, which throws past the end).
+ */
+function u32(bytes: Buffer, at: number): number {
+  return bytes[at]! * 0x1000000 + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!);
+}
+
+/** A big-endian 64-bit offset, exact up to 2^53 bytes. */
+function u64(bytes: Buffer, at: number): number {
+  return u32(bytes, at) * 0x100000000 + u32(bytes, at + 4);
+}
+
 /** Chunk positions and sizes from the sample-to-chunk, size and offset tables, checked against each other. */
-function chunkTable(bytes: Buffer, stbl: Mp4Box, fileSize: number): { chunks: Mp4Chunk[]; sampleCount: number; bytes: number } {
+function chunkTable(bytes: Buffer, stbl: Mp4Box, fileSize: number): { chunks: Mp4Chunks; sampleCount: number; bytes: number } {
   const stsz = child(bytes, stbl, 'stsz');
   const uniformSize = bytes.readUInt32BE(stsz.body + 4);
   const sampleCount = bytes.readUInt32BE(stsz.body + 8);
@@ -214,30 +234,34 @@ function chunkTable(bytes: Buffer, stbl: Mp4Box, fileSize: number): { chunks: Mp
   const stsc = child(bytes, stbl, 'stsc');
   const runs = bytes.readUInt32BE(stsc.body + 4);
   if (stsc.body + 8 + runs * 12 > stsc.end || runs === 0) throw new Unsupported('sample-to-chunk table cut');
-  const chunks: Mp4Chunk[] = [];
+  const offsets = new Float64Array(chunkCount);
+  const sizes = new Float64Array(chunkCount);
+  let filled = 0;
   let sample = 0;
   let total = 0;
   for (let run = 0; run < runs; run++) {
     const at = stsc.body + 8 + run * 12;
-    const firstChunk = bytes.readUInt32BE(at);
-    const perChunk = bytes.readUInt32BE(at + 4);
-    const lastChunk = run + 1 < runs ? bytes.readUInt32BE(at + 12) - 1 : chunkCount;
-    if (firstChunk < 1 || lastChunk < firstChunk - 1 || lastChunk > chunkCount || bytes.readUInt32BE(at + 8) !== 1)
+    const firstChunk = u32(bytes, at);
+    const perChunk = u32(bytes, at + 4);
+    const lastChunk = run + 1 < runs ? u32(bytes, at + 12) - 1 : chunkCount;
+    if (firstChunk < 1 || lastChunk < firstChunk - 1 || lastChunk > chunkCount || u32(bytes, at + 8) !== 1)
       throw new Unsupported('sample-to-chunk table inconsistent');
     for (let chunk = firstChunk; chunk <= lastChunk; chunk++) {
-      if (chunk !== chunks.length + 1) throw new Unsupported('sample-to-chunk table inconsistent');
+      if (chunk !== filled + 1) throw new Unsupported('sample-to-chunk table inconsistent');
       if (sample + perChunk > sampleCount) throw new Unsupported('more samples in chunks than sizes');
       let size = uniformSize * perChunk;
-      if (uniformSize === 0) for (let i = 0; i < perChunk; i++) size += bytes.readUInt32BE(stsz.body + 12 + (sample + i) * 4);
-      const offset = wide ? Number(bytes.readBigUInt64BE(offsetsBox.body + 8 + (chunk - 1) * 8)) : bytes.readUInt32BE(offsetsBox.body + 8 + (chunk - 1) * 4);
+      if (uniformSize === 0) for (let i = 0; i < perChunk; i++) size += u32(bytes, stsz.body + 12 + (sample + i) * 4);
+      const offset = wide ? u64(bytes, offsetsBox.body + 8 + (chunk - 1) * 8) : u32(bytes, offsetsBox.body + 8 + (chunk - 1) * 4);
       if (offset + size > fileSize) throw new Unsupported('chunk past the end of the file');
-      chunks.push({ offset, size });
+      offsets[filled] = offset;
+      sizes[filled] = size;
+      filled++;
       sample += perChunk;
       total += size;
     }
   }
-  if (chunks.length !== chunkCount || sample !== sampleCount) throw new Unsupported('sample tables disagree');
-  return { chunks, sampleCount, bytes: total };
+  if (filled !== chunkCount || sample !== sampleCount) throw new Unsupported('sample tables disagree');
+  return { chunks: { offsets, sizes }, sampleCount, bytes: total };
 }
 
 function sttsDuration(bytes: Buffer, stbl: Mp4Box, sampleCount: number): number {
@@ -248,8 +272,8 @@ function sttsDuration(bytes: Buffer, stbl: Mp4Box, sampleCount: number): number 
   let duration = 0;
   for (let i = 0; i < entries; i++) {
     const at = stts.body + 8 + i * 8;
-    count += bytes.readUInt32BE(at);
-    duration += bytes.readUInt32BE(at) * bytes.readUInt32BE(at + 4);
+    count += u32(bytes, at);
+    duration += u32(bytes, at) * u32(bytes, at + 4);
   }
   if (count !== sampleCount) throw new Unsupported('time-to-sample table disagrees with the sizes');
   return duration;
@@ -323,28 +347,27 @@ const MAX_SPAN_BYTES = 8 * 1024 * 1024;
  * another's, often a packet each: reading each alone would cost a round trip to the thread pool
  * per packet, so nearby chunks are read in one span and copied out of it.
  */
-export async function readMp4Chunks(file: string, chunks: readonly Mp4Chunk[]): Promise<Buffer> {
-  const total = chunks.reduce((sum, chunk) => sum + chunk.size, 0);
+export async function readMp4Chunks(file: string, { offsets, sizes }: Mp4Chunks): Promise<Buffer> {
+  const total = sizes.reduce((sum, size) => sum + size, 0);
   // Every byte is written below before the buffer is handed out.
   const out = Buffer.allocUnsafe(total);
   const handle = await open(file, 'r');
   try {
     let at = 0;
-    for (let i = 0; i < chunks.length; ) {
-      const first = chunks[i]!;
-      let end = first.offset + first.size;
+    for (let i = 0; i < offsets.length; ) {
+      const start = offsets[i]!;
+      let end = start + sizes[i]!;
       let j = i + 1;
-      for (; j < chunks.length; j++) {
-        const next = chunks[j]!;
-        if (next.offset < end || next.offset - end > MAX_GAP_BYTES || next.offset + next.size - first.offset > MAX_SPAN_BYTES) break;
-        end = next.offset + next.size;
+      for (; j < offsets.length; j++) {
+        const offset = offsets[j]!;
+        if (offset < end || offset - end > MAX_GAP_BYTES || offset + sizes[j]! - start > MAX_SPAN_BYTES) break;
+        end = offset + sizes[j]!;
       }
-      const span = await readAt(handle, first.offset, end - first.offset);
-      if (span.length !== end - first.offset) throw new Error(`${file} ended inside a chunk of samples`);
+      const span = await readAt(handle, start, end - start);
+      if (span.length !== end - start) throw new Error(`${file} ended inside a chunk of samples`);
       for (let k = i; k < j; k++) {
-        const chunk = chunks[k]!;
-        span.copy(out, at, chunk.offset - first.offset, chunk.offset - first.offset + chunk.size);
-        at += chunk.size;
+        span.copy(out, at, offsets[k]! - start, offsets[k]! - start + sizes[k]!);
+        at += sizes[k]!;
       }
       i = j;
     }

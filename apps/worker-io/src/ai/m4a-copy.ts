@@ -97,15 +97,16 @@ export async function copyAacTrack(source: string, target: string, limitBytes: n
   if (track.sampleCount === 0) return undefined;
   const ftyp = fileType();
   // The offsets' table has the same length whatever they are, so the index's size is known first.
-  const moovSize = audioMoov(movie, track, new Array<number>(track.chunks.length).fill(0)).length;
+  const { sizes } = track.chunks;
+  const moovSize = audioMoov(movie, track, new Array<number>(sizes.length).fill(0)).length;
   const mdatHeader = 8;
   const size = ftyp.length + moovSize + mdatHeader + track.bytes;
   if (size > limitBytes) return { copied: false, reason: 'too large' };
   const offsets: number[] = [];
   let at = ftyp.length + moovSize + mdatHeader;
-  for (const chunk of track.chunks) {
+  for (const size of sizes) {
     offsets.push(at);
-    at += chunk.size;
+    at += size;
   }
   const moov = audioMoov(movie, track, offsets);
   const samples = await readMp4Chunks(source, track.chunks);
