@@ -20,6 +20,7 @@ const common = {
     '^@clipline/shared$': '<rootDir>/packages/shared/src/index.ts',
     '^@clipline/shared/crypto$': '<rootDir>/packages/shared/src/crypto/index.ts',
     '^@clipline/shared/clips$': '<rootDir>/packages/shared/src/clips/index.ts',
+    '^@clipline/shared/mp4$': '<rootDir>/packages/shared/src/mp4.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testEnvironment: 'node',

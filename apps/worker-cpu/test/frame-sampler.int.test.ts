@@ -325,7 +325,7 @@ describe('a source that never delivers (a FIFO nobody writes)', () => {
 
   it('probe gives up with a clear reason', async () => {
     const started = Date.now();
-    await expect(probe(TOOLS, fifo, undefined, 300)).rejects.toThrow(/ffprobe gave no answer within 0.3 s/);
+    await expect(probe(TOOLS, fifo, undefined, { timeoutMs: 300 })).rejects.toThrow(/ffprobe gave no answer within 0.3 s/);
     expect(Date.now() - started).toBeLessThan(5000);
   });
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { ffprobeFacts, probe } from '../src/analysis/ffmpeg.js';
 import { mp4Facts } from '../src/analysis/mp4-facts.js';
+import { CpuPool } from '../src/analysis/pool.js';
 import { describeWithFixtures, fixtures } from '../../../tests/helpers/fixtures.js';
 import { generateVideo, withClaimedDuration, TOOLS } from '../../../tests/helpers/media.js';
 
@@ -17,6 +18,7 @@ const run = promisify(execFile);
 const MP4_FIXTURES = fixtures('video', ['bbb_h264_aac_60s.mp4', 'bbb_hevc_aac_10s.mp4', 'talking_head_h264_aac_24s.mp4']);
 let dir: string;
 let source: string;
+let pool: CpuPool;
 
 async function ffmpeg(...args: string[]): Promise<void> {
   await run('ffmpeg', ['-v', 'error', '-y', ...args]);
@@ -30,11 +32,13 @@ async function variant(name: string, ...args: string[]): Promise<string> {
 }
 
 beforeAll(async () => {
+  pool = new CpuPool({ threads: 1 });
   dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-mp4-facts-'));
   source = (await generateVideo({ path: path.join(dir, 'source.mp4'), segments: [2, 2], width: 320, height: 180, fps: 24 })).path;
 }, 60_000);
 
 afterAll(async () => {
+  await pool.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -107,11 +111,12 @@ const shapes: [string, () => Promise<string>][] = [
   ],
 ];
 
-it.each(shapes)('%s: the same facts as ffprobe', async (_shape, make) => {
+it.each(shapes)('%s: the same facts as ffprobe, in this thread and in a pool thread', async (_shape, make) => {
   const file = await make();
   const fromIndex = await mp4Facts(file);
   expect(fromIndex).toBeDefined();
   expect(fromIndex).toEqual(await ffprobeFacts(TOOLS, file));
+  expect(await pool.mp4Facts(file)).toEqual(fromIndex);
 });
 
 describeWithFixtures(MP4_FIXTURES, 'the real MP4 fixtures', () => {
@@ -130,8 +135,11 @@ describe('left to ffprobe', () => {
     await truncate(cut, (await stat(cut)).size - 4000);
     for (const file of [webm, part2, fragmented, cut]) {
       expect(await mp4Facts(file)).toBeUndefined();
-      // probe still answers, through ffprobe.
-      expect(await probe(TOOLS, file)).toEqual(await ffprobeFacts(TOOLS, file));
+      expect(await pool.mp4Facts(file)).toBeUndefined();
+      // probe still answers, through ffprobe, with either reader.
+      const facts = await ffprobeFacts(TOOLS, file);
+      expect(await probe(TOOLS, file)).toEqual(facts);
+      expect(await probe(TOOLS, file, undefined, { readIndex: (name) => pool.mp4Facts(name) })).toEqual(facts);
     }
   });
 
@@ -139,6 +147,13 @@ describe('left to ffprobe', () => {
     const fifo = path.join(dir, 'facts.fifo');
     await run('mkfifo', [fifo]);
     expect(await mp4Facts(fifo)).toBeUndefined();
+    expect(await pool.mp4Facts(fifo)).toBeUndefined();
+  });
+
+  it('a file that is not there: the pool rejects, naming it, and probe turns to ffprobe', async () => {
+    const missing = path.join(dir, 'missing.mp4');
+    await expect(pool.mp4Facts(missing)).rejects.toThrow(/missing\.mp4/);
+    await expect(probe(TOOLS, missing, undefined, { readIndex: (name) => pool.mp4Facts(name) })).rejects.toThrow(/not a readable video \(ffprobe: /);
   });
 
   it("a file that is no video gets ffprobe's reason", async () => {

@@ -192,7 +192,7 @@ function acceptedLength(facts: SourceFacts, maxSeconds: number): SourceFacts {
 export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisInput, hooks: AnalysisHooks = {}): Promise<VideoAnalysis> {
   const { signal } = hooks;
   const clipOptions = resolveClipOptions(input.clipOptions);
-  const probed = probe(settings.tools, input.file, signal);
+  const probed = probe(settings.tools, input.file, signal, { readIndex: (file) => settings.pool.mp4Facts(file, signal) });
   const audioMeasured = audioMeasure();
   const sampling = startSampling(settings, input.file, probed, audioMeasured.sink, signal);
   let facts: SourceFacts;

@@ -217,17 +217,28 @@ function clockwiseRotation(video: ProbeStream): number {
   return (((Math.round(clockwise / 90) * 90) % 360) + 360) % 360;
 }
 
+export interface ProbeOptions {
+  /** How long ffprobe may take. @defaultValue {@link DEFAULT_PROBE_TIMEOUT_MS} */
+  timeoutMs?: number;
+  /**
+   * Reads the facts from an MP4's index; the workers pass their pool's (`CpuPool#mp4Facts`), so
+   * a long index is walked off the event loop. @defaultValue {@link mp4Facts}, in this thread
+   */
+  readIndex?: (file: string) => Promise<ProbeResult | undefined>;
+}
+
 /**
- * Reads container and stream facts: from an MP4's index in this process when it states them all
+ * Reads container and stream facts: from an MP4's index when it states them all
  * ({@link mp4Facts}, the same facts ffprobe gives), else with ffprobe. A file ffprobe cannot
  * read, one without a video stream or without a known duration fails with a
  * {@link PermanentJobError} that says so.
  */
-export async function probe(tools: FfmpegTools, file: string, signal?: AbortSignal, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+export async function probe(tools: FfmpegTools, file: string, signal?: AbortSignal, options: ProbeOptions = {}): Promise<ProbeResult> {
+  const { timeoutMs = DEFAULT_PROBE_TIMEOUT_MS, readIndex = mp4Facts } = options;
   // A span like ffprobe's would have, saying whether the index told everything.
   const span = startChildSpan('mp4 index', { attributes: { 'file.path': file } });
   // A file that cannot be opened is ffprobe's to describe.
-  const fromIndex = await mp4Facts(file).catch(() => undefined);
+  const fromIndex = await readIndex(file).catch(() => undefined);
   span.setAttribute('clipline.facts_from_index', fromIndex !== undefined);
   endSpan(span);
   if (fromIndex) return fromIndex;

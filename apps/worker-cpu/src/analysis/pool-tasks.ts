@@ -10,6 +10,8 @@ import { planCropPath, type CropKeyframe, type CropPathInput } from '../render/c
 import { interestProfiles } from '../render/interest-profile.js';
 import { quantiseInterest } from '../render/interest-store.js';
 import { batchMetrics, measureBatch, type FrameBatch, type WithFrames } from './frame-metrics.js';
+import { mp4Facts as readFacts } from './mp4-facts.js';
+import type { ProbeResult } from './ffmpeg.js';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { clipCandidates as scoreClips, type HighlightOptions, type HighlightSignals } from '@clipline/shared/clips';
 
@@ -49,6 +51,10 @@ export function clipInterest(batch: FrameBatch): unknown {
 
 export function cropPath(input: CropPathInput): CropKeyframe[] {
   return planCropPath(input);
+}
+
+export function mp4Facts(task: { file: string }): Promise<ProbeResult | undefined> {
+  return readFacts(task.file);
 }
 
 export function contentHash(task: { file: string }): Promise<string> {

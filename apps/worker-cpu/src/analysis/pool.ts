@@ -5,6 +5,7 @@ import { SecretDecryptionError, type Keyring } from '@clipline/shared/crypto';
 import type { CropKeyframe, CropPathInput } from '../render/crop-plan.js';
 import type { FrameInterest } from '../render/interest-profile.js';
 import type { FrameBatch, FrameMetrics, WithFrames } from './frame-metrics.js';
+import type { ProbeResult } from './ffmpeg.js';
 import type { HighlightOptions, HighlightSignals } from '@clipline/shared/clips';
 
 export interface CpuPoolOptions {
@@ -64,6 +65,15 @@ export class CpuPool {
   /** Plans a crop window's path through a clip from its interest profiles. */
   cropPath(input: CropPathInput, signal?: AbortSignal): Promise<CropKeyframe[]> {
     return this.run('cropPath', input, signal);
+  }
+
+  /**
+   * A video's facts from its MP4 index, read inside a pool thread (undefined when the index does
+   * not state them all): a two-hour source's index takes tens of milliseconds to walk, which
+   * would hold this thread's event loop, its lock renewals and its progress events.
+   */
+  mp4Facts(file: string, signal?: AbortSignal): Promise<ProbeResult | undefined> {
+    return this.run('mp4Facts', { file }, signal);
   }
 
   /** SHA-256 (hex) of a file, read and hashed inside a pool thread. */

@@ -86,7 +86,8 @@ const END_TOLERANCE_SECONDS = 0.25;
  */
 export async function renderClip(settings: RenderSettings, request: RenderRequest, hooks: RenderHooks = {}): Promise<RenderedClip> {
   const { signal } = hooks;
-  const facts = request.analysis?.facts ?? (await probe(settings.tools, request.source, signal));
+  const readIndex = (file: string) => settings.pool.mp4Facts(file, signal);
+  const facts = request.analysis?.facts ?? (await probe(settings.tools, request.source, signal, { readIndex }));
   const start = request.startSeconds;
   if (request.endSeconds > facts.durationSeconds + END_TOLERANCE_SECONDS) {
     throw new PermanentJobError(`clip ends at ${request.endSeconds} s, after the end of the video (${facts.durationSeconds.toFixed(3)} s)`);
@@ -110,7 +111,8 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
     const targets = { video: videoPart, thumbnail: thumbnailPart };
     const audio = followed.audioEncoded && audioPart ? { file: audioPart } : facts.hasAudio ? 'encode' : 'none';
     await encode(settings, request.source, { ...span, filter, thumbnailSeconds, threads: lease?.threads, audio }, targets, hooks);
-    // Read from the written file's index (ffprobe only if that fails).
+    // Read from the written file's index (ffprobe only if that fails); a clip's index is short
+    // enough to walk in this thread.
     const { durationSeconds } = await probe(settings.tools, videoPart, signal);
     await rename(videoPart, request.videoFile);
     await rename(thumbnailPart, request.thumbnailFile);
