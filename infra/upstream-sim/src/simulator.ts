@@ -208,7 +208,12 @@ export async function createUpstreamSimulator(options: UpstreamSimulatorOptions 
     } else {
       req.resume();
     }
-    if (plan.delayMs > 0) await sleep(plan.delayMs);
+    if (plan.delayMs > 0) {
+      // A client that hangs up (or the simulator closing) ends the wait: no timer outlives its request.
+      const gone = new AbortController();
+      res.once('close', () => gone.abort());
+      await sleep(plan.delayMs, undefined, { signal: gone.signal }).catch(() => {});
+    }
     if (res.destroyed) return;
     const current = settings();
     let reply = endpoint.checkAuth(req, url, current);

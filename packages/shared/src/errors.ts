@@ -136,8 +136,19 @@ export function isWorkerClosing(error: unknown, signal?: AbortSignal): boolean {
 /** Abort reason given to a running job whose video was cancelled through the API. */
 export class JobCancelledError extends Error {
   override name = 'JobCancelledError';
-  constructor() {
-    super('cancelled on request');
+  constructor(message = 'cancelled on request') {
+    super(message);
+  }
+}
+
+/**
+ * Abort reason given to a running job whose work is no longer wanted, though nobody cancelled
+ * it: an optional step of a video that failed meanwhile. It stops like a cancelled job.
+ */
+export class JobAbandonedError extends JobCancelledError {
+  override name = 'JobAbandonedError';
+  constructor(reason: string) {
+    super(`stopped: ${reason}`);
   }
 }
 
@@ -195,7 +206,8 @@ export function isDependencyOutage(thrown: unknown): boolean {
 
 /**
  * What a job's failure means for the job, in the order it is decided:
- * - `cancelled`: its video was cancelled through the API; fail it for good, quietly.
+ * - `cancelled`: its video was cancelled through the API, or its work abandoned (the reason says
+ *   which); fail it for good, quietly.
  * - `worker-closing`: this worker shuts down; hand the job back to the queue, no attempt spent.
  * - `rate-limited`: pause the queue for `retryAfterMs`, no attempt spent.
  * - `upstream-outage`: an upstream is judged down (its breaker is open), or failed the job's last
@@ -206,7 +218,7 @@ export function isDependencyOutage(thrown: unknown): boolean {
  * - `transient`: anything else; BullMQ retries with backoff while attempts remain.
  */
 export type JobErrorKind =
-  | { kind: 'cancelled' }
+  | { kind: 'cancelled'; reason: string }
   | { kind: 'worker-closing' }
   | { kind: 'rate-limited'; retryAfterMs: number }
   | { kind: 'upstream-outage'; outage: UpstreamOutageError }
@@ -220,8 +232,8 @@ export type JobErrorKind =
  * the runtime alone turns it into BullMQ's UnrecoverableError.
  */
 export function classifyJobError(thrown: unknown, signal?: AbortSignal, attempt: { last?: boolean } = {}): JobErrorKind {
-  if (signal?.aborted && signal.reason instanceof JobCancelledError) return { kind: 'cancelled' };
-  if (thrown instanceof JobCancelledError) return { kind: 'cancelled' };
+  if (signal?.aborted && signal.reason instanceof JobCancelledError) return { kind: 'cancelled', reason: signal.reason.message };
+  if (thrown instanceof JobCancelledError) return { kind: 'cancelled', reason: thrown.message };
   if (isWorkerClosing(thrown, signal)) return { kind: 'worker-closing' };
   if (thrown instanceof RateLimitedError && thrown.retryAfterMs > 0) return { kind: 'rate-limited', retryAfterMs: thrown.retryAfterMs };
   if (thrown instanceof UpstreamOutageError && (thrown.judged || attempt.last)) return { kind: 'upstream-outage', outage: thrown };

@@ -1,4 +1,7 @@
-/** The job runtime on real Redis and PostgreSQL: parents with children, final failures, optional steps, idempotency leases. */
+/**
+ * The job runtime on real Redis and PostgreSQL: parents with children, final failures, optional
+ * steps (and their stop when the video fails), idempotency leases.
+ */
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '@clipline/shared';
 import { z } from 'zod';
@@ -6,12 +9,16 @@ import {
   createLogger,
   defineQueue,
   IdempotencyRepository,
+  isOptionalStepJob,
   JobQueues,
+  openaiQueue,
   PermanentJobError,
   RateLimitedError,
   runOptionalStep,
   standardRetention,
   startWorker,
+  VideoSignals,
+  videoJobPolicy,
   VideosRepository,
   type FinalFailure,
   type RunningWorker,
@@ -158,6 +165,85 @@ describe('runOptionalStep', () => {
       }),
     ).rejects.toBe(rateLimited);
     expect((await videos.find(pausedId))!.steps[0]!.status).toBe('active');
+  });
+});
+
+describe('a video that fails stops its running optional steps', () => {
+  it("its transcript job ends as a skip and its step as cancelled; another video's runs on", async () => {
+    const signals = new VideoSignals(redis, env.config.redisUrl, env.config.queuePrefix);
+    const videos = new VideosRepository(env.db, { onFailed: (id) => signals.failed(id) });
+    const releases = new Map<string, () => void>();
+    const stopped = new Map<string, unknown>();
+    const worker = startWorker(
+      openaiQueue,
+      {
+        // Runs until released by the test or stopped through its signal.
+        transcribe: (job) =>
+          runOptionalStep('transcribe', job, videos, async () => {
+            await new Promise<void>((resolve, reject) => {
+              releases.set(job.data.videoId, resolve);
+              job.signal.addEventListener('abort', () => {
+                stopped.set(job.data.videoId, job.signal.reason);
+                reject(new Error('the upstream call was aborted'));
+              });
+            });
+            return { done: { words: 3 } };
+          }),
+        'write-captions': async () => ({ skipped: 'not used here' }),
+      },
+      { connection: redis, prefix: env.config.queuePrefix, logger, concurrency: 4, policy: videoJobPolicy(videos, signals) },
+    );
+    try {
+      await signals.ready();
+      const [failing, other] = [randomUUID(), randomUUID()];
+      for (const id of [failing, other]) {
+        await videos.create({ id, source: '/a.mp4', title: null, steps: ['analyze', 'transcribe'] });
+        await videos.setStep(id, 'analyze', 'active');
+        await jobs.add(openaiQueue, 'transcribe', { videoId: id }, { jobId: `${id}-transcribe` });
+      }
+      await waitFor(async () => (releases.size === 2 ? true : undefined), 10_000, 'both transcripts to start');
+
+      // What runVideoStep does when analysis fails for good.
+      await videos.failVideo(failing, 'analyze', 'analyze: not a readable video');
+      const done = await waitFor(
+        async () => {
+          const view = await jobs.get(openaiQueue, `${failing}-transcribe`);
+          return view?.state === 'completed' || view?.state === 'failed' ? view : undefined;
+        },
+        10_000,
+        "the failed video's transcript job to end",
+      );
+      expect(done.state).toBe('completed');
+      expect(done.returnValue).toEqual({ skipped: 'stopped: the video failed' });
+      expect((stopped.get(failing) as Error).name).toBe('JobAbandonedError');
+      const failed = (await videos.find(failing))!;
+      expect(failed.status).toBe('failed');
+      expect(failed.steps.map((step) => [step.name, step.status, step.reason])).toEqual([
+        ['analyze', 'failed', 'analyze: not a readable video'],
+        ['transcribe', 'cancelled', 'stopped: analyze failed'],
+      ]);
+
+      // The other video's transcript was not touched, and finishes when its work does.
+      expect(stopped.has(other)).toBe(false);
+      expect((await jobs.get(openaiQueue, `${other}-transcribe`))?.state).toBe('active');
+      releases.get(other)!();
+      await waitFor(
+        async () => ((await jobs.get(openaiQueue, `${other}-transcribe`))?.state === 'completed' ? true : undefined),
+        10_000,
+        'the other transcript',
+      );
+      expect((await videos.find(other))!.steps.map((step) => step.status)).toEqual(['active', 'completed']);
+    } finally {
+      await worker.close();
+      await signals.close();
+    }
+  });
+
+  it('only optional steps are stopped: the essential ones fail the video themselves', () => {
+    expect(isOptionalStepJob('ai-openai', 'transcribe')).toBe(true);
+    expect(isOptionalStepJob('ai-elevenlabs', 'voiceover')).toBe(true);
+    expect(isOptionalStepJob('analyze', 'analyze-video')).toBe(false);
+    expect(isOptionalStepJob('render', 'render-clip')).toBe(false);
   });
 });
 

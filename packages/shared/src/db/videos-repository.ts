@@ -73,6 +73,8 @@ export interface RepositoryHooks {
    * deliveries that the same transaction put in the outbox, so they can be sent at once.
    */
   onFinished?: (videoId: string, deliveryIds: string[]) => Promise<void> | void;
+  /** Called after a step failed a video, before `onFinished`: its running optional steps are stopped. */
+  onFailed?: (videoId: string) => void;
 }
 
 export interface VideosRepositoryOptions extends RepositoryHooks {
@@ -464,7 +466,9 @@ export class VideosRepository {
 
   /**
    * Marks a step failed for good: the video becomes failed with the reason, and steps that
-   * never ran are marked cancelled, all in one transaction.
+   * never ran are marked cancelled, all in one transaction. So are other steps still running
+   * (an optional step beside the failed one), which the `onFailed` hook's signal stops: their
+   * record no longer changes, and the failure's event shows the video as it stays.
    */
   async failVideo(id: string, step: string, reason: string): Promise<void> {
     const deliveries = await this.db.transaction().execute(async (trx) => {
@@ -487,10 +491,24 @@ export class VideosRepository {
         .where('id', '=', id)
         .where('status', 'not in', TERMINAL)
         .executeTakeFirst();
-      return Number(result.numUpdatedRows) > 0 ? this.enqueueWebhook(trx, id, 'failed') : undefined;
+      if (Number(result.numUpdatedRows) === 0) return undefined;
+      await trx
+        .updateTable('video_steps')
+        .set({ status: 'cancelled', reason: `stopped: ${step} failed`, updated_at: this.dialect.now() })
+        .where('video_id', '=', id)
+        .where('step', '!=', step)
+        .where('status', '=', 'active')
+        .execute();
+      return this.enqueueWebhook(trx, id, 'failed');
     });
-    if (deliveries) await this.finished(id, deliveries);
-    else this.changed(id);
+    if (deliveries) {
+      try {
+        this.hooks.onFailed?.(id);
+      } catch {
+        // A hint: the optional steps then finish as they would have.
+      }
+      await this.finished(id, deliveries);
+    } else this.changed(id);
   }
 
   async setSource(id: string, fields: { storageKey: string; sizeBytes: number }): Promise<void> {

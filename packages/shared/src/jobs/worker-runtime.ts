@@ -9,6 +9,7 @@ import type { RedisClient } from '../redis.js';
 import {
   classifyJobError,
   coerceError,
+  JobAbandonedError,
   JobCancelledError,
   PermanentJobError,
   upstreamOutageVerdict,
@@ -72,6 +73,11 @@ export interface FinalFailure {
 /** Where cancellations come from: each names the key of the work to stop (see `cancellationKey`). */
 export interface CancellationSource {
   onCancel(listener: (key: string) => void): () => void;
+  /**
+   * Keys whose optional work is no longer wanted, with why (a video that failed): the running
+   * jobs of that key which the policy calls `abandonable` are stopped; the others run on.
+   */
+  onAbandon?(listener: (key: string, reason: string) => void): () => void;
 }
 
 /**
@@ -88,6 +94,8 @@ export interface JobPolicy {
   cancellations?: CancellationSource;
   /** The key a job's payload belongs to, for cancellations (e.g. its video id). */
   cancellationKey?: (data: unknown) => string | undefined;
+  /** Jobs stopped when their key is abandoned (e.g. a video's optional steps). @defaultValue none */
+  abandonable?: (queue: string, jobName: string) => boolean;
   /**
    * Called once a job has failed for good, however it failed (including a worker dying on it
    * until the stall check gave up), so the caller can settle what the job was for. Runs in the
@@ -122,10 +130,11 @@ export interface RunningWorker {
   isRunning(): boolean;
 }
 
-/** A running job's abort switch and the key cancellations may name. */
+/** A running job's abort switch, the key cancellations may name, and whether abandoning the key stops it. */
 interface RunningJob {
   abort: JobAbort;
   key: string | undefined;
+  abandonable: boolean;
 }
 
 /**
@@ -350,8 +359,8 @@ async function settleJobError(scope: WorkerScope, job: Job, token: string | unde
     throw new WaitingError();
   }
   if (kind.kind === 'cancelled') {
-    logger.info('job stopped: its work was cancelled');
-    throw new UnrecoverableError('cancelled on request');
+    logger.info({ reason: kind.reason }, 'job stopped: its work was cancelled');
+    throw new UnrecoverableError(kind.reason);
   }
   if (kind.kind === 'permanent') {
     logger.warn({ reason: error.message }, 'job failed permanently');
@@ -364,7 +373,12 @@ async function settleJobError(scope: WorkerScope, job: Job, token: string | unde
 async function runJob(scope: WorkerScope, job: Job, token: string | undefined): Promise<unknown> {
   const logger = new JobLogger(scope.logger, scope.plainLogger, job);
   const abort = new JobAbort();
-  scope.running.set(job.id ?? '', { abort, key: scope.options.policy?.cancellationKey?.(job.data) });
+  const { policy } = scope.options;
+  scope.running.set(job.id ?? '', {
+    abort,
+    key: policy?.cancellationKey?.(job.data),
+    abandonable: policy?.abandonable?.(scope.declaration.name, job.name) ?? false,
+  });
   try {
     const data = validatePayload(scope.declaration, job.name, splitJobData(job.data).payload);
     const processor = scope.processors[job.name];
@@ -426,9 +440,17 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
     queues: new QueueRegistry({ connection: options.connection, prefix: options.prefix }),
     worker: () => worker,
   };
-  const stopListening = options.policy?.cancellations?.onCancel((key) => {
+  const cancellations = options.policy?.cancellations;
+  const stopCancels = cancellations?.onCancel((key) => {
     for (const job of scope.running.values()) if (job.key === key) job.abort.abort(new JobCancelledError());
   });
+  const stopAbandons = cancellations?.onAbandon?.((key, reason) => {
+    for (const job of scope.running.values()) if (job.key === key && job.abandonable) job.abort.abort(new JobAbandonedError(reason));
+  });
+  const stopListening = () => {
+    stopCancels?.();
+    stopAbandons?.();
+  };
   // A job's log lines, and the jobs it adds, keep the id of the request that started its work.
   // Two parameters on purpose: a processor declaring a third gets a signal that BullMQ aborts only
   // on Worker.cancelJob / cancelAllJobs (never called: the worker is private to this function),

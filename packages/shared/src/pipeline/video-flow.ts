@@ -230,3 +230,8 @@ export function essentialStepOfJob(queue: string, job: string): VideoStepName | 
   if (queue === VIDEO_FLOW_PARENT.queue.name && job === VIDEO_FLOW_PARENT.job) return VIDEO_FLOW_PARENT.step;
   return VIDEO_FLOW.find((step) => step.essential && !step.fanOut && step.queue.name === queue && step.job === job)?.name;
 }
+
+/** Whether a job is one of a video's optional steps (transcript, captions, thumbnail, voice-over). */
+export function isOptionalStepJob(queue: string, job: string): boolean {
+  return VIDEO_FLOW.some((step) => !step.essential && step.queue.name === queue && step.job === job);
+}

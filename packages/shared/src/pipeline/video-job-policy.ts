@@ -1,11 +1,12 @@
 /**
  * What a job's failure means for its video, handed to the generic worker runtime as its
  * {@link JobPolicy}: a database outage waits without spending attempts, a cancelled video stops
- * its running jobs, and an essential job that failed for good fails its video.
+ * its running jobs, a failed video its running optional ones, and an essential job that failed for
+ * good fails its video.
  */
 import type { VideosRepository } from '../db/videos-repository.js';
 import type { CancellationSource, FinalFailure, JobPolicy } from '../jobs/worker-runtime.js';
-import { essentialStepOfJob } from './video-flow.js';
+import { essentialStepOfJob, isOptionalStepJob } from './video-flow.js';
 
 /** How long a job waits before running again when a dependency is unreachable. */
 const OUTAGE_RETRY_MS = 2000;
@@ -60,6 +61,7 @@ export function videoJobPolicy(videos: VideosRepository, cancellations: Cancella
     outageRetryMs: OUTAGE_RETRY_MS,
     cancellations,
     cancellationKey: videoIdOf,
+    abandonable: isOptionalStepJob,
     onFinalFailure: failVideoOnFinalFailure(videos),
   };
 }

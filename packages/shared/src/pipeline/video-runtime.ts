@@ -24,6 +24,7 @@ export function connectVideoRuntime(service: ServiceContext, redis: RedisClient,
   const videos = new VideosRepository(db, {
     stepOrder: VIDEO_STEPS,
     onChange: (videoId) => signals.changed(videoId),
+    onFailed: (videoId) => signals.failed(videoId),
     onFinished: async (videoId, deliveryIds) => {
       // A release lost here (Redis away) is picked up by the retention job's sweep; it must not
       // fail the write that finished the video, which has already happened.

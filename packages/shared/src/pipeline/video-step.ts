@@ -4,7 +4,15 @@
  * for the video (essential steps fail it, optional ones never do).
  */
 import type { VideosRepository } from '../db/videos-repository.js';
-import { classifyJobError, coerceError, PermanentJobError, upstreamOutageVerdict, type UpstreamOutageError, type UpstreamWait } from '../errors.js';
+import {
+  classifyJobError,
+  coerceError,
+  JobAbandonedError,
+  PermanentJobError,
+  upstreamOutageVerdict,
+  type UpstreamOutageError,
+  type UpstreamWait,
+} from '../errors.js';
 import { stepProgressRange, type VideoStepName } from './video-flow.js';
 
 export interface StepContext {
@@ -170,6 +178,9 @@ export async function runOptionalStep<R>(
   } catch (error) {
     const classified = classifyJobError(error, job.signal, { last: attempt >= job.maxAttempts });
     const { kind } = classified;
+    // Stopped because the video failed meanwhile: the failure already recorded the step as
+    // cancelled, and the job ends as a skip rather than an error.
+    if (job.signal?.aborted && job.signal.reason instanceof JobAbandonedError) return { skipped: job.signal.reason.message };
     // Shutting down, cancelled, the database away or a queue pause: nothing to record here.
     if (kind === 'worker-closing' || kind === 'cancelled' || kind === 'dependency-outage' || kind === 'rate-limited') throw error;
     if (classified.kind === 'upstream-outage') {
