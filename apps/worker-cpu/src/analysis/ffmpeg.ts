@@ -33,12 +33,15 @@ const PROBLEM_LEVELS = new Set(['panic', 'fatal', 'error', 'warning']);
 /**
  * Keeps the tail of a stream (stderr), so a failure can quote ffmpeg's own last words. With
  * `levelTagged` (ffmpeg run with `-loglevel level+info`, whose log also carries a filter's
- * measurements) only the lines tagged as problems are quoted, without their tag.
+ * measurements) only the lines tagged as problems are quoted, without their tag. The files the
+ * run was given by absolute path are quoted by their names alone: the words reach API clients,
+ * who have no business with the server's folders.
  */
 class TailBuffer {
   private text = '';
   constructor(
     private readonly levelTagged = false,
+    private readonly files: readonly string[] = [],
     private readonly limit = 8192,
   ) {}
   push(chunk: Buffer | string): void {
@@ -55,7 +58,9 @@ class TailBuffer {
           return tag && PROBLEM_LEVELS.has(tag[1]!) ? [line.replace(LEVEL_TAG, '')] : [];
         })
       : lines;
-    return quoted.slice(-count).join(' | ');
+    let text = quoted.slice(-count).join(' | ');
+    for (const file of this.files) text = text.replaceAll(file, path.basename(file));
+    return text;
   }
 }
 
@@ -147,7 +152,10 @@ export async function spawnTool(command: string, args: readonly string[], signal
   // One span per run, a child of the job's: how long ffmpeg took, with what, and how it ended.
   const span = startChildSpan(tool, { attributes: { 'process.executable.name': tool, 'process.command_args': [...args] } });
   const child = await startTool({ command, args, fd3: options.fd3 ?? false, niceness: FFMPEG_NICENESS });
-  const stderr = new TailBuffer(options.levelTagged);
+  const stderr = new TailBuffer(
+    options.levelTagged,
+    args.filter((arg) => path.isAbsolute(arg)),
+  );
   child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
   const exited = child.closed.catch((error: Error) => {
     if (error instanceof ToolStartError && error.code === 'ENOENT')

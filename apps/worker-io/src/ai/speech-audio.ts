@@ -75,6 +75,10 @@ export async function extractSpeech(
   }
   const encoded = path.join(dir, 'speech.mp3');
   const encode = await runFfmpeg(ffmpegPath, ['-v', 'error', '-i', source, '-map', '0:a:0?', '-vn', ...SPEECH_ENCODING, encoded], options.signal);
-  if (encode.code !== 0) throw new PermanentJobError(`audio extraction failed: ${encode.stderr.trim().split('\n').at(-1) || `exit ${encode.code}`}`);
+  if (encode.code !== 0) {
+    // ffmpeg names the source by its path; the reason reaches API clients, who get its name alone.
+    const words = encode.stderr.trim().split('\n').at(-1)?.replaceAll(source, path.basename(source));
+    throw new PermanentJobError(`audio extraction failed: ${words || `exit ${encode.code}`}`);
+  }
   return encoded;
 }
