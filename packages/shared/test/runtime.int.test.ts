@@ -247,6 +247,27 @@ describe('a video that fails stops its running optional steps', () => {
   });
 });
 
+describe('reasons clients read', () => {
+  it("name stored files relative to the storage folder, in the video's error and its steps", async () => {
+    const storageDir = '/srv/clipline/storage';
+    const videos = new VideosRepository(env.db, { storageDir });
+    const id = randomUUID();
+    await videos.create({ id, source: '/a.mp4', title: null, steps: ['analyze', 'transcribe'] });
+    const file = `${storageDir}/videos/${id}/source.mp4`;
+    await videos.setStep(id, 'transcribe', 'active', { reason: `attempt 1 failed: ${file}: No such file or directory` });
+    expect((await videos.find(id))!.steps[1]!.reason).toBe(`attempt 1 failed: videos/${id}/source.mp4: No such file or directory`);
+
+    await videos.failVideo(id, 'analyze', `analyze: not a readable video (ffprobe: ${file}: Invalid data found when processing input)`);
+    const video = (await videos.find(id))!;
+    expect(video.error).toBe(`analyze: not a readable video (ffprobe: videos/${id}/source.mp4: Invalid data found when processing input)`);
+    expect(video.steps[0]!.reason).toBe(video.error);
+    expect(JSON.stringify(video)).not.toContain(storageDir);
+    // Given with a trailing slash, the folder is the same folder.
+    await new VideosRepository(env.db, { storageDir: `${storageDir}/` }).setStep(id, 'analyze', 'failed', { reason: `${file} gone` });
+    expect((await videos.find(id))!.steps[0]!.reason).toBe(`videos/${id}/source.mp4 gone`);
+  });
+});
+
 describe('idempotency leases', () => {
   it('takes over a key whose first request died, after the lease', async () => {
     const repository = new IdempotencyRepository(env.db, 3600, 60);

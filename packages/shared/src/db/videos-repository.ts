@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { sql, type Selectable, type Transaction } from 'kysely';
 import type { Db } from './connection.js';
 import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
@@ -83,6 +84,11 @@ export interface VideosRepositoryOptions extends RepositoryHooks {
    * not listed come last. @defaultValue none: steps come ordered by name
    */
   stepOrder?: readonly string[];
+  /**
+   * The folder stored files live in (`STORAGE_DIR`): reasons written to a video or a step name
+   * its files relative to it, since API clients read them. @defaultValue none: reasons as given
+   */
+  storageDir?: string;
 }
 
 const WEBHOOK_EVENTS = { completed: 'video.completed', failed: 'video.failed', cancelled: 'video.cancelled' } as const;
@@ -126,6 +132,8 @@ export class VideosRepository {
   private readonly dialect: PortableSql;
 
   private readonly stepRank: (name: string) => number;
+  /** A reason as clients may read it: without the storage folder's path. */
+  private readonly clientReason: (reason: string) => string;
 
   constructor(
     private readonly db: Db,
@@ -134,6 +142,8 @@ export class VideosRepository {
     this.dialect = portableSql(db);
     const order = hooks.stepOrder ?? [];
     this.stepRank = (name) => (order.includes(name) ? order.indexOf(name) : order.length);
+    const root = hooks.storageDir ? path.resolve(hooks.storageDir) + path.sep : undefined;
+    this.clientReason = root ? (reason) => reason.replaceAll(root, '') : (reason) => reason;
   }
 
   /**
@@ -442,7 +452,7 @@ export class VideosRepository {
       .updateTable('video_steps')
       .set({
         status,
-        reason: fields.reason ?? null,
+        reason: fields.reason ? this.clientReason(fields.reason) : null,
         updated_at: this.dialect.now(),
         ...(fields.attempts !== undefined ? { attempts: fields.attempts } : {}),
       })
@@ -470,7 +480,8 @@ export class VideosRepository {
    * (an optional step beside the failed one), which the `onFailed` hook's signal stops: their
    * record no longer changes, and the failure's event shows the video as it stays.
    */
-  async failVideo(id: string, step: string, reason: string): Promise<void> {
+  async failVideo(id: string, step: string, givenReason: string): Promise<void> {
+    const reason = this.clientReason(givenReason);
     const deliveries = await this.db.transaction().execute(async (trx) => {
       await trx
         .updateTable('video_steps')

@@ -23,6 +23,7 @@ export function connectVideoRuntime(service: ServiceContext, redis: RedisClient,
   shutdown.register('job queues', () => jobs.close());
   const videos = new VideosRepository(db, {
     stepOrder: VIDEO_STEPS,
+    storageDir: config.storageDir,
     onChange: (videoId) => signals.changed(videoId),
     onFailed: (videoId) => signals.failed(videoId),
     onFinished: async (videoId, deliveryIds) => {
