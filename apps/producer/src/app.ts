@@ -175,6 +175,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
       videos: deps.videos,
       publicJobs: deps.publicJobs,
       ...(deps.publicJobRecords ? { records: deps.publicJobRecords } : {}),
+      storageDir: config.storageDir,
     }),
   );
   v1.use(userRoutes(deps));

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
+import { UnrecoverableError, Worker } from 'bullmq';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import {
   accountsQueue,
@@ -15,7 +16,7 @@ import {
   type VideoStatus,
 } from '@clipline/shared';
 import { buildProducer } from '../src/producer.js';
-import { createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
+import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const auth = { authorization: `Bearer ${DEV_API_KEY}` };
 let env: TestEnvironment;
@@ -291,6 +292,34 @@ describe('generic jobs', () => {
     const job = await get(`/v1/jobs/sync/${res.body.id}`);
     expect(job.body).toMatchObject({ id: res.body.id, name: 'refresh-metadata', attemptsMade: 0 });
     expect(await producer.jobs.get(syncQueue, res.body.id)).toMatchObject({ name: 'refresh-metadata' });
+  });
+
+  it("shows a failed job's reason with stored files named relative to the storage folder", async () => {
+    const video = await post('/v1/videos', { source: 'https://cdn.example.com/failing.mp4' });
+    const res = await post('/v1/jobs/sync/refresh-metadata', { videoId: video.body.id });
+    const stored = `${env.config.storageDir}/videos/${video.body.id}/metadata.json`;
+    const connection = connectRedis(env.config.redisUrl);
+    const worker = new Worker(
+      syncQueue.name,
+      async (job) => {
+        if (job.id === res.body.id) throw new UnrecoverableError(`ENOSPC: no space left on device, open '${stored}'`);
+      },
+      { connection, prefix: env.config.queuePrefix },
+    );
+    try {
+      const failed = await waitFor(
+        async () => {
+          const job = await get(`/v1/jobs/sync/${res.body.id}`);
+          return job.body.state === 'failed' ? job.body : undefined;
+        },
+        10_000,
+        'the job to fail',
+      );
+      expect(failed.failedReason).toBe(`ENOSPC: no space left on device, open 'videos/${video.body.id}/metadata.json'`);
+    } finally {
+      await worker.close();
+      connection.disconnect();
+    }
   });
 
   it("answers 404 for internal steps, unknown queues and jobs, and videos that are not the caller's; 400 for a bad payload", async () => {

@@ -66,3 +66,12 @@ export function videoSourceKey(videoId: string, extension: string): string {
   const ext = /^\.[a-z0-9]{1,8}$/i.test(extension) ? extension.toLowerCase() : '.bin';
   return `videos/${videoId}/source${ext}`;
 }
+
+/**
+ * `text` with every path under `root` written relative to it: messages that API clients read
+ * (a failure's reason quoting a tool or the file system) name stored files without showing the
+ * server's folders.
+ */
+export function relativeToStorage(text: string, root: string): string {
+  return text.replaceAll(path.resolve(root) + path.sep, '');
+}

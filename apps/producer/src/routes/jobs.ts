@@ -5,6 +5,7 @@ import {
   allQueues,
   isPublicJob,
   PermanentJobError,
+  relativeToStorage,
   validatePayload,
   type IdempotencyRepository,
   type JobQueues,
@@ -29,6 +30,8 @@ export interface JobRoutesDependencies {
   declarations?: readonly QueueDeclaration[];
   /** Checks a job's video and records the job in one statement; without it, two queries. */
   records?: PublicJobRecords;
+  /** `STORAGE_DIR`: a failed job's reason names stored files relative to it. */
+  storageDir?: string;
 }
 
 /** One entry of the public job catalogue: what `GET /v1/jobs` lists. */
@@ -150,7 +153,8 @@ export function jobRoutes(deps: JobRoutesDependencies): Router {
       throw error;
     }
     if (!job) throw notFound(`no job "${id}" in queue "${queue}" (finished jobs are kept for a day)`);
-    res.json(job);
+    const { storageDir } = deps;
+    res.json(storageDir && job.failedReason ? { ...job, failedReason: relativeToStorage(job.failedReason, storageDir) } : job);
   });
 
   return router;

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { sql, type Selectable, type Transaction } from 'kysely';
 import type { Db } from './connection.js';
 import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
 import type { Database, StepStatus, VideoOptions, VideoPriority, VideoStatus } from './schema.js';
 import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
+import { relativeToStorage } from '../storage.js';
 
 import type { Scene, VideoMetadata } from '../pipeline/analysis-result.js';
 
@@ -142,8 +142,8 @@ export class VideosRepository {
     this.dialect = portableSql(db);
     const order = hooks.stepOrder ?? [];
     this.stepRank = (name) => (order.includes(name) ? order.indexOf(name) : order.length);
-    const root = hooks.storageDir ? path.resolve(hooks.storageDir) + path.sep : undefined;
-    this.clientReason = root ? (reason) => reason.replaceAll(root, '') : (reason) => reason;
+    const root = hooks.storageDir;
+    this.clientReason = root ? (reason) => relativeToStorage(reason, root) : (reason) => reason;
   }
 
   /**
