@@ -3,6 +3,9 @@
  * chose, and a small client of their HTTP API. A worker kind can run as several instances (each
  * gets its own metrics port), and one instance can be crashed on its own.
  */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { DEV_API_KEY } from '@clipline/shared';
 import { freePort, startApp, stopApp, waitForHttp, type RunningApp } from '../../helpers/processes.js';
 import { descendantsOf, killStragglers, type ProcessIdentity } from './process-tree.js';
@@ -96,6 +99,16 @@ export class ClipLineProcesses {
   /** The last lines every instance printed, for failure messages. */
   logs(lines = 40): string {
     return [...this.instances].map(([instance, app]) => `--- ${instance}\n${app.output().trimEnd().split('\n').slice(-lines).join('\n')}`).join('\n');
+  }
+
+  /**
+   * Writes every instance's whole output to a file in the temporary folder (the test's own
+   * folders go with its clean-up) and returns where, with the last lines of each.
+   */
+  keepLogs(label: string): string {
+    const file = path.join(os.tmpdir(), `clipline-chaos-${label}-${Date.now()}.log`);
+    writeFileSync(file, [...this.instances].map(([instance, app]) => `--- ${instance}\n${app.output()}`).join('\n'));
+    return `whole output of every process in ${file}; the last lines:\n${this.logs()}`;
   }
 
   /** One API request with the dev key; a request that gets no answer within `timeoutMs` throws. */

@@ -65,19 +65,46 @@ export class FlowInspector {
    */
   async settle(processes: ClipLineProcesses, videoId: string, timeoutMs: number, graceMs = 10_000): Promise<VideoSettlement> {
     let flowOverSince: number | undefined;
-    return waitFor(
-      async () => {
-        const video = (await processes.api('GET', `/v1/videos/${videoId}`)).body;
-        const flow = await this.flowOf(videoId);
-        const parent = flow[pipelineQueue.name] ?? 'missing';
-        if (parent === 'completed' || parent.startsWith('failed')) flowOverSince ??= Date.now();
-        const abandoned = flowOverSince !== undefined && Date.now() - flowOverSince >= graceMs;
-        if (!TERMINAL_VIDEO.includes(video.status) && !abandoned) return undefined;
-        const steps = (video.steps as { name: string; status: string }[]).map((step) => `${step.name}:${step.status}`);
-        return { id: videoId, status: video.status, error: video.error, steps, flow };
-      },
-      timeoutMs,
-      `video ${videoId} to settle`,
+    let seen: VideoSettlement | undefined;
+    try {
+      return await waitFor(
+        async () => {
+          const video = (await processes.api('GET', `/v1/videos/${videoId}`)).body;
+          const flow = await this.flowOf(videoId);
+          const steps = ((video.steps ?? []) as { name: string; status: string }[]).map((step) => `${step.name}:${step.status}`);
+          seen = { id: videoId, status: video.status, error: video.error, steps, flow };
+          const parent = flow[pipelineQueue.name] ?? 'missing';
+          if (parent === 'completed' || parent.startsWith('failed')) flowOverSince ??= Date.now();
+          const abandoned = flowOverSince !== undefined && Date.now() - flowOverSince >= graceMs;
+          return TERMINAL_VIDEO.includes(video.status) || abandoned ? seen : undefined;
+        },
+        timeoutMs,
+        `video ${videoId} to settle`,
+      );
+    } catch (error) {
+      // A video that never settles is the failure to explain: say where its record and its jobs stood.
+      const waitingOn = await this.unfinishedChildren(videoId).catch((cause: unknown) => [`(not read: ${String(cause)})`]);
+      throw new Error(
+        `${(error as Error).message}; last seen: ${JSON.stringify(seen ?? 'nothing')}; the parent waits on: ${waitingOn.join(', ') || 'nothing'}`,
+      );
+    }
+  }
+
+  /** The parent job's children that have not finished, as `queue:id state`. */
+  private async unfinishedChildren(videoId: string): Promise<string[]> {
+    const parent = await this.job(pipelineQueue.name, videoId);
+    if (!parent) return [];
+    const { unprocessed = [] } = await parent.getDependencies({ unprocessed: { count: 100 } });
+    return Promise.all(
+      unprocessed.map(async (key) => {
+        // Keys read `<prefix>:<queue>:<id>`; the prefix may itself hold colons.
+        const [id, queueName] = key.split(':').reverse();
+        const queue = new Queue(queueName!, { connection: this.redis, prefix: parent.queueQualifiedName.split(':').slice(0, -1).join(':') });
+        const child = await queue.getJob(id!);
+        const state = child ? await child.getState() : 'missing';
+        await queue.close();
+        return `${queueName}:${id} ${state}`;
+      }),
     );
   }
 
