@@ -148,6 +148,40 @@ describe('outages', () => {
     }
   });
 
+  it.each(TEST_DATABASE_ENGINES.slice(0, 2))(
+    'a $name connection lost while a transaction holds it fails that transaction as an outage, and the process and the pool go on',
+    async ({ name, url }) => {
+      const database = await createTestDatabase(url);
+      try {
+        const own = name === 'PostgreSQL' ? sql<{ id: number }>`select pg_backend_pid() as id` : sql<{ id: number }>`select connection_id() as id`;
+        const failure = await database.db
+          .transaction()
+          .execute(async (trx) => {
+            const { rows } = await own.execute(trx);
+            // Another connection of the pool ends this one's session while it sits between statements.
+            const end = name === 'PostgreSQL' ? sql`select pg_terminate_backend(${rows[0]!.id})` : sql.raw(`kill ${rows[0]!.id}`);
+            await end.execute(database.db);
+            // The server's goodbye reaches the checked-out connection while no statement of it runs.
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            await sql`select 1`.execute(trx);
+          })
+          .then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+        expect(failure).toBeDefined();
+        expect(isDependencyOutage(failure)).toBe(true);
+        // The lost connection left the pool: the next statements get working ones.
+        for (let round = 0; round < 6; round += 1) {
+          const { rows } = await sql<{ one: number }>`select 1 as one`.execute(database.db);
+          expect(Number(rows[0]?.one)).toBe(1);
+        }
+      } finally {
+        await database.cleanup();
+      }
+    },
+  );
+
   it.each(TEST_DATABASE_ENGINES)('a broken constraint on $name is not an outage: retrying cannot fix it', async ({ url }) => {
     const database = await createTestDatabase(url);
     try {

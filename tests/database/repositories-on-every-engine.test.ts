@@ -359,6 +359,30 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await webhooks.stalePending(3600)).toContain(pending!.id);
   });
 
+  it("stores a step's completion and its completed event together, or neither", async () => {
+    const id = await newVideo();
+    await videos.setStatus(id, 'processing');
+    await videos.setStep(id, 'ingest', 'active', { attempts: 2 });
+    const completion = { videoId: id, queue: 'ingest', jobName: 'ingest-video', jobId: `${id}-ingest`, step: 'ingest', attempt: 2 };
+    const completedEvents = async () =>
+      (await db.selectFrom('job_events').select(['step', 'attempt']).where('video_id', '=', id).where('status', '=', 'completed').execute()).map(
+        (event) => `${event.step}#${event.attempt}`,
+      );
+    const stepOf = async () => (await videos.find(id))!.steps.find((step) => step.name === 'ingest');
+
+    // The event's insert fails (a missing queue breaks a NOT NULL column): the step stays as it was.
+    const before = (await videos.find(id))!.version;
+    await expect(videos.completeStep({ ...completion, queue: null as unknown as string })).rejects.toThrow();
+    expect(await stepOf()).toMatchObject({ status: 'active', attempts: 2 });
+    expect(await completedEvents()).toEqual([]);
+    expect((await videos.find(id))!.version).toBe(before);
+
+    await videos.completeStep(completion);
+    expect(await stepOf()).toMatchObject({ status: 'completed', attempts: 2, reason: null });
+    expect(await completedEvents()).toEqual(['ingest#2']);
+    expect((await videos.find(id))!.version).toBeGreaterThan(before);
+  });
+
   it('never shows a video as failed or cancelled while the step that ended it still reads active', async () => {
     // Reads race the transaction that ends the video: each view must come from one side of it.
     const torn: string[] = [];

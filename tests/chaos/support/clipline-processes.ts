@@ -30,6 +30,8 @@ export class ClipLineProcesses {
   private readonly instances = new Map<string, RunningApp>();
   /** Processes started by instances that were crashed or killed: killed at the end if still there. */
   private readonly orphans: ProcessIdentity[] = [];
+  /** Set once the test ends them all, when an instance's end is no failure. */
+  private endingAll = false;
 
   private constructor(
     private readonly env: Record<string, string>,
@@ -67,6 +69,26 @@ export class ClipLineProcesses {
   }
 
   /**
+   * Rejects as soon as one of the instances running now ends, naming it and how it ended, with
+   * every instance's output kept: for drills in which no process may go, so that a process that
+   * went is the failure reported instead of a wait that times out.
+   */
+  anyExit(label: string): Promise<never> {
+    const running = [...this.instances].filter(([, app]) => app.child.exitCode === null && app.child.signalCode === null);
+    const exit = Promise.race(
+      running.map(([instance, app]) =>
+        app.exited.then(({ code, signal }) => {
+          if (this.endingAll) return new Promise<never>(() => {});
+          throw new Error(`${instance} exited (code ${code}, signal ${signal})\n${this.keepLogs(label)}`);
+        }),
+      ),
+    );
+    // Once the drill stopped waiting on it, a later exit is judged by the drill's own checks.
+    exit.catch(() => {});
+    return exit;
+  }
+
+  /**
    * SIGKILLs one instance and nothing else, as a crash would. Returns the processes it had
    * started (ffmpeg children), which a crash leaves behind to end on their own.
    */
@@ -88,6 +110,7 @@ export class ClipLineProcesses {
 
   /** Kills every instance and anything they started. Returns ids of orphans it had to kill. */
   async killAll(): Promise<number[]> {
+    this.endingAll = true;
     for (const app of this.instances.values()) {
       if (app.child.exitCode !== null || app.child.signalCode !== null) continue;
       this.orphans.push(...(await descendantsOf(app.child.pid!)));

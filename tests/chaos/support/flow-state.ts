@@ -69,7 +69,10 @@ export class FlowInspector {
     try {
       return await waitFor(
         async () => {
-          const video = (await processes.api('GET', `/v1/videos/${videoId}`)).body;
+          const answer = await processes.api('GET', `/v1/videos/${videoId}`);
+          // A refused poll (the key's rate limit, say) says nothing of the video: keep what was seen.
+          if (answer.status !== 200) throw new Error(`GET /v1/videos/${videoId} answered ${answer.status}`);
+          const video = answer.body;
           const flow = await this.flowOf(videoId);
           const steps = ((video.steps ?? []) as { name: string; status: string }[]).map((step) => `${step.name}:${step.status}`);
           seen = { id: videoId, status: video.status, error: video.error, steps, flow };

@@ -50,9 +50,10 @@ export async function runOutageDrill<Probes>(drill: OutageDrill<Probes>): Promis
   ids.push(accepted.id);
   drill.judge(probes, accepted.answers);
 
-  const settled = await Promise.all(ids.map((id) => flows.settle(processes, id, 180_000))).catch((error: unknown) => {
+  const settling = Promise.all(ids.map((id) => flows.settle(processes, id, 180_000))).catch((error: unknown) => {
     throw new Error(`${(error as Error).message}\n${processes.keepLogs('outage-drill')}`);
   });
+  const settled = await Promise.race([settling, processes.anyExit('outage-drill')]);
   expect(settled).toEqual(ids.map((id) => completedSettlement(id, drill.aiSteps)));
   const videos = [...batch, late!];
   for (const [index, id] of ids.entries()) await expectExactlyOnceEffects(drill.db, id, videos[index]!.cutSeconds);

@@ -39,6 +39,11 @@ function createPostgres(target: Extract<DatabaseTarget, { engine: 'postgres' }>,
   });
   // An idle client that loses its server emits on the pool; queries report their own failures.
   pool.on('error', () => {});
+  // A client checked out of the pool (a transaction between statements, a statement in flight)
+  // has no listener of the pool's, and pg emits the lost connection on the client as well as
+  // failing its statements: without a listener of its own that 'error' would end the process.
+  // The statement or the next one reports the loss; the pool drops the client when it is released.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Selectable, type Transaction } from 'kysely';
+import { sql, type Insertable, type Selectable, type Transaction } from 'kysely';
 import type { Db } from './connection.js';
 import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
@@ -463,6 +463,35 @@ export class VideosRepository {
     await this.bumpVersion(videoId);
   }
 
+  /**
+   * Marks a step completed and stores its `completed` job event in one transaction, so that a
+   * connection lost between the two cannot leave a completion without its event: when the
+   * transaction fails, neither is stored and the caller's job runs again.
+   */
+  async completeStep(event: Omit<JobEvent, 'status' | 'reason'> & { videoId: string; step: string }): Promise<void> {
+    const bumped = await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('video_steps')
+        .set({ status: 'completed', reason: null, updated_at: this.dialect.now(), attempts: event.attempt })
+        .where('video_id', '=', event.videoId)
+        .where('step', '=', event.step)
+        .where('status', '!=', 'cancelled')
+        .execute();
+      await trx
+        .insertInto('job_events')
+        .values(jobEventRow({ ...event, status: 'completed', reason: null }))
+        .execute();
+      const result = await trx
+        .updateTable('videos')
+        .set({ version: sql`version + 1`, updated_at: this.dialect.now() })
+        .where('id', '=', event.videoId)
+        .where('status', 'not in', TERMINAL)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    });
+    if (bumped) this.changed(event.videoId);
+  }
+
   /** A finished video keeps its last version: a client holding the final event is done. */
   private async bumpVersion(id: string): Promise<void> {
     const result = await this.db
@@ -642,24 +671,25 @@ export class VideosRepository {
   }
 
   async recordJobEvent(event: JobEvent): Promise<void> {
-    await this.db
-      .insertInto('job_events')
-      .values({
-        video_id: event.videoId,
-        queue: event.queue,
-        job_name: event.jobName,
-        job_id: event.jobId,
-        step: event.step,
-        status: event.status,
-        attempt: event.attempt,
-        reason: event.reason,
-      })
-      .execute();
+    await this.db.insertInto('job_events').values(jobEventRow(event)).execute();
   }
 
   async ping(): Promise<void> {
     await sql`select 1`.execute(this.db);
   }
+}
+
+function jobEventRow(event: JobEvent): Insertable<Database['job_events']> {
+  return {
+    video_id: event.videoId,
+    queue: event.queue,
+    job_name: event.jobName,
+    job_id: event.jobId,
+    step: event.step,
+    status: event.status,
+    attempt: event.attempt,
+    reason: event.reason,
+  };
 }
 
 /** A row of `videos` with its scenes and steps, as the API shows it. */

@@ -103,9 +103,10 @@ export async function runVideoStep<R>(
   await record('active');
   try {
     const result = await run(progressReporter(job, videos, step, progressIntervalMs));
-    await videos.setStep(videoId, step, 'completed', { attempts: attempt });
+    // The completion and its event are one transaction: the event is the record that the step's
+    // effects were stored once. Should the database go away here, the job runs again.
+    await videos.completeStep({ videoId, queue: job.queue, jobName: job.name, jobId: job.id, step, attempt });
     await videos.raiseProgress(videoId, stepProgressRange(step)[1]);
-    await record('completed');
     return result;
   } catch (thrown) {
     const classified = classifyJobError(thrown, job.signal, { last: attempt >= job.maxAttempts });
