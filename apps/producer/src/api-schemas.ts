@@ -24,7 +24,9 @@ export const videoOptions = clipOptions;
 export const videoSubmission = z
   .strictObject({
     source: z
-      .string({ message: 'source is required: a file path, file:// URL or http(s) URL' })
+      .string({
+        error: (issue) => `source ${issue.input === undefined ? 'is required' : 'must be a string'}: a file path, file:// URL or http(s) URL`,
+      })
       .trim()
       .min(1, 'source must not be empty')
       .max(4096, 'source is longer than 4096 characters')

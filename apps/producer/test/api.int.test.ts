@@ -105,7 +105,7 @@ describe('POST /v1/videos', () => {
     ['malformed JSON', '{"source": "/a.mp4"', 400, /not valid JSON/],
     ['a missing source', {}, 400, /source: source is required/],
     ['an unknown field', { source: '/a.mp4', colour: 'red' }, 400, /Unrecognized key: "colour"/],
-    ['a non-string source', { source: 42 }, 400, /source/],
+    ['a non-string source', { source: 42 }, 400, /source: source must be a string: a file path/],
     ['a relative path', { source: 'a.mp4' }, 400, /absolute file path/],
     ['an unsupported scheme', { source: 'ftp://example.com/a.mp4' }, 400, /scheme "ftp" is not supported/],
     ['a too-long title', { source: '/a.mp4', title: 'x'.repeat(301) }, 400, /title is longer than 300/],
