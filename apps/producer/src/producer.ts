@@ -45,7 +45,7 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
   const adminQueues = allQueues.map((declaration) => createQueue(declaration, context));
   shutdown.register('admin queues', () => Promise.all(adminQueues.map((queue) => queue.close())));
 
-  const strength = new StrengthPool();
+  const strength = new StrengthPool((err) => logger.error({ err }, 'a password strength thread failed outside a check'));
   shutdown.register('password strength pool', () => strength.close());
   const keyring = parseKeyring(config.accountsKeyring);
   const app = createProducerApp({

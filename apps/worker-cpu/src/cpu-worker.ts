@@ -74,7 +74,7 @@ function registerPoolGauges(metrics: ServiceContext['metrics'], pool: CpuPool): 
 export async function startCpuWorker(service: ServiceContext, options: CpuWorkerOptions = {}): Promise<RunningCpuWorker> {
   const { config, logger, shutdown, metrics } = service;
   const own = options.settings;
-  const pool = new CpuPool({ threads: config.cpuPoolThreads });
+  const pool = new CpuPool({ threads: config.cpuPoolThreads, onThreadError: (err) => logger.error({ err }, 'a pool thread failed outside a task') });
   // Renders default to one per usable core (cgroup quota included); their ffmpeg runs share those cores.
   const cores = usableCores();
   const concurrency = cpuConcurrency(pool.threads, config.workerCpuConcurrency, own?.renderConcurrency ?? defaultRenderConcurrency(cores));

@@ -120,6 +120,30 @@ describe('fetchSource', () => {
     expect(progress.at(-1)).toBeGreaterThanOrEqual(0.99);
   });
 
+  it('goes on downloading when a progress report fails (the database away), and handles every such failure', async () => {
+    // Each report fails; a failure nobody handles would end the worker process.
+    let reports = 0;
+    let handled = 0;
+    const failingReport = () => {
+      reports += 1;
+      const failed = Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
+      const then = failed.then.bind(failed);
+      // biome-ignore lint/suspicious/noThenProperty: the test counts who handles the rejection
+      failed.then = ((onFulfilled, onRejected) => {
+        if (onRejected) handled += 1;
+        return then(onFulfilled, onRejected);
+      }) as typeof failed.then;
+      return failed;
+    };
+    const parsed = parseSource(`${base}/sized.mp4`);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const hooks = { onProgress: (fraction: number) => (fraction < 1 ? failingReport() : undefined) };
+    const stored = await fetchSource(settings(), '7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b2a', parsed.source, hooks);
+    expect(await readFile(settings().storage.pathOf(stored.storageKey))).toEqual(await readFile(video));
+    expect(reports).toBeGreaterThanOrEqual(2);
+    expect(handled).toBe(reports);
+  });
+
   it('streams an http download without a Content-Length, reporting no fraction it cannot know', async () => {
     expect(await download('/clip.mp4', '7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b23')).toEqual([]);
   });

@@ -6,8 +6,20 @@ import type { StrengthVerdict } from './password-strength.js';
 export class StrengthPool {
   private pool: Piscina | undefined;
 
+  /** `onThreadError` hears a thread that failed outside a check (a check's failure goes to its caller). */
+  constructor(private readonly onThreadError: (error: unknown) => void = () => {}) {}
+
   check(password: string, userInputs: string[]): Promise<StrengthVerdict> {
-    this.pool ??= new Piscina({
+    this.pool ??= this.open();
+    return this.pool.run({ password, userInputs }) as Promise<StrengthVerdict>;
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.destroy();
+  }
+
+  private open(): Piscina {
+    const pool = new Piscina({
       filename: threadModulePath(import.meta.url, './password-strength.js'),
       name: 'passwordStrength',
       minThreads: 0,
@@ -15,10 +27,8 @@ export class StrengthPool {
       idleTimeout: 60_000,
       maxQueue: 256,
     });
-    return this.pool.run({ password, userInputs }) as Promise<StrengthVerdict>;
-  }
-
-  async close(): Promise<void> {
-    await this.pool?.destroy();
+    // Piscina emits such a failure on the pool: unheard, it would end the process.
+    pool.on('error', this.onThreadError);
+    return pool;
   }
 }

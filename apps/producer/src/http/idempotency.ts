@@ -71,7 +71,9 @@ function captureResponse(res: Response, store: (status: number, body: unknown) =
   res.json = (body: unknown) => {
     void store(res.statusCode, body)
       .catch(() => {})
-      .finally(() => json(body));
+      .then(() => json(body))
+      // Outside the handler, nothing else would hear an answer that cannot be sent.
+      .catch((error: unknown) => res.destroy(error as Error));
     return res;
   };
 }

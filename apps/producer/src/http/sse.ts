@@ -19,7 +19,9 @@ export class EventStream {
     // Clients reconnect after this many ms when the connection drops.
     res.write('retry: 2000\n\n');
     this.heartbeat = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
-    req.on('close', () => this.close());
+    // A client gone while the stream was being set up (a slot awaited) closed before this listener.
+    if (req.socket.destroyed) this.close();
+    else req.on('close', () => this.close());
   }
 
   send(id: number, event: string, data: unknown): void {

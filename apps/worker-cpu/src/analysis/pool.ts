@@ -13,6 +13,11 @@ export interface CpuPoolOptions {
   threads: number;
   /** Tasks waiting per thread before `run` callers wait too. @defaultValue 4 */
   queuePerThread?: number;
+  /**
+   * A thread that failed with no task of its own (one started to replace an aborted task's
+   * thread, say); a task's failure goes to its caller. Without it such an error is ignored.
+   */
+  onThreadError?: (error: unknown) => void;
 }
 
 /** The one thread pool of a worker-cpu process. */
@@ -28,6 +33,8 @@ export class CpuPool {
       idleTimeout: 60_000,
       maxQueue: options.threads * (options.queuePerThread ?? 4) * 64,
     });
+    // Piscina emits such a failure on the pool: unheard, it would end the process.
+    this.pool.on('error', (error: unknown) => options.onThreadError?.(error));
   }
 
   get threads(): number {

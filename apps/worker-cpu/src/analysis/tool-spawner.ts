@@ -73,6 +73,8 @@ class RunSocket {
     private readonly expected: number,
   ) {
     this.server = createServer((socket) => {
+      // A broken connection shows as a short stream to its reader; unheard, its error would end the process.
+      socket.on('error', () => {});
       this.sockets.push(socket);
       if (this.sockets.length === this.expected) this.waiting?.();
     });
@@ -83,6 +85,8 @@ class RunSocket {
       this.server.once('error', reject);
       this.server.listen(this.path, () => {
         this.server.off('error', reject);
+        // A connection the server fails to accept (no file handle left) fails the run by not arriving.
+        this.server.on('error', () => {});
         resolve();
       });
     });

@@ -150,7 +150,8 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
         const now = Date.now();
         if (expected > 0 && now - lastReport > 250) {
           lastReport = now;
-          void hooks.onProgress?.(total / expected);
+          // A report is best effort: one that fails (the database away) must not end the process.
+          void Promise.resolve(hooks.onProgress?.(total / expected)).catch(() => {});
         }
       }),
       createWriteStream(partial),

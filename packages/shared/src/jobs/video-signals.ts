@@ -61,7 +61,8 @@ export class VideoSignals {
 
   private listen(kind: Kind, listener: Listener): () => void {
     this.listeners[kind].add(listener);
-    void this.subscribe();
+    // A subscription refused now is tried again by the next listener (and reported by `ready`).
+    this.subscribe().catch(() => {});
     return () => this.listeners[kind].delete(listener);
   }
 
@@ -76,7 +77,11 @@ export class VideoSignals {
         for (const listener of this.listeners[kind]) listener(message);
       });
       await subscriber.subscribe(...Object.values(this.channels));
-    })();
+    })().catch((error: unknown) => {
+      this.subscribing = undefined;
+      this.subscriber?.disconnect();
+      throw error;
+    });
     return this.subscribing;
   }
 
