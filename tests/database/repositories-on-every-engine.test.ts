@@ -359,7 +359,7 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await webhooks.stalePending(3600)).toContain(pending!.id);
   });
 
-  it("stores a step's completion and its completed event together, or neither", async () => {
+  it("stores a step's completion and its completed event together, or neither, and one event a job", async () => {
     const id = await newVideo();
     await videos.setStatus(id, 'processing');
     await videos.setStep(id, 'ingest', 'active', { attempts: 2 });
@@ -381,6 +381,12 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await stepOf()).toMatchObject({ status: 'completed', attempts: 2, reason: null });
     expect(await completedEvents()).toEqual(['ingest#2']);
     expect((await videos.find(id))!.version).toBeGreaterThan(before);
+
+    // The same job completing again (its first commit's answer was lost, so it ran again) keeps one event.
+    await videos.setStep(id, 'ingest', 'active', { attempts: 3 });
+    await videos.completeStep({ ...completion, attempt: 3 });
+    expect(await stepOf()).toMatchObject({ status: 'completed', attempts: 3 });
+    expect(await completedEvents()).toEqual(['ingest#2']);
   });
 
   it('never shows a video as failed or cancelled while the step that ended it still reads active', async () => {

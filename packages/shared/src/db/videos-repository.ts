@@ -466,7 +466,9 @@ export class VideosRepository {
   /**
    * Marks a step completed and stores its `completed` job event in one transaction, so that a
    * connection lost between the two cannot leave a completion without its event: when the
-   * transaction fails, neither is stored and the caller's job runs again.
+   * transaction fails, neither is stored and the caller's job runs again. A job whose completion
+   * was committed although its connection broke before the answer (it runs again, and completes
+   * again) keeps its one event.
    */
   async completeStep(event: Omit<JobEvent, 'status' | 'reason'> & { videoId: string; step: string }): Promise<void> {
     const bumped = await this.db.transaction().execute(async (trx) => {
@@ -477,10 +479,18 @@ export class VideosRepository {
         .where('step', '=', event.step)
         .where('status', '!=', 'cancelled')
         .execute();
-      await trx
-        .insertInto('job_events')
-        .values(jobEventRow({ ...event, status: 'completed', reason: null }))
-        .execute();
+      const recorded = await trx
+        .selectFrom('job_events')
+        .select('id')
+        .where('video_id', '=', event.videoId)
+        .where('job_id', '=', event.jobId)
+        .where('status', '=', 'completed')
+        .executeTakeFirst();
+      if (!recorded)
+        await trx
+          .insertInto('job_events')
+          .values(jobEventRow({ ...event, status: 'completed', reason: null }))
+          .execute();
       const result = await trx
         .updateTable('videos')
         .set({ version: sql`version + 1`, updated_at: this.dialect.now() })
