@@ -491,26 +491,24 @@ export class VideosRepository {
           .insertInto('job_events')
           .values(jobEventRow({ ...event, status: 'completed', reason: null }))
           .execute();
-      const result = await trx
-        .updateTable('videos')
-        .set({ version: sql`version + 1`, updated_at: this.dialect.now() })
-        .where('id', '=', event.videoId)
-        .where('status', 'not in', TERMINAL)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) > 0;
+      return this.versionBumped(trx, event.videoId);
     });
     if (bumped) this.changed(event.videoId);
   }
 
-  /** A finished video keeps its last version: a client holding the final event is done. */
   private async bumpVersion(id: string): Promise<void> {
-    const result = await this.db
+    if (await this.versionBumped(this.db, id)) this.changed(id);
+  }
+
+  /** A finished video keeps its last version: a client holding the final event is done. */
+  private async versionBumped(db: Db, id: string): Promise<boolean> {
+    const result = await db
       .updateTable('videos')
       .set({ version: sql`version + 1`, updated_at: this.dialect.now() })
       .where('id', '=', id)
       .where('status', 'not in', TERMINAL)
       .executeTakeFirst();
-    if (Number(result.numUpdatedRows) > 0) this.changed(id);
+    return Number(result.numUpdatedRows) > 0;
   }
 
   /**
