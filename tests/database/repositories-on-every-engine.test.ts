@@ -345,6 +345,15 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       { attempt: 1, status_code: 503 },
       { attempt: 2, status_code: 200 },
     ]);
+    // A run ending after the delivery was settled (one job run twice) logs its attempt and leaves
+    // the delivery delivered, its delivery time included.
+    const deliveredAt = (await db.selectFrom('webhook_deliveries').select('delivered_at').where('id', '=', deliveryId!).executeTakeFirstOrThrow()).delivered_at;
+    expect(deliveredAt).not.toBeNull();
+    await webhooks.recordAttempt(deliveryId!, { statusCode: 500, error: 'late', durationMs: 5 }, 'failed');
+    await webhooks.recordAttempt(deliveryId!, { statusCode: 201, error: null, durationMs: 5 }, 'delivered');
+    expect(await webhooks.find(deliveryId!)).toMatchObject({ state: 'delivered', attempts: 4, lastStatus: 201 });
+    const after = await db.selectFrom('webhook_deliveries').select('delivered_at').where('id', '=', deliveryId!).executeTakeFirstOrThrow();
+    expect(String(after.delivered_at)).toBe(String(deliveredAt));
 
     // A pending delivery untouched for a while is found by the sweeper, on the database clock.
     const stale = await newVideo({ callbackUrl: 'https://hooks.test/d' });

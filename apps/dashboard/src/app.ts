@@ -66,6 +66,13 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis, o
     res.type(metrics.contentType).send(await metrics.metrics());
   });
 
+  // No page of the dashboard may be framed by another site, where a click could steer a queue.
+  // The overview's own policy, set on its responses, says the same among its other rules.
+  app.use((_req, res, next) => {
+    res.setHeader('x-frame-options', 'DENY');
+    res.setHeader('content-security-policy', "frame-ancestors 'none'");
+    next();
+  });
   app.use(refuseCrossOriginWrites);
   app.use(
     requireDashboardAccount({

@@ -195,6 +195,18 @@ describe('admin', () => {
     expect(res.status).toBe(200);
     expect(res.text).toContain(`<td>${QUEUE}</td>`);
   });
+
+  it('lets no other site frame a page, Bull Board included', async () => {
+    for (const path of ['/status', `/queue/${QUEUE}`, '/api/queues']) {
+      const res = await request(server).get(path).set(asAdmin);
+      expect([path, res.status, res.headers['x-frame-options'], res.headers['content-security-policy']]).toEqual([
+        path,
+        200,
+        'DENY',
+        expect.stringContaining("frame-ancestors 'none'"),
+      ]);
+    }
+  });
 });
 
 describe('viewer', () => {

@@ -2,12 +2,17 @@
  * The HTTP contract in zod: requests are validated with these schemas and the OpenAPI document
  * is generated from them (openapi.ts), so the two cannot drift apart.
  */
-import { clipAspect, clipOptions } from '@clipline/shared';
+import { clipAspect, clipOptions, hasControlCharacters } from '@clipline/shared';
 import { z } from 'zod';
+
+/** A refinement naming the field whose text holds a control character (see `hasControlCharacters`). */
+export const withoutControlCharacters = (field: string) =>
+  [(value: string) => !hasControlCharacters(value), `${field} must not contain control characters`] as const;
 
 const httpUrl = z
   .string()
   .max(2048, 'callbackUrl is longer than 2048 characters')
+  .refine(...withoutControlCharacters('callbackUrl'))
   .refine((value) => {
     try {
       const url = new URL(value);
@@ -31,7 +36,12 @@ export const videoSubmission = z
       .min(1, 'source must not be empty')
       .max(4096, 'source is longer than 4096 characters')
       .meta({ description: 'Absolute local path, file:// URL or http(s) URL of the video', example: 'https://cdn.example.com/talk.mp4' }),
-    title: z.string().trim().max(300, 'title is longer than 300 characters').nullish(),
+    title: z
+      .string()
+      .trim()
+      .max(300, 'title is longer than 300 characters')
+      .refine(...withoutControlCharacters('title'))
+      .nullish(),
     options: videoOptions.optional(),
     callbackUrl: httpUrl.optional().meta({ description: 'Receives a signed POST when the video completes or fails' }),
     priority: z.enum(['high', 'normal', 'low']).optional().meta({ description: 'Queue priority (default normal)' }),

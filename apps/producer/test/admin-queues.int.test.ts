@@ -78,6 +78,16 @@ describe('admin queue operations', () => {
     expect(audit[0]?.id).toBe(all.body.auditId);
   });
 
+  it('acts on a reason that holds a NUL, as a copied failure reason can, and audits it with the NUL made visible', async () => {
+    await failJobs(['worker said \u0000 and died', 'other']);
+    const res = await request(producer.app).post('/v1/admin/queues/sync/failed:discard').set(admin).send({ reason: 'said \u0000 and' });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ affected: 1 });
+    const [row] = await new QueueActionsRepository(env.db).recent(1);
+    expect([row?.id, row?.reasonFilter]).toEqual([res.body.auditId, 'said \ufffd and']);
+    await request(producer.app).post('/v1/admin/queues/sync/failed:discard').set(admin);
+  });
+
   it('pauses and resumes a queue, audited', async () => {
     const paused = await request(producer.app).post('/v1/admin/queues/ingest:pause').set(admin);
     expect(paused.status).toBe(200);

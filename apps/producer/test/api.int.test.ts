@@ -109,6 +109,14 @@ describe('POST /v1/videos', () => {
     ['a relative path', { source: 'a.mp4' }, 400, /absolute file path/],
     ['an unsupported scheme', { source: 'ftp://example.com/a.mp4' }, 400, /scheme "ftp" is not supported/],
     ['a too-long title', { source: '/a.mp4', title: 'x'.repeat(301) }, 400, /title is longer than 300/],
+    // PostgreSQL refuses to store a NUL: refused before it gets there, the same on every engine.
+    ['a NUL in the title', { source: '/a.mp4', title: 'a\u0000b' }, 400, /title: title must not contain control characters/],
+    [
+      'a control character in the callback URL',
+      { source: '/a.mp4', callbackUrl: 'https://example.com/a\u0000b' },
+      400,
+      /callbackUrl must not contain control characters/,
+    ],
     ['an array body', [{ source: '/a.mp4' }], 400, /expected object/],
     ['a __proto__ key', '{"source":"/a.mp4","__proto__":{"admin":true}}', 400, /Unrecognized key/],
   ])('refuses %s with a 4xx naming the problem and writes nothing', async (_what, body, status, detail) => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { UnrecoverableError, Worker } from 'bullmq';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import {
   accountsQueue,
@@ -115,6 +115,13 @@ describe('POST /v1/videos:batch', () => {
     const res = await post('/v1/videos:batch', { videos: [{ source: '/ok.mp4' }, { source: 'relative.mp4' }] });
     expect(res.status).toBe(400);
     expect(res.body.detail).toMatch(/videos\.1\.source/);
+    // A NUL, which PostgreSQL would refuse to store, is refused as bad input before any write.
+    const nul = await post('/v1/videos:batch', { videos: [{ source: '/ok.mp4' }, { source: '/b.mp4', title: 'b\u0000' }] });
+    expect([nul.status, nul.body.detail]).toEqual([400, expect.stringMatching(/videos\.1\.title: title must not contain control characters/)]);
+    // The in-process producer, which other Node services call without the HTTP schema, refuses it too.
+    await expect(producer.pipeline.submitMany([{ submission: { source: '/ok.mp4' } }, { submission: { source: '/b.mp4', title: 'b\u0000' } }])).rejects.toThrow(
+      /^videos\.1\.title: title contains control characters$/,
+    );
     const after = await env.db
       .selectFrom('videos')
       .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -292,6 +299,13 @@ describe('generic jobs', () => {
     const job = await get(`/v1/jobs/sync/${res.body.id}`);
     expect(job.body).toMatchObject({ id: res.body.id, name: 'refresh-metadata', attemptsMade: 0 });
     expect(await producer.jobs.get(syncQueue, res.body.id)).toMatchObject({ name: 'refresh-metadata' });
+    // Ids in upper case name the same video and job (SQLite and MySQL compare stored ids as text).
+    const upper = await post('/v1/jobs/sync/refresh-metadata', { videoId: video.body.id.toUpperCase() });
+    expect(upper.status).toBe(202);
+    const sync = new Queue(syncQueue.name, { connection: producer.redis, prefix: env.config.queuePrefix });
+    expect((await sync.getJob(upper.body.id))?.data.videoId).toBe(video.body.id);
+    await sync.close();
+    expect((await get(`/v1/jobs/sync/${upper.body.id.toUpperCase()}`)).body).toMatchObject({ id: upper.body.id });
   });
 
   it("shows a failed job's reason with stored files named relative to the storage folder", async () => {
@@ -427,6 +441,7 @@ describe('POST /v1/users', () => {
     [{ email: 'alan.turing@example.com', password: 'alanturing1912' }, /password is too weak/],
     [{ email: 'a@example.com', password: strong, role: 'admin' }, /Unrecognized key: "role"/],
     [{ email: 'a@example.com' }, /password is required/],
+    [{ email: 'a@example.com', password: strong, name: 'Ada\u0000' }, /name must not contain control characters/],
   ])('refuses %j with a reason, never echoing the password', async (body, detail) => {
     const res = await post('/v1/users', body);
     expect(res.status).toBe(400);

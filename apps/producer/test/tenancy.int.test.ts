@@ -134,6 +134,31 @@ describe('tenancy matrix', () => {
       });
     expect(res.status).toBe(200);
     expect(Buffer.compare(res.body as Buffer, clipBytes)).toBe(0);
+    // A shared cache in front of the API must not hand one tenant's clip to the next caller.
+    expect(res.headers['cache-control']).toBe('private, max-age=3600');
+  });
+
+  it('answers a range or precondition the clip cannot meet with a 416 or 412 problem that describes no file', async () => {
+    const url = `/v1/videos/${work.videoId}/clips/${work.clipId}/file`;
+    const partial = await call('owner', 'get', url).set('range', 'bytes=5-9');
+    expect([partial.status, partial.headers['content-range'], partial.headers['cache-control']]).toEqual([
+      206,
+      `bytes 5-9/${clipBytes.length}`,
+      'private, max-age=3600',
+    ]);
+    const outside = await call('owner', 'get', url).set('range', 'bytes=999999-');
+    expect(outside.status).toBe(416);
+    expect(outside.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(outside.body).toMatchObject({ status: 416, title: 'Range Not Satisfiable' });
+    expect(outside.headers['content-range']).toBe(`bytes */${clipBytes.length}`);
+    const stale = await call('owner', 'get', url).set('if-match', '"not-this-file"');
+    expect(stale.status).toBe(412);
+    expect(stale.body).toMatchObject({ status: 412, title: 'Precondition Failed' });
+    for (const res of [outside, stale]) {
+      expect([res.headers['cache-control'], res.headers['last-modified'], res.headers['content-disposition']]).toEqual([undefined, undefined, undefined]);
+      // Its ETag, if any, is the problem body's own, not the file's.
+      expect(res.headers.etag).not.toBe(partial.headers.etag);
+    }
   });
 
   it('GET /v1/videos/:id/events: the other tenant gets 404 as for a missing video; the owner and operator get the stream', async () => {

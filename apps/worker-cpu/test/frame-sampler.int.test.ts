@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -214,6 +215,27 @@ describe('sampleFrames', () => {
       const refused = new PermanentJobError('refused by the probe');
       await expect(collect(sampleFrames(TOOLS, { file, fps: 10, width: 64, height: Promise.reject(refused), batchFrames: 4 }))).rejects.toBe(refused);
     });
+  });
+
+  it('lets go of a pipe holding early frames when aborted before it is read (a probe that failed)', async () => {
+    const file = path.join(dir, 'early.mp4');
+    await testPattern(file, 4);
+    const openFiles = () => readdirSync('/proc/self/fd').length;
+    const until = async (done: () => boolean, what: string) => {
+      for (const started = Date.now(); !done(); await new Promise((resolve) => setTimeout(resolve, 50))) {
+        if (Date.now() - started > 10_000) throw new Error(`timed out waiting for ${what}: ${openFiles()} open files`);
+      }
+    };
+    // A first run opens what every run shares (the spawner's connection).
+    await collect(sampleFrames(TOOLS, { file, fps: 5, width: 64, height: 48, batchFrames: 4 }));
+    const before = openFiles();
+    const stop = new AbortController();
+    // A height that never comes: the frames ffmpeg writes meanwhile are held, past 4 MiB with the pipe paused.
+    sampleFrames(TOOLS, { file, fps: 25, width: 320, height: new Promise<number>(() => {}), batchFrames: 4, signal: stop.signal });
+    await until(() => openFiles() > before, "the sampler's pipes");
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    stop.abort(new PermanentJobError('refused by the probe'));
+    await until(() => openFiles() <= before, 'the pipes to close');
   });
 
   it('fails with a reason on a file cut short after its header', async () => {

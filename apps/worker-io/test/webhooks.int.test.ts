@@ -15,11 +15,13 @@ import {
   VideosRepository,
   WebhookSecretsRepository,
   WebhooksRepository,
+  isDependencyOutage,
   type RunningWorker,
   UsersRepository,
 } from '@clipline/shared';
 import { parseKeyring } from '@clipline/shared/crypto';
 import { notifyProcessors } from '../src/io-worker.js';
+import { deliverWebhook } from '../src/notify/deliver-webhook.js';
 import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 let env: TestEnvironment;
@@ -179,5 +181,46 @@ describe('webhook delivery', () => {
     const job = { data: { deliveryId: delivery!.id }, attemptsMade: 0, maxAttempts: 12, signal: new AbortController().signal } as never;
     await expect(strictWorker['deliver-webhook'](job)).rejects.toThrow(/refused: 127\.0\.0\.1:\d+ is a loopback address/);
     expect(await webhooks.find(delivery!.id)).toMatchObject({ state: 'failed' });
+  });
+
+  it('a 2xx it could not record is neither failed nor spent: the database error goes up as it is, and the next run delivers it again', async () => {
+    const id = await videoWithCallback('/unrecorded');
+    await videos.setStatus(id, 'completed');
+    const [delivery] = await webhooks.forVideo(id);
+    await settledDelivery(id);
+    // The worker delivered it already; back to pending, as a run whose record was lost would leave it.
+    await env.db.updateTable('webhook_deliveries').set({ state: 'pending', attempts: 0, delivered_at: null }).where('id', '=', delivery!.id).execute();
+    const lost = new Error('Connection terminated unexpectedly');
+    class ForgetfulWebhooks extends WebhooksRepository {
+      failures = 1;
+      override async recordAttempt(...args: Parameters<WebhooksRepository['recordAttempt']>): Promise<void> {
+        if (args[2] === 'delivered' && this.failures-- > 0) throw lost;
+        return super.recordAttempt(...args);
+      }
+    }
+    const forgetful = new ForgetfulWebhooks(env.db);
+    const deps = { webhooks: forgetful, videos, settings: { secrets, timeoutMs: 5000, allowPrivateHosts: true } };
+    const before = received.filter((hit) => hit.path === '/unrecorded').length;
+    const first = deliverWebhook(delivery!.id, deps, { isLast: true });
+    await expect(first).rejects.toBe(lost);
+    expect(isDependencyOutage(lost)).toBe(true);
+    expect(await webhooks.find(delivery!.id)).toMatchObject({ state: 'pending', attempts: 0 });
+    await expect(deliverWebhook(delivery!.id, deps, { isLast: true })).resolves.toEqual({ status: 204 });
+    expect(await webhooks.find(delivery!.id)).toMatchObject({ state: 'delivered', attempts: 1 });
+    const hits = received.filter((hit) => hit.path === '/unrecorded').slice(before);
+    expect(hits).toHaveLength(2);
+    // The same webhook-id both times: the receiver drops the second as one it has.
+    expect(new Set(hits.map((hit) => hit.headers['webhook-id']))).toEqual(new Set([delivery!.id]));
+  });
+
+  it('a run that ends after the delivery was settled logs its attempt without undoing it', async () => {
+    const id = await videoWithCallback('/settled');
+    await videos.setStatus(id, 'completed');
+    const delivered = await settledDelivery(id);
+    expect(delivered).toMatchObject({ state: 'delivered' });
+    await webhooks.recordAttempt(delivered.id, { statusCode: 503, error: 'HTTP 503', durationMs: 3 }, 'failed');
+    expect(await webhooks.find(delivered.id)).toMatchObject({ state: 'delivered', attempts: delivered.attempts + 1, lastStatus: 503 });
+    const row = await env.db.selectFrom('webhook_deliveries').select('delivered_at').where('id', '=', delivered.id).executeTakeFirstOrThrow();
+    expect(row.delivered_at).not.toBeNull();
   });
 });

@@ -7,8 +7,11 @@ import { runCli } from './cli/run-cli.js';
 const interrupt = new AbortController();
 process.once('SIGINT', () => {
   interrupt.abort(new Error('interrupted'));
-  // A second Ctrl-C does not wait for the summary.
-  process.once('SIGINT', () => process.exit(EXIT_INTERRUPTED));
+  // A second Ctrl-C does not wait for the summary; the cursor the progress board hid comes back.
+  process.once('SIGINT', () => {
+    if (process.stderr.isTTY) process.stderr.write('\x1b[?25h\n');
+    process.exit(EXIT_INTERRUPTED);
+  });
 });
 
 let settings: CliSettings | undefined;

@@ -15,7 +15,7 @@ export interface ServerSentEvent {
  */
 export class EventStreamParser {
   /** The event id a reconnecting client sends as `Last-Event-ID`. */
-  lastEventId = '';
+  lastEventId: string;
   /** The latest `retry:` the server asked for, in milliseconds. */
   reconnectionDelayMs: number | undefined;
 
@@ -23,10 +23,20 @@ export class EventStreamParser {
   private started = false;
   /** The previous chunk ended in CR: an LF opening this one belongs to that line end. */
   private afterCarriageReturn = false;
-  private idBuffer = '';
+  private idBuffer: string;
   private typeBuffer = '';
   private dataBuffer = '';
   private hasData = false;
+
+  /**
+   * @param lastEventId the id in effect from an earlier connection of the same stream: as the
+   * format says, it stays in effect until an `id:` field changes it (a reconnection that gets
+   * only comments and `retry:` must send it again).
+   */
+  constructor(lastEventId = '') {
+    this.lastEventId = lastEventId;
+    this.idBuffer = lastEventId;
+  }
 
   feed(text: string): ServerSentEvent[] {
     let chunk = text;

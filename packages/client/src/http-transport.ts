@@ -167,11 +167,12 @@ export class HttpTransport {
       } catch (error) {
         throw new ClipLineConnectionError(url, error);
       }
-      if (timeoutCovers === 'headers') clearTimeout(timer);
       if (!response.ok) {
+        // Read within the timeout: an error whose body stalls (a proxy's 502) must not hang the caller.
         const problem = await problemOf(response);
         throw new ClipLineApiError(request.method, url, problem, parseRetryAfter(response.headers.get('retry-after')));
       }
+      if (timeoutCovers === 'headers') clearTimeout(timer);
       try {
         return await read(response, url);
       } catch (error) {

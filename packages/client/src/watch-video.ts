@@ -33,6 +33,11 @@ function videoOf(data: string, eventId: string): Video {
   return video as Video;
 }
 
+/** A failure to reconnect that a server restarting, or a gateway in front of it, gives for a while. */
+function isPassing(error: ClipLineApiError | ClipLineConnectionError): boolean {
+  return error instanceof ClipLineConnectionError || [429, 502, 503, 504].includes(error.status);
+}
+
 /** Non-negative integer option, or a TypeError naming it. */
 function count(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -44,7 +49,9 @@ function count(name: string, value: number | undefined, fallback: number): numbe
  * The events of one video's stream (`GET /v1/videos/:id/events`). A dropped or idle connection
  * is reopened with `Last-Event-ID`, so no event is lost or repeated; the iteration ends after a
  * terminal event (completed, failed, cancelled). Failures to connect are retried by the
- * transport's policy; API errors (401, 404) end the watch at once.
+ * transport's policy; the first connection's failure and API errors (401, 404) end the watch at
+ * once. Once the stream was open, a reconnection the server cannot take yet (it restarts: the
+ * connection refused, 429, 502, 503, 504) counts as one more drop, up to `maxReconnects`.
  */
 export async function* watchVideoEvents(transport: HttpTransport, videoId: string, options: WatchOptions = {}): AsyncGenerator<VideoEvent, void, undefined> {
   const path = `/v1/videos/${encodeURIComponent(videoId)}/events`;
@@ -53,6 +60,7 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
   let reconnectDelayMs = count('reconnectDelayMs', options.reconnectDelayMs, 1000);
   let lastEventId = options.lastEventId ?? '';
   let dropsInARow = 0;
+  let opened = false;
   const userSignal = options.signal;
 
   for (;;) {
@@ -66,6 +74,7 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
       idleTimer = setTimeout(() => connection.abort(new DOMException(`no data for ${idleTimeoutMs} ms`, 'TimeoutError')), idleTimeoutMs);
     };
     let reader: ReadableStreamDefaultReader<string> | undefined;
+    let retryAfterMs = 0;
     try {
       const response = await transport.open(
         { method: 'GET', path, idempotent: true, signal: connection.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} },
@@ -77,7 +86,8 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
       if (!/^text\/event-stream\b/i.test(contentType) || !response.body) {
         throw new ClipLineProtocolError(`${path} answered ${contentType || 'no content type'} instead of text/event-stream`);
       }
-      const parser = new EventStreamParser();
+      opened = true;
+      const parser = new EventStreamParser(lastEventId);
       reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       restartIdleTimer();
       for (;;) {
@@ -99,7 +109,9 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
       if (userSignal?.aborted) throw userSignal.reason;
       // Refusals and failures to connect (after the transport's own retries) are final; a
       // connection that broke while the stream was being read is reopened below.
-      if (error instanceof ClipLineApiError || error instanceof ClipLineProtocolError || error instanceof ClipLineConnectionError) throw error;
+      if (error instanceof ClipLineProtocolError) throw error;
+      if ((error instanceof ClipLineApiError || error instanceof ClipLineConnectionError) && !(opened && isPassing(error))) throw error;
+      if (error instanceof ClipLineApiError) retryAfterMs = error.retryAfterMs ?? 0;
     } finally {
       clearTimeout(idleTimer);
       userSignal?.removeEventListener('abort', forwardAbort);
@@ -110,6 +122,6 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
     if (dropsInARow > maxReconnects) {
       throw new ClipLineConnectionError(transport.url(path), new Error(`the event stream dropped ${dropsInARow} times in a row without delivering an event`));
     }
-    await sleep(reconnectDelayMs, userSignal);
+    await sleep(Math.max(reconnectDelayMs, retryAfterMs), userSignal);
   }
 }

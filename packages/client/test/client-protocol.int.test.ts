@@ -326,6 +326,47 @@ describe('watchVideo', () => {
     expect(seen.map((request) => request.headers['last-event-id'])).toEqual(['7', '7']);
   });
 
+  it('keeps the last event id through a reconnection that brings only retry: and comments', async () => {
+    handler = (_req, res, index) => {
+      openStream(res, 10);
+      if (index === 0) sendEvent(res, 3, 'progress', 'processing', 30);
+      else if (index === 1) res.write(': heartbeat\n\n');
+      else sendEvent(res, 4, 'completed', 'completed', 100);
+      if (index < 2) res.end();
+    };
+    expect(await collect(client().watchVideo(VIDEO_ID))).toEqual(['3:progress:30', '4:completed:100']);
+    expect(seen.map((request) => request.headers['last-event-id'])).toEqual([undefined, '3', '3']);
+  });
+
+  it('goes on through a restart of the server after the stream was open: refusals and 503 count as drops', async () => {
+    handler = (req, res, index) => {
+      if (index === 0) {
+        openStream(res, 10);
+        sendEvent(res, 1, 'progress', 'processing', 10);
+        res.end();
+      } else if (index <= 4) {
+        // A producer starting up: refused connections and 503s, each handed to the watch (no transport retries).
+        if (index % 2) json(res, 503, problem(503, 'Service Unavailable', 'starting'), { 'retry-after': '0' });
+        else req.socket.destroy();
+      } else {
+        openStream(res, 10);
+        sendEvent(res, 2, 'completed', 'completed', 100);
+      }
+    };
+    expect(await collect(client({ retry: false }).watchVideo(VIDEO_ID))).toEqual(['1:progress:10', '2:completed:100']);
+    expect(seen).toHaveLength(6);
+    expect(seen.at(-1)!.headers['last-event-id']).toBe('1');
+  });
+
+  it('gives up on an error answer whose body never comes, at the timeout', async () => {
+    handler = (_req, res) => {
+      // A proxy's 502 whose page stalls after its first bytes.
+      res.writeHead(502, { 'content-type': 'text/html', 'content-length': '1000' });
+      res.write('<html>');
+    };
+    await expect(collect(client({ timeoutMs: 200, retry: false }).watchVideo(VIDEO_ID))).rejects.toMatchObject({ status: 502 });
+  });
+
   it('ends with the abort reason when the caller aborts, and closes the connection', async () => {
     handler = (_req, res) => {
       openStream(res);

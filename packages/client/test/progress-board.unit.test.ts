@@ -42,6 +42,22 @@ function sink(columns?: number) {
 // eslint-disable-next-line no-control-regex
 const stripAnsi = (text: string) => text.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '');
 
+/** The lines a terminal shows after `output`: cursor up, carriage return, line clear and newlines applied. */
+function screenOf(output: string): string[] {
+  const lines: string[] = [''];
+  let row = 0;
+  for (const token of output.match(/\u001b\[[0-9;?]*[A-Za-z]|\r|\n|[^\u001b\r\n]+/g) ?? []) {
+    const up = /^\u001b\[(\d+)A$/.exec(token);
+    if (up) row = Math.max(0, row - Number(up[1]));
+    else if (token === '\u001b[2K' || token === '\r') lines[row] = token === '\r' ? (lines[row] ?? '') : '';
+    else if (token === '\n') {
+      row += 1;
+      lines[row] ??= '';
+    } else if (!token.startsWith('\u001b')) lines[row] = (lines[row] ?? '') + token;
+  }
+  return lines.filter((line, index) => line !== '' || index < lines.length - 1);
+}
+
 describe('ProgressBoard on a terminal', () => {
   it('draws one row per video, then redraws them in place with the cursor moved up', async () => {
     const { out, writes, text } = sink(100);
@@ -92,6 +108,26 @@ describe('ProgressBoard on a terminal', () => {
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(49);
     expect(text()).toContain('\u001b[31merror');
     expect(stripAnsi(text())).toContain('error · could not');
+  });
+
+  it('prints a notice above its rows, which it draws again below, leaving no stale row on the screen', () => {
+    const { out, text } = sink(100);
+    const board = new ProgressBoard(
+      out,
+      [
+        { id: A, label: 'a.mp4' },
+        { id: B, label: 'b.mp4' },
+      ],
+      { live: true, color: false },
+    );
+    board.write('clipline: 503 Service Unavailable; retrying in 1.0 s\n');
+    board.update(A, video(A, 'processing', 50, 'analyze'));
+    board.finish();
+    expect(screenOf(text())).toEqual([
+      'clipline: 503 Service Unavailable; retrying in 1.0 s',
+      expect.stringMatching(/^a\.mp4 +\[█{10}░{10}\] {2}50% processing · analyze$/),
+      expect.stringMatching(/^b\.mp4 +\[░{20}\] {3}0% queued$/),
+    ]);
   });
 
   it('takes a terminal that reports 0 columns for one of unknown width (80)', () => {

@@ -129,6 +129,19 @@ export class WorkerClosingError extends Error {
   }
 }
 
+/**
+ * Abort reason given to a running job whose lock could not be renewed: Redis answered that the
+ * lock is gone (it expired while Redis was away, and the stall check may have handed the job to
+ * another worker). This run no longer owns the job: it stops, records nothing and leaves the job
+ * as it is in the queue.
+ */
+export class JobLockLostError extends Error {
+  override name = 'JobLockLostError';
+  constructor(jobId: string) {
+    super(`the lock of job ${jobId} was lost; another worker may run it now`);
+  }
+}
+
 export function isWorkerClosing(error: unknown, signal?: AbortSignal): boolean {
   return error instanceof WorkerClosingError || (signal?.aborted === true && signal.reason instanceof WorkerClosingError);
 }
@@ -208,6 +221,7 @@ export function isDependencyOutage(thrown: unknown): boolean {
  * What a job's failure means for the job, in the order it is decided:
  * - `cancelled`: its video was cancelled through the API, or its work abandoned (the reason says
  *   which); fail it for good, quietly.
+ * - `lock-lost`: the job's lock was lost; this run stops and leaves the job alone (another run owns it).
  * - `worker-closing`: this worker shuts down; hand the job back to the queue, no attempt spent.
  * - `rate-limited`: pause the queue for `retryAfterMs`, no attempt spent.
  * - `upstream-outage`: an upstream is judged down (its breaker is open), or failed the job's last
@@ -219,6 +233,7 @@ export function isDependencyOutage(thrown: unknown): boolean {
  */
 export type JobErrorKind =
   | { kind: 'cancelled'; reason: string }
+  | { kind: 'lock-lost' }
   | { kind: 'worker-closing' }
   | { kind: 'rate-limited'; retryAfterMs: number }
   | { kind: 'upstream-outage'; outage: UpstreamOutageError }
@@ -232,6 +247,7 @@ export type JobErrorKind =
  * the runtime alone turns it into BullMQ's UnrecoverableError.
  */
 export function classifyJobError(thrown: unknown, signal?: AbortSignal, attempt: { last?: boolean } = {}): JobErrorKind {
+  if (thrown instanceof JobLockLostError || (signal?.aborted && signal.reason instanceof JobLockLostError)) return { kind: 'lock-lost' };
   if (signal?.aborted && signal.reason instanceof JobCancelledError) return { kind: 'cancelled', reason: signal.reason.message };
   if (thrown instanceof JobCancelledError) return { kind: 'cancelled', reason: thrown.message };
   if (isWorkerClosing(thrown, signal)) return { kind: 'worker-closing' };

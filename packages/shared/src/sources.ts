@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hasControlCharacters } from './text.js';
 
 export type VideoSource = { kind: 'file'; path: string } | { kind: 'http'; url: URL };
 
@@ -10,8 +11,7 @@ export type VideoSource = { kind: 'file'; path: string } | { kind: 'http'; url: 
 export function parseSource(source: string): { ok: true; source: VideoSource } | { ok: false; reason: string } {
   const text = source.trim();
   if (text.length === 0) return { ok: false, reason: 'source is empty' };
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused here
-  if (/[\u0000-\u001f]/.test(text)) return { ok: false, reason: 'source contains control characters' };
+  if (hasControlCharacters(text)) return { ok: false, reason: 'source contains control characters' };
   if (/^[a-z][a-z0-9+.-]*:/i.test(text) && !/^[a-z]:[\\/]/i.test(text)) {
     let url: URL;
     try {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, opendir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -55,6 +56,15 @@ async function bytesAt(full: string): Promise<number> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
     throw error;
   }
+}
+
+/**
+ * A `.part` file of this writer's own next to `target`, renamed into place when whole. Should one
+ * job run twice at once (its lock lost while Redis was away, the stall check handing it out
+ * again), neither run writes into, renames or removes the other's file.
+ */
+export function partFileFor(target: string): string {
+  return `${target}.${randomUUID().slice(0, 8)}.part`;
 }
 
 /** The directory holding everything stored for one video: its source, clips and AI files. */

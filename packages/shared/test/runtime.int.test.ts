@@ -10,6 +10,7 @@ import {
   defineQueue,
   IdempotencyRepository,
   isOptionalStepJob,
+  JobLockLostError,
   JobQueues,
   openaiQueue,
   PermanentJobError,
@@ -130,6 +131,49 @@ describe('parents and children', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(reports()).toEqual([{ queue: childQueue.name, jobId: `${key}-bad`, name: 'child', data: { fail: true }, reason: 'this child always fails' }]);
     expect(finalFailures.filter((failure) => failure.name === 'parent')).toEqual([]);
+  });
+});
+
+describe('a job whose lock is lost', () => {
+  const lockQueue = defineQueue({
+    name: 'test-lock',
+    resourceClass: 'io',
+    jobs: { hold: z.strictObject({}) },
+    defaultJobOptions: { attempts: 2, ...standardRetention },
+  });
+
+  it('is stopped with the reason, and its run leaves the job to the queue: not failed, no attempt spent', async () => {
+    let started: () => void = () => {};
+    const running = new Promise<void>((resolve) => (started = resolve));
+    let stoppedWith: unknown;
+    const worker = startWorker(
+      lockQueue,
+      {
+        hold: async (job) => {
+          started();
+          await new Promise((_resolve, reject) => job.signal.addEventListener('abort', () => reject((stoppedWith = job.signal.reason))));
+        },
+      },
+      {
+        connection: redis,
+        prefix: env.config.queuePrefix,
+        logger,
+        concurrency: 1,
+        lockDuration: 1000,
+        policy: { onFinalFailure: async (failure) => void finalFailures.push(failure) },
+      },
+    );
+    workers.push(worker);
+    const { id } = await jobs.add(lockQueue, 'hold', {});
+    await running;
+    // What Redis holds after its lock expired while it was away: no lock, or another worker's.
+    expect(await redis.del(`${env.config.queuePrefix}:${lockQueue.name}:${id}:lock`)).toBe(1);
+    await waitFor(async () => stoppedWith, 5000, 'the job to be stopped');
+    expect(stoppedWith).toBeInstanceOf(JobLockLostError);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const job = await jobs.get(lockQueue, id);
+    expect(job).toMatchObject({ state: 'active', attemptsMade: 0 });
+    expect(finalFailures.filter((failure) => failure.jobId === id)).toEqual([]);
   });
 });
 

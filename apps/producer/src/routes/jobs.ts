@@ -75,9 +75,11 @@ async function recordForVideo(deps: JobRoutesDependencies, job: PublicJobRow, vi
  * Records the job for the caller's tenant, then enqueues it; a job about a video acts on it, so
  * only its owner (or an operator) may ask for one. Returns the job id.
  */
-async function submitPublicJob(deps: JobRoutesDependencies, entry: PublicJobEntry, data: Record<string, unknown>, res: Response): Promise<string> {
+async function submitPublicJob(deps: JobRoutesDependencies, entry: PublicJobEntry, payload: Record<string, unknown>, res: Response): Promise<string> {
   const id = randomUUID();
   const job = { id, tenant: callerOf(res).tenant, queue: entry.queue, name: entry.name };
+  // Video ids are stored in lower case; every engine then finds one written in upper case alike.
+  const data = typeof payload.videoId === 'string' ? { ...payload, videoId: payload.videoId.toLowerCase() } : payload;
   if (typeof data.videoId === 'string') {
     if (!(await recordForVideo(deps, job, data.videoId, scopeOf(res)))) throw notFound(`no video with id ${data.videoId}`);
   } else {
@@ -140,7 +142,7 @@ export function jobRoutes(deps: JobRoutesDependencies): Router {
 
   router.get('/jobs/:queue/:id', async (req, res) => {
     const queue = String(req.params.queue);
-    const id = String(req.params.id);
+    const id = String(req.params.id).toLowerCase();
     const declaration = catalogue.find((entry) => entry.queue === queue)?.declaration;
     const missing = () => notFound(`no job "${id.slice(0, 100)}" in queue "${queue.slice(0, 100)}"`);
     if (!declaration || !/^[0-9a-f-]{36}$/.test(id)) throw missing();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import { accountsQueue, encryptSecret, type JobQueues, type Keyring, type UsersRepository } from '@clipline/shared';
-import { describeIssues } from '../api-schemas.js';
+import { describeIssues, withoutControlCharacters } from '../api-schemas.js';
 import type { StrengthPool } from '../accounts/strength-pool.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
 import { isUnavailable } from './route-helpers.js';
@@ -17,7 +17,13 @@ export const userRegistration = z
       .string({ message: 'password is required' })
       .min(10, 'password must be at least 10 characters')
       .max(128, 'password must be at most 128 characters'),
-    name: z.string().trim().min(1).max(200, 'name is longer than 200 characters').optional(),
+    name: z
+      .string()
+      .trim()
+      .min(1)
+      .max(200, 'name is longer than 200 characters')
+      .refine(...withoutControlCharacters('name'))
+      .optional(),
   })
   .meta({ id: 'UserRegistration' });
 

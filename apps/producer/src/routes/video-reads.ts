@@ -17,16 +17,33 @@ export interface ReadDependencies {
 const CLIP_FILES = new Set(['file', 'thumbnail', 'voiceover']);
 const CONTENT_TYPES: Record<string, string> = { mp4: 'video/mp4', jpg: 'image/jpeg', png: 'image/png', mp3: 'audio/mpeg' };
 
-/** Streams a stored file; a file missing from storage is a 404 naming the clip. */
+/** What a conditional or ranged download is refused with, and the headers that describe the file. */
+const SEND_REFUSALS: Record<number, string> = { 412: 'Precondition Failed', 416: 'Range Not Satisfiable' };
+const FILE_HEADERS = ['cache-control', 'content-disposition', 'etag', 'last-modified', 'accept-ranges'];
+
+/**
+ * Streams a stored file; a file missing from storage is a 404 naming the clip. A download is a
+ * tenant's own: caches may keep it for the caller only (`private`), never for whoever asks a
+ * shared cache next. A `Range` or `If-Match` the file cannot meet is a 416 or 412 problem.
+ */
 function sendStored(res: Response, storage: LocalStorage, key: string, clipId: string): Promise<void> {
+  res.setHeader('cache-control', 'private, max-age=3600');
   return new Promise<void>((resolve, reject) =>
     // Served relative to the storage root: only the key's own segments are checked for dot
     // files, so a storage directory such as `.data/storage` does not turn every download into 403.
-    res.sendFile(path.relative(storage.root, storage.pathOf(key)), { root: storage.root, dotfiles: 'deny', maxAge: '1h' }, (error) => {
+    res.sendFile(path.relative(storage.root, storage.pathOf(key)), { root: storage.root, dotfiles: 'deny', cacheControl: false }, (error) => {
       if (!error) return resolve();
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(notFound(`the file of clip ${clipId} is missing from storage`));
       if (res.headersSent) return resolve();
-      reject(error);
+      const status = (error as { status?: number }).status ?? 500;
+      const refusal = SEND_REFUSALS[status];
+      if (!refusal) return reject(error);
+      for (const header of FILE_HEADERS) res.removeHeader(header);
+      const detail =
+        status === 416
+          ? `the requested range is outside the file (Content-Range gives its size)`
+          : 'the file does not match the If-Match or If-Unmodified-Since condition';
+      reject(new HttpProblem(status, refusal, detail));
     }),
   );
 }

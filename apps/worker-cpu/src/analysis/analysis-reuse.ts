@@ -1,5 +1,5 @@
 import { copyFile, rename, rm } from 'node:fs/promises';
-import type { AnalysisRepository, AnalyzeResult, ClipOptions, LocalStorage, VideoAnalysis } from '@clipline/shared';
+import { partFileFor, type AnalysisRepository, type AnalyzeResult, type ClipOptions, type LocalStorage, type VideoAnalysis } from '@clipline/shared';
 import { InterestProfileWriter, interestProfilesKey } from '../render/interest-store.js';
 import { analyzeVideo, resolveClipOptions, type AnalysisSettings } from './analyze-video.js';
 import { FrameMetricsWriter } from './frame-metrics-writer.js';
@@ -79,7 +79,8 @@ export async function analyzeWithReuse(
   }
 
   const writer = new FrameMetricsWriter(analyses, videoId, settings.fps);
-  const profiles = request.storage ? new InterestProfileWriter(await request.storage.prepare(interestProfilesKey(videoId)), settings.fps) : undefined;
+  const profilesFile = request.storage ? await request.storage.prepare(interestProfilesKey(videoId)) : undefined;
+  const profiles = profilesFile ? new InterestProfileWriter(profilesFile, settings.fps, partFileFor(profilesFile)) : undefined;
   let result: VideoAnalysis;
   try {
     result = await analyzeVideo(
@@ -93,12 +94,13 @@ export async function analyzeWithReuse(
         ...(profiles ? { onInterestProfiles: (firstIndex, batch) => profiles.add(firstIndex, batch) } : {}),
       },
     );
+    // Finishing writes too (the last metrics, the profiles' header): a failure there is abandoned alike.
+    await writer.finish();
+    await profiles?.finish();
   } catch (error) {
     await Promise.all([writer.abandon(), profiles?.abandon()]);
     throw error;
   }
-  await writer.finish();
-  await profiles?.finish();
   await analyses.saveCompletedAnalysis(videoId, contentSha256, fingerprint, result);
   return { ...result, contentSha256, reusedFrom: null };
 }
@@ -110,7 +112,7 @@ export async function analyzeWithReuse(
  */
 async function copyInterestProfiles(storage: Pick<LocalStorage, 'prepare' | 'pathOf'>, fromVideoId: string, toVideoId: string): Promise<void> {
   const target = await storage.prepare(interestProfilesKey(toVideoId));
-  const part = `${target}.part`;
+  const part = partFileFor(target);
   try {
     await copyFile(storage.pathOf(interestProfilesKey(fromVideoId)), part);
     await rename(part, target);

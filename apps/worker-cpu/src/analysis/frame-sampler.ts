@@ -132,6 +132,17 @@ export function sampleFrames(tools: FfmpegTools, options: SampleOptions): AsyncG
   // that gives up before reading aborts `options.signal`, which stops it.
   const started = startSampler(tools, options, options.audio);
   started.catch(() => {}); // read (and thrown) by the first step of the iteration
+  // Aborted before the iteration began (a probe that failed, a cancellation), the pipe may hold
+  // early frames paused: nobody would read it to its end, so it is let go here.
+  options.signal?.addEventListener(
+    'abort',
+    () =>
+      void started.then(
+        ({ reader }) => reader.discard(),
+        () => {},
+      ),
+    { once: true },
+  );
   const height = Promise.resolve(options.height);
   height.catch(() => {}); // the caller handles a failed probe; the height is read only after it
   return readBatches(tools, started, height, options);
@@ -181,6 +192,8 @@ async function* readBatches(
     watchdog.stop();
     // Leaving early (consumer error, abort, a failed probe): make sure ffmpeg does not linger.
     if (!finished && run.running()) run.kill();
+    // A pipe paused with batches read ahead never reaches its end: let it go with what it holds.
+    if (!finished) reader.discard();
     await run.exited.catch(() => {});
   }
 }
@@ -216,6 +229,14 @@ class BatchReader {
     });
     stream.once('end', () => this.finish());
     stream.once('error', (error: Error) => this.finish(error));
+    stream.once('close', () => this.finish());
+  }
+
+  /** Lets the pipe go unread (its reader gave up): its socket closes and the frames it held are freed. */
+  discard(): void {
+    if (this.early) this.early = [];
+    this.ready.length = 0;
+    this.stream.destroy();
   }
 
   start(batchBytes: number, watchdog: StallWatchdog): void {

@@ -100,14 +100,12 @@ export class InterestProfileWriter {
   private handle: FileHandle | undefined;
   private geometry: InterestGeometry | undefined;
   private frames = 0;
-  private readonly part: string;
-
   constructor(
     private readonly file: string,
     private readonly fps: number,
-  ) {
-    this.part = `${file}.part`;
-  }
+    /** The unfinished file: one of the writer's own (`partFileFor`), as two runs of one analysis may overlap. */
+    private readonly part = `${file}.part`,
+  ) {}
 
   /** Stores `count` frames' records (see {@link quantiseInterest}) from frame `firstIndex` on. */
   async add(firstIndex: number, batch: { width: number; height: number; count: number; records: Uint8Array }): Promise<void> {

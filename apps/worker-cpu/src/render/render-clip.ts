@@ -1,7 +1,7 @@
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PermanentJobError, type ClipAspect } from '@clipline/shared';
+import { PermanentJobError, partFileFor, type ClipAspect } from '@clipline/shared';
 import { runBatchPipeline } from '../analysis/batch-pipeline.js';
 import { expectSuccess, probe, spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
 import { sampleSize } from '../analysis/frame-sampler.js';
@@ -97,9 +97,9 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
   const geometry = cropGeometry(facts.width, facts.height, request.aspect);
 
   const lease = settings.cores?.acquire();
-  const videoPart = `${request.videoFile}.part`;
-  const thumbnailPart = `${request.thumbnailFile}.part`;
-  const audioPart = facts.hasAudio ? `${request.videoFile}.audio.part` : undefined;
+  const videoPart = partFileFor(request.videoFile);
+  const thumbnailPart = partFileFor(request.thumbnailFile);
+  const audioPart = facts.hasAudio ? partFileFor(`${request.videoFile}.audio`) : undefined;
   let captions: Awaited<ReturnType<typeof writeCaptions>> = null;
   try {
     const span = { startSeconds: start, durationSeconds: end - start };
@@ -142,8 +142,14 @@ async function writeCaptions(
   if (!document) return null;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-captions-'));
   const file = path.join(dir, 'captions.ass');
-  await writeFile(file, document);
-  return { file, remove: () => rm(dir, { recursive: true, force: true }) };
+  const remove = () => rm(dir, { recursive: true, force: true });
+  try {
+    await writeFile(file, document);
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  return { file, remove };
 }
 
 interface FollowedAction {

@@ -1,5 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,6 +8,7 @@ import {
   EgressRefusedError,
   egressAgents,
   isAllowedFilePath,
+  partFileFor,
   PermanentJobError,
   redirectGuard,
   SNIFF_BYTES,
@@ -59,7 +60,46 @@ function sizeLimitText(bytes: number): string {
   return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 }
 
-async function fetchLocalFile(settings: FetchSettings, videoId: string, file: string): Promise<IngestResult> {
+/** Reports a copy's progress at most every 250 ms; a report that fails (the database away) is dropped. */
+function progressReporter(hooks: FetchHooks, size: () => number): (copied: number) => void {
+  let lastReport = 0;
+  return (copied) => {
+    const now = Date.now();
+    if (size() > 0 && now - lastReport > 250) {
+      lastReport = now;
+      void Promise.resolve(hooks.onProgress?.(copied / size())).catch(() => {});
+    }
+  };
+}
+
+/**
+ * Streams `from` into a `.part` file next to `target` and renames it into place; on any failure,
+ * the cancellation or shutdown the signal carries included, the `.part` file is removed.
+ */
+async function copyInto(from: NodeJS.ReadableStream, target: string, limit: Transform, hooks: FetchHooks): Promise<string> {
+  const partial = partFileFor(target);
+  try {
+    await pipeline(from, limit, createWriteStream(partial), ...(hooks.signal ? [{ signal: hooks.signal }] : []));
+    return partial;
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw error;
+  }
+}
+
+/** Checks a whole `.part` file and renames it into place; a refused or failed one is removed. */
+async function placeFile<T>(partial: string, target: string, check: () => Promise<T>): Promise<T> {
+  try {
+    const checked = await check();
+    await rename(partial, target);
+    return checked;
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw error;
+  }
+}
+
+async function fetchLocalFile(settings: FetchSettings, videoId: string, file: string, hooks: FetchHooks): Promise<IngestResult> {
   if (!isAllowedFilePath(file, settings.fileRoots)) {
     throw new PermanentJobError(`local file ${file} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`);
   }
@@ -79,10 +119,17 @@ async function fetchLocalFile(settings: FetchSettings, videoId: string, file: st
   const container = checkSniff(await readHead(file));
   const key = videoSourceKey(videoId, path.extname(file));
   const target = await settings.storage.prepare(key);
-  const partial = `${target}.part`;
-  await copyFile(file, partial);
-  await rename(partial, target);
-  return { storageKey: key, sizeBytes: info.size, container };
+  // Streamed rather than copyFile: a copy of gigabytes stops on cancellation and shutdown, and reports progress.
+  let copied = 0;
+  const report = progressReporter(hooks, () => info.size);
+  const counted = byteLimit(settings.maxBytes, (total) => {
+    copied = total;
+    report(total);
+  });
+  const partial = await copyInto(createReadStream(file, { highWaterMark: 1024 * 1024 }), target, counted, hooks);
+  await placeFile(partial, target, async () => undefined);
+  if (copied > 0) await hooks.onProgress?.(1);
+  return { storageKey: key, sizeBytes: copied, container };
 }
 
 /** Counts bytes through a stream, failing once more than `limit` pass. */
@@ -126,7 +173,6 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
   }
   const key = videoSourceKey(videoId, path.extname(url.pathname));
   const target = await settings.storage.prepare(key);
-  const partial = `${target}.part`;
   const stream = sourceDownload(settings, url, egress, hooks.signal);
   let expected = 0;
   stream.once('response', (response: { headers: Record<string, string | undefined> }) => {
@@ -141,35 +187,21 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
     }
   });
   let received = 0;
-  let lastReport = 0;
+  const report = progressReporter(hooks, () => expected);
+  const counted = byteLimit(settings.maxBytes, (total) => {
+    received = total;
+    report(total);
+  });
+  let partial: string;
   try {
-    await pipeline(
-      stream,
-      byteLimit(settings.maxBytes, (total) => {
-        received = total;
-        const now = Date.now();
-        if (expected > 0 && now - lastReport > 250) {
-          lastReport = now;
-          // A report is best effort: one that fails (the database away) must not end the process.
-          void Promise.resolve(hooks.onProgress?.(total / expected)).catch(() => {});
-        }
-      }),
-      createWriteStream(partial),
-    );
+    partial = await copyInto(stream, target, counted, hooks);
   } catch (error) {
-    await rm(partial, { force: true });
     throw classifyDownloadError(error, url);
   }
-  try {
-    const container = checkSniff(await readHead(partial));
-    await rename(partial, target);
-    // Reports are throttled, so the last chunks usually go unreported: the source is whole now.
-    if (expected > 0) await hooks.onProgress?.(1);
-    return { storageKey: key, sizeBytes: received, container };
-  } catch (error) {
-    await rm(partial, { force: true });
-    throw error;
-  }
+  const container = await placeFile(partial, target, async () => checkSniff(await readHead(partial)));
+  // Reports are throttled, so the last chunks usually go unreported: the source is whole now.
+  if (expected > 0) await hooks.onProgress?.(1);
+  return { storageKey: key, sizeBytes: received, container };
 }
 
 /** 4xx answers (but 408/429) and refused addresses are permanent; network trouble and 5xx are retried. */
@@ -195,5 +227,5 @@ function classifyDownloadError(error: unknown, url: URL): Error {
 
 /** Copies or downloads a source into storage after checking that it looks like a video. */
 export async function fetchSource(settings: FetchSettings, videoId: string, source: VideoSource, hooks: FetchHooks = {}): Promise<IngestResult> {
-  return source.kind === 'file' ? fetchLocalFile(settings, videoId, source.path) : fetchHttp(settings, videoId, source.url, hooks);
+  return source.kind === 'file' ? fetchLocalFile(settings, videoId, source.path, hooks) : fetchHttp(settings, videoId, source.url, hooks);
 }

@@ -6,6 +6,7 @@ import {
   signWebhook,
   type EgressPolicy,
   type VideosRepository,
+  type WebhookDelivery,
   type WebhookSecretsRepository,
   type WebhooksRepository,
 } from '@clipline/shared';
@@ -24,7 +25,11 @@ export interface WebhookSettings {
  * format with every secret of the tenant that signs now. 2xx delivers it; 408, 429 and 5xx or
  * network errors are retried by the job's backoff; any other answer (and an address the egress
  * policy refuses) fails it for good. Every attempt is logged. Redirects are not followed: a
- * receiver that moved must be given its new URL.
+ * receiver that moved must be given its new URL. Only the request's own failures count as
+ * attempts: the database failing before the request (the secrets) or after it (recording the
+ * outcome) is thrown as it is, and the job waits for the database without spending an attempt.
+ * A request that was answered 2xx but could not be recorded is sent again, with the same
+ * `webhook-id`, which receivers use to drop a delivery they already have.
  */
 export async function deliverWebhook(
   deliveryId: string,
@@ -35,31 +40,20 @@ export async function deliverWebhook(
   if (!delivery) throw new PermanentJobError(`webhook delivery ${deliveryId} does not exist`);
   if (delivery.state !== 'pending') return { skipped: `already ${delivery.state}` };
   const video = await deps.videos.find(delivery.videoId);
-  const body = JSON.stringify({ id: delivery.id, event: delivery.event, createdAt: new Date().toISOString(), video: video ?? { id: delivery.videoId } });
+  const secrets = await deps.settings.secrets.signing(delivery.tenantId);
   const started = performance.now();
-  const egress: EgressPolicy = { allowPrivate: deps.settings.allowPrivateHosts };
+  let status: number;
   try {
-    // A literal address is checked here; a name is checked on each address it resolves to, when the socket opens.
-    checkUrl(delivery.url, egress);
-    const secrets = await deps.settings.secrets.signing(delivery.tenantId);
-    const response = await got.post(delivery.url, {
-      body,
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'clipline-webhooks/0.1',
-        ...signWebhook(secrets, { id: delivery.id, timestampSeconds: Math.floor(Date.now() / 1000), body }),
-        'clipline-event': delivery.event,
+    status = await post(
+      delivery,
+      secrets,
+      JSON.stringify({ id: delivery.id, event: delivery.event, createdAt: new Date().toISOString(), video: video ?? { id: delivery.videoId } }),
+      {
+        timeoutMs: deps.settings.timeoutMs,
+        egress: { allowPrivate: deps.settings.allowPrivateHosts },
+        signal: attempt.signal,
       },
-      timeout: { request: deps.settings.timeoutMs },
-      retry: { limit: 0 },
-      followRedirect: false,
-      agent: egressAgents(egress),
-      ...(attempt.signal ? { signal: attempt.signal } : {}),
-    });
-    // Without followRedirect got resolves a 3xx as if it were a success; a receiver that moved was not delivered to.
-    if (response.statusCode >= 300) throw new HTTPError(response);
-    await deps.webhooks.recordAttempt(delivery.id, { statusCode: response.statusCode, error: null, durationMs: performance.now() - started }, 'delivered');
-    return { status: response.statusCode };
+    );
   } catch (error) {
     const durationMs = performance.now() - started;
     const status = error instanceof HTTPError ? error.response.statusCode : null;
@@ -74,4 +68,34 @@ export async function deliverWebhook(
     if (permanent) throw new PermanentJobError(`webhook to ${new URL(delivery.url).host} refused: ${message}`);
     throw new Error(`webhook to ${new URL(delivery.url).host} failed: ${message}`);
   }
+  await deps.webhooks.recordAttempt(delivery.id, { statusCode: status, error: null, durationMs: performance.now() - started }, 'delivered');
+  return { status };
+}
+
+/** One signed POST of a delivery; resolves with a 2xx status, throws for anything else. */
+async function post(
+  delivery: Pick<WebhookDelivery, 'id' | 'event' | 'url'>,
+  secrets: Parameters<typeof signWebhook>[0],
+  body: string,
+  options: { timeoutMs: number; egress: EgressPolicy; signal: AbortSignal | undefined },
+): Promise<number> {
+  // A literal address is checked here; a name is checked on each address it resolves to, when the socket opens.
+  checkUrl(delivery.url, options.egress);
+  const response = await got.post(delivery.url, {
+    body,
+    headers: {
+      'content-type': 'application/json',
+      'user-agent': 'clipline-webhooks/0.1',
+      ...signWebhook(secrets, { id: delivery.id, timestampSeconds: Math.floor(Date.now() / 1000), body }),
+      'clipline-event': delivery.event,
+    },
+    timeout: { request: options.timeoutMs },
+    retry: { limit: 0 },
+    followRedirect: false,
+    agent: egressAgents(options.egress),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  // Without followRedirect got resolves a 3xx as if it were a success; a receiver that moved was not delivered to.
+  if (response.statusCode >= 300) throw new HTTPError(response);
+  return response.statusCode;
 }

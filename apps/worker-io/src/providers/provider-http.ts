@@ -2,14 +2,13 @@
  * The one module that talks HTTP (got) for the provider clients: keep-alive agents, timeouts,
  * retries of idempotent GETs only, and the mapping of every failure to a {@link ProviderError}.
  */
-import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type SpanOptions, withSpan } from '@clipline/shared';
+import { partFileFor, type SpanOptions, withSpan } from '@clipline/shared';
 import got, { RequestError, type Got, type Method, type OptionsOfBufferResponseBody, type Response } from 'got';
 import {
   ProviderError,
@@ -162,7 +161,7 @@ export class ProviderHttp {
 
   private async save(request: ProviderRequest, destination: string, check: DownloadCheck): Promise<{ bytes: number; contentType: string | undefined }> {
     const stream = this.client.stream(this.url(request.path), { ...this.gotOptions(request), responseType: undefined, isStream: true, retry: { limit: 0 } });
-    const partial = `${destination}.${randomUUID()}.part`;
+    const partial = partFileFor(destination);
     let bytes = 0;
     let contentType: string | undefined;
     let head: Buffer | undefined;

@@ -26,12 +26,31 @@ export const EXIT_USAGE = 2;
 /** Interrupted by Ctrl-C, as shells report SIGINT. */
 export const EXIT_INTERRUPTED = 130;
 
-/** A client for the API in the settings; retries are announced on stderr so a pause is explained. */
-export function apiClient(context: CliContext): ClipLineClient {
+/**
+ * Where lines about the requests go (a retry and why): stderr, or, while a progress board is
+ * drawn there, the board, which prints them above its rows instead of drawing over them.
+ */
+export class NoticeOutput {
+  private board: { write(text: string): unknown } | undefined;
+
+  constructor(private readonly stderr: CliStream) {}
+
+  /** Lines go through `board` until it is taken away (undefined). */
+  through(board: { write(text: string): unknown } | undefined): void {
+    this.board = board;
+  }
+
+  write(text: string): void {
+    (this.board ?? this.stderr).write(text);
+  }
+}
+
+/** A client for the API in the settings; retries are announced on `notices` so a pause is explained. */
+export function apiClient(context: CliContext, notices: { write(text: string): unknown } = context.stderr): ClipLineClient {
   const settings = context.settings();
   return createClient({
     baseUrl: settings.apiUrl,
     apiKey: settings.apiKey,
-    onRetry: (notice) => context.stderr.write(`clipline: ${notice.reason}; retrying in ${(notice.delayMs / 1000).toFixed(1)} s\n`),
+    onRetry: (notice) => notices.write(`clipline: ${notice.reason}; retrying in ${(notice.delayMs / 1000).toFixed(1)} s\n`),
   });
 }

@@ -1,6 +1,6 @@
 import type { Video } from '../types.js';
 import { parseArgs } from './args.js';
-import { apiClient, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, type CliContext } from './cli-context.js';
+import { apiClient, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, NoticeOutput, type CliContext } from './cli-context.js';
 import { describeError } from './describe-error.js';
 import { sourceLabel } from './format.js';
 import { helpText } from './help.js';
@@ -44,7 +44,8 @@ export async function downloadCommand(argv: readonly string[], context: CliConte
   const outDir = await resolveOutputDir(options.out ?? '.', context.cwd, 'out', 'download');
   // The same id twice would race two downloads into one folder.
   const ids = [...new Set(positionals.map((id) => id.trim().toLowerCase()))];
-  const client = apiClient(context);
+  const notices = new NoticeOutput(context.stderr);
+  const client = apiClient(context, notices);
 
   // Every video is read first, so refusals are said before the board starts drawing.
   const outcomes = await mapConcurrently(ids, READ_CONCURRENCY, async (id): Promise<DownloadOutcome> => {
@@ -67,6 +68,7 @@ export async function downloadCommand(argv: readonly string[], context: CliConte
     ready.map(({ id, video }) => ({ id, label: video.title ?? sourceLabel(video.source) })),
     { live, color: context.settings().color },
   );
+  notices.through(board);
   try {
     await mapConcurrently(ready, DOWNLOAD_CONCURRENCY, async (outcome) => {
       try {
@@ -82,6 +84,7 @@ export async function downloadCommand(argv: readonly string[], context: CliConte
     });
   } finally {
     board.finish();
+    notices.through(undefined);
   }
 
   if (options.json) {

@@ -84,6 +84,19 @@ export class ProgressBoard {
     this.change(id, { status: 'error', step: reason });
   }
 
+  /** Prints lines of text (ending in a newline) above the rows, which are drawn again below them. */
+  write(text: string): void {
+    if (!this.live || this.finished || this.drawnLines === 0) {
+      this.out.write(text);
+      return;
+    }
+    let lines = `${ESC}${this.drawnLines}A`;
+    for (const line of text.replace(/\n$/, '').split('\n')) lines += `\r${ESC}2K${line}\n`;
+    this.out.write(lines);
+    this.drawnLines = 0;
+    this.draw();
+  }
+
   /** Draws the final state and gives the cursor back; safe to call twice. */
   finish(): void {
     if (this.finished) return;

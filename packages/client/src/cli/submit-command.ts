@@ -1,7 +1,7 @@
 import type { ClipLineClient } from '../client.js';
 import { TERMINAL_VIDEO_STATUSES, type ClipAspect, type Video, type VideoOptions, type VideoPriority, type VideoSubmission } from '../types.js';
 import { choiceOption, integerOption, parseArgs } from './args.js';
-import { apiClient, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, type CliContext } from './cli-context.js';
+import { apiClient, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, NoticeOutput, type CliContext } from './cli-context.js';
 import { describeError } from './describe-error.js';
 import { formatSeconds, sourceLabel, truncate } from './format.js';
 import { helpText } from './help.js';
@@ -72,7 +72,8 @@ export async function submitCommand(argv: readonly string[], context: CliContext
   }
   const downloadDir = options.download === undefined ? undefined : await resolveOutputDir(options.download, context.cwd, 'download', 'submit');
   const sources = await Promise.all(positionals.map((argument) => resolveSource(argument, context.cwd)));
-  const client = apiClient(context);
+  const notices = new NoticeOutput(context.stderr);
+  const client = apiClient(context, notices);
 
   const outcomes = await mapConcurrently(sources, SUBMIT_CONCURRENCY, async (source): Promise<Outcome> => {
     const submittedAt = Date.now();
@@ -102,7 +103,7 @@ export async function submitCommand(argv: readonly string[], context: CliContext
     return outcomes.every((outcome) => outcome.id) ? EXIT_OK : EXIT_FAILURE;
   }
 
-  await waitForAll(client, outcomes, context, downloadDir);
+  await waitForAll(client, outcomes, context, { downloadDir, notices });
   if (options.json) context.stdout.write(`${JSON.stringify(outcomes.map(jsonSummary), null, 2)}\n`);
   else context.stdout.write(summaryTable(outcomes));
   if (context.signal.aborted) return EXIT_INTERRUPTED;
@@ -115,7 +116,12 @@ export async function submitCommand(argv: readonly string[], context: CliContext
  * With `downloadDir`, a video's results are saved as soon as it completes, while the others are
  * still followed.
  */
-async function waitForAll(client: ClipLineClient, outcomes: Outcome[], context: CliContext, downloadDir: string | undefined): Promise<void> {
+async function waitForAll(
+  client: ClipLineClient,
+  outcomes: Outcome[],
+  context: CliContext,
+  { downloadDir, notices }: { downloadDir: string | undefined; notices: NoticeOutput },
+): Promise<void> {
   const followed = outcomes.filter((outcome): outcome is Outcome & { id: string } => outcome.id !== null);
   const live = context.stderr.isTTY === true;
   const board = new ProgressBoard(
@@ -123,6 +129,7 @@ async function waitForAll(client: ClipLineClient, outcomes: Outcome[], context: 
     followed.map((outcome) => ({ id: outcome.id, label: sourceLabel(outcome.source) })),
     { live, color: context.settings().color },
   );
+  notices.through(board);
   try {
     await mapConcurrently(followed, FOLLOW_CONCURRENCY, async (outcome) => {
       try {
@@ -152,6 +159,7 @@ async function waitForAll(client: ClipLineClient, outcomes: Outcome[], context: 
     });
   } finally {
     board.finish();
+    notices.through(undefined);
   }
 }
 

@@ -4,6 +4,7 @@ import { isUniqueViolation, portableSql, type PortableSql } from './portable-sql
 import { timeQueries } from './query-timing.js';
 import type { ApiKeyRole } from './schema.js';
 import { TENANT_PATTERN } from '../tenancy.js';
+import { hasControlCharacters } from '../text.js';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const PUBLIC_ID_LENGTH = 12;
@@ -69,8 +70,7 @@ const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest(
 
 function checkedName(name: string): string {
   const trimmed = name.trim();
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused here
-  if (trimmed.length === 0 || trimmed.length > MAX_NAME_LENGTH || /[\u0000-\u001f\u007f]/.test(trimmed)) {
+  if (trimmed.length === 0 || trimmed.length > MAX_NAME_LENGTH || hasControlCharacters(trimmed)) {
     throw new RangeError(`API key name must be 1-${MAX_NAME_LENGTH} printable characters, got ${JSON.stringify(name.slice(0, 120))}`);
   }
   return trimmed;

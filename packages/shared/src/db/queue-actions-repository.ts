@@ -36,7 +36,9 @@ export class QueueActionsRepository {
         tenant_id: entry.actor.tenant ?? null,
         action: entry.action,
         queue: entry.queue,
-        reason_filter: entry.reasonFilter,
+        // A filter copied from a stored failure reason may hold a NUL, which PostgreSQL refuses in
+        // text: the audit keeps it visible as U+FFFD, so the action is never left unrecorded.
+        reason_filter: entry.reasonFilter?.replaceAll('\u0000', '\ufffd') ?? null,
         affected: entry.affected,
       })
       .execute();

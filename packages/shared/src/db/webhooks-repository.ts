@@ -4,6 +4,8 @@ import { portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
 import type { WebhookEvent } from './schema.js';
 
+type DeliveryState = 'pending' | 'delivered' | 'failed';
+
 export interface WebhookDelivery {
   id: string;
   videoId: string;
@@ -11,7 +13,7 @@ export interface WebhookDelivery {
   tenantId: string;
   event: WebhookEvent;
   url: string;
-  state: 'pending' | 'delivered' | 'failed';
+  state: DeliveryState;
   attempts: number;
   lastStatus: number | null;
   lastError: string | null;
@@ -70,8 +72,13 @@ export class WebhooksRepository {
     if (ids.length) await this.db.updateTable('webhook_deliveries').set({ updated_at: this.dialect.now() }).where('id', 'in', ids).execute();
   }
 
-  /** Logs one attempt and moves the delivery on, in one transaction. */
+  /**
+   * Logs one attempt and moves the delivery on, in one transaction. Only a pending delivery moves:
+   * a run that ends after another run of the same job settled it (a job run twice) logs its
+   * attempt without undoing what was settled.
+   */
   async recordAttempt(id: string, attempt: WebhookAttempt, outcome: 'delivered' | 'retry' | 'failed'): Promise<void> {
+    const settled = outcome === 'retry' ? undefined : outcome;
     await this.db.transaction().execute(async (trx) => {
       await trx
         .updateTable('webhook_deliveries')
@@ -80,8 +87,9 @@ export class WebhooksRepository {
           last_status: attempt.statusCode,
           last_error: attempt.error,
           updated_at: this.dialect.now(),
-          ...(outcome === 'delivered' ? { state: 'delivered' as const, delivered_at: this.dialect.now() } : {}),
-          ...(outcome === 'failed' ? { state: 'failed' as const } : {}),
+          // delivered_at first: MySQL evaluates assignments in order, so a later one would see the new state.
+          ...(settled === 'delivered' ? { delivered_at: sql<Date>`case when state = 'pending' then ${this.dialect.now()} else delivered_at end` } : {}),
+          ...(settled ? { state: sql<DeliveryState>`case when state = 'pending' then ${settled} else state end` } : {}),
         })
         .where('id', '=', id)
         .execute();

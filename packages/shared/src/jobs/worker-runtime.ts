@@ -11,6 +11,7 @@ import {
   coerceError,
   JobAbandonedError,
   JobCancelledError,
+  JobLockLostError,
   PermanentJobError,
   upstreamOutageVerdict,
   WorkerClosingError,
@@ -132,6 +133,7 @@ export interface RunningWorker {
 
 /** A running job's abort switch, the key cancellations may name, and whether abandoning the key stops it. */
 interface RunningJob {
+  jobId: string;
   abort: JobAbort;
   key: string | undefined;
   abandonable: boolean;
@@ -215,6 +217,7 @@ interface WorkerScope {
   logger: Logger;
   /** {@link WorkerScope.logger} without redaction: for the runtime's own lines of job ids and names. */
   plainLogger: Logger;
+  /** By the run's lock token: a job whose lock was lost may run here again while its first run stops. */
   running: Map<string, RunningJob>;
   queues: QueueRegistry;
   worker: () => Worker;
@@ -352,6 +355,11 @@ async function settleJobError(scope: WorkerScope, job: Job, token: string | unde
     await job.moveToDelayed(Date.now() + outageRetryMs, token);
     throw new DelayedError();
   }
+  if (kind.kind === 'lock-lost') {
+    // Another run may own the job now: moving it (even failing it) is not this run's to do.
+    logger.warn({ reason: error.message }, 'job lock lost: this run stops and leaves the job to the queue');
+    throw new WaitingError();
+  }
   if (kind.kind === 'worker-closing' && token) {
     // Hand the job back to the queue at once instead of leaving it active until its lock expires.
     await job.moveToWait(token);
@@ -374,7 +382,9 @@ async function runJob(scope: WorkerScope, job: Job, token: string | undefined): 
   const logger = new JobLogger(scope.logger, scope.plainLogger, job);
   const abort = new JobAbort();
   const { policy } = scope.options;
-  scope.running.set(job.id ?? '', {
+  const run = token ?? job.id ?? '';
+  scope.running.set(run, {
+    jobId: job.id ?? '',
     abort,
     key: policy?.cancellationKey?.(job.data),
     abandonable: policy?.abandonable?.(scope.declaration.name, job.name) ?? false,
@@ -396,8 +406,18 @@ async function runJob(scope: WorkerScope, job: Job, token: string | undefined): 
     const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
     return await settleJobError(scope, job, token, error, classifyJobError(error, abort.signalIfAborted(), { last }), logger.logger);
   } finally {
-    scope.running.delete(job.id ?? '');
+    scope.running.delete(run);
   }
+}
+
+/**
+ * BullMQ reports the locks Redis refused to renew but lets their processors run on: they are
+ * stopped here, before a second run of the same job (handed out by the stall check) works beside them.
+ */
+function stopRunsThatLostTheirLock(scope: WorkerScope, worker: Worker): void {
+  worker.on('lockRenewalFailed', (jobIds) => {
+    for (const job of scope.running.values()) if (jobIds.includes(job.jobId)) job.abort.abort(new JobLockLostError(job.jobId));
+  });
 }
 
 /** Reports jobs that failed for good to the policy: failed by a processor, or by the stall check. */
@@ -455,7 +475,7 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
   // Two parameters on purpose: a processor declaring a third gets a signal that BullMQ aborts only
   // on Worker.cancelJob / cancelAllJobs (never called: the worker is private to this function),
   // not when a lock is lost, and BullMQ then makes an AbortController for every job it runs.
-  // Cancellations and shutdown reach a job through its own abort switch instead.
+  // Cancellations, lost locks and shutdown reach a job through its own abort switch instead.
   const processJob = (job: Job, token?: string) => runWithRequestId(requestIdOf(job.data), () => runJob(scope, job, token));
   const worker = new Worker(declaration.name, processJob, {
     connection: options.connection,
@@ -472,6 +492,7 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
     telemetry: queueTelemetry(),
   });
   worker.on('error', (error) => scope.logger.error({ err: error }, 'worker error'));
+  stopRunsThatLostTheirLock(scope, worker);
   reportFinalFailures(scope, worker);
   observeJobs(worker, declaration.name, options.metrics);
 

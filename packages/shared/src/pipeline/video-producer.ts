@@ -7,6 +7,7 @@ import type { QueueContext } from '../jobs/queue-registry.js';
 import type { VideoSignals } from '../jobs/video-signals.js';
 import { syncQueue } from '../queues/sync.js';
 import { parseSource } from '../sources.js';
+import { hasControlCharacters } from '../text.js';
 import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
 import { chainSteps, parentFlowStep, VIDEO_STEPS, videoSideJobId } from './video-flow.js';
 
@@ -76,10 +77,13 @@ export class VideoPipelineProducer {
   async submitMany(items: readonly { submission: VideoSubmission; id?: string }[], context: SubmitContext = {}): Promise<{ id: string }[]> {
     const prepared = items.map(({ submission, id }, index) => {
       const parsed = parseSource(submission.source);
-      const where = items.length > 1 ? `videos.${index}.source: ` : '';
-      if (!parsed.ok) throw new InvalidSubmissionError(`${where}${parsed.reason}`);
+      const where = (field: string) => (items.length > 1 ? `videos.${index}.${field}: ` : '');
+      if (!parsed.ok) throw new InvalidSubmissionError(`${where('source')}${parsed.reason}`);
+      if (submission.title && hasControlCharacters(submission.title)) throw new InvalidSubmissionError(`${where('title')}title contains control characters`);
       if (parsed.source.kind === 'http' && /(^|\.)(youtube\.com|youtu\.be)$/i.test(parsed.source.url.hostname)) {
-        throw new InvalidSubmissionError(`${where}YouTube pages are not media files: submit the video file as source and its YouTube id as youtubeId`);
+        throw new InvalidSubmissionError(
+          `${where('source')}YouTube pages are not media files: submit the video file as source and its YouTube id as youtubeId`,
+        );
       }
       return { submission, id: id ?? randomUUID() };
     });

@@ -111,7 +111,8 @@ export async function runVideoStep<R>(
   } catch (thrown) {
     const classified = classifyJobError(thrown, job.signal, { last: attempt >= job.maxAttempts });
     // The database is away: nothing can be recorded; the runtime retries the job without an attempt.
-    if (classified.kind === 'dependency-outage') throw thrown;
+    // The job's lock was lost: the step is another run's to record now.
+    if (classified.kind === 'dependency-outage' || classified.kind === 'lock-lost') throw thrown;
     let error = thrown;
     let kind = classified.kind;
     if (classified.kind === 'upstream-outage') {
@@ -182,8 +183,8 @@ export async function runOptionalStep<R>(
     // Stopped because the video failed meanwhile: the failure already recorded the step as
     // cancelled, and the job ends as a skip rather than an error.
     if (job.signal?.aborted && job.signal.reason instanceof JobAbandonedError) return { skipped: job.signal.reason.message };
-    // Shutting down, cancelled, the database away or a queue pause: nothing to record here.
-    if (kind === 'worker-closing' || kind === 'cancelled' || kind === 'dependency-outage' || kind === 'rate-limited') throw error;
+    // Shutting down, cancelled, the database away, a queue pause or a lost lock: nothing to record here.
+    if (kind === 'worker-closing' || kind === 'cancelled' || kind === 'dependency-outage' || kind === 'rate-limited' || kind === 'lock-lost') throw error;
     if (classified.kind === 'upstream-outage') {
       const giveUp = await waitForUpstream(step, job, videos, classified.outage);
       if (giveUp === undefined) throw error;
