@@ -142,9 +142,11 @@ export function jobRoutes(deps: JobRoutesDependencies): Router {
 
   router.get('/jobs/:queue/:id', async (req, res) => {
     const queue = String(req.params.queue);
-    const id = String(req.params.id).toLowerCase();
+    const asked = String(req.params.id);
+    // Job ids are made in lower case; one asked for in upper case is the same job.
+    const id = asked.toLowerCase();
     const declaration = catalogue.find((entry) => entry.queue === queue)?.declaration;
-    const missing = () => notFound(`no job "${id.slice(0, 100)}" in queue "${queue.slice(0, 100)}"`);
+    const missing = () => notFound(`no job "${asked.slice(0, 100)}" in queue "${queue.slice(0, 100)}"`);
     if (!declaration || !/^[0-9a-f-]{36}$/.test(id)) throw missing();
     let job: Awaited<ReturnType<JobQueues['get']>>;
     try {
