@@ -4,7 +4,7 @@
  * other engines store in plainer form.
  */
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { Migrator, sql } from 'kysely';
 import Database from 'better-sqlite3';
 import { createDatabase, dropDatabase, isDependencyOutage, resolveDatabaseTarget, STORED_VALUE_COLUMNS, VideosRepository } from '@clipline/shared';
 import { createTestDatabase, TEST_DATABASE_ENGINES, type TestDatabase } from '../helpers/services.js';
@@ -99,6 +99,30 @@ describe('SQLite', () => {
       await waiting.destroy();
       await dropDatabase({ url: `sqlite:${locked}`, schema: 'public', poolSize: 1 });
     }
+  });
+
+  it('applies migrations whole or not at all: one that fails midway leaves nothing behind', async () => {
+    const migrator = new Migrator({
+      db: database.db,
+      migrationTableName: 'test_migrations',
+      migrationLockTableName: 'test_migrations_lock',
+      provider: {
+        getMigrations: async () => ({
+          '0001-half': {
+            up: async (db) => {
+              await sql`create table half_applied (id text primary key)`.execute(db);
+              await sql`insert into half_applied (id) values ('a')`.execute(db);
+              throw new Error('the second half failed');
+            },
+          },
+        }),
+      },
+    });
+    const result = await migrator.migrateToLatest();
+    expect((result.error as Error).message).toBe('the second half failed');
+    const { rows } = await sql<{ n: number }>`select count(*) as n from sqlite_master where name = 'half_applied'`.execute(database.db);
+    expect(Number(rows[0]?.n)).toBe(0);
+    expect(await migrator.getMigrations()).toEqual([expect.objectContaining({ name: '0001-half', executedAt: undefined })]);
   });
 
   it('refuses a parameter that cannot reach the thread, and goes on serving', async () => {

@@ -177,7 +177,7 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await analyses.findCompletedAnalysisByHash('a'.repeat(64), '{"fps":10}', id)).toBeUndefined();
 
     // Reuse copies the rows inside the database.
-    await analyses.copyAnalysisRows(id, other);
+    expect(await analyses.copyAnalysisRows(id, other)).toBe(300);
     expect(await analyses.countFrameMetrics(other)).toBe(300);
     expect(await analyses.findAudioLoudness(other)).toEqual(await analyses.findAudioLoudness(id));
   });
@@ -396,6 +396,70 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     await videos.completeStep({ ...completion, attempt: 3 });
     expect(await stepOf()).toMatchObject({ status: 'completed', attempts: 3 });
     expect(await completedEvents()).toEqual(['ingest#2']);
+  });
+
+  it('stores text with a NUL from jobs (transcripts, captions, metadata, reasons) with U+FFFD in its place', async () => {
+    const id = await newVideo();
+    const results = new AiResultsRepository(db);
+    const nul = 'a\u0000b';
+    const clip = await analyses.upsertClip({
+      videoId: id,
+      clipIndex: 0,
+      startSeconds: 0,
+      endSeconds: 5,
+      score: 1,
+      reasons: [],
+      aspect: '9:16',
+      status: 'pending',
+    });
+    await results.saveTranscript(id, { text: nul, language: null, durationSeconds: null, segments: [{ startSeconds: 0, endSeconds: 1, text: nul }] });
+    await results.saveClipExtras(id, clip.id, { title: nul, caption: nul, hashtags: [nul, 'c:\\u0000'] });
+    await new ExternalMetadataRepository(db).save(id, 'youtube', 'dQw4w9WgXcQ', { title: nul, [nul]: 1 });
+    await videos.setStep(id, 'ingest', 'active', { reason: `ingest: ${nul}` });
+    await videos.recordJobEvent({
+      videoId: id,
+      queue: 'ingest',
+      jobName: 'ingest-video',
+      jobId: `${id}-ingest`,
+      step: 'ingest',
+      status: 'retrying',
+      attempt: 1,
+      reason: nul,
+    });
+    const shown = 'a\ufffdb';
+    expect(await results.transcript(id)).toMatchObject({ text: shown, segments: [{ text: shown }] });
+    // An escaped backslash before "u0000" is text, kept as it was.
+    expect((await results.clipExtras(id)).get(clip.id)).toMatchObject({ title: shown, caption: shown, hashtags: [shown, 'c:\\u0000'] });
+    expect((await new ExternalMetadataRepository(db).find(id))?.data).toEqual({ title: shown, [shown]: 1 });
+    expect((await videos.find(id))!.steps.find((step) => step.name === 'ingest')?.reason).toBe(`ingest: ${shown}`);
+    const [event] = await db.selectFrom('job_events').select('reason').where('video_id', '=', id).execute();
+    expect(event?.reason).toBe(shown);
+  });
+
+  it('leaves no job event behind a purged video, and fails only a step its job never settled', async () => {
+    const id = await newVideo();
+    await videos.setStatus(id, 'processing');
+    await videos.setStep(id, 'render', 'active');
+    await videos.failUnsettledStep(id, 'render', 'render: the job stalled more often than allowed');
+    await videos.failUnsettledStep(id, 'ingest', 'ingest: stalled');
+    await videos.setStep(id, 'analyze', 'completed');
+    await videos.failUnsettledStep(id, 'analyze', 'analyze: stalled');
+    const steps = Object.fromEntries((await videos.find(id))!.steps.map((step) => [step.name, step.status]));
+    expect(steps).toEqual({ ingest: 'failed', analyze: 'completed', render: 'failed' });
+
+    // A cancelled video keeps its final version: a late analysis write changes nothing.
+    await videos.cancel(id);
+    const final = (await videos.find(id))!.version;
+    await videos.saveAnalysis(id, METADATA, [{ startSeconds: 0, endSeconds: 2 }]);
+    expect((await videos.find(id))!).toMatchObject({ version: final, scenes: [] });
+
+    expect(await videos.deleteFinished([id])).toEqual([id]);
+    const event = { videoId: id, queue: 'render', jobName: 'render-clip', jobId: `${id}-render`, step: 'render', attempt: 1 };
+    await videos.recordJobEvent({ ...event, status: 'cancelled', reason: 'cancelled on request' });
+    await videos.completeStep(event);
+    expect(await db.selectFrom('job_events').select('id').where('video_id', '=', id).execute()).toEqual([]);
+    // Nothing is left to copy from a purged video's analysis.
+    expect(await analyses.copyAnalysisRows(id, await newVideo())).toBe(0);
   });
 
   it('never shows a video as failed or cancelled while the step that ended it still reads active', async () => {

@@ -84,7 +84,7 @@ describe('AnalysisRepository analyses and reuse', () => {
     await analyses.saveFrameMetrics(from, frames(250));
     await analyses.saveAudioLoudness(from, { stepSeconds: 0.5, shortTermLufs: [-20, -18.5, -120.7], integratedLufs: -21, loudnessRangeLu: 5 });
     await analyses.copyAnalysisRows(from, to);
-    await analyses.copyAnalysisRows(from, to);
+    expect(await analyses.copyAnalysisRows(from, to)).toBe(250);
     expect(await analyses.countFrameMetrics(to)).toBe(250);
     expect(await analyses.listFrameMetrics(to)).toEqual(await analyses.listFrameMetrics(from));
     expect(await analyses.findAudioLoudness(to)).toEqual({ stepSeconds: 0.5, shortTermLufs: [-20, -18.5, -120.7], integratedLufs: -21, loudnessRangeLu: 5 });

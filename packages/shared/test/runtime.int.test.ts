@@ -8,6 +8,7 @@ import { z } from 'zod';
 import {
   createLogger,
   defineQueue,
+  failVideoOnFinalFailure,
   IdempotencyRepository,
   isOptionalStepJob,
   JobLockLostError,
@@ -183,6 +184,25 @@ describe('runOptionalStep', () => {
     await new VideosRepository(env.db).create({ id, source: '/a.mp4', title: null, steps: ['captions'] });
     return id;
   }
+
+  it('fails an optional step whose job the stall check failed without running it; a settled one stays', async () => {
+    const videos = new VideosRepository(env.db);
+    const id = randomUUID();
+    await videos.create({ id, source: '/a.mp4', title: null, steps: ['transcribe', 'captions'] });
+    await videos.setStep(id, 'transcribe', 'active');
+    await videos.setStep(id, 'captions', 'skipped', { reason: 'no key' });
+    const settle = failVideoOnFinalFailure(videos);
+    const reason = 'job stalled more than allowable limit';
+    await settle({ queue: openaiQueue.name, name: 'transcribe', jobId: `${id}-transcribe`, data: { videoId: id }, reason });
+    await settle({ queue: openaiQueue.name, name: 'write-captions', jobId: `${id}-captions`, data: { videoId: id }, reason });
+    const video = (await videos.find(id))!;
+    expect(Object.fromEntries(video.steps.map((step) => [step.name, [step.status, step.reason]]))).toEqual({
+      transcribe: ['failed', `transcribe: ${reason}`],
+      captions: ['skipped', 'no key'],
+    });
+    // An optional step does not fail its video.
+    expect(video.status).toBe('queued');
+  });
 
   it('records a skipped step with its reason, and a failure on the last attempt, whatever the error carries', async () => {
     const videos = new VideosRepository(env.db);

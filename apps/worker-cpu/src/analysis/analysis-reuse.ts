@@ -69,8 +69,8 @@ export async function analyzeWithReuse(
   const fingerprint = analysisFingerprint(settings, clipOptions);
 
   const earlier = await analyses.findCompletedAnalysisByHash<VideoAnalysis>(contentSha256, fingerprint, videoId);
-  if (earlier) {
-    await analyses.copyAnalysisRows(earlier.videoId, videoId);
+  // An earlier video purged between finding and copying leaves nothing to copy: analysed afresh.
+  if (earlier && ((await analyses.copyAnalysisRows(earlier.videoId, videoId)) > 0 || earlier.result.sampledFrames === 0)) {
     if (request.storage) await copyInterestProfiles(request.storage, earlier.videoId, videoId);
     // Options outside the fingerprint (captions) are this video's own.
     const result: VideoAnalysis = { ...earlier.result, clipOptions, metadata: { ...earlier.result.metadata, sizeBytes: request.sizeBytes } };

@@ -1,6 +1,7 @@
 import type { Db } from './connection.js';
 import { portableSql, upsert, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
+import { storableJson, storableText } from '../text.js';
 import type { TranscriptSegmentRecord } from './schema.js';
 
 export interface TranscriptView {
@@ -30,10 +31,10 @@ export class AiResultsRepository {
   async saveTranscript(videoId: string, transcript: TranscriptView): Promise<void> {
     const insert = this.db.insertInto('transcripts').values({
       video_id: videoId,
-      text: transcript.text,
+      text: storableText(transcript.text),
       language: transcript.language,
       duration_seconds: transcript.durationSeconds,
-      segments: JSON.stringify(transcript.segments),
+      segments: storableJson(transcript.segments),
     });
     await upsert(insert, this.dialect.engine, ['video_id'], ['text', 'language', 'duration_seconds', 'segments']).execute();
   }
@@ -46,9 +47,9 @@ export class AiResultsRepository {
   async saveClipExtras(videoId: string, clipId: string, extras: Partial<Omit<ClipExtras, 'clipId'>>): Promise<void> {
     // Only the fields given replace what an earlier step stored; the others stay.
     const given = {
-      ...(extras.title !== undefined ? { title: extras.title } : {}),
-      ...(extras.caption !== undefined ? { caption: extras.caption } : {}),
-      ...(extras.hashtags !== undefined ? { hashtags: extras.hashtags === null ? null : JSON.stringify(extras.hashtags) } : {}),
+      ...(extras.title !== undefined ? { title: extras.title === null ? null : storableText(extras.title) } : {}),
+      ...(extras.caption !== undefined ? { caption: extras.caption === null ? null : storableText(extras.caption) } : {}),
+      ...(extras.hashtags !== undefined ? { hashtags: extras.hashtags === null ? null : storableJson(extras.hashtags) } : {}),
       ...(extras.thumbnailKey !== undefined ? { thumbnail_key: extras.thumbnailKey } : {}),
       ...(extras.voiceoverKey !== undefined ? { voiceover_key: extras.voiceoverKey } : {}),
     };

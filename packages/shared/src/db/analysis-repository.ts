@@ -213,11 +213,12 @@ export class AnalysisRepository {
   /**
    * Copies the per-frame metrics and loudness of one video to another inside the database, so a
    * reused analysis leaves the same rows as a fresh one without moving them through Node.
+   * Returns the frames copied: none when the earlier video was purged meanwhile.
    */
-  async copyAnalysisRows(fromVideoId: string, toVideoId: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  async copyAnalysisRows(fromVideoId: string, toVideoId: string): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('frame_metrics').where('video_id', '=', toVideoId).execute();
-      await trx
+      const frames = await trx
         .insertInto('frame_metrics')
         .columns(['video_id', 'frame_index', 'time_seconds', 'luma', 'sharpness', 'motion', 'content_score', 'dhash', 'histogram'])
         .expression((eb) =>
@@ -236,7 +237,7 @@ export class AnalysisRepository {
             ])
             .where('video_id', '=', fromVideoId),
         )
-        .execute();
+        .executeTakeFirst();
       await trx.deleteFrom('audio_loudness').where('video_id', '=', toVideoId).execute();
       await trx
         .insertInto('audio_loudness')
@@ -248,6 +249,7 @@ export class AnalysisRepository {
             .where('video_id', '=', fromVideoId),
         )
         .execute();
+      return Number(frames.numInsertedOrUpdatedRows ?? 0);
     });
   }
 

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from './connection.js';
 import { portableSql, upsert, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
+import { storableJson } from '../text.js';
 
 export interface ExternalMetadataView {
   provider: 'youtube';
@@ -21,7 +22,7 @@ export class ExternalMetadataRepository {
   async save(videoId: string, provider: 'youtube', externalId: string, data: Record<string, unknown>): Promise<void> {
     const insert = this.db
       .insertInto('external_metadata')
-      .values({ video_id: videoId, provider, external_id: externalId, data: JSON.stringify(data), fetched_at: this.dialect.now() });
+      .values({ video_id: videoId, provider, external_id: externalId, data: storableJson(data), fetched_at: this.dialect.now() });
     await upsert(insert, this.dialect.engine, ['video_id'], ['provider', 'external_id', 'data', 'fetched_at']).execute();
   }
 

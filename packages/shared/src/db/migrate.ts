@@ -34,7 +34,8 @@ export function createMigrator(db: Db, schema: string): Migrator {
 /**
  * Applies every pending migration; throws on the first failure. On PostgreSQL the schema is
  * created if needed; a MySQL database must exist (see `ensureDatabaseExists`). DDL is
- * transactional on PostgreSQL and SQLite, so a failed migration leaves nothing behind there;
+ * transactional on PostgreSQL and SQLite, and the pending migrations run in one transaction
+ * there, so a failed migration leaves nothing behind (see `TransactionalDdlSqliteAdapter`);
  * MySQL commits each DDL statement.
  */
 export async function migrateToLatest(db: Db, schema: string): Promise<MigrationResultSet> {

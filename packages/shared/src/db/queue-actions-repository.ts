@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './connection.js';
 import { timeQueries } from './query-timing.js';
+import { storableText } from '../text.js';
 import type { QueueActionKind, QueueActorKind } from './tables/operations.js';
 
 export interface QueueActionActor {
@@ -38,7 +39,7 @@ export class QueueActionsRepository {
         queue: entry.queue,
         // A filter copied from a stored failure reason may hold a NUL, which PostgreSQL refuses in
         // text: the audit keeps it visible as U+FFFD, so the action is never left unrecorded.
-        reason_filter: entry.reasonFilter?.replaceAll('\u0000', '\ufffd') ?? null,
+        reason_filter: entry.reasonFilter === null ? null : storableText(entry.reasonFilter),
         affected: entry.affected,
       })
       .execute();

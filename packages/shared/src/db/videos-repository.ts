@@ -6,6 +6,7 @@ import { timeQueries } from './query-timing.js';
 import type { Database, StepStatus, VideoOptions, VideoPriority, VideoStatus } from './schema.js';
 import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
 import { relativeToStorage } from '../storage.js';
+import { storableText } from '../text.js';
 
 import type { Scene, VideoMetadata } from '../pipeline/analysis-result.js';
 
@@ -143,7 +144,7 @@ export class VideosRepository {
     const order = hooks.stepOrder ?? [];
     this.stepRank = (name) => (order.includes(name) ? order.indexOf(name) : order.length);
     const root = hooks.storageDir;
-    this.clientReason = root ? (reason) => relativeToStorage(reason, root) : (reason) => reason;
+    this.clientReason = root ? (reason) => storableText(relativeToStorage(reason, root)) : storableText;
   }
 
   /**
@@ -447,6 +448,22 @@ export class VideosRepository {
     if (Number(result.numUpdatedRows) > 0) this.changed(id);
   }
 
+  /**
+   * Fails a step still pending or active, and only such a step: one whose job failed for good
+   * without settling it (its worker died on it until the stall check gave up). A step already
+   * completed, skipped, failed or cancelled stays as it is.
+   */
+  async failUnsettledStep(videoId: string, step: string, reason: string): Promise<void> {
+    const result = await this.db
+      .updateTable('video_steps')
+      .set({ status: 'failed', reason: this.clientReason(reason), updated_at: this.dialect.now() })
+      .where('video_id', '=', videoId)
+      .where('step', '=', step)
+      .where('status', 'in', ['pending', 'active'])
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) > 0) await this.bumpVersion(videoId);
+  }
+
   async setStep(videoId: string, step: string, status: StepStatus, fields: { reason?: string | null; attempts?: number } = {}) {
     await this.db
       .updateTable('video_steps')
@@ -472,6 +489,8 @@ export class VideosRepository {
    */
   async completeStep(event: Omit<JobEvent, 'status' | 'reason'> & { videoId: string; step: string }): Promise<void> {
     const bumped = await this.db.transaction().execute(async (trx) => {
+      // Purged meanwhile: nothing to record, and no event left behind without its video.
+      if (!(await this.lockVideo(trx, event.videoId))) return false;
       await trx
         .updateTable('video_steps')
         .set({ status: 'completed', reason: null, updated_at: this.dialect.now(), attempts: event.attempt })
@@ -494,6 +513,18 @@ export class VideosRepository {
       return this.versionBumped(trx, event.videoId);
     });
     if (bumped) this.changed(event.videoId);
+  }
+
+  /**
+   * Takes the video's row first in a transaction that writes it and its steps or events, as
+   * `cancel` does by updating it first: transactions that lock the same rows in the same order
+   * cannot deadlock, and a purge (which locks the row before deleting) cannot leave behind an
+   * event written while it ran. False when the video does not exist. SQLite, whose write
+   * transactions run one at a time, needs no row lock.
+   */
+  private async lockVideo(trx: Executor, id: string): Promise<boolean> {
+    const query = trx.selectFrom('videos').select('id').where('id', '=', id);
+    return (await (this.dialect.engine === 'sqlite' ? query : query.forUpdate()).executeTakeFirst()) !== undefined;
   }
 
   private async bumpVersion(id: string): Promise<void> {
@@ -520,6 +551,7 @@ export class VideosRepository {
   async failVideo(id: string, step: string, givenReason: string): Promise<void> {
     const reason = this.clientReason(givenReason);
     const deliveries = await this.db.transaction().execute(async (trx) => {
+      if (!(await this.lockVideo(trx, id))) return undefined;
       await trx
         .updateTable('video_steps')
         .set({ status: 'failed', reason, updated_at: this.dialect.now() })
@@ -630,7 +662,9 @@ export class VideosRepository {
   async deleteFinished(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
     return this.db.transaction().execute(async (trx) => {
-      const rows = await trx.selectFrom('videos').select('id').where('id', 'in', ids).where('status', 'in', TERMINAL).execute();
+      // The rows are locked before their events go: an event being written waits, or waits for us.
+      const query = trx.selectFrom('videos').select('id').where('id', 'in', ids).where('status', 'in', TERMINAL).orderBy('id');
+      const rows = await (this.dialect.engine === 'sqlite' ? query : query.forUpdate()).execute();
       const finished = rows.map((row) => row.id);
       if (finished.length === 0) return [];
       await trx.deleteFrom('job_events').where('video_id', 'in', finished).execute();
@@ -645,7 +679,7 @@ export class VideosRepository {
    */
   async saveAnalysis(id: string, metadata: VideoMetadata, scenes: readonly Scene[]): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      await trx
+      const updated = await trx
         .updateTable('videos')
         .set({
           duration_seconds: metadata.durationSeconds,
@@ -659,7 +693,10 @@ export class VideosRepository {
           version: sql`version + 1`,
         })
         .where('id', '=', id)
-        .execute();
+        // A video cancelled meanwhile keeps its last version (its client holds the final event) and gets no scenes.
+        .where('status', 'not in', TERMINAL)
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) === 0) return;
       await trx.deleteFrom('scenes').where('video_id', '=', id).execute();
       if (scenes.length) {
         await trx
@@ -678,8 +715,16 @@ export class VideosRepository {
     this.changed(id);
   }
 
+  /** Stores a job event; one of a video purged meanwhile is dropped, not left without its video. */
   async recordJobEvent(event: JobEvent): Promise<void> {
-    await this.db.insertInto('job_events').values(jobEventRow(event)).execute();
+    const { videoId } = event;
+    if (videoId === null) {
+      await this.db.insertInto('job_events').values(jobEventRow(event)).execute();
+      return;
+    }
+    await this.db.transaction().execute(async (trx) => {
+      if (await this.lockVideo(trx, videoId)) await trx.insertInto('job_events').values(jobEventRow(event)).execute();
+    });
   }
 
   async ping(): Promise<void> {
@@ -696,7 +741,7 @@ function jobEventRow(event: JobEvent): Insertable<Database['job_events']> {
     step: event.step,
     status: event.status,
     attempt: event.attempt,
-    reason: event.reason,
+    reason: event.reason === null ? null : storableText(event.reason),
   };
 }
 

@@ -231,7 +231,12 @@ export function essentialStepOfJob(queue: string, job: string): VideoStepName | 
   return VIDEO_FLOW.find((step) => step.essential && !step.fanOut && step.queue.name === queue && step.job === job)?.name;
 }
 
+/** The optional step a job belongs to (transcript, captions, thumbnail, voice-over), or undefined. */
+export function optionalStepOfJob(queue: string, job: string): VideoStepName | undefined {
+  return VIDEO_FLOW.find((step) => !step.essential && step.queue.name === queue && step.job === job)?.name;
+}
+
 /** Whether a job is one of a video's optional steps (transcript, captions, thumbnail, voice-over). */
 export function isOptionalStepJob(queue: string, job: string): boolean {
-  return VIDEO_FLOW.some((step) => !step.essential && step.queue.name === queue && step.job === job);
+  return optionalStepOfJob(queue, job) !== undefined;
 }

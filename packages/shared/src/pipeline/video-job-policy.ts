@@ -6,7 +6,7 @@
  */
 import type { VideosRepository } from '../db/videos-repository.js';
 import type { CancellationSource, FinalFailure, JobPolicy } from '../jobs/worker-runtime.js';
-import { essentialStepOfJob, isOptionalStepJob } from './video-flow.js';
+import { essentialStepOfJob, isOptionalStepJob, optionalStepOfJob } from './video-flow.js';
 
 /** How long a job waits before running again when a dependency is unreachable. */
 const OUTAGE_RETRY_MS = 2000;
@@ -43,12 +43,16 @@ async function withRetries(
 /**
  * An essential job that failed for good, however it failed (including a worker dying on it until
  * the stall check gave up), fails its video with the reason. A video that already finished
- * (failed by its step, cancelled) is left as it is. Optional and unrelated jobs are ignored.
+ * (failed by its step, cancelled) is left as it is. An optional job's step is failed when its job
+ * could not settle it (the stall check failed the job without running it): the video goes on
+ * without it, and the step no longer shows as running. Unrelated jobs are ignored.
  */
 export function failVideoOnFinalFailure(videos: VideosRepository, attempts = SETTLE_ATTEMPTS) {
   return async ({ queue, name, data, reason }: FinalFailure): Promise<void> => {
-    const step = essentialStepOfJob(queue, name);
     const videoId = videoIdOf(data);
+    const optional = optionalStepOfJob(queue, name);
+    if (optional && videoId) return withRetries(() => videos.failUnsettledStep(videoId, optional, `${optional}: ${reason}`), attempts);
+    const step = essentialStepOfJob(queue, name);
     if (!step || !videoId) return;
     const stepReason = reason.startsWith(`${step}:`) ? reason : `${step}: ${reason}`;
     await withRetries(() => videos.failVideo(videoId, step, stepReason), attempts);

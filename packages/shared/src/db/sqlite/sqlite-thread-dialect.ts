@@ -208,6 +208,19 @@ class SqliteThreadDriver implements Driver {
  * SQLite through better-sqlite3 in a worker thread of its own: Kysely's own SQLite dialect runs
  * better-sqlite3 on the calling thread, where every statement would block the event loop.
  */
+/**
+ * SQLite's DDL is transactional, which Kysely's adapter does not claim: without the claim the
+ * migrator runs every statement in a commit of its own, so a migration that fails midway (a
+ * lock held past the busy timeout, say) is left half applied, and two processes migrating one
+ * file at once interleave. With it, each run of migrations is one `begin immediate` transaction:
+ * whole or not at all, and one process at a time.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
 export class SqliteThreadDialect implements Dialect {
   constructor(private readonly options: SqliteThreadOptions) {}
 
@@ -220,7 +233,7 @@ export class SqliteThreadDialect implements Dialect {
   }
 
   createAdapter(): DialectAdapter {
-    return new SqliteAdapter();
+    return new TransactionalDdlSqliteAdapter();
   }
 
   createIntrospector(db: Kysely<any>): DatabaseIntrospector {
