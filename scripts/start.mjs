@@ -54,9 +54,16 @@ async function waitReachable(host, port, seconds) {
 
 const isLocal = (host) => ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
 
-function composeUp(service) {
-  say(`starting ${service} with docker compose`);
-  return run('docker', ['compose', 'up', '-d', '--wait', service]);
+/**
+ * Starts Redis or PostgreSQL in a container of its own with its port published on the loopback
+ * only: the compose file's services publish no port (inside compose only its network reaches
+ * them), and it needs production secrets set. The container of an earlier start is reused.
+ */
+function dockerRun(service, args) {
+  const container = `clipline-dev-${service}`;
+  if (spawnSync('docker', ['start', container], { stdio: 'ignore' }).status === 0) return say(`started the container ${container} again`);
+  say(`starting ${service} in the container ${container}`);
+  return run('docker', ['run', '-d', '--name', container, ...args]);
 }
 
 async function ensureRedis(config, shared) {
@@ -96,7 +103,9 @@ async function ensureRedis(config, shared) {
       '',
     ]);
   } else if (dockerEngine()) {
-    composeUp('redis');
+    // Protected mode would refuse the published port's connections, which come from the bridge.
+    const settings = ['--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--protected-mode', 'no'];
+    dockerRun('redis', ['-p', `127.0.0.1:${port}:6379`, 'redis:7', 'redis-server', ...settings]);
   } else {
     die('Redis is not running and not installed. Install it with:\n    sudo apt-get install -y redis-server\n  (or set REDIS_URL to a running Redis)');
   }
@@ -130,7 +139,12 @@ async function ensurePostgres(url) {
       say(`starting PostgreSQL ${clusters[0]}`);
       run('pg_ctlcluster', ['--skip-systemctl-redirect', clusters[0], 'main', 'start']);
     } else if (dockerEngine()) {
-      composeUp('postgres');
+      // The user, password and database the URL names (a URL without a password: trust on the loopback).
+      const user = decodeURIComponent(url.username) || 'postgres';
+      const password = decodeURIComponent(url.password);
+      const database = decodeURIComponent(url.pathname.slice(1)) || user;
+      const auth = password ? ['-e', `POSTGRES_PASSWORD=${password}`] : ['-e', 'POSTGRES_HOST_AUTH_METHOD=trust'];
+      dockerRun('postgres', ['-p', `127.0.0.1:${port}:5432`, '-e', `POSTGRES_USER=${user}`, '-e', `POSTGRES_DB=${database}`, ...auth, 'postgres:16']);
     } else {
       die(
         'PostgreSQL is not running and not installed. Install it with:\n    sudo apt-get install -y postgresql\n  (or set DATABASE_URL to a running PostgreSQL)',

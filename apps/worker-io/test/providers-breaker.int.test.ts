@@ -65,6 +65,21 @@ async function halfOpen(): Promise<void> {
 }
 
 describe('provider circuit breaker', () => {
+  it('stays open when its trial call is cancelled before the provider answered', async () => {
+    sim.configure({ endpoints: { 'openai.chat.completions': { errorRate: 1, errorStatus: 503 } } });
+    for (let call = 0; call < 3; call++) await outcome(ask());
+    expect(providers.breakerStates().openai).toBe('open');
+    await halfOpen();
+    sim.configure({ endpoints: { 'openai.chat.completions': { errorRate: 0, latency: { kind: 'fixed', ms: 2000 } } } });
+    const cancel = new AbortController();
+    const reason = new Error('video cancelled');
+    const trial = providers.openai.chatCompletion({ messages: [{ role: 'user', content: 'caption please' }] }, { signal: cancel.signal });
+    setTimeout(() => cancel.abort(reason), 100);
+    await expect(trial).rejects.toBe(reason);
+    // Nothing was learnt of the provider: the breaker is not closed by the cancelled trial.
+    expect(providers.breakerStates().openai).toBe('open');
+  });
+
   it('opens after the configured failures, short-circuits, half-opens after the reset timeout and closes when the upstream heals', async () => {
     sim.configure({ endpoints: { 'openai.chat.completions': { errorRate: 1, errorStatus: 503 } } });
 

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { z } from 'zod';
 import type { RedisClient } from '@clipline/shared';
 import { PermanentJobError, Registry } from '@clipline/shared';
+import { ProviderHttp } from '../src/providers/provider-http.js';
 import type { SimEndpoint, UpstreamSimulator } from '../../../infra/upstream-sim/src/index.js';
 import {
   createProviderClients,
@@ -173,6 +174,58 @@ describe('OpenAI client', () => {
     expect(paused).toMatchObject({ source: 'paused' });
     expect((paused as ProviderRateLimitedError).retryAfterMs).toBeGreaterThan(1500);
     expect(requests('openai.chat.completions')).toBe(1);
+  });
+});
+
+describe('429 answers', () => {
+  const clearPause = async () => {
+    const keys = await keysMatching(redis, `${env.config.queuePrefix}:providers:*`);
+    if (keys.length) await redis.del(...keys);
+  };
+
+  it.each([
+    [0, 1000, 'none ahead: the default pause'],
+    [86_400, 300_000, 'a day: at most five minutes'],
+  ])('with Retry-After %i s pause the provider %i ms (%s)', async (seconds, pauseMs) => {
+    await clearPause();
+    sim.configure({ endpoints: { 'openai.chat.completions': { rateLimitNext: 1, retryAfterSeconds: seconds } } });
+    const limited = await failure(clients().openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }));
+    expect(limited).toMatchObject({ retryAfterMs: pauseMs, source: 'upstream' });
+  });
+
+  it("fails at once on OpenAI's used-up quota, which waiting does not clear, and pauses nothing", async () => {
+    sim.configure({ endpoints: { 'openai.chat.completions': { rateLimitNext: 1, rateLimitReason: 'quota' } } });
+    const { openai } = clients();
+    const refused = await failure(openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }));
+    expect(refused).toBeInstanceOf(ProviderPermanentError);
+    expect(refused.message).toMatch(/429: You exceeded your current quota.*\(the account's quota is used up: check its plan and billing\)/);
+    await openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] });
+    expect(requests('openai.chat.completions')).toBe(2);
+  });
+});
+
+describe('answers held in memory', () => {
+  it('cut off an answer larger than the limit, as a provider answer that cannot be used', async () => {
+    const { openai } = loadProviderSettings({ UPSTREAM_SIM_URL: sim.url });
+    const http = new ProviderHttp({
+      provider: 'openai',
+      baseUrl: openai.baseUrl,
+      timeoutMs: 5000,
+      headers: { authorization: `Bearer ${openai.apiKey}` },
+      maxAnswerBytes: 64,
+    });
+    try {
+      const request = { method: 'POST' as const, path: 'chat/completions', json: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] } };
+      const error = await failure(http.request(request));
+      expect(error).toBeInstanceOf(ProviderInvalidResponseError);
+      expect(error.message).toBe('openai POST /chat/completions sent an answer of more than 64 bytes');
+      // The same answer under a limit it fits is read whole.
+      const roomy = new ProviderHttp({ provider: 'openai', baseUrl: openai.baseUrl, timeoutMs: 5000, headers: { authorization: `Bearer ${openai.apiKey}` } });
+      expect((await roomy.request(request)).status).toBe(200);
+      roomy.close();
+    } finally {
+      http.close();
+    }
   });
 });
 

@@ -41,8 +41,14 @@ export const endpointFaultsSchema = z
     rateLimitRate: probability,
     /** The next this many requests are answered 429, whatever the rate says. @defaultValue 0 */
     rateLimitNext: z.number().int().min(0),
-    /** Seconds sent in `Retry-After` with every 429. @defaultValue 1 */
-    retryAfterSeconds: z.number().int().min(1).max(3600),
+    /** Seconds sent in `Retry-After` with every 429 (0 and a month included: clients must cope). @defaultValue 1 */
+    retryAfterSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(30 * 86_400),
+    /** What a 429 says: a rate limit that clears, or (OpenAI) a used-up quota that waiting does not clear. @defaultValue 'rate' */
+    rateLimitReason: z.enum(['rate', 'quota']),
     /** Share of requests that never get an answer (the connection stays open). @defaultValue 0 */
     timeoutRate: probability,
     /** Share of requests answered 200 with a body that breaks the provider's contract. @defaultValue 0 */
@@ -61,6 +67,7 @@ export const NO_FAULTS: Readonly<EndpointFaults> = Object.freeze<EndpointFaults>
   rateLimitRate: 0,
   rateLimitNext: 0,
   retryAfterSeconds: 1,
+  rateLimitReason: 'rate',
   timeoutRate: 0,
   malformedRate: 0,
   bytesPerSecond: null,

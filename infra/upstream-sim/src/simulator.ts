@@ -218,7 +218,7 @@ export async function createUpstreamSimulator(options: UpstreamSimulatorOptions 
     const current = settings();
     let reply = endpoint.checkAuth(req, url, current);
     if (!reply && plan.outcome === 'rate-limited') {
-      const rateLimited = endpoint.rateLimited(faults.retryAfterSeconds);
+      const rateLimited = endpoint.rateLimited(faults.retryAfterSeconds, faults.rateLimitReason);
       reply = { ...rateLimited, headers: { ...rateLimited.headers, 'retry-after': String(faults.retryAfterSeconds) } };
     }
     if (!reply && plan.outcome === 'server-error') reply = endpoint.serverError(faults.errorStatus);

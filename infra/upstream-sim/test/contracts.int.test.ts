@@ -87,6 +87,9 @@ describe('YouTube videos.list', () => {
     const body = (await wrong.json()) as { error: { message: string; details: { reason: string }[] } };
     expectValid(contracts.youtubeError, body, 'wrong-key error');
     expect(body.error.details[0]?.reason).toBe('API_KEY_INVALID');
+    // The key may come in Google's header instead, as clipline's client sends it.
+    expect((await fetch(url('part=snippet&id=dQw4w9WgXcQ'), { headers: { 'x-goog-api-key': KEY } })).status).toBe(200);
+    expect((await fetch(url('part=snippet&id=dQw4w9WgXcQ'), { headers: { 'x-goog-api-key': 'nope' } })).status).toBe(400);
   });
 
   it('names what is wrong with a request without part or filter', async () => {

@@ -116,12 +116,20 @@ export class ProviderBreaker {
     return { judged, retryAfterMs: judged ? this.retryAfterMs() : resetTimeoutMs, outageMaxMs };
   }
 
-  /** Runs `action` through the breaker; a short-circuited call throws {@link ProviderBreakerOpenError}. */
+  /**
+   * Runs `action` through the breaker; a short-circuited call throws {@link ProviderBreakerOpenError}.
+   * A trial call that ends without the provider's answer (its job cancelled, its worker closing,
+   * a local error) tells nothing of the provider's health: opossum counts any error it is told
+   * to ignore as a success, which would close the breaker, so the breaker is opened again and a
+   * later call makes the trial.
+   */
   async fire<T>(action: () => Promise<T>): Promise<T> {
+    const trial = this.breaker.halfOpen;
     try {
       return (await this.breaker.fire(action)) as T;
     } catch (error) {
       if ((error as { code?: string }).code === 'EOPENBREAKER') throw this.openError();
+      if (trial && !(error instanceof ProviderError)) this.breaker.open();
       throw error;
     }
   }

@@ -24,6 +24,25 @@ import { API_KEY_VARIABLES, type ProviderName } from './provider-names.js';
 const RETRIABLE_STATUSES = [408, 500, 502, 503, 504, 521, 522, 524];
 /** Wait after a 429 that came without a usable Retry-After. */
 const DEFAULT_RATE_LIMIT_PAUSE_MS = 1000;
+const MAX_ANSWER_BYTES = 64 * 1024 ** 2;
+/** The longest a 429 may pause a provider's queue for; a longer Retry-After is asked again after it. */
+const MAX_RATE_LIMIT_PAUSE_MS = 5 * 60_000;
+
+/** The pause a 429 asks for: its Retry-After up to the longest allowed, the default when it names none, or none ahead. */
+function rateLimitPause(header: string | string[] | undefined): number {
+  const asked = retryAfterMs(header);
+  return asked !== undefined && asked > 0 ? Math.min(asked, MAX_RATE_LIMIT_PAUSE_MS) : DEFAULT_RATE_LIMIT_PAUSE_MS;
+}
+
+/** A 429 that waiting does not clear: OpenAI's used-up quota (`insufficient_quota`). */
+function quotaExhausted(body: Buffer): boolean {
+  try {
+    const error = (JSON.parse(body.toString('utf8').slice(0, 2000)) as { error?: { code?: unknown; type?: unknown } }).error;
+    return error?.code === 'insufficient_quota' || error?.type === 'insufficient_quota';
+  } catch {
+    return false;
+  }
+}
 
 export interface ProviderHttpOptions {
   provider: ProviderName;
@@ -36,6 +55,8 @@ export interface ProviderHttpOptions {
   getRetries?: number;
   /** First retry delay; doubles per retry, plus up to 50% jitter. @defaultValue 250 */
   getRetryDelayMs?: number;
+  /** The largest answer read into memory; files are streamed by `download` under their own limit. @defaultValue 64 MiB */
+  maxAnswerBytes?: number;
 }
 
 export interface ProviderRequest {
@@ -136,9 +157,24 @@ export class ProviderHttp {
 
   private async send(request: ProviderRequest): Promise<ProviderAnswer> {
     let response: Response<Buffer>;
+    let oversized = false;
+    const limit = this.options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
     try {
-      response = await this.client(this.url(request.path), this.gotOptions(request));
+      const call = this.client(this.url(request.path), this.gotOptions(request));
+      // An answer is held whole in memory (and copied by its parse): one past the limit, or
+      // announced past it, is cut off instead of filling the worker's heap.
+      call.on('downloadProgress', ({ transferred, total }) => {
+        if (transferred > limit || (total ?? 0) > limit) {
+          oversized = true;
+          call.cancel();
+        }
+      });
+      response = await call;
     } catch (thrown) {
+      if (oversized && !request.signal?.aborted) {
+        const where = `${this.options.provider} ${request.method} /${request.path}`;
+        throw new ProviderInvalidResponseError(this.options.provider, `${where} sent an answer of more than ${limit} bytes`);
+      }
       throw this.failure(thrown, request);
     }
     if ((response.statusCode >= 200 && response.statusCode < 300) || response.statusCode === 304) {
@@ -205,7 +241,8 @@ export class ProviderHttp {
     const said = upstreamMessage(body);
     const what = `${provider} ${request.method} /${request.path} answered ${status}${said ? `: ${said}` : ''}`;
     if (status === 429) {
-      return new ProviderRateLimitedError(provider, retryAfterMs(headers['retry-after']) ?? DEFAULT_RATE_LIMIT_PAUSE_MS, 'upstream', { status });
+      if (quotaExhausted(body)) return new ProviderPermanentError(provider, `${what} (the account's quota is used up: check its plan and billing)`, { status });
+      return new ProviderRateLimitedError(provider, rateLimitPause(headers['retry-after']), 'upstream', { status });
     }
     if (status === 408 || status >= 500) return new ProviderTransientError(provider, what, { status });
     if (status === 401 || status === 403) return new ProviderPermanentError(provider, `${what} (check ${API_KEY_VARIABLES[provider]})`, { status });

@@ -53,8 +53,9 @@ export class YouTubeClient extends ProviderClient<ProviderSettings['youtube']> {
         this.http.request({
           method: 'GET',
           path: 'youtube/v3/videos',
-          searchParams: { part: (request.parts ?? ['snippet', 'contentDetails', 'statistics']).join(','), id: ids.join(','), key: this.settings.apiKey ?? '' },
-          headers: request.etag ? { 'if-none-match': `"${request.etag}"` } : {},
+          searchParams: { part: (request.parts ?? ['snippet', 'contentDetails', 'statistics']).join(','), id: ids.join(',') },
+          // The key goes in Google's header, not the query string, where traces and proxies record URLs.
+          headers: { 'x-goog-api-key': this.settings.apiKey ?? '', ...(request.etag ? { 'if-none-match': `"${request.etag}"` } : {}) },
           ...options,
         }),
       options.signal,

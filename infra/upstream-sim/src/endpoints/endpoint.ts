@@ -38,7 +38,7 @@ export interface EndpointDefinition {
   match(pathname: string): Record<string, string> | undefined;
   /** The provider's answer to missing or wrong credentials, or undefined when they are fine. */
   checkAuth(req: IncomingMessage, url: URL, settings: EndpointSettings): SimReply | undefined;
-  rateLimited(retryAfterSeconds: number): SimReply;
+  rateLimited(retryAfterSeconds: number, reason: 'rate' | 'quota'): SimReply;
   serverError(status: number): SimReply;
   tooLarge(limitBytes: number, receivedBytes: number): SimReply;
   /** A 200 whose body breaks the provider's contract. */

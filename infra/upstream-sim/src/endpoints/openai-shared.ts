@@ -36,7 +36,10 @@ export function checkOpenAiKey(req: IncomingMessage, settings: EndpointSettings)
 }
 
 export const openAiFaults = {
-  rateLimited: () => openAiError(429, 'Rate limit reached for requests. Please try again later.', 'requests', 'rate_limit_exceeded'),
+  rateLimited: (_retryAfterSeconds: number, reason: 'rate' | 'quota') =>
+    reason === 'quota'
+      ? openAiError(429, 'You exceeded your current quota, please check your plan and billing details.', 'insufficient_quota', 'insufficient_quota')
+      : openAiError(429, 'Rate limit reached for requests. Please try again later.', 'requests', 'rate_limit_exceeded'),
   serverError: (status: number) =>
     status === 503
       ? openAiError(503, 'The server is overloaded or not ready yet.', 'server_error')

@@ -97,8 +97,10 @@ export const youtubeVideosList: EndpointDefinition = {
   methods: ['GET'],
   bodyLimitBytes: 0,
   match: (pathname) => matchPath('/youtube/v3/videos', pathname),
-  checkAuth(_req, url, settings) {
-    const key = url.searchParams.get('key');
+  checkAuth(req, url, settings) {
+    // As Google's APIs take it: the X-Goog-Api-Key header, or the `key` query parameter.
+    const header = req.headers['x-goog-api-key'];
+    const key = (Array.isArray(header) ? header[0] : header) || url.searchParams.get('key');
     if (!key) {
       return googleError(
         403,
