@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, opendir, rm } from 'node:fs/promises';
+import { lstat, mkdir, opendir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -65,6 +65,18 @@ async function bytesAt(full: string): Promise<number> {
  */
 export function partFileFor(target: string): string {
   return `${target}.${randomUUID().slice(0, 8)}.part`;
+}
+
+/**
+ * Removes the `.part` files other runs left next to `target` (see {@link partFileFor}): a run
+ * killed mid-write leaves its own behind. Called by the run that holds the job now: any other
+ * run writing the same target lost its lock, and its result would be thrown away anyway.
+ */
+export async function removeOtherParts(target: string): Promise<void> {
+  const base = path.basename(target);
+  const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.[0-9a-f]{8}\\.part$`);
+  const names = await readdir(path.dirname(target)).catch(() => [] as string[]);
+  await Promise.all(names.filter((name) => pattern.test(name)).map((name) => rm(path.join(path.dirname(target), name), { force: true })));
 }
 
 /** The directory holding everything stored for one video: its source, clips and AI files. */

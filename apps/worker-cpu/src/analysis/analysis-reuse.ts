@@ -1,5 +1,13 @@
 import { copyFile, rename, rm } from 'node:fs/promises';
-import { partFileFor, type AnalysisRepository, type AnalyzeResult, type ClipOptions, type LocalStorage, type VideoAnalysis } from '@clipline/shared';
+import {
+  partFileFor,
+  removeOtherParts,
+  type AnalysisRepository,
+  type AnalyzeResult,
+  type ClipOptions,
+  type LocalStorage,
+  type VideoAnalysis,
+} from '@clipline/shared';
 import { InterestProfileWriter, interestProfilesKey } from '../render/interest-store.js';
 import { analyzeVideo, resolveClipOptions, type AnalysisSettings } from './analyze-video.js';
 import { FrameMetricsWriter } from './frame-metrics-writer.js';
@@ -80,6 +88,7 @@ export async function analyzeWithReuse(
 
   const writer = new FrameMetricsWriter(analyses, videoId, settings.fps);
   const profilesFile = request.storage ? await request.storage.prepare(interestProfilesKey(videoId)) : undefined;
+  if (profilesFile) await removeOtherParts(profilesFile);
   const profiles = profilesFile ? new InterestProfileWriter(profilesFile, settings.fps, partFileFor(profilesFile)) : undefined;
   let result: VideoAnalysis;
   try {
@@ -112,6 +121,7 @@ export async function analyzeWithReuse(
  */
 async function copyInterestProfiles(storage: Pick<LocalStorage, 'prepare' | 'pathOf'>, fromVideoId: string, toVideoId: string): Promise<void> {
   const target = await storage.prepare(interestProfilesKey(toVideoId));
+  await removeOtherParts(target);
   const part = partFileFor(target);
   try {
     await copyFile(storage.pathOf(interestProfilesKey(fromVideoId)), part);

@@ -1,7 +1,7 @@
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PermanentJobError, partFileFor, type ClipAspect } from '@clipline/shared';
+import { PermanentJobError, partFileFor, removeOtherParts, type ClipAspect } from '@clipline/shared';
 import { runBatchPipeline } from '../analysis/batch-pipeline.js';
 import { expectSuccess, probe, spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
 import { sampleSize } from '../analysis/frame-sampler.js';
@@ -96,6 +96,7 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
   if (end - start < 0.1) throw new PermanentJobError(`clip ${start}-${end} s is too short to render (under 0.1 s)`);
   const geometry = cropGeometry(facts.width, facts.height, request.aspect);
 
+  await Promise.all([request.videoFile, request.thumbnailFile, `${request.videoFile}.audio`].map(removeOtherParts));
   const lease = settings.cores?.acquire();
   const videoPart = partFileFor(request.videoFile);
   const thumbnailPart = partFileFor(request.thumbnailFile);

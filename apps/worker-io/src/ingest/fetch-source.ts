@@ -9,6 +9,7 @@ import {
   egressAgents,
   isAllowedFilePath,
   partFileFor,
+  removeOtherParts,
   PermanentJobError,
   redirectGuard,
   SNIFF_BYTES,
@@ -73,8 +74,9 @@ function progressReporter(hooks: FetchHooks, size: () => number): (copied: numbe
 }
 
 /**
- * Streams `from` into a `.part` file next to `target` and renames it into place; on any failure,
- * the cancellation or shutdown the signal carries included, the `.part` file is removed.
+ * Streams `from` into a `.part` file of this run next to `target` and returns its path (see
+ * `placeFile`); on any failure, the cancellation or shutdown the signal carries included, the
+ * `.part` file is removed.
  */
 async function copyInto(from: NodeJS.ReadableStream, target: string, limit: Transform, hooks: FetchHooks): Promise<string> {
   const partial = partFileFor(target);
@@ -126,6 +128,8 @@ async function fetchLocalFile(settings: FetchSettings, videoId: string, file: st
     copied = total;
     report(total);
   });
+  // Before the source stream exists: an error it emits must find the pipeline listening.
+  await removeOtherParts(target);
   const partial = await copyInto(createReadStream(file, { highWaterMark: 1024 * 1024 }), target, counted, hooks);
   await placeFile(partial, target, async () => undefined);
   if (copied > 0) await hooks.onProgress?.(1);
@@ -173,6 +177,7 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
   }
   const key = videoSourceKey(videoId, path.extname(url.pathname));
   const target = await settings.storage.prepare(key);
+  await removeOtherParts(target);
   const stream = sourceDownload(settings, url, egress, hooks.signal);
   let expected = 0;
   stream.once('response', (response: { headers: Record<string, string | undefined> }) => {

@@ -8,7 +8,7 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { partFileFor, type SpanOptions, withSpan } from '@clipline/shared';
+import { partFileFor, removeOtherParts, type SpanOptions, withSpan } from '@clipline/shared';
 import got, { RequestError, type Got, type Method, type OptionsOfBufferResponseBody, type Response } from 'got';
 import {
   ProviderError,
@@ -196,6 +196,7 @@ export class ProviderHttp {
   }
 
   private async save(request: ProviderRequest, destination: string, check: DownloadCheck): Promise<{ bytes: number; contentType: string | undefined }> {
+    await removeOtherParts(destination);
     const stream = this.client.stream(this.url(request.path), { ...this.gotOptions(request), responseType: undefined, isStream: true, retry: { limit: 0 } });
     const partial = partFileFor(destination);
     let bytes = 0;
