@@ -9,6 +9,9 @@ import { z } from 'zod';
 export const withoutControlCharacters = (field: string) =>
   [(value: string) => !hasControlCharacters(value), `${field} must not contain control characters`] as const;
 
+/** A refinement naming the field whose text holds a NUL, which PostgreSQL cannot store (tabs and line breaks are fine). */
+export const withoutNul = (field: string) => [(value: string) => !value.includes('\u0000'), `${field} must not contain NUL characters`] as const;
+
 const httpUrl = z
   .string()
   .max(2048, 'callbackUrl is longer than 2048 characters')
@@ -40,7 +43,7 @@ export const videoSubmission = z
       .string()
       .trim()
       .max(300, 'title is longer than 300 characters')
-      .refine(...withoutControlCharacters('title'))
+      .refine(...withoutNul('title'))
       .nullish(),
     options: videoOptions.optional(),
     callbackUrl: httpUrl.optional().meta({ description: 'Receives a signed POST when the video completes or fails' }),

@@ -110,7 +110,7 @@ describe('POST /v1/videos', () => {
     ['an unsupported scheme', { source: 'ftp://example.com/a.mp4' }, 400, /scheme "ftp" is not supported/],
     ['a too-long title', { source: '/a.mp4', title: 'x'.repeat(301) }, 400, /title is longer than 300/],
     // PostgreSQL refuses to store a NUL: refused before it gets there, the same on every engine.
-    ['a NUL in the title', { source: '/a.mp4', title: 'a\u0000b' }, 400, /title: title must not contain control characters/],
+    ['a NUL in the title', { source: '/a.mp4', title: 'a\u0000b' }, 400, /title: title must not contain NUL characters/],
     [
       'a control character in the callback URL',
       { source: '/a.mp4', callbackUrl: 'https://example.com/a\u0000b' },

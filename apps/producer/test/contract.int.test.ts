@@ -117,16 +117,20 @@ describe('POST /v1/videos:batch', () => {
     expect(res.body.detail).toMatch(/videos\.1\.source/);
     // A NUL, which PostgreSQL would refuse to store, is refused as bad input before any write.
     const nul = await post('/v1/videos:batch', { videos: [{ source: '/ok.mp4' }, { source: '/b.mp4', title: 'b\u0000' }] });
-    expect([nul.status, nul.body.detail]).toEqual([400, expect.stringMatching(/videos\.1\.title: title must not contain control characters/)]);
+    expect([nul.status, nul.body.detail]).toEqual([400, expect.stringMatching(/videos\.1\.title: title must not contain NUL characters/)]);
     // The in-process producer, which other Node services call without the HTTP schema, refuses it too.
     await expect(producer.pipeline.submitMany([{ submission: { source: '/ok.mp4' } }, { submission: { source: '/b.mp4', title: 'b\u0000' } }])).rejects.toThrow(
-      /^videos\.1\.title: title contains control characters$/,
+      /^videos\.1\.title: title contains a NUL character$/,
     );
     const after = await env.db
       .selectFrom('videos')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
     expect(Number(after.n)).toBe(Number(before.n));
+    // Tabs and line breaks are text like any other.
+    const multiline = await post('/v1/videos', { source: '/ok.mp4', title: 'Talk\nPart\t2' });
+    expect(multiline.status).toBe(202);
+    expect((await get(`/v1/videos/${multiline.body.id}`)).body.title).toBe('Talk\nPart\t2');
   });
 
   it('refuses an empty or oversized batch', async () => {
@@ -441,7 +445,7 @@ describe('POST /v1/users', () => {
     [{ email: 'alan.turing@example.com', password: 'alanturing1912' }, /password is too weak/],
     [{ email: 'a@example.com', password: strong, role: 'admin' }, /Unrecognized key: "role"/],
     [{ email: 'a@example.com' }, /password is required/],
-    [{ email: 'a@example.com', password: strong, name: 'Ada\u0000' }, /name must not contain control characters/],
+    [{ email: 'a@example.com', password: strong, name: 'Ada\u0000' }, /name must not contain NUL characters/],
   ])('refuses %j with a reason, never echoing the password', async (body, detail) => {
     const res = await post('/v1/users', body);
     expect(res.status).toBe(400);

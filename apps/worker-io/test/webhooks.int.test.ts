@@ -213,6 +213,19 @@ describe('webhook delivery', () => {
     expect(new Set(hits.map((hit) => hit.headers['webhook-id']))).toEqual(new Set([delivery!.id]));
   });
 
+  it("records a secret the keyring cannot open as the attempt's failure, and fails the delivery on its last attempt", async () => {
+    const id = await videoWithCallback('/unsigned');
+    await new VideosRepository(env.db).setStatus(id, 'completed');
+    const [delivery] = await webhooks.forVideo(id);
+    await secrets.current(DEFAULT_TENANT);
+    // Another keyring than the one that sealed the tenant's secret: it cannot be opened.
+    const foreign = new WebhookSecretsRepository(env.db, parseKeyring(`other:${Buffer.alloc(32, 7).toString('base64')}`));
+    const deps = { webhooks, videos, settings: { secrets: foreign, timeoutMs: 5000, allowPrivateHosts: true } };
+    await expect(deliverWebhook(delivery!.id, deps, { isLast: true })).rejects.toThrow(/webhook to 127\.0\.0\.1:\d+ failed: /);
+    expect(await webhooks.find(delivery!.id)).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(received.filter((hit) => hit.path === '/unsigned')).toEqual([]);
+  });
+
   it('a run that ends after the delivery was settled logs its attempt without undoing it', async () => {
     const id = await videoWithCallback('/settled');
     await videos.setStatus(id, 'completed');

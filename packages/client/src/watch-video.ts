@@ -1,6 +1,7 @@
 import { ClipLineApiError, ClipLineConnectionError, ClipLineProtocolError } from './errors.js';
 import { EventStreamParser } from './event-stream-parser.js';
 import type { HttpTransport } from './http-transport.js';
+import { DEFAULT_RETRY_POLICY } from './retry-policy.js';
 import { sleep } from './sleep.js';
 import { TERMINAL_VIDEO_STATUSES, type Video, type VideoEvent, type VideoEventType } from './types.js';
 
@@ -122,6 +123,8 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
     if (dropsInARow > maxReconnects) {
       throw new ClipLineConnectionError(transport.url(path), new Error(`the event stream dropped ${dropsInARow} times in a row without delivering an event`));
     }
-    await sleep(Math.max(reconnectDelayMs, retryAfterMs), userSignal);
+    // A server asking for a long wait is waited for no longer than the retries would: the
+    // reconnections left then decide (DEFAULT_RETRY_POLICY.maxRetryAfterMs).
+    await sleep(Math.max(reconnectDelayMs, Math.min(retryAfterMs, DEFAULT_RETRY_POLICY.maxRetryAfterMs)), userSignal);
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import { accountsQueue, encryptSecret, type JobQueues, type Keyring, type UsersRepository } from '@clipline/shared';
-import { describeIssues, withoutControlCharacters } from '../api-schemas.js';
+import { describeIssues, withoutNul } from '../api-schemas.js';
 import type { StrengthPool } from '../accounts/strength-pool.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
 import { isUnavailable } from './route-helpers.js';
@@ -22,7 +22,7 @@ export const userRegistration = z
       .trim()
       .min(1)
       .max(200, 'name is longer than 200 characters')
-      .refine(...withoutControlCharacters('name'))
+      .refine(...withoutNul('name'))
       .optional(),
   })
   .meta({ id: 'UserRegistration' });

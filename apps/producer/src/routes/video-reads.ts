@@ -27,11 +27,12 @@ const FILE_HEADERS = ['cache-control', 'content-disposition', 'etag', 'last-modi
  * shared cache next. A `Range` or `If-Match` the file cannot meet is a 416 or 412 problem.
  */
 function sendStored(res: Response, storage: LocalStorage, key: string, clipId: string): Promise<void> {
-  res.setHeader('cache-control', 'private, max-age=3600');
+  // Set with the file's other headers, once it is found: a missing file's 404 is not kept an hour.
+  const headers = { 'cache-control': 'private, max-age=3600' };
   return new Promise<void>((resolve, reject) =>
     // Served relative to the storage root: only the key's own segments are checked for dot
     // files, so a storage directory such as `.data/storage` does not turn every download into 403.
-    res.sendFile(path.relative(storage.root, storage.pathOf(key)), { root: storage.root, dotfiles: 'deny', cacheControl: false }, (error) => {
+    res.sendFile(path.relative(storage.root, storage.pathOf(key)), { root: storage.root, dotfiles: 'deny', cacheControl: false, headers }, (error) => {
       if (!error) return resolve();
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(notFound(`the file of clip ${clipId} is missing from storage`));
       if (res.headersSent) return resolve();

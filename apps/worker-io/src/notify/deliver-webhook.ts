@@ -2,6 +2,7 @@ import {
   checkUrl,
   EgressRefusedError,
   egressAgents,
+  isDependencyOutage,
   PermanentJobError,
   signWebhook,
   type EgressPolicy,
@@ -26,7 +27,7 @@ export interface WebhookSettings {
  * network errors are retried by the job's backoff; any other answer (and an address the egress
  * policy refuses) fails it for good. Every attempt is logged. Redirects are not followed: a
  * receiver that moved must be given its new URL. Only the request's own failures count as
- * attempts: the database failing before the request (the secrets) or after it (recording the
+ * attempts: the database failing before the request (reading the secrets) or after it (recording the
  * outcome) is thrown as it is, and the job waits for the database without spending an attempt.
  * A request that was answered 2xx but could not be recorded is sent again, with the same
  * `webhook-id`, which receivers use to drop a delivery they already have.
@@ -40,10 +41,11 @@ export async function deliverWebhook(
   if (!delivery) throw new PermanentJobError(`webhook delivery ${deliveryId} does not exist`);
   if (delivery.state !== 'pending') return { skipped: `already ${delivery.state}` };
   const video = await deps.videos.find(delivery.videoId);
-  const secrets = await deps.settings.secrets.signing(delivery.tenantId);
+  const secrets = await signingSecrets(deps.settings.secrets, delivery.tenantId);
   const started = performance.now();
   let status: number;
   try {
+    if (secrets instanceof Error) throw secrets;
     status = await post(
       delivery,
       secrets,
@@ -70,6 +72,20 @@ export async function deliverWebhook(
   }
   await deps.webhooks.recordAttempt(delivery.id, { statusCode: status, error: null, durationMs: performance.now() - started }, 'delivered');
   return { status };
+}
+
+/**
+ * The tenant's signing secrets, or the error that kept them from being read as this attempt's
+ * failure (a secret the keyring cannot open). The database away is thrown as it is: no attempt
+ * was made, and none is recorded.
+ */
+async function signingSecrets(secrets: WebhookSecretsRepository, tenantId: string): Promise<Parameters<typeof signWebhook>[0] | Error> {
+  try {
+    return await secrets.signing(tenantId);
+  } catch (error) {
+    if (isDependencyOutage(error)) throw error;
+    return error instanceof Error ? error : new Error(String(error));
+  }
 }
 
 /** One signed POST of a delivery; resolves with a 2xx status, throws for anything else. */

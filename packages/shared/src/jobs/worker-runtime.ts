@@ -413,6 +413,8 @@ async function runJob(scope: WorkerScope, job: Job, token: string | undefined): 
 /**
  * BullMQ reports the locks Redis refused to renew but lets their processors run on: they are
  * stopped here, before a second run of the same job (handed out by the stall check) works beside them.
+ * BullMQ names the jobs, not the runs: should this process have taken the same job again
+ * meanwhile, both of its runs here stop, and the job goes back to the queue.
  */
 function stopRunsThatLostTheirLock(scope: WorkerScope, worker: Worker): void {
   worker.on('lockRenewalFailed', (jobIds) => {

@@ -7,7 +7,6 @@ import type { QueueContext } from '../jobs/queue-registry.js';
 import type { VideoSignals } from '../jobs/video-signals.js';
 import { syncQueue } from '../queues/sync.js';
 import { parseSource } from '../sources.js';
-import { hasControlCharacters } from '../text.js';
 import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
 import { chainSteps, parentFlowStep, VIDEO_STEPS, videoSideJobId } from './video-flow.js';
 
@@ -79,7 +78,7 @@ export class VideoPipelineProducer {
       const parsed = parseSource(submission.source);
       const where = (field: string) => (items.length > 1 ? `videos.${index}.${field}: ` : '');
       if (!parsed.ok) throw new InvalidSubmissionError(`${where('source')}${parsed.reason}`);
-      if (submission.title && hasControlCharacters(submission.title)) throw new InvalidSubmissionError(`${where('title')}title contains control characters`);
+      if (submission.title?.includes('\u0000')) throw new InvalidSubmissionError(`${where('title')}title contains a NUL character`);
       if (parsed.source.kind === 'http' && /(^|\.)(youtube\.com|youtu\.be)$/i.test(parsed.source.url.hostname)) {
         throw new InvalidSubmissionError(
           `${where('source')}YouTube pages are not media files: submit the video file as source and its YouTube id as youtubeId`,
