@@ -106,6 +106,32 @@ describe('failed authentication in parallel', () => {
     expect(after.body.detail).toBe('API key is not valid');
   });
 
+  it('answers 503, not 401, while stored keys cannot be looked up, and counts no failed authentication', async () => {
+    const service = createService('producer', { ...env.config, authFailuresPerMinute: 3, queuePrefix: `${env.config.queuePrefix}:lookup` });
+    started.push(service);
+    let down = true;
+    const producer = buildProducer(service, {
+      verifyKey: async () => {
+        if (down) throw new Error('Connection terminated unexpectedly');
+        return { id: 'k1', tenant: 'lookup', role: 'tenant', name: 'svc' } as never;
+      },
+    });
+    await new Promise<void>((resolve) => (producer.redis.status === 'ready' ? resolve() : producer.redis.once('ready', () => resolve())));
+    const stored = { authorization: 'Bearer cl_storedstored_storedstoredstoredstoredstoredst' };
+    const during: request.Response[] = [];
+    for (let attempt = 0; attempt < 6; attempt += 1) during.push(await request(producer.app).get('/v1/videos').set(stored));
+    expect(during.map((res) => res.status)).toEqual(Array(6).fill(503));
+    expect(during[0]!.body.detail).toMatch(/API keys cannot be checked now/);
+    // Six lookups failed against a limit of three failures: none counted, the key is let in once the database is back.
+    down = false;
+    expect((await request(producer.app).get('/v1/videos').set(stored)).status).toBe(200);
+    // Remembered now; a failing lookup again is a 503, not a revocation.
+    down = true;
+    expect((await request(producer.app).get('/v1/videos').set(stored)).status).toBe(503);
+    down = false;
+    expect((await request(producer.app).get('/v1/videos').set(stored)).status).toBe(200);
+  });
+
   it('folds IPv6 clients to their /64 and mapped IPv4 to IPv4', () => {
     expect(clientAddress('2001:db8:1:2:aaaa::1')).toBe(clientAddress('2001:db8:1:2:ffff:ffff:ffff:fffe'));
     expect(clientAddress('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');

@@ -201,6 +201,18 @@ describe('analyzeVideo on bad input', () => {
     expect(await ffmpegLingersOn(file)).toBe(false);
   });
 
+  it('refuses a picture too tall to sample (sampled frames and their batches would be huge)', async () => {
+    const file = path.join(dir, 'strip.mkv');
+    const { execFile } = await import('node:child_process');
+    await new Promise((resolve, reject) =>
+      execFile('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=20x400:rate=5', '-t', '1', '-c:v', 'ffv1', file], (error) =>
+        error ? reject(error) : resolve(null),
+      ),
+    );
+    expect((await failure(file)).message).toBe('a picture of 20x400 is too tall to analyse (at most 8 times as tall as wide)');
+    expect(await ffmpegLingersOn(file)).toBe(false);
+  });
+
   it('stops ffmpeg when the job is aborted', async () => {
     const controller = new AbortController();
     const long = await generateVideo({ path: path.join(dir, 'long.mp4'), segments: [20], width: 640, height: 360, audio: false });

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
 import { ANY_TENANT, clientAddress, tenantScope, type AuthFailureThrottle, type TenantScope } from '@clipline/shared';
-import { HttpProblem } from './problem.js';
+import { HttpProblem, serviceUnavailable } from './problem.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
@@ -116,9 +116,21 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
     return caller;
   };
   const remembered = new RememberedKeys();
+  /**
+   * A stored key looked up; a lookup that fails (the database away) is a 503 to retry, not a
+   * key refused: answered 401, a valid key would look revoked, and its address would soon be
+   * throttled for failed authentications.
+   */
+  const lookUp = async (key: string) => {
+    try {
+      return (await settings.verify?.(key)) ?? null;
+    } catch {
+      throw serviceUnavailable('API keys cannot be checked now (the database is unreachable); retry shortly');
+    }
+  };
   /** A stored key accepted before: looked up again (a revocation counts at once), without reserving an attempt. */
   const rememberedCaller = async (key: string, hex: string): Promise<Caller | undefined> => {
-    const stored = await settings.verify?.(key).catch(() => null);
+    const stored = await lookUp(key);
     if (!stored) return remembered.forget(hex);
     return remembered.remember(hex, { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin', name: stored.name });
   };
@@ -132,7 +144,12 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
     if (known && settings.probe) {
       const wait = await settings.probe.retryAfter(address, known, res);
       if (wait > 0) return next(tooManyFailures(wait));
-      const caller = known.principal.startsWith('key:') ? await rememberedCaller(match?.[1] ?? '', hex ?? '') : known;
+      let caller: Caller | undefined;
+      try {
+        caller = known.principal.startsWith('key:') ? await rememberedCaller(match?.[1] ?? '', hex ?? '') : known;
+      } catch (error) {
+        return next(error);
+      }
       if (caller) {
         res.locals.caller = caller;
         return next();
@@ -147,7 +164,14 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
     if (!match?.[1] || !presented) return refuse('Authorization header must be "Bearer <api key>"');
     let caller = configuredCaller(presented);
     if (!caller && settings.verify) {
-      const stored = await settings.verify(match[1]).catch(() => null);
+      let stored: Awaited<ReturnType<typeof lookUp>>;
+      try {
+        stored = await lookUp(match[1]);
+      } catch (error) {
+        // Not a failed authentication: the attempt is given back.
+        await attempt?.release();
+        return next(error);
+      }
       if (stored) caller = { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin', name: stored.name };
     }
     if (!caller) return refuse('API key is not valid');

@@ -65,11 +65,30 @@ export function idempotent(repository: IdempotencyRepository, handler: RequestHa
   };
 }
 
-/** Stores the handler's JSON answer before it is sent, so a retry that follows at once replays it. */
+/** Tries storing an answer again a few times (about a second in all) before giving up on it. */
+async function storeWithRetries(store: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await store();
+    } catch (error) {
+      if (attempt >= STORE_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** (attempt - 1)));
+    }
+  }
+}
+
+const STORE_ATTEMPTS = 4;
+
+/**
+ * Stores the handler's JSON answer before it is sent, so a retry that follows at once replays it.
+ * A store that fails is tried again: a key left in progress would let a retry after the lease
+ * run the request a second time. Should it still fail, the answer is sent all the same.
+ */
 function captureResponse(res: Response, store: (status: number, body: unknown) => Promise<void>): void {
   const json = res.json.bind(res);
   res.json = (body: unknown) => {
-    void store(res.statusCode, body)
+    const status = res.statusCode;
+    void storeWithRetries(() => store(status, body))
       .catch(() => {})
       .then(() => json(body))
       // Outside the handler, nothing else would hear an answer that cannot be sent.

@@ -109,6 +109,9 @@ type SourceFacts = Awaited<ReturnType<typeof probe>>;
  * on the source; their height follows once the probe does), so ffprobe's start-up is not paid
  * before the decode. `stop` ends the decode when the probe refuses the file.
  */
+/** The tallest picture analysed, in heights per width (a 9:16 portrait is 1.8). */
+const MAX_HEIGHT_PER_WIDTH = 8;
+
 function startSampling(settings: AnalysisSettings, file: string, facts: Promise<SourceFacts>, audio: AudioSink, signal: AbortSignal | undefined) {
   const stop = new AbortController();
   const samplingSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
@@ -121,6 +124,12 @@ function startSampling(settings: AnalysisSettings, file: string, facts: Promise<
       // ffmpeg's -2 rounds as sampleSize does, without its floor of 2 rows: a picture that wide gets none.
       if (Math.round((size.width * probed.height) / probed.width / 2) === 0) {
         throw new PermanentJobError(`a picture of ${probed.width}x${probed.height} is too wide to analyse`);
+      }
+      // A strip taller than wide by this much would make each sampled frame (and its batches) huge.
+      if (size.height > MAX_HEIGHT_PER_WIDTH * size.width) {
+        throw new PermanentJobError(
+          `a picture of ${probed.width}x${probed.height} is too tall to analyse (at most ${MAX_HEIGHT_PER_WIDTH} times as tall as wide)`,
+        );
       }
       return size.height;
     }),

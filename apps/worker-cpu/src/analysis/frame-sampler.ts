@@ -110,7 +110,8 @@ async function startSampler(tools: FfmpegTools, options: SampleOptions, audio: A
 
 /** Input `file` and an output of its first video stream as scaled RGB24 frames on stdout (sampling's filter chain). */
 export function rawFramesFrom(file: string, fps: number, width: number, height: number): string[] {
-  return ['-i', file, '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', samplingFilter(fps, width, height), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+  // `V`: the first video stream that is not an attached picture (an MP4's cover art may come first).
+  return ['-i', file, '-map', '0:V:0', '-an', '-sn', '-dn', '-vf', samplingFilter(fps, width, height), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
 }
 
 /**
@@ -180,6 +181,9 @@ async function* readBatches(
           ({ run, reader } = await startSampler(tools, options, undefined));
           continue;
         }
+        // Killed by a signal we did not send (the kernel's OOM killer, say): a condition of the
+        // machine, not of the file, so the job is tried again.
+        if (signal !== null) throw new Error(`decoding stopped: ffmpeg was killed by ${signal}`);
         throw new PermanentJobError(`decoding failed (ffmpeg: ${detail})`);
       }
       const tail = reader.tail();

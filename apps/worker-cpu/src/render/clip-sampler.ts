@@ -86,8 +86,9 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
     }
     const { code, signal } = await run.exited;
     if (options.signal?.aborted) throw options.signal.reason ?? new Error('sampling the clip aborted');
-    if (code !== 0)
-      throw new PermanentJobError(`decoding the clip failed (ffmpeg: ${run.stderr.lastLines() || (signal ? `killed by ${signal}` : `exit code ${code}`)})`);
+    // Killed by a signal we did not send (the OOM killer, say): the machine's condition, tried again.
+    if (signal !== null) throw new Error(`decoding the clip stopped: ffmpeg was killed by ${signal}`);
+    if (code !== 0) throw new PermanentJobError(`decoding the clip failed (ffmpeg: ${run.stderr.lastLines() || `exit code ${code}`})`);
     const count = Math.floor(filled / frameBytes);
     if (count > 0) yield { firstIndex: nextIndex, count, frames: batch.slice(0, count * frameBytes) };
     finished = true;

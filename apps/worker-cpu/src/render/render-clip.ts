@@ -360,7 +360,7 @@ export function encodeArgs(
     source,
     ...(typeof audio === 'object' ? ['-i', audio.file] : []),
     '-filter_complex',
-    `[0:v:0]${job.filter},split=2[clip][still];[still]trim=start=${still},trim=end_frame=1[thumbnail]`,
+    `[0:V:0]${job.filter},split=2[clip][still];[still]trim=start=${still},trim=end_frame=1[thumbnail]`,
     '-map',
     '[clip]',
     '-c:v',
