@@ -91,6 +91,34 @@ class RememberedKeys {
   }
 }
 
+/**
+ * Keys kept hashed in the database, looked up on every request that presents one. A lookup that
+ * fails (the database away) is a 503 to retry, not a key refused: answered 401, a valid key would
+ * look revoked, and its address would soon be throttled for failed authentications.
+ */
+class StoredKeys {
+  readonly remembered = new RememberedKeys();
+
+  constructor(private readonly verify: KeyVerifier | undefined) {}
+
+  /** The caller of a stored key, or undefined for a key the database does not hold (or revoked). */
+  async lookUp(key: string): Promise<Caller | undefined> {
+    let found: Awaited<ReturnType<KeyVerifier>> | undefined;
+    try {
+      found = await this.verify?.(key);
+    } catch {
+      throw serviceUnavailable('API keys cannot be checked now (the database is unreachable); retry shortly');
+    }
+    return found ? { principal: `key:${found.id}`, tenant: found.tenant, admin: found.role === 'admin', name: found.name } : undefined;
+  }
+
+  /** A stored key accepted before: looked up again (a revocation counts at once), without reserving an attempt. */
+  async recheck(key: string, hex: string): Promise<Caller | undefined> {
+    const caller = await this.lookUp(key);
+    return caller ? this.remembered.remember(hex, caller) : this.remembered.forget(hex);
+  }
+}
+
 const BEARER = /^Bearer\s+([\x21-\x7e]{1,512})\s*$/i;
 
 /**
@@ -115,38 +143,20 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
     for (const candidate of configured) if (timingSafeEqual(candidate.digest, presented)) caller = candidate.caller;
     return caller;
   };
-  const remembered = new RememberedKeys();
-  /**
-   * A stored key looked up; a lookup that fails (the database away) is a 503 to retry, not a
-   * key refused: answered 401, a valid key would look revoked, and its address would soon be
-   * throttled for failed authentications.
-   */
-  const lookUp = async (key: string) => {
-    try {
-      return (await settings.verify?.(key)) ?? null;
-    } catch {
-      throw serviceUnavailable('API keys cannot be checked now (the database is unreachable); retry shortly');
-    }
-  };
-  /** A stored key accepted before: looked up again (a revocation counts at once), without reserving an attempt. */
-  const rememberedCaller = async (key: string, hex: string): Promise<Caller | undefined> => {
-    const stored = await lookUp(key);
-    if (!stored) return remembered.forget(hex);
-    return remembered.remember(hex, { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin', name: stored.name });
-  };
+  const stored = new StoredKeys(settings.verify);
   return async (req, res, next) => {
     const address = clientAddress(req.socket.remoteAddress);
     const header = req.get('authorization');
     const match = header ? BEARER.exec(header) : null;
     const presented = match?.[1] ? digest(match[1]) : undefined;
     const hex = presented?.toString('hex');
-    const known = presented && settings.probe ? (configuredCaller(presented) ?? remembered.get(hex)) : undefined;
+    const known = presented && settings.probe ? (configuredCaller(presented) ?? stored.remembered.get(hex)) : undefined;
     if (known && settings.probe) {
       const wait = await settings.probe.retryAfter(address, known, res);
       if (wait > 0) return next(tooManyFailures(wait));
       let caller: Caller | undefined;
       try {
-        caller = known.principal.startsWith('key:') ? await rememberedCaller(match?.[1] ?? '', hex ?? '') : known;
+        caller = known.principal.startsWith('key:') ? await stored.recheck(match?.[1] ?? '', hex ?? '') : known;
       } catch (error) {
         return next(error);
       }
@@ -164,18 +174,16 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
     if (!match?.[1] || !presented) return refuse('Authorization header must be "Bearer <api key>"');
     let caller = configuredCaller(presented);
     if (!caller && settings.verify) {
-      let stored: Awaited<ReturnType<typeof lookUp>>;
       try {
-        stored = await lookUp(match[1]);
+        caller = await stored.lookUp(match[1]);
       } catch (error) {
         // Not a failed authentication: the attempt is given back.
         await attempt?.release();
         return next(error);
       }
-      if (stored) caller = { principal: `key:${stored.id}`, tenant: stored.tenant, admin: stored.role === 'admin', name: stored.name };
     }
     if (!caller) return refuse('API key is not valid');
-    if (caller.principal.startsWith('key:') && hex) remembered.remember(hex, caller);
+    if (caller.principal.startsWith('key:') && hex) stored.remembered.remember(hex, caller);
     await attempt?.release();
     res.locals.caller = caller;
     return next();
