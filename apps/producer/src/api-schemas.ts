@@ -5,17 +5,13 @@
 import { clipAspect, clipOptions, hasControlCharacters } from '@clipline/shared';
 import { z } from 'zod';
 
-/** A refinement naming the field whose text holds a control character (see `hasControlCharacters`). */
-export const withoutControlCharacters = (field: string) =>
-  [(value: string) => !hasControlCharacters(value), `${field} must not contain control characters`] as const;
-
 /** A refinement naming the field whose text holds a NUL, which PostgreSQL cannot store (tabs and line breaks are fine). */
 export const withoutNul = (field: string) => [(value: string) => !value.includes('\u0000'), `${field} must not contain NUL characters`] as const;
 
 const httpUrl = z
   .string()
   .max(2048, 'callbackUrl is longer than 2048 characters')
-  .refine(...withoutControlCharacters('callbackUrl'))
+  .refine((value) => !hasControlCharacters(value), 'callbackUrl must not contain control characters')
   .refine((value) => {
     try {
       const url = new URL(value);

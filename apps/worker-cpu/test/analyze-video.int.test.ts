@@ -189,27 +189,24 @@ describe('analyzeVideo on bad input', () => {
     expect(await ffmpegLingersOn(file)).toBe(false);
   });
 
-  it('refuses a picture too wide to sample (no row at 160 px wide)', async () => {
-    const file = path.join(dir, 'ribbon.mkv');
+  /** One second of ffmpeg's test pattern at `size`, losslessly: no encoder rounds the size. */
+  async function pattern(name: string, size: string): Promise<string> {
+    const file = path.join(dir, name);
     const { execFile } = await import('node:child_process');
     await new Promise((resolve, reject) =>
-      execFile('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=4000x20:rate=5', '-t', '1', '-c:v', 'ffv1', file], (error) =>
+      execFile('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=${size}:rate=5`, '-t', '1', '-c:v', 'ffv1', file], (error) =>
         error ? reject(error) : resolve(null),
       ),
     );
-    expect((await failure(file)).message).toBe('a picture of 4000x20 is too wide to analyse');
-    expect(await ffmpegLingersOn(file)).toBe(false);
-  });
+    return file;
+  }
 
-  it('refuses a picture too tall to sample (sampled frames and their batches would be huge)', async () => {
-    const file = path.join(dir, 'strip.mkv');
-    const { execFile } = await import('node:child_process');
-    await new Promise((resolve, reject) =>
-      execFile('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=20x400:rate=5', '-t', '1', '-c:v', 'ffv1', file], (error) =>
-        error ? reject(error) : resolve(null),
-      ),
-    );
-    expect((await failure(file)).message).toBe('a picture of 20x400 is too tall to analyse (at most 8 times as tall as wide)');
+  it.each([
+    ['wide', 'ribbon.mkv', '4000x20', 'a picture of 4000x20 is too wide to analyse'],
+    ['tall', 'strip.mkv', '20x400', 'a picture of 20x400 is too tall to analyse (at most 8 times as tall as wide)'],
+  ])('refuses a picture too %s to sample (no row at 160 px wide; frames and batches too large)', async (_shape, name, size, reason) => {
+    const file = await pattern(name, size);
+    expect((await failure(file)).message).toBe(reason);
     expect(await ffmpegLingersOn(file)).toBe(false);
   });
 

@@ -9,6 +9,7 @@ export * from './metrics.js';
 export * from './storage.js';
 export * from './sources.js';
 export * from './text.js';
+export * from './retries.js';
 export * from './queues/index.js';
 export * from './jobs/payload.js';
 export * from './jobs/queue-registry.js';

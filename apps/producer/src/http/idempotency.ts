@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
-import type { IdempotencyRepository } from '@clipline/shared';
+import { type IdempotencyRepository, withRetries } from '@clipline/shared';
 import { principalOf } from './auth.js';
 import { HttpProblem } from './problem.js';
 
@@ -65,19 +65,8 @@ export function idempotent(repository: IdempotencyRepository, handler: RequestHa
   };
 }
 
-/** Tries storing an answer again a few times (about a second in all) before giving up on it. */
-async function storeWithRetries(store: () => Promise<void>): Promise<void> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await store();
-    } catch (error) {
-      if (attempt >= STORE_ATTEMPTS) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** (attempt - 1)));
-    }
-  }
-}
-
-const STORE_ATTEMPTS = 4;
+/** A store is tried this often, about a second in all (100, 200, 400 ms between tries). */
+const STORE_RETRIES = { attempts: 4, firstDelayMs: 100 };
 
 /**
  * Stores the handler's JSON answer before it is sent, so a retry that follows at once replays it.
@@ -88,7 +77,7 @@ function captureResponse(res: Response, store: (status: number, body: unknown) =
   const json = res.json.bind(res);
   res.json = (body: unknown) => {
     const status = res.statusCode;
-    void storeWithRetries(() => store(status, body))
+    void withRetries(() => store(status, body), STORE_RETRIES)
       .catch(() => {})
       .then(() => json(body))
       // Outside the handler, nothing else would hear an answer that cannot be sent.

@@ -6,6 +6,7 @@
  */
 import type { VideosRepository } from '../db/videos-repository.js';
 import type { CancellationSource, FinalFailure, JobPolicy } from '../jobs/worker-runtime.js';
+import { withRetries } from '../retries.js';
 import { essentialStepOfJob, isOptionalStepJob, optionalStepOfJob } from './video-flow.js';
 
 /** How long a job waits before running again when a dependency is unreachable. */
@@ -19,26 +20,12 @@ const OUTAGE_RETRY_MS = 2000;
 const SETTLE_ATTEMPTS = 12;
 const SETTLE_FIRST_DELAY_MS = 1000;
 const SETTLE_MAX_DELAY_MS = 30_000;
+const settling = (attempts: number) => ({ attempts, firstDelayMs: SETTLE_FIRST_DELAY_MS, maxDelayMs: SETTLE_MAX_DELAY_MS });
 
 const videoIdOf = (data: unknown): string | undefined => {
   const videoId = (data as { videoId?: unknown } | null)?.videoId;
   return typeof videoId === 'string' ? videoId : undefined;
 };
-
-async function withRetries(
-  work: () => Promise<void>,
-  attempts: number,
-  sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)),
-): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if (attempt >= attempts) throw error;
-      await sleep(Math.min(SETTLE_MAX_DELAY_MS, SETTLE_FIRST_DELAY_MS * 2 ** (attempt - 1)));
-    }
-  }
-}
 
 /**
  * An essential job that failed for good, however it failed (including a worker dying on it until
@@ -51,11 +38,11 @@ export function failVideoOnFinalFailure(videos: VideosRepository, attempts = SET
   return async ({ queue, name, data, reason }: FinalFailure): Promise<void> => {
     const videoId = videoIdOf(data);
     const optional = optionalStepOfJob(queue, name);
-    if (optional && videoId) return withRetries(() => videos.failUnsettledStep(videoId, optional, `${optional}: ${reason}`), attempts);
+    if (optional && videoId) return withRetries(() => videos.failUnsettledStep(videoId, optional, `${optional}: ${reason}`), settling(attempts));
     const step = essentialStepOfJob(queue, name);
     if (!step || !videoId) return;
     const stepReason = reason.startsWith(`${step}:`) ? reason : `${step}: ${reason}`;
-    await withRetries(() => videos.failVideo(videoId, step, stepReason), attempts);
+    await withRetries(() => videos.failVideo(videoId, step, stepReason), settling(attempts));
   };
 }
 
