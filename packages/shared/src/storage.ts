@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { WriteStream } from 'node:fs';
 import { lstat, mkdir, opendir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -65,6 +66,22 @@ async function bytesAt(full: string): Promise<number> {
  */
 export function partFileFor(target: string): string {
   return `${target}.${randomUUID().slice(0, 8)}.part`;
+}
+
+/**
+ * Removes a `.part` file once `writer` (the stream that wrote it, if one was made) has let go
+ * of it. A write stream destroyed while it is still opening its file creates the file after
+ * the failure is reported, so removing it at once could leave the `.part` behind.
+ */
+export async function discardPart(partial: string, writer?: WriteStream): Promise<void> {
+  if (writer && !writer.closed) {
+    await new Promise<void>((resolve) => {
+      writer.once('close', resolve);
+      writer.on('error', () => {}); // the failure being handled already reported it
+      writer.destroy();
+    });
+  }
+  await rm(partial, { force: true });
 }
 
 /**

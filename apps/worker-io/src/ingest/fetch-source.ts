@@ -5,6 +5,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   checkUrl,
+  discardPart,
   EgressRefusedError,
   egressAgents,
   isAllowedFilePath,
@@ -80,11 +81,12 @@ function progressReporter(hooks: FetchHooks, size: () => number): (copied: numbe
  */
 async function copyInto(from: NodeJS.ReadableStream, target: string, limit: Transform, hooks: FetchHooks): Promise<string> {
   const partial = partFileFor(target);
+  const writer = createWriteStream(partial);
   try {
-    await pipeline(from, limit, createWriteStream(partial), ...(hooks.signal ? [{ signal: hooks.signal }] : []));
+    await pipeline(from, limit, writer, ...(hooks.signal ? [{ signal: hooks.signal }] : []));
     return partial;
   } catch (error) {
-    await rm(partial, { force: true });
+    await discardPart(partial, writer);
     throw error;
   }
 }

@@ -2,13 +2,13 @@
  * The one module that talks HTTP (got) for the provider clients: keep-alive agents, timeouts,
  * retries of idempotent GETs only, and the mapping of every failure to a {@link ProviderError}.
  */
-import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { partFileFor, removeOtherParts, type SpanOptions, withSpan } from '@clipline/shared';
+import { discardPart, partFileFor, removeOtherParts, type SpanOptions, withSpan } from '@clipline/shared';
 import got, { RequestError, type Got, type Method, type OptionsOfBufferResponseBody, type Response } from 'got';
 import {
   ProviderError,
@@ -202,6 +202,7 @@ export class ProviderHttp {
     let bytes = 0;
     let contentType: string | undefined;
     let head: Buffer | undefined;
+    let writer: WriteStream | undefined;
     const provider = this.options.provider;
     const inspector = new Transform({
       transform(chunk: Buffer, _encoding, callback: TransformCallback) {
@@ -226,13 +227,14 @@ export class ProviderHttp {
         throw this.statusFailure(response.statusCode ?? 0, response.headers, Buffer.concat(chunks), request);
       }
       contentType = response.headers['content-type'];
-      await pipeline(stream, inspector, createWriteStream(partial));
+      writer = createWriteStream(partial);
+      await pipeline(stream, inspector, writer);
       if (bytes === 0) throw new ProviderInvalidResponseError(provider, `${provider} answered 200 with an empty body`);
       await rename(partial, destination);
       return { bytes, contentType };
     } catch (thrown) {
       stream.destroy();
-      await rm(partial, { force: true });
+      await discardPart(partial, writer);
       throw thrown instanceof ProviderError ? thrown : this.failure(thrown, request);
     }
   }
