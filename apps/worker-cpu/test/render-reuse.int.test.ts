@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
@@ -14,6 +14,7 @@ import {
   AnalysisRepository,
   createLogger,
   LocalStorage,
+  PermanentJobError,
   readMp4Movie,
   videoStorageKey,
   VideosRepository,
@@ -238,5 +239,57 @@ describe('rendering on the interest profiles analysis kept', () => {
     // A span ending before the frames do still needs every frame up to its end.
     const cut = await storedAnalysis({ videos, analyses, storage }, videoId, { startSeconds: 1, endSeconds: 3 }, ANALYSIS_FPS);
     expect(cut?.frames?.list.length).toBe(20);
+  });
+});
+
+describe('a render whose ffmpeg stalls (a source on a FIFO nobody writes, as a hung mount would)', () => {
+  const facts = { durationSeconds: 6, width: 640, height: 360, hasAudio: false };
+  const frames = Array.from({ length: 30 }, (_, k) => ({ timeSeconds: 2 + k / 10, sharpness: 10, contentScore: 1 }));
+  let fifo: string;
+  let folder: string;
+
+  beforeAll(async () => {
+    folder = await mkdtemp(path.join(env.config.storageDir, 'stalled-'));
+    fifo = path.join(folder, 'source.fifo');
+    await run('mkfifo', [fifo]);
+  });
+
+  async function stalledRender(aspect: '16:9' | '9:16'): Promise<Error> {
+    const cores = new RenderCores(2);
+    const videoFile = path.join(folder, `${aspect.replace(':', 'x')}.mp4`);
+    const started = Date.now();
+    const failure = await renderClip(
+      { ...settings, cores, stallTimeoutMs: 300 },
+      {
+        source: fifo,
+        startSeconds: 2,
+        endSeconds: 5,
+        aspect,
+        videoFile,
+        thumbnailFile: `${videoFile}.jpg`,
+        analysis: { facts, frames: { fps: 10, list: frames } },
+      },
+    ).then(
+      () => new Error('rendered'),
+      (thrown: Error) => thrown,
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+    // The render's share of the cores is given back, and nothing of it is left in storage.
+    expect(cores.running).toBe(0);
+    expect((await readdir(folder)).sort()).toEqual(['source.fifo']);
+    return failure;
+  }
+
+  it('an encode that makes no progress is stopped and fails to be tried again', async () => {
+    // 16:9 of a 16:9 source: the window cannot move and analysis chose the thumbnail, so the encode is the only run.
+    const failure = await stalledRender('16:9');
+    expect(failure.message).toBe('rendering the clip stalled: ffmpeg made no progress for 0.3 s and was stopped');
+    expect(failure).not.toBeInstanceOf(PermanentJobError);
+  });
+
+  it('sampling the clip to follow the action is stopped likewise', async () => {
+    const failure = await stalledRender('9:16');
+    expect(failure.message).toBe('decoding the clip stalled: ffmpeg produced nothing for 0.3 s and was stopped');
+    expect(failure).not.toBeInstanceOf(PermanentJobError);
   });
 });

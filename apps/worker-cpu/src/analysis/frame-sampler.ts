@@ -4,6 +4,7 @@ import { PermanentJobError } from '@clipline/shared';
 import { loudnessOutputs } from './audio-loudness.js';
 import { FrameBuffers } from './batch-pipeline.js';
 import { spawnTool, type FfmpegTools, type SpawnedTool } from './ffmpeg.js';
+import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from './stall-watchdog.js';
 
 export interface SampleOptions {
   file: string;
@@ -157,7 +158,7 @@ async function* readBatches(
 ): AsyncGenerator<SampledBatch> {
   let { run, reader } = await started;
   let audio = options.audio;
-  const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 60_000, () => run.kill());
+  const watchdog = new StallWatchdog(options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, () => run.kill());
   let finished = false;
   try {
     const frameBytes = options.width * (await height) * 3;
@@ -323,43 +324,5 @@ class BatchReader {
     const resolve = this.wake;
     this.wake = undefined;
     resolve?.();
-  }
-}
-
-/**
- * Fires when the sampler has waited on ffmpeg longer than the timeout. Only waiting counts: while
- * the consumer holds a batch, ffmpeg is blocked on the pipe by design.
- */
-class StallWatchdog {
-  fired = false;
-  private waitingSince: number | null = null;
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(
-    readonly timeoutMs: number,
-    onStall: () => void,
-  ) {
-    this.timer = setInterval(
-      () => {
-        if (this.waitingSince !== null && Date.now() - this.waitingSince > timeoutMs && !this.fired) {
-          this.fired = true;
-          onStall();
-        }
-      },
-      Math.max(50, Math.min(1000, timeoutMs / 4)),
-    );
-    this.timer.unref();
-  }
-
-  waiting(): void {
-    this.waitingSince = Date.now();
-  }
-
-  busy(): void {
-    this.waitingSince = null;
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
   }
 }

@@ -2,6 +2,7 @@ import { PermanentJobError } from '@clipline/shared';
 import { spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
 import { FrameBuffers } from '../analysis/batch-pipeline.js';
 import { rawFramesFrom, type SampledBatch } from '../analysis/frame-sampler.js';
+import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '../analysis/stall-watchdog.js';
 
 /** The AAC settings of every clip's sound, wherever it is encoded. */
 export const CLIP_AUDIO = ['-c:a', 'aac', '-b:a', '128k'] as const;
@@ -22,6 +23,11 @@ export interface ClipSampling {
   audioTarget?: string | undefined;
   /** Decoder threads; undefined lets ffmpeg choose. */
   threads?: number | undefined;
+  /**
+   * Milliseconds ffmpeg may go without a byte while it is waited on; past that it is killed and
+   * the render fails, to be tried again. @defaultValue 60000
+   */
+  stallTimeoutMs?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -69,8 +75,11 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
   let filled = 0;
   let nextIndex = 0;
   let finished = false;
+  const watchdog = new StallWatchdog(options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, () => run.kill());
+  watchdog.waiting();
   try {
     for await (const chunk of stdout as AsyncIterable<Buffer>) {
+      watchdog.waiting();
       for (let offset = 0; offset < chunk.length; ) {
         const take = Math.min(chunk.length - offset, batchBytes - filled);
         batch.set(chunk.subarray(offset, offset + take), filled);
@@ -80,12 +89,16 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
         const full = batch;
         batch = buffers.take();
         filled = 0;
+        // The consumer's time with a batch is not ffmpeg's.
+        watchdog.busy();
         yield { firstIndex: nextIndex, count: options.batchFrames, frames: full, recycle };
+        watchdog.waiting();
         nextIndex += options.batchFrames;
       }
     }
     const { code, signal } = await run.exited;
     if (options.signal?.aborted) throw options.signal.reason ?? new Error('sampling the clip aborted');
+    if (watchdog.fired) throw new Error(`decoding the clip stalled: ffmpeg produced nothing for ${watchdog.timeoutMs / 1000} s and was stopped`);
     // Killed by a signal we did not send (the OOM killer, say): the machine's condition, tried again.
     if (signal !== null) throw new Error(`decoding the clip stopped: ffmpeg was killed by ${signal}`);
     if (code !== 0) throw new PermanentJobError(`decoding the clip failed (ffmpeg: ${run.stderr.lastLines() || `exit code ${code}`})`);
@@ -93,6 +106,7 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
     if (count > 0) yield { firstIndex: nextIndex, count, frames: batch.slice(0, count * frameBytes) };
     finished = true;
   } finally {
+    watchdog.stop();
     if (!finished && run.running()) run.kill();
     await run.exited.catch(() => {});
   }

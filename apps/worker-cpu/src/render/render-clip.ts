@@ -4,6 +4,7 @@ import path from 'node:path';
 import { PermanentJobError, partFileFor, removeOtherParts, type ClipAspect } from '@clipline/shared';
 import { runBatchPipeline } from '../analysis/batch-pipeline.js';
 import { expectSuccess, probe, spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
+import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '../analysis/stall-watchdog.js';
 import { sampleSize } from '../analysis/frame-sampler.js';
 import type { CpuPool } from '../analysis/pool.js';
 import { detectCutFrames } from '../analysis/scene-cuts.js';
@@ -32,6 +33,12 @@ export interface RenderSettings {
   sampleWidth?: number;
   /** Shares the process's cores between renders running at once; absent, ffmpeg picks its threads. */
   cores?: RenderCores;
+  /**
+   * Milliseconds an ffmpeg run of the render may go without progress (no frame sampled, no
+   * frame encoded); past that it is killed and the render fails, to be tried again.
+   * @defaultValue 60000
+   */
+  stallTimeoutMs?: number;
 }
 
 export interface RenderRequest {
@@ -263,6 +270,7 @@ async function sampleInterest(
     durationSeconds: target.durationSeconds,
     audioTarget: target.audioTarget,
     threads: target.threads,
+    stallTimeoutMs: settings.stallTimeoutMs,
     signal,
   });
   await runBatchPipeline(batches, {
@@ -402,17 +410,34 @@ async function encode(
   hooks: RenderHooks,
 ): Promise<void> {
   const run = await spawnTool(settings.tools.ffmpegPath, encodeArgs(source, job, settings, targets), hooks.signal);
+  // ffmpeg reports twice a second; a run whose frame count and output time stand still (a
+  // source on a hung mount, a wedged filter) is stopped instead of holding a render slot.
+  const watchdog = new StallWatchdog(settings.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, () => run.kill());
+  watchdog.waiting();
+  const reached = { frame: '', out_time_us: '' };
   run.output.stdout.setEncoding('utf8');
   let pending = '';
   run.output.stdout.on('data', (chunk: string) => {
     const lines = (pending + chunk).split('\n');
     pending = lines.pop() ?? '';
     for (const line of lines) {
-      const done = /^out_time_us=(\d+)/.exec(line);
-      if (!done) continue;
-      const fraction = Math.min(1, Number(done[1]) / 1e6 / job.durationSeconds);
+      const [key, value = ''] = line.split('=', 2);
+      if ((key === 'frame' || key === 'out_time_us') && value !== reached[key]) {
+        reached[key] = value;
+        watchdog.waiting();
+      }
+      if (key !== 'out_time_us' || !/^\d+$/.test(value)) continue;
+      const fraction = Math.min(1, Number(value) / 1e6 / job.durationSeconds);
       void Promise.resolve(hooks.onProgress?.(FOLLOW_SHARE + (ENCODE_END - FOLLOW_SHARE) * fraction)).catch(() => {});
     }
   });
-  await expectSuccess(run, 'rendering the clip failed', hooks.signal);
+  try {
+    await expectSuccess(run, 'rendering the clip failed', hooks.signal);
+  } catch (error) {
+    if (watchdog.fired && !hooks.signal?.aborted)
+      throw new Error(`rendering the clip stalled: ffmpeg made no progress for ${watchdog.timeoutMs / 1000} s and was stopped`);
+    throw error;
+  } finally {
+    watchdog.stop();
+  }
 }

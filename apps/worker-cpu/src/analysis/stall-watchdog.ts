@@ -1,0 +1,42 @@
+/** Milliseconds an ffmpeg run may go without progress before it is stopped. */
+export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
+
+/**
+ * Fires once when ffmpeg has been waited on longer than the timeout without progress. Only
+ * waiting counts: while a consumer holds what ffmpeg gave (a batch of frames), ffmpeg is
+ * blocked on its pipe by design, and the caller says so with {@link busy}.
+ */
+export class StallWatchdog {
+  fired = false;
+  private waitingSince: number | null = null;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    readonly timeoutMs: number,
+    onStall: () => void,
+  ) {
+    this.timer = setInterval(
+      () => {
+        if (this.waitingSince !== null && Date.now() - this.waitingSince > timeoutMs && !this.fired) {
+          this.fired = true;
+          onStall();
+        }
+      },
+      Math.max(50, Math.min(1000, timeoutMs / 4)),
+    );
+    this.timer.unref();
+  }
+
+  /** Waiting on ffmpeg from now on (also: it made progress, the wait starts again). */
+  waiting(): void {
+    this.waitingSince = Date.now();
+  }
+
+  busy(): void {
+    this.waitingSince = null;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
