@@ -166,6 +166,15 @@ describe('analyzeVideo on bad input', () => {
     expect((await failure(file)).message).toBe('no video stream (the file holds only audio)');
   });
 
+  it('refuses an audio file with a cover picture, naming the picture for what it is', async () => {
+    const file = path.join(dir, 'song.mp3');
+    const { execFile } = await import('node:child_process');
+    const args = ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=duration=2', '-f', 'lavfi', '-i', 'color=c=red:s=64x64:d=1', '-frames:v', '1'];
+    const cover = ['-map', '0:a', '-map', '1:v', '-c:v', 'mjpeg', '-disposition:v', 'attached_pic', '-id3v2_version', '3', file];
+    await new Promise((resolve, reject) => execFile('ffmpeg', [...args, ...cover], (error) => (error ? reject(error) : resolve(null))));
+    expect((await failure(file)).message).toBe('no video stream (the file holds only audio and a cover picture)');
+  });
+
   /** Whether an ffmpeg reading `file` is still running, after up to 2 s for it to be reaped. */
   async function ffmpegLingersOn(file: string): Promise<boolean> {
     const { readdir } = await import('node:fs/promises');

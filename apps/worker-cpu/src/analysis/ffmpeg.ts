@@ -283,9 +283,10 @@ export async function ffprobeFacts(tools: FfmpegTools, file: string, signal?: Ab
   const streams = parsed.streams ?? [];
   const video = streams.find((stream) => stream.codec_type === 'video' && !stream.disposition?.attached_pic);
   if (!video) {
-    const kinds = [...new Set(streams.map((stream) => stream.codec_type ?? 'unknown'))];
+    // A cover picture (an MP3's or M4A's album art) is a video stream to ffprobe, not a video.
+    const kinds = [...new Set(streams.map((stream) => (stream.disposition?.attached_pic ? 'a cover picture' : (stream.codec_type ?? 'unknown'))))];
     throw new PermanentJobError(
-      kinds.length ? `no video stream (the file holds only ${kinds.join(', ')})` : 'no video stream (the file holds no streams at all)',
+      kinds.length ? `no video stream (the file holds only ${kinds.join(' and ')})` : 'no video stream (the file holds no streams at all)',
     );
   }
   const durationSeconds = Number(parsed.format?.duration ?? video.duration);
