@@ -146,6 +146,7 @@ describe('the admin in a browser', () => {
       const audit = page.locator('tr[data-audit-action="retry-failed"]').first();
       await audit.waitFor({ timeout: 10_000 });
       expect(await audit.textContent()).toContain(`${ADMIN.username} (dashboard)`);
+      expect(await audit.locator('[data-audit-outcome]').textContent()).toBe('done');
       await page.waitForFunction(() => !document.querySelector('tr[data-failure-queue="sync"]'), undefined, { timeout: 10_000 });
       await page.screenshot({ path: path.join(SCREENSHOTS, 'overview-after-retry.png'), fullPage: true });
       await page.context().close();

@@ -19,15 +19,15 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
 
   it('records queue actions and lists them newest first, values read back as written', async () => {
     const audit = new QueueActionsRepository(database.db);
-    const first = await audit.record({
+    const first = await audit.start({
       actor: { name: 'ops-key', kind: 'api-key', tenant: 'acme' },
       action: 'retry-failed',
       queue: 'ingest',
       reasonFilter: 'timeout ✓ "quoted"',
-      affected: 12,
     });
     await new Promise((resolve) => setTimeout(resolve, 5));
-    const second = await audit.record({ actor: { name: 'admin', kind: 'dashboard' }, action: 'pause', queue: 'render', reasonFilter: null, affected: 0 });
+    await audit.finish(first, { affected: 12 });
+    const second = await audit.start({ actor: { name: 'admin', kind: 'dashboard' }, action: 'pause', queue: 'render', reasonFilter: null });
     const rows = await audit.recent(10);
     expect(rows.map((row) => row.id)).toEqual([second, first]);
     expect(rows[1]).toEqual({
@@ -40,8 +40,14 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       reasonFilter: 'timeout ✓ "quoted"',
       affected: 12,
       createdAt: expect.any(Date),
+      finishedAt: expect.any(Date),
+      error: null,
     });
-    expect(rows[0]).toMatchObject({ tenant: null, reasonFilter: null, affected: 0 });
+    expect(rows[1]!.finishedAt!.getTime()).toBeGreaterThan(rows[1]!.createdAt.getTime());
+    // Written before it runs: not finished yet. One that failed says why, a NUL made visible.
+    expect(rows[0]).toMatchObject({ tenant: null, reasonFilter: null, affected: 0, finishedAt: null, error: null });
+    await audit.finish(second, { affected: 0, error: 'Connection is closed \u0000' });
+    expect((await audit.recent(1))[0]).toMatchObject({ id: second, finishedAt: expect.any(Date), error: 'Connection is closed \ufffd' });
     expect(Math.abs((rows[0]?.createdAt.getTime() ?? 0) - Date.now())).toBeLessThan(60_000);
     expect(await audit.recent(1)).toHaveLength(1);
   });

@@ -6,7 +6,15 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { Queue, Worker } from 'bullmq';
-import { BreakerBoard, createMetricsRegistry, QueueActionsRepository, QueueOperations, VideosRepository, type RedisClient } from '@clipline/shared';
+import {
+  BreakerBoard,
+  createDatabase,
+  createMetricsRegistry,
+  QueueActionsRepository,
+  QueueOperations,
+  VideosRepository,
+  type RedisClient,
+} from '@clipline/shared';
 import { createDashboardApp } from '../src/app.js';
 import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -42,6 +50,19 @@ async function runJobs(count: number): Promise<void> {
   }
 }
 
+/** The dashboard over the queue, reading and writing the audit in `db`. */
+function dashboardOn(db: Db): ReturnType<typeof createDashboardApp> {
+  const audit = new QueueActionsRepository(db);
+  return createDashboardApp({
+    config: env.config,
+    metrics: createMetricsRegistry('dashboard'),
+    queues: [queue],
+    redis,
+    breakers: new BreakerBoard(redis, env.config.queuePrefix),
+    overview: { videos: new VideosRepository(db), audit, operations: new QueueOperations([queue], audit) },
+  });
+}
+
 beforeAll(async () => {
   env = await createTestEnvironment({
     DASHBOARD_USER: ADMIN.user,
@@ -51,16 +72,7 @@ beforeAll(async () => {
   });
   redis = connectRedis();
   queue = new Queue('ingest', { connection: redis, prefix: env.config.queuePrefix });
-  const audit = new QueueActionsRepository(env.db);
-  const app = createDashboardApp({
-    config: env.config,
-    metrics: createMetricsRegistry('dashboard'),
-    queues: [queue],
-    redis,
-    breakers: new BreakerBoard(redis, env.config.queuePrefix),
-    overview: { videos: new VideosRepository(env.db), audit, operations: new QueueOperations([queue], audit) },
-  });
-  server = http.createServer(app);
+  server = http.createServer(dashboardOn(env.db));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   await runJobs(8);
@@ -158,9 +170,11 @@ describe('queue actions from the overview', () => {
     expect(res.body).toMatchObject({ action: 'retry-failed', affected: 1, reasonFilter: 'source unreachable' });
     expect(await queue.getWaitingCount()).toBe(1);
     const [row] = await new QueueActionsRepository(env.db).recent();
-    expect(row).toMatchObject({ actor: ADMIN.user, actorKind: 'dashboard', tenant: null, action: 'retry-failed', queue: 'ingest', affected: 1 });
+    expect(row).toMatchObject({ actor: ADMIN.user, actorKind: 'dashboard', tenant: null, action: 'retry-failed', queue: 'ingest', affected: 1, error: null });
+    expect(row?.finishedAt).toBeInstanceOf(Date);
     const overview = await request(server).get('/overview.json').set(asViewer);
-    expect(overview.body.audit[0]).toMatchObject({ actor: ADMIN.user, action: 'retry-failed', reasonFilter: 'source unreachable', affected: 1 });
+    expect(overview.body.audit[0]).toMatchObject({ actor: ADMIN.user, action: 'retry-failed', reasonFilter: 'source unreachable', affected: 1, error: null });
+    expect(Date.parse(overview.body.audit[0].finishedAt)).toBeGreaterThanOrEqual(Date.parse(overview.body.audit[0].createdAt));
   });
 
   it('refuses a cross-origin action, an unknown action and an unknown queue', async () => {
@@ -169,5 +183,17 @@ describe('queue actions from the overview', () => {
     expect((await post('/overview/queues/ingest/actions', { action: 'obliterate' })).status).toBe(400);
     expect((await post('/overview/queues/nope/actions', { action: 'pause' })).status).toBe(404);
     expect(await queue.isPaused()).toBe(false);
+  });
+
+  it('runs no action the audit cannot record: with the database away, a pause is a 503 and the queue goes on', async () => {
+    const away = createDatabase({ url: 'postgres://postgres@127.0.0.1:1/test', schema: 'public', poolSize: 1 });
+    try {
+      const res = await request(dashboardOn(away)).post('/overview/queues/ingest/actions').set(asAdmin).send({ action: 'pause' });
+      expect(res.status).toBe(503);
+      expect(res.body.detail).toMatch(/^the queue action could not run: .*; retry shortly$/);
+      expect(await queue.isPaused()).toBe(false);
+    } finally {
+      await away.destroy().catch(() => {});
+    }
   });
 });

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { Queue, Worker } from 'bullmq';
-import { createService, DEV_ADMIN_API_KEY, DEV_API_KEY, QueueActionsRepository, syncQueue, type ServiceContext } from '@clipline/shared';
+import { createService, DEV_ADMIN_API_KEY, DEV_API_KEY, QueueActionsRepository, QueueOperations, syncQueue, type ServiceContext } from '@clipline/shared';
 import { buildProducer } from '../src/producer.js';
 import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -73,6 +73,8 @@ describe('admin queue operations', () => {
       ['discard-failed', 'sync', 'bad payload', 1, 'api-key'],
       ['retry-failed', 'sync', 'timeout', 2, 'api-key'],
     ]);
+    // Each row was written before its action ran, and completed once it had.
+    expect(audit.every((row) => row.finishedAt !== null && row.finishedAt >= row.createdAt && row.error === null)).toBe(true);
     expect(audit[0]?.actor).toMatch(/^config:/);
     expect(audit[0]?.tenant).toMatch(/^admin-/);
     expect(audit[0]?.id).toBe(all.body.auditId);
@@ -119,6 +121,42 @@ describe('admin queue operations', () => {
     expect(bad.status).toBe(400);
     expect(await queue.isPaused()).toBe(false);
     expect((await new QueueActionsRepository(env.db).recent(100)).length).toBe(before);
+  });
+
+  it('runs no action the audit cannot record: a database that is away is a 503, and the queue is left as it was', async () => {
+    const away = createService('producer', { ...env.config, databaseUrl: 'postgres://postgres@127.0.0.1:1/test' });
+    try {
+      const down = buildProducer(away);
+      const paused = await request(down.app).post('/v1/admin/queues/sync:pause').set(admin);
+      expect(paused.status).toBe(503);
+      expect(paused.body.detail).toMatch(/unreachable; retry shortly/);
+      expect(await queue.isPaused()).toBe(false);
+      await failJobs(['left alone']);
+      expect((await request(down.app).post('/v1/admin/queues/sync/failed:retry').set(admin)).status).toBe(503);
+      expect((await queue.getFailed()).map((job) => job.failedReason)).toEqual(['left alone']);
+    } finally {
+      await away.shutdown.shutdown('test done');
+    }
+    await request(producer.app).post('/v1/admin/queues/sync/failed:discard').set(admin);
+  });
+
+  it('records an action that fails part way (Redis away) as failed, with why', async () => {
+    // A Redis that refuses connections, not retried: the audit row is written, the pause fails.
+    const unreachable = { host: '127.0.0.1', port: 1, retryStrategy: () => null, enableOfflineQueue: false, lazyConnect: true };
+    const away = new Queue(syncQueue.name, { connection: unreachable, prefix: env.config.queuePrefix });
+    away.on('error', () => {});
+    const audit = new QueueActionsRepository(env.db);
+    const failure = await new QueueOperations([away], audit)
+      .run('sync', 'pause', { actor: { name: 'ops', kind: 'dashboard' } })
+      .then(
+        () => undefined,
+        (thrown: Error) => thrown,
+      )
+      .finally(() => away.close().catch(() => {}));
+    expect(failure).toBeInstanceOf(Error);
+    const [row] = await audit.recent(1);
+    expect(row).toMatchObject({ action: 'pause', actor: 'ops', affected: 0, error: failure!.message });
+    expect(row?.finishedAt).not.toBeNull();
   });
 
   it('lists the four operations in the OpenAPI document', async () => {

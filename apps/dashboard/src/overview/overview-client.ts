@@ -32,6 +32,8 @@ type Snapshot = {
     reasonFilter: string | null;
     affected: number;
     createdAt: string;
+    finishedAt: string | null;
+    error: string | null;
   }[];
 };
 type Plot = { setData(data: number[][]): void };
@@ -204,9 +206,16 @@ export function renderTables(snapshot: Snapshot): void {
         el('td', {}, a.queue),
         el('td', {}, a.reasonFilter ?? 'all'),
         el('td', { class: 'num' }, String(a.affected)),
+        el('td', { 'data-audit-outcome': '' }, auditOutcome(a)),
       ),
     ),
   );
+}
+
+/** How an audited action ended: done, failed (and why), or not finished (running, or its process stopped). */
+function auditOutcome(action: Snapshot['audit'][number]): string {
+  if (action.error !== null) return `failed: ${action.error}`;
+  return action.finishedAt === null ? 'not finished' : 'done';
 }
 
 export async function refresh(state: PageState): Promise<void> {
@@ -234,6 +243,21 @@ export function startOverview(): void {
 
 /** The served script: every function above, in one scope, then the start. */
 export function overviewClientScript(): string {
-  const parts = [byId, el, duration, sum, drawChart, act, actionButton, renderQueues, renderCharts, renderFailures, renderTables, refresh, startOverview];
+  const parts = [
+    byId,
+    el,
+    duration,
+    sum,
+    drawChart,
+    act,
+    actionButton,
+    renderQueues,
+    renderCharts,
+    renderFailures,
+    auditOutcome,
+    renderTables,
+    refresh,
+    startOverview,
+  ];
   return `'use strict';\n(function () {\n${parts.map((part) => part.toString()).join('\n')}\nstartOverview();\n})();\n`;
 }

@@ -36,7 +36,7 @@ export interface OverviewSnapshot {
   breakers: BreakerReport[];
   videos: Record<VideoStatus, number> | null;
   failures: FailureGroup[];
-  audit: (Omit<QueueActionRecord, 'createdAt'> & { createdAt: string })[];
+  audit: (Omit<QueueActionRecord, 'createdAt' | 'finishedAt'> & { createdAt: string; finishedAt: string | null })[];
 }
 
 export interface OverviewSources {
@@ -192,6 +192,6 @@ export async function readOverview(sources: OverviewSources, now = Date.now()): 
     breakers,
     videos,
     failures: groupFailures(perQueue.map((entry) => ({ queue: entry.overview.name, failed: entry.failed }))),
-    audit: audit.map((row) => ({ ...row, createdAt: row.createdAt.toISOString() })),
+    audit: audit.map((row) => ({ ...row, createdAt: row.createdAt.toISOString(), finishedAt: row.finishedAt?.toISOString() ?? null })),
   };
 }

@@ -39,7 +39,7 @@ export function overviewPage(role: DashboardRole, boardPath: string): string {
 <section><h2>Videos by status</h2><table><tbody id="video-rows"></tbody></table></section>
 <section><h2>Circuit breakers</h2><table><thead><tr><th>provider</th><th>state</th><th>process</th></tr></thead><tbody id="breaker-rows"></tbody></table></section>
 </div>
-<section><h2>Audit of queue actions</h2><table><thead><tr><th>when</th><th>who</th><th>action</th><th>queue</th><th>reason filter</th><th class="num">jobs</th></tr></thead><tbody id="audit-rows"></tbody></table></section>
+<section><h2>Audit of queue actions</h2><table><thead><tr><th>when</th><th>who</th><th>action</th><th>queue</th><th>reason filter</th><th class="num">jobs</th><th>outcome</th></tr></thead><tbody id="audit-rows"></tbody></table></section>
 </main>
 <script src="/overview/assets/uplot/uPlot.iife.min.js"></script>
 <script src="/overview/assets/overview.js"></script>

@@ -72,12 +72,20 @@ export function overviewRoutes(deps: OverviewDependencies): Router {
     if (reason !== undefined && reason !== null && (typeof reason !== 'string' || reason.length > 500))
       return sendProblem(res, 400, 'Bad Request', 'reason must be a string of at most 500 characters');
     if (!deps.operations.has(queue)) return sendProblem(res, 404, 'Not Found', `no queue "${queue.slice(0, 60)}"`);
-    const outcome = await deps.operations.run(queue, action as QueueActionKind, {
-      actor: { name: deps.config.dashboardUser, kind: 'dashboard' },
-      reason: (reason as string | null | undefined) ?? null,
-    });
+    const ran = await deps.operations
+      .run(queue, action as QueueActionKind, {
+        actor: { name: deps.config.dashboardUser, kind: 'dashboard' },
+        reason: (reason as string | null | undefined) ?? null,
+      })
+      .then(
+        (outcome) => ({ outcome }),
+        (error: unknown) => ({ error: error as { message?: unknown } }),
+      );
     cached = undefined;
-    return res.json(outcome);
+    // The database or Redis away: the action did not run (no audit, no action), or failed and says so in the audit.
+    if ('error' in ran)
+      return sendProblem(res, 503, 'Service Unavailable', `the queue action could not run: ${String(ran.error?.message ?? ran.error)}; retry shortly`);
+    return res.json(ran.outcome);
   });
   return router;
 }

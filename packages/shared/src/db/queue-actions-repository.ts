@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './connection.js';
+import { portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
 import { storableText } from '../text.js';
 import type { QueueActionKind, QueueActorKind } from './tables/operations.js';
@@ -20,13 +21,21 @@ export interface QueueActionRecord {
   reasonFilter: string | null;
   affected: number;
   createdAt: Date;
+  /** Null while the action runs, or when its process stopped before it finished. */
+  finishedAt: Date | null;
+  error: string | null;
 }
 
 /** The audit of operators' queue actions (who, what, which queue, which reason, when, how many). */
 export class QueueActionsRepository {
-  constructor(private readonly db: Db) {}
+  private readonly dialect: PortableSql;
 
-  async record(entry: { actor: QueueActionActor; action: QueueActionKind; queue: string; reasonFilter: string | null; affected: number }): Promise<string> {
+  constructor(private readonly db: Db) {
+    this.dialect = portableSql(db);
+  }
+
+  /** Writes an action about to run (nothing touched yet, not finished); returns its id for {@link finish}. */
+  async start(entry: { actor: QueueActionActor; action: QueueActionKind; queue: string; reasonFilter: string | null }): Promise<string> {
     const id = randomUUID();
     await this.db
       .insertInto('queue_actions')
@@ -40,10 +49,25 @@ export class QueueActionsRepository {
         // A filter copied from a stored failure reason may hold a NUL, which PostgreSQL refuses in
         // text: the audit keeps it visible as U+FFFD, so the action is never left unrecorded.
         reason_filter: entry.reasonFilter === null ? null : storableText(entry.reasonFilter),
-        affected: entry.affected,
+        affected: 0,
+        finished_at: null,
+        error: null,
       })
       .execute();
     return id;
+  }
+
+  /** Records how an action started with {@link start} ended: the jobs it touched, and its failure if it failed. */
+  async finish(id: string, outcome: { affected: number; error?: string | undefined }): Promise<void> {
+    await this.db
+      .updateTable('queue_actions')
+      .set({
+        affected: outcome.affected,
+        finished_at: this.dialect.now(),
+        error: outcome.error === undefined ? null : storableText(outcome.error.slice(0, 1000)),
+      })
+      .where('id', '=', id)
+      .execute();
   }
 
   /** The newest actions first. */
@@ -59,6 +83,8 @@ export class QueueActionsRepository {
       reasonFilter: row.reason_filter,
       affected: Number(row.affected),
       createdAt: row.created_at,
+      finishedAt: row.finished_at,
+      error: row.error,
     }));
   }
 }

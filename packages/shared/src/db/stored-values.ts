@@ -31,6 +31,7 @@ export const STORED_VALUE_COLUMNS = {
     'expires_at',
     'fetched_at',
     'delivered_at',
+    'finished_at',
   ],
   json: ['options', 'response_body', 'result', 'segments', 'hashtags', 'data', 'histogram', 'short_term_lufs', 'reasons'],
   boolean: ['has_audio'],

@@ -1,6 +1,7 @@
 import type { Job, Queue } from 'bullmq';
 import type { QueueActionActor, QueueActionsRepository } from '../db/queue-actions-repository.js';
 import type { QueueActionKind } from '../db/tables/operations.js';
+import { withRetries } from '../retries.js';
 
 /** Failed jobs are read this many at a time while looking for those a filter matches. */
 const PAGE = 500;
@@ -65,8 +66,10 @@ export interface QueueActionOutcome {
 }
 
 /**
- * The operator actions on queues, shared by the producer's admin API and the dashboard: each runs,
- * then is written to the audit (`queue_actions`) with who asked and how many jobs it touched.
+ * The operator actions on queues, shared by the producer's admin API and the dashboard. Each is
+ * written to the audit (`queue_actions`) with who asked before it runs, so no action goes
+ * unrecorded (a database that is away stops it before it starts), and completed once it ran with
+ * how many jobs it touched, or why it failed.
  */
 export class QueueOperations {
   private readonly queues: Map<string, Queue>;
@@ -87,12 +90,23 @@ export class QueueOperations {
     const queue = this.queues.get(queueName);
     if (!queue) return undefined;
     const reasonFilter = action === 'retry-failed' || action === 'discard-failed' ? request.reason || null : null;
+    const auditId = await this.audit.start({ actor: request.actor, action, queue: queueName, reasonFilter });
     let affected = 0;
-    if (action === 'retry-failed') affected = await retryFailedJobs(queue, reasonFilter);
-    else if (action === 'discard-failed') affected = await discardFailedJobs(queue, reasonFilter);
-    else if (action === 'pause') await queue.pause();
-    else await queue.resume();
-    const auditId = await this.audit.record({ actor: request.actor, action, queue: queueName, reasonFilter, affected });
+    try {
+      if (action === 'retry-failed') affected = await retryFailedJobs(queue, reasonFilter);
+      else if (action === 'discard-failed') affected = await discardFailedJobs(queue, reasonFilter);
+      else if (action === 'pause') await queue.pause();
+      else await queue.resume();
+    } catch (error) {
+      await this.finish(auditId, { affected, error: String((error as { message?: unknown })?.message ?? error) }).catch(() => {});
+      throw error;
+    }
+    // The action ran: a database blink here leaves its row unfinished, but does not fail it (a retry would run it again).
+    await this.finish(auditId, { affected }).catch(() => {});
     return { queue: queueName, action, reasonFilter, affected, auditId };
+  }
+
+  private finish(auditId: string, outcome: { affected: number; error?: string }): Promise<void> {
+    return withRetries(() => this.audit.finish(auditId, outcome), { attempts: 5, firstDelayMs: 100, maxDelayMs: 1000 });
   }
 }

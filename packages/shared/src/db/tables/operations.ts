@@ -6,7 +6,10 @@ export type QueueActionKind = 'retry-failed' | 'discard-failed' | 'pause' | 'res
 /** Who did it: an admin API key (through the producer) or a dashboard account. */
 export type QueueActorKind = 'api-key' | 'dashboard';
 
-/** One operator action on a queue, written after it ran, with the number of jobs it touched. */
+/**
+ * One operator action on a queue, written before it runs and completed once it ran, with the
+ * number of jobs it touched.
+ */
 export interface QueueActionsTable {
   id: string;
   /** The admin key's name (or its configured principal), or the dashboard account's user. */
@@ -18,9 +21,13 @@ export interface QueueActionsTable {
   queue: string;
   /** The failure-reason filter of a retry or discard (a substring), null for all failed jobs. */
   reason_filter: string | null;
-  /** Jobs retried or discarded; 0 for a pause or resume. */
+  /** Jobs retried or discarded; 0 for a pause or resume, and until the action finished. */
   affected: number;
   created_at: Timestamp;
+  /** When the action finished; null while it runs (or when its process died before it finished). */
+  finished_at: Date | null;
+  /** Why the action failed part way (Redis away); `affected` says how far it got. */
+  error: string | null;
 }
 
 export interface OperationTables {
