@@ -566,12 +566,14 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
   it('claims, replays and refuses idempotency keys; a dead claim is taken over after its lease', async () => {
     const keys = new IdempotencyRepository(db, 3600, 60);
     const principal = randomUUID();
-    expect(await keys.claim(principal, 'Key-1', 'hash-a')).toEqual({ outcome: 'claimed' });
+    const claimed = { outcome: 'claimed', token: expect.any(String) };
+    const first = await keys.claim(principal, 'Key-1', 'hash-a');
+    expect(first).toEqual(claimed);
     // Keys compare exactly: another case is another key.
-    expect(await keys.claim(principal, 'key-1', 'hash-a')).toEqual({ outcome: 'claimed' });
+    expect(await keys.claim(principal, 'key-1', 'hash-a')).toEqual(claimed);
     expect(await keys.claim(principal, 'Key-1', 'hash-a')).toEqual({ outcome: 'in-progress' });
     expect(await keys.claim(principal, 'Key-1', 'hash-b')).toEqual({ outcome: 'mismatch' });
-    await keys.complete(principal, 'Key-1', 202, { id: 'v1', links: { self: '/v1/videos/v1' } });
+    expect(await keys.complete(principal, 'Key-1', (first as { token: string }).token, 202, { id: 'v1', links: { self: '/v1/videos/v1' } })).toBe(true);
     expect(await keys.claim(principal, 'Key-1', 'hash-a')).toEqual({ outcome: 'replay', status: 202, body: { id: 'v1', links: { self: '/v1/videos/v1' } } });
 
     const dialect = portableSql(db);
@@ -580,7 +582,7 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       .set({ created_at: dialect.secondsAgo(120) })
       .where('key', '=', 'key-1')
       .execute();
-    expect(await keys.claim(principal, 'key-1', 'hash-a')).toEqual({ outcome: 'claimed' });
+    expect(await keys.claim(principal, 'key-1', 'hash-a')).toEqual(claimed);
 
     await db
       .updateTable('idempotency_keys')
@@ -588,7 +590,7 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       .where('principal', '=', principal)
       .where('key', '=', 'Key-1')
       .execute();
-    expect(await keys.claim(principal, 'Key-1', 'hash-b')).toEqual({ outcome: 'claimed' });
+    expect(await keys.claim(principal, 'Key-1', 'hash-b')).toEqual(claimed);
     await db
       .updateTable('idempotency_keys')
       .set({ expires_at: dialect.secondsAgo(1) })
@@ -601,8 +603,8 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       ['text-body', 'accepted'],
       ['digits-body', '123'],
     ] as const) {
-      await keys.claim(principal, key, 'hash-a');
-      await keys.complete(principal, key, 200, body);
+      const claim = (await keys.claim(principal, key, 'hash-a')) as { token: string };
+      await keys.complete(principal, key, claim.token, 200, body);
       expect(await keys.claim(principal, key, 'hash-a')).toEqual({ outcome: 'replay', status: 200, body });
     }
   });

@@ -21,7 +21,7 @@ afterAll(async () => {
 
 class BlinkingRepository extends IdempotencyRepository {
   failures = 2;
-  override async complete(...args: Parameters<IdempotencyRepository['complete']>): Promise<void> {
+  override async complete(...args: Parameters<IdempotencyRepository['complete']>): Promise<boolean> {
     if (this.failures-- > 0) throw new Error('Connection terminated unexpectedly');
     return super.complete(...args);
   }

@@ -333,16 +333,41 @@ describe('reasons clients read', () => {
 });
 
 describe('idempotency leases', () => {
+  const claimed = { outcome: 'claimed', token: expect.stringMatching(/^[0-9a-f-]{36}$/) };
+
   it('takes over a key whose first request died, after the lease', async () => {
     const repository = new IdempotencyRepository(env.db, 3600, 60);
-    expect(await repository.claim('p', 'k1', 'h')).toEqual({ outcome: 'claimed' });
+    expect(await repository.claim('p', 'k1', 'h')).toEqual(claimed);
     expect(await repository.claim('p', 'k1', 'h')).toEqual({ outcome: 'in-progress' });
     await env.db
       .updateTable('idempotency_keys')
       .set({ created_at: new Date(Date.now() - 120_000) })
       .where('key', '=', 'k1')
       .execute();
-    expect(await repository.claim('p', 'k1', 'h')).toEqual({ outcome: 'claimed' });
+    expect(await repository.claim('p', 'k1', 'h')).toEqual(claimed);
     expect(await repository.claim('p', 'k1', 'other')).toEqual({ outcome: 'mismatch' });
+  });
+
+  it('lets only the claim that holds a key complete or release it', async () => {
+    const repository = new IdempotencyRepository(env.db, 3600, 60);
+    const first = await repository.claim('p', 'k2', 'h');
+    await env.db
+      .updateTable('idempotency_keys')
+      .set({ created_at: new Date(Date.now() - 120_000) })
+      .where('key', '=', 'k2')
+      .execute();
+    const second = await repository.claim('p', 'k2', 'h');
+    if (first.outcome !== 'claimed' || second.outcome !== 'claimed') throw new Error('both should have claimed the key');
+    expect(second.token).not.toBe(first.token);
+    // The first request, still running past its lease, fails: the retry keeps its claim.
+    await repository.release('p', 'k2', first.token);
+    expect(await repository.claim('p', 'k2', 'h')).toEqual({ outcome: 'in-progress' });
+    // Nor does the first's answer take the place of the retry's.
+    expect(await repository.complete('p', 'k2', first.token, 202, { id: 'first' })).toBe(false);
+    expect(await repository.complete('p', 'k2', second.token, 202, { id: 'second' })).toBe(true);
+    expect(await repository.claim('p', 'k2', 'h')).toEqual({ outcome: 'replay', status: 202, body: { id: 'second' } });
+    // A completed key is not released by a late failure either.
+    await repository.release('p', 'k2', second.token);
+    expect(await repository.claim('p', 'k2', 'h')).toMatchObject({ outcome: 'replay' });
   });
 });

@@ -55,11 +55,15 @@ export function idempotent(repository: IdempotencyRepository, handler: RequestHa
       res.status(claim.status).json(claim.body);
       return;
     }
-    captureResponse(res, (status, body) => (status >= 500 ? repository.release(principal, key) : repository.complete(principal, key, status, body)));
+    const { token } = claim;
+    captureResponse(res, async (status, body) => {
+      if (status >= 500) await repository.release(principal, key, token);
+      else await repository.complete(principal, key, token, status, body);
+    });
     try {
       await handler(req, res, next);
     } catch (error) {
-      await repository.release(principal, key).catch(() => {});
+      await repository.release(principal, key, token).catch(() => {});
       throw error;
     }
   };

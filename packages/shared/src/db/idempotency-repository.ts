@@ -1,12 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { Db } from './connection.js';
 import { isUniqueViolation, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
 
 export type IdempotencyClaim =
-  | { outcome: 'claimed' }
-  | { outcome: 'replay'; status: number; body: unknown }
-  | { outcome: 'in-progress' }
-  | { outcome: 'mismatch' };
+  /** The caller holds the key: `token` completes or releases it, and nothing else does. */
+  { outcome: 'claimed'; token: string } | { outcome: 'replay'; status: number; body: unknown } | { outcome: 'in-progress' } | { outcome: 'mismatch' };
 
 /**
  * Idempotency keys as the IETF draft describes them: the first request with a key claims it;
@@ -34,7 +33,8 @@ export class IdempotencyRepository {
       .where('key', '=', key)
       .where('expires_at', '<', this.dialect.now())
       .execute();
-    if (await this.insertClaim(principal, key, requestHash)) return { outcome: 'claimed' };
+    const token = randomUUID();
+    if (await this.insertClaim(principal, key, requestHash, token)) return { outcome: 'claimed', token };
     const existing = await this.db
       .selectFrom('idempotency_keys')
       .select(['request_hash', 'state', 'response_status', 'response_body'])
@@ -44,22 +44,23 @@ export class IdempotencyRepository {
     if (!existing) return this.claim(principal, key, requestHash);
     if (existing.request_hash !== requestHash) return { outcome: 'mismatch' };
     if (existing.state === 'in_progress') {
-      // The first request died (crash, lost database) without releasing the key: after the lease, take it over.
+      // The first request died (crash, lost database) without releasing the key: after the lease,
+      // take it over. Should it still be running, its token no longer completes or releases the key.
       const taken = await this.db
         .updateTable('idempotency_keys')
-        .set({ created_at: this.dialect.now() })
+        .set({ created_at: this.dialect.now(), claim_token: token })
         .where('principal', '=', principal)
         .where('key', '=', key)
         .where('state', '=', 'in_progress')
         .where('created_at', '<', this.dialect.secondsAgo(this.leaseSeconds))
         .executeTakeFirst();
-      return Number(taken.numUpdatedRows) > 0 ? { outcome: 'claimed' } : { outcome: 'in-progress' };
+      return Number(taken.numUpdatedRows) > 0 ? { outcome: 'claimed', token } : { outcome: 'in-progress' };
     }
     return { outcome: 'replay', status: existing.response_status ?? 200, body: existing.response_body };
   }
 
   /** Inserts the claim; false when the key is held already (the primary key says so on every engine). */
-  private async insertClaim(principal: string, key: string, requestHash: string): Promise<boolean> {
+  private async insertClaim(principal: string, key: string, requestHash: string, token: string): Promise<boolean> {
     try {
       await this.db
         .insertInto('idempotency_keys')
@@ -71,6 +72,7 @@ export class IdempotencyRepository {
           response_status: null,
           response_body: null,
           expires_at: this.dialect.secondsFromNow(this.ttlSeconds),
+          claim_token: token,
         })
         .execute();
       return true;
@@ -80,18 +82,31 @@ export class IdempotencyRepository {
     }
   }
 
-  async complete(principal: string, key: string, status: number, body: unknown): Promise<void> {
-    await this.db
+  /**
+   * Stores the answer of the request holding the claim `token`; false when the claim was taken
+   * over meanwhile (the answer of the request that took it is the one kept).
+   */
+  async complete(principal: string, key: string, token: string, status: number, body: unknown): Promise<boolean> {
+    const result = await this.db
       .updateTable('idempotency_keys')
       .set({ state: 'completed', response_status: status, response_body: JSON.stringify(body) })
       .where('principal', '=', principal)
       .where('key', '=', key)
-      .execute();
+      .where('state', '=', 'in_progress')
+      .where('claim_token', '=', token)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
-  /** Gives the key up after a failure the client may retry (the request had no effect). */
-  async release(principal: string, key: string): Promise<void> {
-    await this.db.deleteFrom('idempotency_keys').where('principal', '=', principal).where('key', '=', key).where('state', '=', 'in_progress').execute();
+  /** Gives the key up after a failure the client may retry (the request had no effect), if `token` still holds it. */
+  async release(principal: string, key: string, token: string): Promise<void> {
+    await this.db
+      .deleteFrom('idempotency_keys')
+      .where('principal', '=', principal)
+      .where('key', '=', key)
+      .where('state', '=', 'in_progress')
+      .where('claim_token', '=', token)
+      .execute();
   }
 
   async purgeExpired(): Promise<number> {

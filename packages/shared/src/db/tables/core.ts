@@ -56,6 +56,8 @@ export interface IdempotencyKeysTable {
   response_body: unknown;
   created_at: Timestamp;
   expires_at: Date | string;
+  /** The token of the claim that holds the key (see `IdempotencyRepository#claim`); null on keys claimed before tokens. */
+  claim_token: string | null;
 }
 
 export interface VideoStepsTable {
