@@ -237,6 +237,24 @@ describe('YouTube client', () => {
     expect(requests('youtube.videos.list')).toBe(3);
   });
 
+  it('waits as long as a 5xx asks (Retry-After) before trying a GET again, and leaves a longer wait to the job', async () => {
+    sim.configure({ endpoints: { 'youtube.videos.list': { errorRate: 1, errorRetryAfterSeconds: 1 } } });
+    const error = await failure(clients({ PROVIDER_GET_RETRIES: '1' }).youtube.listVideos(['dQw4w9WgXcQ']));
+    expect(error).toBeInstanceOf(ProviderTransientError);
+    const arrivals = sim
+      .stats()
+      .requests.filter((request) => request.endpoint === 'youtube.videos.list')
+      .map((request) => request.at);
+    expect(arrivals).toHaveLength(2);
+    // Our own backoff would have come back after 250-375 ms.
+    expect(arrivals[1]! - arrivals[0]!).toBeGreaterThanOrEqual(990);
+    // Asked to come back after longer than a request may take: not tried again within the call.
+    sim.reset();
+    sim.configure({ endpoints: { 'youtube.videos.list': { errorRate: 1, errorRetryAfterSeconds: 3600 } } });
+    expect(await failure(clients({ PROVIDER_GET_RETRIES: '2' }).youtube.listVideos(['dQw4w9WgXcQ']))).toBeInstanceOf(ProviderTransientError);
+    expect(requests('youtube.videos.list')).toBe(1);
+  });
+
   it('lists videos and reports an unknown one as a permanent failure', async () => {
     const { youtube, youtubeMetadata } = clients();
     const answer = await youtube.listVideos(['dQw4w9WgXcQ']);

@@ -37,6 +37,8 @@ export const endpointFaultsSchema = z
     errorRate: probability,
     /** Status of injected server errors. @defaultValue 503 */
     errorStatus: z.union([z.literal(500), z.literal(502), z.literal(503), z.literal(504)]),
+    /** Seconds sent in `Retry-After` with every injected server error (a provider saying when it is back); `null` sends none. @defaultValue null */
+    errorRetryAfterSeconds: z.number().int().min(0).max(86_400).nullable(),
     /** Share of requests answered 429 with `Retry-After`. @defaultValue 0 */
     rateLimitRate: probability,
     /** The next this many requests are answered 429, whatever the rate says. @defaultValue 0 */
@@ -64,6 +66,7 @@ export const NO_FAULTS: Readonly<EndpointFaults> = Object.freeze<EndpointFaults>
   latency: { kind: 'none' },
   errorRate: 0,
   errorStatus: 503,
+  errorRetryAfterSeconds: null,
   rateLimitRate: 0,
   rateLimitNext: 0,
   retryAfterSeconds: 1,

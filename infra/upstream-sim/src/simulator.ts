@@ -221,7 +221,11 @@ export async function createUpstreamSimulator(options: UpstreamSimulatorOptions 
       const rateLimited = endpoint.rateLimited(faults.retryAfterSeconds, faults.rateLimitReason);
       reply = { ...rateLimited, headers: { ...rateLimited.headers, 'retry-after': String(faults.retryAfterSeconds) } };
     }
-    if (!reply && plan.outcome === 'server-error') reply = endpoint.serverError(faults.errorStatus);
+    if (!reply && plan.outcome === 'server-error') {
+      const failed = endpoint.serverError(faults.errorStatus);
+      const after = faults.errorRetryAfterSeconds;
+      reply = after === null ? failed : { ...failed, headers: { ...failed.headers, 'retry-after': String(after) } };
+    }
     if (!reply && plan.outcome === 'malformed') reply = endpoint.malformed();
     if (!reply) {
       const random = new SeededRandom(deriveSeed(config.seed, endpoint.id, url.pathname, url.search, body));

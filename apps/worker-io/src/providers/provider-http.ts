@@ -122,9 +122,16 @@ export class ProviderHttp {
         limit: options.getRetries ?? 0,
         methods: ['GET'],
         statusCodes: RETRIABLE_STATUSES,
-        // got computes 0 when it will not retry (a POST, a 4xx); keep that, otherwise use our own backoff.
-        calculateDelay: ({ attemptCount, computedValue }) =>
-          computedValue === 0 ? 0 : Math.round(baseDelay * 2 ** (attemptCount - 1) * (1 + Math.random() * 0.5)),
+        // got computes 0 when it will not retry (a POST, a 4xx); keep that. A 5xx that says when
+        // to come back (Retry-After) is waited for at least that long, or, when that is longer
+        // than a request may take, left to the job's own retry; otherwise our own backoff.
+        calculateDelay: ({ attemptCount, computedValue, error }) => {
+          if (computedValue === 0) return 0;
+          const backoff = Math.round(baseDelay * 2 ** (attemptCount - 1) * (1 + Math.random() * 0.5));
+          const asked = retryAfterMs(error.response?.headers['retry-after']);
+          if (asked === undefined || asked <= 0) return backoff;
+          return asked > options.timeoutMs ? 0 : Math.max(backoff, asked);
+        },
       },
       headers: { 'user-agent': 'clipline-worker-io', ...options.headers },
     });
