@@ -97,4 +97,30 @@ describe.each(TEST_DATABASE_ENGINES)('public job records on $name', ({ url }) =>
     expect((await storedIds(good.map((row) => row.id))).size).toBe(5);
     expect(await statements(registry, 'error')).toBeGreaterThanOrEqual(2);
   });
+
+  it('reads through a blink of the database which rows a committed statement wrote, without writing them again', async () => {
+    /** The read of which rows were written fails the first `blinks` times, as a lost connection would. */
+    class BlinkingRecords extends PublicJobRecords {
+      blinks = 1;
+      protected override async existing(ids: string[]): Promise<Set<string>> {
+        if (this.blinks-- > 0) throw new Error('Connection terminated unexpectedly');
+        return super.existing(ids);
+      }
+    }
+    const registry = new Registry();
+    observeQueries(db, registry);
+    const records = new BlinkingRecords(db, registry);
+    // Some rows are not written (a video outside the scope), so the statement's rows are read back.
+    const cases = [
+      { row: job('tenant-a'), video: mine, expected: true },
+      { row: job('tenant-a'), video: theirs, expected: false },
+      { row: job('tenant-a'), video: mine, expected: true },
+    ];
+    const outcomes = await Promise.all(cases.map((item) => records.recordForVideo(item.row, item.video, tenantScope('tenant-a'))));
+    expect(records.blinks).toBe(-1);
+    expect(outcomes).toEqual([true, false, true]);
+    // Before, each row was written again alone: the written ones clashed with themselves and failed.
+    expect(await statements(registry, 'error')).toBe(0);
+    expect(await statements(registry, 'ok')).toBe(1);
+  });
 });

@@ -1,4 +1,4 @@
-import { engineOf, type Db, type Registry, type TenantScope } from '@clipline/shared';
+import { engineOf, type Db, type Registry, type TenantScope, withRetries } from '@clipline/shared';
 
 const QUERY_HISTOGRAM = 'clipline_db_query_duration_seconds';
 
@@ -55,8 +55,9 @@ const MAX_PREPARED = 256;
  * committed before it enqueues the job and answers, as with one statement a request; what changes
  * is that 50 concurrent requests cost the database a few statements instead of 50, which was most
  * of the public job route's CPU (docs/PERFORMANCE.md). When fewer rows were written than sent,
- * one more query reads which ids exist (ids are fresh UUIDs, so that is exact). When a statement
- * of several rows fails, each of its rows is tried alone, so one request's failure is its own.
+ * one more query reads which ids exist (ids are fresh UUIDs, so that is exact), tried again
+ * through a blink of the database. When a statement of several rows fails, each of its rows is
+ * tried alone, so one request's failure is its own.
  * Portable SQL: PostgreSQL, MySQL/MariaDB and SQLite all take INSERT … SELECT … UNION ALL. Each
  * statement is timed on the repositories' query histogram as `publicJobs.recordForVideo`.
  */
@@ -117,9 +118,9 @@ export class PublicJobRecords {
   }
 
   private async settleKind(rows: Pending[]): Promise<void> {
-    let written: Set<string> | 'all';
+    let affected: number;
     try {
-      written = await this.write(rows);
+      affected = await this.write(rows);
     } catch (error) {
       if (rows.length === 1) {
         rows[0]?.reject(error);
@@ -128,11 +129,23 @@ export class PublicJobRecords {
       await Promise.all(rows.map((row) => this.settleKind([row])));
       return;
     }
-    for (const row of rows) row.resolve(written === 'all' || written.has(row.values.id as string));
+    if (affected >= rows.length) {
+      for (const row of rows) row.resolve(true);
+      return;
+    }
+    // The statement committed: which rows it wrote is read, not written again (a row tried
+    // alone after its first write would clash with itself). Read through a blink of the database.
+    const ids = rows.map((row) => row.values.id as string);
+    try {
+      const written = await withRetries(() => this.existing(ids), { attempts: 3, firstDelayMs: 50 });
+      for (const row of rows) row.resolve(written.has(row.values.id as string));
+    } catch (error) {
+      for (const row of rows) row.reject(error);
+    }
   }
 
-  /** One statement for rows of one scope kind: 'all' when every row was written, else the ids that were. */
-  private async write(rows: Pending[]): Promise<Set<string> | 'all'> {
+  /** One statement for rows of one scope kind; resolves to the number of rows it wrote. */
+  private async write(rows: Pending[]): Promise<number> {
     const kind: TenantScope['kind'] = rows[0]?.values.scopeTenant === undefined ? 'any' : 'tenant';
     const stop = this.timer?.startTimer({ query: 'publicJobs.recordForVideo', engine: this.engine });
     try {
@@ -140,12 +153,15 @@ export class PublicJobRecords {
       const parameters = prepared.places.map(([row, slot]) => rows[row]?.values[slot]);
       const result = await this.db.executeQuery({ ...prepared.query, parameters });
       stop?.({ outcome: 'ok' });
-      if (Number(result.numAffectedRows ?? 0) >= rows.length) return 'all';
+      return Number(result.numAffectedRows ?? 0);
     } catch (error) {
       stop?.({ outcome: 'error' });
       throw error;
     }
-    const ids = rows.map((row) => row.values.id as string);
+  }
+
+  /** Which of `ids` are recorded. */
+  protected async existing(ids: string[]): Promise<Set<string>> {
     const found = await this.db.selectFrom('public_jobs').select('id').where('id', 'in', ids).execute();
     return new Set(found.map((row) => row.id));
   }
