@@ -3,11 +3,21 @@
  * error mapping, against the upstream simulator and real Redis. The job is delayed until the
  * breaker lets a trial through, spends no attempt, keeps the time of its first wait in its own
  * data (so another process that takes it next counts from the same start), and gives up only
- * past PROVIDER_OUTAGE_MAX_SECONDS.
+ * past PROVIDER_OUTAGE_MAX_SECONDS; so does a job whose provider keeps answering 429 and lets no
+ * call through.
  */
 import { type Job, Queue } from 'bullmq';
 import { z } from 'zod';
-import { createLogger, defineQueue, Registry, startWorker, UPSTREAM_WAITS_KEY, type RunningWorker, type UpstreamWait } from '@clipline/shared';
+import {
+  createLogger,
+  defineQueue,
+  RateLimitedError,
+  Registry,
+  startWorker,
+  UPSTREAM_WAITS_KEY,
+  type RunningWorker,
+  type UpstreamWait,
+} from '@clipline/shared';
 import { createProviderClients, loadProviderSettings, toJobError, type ProviderClients } from '../src/providers/index.js';
 import { waitFor } from '../../../tests/helpers/services.js';
 import { startUpstreamFixture, type UpstreamFixture } from './upstream-fixture.js';
@@ -188,5 +198,46 @@ describe('a job that meets an open breaker', () => {
     expect(failedAt - secondStarted).toBeLessThan(4000);
     // Given up at once, not retried: a failure for good, on the one attempt it counts.
     expect(failed.attemptsMade).toBe(1);
+  });
+});
+
+describe('a job whose provider keeps answering 429', () => {
+  it('gives up past PROVIDER_OUTAGE_MAX_SECONDS when the provider is a wall, having spent no attempt before', async () => {
+    fixture.sim.configure({ endpoints: { 'openai.chat.completions': { rateLimitRate: 1, retryAfterSeconds: 1 } } });
+    startProcess({ PROVIDER_OUTAGE_MAX_SECONDS: '3' });
+    await queue.add('write-captions', { clip: 4 }, { ...declaration.defaultJobOptions, jobId: 'clip-4' });
+    const failed = await reached('clip-4', 'failed', 20_000);
+    expect(failed.failedReason).toMatch(
+      /^gave up waiting for openai: unavailable for [\d.]+ s, the limit is 3 s \(PROVIDER_OUTAGE_MAX_SECONDS\); last error: openai is rate-limited \((upstream|paused)\)/,
+    );
+    const wait = waitsOf(failed)!.openai!;
+    expect(failed.finishedOn! - wait.since).toBeGreaterThanOrEqual(3000);
+    expect(wait.deferrals).toBeGreaterThanOrEqual(2);
+    expect(failed.attemptsMade).toBe(1);
+  });
+
+  it('bounds the wait only when no call of this process has got through for the horizon: a busy provider is waited for', async () => {
+    const { providers } = startProcess({ PROVIDER_OUTAGE_MAX_SECONDS: '60' });
+    // No pause left by the test before.
+    await fixture.redis.del(providers.gate.pauseKey('openai'));
+    const refusal = async () => {
+      fixture.sim.configure({ endpoints: { 'openai.chat.completions': { rateLimitNext: 1 } } });
+      const error = await providers.openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }).then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+      // The pause the 429 left is lifted, so the next call reaches the provider.
+      await fixture.redis.del(providers.gate.pauseKey('openai'));
+      return toJobError(error) as RateLimitedError;
+    };
+    // Nothing got through yet: the 429 may be a wall, and the job's wait is bounded.
+    const first = await refusal();
+    expect(first).toBeInstanceOf(RateLimitedError);
+    expect(first.upstream).toMatchObject({ upstream: 'openai', horizonMs: 60_000 });
+    // A call got through since: the provider is busy, not a wall; the job waits as long as it takes.
+    await providers.openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] });
+    const second = await refusal();
+    expect(second).toBeInstanceOf(RateLimitedError);
+    expect(second.upstream).toBeUndefined();
   });
 });

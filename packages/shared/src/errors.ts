@@ -22,18 +22,24 @@ export class PermanentJobError extends Error {
 /**
  * An upstream asked us to wait (a 429 with Retry-After, a pause another process set, the shared
  * limiter). The worker pauses the whole queue for `retryAfterMs` and the job goes back to
- * waiting without spending an attempt.
+ * waiting without spending an attempt. A limit the upstream itself keeps setting (its 429s, not
+ * our own limiter) is waited for no longer than an outage of it: with `options.upstream`, the
+ * job's waits are bounded by the same horizon (see {@link upstreamOutageVerdict}).
  */
 export class RateLimitedError extends Error {
   override name = 'RateLimitedError';
+  /** The limit as an unavailability of its upstream, when the upstream set it. */
+  readonly upstream: UpstreamOutageError | undefined;
 
   constructor(
     message: string,
     /** Milliseconds before the queue may run jobs again. */
     readonly retryAfterMs: number,
-    options?: { cause?: unknown },
+    options: { cause?: unknown; upstream?: { name: string; horizonMs: number } } = {},
   ) {
-    super(message, options);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    const { upstream } = options;
+    this.upstream = upstream ? new UpstreamOutageError(upstream.name, message, retryAfterMs, upstream.horizonMs) : undefined;
   }
 }
 
@@ -223,7 +229,8 @@ export function isDependencyOutage(thrown: unknown): boolean {
  *   which); fail it for good, quietly.
  * - `lock-lost`: the job's lock was lost; this run stops and leaves the job alone (another run owns it).
  * - `worker-closing`: this worker shuts down; hand the job back to the queue, no attempt spent.
- * - `rate-limited`: pause the queue for `retryAfterMs`, no attempt spent.
+ * - `rate-limited`: pause the queue for `retryAfterMs`, no attempt spent; when the upstream set
+ *   the limit (`upstream`), up to the outage horizon, as for an outage.
  * - `upstream-outage`: an upstream is judged down (its breaker is open), or failed the job's last
  *   attempt; wait until it may be tried again, no attempt spent, up to the outage horizon (see
  *   {@link upstreamOutageVerdict}). An upstream failure before that is `transient`.
@@ -235,7 +242,7 @@ export type JobErrorKind =
   | { kind: 'cancelled'; reason: string }
   | { kind: 'lock-lost' }
   | { kind: 'worker-closing' }
-  | { kind: 'rate-limited'; retryAfterMs: number }
+  | { kind: 'rate-limited'; retryAfterMs: number; upstream?: UpstreamOutageError }
   | { kind: 'upstream-outage'; outage: UpstreamOutageError }
   | { kind: 'dependency-outage' }
   | { kind: 'permanent' }
@@ -251,7 +258,9 @@ export function classifyJobError(thrown: unknown, signal?: AbortSignal, attempt:
   if (signal?.aborted && signal.reason instanceof JobCancelledError) return { kind: 'cancelled', reason: signal.reason.message };
   if (thrown instanceof JobCancelledError) return { kind: 'cancelled', reason: thrown.message };
   if (isWorkerClosing(thrown, signal)) return { kind: 'worker-closing' };
-  if (thrown instanceof RateLimitedError && thrown.retryAfterMs > 0) return { kind: 'rate-limited', retryAfterMs: thrown.retryAfterMs };
+  if (thrown instanceof RateLimitedError && thrown.retryAfterMs > 0) {
+    return { kind: 'rate-limited', retryAfterMs: thrown.retryAfterMs, ...(thrown.upstream ? { upstream: thrown.upstream } : {}) };
+  }
   if (thrown instanceof UpstreamOutageError && (thrown.judged || attempt.last)) return { kind: 'upstream-outage', outage: thrown };
   if (isDependencyOutage(thrown)) return { kind: 'dependency-outage' };
   if (thrown instanceof PermanentJobError) return { kind: 'permanent' };

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   classifyJobError,
+  RateLimitedError,
   runOptionalStep,
   runVideoStep,
   UpstreamOutageError,
@@ -127,5 +128,50 @@ describe('an essential step whose upstream is down', () => {
     expect(failed.status).toBe('failed');
     expect(failed.error).toMatch(/^ingest: gave up waiting for stability: unavailable for 61(\.\d)? s, the limit is 60 s \(PROVIDER_OUTAGE_MAX_SECONDS\)/);
     expect(failed.steps[0]).toMatchObject({ status: 'failed', reason: failed.error });
+  });
+});
+
+describe('a step whose provider keeps refusing with 429s', () => {
+  /** A 429 of the provider: `upstream` when it is a wall (the guard saw no call succeed for the horizon). */
+  const refused = (wall: boolean) =>
+    new RateLimitedError(
+      'stability is rate-limited (upstream); retry in 5000 ms',
+      5000,
+      wall ? { upstream: { name: 'stability', horizonMs: HORIZON_MS } } : {},
+    );
+
+  it('is classified as rate-limited, carrying the provider as an upstream only when it is a wall', () => {
+    expect(classifyJobError(refused(true))).toEqual({ kind: 'rate-limited', retryAfterMs: 5000, upstream: expect.any(UpstreamOutageError) });
+    expect(classifyJobError(refused(false))).toEqual({ kind: 'rate-limited', retryAfterMs: 5000 });
+  });
+
+  it('waits within the horizon, and past it an optional step is skipped with the reason', async () => {
+    const id = await videoWith('thumbnail');
+    const error = refused(true);
+    await expect(runOptionalStep('thumbnail', job(id, waitedFor(10_000)), videos, () => Promise.reject(error))).rejects.toBe(error);
+    expect((await videos.find(id))!.steps[0]).toMatchObject({ status: 'active', reason: expect.stringMatching(/^waiting for stability to recover/) });
+    const outcome = await runOptionalStep('thumbnail', job(id, waitedFor(HORIZON_MS + 1000)), videos, () => Promise.reject(refused(true)));
+    expect(outcome).toEqual({
+      skipped: expect.stringMatching(
+        /^gave up waiting for stability: unavailable for 61(\.\d)? s, the limit is 60 s \(PROVIDER_OUTAGE_MAX_SECONDS\); last error: stability is rate-limited/,
+      ),
+    });
+    expect((await videos.find(id))!.steps[0]).toMatchObject({ status: 'skipped' });
+  });
+
+  it('a busy provider (no wall) is waited for without limit, and records nothing', async () => {
+    const id = await videoWith('thumbnail');
+    const error = refused(false);
+    await expect(runOptionalStep('thumbnail', job(id, waitedFor(HORIZON_MS * 10)), videos, () => Promise.reject(error))).rejects.toBe(error);
+    expect((await videos.find(id))!.steps[0]).toMatchObject({ status: 'active', reason: null });
+  });
+
+  it('an essential step on its last attempt does not fail its video for a rate limit, which spends no attempt', async () => {
+    const id = await videoWith('ingest');
+    const error = refused(false);
+    await expect(runVideoStep('ingest', job(id, {}, 2), videos, () => Promise.reject(error))).rejects.toBe(error);
+    const video = (await videos.find(id))!;
+    expect(video.status).toBe('processing');
+    expect(video.steps[0]).toMatchObject({ status: 'active', reason: null });
   });
 });

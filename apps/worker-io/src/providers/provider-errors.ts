@@ -70,6 +70,11 @@ export type RateLimitSource = 'upstream' | 'paused' | 'limiter';
 export class ProviderRateLimitedError extends ProviderError {
   override name = 'ProviderRateLimitedError';
   readonly kind = 'rate-limited';
+  /**
+   * Longest a job waits for this provider in all (PROVIDER_OUTAGE_MAX_SECONDS), set by the guard:
+   * a limit the provider keeps setting (a 429, or the pause one left) is waited for no longer.
+   */
+  outageMaxMs: number | undefined;
 
   constructor(
     provider: ProviderName,

@@ -25,6 +25,9 @@ export interface ProviderGuardOptions {
  * the breaker judges an outage is marked with it, so the job waits instead of spending an attempt.
  */
 export class ProviderGuard {
+  /** When a call through this guard last succeeded (epoch ms; 0: never). */
+  private lastAnsweredAt = 0;
+
   constructor(private readonly options: ProviderGuardOptions) {}
 
   get provider(): ProviderName {
@@ -43,11 +46,16 @@ export class ProviderGuard {
       await this.admit(signal);
       const timer = metrics.callDuration.startTimer({ provider });
       const result = await breaker.fire(call).finally(timer);
+      this.lastAnsweredAt = Date.now();
       metrics.calls.inc({ provider, outcome: 'ok' });
       return result;
     } catch (error) {
-      if (error instanceof ProviderRateLimitedError && error.source === 'upstream') {
-        await this.options.gate.pause(provider, error.retryAfterMs);
+      if (error instanceof ProviderRateLimitedError) {
+        if (error.source === 'upstream') await this.options.gate.pause(provider, error.retryAfterMs);
+        // A provider that answered none of this process's calls for the outage horizon is a wall,
+        // not a busy provider letting calls through between its 429s: the job's wait is bounded.
+        const { outageMaxMs } = breaker.outage();
+        if (Date.now() - this.lastAnsweredAt >= outageMaxMs) error.outageMaxMs = outageMaxMs;
       }
       metrics.calls.inc({ provider, outcome: isProviderError(error) ? error.kind : 'error' });
       this.noteOutage(error);

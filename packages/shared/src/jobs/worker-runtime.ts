@@ -322,19 +322,28 @@ class RuntimeJobHandle implements JobHandle<unknown> {
  * settled that case already (skipped, or failed with its video).
  */
 async function deferForUpstream(job: Job, token: string, outage: UpstreamOutageError, logger: Logger): Promise<never> {
+  const { delayMs, deferrals } = await noteUpstreamWait(job, outage, logger);
+  const jittered = delayMs + Math.round(Math.random() * Math.max(100, delayMs / 5));
+  logger.warn({ upstream: outage.upstream, delayMs: jittered, deferrals, reason: outage.message }, 'upstream unavailable: the job waits for it');
+  await job.moveToDelayed(Date.now() + jittered, token);
+  throw new DelayedError();
+}
+
+/**
+ * Records in the job that it waits (again) for the upstream of `outage`, and says how long; past
+ * the outage horizon, counted from the job's first wait, throws the reason to give up instead.
+ */
+async function noteUpstreamWait(job: Job, outage: UpstreamOutageError, logger: Logger): Promise<{ delayMs: number; deferrals: number }> {
   const waits = splitJobData(job.data).waits;
   const earlier = waits[outage.upstream];
   const verdict = upstreamOutageVerdict(outage, earlier);
   if (!verdict.wait) {
-    logger.warn({ upstream: outage.upstream, reason: verdict.reason }, 'upstream down past the outage horizon: giving up');
+    logger.warn({ upstream: outage.upstream, reason: verdict.reason }, 'upstream unavailable past the outage horizon: giving up');
     throw new UnrecoverableError(verdict.reason);
   }
   const wait: UpstreamWait = { since: earlier?.since ?? outage.observedAt, deferrals: (earlier?.deferrals ?? 0) + 1 };
   await job.updateData({ ...(job.data as Record<string, unknown>), [UPSTREAM_WAITS_KEY]: { ...waits, [outage.upstream]: wait } });
-  const delayMs = verdict.delayMs + Math.round(Math.random() * Math.max(100, verdict.delayMs / 5));
-  logger.warn({ upstream: outage.upstream, delayMs, deferrals: wait.deferrals, reason: outage.message }, 'upstream unavailable: the job waits for it');
-  await job.moveToDelayed(Date.now() + delayMs, token);
-  throw new DelayedError();
+  return { delayMs: verdict.delayMs, deferrals: wait.deferrals };
 }
 
 /**
@@ -344,6 +353,8 @@ async function deferForUpstream(job: Job, token: string, outage: UpstreamOutageE
 async function settleJobError(scope: WorkerScope, job: Job, token: string | undefined, error: Error, kind: JobErrorKind, logger: Logger): Promise<never> {
   const outageRetryMs = scope.options.policy?.outageRetryMs;
   if (kind.kind === 'rate-limited') {
+    // An upstream that keeps refusing is waited for no longer than an outage of it.
+    if (kind.upstream && token) await noteUpstreamWait(job, kind.upstream, logger);
     logger.warn({ pauseMs: kind.retryAfterMs, reason: error.message }, 'rate limited: pausing the queue');
     await scope.worker().rateLimit(kind.retryAfterMs);
     throw Worker.RateLimitError();

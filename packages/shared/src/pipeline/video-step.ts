@@ -10,6 +10,7 @@ import {
   JobAbandonedError,
   PermanentJobError,
   upstreamOutageVerdict,
+  type JobErrorKind,
   type UpstreamOutageError,
   type UpstreamWait,
 } from '../errors.js';
@@ -53,6 +54,12 @@ async function waitForUpstream(
   if (!verdict.wait) return verdict.reason;
   await videos.setStep(job.data.videoId, step, 'active', { reason: waitingReason(outage, verdict.delayMs), attempts: job.attemptsMade + 1 });
   return undefined;
+}
+
+/** The upstream a step's job waits for: one that is down, or one that keeps refusing with 429s. */
+function upstreamAway(classified: JobErrorKind): UpstreamOutageError | undefined {
+  if (classified.kind === 'upstream-outage') return classified.outage;
+  return classified.kind === 'rate-limited' ? classified.upstream : undefined;
 }
 
 /** Refuses work for a video that is gone, cancelled or failed while the step waited. */
@@ -115,15 +122,19 @@ export async function runVideoStep<R>(
     if (classified.kind === 'dependency-outage' || classified.kind === 'lock-lost') throw thrown;
     let error = thrown;
     let kind = classified.kind;
-    if (classified.kind === 'upstream-outage') {
+    const unavailable = upstreamAway(classified);
+    if (unavailable) {
       // Within the horizon the job waits for its upstream, no attempt spent; past it the step fails for good.
-      const giveUp = await waitForUpstream(step, job, videos, classified.outage);
+      const giveUp = await waitForUpstream(step, job, videos, unavailable);
       if (giveUp === undefined) {
-        await record('waiting', classified.outage.message);
+        await record('waiting', unavailable.message);
         throw thrown;
       }
       error = new PermanentJobError(giveUp, { cause: thrown });
       kind = 'permanent';
+    } else if (kind === 'rate-limited') {
+      // Our own limiter: the queue pauses and the job comes back, no attempt spent, nothing to record.
+      throw thrown;
     }
     if (kind === 'cancelled') {
       await record('cancelled', 'cancelled on request');
@@ -183,10 +194,12 @@ export async function runOptionalStep<R>(
     // Stopped because the video failed meanwhile: the failure already recorded the step as
     // cancelled, and the job ends as a skip rather than an error.
     if (job.signal?.aborted && job.signal.reason instanceof JobAbandonedError) return { skipped: job.signal.reason.message };
-    // Shutting down, cancelled, the database away, a queue pause or a lost lock: nothing to record here.
-    if (kind === 'worker-closing' || kind === 'cancelled' || kind === 'dependency-outage' || kind === 'rate-limited' || kind === 'lock-lost') throw error;
-    if (classified.kind === 'upstream-outage') {
-      const giveUp = await waitForUpstream(step, job, videos, classified.outage);
+    // Shutting down, cancelled, the database away, a lost lock or a pause of our own limiter: nothing to record here.
+    const unavailable = upstreamAway(classified);
+    const passOn = kind === 'worker-closing' || kind === 'cancelled' || kind === 'dependency-outage' || kind === 'lock-lost';
+    if (passOn || (kind === 'rate-limited' && !unavailable)) throw error;
+    if (unavailable) {
+      const giveUp = await waitForUpstream(step, job, videos, unavailable);
       if (giveUp === undefined) throw error;
       await videos.setStep(videoId, step, 'skipped', { reason: giveUp, attempts: attempt });
       return { skipped: giveUp };
