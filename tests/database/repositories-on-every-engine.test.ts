@@ -481,6 +481,22 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(torn).toEqual([]);
   });
 
+  it('creates a batch of 2,100 videos with all their steps in one transaction, past what one statement could bind', async () => {
+    const owner = `key-${randomUUID()}`;
+    const ids = Array.from({ length: 2100 }, () => randomUUID());
+    // Nine steps each: 18,900 step rows, 75,600 step parameters and 42,000 video parameters in all.
+    const steps = [...VIDEO_STEPS, 'extra-step'] as typeof VIDEO_STEPS;
+    await videos.createMany(ids.map((id) => ({ id, source: `/media/${id}.mp4`, title: null, steps, tenantId: owner })));
+    const counted = await db
+      .selectFrom('video_steps')
+      .innerJoin('videos', 'videos.id', 'video_steps.video_id')
+      .where('videos.tenant_id', '=', owner)
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .executeTakeFirstOrThrow();
+    expect(Number(counted.count)).toBe(2100 * steps.length);
+    expect((await videos.list({ limit: 1, scope: tenantScope(owner) })).items).toHaveLength(1);
+  });
+
   it('pages through videos created in one transaction without losing or repeating one', async () => {
     const owner = `key-${randomUUID()}`;
     const ids = Array.from({ length: 7 }, () => randomUUID());

@@ -125,6 +125,8 @@ export interface JobEvent {
 }
 
 const TERMINAL: readonly VideoStatus[] = ['completed', 'failed', 'cancelled'];
+/** Videos one INSERT writes (20 parameters each); steps go four times as many to a statement (4 each). */
+const ROWS_PER_INSERT = 500;
 
 type VideoStepRow = Selectable<Database['video_steps']>;
 
@@ -195,43 +197,54 @@ export class VideosRepository {
     await this.createMany([video]);
   }
 
-  /** Inserts many videos and their steps in one transaction (two statements whatever the count). */
+  /**
+   * Inserts many videos and their steps in one transaction: two statements for up to
+   * {@link ROWS_PER_INSERT} videos, more past that (each statement's parameters stay well under
+   * SQLite's 32,766 and the 65,535 of PostgreSQL and MySQL, whatever the count).
+   */
   async createMany(videos: readonly NewVideoRecord[]): Promise<void> {
     if (videos.length === 0) return;
     await this.db.transaction().execute(async (trx) => {
-      await ignoreDuplicates(
-        trx.insertInto('videos').values(
-          videos.map((video) => ({
-            id: video.id,
-            status: 'queued' as const,
-            source: video.source,
-            title: video.title,
-            error: null,
-            storage_key: null,
-            size_bytes: null,
-            duration_seconds: null,
-            width: null,
-            height: null,
-            fps: null,
-            has_audio: null,
-            video_codec: null,
-            completed_at: null,
-            options: JSON.stringify(video.options ?? {}),
-            callback_url: video.callbackUrl ?? null,
-            priority: video.priority ?? 'normal',
-            submitted_by: video.submittedBy ?? null,
-            youtube_id: video.youtubeId ?? null,
-            tenant_id: video.tenantId ?? DEFAULT_TENANT,
-          })),
-        ),
-        this.dialect.engine,
-        ['id'],
-      ).execute();
+      for (let start = 0; start < videos.length; start += ROWS_PER_INSERT) {
+        await this.insertVideos(trx, videos.slice(start, start + ROWS_PER_INSERT));
+      }
       const steps = videos.flatMap((video) => video.steps.map((step) => ({ video_id: video.id, step, status: 'pending' as const, reason: null })));
-      if (steps.length) {
-        await ignoreDuplicates(trx.insertInto('video_steps').values(steps), this.dialect.engine, ['video_id', 'step']).execute();
+      for (let start = 0; start < steps.length; start += ROWS_PER_INSERT * 4) {
+        const part = steps.slice(start, start + ROWS_PER_INSERT * 4);
+        await ignoreDuplicates(trx.insertInto('video_steps').values(part), this.dialect.engine, ['video_id', 'step']).execute();
       }
     });
+  }
+
+  private async insertVideos(trx: Executor, videos: readonly NewVideoRecord[]): Promise<void> {
+    await ignoreDuplicates(
+      trx.insertInto('videos').values(
+        videos.map((video) => ({
+          id: video.id,
+          status: 'queued' as const,
+          source: video.source,
+          title: video.title,
+          error: null,
+          storage_key: null,
+          size_bytes: null,
+          duration_seconds: null,
+          width: null,
+          height: null,
+          fps: null,
+          has_audio: null,
+          video_codec: null,
+          completed_at: null,
+          options: JSON.stringify(video.options ?? {}),
+          callback_url: video.callbackUrl ?? null,
+          priority: video.priority ?? 'normal',
+          submitted_by: video.submittedBy ?? null,
+          youtube_id: video.youtubeId ?? null,
+          tenant_id: video.tenantId ?? DEFAULT_TENANT,
+        })),
+      ),
+      this.dialect.engine,
+      ['id'],
+    ).execute();
   }
 
   /** Removes videos whose jobs could not be enqueued, so no half-submitted row stays behind. */
