@@ -53,6 +53,8 @@ function statusPage(breakers: BreakerReport[], counts: [string, Record<string, n
 export function createDashboardApp({ config, metrics, queues, breakers, redis, overview }: DashboardDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
+  // The client is the TCP peer, or what a proxy of TRUST_PROXY says it forwarded for (sign-in throttle).
+  app.set('trust proxy', config.trustProxy === false ? false : [...config.trustProxy]);
 
   registerClusterMetrics(metrics, queues, breakers, redis);
 

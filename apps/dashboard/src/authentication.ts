@@ -20,12 +20,14 @@ export interface DashboardAuthentication {
  *    for the login prompt (its first request never carries credentials), and it tries nothing.
  * 3. Any header that names no account (wrong user or password, malformed, another scheme) is
  *    counted as one failure, then answered 401.
- * The address is the TCP peer: `trust proxy` stays off, so `X-Forwarded-For` cannot be forged
- * to spread guesses over made-up addresses. Behind a proxy every client shares the proxy's budget.
+ * The address is the TCP peer, or, for a request from a proxy named in TRUST_PROXY, the client
+ * it forwarded for (`X-Forwarded-For` from anyone else is ignored, so it cannot be forged to
+ * spread guesses over made-up addresses). Behind a proxy not named there, every client shares
+ * the proxy's budget.
  */
 export function requireDashboardAccount({ verify, throttle }: DashboardAuthentication): RequestHandler {
   return async (req, res, next) => {
-    const attempt = await throttle.reserve(clientAddress(req.socket.remoteAddress));
+    const attempt = await throttle.reserve(clientAddress(req.ip ?? req.socket.remoteAddress));
     if (attempt.retryAfter > 0) {
       const wait = attempt.retryAfter;
       return sendProblem(res, 429, 'Too Many Requests', `too many failed sign-ins from this address; try again in ${wait} s`, { 'retry-after': String(wait) });

@@ -25,8 +25,8 @@ export function crossOriginReason(req: Request): string | undefined {
   } catch {
     return `Origin "${origin}" is not the dashboard's own origin`;
   }
-  // `trust proxy` is off, so `req.protocol` cannot see TLS ended by a proxy in front: an https
-  // origin on our own Host is ours too. The host must match exactly, port included.
+  // Unless the proxy in front is named in TRUST_PROXY, `req.protocol` cannot see TLS it ended:
+  // an https origin on our own Host is ours too. The host must match exactly, port included.
   const ownScheme = presented.protocol === `${req.protocol}:` || presented.protocol === 'https:';
   if (!host || !ownScheme || presented.host.toLowerCase() !== host) return `Origin "${origin}" is not the dashboard's own origin`;
   return undefined;

@@ -126,7 +126,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   const { config, logger } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  app.set('trust proxy', config.trustProxy === false ? false : [...config.trustProxy]);
   app.set('query parser', 'simple');
   app.use(requestLog({ logger, metrics: deps.metrics }));
   app.use(cors(config.corsOrigins));

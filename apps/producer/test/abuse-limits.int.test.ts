@@ -63,6 +63,33 @@ describe('failed authentication', () => {
   });
 });
 
+describe('failed authentication behind a reverse proxy', () => {
+  const guess = { authorization: 'Bearer cl_guessguessgu_guessguessguessguessguessguessgu' };
+
+  /** Three failed guesses from `forwardedFor` (as a proxy would name it), then what a good key gets from another client. */
+  async function guessesThenAnother(overrides: Partial<ServiceContext['config']>): Promise<number[]> {
+    const { producer } = await producerWith({ authFailuresPerMinute: 3, ...overrides });
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 55_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - intoMinute + 100));
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 4; attempt += 1) {
+      statuses.push((await request(producer.app).get('/v1/videos').set(guess).set('x-forwarded-for', '203.0.113.7')).status);
+    }
+    statuses.push((await request(producer.app).get('/v1/videos').set(auth).set('x-forwarded-for', '203.0.113.8')).status);
+    return statuses;
+  }
+
+  it('counts each client a proxy named in TRUST_PROXY forwarded for on its own', async () => {
+    const statuses = await guessesThenAnother({ trustProxy: ['loopback'], queuePrefix: `${env.config.queuePrefix}:proxied` });
+    expect(statuses).toEqual([401, 401, 401, 429, 200]);
+  });
+
+  it('ignores X-Forwarded-For from a peer not named there: the peer is the client, and cannot spread guesses', async () => {
+    const statuses = await guessesThenAnother({ trustProxy: false, queuePrefix: `${env.config.queuePrefix}:unproxied` });
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+  });
+});
+
 describe('failed authentication in parallel', () => {
   it('checks at most the limit of guesses sent at once: the attempt is counted before the lookup', async () => {
     const { producer, lookups } = await producerWith({ authFailuresPerMinute: 20, queuePrefix: `${env.config.queuePrefix}:burst` });

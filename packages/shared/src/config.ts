@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { providerEnvSchema, providerSettings } from './config-providers.js';
@@ -41,6 +42,17 @@ const commaList = z.string().transform((value) =>
     .split(',')
     .map((item) => item.trim())
     .filter((item) => item.length > 0),
+);
+/** A proxy address or range `trust proxy` takes: an IP, an IP/prefix, or one of proxy-addr's names. */
+const trustedProxy = z.string().refine(
+  (entry) => {
+    if (entry === 'loopback' || entry === 'linklocal' || entry === 'uniquelocal') return true;
+    const [address = '', prefix, ...rest] = entry.split('/');
+    const family = isIP(address);
+    if (family === 0 || rest.length > 0) return false;
+    return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+  },
+  { message: 'each entry must be an IP address, an address/prefix range, or loopback, linklocal or uniquelocal' },
 );
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
@@ -189,6 +201,14 @@ const coreEnvSchema = z.object({
   /** Origins allowed by CORS (comma-separated, or "*"); empty turns CORS off. */
   CORS_ORIGINS: commaList.default([]),
   /**
+   * The reverse proxies in front of the producer and the dashboard (addresses, CIDR ranges, or
+   * `loopback`, `linklocal`, `uniquelocal`, comma-separated): a request arriving from one of them
+   * is counted against the client address it names in `X-Forwarded-For`, and its scheme is
+   * `X-Forwarded-Proto`'s. Empty (the default): the TCP peer is the client, and those headers are
+   * ignored, so nobody can forge them.
+   */
+  TRUST_PROXY: commaList.pipe(z.array(trustedProxy)).default([]),
+  /**
    * Clips one worker-cpu process renders at once. Unset, worker-cpu renders as many as it has
    * usable cores ({@link defaultRenderConcurrency}), each ffmpeg taking its share of them.
    */
@@ -335,6 +355,7 @@ function toConfig(env: EnvVariables) {
     fairShareQuotaPerMinute: env.FAIR_SHARE_QUOTA_PER_MINUTE,
     idempotencyTtlSeconds: env.IDEMPOTENCY_TTL_HOURS * 3600,
     corsOrigins: env.CORS_ORIGINS,
+    trustProxy: env.TRUST_PROXY.length ? env.TRUST_PROXY : (false as const),
     accountsKeyring: env.ACCOUNTS_KEYRING ?? DEV_ACCOUNTS_KEYRING,
     metadataSyncIntervalMs: env.METADATA_SYNC_INTERVAL_SECONDS * 1000,
     webhookTimeoutMs: env.WEBHOOK_TIMEOUT_SECONDS * 1000,

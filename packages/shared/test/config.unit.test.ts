@@ -67,6 +67,21 @@ describe('loadConfig', () => {
     expect(config.fileSourceRoots).toEqual(['/srv/media', '/tmp']);
   });
 
+  it('trusts no proxy unless TRUST_PROXY names them, and refuses an entry that is no address or range', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8,192.168.1.5, 2001:db8::/32' }).trustProxy).toEqual([
+      'loopback',
+      '10.0.0.0/8',
+      '192.168.1.5',
+      '2001:db8::/32',
+    ]);
+    for (const wrong of ['proxy.example', '10.0.0.0/33', '10.0.0.1/8/2', '::1/129', 'all']) {
+      expect(refusal(() => loadConfig({ TRUST_PROXY: wrong }))).toMatch(
+        /TRUST_PROXY.*an IP address, an address\/prefix range, or loopback, linklocal or uniquelocal/,
+      );
+    }
+  });
+
   it('treats empty strings as unset', () => {
     expect(loadConfig({ PORT: '' }).port).toBe(3000);
   });
@@ -221,6 +236,7 @@ describe('loadConfig', () => {
       corsOrigins: [],
       accountsKeyring: DEV_ACCOUNTS_KEYRING,
       metadataSyncIntervalMs: 3600_000,
+      trustProxy: false,
       webhookTimeoutMs: 10_000,
       cpuWorker: { renderConcurrency: undefined, renderPreset: 'veryfast', renderCrf: 20 },
     });

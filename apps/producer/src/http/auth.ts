@@ -145,7 +145,8 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
   };
   const stored = new StoredKeys(settings.verify);
   return async (req, res, next) => {
-    const address = clientAddress(req.socket.remoteAddress);
+    // req.ip: the TCP peer, or the client a trusted proxy (TRUST_PROXY) forwarded for.
+    const address = clientAddress(req.ip ?? req.socket.remoteAddress);
     const header = req.get('authorization');
     const match = header ? BEARER.exec(header) : null;
     const presented = match?.[1] ? digest(match[1]) : undefined;
