@@ -18,7 +18,10 @@ const service = createService('dashboard', loadConfigOrExit());
 const { config, logger, shutdown, metrics } = service;
 shutdown.installSignalHandlers();
 
-const redis = createRedis(config.redisUrl, 'worker');
+// Fail fast, as the API does: with Redis away, a page, a sign-in (its throttle lets it through)
+// or a queue action answers at once instead of waiting for Redis in ioredis's offline queue, and
+// an action the operator gave up on does not run when Redis comes back.
+const redis = createRedis(config.redisUrl, 'producer');
 shutdown.register('redis', () => redis.quit().catch(() => redis.disconnect()));
 const queues = allQueues.map((declaration) => createQueue(declaration, { connection: redis, prefix: config.queuePrefix }));
 shutdown.register('queues', () => Promise.all(queues.map((queue) => queue.close())));

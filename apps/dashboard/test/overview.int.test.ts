@@ -10,6 +10,7 @@ import {
   BreakerBoard,
   createDatabase,
   createMetricsRegistry,
+  type Db,
   QueueActionsRepository,
   QueueOperations,
   VideosRepository,

@@ -1,6 +1,15 @@
 import request from 'supertest';
 import { Queue, Worker } from 'bullmq';
-import { createService, DEV_ADMIN_API_KEY, DEV_API_KEY, QueueActionsRepository, QueueOperations, syncQueue, type ServiceContext } from '@clipline/shared';
+import {
+  createRedis,
+  createService,
+  DEV_ADMIN_API_KEY,
+  DEV_API_KEY,
+  QueueActionsRepository,
+  QueueOperations,
+  syncQueue,
+  type ServiceContext,
+} from '@clipline/shared';
 import { buildProducer } from '../src/producer.js';
 import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -157,6 +166,31 @@ describe('admin queue operations', () => {
     const [row] = await audit.recent(1);
     expect(row).toMatchObject({ action: 'pause', actor: 'ops', affected: 0, error: failure!.message });
     expect(row?.finishedAt).not.toBeNull();
+  });
+
+  it('records a retry that Redis drops part way as failed, with how many jobs it had moved, not as done', async () => {
+    await failJobs(Array.from({ length: 1500 }, (_, index) => `dropped ${index}`));
+    // The action's own connection, fail-fast as the producer's, cut once some jobs have moved.
+    const own = createRedis(env.config.redisUrl, 'producer');
+    const acting = new Queue(syncQueue.name, { connection: own, prefix: env.config.queuePrefix });
+    const audit = new QueueActionsRepository(env.db);
+    const running = new QueueOperations([acting], audit).run('sync', 'retry-failed', { actor: { name: 'ops', kind: 'dashboard' }, reason: 'dropped' }).then(
+      () => undefined,
+      (thrown: Error) => thrown,
+    );
+    await waitFor(async () => ((await queue.getWaitingCount()) >= 20 ? true : undefined), 20_000, 'some jobs retried');
+    own.disconnect();
+    const failure = await running;
+    await acting.close().catch(() => {});
+    expect(failure).toBeInstanceOf(Error);
+    const moved = await queue.getWaitingCount();
+    expect(moved).toBeLessThan(1500);
+    const [row] = await audit.recent(1);
+    expect(row).toMatchObject({ action: 'retry-failed', error: failure!.message });
+    // What the row says it moved is what moved (at most the one in flight when the connection went).
+    expect(row!.affected).toBeGreaterThanOrEqual(20);
+    expect(Math.abs(row!.affected - moved)).toBeLessThanOrEqual(1);
+    await queue.obliterate({ force: true });
   });
 
   it('lists the four operations in the OpenAPI document', async () => {

@@ -224,6 +224,19 @@ export function isDependencyOutage(thrown: unknown): boolean {
 }
 
 /**
+ * Errors of a lost Redis or database connection, the kind a client may retry a little later: a
+ * {@link isDependencyOutage} one, or what ioredis and BullMQ say when Redis (or a Redis Cluster
+ * between a primary's death and its replica's promotion) cannot be reached.
+ */
+export function isRedisOrDatabaseOutage(error: unknown): boolean {
+  if (isDependencyOutage(error)) return true;
+  const text = `${(error as Error)?.name} ${(error as Error)?.message} ${(error as { code?: string })?.code}`;
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|max retries per request|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|Too many Cluster redirections|Failed to refresh slots cache/i.test(
+    text,
+  );
+}
+
+/**
  * What a job's failure means for the job, in the order it is decided:
  * - `cancelled`: its video was cancelled through the API, or its work abandoned (the reason says
  *   which); fail it for good, quietly.

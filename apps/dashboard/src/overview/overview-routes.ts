@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import express, { type Router } from 'express';
-import type { Config, QueueActionKind, QueueOperations } from '@clipline/shared';
+import { type Config, isRedisOrDatabaseOutage, type QueueActionKind, type QueueOperations } from '@clipline/shared';
 import { roleOf } from '../authentication.js';
 import { sendProblem } from '../problem.js';
 import { overviewClientScript } from './overview-client.js';
@@ -82,9 +82,11 @@ export function overviewRoutes(deps: OverviewDependencies): Router {
         (error: unknown) => ({ error: error as { message?: unknown } }),
       );
     cached = undefined;
-    // The database or Redis away: the action did not run (no audit, no action), or failed and says so in the audit.
-    if ('error' in ran)
+    if ('error' in ran) {
+      // The database or Redis away: the action did not run (no audit, no action), or failed and says so in the audit.
+      if (!isRedisOrDatabaseOutage(ran.error)) throw ran.error;
       return sendProblem(res, 503, 'Service Unavailable', `the queue action could not run: ${String(ran.error?.message ?? ran.error)}; retry shortly`);
+    }
     return res.json(ran.outcome);
   });
   return router;

@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import type { z } from 'zod';
-import { InvalidCursorError, InvalidSubmissionError, isDependencyOutage, type ClipExtras, type ClipView, type VideoView } from '@clipline/shared';
+import { InvalidCursorError, InvalidSubmissionError, isRedisOrDatabaseOutage, type ClipExtras, type ClipView, type VideoView } from '@clipline/shared';
 import { describeIssues, videoIdParam } from '../api-schemas.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
 
@@ -25,14 +25,7 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<
 }
 
 /** Errors of a lost Redis or database connection: the client may retry later. */
-export function isUnavailable(error: unknown): boolean {
-  if (isDependencyOutage(error)) return true;
-  const text = `${(error as Error)?.name} ${(error as Error)?.message} ${(error as { code?: string })?.code}`;
-  // From CLUSTERDOWN on: a Redis Cluster between a primary's death and its replica's promotion.
-  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|max retries per request|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|Too many Cluster redirections|Failed to refresh slots cache/i.test(
-    text,
-  );
-}
+export const isUnavailable = isRedisOrDatabaseOutage;
 
 /** The answer an error of the producer or the repositories deserves: 400 for bad input, 503 for an outage. */
 export function unavailableOr(error: unknown, what = 'the job queue or database'): unknown {

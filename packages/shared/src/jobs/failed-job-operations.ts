@@ -29,31 +29,37 @@ export async function matchingFailedJobs(queue: Queue, reason: string | null): P
   }
 }
 
-/** Moves the matching failed jobs back to waiting with their attempts reset; returns how many moved. */
-export async function retryFailedJobs(queue: Queue, reason: string | null): Promise<number> {
-  let retried = 0;
+/** How far an action over failed jobs got: the jobs it moved or removed so far. */
+export interface ActionTally {
+  affected: number;
+}
+
+/**
+ * Applies `act` to each matching failed job and counts those it moved. A job someone else
+ * retried or removed in the meantime is skipped, not counted; any other failure (Redis away, a
+ * job still failed that would not move) stops the action there, `tally` saying how far it got.
+ */
+async function eachFailedJob(queue: Queue, reason: string | null, tally: ActionTally, act: (job: Job) => Promise<unknown>): Promise<number> {
   for (const job of await matchingFailedJobs(queue, reason)) {
-    // A job retried or removed by someone else in the meantime is skipped, not counted.
-    const moved = await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }).then(
-      () => true,
-      () => false,
-    );
-    if (moved) retried += 1;
+    try {
+      await act(job);
+      tally.affected += 1;
+    } catch (error) {
+      const state = await queue.getJobState(job.id ?? '').catch(() => undefined);
+      if (state === undefined || state === 'failed') throw error;
+    }
   }
-  return retried;
+  return tally.affected;
+}
+
+/** Moves the matching failed jobs back to waiting with their attempts reset; returns how many moved. */
+export function retryFailedJobs(queue: Queue, reason: string | null, tally: ActionTally = { affected: 0 }): Promise<number> {
+  return eachFailedJob(queue, reason, tally, (job) => job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }));
 }
 
 /** Removes the matching failed jobs (and, for a flow's parent, its children); returns how many went. */
-export async function discardFailedJobs(queue: Queue, reason: string | null): Promise<number> {
-  let removed = 0;
-  for (const job of await matchingFailedJobs(queue, reason)) {
-    const gone = await job.remove().then(
-      () => true,
-      () => false,
-    );
-    if (gone) removed += 1;
-  }
-  return removed;
+export function discardFailedJobs(queue: Queue, reason: string | null, tally: ActionTally = { affected: 0 }): Promise<number> {
+  return eachFailedJob(queue, reason, tally, (job) => job.remove());
 }
 
 export interface QueueActionOutcome {
@@ -91,22 +97,30 @@ export class QueueOperations {
     if (!queue) return undefined;
     const reasonFilter = action === 'retry-failed' || action === 'discard-failed' ? request.reason || null : null;
     const auditId = await this.audit.start({ actor: request.actor, action, queue: queueName, reasonFilter });
-    let affected = 0;
+    const tally: ActionTally = { affected: 0 };
     try {
-      if (action === 'retry-failed') affected = await retryFailedJobs(queue, reasonFilter);
-      else if (action === 'discard-failed') affected = await discardFailedJobs(queue, reasonFilter);
+      if (action === 'retry-failed') await retryFailedJobs(queue, reasonFilter, tally);
+      else if (action === 'discard-failed') await discardFailedJobs(queue, reasonFilter, tally);
       else if (action === 'pause') await queue.pause();
       else await queue.resume();
     } catch (error) {
-      await this.finish(auditId, { affected, error: String((error as { message?: unknown })?.message ?? error) }).catch(() => {});
+      await this.finish(auditId, { affected: tally.affected, error: String((error as { message?: unknown })?.message ?? error) });
       throw error;
     }
-    // The action ran: a database blink here leaves its row unfinished, but does not fail it (a retry would run it again).
-    await this.finish(auditId, { affected }).catch(() => {});
-    return { queue: queueName, action, reasonFilter, affected, auditId };
+    await this.finish(auditId, { affected: tally.affected });
+    return { queue: queueName, action, reasonFilter, affected: tally.affected, auditId };
   }
 
-  private finish(auditId: string, outcome: { affected: number; error?: string }): Promise<void> {
-    return withRetries(() => this.audit.finish(auditId, outcome), { attempts: 5, firstDelayMs: 100, maxDelayMs: 1000 });
+  /**
+   * Completes the audit row. The answer waits for one try only: should the database be away,
+   * the row is completed in the background once it is back (tried for about half a minute), and
+   * until then shows the action as not finished. The action itself ran either way.
+   */
+  private async finish(auditId: string, outcome: { affected: number; error?: string }): Promise<void> {
+    try {
+      await this.audit.finish(auditId, outcome);
+    } catch {
+      void withRetries(() => this.audit.finish(auditId, outcome), { attempts: 8, firstDelayMs: 500, maxDelayMs: 8000 }).catch(() => {});
+    }
   }
 }
