@@ -122,5 +122,20 @@ describe.each(TEST_DATABASE_ENGINES)('public job records on $name', ({ url }) =>
     // Before, each row was written again alone: the written ones clashed with themselves and failed.
     expect(await statements(registry, 'error')).toBe(0);
     expect(await statements(registry, 'ok')).toBe(1);
+
+    // The read fails for good: every request fails, and no row it may have written stays without its job.
+    records.blinks = 10;
+    const lost = [job('tenant-a'), job('tenant-a'), job('tenant-a')];
+    const results = await Promise.allSettled(lost.map((row, index) => records.recordForVideo(row, index === 1 ? theirs : mine, tenantScope('tenant-a'))));
+    expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect((await storedIds(lost.map((row) => row.id))).size).toBe(0);
+  });
+
+  it('counts a row written by a statement whose answer was lost as recorded when it is tried again', async () => {
+    const records = new PublicJobRecords(db);
+    const row = job('tenant-a');
+    // As if the statement had committed and the connection dropped before its answer.
+    await db.insertInto('public_jobs').values({ id: row.id, tenant_id: row.tenant, queue: row.queue, name: row.name }).execute();
+    expect(await records.recordForVideo(row, mine, tenantScope('tenant-a'))).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-import { engineOf, type Db, type Registry, type TenantScope, withRetries } from '@clipline/shared';
+import { engineOf, type Db, isUniqueViolation, type Registry, type TenantScope, withRetries } from '@clipline/shared';
 
 const QUERY_HISTOGRAM = 'clipline_db_query_duration_seconds';
 
@@ -123,7 +123,10 @@ export class PublicJobRecords {
       affected = await this.write(rows);
     } catch (error) {
       if (rows.length === 1) {
-        rows[0]?.reject(error);
+        // Its id is a fresh UUID: taken means a statement of ours that failed only on its way
+        // back (the connection lost after the commit) had written it.
+        if (isUniqueViolation(error)) rows[0]?.resolve(true);
+        else rows[0]?.reject(error);
         return;
       }
       await Promise.all(rows.map((row) => this.settleKind([row])));
@@ -140,6 +143,13 @@ export class PublicJobRecords {
       const written = await withRetries(() => this.existing(ids), { attempts: 3, firstDelayMs: 50 });
       for (const row of rows) row.resolve(written.has(row.values.id as string));
     } catch (error) {
+      // Unknown which were written: none of them may stay recorded without its job, which is
+      // not enqueued for a request answered with an error.
+      await this.db
+        .deleteFrom('public_jobs')
+        .where('id', 'in', ids)
+        .execute()
+        .catch(() => {});
       for (const row of rows) row.reject(error);
     }
   }
