@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -75,6 +76,11 @@ export interface SpawnedTool {
   running(): boolean;
   /** Ends it with SIGKILL. */
   kill(): void;
+  /**
+   * The CPU time it has used so far, in clock ticks (Linux's /proc), or undefined where that
+   * cannot be read: a run that decodes without output yet (a seek's pre-roll) is not stalled.
+   */
+  cpuTicks(): number | undefined;
 }
 
 export interface SpawnToolOptions {
@@ -139,7 +145,22 @@ function startDirect(request: ToolStart): ToolChild {
     closed,
     running: () => child.exitCode === null && child.signalCode === null,
     kill: (signal) => child.kill(signal),
+    pid: () => child.pid ?? null,
   };
+}
+
+/** User plus system CPU time of a process in clock ticks, from `/proc/<pid>/stat`; undefined when unreadable. */
+function cpuTicksOf(pid: number | null): number | undefined {
+  if (pid === null) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command (which may hold spaces) start after its closing parenthesis; utime and stime are the 14th and 15th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -175,7 +196,7 @@ export async function spawnTool(command: string, args: readonly string[], signal
     else signal.addEventListener('abort', kill, { once: true });
     void exited.finally(() => signal.removeEventListener('abort', kill)).catch(() => {});
   }
-  return { output: child, stderr, exited, running: child.running, kill };
+  return { output: child, stderr, exited, running: child.running, kill, cpuTicks: () => cpuTicksOf(child.pid()) };
 }
 
 /**

@@ -158,7 +158,11 @@ async function* readBatches(
 ): AsyncGenerator<SampledBatch> {
   let { run, reader } = await started;
   let audio = options.audio;
-  const watchdog = new StallWatchdog(options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, () => run.kill());
+  const watchdog = new StallWatchdog(
+    options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+    () => run.kill(),
+    () => run.cpuTicks(),
+  );
   let finished = false;
   try {
     const frameBytes = options.width * (await height) * 3;

@@ -22,6 +22,8 @@ export interface ToolChild {
   closed: Promise<ToolExit>;
   running(): boolean;
   kill(signal: NodeJS.Signals): void;
+  /** Its process id, once known. */
+  pid(): number | null;
 }
 
 export interface ToolStart {
@@ -210,6 +212,7 @@ export class ToolSpawner {
       fd3: fd3 ?? null,
       closed,
       running: () => run.exit === null,
+      pid: () => run.pid,
       kill: (signal) => {
         if (run.exit !== null) return;
         const message: KillMessage = { op: 'kill', id, signal };
@@ -291,5 +294,13 @@ function killPid(pid: number, signal: NodeJS.Signals): void {
 function failedChild(error: Error, fd3: boolean): ToolChild {
   const closed = Promise.reject(error);
   closed.catch(() => {});
-  return { stdout: Readable.from([]), stderr: Readable.from([]), fd3: fd3 ? Readable.from([]) : null, closed, running: () => false, kill: () => {} };
+  return {
+    stdout: Readable.from([]),
+    stderr: Readable.from([]),
+    fd3: fd3 ? Readable.from([]) : null,
+    closed,
+    running: () => false,
+    kill: () => {},
+    pid: () => null,
+  };
 }

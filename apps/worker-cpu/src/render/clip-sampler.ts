@@ -75,7 +75,11 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
   let filled = 0;
   let nextIndex = 0;
   let finished = false;
-  const watchdog = new StallWatchdog(options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, () => run.kill());
+  const watchdog = new StallWatchdog(
+    options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+    () => run.kill(),
+    () => run.cpuTicks(),
+  );
   watchdog.waiting();
   try {
     for await (const chunk of stdout as AsyncIterable<Buffer>) {

@@ -412,7 +412,11 @@ async function encode(
   const run = await spawnTool(settings.tools.ffmpegPath, encodeArgs(source, job, settings, targets), hooks.signal);
   // ffmpeg reports twice a second; a run whose frame count and output time stand still (a
   // source on a hung mount, a wedged filter) is stopped instead of holding a render slot.
-  const watchdog = new StallWatchdog(settings.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS, () => run.kill());
+  const watchdog = new StallWatchdog(
+    settings.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+    () => run.kill(),
+    () => run.cpuTicks(),
+  );
   watchdog.waiting();
   const reached = { frame: '', out_time_us: '' };
   run.output.stdout.setEncoding('utf8');
