@@ -240,4 +240,18 @@ describe('a job whose provider keeps answering 429', () => {
     expect(second).toBeInstanceOf(RateLimitedError);
     expect(second.upstream).toBeUndefined();
   });
+
+  it('waits for a 429 without limit when PROVIDER_OUTAGE_MAX_SECONDS is 0 (never wait for an outage)', async () => {
+    const { providers } = startProcess({ PROVIDER_OUTAGE_MAX_SECONDS: '0' });
+    await fixture.redis.del(providers.gate.pauseKey('openai'));
+    fixture.sim.configure({ endpoints: { 'openai.chat.completions': { rateLimitNext: 1 } } });
+    const error = await providers.openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] }).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+    await fixture.redis.del(providers.gate.pauseKey('openai'));
+    const mapped = toJobError(error) as RateLimitedError;
+    expect(mapped).toBeInstanceOf(RateLimitedError);
+    expect(mapped.upstream).toBeUndefined();
+  });
 });

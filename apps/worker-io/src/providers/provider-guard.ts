@@ -54,8 +54,9 @@ export class ProviderGuard {
         if (error.source === 'upstream') await this.options.gate.pause(provider, error.retryAfterMs);
         // A provider that answered none of this process's calls for the outage horizon is a wall,
         // not a busy provider letting calls through between its 429s: the job's wait is bounded.
+        // A horizon of 0 (never wait for an outage) tells no wall from a busy provider: waited for.
         const { outageMaxMs } = breaker.outage();
-        if (Date.now() - this.lastAnsweredAt >= outageMaxMs) error.outageMaxMs = outageMaxMs;
+        if (outageMaxMs > 0 && Date.now() - this.lastAnsweredAt >= outageMaxMs) error.outageMaxMs = outageMaxMs;
       }
       metrics.calls.inc({ provider, outcome: isProviderError(error) ? error.kind : 'error' });
       this.noteOutage(error);
