@@ -83,7 +83,7 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis, o
     }),
   );
   app.use(refuseViewerWrites);
-  if (overview) app.use(overviewRoutes({ ...overview, queues, breakers, config }));
+  if (overview) app.use(overviewRoutes({ ...overview, queues, breakers, config, redis }));
   app.get('/breakers', async (_req, res) => {
     res.json({ breakers: await breakers.read() });
   });

@@ -30,7 +30,7 @@ shutdown.register('queues', () => Promise.all(queues.map((queue) => queue.close(
 const db = openDatabase(config, 2, metrics);
 shutdown.register('database', () => db.destroy());
 const audit = new QueueActionsRepository(db);
-const overview = { videos: new VideosRepository(db), audit, operations: new QueueOperations(queues, audit) };
+const overview = { videos: new VideosRepository(db), audit, operations: new QueueOperations(queues, audit, () => redis.status === 'ready') };
 
 // One connection serves the queues, the breaker board and the sign-in throttle alike.
 const server = http.createServer(createDashboardApp({ config, metrics, queues, redis, breakers: new BreakerBoard(redis, config.queuePrefix), overview }));

@@ -10,12 +10,14 @@ import {
   BreakerBoard,
   createDatabase,
   createMetricsRegistry,
+  createRedis,
   type Db,
   QueueActionsRepository,
   QueueOperations,
   VideosRepository,
   type RedisClient,
 } from '@clipline/shared';
+import { PrivateRedis } from '../../../tests/chaos/support/redis-server.js';
 import { createDashboardApp } from '../src/app.js';
 import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -184,6 +186,40 @@ describe('queue actions from the overview', () => {
     expect((await post('/overview/queues/ingest/actions', { action: 'obliterate' })).status).toBe(400);
     expect((await post('/overview/queues/nope/actions', { action: 'pause' })).status).toBe(404);
     expect(await queue.isPaused()).toBe(false);
+  });
+
+  it('with Redis away, answers the overview and a queue action with 503 at once, before the action starts', async () => {
+    // A Redis of the test's own, which goes away once the dashboard's fail-fast connection (as its main makes it) is up.
+    const server = await PrivateRedis.start();
+    const away = createRedis(server.url, 'producer');
+    const awayQueue = new Queue('ingest', { connection: away, prefix: env.config.queuePrefix });
+    awayQueue.on('error', () => {});
+    await awayQueue.waitUntilReady();
+    await server.kill();
+    const audit = new QueueActionsRepository(env.db);
+    const app = createDashboardApp({
+      config: env.config,
+      metrics: createMetricsRegistry('dashboard'),
+      queues: [awayQueue],
+      redis: away,
+      breakers: new BreakerBoard(away, env.config.queuePrefix),
+      overview: { videos: new VideosRepository(env.db), audit, operations: new QueueOperations([awayQueue], audit) },
+    });
+    try {
+      const overview = await request(app).get('/overview.json').set(asAdmin);
+      expect(overview.status).toBe(503);
+      expect(overview.headers['retry-after']).toBe('5');
+      expect(overview.body.detail).toBe('Redis is unreachable; the overview and queue actions come back with it');
+      const before = await audit.recent(100);
+      const paused = await request(app).post('/overview/queues/ingest/actions').set(asAdmin).send({ action: 'pause' });
+      expect(paused.status).toBe(503);
+      // Refused before it started: nothing to audit, nothing left to run when Redis comes back.
+      expect(await audit.recent(100)).toEqual(before);
+    } finally {
+      away.disconnect();
+      await awayQueue.close().catch(() => {});
+      await server.destroy();
+    }
   });
 
   it('runs no action the audit cannot record: with the database away, a pause is a 503 and the queue goes on', async () => {

@@ -60,7 +60,7 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
     apiKeys,
     publicJobs: new PublicJobsRepository(db),
     publicJobRecords: new PublicJobRecords(db, metrics),
-    queueOperations: new QueueOperations(adminQueues, new QueueActionsRepository(db)),
+    queueOperations: new QueueOperations(adminQueues, new QueueActionsRepository(db), () => redis.status === 'ready'),
     config,
     logger,
     metrics,

@@ -149,6 +149,21 @@ describe('admin queue operations', () => {
     await request(producer.app).post('/v1/admin/queues/sync/failed:discard').set(admin);
   });
 
+  it('starts no action while Redis is away (a 503 at once, nothing audited, nothing run when it is back)', async () => {
+    const away = createService('producer', { ...env.config, redisUrl: 'redis://127.0.0.1:1' });
+    try {
+      const down = buildProducer(away);
+      const before = await new QueueActionsRepository(env.db).recent(100);
+      const started = Date.now();
+      const paused = await request(down.app).post('/v1/admin/queues/sync:pause').set(admin);
+      expect(paused.status).toBe(503);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(await new QueueActionsRepository(env.db).recent(100)).toEqual(before);
+    } finally {
+      await away.shutdown.shutdown('test done');
+    }
+  });
+
   it('records an action that fails part way (Redis away) as failed, with why', async () => {
     // A Redis that refuses connections, not retried: the audit row is written, the pause fails.
     const unreachable = { host: '127.0.0.1', port: 1, retryStrategy: () => null, enableOfflineQueue: false, lazyConnect: true };

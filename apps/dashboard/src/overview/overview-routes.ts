@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import express, { type Router } from 'express';
-import { type Config, isRedisOrDatabaseOutage, type QueueActionKind, type QueueOperations } from '@clipline/shared';
+import { type Config, isRedisOrDatabaseOutage, type QueueActionKind, type QueueOperations, type RedisClient } from '@clipline/shared';
 import { roleOf } from '../authentication.js';
 import { sendProblem } from '../problem.js';
 import { overviewClientScript } from './overview-client.js';
@@ -21,6 +21,47 @@ const ACTIONS = new Set<QueueActionKind>(['retry-failed', 'discard-failed', 'pau
 export interface OverviewDependencies extends OverviewSources {
   operations: QueueOperations;
   config: Pick<Config, 'dashboardUser'>;
+  /**
+   * The dashboard's Redis connection: while it is not ready (Redis away, or not reached since
+   * the start), the overview and the actions answer 503 at once. BullMQ would otherwise hold a
+   * command until the connection is first made, and run an action nobody waits for any more.
+   */
+  redis?: Pick<RedisClient, 'status'>;
+}
+
+function redisAway(res: express.Response): void {
+  sendProblem(res, 503, 'Service Unavailable', 'Redis is unreachable; the overview and queue actions come back with it', { 'retry-after': '5' });
+}
+
+/** The admin's queue action: checked, run through the audited operations, and answered. */
+function queueAction(deps: OverviewDependencies, acted: () => void): express.RequestHandler {
+  return async (req, res) => {
+    if (roleOf(res) !== 'admin') return sendProblem(res, 403, 'Forbidden', 'queue actions need the admin account');
+    const queue = String(req.params.queue);
+    const { action, reason } = (req.body ?? {}) as { action?: unknown; reason?: unknown };
+    if (typeof action !== 'string' || !ACTIONS.has(action as QueueActionKind))
+      return sendProblem(res, 400, 'Bad Request', 'action must be one of retry-failed, discard-failed, pause, resume');
+    if (reason !== undefined && reason !== null && (typeof reason !== 'string' || reason.length > 500))
+      return sendProblem(res, 400, 'Bad Request', 'reason must be a string of at most 500 characters');
+    if (!deps.operations.has(queue)) return sendProblem(res, 404, 'Not Found', `no queue "${queue.slice(0, 60)}"`);
+    if (deps.redis && deps.redis.status !== 'ready') return redisAway(res);
+    const ran = await deps.operations
+      .run(queue, action as QueueActionKind, {
+        actor: { name: deps.config.dashboardUser, kind: 'dashboard' },
+        reason: (reason as string | null | undefined) ?? null,
+      })
+      .then(
+        (outcome) => ({ outcome }),
+        (error: unknown) => ({ error: error as { message?: unknown } }),
+      );
+    acted();
+    if ('error' in ran) {
+      // The database or Redis away: the action did not run (no audit, no action), or failed and says so in the audit.
+      if (!isRedisOrDatabaseOutage(ran.error)) throw ran.error;
+      return sendProblem(res, 503, 'Service Unavailable', `the queue action could not run: ${String(ran.error?.message ?? ran.error)}; retry shortly`);
+    }
+    return res.json(ran.outcome);
+  };
 }
 
 /**
@@ -56,38 +97,25 @@ export function overviewRoutes(deps: OverviewDependencies): Router {
   });
   router.get('/overview.json', async (_req, res) => {
     res.setHeader('cache-control', 'no-store');
-    res.json({ ...(await snapshot()), role: roleOf(res) });
+    if (deps.redis && deps.redis.status !== 'ready') return redisAway(res);
+    const read = await snapshot().then(
+      (overview) => ({ overview }),
+      (error: unknown) => ({ error }),
+    );
+    if ('overview' in read) return res.json({ ...read.overview, role: roleOf(res) });
+    // The queues live in Redis: without it there is no overview to show, only when to ask again.
+    if (!isRedisOrDatabaseOutage(read.error)) throw read.error;
+    return redisAway(res);
   });
   router.get('/overview/assets/overview.js', (_req, res) => {
     res.type('text/javascript').send(clientScript);
   });
   router.use('/overview/assets/uplot', express.static(uplotFolder, { index: false, maxAge: '1h' }));
 
-  router.post('/overview/queues/:queue/actions', express.json({ limit: '8kb' }), async (req, res) => {
-    if (roleOf(res) !== 'admin') return sendProblem(res, 403, 'Forbidden', 'queue actions need the admin account');
-    const queue = String(req.params.queue);
-    const { action, reason } = (req.body ?? {}) as { action?: unknown; reason?: unknown };
-    if (typeof action !== 'string' || !ACTIONS.has(action as QueueActionKind))
-      return sendProblem(res, 400, 'Bad Request', 'action must be one of retry-failed, discard-failed, pause, resume');
-    if (reason !== undefined && reason !== null && (typeof reason !== 'string' || reason.length > 500))
-      return sendProblem(res, 400, 'Bad Request', 'reason must be a string of at most 500 characters');
-    if (!deps.operations.has(queue)) return sendProblem(res, 404, 'Not Found', `no queue "${queue.slice(0, 60)}"`);
-    const ran = await deps.operations
-      .run(queue, action as QueueActionKind, {
-        actor: { name: deps.config.dashboardUser, kind: 'dashboard' },
-        reason: (reason as string | null | undefined) ?? null,
-      })
-      .then(
-        (outcome) => ({ outcome }),
-        (error: unknown) => ({ error: error as { message?: unknown } }),
-      );
-    cached = undefined;
-    if ('error' in ran) {
-      // The database or Redis away: the action did not run (no audit, no action), or failed and says so in the audit.
-      if (!isRedisOrDatabaseOutage(ran.error)) throw ran.error;
-      return sendProblem(res, 503, 'Service Unavailable', `the queue action could not run: ${String(ran.error?.message ?? ran.error)}; retry shortly`);
-    }
-    return res.json(ran.outcome);
-  });
+  router.post(
+    '/overview/queues/:queue/actions',
+    express.json({ limit: '8kb' }),
+    queueAction(deps, () => (cached = undefined)),
+  );
   return router;
 }

@@ -1,6 +1,7 @@
 import type { Job, Queue } from 'bullmq';
 import type { QueueActionActor, QueueActionsRepository } from '../db/queue-actions-repository.js';
 import type { QueueActionKind } from '../db/tables/operations.js';
+import { DependencyOutageError } from '../errors.js';
 import { withRetries } from '../retries.js';
 
 /** Failed jobs are read this many at a time while looking for those a filter matches. */
@@ -83,6 +84,12 @@ export class QueueOperations {
   constructor(
     queues: readonly Queue[],
     private readonly audit: QueueActionsRepository,
+    /**
+     * Whether the queues' Redis connection is up. While it is not, an action is refused before it
+     * starts (a {@link DependencyOutageError}): BullMQ would hold its commands until the connection
+     * is first made, and run an action its caller has long given up on. Absent: always tried.
+     */
+    private readonly redisReady: () => boolean = () => true,
   ) {
     this.queues = new Map(queues.map((queue) => [queue.name, queue]));
   }
@@ -96,6 +103,7 @@ export class QueueOperations {
     const queue = this.queues.get(queueName);
     if (!queue) return undefined;
     const reasonFilter = action === 'retry-failed' || action === 'discard-failed' ? request.reason || null : null;
+    if (!this.redisReady()) throw new DependencyOutageError('Redis is unreachable; the queue action was not started');
     const auditId = await this.audit.start({ actor: request.actor, action, queue: queueName, reasonFilter });
     const tally: ActionTally = { affected: 0 };
     try {
