@@ -221,7 +221,11 @@ function auditOutcome(action: Snapshot['audit'][number]): string {
 export async function refresh(state: PageState): Promise<void> {
   try {
     const response = await fetch('/overview.json', { headers: { accept: 'application/json' } });
-    if (!response.ok) throw new Error(`overview answered ${response.status}`);
+    if (!response.ok) {
+      // A problem says why (Redis away, say); the page keeps what it showed and polls again.
+      const problem = (await response.json().catch(() => null)) as { detail?: unknown } | null;
+      throw new Error(typeof problem?.detail === 'string' ? problem.detail : `overview answered ${response.status}`);
+    }
     const snapshot = (await response.json()) as Snapshot;
     state.isAdmin = snapshot.role === 'admin';
     renderQueues(state, snapshot);
