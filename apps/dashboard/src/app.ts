@@ -6,6 +6,7 @@ import { accountVerifier } from './accounts.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { refuseViewerWrites, requireDashboardAccount } from './authentication.js';
 import { boardForRole } from './boards.js';
+import { sendProblem } from './problem.js';
 import { refuseCrossOriginWrites } from './same-origin.js';
 import { overviewRoutes, type OverviewDependencies } from './overview/overview-routes.js';
 
@@ -84,8 +85,17 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis, o
   );
   app.use(refuseViewerWrites);
   if (overview) app.use(overviewRoutes({ ...overview, queues, breakers, config, redis }));
+  // Redis away: the pages below answer 503 at once. BullMQ would hold their commands until the
+  // connection is first made, and run a Bull Board action nobody waits for any more.
+  const redisAway = (res: express.Response) => sendProblem(res, 503, 'Service Unavailable', 'Redis is unreachable; retry shortly', { 'retry-after': '5' });
+  app.use((_req, res, next) => (redis.status === 'ready' ? next() : redisAway(res)));
   app.get('/breakers', async (_req, res) => {
-    res.json({ breakers: await breakers.read() });
+    const read = await breakers.read().then(
+      (list) => ({ list }),
+      () => undefined,
+    );
+    if (!read) return redisAway(res);
+    return res.json({ breakers: read.list });
   });
   app.get('/status', async (_req, res) => {
     const counts = await Promise.all(queues.map(async (queue) => [queue.name, await queueCounts(queue).catch(() => ({}))] as [string, Record<string, number>]));

@@ -215,6 +215,9 @@ describe('queue actions from the overview', () => {
       expect(paused.status).toBe(503);
       // Refused before it started: nothing to audit, nothing left to run when Redis comes back.
       expect(await audit.recent(100)).toEqual(before);
+      // Bull Board's own actions and the breaker list likewise.
+      expect((await request(app).put('/api/queues/ingest/pause').set(asAdmin)).status).toBe(503);
+      expect((await request(app).get('/breakers').set(asAdmin)).status).toBe(503);
     } finally {
       away.disconnect();
       await awayQueue.close().catch(() => {});

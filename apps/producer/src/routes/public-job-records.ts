@@ -143,8 +143,9 @@ export class PublicJobRecords {
       const written = await withRetries(() => this.existing(ids), { attempts: 3, firstDelayMs: 50 });
       for (const row of rows) row.resolve(written.has(row.values.id as string));
     } catch (error) {
-      // Unknown which were written: none of them may stay recorded without its job, which is
-      // not enqueued for a request answered with an error.
+      // Unknown which were written: none of them should stay recorded without its job, which is
+      // not enqueued for a request answered with an error. Best effort: with the database still
+      // away this fails too, and such a record names a job that does not exist (its GET is a 404).
       await this.db
         .deleteFrom('public_jobs')
         .where('id', 'in', ids)

@@ -176,7 +176,7 @@ async function* readBatches(
       }
       const { code, signal } = await run.exited;
       if (options.signal?.aborted) throw options.signal.reason ?? new Error('frame sampling aborted');
-      if (watchdog.fired) throw new Error(`decoding stalled: ffmpeg produced nothing for ${watchdog.timeoutMs / 1000} s and was stopped`);
+      if (watchdog.fired) throw new Error(`decoding stalled: ffmpeg produced nothing for ${watchdog.limitMs / 1000} s and was stopped`);
       if (code !== 0) {
         const detail = run.stderr.lastLines() || (signal ? `killed by ${signal}` : `exit code ${code}`);
         // Refused before its first frame with the audio outputs: the frames go on without them.

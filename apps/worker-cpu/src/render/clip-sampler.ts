@@ -102,7 +102,7 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
     }
     const { code, signal } = await run.exited;
     if (options.signal?.aborted) throw options.signal.reason ?? new Error('sampling the clip aborted');
-    if (watchdog.fired) throw new Error(`decoding the clip stalled: ffmpeg produced nothing for ${watchdog.timeoutMs / 1000} s and was stopped`);
+    if (watchdog.fired) throw new Error(`decoding the clip stalled: ffmpeg produced nothing for ${watchdog.limitMs / 1000} s and was stopped`);
     // Killed by a signal we did not send (the OOM killer, say): the machine's condition, tried again.
     if (signal !== null) throw new Error(`decoding the clip stopped: ffmpeg was killed by ${signal}`);
     if (code !== 0) throw new PermanentJobError(`decoding the clip failed (ffmpeg: ${run.stderr.lastLines() || `exit code ${code}`})`);

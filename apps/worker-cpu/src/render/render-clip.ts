@@ -439,7 +439,7 @@ async function encode(
     await expectSuccess(run, 'rendering the clip failed', hooks.signal);
   } catch (error) {
     if (watchdog.fired && !hooks.signal?.aborted)
-      throw new Error(`rendering the clip stalled: ffmpeg made no progress for ${watchdog.timeoutMs / 1000} s and was stopped`);
+      throw new Error(`rendering the clip stalled: ffmpeg made no progress for ${watchdog.limitMs / 1000} s and was stopped`);
     throw error;
   } finally {
     watchdog.stop();

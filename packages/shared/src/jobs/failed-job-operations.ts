@@ -36,9 +36,10 @@ export interface ActionTally {
 }
 
 /**
- * Applies `act` to each matching failed job and counts those it moved. A job someone else
- * retried or removed in the meantime is skipped, not counted; any other failure (Redis away, a
- * job still failed that would not move) stops the action there, `tally` saying how far it got.
+ * Applies `act` to each matching failed job and counts those it moved. A job that would not move
+ * (retried or removed by someone else meanwhile, or a flow's parent whose running children lock
+ * it) is skipped, not counted; a failure that leaves even its state unreadable (Redis away)
+ * stops the action there, `tally` saying how far it got.
  */
 async function eachFailedJob(queue: Queue, reason: string | null, tally: ActionTally, act: (job: Job) => Promise<unknown>): Promise<number> {
   for (const job of await matchingFailedJobs(queue, reason)) {
@@ -47,7 +48,7 @@ async function eachFailedJob(queue: Queue, reason: string | null, tally: ActionT
       tally.affected += 1;
     } catch (error) {
       const state = await queue.getJobState(job.id ?? '').catch(() => undefined);
-      if (state === undefined || state === 'failed') throw error;
+      if (state === undefined) throw error;
     }
   }
   return tally.affected;
