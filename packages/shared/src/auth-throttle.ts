@@ -22,9 +22,13 @@ return 0`;
  * when it succeeds, so a burst of parallel guesses cannot all be checked while the count still
  * reads low: at most `perMinute` attempts per address are ever in flight or failed in a minute.
  * A refused attempt is not counted, and costs one Redis round trip and no database query. When
- * Redis cannot answer, nothing is throttled (the request then meets the API's outage handling).
+ * Redis cannot answer, this process counts on its own, with the same limit, so an outage of
+ * Redis does not open the door to unlimited guesses (each replica then allows the limit).
  */
 export class AuthFailureThrottle {
+  /** The counts of this process while Redis cannot answer, by key (address and minute). */
+  private readonly local = new Map<string, number>();
+
   constructor(
     private readonly redis: RedisClient,
     /** Key prefix, with the app's name: `clipline:auth-fail:api`. */
@@ -46,13 +50,30 @@ export class AuthFailureThrottle {
       const results = await this.redis.multi().incr(key).expire(key, 61).exec();
       count = Number(results?.[0]?.[1] ?? 0);
     } catch {
-      return { retryAfter: 0, release: async () => {} };
+      return this.reserveLocally(key, window, now);
     }
     if (count > this.perMinute) {
       await giveBack();
       return { retryAfter: Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000)), release: async () => {} };
     }
     return { retryAfter: 0, release: giveBack };
+  }
+
+  /** The same count and limit as in Redis, kept in this process for the minute `window`. */
+  private reserveLocally(key: string, window: number, now: number): AuthAttempt {
+    for (const counted of this.local.keys()) if (!counted.endsWith(`:${window}`)) this.local.delete(counted);
+    const count = (this.local.get(key) ?? 0) + 1;
+    if (count > this.perMinute) return { retryAfter: Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000)), release: async () => {} };
+    this.local.set(key, count);
+    let released = false;
+    const release = async () => {
+      const current = this.local.get(key);
+      if (released || current === undefined) return;
+      released = true;
+      if (current <= 1) this.local.delete(key);
+      else this.local.set(key, current - 1);
+    };
+    return { retryAfter: 0, release };
   }
 }
 

@@ -4,7 +4,7 @@
  * expiry.
  */
 import { randomUUID } from 'node:crypto';
-import { AuthFailureThrottle, type RedisClient } from '@clipline/shared';
+import { AuthFailureThrottle, createRedis, type RedisClient } from '@clipline/shared';
 import { connectRedis } from '../../../tests/helpers/services.js';
 
 let redis: RedisClient;
@@ -49,4 +49,25 @@ it('leaves no counter behind when an attempt is given back after its count expir
   await redis.del(keyOf('d'));
   await attempt.release();
   expect(await redis.exists(keyOf('d'))).toBe(0);
+});
+
+it('counts in this process, with the same limit, while Redis cannot answer', async () => {
+  const away = createRedis('redis://127.0.0.1:1', 'producer');
+  try {
+    const throttle = new AuthFailureThrottle(away, prefix, 3);
+    const attempts = [];
+    for (let index = 0; index < 3; index += 1) attempts.push(await throttle.reserve('e', NOW));
+    expect(attempts.map((attempt) => attempt.retryAfter)).toEqual([0, 0, 0]);
+    expect((await throttle.reserve('e', NOW)).retryAfter).toBe(50);
+    // Another address has its own count; a success gives its attempt back.
+    expect((await throttle.reserve('f', NOW)).retryAfter).toBe(0);
+    await attempts[0]!.release();
+    await attempts[0]!.release();
+    expect((await throttle.reserve('e', NOW)).retryAfter).toBe(0);
+    expect((await throttle.reserve('e', NOW)).retryAfter).toBe(50);
+    // The next minute starts afresh.
+    expect((await throttle.reserve('e', NOW + 60_000)).retryAfter).toBe(0);
+  } finally {
+    away.disconnect();
+  }
 });
