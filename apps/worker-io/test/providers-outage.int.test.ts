@@ -217,7 +217,7 @@ describe('a job whose provider keeps answering 429', () => {
   });
 
   it('bounds the wait only when no call of this process has got through for the horizon: a busy provider is waited for', async () => {
-    const { providers } = startProcess({ PROVIDER_OUTAGE_MAX_SECONDS: '60' });
+    const { providers, registry } = startProcess({ PROVIDER_OUTAGE_MAX_SECONDS: '60' });
     // No pause left by the test before.
     await fixture.redis.del(providers.gate.pauseKey('openai'));
     const refusal = async () => {
@@ -234,11 +234,13 @@ describe('a job whose provider keeps answering 429', () => {
     const first = await refusal();
     expect(first).toBeInstanceOf(RateLimitedError);
     expect(first.upstream).toMatchObject({ upstream: 'openai', horizonMs: 60_000 });
+    expect(await deferrals(registry, 'rate-limit-wall')).toBe(1);
     // A call got through since: the provider is busy, not a wall; the job waits as long as it takes.
     await providers.openai.chatCompletion({ messages: [{ role: 'user', content: 'x' }] });
     const second = await refusal();
     expect(second).toBeInstanceOf(RateLimitedError);
     expect(second.upstream).toBeUndefined();
+    expect(await deferrals(registry, 'rate-limit-wall')).toBe(1);
   });
 
   it('waits for a 429 without limit when PROVIDER_OUTAGE_MAX_SECONDS is 0 (never wait for an outage)', async () => {

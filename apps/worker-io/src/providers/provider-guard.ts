@@ -56,7 +56,10 @@ export class ProviderGuard {
         // not a busy provider letting calls through between its 429s: the job's wait is bounded.
         // A horizon of 0 (never wait for an outage) tells no wall from a busy provider: waited for.
         const { outageMaxMs } = breaker.outage();
-        if (outageMaxMs > 0 && Date.now() - this.lastAnsweredAt >= outageMaxMs) error.outageMaxMs = outageMaxMs;
+        if (outageMaxMs > 0 && Date.now() - this.lastAnsweredAt >= outageMaxMs) {
+          error.outageMaxMs = outageMaxMs;
+          metrics.outageDeferrals.inc({ provider, cause: 'rate-limit-wall' });
+        }
       }
       metrics.calls.inc({ provider, outcome: isProviderError(error) ? error.kind : 'error' });
       this.noteOutage(error);

@@ -59,7 +59,7 @@ export function providerMetrics(registry: Registry): ProviderMetrics {
       () =>
         new Counter({
           name: 'clipline_provider_outage_deferrals_total',
-          help: 'Provider calls that met an outage (breaker open, or failed while it judged one); each defers its job without spending an attempt',
+          help: 'Provider calls that met an outage (breaker open, failed while it judged one, or a 429 from a provider that let no call through for the outage horizon); each defers its job without spending an attempt',
           labelNames: ['provider', 'cause'],
           registers: [registry],
         }),
