@@ -3,10 +3,16 @@ export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
 
 /** Clock ticks a second in `/proc/<pid>/stat` (USER_HZ), 100 on Linux. */
 const TICKS_PER_SECOND = 100;
-/** Share of one core ffmpeg must use between two checks for its work to count as progress. */
-const BUSY_SHARE = 0.1;
-/** How many timeouts its CPU alone may stretch a wait for ffmpeg's output to. */
-const CPU_GRACE_TIMEOUTS = 10;
+/**
+ * Share of one core ffmpeg must have used since its last progress for its work to count as
+ * progress: a run niced below busy neighbours still gets several times this, a run that only
+ * wakes to report (twice a second) far less.
+ */
+const BUSY_SHARE = 0.05;
+/** And at least this many ticks (20 ms), so that one tick of rounding is never progress. */
+const MIN_BUSY_TICKS = 2;
+/** How long its CPU alone may stretch a wait for ffmpeg's output (at least ten timeouts). */
+const BUSY_LIMIT_MS = 10 * 60_000;
 
 /**
  * Fires once when ffmpeg has been waited on longer than the timeout without progress. Only
@@ -14,24 +20,25 @@ const CPU_GRACE_TIMEOUTS = 10;
  * blocked on its pipe by design, and the caller says so with {@link busy}. With `cpuTicks`
  * (the CPU time ffmpeg has used), a run that works hard without output yet (decoding from the
  * keyframe before a seek's target, long in a source with rare keyframes) is not taken for
- * stalled: a stall is no output and next to no CPU (under a tenth of a core), as of a source on
- * a hung mount or pipe. Its CPU stretches a wait for output to ten timeouts at most, so a run
- * busy in a loop that never outputs is stopped too.
+ * stalled: a stall is no output and next to no CPU (under a twentieth of a core), as of a source on
+ * a hung mount or pipe. Its CPU stretches a wait for output to `busyLimitMs` at most (ten
+ * minutes, or ten timeouts if longer), so a run busy in a loop that never outputs is stopped too.
  */
 export class StallWatchdog {
   fired = false;
-  /** The limit that was passed when it fired: the timeout, or ten of them for a busy run without output. */
+  /** The limit that was passed when it fired: the timeout, or `busyLimitMs` for a busy run without output. */
   limitMs: number;
   private waitingSince: number | null = null;
   private workingAt = 0;
-  private lastTicks: number | undefined;
-  private lastCheck = Date.now();
+  /** The CPU time and the instant its use is measured from: the last time it counted as progress. */
+  private reference: { ticks: number; at: number } | undefined;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
     readonly timeoutMs: number,
     onStall: () => void,
     private readonly cpuTicks?: () => number | undefined,
+    busyLimitMs = Math.max(BUSY_LIMIT_MS, timeoutMs * 10),
   ) {
     this.limitMs = timeoutMs;
     this.timer = setInterval(
@@ -41,8 +48,8 @@ export class StallWatchdog {
         if (this.working(now)) this.workingAt = now;
         const quietMs = now - Math.max(this.waitingSince, this.workingAt);
         const outputlessMs = now - this.waitingSince;
-        if (quietMs <= timeoutMs && outputlessMs <= timeoutMs * CPU_GRACE_TIMEOUTS) return;
-        this.limitMs = quietMs > timeoutMs ? timeoutMs : timeoutMs * CPU_GRACE_TIMEOUTS;
+        if (quietMs <= timeoutMs && outputlessMs <= busyLimitMs) return;
+        this.limitMs = quietMs > timeoutMs ? timeoutMs : busyLimitMs;
         this.fired = true;
         onStall();
       },
@@ -51,15 +58,19 @@ export class StallWatchdog {
     this.timer.unref();
   }
 
-  /** Whether ffmpeg used at least {@link BUSY_SHARE} of a core since the last check. */
+  /** Whether ffmpeg used at least {@link BUSY_SHARE} of a core since it last counted as working. */
   private working(now: number): boolean {
     const ticks = this.cpuTicks?.();
-    const before = this.lastTicks;
-    const elapsedSeconds = (now - this.lastCheck) / 1000;
-    this.lastTicks = ticks;
-    this.lastCheck = now;
-    if (ticks === undefined || before === undefined) return false;
-    return (ticks - before) / TICKS_PER_SECOND >= BUSY_SHARE * elapsedSeconds;
+    if (ticks === undefined) return false;
+    const reference = this.reference;
+    if (!reference) {
+      this.reference = { ticks, at: now };
+      return false;
+    }
+    const used = ticks - reference.ticks;
+    if (used < MIN_BUSY_TICKS || used / TICKS_PER_SECOND < (BUSY_SHARE * (now - reference.at)) / 1000) return false;
+    this.reference = { ticks, at: now };
+    return true;
   }
 
   /** Waiting on ffmpeg from now on (also: it made progress, the wait starts again). */
