@@ -198,9 +198,10 @@ export class VideosRepository {
   }
 
   /**
-   * Inserts many videos and their steps in one transaction: two statements for up to
-   * {@link ROWS_PER_INSERT} videos, more past that (each statement's parameters stay well under
-   * SQLite's 32,766 and the 65,535 of PostgreSQL and MySQL, whatever the count).
+   * Inserts many videos and their steps in one transaction: a statement per
+   * {@link ROWS_PER_INSERT} videos and per four times as many steps (two statements for up to 250
+   * videos of eight steps), so each statement's parameters stay well under SQLite's 32,766 and
+   * the 65,535 of PostgreSQL and MySQL, whatever the count.
    */
   async createMany(videos: readonly NewVideoRecord[]): Promise<void> {
     if (videos.length === 0) return;
