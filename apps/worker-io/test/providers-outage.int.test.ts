@@ -216,6 +216,21 @@ describe('a job whose provider keeps answering 429', () => {
     expect(failed.attemptsMade).toBe(1);
   });
 
+  it('gives up by the horizon when the Retry-After of the wall is longer: the queue is not paused past it', async () => {
+    fixture.sim.configure({ endpoints: { 'openai.chat.completions': { rateLimitRate: 1, retryAfterSeconds: 30 } } });
+    const { providers } = startProcess({ PROVIDER_OUTAGE_MAX_SECONDS: '2' });
+    await fixture.redis.del(providers.gate.pauseKey('openai'));
+    await queue.add('write-captions', { clip: 5 }, { ...declaration.defaultJobOptions, jobId: 'clip-5' });
+    // Paused for the 30 s the provider asks, the job would give up only then.
+    const failed = await reached('clip-5', 'failed', 15_000);
+    expect(failed.failedReason).toMatch(/^gave up waiting for openai: unavailable for [\d.]+ s, the limit is 2 s/);
+    const wait = waitsOf(failed)!.openai!;
+    expect(failed.finishedOn! - wait.since).toBeGreaterThanOrEqual(2000);
+    expect(failed.finishedOn! - wait.since).toBeLessThan(10_000);
+    expect(failed.attemptsMade).toBe(1);
+    await fixture.redis.del(providers.gate.pauseKey('openai'));
+  });
+
   it('bounds the wait only when no call of this process has got through for the horizon: a busy provider is waited for', async () => {
     const { providers, registry } = startProcess({ PROVIDER_OUTAGE_MAX_SECONDS: '60' });
     // No pause left by the test before.

@@ -353,10 +353,12 @@ async function noteUpstreamWait(job: Job, outage: UpstreamOutageError, logger: L
 async function settleJobError(scope: WorkerScope, job: Job, token: string | undefined, error: Error, kind: JobErrorKind, logger: Logger): Promise<never> {
   const outageRetryMs = scope.options.policy?.outageRetryMs;
   if (kind.kind === 'rate-limited') {
-    // An upstream that keeps refusing is waited for no longer than an outage of it.
-    if (kind.upstream && token) await noteUpstreamWait(job, kind.upstream, logger);
-    logger.warn({ pauseMs: kind.retryAfterMs, reason: error.message }, 'rate limited: pausing the queue');
-    await scope.worker().rateLimit(kind.retryAfterMs);
+    // An upstream that keeps refusing is waited for no longer than an outage of it: the pause
+    // ends by the horizon, when the job gives up if it is still refused.
+    const waitMs = kind.upstream && token ? (await noteUpstreamWait(job, kind.upstream, logger)).delayMs : kind.retryAfterMs;
+    const pauseMs = Math.min(kind.retryAfterMs, waitMs);
+    logger.warn({ pauseMs, reason: error.message }, 'rate limited: pausing the queue');
+    await scope.worker().rateLimit(pauseMs);
     throw Worker.RateLimitError();
   }
   if (kind.kind === 'upstream-outage' && token) return deferForUpstream(job, token, kind.outage, logger);
