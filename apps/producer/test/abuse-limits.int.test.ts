@@ -256,6 +256,47 @@ describe('unfinished videos per tenant', () => {
     expect((await submit()).status).toBe(202);
     expect(config.maxActiveVideosPerTenant).toBe(3);
   });
+
+  it('hold when submissions arrive together: of 40 at once, and of 10 batches at once, no more are stored than the cap allows', async () => {
+    const rushKey = 'rush-test-key-0123456789abcdef0123456789';
+    const rushAuth = { authorization: `Bearer ${rushKey}` };
+    const { producer } = await producerWith({
+      apiKeys: [rushKey],
+      maxActiveVideosPerTenant: 3,
+      apiRateLimitPerMinute: 0,
+      queuePrefix: `${env.config.queuePrefix}:rush`,
+    });
+    const tenantVideos = async () =>
+      (await env.db.selectFrom('videos').select('id').where('source', 'like', 'https://cdn.example.com/rush-%').execute()).length;
+    const singles = await Promise.all(
+      Array.from({ length: 40 }, (_, index) =>
+        request(producer.app)
+          .post('/v1/videos')
+          .set(rushAuth)
+          .send({ source: `https://cdn.example.com/rush-${index}.mp4` }),
+      ),
+    );
+    expect(singles.filter((res) => res.status === 202)).toHaveLength(3);
+    expect(singles.filter((res) => res.status === 429)).toHaveLength(37);
+    expect(await tenantVideos()).toBe(3);
+
+    await producer.videos.setStatus(singles.find((res) => res.status === 202)!.body.id, 'completed');
+    await producer.videos.setStatus(singles.filter((res) => res.status === 202)[1]!.body.id, 'completed');
+    // Two places left: of ten batches of two sent at once, one fits.
+    const batches = await Promise.all(
+      Array.from({ length: 10 }, (_, index) =>
+        request(producer.app)
+          .post('/v1/videos:batch')
+          .set(rushAuth)
+          .send({ videos: [0, 1].map((n) => ({ source: `https://cdn.example.com/rush-batch-${index}-${n}.mp4` })) }),
+      ),
+    );
+    expect(batches.filter((res) => res.status === 202)).toHaveLength(1);
+    expect(batches.filter((res) => res.status === 429).map((res) => res.body.detail)).toEqual(
+      Array(9).fill(expect.stringMatching(/has 3 unfinished videos and may have at most 3/)),
+    );
+    expect(await tenantVideos()).toBe(5);
+  });
 });
 
 describe('egress at submission', () => {

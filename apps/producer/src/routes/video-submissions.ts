@@ -1,5 +1,6 @@
 import express, { type Router } from 'express';
 import {
+  ActiveVideoLimitError,
   checkUrl,
   EgressRefusedError,
   type EgressPolicy,
@@ -60,19 +61,23 @@ function toSubmission(body: VideoSubmissionBody) {
   };
 }
 
-/** Fair use: a tenant's unfinished videos are capped, so one service cannot fill the queues. */
+/**
+ * Fair use: a tenant's unfinished videos are capped, so one service cannot fill the queues. This
+ * refuses early what is over already; the count that decides is taken again as the videos are
+ * written, one submission of the tenant at a time ({@link ActiveVideoLimitError}).
+ */
 async function guardActiveVideos(deps: SubmissionDependencies, tenant: string, adding: number): Promise<void> {
-  const cap = deps.maxActiveVideosPerTenant;
   const active = await fromDatabase(deps.videos.countUnfinished(tenant));
-  if (active + adding <= cap) return;
-  const batch = adding > 1 ? `a batch of ${adding} does not fit; ` : '';
-  throw new HttpProblem(
-    429,
-    'Too Many Requests',
-    `this tenant has ${active} unfinished videos and may have at most ${cap} (MAX_ACTIVE_VIDEOS_PER_TENANT); ${batch}submit more once some finish`,
-    { activeVideos: active, limit: cap },
-    { 'retry-after': '60' },
-  );
+  if (active + adding > deps.maxActiveVideosPerTenant) throw overActiveVideos(new ActiveVideoLimitError(active, deps.maxActiveVideosPerTenant, adding));
+}
+
+function overActiveVideos(error: ActiveVideoLimitError): HttpProblem {
+  return new HttpProblem(429, 'Too Many Requests', error.message, { activeVideos: error.active, limit: error.limit }, { 'retry-after': '60' });
+}
+
+/** What a submission's failure answers: over the cap 429, an outage 503, a refused source 400. */
+function submissionProblem(error: unknown): unknown {
+  return error instanceof ActiveVideoLimitError ? overActiveVideos(error) : unavailableOr(error);
 }
 
 /** `POST /videos` and `POST /videos:batch`: validated, checked against fair use, then one flow each. */
@@ -90,13 +95,14 @@ export function submissionRoutes(deps: SubmissionDependencies): Router {
         const { tenant } = callerOf(res);
         await guardActiveVideos(deps, tenant, 1);
         try {
-          const { id } = await deps.pipeline.submit(toSubmission(body), { submittedBy: principalOf(res), tenant });
+          const context = { submittedBy: principalOf(res), tenant, maxActiveVideos: deps.maxActiveVideosPerTenant };
+          const { id } = await deps.pipeline.submit(toSubmission(body), context);
           res
             .status(202)
             .location(`/v1/videos/${id}`)
             .json({ id, status: 'queued', links: links(id) });
         } catch (error) {
-          throw unavailableOr(error);
+          throw submissionProblem(error);
         }
       },
       deps.fingerprintKey,
@@ -118,10 +124,11 @@ export function submissionRoutes(deps: SubmissionDependencies): Router {
         await guardActiveVideos(deps, tenant, body.videos.length);
         try {
           const submissions = body.videos.map((video) => ({ submission: toSubmission(video) }));
-          const created = await deps.pipeline.submitMany(submissions, { submittedBy: principalOf(res), tenant });
+          const context = { submittedBy: principalOf(res), tenant, maxActiveVideos: deps.maxActiveVideosPerTenant };
+          const created = await deps.pipeline.submitMany(submissions, context);
           res.status(202).json({ videos: created.map(({ id }) => ({ id, status: 'queued', links: links(id) })) });
         } catch (error) {
-          throw unavailableOr(error);
+          throw submissionProblem(error);
         }
       },
       deps.fingerprintKey,

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { sql, type Insertable, type Selectable, type Transaction } from 'kysely';
 import type { Db } from './connection.js';
 import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
@@ -55,6 +55,28 @@ export interface NewVideoRecord {
   /** The owning tenant. @defaultValue {@link DEFAULT_TENANT} */
   tenantId?: string;
 }
+
+/** Fair use: at most `limit` unfinished videos of `tenant`, counted with the new ones. */
+export interface ActiveVideoCap {
+  tenant: string;
+  limit: number;
+}
+
+/** Thrown by {@link VideosRepository.createMany} when the videos would take their tenant past its cap; nothing is written. */
+export class ActiveVideoLimitError extends Error {
+  override name = 'ActiveVideoLimitError';
+  constructor(
+    readonly active: number,
+    readonly limit: number,
+    readonly adding: number,
+  ) {
+    const batch = adding > 1 ? `a batch of ${adding} does not fit; ` : '';
+    super(`this tenant has ${active} unfinished videos and may have at most ${limit} (MAX_ACTIVE_VIDEOS_PER_TENANT); ${batch}submit more once some finish`);
+  }
+}
+
+/** How long a submission waits for another of its tenant's to commit before it gives up (MySQL's named lock). */
+const TENANT_LOCK_TIMEOUT_SECONDS = 10;
 
 export interface VideoListQuery {
   /** Whose videos: one tenant's, or every tenant's. */
@@ -203,9 +225,29 @@ export class VideosRepository {
    * videos of eight steps), so each statement's parameters stay well under SQLite's 32,766 and
    * the 65,535 of PostgreSQL and MySQL, whatever the count.
    */
-  async createMany(videos: readonly NewVideoRecord[]): Promise<void> {
+  async createMany(videos: readonly NewVideoRecord[], cap?: ActiveVideoCap): Promise<void> {
     if (videos.length === 0) return;
-    await this.db.transaction().execute(async (trx) => {
+    if (cap && this.dialect.engine === 'mysql') {
+      await this.underTenantLock(cap.tenant, (connection) => this.insertMany(connection, videos, cap));
+      return;
+    }
+    await this.insertMany(this.db, videos, cap);
+  }
+
+  /**
+   * The rows of {@link createMany} in one transaction. With a cap, the tenant's unfinished videos
+   * are counted inside it while no other capped submission of the tenant can commit: PostgreSQL
+   * holds a transaction-scoped advisory lock on the tenant, SQLite's `begin immediate` already
+   * admits one writer at a time, MySQL holds the named lock of {@link underTenantLock}. Without
+   * it, forty submissions at once each counted the others' videos as not there yet.
+   */
+  private async insertMany(db: Db, videos: readonly NewVideoRecord[], cap: ActiveVideoCap | undefined): Promise<void> {
+    await db.transaction().execute(async (trx) => {
+      if (cap) {
+        if (this.dialect.engine === 'postgres') await sql`select pg_advisory_xact_lock(hashtextextended(${tenantLockName(cap.tenant)}, 0))`.execute(trx);
+        const active = await this.countUnfinished(cap.tenant, trx);
+        if (active + videos.length > cap.limit) throw new ActiveVideoLimitError(active, cap.limit, videos.length);
+      }
       for (let start = 0; start < videos.length; start += ROWS_PER_INSERT) {
         await this.insertVideos(trx, videos.slice(start, start + ROWS_PER_INSERT));
       }
@@ -213,6 +255,26 @@ export class VideosRepository {
       for (let start = 0; start < steps.length; start += ROWS_PER_INSERT * 4) {
         const part = steps.slice(start, start + ROWS_PER_INSERT * 4);
         await ignoreDuplicates(trx.insertInto('video_steps').values(part), this.dialect.engine, ['video_id', 'step']).execute();
+      }
+    });
+  }
+
+  /**
+   * Runs `work` holding MySQL's named lock of the tenant, taken and released on one connection, so
+   * it is held until `work`'s transaction has committed (a lock released at commit would let the
+   * next submission count before the rows are visible). A lost connection releases it.
+   */
+  private async underTenantLock(tenant: string, work: (connection: Db) => Promise<void>): Promise<void> {
+    await this.db.connection().execute(async (connection) => {
+      const name = tenantLockName(tenant);
+      const { rows } = await sql<{ got: number | null }>`select get_lock(${name}, ${TENANT_LOCK_TIMEOUT_SECONDS}) as got`.execute(connection);
+      if (Number(rows[0]?.got) !== 1) {
+        throw Object.assign(new Error(`another submission of this tenant held its lock for ${TENANT_LOCK_TIMEOUT_SECONDS} s`), { code: 'ETIMEDOUT' });
+      }
+      try {
+        await work(connection);
+      } finally {
+        await sql`select release_lock(${name})`.execute(connection);
       }
     });
   }
@@ -335,8 +397,8 @@ export class VideosRepository {
   }
 
   /** Unfinished videos of a tenant: the fair-use cap counts them. */
-  async countUnfinished(tenant: string): Promise<number> {
-    const row = await this.db
+  async countUnfinished(tenant: string, db: Db = this.db): Promise<number> {
+    const row = await db
       .selectFrom('videos')
       .select((eb) => eb.fn.countAll<number | string | bigint>().as('count'))
       .where('tenant_id', '=', tenant)
@@ -796,3 +858,8 @@ function toVideoView(video: Selectable<Database['videos']>, scenes: Scene[], ste
 
 // `changed` and `finished` call the listeners, which are not queries.
 timeQueries(VideosRepository, 'videos', ['changed', 'finished']);
+
+/** The name a tenant's submissions lock under: MySQL's lock names are at most 64 characters, tenants up to 128. */
+function tenantLockName(tenant: string): string {
+  return `clipline:tenant:${createHash('sha256').update(tenant).digest('hex').slice(0, 40)}`;
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../redis.js';
 import type { VideoOptions, VideoPriority } from '../db/schema.js';
-import type { VideosRepository } from '../db/videos-repository.js';
+import type { ActiveVideoLimitError, VideosRepository } from '../db/videos-repository.js';
 import { FlowEnqueuer, type Chain } from '../jobs/flow-enqueuer.js';
 import type { QueueContext } from '../jobs/queue-registry.js';
 import type { VideoSignals } from '../jobs/video-signals.js';
@@ -28,6 +28,12 @@ export interface SubmitContext {
   submittedBy?: string;
   /** The tenant the videos belong to. @defaultValue {@link DEFAULT_TENANT} */
   tenant?: string;
+  /**
+   * Unfinished videos the tenant may have, these included: past it nothing is written and
+   * {@link ActiveVideoLimitError} is thrown. Concurrent submissions of a tenant are counted one
+   * after another. @defaultValue no limit
+   */
+  maxActiveVideos?: number;
 }
 
 export class InvalidSubmissionError extends Error {
@@ -100,6 +106,7 @@ export class VideoPipelineProducer {
         youtubeId: submission.youtubeId ?? null,
         tenantId: context.tenant ?? DEFAULT_TENANT,
       })),
+      context.maxActiveVideos === undefined ? undefined : { tenant: context.tenant ?? DEFAULT_TENANT, limit: context.maxActiveVideos },
     );
     try {
       // Metadata refreshes ride in the same round trip, as flows of a single job.
