@@ -589,8 +589,15 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await keys.claim(principal, 'key-1', 'hash-a')).toEqual(claimed);
     expect(await keys.claim(principal, 'Key-1', 'hash-a')).toEqual({ outcome: 'in-progress' });
     expect(await keys.claim(principal, 'Key-1', 'hash-b')).toEqual({ outcome: 'mismatch' });
-    expect(await keys.complete(principal, 'Key-1', (first as { token: string }).token, 202, { id: 'v1', links: { self: '/v1/videos/v1' } })).toBe(true);
-    expect(await keys.claim(principal, 'Key-1', 'hash-a')).toEqual({ outcome: 'replay', status: 202, body: { id: 'v1', links: { self: '/v1/videos/v1' } } });
+    expect(
+      await keys.complete(principal, 'Key-1', (first as { token: string }).token, 202, { id: 'v1', links: { self: '/v1/videos/v1' } }, '/v1/videos/v1'),
+    ).toBe(true);
+    expect(await keys.claim(principal, 'Key-1', 'hash-a')).toEqual({
+      outcome: 'replay',
+      status: 202,
+      body: { id: 'v1', links: { self: '/v1/videos/v1' } },
+      location: '/v1/videos/v1',
+    });
 
     const dialect = portableSql(db);
     await db
@@ -621,7 +628,7 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     ] as const) {
       const claim = (await keys.claim(principal, key, 'hash-a')) as { token: string };
       await keys.complete(principal, key, claim.token, 200, body);
-      expect(await keys.claim(principal, key, 'hash-a')).toEqual({ outcome: 'replay', status: 200, body });
+      expect(await keys.claim(principal, key, 'hash-a')).toEqual({ outcome: 'replay', status: 200, body, location: null });
     }
   });
 

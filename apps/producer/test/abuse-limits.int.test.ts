@@ -309,6 +309,11 @@ describe('egress at submission', () => {
       'http://[::ffff:7f00:1]:3000/a.mp4',
       'http://localhost./a.mp4',
       'http://169.254.169.254/latest/meta-data',
+      // Forms without the double slash that a URL parser reads as the same hosts.
+      'http:/127.0.0.1/a.mp4',
+      'http:127.0.0.1/a.mp4',
+      'http:\\\\127.0.0.1\\a.mp4',
+      'https:/[::1]/x.mp4',
     ]) {
       const res = await request(producer.app).post('/v1/videos').set(auth).send({ source });
       expect([source, res.status, res.body.errors?.[0]?.path]).toEqual([source, 400, 'source']);

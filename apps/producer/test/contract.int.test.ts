@@ -245,8 +245,18 @@ describe('Idempotency-Key', () => {
     expect(second.status).toBe(202);
     expect(second.body).toEqual(first.body);
     expect(second.headers['idempotent-replayed']).toBe('true');
+    expect(first.headers.location).toBe(`/v1/videos/${first.body.id}`);
+    expect(second.headers.location).toBe(first.headers.location);
     const rows = await env.db.selectFrom('videos').select('id').where('source', '=', '/media/once.mp4').execute();
     expect(rows).toHaveLength(1);
+  });
+
+  it('answers 400 for a body nested past any request the API takes, instead of walking it', async () => {
+    const deep = `{"source":"/media/deep.mp4","title":${'['.repeat(5000)}${']'.repeat(5000)}}`;
+    for (const path of ['/v1/videos', '/v1/videos:batch']) {
+      const res = await request(producer.app).post(path).set(auth).set('content-type', 'application/json').set('idempotency-key', `deep-${path}`).send(deep);
+      expect([path, res.status, res.body.detail]).toEqual([path, 400, 'the request body is nested more than 64 levels deep']);
+    }
   });
 
   it('answers 422 for the same key with another body', async () => {

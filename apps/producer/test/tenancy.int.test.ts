@@ -278,6 +278,13 @@ describe('tenancy matrix', () => {
       expect(refused.status).toBe(404);
       expect((await call(caller, 'get', '/v1/admin/keys')).status).toBe(404);
     }
+    // Told exactly what a path that does not exist is told: the same words, and a length that
+    // differs only by the letter the path has less (in the detail and the instance).
+    const guarded = await call('owner', 'get', '/v1/admin/keys');
+    const unknown = await call('owner', 'get', '/v1/adminz/keys');
+    expect(guarded.body).toEqual({ ...unknown.body, detail: 'no route for GET /v1/admin/keys', instance: guarded.body.instance });
+    expect(unknown.body.detail).toBe('no route for GET /v1/adminz/keys');
+    expect(Number(guarded.headers['content-length']) + 2).toBe(Number(unknown.headers['content-length']));
     const created = await call('admin', 'post', '/v1/admin/keys', { name: 'Acme Ingest', tenant: 'acme' });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({

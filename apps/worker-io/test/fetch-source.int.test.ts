@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -137,11 +137,15 @@ describe('fetchSource', () => {
     };
     const parsed = parseSource(`${base}/sized.mp4`);
     if (!parsed.ok) throw new Error(parsed.reason);
-    const hooks = { onProgress: (fraction: number) => (fraction < 1 ? failingReport() : undefined) };
+    // The last report, made once the file is in place, fails too: the download is kept all the same.
+    const hooks = { onProgress: () => failingReport() };
     const stored = await fetchSource(settings(), '7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b2a', parsed.source, hooks);
     expect(await readFile(settings().storage.pathOf(stored.storageKey))).toEqual(await readFile(video));
-    expect(reports).toBeGreaterThanOrEqual(2);
+    expect(reports).toBeGreaterThanOrEqual(3);
     expect(handled).toBe(reports);
+    // So is a local copy's.
+    const copied = await fetchSource(settings(), '7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b2b', { kind: 'file', path: video }, hooks);
+    expect(copied.sizeBytes).toBe((await stat(video)).size);
   });
 
   it('streams an http download without a Content-Length, reporting no fraction it cannot know', async () => {
@@ -161,10 +165,29 @@ describe('fetchSource', () => {
     expect(error instanceof PermanentJobError).toBe(permanent);
   });
 
-  it('refuses local files outside the allowed roots', async () => {
+  it('refuses local files outside the allowed roots, a link inside one that leads out of it included', async () => {
     const error = await failure(video, { fileRoots: ['/srv/media'] });
     expect(error).toBeInstanceOf(PermanentJobError);
     expect(error.message).toMatch(/outside the directories/);
+    const root = path.join(dir, 'allowed');
+    await mkdir(root, { recursive: true });
+    await symlink(video, path.join(root, 'outside.mp4'));
+    const linked = await failure(path.join(root, 'outside.mp4'), { fileRoots: [root] });
+    expect(linked).toBeInstanceOf(PermanentJobError);
+    expect(linked.message).toBe(`local file ${path.join(root, 'outside.mp4')} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`);
+    await copyFile(video, path.join(root, 'inside.mp4'));
+    expect((await fetchText(path.join(root, 'inside.mp4'), { fileRoots: [root] })).sizeBytes).toBe((await stat(video)).size);
+  });
+
+  it("refuses a stored video's file (every tenant's are kept there), whatever the roots allow", async () => {
+    const stored = await fetchText(video);
+    const inStorage = settings().storage.pathOf(stored.storageKey);
+    const error = await failure(inStorage);
+    expect(error).toBeInstanceOf(PermanentJobError);
+    expect(error.message).toBe(`local file ${inStorage} is one of the stored videos' files (the storage folder's videos/): submit the original file`);
+    // Nor through a link to it.
+    await symlink(inStorage, path.join(dir, 'to-storage.mp4'));
+    expect((await failure(path.join(dir, 'to-storage.mp4'))).message).toMatch(/is one of the stored videos' files/);
   });
 
   it('refuses sources above the size limit without reading them', async () => {
@@ -200,8 +223,10 @@ describe('fetchSource', () => {
   });
 
   it('leaves no partial file behind after a failed download', async () => {
-    await failure(`${base}/endless`, { maxBytes: 1024 * 1024 });
-    const key = settings().storage.pathOf('videos/7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b21/source.bin.part');
-    await expect(stat(key)).rejects.toThrow(/ENOENT/);
+    const videoDir = settings().storage.pathOf('videos/7f2b0a8e-1d1c-4c55-9f57-0d5a3c9e1b21');
+    const error = await failure(`${base}/endless`, { maxBytes: 1024 * 1024 });
+    expect(error.message).toMatch(/download exceeds the 1\.0 MiB limit/);
+    const left = await readdir(videoDir).catch(() => []);
+    expect(left.filter((name) => name.endsWith('.part'))).toEqual([]);
   });
 });

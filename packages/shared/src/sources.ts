@@ -20,11 +20,15 @@ export function parseSource(source: string): { ok: true; source: VideoSource } |
       return { ok: false, reason: 'source is not a valid URL' };
     }
     if (url.protocol === 'file:') {
+      let file: string;
       try {
-        return { ok: true, source: { kind: 'file', path: fileURLToPath(url) } };
+        file = fileURLToPath(url);
       } catch (error) {
         return { ok: false, reason: `source is not a usable file URL: ${(error as Error).message}` };
       }
+      // Percent-encoded (`%00`, `%0a`): no file system takes a NUL, and no sane file name has the others.
+      if (hasControlCharacters(file)) return { ok: false, reason: 'source file path contains control characters' };
+      return { ok: true, source: { kind: 'file', path: file } };
     }
     if (url.protocol === 'http:' || url.protocol === 'https:') {
       if (url.username || url.password) return { ok: false, reason: 'source URL must not carry credentials' };

@@ -365,7 +365,7 @@ describe('idempotency leases', () => {
     // Nor does the first's answer take the place of the retry's.
     expect(await repository.complete('p', 'k2', first.token, 202, { id: 'first' })).toBe(false);
     expect(await repository.complete('p', 'k2', second.token, 202, { id: 'second' })).toBe(true);
-    expect(await repository.claim('p', 'k2', 'h')).toEqual({ outcome: 'replay', status: 202, body: { id: 'second' } });
+    expect(await repository.claim('p', 'k2', 'h')).toEqual({ outcome: 'replay', status: 202, body: { id: 'second' }, location: null });
     // A completed key is not released by a late failure either.
     await repository.release('p', 'k2', second.token);
     expect(await repository.claim('p', 'k2', 'h')).toMatchObject({ outcome: 'replay' });

@@ -6,6 +6,9 @@ describe('parseSource', () => {
     ['file:///videos/a%20b.mp4', 'file'],
     ['https://cdn.example.com/a.mp4', 'http'],
     ['http://127.0.0.1:8080/a.webm', 'http'],
+    // WHATWG URLs: these are http URLs to 127.0.0.1 too, and are judged as such.
+    ['http:/127.0.0.1/a.mp4', 'http'],
+    ['http:127.0.0.1/a.mp4', 'http'],
   ])('accepts %s as %s', (source, kind) => {
     const parsed = parseSource(source);
     expect(parsed.ok && parsed.source.kind).toBe(kind);
@@ -22,6 +25,8 @@ describe('parseSource', () => {
     ['ftp://host/a.mp4', /scheme "ftp" is not supported/],
     ['https://user:pw@host/a.mp4', /credentials/],
     ['/a\u0000b', /control characters/],
+    ['file:///tmp/a%00.mp4', /^source file path contains control characters$/],
+    ['file:///tmp/a%0a.mp4', /^source file path contains control characters$/],
     ['http://', /not a valid URL/],
   ])('refuses %j', (source, reason) => {
     const parsed = parseSource(source);

@@ -64,12 +64,14 @@ export function databaseOutageScenario(engine: string, createServer: () => Promi
       probe: async ({ submission, inFlightId }) => ({
         refused: await processes.api('POST', '/v1/videos', submission, 10_000).catch(unanswered),
         read: await processes.api('GET', `/v1/videos/${inFlightId}`, undefined, 10_000).catch(unanswered),
+        user: await processes.api('GET', '/v1/users/0b5e1a3c-6d0f-4f7e-8a51-1c2d3e4f5a6b', undefined, 10_000).catch(unanswered),
         readiness: await processes.api('GET', '/readyz', undefined, 10_000).catch(unanswered),
       }),
-      judge: ({ refused, read, readiness }, answersUntilAccepted) => {
+      judge: ({ refused, read, user, readiness }, answersUntilAccepted) => {
         // While the database was down: retryable refusals (not 500), quickly.
         // A submission meets the database first now (the tenant's unfinished videos are counted).
-        expect(summarise([refused, read])).toEqual([
+        expect(summarise([refused, read, user])).toEqual([
+          { status: 503, detail: 'the database is unreachable; retry shortly' },
           { status: 503, detail: 'the database is unreachable; retry shortly' },
           { status: 503, detail: 'the database is unreachable; retry shortly' },
         ]);

@@ -191,8 +191,8 @@ export function requireApiKey(settings: ApiKeySettings): RequestHandler {
   };
 }
 
-/** Admin keys only: anyone else is told the route does not exist. */
+/** Admin keys only: anyone else is told the route does not exist, in the words the app's own 404 uses. */
 export const requireAdmin: RequestHandler = (req, res, next) => {
   if (callerOf(res).admin) return next();
-  return next(new HttpProblem(404, 'Not Found', `no route for ${req.method} ${req.path.slice(0, 200)}`));
+  return next(new HttpProblem(404, 'Not Found', `no route for ${req.method} ${`${req.baseUrl}${req.path}`.slice(0, 200)}`));
 };

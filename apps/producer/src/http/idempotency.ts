@@ -6,13 +6,20 @@ import { HttpProblem } from './problem.js';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
+/** Deeper than any request the API takes; a body nested past it is refused before it is walked. */
+const MAX_BODY_DEPTH = 64;
+
+/** The body with its keys sorted at every level, so the same request always has one fingerprint. */
+function canonical(value: unknown, depth = 0): unknown {
+  if (depth > MAX_BODY_DEPTH) {
+    throw new HttpProblem(400, 'Bad Request', `the request body is nested more than ${MAX_BODY_DEPTH} levels deep`);
+  }
+  if (Array.isArray(value)) return value.map((item) => canonical(item, depth + 1));
   if (value && typeof value === 'object') {
     return Object.fromEntries(
       Object.keys(value)
         .sort()
-        .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
+        .map((key) => [key, canonical((value as Record<string, unknown>)[key], depth + 1)]),
     );
   }
   return value;
@@ -52,13 +59,14 @@ export function idempotent(repository: IdempotencyRepository, handler: RequestHa
     }
     if (claim.outcome === 'replay') {
       res.setHeader('idempotent-replayed', 'true');
+      if (claim.location) res.location(claim.location);
       res.status(claim.status).json(claim.body);
       return;
     }
     const { token } = claim;
     captureResponse(res, async (status, body) => {
       if (status >= 500) await repository.release(principal, key, token);
-      else await repository.complete(principal, key, token, status, body);
+      else await repository.complete(principal, key, token, status, body, locationOf(res));
     });
     try {
       await handler(req, res, next);
@@ -67,6 +75,11 @@ export function idempotent(repository: IdempotencyRepository, handler: RequestHa
       throw error;
     }
   };
+}
+
+function locationOf(res: Response): string | null {
+  const location = res.getHeader('location');
+  return typeof location === 'string' ? location : null;
 }
 
 /** A store is tried this often, about a second in all (100, 200, 400 ms between tries). */

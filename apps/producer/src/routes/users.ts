@@ -5,7 +5,7 @@ import { accountsQueue, encryptSecret, type JobQueues, type Keyring, type UsersR
 import { describeIssues, withoutNul } from '../api-schemas.js';
 import type { StrengthPool } from '../accounts/strength-pool.js';
 import { badRequest, HttpProblem, notFound, serviceUnavailable } from '../http/problem.js';
-import { isUnavailable } from './route-helpers.js';
+import { fromDatabase, isUnavailable } from './route-helpers.js';
 import { callerOf, scopeOf } from '../http/auth.js';
 
 export const MIN_PASSWORD_SCORE = 3;
@@ -93,7 +93,7 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
   router.get('/users/:id', async (req, res) => {
     const id = String(req.params.id).toLowerCase();
     if (!z.uuid().safeParse(id).success) throw notFound(`no user with id "${id.slice(0, 100)}" (ids are UUIDs)`);
-    const user = await deps.users.find(id, scopeOf(res));
+    const user = await fromDatabase(deps.users.find(id, scopeOf(res)));
     if (!user) throw notFound(`no user with id ${id}`);
     res.json({ ...user, links: { self: `/v1/users/${id}` } });
   });

@@ -5,6 +5,7 @@ import {
   EgressRefusedError,
   type EgressPolicy,
   type IdempotencyRepository,
+  parseSource,
   type VideoPipelineProducer,
   type VideosRepository,
 } from '@clipline/shared';
@@ -36,8 +37,10 @@ export interface SubmissionDependencies {
  * Host names are judged again by the workers at connect time; this only saves a doomed video.
  */
 function checkEgress(body: VideoSubmissionBody, policy: EgressPolicy, where = ''): void {
-  const urls: [string, string][] = [];
-  if (/^https?:\/\//i.test(body.source)) urls.push(['source', body.source]);
+  const urls: [string, URL | string][] = [];
+  // Read as the workers read it: `http:/127.0.0.1/a.mp4` is an http URL to that host too.
+  const source = parseSource(body.source);
+  if (source.ok && source.source.kind === 'http') urls.push(['source', source.source.url]);
   if (body.callbackUrl) urls.push(['callbackUrl', body.callbackUrl]);
   for (const [field, url] of urls) {
     try {

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { open, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -75,6 +75,14 @@ function progressReporter(hooks: FetchHooks, size: () => number): (copied: numbe
 }
 
 /**
+ * The last report, once the file is in place: best effort like the others, so a database or
+ * Redis blink at that moment does not throw away a finished download (and fetch it again).
+ */
+async function reportDone(hooks: FetchHooks): Promise<void> {
+  await Promise.resolve(hooks.onProgress?.(1)).catch(() => {});
+}
+
+/**
  * Streams `from` into a `.part` file of this run next to `target` and returns its path (see
  * `placeFile`); on any failure, the cancellation or shutdown the signal carries included, the
  * `.part` file is removed.
@@ -103,18 +111,40 @@ async function placeFile<T>(partial: string, target: string, check: () => Promis
   }
 }
 
-async function fetchLocalFile(settings: FetchSettings, videoId: string, file: string, hooks: FetchHooks): Promise<IngestResult> {
-  if (!isAllowedFilePath(file, settings.fileRoots)) {
+/** A local file's failure to be found or read, as a permanent error naming it; anything else as it is. */
+function localFileError(error: unknown, file: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new PermanentJobError(`source file does not exist: ${file}`);
+  if (code === 'EACCES' || code === 'EPERM') return new PermanentJobError(`source file is not readable: ${file}`);
+  return error;
+}
+
+/**
+ * Where a local source really is, its links followed: the allowed directories are judged there,
+ * so a link inside one cannot lead out of it. Nothing is read from where the storage folder keeps
+ * the videos' files (every tenant's sources and clips), whatever FILE_SOURCE_ROOTS allows.
+ */
+async function localSourcePath(settings: FetchSettings, file: string): Promise<string> {
+  const real = await realpath(file).catch((error: unknown) => {
+    throw localFileError(error, file);
+  });
+  if (!isAllowedFilePath(real, settings.fileRoots)) {
     throw new PermanentJobError(`local file ${file} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`);
   }
+  const storageRoot = await realpath(settings.storage.root).catch(() => path.resolve(settings.storage.root));
+  if (isAllowedFilePath(real, [path.join(storageRoot, 'videos')])) {
+    throw new PermanentJobError(`local file ${file} is one of the stored videos' files (the storage folder's videos/): submit the original file`);
+  }
+  return real;
+}
+
+async function fetchLocalFile(settings: FetchSettings, videoId: string, named: string, hooks: FetchHooks): Promise<IngestResult> {
+  const file = await localSourcePath(settings, named);
   let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(file);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new PermanentJobError(`source file does not exist: ${file}`);
-    if (code === 'EACCES' || code === 'EPERM') throw new PermanentJobError(`source file is not readable: ${file}`);
-    throw error;
+    throw localFileError(error, named);
   }
   if (!info.isFile()) throw new PermanentJobError(`source is not a regular file: ${file}`);
   if (info.size > settings.maxBytes) {
@@ -134,7 +164,7 @@ async function fetchLocalFile(settings: FetchSettings, videoId: string, file: st
   await removeOtherParts(target);
   const partial = await copyInto(createReadStream(file, { highWaterMark: 1024 * 1024 }), target, counted, hooks);
   await placeFile(partial, target, async () => undefined);
-  if (copied > 0) await hooks.onProgress?.(1);
+  if (copied > 0) await reportDone(hooks);
   return { storageKey: key, sizeBytes: copied, container };
 }
 
@@ -207,7 +237,7 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
   }
   const container = await placeFile(partial, target, async () => checkSniff(await readHead(partial)));
   // Reports are throttled, so the last chunks usually go unreported: the source is whole now.
-  if (expected > 0) await hooks.onProgress?.(1);
+  if (expected > 0) await reportDone(hooks);
   return { storageKey: key, sizeBytes: received, container };
 }
 

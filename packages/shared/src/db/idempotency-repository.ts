@@ -5,7 +5,10 @@ import { timeQueries } from './query-timing.js';
 
 export type IdempotencyClaim =
   /** The caller holds the key: `token` completes or releases it, and nothing else does. */
-  { outcome: 'claimed'; token: string } | { outcome: 'replay'; status: number; body: unknown } | { outcome: 'in-progress' } | { outcome: 'mismatch' };
+  | { outcome: 'claimed'; token: string }
+  | { outcome: 'replay'; status: number; body: unknown; location: string | null }
+  | { outcome: 'in-progress' }
+  | { outcome: 'mismatch' };
 
 /**
  * Idempotency keys as the IETF draft describes them: the first request with a key claims it;
@@ -37,7 +40,7 @@ export class IdempotencyRepository {
     if (await this.insertClaim(principal, key, requestHash, token)) return { outcome: 'claimed', token };
     const existing = await this.db
       .selectFrom('idempotency_keys')
-      .select(['request_hash', 'state', 'response_status', 'response_body'])
+      .select(['request_hash', 'state', 'response_status', 'response_body', 'response_location'])
       .where('principal', '=', principal)
       .where('key', '=', key)
       .executeTakeFirst();
@@ -56,7 +59,7 @@ export class IdempotencyRepository {
         .executeTakeFirst();
       return Number(taken.numUpdatedRows) > 0 ? { outcome: 'claimed', token } : { outcome: 'in-progress' };
     }
-    return { outcome: 'replay', status: existing.response_status ?? 200, body: existing.response_body };
+    return { outcome: 'replay', status: existing.response_status ?? 200, body: existing.response_body, location: existing.response_location ?? null };
   }
 
   /** Inserts the claim; false when the key is held already (the primary key says so on every engine). */
@@ -73,6 +76,7 @@ export class IdempotencyRepository {
           response_body: null,
           expires_at: this.dialect.secondsFromNow(this.ttlSeconds),
           claim_token: token,
+          response_location: null,
         })
         .execute();
       return true;
@@ -86,10 +90,10 @@ export class IdempotencyRepository {
    * Stores the answer of the request holding the claim `token`; false when the claim was taken
    * over meanwhile (the answer of the request that took it is the one kept).
    */
-  async complete(principal: string, key: string, token: string, status: number, body: unknown): Promise<boolean> {
+  async complete(principal: string, key: string, token: string, status: number, body: unknown, location: string | null = null): Promise<boolean> {
     const result = await this.db
       .updateTable('idempotency_keys')
-      .set({ state: 'completed', response_status: status, response_body: JSON.stringify(body) })
+      .set({ state: 'completed', response_status: status, response_body: JSON.stringify(body), response_location: location })
       .where('principal', '=', principal)
       .where('key', '=', key)
       .where('state', '=', 'in_progress')

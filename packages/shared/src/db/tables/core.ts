@@ -58,6 +58,8 @@ export interface IdempotencyKeysTable {
   expires_at: Date | string;
   /** The token of the claim that holds the key (see `IdempotencyRepository#claim`); null on keys claimed before tokens. */
   claim_token: string | null;
+  /** The stored answer's `Location` header, when it had one. */
+  response_location: string | null;
 }
 
 export interface VideoStepsTable {
