@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { access, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -225,6 +227,41 @@ describe('answers held in memory', () => {
       roomy.close();
     } finally {
       http.close();
+    }
+  });
+});
+
+describe('error answers to a download', () => {
+  it('are read only as far as their message: an endless error body fails the call at once, naming what the provider said', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.write(JSON.stringify({ detail: 'voice backend overloaded' }));
+      const chunk = Buffer.alloc(1024 * 1024, 32);
+      const timer = setInterval(() => res.write(chunk), 1);
+      res.on('close', () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const http = new ProviderHttp({
+      provider: 'elevenlabs',
+      baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/`,
+      timeoutMs: 5000,
+      headers: {},
+    });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-error-body-'));
+    try {
+      const started = performance.now();
+      const check = { maxBytes: 1024, inspect: () => undefined };
+      const error = await failure(http.download({ method: 'GET', path: 'speech' }, path.join(dir, 'speech.mp3'), check));
+      expect(error).toBeInstanceOf(ProviderTransientError);
+      expect(error.message).toMatch(/^elevenlabs GET \/speech answered 500: .*voice backend overloaded/);
+      // Not held until the 5 s timeout reading the body.
+      expect(performance.now() - started).toBeLessThan(2000);
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      http.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -49,6 +49,14 @@ beforeAll(async () => {
     req.on('end', () => {
       received.push({ path: req.url ?? '', body, headers: req.headers, event: String(req.headers['clipline-event']) });
       const statuses = plan.get(req.url ?? '') ?? [];
+      if (req.url?.startsWith('/endless')) {
+        // Answers, then sends a body that never ends (a megabyte a millisecond) until the worker hangs up.
+        res.writeHead(statuses.shift() ?? 200, { 'content-type': 'application/octet-stream' });
+        const chunk = Buffer.alloc(1024 * 1024, 7);
+        const timer = setInterval(() => res.write(chunk), 1);
+        res.on('close', () => clearInterval(timer));
+        return;
+      }
       res.writeHead(statuses.shift() ?? 204).end();
     });
   });
@@ -211,6 +219,25 @@ describe('webhook delivery', () => {
     expect(hits).toHaveLength(2);
     // The same webhook-id both times: the receiver drops the second as one it has.
     expect(new Set(hits.map((hit) => hit.headers['webhook-id']))).toEqual(new Set([delivery!.id]));
+  });
+
+  it('reads only the status of an answer: a receiver sending an endless body is delivered to (2xx) or refused (410) at once', async () => {
+    const deps = { webhooks, videos, settings: { secrets, timeoutMs: 5000, allowPrivateHosts: true } };
+    const id = await videoWithCallback('/endless-ok');
+    await videos.setStatus(id, 'completed');
+    const [delivery] = await webhooks.forVideo(id);
+    await settledDelivery(id);
+    await env.db.updateTable('webhook_deliveries').set({ state: 'pending', attempts: 0, delivered_at: null }).where('id', '=', delivery!.id).execute();
+    const started = performance.now();
+    await expect(deliverWebhook(delivery!.id, deps, { isLast: true })).resolves.toEqual({ status: 200 });
+    // Not held until the 5 s timeout reading the body.
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(await webhooks.find(delivery!.id)).toMatchObject({ state: 'delivered' });
+
+    plan.set('/endless-gone', [410, 410]);
+    const goneId = await videoWithCallback('/endless-gone');
+    await videos.setStatus(goneId, 'completed');
+    expect(await settledDelivery(goneId)).toMatchObject({ state: 'failed', attempts: 1 });
   });
 
   it("records a secret the keyring cannot open as the attempt's failure, and fails the delivery on its last attempt", async () => {

@@ -11,7 +11,7 @@ import {
   type WebhookSecretsRepository,
   type WebhooksRepository,
 } from '@clipline/shared';
-import { got, HTTPError, RequestError } from 'got';
+import { got, HTTPError, RequestError, type PlainResponse, type Response } from 'got';
 
 export interface WebhookSettings {
   /** The tenants' signing secrets. */
@@ -88,7 +88,11 @@ async function signingSecrets(secrets: WebhookSecretsRepository, tenantId: strin
   }
 }
 
-/** One signed POST of a delivery; resolves with a 2xx status, throws for anything else. */
+/**
+ * One signed POST of a delivery; resolves with a 2xx status, throws for anything else. Only the
+ * status is read: the receiver's body is dropped unread as soon as its answer begins, so a
+ * receiver (which a tenant names) cannot make the worker hold an endless body in memory.
+ */
 async function post(
   delivery: Pick<WebhookDelivery, 'id' | 'event' | 'url'>,
   secrets: Parameters<typeof signWebhook>[0],
@@ -97,7 +101,7 @@ async function post(
 ): Promise<number> {
   // A literal address is checked here; a name is checked on each address it resolves to, when the socket opens.
   checkUrl(delivery.url, options.egress);
-  const response = await got.post(delivery.url, {
+  const request = got.stream.post(delivery.url, {
     body,
     headers: {
       'content-type': 'application/json',
@@ -108,10 +112,16 @@ async function post(
     timeout: { request: options.timeoutMs },
     retry: { limit: 0 },
     followRedirect: false,
+    throwHttpErrors: false,
     agent: egressAgents(options.egress),
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  // Without followRedirect got resolves a 3xx as if it were a success; a receiver that moved was not delivered to.
-  if (response.statusCode >= 300) throw new HTTPError(response);
+  const response = await new Promise<PlainResponse>((resolve, reject) => {
+    request.once('response', resolve);
+    // Not once: an error after the answer (the destroyed stream's) must find a listener too.
+    request.on('error', reject);
+  }).finally(() => request.destroy());
+  // Without followRedirect got answers a 3xx as it does a success; a receiver that moved was not delivered to.
+  if (response.statusCode >= 300) throw new HTTPError(response as Response);
   return response.statusCode;
 }

@@ -84,6 +84,20 @@ export interface DownloadCheck {
   inspect(contentType: string | undefined, head: Buffer): string | undefined;
 }
 
+/** What is read of an error answer to a download: its message is at the start, the rest is not held. */
+const ERROR_BODY_BYTES = 64 * 1024;
+
+async function errorBodyHead(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size >= ERROR_BODY_BYTES) break;
+  }
+  return Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES);
+}
+
 /** The message a provider put in its error body, whatever its envelope looks like. */
 function upstreamMessage(body: Buffer): string | undefined {
   const text = body.toString('utf8').slice(0, 2000);
@@ -229,9 +243,7 @@ export class ProviderHttp {
         stream.once('error', reject);
       });
       if (response.statusCode === undefined || response.statusCode < 200 || response.statusCode >= 300) {
-        const chunks: Buffer[] = [];
-        for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
-        throw this.statusFailure(response.statusCode ?? 0, response.headers, Buffer.concat(chunks), request);
+        throw this.statusFailure(response.statusCode ?? 0, response.headers, await errorBodyHead(stream), request);
       }
       contentType = response.headers['content-type'];
       writer = createWriteStream(partial);
