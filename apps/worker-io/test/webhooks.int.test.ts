@@ -175,6 +175,25 @@ describe('webhook delivery', () => {
     expect(await settledDelivery(id)).toMatchObject({ state: 'delivered' });
   });
 
+  it('sends again, through the sweeper, a pending delivery whose job ended without settling it', async () => {
+    const quiet = new VideosRepository(env.db);
+    const id = await videoWithCallback('/ended');
+    await quiet.setStatus(id, 'completed');
+    const row = await env.db.selectFrom('webhook_deliveries').selectAll().where('video_id', '=', id).executeTakeFirstOrThrow();
+    // A job under the delivery's id that failed for good without recording an attempt (as one
+    // failed on stalls does): here, run while the row was away.
+    await env.db.deleteFrom('webhook_deliveries').where('id', '=', row.id).execute();
+    await enqueueWebhookDeliveries(jobs, [row.id]);
+    await waitFor(async () => ((await jobs.get(notifyQueue, `webhook-${row.id}`))?.state === 'failed' ? true : undefined), 10_000, 'the job to fail');
+    await env.db
+      .insertInto('webhook_deliveries')
+      .values({ ...row, updated_at: new Date(Date.now() - 60_000) })
+      .execute();
+    await jobs.add(notifyQueue, 'sweep-webhooks', {});
+    expect(await settledDelivery(id)).toMatchObject({ state: 'delivered', attempts: 1 });
+    expect(received.filter((hit) => hit.path === '/ended')).toHaveLength(1);
+  });
+
   it('refuses private addresses unless allowed', async () => {
     const strictWorker = notifyProcessors({
       webhooks,

@@ -2,11 +2,12 @@ import {
   enqueueWebhookDeliveries,
   PermanentJobError,
   type JobQueues,
-  type notifyQueue,
+  notifyQueue,
   type Processors,
   type UsersRepository,
   type VideosRepository,
   type WebhooksRepository,
+  webhookJobId,
 } from '@clipline/shared';
 import { deliverWebhook, type WebhookSettings } from './deliver-webhook.js';
 
@@ -21,12 +22,28 @@ export interface NotifyDependencies {
   settings: WebhookSettings;
 }
 
+/**
+ * A pending delivery whose job has ended without settling it (the job failed for good on stalls,
+ * a crashing worker's, which record no attempt) would keep its job id, and an add under that id
+ * is ignored while the ended job is kept (a week): the ended job is removed so the sweep's add
+ * sends the delivery again. A job still waiting, delayed or running is left to finish.
+ */
+async function clearEndedJobs(jobs: JobQueues, deliveryIds: readonly string[]): Promise<void> {
+  await Promise.all(
+    deliveryIds.map(async (deliveryId) => {
+      const job = await jobs.get(notifyQueue, webhookJobId(deliveryId));
+      if (job?.state === 'failed' || job?.state === 'completed') await jobs.remove(notifyQueue, job.id);
+    }),
+  );
+}
+
 export function notifyProcessors(deps: NotifyDependencies): Processors<typeof notifyQueue> {
   return {
     'deliver-webhook': (job) => deliverWebhook(job.data.deliveryId, deps, { isLast: job.attemptsMade + 1 >= job.maxAttempts, signal: job.signal }),
     'sweep-webhooks': async () => {
       const stale = await deps.webhooks.stalePending(STALE_DELIVERY_SECONDS);
       await deps.webhooks.touch(stale);
+      await clearEndedJobs(deps.jobs, stale);
       await enqueueWebhookDeliveries(deps.jobs, stale);
       return { requeued: stale.length };
     },

@@ -6,5 +6,10 @@ import { notifyQueue } from '../queues/notify.js';
  * twice (here and by the sweeper) sends it once.
  */
 export async function enqueueWebhookDeliveries(jobs: JobQueues, deliveryIds: readonly string[]): Promise<void> {
-  await Promise.all(deliveryIds.map((deliveryId) => jobs.add(notifyQueue, 'deliver-webhook', { deliveryId }, { jobId: `webhook-${deliveryId}` })));
+  await Promise.all(deliveryIds.map((deliveryId) => jobs.add(notifyQueue, 'deliver-webhook', { deliveryId }, { jobId: webhookJobId(deliveryId) })));
+}
+
+/** The id of a delivery's job: one job per delivery, however often it is enqueued. */
+export function webhookJobId(deliveryId: string): string {
+  return `webhook-${deliveryId}`;
 }
