@@ -14,6 +14,7 @@ import {
   createQueue,
   JobQueues,
   PARENT_PHASES,
+  PermanentJobError,
   pipelineQueue,
   runOptionalStep,
   runVideoStep,
@@ -42,6 +43,8 @@ let producer: VideoPipelineProducer;
 const workers: RunningWorker[] = [];
 /** Every stand-in run, in the order they started. */
 const runs: { step: string; jobId: string; consumed: boolean }[] = [];
+/** Videos whose renders of these clip indexes end without recording their clip. */
+const unrecordedRenders = new Map<string, number[]>();
 
 const CANDIDATES = [
   { startSeconds: 0, endSeconds: 6, score: 80, reasons: ['strong motion'] },
@@ -109,6 +112,9 @@ function standIn(step: VideoStepDefinition): Processor<{ videoId: string }> {
     const result = sampleResult(step, job);
     expect(step.produces.safeParse(result).success).toBe(true);
     if (step.fanOut) {
+      // A render that ends before it records its clip (its worker crashing each time).
+      const unrecorded = unrecordedRenders.get(job.data.videoId);
+      if (unrecorded?.includes((job.data as unknown as { clipIndex: number }).clipIndex)) throw new PermanentJobError('worker lost');
       const clip = job.data as unknown as {
         videoId: string;
         clipIndex: number;
@@ -202,5 +208,24 @@ describe('the video flow follows its table', () => {
     expect(video!.progress).toBe(100);
     // The weights cover the bar: the last weighted step ends where completion takes over.
     expect(Math.max(...VIDEO_STEPS.map((name) => stepProgressRange(name)[1]))).toBeLessThanOrEqual(100);
+  });
+
+  it('counts a clip whose render ended without recording it as failed: some such, the step names them; all, the video fails', async () => {
+    const some = randomUUID();
+    unrecordedRenders.set(some, [1]);
+    await producer.submit({ source: '/media/c.mp4' }, {}, some);
+    expect(await finished(some)).toBe('completed');
+    expect((await videos.find(some))!.steps.find((step) => step.name === 'render')).toMatchObject({
+      status: 'completed',
+      reason: '1 of 2 clips failed: its render job ended without rendering it',
+    });
+
+    const all = randomUUID();
+    unrecordedRenders.set(all, [0, 1]);
+    await producer.submit({ source: '/media/d.mp4' }, {}, all);
+    expect(await finished(all)).toBe('failed');
+    const video = (await videos.find(all))!;
+    expect(video.error).toBe('render: no clip could be rendered (its render job ended without rendering it)');
+    expect(video.steps.find((step) => step.name === 'render')!.status).toBe('failed');
   });
 });

@@ -78,20 +78,26 @@ export function persistProcessors(videos: VideosRepository, selection: Selection
 
 /**
  * Render succeeded when at least one clip rendered: the step completes (naming the clips that
- * failed); when every clip failed, the video fails.
+ * failed); when every clip failed, the video fails. The clips are the candidates the step was
+ * given: one whose render job ended without recording it (failed on stalls before it started,
+ * its worker crashing each time) counts as failed, as one recorded failed does.
  */
 function settleRenders(videos: VideosRepository, analyses: AnalysisRepository): FanOutSettler {
   return async (step, videoId, consumed) => {
+    const persisted = persistedAnalysis.safeParse(consumed).data;
     const clips = await analyses.listClips(videoId);
-    if (clips.length === 0) return true;
-    const shortfall = persistedAnalysis.safeParse(consumed).data?.shortfall;
+    const expected = Math.max(clips.length, persisted?.clipCandidates.length ?? 0);
+    // Nothing to render: the step was skipped with its reason when it started.
+    if (expected === 0) return true;
     const failed = clips.filter((clip) => clip.status !== 'rendered');
-    const firstError = failed[0]?.error ?? 'unknown error';
-    if (failed.length === clips.length) {
+    const unrecorded = expected - clips.length;
+    const failures = failed.length + unrecorded;
+    const firstError = failed[0]?.error ?? (unrecorded ? 'its render job ended without rendering it' : 'unknown error');
+    if (failures === expected) {
       await videos.failVideo(videoId, step.name, `${step.name}: no clip could be rendered (${firstError})`);
       return false;
     }
-    const reasons = [failed.length ? `${failed.length} of ${clips.length} clips failed: ${firstError}` : '', shortfall ?? ''].filter(Boolean);
+    const reasons = [failures ? `${failures} of ${expected} clips failed: ${firstError}` : '', persisted?.shortfall ?? ''].filter(Boolean);
     await videos.setStep(videoId, step.name, 'completed', { reason: reasons.length ? reasons.join('; ') : null });
     return true;
   };
