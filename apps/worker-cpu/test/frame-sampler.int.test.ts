@@ -300,6 +300,35 @@ describe('with the audio measured in the same ffmpeg', () => {
     expect(track).toEqual(reference.result());
   });
 
+  it('finds pauses on the source clock when the audio track starts late', async () => {
+    // 12 s of picture; the sound starts at 3 s: a tone 1 s on, 1 s off (on at 3-4, 5-6, 7-8 and 9-10 s).
+    const file = path.join(dir, 'late-sound.mp4');
+    await run('ffmpeg', [
+      ...['-nostdin', '-hide_banner', '-loglevel', 'error', '-y'],
+      ...['-f', 'lavfi', '-i', 'testsrc2=size=160x90:rate=25:duration=12'],
+      ...['-f', 'lavfi', '-itsoffset', '3', '-i', "sine=frequency=440:sample_rate=16000:duration=7,volume='lt(mod(t,2),1)':eval=frame"],
+      ...['-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', file],
+    ]);
+    const pass = await run('ffmpeg', ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'info', '-i', file, ...loudnessOutputs('pipe:1')], {
+      encoding: 'buffer',
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const reader = new LoudnessReader({ speech: true });
+    reader.log(pass.stderr.toString('utf8'));
+    reader.pcm(pass.stdout);
+    const { pauses } = reader.result().speech!;
+    // The silences between the tones: 4-5, 6-7 and 8-9 s (not 1-2, 3-4 and 5-6, counted from the track's start).
+    const inner = pauses.filter((pause) => pause.startSeconds > 3.5 && pause.endSeconds < 9.5);
+    expect(inner).toHaveLength(3);
+    inner.forEach((pause, index) => {
+      expect(pause.startSeconds).toBeCloseTo(4 + 2 * index, 0);
+      expect(pause.endSeconds).toBeCloseTo(5 + 2 * index, 0);
+    });
+    // And the silence before the sound begins is a pause from the start.
+    expect(pauses[0]).toMatchObject({ startSeconds: 0 });
+    expect(pauses[0]!.endSeconds).toBeCloseTo(3, 0);
+  });
+
   it('on a source without sound, decodes the frames in an ffmpeg without the audio outputs and says why', async () => {
     const video = await generateVideo({ path: path.join(dir, 'silent-film.mp4'), segments: [2], width: 160, height: 120, audio: false });
     const size = sampleSize(160, 120, 64);

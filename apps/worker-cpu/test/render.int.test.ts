@@ -140,6 +140,48 @@ describe('renderClip', () => {
     expect(Math.abs((await facts(videoFile)).duration - 2)).toBeLessThan(0.1);
   });
 
+  it('keeps the sound where it is in the source when the track starts late, and renders a span the track does not reach', async () => {
+    // 10 s of the drifting square; a tone from 6 s to 8 s only.
+    const late = path.join(env.config.storageDir, 'late-tone.mp4');
+    await run('ffmpeg', [
+      ...['-v', 'error', '-y', '-i', box, '-stream_loop', '1', '-i', box],
+      ...['-f', 'lavfi', '-itsoffset', '6', '-i', 'sine=frequency=440:sample_rate=48000:duration=2'],
+      ...['-filter_complex', '[0:v][1:v]concat=n=2:v=1[v]', '-map', '[v]', '-map', '2:a', '-t', '10'],
+      ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', late],
+    ]);
+    // Clip 4-8 s: silence for its first 2 s, then the tone.
+    const clip = path.join(env.config.storageDir, 'late-tone-clip.mp4');
+    await renderClip(settings, { source: late, startSeconds: 4, endSeconds: 8, aspect: '9:16', videoFile: clip, thumbnailFile: `${clip}.jpg` });
+    const { stderr } = await run('ffmpeg', [
+      '-nostdin',
+      '-hide_banner',
+      '-i',
+      clip,
+      '-map',
+      '0:a:0',
+      '-af',
+      'silencedetect=noise=-40dB:d=0.5',
+      '-f',
+      'null',
+      '-',
+    ]);
+    const soundFrom = Number(/silence_end: ([\d.]+)/.exec(stderr)?.[1]);
+    expect(soundFrom).toBeGreaterThan(1.8);
+    expect(soundFrom).toBeLessThan(2.2);
+    // Clip 8.5-10 s: the track has ended; the clip renders, without sound.
+    const after = path.join(env.config.storageDir, 'after-tone-clip.mp4');
+    const rendered = await renderClip(settings, {
+      source: late,
+      startSeconds: 8.5,
+      endSeconds: 10,
+      aspect: '9:16',
+      videoFile: after,
+      thumbnailFile: `${after}.jpg`,
+    });
+    expect(rendered.durationSeconds).toBeCloseTo(1.5, 0);
+    expect(await decodesCleanly(after)).toBe('');
+  });
+
   it('stops ffmpeg and leaves no file behind when aborted', async () => {
     const long = await generateVideo({ path: path.join(env.config.storageDir, 'long.mp4'), segments: [12], width: 640, height: 360 });
     const controller = new AbortController();

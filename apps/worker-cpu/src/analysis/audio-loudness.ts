@@ -91,7 +91,12 @@ const SPEECH_SAMPLE_RATE = 16_000;
 export function loudnessOutputs(speechTarget: string | null, optional = false): string[] {
   const stream = optional ? '0:a:0?' : '0:a:0';
   const outputs = ['-map', stream, '-vn', '-sn', '-dn', '-af', 'ebur128', '-f', 'null', '-'];
-  if (speechTarget) outputs.push('-map', stream, '-vn', '-sn', '-dn', '-ac', '1', '-ar', String(SPEECH_SAMPLE_RATE), '-f', 's16le', speechTarget);
+  if (speechTarget) {
+    // PCM has no timestamps: its samples are laid on the source's clock (silence before an audio
+    // track that starts late, and in its gaps), so a pause found at 4 s is at 4 s in the video.
+    const onSourceClock = ['-af', 'aresample=async=1:first_pts=0'];
+    outputs.push('-map', stream, '-vn', '-sn', '-dn', ...onSourceClock, '-ac', '1', '-ar', String(SPEECH_SAMPLE_RATE), '-f', 's16le', speechTarget);
+  }
   return outputs;
 }
 

@@ -40,7 +40,10 @@ export interface ClipSampling {
  * profiled for interest do not show, and costs about a third of decoding them.
  */
 export function clipSamplerArgs(options: ClipSampling): string[] {
-  const audio = options.audioTarget ? ['-map', '0:a:0', '-vn', '-sn', '-dn', ...CLIP_AUDIO, '-f', 'mp4', options.audioTarget] : [];
+  // The sound laid on the clip's clock from its first instant (silence where the track starts
+  // late or pauses): the file is copied in beside the picture, and ffmpeg starts each input at 0.
+  const onClipClock = ['-af', 'aresample=async=1:first_pts=0'];
+  const audio = options.audioTarget ? ['-map', '0:a:0', '-vn', '-sn', '-dn', ...onClipClock, ...CLIP_AUDIO, '-f', 'mp4', options.audioTarget] : [];
   return [
     '-nostdin',
     '-hide_banner',

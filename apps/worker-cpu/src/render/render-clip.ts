@@ -350,7 +350,9 @@ export function encodeArgs(
   const threads = job.threads ? ['-threads', String(job.threads)] : [];
   const still = job.thumbnailSeconds.toFixed(3);
   const { audio } = job;
-  const sound = typeof audio === 'object' ? ['-map', '1:a:0', '-c:a', 'copy'] : audio === 'encode' ? ['-map', '0:a:0', ...CLIP_AUDIO] : [];
+  // `?`: a span the sound track does not reach leaves the sampler's file without a stream, and
+  // the clip without sound, as encoding it here would.
+  const sound = typeof audio === 'object' ? ['-map', '1:a:0?', '-c:a', 'copy'] : audio === 'encode' ? ['-map', '0:a:0', ...CLIP_AUDIO] : [];
   return [
     '-nostdin',
     '-hide_banner',
