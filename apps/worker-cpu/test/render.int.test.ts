@@ -9,6 +9,7 @@ import {
   AnalysisRepository,
   createLogger,
   createQueue,
+  JobCancelledError,
   LocalStorage,
   renderQueue,
   startWorker,
@@ -273,6 +274,27 @@ describe('the render worker (real BullMQ jobs)', () => {
       await queue.close();
     }
   }
+
+  it('records a clip whose render was cancelled as failed with the reason, not pending for ever', async () => {
+    const id = await storedVideo((await generateVideo({ path: path.join(env.config.storageDir, 'to-cancel.mp4'), segments: [3, 3] })).path);
+    const controller = new AbortController();
+    const cancelled = new JobCancelledError('stopped: the video was cancelled');
+    const job = {
+      id: `${id}-render-0`,
+      data: { videoId: id, clipIndex: 0, startSeconds: 0.5, endSeconds: 5.5, aspect: '9:16' as const, score: 60, reasons: ['strong motion'] },
+      signal: controller.signal,
+      attemptsMade: 0,
+      maxAttempts: 3,
+      logger: createLogger({ name: 'render-test', level: 'silent' }),
+      updateProgress: async (percent: number) => {
+        if (percent > 20) controller.abort(cancelled);
+      },
+    };
+    const processor = renderProcessors({ settings, analyses, storage })['render-clip'];
+    await expect(processor(job as never)).rejects.toThrow();
+    const [clip] = await analyses.listClips(id);
+    expect(clip).toMatchObject({ status: 'failed', error: 'stopped: the video was cancelled', storageKey: null });
+  });
 
   it('renders clips in every aspect that decode, have the aspect and the duration, with a thumbnail and a clips row', async () => {
     const generated = await generateVideo({ path: path.join(env.config.storageDir, 'generated.mp4'), segments: [3, 3, 3] });

@@ -130,11 +130,12 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
       durationSeconds: rendered.durationSeconds,
     };
   } catch (error) {
-    // Only a failure that ends the job marks the clip failed: an outage, a cancellation or a
-    // shutdown hands the job back without spending the attempt, so its next run may still succeed.
-    const { kind } = classifyJobError(error, job.signal);
-    const final = kind === 'permanent' || (kind === 'transient' && job.attemptsMade + 1 >= job.maxAttempts);
-    if (final) await analyses.failClip(chosen, reasonOf(error)).catch(() => {});
+    // Only a failure that ends the job marks the clip failed: an outage or a shutdown hands the
+    // job back without spending the attempt, so its next run may still succeed. A cancellation
+    // ends it for good, and says why.
+    const verdict = classifyJobError(error, job.signal);
+    const final = verdict.kind === 'permanent' || verdict.kind === 'cancelled' || (verdict.kind === 'transient' && job.attemptsMade + 1 >= job.maxAttempts);
+    if (final) await analyses.failClip(chosen, verdict.kind === 'cancelled' ? verdict.reason : reasonOf(error)).catch(() => {});
     throw error;
   }
 }
