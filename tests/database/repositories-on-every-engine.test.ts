@@ -577,6 +577,20 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       .execute();
     expect(await secrets.signing(tenant)).toEqual([rotated.secret]);
     expect(await secrets.purgeExpired()).toBeGreaterThanOrEqual(1);
+    // Rotations at once each make their own secret and leave one current, one a rotation answered.
+    const answers = await Promise.all(Array.from({ length: 6 }, () => secrets.rotate(tenant)));
+    expect(new Set(answers.map((answer) => answer.secret)).size).toBe(6);
+    const current = await db.selectFrom('webhook_secrets').select('id').where('tenant_id', '=', tenant).where('expires_at', 'is', null).execute();
+    expect(current).toHaveLength(1);
+    const signing = await secrets.signing(tenant);
+    expect(answers.map((answer) => answer.secret)).toContain(signing[0]);
+    // Every answered secret still signs, through its overlap.
+    for (const answer of answers) expect(signing).toContain(answer.secret);
+    // First uses at once make one secret.
+    const fresh = `t-${randomUUID()}`;
+    const firsts = await Promise.all(Array.from({ length: 6 }, () => secrets.current(fresh)));
+    expect(new Set(firsts.map((first) => first.secret)).size).toBe(1);
+    expect(await db.selectFrom('webhook_secrets').select('id').where('tenant_id', '=', fresh).execute()).toHaveLength(1);
   });
 
   it('claims, replays and refuses idempotency keys; a dead claim is taken over after its lease', async () => {

@@ -45,3 +45,31 @@ it('fails videos whose flow vanished or failed unnoticed, and leaves live ones a
   expect((await videos.find(alive))!.status).toBe('processing');
   expect((await videos.find(recent))!.status).toBe('processing');
 });
+
+it('reaches a lost video behind a page of live ones older than it, on a later run', async () => {
+  const videos = new VideosRepository(env.db);
+  const processors = pipelineProcessors(videos, new AnalysisRepository(env.db), jobs);
+  // A page (200) of live videos untouched for 20 minutes, and a lost one untouched for 10.
+  const live = Array.from({ length: 200 }, () => randomUUID());
+  await videos.createMany(live.map((id) => ({ id, source: '/a.mp4', title: null, steps: ['ingest'] })));
+  await Promise.all(live.map((id) => jobs.add(pipelineQueue, 'video-pipeline', { videoId: id }, { jobId: `${id}-pipeline`, delay: 60_000 })));
+  const lost = randomUUID();
+  await videos.create({ id: lost, source: '/a.mp4', title: null, steps: ['ingest'] });
+  await env.db
+    .updateTable('videos')
+    .set({ updated_at: new Date(Date.now() - 20 * 60_000) })
+    .where('id', 'in', live)
+    .execute();
+  await env.db
+    .updateTable('videos')
+    .set({ updated_at: new Date(Date.now() - 10 * 60_000) })
+    .where('id', '=', lost)
+    .execute();
+
+  const first = (await processors['reconcile-videos']({ data: {} } as never)) as { checked: number; settled: number };
+  const second = (await processors['reconcile-videos']({ data: {} } as never)) as { checked: number; settled: number };
+  expect(first.checked).toBe(200);
+  expect(first.settled + second.settled).toBe(1);
+  expect(await videos.find(lost)).toMatchObject({ status: 'failed', error: 'pipeline: its jobs were lost from the queue' });
+  expect(new Set((await env.db.selectFrom('videos').select('status').where('id', 'in', live).execute()).map((row) => row.status))).toEqual(new Set(['queued']));
+});

@@ -228,4 +228,20 @@ describe('the video flow follows its table', () => {
     expect(video.error).toBe('render: no clip could be rendered (its render job ended without rendering it)');
     expect(video.steps.find((step) => step.name === 'render')!.status).toBe('failed');
   });
+
+  it('cancels a video whose running steps cannot be told (Redis failing the signal): the record says cancelled, the waiting jobs go', async () => {
+    const failingSignals = { cancelled: async () => Promise.reject(new Error('Connection is closed.')) };
+    const cancelling = new VideoPipelineProducer({ connection: redis, prefix: env.config.queuePrefix }, videos, failingSignals as never);
+    try {
+      const id = randomUUID();
+      // Held back, so its jobs are still waiting when it is cancelled.
+      await producer.submit({ source: '/media/e.mp4', delaySeconds: 60 }, {}, id);
+      expect(await cancelling.cancel(id)).toBe('cancelled');
+      expect(await videos.status(id)).toBe('cancelled');
+      const ingest = VIDEO_FLOW.find((step) => step.phase === 'chain')!;
+      expect(await jobs.get(ingest.queue, videoJobId(id, ingest.name))).toBeUndefined();
+    } finally {
+      await cancelling.close();
+    }
+  });
 });

@@ -110,12 +110,15 @@ function settleRenders(videos: VideosRepository, analyses: AnalysisRepository): 
  */
 export function pipelineProcessors(videos: VideosRepository, analyses: AnalysisRepository, jobs: JobQueues): Processors<typeof pipelineQueue> {
   const settle = settleRenders(videos, analyses);
+  /** Where the reconciler's next page starts: after the last video of a full page, else from the first. */
+  let reconciledUpTo: string | undefined;
   return {
     // The safety net behind onFinalFailure: a video whose flow failed in Redis (a parent failed
     // by its child) or disappeared, while the record was never told (the database was away,
     // the settling process died), is failed here with the flow's own reason.
     'reconcile-videos': async () => {
-      const suspects = await videos.unfinishedSince(RECONCILE_AFTER_SECONDS, RECONCILE_BATCH);
+      const suspects = await videos.unfinishedSince(RECONCILE_AFTER_SECONDS, RECONCILE_BATCH, reconciledUpTo);
+      reconciledUpTo = suspects.length === RECONCILE_BATCH ? suspects.at(-1) : undefined;
       let settled = 0;
       for (const videoId of suspects) {
         const parent = parentFlowStep(videoId);

@@ -1,8 +1,9 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { sql, type Insertable, type Selectable, type Transaction } from 'kysely';
 import type { Db } from './connection.js';
 import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
+import { inTenantTransaction } from './tenant-lock.js';
 import type { Database, StepStatus, VideoOptions, VideoPriority, VideoStatus } from './schema.js';
 import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
 import { relativeToStorage } from '../storage.js';
@@ -74,9 +75,6 @@ export class ActiveVideoLimitError extends Error {
     super(`this tenant has ${active} unfinished videos and may have at most ${limit} (MAX_ACTIVE_VIDEOS_PER_TENANT); ${batch}submit more once some finish`);
   }
 }
-
-/** How long a submission waits for another of its tenant's to commit before it gives up (MySQL's named lock). */
-const TENANT_LOCK_TIMEOUT_SECONDS = 10;
 
 export interface VideoListQuery {
   /** Whose videos: one tenant's, or every tenant's. */
@@ -227,24 +225,11 @@ export class VideosRepository {
    */
   async createMany(videos: readonly NewVideoRecord[], cap?: ActiveVideoCap): Promise<void> {
     if (videos.length === 0) return;
-    if (cap && this.dialect.engine === 'mysql') {
-      await this.underTenantLock(cap.tenant, (connection) => this.insertMany(connection, videos, cap));
-      return;
-    }
-    await this.insertMany(this.db, videos, cap);
-  }
-
-  /**
-   * The rows of {@link createMany} in one transaction. With a cap, the tenant's unfinished videos
-   * are counted inside it while no other capped submission of the tenant can commit: PostgreSQL
-   * holds a transaction-scoped advisory lock on the tenant, SQLite's `begin immediate` already
-   * admits one writer at a time, MySQL holds the named lock of {@link underTenantLock}. Without
-   * it, forty submissions at once each counted the others' videos as not there yet.
-   */
-  private async insertMany(db: Db, videos: readonly NewVideoRecord[], cap: ActiveVideoCap | undefined): Promise<void> {
-    await db.transaction().execute(async (trx) => {
+    // With a cap, the tenant's unfinished videos are counted inside the transaction that writes
+    // the new ones, one capped submission of the tenant at a time: without it, forty submissions
+    // at once each counted the others' videos as not there yet.
+    const write = async (trx: Executor) => {
       if (cap) {
-        if (this.dialect.engine === 'postgres') await sql`select pg_advisory_xact_lock(hashtextextended(${tenantLockName(cap.tenant)}, 0))`.execute(trx);
         const active = await this.countUnfinished(cap.tenant, trx);
         if (active + videos.length > cap.limit) throw new ActiveVideoLimitError(active, cap.limit, videos.length);
       }
@@ -256,27 +241,9 @@ export class VideosRepository {
         const part = steps.slice(start, start + ROWS_PER_INSERT * 4);
         await ignoreDuplicates(trx.insertInto('video_steps').values(part), this.dialect.engine, ['video_id', 'step']).execute();
       }
-    });
-  }
-
-  /**
-   * Runs `work` holding MySQL's named lock of the tenant, taken and released on one connection, so
-   * it is held until `work`'s transaction has committed (a lock released at commit would let the
-   * next submission count before the rows are visible). A lost connection releases it.
-   */
-  private async underTenantLock(tenant: string, work: (connection: Db) => Promise<void>): Promise<void> {
-    await this.db.connection().execute(async (connection) => {
-      const name = tenantLockName(tenant);
-      const { rows } = await sql<{ got: number | null }>`select get_lock(${name}, ${TENANT_LOCK_TIMEOUT_SECONDS}) as got`.execute(connection);
-      if (Number(rows[0]?.got) !== 1) {
-        throw Object.assign(new Error(`another submission of this tenant held its lock for ${TENANT_LOCK_TIMEOUT_SECONDS} s`), { code: 'ETIMEDOUT' });
-      }
-      try {
-        await work(connection);
-      } finally {
-        await sql`select release_lock(${name})`.execute(connection);
-      }
-    });
+    };
+    if (cap) await inTenantTransaction(this.db, 'submission', cap.tenant, write);
+    else await this.db.transaction().execute(write);
   }
 
   private async insertVideos(trx: Executor, videos: readonly NewVideoRecord[]): Promise<void> {
@@ -369,16 +336,19 @@ export class VideosRepository {
     return true;
   }
 
-  /** Unfinished videos untouched for a while: the reconciler checks their jobs are still alive. */
-  async unfinishedSince(olderThanSeconds: number, limit: number): Promise<string[]> {
-    const rows = await this.db
+  /**
+   * Unfinished videos untouched for a while, in id order from after `afterId`: the reconciler
+   * checks their jobs are still alive, a page a run, so a backlog of live ones older than a lost
+   * one does not keep it from being looked at.
+   */
+  async unfinishedSince(olderThanSeconds: number, limit: number, afterId?: string): Promise<string[]> {
+    let query = this.db
       .selectFrom('videos')
       .select('id')
       .where('status', 'in', ['queued', 'processing'])
-      .where('updated_at', '<', this.dialect.secondsAgo(olderThanSeconds))
-      .orderBy('updated_at')
-      .limit(limit)
-      .execute();
+      .where('updated_at', '<', this.dialect.secondsAgo(olderThanSeconds));
+    if (afterId !== undefined) query = query.where('id', '>', afterId);
+    const rows = await query.orderBy('id').limit(limit).execute();
     return rows.map((row) => row.id);
   }
 
@@ -858,8 +828,3 @@ function toVideoView(video: Selectable<Database['videos']>, scenes: Scene[], ste
 
 // `changed` and `finished` call the listeners, which are not queries.
 timeQueries(VideosRepository, 'videos', ['changed', 'finished']);
-
-/** The name a tenant's submissions lock under: MySQL's lock names are at most 64 characters, tenants up to 128. */
-function tenantLockName(tenant: string): string {
-  return `clipline:tenant:${createHash('sha256').update(tenant).digest('hex').slice(0, 40)}`;
-}

@@ -3,6 +3,7 @@ import { decryptSecret, encryptSecret, type Keyring } from '../crypto/index.js';
 import type { Db } from './connection.js';
 import { portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
+import { inTenantTransaction } from './tenant-lock.js';
 
 /** How long a rotated secret keeps signing beside its successor, so receivers can switch over. */
 export const WEBHOOK_SECRET_OVERLAP_SECONDS = 24 * 3600;
@@ -34,13 +35,11 @@ export class WebhookSecretsRepository {
     this.dialect = portableSql(db);
   }
 
-  /** The tenant's current secret, made on first use. */
+  /** The tenant's current secret, made on first use (once: two first uses at once make one). */
   async current(tenant: string): Promise<WebhookSecretView> {
     const existing = await this.currentRow(tenant);
     if (existing) return existing;
-    await this.db.transaction().execute(async (trx) => {
-      // Narrows, but does not close, the window for two first uses at once; should both insert,
-      // only the newest is shown and signs (see `signing`).
+    await inTenantTransaction(this.db, 'webhook secret', tenant, async (trx) => {
       const again = await trx.selectFrom('webhook_secrets').select('id').where('tenant_id', '=', tenant).where('expires_at', 'is', null).executeTakeFirst();
       if (!again) await trx.insertInto('webhook_secrets').values(this.row(tenant)).execute();
     });
@@ -64,27 +63,35 @@ export class WebhookSecretsRepository {
     return [...(current ? [current] : []), ...rotated].map((row) => this.open(tenant, row.sealed_secret));
   }
 
-  /** Makes a new current secret; the previous one keeps signing until its overlap ends. */
+  /**
+   * Makes a new current secret; the previous one keeps signing until its overlap ends. Rotations
+   * of a tenant run one at a time: each retires the current secret the one before it made.
+   */
   async rotate(tenant: string): Promise<WebhookSecretView & { previousExpiresAt: Date | null }> {
     await this.current(tenant);
-    await this.db.transaction().execute(async (trx) => {
+    return inTenantTransaction(this.db, 'webhook secret', tenant, async (trx) => {
       await trx
         .updateTable('webhook_secrets')
         .set({ expires_at: this.dialect.secondsFromNow(WEBHOOK_SECRET_OVERLAP_SECONDS) })
         .where('tenant_id', '=', tenant)
         .where('expires_at', 'is', null)
         .execute();
-      await trx.insertInto('webhook_secrets').values(this.row(tenant)).execute();
+      const row = this.row(tenant);
+      await trx.insertInto('webhook_secrets').values(row).execute();
+      const made = await trx.selectFrom('webhook_secrets').select('created_at').where('id', '=', row.id).executeTakeFirstOrThrow();
+      const previous = await trx
+        .selectFrom('webhook_secrets')
+        .select('expires_at')
+        .where('tenant_id', '=', tenant)
+        .where('expires_at', 'is not', null)
+        .orderBy('expires_at', 'desc')
+        .executeTakeFirst();
+      return {
+        secret: this.open(tenant, row.sealed_secret),
+        createdAt: made.created_at,
+        previousExpiresAt: (previous?.expires_at as Date | undefined) ?? null,
+      };
     });
-    const fresh = (await this.currentRow(tenant))!;
-    const previous = await this.db
-      .selectFrom('webhook_secrets')
-      .select('expires_at')
-      .where('tenant_id', '=', tenant)
-      .where('expires_at', 'is not', null)
-      .orderBy('expires_at', 'desc')
-      .executeTakeFirst();
-    return { ...fresh, previousExpiresAt: (previous?.expires_at as Date | undefined) ?? null };
   }
 
   /** Removes secrets whose overlap has ended. */

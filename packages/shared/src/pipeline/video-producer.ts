@@ -6,6 +6,7 @@ import { FlowEnqueuer, type Chain } from '../jobs/flow-enqueuer.js';
 import type { QueueContext } from '../jobs/queue-registry.js';
 import type { VideoSignals } from '../jobs/video-signals.js';
 import { syncQueue } from '../queues/sync.js';
+import { withRetries } from '../retries.js';
 import { parseSource } from '../sources.js';
 import { ANY_TENANT, DEFAULT_TENANT, type TenantScope } from '../tenancy.js';
 import { chainSteps, parentFlowStep, VIDEO_STEPS, videoSideJobId } from './video-flow.js';
@@ -41,6 +42,9 @@ export class InvalidSubmissionError extends Error {
 }
 
 export type CancelOutcome = 'cancelled' | 'already-finished' | 'not-found';
+
+/** Telling a cancelled video's running steps, and removing its waiting ones: about a second of tries each. */
+const CANCEL_RETRIES = { attempts: 3, firstDelayMs: 200 };
 
 /** BullMQ priority (1 = first) at the head of each class; fair-share penalties stay inside the class. */
 const PRIORITY_BASE: Record<VideoPriority, number> = { high: 1, normal: 21, low: 41 };
@@ -140,14 +144,17 @@ export class VideoPipelineProducer {
 
   /**
    * Cancels a video: the record becomes `cancelled` first (so no step starts work for it), then
-   * running steps are told to stop (killing their ffmpeg) and waiting ones are removed.
+   * running steps are told to stop (killing their ffmpeg) and waiting ones are removed. Once the
+   * record says so the video is cancelled, whatever comes next: the two after it are tried a few
+   * times each, and should Redis stay away, a running step ends its own work and every later
+   * one, reading the record, does none.
    */
   async cancel(id: string, scope: TenantScope = ANY_TENANT): Promise<CancelOutcome> {
     const status = await this.videos.status(id, scope);
     if (!status) return 'not-found';
     if (!(await this.videos.cancel(id))) return 'already-finished';
-    await this.signals?.cancelled(id);
-    await this.flows.removeChain(parentFlowStep(id));
+    const retried = (work: () => Promise<unknown>) => withRetries(work, CANCEL_RETRIES).catch(() => {});
+    await Promise.all([retried(async () => this.signals?.cancelled(id)), retried(() => this.flows.removeChain(parentFlowStep(id)))]);
     return 'cancelled';
   }
 
