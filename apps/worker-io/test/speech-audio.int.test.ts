@@ -10,6 +10,7 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { PermanentJobError } from '@clipline/shared';
 import { extractSpeech, NoAudioTrack } from '../src/ai/speech-audio.js';
 import { describeWithFixtures, fixtures } from '../../../tests/helpers/fixtures.js';
 import { generateVideo, TOOLS } from '../../../tests/helpers/media.js';
@@ -176,6 +177,25 @@ it('encodes an AAC track whose copy would pass the upload limit', async () => {
   const speech = await extractSpeech(TOOLS.ffmpegPath, file, out, { copyLimitBytes: 10_000 });
   expect(path.basename(speech)).toBe('speech.mp3');
   expect(await readdir(out)).toEqual(['speech.mp3']);
+});
+
+it('encodes speech too long for the upload at 32 kb/s again at a rate that fits, and refuses speech too long even at 8 kb/s', async () => {
+  // 20 s: about 80 KB at 32 kb/s.
+  const file = (await generateVideo({ segments: [10, 10], width: 160, height: 90, fps: 10, path: path.join(dir, 'long.webm') })).path;
+  const out = await outputDir('long');
+  const speech = await extractSpeech(TOOLS.ffmpegPath, file, out, { copyLimitBytes: 50_000 });
+  expect(path.basename(speech)).toBe('speech.mp3');
+  expect((await stat(speech)).size).toBeLessThanOrEqual(50_000);
+  expect((await codecOf(speech)).seconds).toBeGreaterThan(19.5);
+  expect(await readdir(out)).toEqual(['speech.mp3']);
+
+  const tight = await outputDir('too-long');
+  const error = await extractSpeech(TOOLS.ffmpegPath, file, tight, { copyLimitBytes: 15_000 }).catch((thrown: Error) => thrown);
+  expect(error).toBeInstanceOf(PermanentJobError);
+  expect((error as Error).message).toMatch(
+    /^the sound is too long to transcribe in one upload: 0\.0\d\d MiB as MP3 at 32 kb\/s, about 0\.0\d\d MiB even at 8 kb\/s, over the 0\.014 MiB limit$/,
+  );
+  expect(await readdir(tight)).toEqual([]);
 });
 
 it('says when there is no sound to transcribe', async () => {

@@ -4,7 +4,7 @@
  * generation. From an MP4 the copy is made in this process ({@link copyAacTrack}); from other
  * containers, or an MP4 whose index the reader leaves alone, by an ffmpeg child process.
  * Anything else, or a copy past the upload limit, is encoded by ffmpeg to mono 16 kHz MP3 at
- * 32 kb/s, so an hour fits under the limit.
+ * 32 kb/s, so an hour and three quarters fit under the limit; longer speech at a lower rate.
  */
 import { spawn } from 'node:child_process';
 import { rm, stat } from 'node:fs/promises';
@@ -15,8 +15,25 @@ import { copyAacTrack } from './m4a-copy.js';
 /** Raised when the source has no audio stream to extract. */
 export class NoAudioTrack extends Error {}
 
-/** Mono 16 kHz MP3 at 32 kb/s, LAME quality 7 ("fast, ok quality"): a third less CPU than its default for speech. */
-const SPEECH_ENCODING = ['-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', '-compression_level', '7'];
+/** Mono MP3, LAME quality 7 ("fast, ok quality"): a third less CPU than its default for speech. */
+function speechEncoding(rate: SpeechRate): string[] {
+  return ['-ac', '1', '-ar', String(rate.sampleRate), '-c:a', 'libmp3lame', '-b:a', `${rate.kbps}k`, '-compression_level', '7'];
+}
+
+interface SpeechRate {
+  kbps: number;
+  sampleRate: number;
+}
+
+/** 32 kb/s at 16 kHz: an hour and three quarters fit under the upload limit. */
+const SPEECH_RATE: SpeechRate = { kbps: 32, sampleRate: 16_000 };
+
+/** For speech longer than that, the rates tried next, highest first: 8 kb/s at 8 kHz fits about seven hours. */
+const LOWER_SPEECH_RATES: readonly SpeechRate[] = [
+  { kbps: 24, sampleRate: 16_000 },
+  { kbps: 16, sampleRate: 16_000 },
+  { kbps: 8, sampleRate: 8_000 },
+];
 
 /** OpenAI's upload limit is 25 MB; the multipart envelope and the other fields need a little of it. */
 export const COPY_LIMIT_BYTES = 24 * 1024 * 1024;
@@ -73,12 +90,38 @@ export async function extractSpeech(
     if (copy.code === 0 && codec === 'aac' && (await stat(copied)).size <= limit) return copied;
     await rm(copied, { force: true });
   }
-  const encoded = path.join(dir, 'speech.mp3');
-  const encode = await runFfmpeg(ffmpegPath, ['-v', 'error', '-i', source, '-map', '0:a:0?', '-vn', ...SPEECH_ENCODING, encoded], options.signal);
-  if (encode.code !== 0) {
-    // ffmpeg names the source by its path; the reason reaches API clients, who get its name alone.
-    const words = encode.stderr.trim().split('\n').at(-1)?.replaceAll(source, path.basename(source));
-    throw new PermanentJobError(`audio extraction failed: ${words || `exit ${encode.code}`}`);
-  }
-  return encoded;
+  return encodeSpeech(ffmpegPath, source, path.join(dir, 'speech.mp3'), limit, options.signal);
+}
+
+/**
+ * Encodes the speech to MP3 at {@link SPEECH_RATE}; past the upload limit (long sources), again
+ * at the highest lower rate its size says fits. Speech too long even for the lowest is refused
+ * with a reason: the clips are then chosen without a transcript.
+ */
+async function encodeSpeech(ffmpegPath: string, source: string, target: string, limit: number, signal: AbortSignal | undefined): Promise<string> {
+  const encode = async (rate: SpeechRate) => {
+    const run = await runFfmpeg(ffmpegPath, ['-v', 'error', '-i', source, '-map', '0:a:0?', '-vn', ...speechEncoding(rate), target], signal);
+    if (run.code !== 0) {
+      // ffmpeg names the source by its path; the reason reaches API clients, who get its name alone.
+      const words = run.stderr.trim().split('\n').at(-1)?.replaceAll(source, path.basename(source));
+      throw new PermanentJobError(`audio extraction failed: ${words || `exit ${run.code}`}`);
+    }
+    return (await stat(target)).size;
+  };
+  const size = await encode(SPEECH_RATE);
+  if (size <= limit) return target;
+  // Sizes scale with the rate; a twentieth kept for the frames' headers.
+  const fitting = LOWER_SPEECH_RATES.find((rate) => (size * rate.kbps) / SPEECH_RATE.kbps <= limit * 0.95);
+  const smaller = fitting ? await encode(fitting) : undefined;
+  if (smaller !== undefined && smaller <= limit) return target;
+  await rm(target, { force: true });
+  const lowest = LOWER_SPEECH_RATES.at(-1)!;
+  throw new PermanentJobError(
+    `the sound is too long to transcribe in one upload: ${megabytes(size)} as MP3 at ${SPEECH_RATE.kbps} kb/s, ` +
+      `about ${megabytes((size * lowest.kbps) / SPEECH_RATE.kbps)} even at ${lowest.kbps} kb/s, over the ${megabytes(limit)} limit`,
+  );
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1024 ** 2).toFixed(bytes < 1024 ** 2 ? 3 : 1)} MiB`;
 }
