@@ -7,6 +7,7 @@ import {
   enqueueWebhookDeliveries,
   JobQueues,
   notifyQueue,
+  PermanentJobError,
   DEFAULT_TENANT,
   newWebhookSecret,
   signWebhook,
@@ -192,6 +193,19 @@ describe('webhook delivery', () => {
     await jobs.add(notifyQueue, 'sweep-webhooks', {});
     expect(await settledDelivery(id)).toMatchObject({ state: 'delivered', attempts: 1 });
     expect(received.filter((hit) => hit.path === '/ended')).toHaveLength(1);
+  });
+
+  it('fails a delivery whose address is no URL for good, naming it, at the first attempt', async () => {
+    const quiet = new VideosRepository(env.db);
+    const id = await videoWithCallback('/never');
+    await quiet.setStatus(id, 'completed');
+    const [delivery] = await webhooks.forVideo(id);
+    await env.db.updateTable('webhook_deliveries').set({ url: 'not a url' }).where('id', '=', delivery!.id).execute();
+    const deps = { webhooks, videos, settings: { secrets, timeoutMs: 5000, allowPrivateHosts: true } };
+    const error = await deliverWebhook(delivery!.id, deps, { isLast: false }).catch((thrown: Error) => thrown);
+    expect(error).toBeInstanceOf(PermanentJobError);
+    expect((error as Error).message).toBe('webhook to "not a url" refused: not a url is not a valid URL');
+    expect(await webhooks.find(delivery!.id)).toMatchObject({ state: 'failed', attempts: 1 });
   });
 
   it('refuses private addresses unless allowed', async () => {

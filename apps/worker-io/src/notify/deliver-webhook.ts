@@ -67,11 +67,16 @@ export async function deliverWebhook(
     const closing = attempt.signal?.aborted === true;
     const outcome = permanent ? 'failed' : attempt.isLast && !closing ? 'failed' : 'retry';
     await deps.webhooks.recordAttempt(delivery.id, { statusCode: status, error: message, durationMs }, outcome);
-    if (permanent) throw new PermanentJobError(`webhook to ${new URL(delivery.url).host} refused: ${message}`);
-    throw new Error(`webhook to ${new URL(delivery.url).host} failed: ${message}`);
+    if (permanent) throw new PermanentJobError(`webhook to ${hostOf(delivery.url)} refused: ${message}`);
+    throw new Error(`webhook to ${hostOf(delivery.url)} failed: ${message}`);
   }
   await deps.webhooks.recordAttempt(delivery.id, { statusCode: status, error: null, durationMs: performance.now() - started }, 'delivered');
   return { status };
+}
+
+/** The receiver's host, as errors name it; an address that is no URL (refused already) as it is. */
+function hostOf(url: string): string {
+  return URL.canParse(url) ? new URL(url).host : JSON.stringify(url.slice(0, 200));
 }
 
 /**
