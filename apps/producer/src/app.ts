@@ -122,6 +122,20 @@ function authenticateAndLimit(v1: express.Router, deps: ProducerDependencies): R
   return budget;
 }
 
+/** `/healthz` (the process answers) and `/readyz` (Redis and the database answer too). */
+function healthRoutes(app: Express, deps: ProducerDependencies): void {
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  const noteReadiness = readinessLog(deps.logger);
+  app.get('/readyz', async (_req, res) => {
+    const checks = await deps.checkDependencies();
+    const ready = checks.redis && checks.database;
+    noteReadiness(checks);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks });
+  });
+}
+
 export function createProducerApp(deps: ProducerDependencies): Express {
   const { config, logger } = deps;
   const app = express();
@@ -133,16 +147,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   app.use(express.json({ limit: '1mb', strict: true, type: ['application/json', 'application/*+json'] }));
   app.use(requestContext());
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  const noteReadiness = readinessLog(logger);
-  app.get('/readyz', async (_req, res) => {
-    const checks = await deps.checkDependencies();
-    const ready = checks.redis && checks.database;
-    noteReadiness(checks);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks });
-  });
+  healthRoutes(app, deps);
   // `/metrics` is served on its own port (PRODUCER_METRICS_PORT), away from the public listener.
   const document = openApiDocument();
   app.get('/openapi.json', (_req, res) => {
@@ -163,6 +168,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
       purge: (videoId, scope) =>
         purgeVideo({ videos: deps.videos, storage: deps.storage, jobs: deps.jobs, ledger: new StorageLedger(deps.redis, config.queuePrefix) }, videoId, scope),
       egress: { allowPrivate: config.allowPrivateSources },
+      fileRoots: config.fileSourceRoots,
       limits: { maxActiveVideosPerTenant: config.maxActiveVideosPerTenant, sseMaxSeconds: config.sseMaxSeconds },
     }),
   );

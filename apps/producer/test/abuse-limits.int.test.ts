@@ -4,6 +4,7 @@
  * and their lifetime.
  */
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { clientAddress, createService, type ServiceContext } from '@clipline/shared';
@@ -332,6 +333,40 @@ describe('egress at submission', () => {
     expect(batch.body.errors[0].path).toBe('videos.1.source');
     expect(await env.db.selectFrom('videos').select('id').execute()).toHaveLength(before.length);
     expect((await request(producer.app).post('/v1/videos').set(auth).send({ source: 'https://cdn.example.com/ok.mp4' })).status).toBe(202);
+  });
+});
+
+describe('local files at submission', () => {
+  it('are refused outside FILE_SOURCE_ROOTS, among the stored videos, or when no directory is named, naming the field', async () => {
+    const { producer } = await producerWith({ fileSourceRoots: ['/srv/media'], apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}:files` });
+    const submit = (source: string) => request(producer.app).post('/v1/videos').set(auth).send({ source });
+    expect((await submit('/srv/media/talk.mp4')).status).toBe(202);
+    for (const source of ['/etc/passwd', 'file:///srv/media/../../etc/passwd', '/srv/media-other/a.mp4']) {
+      const res = await submit(source);
+      expect([source, res.status, res.body.errors?.[0]?.path]).toEqual([source, 400, 'source']);
+      expect(res.body.detail).toMatch(/^source: local file \S+ is outside the directories sources may be read from \(FILE_SOURCE_ROOTS\)$/);
+    }
+    const batch = await request(producer.app)
+      .post('/v1/videos:batch')
+      .set(auth)
+      .send({ videos: [{ source: '/srv/media/a.mp4' }, { source: '/root/b.mp4' }] });
+    expect([batch.status, batch.body.errors?.[0]?.path]).toEqual([400, 'videos.1.source']);
+
+    const anywhere = await producerWith({ fileSourceRoots: 'any', apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}:files-any` });
+    const stored = path.join(env.config.storageDir, 'videos', '0b5e1a3c-6d0f-4f7e-8a51-1c2d3e4f5a6b', 'source.mp4');
+    const storedRes = await request(anywhere.producer.app).post('/v1/videos').set(auth).send({ source: stored });
+    expect(storedRes.status).toBe(400);
+    expect(storedRes.body.detail).toBe(
+      `source: local file ${stored} is one of the stored videos' files (the storage folder's videos/): submit the original file`,
+    );
+
+    const nowhere = await producerWith({ fileSourceRoots: [], apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}:files-none` });
+    const none = await request(nowhere.producer.app).post('/v1/videos').set(auth).send({ source: '/srv/media/talk.mp4' });
+    expect([none.status, none.body.detail]).toEqual([
+      400,
+      'source: local files are not taken as sources here (FILE_SOURCE_ROOTS names no directory): submit an http(s) URL',
+    ]);
+    expect((await request(nowhere.producer.app).post('/v1/videos').set(auth).send({ source: 'https://cdn.example.com/a.mp4' })).status).toBe(202);
   });
 });
 

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import express, { type Router } from 'express';
 import {
   ActiveVideoLimitError,
@@ -5,6 +6,8 @@ import {
   EgressRefusedError,
   type EgressPolicy,
   type IdempotencyRepository,
+  isAllowedFilePath,
+  type LocalStorage,
   parseSource,
   type VideoPipelineProducer,
   type VideosRepository,
@@ -29,18 +32,25 @@ export interface SubmissionDependencies {
   egress: EgressPolicy;
   /** Unfinished videos one tenant may have. */
   maxActiveVideosPerTenant: number;
+  /** Directories local-file sources may come from (FILE_SOURCE_ROOTS). */
+  fileRoots: readonly string[] | 'any';
+  /** The videos' storage: its `videos/` is never a source. */
+  storage: LocalStorage;
 }
 
 /**
  * Refuses at submission what the workers would refuse later: a source or callback URL whose host
- * is written as a non-public address (`http://127.1/`, `http://[::ffff:7f00:1]/`, `localhost`).
- * Host names are judged again by the workers at connect time; this only saves a doomed video.
+ * is written as a non-public address (`http://127.1/`, `http://[::ffff:7f00:1]/`, `localhost`),
+ * and a local file they may not read. Host names are judged again by the workers at connect
+ * time, and files where they really are; this saves a doomed video.
  */
-function checkEgress(body: VideoSubmissionBody, policy: EgressPolicy, where = ''): void {
+function checkEgress(body: VideoSubmissionBody, deps: Pick<SubmissionDependencies, 'egress' | 'fileRoots' | 'storage'>, where = ''): void {
+  const policy = deps.egress;
   const urls: [string, URL | string][] = [];
   // Read as the workers read it: `http:/127.0.0.1/a.mp4` is an http URL to that host too.
   const source = parseSource(body.source);
   if (source.ok && source.source.kind === 'http') urls.push(['source', source.source.url]);
+  if (source.ok && source.source.kind === 'file') checkLocalFile(source.source.path, deps, where);
   if (body.callbackUrl) urls.push(['callbackUrl', body.callbackUrl]);
   for (const [field, url] of urls) {
     try {
@@ -49,6 +59,24 @@ function checkEgress(body: VideoSubmissionBody, policy: EgressPolicy, where = ''
       if (!(error instanceof EgressRefusedError)) throw error;
       throw badRequest(`${where}${field}: ${error.message}`, [{ path: `${where}${field}`, message: error.message }]);
     }
+  }
+}
+
+/**
+ * A local file outside FILE_SOURCE_ROOTS, or among the stored videos' files, is refused here by
+ * its path as written; the workers judge it again where it really is (links followed).
+ */
+function checkLocalFile(file: string, deps: Pick<SubmissionDependencies, 'fileRoots' | 'storage'>, where: string): void {
+  const refuse = (message: string) => badRequest(`${where}source: ${message}`, [{ path: `${where}source`, message }]);
+  if (!isAllowedFilePath(file, deps.fileRoots)) {
+    throw refuse(
+      deps.fileRoots === 'any' || deps.fileRoots.length
+        ? `local file ${file} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`
+        : 'local files are not taken as sources here (FILE_SOURCE_ROOTS names no directory): submit an http(s) URL',
+    );
+  }
+  if (isAllowedFilePath(file, [path.join(path.resolve(deps.storage.root), 'videos')])) {
+    throw refuse(`local file ${file} is one of the stored videos' files (the storage folder's videos/): submit the original file`);
   }
 }
 
@@ -93,7 +121,7 @@ export function submissionRoutes(deps: SubmissionDependencies): Router {
       deps.idempotency,
       async (req, res) => {
         const body = parse(videoSubmission, requireJson(req) ?? undefined);
-        checkEgress(body, deps.egress);
+        checkEgress(body, deps);
         guardQueue(() => deps.queueReady());
         const { tenant } = callerOf(res);
         await guardActiveVideos(deps, tenant, 1);
@@ -119,7 +147,7 @@ export function submissionRoutes(deps: SubmissionDependencies): Router {
       deps.idempotency,
       async (req, res) => {
         const body = parse(videoBatch, requireJson(req) ?? undefined);
-        for (const [index, video] of body.videos.entries()) checkEgress(video, deps.egress, `videos.${index}.`);
+        for (const [index, video] of body.videos.entries()) checkEgress(video, deps, `videos.${index}.`);
         // The request itself was charged one unit on the way in; each further video is one more.
         await deps.budget.charge(principalOf(res), body.videos.length - 1, (name, value) => res.setHeader(name, value));
         guardQueue(() => deps.queueReady());
