@@ -4,7 +4,7 @@
  * are stored than the cap allows, while another tenant's are not held back by them.
  */
 import { randomUUID } from 'node:crypto';
-import { ActiveVideoLimitError, VideosRepository, type Db } from '@clipline/shared';
+import { ActiveVideoLimitError, inTenantTransaction, isRedisOrDatabaseOutage, VideosRepository, type Db } from '@clipline/shared';
 import { createTestDatabase, TEST_DATABASE_ENGINES, type TestDatabase } from '../helpers/services.js';
 
 describe.each(TEST_DATABASE_ENGINES)('the active video cap on $name', ({ url }) => {
@@ -49,5 +49,39 @@ describe.each(TEST_DATABASE_ENGINES)('the active video cap on $name', ({ url }) 
     const before = await stored(tenant);
     await expect(videos.createMany([video(tenant)], { tenant, limit: 4 })).resolves.toBeUndefined();
     expect(await stored(tenant)).toBe(before + 1);
+  });
+});
+
+describe.each(TEST_DATABASE_ENGINES.filter((engine) => engine.name !== 'SQLite'))('a tenant transaction on $name', ({ url }) => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(url);
+  });
+
+  afterAll(async () => {
+    await database?.cleanup();
+  });
+
+  it('gives up waiting for another of the tenant after its timeout with an error the API answers 503 to; another tenant does not wait', async () => {
+    const tenant = `t-${randomUUID()}`;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const holder = inTenantTransaction(database.db, 'test', tenant, async () => {
+      entered();
+      await held;
+    });
+    await inside;
+    const started = Date.now();
+    const waiter = await inTenantTransaction(database.db, 'test', tenant, async () => 'ran', 1).catch((error: unknown) => error);
+    expect(waiter).toMatchObject({ message: 'another test of this tenant held its lock for 1 s', code: 'ETIMEDOUT' });
+    expect(isRedisOrDatabaseOutage(waiter)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    await expect(inTenantTransaction(database.db, 'test', `other-${tenant}`, async () => 'ran', 1)).resolves.toBe('ran');
+    release();
+    await holder;
+    await expect(inTenantTransaction(database.db, 'test', tenant, async () => 'ran', 1)).resolves.toBe('ran');
   });
 });

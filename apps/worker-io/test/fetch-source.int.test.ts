@@ -177,6 +177,10 @@ describe('fetchSource', () => {
     expect(linked.message).toBe(`local file ${path.join(root, 'outside.mp4')} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`);
     await copyFile(video, path.join(root, 'inside.mp4'));
     expect((await fetchText(path.join(root, 'inside.mp4'), { fileRoots: [root] })).sizeBytes).toBe((await stat(video)).size);
+    // A root that is itself a link holds what is under its target.
+    await symlink(root, path.join(dir, 'linked-root'));
+    const viaLink = path.join(dir, 'linked-root', 'inside.mp4');
+    expect((await fetchText(viaLink, { fileRoots: [path.join(dir, 'linked-root')] })).sizeBytes).toBe((await stat(video)).size);
   });
 
   it("refuses a stored video's file (every tenant's are kept there), whatever the roots allow", async () => {

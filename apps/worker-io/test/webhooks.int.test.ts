@@ -34,7 +34,7 @@ let webhooks: WebhooksRepository;
 let secrets: WebhookSecretsRepository;
 let receiver: http.Server;
 let base: string;
-const received: { path: string; body: string; headers: http.IncomingHttpHeaders; event: string }[] = [];
+const received: { path: string; body: string; headers: http.IncomingHttpHeaders; event: string; port: number | undefined }[] = [];
 const plan = new Map<string, number[]>();
 
 beforeAll(async () => {
@@ -48,7 +48,7 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (chunk) => (body += chunk));
     req.on('end', () => {
-      received.push({ path: req.url ?? '', body, headers: req.headers, event: String(req.headers['clipline-event']) });
+      received.push({ path: req.url ?? '', body, headers: req.headers, event: String(req.headers['clipline-event']), port: req.socket.remotePort });
       const statuses = plan.get(req.url ?? '') ?? [];
       if (req.url?.startsWith('/endless')) {
         // Answers, then sends a body that never ends (a megabyte a millisecond) until the worker hangs up.
@@ -56,6 +56,10 @@ beforeAll(async () => {
         const chunk = Buffer.alloc(1024 * 1024, 7);
         const timer = setInterval(() => res.write(chunk), 1);
         res.on('close', () => clearInterval(timer));
+        return;
+      }
+      if (req.url?.startsWith('/with-body')) {
+        res.writeHead(statuses.shift() ?? 200, { 'content-type': 'application/json' }).end(JSON.stringify({ received: true, at: req.socket.remotePort }));
         return;
       }
       res.writeHead(statuses.shift() ?? 204).end();
@@ -271,6 +275,24 @@ describe('webhook delivery', () => {
     const goneId = await videoWithCallback('/endless-gone');
     await videos.setStatus(goneId, 'completed');
     expect(await settledDelivery(goneId)).toMatchObject({ state: 'failed', attempts: 1 });
+  });
+
+  it('keeps the connection for the next delivery when a receiver answers with a body', async () => {
+    const deps = { webhooks, videos, settings: { secrets, timeoutMs: 5000, allowPrivateHosts: true } };
+    const quiet = new VideosRepository(env.db);
+    const before = received.length;
+    for (const _ of [1, 2, 3]) {
+      const id = await videoWithCallback('/with-body');
+      await quiet.setStatus(id, 'completed');
+      const [delivery] = await webhooks.forVideo(id);
+      await expect(deliverWebhook(delivery!.id, deps, { isLast: true })).resolves.toEqual({ status: 200 });
+    }
+    const ports = received
+      .slice(before)
+      .filter((hit) => hit.path === '/with-body')
+      .map((hit) => hit.port);
+    expect(ports).toHaveLength(3);
+    expect(new Set(ports).size).toBe(1);
   });
 
   it("records a secret the keyring cannot open as the attempt's failure, and fails the delivery on its last attempt", async () => {

@@ -53,6 +53,7 @@ export * from './tenancy.js';
 export * from './grouped-calls.js';
 export * from './auth-throttle.js';
 export * from './db/webhook-secrets-repository.js';
+export * from './db/tenant-lock.js';
 export * from './db/public-jobs-repository.js';
 export * from './db/queue-actions-repository.js';
 export * from './jobs/failed-job-operations.js';

@@ -128,7 +128,9 @@ async function localSourcePath(settings: FetchSettings, file: string): Promise<s
   const real = await realpath(file).catch((error: unknown) => {
     throw localFileError(error, file);
   });
-  if (!isAllowedFilePath(real, settings.fileRoots)) {
+  // The roots where they really are too: a root that is itself a link holds what is under its target.
+  const roots = settings.fileRoots === 'any' ? 'any' : await Promise.all(settings.fileRoots.map((root) => realpath(root).catch(() => root)));
+  if (!isAllowedFilePath(real, roots)) {
     throw new PermanentJobError(`local file ${file} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`);
   }
   const storageRoot = await realpath(settings.storage.root).catch(() => path.resolve(settings.storage.root));

@@ -125,8 +125,37 @@ async function post(
     request.once('response', resolve);
     // Not once: an error after the answer (the destroyed stream's) must find a listener too.
     request.on('error', reject);
-  }).finally(() => request.destroy());
+  }).catch((error: unknown) => {
+    request.destroy();
+    throw error;
+  });
+  await discardBody(request);
   // Without followRedirect got answers a 3xx as it does a success; a receiver that moved was not delivered to.
   if (response.statusCode >= 300) throw new HTTPError(response as Response);
   return response.statusCode;
+}
+
+/** What is read of a receiver's body, to be thrown away, so its connection can carry the next delivery. */
+const DISCARDED_BODY_BYTES = 64 * 1024;
+
+/**
+ * Reads the answer's body to its end and drops it, keeping the connection for the next delivery;
+ * past {@link DISCARDED_BODY_BYTES}, or on an error once the status is known, the connection is
+ * closed instead. Resolves either way: the status decides the delivery.
+ */
+function discardBody(request: NodeJS.ReadableStream & { destroy(): void }): Promise<void> {
+  return new Promise((resolve) => {
+    let read = 0;
+    const close = () => {
+      request.destroy();
+      resolve();
+    };
+    request.on('data', (chunk: Buffer) => {
+      read += chunk.length;
+      if (read > DISCARDED_BODY_BYTES) close();
+    });
+    request.once('end', () => resolve());
+    request.once('error', close);
+    request.once('close', () => resolve());
+  });
 }

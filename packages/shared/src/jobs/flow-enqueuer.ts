@@ -1,4 +1,5 @@
 import { FlowProducer, type ConnectionOptions, type FlowJob, type JobsOptions } from 'bullmq';
+import { isRedisOrDatabaseOutage } from '../errors.js';
 import type { QueueDeclaration } from '../queues/define.js';
 import { queueTelemetry } from '../telemetry/spans.js';
 import { withRequestId } from '../telemetry/request-context.js';
@@ -50,12 +51,14 @@ export class FlowEnqueuer {
 
   /**
    * Removes a chain's parent and every child that is not running. Running children cannot be
-   * removed (they hold a lock); they are stopped through cancellation signals instead.
+   * removed (they hold a lock); they are stopped through cancellation signals instead. False
+   * when nothing was removed; Redis unreachable is thrown, so the caller may try again.
    */
   async removeChain(parent: Pick<FlowStep, 'declaration' | 'jobId'>): Promise<boolean> {
     try {
       return (await this.registry.queue(parent.declaration).remove(parent.jobId, { removeChildren: true })) === 1;
-    } catch {
+    } catch (error) {
+      if (isRedisOrDatabaseOutage(error)) throw error;
       return false;
     }
   }
