@@ -23,16 +23,25 @@ export interface NotifyDependencies {
 }
 
 /**
- * A pending delivery whose job has ended without settling it (the job failed for good on stalls,
- * a crashing worker's, which record no attempt) would keep its job id, and an add under that id
- * is ignored while the ended job is kept (a week): the ended job is removed so the sweep's add
- * sends the delivery again. A job still waiting, delayed or running is left to finish.
+ * A pending delivery whose job has ended without settling it (failed for good on stalls, a
+ * crashing worker's, which record no attempt) would keep its job id, and an add under that id is
+ * ignored while the ended job is kept (a week): the ended job is removed so the sweep's add sends
+ * the delivery again. Its failure counts as one of the delivery's attempts, so a delivery whose
+ * jobs keep dying fails after as many as a job has. A job still waiting, delayed or running is
+ * left to finish.
  */
-async function clearEndedJobs(jobs: JobQueues, deliveryIds: readonly string[]): Promise<void> {
+async function clearEndedJobs(deps: Pick<NotifyDependencies, 'jobs' | 'webhooks'>, deliveryIds: readonly string[]): Promise<void> {
+  const maxAttempts = notifyQueue.defaultJobOptions?.attempts ?? 1;
   await Promise.all(
     deliveryIds.map(async (deliveryId) => {
-      const job = await jobs.get(notifyQueue, webhookJobId(deliveryId));
-      if (job?.state === 'failed' || job?.state === 'completed') await jobs.remove(notifyQueue, job.id);
+      const job = await deps.jobs.get(notifyQueue, webhookJobId(deliveryId));
+      if (job?.state !== 'failed' && job?.state !== 'completed') return;
+      const delivery = job.state === 'failed' ? await deps.webhooks.find(deliveryId) : undefined;
+      if (delivery?.state === 'pending') {
+        const error = `its delivery job ended without sending it: ${job.failedReason ?? 'no reason given'}`;
+        await deps.webhooks.recordAttempt(deliveryId, { statusCode: null, error, durationMs: 0 }, delivery.attempts + 1 >= maxAttempts ? 'failed' : 'retry');
+      }
+      await deps.jobs.remove(notifyQueue, job.id);
     }),
   );
 }
@@ -43,7 +52,7 @@ export function notifyProcessors(deps: NotifyDependencies): Processors<typeof no
     'sweep-webhooks': async () => {
       const stale = await deps.webhooks.stalePending(STALE_DELIVERY_SECONDS);
       await deps.webhooks.touch(stale);
-      await clearEndedJobs(deps.jobs, stale);
+      await clearEndedJobs(deps, stale);
       await enqueueWebhookDeliveries(deps.jobs, stale);
       return { requeued: stale.length };
     },
