@@ -329,6 +329,23 @@ describe('with the audio measured in the same ffmpeg', () => {
     expect(pauses[0]!.endSeconds).toBeCloseTo(3, 0);
   });
 
+  it('fills a forward jump of the sound track with silence no further than the longest source taken', async () => {
+    // 3 s of sound whose timestamps jump an hour ahead after the first second.
+    const file = path.join(dir, 'jump.mkv');
+    await run('ffmpeg', [
+      ...['-nostdin', '-hide_banner', '-loglevel', 'error', '-y'],
+      ...['-f', 'lavfi', '-i', 'testsrc2=size=160x90:rate=25:duration=3', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=16000:duration=3'],
+      ...['-map', '0:v', '-map', '1:a', '-af', "asetpts='PTS+if(gte(T,1),3600/TB,0)'", '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', file],
+    ]);
+    const pass = await run('ffmpeg', ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'error', '-i', file, ...loudnessOutputs('pipe:1', false, 10)], {
+      encoding: 'buffer',
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    // 10 s of 16 kHz mono 16-bit PCM at most, not the hour (115 MB) the jump would fill.
+    expect(pass.stdout.length).toBeLessThanOrEqual(10 * 32_000);
+    expect(pass.stdout.length).toBeGreaterThan(0.9 * 32_000);
+  });
+
   it('on a source without sound, decodes the frames in an ffmpeg without the audio outputs and says why', async () => {
     const video = await generateVideo({ path: path.join(dir, 'silent-film.mp4'), segments: [2], width: 160, height: 120, audio: false });
     const size = sampleSize(160, 120, 64);

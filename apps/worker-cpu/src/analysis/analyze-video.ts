@@ -118,6 +118,7 @@ function startSampling(settings: AnalysisSettings, file: string, facts: Promise<
   const batches = sampleFrames(settings.tools, {
     file,
     fps: settings.fps,
+    maxSeconds: settings.maxSeconds,
     width: sampleWidth(settings.width),
     height: facts.then((probed) => {
       const size = sampleSize(probed.width, probed.height, settings.width);

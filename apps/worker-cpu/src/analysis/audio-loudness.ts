@@ -87,14 +87,17 @@ const SPEECH_SAMPLE_RATE = 16_000;
  * null output (its log carries the values), and with `speechTarget` the same decode as 16 kHz mono
  * PCM for the voice-activity pass. `optional` maps the stream with `?`: a null output without it
  * is fine, but a PCM output without it makes ffmpeg refuse to start ("does not contain any stream").
+ * `maxSeconds` bounds the PCM's length.
  */
-export function loudnessOutputs(speechTarget: string | null, optional = false): string[] {
+export function loudnessOutputs(speechTarget: string | null, optional = false, maxSeconds?: number): string[] {
   const stream = optional ? '0:a:0?' : '0:a:0';
   const outputs = ['-map', stream, '-vn', '-sn', '-dn', '-af', 'ebur128', '-f', 'null', '-'];
   if (speechTarget) {
     // PCM has no timestamps: its samples are laid on the source's clock (silence before an audio
     // track that starts late, and in its gaps), so a pause found at 4 s is at 4 s in the video.
-    const onSourceClock = ['-af', 'aresample=async=1:first_pts=0'];
+    // Bounded by the longest source taken: a timestamp that jumps far ahead (a damaged file) is
+    // filled with silence only up to there.
+    const onSourceClock = ['-af', 'aresample=async=1:first_pts=0', ...(maxSeconds ? ['-t', String(Math.ceil(maxSeconds))] : [])];
     outputs.push('-map', stream, '-vn', '-sn', '-dn', ...onSourceClock, '-ac', '1', '-ar', String(SPEECH_SAMPLE_RATE), '-f', 's16le', speechTarget);
   }
   return outputs;

@@ -31,6 +31,8 @@ export interface SampleOptions {
    */
   stallTimeoutMs?: number;
   signal?: AbortSignal;
+  /** The longest source analysed (MAX_SOURCE_SECONDS): the speech PCM is not made longer. */
+  maxSeconds?: number;
   /**
    * Also measure the first audio stream in the same ffmpeg (one start and one demux instead of a
    * second ffmpeg): its loudness log and speech PCM go to the sink as they come.
@@ -92,7 +94,8 @@ function samplerArgs(options: SampleOptions, withAudio: boolean): string[] {
   const height = typeof options.height === 'number' ? options.height : -2;
   const frames = rawFramesFrom(options.file, options.fps, options.width, height);
   // The loudness filter logs its values at info level; level tags keep ffmpeg's errors apart.
-  if (withAudio) return ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'level+info', ...window, ...frames, ...loudnessOutputs('pipe:3', true)];
+  if (withAudio)
+    return ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'level+info', ...window, ...frames, ...loudnessOutputs('pipe:3', true, options.maxSeconds)];
   return ['-nostdin', '-hide_banner', '-loglevel', 'error', ...window, ...frames];
 }
 
