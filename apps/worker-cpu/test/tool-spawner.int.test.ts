@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -159,6 +160,32 @@ describe('the spawner process', () => {
       expect(impatient.pid).not.toBe(stopped);
     } finally {
       impatient.close();
+    }
+  });
+
+  it('fails and stops a run whose streams never connect after its start, instead of waiting for them for good', async () => {
+    // A spawner that answers every start but connects nothing (as when no file handle is left to accept the streams).
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'clipline-mute-spawner-'));
+    const module = path.join(dir, 'mute-spawner.mjs');
+    writeFileSync(
+      module,
+      [
+        "process.on('message', (m) => {",
+        "  if (m.op === 'start') process.send({ op: 'started', id: m.id, pid: process.pid });",
+        "  if (m.op === 'kill') process.send({ op: 'exit', id: m.id, code: null, signal: m.signal });",
+        '});',
+        "process.on('disconnect', () => process.exit(0));",
+      ].join('\n'),
+    );
+    const mute = new ToolSpawner(1_000, module);
+    try {
+      const started = Date.now();
+      const child = await mute.start({ command: 'echo', args: ['never read'], fd3: false, niceness: 10 });
+      await expect(child.closed).rejects.toThrow("the tool's output streams did not connect within 1 s of its start; it was stopped");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    } finally {
+      mute.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -177,9 +177,23 @@ export class ToolSpawner {
         reply instanceof Error ? reply : new ToolStartError(reply.op === 'failed' ? reply.message : 'no start', reply.op === 'failed' ? reply.code : undefined);
       return failedChild(error, request.fd3);
     }
-    const sockets = await socket.all();
+    const sockets = await withinMs(socket.all(), this.startTimeoutMs);
+    if (!sockets) return this.unconnected(spawner, id, run, socket, request.fd3);
     socket.close(false);
     return this.child(id, run, sockets);
+  }
+
+  /**
+   * A run whose streams did not all connect in time after it started (no file handle left to
+   * accept them, say): nothing would ever read it or see it end, so it is killed and fails, to be
+   * tried again, rather than left waiting for good.
+   */
+  private unconnected(spawner: ChildProcess, id: number, run: RunState, socket: RunSocket, fd3: boolean): ToolChild {
+    socket.close(true);
+    const kill: KillMessage = { op: 'kill', id, signal: 'SIGKILL' };
+    if (spawner.connected) spawner.send(kill, () => {});
+    else if (run.pid !== null) killPid(run.pid, 'SIGKILL');
+    return failedChild(new Error(`the tool's output streams did not connect within ${this.startTimeoutMs / 1000} s of its start; it was stopped`), fd3);
   }
 
   /** The spawner process's pid, once it runs. */
@@ -291,6 +305,19 @@ function killPid(pid: number, signal: NodeJS.Signals): void {
 }
 
 /** A run that never started: empty streams, and `closed` rejects with why. */
+/** `promise`'s value, or undefined once `ms` have passed without it. */
+async function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function failedChild(error: Error, fd3: boolean): ToolChild {
   const closed = Promise.reject(error);
   closed.catch(() => {});
