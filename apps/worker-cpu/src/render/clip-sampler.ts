@@ -4,6 +4,9 @@ import { FrameBuffers } from '../analysis/batch-pipeline.js';
 import { rawFramesFrom, type SampledBatch } from '../analysis/frame-sampler.js';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '../analysis/stall-watchdog.js';
 
+/** What ffmpeg says when the machine, not the source, stopped it. */
+const MACHINE_CONDITION = /No space left on device|Input\/output error|Too many open files|Cannot allocate memory/i;
+
 /** The AAC settings of every clip's sound, wherever it is encoded. */
 export const CLIP_AUDIO = ['-c:a', 'aac', '-b:a', '128k'] as const;
 
@@ -108,7 +111,12 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
     if (watchdog.fired) throw new Error(`decoding the clip stalled: ffmpeg produced nothing for ${watchdog.limitMs / 1000} s and was stopped`);
     // Killed by a signal we did not send (the OOM killer, say): the machine's condition, tried again.
     if (signal !== null) throw new Error(`decoding the clip stopped: ffmpeg was killed by ${signal}`);
-    if (code !== 0) throw new PermanentJobError(`decoding the clip failed (ffmpeg: ${run.stderr.lastLines() || `exit code ${code}`})`);
+    if (code !== 0) {
+      const said = run.stderr.lastLines() || `exit code ${code}`;
+      // The machine's condition (a full disk for the sound, say) is tried again; anything else is the file's.
+      const Failure = MACHINE_CONDITION.test(said) ? Error : PermanentJobError;
+      throw new Failure(`decoding the clip failed (ffmpeg: ${said})`);
+    }
     const count = Math.floor(filled / frameBytes);
     if (count > 0) yield { firstIndex: nextIndex, count, frames: batch.slice(0, count * frameBytes) };
     finished = true;
