@@ -180,20 +180,27 @@ describe('webhook delivery', () => {
     expect(await settledDelivery(id)).toMatchObject({ state: 'delivered' });
   });
 
-  it('sends again, through the sweeper, a pending delivery whose job ended without settling it', async () => {
+  /**
+   * A stale pending delivery to `path` whose job failed for good without recording an attempt
+   * (as one failed on stalls does): here, run while the row was away. `attempts` spent before.
+   */
+  async function deliveryWithEndedJob(path: string, attempts = 0): Promise<string> {
     const quiet = new VideosRepository(env.db);
-    const id = await videoWithCallback('/ended');
+    const id = await videoWithCallback(path);
     await quiet.setStatus(id, 'completed');
     const row = await env.db.selectFrom('webhook_deliveries').selectAll().where('video_id', '=', id).executeTakeFirstOrThrow();
-    // A job under the delivery's id that failed for good without recording an attempt (as one
-    // failed on stalls does): here, run while the row was away.
     await env.db.deleteFrom('webhook_deliveries').where('id', '=', row.id).execute();
     await enqueueWebhookDeliveries(jobs, [row.id]);
     await waitFor(async () => ((await jobs.get(notifyQueue, `webhook-${row.id}`))?.state === 'failed' ? true : undefined), 10_000, 'the job to fail');
     await env.db
       .insertInto('webhook_deliveries')
-      .values({ ...row, updated_at: new Date(Date.now() - 60_000) })
+      .values({ ...row, attempts, updated_at: new Date(Date.now() - 60_000) })
       .execute();
+    return id;
+  }
+
+  it('sends again, through the sweeper, a pending delivery whose job ended without settling it', async () => {
+    const id = await deliveryWithEndedJob('/ended');
     await jobs.add(notifyQueue, 'sweep-webhooks', {});
     // The ended job counts as an attempt; the next delivers it.
     expect(await settledDelivery(id)).toMatchObject({ state: 'delivered', attempts: 2 });
@@ -201,18 +208,8 @@ describe('webhook delivery', () => {
   });
 
   it('fails a delivery whose jobs keep ending without sending it, after as many attempts as a job has', async () => {
-    const quiet = new VideosRepository(env.db);
-    const id = await videoWithCallback('/dying');
-    await quiet.setStatus(id, 'completed');
-    const row = await env.db.selectFrom('webhook_deliveries').selectAll().where('video_id', '=', id).executeTakeFirstOrThrow();
-    await env.db.deleteFrom('webhook_deliveries').where('id', '=', row.id).execute();
-    await enqueueWebhookDeliveries(jobs, [row.id]);
-    await waitFor(async () => ((await jobs.get(notifyQueue, `webhook-${row.id}`))?.state === 'failed' ? true : undefined), 10_000, 'the job to fail');
     // Eleven attempts spent already: the ended job is the twelfth.
-    await env.db
-      .insertInto('webhook_deliveries')
-      .values({ ...row, attempts: 11, updated_at: new Date(Date.now() - 60_000) })
-      .execute();
+    const id = await deliveryWithEndedJob('/dying', 11);
     await jobs.add(notifyQueue, 'sweep-webhooks', {});
     const settled = await settledDelivery(id);
     expect(settled).toMatchObject({ state: 'failed', attempts: 12 });
