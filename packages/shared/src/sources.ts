@@ -46,3 +46,23 @@ export function isAllowedFilePath(filePath: string, roots: readonly string[] | '
   const normalized = path.resolve(filePath);
   return roots.some((root) => normalized === root || normalized.startsWith(root.endsWith(path.sep) ? root : root + path.sep));
 }
+
+/**
+ * Why a local file may not be a source, or undefined when it may: outside the allowed roots
+ * (FILE_SOURCE_ROOTS; none named takes no local file), or one of the stored videos' files
+ * (`<storage>/videos/`, every tenant's), whatever the roots allow. The API asks it of the path as
+ * written, the ingest of where the file and the folders really are (links followed); the reason
+ * names the file as it was `named`.
+ */
+export function localSourceRefusal(file: string, place: { roots: readonly string[] | 'any'; storageRoot: string; named?: string }): string | undefined {
+  const named = place.named ?? file;
+  if (!isAllowedFilePath(file, place.roots)) {
+    return place.roots === 'any' || place.roots.length
+      ? `local file ${named} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`
+      : 'local files are not taken as sources here (FILE_SOURCE_ROOTS names no directory): submit an http(s) URL';
+  }
+  if (isAllowedFilePath(file, [path.join(path.resolve(place.storageRoot), 'videos')])) {
+    return `local file ${named} is one of the stored videos' files (the storage folder's videos/): submit the original file`;
+  }
+  return undefined;
+}

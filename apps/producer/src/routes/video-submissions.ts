@@ -1,4 +1,3 @@
-import path from 'node:path';
 import express, { type Router } from 'express';
 import {
   ActiveVideoLimitError,
@@ -6,7 +5,7 @@ import {
   EgressRefusedError,
   type EgressPolicy,
   type IdempotencyRepository,
-  isAllowedFilePath,
+  localSourceRefusal,
   type LocalStorage,
   parseSource,
   type VideoPipelineProducer,
@@ -44,7 +43,7 @@ export interface SubmissionDependencies {
  * and a local file they may not read. Host names are judged again by the workers at connect
  * time, and files where they really are; this saves a doomed video.
  */
-function checkEgress(body: VideoSubmissionBody, deps: Pick<SubmissionDependencies, 'egress' | 'fileRoots' | 'storage'>, where = ''): void {
+function checkSources(body: VideoSubmissionBody, deps: Pick<SubmissionDependencies, 'egress' | 'fileRoots' | 'storage'>, where = ''): void {
   const policy = deps.egress;
   const urls: [string, URL | string][] = [];
   // Read as the workers read it: `http:/127.0.0.1/a.mp4` is an http URL to that host too.
@@ -62,22 +61,10 @@ function checkEgress(body: VideoSubmissionBody, deps: Pick<SubmissionDependencie
   }
 }
 
-/**
- * A local file outside FILE_SOURCE_ROOTS, or among the stored videos' files, is refused here by
- * its path as written; the workers judge it again where it really is (links followed).
- */
+/** A local file the workers may not read, refused by its path as written (they judge it again where it really is). */
 function checkLocalFile(file: string, deps: Pick<SubmissionDependencies, 'fileRoots' | 'storage'>, where: string): void {
-  const refuse = (message: string) => badRequest(`${where}source: ${message}`, [{ path: `${where}source`, message }]);
-  if (!isAllowedFilePath(file, deps.fileRoots)) {
-    throw refuse(
-      deps.fileRoots === 'any' || deps.fileRoots.length
-        ? `local file ${file} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`
-        : 'local files are not taken as sources here (FILE_SOURCE_ROOTS names no directory): submit an http(s) URL',
-    );
-  }
-  if (isAllowedFilePath(file, [path.join(path.resolve(deps.storage.root), 'videos')])) {
-    throw refuse(`local file ${file} is one of the stored videos' files (the storage folder's videos/): submit the original file`);
-  }
+  const refusal = localSourceRefusal(file, { roots: deps.fileRoots, storageRoot: deps.storage.root });
+  if (refusal) throw badRequest(`${where}source: ${refusal}`, [{ path: `${where}source`, message: refusal }]);
 }
 
 function toSubmission(body: VideoSubmissionBody) {
@@ -121,7 +108,7 @@ export function submissionRoutes(deps: SubmissionDependencies): Router {
       deps.idempotency,
       async (req, res) => {
         const body = parse(videoSubmission, requireJson(req) ?? undefined);
-        checkEgress(body, deps);
+        checkSources(body, deps);
         guardQueue(() => deps.queueReady());
         const { tenant } = callerOf(res);
         await guardActiveVideos(deps, tenant, 1);
@@ -147,7 +134,7 @@ export function submissionRoutes(deps: SubmissionDependencies): Router {
       deps.idempotency,
       async (req, res) => {
         const body = parse(videoBatch, requireJson(req) ?? undefined);
-        for (const [index, video] of body.videos.entries()) checkEgress(video, deps, `videos.${index}.`);
+        for (const [index, video] of body.videos.entries()) checkSources(video, deps, `videos.${index}.`);
         // The request itself was charged one unit on the way in; each further video is one more.
         await deps.budget.charge(principalOf(res), body.videos.length - 1, (name, value) => res.setHeader(name, value));
         guardQueue(() => deps.queueReady());

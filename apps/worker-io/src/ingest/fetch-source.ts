@@ -8,7 +8,7 @@ import {
   discardPart,
   EgressRefusedError,
   egressAgents,
-  isAllowedFilePath,
+  localSourceRefusal,
   partFileFor,
   removeOtherParts,
   PermanentJobError,
@@ -130,13 +130,9 @@ async function localSourcePath(settings: FetchSettings, file: string): Promise<s
   });
   // The roots where they really are too: a root that is itself a link holds what is under its target.
   const roots = settings.fileRoots === 'any' ? 'any' : await Promise.all(settings.fileRoots.map((root) => realpath(root).catch(() => root)));
-  if (!isAllowedFilePath(real, roots)) {
-    throw new PermanentJobError(`local file ${file} is outside the directories sources may be read from (FILE_SOURCE_ROOTS)`);
-  }
-  const storageRoot = await realpath(settings.storage.root).catch(() => path.resolve(settings.storage.root));
-  if (isAllowedFilePath(real, [path.join(storageRoot, 'videos')])) {
-    throw new PermanentJobError(`local file ${file} is one of the stored videos' files (the storage folder's videos/): submit the original file`);
-  }
+  const storageRoot = await realpath(settings.storage.root).catch(() => settings.storage.root);
+  const refusal = localSourceRefusal(real, { roots, storageRoot, named: file });
+  if (refusal) throw new PermanentJobError(refusal);
   return real;
 }
 
