@@ -216,3 +216,31 @@ it('names an unreadable source in a permanent error', async () => {
   await run('sh', ['-c', `printf 'not a video' > ${file}`]);
   await expect(extractSpeech(TOOLS.ffmpegPath, file, await outputDir('broken'))).rejects.toThrow(/^audio extraction failed: not-a-video\.mp4: Invalid data/);
 });
+
+it('stops an ffmpeg that makes no progress and fails the step to be tried again, naming the stall', async () => {
+  const file = await source('stalled.webm');
+  const hanging = path.join(dir, 'hanging-ffmpeg');
+  await writeFile(hanging, `#!/bin/sh\necho "$$" > ${hanging}.pid\nexec sleep 60\n`);
+  await chmod(hanging, 0o755);
+  const started = Date.now();
+  const error = await extractSpeech(hanging, file, await outputDir('stalled'), { stallTimeoutMs: 300 }).catch((thrown: Error) => thrown);
+  expect(Date.now() - started).toBeLessThan(5000);
+  expect(error).toBeInstanceOf(Error);
+  expect(error).not.toBeInstanceOf(PermanentJobError);
+  expect((error as Error).message).toBe('extracting the speech stalled: ffmpeg made no progress for 0.3 s and was stopped');
+  // The stopped run is gone, not left sleeping.
+  const pid = Number(await readFile(`${hanging}.pid`, 'utf8'));
+  expect(() => process.kill(pid, 0)).toThrow();
+});
+
+it('lets a run that reports progress go on past the stall timeout', async () => {
+  const file = (await generateVideo({ segments: [10, 10], width: 160, height: 90, fps: 10, path: path.join(dir, 'slow.webm') })).path;
+  const slowed = path.join(dir, 'slowed-ffmpeg');
+  // Real ffmpeg held to the source's own pace: 20 s of sound take about 2 s at ten times real time.
+  await writeFile(slowed, '#!/bin/sh\nexec ffmpeg -readrate 10 "$@"\n');
+  await chmod(slowed, 0o755);
+  const started = Date.now();
+  const speech = await extractSpeech(slowed, file, await outputDir('slowed'), { stallTimeoutMs: 700 });
+  expect(Date.now() - started).toBeGreaterThan(1400);
+  expect((await codecOf(speech)).seconds).toBeGreaterThan(19.5);
+});

@@ -60,3 +60,4 @@ export * from './jobs/failed-job-operations.js';
 export * from './storage-ledger.js';
 export * from './pipeline/source-release.js';
 export * from './pipeline/video-purge.js';
+export * from './stall-watchdog.js';

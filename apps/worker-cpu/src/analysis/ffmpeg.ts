@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { endSpan, PermanentJobError, startChildSpan } from '@clipline/shared';
+import { cpuTicksOf, endSpan, PermanentJobError, startChildSpan } from '@clipline/shared';
 import { mp4Facts } from './mp4-facts.js';
 import { type ToolChild, type ToolExit, ToolSpawner, type ToolStart, ToolStartError } from './tool-spawner.js';
 
@@ -147,20 +146,6 @@ function startDirect(request: ToolStart): ToolChild {
     kill: (signal) => child.kill(signal),
     pid: () => child.pid ?? null,
   };
-}
-
-/** User plus system CPU time of a process in clock ticks, from `/proc/<pid>/stat`; undefined when unreadable. */
-function cpuTicksOf(pid: number | null): number | undefined {
-  if (pid === null) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // Fields after the command (which may hold spaces) start after its closing parenthesis; utime and stime are the 14th and 15th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return Number.isFinite(ticks) ? ticks : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

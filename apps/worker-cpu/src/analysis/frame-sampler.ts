@@ -4,7 +4,7 @@ import { PermanentJobError } from '@clipline/shared';
 import { loudnessOutputs } from './audio-loudness.js';
 import { FrameBuffers } from './batch-pipeline.js';
 import { spawnTool, type FfmpegTools, type SpawnedTool } from './ffmpeg.js';
-import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from './stall-watchdog.js';
+import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '@clipline/shared';
 
 export interface SampleOptions {
   file: string;

@@ -2,7 +2,7 @@ import { PermanentJobError } from '@clipline/shared';
 import { spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
 import { FrameBuffers } from '../analysis/batch-pipeline.js';
 import { rawFramesFrom, type SampledBatch } from '../analysis/frame-sampler.js';
-import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '../analysis/stall-watchdog.js';
+import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '@clipline/shared';
 
 /** What ffmpeg says when the machine, not the source, stopped it. */
 const MACHINE_CONDITION = /No space left on device|Input\/output error|Too many open files|Cannot allocate memory/i;

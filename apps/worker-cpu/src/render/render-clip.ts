@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PermanentJobError, partFileFor, removeOtherParts, type ClipAspect } from '@clipline/shared';
 import { runBatchPipeline } from '../analysis/batch-pipeline.js';
 import { expectSuccess, probe, spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
-import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '../analysis/stall-watchdog.js';
+import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '@clipline/shared';
 import { sampleSize } from '../analysis/frame-sampler.js';
 import type { CpuPool } from '../analysis/pool.js';
 import { detectCutFrames } from '../analysis/scene-cuts.js';

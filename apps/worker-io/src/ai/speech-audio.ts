@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { endSpan, PermanentJobError, startChildSpan } from '@clipline/shared';
+import { cpuTicksOf, DEFAULT_STALL_TIMEOUT_MS, endSpan, PermanentJobError, StallWatchdog, startChildSpan } from '@clipline/shared';
 import { copyAacTrack } from './m4a-copy.js';
 
 /** Raised when the source has no audio stream to extract. */
@@ -44,23 +44,55 @@ const INPUT_AUDIO = /^\s*Stream #0:\d+\S*: Audio: ([a-z0-9_]+)/m;
 interface Run {
   code: number | null;
   stderr: string;
+  /** Set when the run was stopped for making no progress: the limit it passed, in milliseconds. */
+  stalledAfterMs?: number;
 }
 
-function runFfmpeg(ffmpegPath: string, args: string[], signal?: AbortSignal): Promise<Run> {
+/**
+ * One ffmpeg run writing to a file. It reports its progress on stdout (`-progress`, twice a
+ * second); a run that reports nothing and uses next to no CPU for `stallTimeoutMs` (a source on
+ * a hung mount), or none for ten minutes while busy, is stopped, as the CPU worker's runs are.
+ */
+function runFfmpeg(ffmpegPath: string, args: string[], options: SpeechOptions): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(ffmpegPath, ['-nostdin', '-hide_banner', '-nostats', '-y', ...args], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      ...(signal ? { signal } : {}),
+    const child = spawn(ffmpegPath, ['-nostdin', '-hide_banner', '-nostats', '-progress', 'pipe:1', '-y', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.signal ? { signal: options.signal } : {}),
     });
+    const watchdog = new StallWatchdog(
+      options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+      () => child.kill('SIGKILL'),
+      () => cpuTicksOf(child.pid),
+    );
+    watchdog.waiting();
+    child.stdout.on('data', () => watchdog.waiting());
     let stderr = '';
     // The head names the input's streams; the tail says why a run failed.
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
       if (stderr.length > 16_000) stderr = stderr.slice(0, 8000) + stderr.slice(-8000);
     });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stderr }));
+    child.once('error', (error) => {
+      watchdog.stop();
+      reject(error);
+    });
+    child.once('close', (code) => {
+      watchdog.stop();
+      resolve({ code, stderr, ...(watchdog.fired ? { stalledAfterMs: watchdog.limitMs } : {}) });
+    });
   });
+}
+
+/** Raised when ffmpeg made no progress and was stopped: the machine's condition, tried again. */
+function stalled(run: Run): Error | undefined {
+  if (run.stalledAfterMs === undefined) return undefined;
+  return new Error(`extracting the speech stalled: ffmpeg made no progress for ${run.stalledAfterMs / 1000} s and was stopped`);
+}
+
+interface SpeechOptions {
+  signal?: AbortSignal | undefined;
+  /** Milliseconds an ffmpeg run may go without progress (default a minute). */
+  stallTimeoutMs?: number | undefined;
 }
 
 /**
@@ -71,7 +103,7 @@ export async function extractSpeech(
   ffmpegPath: string,
   source: string,
   dir: string,
-  options: { signal?: AbortSignal; copyLimitBytes?: number } = {},
+  options: SpeechOptions & { copyLimitBytes?: number } = {},
 ): Promise<string> {
   const copied = path.join(dir, 'speech.m4a');
   const limit = options.copyLimitBytes ?? COPY_LIMIT_BYTES;
@@ -84,13 +116,15 @@ export async function extractSpeech(
   if (inProcess?.copied) return copied;
   if (inProcess?.reason === 'no audio') throw new NoAudioTrack();
   if (!inProcess) {
-    const copy = await runFfmpeg(ffmpegPath, ['-v', 'info', '-i', source, '-map', '0:a:0?', '-vn', '-c:a', 'copy', copied], options.signal);
+    const copy = await runFfmpeg(ffmpegPath, ['-v', 'info', '-i', source, '-map', '0:a:0?', '-vn', '-c:a', 'copy', copied], options);
+    const stall = stalled(copy);
+    if (stall) throw stall;
     if (/does not contain any stream/.test(copy.stderr)) throw new NoAudioTrack();
     const codec = INPUT_AUDIO.exec(copy.stderr)?.[1];
     if (copy.code === 0 && codec === 'aac' && (await stat(copied)).size <= limit) return copied;
     await rm(copied, { force: true });
   }
-  return encodeSpeech(ffmpegPath, source, path.join(dir, 'speech.mp3'), limit, options.signal);
+  return encodeSpeech(ffmpegPath, source, path.join(dir, 'speech.mp3'), limit, options);
 }
 
 /**
@@ -98,9 +132,11 @@ export async function extractSpeech(
  * at the highest lower rate its size says fits. Speech too long even for the lowest is refused
  * with a reason: the clips are then chosen without a transcript.
  */
-async function encodeSpeech(ffmpegPath: string, source: string, target: string, limit: number, signal: AbortSignal | undefined): Promise<string> {
+async function encodeSpeech(ffmpegPath: string, source: string, target: string, limit: number, options: SpeechOptions): Promise<string> {
   const encode = async (rate: SpeechRate) => {
-    const run = await runFfmpeg(ffmpegPath, ['-v', 'error', '-i', source, '-map', '0:a:0?', '-vn', ...speechEncoding(rate), target], signal);
+    const run = await runFfmpeg(ffmpegPath, ['-v', 'error', '-i', source, '-map', '0:a:0?', '-vn', ...speechEncoding(rate), target], options);
+    const stall = stalled(run);
+    if (stall) throw stall;
     if (run.code !== 0) {
       // ffmpeg names the source by its path; the reason reaches API clients, who get its name alone.
       const words = run.stderr.trim().split('\n').at(-1)?.replaceAll(source, path.basename(source));

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /** Milliseconds an ffmpeg run may go without progress before it is stopped. */
 export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
 
@@ -84,5 +86,19 @@ export class StallWatchdog {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+}
+
+/** User plus system CPU time of a process in clock ticks, from `/proc/<pid>/stat`; undefined when unreadable. */
+export function cpuTicksOf(pid: number | null | undefined): number | undefined {
+  if (pid === null || pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command (which may hold spaces) start after its closing parenthesis; utime and stime are the 14th and 15th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks : undefined;
+  } catch {
+    return undefined;
   }
 }

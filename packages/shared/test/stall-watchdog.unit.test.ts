@@ -2,7 +2,7 @@
  * The stall watchdog's verdicts, on a clock of its own checks: no output and (next to) no CPU is
  * a stall after the timeout; a run working hard without output is given up to its busy limit.
  */
-import { StallWatchdog } from '../src/analysis/stall-watchdog.js';
+import { StallWatchdog } from '../src/stall-watchdog.js';
 
 /** Resolves with the milliseconds after which the watchdog fired, and the limit it names. */
 function firing(timeoutMs: number, ticksPerSecond: number | null, busyLimitMs?: number): Promise<{ afterMs: number; limitMs: number }> {
