@@ -1,5 +1,5 @@
-import { open, rename, rm } from 'node:fs/promises';
-import { ClipLineConnectionError, ClipLineProtocolError } from './errors.js';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { ClipLineConnectionError, ClipLineFileError, ClipLineProtocolError } from './errors.js';
 import type { HttpTransport } from './http-transport.js';
 
 /** What the server said about a file before its body arrives. */
@@ -84,6 +84,21 @@ export async function downloadFile(
   }
 }
 
+/**
+ * Writes the whole chunk: a write may take only part of it (a disk filling up), and the rest is
+ * written again, which then fails with the disk's own error (ENOSPC) instead of leaving a short file.
+ */
+async function writeAll(file: FileHandle, chunk: Uint8Array, partPath: string): Promise<void> {
+  for (let offset = 0; offset < chunk.byteLength; ) {
+    try {
+      const { bytesWritten } = await file.write(chunk, offset, chunk.byteLength - offset);
+      offset += bytesWritten;
+    } catch (error) {
+      throw new ClipLineFileError(partPath, error);
+    }
+  }
+}
+
 /** Writes the body to `partPath` and syncs it; on any failure the part file is removed. */
 async function writeBody(
   response: Response,
@@ -106,12 +121,12 @@ async function writeBody(
     try {
       for await (const chunk of response.body) {
         armIdleTimer();
-        await file.write(chunk);
+        await writeAll(file, chunk, partPath);
         received += chunk.byteLength;
         options.onProgress?.(received, expectedBytes);
       }
     } catch (error) {
-      if (options.signal?.aborted) throw error;
+      if (options.signal?.aborted || error instanceof ClipLineFileError) throw error;
       throw new ClipLineConnectionError(url, stall.signal.aborted ? stall.signal.reason : error);
     }
     if (expectedBytes !== null && received !== expectedBytes) {
@@ -120,7 +135,9 @@ async function writeBody(
     // A caller that gave up after the last chunk gets no file either.
     stall.signal.throwIfAborted();
     // Synced before the rename, so the final name never points at data still in the page cache.
-    await file.sync();
+    await file.sync().catch((error: unknown) => {
+      throw new ClipLineFileError(partPath, error);
+    });
     await file.close();
     return received;
   } catch (error) {

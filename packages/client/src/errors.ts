@@ -32,6 +32,19 @@ export class ClipLineConnectionError extends Error {
   }
 }
 
+/** A downloaded file could not be written here (a full disk, a file-size limit): this machine's problem, not the server's. */
+export class ClipLineFileError extends Error {
+  override name = 'ClipLineFileError';
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    const reason = code === 'ENOSPC' ? 'no space left on the device' : code === 'EFBIG' ? 'the file is larger than this process may write' : undefined;
+    super(`could not write ${path}: ${reason ? `${reason} (${code})` : cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 /** The server answered something that is not the API's format (not JSON, not an event stream). */
 export class ClipLineProtocolError extends Error {
   override name = 'ClipLineProtocolError';
