@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFile, readdir } from 'node:fs/promises';
+import { copyFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { QueueEvents } from 'bullmq';
@@ -338,6 +338,41 @@ describe('the render worker (real BullMQ jobs)', () => {
       expect(reported.length).toBeGreaterThan(2);
       expect(reported.at(-1)).toBe(100);
     }
+  });
+
+  it('keeps a rendered clip as it is when its completed job is run again after the source was released', async () => {
+    const id = await storedVideo((await generateVideo({ path: path.join(env.config.storageDir, 'again.mp4'), segments: [3, 3] })).path);
+    const payload: RenderClipPayload = { videoId: id, clipIndex: 0, startSeconds: 0.5, endSeconds: 4.5, aspect: '1:1', score: 55, reasons: ['strong motion'] };
+    const [first] = await renderAll([payload]);
+    expect(first!.state).toBe('completed');
+    const [rendered] = await analyses.listClips(id);
+    expect(rendered!.status).toBe('rendered');
+    const before = await stat(storage.pathOf(rendered!.storageKey!));
+    // As a finished video leaves it: the clip stored, the source released.
+    await env.db.updateTable('videos').set({ storage_key: null }).where('id', '=', id).execute();
+    // An operator retries the completed job (Bull Board offers it), or a second delivery runs it.
+    const queue = createQueue(renderQueue, { connection, prefix: env.config.queuePrefix });
+    const again = await (async () => {
+      try {
+        await (await queue.getJob(first!.job.id!))!.retry('completed');
+        return await waitFor(
+          async () => {
+            const job = await queue.getJob(first!.job.id!);
+            const state = await job?.getState();
+            return job && (state === 'completed' || state === 'failed') && job.finishedOn !== first!.job.finishedOn ? job : undefined;
+          },
+          30_000,
+          'the retried render to finish',
+        );
+      } finally {
+        await queue.close();
+      }
+    })();
+    expect(again.failedReason).toBeUndefined();
+    expect(again.returnvalue).toMatchObject({ clipId: rendered!.id, storageKey: rendered!.storageKey, thumbnailKey: rendered!.thumbnailKey });
+    const [kept] = await analyses.listClips(id);
+    expect(kept).toEqual(rendered);
+    expect((await stat(storage.pathOf(kept!.storageKey!))).mtimeMs).toBe(before.mtimeMs);
   });
 
   it('fails a clip it cannot render with the reason on its row, and takes the next job', async () => {

@@ -71,10 +71,37 @@ async function storedSourceKey(analyses: AnalysisRepository, videoId: string, st
   return sourceKey;
 }
 
+/** Seconds within which a stored span is the payload's: PostgreSQL keeps them as 4-byte reals. */
+const SPAN_TOLERANCE_SECONDS = 0.01;
+
+/**
+ * The clip as already rendered for this very payload (the same span and aspect, both files
+ * stored), or undefined. A second delivery of a finished job (its worker died before BullMQ
+ * heard it finished) or a completed job retried by hand finds it and changes nothing: rendering
+ * again would hide a good clip while it runs and lose it if that run failed (a released source).
+ */
+async function alreadyRendered(deps: RenderDependencies, clip: RenderClipPayload): Promise<RenderClipResult | undefined> {
+  const row = (await deps.analyses.listClips(clip.videoId)).find((candidate) => candidate.clipIndex === clip.clipIndex);
+  if (row?.status !== 'rendered' || !row.storageKey || !row.thumbnailKey || row.aspect !== clip.aspect) return undefined;
+  if (Math.abs(row.startSeconds - clip.startSeconds) > SPAN_TOLERANCE_SECONDS || Math.abs(row.endSeconds - clip.endSeconds) > SPAN_TOLERANCE_SECONDS) return undefined;
+  const stored = await Promise.all([row.storageKey, row.thumbnailKey].map((key) => deps.storage.sizeOf(key).then((size) => size > 0, () => false)));
+  if (!stored.every(Boolean)) return undefined;
+  return {
+    clipId: row.id,
+    storageKey: row.storageKey,
+    thumbnailKey: row.thumbnailKey,
+    width: row.width ?? 0,
+    height: row.height ?? 0,
+    durationSeconds: row.durationSeconds ?? clip.endSeconds - clip.startSeconds,
+  };
+}
+
 /**
  * Renders one clip of a video into storage (`videos/<id>/clips/<n>.mp4` and `.jpg`) and records
  * its `clips` row. The row is keyed by (video, clip index) and the files are replaced whole, so
- * a retry or a second delivery leaves one clip. A final failure is recorded on the row.
+ * a retry or a second delivery leaves one clip; a clip already rendered for the same payload is
+ * answered as it stands ({@link alreadyRendered}). A final failure is recorded on the row, unless
+ * another delivery rendered the clip meanwhile.
  */
 async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClipPayload>): Promise<RenderClipResult> {
   const { analyses, storage } = deps;
@@ -90,6 +117,11 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
   };
   const status = await deps.videos?.status(clip.videoId);
   if (status === 'cancelled' || status === 'failed') throw new PermanentJobError(`video ${clip.videoId} is ${status}; clip ${clip.clipIndex} not rendered`);
+  const done = await alreadyRendered(deps, clip);
+  if (done) {
+    job.logger.info({ clipId: done.clipId }, 'clip already rendered: kept as it is');
+    return done;
+  }
   try {
     const sourceKey = await storedSourceKey(analyses, clip.videoId, status);
     await analyses.upsertClip({ ...chosen, status: 'pending' });
@@ -135,7 +167,9 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
     // ends it for good, and says why.
     const verdict = classifyJobError(error, job.signal);
     const final = verdict.kind === 'permanent' || verdict.kind === 'cancelled' || (verdict.kind === 'transient' && job.attemptsMade + 1 >= job.maxAttempts);
-    if (final) await analyses.failClip(chosen, verdict.kind === 'cancelled' ? verdict.reason : reasonOf(error)).catch(() => {});
+    if (final && !(await alreadyRendered(deps, clip).catch(() => undefined))) {
+      await analyses.failClip(chosen, verdict.kind === 'cancelled' ? verdict.reason : reasonOf(error)).catch(() => {});
+    }
     throw error;
   }
 }
