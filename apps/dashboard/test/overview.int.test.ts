@@ -19,6 +19,7 @@ import {
 } from '@clipline/shared';
 import { PrivateRedis } from '../../../tests/chaos/support/redis-server.js';
 import { createDashboardApp } from '../src/app.js';
+import { oldestWaitingAge } from '../src/overview/overview-data.js';
 import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const ADMIN = { user: 'ops', password: 'admin-password-for-overview' };
@@ -149,6 +150,27 @@ describe('overview', () => {
       await queue.obliterate({ force: true });
       await worker.close();
       connection.disconnect();
+    }
+  });
+});
+
+describe('the oldest waiting job', () => {
+  it('is the earliest arrival among prioritized jobs, not the first of the highest priority or the last of the lowest', async () => {
+    await queue.pause();
+    try {
+      const now = Date.now();
+      // Added first and of the lowest priority: it waits behind everything added after it.
+      await queue.add('step', { index: 0 }, { priority: 10, timestamp: now - 300_000 });
+      await queue.add('step', { index: 1 }, { priority: 5, timestamp: now - 20_000 });
+      await queue.add('step', { index: 2 }, { priority: 10, timestamp: now - 1_000 });
+      await queue.add('step', { index: 3 }, { priority: 1, timestamp: now - 5_000 });
+      const age = await oldestWaitingAge(queue, now);
+      expect(age).toBe(300_000);
+      const metrics = await request(server).get('/metrics').set(asViewer);
+      const gauge = /clipline_queue_oldest_waiting_seconds\{[^}]*queue="ingest"[^}]*\} ([0-9.e+-]+)\n/.exec(metrics.text);
+      expect(Number(gauge?.[1])).toBeGreaterThanOrEqual(300);
+    } finally {
+      await queue.obliterate({ force: true });
     }
   });
 });

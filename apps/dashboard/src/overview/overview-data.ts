@@ -1,5 +1,5 @@
 import type { Job, Queue } from 'bullmq';
-import type { BreakerBoard, BreakerReport, QueueActionRecord, QueueActionsRepository, VideosRepository, VideoStatus } from '@clipline/shared';
+import type { BreakerBoard, BreakerReport, QueueActionRecord, QueueActionsRepository, RedisClient, VideosRepository, VideoStatus } from '@clipline/shared';
 
 /** Completed jobs read per queue for the wait and processing percentiles. */
 const TIMING_SAMPLE = 100;
@@ -95,13 +95,45 @@ export function perMinute(
   return { minutes, values };
 }
 
+/** Prioritized jobs read at most, by priority: past this many, the oldest among them is reported. */
+const PRIORITIZED_SCAN_LIMIT = 100_000;
+
 /**
- * The oldest job waiting: the far end of the wait list (jobs are pushed at the head) and the first
- * prioritized job are the candidates; the earliest added of them.
+ * The creation time of the longest-waiting prioritized job. BullMQ orders the set by priority
+ * and, within one, by a counter taken when each job entered it (the score's low 32 bits), so
+ * neither end of the set is the oldest job: a job of a low priority waits behind every newer
+ * job of a higher one. The lowest counter is the earliest arrival; read in Redis, in slices.
+ */
+const OLDEST_PRIORITIZED = `
+local best, lowest = nil, nil
+local limit = tonumber(ARGV[2])
+for start = 0, limit - 1, 1000 do
+  local slice = redis.call('ZRANGE', KEYS[1], start, math.min(start + 999, limit - 1), 'WITHSCORES')
+  for i = 1, #slice, 2 do
+    local counter = tonumber(slice[i + 1]) % 4294967296
+    if lowest == nil or counter < lowest then best, lowest = slice[i], counter end
+  end
+  if #slice < 2000 then break end
+end
+if best == nil then return false end
+return redis.call('HGET', ARGV[1] .. best, 'timestamp')
+`;
+
+async function oldestPrioritizedStamp(queue: Queue): Promise<number | undefined> {
+  // The queues are made on ioredis connections (the shared createRedis).
+  const client = (await queue.backend.client) as unknown as RedisClient;
+  const stamp = (await client.eval(OLDEST_PRIORITIZED, 1, queue.keys.prioritized!, queue.toKey(''), PRIORITIZED_SCAN_LIMIT)) as string | null;
+  return stamp ? Number(stamp) : undefined;
+}
+
+/**
+ * The oldest job waiting: the far end of the wait list (jobs are pushed at the head), its near
+ * end, and the earliest arrival among the prioritized jobs; the earliest added of them.
  */
 export async function oldestWaitingAge(queue: Queue, now: number): Promise<number | null> {
-  const [tail, head, prioritized] = await Promise.all([queue.getJobs(['wait'], -1, -1), queue.getJobs(['wait'], 0, 0), queue.getJobs(['prioritized'], 0, 0)]);
-  const stamps = [...tail, ...head, ...prioritized].filter(Boolean).map((job) => job.timestamp);
+  const [tail, head, prioritized] = await Promise.all([queue.getJobs(['wait'], -1, -1), queue.getJobs(['wait'], 0, 0), oldestPrioritizedStamp(queue)]);
+  const stamps = [...tail, ...head].filter(Boolean).map((job) => job.timestamp);
+  if (prioritized !== undefined && Number.isFinite(prioritized)) stamps.push(prioritized);
   return stamps.length ? Math.max(0, now - Math.min(...stamps)) : null;
 }
 
