@@ -1,5 +1,15 @@
+import { STATUS_CODES } from 'node:http';
 import express, { type Express } from 'express';
-import { AuthFailureThrottle, type BreakerBoard, queueCounts, type BreakerReport, type Config, type Registry } from '@clipline/shared';
+import {
+  AuthFailureThrottle,
+  type BreakerBoard,
+  isRedisOrDatabaseOutage,
+  type Logger,
+  queueCounts,
+  type BreakerReport,
+  type Config,
+  type Registry,
+} from '@clipline/shared';
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '@clipline/shared';
 import { accountVerifier } from './accounts.js';
@@ -10,6 +20,9 @@ import { sendProblem } from './problem.js';
 import { refuseCrossOriginWrites } from './same-origin.js';
 import { overviewRoutes, type OverviewDependencies } from './overview/overview-routes.js';
 
+/** How long the dashboard waits for a Redis command: a page answers 503 after it, never hangs. */
+export const DASHBOARD_REDIS_COMMAND_TIMEOUT_MS = 5000;
+
 export interface DashboardDependencies {
   config: Config;
   metrics: Registry;
@@ -19,6 +32,8 @@ export interface DashboardDependencies {
   redis: RedisClient;
   /** The overview page at `/` (videos, audit, queue actions); without it `/` is Bull Board's home. */
   overview?: Pick<OverviewDependencies, 'videos' | 'audit' | 'operations'>;
+  /** Where a request that failed unexpectedly is logged. */
+  logger?: Logger;
 }
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -51,7 +66,7 @@ function statusPage(breakers: BreakerReport[], counts: [string, Record<string, n
  * refused before anyone signs in; then sign-in with its per-address failure budget; then the
  * viewer's writes are refused; only then do /status and Bull Board see a request.
  */
-export function createDashboardApp({ config, metrics, queues, breakers, redis, overview }: DashboardDependencies): Express {
+export function createDashboardApp({ config, metrics, queues, breakers, redis, overview, logger }: DashboardDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   // The client is the TCP peer, or what a proxy of TRUST_PROXY says it forwarded for (sign-in throttle).
@@ -102,5 +117,31 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis, o
     res.type('html').send(statusPage(await breakers.read().catch(() => []), counts));
   });
   app.use('/', boardForRole(queues, `prefix ${config.queuePrefix}`, config.dashboardViewer !== null));
+  app.use(problemForError(logger));
   return app;
+}
+
+/** What a request that failed on its way in gets told: body-parser's and express's refusals named, never a stack. */
+function describeRefusal(error: { type?: unknown; limit?: unknown; message?: unknown }): string {
+  if (error.type === 'entity.parse.failed') return 'the body is not valid JSON';
+  if (error.type === 'entity.too.large') return `the body is larger than the ${String(error.limit)} bytes accepted`;
+  if (error.type === 'encoding.unsupported' || error.type === 'charset.unsupported') return 'the body is in an encoding this server does not read';
+  return typeof error.message === 'string' ? error.message : 'the request could not be read';
+}
+
+/**
+ * The last handler: a request refused on its way in (a body that is not JSON or too large, a
+ * path that does not decode) answers its 4xx as a problem document, Redis or the database away
+ * 503, anything else 500, logged here; express's own page would show a stack trace.
+ */
+function problemForError(logger: Logger | undefined): express.ErrorRequestHandler {
+  return (error: { status?: unknown; statusCode?: unknown; type?: unknown; limit?: unknown; message?: unknown }, req, res, next) => {
+    if (res.headersSent) return next(error);
+    const status = Number(error?.status ?? error?.statusCode);
+    if (status >= 400 && status < 500) return sendProblem(res, status, STATUS_CODES[status] ?? 'Bad Request', describeRefusal(error));
+    if (isRedisOrDatabaseOutage(error))
+      return sendProblem(res, 503, 'Service Unavailable', 'Redis or the database is unreachable; retry shortly', { 'retry-after': '5' });
+    logger?.error({ err: error, method: req.method, path: req.path }, 'dashboard request failed');
+    return sendProblem(res, 500, 'Internal Server Error', 'the dashboard could not answer; its log says why');
+  };
 }

@@ -15,12 +15,16 @@ import { oldestWaitingAge } from './overview/overview-data.js';
  */
 export function registerClusterMetrics(registry: Registry, queues: readonly Queue[], breakers: BreakerBoard, redis: RedisClient): void {
   const registers = [registry];
+  // Until Redis is first reached, BullMQ holds a queue's commands: a scrape would wait for it.
+  // Without Redis the deployment-wide series are left out and the process's own still served.
+  const reachable = () => redis.status === 'ready';
   new Gauge({
     name: 'clipline_queue_jobs',
     help: 'Jobs per queue and state, across every worker of the deployment',
     labelNames: ['queue', 'state'],
     registers,
     async collect() {
+      if (!reachable()) return this.reset();
       const all = await Promise.all(queues.map(async (queue) => [queue.name, await queueCounts(queue).catch(() => ({}))] as const));
       this.reset();
       for (const [queue, counts] of all) for (const [state, count] of Object.entries(counts)) this.set({ queue, state }, count);
@@ -32,6 +36,7 @@ export function registerClusterMetrics(registry: Registry, queues: readonly Queu
     labelNames: ['queue'],
     registers,
     async collect() {
+      if (!reachable()) return this.reset();
       const now = Date.now();
       const ages = await Promise.all(queues.map(async (queue) => [queue.name, await oldestWaitingAge(queue, now).catch(() => undefined)] as const));
       this.reset();
@@ -44,6 +49,7 @@ export function registerClusterMetrics(registry: Registry, queues: readonly Queu
     labelNames: ['provider', 'process'],
     registers,
     async collect() {
+      if (!reachable()) return this.reset();
       const reports = await breakers.read().catch(() => []);
       this.reset();
       for (const report of reports)
@@ -69,6 +75,7 @@ function registerRedisMemory(registers: Registry[], redis: RedisClient): void {
   let pending: ReturnType<typeof read> | undefined;
   // Both gauges are collected in one scrape: one INFO round per scrape serves them.
   const once = () => {
+    if (redis.status !== 'ready') return Promise.resolve([]);
     pending ??= read().finally(() => setTimeout(() => (pending = undefined), 500));
     return pending;
   };

@@ -12,7 +12,7 @@ import {
   QueueOperations,
   VideosRepository,
 } from '@clipline/shared';
-import { createDashboardApp } from './app.js';
+import { createDashboardApp, DASHBOARD_REDIS_COMMAND_TIMEOUT_MS } from './app.js';
 
 const service = createService('dashboard', loadConfigOrExit());
 const { config, logger, shutdown, metrics } = service;
@@ -21,7 +21,8 @@ shutdown.installSignalHandlers();
 // Fail fast, as the API does: with Redis away, a page, a sign-in (its throttle lets it through)
 // or a queue action answers at once instead of waiting for Redis in ioredis's offline queue, and
 // an action the operator gave up on does not run when Redis comes back.
-const redis = createRedis(config.redisUrl, 'producer');
+// A Redis that stays connected but stops answering fails a command after 5 s likewise.
+const redis = createRedis(config.redisUrl, 'producer', { commandTimeoutMs: DASHBOARD_REDIS_COMMAND_TIMEOUT_MS });
 shutdown.register('redis', () => redis.quit().catch(() => redis.disconnect()));
 const queues = allQueues.map((declaration) => createQueue(declaration, { connection: redis, prefix: config.queuePrefix }));
 shutdown.register('queues', () => Promise.all(queues.map((queue) => queue.close())));
@@ -33,7 +34,9 @@ const audit = new QueueActionsRepository(db);
 const overview = { videos: new VideosRepository(db), audit, operations: new QueueOperations(queues, audit, () => redis.status === 'ready') };
 
 // One connection serves the queues, the breaker board and the sign-in throttle alike.
-const server = http.createServer(createDashboardApp({ config, metrics, queues, redis, breakers: new BreakerBoard(redis, config.queuePrefix), overview }));
+const server = http.createServer(
+  createDashboardApp({ config, metrics, queues, redis, breakers: new BreakerBoard(redis, config.queuePrefix), overview, logger }),
+);
 server.on('error', (error) => {
   logger.fatal({ err: error }, `dashboard could not listen on ${config.host}:${config.dashboardPort}`);
   process.exit(1);

@@ -67,6 +67,22 @@ function dashboardOn(db: Db): ReturnType<typeof createDashboardApp> {
   });
 }
 
+/** A dashboard whose queue and Redis are `connection` (a Redis of the test's own), with the audit in the test database. */
+function dashboardOver(connection: RedisClient): { app: ReturnType<typeof createDashboardApp>; queue: Queue; audit: QueueActionsRepository } {
+  const own = new Queue('ingest', { connection, prefix: env.config.queuePrefix });
+  own.on('error', () => {});
+  const audit = new QueueActionsRepository(env.db);
+  const app = createDashboardApp({
+    config: env.config,
+    metrics: createMetricsRegistry('dashboard'),
+    queues: [own],
+    redis: connection,
+    breakers: new BreakerBoard(connection, env.config.queuePrefix),
+    overview: { videos: new VideosRepository(env.db), audit, operations: new QueueOperations([own], audit) },
+  });
+  return { app, queue: own, audit };
+}
+
 beforeAll(async () => {
   env = await createTestEnvironment({
     DASHBOARD_USER: ADMIN.user,
@@ -154,6 +170,27 @@ describe('overview', () => {
   });
 });
 
+describe('requests that cannot be read', () => {
+  it('answers a body that is not JSON, one too large and a path that does not decode with a 4xx problem, no stack trace', async () => {
+    const broken = await request(server).post('/overview/queues/ingest/actions').set(asAdmin).set('origin', origin).type('json').send('{bad');
+    expect(broken.status).toBe(400);
+    expect(broken.type).toBe('application/problem+json');
+    expect(broken.body.detail).toBe('the body is not valid JSON');
+    const large = await request(server)
+      .post('/overview/queues/ingest/actions')
+      .set(asAdmin)
+      .set('origin', origin)
+      .send({ action: 'retry-failed', reason: 'x'.repeat(20_000) });
+    expect(large.status).toBe(413);
+    expect(large.type).toBe('application/problem+json');
+    expect(large.body.detail).toMatch(/^the body is larger than the \d+ bytes accepted$/);
+    const undecodable = await request(server).get('/queue/%E0%A4%A').set(asAdmin);
+    expect(undecodable.status).toBe(400);
+    expect(undecodable.type).toBe('application/problem+json');
+    for (const res of [broken, large, undecodable]) expect(res.text).not.toMatch(/node_modules|\bat \w+ \(/);
+  });
+});
+
 describe('the oldest waiting job', () => {
   it('is the earliest arrival among prioritized jobs, not the first of the highest priority or the last of the lowest', async () => {
     await queue.pause();
@@ -214,19 +251,9 @@ describe('queue actions from the overview', () => {
     // A Redis of the test's own, which goes away once the dashboard's fail-fast connection (as its main makes it) is up.
     const server = await PrivateRedis.start();
     const away = createRedis(server.url, 'producer');
-    const awayQueue = new Queue('ingest', { connection: away, prefix: env.config.queuePrefix });
-    awayQueue.on('error', () => {});
+    const { app, queue: awayQueue, audit } = dashboardOver(away);
     await awayQueue.waitUntilReady();
     await server.kill();
-    const audit = new QueueActionsRepository(env.db);
-    const app = createDashboardApp({
-      config: env.config,
-      metrics: createMetricsRegistry('dashboard'),
-      queues: [awayQueue],
-      redis: away,
-      breakers: new BreakerBoard(away, env.config.queuePrefix),
-      overview: { videos: new VideosRepository(env.db), audit, operations: new QueueOperations([awayQueue], audit) },
-    });
     try {
       const overview = await request(app).get('/overview.json').set(asAdmin);
       expect(overview.status).toBe(503);
@@ -244,6 +271,49 @@ describe('queue actions from the overview', () => {
       away.disconnect();
       await awayQueue.close().catch(() => {});
       await server.destroy();
+    }
+  });
+
+  it('with Redis connected but not answering, answers the overview 503 and /metrics within the command timeout, never hangs', async () => {
+    const server = await PrivateRedis.start();
+    const stalled = createRedis(server.url, 'producer', { commandTimeoutMs: 1000 });
+    const { app, queue: stalledQueue } = dashboardOver(stalled);
+    await stalledQueue.waitUntilReady();
+    const admin = createRedis(server.url, 'worker');
+    await admin.ping();
+    try {
+      // The server stays up and connected, and answers nothing for 5 s.
+      await admin.call('CLIENT', 'PAUSE', '5000', 'ALL');
+      const started = Date.now();
+      const overview = await request(app).get('/overview.json').set(asAdmin);
+      expect(overview.status).toBe(503);
+      expect(overview.type).toBe('application/problem+json');
+      const metrics = await request(app).get('/metrics');
+      expect(metrics.status).toBe(200);
+      expect(metrics.text).toContain('process_cpu_seconds_total');
+      expect(Date.now() - started).toBeLessThan(4500);
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      admin.disconnect();
+      stalled.disconnect();
+      await stalledQueue.close().catch(() => {});
+      await server.destroy();
+    }
+  });
+
+  it('serves /metrics at once when Redis was never reached, without the deployment-wide series', async () => {
+    const never = createRedis('redis://127.0.0.1:1', 'producer');
+    const { app, queue: neverQueue } = dashboardOver(never);
+    try {
+      const started = Date.now();
+      const metrics = await request(app).get('/metrics');
+      expect(metrics.status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(metrics.text).toContain('process_cpu_seconds_total');
+      expect(metrics.text).not.toMatch(/^clipline_queue_jobs\{/m);
+    } finally {
+      never.disconnect();
+      await neverQueue.close().catch(() => {});
     }
   });
 

@@ -231,7 +231,7 @@ export function isDependencyOutage(thrown: unknown): boolean {
 export function isRedisOrDatabaseOutage(error: unknown): boolean {
   if (isDependencyOutage(error)) return true;
   const text = `${(error as Error)?.name} ${(error as Error)?.message} ${(error as { code?: string })?.code}`;
-  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|max retries per request|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|Too many Cluster redirections|Failed to refresh slots cache/i.test(
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|enableOfflineQueue|ENOTFOUND|Connection terminated|timeout exceeded when trying to connect|max retries per request|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|Too many Cluster redirections|Failed to refresh slots cache|Command timed out/i.test(
     text,
   );
 }

@@ -212,11 +212,26 @@ class WorkerCluster extends ClipLineCluster {
 }
 
 /** A connection for `role` to the Redis (or Redis Cluster) that `url` names. */
-export function createRedis(url: string, role: RedisRole): RedisClient {
+export interface RedisConnectionOptions {
+  /**
+   * A command without an answer this long fails ("Command timed out"), on a connection that
+   * stays open but stops answering (a paused or wedged server, a network black hole). Only for
+   * connections that run no blocking command.
+   */
+  commandTimeoutMs?: number;
+}
+
+export function createRedis(url: string, role: RedisRole, options: RedisConnectionOptions = {}): RedisClient {
   const cluster = parseClusterUrl(url);
   if (isClusterUrl(url) && !cluster) throw new Error('REDIS_URL: expected redis+cluster://host:port,host:port');
   const ClusterKind = role === 'worker' ? WorkerCluster : ClipLineCluster;
-  const redis = cluster ? new ClusterKind(cluster.nodes, clusterOptions(role, cluster)) : new Redis(url, redisOptions(role));
+  const timeout = options.commandTimeoutMs ? { commandTimeout: options.commandTimeoutMs } : {};
+  const redis = cluster
+    ? (() => {
+        const clusterSettings = clusterOptions(role, cluster);
+        return new ClusterKind(cluster.nodes, { ...clusterSettings, redisOptions: { ...clusterSettings.redisOptions, ...timeout } });
+      })()
+    : new Redis(url, { ...redisOptions(role), ...timeout });
   // Without a listener ioredis prints unhandled "error" events; connection state is
   // surfaced through readiness checks and command failures instead.
   redis.on('error', () => {});
