@@ -83,8 +83,16 @@ const SPAN_TOLERANCE_SECONDS = 0.01;
 async function alreadyRendered(deps: RenderDependencies, clip: RenderClipPayload): Promise<RenderClipResult | undefined> {
   const row = (await deps.analyses.listClips(clip.videoId)).find((candidate) => candidate.clipIndex === clip.clipIndex);
   if (row?.status !== 'rendered' || !row.storageKey || !row.thumbnailKey || row.aspect !== clip.aspect) return undefined;
-  if (Math.abs(row.startSeconds - clip.startSeconds) > SPAN_TOLERANCE_SECONDS || Math.abs(row.endSeconds - clip.endSeconds) > SPAN_TOLERANCE_SECONDS) return undefined;
-  const stored = await Promise.all([row.storageKey, row.thumbnailKey].map((key) => deps.storage.sizeOf(key).then((size) => size > 0, () => false)));
+  if (Math.abs(row.startSeconds - clip.startSeconds) > SPAN_TOLERANCE_SECONDS || Math.abs(row.endSeconds - clip.endSeconds) > SPAN_TOLERANCE_SECONDS)
+    return undefined;
+  const stored = await Promise.all(
+    [row.storageKey, row.thumbnailKey].map((key) =>
+      deps.storage.sizeOf(key).then(
+        (size) => size > 0,
+        () => false,
+      ),
+    ),
+  );
   if (!stored.every(Boolean)) return undefined;
   return {
     clipId: row.id,
