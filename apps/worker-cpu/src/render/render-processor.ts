@@ -5,6 +5,7 @@ import {
   reasonOf,
   type AiResultsRepository,
   type AnalysisRepository,
+  type ClipRecord,
   type JobHandle,
   type LocalStorage,
   type Processors,
@@ -170,14 +171,24 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
       durationSeconds: rendered.durationSeconds,
     };
   } catch (error) {
-    // Only a failure that ends the job marks the clip failed: an outage or a shutdown hands the
-    // job back without spending the attempt, so its next run may still succeed. A cancellation
-    // ends it for good, and says why.
-    const verdict = classifyJobError(error, job.signal);
-    const final = verdict.kind === 'permanent' || verdict.kind === 'cancelled' || (verdict.kind === 'transient' && job.attemptsMade + 1 >= job.maxAttempts);
-    if (final && !(await alreadyRendered(deps, clip).catch(() => undefined))) {
-      await analyses.failClip(chosen, verdict.kind === 'cancelled' ? verdict.reason : reasonOf(error)).catch(() => {});
-    }
+    await recordFailure(deps, job, chosen, error);
     throw error;
   }
+}
+
+/**
+ * Only a failure that ends the job marks the clip failed: an outage or a shutdown hands the job
+ * back without spending the attempt, so its next run may still succeed. A cancellation ends it
+ * for good, and says why. A clip another delivery rendered meanwhile is left as it is.
+ */
+async function recordFailure(
+  deps: RenderDependencies,
+  job: JobHandle<RenderClipPayload>,
+  chosen: Omit<ClipRecord, 'status' | 'error'>,
+  error: unknown,
+): Promise<void> {
+  const verdict = classifyJobError(error, job.signal);
+  const final = verdict.kind === 'permanent' || verdict.kind === 'cancelled' || (verdict.kind === 'transient' && job.attemptsMade + 1 >= job.maxAttempts);
+  if (!final || (await alreadyRendered(deps, job.data).catch(() => undefined))) return;
+  await deps.analyses.failClip(chosen, verdict.kind === 'cancelled' ? verdict.reason : reasonOf(error)).catch(() => {});
 }
