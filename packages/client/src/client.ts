@@ -124,7 +124,16 @@ function checkedApiKey(apiKey: string): string {
   return apiKey;
 }
 
-const segment = (value: string) => encodeURIComponent(value);
+/**
+ * One path segment: an empty id, `.` or `..` would name another route (`/v1/videos/` is the
+ * list, `/v1/jobs/..` the parent), so they are refused before any request.
+ */
+const segment = (value: string) => {
+  if (typeof value !== 'string' || value === '' || value === '.' || value === '..') {
+    throw new TypeError(`expected an id, got ${JSON.stringify(value)}`);
+  }
+  return encodeURIComponent(value);
+};
 
 const WHOLE_API_KEY = /^(cl_[0-9A-Za-z]{12})_[0-9A-Za-z]{32}$/;
 
@@ -172,7 +181,7 @@ export function createClient(options: ClientOptions): ClipLineClient {
         signal: call?.signal,
       }),
 
-    getVideo: (id, call) => transport.json({ method: 'GET', path: `/v1/videos/${segment(id)}`, idempotent: true, signal: call?.signal }),
+    getVideo: async (id, call) => transport.json({ method: 'GET', path: `/v1/videos/${segment(id)}`, idempotent: true, signal: call?.signal }),
 
     listVideos: (query = {}, call) =>
       transport.json({
@@ -192,11 +201,11 @@ export function createClient(options: ClientOptions): ClipLineClient {
       } while (cursor !== undefined);
     },
 
-    cancelVideo: (id, call) => transport.json({ method: 'DELETE', path: `/v1/videos/${segment(id)}`, idempotent: true, signal: call?.signal }),
+    cancelVideo: async (id, call) => transport.json({ method: 'DELETE', path: `/v1/videos/${segment(id)}`, idempotent: true, signal: call?.signal }),
 
     watchVideo: (id, watch) => watchVideoEvents(transport, id, watch),
 
-    submitJob: (queue, name, payload, call) =>
+    submitJob: async (queue, name, payload, call) =>
       transport.json({
         method: 'POST',
         path: `/v1/jobs/${segment(queue)}/${segment(name)}`,
@@ -206,7 +215,8 @@ export function createClient(options: ClientOptions): ClipLineClient {
         signal: call?.signal,
       }),
 
-    getJob: (queue, id, call) => transport.json({ method: 'GET', path: `/v1/jobs/${segment(queue)}/${segment(id)}`, idempotent: true, signal: call?.signal }),
+    getJob: async (queue, id, call) =>
+      transport.json({ method: 'GET', path: `/v1/jobs/${segment(queue)}/${segment(id)}`, idempotent: true, signal: call?.signal }),
 
     registerUser: (registration, call) =>
       transport.json({ method: 'POST', path: '/v1/users', body: registration, idempotent: false, idempotencyKey: call?.idempotencyKey, signal: call?.signal }),

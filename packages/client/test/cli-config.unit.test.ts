@@ -31,4 +31,13 @@ describe('loadCliSettings', () => {
   it.each(['127.0.0.1:3000', 'not a url', 'file:///tmp/x'])('refuses CLIPLINE_URL=%j', (url) => {
     expect(() => loadCliSettings({ CLIPLINE_URL: url })).toThrow(/CLIPLINE_URL=.*expected an http:\/\/ or https:\/\/ URL/);
   });
+
+  it('refuses a URL carrying a user and password without echoing them, and one with a query or fragment', () => {
+    const withPassword = () => loadCliSettings({ CLIPLINE_URL: 'https://ops:hunter2@clipline.internal/' });
+    expect(withPassword).toThrow(CliConfigError);
+    expect(withPassword).toThrow(/CLIPLINE_URL: must not carry a user or password \(the API key goes in CLIPLINE_API_KEY\)/);
+    expect(withPassword).not.toThrow(/hunter2/);
+    expect(() => loadCliSettings({ CLIPLINE_URL: 'http://h/?x=1' })).toThrow(/CLIPLINE_URL="http:\/\/h\/\?x=1": must not carry a query or fragment/);
+    expect(() => loadCliSettings({ CLIPLINE_URL: 'http://h/#top' })).toThrow(/must not carry a query or fragment/);
+  });
 });

@@ -116,6 +116,16 @@ describe('requests and retries', () => {
     expect(seen[0]!.url).toBe('/clipline/v1/videos/a%2Fb%20c');
   });
 
+  it('refuses an empty id, "." and "..", which would name another route, before any request', async () => {
+    handler = (_req, res) => json(res, 200, videoBody('queued', 0));
+    const api = client();
+    await expect(api.getVideo('')).rejects.toThrow('expected an id, got ""');
+    await expect(api.cancelVideo('.')).rejects.toThrow('expected an id, got "."');
+    await expect(api.getJob('..', 'x')).rejects.toThrow('expected an id, got ".."');
+    await expect(api.submitJob('..', 'videos', {})).rejects.toThrow(TypeError);
+    expect(seen).toEqual([]);
+  });
+
   it('waits out Retry-After on a 503 for a GET, tells onRetry, then succeeds', async () => {
     handler = (_req, res, index) =>
       index === 0 ? json(res, 503, problem(503, 'Service Unavailable', 'queue down'), { 'retry-after': '1' }) : json(res, 200, videoBody('queued', 0));

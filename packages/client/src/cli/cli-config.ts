@@ -23,13 +23,18 @@ export class CliConfigError extends Error {
   override name = 'CliConfigError';
 }
 
-function isHttpUrl(value: string): boolean {
+/** What is wrong with CLIPLINE_URL, or undefined. Credentials in it are never echoed: the key goes in CLIPLINE_API_KEY. */
+function urlProblem(value: string): string | undefined {
+  let url: URL;
   try {
-    const url = new URL(value);
-    return url.protocol === 'http:' || url.protocol === 'https:';
+    url = new URL(value);
   } catch {
-    return false;
+    return `CLIPLINE_URL=${JSON.stringify(value)}: expected an http:// or https:// URL`;
   }
+  if (url.username || url.password) return 'CLIPLINE_URL: must not carry a user or password (the API key goes in CLIPLINE_API_KEY)';
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `CLIPLINE_URL=${JSON.stringify(value)}: expected an http:// or https:// URL`;
+  if (url.search || url.hash) return `CLIPLINE_URL=${JSON.stringify(value)}: must not carry a query or fragment`;
+  return undefined;
 }
 
 /** Throws a {@link CliConfigError} naming every bad variable; an empty variable counts as unset. */
@@ -38,7 +43,8 @@ export function loadCliSettings(source: Record<string, string | undefined>): Cli
   const apiUrl = read('CLIPLINE_URL') ?? DEFAULT_API_URL;
   const apiKey = read('CLIPLINE_API_KEY') ?? DEV_API_KEY;
   const problems: string[] = [];
-  if (!isHttpUrl(apiUrl)) problems.push(`CLIPLINE_URL=${JSON.stringify(apiUrl)}: expected an http:// or https:// URL`);
+  const badUrl = urlProblem(apiUrl);
+  if (badUrl) problems.push(badUrl);
   // What an Authorization header can carry; the key itself is never echoed.
   if (!/^[\x21-\x7e]{1,512}$/.test(apiKey)) problems.push('CLIPLINE_API_KEY: expected 1-512 visible ASCII characters');
   if (problems.length > 0) throw new CliConfigError(`invalid environment:\n${problems.map((line) => `  ${line}`).join('\n')}`);

@@ -41,6 +41,8 @@ export async function downloadCommand(argv: readonly string[], context: CliConte
   if (positionals.length === 0) throw new UsageError('download needs at least one video id', 'download');
   // An empty id would read `/v1/videos/`, the list, as if it were a video.
   if (positionals.some((id) => id.trim() === '')) throw new UsageError('a video id must not be empty', 'download');
+  const dotted = positionals.find((id) => id.trim() === '.' || id.trim() === '..');
+  if (dotted !== undefined) throw new UsageError(`not a video id: ${JSON.stringify(dotted)}`, 'download');
   const outDir = await resolveOutputDir(options.out ?? '.', context.cwd, 'out', 'download');
   // The same id twice would race two downloads into one folder.
   const ids = [...new Set(positionals.map((id) => id.trim().toLowerCase()))];

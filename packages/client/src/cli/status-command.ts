@@ -72,7 +72,10 @@ export async function statusCommand(argv: readonly string[], context: CliContext
     return EXIT_OK;
   }
   if (positionals.length !== 1) throw new UsageError(`status needs exactly one video id, got ${positionals.length}`, 'status');
-  const video = await apiClient(context).getVideo(positionals[0]!, { signal: context.signal });
+  const id = positionals[0]!.trim();
+  // An empty id (`status "$ID"` with ID unset) would read `/v1/videos/`, the list, as if it were a video.
+  if (id === '' || id === '.' || id === '..') throw new UsageError(`not a video id: ${JSON.stringify(positionals[0])}`, 'status');
+  const video = await apiClient(context).getVideo(id, { signal: context.signal });
   context.stdout.write(options.json ? `${JSON.stringify(video, null, 2)}\n` : describeVideo(video));
   return video.status === 'failed' || video.status === 'cancelled' ? EXIT_FAILURE : EXIT_OK;
 }
