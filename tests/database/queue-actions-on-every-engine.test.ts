@@ -38,6 +38,7 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       action: 'retry-failed',
       queue: 'ingest',
       reasonFilter: 'timeout ✓ "quoted"',
+      reasonMatch: 'contains',
       affected: 12,
       createdAt: expect.any(Date),
       finishedAt: expect.any(Date),
@@ -48,6 +49,15 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(rows[0]).toMatchObject({ tenant: null, reasonFilter: null, affected: 0, finishedAt: null, error: null });
     await audit.finish(second, { affected: 0, error: 'Connection is closed \u0000' });
     expect((await audit.recent(1))[0]).toMatchObject({ id: second, finishedAt: expect.any(Date), error: 'Connection is closed \ufffd' });
+    // A group's action keeps how its filter was matched.
+    const grouped = await audit.start({
+      actor: { name: 'admin', kind: 'dashboard' },
+      action: 'discard-failed',
+      queue: 'ingest',
+      reasonFilter: 'timeout',
+      reasonMatch: 'group',
+    });
+    expect((await audit.recent(1))[0]).toMatchObject({ id: grouped, reasonFilter: 'timeout', reasonMatch: 'group' });
     expect(Math.abs((rows[0]?.createdAt.getTime() ?? 0) - Date.now())).toBeLessThan(60_000);
     expect(await audit.recent(1)).toHaveLength(1);
   });

@@ -1,5 +1,5 @@
-import { percentile, perMinute, reasonKey } from '../src/overview/overview-data.js';
-import { failureMatches } from '@clipline/shared';
+import { percentile, perMinute } from '../src/overview/overview-data.js';
+import { failureGroupOf, failureMatches } from '@clipline/shared';
 
 const minute = 60_000;
 
@@ -37,9 +37,20 @@ describe('percentile', () => {
 describe('failure reasons', () => {
   it('groups by the first line, bounded, and a group reason matches its own jobs as a filter', () => {
     const reason = `${'x'.repeat(300)}\nstack`;
-    expect(reasonKey(reason)).toHaveLength(200);
-    expect(failureMatches(reason, reasonKey(reason))).toBe(true);
-    expect(reasonKey(undefined)).toBe('no reason recorded');
+    expect(failureGroupOf(reason)).toHaveLength(200);
+    expect(failureMatches(reason, failureGroupOf(reason), 'group')).toBe(true);
+    expect(failureGroupOf(undefined)).toBe('no reason recorded');
+    expect(failureGroupOf('')).toBe('no reason recorded');
+  });
+
+  it('matches a group exactly: another group holding its words, or a longer first line, is not in it; a failure without reason is in its own', () => {
+    expect(failureMatches('timeout', 'timeout', 'group')).toBe(true);
+    expect(failureMatches('timeout\n    at stack', 'timeout', 'group')).toBe(true);
+    expect(failureMatches('upload timeout after 30s', 'timeout', 'group')).toBe(false);
+    expect(failureMatches('', 'no reason recorded', 'group')).toBe(true);
+    expect(failureMatches(undefined, 'no reason recorded', 'group')).toBe(true);
+    // The same filter as a substring reaches both.
+    expect(failureMatches('upload timeout after 30s', 'timeout')).toBe(true);
   });
 
   it('matches a case-sensitive substring, and everything without a filter', () => {

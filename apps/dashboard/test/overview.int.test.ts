@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { Queue, Worker } from 'bullmq';
+import { type Job, Queue, Worker } from 'bullmq';
 import {
   BreakerBoard,
   createDatabase,
@@ -326,6 +326,58 @@ describe('queue actions from the overview', () => {
       expect(await queue.isPaused()).toBe(false);
     } finally {
       await away.destroy().catch(() => {});
+    }
+  });
+});
+
+describe('the failure groups’ buttons', () => {
+  it('act on their own group alone: not on a group containing its words, and on the failures without a reason', async () => {
+    await queue.obliterate({ force: true });
+    const reasons = ['timeout', 'upload timeout after 30s', 'upload timeout after 30s', '', ''];
+    await queue.addBulk(reasons.map((reason, index) => ({ name: 'step', data: { reason }, opts: { attempts: 1, jobId: `group-${index}` } })));
+    const connection = connectRedis();
+    const worker = new Worker(
+      'ingest',
+      async (job) => {
+        throw new Error(job.data.reason);
+      },
+      { connection, prefix: env.config.queuePrefix },
+    );
+    try {
+      await waitFor(async () => ((await queue.getFailedCount()) === reasons.length ? true : undefined), 20_000, 'the jobs to fail');
+      await worker.close();
+      const listed = await waitFor(
+        async () => {
+          const read = await request(server).get('/overview.json').set(asAdmin);
+          return read.body.failures.length === 3 ? read.body.failures : undefined;
+        },
+        5_000,
+        'the overview to list three groups',
+      );
+      const groups = Object.fromEntries(listed.map((f: { reason: string; count: number }) => [f.reason, f.count]));
+      expect(groups).toEqual({ timeout: 1, 'upload timeout after 30s': 2, 'no reason recorded': 2 });
+      const act = (reason: string, action: string) =>
+        request(server).post('/overview/queues/ingest/actions').set(asAdmin).set('origin', origin).send({ action, reason, match: 'group' });
+      const timeout = await act('timeout', 'discard-failed');
+      expect(timeout.body).toMatchObject({ affected: 1, reasonFilter: 'timeout', reasonMatch: 'group' });
+      const unexplained = await act('no reason recorded', 'retry-failed');
+      expect(unexplained.body).toMatchObject({ affected: 2 });
+      const left = ((await queue.getFailed()) as Job[]).map((job) => job.id).sort();
+      expect(left).toEqual(['group-1', 'group-2']);
+      const [latest] = await new QueueActionsRepository(env.db).recent(1);
+      expect(latest).toMatchObject({ action: 'retry-failed', reasonFilter: 'no reason recorded', reasonMatch: 'group', affected: 2 });
+      expect((await act('x', 'bogus-match')).status).toBe(400);
+      const badMatch = await request(server)
+        .post('/overview/queues/ingest/actions')
+        .set(asAdmin)
+        .set('origin', origin)
+        .send({ action: 'retry-failed', reason: 'x', match: 'regex' });
+      expect(badMatch.status).toBe(400);
+      expect(badMatch.body.detail).toMatch(/^match must be "contains"/);
+    } finally {
+      await worker.close();
+      connection.disconnect();
+      await queue.obliterate({ force: true });
     }
   });
 });

@@ -352,6 +352,10 @@ const queueActionSchema = {
     queue: { type: 'string' },
     action: { enum: ['retry-failed', 'discard-failed', 'pause', 'resume'] },
     reasonFilter: { type: ['string', 'null'], description: 'The reason filter applied; null: every failed job' },
+    reasonMatch: {
+      enum: ['contains', 'group'],
+      description: 'How the filter was matched: a substring of the reason (the API), or its first line exactly (the dashboard’s groups)',
+    },
     affected: { type: 'integer', description: 'Jobs retried or discarded (0 for a pause or resume)' },
     auditId: { type: 'string', description: 'The audit row written for the action' },
   },

@@ -30,6 +30,7 @@ type Snapshot = {
     action: string;
     queue: string;
     reasonFilter: string | null;
+    reasonMatch: 'contains' | 'group';
     affected: number;
     createdAt: string;
     finishedAt: string | null;
@@ -87,12 +88,19 @@ export function drawChart(
   state.charts.set(key, new UPlot(options, data, holder));
 }
 
-export async function act(state: PageState, queue: string, action: string, reason: string | null): Promise<void> {
-  if (action === 'discard-failed' && !window.confirm(`Remove the failed jobs of ${queue}${reason ? ` whose reason contains "${reason}"` : ''}?`)) return;
+/** A group of failures: its first line, matched exactly (the group's jobs alone). */
+interface FailureGroupTarget {
+  reason: string;
+  count: number;
+}
+
+export async function act(state: PageState, queue: string, action: string, group: FailureGroupTarget | null): Promise<void> {
+  const which = group ? `the failed jobs of ${queue} failing with "${group.reason}" (${group.count} when last read)` : `every failed job of ${queue}`;
+  if (action === 'discard-failed' && !window.confirm(`Remove ${which}?`)) return;
   const response = await fetch(`/overview/queues/${encodeURIComponent(queue)}/actions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ action, reason }),
+    body: JSON.stringify(group ? { action, reason: group.reason, match: 'group' } : { action }),
   });
   const body = await response.json().catch(() => ({}));
   byId('notice').textContent = response.ok
@@ -101,9 +109,9 @@ export async function act(state: PageState, queue: string, action: string, reaso
   await refresh(state);
 }
 
-export function actionButton(state: PageState, label: string, queue: string, action: string, reason: string | null): HTMLElement {
+export function actionButton(state: PageState, label: string, queue: string, action: string, group: FailureGroupTarget | null): HTMLElement {
   const node = el('button', { type: 'button', 'data-action': action, 'data-queue': queue }, label);
-  node.addEventListener('click', () => void act(state, queue, action, reason));
+  node.addEventListener('click', () => void act(state, queue, action, group));
   return node;
 }
 
@@ -167,7 +175,7 @@ export function renderFailures(state: PageState, snapshot: Snapshot): void {
   const rows = snapshot.failures.map((f) => {
     const jobLinks = f.jobIds.map((id) => el('a', { href: `/queue/${encodeURIComponent(f.queue)}/${encodeURIComponent(id)}`, class: 'job' }, id.slice(0, 12)));
     const buttons = state.isAdmin
-      ? [actionButton(state, 'Retry these', f.queue, 'retry-failed', f.reason), actionButton(state, 'Discard these', f.queue, 'discard-failed', f.reason)]
+      ? [actionButton(state, 'Retry these', f.queue, 'retry-failed', f), actionButton(state, 'Discard these', f.queue, 'discard-failed', f)]
       : [];
     return el(
       'tr',
@@ -204,7 +212,7 @@ export function renderTables(snapshot: Snapshot): void {
         el('td', {}, `${a.actor} (${a.actorKind}${a.tenant ? `, ${a.tenant}` : ''})`),
         el('td', {}, a.action),
         el('td', {}, a.queue),
-        el('td', {}, a.reasonFilter ?? 'all'),
+        el('td', {}, a.reasonFilter === null ? 'all' : a.reasonMatch === 'group' ? `= ${a.reasonFilter}` : `contains ${a.reasonFilter}`),
         el('td', { class: 'num' }, String(a.affected)),
         el('td', { 'data-audit-outcome': '' }, auditOutcome(a)),
       ),

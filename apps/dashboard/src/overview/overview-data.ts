@@ -1,5 +1,14 @@
 import type { Job, Queue } from 'bullmq';
-import type { BreakerBoard, BreakerReport, QueueActionRecord, QueueActionsRepository, RedisClient, VideosRepository, VideoStatus } from '@clipline/shared';
+import {
+  type BreakerBoard,
+  type BreakerReport,
+  failureGroupOf,
+  type QueueActionRecord,
+  type QueueActionsRepository,
+  type RedisClient,
+  type VideosRepository,
+  type VideoStatus,
+} from '@clipline/shared';
 
 /** Completed jobs read per queue for the wait and processing percentiles. */
 const TIMING_SAMPLE = 100;
@@ -182,18 +191,12 @@ async function queueOverview(queue: Queue, now: number): Promise<{ overview: Que
   return { overview, failed };
 }
 
-/** The first line of a failure reason, bounded: grouping key and the filter its buttons send. */
-export function reasonKey(failedReason: string | undefined): string {
-  const firstLine = (failedReason || 'no reason recorded').split('\n')[0] ?? '';
-  return firstLine.slice(0, 200);
-}
-
 function groupFailures(perQueue: { queue: string; failed: Job[] }[]): FailureGroup[] {
   const groups = new Map<string, FailureGroup & { last: number }>();
   for (const { queue, failed } of perQueue)
     for (const job of failed) {
       if (!job) continue;
-      const reason = reasonKey(job.failedReason);
+      const reason = failureGroupOf(job.failedReason);
       const key = `${queue}\u0000${reason}`;
       const group = groups.get(key) ?? { queue, reason, count: 0, lastFailedAt: null, jobIds: [], last: 0 };
       group.count += 1;

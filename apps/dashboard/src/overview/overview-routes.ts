@@ -38,17 +38,20 @@ function queueAction(deps: OverviewDependencies, acted: () => void): express.Req
   return async (req, res) => {
     if (roleOf(res) !== 'admin') return sendProblem(res, 403, 'Forbidden', 'queue actions need the admin account');
     const queue = String(req.params.queue);
-    const { action, reason } = (req.body ?? {}) as { action?: unknown; reason?: unknown };
+    const { action, reason, match } = (req.body ?? {}) as { action?: unknown; reason?: unknown; match?: unknown };
     if (typeof action !== 'string' || !ACTIONS.has(action as QueueActionKind))
       return sendProblem(res, 400, 'Bad Request', 'action must be one of retry-failed, discard-failed, pause, resume');
     if (reason !== undefined && reason !== null && (typeof reason !== 'string' || reason.length > 500))
       return sendProblem(res, 400, 'Bad Request', 'reason must be a string of at most 500 characters');
+    if (match !== undefined && match !== 'contains' && match !== 'group')
+      return sendProblem(res, 400, 'Bad Request', 'match must be "contains" (a substring of the reason) or "group" (its first line, exactly)');
     if (!deps.operations.has(queue)) return sendProblem(res, 404, 'Not Found', `no queue "${queue.slice(0, 60)}"`);
     if (deps.redis && deps.redis.status !== 'ready') return redisAway(res);
     const ran = await deps.operations
       .run(queue, action as QueueActionKind, {
         actor: { name: deps.config.dashboardUser, kind: 'dashboard' },
         reason: (reason as string | null | undefined) ?? null,
+        match: match === 'group' ? 'group' : 'contains',
       })
       .then(
         (outcome) => ({ outcome }),

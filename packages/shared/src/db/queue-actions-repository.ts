@@ -3,7 +3,7 @@ import type { Db } from './connection.js';
 import { portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
 import { storableText } from '../text.js';
-import type { QueueActionKind, QueueActorKind } from './tables/operations.js';
+import type { QueueActionKind, QueueActorKind, ReasonMatch } from './tables/operations.js';
 
 export interface QueueActionActor {
   name: string;
@@ -19,6 +19,8 @@ export interface QueueActionRecord {
   action: QueueActionKind;
   queue: string;
   reasonFilter: string | null;
+  /** How the filter was matched (`contains` for actions recorded before this was kept). */
+  reasonMatch: ReasonMatch;
   affected: number;
   createdAt: Date;
   /** Null while the action runs, or when its process stopped before it finished. */
@@ -35,7 +37,13 @@ export class QueueActionsRepository {
   }
 
   /** Writes an action about to run (nothing touched yet, not finished); returns its id for {@link finish}. */
-  async start(entry: { actor: QueueActionActor; action: QueueActionKind; queue: string; reasonFilter: string | null }): Promise<string> {
+  async start(entry: {
+    actor: QueueActionActor;
+    action: QueueActionKind;
+    queue: string;
+    reasonFilter: string | null;
+    reasonMatch?: ReasonMatch;
+  }): Promise<string> {
     const id = randomUUID();
     await this.db
       .insertInto('queue_actions')
@@ -49,6 +57,7 @@ export class QueueActionsRepository {
         // A filter copied from a stored failure reason may hold a NUL, which PostgreSQL refuses in
         // text: the audit keeps it visible as U+FFFD, so the action is never left unrecorded.
         reason_filter: entry.reasonFilter === null ? null : storableText(entry.reasonFilter),
+        reason_match: entry.reasonFilter !== null && entry.reasonMatch === 'group' ? 'group' : null,
         affected: 0,
         finished_at: null,
         error: null,
@@ -81,6 +90,7 @@ export class QueueActionsRepository {
       action: row.action,
       queue: row.queue,
       reasonFilter: row.reason_filter,
+      reasonMatch: row.reason_match ?? 'contains',
       affected: Number(row.affected),
       createdAt: row.created_at,
       finishedAt: row.finished_at,

@@ -1,19 +1,33 @@
 import type { Job, Queue } from 'bullmq';
 import type { QueueActionActor, QueueActionsRepository } from '../db/queue-actions-repository.js';
-import type { QueueActionKind } from '../db/tables/operations.js';
+import type { QueueActionKind, ReasonMatch } from '../db/tables/operations.js';
 import { DependencyOutageError } from '../errors.js';
 import { withRetries } from '../retries.js';
 
 /** Failed jobs are read this many at a time while looking for those a filter matches. */
 const PAGE = 500;
 
+/** The label of a failure with no reason recorded, in the groups and as their filter. */
+const NO_REASON = 'no reason recorded';
+
 /**
- * Whether a failed job matches an operator's reason filter: the filter is a case-sensitive
- * substring of the job's failure reason (`failedReason`); no filter, or an empty one, matches
- * every failed job.
+ * The group a failure belongs to: the first line of its reason, bounded (what the dashboard
+ * lists, and what its buttons send to act on that group alone).
  */
-export function failureMatches(failedReason: string | undefined, reason: string | null): boolean {
+export function failureGroupOf(failedReason: string | undefined): string {
+  const firstLine = (failedReason || NO_REASON).split('\n')[0] ?? '';
+  return firstLine.slice(0, 200);
+}
+
+/**
+ * Whether a failed job matches an operator's reason filter. `contains`: the filter is a
+ * case-sensitive substring of the job's failure reason (`failedReason`); `group`: the reason's
+ * group ({@link failureGroupOf}) is the filter exactly. No filter, or an empty one, matches every
+ * failed job.
+ */
+export function failureMatches(failedReason: string | undefined, reason: string | null, match: ReasonMatch = 'contains'): boolean {
   if (!reason) return true;
+  if (match === 'group') return failureGroupOf(failedReason) === reason;
   return (failedReason ?? '').includes(reason);
 }
 
@@ -21,14 +35,17 @@ export function failureMatches(failedReason: string | undefined, reason: string 
  * The failed jobs of `queue` whose reason matches, read in full before anything is changed:
  * retrying or removing moves jobs out of the failed set, which would shift the pages.
  */
-export async function matchingFailedJobs(queue: Queue, reason: string | null): Promise<Job[]> {
+export async function matchingFailedJobs(queue: Queue, reason: string | null, match: ReasonMatch = 'contains'): Promise<Job[]> {
   const matched: Job[] = [];
   for (let start = 0; ; start += PAGE) {
     const page = (await queue.getFailed(start, start + PAGE - 1)) as Job[];
-    for (const job of page) if (job && failureMatches(job.failedReason, reason)) matched.push(job);
+    for (const job of page) if (job && failureMatches(job.failedReason, reason, match)) matched.push(job);
     if (page.length < PAGE) return matched;
   }
 }
+
+/** A reason filter: a substring (`contains`), or one with how it is matched; null for every failed job. */
+export type ReasonFilter = string | null | { reason: string | null; match: ReasonMatch };
 
 /** How far an action over failed jobs got: the jobs it moved or removed so far. */
 export interface ActionTally {
@@ -41,8 +58,9 @@ export interface ActionTally {
  * it) is skipped, not counted; a failure that leaves even its state unreadable (Redis away)
  * stops the action there, `tally` saying how far it got.
  */
-async function eachFailedJob(queue: Queue, reason: string | null, tally: ActionTally, act: (job: Job) => Promise<unknown>): Promise<number> {
-  for (const job of await matchingFailedJobs(queue, reason)) {
+async function eachFailedJob(queue: Queue, filter: ReasonFilter, tally: ActionTally, act: (job: Job) => Promise<unknown>): Promise<number> {
+  const { reason, match } = typeof filter === 'object' && filter !== null ? filter : { reason: filter, match: 'contains' as const };
+  for (const job of await matchingFailedJobs(queue, reason, match)) {
     try {
       await act(job);
       tally.affected += 1;
@@ -55,12 +73,12 @@ async function eachFailedJob(queue: Queue, reason: string | null, tally: ActionT
 }
 
 /** Moves the matching failed jobs back to waiting with their attempts reset; returns how many moved. */
-export function retryFailedJobs(queue: Queue, reason: string | null, tally: ActionTally = { affected: 0 }): Promise<number> {
+export function retryFailedJobs(queue: Queue, reason: ReasonFilter, tally: ActionTally = { affected: 0 }): Promise<number> {
   return eachFailedJob(queue, reason, tally, (job) => job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }));
 }
 
 /** Removes the matching failed jobs (and, for a flow's parent, its children); returns how many went. */
-export function discardFailedJobs(queue: Queue, reason: string | null, tally: ActionTally = { affected: 0 }): Promise<number> {
+export function discardFailedJobs(queue: Queue, reason: ReasonFilter, tally: ActionTally = { affected: 0 }): Promise<number> {
   return eachFailedJob(queue, reason, tally, (job) => job.remove());
 }
 
@@ -68,6 +86,8 @@ export interface QueueActionOutcome {
   queue: string;
   action: QueueActionKind;
   reasonFilter: string | null;
+  /** How the filter was matched. */
+  reasonMatch: ReasonMatch;
   /** Jobs retried or discarded; 0 for a pause or resume. */
   affected: number;
   auditId: string;
@@ -100,16 +120,22 @@ export class QueueOperations {
   }
 
   /** Runs `action` on the named queue; undefined when there is no such queue. */
-  async run(queueName: string, action: QueueActionKind, request: { actor: QueueActionActor; reason?: string | null }): Promise<QueueActionOutcome | undefined> {
+  async run(
+    queueName: string,
+    action: QueueActionKind,
+    request: { actor: QueueActionActor; reason?: string | null; match?: ReasonMatch },
+  ): Promise<QueueActionOutcome | undefined> {
     const queue = this.queues.get(queueName);
     if (!queue) return undefined;
     const reasonFilter = action === 'retry-failed' || action === 'discard-failed' ? request.reason || null : null;
+    const reasonMatch: ReasonMatch = reasonFilter !== null && request.match === 'group' ? 'group' : 'contains';
     if (!this.redisReady()) throw new DependencyOutageError('Redis is unreachable; the queue action was not started');
-    const auditId = await this.audit.start({ actor: request.actor, action, queue: queueName, reasonFilter });
+    const auditId = await this.audit.start({ actor: request.actor, action, queue: queueName, reasonFilter, reasonMatch });
     const tally: ActionTally = { affected: 0 };
+    const filter = { reason: reasonFilter, match: reasonMatch };
     try {
-      if (action === 'retry-failed') await retryFailedJobs(queue, reasonFilter, tally);
-      else if (action === 'discard-failed') await discardFailedJobs(queue, reasonFilter, tally);
+      if (action === 'retry-failed') await retryFailedJobs(queue, filter, tally);
+      else if (action === 'discard-failed') await discardFailedJobs(queue, filter, tally);
       else if (action === 'pause') await queue.pause();
       else await queue.resume();
     } catch (error) {
@@ -117,7 +143,7 @@ export class QueueOperations {
       throw error;
     }
     await this.finish(auditId, { affected: tally.affected });
-    return { queue: queueName, action, reasonFilter, affected: tally.affected, auditId };
+    return { queue: queueName, action, reasonFilter, reasonMatch, affected: tally.affected, auditId };
   }
 
   /**

@@ -3,6 +3,12 @@ import type { Timestamp } from './core.js';
 /** What an operator did to a queue. */
 export type QueueActionKind = 'retry-failed' | 'discard-failed' | 'pause' | 'resume';
 
+/**
+ * How a reason filter picks failed jobs: `contains` (a substring of the failure reason, the
+ * admin API's) or `group` (the reason's first line, as the dashboard groups failures, exactly).
+ */
+export type ReasonMatch = 'contains' | 'group';
+
 /** Who did it: an admin API key (through the producer) or a dashboard account. */
 export type QueueActorKind = 'api-key' | 'dashboard';
 
@@ -21,6 +27,8 @@ export interface QueueActionsTable {
   queue: string;
   /** The failure-reason filter of a retry or discard (a substring), null for all failed jobs. */
   reason_filter: string | null;
+  /** How the filter was matched: null a substring of the reason, `group` the reason's first line exactly. */
+  reason_match: ReasonMatch | null;
   /** Jobs retried or discarded; 0 for a pause or resume, and until the action finished. */
   affected: number;
   created_at: Timestamp;
