@@ -39,6 +39,7 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       queue: 'ingest',
       reasonFilter: 'timeout ✓ "quoted"',
       reasonMatch: 'contains',
+      detail: null,
       affected: 12,
       createdAt: expect.any(Date),
       finishedAt: expect.any(Date),
@@ -57,7 +58,16 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       reasonFilter: 'timeout',
       reasonMatch: 'group',
     });
-    expect((await audit.recent(1))[0]).toMatchObject({ id: grouped, reasonFilter: 'timeout', reasonMatch: 'group' });
+    expect((await audit.recent(1))[0]).toMatchObject({ id: grouped, reasonFilter: 'timeout', reasonMatch: 'group', detail: null });
+    // A Bull Board action keeps the request as asked.
+    const board = await audit.start({
+      actor: { name: 'admin', kind: 'dashboard' },
+      action: 'board',
+      queue: 'ingest',
+      reasonFilter: null,
+      detail: 'PUT /api/queues/ingest/empty',
+    });
+    expect((await audit.recent(1))[0]).toMatchObject({ id: board, action: 'board', detail: 'PUT /api/queues/ingest/empty' });
     expect(Math.abs((rows[0]?.createdAt.getTime() ?? 0) - Date.now())).toBeLessThan(60_000);
     expect(await audit.recent(1)).toHaveLength(1);
   });

@@ -15,6 +15,7 @@ import type { RedisClient } from '@clipline/shared';
 import { accountVerifier } from './accounts.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { refuseViewerWrites, requireDashboardAccount } from './authentication.js';
+import { auditBoardWrites } from './board-audit.js';
 import { boardForRole } from './boards.js';
 import { sendProblem } from './problem.js';
 import { refuseCrossOriginWrites } from './same-origin.js';
@@ -116,6 +117,7 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis, o
     const counts = await Promise.all(queues.map(async (queue) => [queue.name, await queueCounts(queue).catch(() => ({}))] as [string, Record<string, number>]));
     res.type('html').send(statusPage(await breakers.read().catch(() => []), counts));
   });
+  if (overview) app.use(auditBoardWrites(overview.audit, config.dashboardUser));
   app.use('/', boardForRole(queues, `prefix ${config.queuePrefix}`, config.dashboardViewer !== null));
   app.use(problemForError(logger));
   return app;

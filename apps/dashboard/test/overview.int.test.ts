@@ -381,3 +381,40 @@ describe('the failure groups’ buttons', () => {
     }
   });
 });
+
+describe("Bull Board's own actions", () => {
+  it('are written to the audit before they run and completed with their answer; with the database away they do not run', async () => {
+    const paused = await request(server).put('/api/queues/ingest/pause').set(asAdmin).set('origin', origin);
+    expect(paused.status).toBe(200);
+    expect(await queue.isPaused()).toBe(true);
+    const [row] = await new QueueActionsRepository(env.db).recent(1);
+    expect(row).toMatchObject({
+      actor: ADMIN.user,
+      actorKind: 'dashboard',
+      action: 'board',
+      queue: 'ingest',
+      detail: 'PUT /api/queues/ingest/pause',
+      error: null,
+    });
+    expect(row!.finishedAt).toBeInstanceOf(Date);
+    const missing = await request(server).put('/api/queues/ingest/no-such-job/retry/failed').set(asAdmin).set('origin', origin);
+    expect(missing.status).toBeGreaterThanOrEqual(400);
+    const [refused] = await new QueueActionsRepository(env.db).recent(1);
+    expect(refused).toMatchObject({
+      action: 'board',
+      detail: 'PUT /api/queues/ingest/no-such-job/retry/failed',
+      error: `Bull Board answered ${missing.status}`,
+    });
+    await queue.resume();
+
+    const away = createDatabase({ url: 'postgres://postgres@127.0.0.1:1/test', schema: 'public', poolSize: 1 });
+    try {
+      const unrecorded = await request(dashboardOn(away)).put('/api/queues/ingest/pause').set(asAdmin);
+      expect(unrecorded.status).toBe(503);
+      expect(unrecorded.body.detail).toMatch(/the action was not run/);
+      expect(await queue.isPaused()).toBe(false);
+    } finally {
+      await away.destroy().catch(() => {});
+    }
+  });
+});

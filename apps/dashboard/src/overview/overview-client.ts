@@ -31,6 +31,7 @@ type Snapshot = {
     queue: string;
     reasonFilter: string | null;
     reasonMatch: 'contains' | 'group';
+    detail: string | null;
     affected: number;
     createdAt: string;
     finishedAt: string | null;
@@ -212,7 +213,7 @@ export function renderTables(snapshot: Snapshot): void {
         el('td', {}, `${a.actor} (${a.actorKind}${a.tenant ? `, ${a.tenant}` : ''})`),
         el('td', {}, a.action),
         el('td', {}, a.queue),
-        el('td', {}, a.reasonFilter === null ? 'all' : a.reasonMatch === 'group' ? `= ${a.reasonFilter}` : `contains ${a.reasonFilter}`),
+        el('td', {}, a.detail ?? (a.reasonFilter === null ? 'all' : a.reasonMatch === 'group' ? `= ${a.reasonFilter}` : `contains ${a.reasonFilter}`)),
         el('td', { class: 'num' }, String(a.affected)),
         el('td', { 'data-audit-outcome': '' }, auditOutcome(a)),
       ),

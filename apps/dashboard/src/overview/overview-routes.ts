@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import express, { type Router } from 'express';
-import { type Config, isRedisOrDatabaseOutage, type QueueActionKind, type QueueOperations, type RedisClient } from '@clipline/shared';
+import { type Config, isRedisOrDatabaseOutage, type QueueOperationKind, type QueueOperations, type RedisClient } from '@clipline/shared';
 import { roleOf } from '../authentication.js';
 import { sendProblem } from '../problem.js';
 import { overviewClientScript } from './overview-client.js';
@@ -16,7 +16,7 @@ const clientScript = overviewClientScript();
 /** Several open overviews poll every 2 s: one reading of Redis and the database serves them all for a second. */
 const SNAPSHOT_TTL_MS = 1000;
 
-const ACTIONS = new Set<QueueActionKind>(['retry-failed', 'discard-failed', 'pause', 'resume']);
+const ACTIONS = new Set<QueueOperationKind>(['retry-failed', 'discard-failed', 'pause', 'resume']);
 
 export interface OverviewDependencies extends OverviewSources {
   operations: QueueOperations;
@@ -39,7 +39,7 @@ function queueAction(deps: OverviewDependencies, acted: () => void): express.Req
     if (roleOf(res) !== 'admin') return sendProblem(res, 403, 'Forbidden', 'queue actions need the admin account');
     const queue = String(req.params.queue);
     const { action, reason, match } = (req.body ?? {}) as { action?: unknown; reason?: unknown; match?: unknown };
-    if (typeof action !== 'string' || !ACTIONS.has(action as QueueActionKind))
+    if (typeof action !== 'string' || !ACTIONS.has(action as QueueOperationKind))
       return sendProblem(res, 400, 'Bad Request', 'action must be one of retry-failed, discard-failed, pause, resume');
     if (reason !== undefined && reason !== null && (typeof reason !== 'string' || reason.length > 500))
       return sendProblem(res, 400, 'Bad Request', 'reason must be a string of at most 500 characters');
@@ -48,7 +48,7 @@ function queueAction(deps: OverviewDependencies, acted: () => void): express.Req
     if (!deps.operations.has(queue)) return sendProblem(res, 404, 'Not Found', `no queue "${queue.slice(0, 60)}"`);
     if (deps.redis && deps.redis.status !== 'ready') return redisAway(res);
     const ran = await deps.operations
-      .run(queue, action as QueueActionKind, {
+      .run(queue, action as QueueOperationKind, {
         actor: { name: deps.config.dashboardUser, kind: 'dashboard' },
         reason: (reason as string | null | undefined) ?? null,
         match: match === 'group' ? 'group' : 'contains',

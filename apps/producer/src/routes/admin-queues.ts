@@ -1,6 +1,6 @@
 import express, { type Router } from 'express';
 import { z } from 'zod';
-import type { QueueActionKind, QueueOperations } from '@clipline/shared';
+import type { QueueOperationKind, QueueOperations } from '@clipline/shared';
 import { describeIssues } from '../api-schemas.js';
 import { callerOf, requireAdmin } from '../http/auth.js';
 import { badRequest, notFound, serviceUnavailable } from '../http/problem.js';
@@ -17,7 +17,7 @@ export const failedJobsFilter = z
   .meta({ id: 'FailedJobsFilter' });
 
 /** The path's last segment after the colon, as the admin API names the actions. */
-const ACTIONS: Record<string, QueueActionKind> = {
+const ACTIONS: Record<string, QueueOperationKind> = {
   'failed:retry': 'retry-failed',
   'failed:discard': 'discard-failed',
 };
@@ -31,7 +31,7 @@ export function adminQueueRoutes(deps: { operations: QueueOperations }): Router 
   const router = express.Router();
   router.use('/admin/queues', requireAdmin);
 
-  const act = async (queue: string, action: QueueActionKind, reason: string | null, res: express.Response) => {
+  const act = async (queue: string, action: QueueOperationKind, reason: string | null, res: express.Response) => {
     if (!deps.operations.has(queue)) throw notFound(`no queue "${queue.slice(0, 60)}"`);
     const caller = callerOf(res);
     const outcome = await deps.operations
@@ -50,7 +50,7 @@ export function adminQueueRoutes(deps: { operations: QueueOperations }): Router 
       const { detail, errors } = describeIssues(parsed.error);
       throw badRequest(detail, errors);
     }
-    await act(String(params[0]), ACTIONS[String(params[1])] as QueueActionKind, parsed.data.reason ?? null, res);
+    await act(String(params[0]), ACTIONS[String(params[1])] as QueueOperationKind, parsed.data.reason ?? null, res);
   });
   router.post(/^\/admin\/queues\/([^/:]+):(pause|resume)$/, async (req, res) => {
     const params = req.params as unknown as Record<string, string>;

@@ -21,6 +21,8 @@ export interface QueueActionRecord {
   reasonFilter: string | null;
   /** How the filter was matched (`contains` for actions recorded before this was kept). */
   reasonMatch: ReasonMatch;
+  /** A Bull Board action as asked (`PUT /api/queues/ingest/empty`); null for the others. */
+  detail: string | null;
   affected: number;
   createdAt: Date;
   /** Null while the action runs, or when its process stopped before it finished. */
@@ -43,6 +45,7 @@ export class QueueActionsRepository {
     queue: string;
     reasonFilter: string | null;
     reasonMatch?: ReasonMatch;
+    detail?: string;
   }): Promise<string> {
     const id = randomUUID();
     await this.db
@@ -58,6 +61,7 @@ export class QueueActionsRepository {
         // text: the audit keeps it visible as U+FFFD, so the action is never left unrecorded.
         reason_filter: entry.reasonFilter === null ? null : storableText(entry.reasonFilter),
         reason_match: entry.reasonFilter !== null && entry.reasonMatch === 'group' ? 'group' : null,
+        detail: entry.detail === undefined ? null : storableText(entry.detail.slice(0, 500)),
         affected: 0,
         finished_at: null,
         error: null,
@@ -91,6 +95,7 @@ export class QueueActionsRepository {
       queue: row.queue,
       reasonFilter: row.reason_filter,
       reasonMatch: row.reason_match ?? 'contains',
+      detail: row.detail,
       affected: Number(row.affected),
       createdAt: row.created_at,
       finishedAt: row.finished_at,

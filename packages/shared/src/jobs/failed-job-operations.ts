@@ -1,6 +1,6 @@
 import type { Job, Queue } from 'bullmq';
 import type { QueueActionActor, QueueActionsRepository } from '../db/queue-actions-repository.js';
-import type { QueueActionKind, ReasonMatch } from '../db/tables/operations.js';
+import type { QueueActionKind, QueueOperationKind, ReasonMatch } from '../db/tables/operations.js';
 import { DependencyOutageError } from '../errors.js';
 import { withRetries } from '../retries.js';
 
@@ -122,7 +122,7 @@ export class QueueOperations {
   /** Runs `action` on the named queue; undefined when there is no such queue. */
   async run(
     queueName: string,
-    action: QueueActionKind,
+    action: QueueOperationKind,
     request: { actor: QueueActionActor; reason?: string | null; match?: ReasonMatch },
   ): Promise<QueueActionOutcome | undefined> {
     const queue = this.queues.get(queueName);

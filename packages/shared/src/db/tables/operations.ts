@@ -1,7 +1,10 @@
 import type { Timestamp } from './core.js';
 
-/** What an operator did to a queue. */
-export type QueueActionKind = 'retry-failed' | 'discard-failed' | 'pause' | 'resume';
+/** What an operator did to a queue; `board`: a write through Bull Board's own API, named in `detail`. */
+export type QueueActionKind = 'retry-failed' | 'discard-failed' | 'pause' | 'resume' | 'board';
+
+/** The actions the overview and the admin API run themselves. */
+export type QueueOperationKind = Exclude<QueueActionKind, 'board'>;
 
 /**
  * How a reason filter picks failed jobs: `contains` (a substring of the failure reason, the
@@ -29,6 +32,8 @@ export interface QueueActionsTable {
   reason_filter: string | null;
   /** How the filter was matched: null a substring of the reason, `group` the reason's first line exactly. */
   reason_match: ReasonMatch | null;
+  /** A Bull Board action as asked (`PUT /api/queues/ingest/empty`); null for the others. */
+  detail: string | null;
   /** Jobs retried or discarded; 0 for a pause or resume, and until the action finished. */
   affected: number;
   created_at: Timestamp;

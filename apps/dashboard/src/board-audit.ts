@@ -1,0 +1,50 @@
+import { isRedisOrDatabaseOutage, type QueueActionsRepository } from '@clipline/shared';
+import type { RequestHandler } from 'express';
+import { roleOf } from './authentication.js';
+import { sendProblem } from './problem.js';
+
+/** Methods that only read: Bull Board's pages and its polling. */
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** The queue a Bull Board API path names (`/api/queues/<queue>/…`), decoded; `*` for none. */
+function queueOfPath(path: string): string {
+  const raw = /^\/api\/queues\/([^/]+)/.exec(path)?.[1];
+  if (raw === undefined) return '*';
+  try {
+    return decodeURIComponent(raw).slice(0, 100);
+  } catch {
+    return raw.slice(0, 100);
+  }
+}
+
+/**
+ * Writes every change asked of Bull Board's own API (a job retried, promoted, removed or added, a
+ * queue emptied, cleaned, paused or obliterated) to the audit before Bull Board sees it, as the
+ * overview's actions are: action `board`, the request as asked in `detail`. With the database
+ * away the change is refused (503) rather than made unrecorded. The row is completed when the
+ * answer is sent, with Bull Board's status when it refused or failed.
+ */
+export function auditBoardWrites(audit: QueueActionsRepository, actorName: string): RequestHandler {
+  return async (req, res, next) => {
+    if (READS.has(req.method) || !req.path.startsWith('/api/') || roleOf(res) !== 'admin') return next();
+    const detail = `${req.method} ${req.path}`;
+    let auditId: string;
+    try {
+      auditId = await audit.start({ actor: { name: actorName, kind: 'dashboard' }, action: 'board', queue: queueOfPath(req.path), reasonFilter: null, detail });
+    } catch (error) {
+      if (!isRedisOrDatabaseOutage(error)) return next(error);
+      return sendProblem(res, 503, 'Service Unavailable', 'the audit cannot be written (database away); the action was not run; retry shortly', {
+        'retry-after': '5',
+      });
+    }
+    let settled = false;
+    const settle = (error: string | undefined) => {
+      if (settled) return;
+      settled = true;
+      audit.finish(auditId, { affected: 0, error }).catch(() => {});
+    };
+    res.once('finish', () => settle(res.statusCode >= 400 ? `Bull Board answered ${res.statusCode}` : undefined));
+    res.once('close', () => settle('the connection closed before Bull Board answered'));
+    return next();
+  };
+}
