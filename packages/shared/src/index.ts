@@ -61,3 +61,4 @@ export * from './storage-ledger.js';
 export * from './pipeline/source-release.js';
 export * from './pipeline/video-purge.js';
 export * from './stall-watchdog.js';
+export * from './scratch-dirs.js';

@@ -1,10 +1,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { threadModulePath } from '@clipline/shared';
+import { makeScratchDirSync, threadModulePath } from '@clipline/shared';
 import type { KillMessage, SpawnerReply, StartMessage } from './tool-spawner-process.js';
 
 export interface ToolExit {
@@ -291,7 +290,7 @@ export class ToolSpawner {
 
   private socketDir(): string {
     // Private to this user: nobody else can connect and write into a run's streams.
-    this.dir ??= mkdtempSync(path.join(tmpdir(), 'clipline-spawn-'));
+    this.dir ??= makeScratchDirSync('spawn');
     return this.dir;
   }
 }

@@ -1,7 +1,6 @@
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PermanentJobError, partFileFor, removeOtherParts, type ClipAspect } from '@clipline/shared';
+import { makeScratchDir, PermanentJobError, partFileFor, removeOtherParts, type ClipAspect } from '@clipline/shared';
 import { runBatchPipeline } from '../analysis/batch-pipeline.js';
 import { expectSuccess, probe, spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '@clipline/shared';
@@ -148,7 +147,7 @@ async function writeCaptions(
   if (!request.captions?.length) return null;
   const document = captionDocument(request.captions, span, { width: geometry.width, height: geometry.height, aspect: request.aspect });
   if (!document) return null;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-captions-'));
+  const dir = await makeScratchDir('captions');
   const file = path.join(dir, 'captions.ass');
   const remove = () => rm(dir, { recursive: true, force: true });
   try {

@@ -4,10 +4,8 @@
  * so clip selection can cut on sentences and rank by what is said. The audio comes from
  * {@link extractSpeech}: an AAC track copied as it is, anything else encoded for speech.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { PermanentJobError, type JobHandle, type OptionalStepOutcome, type TranscriptSegmentRecord } from '@clipline/shared';
+import { rm } from 'node:fs/promises';
+import { makeScratchDir, PermanentJobError, type JobHandle, type OptionalStepOutcome, type TranscriptSegmentRecord } from '@clipline/shared';
 import type { TranscriptSegment } from '../providers/openai.js';
 import type { AiStepDependencies } from './ai-steps.js';
 import { extractSpeech, NoAudioTrack } from './speech-audio.js';
@@ -35,7 +33,7 @@ export async function transcribe(
   if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY); clips are cut on pauses in the audio' };
   const sourceKey = await deps.analyses.findSourceKey(job.data.videoId);
   if (!sourceKey) throw new PermanentJobError('the stored source is missing');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-audio-'));
+  const dir = await makeScratchDir('audio');
   try {
     let audio: string;
     try {
