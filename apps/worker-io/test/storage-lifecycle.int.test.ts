@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { utimes, writeFile } from 'node:fs/promises';
 import type { RedisClient } from '@clipline/shared';
 import {
   AiResultsRepository,
@@ -245,6 +245,31 @@ describe('retention', () => {
     expect(await run(processors(), 'purge-expired')).toMatchObject({ resumed: 1 });
     expect(existsSync(storage.pathOf(`videos/${video.id}`))).toBe(false);
     expect(await ledger.unfinishedPurges(0, 10)).not.toContain(video.id);
+  });
+});
+
+describe('folders of videos that no longer exist', () => {
+  it('are removed once unchanged for an hour: a file written after its video was purged, not a live video’s', async () => {
+    const purged = await storedVideo('completed');
+    const live = await storedVideo('completed');
+    expect(await purgeVideo(deps, purged.id)).toMatchObject({ outcome: 'purged' });
+    // A job still running at the purge writes its result afterwards: the folder is made again.
+    const late = `videos/${purged.id}/clips/0-generated.png`;
+    await writeFile(await storage.prepare(late), Buffer.alloc(900, 5));
+    const fresh = randomUUID();
+    await writeFile(await storage.prepare(`videos/${fresh}/clips/0-generated.png`), Buffer.alloc(10, 5));
+    const hourAgo = new Date(Date.now() - 2 * 3600_000);
+    for (const id of [purged.id, live.id]) await utimes(storage.pathOf(`videos/${id}`), hourAgo, hourAgo);
+    await ledger.setBytes(10_000);
+
+    const outcome = await run(processors(), 'purge-expired');
+    expect(outcome).toMatchObject({ orphanFolders: 1, orphanBytes: 900 });
+    expect(existsSync(storage.pathOf(`videos/${purged.id}`))).toBe(false);
+    // A live video's folder stays however old; a folder without a row stays until it is an hour unchanged.
+    for (const key of live.files) expect(existsSync(storage.pathOf(key))).toBe(true);
+    expect(existsSync(storage.pathOf(`videos/${fresh}`))).toBe(true);
+    expect(await ledger.bytes()).toBe(10_000 - 900);
+    await storage.remove(`videos/${fresh}`);
   });
 });
 

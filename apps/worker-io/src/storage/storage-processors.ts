@@ -2,6 +2,7 @@ import {
   finishInterruptedPurges,
   purgeExpiredVideos,
   releaseVideoSource,
+  removeOrphanedVideoFolders,
   type Processors,
   type storageQueue,
   type VideoPurgeDependencies,
@@ -37,7 +38,9 @@ export function storageProcessors(deps: VideoPurgeDependencies, settings: Storag
         }
       }
       const expired = await purgeExpiredVideos(deps, { retentionDays: settings.retentionDays });
-      return { resumed, released, ...expired };
+      // Folders written after their video was purged (by a job still running then).
+      const orphans = await removeOrphanedVideoFolders(deps);
+      return { resumed, released, ...expired, orphanFolders: orphans.removed, orphanBytes: orphans.bytesRemoved };
     },
     'measure-storage': async () => {
       const bytes = await deps.storage.totalSize();

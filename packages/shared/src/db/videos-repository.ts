@@ -277,6 +277,13 @@ export class VideosRepository {
     ).execute();
   }
 
+  /** Which of `ids` have a video row (any tenant, any status). */
+  async existing(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await this.db.selectFrom('videos').select('id').where('id', 'in', ids).execute();
+    return new Set(rows.map((row) => row.id));
+  }
+
   /** Removes videos whose jobs could not be enqueued, so no half-submitted row stays behind. */
   async remove(...ids: string[]): Promise<void> {
     if (ids.length) await this.db.deleteFrom('videos').where('id', 'in', ids).execute();

@@ -1,3 +1,5 @@
+import { opendir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { VideosRepository } from '../db/videos-repository.js';
 import type { VideoStatus } from '../db/schema.js';
 import type { JobQueues } from '../jobs/job-queues.js';
@@ -118,4 +120,61 @@ export async function purgeExpiredVideos(deps: VideoPurgeDependencies, settings:
     if (expired.length < batchSize) break;
   }
   return { purged, bytesRemoved };
+}
+
+/** A video's folder name: its id. */
+const VIDEO_FOLDER = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export interface OrphanSweepSettings {
+  /** Seconds a folder must have been left unchanged before it may go. @defaultValue an hour */
+  graceSeconds?: number;
+  /** Folders looked at per run. @defaultValue 2,000 */
+  limit?: number;
+  now?: number;
+}
+
+/**
+ * Removes the folders of videos that no longer exist (`videos/<id>/` without a row): what a job
+ * still running when its video was purged wrote afterwards (a generated thumbnail after a
+ * Stability call, say), recreating the folder the purge had removed. A folder is only removed
+ * when it has not changed for `graceSeconds`; rows are always written before their video's
+ * first file, so a folder without a row that old is one nobody will ever name. Answers the
+ * folders removed and their bytes.
+ */
+export async function removeOrphanedVideoFolders(
+  deps: Pick<VideoPurgeDependencies, 'videos' | 'storage' | 'ledger'>,
+  settings: OrphanSweepSettings = {},
+): Promise<{ removed: number; bytesRemoved: number }> {
+  const cutoff = (settings.now ?? Date.now()) - (settings.graceSeconds ?? 3600) * 1000;
+  const limit = settings.limit ?? 2000;
+  const candidates: string[] = [];
+  const root = deps.storage.pathOf('videos');
+  try {
+    for await (const entry of await opendir(root)) {
+      if (candidates.length >= limit) break;
+      if (!entry.isDirectory() || !VIDEO_FOLDER.test(entry.name)) continue;
+      const changed = await stat(path.join(root, entry.name)).then(
+        (stats) => stats.mtimeMs,
+        () => Number.POSITIVE_INFINITY,
+      );
+      if (changed < cutoff) candidates.push(entry.name);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { removed: 0, bytesRemoved: 0 };
+    throw error;
+  }
+  let removed = 0;
+  let bytesRemoved = 0;
+  for (let start = 0; start < candidates.length; start += 500) {
+    const batch = candidates.slice(start, start + 500);
+    const known = await deps.videos.existing(batch);
+    for (const videoId of batch.filter((id) => !known.has(id))) {
+      const key = videoStorageKey(videoId);
+      bytesRemoved += await deps.storage.sizeOf(key);
+      await deps.storage.remove(key);
+      removed++;
+    }
+  }
+  if (bytesRemoved > 0) await deps.ledger.addBytes(-bytesRemoved);
+  return { removed, bytesRemoved };
 }

@@ -14,7 +14,8 @@ export const storageQueue = defineQueue({
     'release-source': videoStepPayload,
     /**
      * Scheduled: finishes purges a crash interrupted, releases sources a lost `release-source`
-     * left behind, and purges videos finished more than RETENTION_DAYS ago, in bounded batches.
+     * left behind, purges videos finished more than RETENTION_DAYS ago, in bounded batches, and
+     * removes folders of videos that no longer exist (written by a job running at the purge).
      */
     'purge-expired': z.strictObject({}),
     /** Scheduled: walks the storage directory and records the bytes it holds (`clipline_storage_bytes`). */
