@@ -88,6 +88,7 @@ export function presentClip(videoId: string, clip: ClipView, extras: ClipExtras 
     title: extras?.title ?? null,
     caption: extras?.caption ?? null,
     hashtags: extras?.hashtags ?? null,
-    voiceoverUrl: extras?.voiceoverKey ? `${base}/voiceover` : null,
+    // As the file route serves it: only for a rendered clip (a failed one's voice-over would answer 409).
+    voiceoverUrl: rendered && extras?.voiceoverKey ? `${base}/voiceover` : null,
   };
 }
