@@ -68,6 +68,20 @@ function failureReason(error: unknown): string {
 }
 
 /**
+ * How long a keyed request waits, in all, while the server says the first request with its key
+ * is still running (409 with `Retry-After`): past the server's 60 s lease a dead first request's
+ * key is taken over, so a retry then runs or replays it. These waits spend no retry: a first
+ * attempt that timed out on a slow server would otherwise use the budget up on 409s and report a
+ * failure for a submission the server then completes.
+ */
+const STILL_RUNNING_MAX_WAIT_MS = 90_000;
+
+/** 409 + Retry-After on a keyed request: the first request with this key is still running. */
+function firstStillRunning(error: unknown, request: ApiRequest): error is ClipLineApiError & { retryAfterMs: number } {
+  return error instanceof ClipLineApiError && error.status === 409 && error.retryAfterMs !== undefined && request.idempotencyKey !== undefined;
+}
+
+/**
  * Sends API requests: authentication, JSON bodies, problem+json errors, per-attempt timeouts and
  * retries. A request is retried only when repeating it cannot do anything twice: it is
  * idempotent, or it carries an Idempotency-Key (which the server uses to answer a repeat with
@@ -109,26 +123,35 @@ export class HttpTransport {
     read: (response: Response, url: string) => Promise<T>,
   ): Promise<T> {
     const url = this.url(request.path, request.query);
-    const repeatable = request.idempotent || request.idempotencyKey !== undefined;
-    for (let retry = 1; ; retry += 1) {
+    const repeatable = request.idempotencyKey !== undefined || request.idempotent;
+    // Failures spend the retry budget; waits for a first request still running do not (below).
+    let retries = 0;
+    let waitedOnFirstMs = 0;
+    for (let attempt = 1; ; attempt += 1) {
       try {
         return await this.attempt(request, url, accept, timeoutCovers, read);
       } catch (error) {
         if (request.signal?.aborted) throw request.signal.reason;
-        const delayMs = repeatable ? this.delayBeforeRetry(error, retry, request) : undefined;
+        if (!repeatable) throw error;
+        let delayMs: number | undefined;
+        if (firstStillRunning(error, request)) {
+          delayMs = retryDelay(this.settings.retry, 1, error.retryAfterMs);
+          if (delayMs !== undefined && waitedOnFirstMs + delayMs > STILL_RUNNING_MAX_WAIT_MS) delayMs = undefined;
+          waitedOnFirstMs += delayMs ?? 0;
+        } else {
+          retries += 1;
+          delayMs = this.delayBeforeRetry(error, retries);
+        }
         if (delayMs === undefined) throw error;
-        this.settings.onRetry?.({ method: request.method, url, retry, delayMs, reason: failureReason(error) });
+        this.settings.onRetry?.({ method: request.method, url, retry: attempt, delayMs, reason: failureReason(error) });
         await sleep(delayMs, request.signal);
       }
     }
   }
 
-  private delayBeforeRetry(error: unknown, retry: number, request: ApiRequest): number | undefined {
+  private delayBeforeRetry(error: unknown, retry: number): number | undefined {
     if (error instanceof ClipLineConnectionError) return retryDelay(this.settings.retry, retry);
-    if (!(error instanceof ClipLineApiError)) return undefined;
-    // 409 + Retry-After on a keyed request: the first request with this key is still running.
-    const stillRunning = error.status === 409 && error.retryAfterMs !== undefined && request.idempotencyKey !== undefined;
-    if (!isRetryableStatus(error.status) && !stillRunning) return undefined;
+    if (!(error instanceof ClipLineApiError) || !isRetryableStatus(error.status)) return undefined;
     return retryDelay(this.settings.retry, retry, error.retryAfterMs);
   }
 

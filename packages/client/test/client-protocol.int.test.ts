@@ -211,6 +211,20 @@ describe('requests and retries', () => {
     expect(seen).toHaveLength(2);
   });
 
+  it('waits for a first request still running without spending its retries: a timed-out submission is not reported failed', async () => {
+    // The first attempt times out, then six answers say the first request with the key still runs,
+    // then it has finished and is replayed: more 409s than the three retries allowed.
+    handler = (_req, res, index) => {
+      if (index === 0) return;
+      if (index <= 6) return json(res, 409, problem(409, 'Conflict', 'in progress'), { 'retry-after': '0' });
+      return json(res, 202, { id: VIDEO_ID, status: 'queued', links: { self: '' } });
+    };
+    const api = client({ timeoutMs: 300, retry: { retries: 3, baseDelayMs: 10, maxDelayMs: 50 } });
+    await expect(api.submitVideo({ source: '/a.mp4' })).resolves.toMatchObject({ id: VIDEO_ID });
+    expect(seen).toHaveLength(8);
+    expect(new Set(seen.map((request) => request.headers['idempotency-key'])).size).toBe(1);
+  });
+
   it('does not retry refusals: a 400 keeps the problem with its field errors, a 409 without Retry-After is final', async () => {
     handler = (_req, res) => json(res, 400, { ...problem(400, 'Bad Request', 'source: required'), errors: [{ path: 'source', message: 'required' }] });
     const error = (await client()
