@@ -186,6 +186,10 @@ export const problem = z
     detail: z.string(),
     instance: z.string().optional(),
     errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    videoStatus: z
+      .string()
+      .optional()
+      .meta({ description: 'On a 409 to a cancel: the state the video had already reached (`cancelled`: an earlier cancel did it)' }),
   })
   .meta({ id: 'Problem' });
 

@@ -232,6 +232,7 @@ describe('DELETE /v1/videos/:id', () => {
     const again = await request(producer.app).delete(`/v1/videos/${body.id}`).set(auth);
     expect(again.status).toBe(409);
     expect(again.body.detail).toMatch(/already finished \(cancelled\)/);
+    expect(again.body.videoStatus).toBe('cancelled');
     expect((await request(producer.app).delete('/v1/videos/0b5e1a3c-6d0f-4f7e-8a51-1c2d3e4f5a6b').set(auth)).status).toBe(404);
   });
 });

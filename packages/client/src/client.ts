@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { downloadFile, type DownloadDestination, type DownloadedFile, type DownloadOptions } from './download-file.js';
+import { ClipLineApiError } from './errors.js';
 import { HttpTransport, type RetryNotice } from './http-transport.js';
 import { resolveRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import type {
@@ -201,7 +202,18 @@ export function createClient(options: ClientOptions): ClipLineClient {
       } while (cursor !== undefined);
     },
 
-    cancelVideo: async (id, call) => transport.json({ method: 'DELETE', path: `/v1/videos/${segment(id)}`, idempotent: true, signal: call?.signal }),
+    cancelVideo: async (id, call) => {
+      let repeated = false;
+      const path = `/v1/videos/${segment(id)}`;
+      try {
+        return await transport.json<CancelAccepted>({ method: 'DELETE', path, idempotent: true, signal: call?.signal, onRetry: () => (repeated = true) });
+      } catch (error) {
+        // A repeat after a lost answer finds the video cancelled: by the first request, which did cancel it.
+        if (repeated && error instanceof ClipLineApiError && error.status === 409 && error.problem.videoStatus === 'cancelled')
+          return { id, status: 'cancelled' };
+        throw error;
+      }
+    },
 
     watchVideo: (id, watch) => watchVideoEvents(transport, id, watch),
 

@@ -38,6 +38,8 @@ export interface ApiRequest {
   /** Whether repeating the request has no further effect (GET, DELETE). */
   idempotent: boolean;
   signal?: AbortSignal;
+  /** Told before each retry of this request (after the client-wide `onRetry`). */
+  onRetry?: () => void;
 }
 
 /** Reads an error answer as a problem, whatever the server actually sent. */
@@ -144,6 +146,7 @@ export class HttpTransport {
         }
         if (delayMs === undefined) throw error;
         this.settings.onRetry?.({ method: request.method, url, retry: attempt, delayMs, reason: failureReason(error) });
+        request.onRetry?.();
         await sleep(delayMs, request.signal);
       }
     }

@@ -267,4 +267,6 @@ export interface Problem {
   detail: string;
   instance?: string;
   errors?: { path: string; message: string }[];
+  /** On a 409 to a cancel: the state the video had already reached. */
+  videoStatus?: VideoStatus;
 }

@@ -225,6 +225,25 @@ describe('requests and retries', () => {
     expect(new Set(seen.map((request) => request.headers['idempotency-key'])).size).toBe(1);
   });
 
+  it('takes a repeated cancel that finds the video cancelled, after the first answer was lost, as done', async () => {
+    // The first DELETE cancels, but its connection breaks before the answer arrives.
+    handler = (req, res, index) => {
+      if (index === 0) return req.socket.destroy();
+      json(res, 409, { ...problem(409, 'Conflict', 'video already finished (cancelled)'), videoStatus: 'cancelled' });
+    };
+    await expect(client().cancelVideo(VIDEO_ID)).resolves.toEqual({ id: VIDEO_ID, status: 'cancelled' });
+    expect(seen.map((request) => request.method)).toEqual(['DELETE', 'DELETE']);
+    // Without a lost first answer, the 409 is the answer: the video finished before this cancel.
+    seen = [];
+    handler = (_req, res) => json(res, 409, { ...problem(409, 'Conflict', 'video already finished (cancelled)'), videoStatus: 'cancelled' });
+    await expect(client().cancelVideo(VIDEO_ID)).rejects.toMatchObject({ status: 409 });
+    handler = (req, res, index) => {
+      if (index === 1) return req.socket.destroy();
+      json(res, 409, { ...problem(409, 'Conflict', 'video already finished (completed)'), videoStatus: 'completed' });
+    };
+    await expect(client().cancelVideo(VIDEO_ID)).rejects.toMatchObject({ status: 409 });
+  });
+
   it('does not retry refusals: a 400 keeps the problem with its field errors, a 409 without Retry-After is final', async () => {
     handler = (_req, res) => json(res, 400, { ...problem(400, 'Bad Request', 'source: required'), errors: [{ path: 'source', message: 'required' }] });
     const error = (await client()

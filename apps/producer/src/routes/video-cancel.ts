@@ -33,7 +33,9 @@ async function cancel(deps: CancelDependencies, id: string, res: Response): Prom
   if (outcome === 'not-found') throw notFound(`no video with id ${id}`);
   if (outcome === 'already-finished') {
     const status = await fromDatabase(deps.videos.status(id, scopeOf(res)));
-    throw new HttpProblem(409, 'Conflict', `video ${id} already finished (${status}); there is nothing to cancel`);
+    // The video's state, to read without parsing the text: a client whose first DELETE was answered
+    // but lost, asking again, tells its own cancel (`cancelled`) from a video that finished.
+    throw new HttpProblem(409, 'Conflict', `video ${id} already finished (${status}); there is nothing to cancel`, { videoStatus: status });
   }
   res.status(202).json({ id, status: 'cancelled' });
 }
