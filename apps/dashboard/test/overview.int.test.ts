@@ -387,7 +387,17 @@ describe("Bull Board's own actions", () => {
     const paused = await request(server).put('/api/queues/ingest/pause').set(asAdmin).set('origin', origin);
     expect(paused.status).toBe(200);
     expect(await queue.isPaused()).toBe(true);
-    const [row] = await new QueueActionsRepository(env.db).recent(1);
+    // The row is completed once the answer is sent: read it when it is.
+    const finished = () =>
+      waitFor(
+        async () => {
+          const [latest] = await new QueueActionsRepository(env.db).recent(1);
+          return latest?.finishedAt ? latest : undefined;
+        },
+        5_000,
+        'the audit row to be completed',
+      );
+    const row = await finished();
     expect(row).toMatchObject({
       actor: ADMIN.user,
       actorKind: 'dashboard',
@@ -399,7 +409,7 @@ describe("Bull Board's own actions", () => {
     expect(row!.finishedAt).toBeInstanceOf(Date);
     const missing = await request(server).put('/api/queues/ingest/no-such-job/retry/failed').set(asAdmin).set('origin', origin);
     expect(missing.status).toBeGreaterThanOrEqual(400);
-    const [refused] = await new QueueActionsRepository(env.db).recent(1);
+    const refused = await finished();
     expect(refused).toMatchObject({
       action: 'board',
       detail: 'PUT /api/queues/ingest/no-such-job/retry/failed',
