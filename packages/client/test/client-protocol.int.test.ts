@@ -6,6 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { waitFor } from '../../../tests/helpers/services.js';
+import { json, openStream, problem, sendEvent, videoBody } from './fake-api.js';
 import {
   ClipLineApiError,
   ClipLineConnectionError,
@@ -62,40 +63,6 @@ function client(options: Partial<ClientOptions> = {}) {
   return createClient({ baseUrl, apiKey: 'test-key', retry: { baseDelayMs: 10, maxDelayMs: 50 }, ...options });
 }
 
-function json(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
-  res.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json', ...headers });
-  res.end(JSON.stringify(body));
-}
-
-const problem = (status: number, title: string, detail: string) => ({ type: `https://clipline.dev/problems/${status}`, title, status, detail });
-
-function videoBody(status: string, progress: number) {
-  return {
-    id: VIDEO_ID,
-    status,
-    progress,
-    title: null,
-    source: '/a.mp4',
-    error: null,
-    createdAt: '',
-    updatedAt: '',
-    completedAt: null,
-    metadata: null,
-    scenes: [],
-    steps: [],
-    links: { self: '' },
-  };
-}
-
-function openStream(res: http.ServerResponse, retryMs = 20) {
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
-  res.write(`retry: ${retryMs}\n\n`);
-}
-
-function sendEvent(res: http.ServerResponse, id: number, type: string, status: string, progress: number) {
-  res.write(`id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(videoBody(status, progress))}\n\n`);
-}
-
 async function collect(events: AsyncIterable<VideoEvent>): Promise<string[]> {
   const seenEvents: string[] = [];
   for await (const event of events) seenEvents.push(`${event.id}:${event.type}:${event.video.progress}`);
@@ -104,20 +71,20 @@ async function collect(events: AsyncIterable<VideoEvent>): Promise<string[]> {
 
 describe('requests and retries', () => {
   it('sends the bearer key and JSON, and reads the JSON answer', async () => {
-    handler = (_req, res) => json(res, 200, videoBody('queued', 0));
+    handler = (_req, res) => json(res, 200, videoBody(VIDEO_ID, 'queued', 0));
     const video = await client().getVideo(VIDEO_ID);
     expect(video.status).toBe('queued');
     expect(seen[0]).toMatchObject({ method: 'GET', url: `/v1/videos/${VIDEO_ID}`, headers: { authorization: 'Bearer test-key', accept: 'application/json' } });
   });
 
   it('keeps a path prefix of the base URL and percent-encodes ids', async () => {
-    handler = (_req, res) => json(res, 200, videoBody('queued', 0));
+    handler = (_req, res) => json(res, 200, videoBody(VIDEO_ID, 'queued', 0));
     await createClient({ baseUrl: `${baseUrl}/clipline/`, apiKey: 'k' }).getVideo('a/b c');
     expect(seen[0]!.url).toBe('/clipline/v1/videos/a%2Fb%20c');
   });
 
   it('refuses an empty id, "." and "..", which would name another route, before any request', async () => {
-    handler = (_req, res) => json(res, 200, videoBody('queued', 0));
+    handler = (_req, res) => json(res, 200, videoBody(VIDEO_ID, 'queued', 0));
     const api = client();
     await expect(api.getVideo('')).rejects.toThrow('expected an id, got ""');
     await expect(api.cancelVideo('.')).rejects.toThrow('expected an id, got "."');
@@ -128,7 +95,9 @@ describe('requests and retries', () => {
 
   it('waits out Retry-After on a 503 for a GET, tells onRetry, then succeeds', async () => {
     handler = (_req, res, index) =>
-      index === 0 ? json(res, 503, problem(503, 'Service Unavailable', 'queue down'), { 'retry-after': '1' }) : json(res, 200, videoBody('queued', 0));
+      index === 0
+        ? json(res, 503, problem(503, 'Service Unavailable', 'queue down'), { 'retry-after': '1' })
+        : json(res, 200, videoBody(VIDEO_ID, 'queued', 0));
     const notices: RetryNotice[] = [];
     const started = performance.now();
     await client({ onRetry: (notice) => notices.push(notice) }).getVideo(VIDEO_ID);
@@ -268,7 +237,7 @@ describe('requests and retries', () => {
   });
 
   it('retries a GET whose connection was cut, and names the failure when it keeps happening', async () => {
-    handler = (req, res, index) => (index === 0 ? req.socket.destroy() : json(res, 200, videoBody('queued', 0)));
+    handler = (req, res, index) => (index === 0 ? req.socket.destroy() : json(res, 200, videoBody(VIDEO_ID, 'queued', 0)));
     await expect(client().getVideo(VIDEO_ID)).resolves.toMatchObject({ id: VIDEO_ID });
     expect(seen).toHaveLength(2);
     const closedPort = await new Promise<number>((resolve) => {
@@ -323,10 +292,10 @@ describe('watchVideo', () => {
     handler = (_req, res) => {
       openStream(res);
       res.write(': keep-alive\n\n');
-      sendEvent(res, 1, 'progress', 'processing', 10);
+      sendEvent(res, VIDEO_ID, 1, 'progress', 'processing', 10);
       res.write('event: unrelated\ndata: {}\n\n');
       // Split mid-line, as TCP may deliver it.
-      const text = `id: 2\nevent: completed\ndata: ${JSON.stringify(videoBody('completed', 100))}\n\n`;
+      const text = `id: 2\nevent: completed\ndata: ${JSON.stringify(videoBody(VIDEO_ID, 'completed', 100))}\n\n`;
       res.write(text.slice(0, 17));
       setTimeout(() => res.write(text.slice(17)), 20);
       // The server keeps the connection open: the client must stop on its own.
@@ -342,15 +311,15 @@ describe('watchVideo', () => {
     handler = (req, res, index) => {
       openStream(res);
       if (index === 0) {
-        sendEvent(res, 1, 'progress', 'processing', 20);
-        sendEvent(res, 2, 'progress', 'processing', 40);
+        sendEvent(res, VIDEO_ID, 1, 'progress', 'processing', 20);
+        sendEvent(res, VIDEO_ID, 2, 'progress', 'processing', 40);
         setTimeout(() => req.socket.destroy(), 20);
       } else if (index === 1) {
         // A clean end without a terminal event is a drop too.
-        sendEvent(res, 3, 'progress', 'processing', 70);
+        sendEvent(res, VIDEO_ID, 3, 'progress', 'processing', 70);
         res.end();
       } else {
-        sendEvent(res, 4, 'failed', 'failed', 70);
+        sendEvent(res, VIDEO_ID, 4, 'failed', 'failed', 70);
       }
     };
     expect(await collect(client().watchVideo(VIDEO_ID))).toEqual(['1:progress:20', '2:progress:40', '3:progress:70', '4:failed:70']);
@@ -361,7 +330,7 @@ describe('watchVideo', () => {
     handler = (_req, res, index) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.flushHeaders();
-      if (index === 1) sendEvent(res, 8, 'cancelled', 'cancelled', 30);
+      if (index === 1) sendEvent(res, VIDEO_ID, 8, 'cancelled', 'cancelled', 30);
       // The first connection sends nothing at all, not even a heartbeat.
     };
     const events = await collect(client().watchVideo(VIDEO_ID, { lastEventId: '7', idleTimeoutMs: 150, reconnectDelayMs: 10 }));
@@ -372,9 +341,9 @@ describe('watchVideo', () => {
   it('keeps the last event id through a reconnection that brings only retry: and comments', async () => {
     handler = (_req, res, index) => {
       openStream(res, 10);
-      if (index === 0) sendEvent(res, 3, 'progress', 'processing', 30);
+      if (index === 0) sendEvent(res, VIDEO_ID, 3, 'progress', 'processing', 30);
       else if (index === 1) res.write(': heartbeat\n\n');
-      else sendEvent(res, 4, 'completed', 'completed', 100);
+      else sendEvent(res, VIDEO_ID, 4, 'completed', 'completed', 100);
       if (index < 2) res.end();
     };
     expect(await collect(client().watchVideo(VIDEO_ID))).toEqual(['3:progress:30', '4:completed:100']);
@@ -385,7 +354,7 @@ describe('watchVideo', () => {
     handler = (req, res, index) => {
       if (index === 0) {
         openStream(res, 10);
-        sendEvent(res, 1, 'progress', 'processing', 10);
+        sendEvent(res, VIDEO_ID, 1, 'progress', 'processing', 10);
         res.end();
       } else if (index <= 4) {
         // A producer starting up: refused connections and 503s, each handed to the watch (no transport retries).
@@ -393,7 +362,7 @@ describe('watchVideo', () => {
         else req.socket.destroy();
       } else {
         openStream(res, 10);
-        sendEvent(res, 2, 'completed', 'completed', 100);
+        sendEvent(res, VIDEO_ID, 2, 'completed', 'completed', 100);
       }
     };
     expect(await collect(client({ retry: false }).watchVideo(VIDEO_ID))).toEqual(['1:progress:10', '2:completed:100']);
@@ -413,7 +382,7 @@ describe('watchVideo', () => {
   it('ends with the abort reason when the caller aborts, and closes the connection', async () => {
     handler = (_req, res) => {
       openStream(res);
-      sendEvent(res, 1, 'progress', 'processing', 5);
+      sendEvent(res, VIDEO_ID, 1, 'progress', 'processing', 5);
     };
     const controller = new AbortController();
     const reason = new Error('stop watching');
@@ -432,7 +401,7 @@ describe('watchVideo', () => {
   it('closes the connection when the caller breaks out of the loop', async () => {
     handler = (_req, res) => {
       openStream(res);
-      sendEvent(res, 1, 'progress', 'processing', 5);
+      sendEvent(res, VIDEO_ID, 1, 'progress', 'processing', 5);
     };
     for await (const event of client().watchVideo(VIDEO_ID)) {
       expect(event.type).toBe('progress');
@@ -459,7 +428,7 @@ describe('watchVideo', () => {
   });
 
   it('refuses an answer that is not an event stream, and an event whose data is not a video', async () => {
-    handler = (_req, res) => json(res, 200, videoBody('queued', 0));
+    handler = (_req, res) => json(res, 200, videoBody(VIDEO_ID, 'queued', 0));
     await expect(collect(client().watchVideo(VIDEO_ID))).rejects.toThrow(
       new ClipLineProtocolError(`/v1/videos/${VIDEO_ID}/events answered application/json instead of text/event-stream`),
     );

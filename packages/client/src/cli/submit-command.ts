@@ -81,25 +81,16 @@ export async function submitCommand(argv: readonly string[], context: CliContext
     try {
       outcome.id = (await client.submitVideo(submissionFrom(source, shape), { signal: context.signal })).id;
     } catch (error) {
-      if (context.signal.aborted) throw error;
-      outcome.error = describeError(error);
-      context.stderr.write(`clipline: could not submit ${source}: ${outcome.error}\n`);
+      // Ctrl-C: the submissions already accepted are still reported below, so they can be followed or cancelled.
+      outcome.error = context.signal.aborted ? 'interrupted' : describeError(error);
+      if (!context.signal.aborted) context.stderr.write(`clipline: could not submit ${source}: ${outcome.error}\n`);
     }
     return outcome;
   });
+  if (context.signal.aborted) return reportInterruptedSubmissions(outcomes, context, options.json === true);
 
   if (!options.wait) {
-    if (options.json) {
-      context.stdout.write(
-        `${JSON.stringify(
-          outcomes.map(({ source, id, error }) => (id ? { source, id, status: 'queued' } : { source, error })),
-          null,
-          2,
-        )}\n`,
-      );
-    } else {
-      for (const outcome of outcomes) if (outcome.id) context.stdout.write(`${outcome.id}  ${outcome.source}\n`);
-    }
+    printSubmissions(outcomes, context, options.json === true);
     return outcomes.every((outcome) => outcome.id) ? EXIT_OK : EXIT_FAILURE;
   }
 
@@ -107,8 +98,33 @@ export async function submitCommand(argv: readonly string[], context: CliContext
   if (options.json) context.stdout.write(`${JSON.stringify(outcomes.map(jsonSummary), null, 2)}\n`);
   else context.stdout.write(summaryTable(outcomes));
   if (context.signal.aborted) return EXIT_INTERRUPTED;
-  const succeeded = (outcome: Outcome) => outcome.video?.status === 'completed' && (downloadDir === undefined || outcome.saved !== null);
+  const succeeded = (outcome: Outcome) =>
+    outcome.video?.status === 'completed' && outcome.error === null && (downloadDir === undefined || outcome.saved !== null);
   return outcomes.every(succeeded) ? EXIT_OK : EXIT_FAILURE;
+}
+
+/** The submissions without following them: each accepted one's id and source (JSON: every one, with its error). */
+function printSubmissions(outcomes: readonly Outcome[], context: CliContext, json: boolean): void {
+  if (json) {
+    const listed = outcomes.map(({ source, id, error }) => (id ? { source, id, status: 'queued' } : { source, error }));
+    context.stdout.write(`${JSON.stringify(listed, null, 2)}\n`);
+    return;
+  }
+  for (const outcome of outcomes) if (outcome.id) context.stdout.write(`${outcome.id}  ${outcome.source}\n`);
+}
+
+/**
+ * Ctrl-C while submitting: the videos already accepted are queued and will run, so their ids are
+ * printed (as without --wait) for `clipline status` or a cancel; the others are named as not
+ * submitted (one interrupted mid-request may or may not have reached the server).
+ */
+function reportInterruptedSubmissions(outcomes: readonly Outcome[], context: CliContext, json: boolean): number {
+  const accepted = outcomes.filter((outcome) => outcome.id !== null);
+  printSubmissions(outcomes, context, json);
+  context.stderr.write(
+    `clipline: interrupted: ${accepted.length} of ${outcomes.length} submitted (queued and running; ids above); the others were not, or may not have been, accepted\n`,
+  );
+  return EXIT_INTERRUPTED;
 }
 
 /**
@@ -210,6 +226,8 @@ function summaryTable(outcomes: readonly Outcome[]): string {
   const problems = outcomes.flatMap((outcome) => {
     const name = outcome.id ?? sourceLabel(outcome.source);
     if (outcome.video?.status !== 'completed') return [`${name}: ${outcome.error ?? outcome.video?.error ?? outcome.video?.status ?? 'unknown'}`];
+    // Completed, but its final read (clips, transcript) failed: what is shown is the event's state alone.
+    if (outcome.error) return [`${name}: completed, but reading its results failed: ${outcome.error}`];
     return outcome.downloadError ? [`${name}: download failed: ${outcome.downloadError}`] : [];
   });
   const notes = [...saved, ...problems];
