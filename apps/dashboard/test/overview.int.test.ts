@@ -317,6 +317,19 @@ describe('queue actions from the overview', () => {
     }
   });
 
+  it('with the database away, shows the queues and says the video counts and the audit are unavailable, not empty', async () => {
+    const away = createDatabase({ url: 'postgres://postgres@127.0.0.1:1/test', schema: 'public', poolSize: 1 });
+    try {
+      const res = await request(dashboardOn(away)).get('/overview.json').set(asAdmin);
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ database: 'unavailable', videos: null, audit: [] });
+      expect(res.body.queues.map((q: { name: string }) => q.name)).toEqual(['ingest']);
+      expect((await request(server).get('/overview.json').set(asAdmin)).body.database).toBe('ok');
+    } finally {
+      await away.destroy().catch(() => {});
+    }
+  });
+
   it('runs no action the audit cannot record: with the database away, a pause is a 503 and the queue goes on', async () => {
     const away = createDatabase({ url: 'postgres://postgres@127.0.0.1:1/test', schema: 'public', poolSize: 1 });
     try {

@@ -22,6 +22,7 @@ type Snapshot = {
   }[];
   breakers: { provider: string; state: string; process: string; reportedAt: string }[];
   videos: Record<string, number> | null;
+  database: 'ok' | 'unavailable';
   failures: { queue: string; reason: string; count: number; lastFailedAt: string | null; jobIds: string[] }[];
   audit: {
     actor: string;
@@ -199,11 +200,21 @@ export function renderTables(snapshot: Snapshot): void {
       ? snapshot.breakers.map((b) => el('tr', {}, el('td', {}, b.provider), el('td', { class: tint[b.state] ?? 'warn' }, b.state), el('td', {}, b.process)))
       : [el('tr', {}, el('td', { colspan: '3' }, 'no worker-io process has reported'))]),
   );
+  // The database away: say so, rather than show no videos and no actions as if there were none.
+  const away = (columns: string, what: string) => [
+    el('tr', {}, el('td', { colspan: columns, class: 'bad', 'data-database': 'unavailable' }, `database unreachable: ${what}`)),
+  ];
   byId('video-rows').replaceChildren(
-    ...Object.entries(snapshot.videos ?? {}).map(([status, count]) =>
-      el('tr', {}, el('td', {}, status), el('td', { class: 'num', 'data-status': status }, String(count))),
-    ),
+    ...(snapshot.database === 'unavailable'
+      ? away('2', 'counts unknown')
+      : Object.entries(snapshot.videos ?? {}).map(([status, count]) =>
+          el('tr', {}, el('td', {}, status), el('td', { class: 'num', 'data-status': status }, String(count))),
+        )),
   );
+  if (snapshot.database === 'unavailable') {
+    byId('audit-rows').replaceChildren(...away('7', 'the audit cannot be read (queue actions are refused until it is back)'));
+    return;
+  }
   byId('audit-rows').replaceChildren(
     ...snapshot.audit.map((a) =>
       el(

@@ -43,7 +43,10 @@ export interface OverviewSnapshot {
   generatedAt: string;
   queues: QueueOverview[];
   breakers: BreakerReport[];
+  /** Null when the database could not be read ({@link database} says so). */
   videos: Record<VideoStatus, number> | null;
+  /** `unavailable`: the video counts and the audit could not be read; the queues still show. */
+  database: 'ok' | 'unavailable';
   failures: FailureGroup[];
   audit: (Omit<QueueActionRecord, 'createdAt' | 'finishedAt'> & { createdAt: string; finishedAt: string | null })[];
 }
@@ -219,14 +222,15 @@ export async function readOverview(sources: OverviewSources, now = Date.now()): 
     Promise.all(sources.queues.map((queue) => queueOverview(queue, now))),
     sources.breakers.read(now).catch(() => []),
     sources.videos.countByStatus().catch(() => null),
-    sources.audit.recent(15).catch(() => []),
+    sources.audit.recent(15).catch(() => null),
   ]);
   return {
     generatedAt: new Date(now).toISOString(),
     queues: perQueue.map((entry) => entry.overview),
     breakers,
     videos,
+    database: videos === null || audit === null ? 'unavailable' : 'ok',
     failures: groupFailures(perQueue.map((entry) => ({ queue: entry.overview.name, failed: entry.failed }))),
-    audit: audit.map((row) => ({ ...row, createdAt: row.createdAt.toISOString(), finishedAt: row.finishedAt?.toISOString() ?? null })),
+    audit: (audit ?? []).map((row) => ({ ...row, createdAt: row.createdAt.toISOString(), finishedAt: row.finishedAt?.toISOString() ?? null })),
   };
 }
