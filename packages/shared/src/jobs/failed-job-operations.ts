@@ -32,14 +32,15 @@ export function failureMatches(failedReason: string | undefined, reason: string 
 }
 
 /**
- * The failed jobs of `queue` whose reason matches, read in full before anything is changed:
- * retrying or removing moves jobs out of the failed set, which would shift the pages.
+ * The ids of the failed jobs of `queue` whose reason matches, all found before anything is
+ * changed: retrying or removing moves jobs out of the failed set, which would shift the pages.
+ * Only ids are kept (a queue keeps up to 50,000 failed jobs, each with its data and stack).
  */
-export async function matchingFailedJobs(queue: Queue, reason: string | null, match: ReasonMatch = 'contains'): Promise<Job[]> {
-  const matched: Job[] = [];
+export async function matchingFailedJobIds(queue: Queue, reason: string | null, match: ReasonMatch = 'contains'): Promise<string[]> {
+  const matched: string[] = [];
   for (let start = 0; ; start += PAGE) {
     const page = (await queue.getFailed(start, start + PAGE - 1)) as Job[];
-    for (const job of page) if (job && failureMatches(job.failedReason, reason, match)) matched.push(job);
+    for (const job of page) if (job?.id && failureMatches(job.failedReason, reason, match)) matched.push(job.id);
     if (page.length < PAGE) return matched;
   }
 }
@@ -60,12 +61,15 @@ export interface ActionTally {
  */
 async function eachFailedJob(queue: Queue, filter: ReasonFilter, tally: ActionTally, act: (job: Job) => Promise<unknown>): Promise<number> {
   const { reason, match } = typeof filter === 'object' && filter !== null ? filter : { reason: filter, match: 'contains' as const };
-  for (const job of await matchingFailedJobs(queue, reason, match)) {
+  for (const id of await matchingFailedJobIds(queue, reason, match)) {
     try {
+      const job = await queue.getJob(id);
+      // Gone meanwhile (removed by someone else): nothing to move.
+      if (!job) continue;
       await act(job);
       tally.affected += 1;
     } catch (error) {
-      const state = await queue.getJobState(job.id ?? '').catch(() => undefined);
+      const state = await queue.getJobState(id).catch(() => undefined);
       if (state === undefined) throw error;
     }
   }
