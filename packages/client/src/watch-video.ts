@@ -52,7 +52,8 @@ function count(name: string, value: number | undefined, fallback: number): numbe
  * terminal event (completed, failed, cancelled). Failures to connect are retried by the
  * transport's policy; the first connection's failure and API errors (401, 404) end the watch at
  * once. Once the stream was open, a reconnection the server cannot take yet (it restarts: the
- * connection refused, 429, 502, 503, 504) counts as one more drop, up to `maxReconnects`.
+ * connection refused, 429, 502, 503, 504) counts as one more drop, up to `maxReconnects`; a
+ * stream the server ends after it carried heartbeats (its SSE_MAX_SECONDS) is not a drop.
  */
 export async function* watchVideoEvents(transport: HttpTransport, videoId: string, options: WatchOptions = {}): AsyncGenerator<VideoEvent, void, undefined> {
   const path = `/v1/videos/${encodeURIComponent(videoId)}/events`;
@@ -76,6 +77,9 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
     };
     let reader: ReadableStreamDefaultReader<string> | undefined;
     let retryAfterMs = 0;
+    // Chunks read on this connection, and whether the server ended it (rather than it breaking).
+    let chunks = 0;
+    let endedByServer = false;
     try {
       const response = await transport.open(
         { method: 'GET', path, idempotent: true, signal: connection.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} },
@@ -93,7 +97,11 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
       restartIdleTimer();
       for (;;) {
         const chunk = await reader.read();
-        if (chunk.done) break;
+        if (chunk.done) {
+          endedByServer = true;
+          break;
+        }
+        chunks += 1;
         restartIdleTimer();
         const events = parser.feed(chunk.value);
         if (parser.reconnectionDelayMs !== undefined) reconnectDelayMs = parser.reconnectionDelayMs;
@@ -119,7 +127,10 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
       reader?.cancel().catch(() => {});
       connection.abort();
     }
-    dropsInARow += 1;
+    // A stream the server ended after it had carried heartbeats is one it rotated (it ends each
+    // after SSE_MAX_SECONDS), not a drop: a video quiet for hours (waiting in a long queue) is
+    // watched for as long as it takes.
+    if (!(endedByServer && chunks > 1)) dropsInARow += 1;
     if (dropsInARow > maxReconnects) {
       throw new ClipLineConnectionError(transport.url(path), new Error(`the event stream dropped ${dropsInARow} times in a row without delivering an event`));
     }

@@ -427,6 +427,24 @@ describe('watchVideo', () => {
     expect(seen).toHaveLength(4);
   });
 
+  it('watches a quiet video across any number of streams the server rotates: ended after heartbeats is no drop', async () => {
+    // Fifteen streams that carry a heartbeat and are ended by the server (as after SSE_MAX_SECONDS),
+    // more than maxReconnects, then the video completes.
+    handler = (_req, res, index) => {
+      openStream(res, 5);
+      if (index >= 15) {
+        sendEvent(res, VIDEO_ID, 1, 'completed', 'completed', 100);
+        return res.end();
+      }
+      setTimeout(() => {
+        res.write(': keep-alive\n\n');
+        setTimeout(() => res.end(), 10);
+      }, 10);
+    };
+    expect(await collect(client().watchVideo(VIDEO_ID, { maxReconnects: 3 }))).toEqual(['1:completed:100']);
+    expect(seen).toHaveLength(16);
+  });
+
   it('refuses an answer that is not an event stream, and an event whose data is not a video', async () => {
     handler = (_req, res) => json(res, 200, videoBody(VIDEO_ID, 'queued', 0));
     await expect(collect(client().watchVideo(VIDEO_ID))).rejects.toThrow(
