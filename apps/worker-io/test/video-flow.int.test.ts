@@ -45,6 +45,8 @@ const workers: RunningWorker[] = [];
 const runs: { step: string; jobId: string; consumed: boolean }[] = [];
 /** Videos whose renders of these clip indexes end without recording their clip. */
 const unrecordedRenders = new Map<string, number[]>();
+/** Videos whose essential step of this name fails where its processor never sees it (as a job failed for stalling). */
+const unrecordedFailures = new Map<string, string>();
 
 const CANDIDATES = [
   { startSeconds: 0, endSeconds: 6, score: 80, reasons: ['strong motion'] },
@@ -128,6 +130,7 @@ function standIn(step: VideoStepDefinition): Processor<{ videoId: string }> {
       return result;
     }
     if (!step.essential) return runOptionalStep(step.name, job, videos, async () => ({ done: result }));
+    if (unrecordedFailures.get(job.data.videoId) === step.name) throw new PermanentJobError('job stalled more than allowable limit');
     return runVideoStep(step.name, job, videos, async (context) => {
       await context.progress(1);
       return result;
@@ -227,6 +230,18 @@ describe('the video flow follows its table', () => {
     const video = (await videos.find(all))!;
     expect(video.error).toBe('render: no clip could be rendered (its render job ended without rendering it)');
     expect(video.steps.find((step) => step.name === 'render')!.status).toBe('failed');
+  });
+
+  it('fails the video when an essential step failed without its processor recording it, and runs nothing after it', async () => {
+    const { id } = await producer.submit({ source: '/media/persist-lost.mp4' });
+    unrecordedFailures.set(id, 'persist');
+    expect(await finished(id)).toBe('failed');
+    const video = await videos.find(id);
+    expect(video!.error).toMatch(/persist: job stalled more than allowable limit/);
+    expect(video!.steps.find((step) => step.name === 'persist')).toMatchObject({ status: 'failed' });
+    // Nothing of the later phases ran on the missing result.
+    expect(runs.filter((run) => run.jobId.startsWith(id) && ['render', 'captions', 'thumbnail', 'voiceover'].includes(run.step))).toEqual([]);
+    expect(await analyses.listClips(id)).toEqual([]);
   });
 
   it('cancels a video whose running steps cannot be told (Redis failing the signal): the record says cancelled, the waiting jobs go', async () => {

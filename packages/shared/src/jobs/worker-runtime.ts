@@ -47,6 +47,8 @@ export interface JobHandle<P> {
   updateProgress(percent: number): Promise<void>;
   /** Return values of the finished child jobs. */
   childResults<T = unknown>(): Promise<T[]>;
+  /** The failure reasons of optional children that failed, by the child's id. */
+  childFailures(): Promise<Record<string, string>>;
   /**
    * Adds jobs as children of this one. Their ids should derive from this job's key, so a retry
    * that adds them again adds nothing. With `optional`, a failed child does not fail this job.
@@ -291,6 +293,12 @@ class RuntimeJobHandle implements JobHandle<unknown> {
 
   async childResults<T>(): Promise<T[]> {
     return Object.values(await this.job.getChildrenValues()) as T[];
+  }
+
+  async childFailures(): Promise<Record<string, string>> {
+    const failures = await this.job.getIgnoredChildrenFailures();
+    // Keys are `<prefix>:<queue>:<id>`; ids never hold a colon.
+    return Object.fromEntries(Object.entries(failures ?? {}).map(([key, reason]) => [key.slice(key.lastIndexOf(':') + 1), String(reason)]));
   }
 
   async addChildren(children: readonly { step: FlowStep; optional?: boolean }[]): Promise<void> {

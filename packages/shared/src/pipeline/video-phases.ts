@@ -6,9 +6,9 @@
 import type { StepStatus } from '../db/schema.js';
 import type { VideosRepository, VideoView } from '../db/videos-repository.js';
 import type { JobHandle } from '../jobs/worker-runtime.js';
-import { PARENT_PHASES, phaseSteps, stepJobs, type VideoStepDefinition } from './video-flow.js';
+import { PARENT_PHASES, phaseSteps, stepJobs, type VideoStepDefinition, videoJobId } from './video-flow.js';
 
-type ParentJob = Pick<JobHandle<{ videoId: string }>, 'data' | 'childResults' | 'addChildren' | 'waitForChildren'>;
+type ParentJob = Pick<JobHandle<{ videoId: string }>, 'data' | 'childResults' | 'childFailures' | 'addChildren' | 'waitForChildren'>;
 
 /**
  * Settles a fan-out step once its children finished (e.g. render: completed when some clip
@@ -43,6 +43,30 @@ async function startSteps(job: ParentJob, video: VideoView, pending: readonly Vi
 }
 
 /**
+ * Whether the phase's essential steps finished as their processors recorded them, once its
+ * children are done. Every child is optional to BullMQ, so the parent runs on after any of them
+ * failed: a failure the step's processor recorded has failed the video already; one it never saw
+ * (a job failed for stalling too often, which BullMQ fails without running it again) left the
+ * step unsettled, and the video is failed here with BullMQ's reason. Without this the next
+ * phases ran on missing results, and a video whose persist step failed could complete without
+ * clips.
+ */
+async function essentialStepsSettled(job: ParentJob, videoId: string, steps: readonly VideoStepDefinition[], videos: VideosRepository): Promise<boolean> {
+  const essential = steps.filter((step) => step.essential && !step.fanOut);
+  if (essential.length === 0) return true;
+  // A retry that never parked (a blip after the steps started) waits here for children still running.
+  await job.waitForChildren();
+  const fresh = await videos.find(videoId);
+  if (!fresh || fresh.status === 'failed' || fresh.status === 'cancelled') return false;
+  const status = new Map(fresh.steps.map((step) => [step.name, step.status]));
+  const unsettled = essential.find((step) => status.get(step.name) !== 'completed' && status.get(step.name) !== 'skipped');
+  if (!unsettled) return true;
+  const reason = (await job.childFailures())[videoJobId(videoId, unsettled.name)];
+  await videos.failVideo(videoId, unsettled.name, `${unsettled.name}: ${reason ?? 'its job ended without recording an outcome'}`);
+  return false;
+}
+
+/**
  * Runs the parent phases of one video. Returns `failed` when a fan-out step failed the video,
  * `finished` once every phase is through (the caller completes the video).
  */
@@ -57,6 +81,7 @@ export async function runParentPhases(job: ParentJob, video: VideoView, videos: 
       await startSteps(job, video, pending, videos);
       await job.waitForChildren();
     }
+    if (!(await essentialStepsSettled(job, video.id, steps, videos))) return 'failed';
     for (const step of steps.filter((candidate) => candidate.fanOut && ['pending', 'active'].includes(statusAtStart.get(candidate.name) ?? ''))) {
       // A retry that never parked (a blip after the step turned active) waits here for the children still running.
       await job.waitForChildren();
