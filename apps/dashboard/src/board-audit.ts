@@ -8,7 +8,8 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** The queue a Bull Board API path names (`/api/queues/<queue>/…`), decoded; `*` for none. */
 function queueOfPath(path: string): string {
-  const raw = /^\/api\/queues\/([^/]+)/.exec(path)?.[1];
+  // Express matches routes whatever their case: so does this.
+  const raw = /^\/api\/queues\/([^/]+)/i.exec(path)?.[1];
   if (raw === undefined) return '*';
   try {
     return decodeURIComponent(raw).slice(0, 100);
@@ -26,7 +27,8 @@ function queueOfPath(path: string): string {
  */
 export function auditBoardWrites(audit: QueueActionsRepository, actorName: string): RequestHandler {
   return async (req, res, next) => {
-    if (READS.has(req.method) || !req.path.startsWith('/api/') || roleOf(res) !== 'admin') return next();
+    // Every change that reaches Bull Board is one of its API's (whatever the path's case says).
+    if (READS.has(req.method) || roleOf(res) !== 'admin') return next();
     const detail = `${req.method} ${req.path}`;
     let auditId: string;
     try {

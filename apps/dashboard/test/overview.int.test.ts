@@ -428,6 +428,10 @@ describe("Bull Board's own actions", () => {
       detail: 'PUT /api/queues/ingest/no-such-job/retry/failed',
       error: `Bull Board answered ${missing.status}`,
     });
+    // The path's case does not matter to Bull Board's routes, nor to the audit.
+    const shouted = await request(server).put('/API/Queues/ingest/pause').set(asAdmin).set('origin', origin);
+    expect(shouted.status).toBe(200);
+    expect(await finished()).toMatchObject({ action: 'board', queue: 'ingest', detail: 'PUT /API/Queues/ingest/pause', error: null });
     await queue.resume();
 
     const away = createDatabase({ url: 'postgres://postgres@127.0.0.1:1/test', schema: 'public', poolSize: 1 });
