@@ -203,9 +203,17 @@ describe('the oldest waiting job', () => {
       await queue.add('step', { index: 3 }, { priority: 1, timestamp: now - 5_000 });
       const age = await oldestWaitingAge(queue, now);
       expect(age).toBe(300_000);
+      // A job BullMQ put back (rate limited, or handed back at a shutdown) has counter 0 whatever
+      // its age: it is judged by its own time, older here than every other.
+      const putBack = await queue.add('step', { index: 4 }, { priority: 3, timestamp: now - 600_000 });
+      await redis.zadd(`${env.config.queuePrefix}:ingest:prioritized`, 3 * 2 ** 32, putBack.id!);
+      // And one put back that is young changes nothing.
+      const young = await queue.add('step', { index: 5 }, { priority: 3, timestamp: now - 2_000 });
+      await redis.zadd(`${env.config.queuePrefix}:ingest:prioritized`, 3 * 2 ** 32, young.id!);
+      expect(await oldestWaitingAge(queue, now)).toBe(600_000);
       const metrics = await request(server).get('/metrics').set(asViewer);
       const gauge = /clipline_queue_oldest_waiting_seconds\{[^}]*queue="ingest"[^}]*\} ([0-9.e+-]+)\n/.exec(metrics.text);
-      expect(Number(gauge?.[1])).toBeGreaterThanOrEqual(300);
+      expect(Number(gauge?.[1])).toBeGreaterThanOrEqual(600);
     } finally {
       await queue.obliterate({ force: true });
     }

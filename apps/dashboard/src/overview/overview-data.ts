@@ -109,33 +109,42 @@ export function perMinute(
 
 /** Prioritized jobs read at most, by priority: past this many, the oldest among them is reported. */
 const PRIORITIZED_SCAN_LIMIT = 100_000;
+/** Entries read per round trip: each a short command, so Redis is never held for long. */
+const PRIORITIZED_SLICE = 1000;
+/** Jobs put back into the set (counter 0) whose own times are read, at most. */
+const PUSHED_BACK_LIMIT = 1000;
 
 /**
  * The creation time of the longest-waiting prioritized job. BullMQ orders the set by priority
  * and, within one, by a counter taken when each job entered it (the score's low 32 bits), so
  * neither end of the set is the oldest job: a job of a low priority waits behind every newer
- * job of a higher one. The lowest counter is the earliest arrival; read in Redis, in slices.
+ * job of a higher one. The lowest counter is the earliest arrival. A job BullMQ put back (a
+ * rate limit, a worker shutting down) enters with counter 0 whatever its age, so those are
+ * judged by their own creation time. Read in slices, each a short command.
  */
-const OLDEST_PRIORITIZED = `
-local best, lowest = nil, nil
-local limit = tonumber(ARGV[2])
-for start = 0, limit - 1, 1000 do
-  local slice = redis.call('ZRANGE', KEYS[1], start, math.min(start + 999, limit - 1), 'WITHSCORES')
-  for i = 1, #slice, 2 do
-    local counter = tonumber(slice[i + 1]) % 4294967296
-    if lowest == nil or counter < lowest then best, lowest = slice[i], counter end
-  end
-  if #slice < 2000 then break end
-end
-if best == nil then return false end
-return redis.call('HGET', ARGV[1] .. best, 'timestamp')
-`;
-
 async function oldestPrioritizedStamp(queue: Queue): Promise<number | undefined> {
   // The queues are made on ioredis connections (the shared createRedis).
   const client = (await queue.backend.client) as unknown as RedisClient;
-  const stamp = (await client.eval(OLDEST_PRIORITIZED, 1, queue.keys.prioritized!, queue.toKey(''), PRIORITIZED_SCAN_LIMIT)) as string | null;
-  return stamp ? Number(stamp) : undefined;
+  const key = queue.keys.prioritized!;
+  let earliest: { id: string; counter: number } | undefined;
+  const pushedBack: string[] = [];
+  for (let start = 0; start < PRIORITIZED_SCAN_LIMIT; start += PRIORITIZED_SLICE) {
+    const slice = await client.zrange(key, start, start + PRIORITIZED_SLICE - 1, 'WITHSCORES');
+    for (let index = 0; index < slice.length; index += 2) {
+      const counter = Number(slice[index + 1]) % 2 ** 32;
+      const id = slice[index]!;
+      if (counter === 0) {
+        if (pushedBack.length < PUSHED_BACK_LIMIT) pushedBack.push(id);
+      } else if (!earliest || counter < earliest.counter) earliest = { id, counter };
+    }
+    if (slice.length < PRIORITIZED_SLICE * 2) break;
+  }
+  const ids = [...(earliest ? [earliest.id] : []), ...pushedBack];
+  if (ids.length === 0) return undefined;
+  const pipeline = client.pipeline();
+  for (const id of ids) pipeline.hget(queue.toKey(id), 'timestamp');
+  const stamps = ((await pipeline.exec()) ?? []).map(([, stamp]) => Number(stamp)).filter((stamp) => Number.isFinite(stamp) && stamp > 0);
+  return stamps.length ? Math.min(...stamps) : undefined;
 }
 
 /**
