@@ -375,6 +375,35 @@ describe('the render worker (real BullMQ jobs)', () => {
     expect((await stat(storage.pathOf(kept!.storageKey!))).mtimeMs).toBe(before.mtimeMs);
   });
 
+  it('renders a clip again when its job is retried with the source kept, the clip shown all along', async () => {
+    const id = await storedVideo((await generateVideo({ path: path.join(env.config.storageDir, 'kept.mp4'), segments: [3, 3] })).path);
+    const payload: RenderClipPayload = { videoId: id, clipIndex: 0, startSeconds: 0.5, endSeconds: 4.5, aspect: '1:1', score: 55, reasons: ['strong motion'] };
+    const [first] = await renderAll([payload]);
+    const [rendered] = await analyses.listClips(id);
+    const before = await stat(storage.pathOf(rendered!.storageKey!));
+    const queue = createQueue(renderQueue, { connection, prefix: env.config.queuePrefix });
+    const seen = new Set<string>();
+    try {
+      await (await queue.getJob(first!.job.id!))!.retry('completed');
+      await waitFor(
+        async () => {
+          const [row] = await analyses.listClips(id);
+          seen.add(row!.status);
+          const job = await queue.getJob(first!.job.id!);
+          return job && (await job.getState()) === 'completed' && job.finishedOn !== first!.job.finishedOn ? job : undefined;
+        },
+        30_000,
+        'the render to run again',
+      );
+    } finally {
+      await queue.close();
+    }
+    const [again] = await analyses.listClips(id);
+    expect(again).toMatchObject({ id: rendered!.id, status: 'rendered', storageKey: rendered!.storageKey });
+    expect([...seen]).toEqual(['rendered']);
+    expect((await stat(storage.pathOf(again!.storageKey!))).mtimeMs).toBeGreaterThan(before.mtimeMs);
+  });
+
   it('fails a clip it cannot render with the reason on its row, and takes the next job', async () => {
     const id = await storedVideo((await generateVideo({ path: path.join(env.config.storageDir, 'short.mp4'), segments: [4] })).path);
     const [bad, good] = await renderAll([

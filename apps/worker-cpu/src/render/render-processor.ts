@@ -77,9 +77,9 @@ const SPAN_TOLERANCE_SECONDS = 0.01;
 
 /**
  * The clip as already rendered for this very payload (the same span and aspect, both files
- * stored), or undefined. A second delivery of a finished job (its worker died before BullMQ
- * heard it finished) or a completed job retried by hand finds it and changes nothing: rendering
- * again would hide a good clip while it runs and lose it if that run failed (a released source).
+ * stored), or undefined. A render that runs again (a second delivery of a finished job, whose
+ * worker died before BullMQ heard it finished, or a job retried by hand) keeps it shown while it
+ * runs and keeps it if it fails; with the source released it cannot run, and answers it as it is.
  */
 async function alreadyRendered(deps: RenderDependencies, clip: RenderClipPayload): Promise<RenderClipResult | undefined> {
   const row = (await deps.analyses.listClips(clip.videoId)).find((candidate) => candidate.clipIndex === clip.clipIndex);
@@ -108,9 +108,9 @@ async function alreadyRendered(deps: RenderDependencies, clip: RenderClipPayload
 /**
  * Renders one clip of a video into storage (`videos/<id>/clips/<n>.mp4` and `.jpg`) and records
  * its `clips` row. The row is keyed by (video, clip index) and the files are replaced whole, so
- * a retry or a second delivery leaves one clip; a clip already rendered for the same payload is
- * answered as it stands ({@link alreadyRendered}). A final failure is recorded on the row, unless
- * another delivery rendered the clip meanwhile.
+ * a retry or a second delivery leaves one clip; a clip already rendered for the same payload
+ * stays shown meanwhile ({@link alreadyRendered}). A final failure is recorded on the row, unless
+ * the clip stands rendered (before this run, or by another delivery meanwhile).
  */
 async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClipPayload>): Promise<RenderClipResult> {
   const { analyses, storage } = deps;
@@ -126,14 +126,15 @@ async function renderClipJob(deps: RenderDependencies, job: JobHandle<RenderClip
   };
   const status = await deps.videos?.status(clip.videoId);
   if (status === 'cancelled' || status === 'failed') throw new PermanentJobError(`video ${clip.videoId} is ${status}; clip ${clip.clipIndex} not rendered`);
-  const done = await alreadyRendered(deps, clip);
-  if (done) {
-    job.logger.info({ clipId: done.clipId }, 'clip already rendered: kept as it is');
-    return done;
+  const existing = await alreadyRendered(deps, clip);
+  if (existing && (await analyses.findSourceKey(clip.videoId)) === null) {
+    job.logger.info({ clipId: existing.clipId }, 'clip already rendered and the source released: kept as it is');
+    return existing;
   }
   try {
     const sourceKey = await storedSourceKey(analyses, clip.videoId, status);
-    await analyses.upsertClip({ ...chosen, status: 'pending' });
+    // A first render shows the clip pending; one rendered before stays shown until replaced.
+    if (!existing) await analyses.upsertClip({ ...chosen, status: 'pending' });
     const keys = clipStorageKeys(clip.videoId, clip.clipIndex);
     const captions = clip.captions === 'burned' ? await captionWords(deps, clip.videoId) : [];
     if (clip.captions === 'burned' && captions.length === 0) job.logger.warn({ videoId: clip.videoId }, 'captions asked for, but the video has no transcript');
