@@ -244,3 +244,24 @@ it('lets a run that reports progress go on past the stall timeout', async () => 
   expect(Date.now() - started).toBeGreaterThan(1400);
   expect((await codecOf(speech)).seconds).toBeGreaterThan(19.5);
 });
+
+it('stops an ffmpeg that keeps reporting but whose output does not grow (newer ffmpeg reports while its read hangs)', async () => {
+  const file = await source('reporting.webm');
+  const reporting = path.join(dir, 'reporting-ffmpeg');
+  await writeFile(reporting, `#!/bin/sh\nwhile true; do printf 'total_size=100\\nout_time_us=5\\nprogress=continue\\n'; sleep 0.1; done\n`);
+  await chmod(reporting, 0o755);
+  const error = await extractSpeech(reporting, file, await outputDir('reporting'), { stallTimeoutMs: 400 }).catch((thrown: Error) => thrown);
+  expect((error as Error).message).toBe('extracting the speech stalled: ffmpeg made no progress for 0.4 s and was stopped');
+});
+
+it('kills ffmpeg on an abort and settles only once it is gone', async () => {
+  const file = await source('aborted.webm');
+  const hanging = path.join(dir, 'aborted-ffmpeg');
+  await writeFile(hanging, `#!/bin/sh\necho "$$" > ${hanging}.pid\nexec sleep 60\n`);
+  await chmod(hanging, 0o755);
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new Error('the video was cancelled')), 300);
+  await expect(extractSpeech(hanging, file, await outputDir('aborted'), { signal: controller.signal })).rejects.toThrow();
+  const pid = Number(await readFile(`${hanging}.pid`, 'utf8'));
+  expect(() => process.kill(pid, 0)).toThrow();
+});

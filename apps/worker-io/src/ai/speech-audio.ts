@@ -50,14 +50,16 @@ interface Run {
 
 /**
  * One ffmpeg run writing to a file. It reports its progress on stdout (`-progress`, twice a
- * second); a run that reports nothing and uses next to no CPU for `stallTimeoutMs` (a source on
- * a hung mount), or none for ten minutes while busy, is stopped, as the CPU worker's runs are.
+ * second); a run whose output has not grown (the bytes written, the time reached) and that used
+ * next to no CPU for `stallTimeoutMs` (a source on a hung mount), or none for ten minutes while
+ * busy, is stopped, as the CPU worker's runs are. Newer ffmpeg reports on schedule even while
+ * its read hangs, so a report alone is not progress. An abort kills it (SIGKILL) and waits for it.
  */
 function runFfmpeg(ffmpegPath: string, args: string[], options: SpeechOptions): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(ffmpegPath, ['-nostdin', '-hide_banner', '-nostats', '-progress', 'pipe:1', '-y', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.signal ? { signal: options.signal, killSignal: 'SIGKILL' as const } : {}),
     });
     const watchdog = new StallWatchdog(
       options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
@@ -65,19 +67,38 @@ function runFfmpeg(ffmpegPath: string, args: string[], options: SpeechOptions): 
       () => cpuTicksOf(child.pid),
     );
     watchdog.waiting();
-    child.stdout.on('data', () => watchdog.waiting());
+    const reached = { total_size: '', out_time_us: '' };
+    let pending = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      const lines = (pending + chunk).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const [key, value = ''] = line.split('=', 2);
+        if ((key === 'total_size' || key === 'out_time_us') && value !== reached[key]) {
+          reached[key] = value;
+          watchdog.waiting();
+        }
+      }
+    });
     let stderr = '';
     // The head names the input's streams; the tail says why a run failed.
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
       if (stderr.length > 16_000) stderr = stderr.slice(0, 8000) + stderr.slice(-8000);
     });
+    let failure: Error | undefined;
     child.once('error', (error) => {
-      watchdog.stop();
-      reject(error);
+      // Not started, or aborted (killed): settled once it is gone, so its files can go after it.
+      failure = error;
+      if (child.pid === undefined) {
+        watchdog.stop();
+        reject(error);
+      }
     });
     child.once('close', (code) => {
       watchdog.stop();
+      if (failure) return reject(failure);
       resolve({ code, stderr, ...(watchdog.fired ? { stalledAfterMs: watchdog.limitMs } : {}) });
     });
   });
@@ -116,7 +137,9 @@ export async function extractSpeech(
   if (inProcess?.copied) return copied;
   if (inProcess?.reason === 'no audio') throw new NoAudioTrack();
   if (!inProcess) {
-    const copy = await runFfmpeg(ffmpegPath, ['-v', 'info', '-i', source, '-map', '0:a:0?', '-vn', '-c:a', 'copy', copied], options);
+    // Bounded just past the limit (-fs): a copy too large is encoded instead, and never fills the scratch disk.
+    const bound = String(limit + 1024 * 1024);
+    const copy = await runFfmpeg(ffmpegPath, ['-v', 'info', '-i', source, '-map', '0:a:0?', '-vn', '-c:a', 'copy', '-fs', bound, copied], options);
     const stall = stalled(copy);
     if (stall) throw stall;
     if (/does not contain any stream/.test(copy.stderr)) throw new NoAudioTrack();
