@@ -44,7 +44,7 @@ it('removes the folders of a killed process, and keeps those of running ones and
   const own = path.basename(await makeScratchDir('spawn', root));
   try {
     await kill(killed.child);
-    expect(killed.folder).toMatch(/^clipline-audio-\d+\.[0-9a-z]+-\w{6}$/);
+    expect(killed.folder).toMatch(/^clipline-audio-[0-9a-f]{8}\.\d+\.[0-9a-z]+-\w{6}$/);
     expect(await sweepScratchDirs(root)).toEqual([killed.folder]);
     expect((await readdir(root)).sort()).toEqual([alive.folder, own].sort());
   } finally {
@@ -54,10 +54,16 @@ it('removes the folders of a killed process, and keeps those of running ones and
   expect(await readdir(root)).toEqual([own]);
 });
 
-it("removes a folder of this process's pid made by an earlier process (a restarted container's pid 1)", async () => {
-  const predecessor = `clipline-audio-${process.pid}.1-abcdef`;
+it("removes a folder of this process's pid made by an earlier process (a restarted container's pid 1), not another host's", async () => {
+  const own = path.basename(await makeScratchDir('audio', root));
+  const host = own.split('-')[2]!.split('.')[0]!;
+  const predecessor = `clipline-audio-${host}.${process.pid}.1-abcdef`;
+  // Another container sharing the directory: its pid 99999999 runs nowhere here, yet its folder stays.
+  const otherHost = `clipline-audio-${host === 'ffffffff' ? '00000000' : 'ffffffff'}.99999999.1-abcdef`;
   await mkdir(path.join(root, predecessor));
+  await mkdir(path.join(root, otherHost));
   expect(await sweepScratchDirs(root)).toEqual([predecessor]);
+  expect((await readdir(root)).sort()).toEqual([otherHost, own].sort());
 });
 
 it('removes folders named before this scheme once a day old, and leaves anything else alone', async () => {
