@@ -138,8 +138,9 @@ export class HttpTransport {
         let delayMs: number | undefined;
         if (firstStillRunning(error, request)) {
           delayMs = retryDelay(this.settings.retry, 1, error.retryAfterMs);
-          if (delayMs !== undefined && waitedOnFirstMs + delayMs > STILL_RUNNING_MAX_WAIT_MS) delayMs = undefined;
-          waitedOnFirstMs += delayMs ?? 0;
+          // Each wait counts at least a second, so `Retry-After: 0` cannot make it endless.
+          if (delayMs !== undefined && waitedOnFirstMs + Math.max(delayMs, 1000) > STILL_RUNNING_MAX_WAIT_MS) delayMs = undefined;
+          waitedOnFirstMs += Math.max(delayMs ?? 0, 1000);
         } else {
           retries += 1;
           delayMs = this.delayBeforeRetry(error, retries);

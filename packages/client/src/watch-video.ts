@@ -130,7 +130,9 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
     // A stream the server ended after it had carried heartbeats is one it rotated (it ends each
     // after SSE_MAX_SECONDS), not a drop: a video quiet for hours (waiting in a long queue) is
     // watched for as long as it takes.
-    if (!(endedByServer && chunks > 1)) dropsInARow += 1;
+    // A long healthy stream also shows the connection works: the drops before it are forgiven.
+    if (endedByServer && chunks > 1) dropsInARow = 0;
+    else dropsInARow += 1;
     if (dropsInARow > maxReconnects) {
       throw new ClipLineConnectionError(transport.url(path), new Error(`the event stream dropped ${dropsInARow} times in a row without delivering an event`));
     }

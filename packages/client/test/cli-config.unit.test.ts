@@ -37,6 +37,10 @@ describe('loadCliSettings', () => {
     expect(withPassword).toThrow(CliConfigError);
     expect(withPassword).toThrow(/CLIPLINE_URL: must not carry a user or password \(the API key goes in CLIPLINE_API_KEY\)/);
     expect(withPassword).not.toThrow(/hunter2/);
+    // One that does not even parse is not shown either.
+    const unparsable = () => loadCliSettings({ CLIPLINE_URL: 'https://ops:hunter2@clipline.internal:99999/' });
+    expect(unparsable).toThrow(/CLIPLINE_URL: expected an http:\/\/ or https:\/\/ URL/);
+    expect(unparsable).not.toThrow(/hunter2/);
     expect(() => loadCliSettings({ CLIPLINE_URL: 'http://h/?x=1' })).toThrow(/CLIPLINE_URL="http:\/\/h\/\?x=1": must not carry a query or fragment/);
     expect(() => loadCliSettings({ CLIPLINE_URL: 'http://h/#top' })).toThrow(/must not carry a query or fragment/);
   });

@@ -29,7 +29,8 @@ function urlProblem(value: string): string | undefined {
   try {
     url = new URL(value);
   } catch {
-    return `CLIPLINE_URL=${JSON.stringify(value)}: expected an http:// or https:// URL`;
+    // Shown as it is unless it may hold a password (`user:secret@…` that does not parse).
+    return `CLIPLINE_URL${value.includes('@') ? '' : `=${JSON.stringify(value)}`}: expected an http:// or https:// URL`;
   }
   if (url.username || url.password) return 'CLIPLINE_URL: must not carry a user or password (the API key goes in CLIPLINE_API_KEY)';
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return `CLIPLINE_URL=${JSON.stringify(value)}: expected an http:// or https:// URL`;
