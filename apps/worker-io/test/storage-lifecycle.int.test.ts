@@ -18,6 +18,7 @@ import {
   pipelineQueue,
   purgeVideo,
   registerStorageBytesGauge,
+  removeOrphanedVideoFolders,
   Registry,
   StorageLedger,
   type storageQueue,
@@ -270,6 +271,26 @@ describe('folders of videos that no longer exist', () => {
     expect(existsSync(storage.pathOf(`videos/${fresh}`))).toBe(true);
     expect(await ledger.bytes()).toBe(10_000 - 900);
     await storage.remove(`videos/${fresh}`);
+  });
+});
+
+describe('folders of videos that no longer exist, in a large store', () => {
+  it('are all reached over successive runs, each looking at a bounded number of folders', async () => {
+    const hourAgo = new Date(Date.now() - 2 * 3600_000);
+    const live = await Promise.all([storedVideo('completed'), storedVideo('completed')]);
+    const orphans = Array.from({ length: 5 }, () => randomUUID());
+    for (const id of orphans) await writeFile(await storage.prepare(`videos/${id}/clips/0-generated.png`), Buffer.alloc(10, 5));
+    for (const id of [...orphans, ...live.map((video) => video.id)]) await utimes(storage.pathOf(`videos/${id}`), hourAgo, hourAgo);
+    let removed = 0;
+    // Seven folders at least (other tests' too), three a run: every orphan goes within a few runs, no live one.
+    for (let run = 0; run < 10 && orphans.some((id) => existsSync(storage.pathOf(`videos/${id}`))); run++) {
+      const outcome = await removeOrphanedVideoFolders(deps, { limit: 3 });
+      expect(outcome.removed).toBeLessThanOrEqual(3);
+      removed += outcome.removed;
+    }
+    expect(orphans.filter((id) => existsSync(storage.pathOf(`videos/${id}`)))).toEqual([]);
+    expect(removed).toBeGreaterThanOrEqual(orphans.length);
+    for (const video of live) for (const key of video.files) expect(existsSync(storage.pathOf(key))).toBe(true);
   });
 });
 

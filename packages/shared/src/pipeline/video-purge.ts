@@ -1,4 +1,4 @@
-import { opendir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { VideosRepository } from '../db/videos-repository.js';
 import type { VideoStatus } from '../db/schema.js';
@@ -128,40 +128,48 @@ const VIDEO_FOLDER = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 export interface OrphanSweepSettings {
   /** Seconds a folder must have been left unchanged before it may go. @defaultValue an hour */
   graceSeconds?: number;
-  /** Folders looked at per run. @defaultValue 2,000 */
+  /** Folders looked at per run, taking up after the last run's: every folder is reached in turn. @defaultValue 5,000 */
   limit?: number;
   now?: number;
 }
+
+/** Where this process's last sweep stopped (by storage root): the next takes up after it. */
+const sweepCursors = new Map<string, string>();
 
 /**
  * Removes the folders of videos that no longer exist (`videos/<id>/` without a row): what a job
  * still running when its video was purged wrote afterwards (a generated thumbnail after a
  * Stability call, say), recreating the folder the purge had removed. A folder is only removed
  * when it has not changed for `graceSeconds`; rows are always written before their video's
- * first file, so a folder without a row that old is one nobody will ever name. Answers the
- * folders removed and their bytes.
+ * first file, so a folder without a row that old is one nobody will ever name. Each run looks
+ * at `limit` folders in name order from where the last one stopped, so a store of any size is
+ * covered over successive runs. Answers the folders removed and their bytes.
  */
 export async function removeOrphanedVideoFolders(
   deps: Pick<VideoPurgeDependencies, 'videos' | 'storage' | 'ledger'>,
   settings: OrphanSweepSettings = {},
 ): Promise<{ removed: number; bytesRemoved: number }> {
   const cutoff = (settings.now ?? Date.now()) - (settings.graceSeconds ?? 3600) * 1000;
-  const limit = settings.limit ?? 2000;
-  const candidates: string[] = [];
   const root = deps.storage.pathOf('videos');
-  try {
-    for await (const entry of await opendir(root)) {
-      if (candidates.length >= limit) break;
-      if (!entry.isDirectory() || !VIDEO_FOLDER.test(entry.name)) continue;
-      const changed = await stat(path.join(root, entry.name)).then(
-        (stats) => stats.mtimeMs,
-        () => Number.POSITIVE_INFINITY,
-      );
-      if (changed < cutoff) candidates.push(entry.name);
-    }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { removed: 0, bytesRemoved: 0 };
-    throw error;
+  const names = await readdir(root).then(
+    (entries) => entries.filter((name) => VIDEO_FOLDER.test(name)).sort(),
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [] as string[];
+      throw error;
+    },
+  );
+  const after = sweepCursors.get(root) ?? '';
+  const from = names.findIndex((name) => name > after);
+  const ordered = from < 0 ? names : [...names.slice(from), ...names.slice(0, from)];
+  const visited = ordered.slice(0, settings.limit ?? 5000);
+  if (visited.length > 0) sweepCursors.set(root, visited.length === names.length ? '' : visited.at(-1)!);
+  const candidates: string[] = [];
+  for (const name of visited) {
+    const changed = await stat(path.join(root, name)).then(
+      (stats) => (stats.isDirectory() ? stats.mtimeMs : Number.POSITIVE_INFINITY),
+      () => Number.POSITIVE_INFINITY,
+    );
+    if (changed < cutoff) candidates.push(name);
   }
   let removed = 0;
   let bytesRemoved = 0;
