@@ -178,6 +178,7 @@ describe('docker-compose.yml', () => {
     volumes?: string[];
     environment?: Record<string, string>;
     healthcheck?: { test: string[] };
+    depends_on?: Record<string, { condition: string }>;
   }
   const compose = parseYaml(readText('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService> };
 
@@ -191,6 +192,14 @@ describe('docker-compose.yml', () => {
     }
     const mounted = Object.values(compose.services).flatMap((service) => (service.volumes ?? []).filter((volume) => volume.startsWith('./')));
     expect(mounted.filter((volume) => !existsSync(path.join(ROOT, volume.split(':')[0]!)))).toEqual([]);
+  });
+
+  it('starts every process that opens the database after the migration, the dashboard included (it writes the audit)', () => {
+    const processes = Object.entries(compose.services).filter(([name, service]) => service.build && name !== 'migrate');
+    expect(processes.map(([name]) => name)).toContain('dashboard');
+    for (const [name, service] of processes) {
+      expect([name, service.depends_on?.migrate?.condition]).toEqual([name, 'service_completed_successfully']);
+    }
   });
 
   it('gives the processes only variables the configuration knows, and probes endpoints the apps serve', () => {
