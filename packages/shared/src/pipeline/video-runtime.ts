@@ -15,6 +15,28 @@ import { enqueueWebhookDeliveries } from './webhook-outbox.js';
  * finished videos send their webhooks and release their sources at once, and the job policy its
  * workers run with. Everything is registered for shutdown.
  */
+/**
+ * What follows a video's finish: its webhooks sent at once and its source released. Neither may
+ * fail the write that finished the video, which has already happened: with Redis away the
+ * webhook sweep sends the deliveries still pending in the outbox (every 30 s), and the retention
+ * job's sweep releases the source. Before, a failed enqueue made a committed cancel throw, so the
+ * API answered 503 and never told the running jobs to stop. Neither is waited for longer than
+ * `waitMs`: BullMQ holds the commands of a queue first used while Redis is away until Redis is
+ * back, which would hold the request that finished the video as long.
+ */
+export function afterVideoFinished(jobs: JobQueues, keepSources: boolean, waitMs = 5000): (videoId: string, deliveryIds: string[]) => Promise<void> {
+  return async (videoId, deliveryIds) => {
+    const release = keepSources ? undefined : enqueueSourceRelease(jobs, videoId);
+    const enqueued = Promise.all([enqueueWebhookDeliveries(jobs, deliveryIds), release]).then(
+      () => undefined,
+      () => undefined,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([enqueued, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
+  };
+}
+
 export function connectVideoRuntime(service: ServiceContext, redis: RedisClient, db: Db) {
   const { config, shutdown } = service;
   const signals = new VideoSignals(redis, config.redisUrl, config.queuePrefix);
@@ -26,12 +48,7 @@ export function connectVideoRuntime(service: ServiceContext, redis: RedisClient,
     storageDir: config.storageDir,
     onChange: (videoId) => signals.changed(videoId),
     onFailed: (videoId) => signals.failed(videoId),
-    onFinished: async (videoId, deliveryIds) => {
-      // A release lost here (Redis away) is picked up by the retention job's sweep; it must not
-      // fail the write that finished the video, which has already happened.
-      const release = config.keepSources ? undefined : enqueueSourceRelease(jobs, videoId).catch(() => {});
-      await Promise.all([enqueueWebhookDeliveries(jobs, deliveryIds), release]);
-    },
+    onFinished: afterVideoFinished(jobs, config.keepSources),
   });
   return { signals, jobs, videos, policy: videoJobPolicy(videos, signals) };
 }
