@@ -328,6 +328,17 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       ['render', 'cancelled'],
     ]);
 
+    // A late failure of a step (a job redelivered after its video ended) changes no step of a finished video.
+    const done = await newVideo({});
+    await videos.setStep(done, 'ingest', 'completed');
+    expect(await videos.setStatus(done, 'completed')).toBe(true);
+    await videos.failVideo(done, 'ingest', 'ingest: job stalled more than allowable limit');
+    expect((await videos.find(done))!.steps.map((step) => [step.name, step.status])).toEqual([
+      ['ingest', 'completed'],
+      ['analyze', 'pending'],
+      ['render', 'pending'],
+    ]);
+
     expect(finished).toHaveLength(1);
     const [deliveryId] = finished[0]!;
     const webhooks = new WebhooksRepository(db);

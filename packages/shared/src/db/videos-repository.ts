@@ -605,6 +605,15 @@ export class VideosRepository {
     const reason = this.clientReason(givenReason);
     const deliveries = await this.db.transaction().execute(async (trx) => {
       if (!(await this.lockVideo(trx, id))) return undefined;
+      // The video first: one that already finished (completed, cancelled, failed by another
+      // step) keeps its steps as they were recorded, a late failure changes nothing.
+      const result = await trx
+        .updateTable('videos')
+        .set({ status: 'failed', error: reason, updated_at: this.dialect.now(), version: sql`version + 1` })
+        .where('id', '=', id)
+        .where('status', 'not in', TERMINAL)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return undefined;
       await trx
         .updateTable('video_steps')
         .set({ status: 'failed', reason, updated_at: this.dialect.now() })
@@ -618,13 +627,6 @@ export class VideosRepository {
         .where('video_id', '=', id)
         .where('status', '=', 'pending')
         .execute();
-      const result = await trx
-        .updateTable('videos')
-        .set({ status: 'failed', error: reason, updated_at: this.dialect.now(), version: sql`version + 1` })
-        .where('id', '=', id)
-        .where('status', 'not in', TERMINAL)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) === 0) return undefined;
       await trx
         .updateTable('video_steps')
         .set({ status: 'cancelled', reason: `stopped: ${step} failed`, updated_at: this.dialect.now() })
