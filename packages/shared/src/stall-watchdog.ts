@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 
 /** Milliseconds an ffmpeg run may go without progress before it is stopped. */
 export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
@@ -101,4 +102,27 @@ export function cpuTicksOf(pid: number | null | undefined): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Follows ffmpeg's `-progress` report on `stream` (`key=value` lines): the watchdog hears of
+ * progress when one of the `growing` keys changes value (a report alone is not progress: newer
+ * ffmpeg reports on schedule while its read hangs). Every line is also handed to `onLine`.
+ */
+export function followProgress(stream: Readable, watchdog: StallWatchdog, growing: readonly string[], onLine?: (key: string, value: string) => void): void {
+  const reached = new Map<string, string>();
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      const [key = '', value = ''] = line.split('=', 2);
+      if (growing.includes(key) && value !== reached.get(key)) {
+        reached.set(key, value);
+        watchdog.waiting();
+      }
+      onLine?.(key, value);
+    }
+  });
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { makeScratchDir, PermanentJobError, partFileFor, removeOtherParts, type ClipAspect } from '@clipline/shared';
 import { runBatchPipeline } from '../analysis/batch-pipeline.js';
 import { expectSuccess, probe, spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
-import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '@clipline/shared';
+import { DEFAULT_STALL_TIMEOUT_MS, followProgress, StallWatchdog } from '@clipline/shared';
 import { sampleSize } from '../analysis/frame-sampler.js';
 import type { CpuPool } from '../analysis/pool.js';
 import { detectCutFrames } from '../analysis/scene-cuts.js';
@@ -419,22 +419,10 @@ async function encode(
     () => run.cpuTicks(),
   );
   watchdog.waiting();
-  const reached = { frame: '', out_time_us: '' };
-  run.output.stdout.setEncoding('utf8');
-  let pending = '';
-  run.output.stdout.on('data', (chunk: string) => {
-    const lines = (pending + chunk).split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) {
-      const [key, value = ''] = line.split('=', 2);
-      if ((key === 'frame' || key === 'out_time_us') && value !== reached[key]) {
-        reached[key] = value;
-        watchdog.waiting();
-      }
-      if (key !== 'out_time_us' || !/^\d+$/.test(value)) continue;
-      const fraction = Math.min(1, Number(value) / 1e6 / job.durationSeconds);
-      void Promise.resolve(hooks.onProgress?.(FOLLOW_SHARE + (ENCODE_END - FOLLOW_SHARE) * fraction)).catch(() => {});
-    }
+  followProgress(run.output.stdout, watchdog, ['frame', 'out_time_us'], (key, value) => {
+    if (key !== 'out_time_us' || !/^\d+$/.test(value)) return;
+    const fraction = Math.min(1, Number(value) / 1e6 / job.durationSeconds);
+    void Promise.resolve(hooks.onProgress?.(FOLLOW_SHARE + (ENCODE_END - FOLLOW_SHARE) * fraction)).catch(() => {});
   });
   try {
     await expectSuccess(run, 'rendering the clip failed', hooks.signal);

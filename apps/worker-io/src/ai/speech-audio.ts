@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { cpuTicksOf, DEFAULT_STALL_TIMEOUT_MS, endSpan, PermanentJobError, StallWatchdog, startChildSpan } from '@clipline/shared';
+import { cpuTicksOf, DEFAULT_STALL_TIMEOUT_MS, endSpan, followProgress, PermanentJobError, StallWatchdog, startChildSpan } from '@clipline/shared';
 import { copyAacTrack } from './m4a-copy.js';
 
 /** Raised when the source has no audio stream to extract. */
@@ -67,20 +67,7 @@ function runFfmpeg(ffmpegPath: string, args: string[], options: SpeechOptions): 
       () => cpuTicksOf(child.pid),
     );
     watchdog.waiting();
-    const reached = { total_size: '', out_time_us: '' };
-    let pending = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const lines = (pending + chunk).split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        const [key, value = ''] = line.split('=', 2);
-        if ((key === 'total_size' || key === 'out_time_us') && value !== reached[key]) {
-          reached[key] = value;
-          watchdog.waiting();
-        }
-      }
-    });
+    followProgress(child.stdout, watchdog, ['total_size', 'out_time_us']);
     let stderr = '';
     // The head names the input's streams; the tail says why a run failed.
     child.stderr.on('data', (chunk: Buffer) => {
