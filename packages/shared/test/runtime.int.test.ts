@@ -178,6 +178,55 @@ describe('a job whose lock is lost', () => {
   });
 });
 
+describe('a worker closing with a job still running', () => {
+  const graceQueue = defineQueue({
+    name: 'test-grace',
+    resourceClass: 'io',
+    jobs: { hold: z.strictObject({ key: z.string() }) },
+    defaultJobOptions: { attempts: 2, ...standardRetention },
+  });
+
+  it('still stops that job when its work is cancelled during the grace period', async () => {
+    const cancelListeners = new Set<(key: string) => void>();
+    const cancellations = {
+      onCancel: (listener: (key: string) => void) => {
+        cancelListeners.add(listener);
+        return () => cancelListeners.delete(listener);
+      },
+    };
+    let started: () => void = () => {};
+    const running = new Promise<void>((resolve) => (started = resolve));
+    let stoppedWith: unknown;
+    const worker = startWorker(
+      graceQueue,
+      {
+        hold: async (job) => {
+          started();
+          await new Promise((_resolve, reject) => job.signal.addEventListener('abort', () => reject((stoppedWith = job.signal.reason))));
+        },
+      },
+      {
+        connection: redis,
+        prefix: env.config.queuePrefix,
+        logger,
+        concurrency: 1,
+        policy: { cancellations, cancellationKey: (data) => (data as { key: string }).key },
+      },
+    );
+    const key = randomUUID();
+    await jobs.add(graceQueue, 'hold', { key });
+    await running;
+    const closed = worker.close(30_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // A rolling deploy closes workers for up to their grace period: a cancel meanwhile is not lost.
+    for (const listener of cancelListeners) listener(key);
+    await waitFor(async () => stoppedWith, 5000, 'the cancelled job to be stopped');
+    expect((stoppedWith as Error).name).toBe('JobCancelledError');
+    await closed;
+    expect(cancelListeners.size).toBe(0);
+  });
+});
+
 describe('runOptionalStep', () => {
   async function videoWithStep(): Promise<string> {
     const id = randomUUID();

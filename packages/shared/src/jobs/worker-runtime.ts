@@ -520,8 +520,9 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
   observeJobs(worker, declaration.name, options.metrics);
 
   let closing: Promise<void> | undefined;
+  // Cancellations are listened to until the last job has ended: a video cancelled during the
+  // grace period (a rolling deploy) still stops its running steps.
   const close = async (graceMs: number) => {
-    stopListening?.();
     const timer = setTimeout(() => {
       for (const { abort } of scope.running.values()) abort.abort(new WorkerClosingError());
     }, graceMs);
@@ -529,6 +530,7 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
       await worker.close();
     } finally {
       clearTimeout(timer);
+      stopListening();
       await scope.queues.close();
     }
   };
