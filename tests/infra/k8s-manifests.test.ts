@@ -184,6 +184,21 @@ describe.each(renders)('the $render manifests', ({ render }) => {
     }
   });
 
+  it('cap every Redis below its memory limit, refusing writes rather than evicting: the kernel does not kill it at the limit, and the memory alert can fire', () => {
+    for (const { object, containers } of workloads(objects)) {
+      for (const container of containers.filter((each) => String(each.image ?? '').startsWith('redis:'))) {
+        const args = (container.args ?? []) as string[];
+        const setting = (name: string) => args[args.indexOf(`--${name}`) + 1];
+        const limit = (container.resources as { limits: Record<string, string> }).limits.memory!;
+        const where = `${idOf(object)} ${container.name}`;
+        expect([where, setting('maxmemory-policy')]).toEqual([where, 'noeviction']);
+        // Headroom for the AOF rewrite's copy-on-write child and the clients' buffers.
+        const cap = args.includes('--maxmemory') ? quantity(setting('maxmemory')!.replace(/mb$/, 'Mi')) : 0;
+        expect([where, cap > 0 && cap <= quantity(limit) * 0.8]).toEqual([where, true]);
+      }
+    }
+  });
+
   it('set CPU and memory requests and limits on every container, within the limits', () => {
     for (const { object, containers } of workloads(objects)) {
       for (const container of containers) {
