@@ -369,6 +369,47 @@ describe.each(renders)('the $render processes', ({ render }) => {
   });
 });
 
+/**
+ * The PostgreSQL connections clipline may open at once: every process of each Deployment at its
+ * most replicas (its ScaledObject's maximum), plus what a rolling update adds beside them, each
+ * with a full pool, and the migration Job's two.
+ */
+function mostDatabaseConnections(objects: K8sObject[]): number {
+  const MIGRATION_POOL = 2;
+  let total = MIGRATION_POOL;
+  for (const { object, containers } of cliplineWorkloads(objects).filter(({ object }) => object.kind === 'Deployment')) {
+    const spec = object.spec as { replicas?: number; strategy?: { rollingUpdate?: { maxSurge?: number | string } } };
+    const scaler = ofKind(objects, 'ScaledObject').find(
+      (each) => (each.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name === object.metadata.name,
+    );
+    const replicas = scaler ? (scaler.spec as { maxReplicaCount: number }).maxReplicaCount : (spec.replicas ?? 1);
+    const surge = spec.strategy?.rollingUpdate?.maxSurge ?? '25%';
+    const extra = typeof surge === 'number' ? surge : Math.ceil((replicas * Number.parseFloat(surge)) / 100);
+    for (const container of containers.filter((each) => isCliplineImage(each.image))) {
+      const env = resolveEnv(container, objects, () => 'stand-in');
+      total += (replicas + extra) * Number(env.DATABASE_POOL_SIZE ?? 10);
+    }
+  }
+  return total;
+}
+
+describe('PostgreSQL connections', () => {
+  // PostgreSQL keeps superuser_reserved_connections (3) of max_connections for administrators.
+  it("are within the development cluster's max_connections at the most replicas, during a rollout", () => {
+    const objects = rendered('dev');
+    const postgres = find(objects, 'Deployment', 'postgres');
+    const args = (workloads([postgres])[0]!.containers[0]!.args ?? []) as string[];
+    const setting = args.map((arg) => /^max_connections=(\d+)$/.exec(arg)?.[1]).find(Boolean);
+    expect(Number(setting ?? 100) - 3).toBeGreaterThanOrEqual(mostDatabaseConnections(objects));
+  });
+
+  it('are stated for production, which brings its own PostgreSQL, at no less than they can reach', () => {
+    const text = readText('infra/k8s/overlays/prod/kustomization.yaml');
+    const stated = /max_connections of at least (\d+)/.exec(text)?.[1];
+    expect(Number(stated)).toBeGreaterThanOrEqual(mostDatabaseConnections(rendered('prod')) + 3);
+  });
+});
+
 describe.each(renders)('the $render configuration', ({ render }) => {
   const objects = rendered(render);
 
