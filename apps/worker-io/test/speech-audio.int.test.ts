@@ -2,7 +2,8 @@
  * The transcript's audio from real files: an AAC track in an MP4 is copied as it is in this
  * process (the same sound as ffmpeg's own copy, checked by decoding both with real ffmpeg),
  * other containers are copied by ffmpeg, other codecs and copies past the upload limit are
- * encoded to MP3, and a file without sound says so.
+ * encoded to MP3, and a file without sound says so. A track that starts after the picture keeps
+ * its place on the picture's clock in the file a transcription service decodes.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -264,4 +265,45 @@ it('kills ffmpeg on an abort and settles only once it is gone', async () => {
   await expect(extractSpeech(hanging, file, await outputDir('aborted'), { signal: controller.signal })).rejects.toThrow();
   const pid = Number(await readFile(`${hanging}.pid`, 'utf8'));
   expect(() => process.kill(pid, 0)).toThrow();
+});
+
+describe('a sound track that starts after the picture', () => {
+  /** A 4 s black picture from 0 and a tone from 1.0 to 1.5 s of its time, in a track that starts 1 s late. */
+  async function lateSound(name: string, audioCodec: string[]): Promise<string> {
+    const file = path.join(dir, name);
+    await run('ffmpeg', [
+      ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=black:s=160x90:r=25:d=4'],
+      ...['-itsoffset', '1', '-f', 'lavfi', '-i', 'sine=f=1000:d=0.5:sample_rate=48000,apad=pad_dur=2.5'],
+      ...['-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-preset', 'ultrafast', ...audioCodec, file],
+    ]);
+    return file;
+  }
+
+  /** Where the tone starts in a file decoded as speech-to-text services decode uploads (16 kHz mono PCM). */
+  async function toneStartSeconds(file: string): Promise<number> {
+    const { stdout } = await run('ffmpeg', ['-nostdin', '-v', 'error', '-i', file, '-f', 's16le', '-ac', '1', '-ar', '16000', '-'], {
+      encoding: 'buffer',
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    for (let at = 0; at + 1 < stdout.length; at += 2) if (Math.abs(stdout.readInt16LE(at)) > 3000) return at / 2 / 16000;
+    throw new Error(`no tone in ${file}`);
+  }
+
+  // A copy keeps the delay only in its edit list, which decoders drop: the words would come a
+  // second early, and every transcript cut and caption with them.
+  it.each([
+    ['an AAC track in an MP4 (copied in this process)', 'late-aac.mp4', ['-c:a', 'aac']],
+    ['an AAC track in Matroska (copied by ffmpeg)', 'late-aac.mkv', ['-c:a', 'aac']],
+    ['an Opus track in Matroska (encoded)', 'late-opus.mkv', ['-c:a', 'libopus']],
+  ])('%s: the speech file keeps the tone where the picture has it', async (_what, name, codec) => {
+    const file = await lateSound(name, codec);
+    const speech = await extractSpeech(TOOLS.ffmpegPath, file, await outputDir(`late-${name}`));
+    expect(await toneStartSeconds(speech)).toBeCloseTo(1, 1);
+  });
+
+  it('an AAC track that starts with its picture is still copied', async () => {
+    const file = await source('on-time.mp4');
+    const speech = await extractSpeech(countingFfmpeg, file, await outputDir('on-time'));
+    expect([path.basename(speech), await ffmpegStarts()]).toEqual(['speech.m4a', 0]);
+  });
 });

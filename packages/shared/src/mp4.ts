@@ -309,6 +309,28 @@ function parseTrack(bytes: Buffer, trak: Mp4Box, fileSize: number): Mp4Track {
 }
 
 /**
+ * Seconds of the movie's time before `track` begins: the empty edits (media time -1) that open
+ * its edit list, as a muxer writes for a track that starts after the others. Decoders that read
+ * the track alone drop them, so what the track holds then starts that much early.
+ */
+export function mp4TrackDelaySeconds(movie: Mp4Movie, track: Mp4Track): number {
+  const { moov } = movie;
+  const edts = mp4Child(moov, track.box, 'edts');
+  const elst = edts && mp4Child(moov, edts, 'elst');
+  if (!elst || !movie.timescale) return 0;
+  const wide = moov[elst.body] === 1;
+  const count = moov.readUInt32BE(elst.body + 4);
+  const entryBytes = wide ? 20 : 12;
+  let delay = 0;
+  for (let index = 0, at = elst.body + 8; index < count && at + entryBytes <= elst.end; index++, at += entryBytes) {
+    const mediaTime = wide ? Number(moov.readBigInt64BE(at + 8)) : moov.readInt32BE(at + 4);
+    if (mediaTime !== -1) break;
+    delay += wide ? Number(moov.readBigUInt64BE(at)) : moov.readUInt32BE(at);
+  }
+  return delay / movie.timescale;
+}
+
+/**
  * The movie index of `file`, or undefined when the file is not of the MP4 family or holds
  * something this reader leaves to ffmpeg (fragments, unusual tables, a damaged index).
  */

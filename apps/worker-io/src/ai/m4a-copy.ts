@@ -6,12 +6,24 @@
  * demuxing the picture (its bytes are read only where they lie between nearby sound chunks).
  */
 import { writeFile } from 'node:fs/promises';
-import { mp4Boxes, readMp4Chunks, readMp4Movie, type Mp4Box, type Mp4Movie, type Mp4Track } from '@clipline/shared';
+import { mp4Boxes, mp4TrackDelaySeconds, readMp4Chunks, readMp4Movie, type Mp4Box, type Mp4Movie, type Mp4Track } from '@clipline/shared';
 
 /** MPEG-4 audio and the three MPEG-2 AAC profiles: what ffmpeg names `aac`. */
 const AAC_OBJECT_TYPES = new Set([0x40, 0x66, 0x67, 0x68]);
 
-export type TrackCopy = { copied: true } | { copied: false; reason: 'no audio' | 'not aac' | 'too large' };
+export type TrackCopy = { copied: true } | { copied: false; reason: 'no audio' | 'not aac' | 'starts late' | 'too large' };
+
+/**
+ * How late a sound track may start after the earliest track and still be copied. A copy keeps
+ * the delay only in its edit list, which decoders of a lone sound file drop: its words would be
+ * timed that much early. Past this it is encoded instead, the delay as silence.
+ */
+export const LATE_START_SECONDS = 0.05;
+
+/** Seconds `track` starts after the movie's earliest track. */
+export function lateStartSeconds(movie: Mp4Movie, track: Mp4Track): number {
+  return mp4TrackDelaySeconds(movie, track) - Math.min(...movie.tracks.map((each) => mp4TrackDelaySeconds(movie, each)));
+}
 
 function box(type: string, ...parts: Buffer[]): Buffer {
   const header = Buffer.alloc(8);
@@ -95,6 +107,7 @@ export async function copyAacTrack(source: string, target: string, limitBytes: n
   if (!track) return { copied: false, reason: 'no audio' };
   if (track.codecTag !== 'mp4a' || track.objectType === undefined || !AAC_OBJECT_TYPES.has(track.objectType)) return { copied: false, reason: 'not aac' };
   if (track.sampleCount === 0) return undefined;
+  if (lateStartSeconds(movie, track) > LATE_START_SECONDS) return { copied: false, reason: 'starts late' };
   const ftyp = fileType();
   // The offsets' table has the same length whatever they are, so the index's size is known first.
   const { sizes } = track.chunks;

@@ -3,21 +3,50 @@
  * into an `.m4a`, which the transcription API takes: no decode, no encode, and no second lossy
  * generation. From an MP4 the copy is made in this process ({@link copyAacTrack}); from other
  * containers, or an MP4 whose index the reader leaves alone, by an ffmpeg child process.
- * Anything else, or a copy past the upload limit, is encoded by ffmpeg to mono 16 kHz MP3 at
- * 32 kb/s, so an hour and three quarters fit under the limit; longer speech at a lower rate.
+ * Anything else, a copy past the upload limit, or a track that starts after the picture (a copy
+ * keeps that delay only in its edit list, which decoders drop), is encoded by ffmpeg to mono
+ * 16 kHz MP3 at 32 kb/s on the source's clock, so an hour and three quarters fit under the limit;
+ * longer speech at a lower rate.
  */
 import { spawn } from 'node:child_process';
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { cpuTicksOf, DEFAULT_STALL_TIMEOUT_MS, endSpan, followProgress, PermanentJobError, StallWatchdog, startChildSpan } from '@clipline/shared';
-import { copyAacTrack } from './m4a-copy.js';
+import {
+  cpuTicksOf,
+  DEFAULT_STALL_TIMEOUT_MS,
+  endSpan,
+  followProgress,
+  mp4TrackDelaySeconds,
+  PermanentJobError,
+  readMp4Movie,
+  StallWatchdog,
+  startChildSpan,
+} from '@clipline/shared';
+import { copyAacTrack, LATE_START_SECONDS } from './m4a-copy.js';
 
 /** Raised when the source has no audio stream to extract. */
 export class NoAudioTrack extends Error {}
 
-/** Mono MP3, LAME quality 7 ("fast, ok quality"): a third less CPU than its default for speech. */
+/**
+ * Mono MP3, LAME quality 7 ("fast, ok quality"): a third less CPU than its default for speech. On
+ * the source's clock, as the analysis hears it: a track that starts late begins with that much
+ * silence, so the transcript's times are the picture's.
+ */
 function speechEncoding(rate: SpeechRate): string[] {
-  return ['-ac', '1', '-ar', String(rate.sampleRate), '-c:a', 'libmp3lame', '-b:a', `${rate.kbps}k`, '-compression_level', '7'];
+  return [
+    '-af',
+    'aresample=async=1:first_pts=0',
+    '-ac',
+    '1',
+    '-ar',
+    String(rate.sampleRate),
+    '-c:a',
+    'libmp3lame',
+    '-b:a',
+    `${rate.kbps}k`,
+    '-compression_level',
+    '7',
+  ];
 }
 
 interface SpeechRate {
@@ -131,10 +160,17 @@ export async function extractSpeech(
     if (stall) throw stall;
     if (/does not contain any stream/.test(copy.stderr)) throw new NoAudioTrack();
     const codec = INPUT_AUDIO.exec(copy.stderr)?.[1];
-    if (copy.code === 0 && codec === 'aac' && (await stat(copied)).size <= limit) return copied;
+    if (copy.code === 0 && codec === 'aac' && (await stat(copied)).size <= limit && !(await startsLate(copied))) return copied;
     await rm(copied, { force: true });
   }
   return encodeSpeech(ffmpegPath, source, path.join(dir, 'speech.mp3'), limit, options);
+}
+
+/** Whether ffmpeg's copy starts late (its edit list opens with the delay): it is encoded instead. */
+async function startsLate(copy: string): Promise<boolean> {
+  const movie = await readMp4Movie(copy).catch(() => undefined);
+  const track = movie?.tracks.find((candidate) => candidate.handler === 'soun');
+  return movie !== undefined && track !== undefined && mp4TrackDelaySeconds(movie, track) > LATE_START_SECONDS;
 }
 
 /**
