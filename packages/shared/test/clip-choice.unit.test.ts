@@ -119,6 +119,50 @@ describe('clips on speech', () => {
     expect(audioOnly.starts.some((t) => t > 3 && t < 3.35)).toBe(true);
   });
 
+  it('knows sentence ends in other scripts: a Hindi, Arabic or Amharic transcript cuts where an English one would', () => {
+    // Ten sentences of 5.6 s with short breaths (0.4 s) between them: only punctuation tells their ends.
+    const pauses = Array.from({ length: 9 }, (_, i) => ({ startSeconds: 6 * i + 5.6, endSeconds: 6 * i + 6 }));
+    const transcriptEnding = (end: string) =>
+      Array.from({ length: 10 }, (_, i) => ({ startSeconds: 6 * i, endSeconds: 6 * i + 5.6, text: `sentence ${i}${end}` }));
+    const english = speechBoundaries(60, pauses, transcriptEnding('.'))!;
+    for (const end of ['।', '؟', '።', '。']) {
+      const other = speechBoundaries(60, pauses, transcriptEnding(end))!;
+      expect([end, other.starts, other.ends]).toEqual([end, english.starts, english.ends]);
+    }
+    expect(english.starts).toHaveLength(10);
+  });
+
+  it('falls back to the pauses when no transcript segment has a usable time span', () => {
+    const pauses = [
+      { startSeconds: 10, endSeconds: 11 },
+      { startSeconds: 30, endSeconds: 31 },
+    ];
+    const broken = [
+      { startSeconds: 5, endSeconds: 5, text: 'Hi.' },
+      { startSeconds: Number.NaN, endSeconds: 8, text: 'There.' },
+    ];
+    expect(speechBoundaries(60, pauses, broken)).toEqual(speechBoundaries(60, pauses));
+  });
+
+  it('never cuts inside a segment another one overlaps, and cuts in the pause beside segments that meet', () => {
+    const overlapping = [
+      { startSeconds: 0, endSeconds: 10, text: 'First long sentence.' },
+      { startSeconds: 4, endSeconds: 6, text: 'Inner.' },
+      { startSeconds: 12, endSeconds: 15, text: 'Last.' },
+    ];
+    const speech = speechBoundaries(20, [], overlapping)!;
+    for (const t of [...speech.starts, ...speech.ends]) expect([t, t <= 0 || t >= 10]).toEqual([t, true]);
+    // Whisper's segments often meet exactly; the sound's pause lies just after the meeting point.
+    const meeting = [
+      { startSeconds: 0, endSeconds: 5, text: 'Hello there.' },
+      { startSeconds: 5, endSeconds: 10, text: 'World.' },
+    ];
+    const cut = speechBoundaries(10, [{ startSeconds: 5.1, endSeconds: 5.8 }], meeting)!;
+    const inner = [...cut.starts, ...cut.ends].filter((t) => t > 0 && t < 10);
+    expect(inner.length).toBeGreaterThan(0);
+    for (const t of inner) expect([t, t >= 5.1 && t <= 5.8]).toEqual([t, true]);
+  });
+
   it('has no boundaries to offer without pauses (steady music, silence)', () => {
     expect(speechBoundaries(60, [])).toBeNull();
   });
@@ -155,5 +199,21 @@ describe('the voice-activity pass', () => {
     expect(activity.pauses[0]!.endSeconds).toBeCloseTo(2.8, 1);
     expect(activity.speechSeconds).toBeCloseTo(5, 0);
     expect(findPauses(new Float32Array(500).fill(-20), 0.02).pauses).toEqual([]);
+  });
+
+  it('finds sparse speech: five seconds of a minute, over digital silence or a steady noise floor', () => {
+    for (const floor of [-90, -50]) {
+      // 60 s in 20 ms frames; speech from 20 to 22 s and from 40 to 43 s.
+      const levels = new Float32Array(3000).fill(floor);
+      levels.fill(-20, 1000, 1100);
+      levels.fill(-20, 2000, 2150);
+      const activity = findPauses(levels, 0.02);
+      expect([floor, activity.speechSeconds]).toEqual([floor, 5]);
+      expect(activity.pauses).toEqual([
+        { startSeconds: 0, endSeconds: 20 },
+        { startSeconds: 22, endSeconds: 40 },
+        { startSeconds: 43, endSeconds: 60 },
+      ]);
+    }
   });
 });

@@ -37,14 +37,22 @@ const FLOOR_DB = -90;
 /** The background is this percentile of frame levels, the speech level that one. */
 const BACKGROUND_PERCENTILE = 0.1;
 const FOREGROUND_PERCENTILE = 0.9;
+/**
+ * The speech level of a track where speech is sparse (under a tenth of it: a few remarks, a long
+ * silent intro), whose 90th percentile is still background: then speech needs only a fiftieth.
+ */
+const SPARSE_FOREGROUND_PERCENTILE = 0.98;
 /** Where between background and speech level the threshold sits. */
 const THRESHOLD_SHARE = 0.4;
 /** A track whose speech stands less than this above its background has no pauses to find (steady music, noise). */
 const MIN_CONTRAST_DB = 12;
 /** A clip starts at most this long before speech resumes and ends at most this long after it stops. */
 const EDGE_SECONDS = 0.3;
-/** Sentence-ending punctuation at the end of a transcript segment or word. */
-const SENTENCE_END = /[.!?…。！？]["'”’)\]]*\s*$/u;
+/**
+ * Sentence-ending punctuation at the end of a transcript segment or word, in any script
+ * (Unicode's Sentence_Terminal: `.!?。！？`, the danda `।`, Arabic `؟`, Ethiopic `።`, …), then closing quotes or brackets.
+ */
+const SENTENCE_END = /[\p{Sentence_Terminal}…]["'”’»」』)\]]*\s*$/u;
 
 /**
  * Streams 16-bit little-endian mono PCM and finds pauses. Frame levels are kept (4 bytes per
@@ -101,7 +109,8 @@ export function findPauses(levels: Float32Array, frameSeconds: number): SpeechAc
   const sorted = Float32Array.from(levels).sort();
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.round(q * (sorted.length - 1)))]!;
   const background = at(BACKGROUND_PERCENTILE);
-  const foreground = at(FOREGROUND_PERCENTILE);
+  const common = at(FOREGROUND_PERCENTILE);
+  const foreground = common - background < MIN_CONTRAST_DB ? at(SPARSE_FOREGROUND_PERCENTILE) : common;
   const total = levels.length * frameSeconds;
   if (foreground - background < MIN_CONTRAST_DB) {
     // Nothing stands out: all silence, or sound without gaps. Either way, no phrase structure.
@@ -141,7 +150,11 @@ export interface SpeechBoundaries {
  * a transcript, every pause is one. Returns null when there is no phrase structure to follow.
  */
 export function speechBoundaries(durationSeconds: number, pauses: readonly Pause[], transcript?: readonly TimedText[]): SpeechBoundaries | null {
-  const gaps = transcript?.length ? sentenceGaps(durationSeconds, transcript, pauses) : [...pauses];
+  // Segments without a usable time span say nothing of where speech is: without any, the pauses decide.
+  const timed = (transcript ?? []).filter(
+    (segment) => Number.isFinite(segment.startSeconds) && Number.isFinite(segment.endSeconds) && segment.endSeconds > segment.startSeconds,
+  );
+  const gaps = timed.length ? sentenceGaps(durationSeconds, timed, pauses) : [...pauses];
   const inner = gaps.filter((gap) => gap.endSeconds > 0.05 && gap.startSeconds < durationSeconds - 0.05);
   if (inner.length === 0) return null;
   const starts = new Set<number>([0]);
@@ -157,7 +170,7 @@ export function speechBoundaries(durationSeconds: number, pauses: readonly Pause
   return {
     starts: [...starts].sort((a, b) => a - b),
     ends: [...ends].sort((a, b) => a - b),
-    source: transcript?.length ? 'transcript' : 'pauses',
+    source: timed.length ? 'transcript' : 'pauses',
   };
 }
 
@@ -167,20 +180,27 @@ export function speechBoundaries(durationSeconds: number, pauses: readonly Pause
  * does not end a sentence still ends one when a long pause follows it (speech without punctuation).
  */
 function sentenceGaps(durationSeconds: number, segments: readonly TimedText[], pauses: readonly Pause[]): Pause[] {
-  const ordered = [...segments].filter((segment) => segment.endSeconds > segment.startSeconds).sort((a, b) => a.startSeconds - b.startSeconds);
+  const ordered = [...segments].sort((a, b) => a.startSeconds - b.startSeconds);
   const gaps: Pause[] = [];
   if (ordered.length && ordered[0]!.startSeconds > 0.05) gaps.push({ startSeconds: 0, endSeconds: ordered[0]!.startSeconds });
+  // Segments may overlap: speech goes on until the latest end so far, not the current segment's.
+  let spokenUntil = 0;
   for (let i = 0; i < ordered.length; i++) {
     const segment = ordered[i]!;
+    spokenUntil = Math.max(spokenUntil, segment.endSeconds);
     const next = ordered[i + 1];
+    if (next && next.startSeconds < spokenUntil) continue;
     const gapEnd = next ? next.startSeconds : durationSeconds;
-    const gap = { startSeconds: segment.endSeconds, endSeconds: Math.max(segment.endSeconds, gapEnd) };
+    const gap = { startSeconds: spokenUntil, endSeconds: Math.max(spokenUntil, gapEnd) };
     const audio = pauses.find((pause) => pause.startSeconds < gap.endSeconds + 0.15 && pause.endSeconds > gap.startSeconds - 0.15);
     const endsSentence = SENTENCE_END.test(segment.text) || (audio !== undefined && audio.endSeconds - audio.startSeconds >= 2 * MIN_PAUSE_SECONDS);
     if (!endsSentence && next) continue;
-    // Inside the audio pause when it lies in the gap; else the gap between the words itself.
+    // Inside the audio pause where it overlaps the gap. Segments often meet with no gap at all
+    // (one ends where the next starts) while the sound has its pause just beside: the measured
+    // silence is then the boundary, since cutting inside it cuts no word. Else the gap itself.
     const narrowed = audio ? { startSeconds: Math.max(gap.startSeconds, audio.startSeconds), endSeconds: Math.min(gap.endSeconds, audio.endSeconds) } : gap;
-    gaps.push(narrowed.endSeconds > narrowed.startSeconds ? narrowed : gap);
+    if (narrowed.endSeconds > narrowed.startSeconds) gaps.push(narrowed);
+    else gaps.push(audio && gap.endSeconds - gap.startSeconds < 0.05 ? { startSeconds: audio.startSeconds, endSeconds: audio.endSeconds } : gap);
   }
   return gaps;
 }
