@@ -99,6 +99,22 @@ describe('admin queue operations', () => {
     await request(producer.app).post('/v1/admin/queues/sync/failed:discard').set(admin);
   });
 
+  it('refuses a filter that is not sent as JSON (curl -d labels it a form) with 415, and acts on nothing', async () => {
+    await failJobs(['upstream timeout after 10 s', 'bad payload']);
+    const before = (await new QueueActionsRepository(env.db).recent(100)).length;
+    for (const action of ['failed:discard', 'failed:retry']) {
+      const res = await request(producer.app)
+        .post(`/v1/admin/queues/sync/${action}`)
+        .set(admin)
+        .set('Content-Type', 'application/x-www-form-urlencoded')
+        .send('{"reason":"timeout"}');
+      expect([action, res.status, res.body.detail]).toEqual([action, 415, expect.stringContaining('application/json')]);
+    }
+    expect(await queue.getFailedCount()).toBe(2);
+    expect((await new QueueActionsRepository(env.db).recent(100)).length).toBe(before);
+    await request(producer.app).post('/v1/admin/queues/sync/failed:discard').set(admin);
+  });
+
   it('pauses and resumes a queue, audited', async () => {
     const paused = await request(producer.app).post('/v1/admin/queues/ingest:pause').set(admin);
     expect(paused.status).toBe(200);

@@ -4,7 +4,7 @@ import type { QueueOperationKind, QueueOperations } from '@clipline/shared';
 import { describeIssues } from '../api-schemas.js';
 import { callerOf, requireAdmin } from '../http/auth.js';
 import { badRequest, notFound, serviceUnavailable } from '../http/problem.js';
-import { isUnavailable } from './route-helpers.js';
+import { isUnavailable, requireJson } from './route-helpers.js';
 
 export const failedJobsFilter = z
   .strictObject({
@@ -45,7 +45,9 @@ export function adminQueueRoutes(deps: { operations: QueueOperations }): Router 
   // "failed:retry", "failed:discard", ":pause", ":resume": the colons are literal, not parameters.
   router.post(/^\/admin\/queues\/([^/:]+)\/(failed:retry|failed:discard)$/, async (req, res) => {
     const params = req.params as unknown as Record<string, string>;
-    const parsed = failedJobsFilter.safeParse(req.body ?? {});
+    // No body is "every failed job"; a body that is not JSON is refused, never read as none.
+    const empty = req.headers['transfer-encoding'] === undefined && !Number(req.headers['content-length'] ?? 0);
+    const parsed = failedJobsFilter.safeParse(empty ? {} : requireJson(req));
     if (!parsed.success) {
       const { detail, errors } = describeIssues(parsed.error);
       throw badRequest(detail, errors);
