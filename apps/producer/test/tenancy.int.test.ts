@@ -310,6 +310,17 @@ describe('tenancy matrix', () => {
     expect((await request(producer.app).get('/v1/videos').set(acme)).status).toBe(401);
   });
 
+  it("never gives a key a tenant that holds others' records by accident: a name folding to one is refused unless the tenant is named", async () => {
+    for (const name of ['Default', 'legacy', 'Admin-Tools', 'key-reporting']) {
+      const refused = await call('admin', 'post', '/v1/admin/keys', { name });
+      expect([name, refused.status, refused.body.errors?.[0]?.path]).toEqual([name, 400, 'tenant']);
+      expect(refused.body.detail).toMatch(/reserved/);
+    }
+    const named = await call('admin', 'post', '/v1/admin/keys', { name: 'Default', tenant: 'default-reports' });
+    expect([named.status, named.body.tenant]).toEqual([201, 'default-reports']);
+    await call('admin', 'delete', `/v1/admin/keys/${named.body.id}`);
+  });
+
   it('keeps idempotency keys apart between tenants', async () => {
     const headers = { 'idempotency-key': `same-${randomUUID()}` };
     const a = await call('owner', 'post', '/v1/videos', { source: 'https://cdn.example.com/i.mp4' }).set(headers);

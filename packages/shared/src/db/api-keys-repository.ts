@@ -76,6 +76,13 @@ function checkedName(name: string): string {
   return trimmed;
 }
 
+/**
+ * Tenants that hold records of callers other than database keys: `default` (direct producers),
+ * `legacy`, and the config keys' `key-<digest>` and `admin-<digest>`. A key's name never makes
+ * one of them its tenant; an operator who means it names the tenant.
+ */
+const RESERVED_TENANT = /^(?:default|legacy|key-.*|admin-.*)$/;
+
 /** A tenant name from what was asked for, or from the key's name (`My Service` → `my-service`). */
 function checkedTenant(tenant: string | undefined, name: string): string {
   const value =
@@ -89,6 +96,9 @@ function checkedTenant(tenant: string | undefined, name: string): string {
     throw new RangeError(
       `tenant must be 1-128 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit; got ${JSON.stringify(value.slice(0, 130))}`,
     );
+  }
+  if (tenant === undefined && RESERVED_TENANT.test(value)) {
+    throw new RangeError(`the key's name would make its tenant "${value}", which is reserved (it holds records of other callers): name the tenant explicitly`);
   }
   return value;
 }
