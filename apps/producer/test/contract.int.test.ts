@@ -252,6 +252,19 @@ describe('Idempotency-Key', () => {
     expect(rows).toHaveLength(1);
   });
 
+  it('replays a retry that spells the route another way express accepts (a trailing slash, capitals)', async () => {
+    const body = { source: '/media/spelled.mp4' };
+    const first = await post('/v1/videos/', body, { 'idempotency-key': 'spelled-1' });
+    expect(first.status).toBe(202);
+    for (const path of ['/v1/videos', '/v1/Videos']) {
+      const again = await post(path, body, { 'idempotency-key': 'spelled-1' });
+      expect([path, again.status, again.body.id, again.headers['idempotent-replayed']]).toEqual([path, 202, first.body.id, 'true']);
+    }
+    // The same key on another route is another request.
+    const other = await post('/v1/videos:batch', { videos: [body] }, { 'idempotency-key': 'spelled-1' });
+    expect(other.status).toBe(422);
+  });
+
   it('answers 400 for a body nested past any request the API takes, instead of walking it', async () => {
     const deep = `{"source":"/media/deep.mp4","title":${'['.repeat(5000)}${']'.repeat(5000)}}`;
     for (const path of ['/v1/videos', '/v1/videos:batch']) {

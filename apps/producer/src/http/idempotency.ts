@@ -29,10 +29,25 @@ function canonical(value: unknown, depth = 0): unknown {
  * Keyed (HMAC) rather than a plain digest: bodies may hold secrets such as a password, and the
  * fingerprint is stored; without the server's key it reveals nothing about the body.
  */
-function fingerprint(req: Request, key: string): string {
+function fingerprint(req: Request, key: string, route = routeOf(req)): string {
   return createHmac('sha256', key)
-    .update(`${req.method} ${req.baseUrl}${req.path}\n${JSON.stringify(canonical(req.body ?? null))}`)
+    .update(`${req.method} ${route}\n${JSON.stringify(canonical(req.body ?? null))}`)
     .digest('hex');
+}
+
+/** The fingerprint of releases that hashed the path as spelt: a key they stored still replays. */
+function spelledFingerprint(req: Request, key: string): string {
+  return fingerprint(req, key, `${req.baseUrl}${req.path}`);
+}
+
+/**
+ * The route a request reached and its parameters, not its spelling: express routes `/v1/videos/`
+ * and `/v1/Videos` to the same handler, and a retry spelt either way is the same request.
+ */
+function routeOf(req: Request): string {
+  const route = (req.route as { path?: unknown } | undefined)?.path;
+  if (route === undefined) return `${req.baseUrl}${req.path}`;
+  return `${req.baseUrl.toLowerCase()} ${String(route)} ${JSON.stringify(req.params)}`;
 }
 
 /**
@@ -48,7 +63,7 @@ export function idempotent(repository: IdempotencyRepository, handler: RequestHa
       throw new HttpProblem(400, 'Bad Request', 'Idempotency-Key must be 1-255 visible ASCII characters');
     }
     const principal = principalOf(res);
-    const claim = await repository.claim(principal, key, fingerprint(req, fingerprintKey)).catch(() => {
+    const claim = await repository.claim(principal, key, fingerprint(req, fingerprintKey), [spelledFingerprint(req, fingerprintKey)]).catch(() => {
       throw new HttpProblem(503, 'Service Unavailable', 'the database is unreachable; retry shortly', {}, { 'retry-after': '5' });
     });
     if (claim.outcome === 'mismatch') {

@@ -28,7 +28,8 @@ export class IdempotencyRepository {
     this.dialect = portableSql(db);
   }
 
-  async claim(principal: string, key: string, requestHash: string): Promise<IdempotencyClaim> {
+  /** `sameRequestHashes`: other hashes the same request had (as an earlier release computed it), not a mismatch. */
+  async claim(principal: string, key: string, requestHash: string, sameRequestHashes: readonly string[] = []): Promise<IdempotencyClaim> {
     // An expired key is as good as new: clear it before trying to claim.
     await this.db
       .deleteFrom('idempotency_keys')
@@ -44,8 +45,8 @@ export class IdempotencyRepository {
       .where('principal', '=', principal)
       .where('key', '=', key)
       .executeTakeFirst();
-    if (!existing) return this.claim(principal, key, requestHash);
-    if (existing.request_hash !== requestHash) return { outcome: 'mismatch' };
+    if (!existing) return this.claim(principal, key, requestHash, sameRequestHashes);
+    if (existing.request_hash !== requestHash && !sameRequestHashes.includes(existing.request_hash)) return { outcome: 'mismatch' };
     if (existing.state === 'in_progress') {
       // The first request died (crash, lost database) without releasing the key: after the lease,
       // take it over. Should it still be running, its token no longer completes or releases the key.
