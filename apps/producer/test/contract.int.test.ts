@@ -491,6 +491,15 @@ describe('videos linked to YouTube', () => {
     const page = await post('/v1/videos', { source: 'https://www.youtube.com/watch?v=dQw4w9WgXcQ' });
     expect(page.status).toBe(400);
     expect(page.body.detail).toMatch(/YouTube pages are not media files/);
+    // The field is named as such, whatever the reason's own words hold.
+    expect(page.body.errors).toEqual([{ path: 'source', message: page.body.detail }]);
+    const share = await post('/v1/videos', { source: 'file://server/share/a.mp4' });
+    expect([share.status, share.body.errors?.[0]?.path]).toEqual([400, 'source']);
+    expect(share.body.errors[0].message).toMatch(/^source is not a usable file URL: /);
+    const nul = await post('/v1/videos', { source: '/a.mp4', title: 'a\u0000b' });
+    expect([nul.status, nul.body.errors?.[0]?.path]).toEqual([400, 'title']);
+    const inBatch = await post('/v1/videos:batch', { videos: [{ source: '/a.mp4' }, { source: 'https://youtu.be/dQw4w9WgXcQ' }] });
+    expect(inBatch.body.errors).toEqual([{ path: 'videos.1.source', message: expect.stringMatching(/^YouTube pages are not media files/) }]);
     const bad = await post('/v1/videos', { source: '/a.mp4', youtubeId: 'short' });
     expect(bad.body.detail).toMatch(/youtubeId must be an 11-character YouTube video id/);
   });

@@ -29,12 +29,7 @@ export const isUnavailable = isRedisOrDatabaseOutage;
 
 /** The answer an error of the producer or the repositories deserves: 400 for bad input, 503 for an outage. */
 export function unavailableOr(error: unknown, what = 'the job queue or database'): unknown {
-  if (error instanceof InvalidSubmissionError) {
-    const [path, ...rest] = error.message.split(': ');
-    return rest.length
-      ? badRequest(error.message, [{ path: path!, message: rest.join(': ') }])
-      : badRequest(error.message, [{ path: 'source', message: error.message }]);
-  }
+  if (error instanceof InvalidSubmissionError) return badRequest(error.message, [{ path: error.path, message: error.reason }]);
   if (error instanceof InvalidCursorError) return badRequest(error.message, [{ path: 'cursor', message: error.message }]);
   if (isUnavailable(error)) return serviceUnavailable(`${what} is unreachable; retry shortly`);
   return error;

@@ -39,6 +39,15 @@ export interface SubmitContext {
 
 export class InvalidSubmissionError extends Error {
   override name = 'InvalidSubmissionError';
+
+  constructor(
+    /** What is wrong, without the field's name. */
+    readonly reason: string,
+    /** The field: `source`, or `videos.<n>.source` in a batch. */
+    readonly path: string,
+  ) {
+    super(path.startsWith('videos.') ? `${path}: ${reason}` : reason);
+  }
 }
 
 export type CancelOutcome = 'cancelled' | 'already-finished' | 'not-found';
@@ -86,13 +95,11 @@ export class VideoPipelineProducer {
   async submitMany(items: readonly { submission: VideoSubmission; id?: string }[], context: SubmitContext = {}): Promise<{ id: string }[]> {
     const prepared = items.map(({ submission, id }, index) => {
       const parsed = parseSource(submission.source);
-      const where = (field: string) => (items.length > 1 ? `videos.${index}.${field}: ` : '');
-      if (!parsed.ok) throw new InvalidSubmissionError(`${where('source')}${parsed.reason}`);
-      if (submission.title?.includes('\u0000')) throw new InvalidSubmissionError(`${where('title')}title contains a NUL character`);
+      const where = (field: string) => (items.length > 1 ? `videos.${index}.${field}` : field);
+      if (!parsed.ok) throw new InvalidSubmissionError(parsed.reason, where('source'));
+      if (submission.title?.includes('\u0000')) throw new InvalidSubmissionError('title contains a NUL character', where('title'));
       if (parsed.source.kind === 'http' && /(^|\.)(youtube\.com|youtu\.be)$/i.test(parsed.source.url.hostname)) {
-        throw new InvalidSubmissionError(
-          `${where('source')}YouTube pages are not media files: submit the video file as source and its YouTube id as youtubeId`,
-        );
+        throw new InvalidSubmissionError('YouTube pages are not media files: submit the video file as source and its YouTube id as youtubeId', where('source'));
       }
       return { submission, id: id ?? randomUUID() };
     });
