@@ -206,6 +206,42 @@ describe('429 answers', () => {
   });
 });
 
+describe("YouTube's limits, which it answers with 403", () => {
+  const clearPause = async () => {
+    const keys = await keysMatching(redis, `${env.config.queuePrefix}:providers:*`);
+    if (keys.length) await redis.del(...keys);
+  };
+
+  it.each([
+    ['rate', /rateLimitExceeded|exceeded the rate limit/i, 1000],
+    ['quota', /quota/i, 300_000],
+  ] as const)('a %s limit pauses the provider, as a 429 does, and is not taken for a bad key', async (reason, words, pauseMs) => {
+    await clearPause();
+    sim.configure({ endpoints: { 'youtube.videos.list': { rateLimitNext: 1, rateLimitReason: reason } } });
+    const { youtube } = clients();
+    const limited = await failure(youtube.listVideos(['dQw4w9WgXcQ']));
+    expect(limited).toBeInstanceOf(ProviderRateLimitedError);
+    expect(limited).toMatchObject({ retryAfterMs: pauseMs, source: 'upstream' });
+    expect(limited.message).toMatch(words);
+    expect(limited.message).not.toMatch(/YOUTUBE_API_KEY/);
+    expect(await failure(youtube.listVideos(['dQw4w9WgXcQ']))).toMatchObject({ source: 'paused' });
+    expect(requests('youtube.videos.list')).toBe(1);
+    await clearPause();
+  });
+
+  it('a 403 that is not a limit (no key sent) still names the key to check', async () => {
+    const { youtube } = loadProviderSettings({ UPSTREAM_SIM_URL: sim.url });
+    const http = new ProviderHttp({ provider: 'youtube', baseUrl: youtube.baseUrl, timeoutMs: 5000, headers: {} });
+    try {
+      const error = await failure(http.request({ method: 'GET', path: 'youtube/v3/videos', searchParams: { part: 'snippet', id: 'dQw4w9WgXcQ' } }));
+      expect(error).toBeInstanceOf(ProviderPermanentError);
+      expect(error.message).toMatch(/answered 403: .*\(check YOUTUBE_API_KEY\)/);
+    } finally {
+      http.close();
+    }
+  });
+});
+
 describe('answers held in memory', () => {
   it('cut off an answer larger than the limit, as a provider answer that cannot be used', async () => {
     const { openai } = loadProviderSettings({ UPSTREAM_SIM_URL: sim.url });

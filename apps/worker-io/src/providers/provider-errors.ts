@@ -81,9 +81,10 @@ export class ProviderRateLimitedError extends ProviderError {
     /** Milliseconds to wait before calling this provider again. */
     readonly retryAfterMs: number,
     readonly source: RateLimitSource,
-    options: { status?: number; cause?: unknown } = {},
+    /** `detail`: what the provider said, when its words tell more than a status (a used-up quota). */
+    options: { status?: number; cause?: unknown; detail?: string } = {},
   ) {
-    super(provider, `${provider} is rate-limited (${source}); retry in ${retryAfterMs} ms`, options);
+    super(provider, `${provider} is rate-limited (${source})${options.detail ? `: ${options.detail}` : ''}; retry in ${retryAfterMs} ms`, options);
   }
 }
 

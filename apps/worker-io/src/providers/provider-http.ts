@@ -44,6 +44,22 @@ function quotaExhausted(body: Buffer): boolean {
   }
 }
 
+/**
+ * The limit a Google API's 403 names (`error.errors[].reason`): the YouTube Data API answers its
+ * rate limits and its daily quota with 403, not 429. Undefined for any other 403 (a refused key).
+ */
+function googleLimit(body: Buffer): 'rate' | 'quota' | undefined {
+  try {
+    const errors = (JSON.parse(body.toString('utf8').slice(0, 4000)) as { error?: { errors?: { reason?: unknown }[] } }).error?.errors;
+    const reasons = new Set((Array.isArray(errors) ? errors : []).map((error) => error?.reason));
+    if (reasons.has('quotaExceeded') || reasons.has('dailyLimitExceeded')) return 'quota';
+    if (reasons.has('rateLimitExceeded') || reasons.has('userRateLimitExceeded')) return 'rate';
+  } catch {
+    // not JSON: not a limit
+  }
+  return undefined;
+}
+
 export interface ProviderHttpOptions {
   provider: ProviderName;
   baseUrl: string;
@@ -267,6 +283,13 @@ export class ProviderHttp {
       return new ProviderRateLimitedError(provider, rateLimitPause(headers['retry-after']), 'upstream', { status });
     }
     if (status === 408 || status >= 500) return new ProviderTransientError(provider, what, { status });
+    const limit = status === 403 ? googleLimit(body) : undefined;
+    if (limit) {
+      // A used-up daily quota comes back at midnight Pacific time: the provider is asked again at
+      // the longest pause, until the jobs' outage horizon gives up on it with this reason.
+      const pauseMs = limit === 'quota' ? MAX_RATE_LIMIT_PAUSE_MS : rateLimitPause(headers['retry-after']);
+      return new ProviderRateLimitedError(provider, pauseMs, 'upstream', { status, detail: what });
+    }
     if (status === 401 || status === 403) return new ProviderPermanentError(provider, `${what} (check ${API_KEY_VARIABLES[provider]})`, { status });
     return new ProviderPermanentError(provider, what, { status });
   }

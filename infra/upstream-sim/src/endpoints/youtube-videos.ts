@@ -123,7 +123,16 @@ export const youtubeVideosList: EndpointDefinition = {
     }
     return undefined;
   },
-  rateLimited: () => googleError(429, 'RESOURCE_EXHAUSTED', 'rateLimitExceeded', 'The request cannot be completed because you have exceeded your quota.'),
+  // As the YouTube Data API answers its limits: 403, told apart from a refused key by the reason.
+  rateLimited: (_retryAfterSeconds, reason) =>
+    reason === 'quota'
+      ? googleError(
+          403,
+          'PERMISSION_DENIED',
+          'quotaExceeded',
+          'The request cannot be completed because you have exceeded your <a href="/youtube/v3/getting-started#quota">quota</a>.',
+        )
+      : googleError(403, 'PERMISSION_DENIED', 'rateLimitExceeded', 'The request cannot be completed because you have exceeded the rate limit.'),
   serverError: (status) =>
     googleError(
       status,
