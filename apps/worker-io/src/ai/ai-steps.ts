@@ -5,7 +5,6 @@
  * sharpest frame stays the thumbnail. The transcript itself is made earlier (see `transcribe.ts`).
  */
 import { writeFile } from 'node:fs/promises';
-import { z } from 'zod';
 import {
   type elevenlabsQueue,
   type openaiQueue,
@@ -20,6 +19,7 @@ import {
   type VideosRepository,
 } from '@clipline/shared';
 import { ProviderNotConfiguredError, toJobError, type ProviderClients, type ProviderError } from '../providers/index.js';
+import { CAPTION_JSON_SCHEMA, captionReply } from './caption-reply.js';
 import { transcribe } from './transcribe.js';
 
 export interface AiStepDependencies {
@@ -30,23 +30,6 @@ export interface AiStepDependencies {
   storage: LocalStorage;
   ffmpegPath: string;
 }
-
-const captionSchema = z.object({
-  title: z.string().min(1).max(120),
-  caption: z.string().min(1).max(600),
-  hashtags: z.array(z.string().regex(/^#?[\p{L}\p{N}_]{1,40}$/u)).max(8),
-});
-
-const CAPTION_JSON_SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['title', 'caption', 'hashtags'],
-  properties: {
-    title: { type: 'string', description: 'at most 80 characters' },
-    caption: { type: 'string', description: 'one or two sentences' },
-    hashtags: { type: 'array', items: { type: 'string' }, maxItems: 6 },
-  },
-};
 
 /**
  * Runs the provider call; a missing key skips the step, anything else becomes a job error: a
@@ -103,13 +86,13 @@ async function writeCaptions(deps: AiStepDependencies, job: VideoJob): Promise<O
           },
         ],
       },
-      captionSchema,
+      captionReply,
       { signal: job.signal },
     );
     await deps.results.saveClipExtras(job.data.videoId, clip.id, {
-      title: texts.title.slice(0, 80),
+      title: texts.title,
       caption: texts.caption,
-      hashtags: texts.hashtags.map((tag) => (tag.startsWith('#') ? tag : `#${tag}`)),
+      hashtags: texts.hashtags,
     });
     written++;
   }

@@ -1,0 +1,41 @@
+/** A chat model's caption reply: kept when it strays from the wording rules, cleaned to what is stored. */
+import { captionReply, MAX_CAPTION_CHARS, MAX_HASHTAGS, MAX_TITLE_CHARS } from '../src/ai/caption-reply.js';
+
+describe('a caption reply', () => {
+  it('keeps tags a model writes with hyphens, spaces or no #, cleaned, and drops empty and repeated ones', () => {
+    const reply = captionReply.parse({
+      title: 'Morning routine',
+      caption: 'Start slow.',
+      hashtags: ['#self-care', 'morning routine', 'Wellness', '#wellness', '#', '日本語', 'café', '#!!!'],
+    });
+    expect(reply.hashtags).toEqual(['#selfcare', '#morningroutine', '#Wellness', '#日本語', '#café']);
+  });
+
+  it('shortens a long title or caption at a word instead of refusing the reply', () => {
+    const caption = 'word '.repeat(400).trim();
+    const reply = captionReply.parse({ title: `A ${'very '.repeat(40)}long title`, caption, hashtags: Array.from({ length: 30 }, (_, i) => `tag${i}`) });
+    expect([...reply.title].length).toBeLessThanOrEqual(MAX_TITLE_CHARS);
+    expect([...reply.caption].length).toBeLessThanOrEqual(MAX_CAPTION_CHARS);
+    expect(reply.caption.endsWith('word…')).toBe(true);
+    expect(reply.title).toMatch(/^A very very .* very…$/);
+    expect(reply.hashtags).toHaveLength(MAX_HASHTAGS);
+  });
+
+  it('leaves a reply within the rules as it is', () => {
+    expect(captionReply.parse({ title: 'Title', caption: 'A caption.', hashtags: ['#one', 'two'] })).toEqual({
+      title: 'Title',
+      caption: 'A caption.',
+      hashtags: ['#one', '#two'],
+    });
+  });
+
+  it('refuses a reply without the shape: an empty title, a missing caption, tags that are not a list', () => {
+    for (const bad of [
+      { title: ' ', caption: 'x', hashtags: [] },
+      { title: 'x', hashtags: [] },
+      { title: 'x', caption: 'y', hashtags: 'a b' },
+    ]) {
+      expect(captionReply.safeParse(bad).success).toBe(false);
+    }
+  });
+});
