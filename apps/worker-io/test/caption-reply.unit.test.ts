@@ -1,4 +1,4 @@
-/** A chat model's caption reply: kept when it strays from the wording rules, cleaned to what is stored. */
+/** Chat model replies (captions, clip ranking): kept when they stray from the wording rules, cleaned to what is stored. */
 import { captionReply, MAX_CAPTION_CHARS, MAX_HASHTAGS, MAX_TITLE_CHARS } from '../src/ai/caption-reply.js';
 
 describe('a caption reply', () => {
@@ -37,5 +37,13 @@ describe('a caption reply', () => {
     ]) {
       expect(captionReply.safeParse(bad).success).toBe(false);
     }
+  });
+});
+
+describe('a clip ranking reply', () => {
+  it('keeps a score whose reason runs past the length shown (shortened where it is shown), and refuses an empty one', async () => {
+    const { rankingSchema } = await import('../src/pipeline/clip-selection.js');
+    expect(rankingSchema.safeParse({ scores: [{ index: 0, score: 70, reason: 'a hook that '.repeat(30) }] }).success).toBe(true);
+    expect(rankingSchema.safeParse({ scores: [{ index: 0, score: 70, reason: '  ' }] }).success).toBe(false);
   });
 });

@@ -46,8 +46,9 @@ const MAX_POOL = 20;
 const MAX_CANDIDATE_TEXT = 1200;
 const FRAME_PAGE = 10_000;
 
-const rankingSchema = z.object({
-  scores: z.array(z.object({ index: z.number().int().min(0), score: z.number().min(0).max(100), reason: z.string().min(1).max(200) })),
+export const rankingSchema = z.object({
+  // A reason past its length is shortened where it is shown (below), not a reason to drop the whole ranking.
+  scores: z.array(z.object({ index: z.number().int().min(0), score: z.number().min(0).max(100), reason: z.string().trim().min(1).max(20_000) })),
 });
 
 const RANKING_JSON_SCHEMA = {
@@ -64,7 +65,7 @@ const RANKING_JSON_SCHEMA = {
         properties: {
           index: { type: 'integer', description: 'the candidate number as given' },
           score: { type: 'integer', minimum: 0, maximum: 100 },
-          reason: { type: 'string', description: 'one line: the hook, whether it stands alone, its payoff' },
+          reason: { type: 'string', description: 'one line of at most 150 characters: the hook, whether it stands alone, its payoff' },
         },
       },
     },
