@@ -13,6 +13,7 @@ let video: string;
 let server: http.Server;
 let base: string;
 const requests: string[] = [];
+let zerosSent = 0;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-fetch-'));
@@ -48,10 +49,34 @@ beforeAll(async () => {
       res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(10 * 1024 ** 3) });
       res.end();
     } else if (req.url === '/endless') {
+      // A video's start (so its first bytes pass as one), then filler without end.
       res.writeHead(200, { 'content-type': 'video/mp4' });
-      const chunk = Buffer.alloc(64 * 1024, 1);
-      const timer = setInterval(() => res.write(chunk), 1);
-      res.on('close', () => clearInterval(timer));
+      void readFile(video).then((bytes) => {
+        res.write(bytes);
+        const chunk = Buffer.alloc(64 * 1024, 1);
+        const timer = setInterval(() => res.write(chunk), 1);
+        res.on('close', () => clearInterval(timer));
+      });
+    } else if (req.url === '/stalls') {
+      // A video's first bytes, then nothing, with the connection kept open.
+      void readFile(video).then((bytes) => {
+        res.writeHead(200, { 'content-type': 'video/mp4' });
+        res.write(bytes.subarray(0, 64 * 1024));
+      });
+    } else if (req.url === '/zeros') {
+      // 64 MiB of zeros, as octet-stream: counts what it managed to send before the client hung up.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024);
+      let sent = 0;
+      const more = () => {
+        while (sent < 64 * 1024 ** 2 && !res.destroyed) {
+          sent += chunk.length;
+          zerosSent = sent;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
     } else if (req.url === '/broken') {
       res.writeHead(503).end();
     } else {
@@ -224,6 +249,27 @@ describe('fetchSource', () => {
     const byName = await failure(`${base.replace('127.0.0.1', 'localhost')}/clip.mp4`, { allowPrivateHosts: false });
     expect(byName.message).toMatch(/refused: localhost:\d+ is a localhost name/);
     expect(requests.length).toBe(before);
+  });
+
+  it('gives up on a server that stops sending, after the idle timeout, to be tried again', async () => {
+    const started = Date.now();
+    const stalled = await failure(`${base}/stalls`, { idleTimeoutMs: 500 });
+    expect(stalled).not.toBeInstanceOf(PermanentJobError);
+    expect(stalled.message).toMatch(/sent nothing for 0\.5 s/);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('refuses bytes that are not a video as soon as their start is in, without downloading the rest', async () => {
+    const error = await failure(`${base}/zeros`, { maxBytes: 1024 ** 3 });
+    expect(error).toBeInstanceOf(PermanentJobError);
+    expect(error.message).toBe('the content is not a recognised video container');
+    expect(zerosSent).toBeLessThan(16 * 1024 ** 2);
+  });
+
+  it("names a source in its errors without its query, which may hold a signed URL's token", async () => {
+    const error = await failure(`${base}/nothing.mp4?X-Amz-Signature=secret-token&X-Amz-Credential=key`);
+    expect(error.message).toMatch(/\/nothing\.mp4\?… failed: HTTP 404/);
+    expect(error.message).not.toMatch(/secret-token|X-Amz/);
   });
 
   it('leaves no partial file behind after a failed download', async () => {

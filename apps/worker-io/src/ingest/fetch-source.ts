@@ -21,7 +21,7 @@ import {
   type VideoSource,
   videoSourceKey,
 } from '@clipline/shared';
-import { got, HTTPError, RequestError } from 'got';
+import { got, HTTPError, RequestError, TimeoutError } from 'got';
 
 export interface FetchSettings {
   storage: LocalStorage;
@@ -32,6 +32,15 @@ export interface FetchSettings {
   /** Private addresses downloads may reach anyway (see {@link EgressPolicy}). @defaultValue [] */
   trustedAddresses?: readonly string[];
   downloadTimeoutMs: number;
+  /** Milliseconds a download may go without receiving a byte before it is given up (and retried). @defaultValue 60000 */
+  idleTimeoutMs?: number;
+}
+
+const IDLE_TIMEOUT_MS = 60_000;
+
+/** A source URL as errors and logs name it: its query (a signed URL's token, often) left out. */
+function shownUrl(url: URL): string {
+  return `${url.origin}${url.pathname}${url.search ? '?…' : ''}`;
 }
 
 export interface FetchHooks {
@@ -169,12 +178,27 @@ async function fetchLocalFile(settings: FetchSettings, videoId: string, named: s
 /** Counts bytes through a stream, failing once more than `limit` pass. */
 function byteLimit(limit: number, onBytes: (total: number) => void): Transform {
   let total = 0;
+  // The first bytes are judged as soon as they are in: what is not a video is not read to its end.
+  let head: Buffer[] | undefined = [];
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       total += chunk.length;
       if (total > limit) {
         callback(new PermanentJobError(`download exceeds the ${sizeLimitText(limit)} limit (MAX_SOURCE_BYTES)`));
         return;
+      }
+      if (head) {
+        head.push(chunk);
+        if (total >= SNIFF_BYTES) {
+          const start = Buffer.concat(head).subarray(0, SNIFF_BYTES);
+          head = undefined;
+          try {
+            checkSniff(start);
+          } catch (error) {
+            callback(error as Error);
+            return;
+          }
+        }
       }
       onBytes(total);
       callback(null, chunk);
@@ -185,7 +209,15 @@ function byteLimit(limit: number, onBytes: (total: number) => void): Transform {
 /** The download stream: no retries of its own (the job's attempts retry), every redirect re-checked. */
 function sourceDownload(settings: FetchSettings, url: URL, egress: EgressPolicy, signal: AbortSignal | undefined) {
   return got.stream(url, {
-    timeout: { lookup: 5000, connect: 10_000, secureConnect: 10_000, response: 30_000, request: settings.downloadTimeoutMs },
+    timeout: {
+      lookup: 5000,
+      connect: 10_000,
+      secureConnect: 10_000,
+      response: 30_000,
+      // A server that stops sending is given up on long before the whole download's limit.
+      socket: settings.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+      request: settings.downloadTimeoutMs,
+    },
     retry: { limit: 0 },
     followRedirect: true,
     maxRedirects: 5,
@@ -203,7 +235,7 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
   try {
     checkUrl(url, egress);
   } catch (error) {
-    throw new PermanentJobError(`download of ${url.href} refused: ${(error as Error).message}`);
+    throw new PermanentJobError(`download of ${shownUrl(url)} refused: ${(error as Error).message}`);
   }
   const key = videoSourceKey(videoId, path.extname(url.pathname));
   const target = await settings.storage.prepare(key);
@@ -231,7 +263,7 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
   try {
     partial = await copyInto(stream, target, counted, hooks);
   } catch (error) {
-    throw classifyDownloadError(error, url);
+    throw classifyDownloadError(error, url, settings.idleTimeoutMs ?? IDLE_TIMEOUT_MS);
   }
   const container = await placeFile(partial, target, async () => checkSniff(await readHead(partial)));
   // Reports are throttled, so the last chunks usually go unreported: the source is whole now.
@@ -240,24 +272,26 @@ async function fetchHttp(settings: FetchSettings, videoId: string, url: URL, hoo
 }
 
 /** 4xx answers (but 408/429) and refused addresses are permanent; network trouble and 5xx are retried. */
-function classifyDownloadError(error: unknown, url: URL): Error {
+function classifyDownloadError(error: unknown, url: URL, idleTimeoutMs: number): Error {
+  const where = shownUrl(url);
   if (error instanceof PermanentJobError) return error;
   // got wraps an error passed to stream.destroy() (our own refusals) in a RequestError.
   const wrapped = (error as { cause?: unknown }).cause;
   if (wrapped instanceof PermanentJobError) return wrapped;
   if (error instanceof HTTPError) {
     const status = error.response.statusCode;
-    const message = `download of ${url.href} failed: HTTP ${status}`;
+    const message = `download of ${where} failed: HTTP ${status}`;
     return status >= 400 && status < 500 && status !== 408 && status !== 429 ? new PermanentJobError(message) : new Error(message);
   }
   const cause = error instanceof RequestError ? (error.cause ?? error) : error;
   // got refuses a redirect to another scheme itself, before the redirect hook runs.
   if ((cause as NodeJS.ErrnoException).code === 'ERR_UNSUPPORTED_PROTOCOL')
-    return new PermanentJobError(`download of ${url.href} refused: ${(cause as Error).message}`);
-  if (cause instanceof EgressRefusedError) return new PermanentJobError(`download of ${url.href} refused: ${cause.message}`);
-  if (error instanceof RequestError && error.code === 'ENOTFOUND')
-    return new PermanentJobError(`download of ${url.href} failed: host ${url.hostname} not found`);
-  return new Error(`download of ${url.href} failed: ${(error as Error).message}`, { cause: error });
+    return new PermanentJobError(`download of ${where} refused: ${(cause as Error).message}`);
+  if (cause instanceof EgressRefusedError) return new PermanentJobError(`download of ${where} refused: ${cause.message}`);
+  if (error instanceof RequestError && error.code === 'ENOTFOUND') return new PermanentJobError(`download of ${where} failed: host ${url.hostname} not found`);
+  if (error instanceof TimeoutError && error.event === 'socket')
+    return new Error(`download of ${where} failed: the server sent nothing for ${idleTimeoutMs / 1000} s`, { cause: error });
+  return new Error(`download of ${where} failed: ${(error as Error).message}`, { cause: error });
 }
 
 /** Copies or downloads a source into storage after checking that it looks like a video. */
