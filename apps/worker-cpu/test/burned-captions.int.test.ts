@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CpuPool } from '../src/analysis/pool.js';
-import { assFilter, type CaptionWord, captionDocument } from '../src/render/burned-captions.js';
+import { assFilter, type CaptionWord, captionDocument, wordsToBurn } from '../src/render/burned-captions.js';
 import { renderClip, type RenderSettings } from '../src/render/render-clip.js';
 import { TOOLS } from '../../../tests/helpers/media.js';
 
@@ -39,6 +39,64 @@ describe('the caption document', () => {
     expect(events[3]).not.toContain('disks');
     expect(events[4]).toContain('\\c&H0000D7FF&}b1alerts');
     expect(captionDocument(WORDS, { startSeconds: 10, endSeconds: 15 }, { width: 360, height: 640, aspect: '9:16' })).toBeNull();
+  });
+
+  it('shows each word once: a segment whose word was counted in its neighbour is not spread out again', () => {
+    const segments = [
+      {
+        startSeconds: 0,
+        endSeconds: 2,
+        text: 'Hello there.',
+        words: [
+          { startSeconds: 0, endSeconds: 0.5, text: 'Hello' },
+          { startSeconds: 0.5, endSeconds: 1.2, text: 'there.' },
+          { startSeconds: 1.6, endSeconds: 2.3, text: 'Yes.' },
+        ],
+      },
+      { startSeconds: 2, endSeconds: 2.4, text: 'Yes.' },
+      {
+        startSeconds: 2.4,
+        endSeconds: 5,
+        text: 'Go now.',
+        words: [
+          { startSeconds: 2.5, endSeconds: 3, text: 'Go' },
+          { startSeconds: 3, endSeconds: 3.5, text: 'now.' },
+        ],
+      },
+    ];
+    expect(wordsToBurn(segments).map((word) => word.text)).toEqual(['Hello', 'there.', 'Yes.', 'Go', 'now.']);
+    // Without any word timestamps, each segment's text is spread over it.
+    const spread = wordsToBurn(segments.map(({ words: _words, ...segment }) => segment));
+    expect(spread.map((word) => [word.text, word.startSeconds])).toEqual([
+      ['Hello', 0],
+      ['there.', 1],
+      ['Yes.', 2],
+      ['Go', 2.4],
+      ['now.', 3.7],
+    ]);
+  });
+
+  it('breaks lines after sentence ends of any script, joins unspaced scripts without spaces, and never stacks two events', () => {
+    const words: CaptionWord[] = [
+      { startSeconds: 0, endSeconds: 0.3, text: '今日' },
+      { startSeconds: 0.3, endSeconds: 0.5, text: 'は' },
+      { startSeconds: 0.5, endSeconds: 0.9, text: '晴れ。' },
+      { startSeconds: 1.0, endSeconds: 1.4, text: 'नमस्ते।' },
+      { startSeconds: 1.5, endSeconds: 1.8, text: 'same' },
+      { startSeconds: 1.5, endSeconds: 1.9, text: 'time' },
+    ];
+    const document = captionDocument(words, { startSeconds: 0, endSeconds: 3 }, { width: 1920, height: 1080, aspect: '16:9' })!;
+    const events = document.split('\n').filter((line) => line.startsWith('Dialogue:'));
+    const plain = events.map((event) =>
+      event
+        .replace(/\{[^}]*\}/g, '')
+        .split(',,')
+        .at(-1),
+    );
+    expect(plain.slice(0, 3)).toEqual(['今日は晴れ。', '今日は晴れ。', '今日は晴れ。']);
+    expect(plain[3]).toBe('नमस्ते।');
+    const starts = events.map((event) => event.split(',')[1]);
+    expect(new Set(starts).size).toBe(starts.length);
   });
 
   it('refuses a file path a filter graph would misread', () => {

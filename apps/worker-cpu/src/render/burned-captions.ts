@@ -36,6 +36,35 @@ const TEXT_COLOUR = '&H00FFFFFF';
 const SPOKEN_COLOUR = '&H0000D7FF';
 const OUTLINE_COLOUR = '&H00000000';
 
+/** A line also closes after a word that ends a sentence, in any script (`.`, `?`, `。`, `।`, …). */
+const SENTENCE_END = /[\p{Sentence_Terminal}…]["'”’»」』)\]]*$/u;
+/** Scripts written without spaces between words: their words are joined without one. */
+const UNSPACED = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\u3000-\u303f\uff00-\uffef]/u;
+
+/**
+ * The words to burn from a transcript's segments: the timed words where the transcript has them.
+ * Only a transcript without any word timestamps has each segment's text spread evenly over it; in
+ * one that has them, a segment without words of its own had them counted in a neighbour (a word
+ * belongs to the segment holding its middle), and spreading its text again showed them twice.
+ */
+export function wordsToBurn(segments: readonly (CaptionWord & { words?: readonly CaptionWord[] | undefined })[]): CaptionWord[] {
+  if (segments.some((segment) => segment.words?.length)) return segments.flatMap((segment) => segment.words ?? []);
+  return segments.flatMap((segment) => {
+    const words = segment.text.split(/\s+/).filter(Boolean);
+    const step = (segment.endSeconds - segment.startSeconds) / Math.max(1, words.length);
+    return words.map((text, index) => ({ text, startSeconds: segment.startSeconds + index * step, endSeconds: segment.startSeconds + (index + 1) * step }));
+  });
+}
+
+/** A line's words as shown: spaced, except between words of scripts written without spaces. */
+function lineText(words: readonly string[]): string {
+  return words.reduce((text, word, index) => {
+    if (index === 0) return word;
+    const unspaced = UNSPACED.test(words[index - 1]!.replace(/\{[^}]*\}/g, '').at(-1) ?? '') && UNSPACED.test(word.replace(/\{[^}]*\}/g, '')[0] ?? '');
+    return `${text}${unspaced ? '' : ' '}${word}`;
+  }, '');
+}
+
 /** `h:mm:ss.cc`, the ASS time format. */
 function assTime(seconds: number): string {
   const centis = Math.max(0, Math.round(seconds * 100));
@@ -68,7 +97,7 @@ function linesOf(words: readonly CaptionWord[], from: number, to: number, wordsP
       (line.length >= wordsPerLine ||
         word.startSeconds - previous.endSeconds > LINE_BREAK_GAP_SECONDS ||
         word.endSeconds - line[0]!.startSeconds > LONGEST_LINE_SECONDS ||
-        /[.!?]$/.test(previous.text));
+        SENTENCE_END.test(previous.text));
     if (breaks) {
       lines.push(line);
       line = [];
@@ -101,7 +130,10 @@ export function captionDocument(
     const nextLineStart = lines[index + 1]?.[0]?.startSeconds ?? duration;
     line.forEach((word, position) => {
       const until = line[position + 1]?.startSeconds ?? Math.min(nextLineStart, word.endSeconds + HOLD_SECONDS, duration);
-      const text = line.map((other, k) => (k === position ? `{\\c${SPOKEN_COLOUR}&}${other.text}{\\c${TEXT_COLOUR}&}` : other.text)).join(' ');
+      // A word said at the same instant as the next one gets no event of its own: two events at
+      // once are drawn stacked, one above the other.
+      if (position + 1 < line.length && until <= word.startSeconds) return;
+      const text = lineText(line.map((other, k) => (k === position ? `{\\c${SPOKEN_COLOUR}&}${other.text}{\\c${TEXT_COLOUR}&}` : other.text)));
       events.push(`Dialogue: 0,${assTime(word.startSeconds)},${assTime(Math.max(until, word.startSeconds + 0.05))},Caption,,0,0,0,,${text}`);
     });
   });

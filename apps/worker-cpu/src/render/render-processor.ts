@@ -14,7 +14,7 @@ import {
   type renderQueue,
   type VideosRepository,
 } from '@clipline/shared';
-import type { CaptionWord } from './burned-captions.js';
+import { type CaptionWord, wordsToBurn } from './burned-captions.js';
 import { renderClip, type RenderSettings } from './render-clip.js';
 import { storedAnalysis } from './stored-analysis.js';
 
@@ -38,18 +38,11 @@ export interface RenderDependencies {
 }
 
 /**
- * The words to burn into a clip: the transcript's word timestamps, or (a transcript without
- * them) each segment's words spread evenly over it. Empty without a transcript.
+ * The words to burn into a clip ({@link wordsToBurn}); empty without a transcript.
  */
 async function captionWords(deps: RenderDependencies, videoId: string): Promise<CaptionWord[]> {
   const transcript = await deps.results?.transcript(videoId);
-  if (!transcript) return [];
-  return transcript.segments.flatMap((segment) => {
-    if (segment.words?.length) return segment.words;
-    const words = segment.text.split(/\s+/).filter(Boolean);
-    const step = (segment.endSeconds - segment.startSeconds) / Math.max(1, words.length);
-    return words.map((text, index) => ({ text, startSeconds: segment.startSeconds + index * step, endSeconds: segment.startSeconds + (index + 1) * step }));
-  });
+  return transcript ? wordsToBurn(transcript.segments) : [];
 }
 
 export function renderProcessors(deps: RenderDependencies): Processors<typeof renderQueue> {
