@@ -219,6 +219,22 @@ describe('batches', () => {
     expect(second.body.detail).toMatch(/limited to 10 requests per minute \(a batch counts each video\)/);
     expect(Number(second.headers['retry-after'])).toBeGreaterThanOrEqual(1);
   });
+
+  it('are refused for a bad source before they are charged: the 400 names the video, and its videos cost nothing', async () => {
+    const { producer } = await producerWith({ apiRateLimitPerMinute: 10, queuePrefix: `${env.config.queuePrefix}:rate-bad` });
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - intoMinute + 100));
+    const videos = Array.from({ length: 8 }, (_, i) => ({ source: `https://cdn.example.com/bad-${i}.mp4` }));
+    videos.push({ source: 'ftp://cdn.example.com/9.mp4' });
+    const refused = await request(producer.app).post('/v1/videos:batch').set(auth).send({ videos });
+    expect([refused.status, refused.body.errors?.[0]?.path]).toEqual([400, 'videos.8.source']);
+    // Only the refused request itself was counted (1 of 10): a batch of eight still fits, leaving one.
+    const next = await request(producer.app)
+      .post('/v1/videos:batch')
+      .set(auth)
+      .send({ videos: videos.slice(0, 8) });
+    expect([next.status, next.headers['ratelimit-remaining']]).toEqual([202, '1']);
+  });
 });
 
 describe('unfinished videos per tenant', () => {

@@ -1,6 +1,7 @@
 import express, { type Router } from 'express';
 import {
   ActiveVideoLimitError,
+  checkSubmission,
   checkUrl,
   EgressRefusedError,
   type EgressPolicy,
@@ -45,6 +46,12 @@ export interface SubmissionDependencies {
  */
 function checkSources(body: VideoSubmissionBody, deps: Pick<SubmissionDependencies, 'egress' | 'fileRoots' | 'storage'>, where = ''): void {
   const policy = deps.egress;
+  // Refused here, before the request is charged for its videos or counted against the cap.
+  try {
+    checkSubmission(body, where);
+  } catch (error) {
+    throw unavailableOr(error);
+  }
   const urls: [string, URL | string][] = [];
   // Read as the workers read it: `http:/127.0.0.1/a.mp4` is an http URL to that host too.
   const source = parseSource(body.source);

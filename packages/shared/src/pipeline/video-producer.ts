@@ -50,6 +50,19 @@ export class InvalidSubmissionError extends Error {
   }
 }
 
+/**
+ * Refuses a submission no worker could take, naming its field (`where` prefixes it in a batch:
+ * `videos.3.`): a source that is no file or http(s) URL, a YouTube page, a NUL in the title.
+ */
+export function checkSubmission(submission: Pick<VideoSubmission, 'source' | 'title'>, where = ''): void {
+  const parsed = parseSource(submission.source);
+  if (!parsed.ok) throw new InvalidSubmissionError(parsed.reason, `${where}source`);
+  if (submission.title?.includes('\u0000')) throw new InvalidSubmissionError('title contains a NUL character', `${where}title`);
+  if (parsed.source.kind === 'http' && /(^|\.)(youtube\.com|youtu\.be)$/i.test(parsed.source.url.hostname)) {
+    throw new InvalidSubmissionError('YouTube pages are not media files: submit the video file as source and its YouTube id as youtubeId', `${where}source`);
+  }
+}
+
 export type CancelOutcome = 'cancelled' | 'already-finished' | 'not-found';
 
 /** Telling a cancelled video's running steps, and removing its waiting ones: about a second of tries each. */
@@ -94,13 +107,7 @@ export class VideoPipelineProducer {
   /** Many videos in one database transaction and one Redis round trip. */
   async submitMany(items: readonly { submission: VideoSubmission; id?: string }[], context: SubmitContext = {}): Promise<{ id: string }[]> {
     const prepared = items.map(({ submission, id }, index) => {
-      const parsed = parseSource(submission.source);
-      const where = (field: string) => (items.length > 1 ? `videos.${index}.${field}` : field);
-      if (!parsed.ok) throw new InvalidSubmissionError(parsed.reason, where('source'));
-      if (submission.title?.includes('\u0000')) throw new InvalidSubmissionError('title contains a NUL character', where('title'));
-      if (parsed.source.kind === 'http' && /(^|\.)(youtube\.com|youtu\.be)$/i.test(parsed.source.url.hostname)) {
-        throw new InvalidSubmissionError('YouTube pages are not media files: submit the video file as source and its YouTube id as youtubeId', where('source'));
-      }
+      checkSubmission(submission, items.length > 1 ? `videos.${index}.` : '');
       return { submission, id: id ?? randomUUID() };
     });
     const penalty = await this.fairSharePenalty(context.submittedBy, prepared.length);
