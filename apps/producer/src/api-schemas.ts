@@ -69,7 +69,11 @@ export const videoBatch = z
 export const videoListQuery = z.strictObject({
   status: z.enum(['queued', 'processing', 'completed', 'failed', 'cancelled']).optional(),
   limit: z.coerce.number().int().min(1, 'limit must be 1-100').max(100, 'limit must be 1-100').default(20),
-  cursor: z.string().max(512).optional(),
+  cursor: z
+    .string()
+    .max(512)
+    .optional()
+    .describe("The previous page's nextCursor: the next page starts after that place in the order, whether or not that video still exists"),
 });
 
 export const videoIdParam = z.uuid();

@@ -32,7 +32,38 @@ export interface PortableSql {
   secondsFromNow(seconds: number): RawBuilder<Date>;
   /** A uuid bound in a select list: PostgreSQL needs the type spelled out there, the others store text. */
   uuid(value: string): RawBuilder<string>;
+  /**
+   * A time column as text that gives the stored value back exactly through {@link timeAt} (PostgreSQL
+   * keeps microseconds, which a JavaScript date would round away): a page cursor's position.
+   */
+  timeText(column: string): RawBuilder<string>;
+  /** The time {@link timeText} wrote; the text must match {@link timeTextPattern}. */
+  timeAt(text: string): RawBuilder<Date>;
+  /** The form {@link timeText} writes on this engine. */
+  readonly timeTextPattern: RegExp;
 }
+
+/** Per engine: the exact text of a stored time, the time back from it, and the text's form. */
+const TIME_TEXT: Readonly<
+  Record<DatabaseEngine, { write: (column: string) => RawBuilder<string>; read: (text: string) => RawBuilder<Date>; pattern: RegExp }>
+> = {
+  postgres: {
+    // Microseconds since the epoch, a whole number: exact both ways.
+    write: (column) => sql<string>`(extract(epoch from ${sql.ref(column)}) * 1000000)::bigint::text`,
+    read: (text) => sql<Date>`(timestamptz 'epoch' + ${text}::bigint * interval '1 microsecond')`,
+    pattern: /^-?\d{1,18}$/,
+  },
+  mysql: {
+    write: (column) => sql<string>`date_format(${sql.ref(column)}, '%Y-%m-%d %H:%i:%s.%f')`,
+    read: (text) => sql<Date>`cast(${text} as datetime(6))`,
+    pattern: /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$/,
+  },
+  sqlite: {
+    write: (column) => sql<string>`${sql.ref(column)}`,
+    read: (text) => sql<Date>`${text}`,
+    pattern: /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/,
+  },
+};
 
 function shiftedNow(engine: DatabaseEngine, seconds: number): RawBuilder<Date> {
   switch (engine) {
@@ -55,6 +86,9 @@ function dialectOf(engine: DatabaseEngine): PortableSql {
     secondsAgo: (seconds) => shiftedNow(engine, -seconds),
     secondsFromNow: (seconds) => shiftedNow(engine, seconds),
     uuid: (value) => (engine === 'postgres' ? sql<string>`${value}::uuid` : sql<string>`${value}`),
+    timeText: TIME_TEXT[engine].write,
+    timeAt: TIME_TEXT[engine].read,
+    timeTextPattern: TIME_TEXT[engine].pattern,
   };
 }
 

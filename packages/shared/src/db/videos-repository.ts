@@ -120,17 +120,25 @@ export class InvalidCursorError extends Error {
   override name = 'InvalidCursorError';
 }
 
-/** A cursor names the last video of a page; its position is read back from the row itself,
- * at full timestamp precision (JavaScript dates would round microseconds away). */
-function encodeCursor(id: string): string {
-  return Buffer.from(`v1:${id}`).toString('base64url');
+/**
+ * A cursor holds the last video of a page and its place in the order: its id and its creation
+ * time as the database wrote it (exact, see `PortableSql#timeText`). The next page starts after
+ * that place whether or not the video still exists: a list-and-purge loop deletes the very rows
+ * its cursors name. Cursors of earlier releases (`v1:`, the id alone) are read from the row.
+ */
+function encodeCursor(id: string, position: string): string {
+  return Buffer.from(`v2:${id}:${position}`).toString('base64url');
 }
 
-function decodeCursor(cursor: string): string {
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+
+function decodeCursor(cursor: string, positionPattern: RegExp): { id: string; position?: string } {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const match = /^v1:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(text);
-  if (!match?.[1]) throw new InvalidCursorError('cursor is not one this API returned');
-  return match[1];
+  const current = new RegExp(`^v2:(${UUID}):(.+)$`).exec(text);
+  if (current?.[1] && current[2] && positionPattern.test(current[2])) return { id: current[1], position: current[2] };
+  const earlier = new RegExp(`^v1:(${UUID})$`).exec(text);
+  if (earlier?.[1]) return { id: earlier[1] };
+  throw new InvalidCursorError('cursor is not one this API returned');
 }
 
 export interface JobEvent {
@@ -291,18 +299,22 @@ export class VideosRepository {
 
   /** Newest first, filtered; pages are stable under concurrent inserts (keyset on created_at, id). */
   async list(query: VideoListQuery): Promise<{ items: VideoView[]; nextCursor: string | null }> {
-    let select = this.db.selectFrom('videos').select(['id', 'created_at']);
+    let select = this.db.selectFrom('videos').select(['id', this.dialect.timeText('created_at').as('position')]);
     if (query.scope.kind === 'tenant') select = select.where('tenant_id', '=', query.scope.tenant);
     if (query.status) select = select.where('status', '=', query.status);
     if (query.submittedBy) select = select.where('submitted_by', '=', query.submittedBy);
     if (query.cursor) {
-      const after = decodeCursor(query.cursor);
-      let anchorQuery = this.db.selectFrom('videos').select('id').where('id', '=', after);
-      // A cursor naming another tenant's video is as unknown as one naming a deleted video.
-      if (query.scope.kind === 'tenant') anchorQuery = anchorQuery.where('tenant_id', '=', query.scope.tenant);
-      const anchor = await anchorQuery.executeTakeFirst();
-      if (!anchor) throw new InvalidCursorError('cursor points at a video that no longer exists; start again without it');
-      select = select.where(sql<boolean>`(created_at, id) < (select v.created_at, v.id from videos v where v.id = ${after})`);
+      const after = decodeCursor(query.cursor, this.dialect.timeTextPattern);
+      if (after.position !== undefined) {
+        select = select.where(sql<boolean>`(created_at, id) < (${this.dialect.timeAt(after.position)}, ${this.dialect.uuid(after.id)})`);
+      } else {
+        let anchorQuery = this.db.selectFrom('videos').select('id').where('id', '=', after.id);
+        // A cursor naming another tenant's video is as unknown as one naming a deleted video.
+        if (query.scope.kind === 'tenant') anchorQuery = anchorQuery.where('tenant_id', '=', query.scope.tenant);
+        const anchor = await anchorQuery.executeTakeFirst();
+        if (!anchor) throw new InvalidCursorError('cursor points at a video that no longer exists; start again without it');
+        select = select.where(sql<boolean>`(created_at, id) < (select v.created_at, v.id from videos v where v.id = ${after.id})`);
+      }
     }
     const rows = await select
       .orderBy('created_at', 'desc')
@@ -313,7 +325,7 @@ export class VideosRepository {
     const last = page.at(-1);
     return {
       items: await this.views(page.map((row) => row.id)),
-      nextCursor: rows.length > query.limit && last ? encodeCursor(last.id) : null,
+      nextCursor: rows.length > query.limit && last ? encodeCursor(last.id, String(last.position)) : null,
     };
   }
 
