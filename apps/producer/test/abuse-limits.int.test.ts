@@ -3,6 +3,7 @@
  * lookup), batches charged per video, unfinished videos per tenant, open event streams per key
  * and their lifetime.
  */
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -424,6 +425,33 @@ describe('live event streams', () => {
       again!.destroy();
       b.destroy();
     } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('answer HEAD with the headers alone, holding no slot: a keep-alive HEAD does not keep a stream open', async () => {
+    const { server, base, videoId } = await listening({ sseMaxStreamsPerKey: 1, queuePrefix: `${env.config.queuePrefix}:head` });
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      for (let i = 0; i < 3; i += 1) {
+        const head = await new Promise<http.IncomingMessage>((resolve, reject) => {
+          http.request(`${base}/v1/videos/${videoId}/events`, { method: 'HEAD', headers: auth, agent }, resolve).on('error', reject).end();
+        });
+        expect([head.statusCode, head.headers['content-type']]).toEqual([200, expect.stringMatching(/^text\/event-stream/)]);
+        head.resume();
+      }
+      const missing = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        http.request(`${base}/v1/videos/${randomUUID()}/events`, { method: 'HEAD', headers: auth, agent }, resolve).on('error', reject).end();
+      });
+      expect(missing.statusCode).toBe(404);
+      missing.resume();
+      // The one slot is free for a real stream.
+      const stream = await open(`${base}/v1/videos/${videoId}/events`);
+      expect(stream.statusCode).toBe(200);
+      stream.destroy();
+    } finally {
+      agent.destroy();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
