@@ -467,6 +467,8 @@ describe('POST /v1/users', () => {
     [{ email: 'a@example.com', password: 'short' }, /at least 10 characters/],
     [{ email: 'a@example.com', password: 'password1234' }, /password is too weak \(strength [0-2] of 4, 3 needed\)/],
     [{ email: 'alan.turing@example.com', password: 'alanturing1912' }, /password is too weak/],
+    // Full-width letters are the same password once normalised (as it is hashed): judged as such.
+    [{ email: 'a@example.com', password: 'ｐａｓｓｗｏｒｄ１２３' }, /password is too weak \(strength [0-2] of 4, 3 needed\)/],
     [{ email: 'a@example.com', password: strong, role: 'admin' }, /Unrecognized key: "role"/],
     [{ email: 'a@example.com' }, /password is required/],
     [{ email: 'a@example.com', password: strong, name: 'Ada\u0000' }, /name must not contain NUL characters/],

@@ -51,7 +51,11 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
       const { detail, errors } = describeIssues(parsed.error);
       throw badRequest(detail, errors);
     }
-    const { email, password, name } = parsed.data;
+    const { email, name } = parsed.data;
+    // Judged as it is hashed: the same password typed on another keyboard (full-width letters)
+    // arrives in another Unicode form, and the hash is of its NFKC form.
+    const password = parsed.data.password.normalize('NFKC');
+    if (password.length > 128) throw badRequest('password must be at most 128 characters', [{ path: 'password', message: 'at most 128 characters' }]);
     // What the user typed elsewhere in the form makes a password guessable: feed it to the estimator.
     const local = email.split('@')[0] ?? '';
     const userInputs = [email, local, local.replace(/[^\p{L}\p{N}]+/gu, ''), ...local.split(/[^\p{L}\p{N}]+/u), ...(name ? [name, ...name.split(/\s+/)] : [])];
