@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
 import type { RedisClient } from '@clipline/shared';
 import { AuthFailureThrottle, purgeVideo, StorageLedger } from '@clipline/shared';
@@ -23,6 +22,7 @@ import type {
   QueueOperations,
 } from '@clipline/shared';
 import { requireApiKey, type KeyVerifier } from './http/auth.js';
+import { fingerprintKeys } from './http/idempotency.js';
 import { webhookSecretRoutes } from './routes/webhook-secrets.js';
 import { adminKeyRoutes } from './routes/admin-keys.js';
 import { adminQueueRoutes } from './routes/admin-queues.js';
@@ -156,7 +156,7 @@ export function createProducerApp(deps: ProducerDependencies): Express {
   app.use(apiDocsRoutes());
 
   // Derived from a configured secret, so idempotency fingerprints cannot be recomputed from a guessed body.
-  const fingerprintKey = createHash('sha256').update(`idempotency-fingerprint:${config.accountsKeyring}`).digest('hex');
+  const fingerprintKey = fingerprintKeys(config.accountsKeyring);
   const v1 = express.Router();
   const budget = authenticateAndLimit(v1, deps);
   v1.use(

@@ -205,6 +205,25 @@ describe('the per-key rate limit in parallel', () => {
   });
 });
 
+describe('Idempotency-Key across a keyring rotation', () => {
+  it('replays a request first answered before the rotation (the new key put first), on a replica that has it', async () => {
+    const oldKey = `k1:${Buffer.alloc(32, 7).toString('base64')}`;
+    const newKey = `k2:${Buffer.alloc(32, 9).toString('base64')}`;
+    const prefix = `${env.config.queuePrefix}:rotation`;
+    const before = (await producerWith({ accountsKeyring: oldKey, apiRateLimitPerMinute: 0, queuePrefix: prefix })).producer;
+    const after = (await producerWith({ accountsKeyring: `${newKey},${oldKey}`, apiRateLimitPerMinute: 0, queuePrefix: prefix })).producer;
+    const body = { source: `https://cdn.example.com/rotation-${Date.now()}.mp4` };
+    const key = `rotation-${Date.now()}`;
+    const first = await request(before.app).post('/v1/videos').set(auth).set('idempotency-key', key).send(body);
+    expect(first.status).toBe(202);
+    const retried = await request(after.app).post('/v1/videos').set(auth).set('idempotency-key', key).send(body);
+    expect([retried.status, retried.body.id, retried.headers['idempotent-replayed']]).toEqual([202, first.body.id, 'true']);
+    // Another body is still another request.
+    const other = await request(after.app).post('/v1/videos').set(auth).set('idempotency-key', key).send({ source: 'https://cdn.example.com/x.mp4' });
+    expect(other.status).toBe(422);
+  });
+});
+
 describe('batches', () => {
   it('charge each video against the per-key rate limit', async () => {
     const { producer } = await producerWith({ apiRateLimitPerMinute: 10, queuePrefix: `${env.config.queuePrefix}:rate` });

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import { type IdempotencyRepository, withRetries } from '@clipline/shared';
 import { principalOf } from './auth.js';
@@ -51,11 +51,31 @@ function routeOf(req: Request): string {
 }
 
 /**
+ * The keys request fingerprints are made with, one per key of the keyring (`ACCOUNTS_KEYRING`),
+ * the current one first: a key stored before a rotation (the new key put first), or by a replica
+ * that has not rotated yet, is checked with the key it was made with. Each is derived from one
+ * keyring entry as written, which for a keyring of one key is what earlier releases derived from
+ * the whole text.
+ */
+export function fingerprintKeys(keyringText: string): string[] {
+  const entries = keyringText
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  return entries.map((entry) => createHash('sha256').update(`idempotency-fingerprint:${entry}`).digest('hex'));
+}
+
+/**
  * `Idempotency-Key` on a POST: the first request with a key runs and its response is stored;
  * the same key with the same body replays that response; with another body → 422; while the
  * first is still running → 409. Responses the client may retry (5xx) are not stored.
  */
-export function idempotent(repository: IdempotencyRepository, handler: RequestHandler, fingerprintKey = 'clipline-idempotency'): RequestHandler {
+export function idempotent(
+  repository: IdempotencyRepository,
+  handler: RequestHandler,
+  fingerprintKey: string | readonly string[] = 'clipline-idempotency',
+): RequestHandler {
+  const [currentKey = 'clipline-idempotency', ...earlierKeys] = typeof fingerprintKey === 'string' ? [fingerprintKey] : fingerprintKey;
   return async (req, res, next) => {
     const key = req.get('idempotency-key');
     if (key === undefined) return handler(req, res, next);
@@ -63,7 +83,8 @@ export function idempotent(repository: IdempotencyRepository, handler: RequestHa
       throw new HttpProblem(400, 'Bad Request', 'Idempotency-Key must be 1-255 visible ASCII characters');
     }
     const principal = principalOf(res);
-    const claim = await repository.claim(principal, key, fingerprint(req, fingerprintKey), [spelledFingerprint(req, fingerprintKey)]).catch(() => {
+    const same = [currentKey, ...earlierKeys].flatMap((each) => [...(each === currentKey ? [] : [fingerprint(req, each)]), spelledFingerprint(req, each)]);
+    const claim = await repository.claim(principal, key, fingerprint(req, currentKey), same).catch(() => {
       throw new HttpProblem(503, 'Service Unavailable', 'the database is unreachable; retry shortly', {}, { 'retry-after': '5' });
     });
     if (claim.outcome === 'mismatch') {

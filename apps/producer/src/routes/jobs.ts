@@ -25,7 +25,8 @@ export interface JobRoutesDependencies {
   idempotency: IdempotencyRepository;
   videos: VideosRepository;
   publicJobs: PublicJobsRepository;
-  fingerprintKey: string;
+  /** Request fingerprints' keys, the current one first (see `fingerprintKeys`). */
+  fingerprintKey: readonly string[];
   queueReady(): boolean;
   declarations?: readonly QueueDeclaration[];
   /** Checks a job's video and records the job in one statement; without it, two queries. */

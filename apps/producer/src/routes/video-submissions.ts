@@ -24,7 +24,8 @@ export interface SubmissionDependencies {
   pipeline: VideoPipelineProducer;
   idempotency: IdempotencyRepository;
   /** Server secret keying the stored fingerprints of idempotent requests. */
-  fingerprintKey: string;
+  /** Request fingerprints' keys, the current one first (see `fingerprintKeys`). */
+  fingerprintKey: readonly string[];
   queueReady(): boolean;
   /** The per-key request budget: a batch is charged one unit per video. */
   budget: RequestBudget;
