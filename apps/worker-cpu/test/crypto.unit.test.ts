@@ -137,4 +137,19 @@ describe('parseKeyring', () => {
     expect(() => parseKeyring(`k1:${randomBytes(32).toString('base64')},k1:${randomBytes(32).toString('base64')}`)).toThrow(/names key "k1" twice/);
     expect(() => parseKeyring(randomBytes(32).toString('base64'))).toThrow(/needs an id/);
   });
+
+  it('takes ids that are names of object properties (constructor, __proto__) as any other, and opens nothing with them otherwise', () => {
+    for (const id of ['constructor', '__proto__', 'toString']) {
+      const keyring = parseKeyring(`${id}:${randomBytes(32).toString('base64')}`);
+      expect([id, Object.keys(keyring.keys)]).toEqual([id, [id]]);
+      // Through structured cloning, as the keyring reaches the pool's threads.
+      const cloned = structuredClone(keyring);
+      expect(decryptSecret(encryptSecret('s', cloned, 'ctx'), cloned, 'ctx')).toBe('s');
+    }
+    const plain = parseKeyring(`k1:${randomBytes(32).toString('base64')}`);
+    const sealed = encryptSecret('s', plain).split('.');
+    for (const id of ['constructor', 'toString', '__proto__']) {
+      expect(() => decryptSecret([sealed[0], id, ...sealed.slice(2)].join('.'), plain)).toThrow(SecretDecryptionError);
+    }
+  });
 });

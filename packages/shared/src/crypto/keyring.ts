@@ -10,12 +10,13 @@ export function parseKeyring(text: string): Keyring {
     .map((entry) => entry.trim())
     .filter(Boolean);
   if (entries.length === 0) throw new RangeError('keyring is empty: expected id:base64key[,id:base64key…]');
-  const keys: Record<string, Uint8Array> = {};
+  // Without a prototype: an id like `constructor` or `__proto__` is a key's name like any other.
+  const keys: Record<string, Uint8Array> = Object.create(null);
   for (const entry of entries) {
     const colon = entry.indexOf(':');
     const id = colon > 0 ? entry.slice(0, colon) : '';
     if (!KEY_ID_PATTERN.test(id)) throw new RangeError(`keyring entry "${entry.slice(0, 12)}…" needs an id of 1-32 letters, digits, "_" or "-" before ":"`);
-    if (keys[id]) throw new RangeError(`keyring names key "${id}" twice`);
+    if (Object.hasOwn(keys, id)) throw new RangeError(`keyring names key "${id}" twice`);
     const key = Buffer.from(entry.slice(colon + 1), 'base64');
     if (key.length !== 32) throw new RangeError(`key "${id}" decodes to ${key.length} bytes; AES-256 needs 32 (openssl rand -base64 32)`);
     keys[id] = new Uint8Array(key);

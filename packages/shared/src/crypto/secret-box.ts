@@ -23,6 +23,12 @@ export class SecretDecryptionError extends Error {
   override name = 'SecretDecryptionError';
 }
 
+/** The key of `id`, an own entry only: ids like `constructor` or `__proto__` name no key. */
+function keyOf(keyring: Keyring, id: string): Uint8Array | undefined {
+  const keys = keyring?.keys;
+  return keys && Object.hasOwn(keys, id) && keys[id] instanceof Uint8Array ? keys[id] : undefined;
+}
+
 /** Checks a keyring once, with a message naming what is wrong. */
 export function checkKeyring(keyring: Keyring): Keyring {
   if (!keyring || typeof keyring !== 'object' || !keyring.keys) throw new TypeError('keyring must be { currentKeyId, keys }');
@@ -30,7 +36,7 @@ export function checkKeyring(keyring: Keyring): Keyring {
     if (!KEY_ID_PATTERN.test(id)) throw new RangeError(`key id "${id}" must be 1-32 letters, digits, "_" or "-"`);
     if (!(key instanceof Uint8Array) || key.length !== 32) throw new RangeError(`key "${id}" must be 32 bytes (AES-256), got ${key?.length ?? 0}`);
   }
-  if (!keyring.keys[keyring.currentKeyId]) throw new RangeError(`current key "${keyring.currentKeyId}" is not in the keyring`);
+  if (!keyOf(keyring, keyring.currentKeyId)) throw new RangeError(`current key "${keyring.currentKeyId}" is not in the keyring`);
   return keyring;
 }
 
@@ -40,7 +46,7 @@ export function encryptSecret(plaintext: string, keyring: Keyring, associatedDat
   checkKeyring(keyring);
   const keyId = keyring.currentKeyId;
   const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', keyring.keys[keyId]!, iv, { authTagLength: TAG_BYTES });
+  const cipher = createCipheriv('aes-256-gcm', keyOf(keyring, keyId)!, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(additionalData(keyId, associatedData));
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   return [VERSION, keyId, iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
@@ -54,7 +60,7 @@ export function secretKeyId(token: string): string {
 /** Opens a token with the key it names; a wrong key, context or a tampered token fails, never returns garbage. */
 export function decryptSecret(token: string, keyring: Keyring, associatedData = ''): string {
   const parsed = parseToken(token);
-  const key = keyring?.keys?.[parsed.keyId];
+  const key = keyOf(keyring, parsed.keyId);
   if (!key) throw new SecretDecryptionError(`token was sealed with key "${parsed.keyId}", which is not in the keyring`);
   const decipher = createDecipheriv('aes-256-gcm', key, parsed.iv, { authTagLength: TAG_BYTES });
   decipher.setAAD(additionalData(parsed.keyId, associatedData));
