@@ -574,6 +574,27 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await users.createPending({ id: randomUUID(), email: 'Same@Example.com', name: null, tenantId: alice })).toBe('duplicate');
     expect(await users.find(userId, tenantScope(bob))).toBeUndefined();
     expect((await users.find(userId, tenantScope(alice)))!.email).toBe('same@example.com');
+    // A registration that failed, or stayed pending past the hour, gives its email back; an active or fresh one keeps it.
+    await users.fail(userId, 'the sealed password could not be opened');
+    const again = randomUUID();
+    expect(await users.createPending({ id: again, email: 'Same@example.com', name: null, tenantId: alice })).toBe('created');
+    expect(await users.find(userId)).toBeUndefined();
+    expect(await users.createPending({ id: randomUUID(), email: 'same@example.com', name: null, tenantId: alice })).toBe('duplicate');
+    await db
+      .updateTable('users')
+      .set({ created_at: new Date(Date.now() - 2 * 3600_000) })
+      .where('id', '=', again)
+      .execute();
+    const third = randomUUID();
+    expect(await users.createPending({ id: third, email: 'same@example.com', name: null, tenantId: alice })).toBe('created');
+    await users.activate(third, 'scrypt$stand-in');
+    await db
+      .updateTable('users')
+      .set({ created_at: new Date(Date.now() - 2 * 3600_000) })
+      .where('id', '=', third)
+      .execute();
+    expect(await users.createPending({ id: randomUUID(), email: 'same@example.com', name: null, tenantId: alice })).toBe('duplicate');
+    expect((await users.find(third))!.status).toBe('active');
 
     const jobs = new PublicJobsRepository(db);
     const jobId = randomUUID();

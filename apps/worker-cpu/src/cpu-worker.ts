@@ -19,7 +19,7 @@ import {
   usableCores,
 } from '@clipline/shared';
 import { parseKeyring } from '@clipline/shared/crypto';
-import { accountsProcessors } from './accounts/register-user.js';
+import { accountsPolicy, accountsProcessors } from './accounts/register-user.js';
 import { analyzeProcessors } from './analysis/analyze-processor.js';
 import type { AnalysisSettings } from './analysis/analyze-video.js';
 import { setToolSpawning } from './analysis/ffmpeg.js';
@@ -105,6 +105,7 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
     metricsPort = typeof address === 'object' && address ? address.port : config.workerCpuMetricsPort;
   }
   const common = { connection: redis, prefix: config.queuePrefix, logger, policy, maxStalledCount: config.jobStallLimit, metrics };
+  const users = new UsersRepository(db);
   const workers = [
     startWorker(analyzeQueue, analyzeProcessors({ settings: analysis, videos, analyses, storage }), { ...common, concurrency: concurrency.analyze }),
     startWorker(
@@ -115,8 +116,9 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
         concurrency: concurrency.render,
       },
     ),
-    startWorker(accountsQueue, accountsProcessors({ pool, users: new UsersRepository(db), jobs, keyring: parseKeyring(config.accountsKeyring) }), {
+    startWorker(accountsQueue, accountsProcessors({ pool, users, jobs, keyring: parseKeyring(config.accountsKeyring) }), {
       ...common,
+      policy: accountsPolicy(users, policy),
       concurrency: pool.threads,
     }),
   ];

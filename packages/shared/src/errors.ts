@@ -1,6 +1,9 @@
+import { types } from 'node:util';
 /** Turns anything thrown into an Error, keeping the original as `cause`. */
 export function coerceError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;
+  // An error of another realm (a vm context, as test runners use) is an error all the same.
+  if (types.isNativeError(thrown)) return thrown as Error;
   if (typeof thrown === 'string') return new Error(thrown);
   let text: string;
   try {
@@ -78,11 +81,15 @@ export class UpstreamOutageError extends Error {
     readonly retryAfterMs: number,
     /** Longest a job waits for this upstream in all, from its first wait (PROVIDER_OUTAGE_MAX_SECONDS). */
     readonly horizonMs: number,
-    options: { cause?: unknown; judged?: boolean } = {},
+    options: { cause?: unknown; judged?: boolean; horizonSetting?: string } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.judged = options.judged ?? true;
+    this.horizonSetting = options.horizonSetting ?? 'PROVIDER_OUTAGE_MAX_SECONDS';
   }
+
+  /** What sets the horizon, as the reason of a job that gave up names it. */
+  readonly horizonSetting: string;
 }
 
 /** What a job keeps (in its own data) about an upstream it has waited for. */
@@ -112,7 +119,7 @@ export function upstreamOutageVerdict(outage: UpstreamOutageError, earlier: Upst
       wait: false,
       reason:
         `gave up waiting for ${outage.upstream}: unavailable for ${seconds(waitedMs)}, the limit is ${seconds(outage.horizonMs)} ` +
-        `(PROVIDER_OUTAGE_MAX_SECONDS); last error: ${outage.message}`,
+        `(${outage.horizonSetting}); last error: ${outage.message}`,
     };
   }
   return { wait: true, delayMs: Math.max(1, Math.min(outage.retryAfterMs, leftMs)) };

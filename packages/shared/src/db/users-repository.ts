@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from './connection.js';
 import { isUniqueViolation, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
@@ -14,6 +15,9 @@ export interface UserView {
   welcomedAt: string | null;
 }
 
+/** Seconds after which a user still pending is taken to be stuck: a registration takes about a second of hashing. */
+export const STALE_PENDING_SECONDS = 3600;
+
 /** Users: created pending by the API, activated once the CPU pool has hashed the password. Never returns the hash. */
 export class UsersRepository {
   private readonly dialect: PortableSql;
@@ -25,9 +29,25 @@ export class UsersRepository {
   /**
    * Inserts a pending user; 'duplicate' when the email (any case, any script) is taken, as the
    * unique index on the lower-cased email says. Ids are fresh uuids, so the email is the key that
-   * collides.
+   * collides. A registration stuck on its way is not an account: a user whose registration failed,
+   * or pending past {@link STALE_PENDING_SECONDS} (its job gave up, or its worker died too often),
+   * gives its email back to a new registration instead of holding it forever.
    */
   async createPending(user: { id: string; email: string; name: string | null; tenantId?: string }): Promise<'created' | 'duplicate'> {
+    const first = await this.insertPending(user);
+    if (first === 'created') return first;
+    const released = await this.db
+      .deleteFrom('users')
+      .where('tenant_id', '=', user.tenantId ?? DEFAULT_TENANT)
+      .where(sql<string>`lower(email)`, '=', user.email.toLowerCase())
+      .where((eb) =>
+        eb.or([eb('status', '=', 'failed'), eb.and([eb('status', '=', 'pending'), eb('created_at', '<', this.dialect.secondsAgo(STALE_PENDING_SECONDS))])]),
+      )
+      .executeTakeFirst();
+    return Number(released.numDeletedRows) > 0 ? this.insertPending(user) : 'duplicate';
+  }
+
+  private async insertPending(user: { id: string; email: string; name: string | null; tenantId?: string }): Promise<'created' | 'duplicate'> {
     try {
       await this.db
         .insertInto('users')
