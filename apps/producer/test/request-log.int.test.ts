@@ -115,6 +115,16 @@ describe('request-duration histogram', () => {
     for (const id of ids) expect(text).not.toContain(id);
     expect(text).not.toContain('/no/such/page');
   });
+
+  it('labels a mount however its letters are cased as the mount itself: no caller can grow the series', async () => {
+    for (const spelling of ['/DOCS/Assets/nothing.js', '/dOcS/aSsEtS/nothing.js', '/V1/Videos/11111111-1111-4111-8111-111111111111']) {
+      await request(producer.app).get(spelling).set(auth);
+    }
+    const text = await service.metrics.metrics();
+    const routes = new Set([...text.matchAll(/clipline_http_request_duration_seconds_count\{[^}]*route="([^"]*)"/g)].map((match) => match[1]));
+    expect([...routes].filter((route) => /[A-Z]/.test(route!))).toEqual([]);
+    expect(routes).toContain('/v1/videos/:id');
+  });
 });
 
 describe('in the worker', () => {

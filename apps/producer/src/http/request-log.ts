@@ -62,14 +62,17 @@ export function requestLog(options: { logger: Logger; metrics: Registry }): Requ
     // The route pattern is taken when the router assigns the matched route, while req.baseUrl is
     // still the matching router's mount path: routers put baseUrl back on the way out, and an
     // error answered by the app's handler would otherwise lose the mount path.
+    // Mount paths are matched in any letter case and reported as the client spelt them: they are
+    // all literal, so lower case gives the mount itself, one label however it is spelt (a label
+    // per spelling let any caller grow the series without bound).
     let route: string | undefined;
     watchProperty(req, 'route', (value: { path?: unknown } | undefined) => {
-      if (value?.path !== undefined) route = `${req.baseUrl}${String(value.path)}`;
+      if (value?.path !== undefined) route = `${req.baseUrl.toLowerCase()}${String(value.path)}`;
     });
     // A request no route took (refused by a router's middleware) is labelled by the deepest router it entered.
     let mount = '';
     watchProperty(req, 'baseUrl', (value: string | undefined) => {
-      if (value && value.length > mount.length) mount = value;
+      if (value && value.length > mount.length) mount = value.toLowerCase();
     });
     let logged = false;
     const done = () => {
