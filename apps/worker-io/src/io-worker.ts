@@ -8,6 +8,7 @@ import {
   elevenlabsQueue,
   ExternalMetadataRepository,
   ingestQueue,
+  keepScheduled,
   LocalStorage,
   notifyQueue,
   openaiQueue,
@@ -136,13 +137,20 @@ function startIoWorkers(service: ServiceContext, deps: IoDependencies): RunningW
   ];
 }
 
-/** One schedule for the whole deployment (upsert is idempotent across replicas). */
+/** One schedule for the whole deployment (upsert is idempotent across replicas), kept in place while the process runs. */
 async function scheduleRecurringJobs(service: ServiceContext, jobs: JobQueues): Promise<void> {
-  await jobs.schedule(notifyQueue, 'sweep-webhooks', {}, { every: 30_000 });
-  await jobs.schedule(syncQueue, 'sync-metadata', {}, { every: service.config.metadataSyncIntervalMs });
-  await jobs.schedule(pipelineQueue, 'reconcile-videos', {}, { every: 60_000 });
-  await jobs.schedule(storageQueue, 'purge-expired', {}, { every: 10 * 60_000 });
-  await jobs.schedule(storageQueue, 'measure-storage', {}, { every: 5 * 60_000 });
+  const stop = await keepScheduled(
+    jobs,
+    [
+      { declaration: notifyQueue, name: 'sweep-webhooks', payload: {}, everyMs: 30_000 },
+      { declaration: syncQueue, name: 'sync-metadata', payload: {}, everyMs: service.config.metadataSyncIntervalMs },
+      { declaration: pipelineQueue, name: 'reconcile-videos', payload: {}, everyMs: 60_000 },
+      { declaration: storageQueue, name: 'purge-expired', payload: {}, everyMs: 10 * 60_000 },
+      { declaration: storageQueue, name: 'measure-storage', payload: {}, everyMs: 5 * 60_000 },
+    ],
+    { logger: service.logger },
+  );
+  service.shutdown.register('schedule checks', stop);
 }
 
 export async function startIoWorker(service: ServiceContext, options: IoWorkerOptions) {

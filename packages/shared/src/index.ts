@@ -14,6 +14,7 @@ export * from './queues/index.js';
 export * from './jobs/payload.js';
 export * from './jobs/queue-registry.js';
 export * from './jobs/job-queues.js';
+export * from './jobs/recurring-schedules.js';
 export * from './jobs/flow-enqueuer.js';
 export * from './jobs/worker-runtime.js';
 export * from './db/schema.js';

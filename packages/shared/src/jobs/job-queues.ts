@@ -43,6 +43,12 @@ export class JobQueues {
     });
   }
 
+  /** The interval of the job's schedule in Redis, or undefined when there is none. */
+  async scheduledEvery(declaration: QueueDeclaration, name: string): Promise<number | undefined> {
+    const scheduler = await this.registry.queue(declaration).getJobScheduler(`${declaration.name}-${name}`);
+    return scheduler?.every === undefined || scheduler.every === null ? undefined : Number(scheduler.every);
+  }
+
   /**
    * Removes a job, and with `removeChildren` the flow below it. A running job (or, with its
    * children, a tree holding one) keeps its lock and stays: false then.
