@@ -21,6 +21,7 @@ import {
   removeOrphanedVideoFolders,
   Registry,
   StorageLedger,
+  createRedis,
   type storageQueue,
   tenantScope,
   VideoNotFinishedError,
@@ -346,5 +347,20 @@ describe('clipline_storage_bytes', () => {
     await purgeVideo(deps, video.id);
     expect(await gauge()).toBe(onDisk - video.bytes);
     expect(await storage.totalSize()).toBe(onDisk - video.bytes);
+  });
+
+  it('answers a scrape at once while Redis is away, instead of holding it until Redis is back', async () => {
+    // A worker connection queues commands while it reconnects, for as long as it takes.
+    const away = createRedis('redis://127.0.0.1:1', 'worker');
+    try {
+      const registry = new Registry();
+      registerStorageBytesGauge(registry, new StorageLedger(away, env.config.queuePrefix));
+      const started = Date.now();
+      const text = await registry.metrics();
+      expect(Date.now() - started).toBeLessThan(1500);
+      expect(text).toContain('clipline_storage_bytes');
+    } finally {
+      away.disconnect();
+    }
   });
 });

@@ -54,6 +54,23 @@ export class StorageLedger {
     );
   }
 
+  /**
+   * {@link bytes}, or undefined at once when Redis is not connected, and after a second at most:
+   * a scrape must not wait for a Redis that is away.
+   */
+  async bytesIfReachable(): Promise<number | undefined> {
+    if (this.redis.status !== 'ready') return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), 1000);
+    });
+    try {
+      return await Promise.race([this.bytes(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Bytes stored, or undefined before the first measurement. */
   async bytes(): Promise<number | undefined> {
     const value = await this.redis.get(this.bytesKey);
@@ -72,8 +89,9 @@ export function registerStorageBytesGauge(registry: Registry, ledger: StorageLed
     help: 'Bytes held in the storage directory (sources, clips, AI files), deployment-wide: aggregate with max(), not sum()',
     registers: [registry],
     async collect() {
-      // Redis away: keep the last value rather than failing the whole scrape.
-      const bytes = await ledger.bytes().catch(() => undefined);
+      // Redis away: keep the last value rather than failing (or, on a connection that queues
+      // commands until Redis is back, holding) the whole scrape.
+      const bytes = await ledger.bytesIfReachable().catch(() => undefined);
       if (bytes !== undefined) this.set(bytes);
     },
   });
