@@ -24,13 +24,29 @@ import { createProducerApp } from './app.js';
 import { PublicJobRecords } from './routes/public-job-records.js';
 import type { KeyVerifier } from './http/auth.js';
 
+/** Long enough for a batch of a thousand videos in one round trip on a busy Redis. */
+const PRODUCER_REDIS_COMMAND_TIMEOUT_MS = 10_000;
+/** A readiness probe's own bound: the kubelet waits a few seconds for its answer. */
+const READINESS_TIMEOUT_MS = 2000;
+
+/** `work`, or a rejection once `ms` have passed. */
+function withinMs<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
 /**
  * Wires the producer's dependencies (Redis for queues and signals, the database for records) into
  * the HTTP app; each is registered for shutdown. Used by main and by the integration tests.
  */
 export function buildProducer(service: ServiceContext, options: { verifyKey?: KeyVerifier } = {}) {
   const { config, logger, shutdown, metrics } = service;
-  const redis = createRedis(config.redisUrl, 'producer');
+  // A Redis that stays connected but stops answering (paused, wedged, a network black hole) fails
+  // a command after this long instead of holding the request, and /readyz, forever.
+  const redis = createRedis(config.redisUrl, 'producer', { commandTimeoutMs: PRODUCER_REDIS_COMMAND_TIMEOUT_MS });
   shutdown.register('redis', () => redis.quit().catch(() => redis.disconnect()));
   const db = openDatabase(config, config.databasePoolSize, metrics);
   shutdown.register('database', () => db.destroy());
@@ -75,11 +91,11 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
     queueReady: () => redis.status === 'ready',
     checkDependencies: async () => {
       const [redisOk, dbOk] = await Promise.all([
-        redis.ping().then(
+        withinMs(redis.ping(), READINESS_TIMEOUT_MS).then(
           () => true,
           () => false,
         ),
-        videos.ping().then(
+        withinMs(videos.ping(), READINESS_TIMEOUT_MS).then(
           () => true,
           () => false,
         ),

@@ -235,7 +235,36 @@ export function createRedis(url: string, role: RedisRole, options: RedisConnecti
   // Without a listener ioredis prints unhandled "error" events; connection state is
   // surfaced through readiness checks and command failures instead.
   redis.on('error', () => {});
+  if (options.commandTimeoutMs && redis instanceof Redis) reconnectAfterTimeouts(redis);
   return redis;
+}
+
+/**
+ * A command that timed out says the connection is wedged: it is dropped and opened again. Until
+ * Redis answers the new one, the connection is not ready, so what checks readiness (the API's
+ * queue guard, the rate limits' local fallback) answers at once instead of each command of a
+ * request waiting out its own timeout.
+ */
+function reconnectAfterTimeouts(redis: Redis): void {
+  // Only a command sent on the connection still open may condemn it: commands of an earlier
+  // connection time out later (they are sent again after a reconnect) and say nothing of this one.
+  let connection = 0;
+  redis.on('ready', () => {
+    connection += 1;
+  });
+  // ioredis sends the commands of a dropped connection again through here: each is judged once, by its first sending.
+  const watched = new WeakSet<object>();
+  const send = redis.sendCommand.bind(redis);
+  redis.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], stream?: Parameters<Redis['sendCommand']>[1]) => {
+    const sent = send(command, stream);
+    if (watched.has(command)) return sent;
+    watched.add(command);
+    const sentOn = connection;
+    command.promise.catch((error: unknown) => {
+      if ((error as Error)?.message === 'Command timed out' && redis.status === 'ready' && sentOn === connection) redis.disconnect(true);
+    });
+    return sent;
+  }) as Redis['sendCommand'];
 }
 
 /**
