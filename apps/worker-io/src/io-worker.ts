@@ -7,6 +7,7 @@ import {
   createRedis,
   elevenlabsQueue,
   ExternalMetadataRepository,
+  IdempotencyRepository,
   ingestQueue,
   keepScheduled,
   LocalStorage,
@@ -39,7 +40,7 @@ import type { WebhookSettings } from './notify/deliver-webhook.js';
 import { notifyProcessors } from './notify/notify-processors.js';
 import { ingestProcessors, persistProcessors, pipelineProcessors } from './pipeline/video-processors.js';
 import { createProviderClients, type ProviderClients, type ProviderSettings } from './providers/index.js';
-import { storageProcessors } from './storage/storage-processors.js';
+import { type ExpiringRecords, storageProcessors } from './storage/storage-processors.js';
 import { syncProcessors } from './sync/metadata-sync.js';
 
 export { ingestProcessors, notifyProcessors, persistProcessors, pipelineProcessors };
@@ -95,6 +96,10 @@ function webhookSettings(service: ServiceContext, db: Db): WebhookSettings {
   };
 }
 
+function expiringRecords(service: ServiceContext, db: Db): ExpiringRecords {
+  return { idempotencyKeys: new IdempotencyRepository(db), webhookSecrets: new WebhookSecretsRepository(db, parseKeyring(service.config.accountsKeyring)) };
+}
+
 function startIoWorkers(service: ServiceContext, deps: IoDependencies): RunningWorker[] {
   const { config, logger } = service;
   const { db, videos, jobs, providers } = deps;
@@ -130,10 +135,14 @@ function startIoWorkers(service: ServiceContext, deps: IoDependencies): RunningW
     startWorker(syncQueue, syncProcessors(sync), upstream),
     startWorker(pipelineQueue, pipelineProcessors(videos, ai.analyses, jobs), io),
     startWorker(notifyQueue, notifyProcessors(notify), io),
-    startWorker(storageQueue, storageProcessors({ videos, storage: deps.fetch.storage, jobs, ledger: deps.ledger }, config), {
-      ...common,
-      concurrency: STORAGE_CONCURRENCY,
-    }),
+    startWorker(
+      storageQueue,
+      storageProcessors({ videos, storage: deps.fetch.storage, jobs, ledger: deps.ledger, expiring: expiringRecords(service, db) }, config),
+      {
+        ...common,
+        concurrency: STORAGE_CONCURRENCY,
+      },
+    ),
   ];
 }
 

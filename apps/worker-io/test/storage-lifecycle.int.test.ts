@@ -13,6 +13,8 @@ import {
   AnalysisRepository,
   clipStorageKeys,
   ExternalMetadataRepository,
+  IdempotencyRepository,
+  WebhookSecretsRepository,
   JobQueues,
   LocalStorage,
   pipelineQueue,
@@ -31,6 +33,7 @@ import {
   type Processors,
   type VideoPurgeDependencies,
 } from '@clipline/shared';
+import { parseKeyring } from '@clipline/shared/crypto';
 import { storageProcessors } from '../src/storage/storage-processors.js';
 import { connectRedis, createTestEnvironment, type TestEnvironment } from '../../../tests/helpers/services.js';
 
@@ -225,6 +228,40 @@ describe('retention', () => {
     }
     // A second run finds nothing more.
     expect(await run(processors({ retentionDays: 30, keepSources: true }), 'purge-expired')).toMatchObject({ purged: 0 });
+  });
+
+  it('deletes idempotency keys past their day and webhook secrets past their rotation, keeping live ones', async () => {
+    const keys = new IdempotencyRepository(env.db);
+    const secrets = new WebhookSecretsRepository(env.db, parseKeyring(env.config.accountsKeyring));
+    const principal = `key:${randomUUID()}`;
+    for (const key of ['old', 'live']) {
+      const claim = await keys.claim(principal, key, `hash-${key}`);
+      if (claim.outcome !== 'claimed') throw new Error('claim refused');
+      await keys.complete(principal, key, claim.token, 202, { id: key }, null);
+    }
+    await env.db
+      .updateTable('idempotency_keys')
+      .set({ expires_at: new Date(Date.now() - 60_000) })
+      .where('principal', '=', principal)
+      .where('key', '=', 'old')
+      .execute();
+    const tenant = `t-${randomUUID()}`;
+    await secrets.current(tenant);
+    await secrets.rotate(tenant);
+    // The replaced secret's overlap over.
+    await env.db
+      .updateTable('webhook_secrets')
+      .set({ expires_at: new Date(Date.now() - 60_000) })
+      .where('tenant_id', '=', tenant)
+      .where('expires_at', 'is not', null)
+      .execute();
+    const expiring = { idempotencyKeys: keys, webhookSecrets: secrets };
+    const result = await run(storageProcessors({ ...deps, expiring }, { keepSources: true, retentionDays: 30 }), 'purge-expired');
+    expect(result.idempotencyKeys).toBeGreaterThanOrEqual(1);
+    expect(result.webhookSecrets).toBeGreaterThanOrEqual(1);
+    const left = await env.db.selectFrom('idempotency_keys').select('key').where('principal', '=', principal).execute();
+    expect(left.map((row) => row.key)).toEqual(['live']);
+    expect(await env.db.selectFrom('webhook_secrets').select('id').where('tenant_id', '=', tenant).execute()).toHaveLength(1);
   });
 
   it('works through more expired videos than one batch holds, and stops at its bound', async () => {

@@ -21,8 +21,14 @@ export interface StorageSettings {
  */
 const SOURCE_SWEEP_AFTER_SECONDS = 600;
 
+/** Records that expire (idempotency keys after a day, webhook secrets replaced by a rotation): deleted by the purge. */
+export interface ExpiringRecords {
+  idempotencyKeys: { purgeExpired(): Promise<number> };
+  webhookSecrets: { purgeExpired(): Promise<number> };
+}
+
 /** The storage lifecycle: sources released when their video finishes, videos purged after retention. */
-export function storageProcessors(deps: VideoPurgeDependencies, settings: StorageSettings): Processors<typeof storageQueue> {
+export function storageProcessors(deps: VideoPurgeDependencies & { expiring?: ExpiringRecords }, settings: StorageSettings): Processors<typeof storageQueue> {
   return {
     'release-source': async (job) => {
       if (settings.keepSources) return { released: null, reason: 'KEEP_SOURCES is set' };
@@ -40,7 +46,10 @@ export function storageProcessors(deps: VideoPurgeDependencies, settings: Storag
       const expired = await purgeExpiredVideos(deps, { retentionDays: settings.retentionDays });
       // Folders written after their video was purged (by a job still running then).
       const orphans = await removeOrphanedVideoFolders(deps);
-      return { resumed, released, ...expired, orphanFolders: orphans.removed, orphanBytes: orphans.bytesRemoved };
+      // Only their expiry deleted these before: kept forever otherwise, each with the answer it replays.
+      const idempotencyKeys = (await deps.expiring?.idempotencyKeys.purgeExpired()) ?? 0;
+      const webhookSecrets = (await deps.expiring?.webhookSecrets.purgeExpired()) ?? 0;
+      return { resumed, released, ...expired, orphanFolders: orphans.removed, orphanBytes: orphans.bytesRemoved, idempotencyKeys, webhookSecrets };
     },
     'measure-storage': async () => {
       const bytes = await deps.storage.totalSize();
