@@ -7,6 +7,7 @@ import {
   DEV_API_KEY,
   loadConfig,
   resolveDatabaseTarget,
+  shownDatabaseUrl,
   usableCores,
 } from '@clipline/shared';
 
@@ -399,5 +400,17 @@ describe('loadConfig', () => {
     expect(message).toMatch(/OPENAI_BASE_URL: expected an http/);
     expect(message).not.toMatch(/ftp:\/\/x/);
     expect(message).toMatch(/PROVIDER_BREAKER_RESET_MS="-1"/);
+  });
+});
+
+describe('shownDatabaseUrl', () => {
+  it('hides a password in the user part and in the query, and nothing else', () => {
+    expect(shownDatabaseUrl('postgres://alice:hunter2@db:5432/app')).toBe('postgres://alice:***@db:5432/app');
+    expect(shownDatabaseUrl('postgres://alice@db/app?password=hunter2&sslmode=require')).toBe('postgres://alice@db/app?password=***&sslmode=require');
+    expect(shownDatabaseUrl('postgres://alice@db/app?sslmode=verify-full&sslpassword=k3y&PASSWORD=x')).toBe(
+      'postgres://alice@db/app?sslmode=verify-full&sslpassword=***&PASSWORD=***',
+    );
+    expect(shownDatabaseUrl('postgres://alice@db/app?pass%77ord=hunter2')).toBe('postgres://alice@db/app?pass%77ord=***');
+    expect(shownDatabaseUrl('mysql://root@db:3306/app?ssl=true')).toBe('mysql://root@db:3306/app?ssl=true');
   });
 });

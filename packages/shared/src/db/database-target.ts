@@ -100,9 +100,23 @@ export function resolveDatabaseTarget(url: string, schema: string = DEFAULT_SCHE
   };
 }
 
-/** The URL with its password replaced, fit for logs and error messages. */
+function safelyDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Query parameters the drivers take a secret from (`?password=`, `?sslpassword=`, a client key). */
+const SECRET_PARAMETER = /^(?:password|sslpassword|sslkey|passfile)$/i;
+
+/** The URL with its password replaced, in the user part and in the query, fit for logs and error messages. */
 export function shownDatabaseUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
+  const withoutUserPassword = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
+  return withoutUserPassword.replace(/([?&])([^=&#]+)=([^&#]*)/g, (whole, separator: string, name: string) =>
+    SECRET_PARAMETER.test(safelyDecoded(name)) ? `${separator}${name}=***` : whole,
+  );
 }
 
 /** One line naming the database, without secrets: "MySQL/MariaDB 127.0.0.1:3306/clipline". */
