@@ -212,6 +212,11 @@ describe('one video, one trace', () => {
       expect.arrayContaining(['ingest-video', 'persist-analysis', 'video-pipeline']),
     );
     expect(under((span) => span.attributes['db.system'] === 'redis' || span.attributes['db.system.name'] === 'redis').length).toBeGreaterThan(0);
+    // Redis spans name their command, never its arguments (job payloads: source URLs, sealed passwords).
+    const redisStatements = spans
+      .filter((span) => span.attributes['db.system'] === 'redis' || span.attributes['db.system.name'] === 'redis')
+      .map((span) => String(span.attributes['db.statement'] ?? span.attributes['db.query.text'] ?? ''));
+    expect(redisStatements.filter((statement) => /\s|videoId|\{/.test(statement))).toEqual([]);
     // The producer's own PostgreSQL write sits under the POST.
     expect(
       spans.some(

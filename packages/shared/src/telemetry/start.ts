@@ -105,7 +105,9 @@ async function createInstrumentations() {
     }),
     new express.ExpressInstrumentation(),
     // Only commands inside a traced operation: BullMQ's blocking polls would be a span a second.
-    new ioredis.IORedisInstrumentation({ requireParentSpan: true }),
+    // The command's name alone: its arguments are job payloads (a signed source URL, a sealed
+    // password) and keys, which have no place in a trace.
+    new ioredis.IORedisInstrumentation({ requireParentSpan: true, dbStatementSerializer: (command) => command }),
     new pg.PgInstrumentation({ requireParentSpan: true }),
     new mysql2.MySQL2Instrumentation(),
   ];
