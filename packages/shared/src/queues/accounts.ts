@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineQueue, standardRetention } from './define.js';
+import { defineQueue } from './define.js';
 
 export const accountsQueue = defineQueue({
   name: 'accounts',
@@ -11,5 +11,13 @@ export const accountsQueue = defineQueue({
      */
     'register-user': z.strictObject({ userId: z.uuid(), sealedPassword: z.string().min(1).max(4096) }),
   },
-  defaultJobOptions: { attempts: 3, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 }, ...standardRetention },
+  // A finished registration's job goes at once: its data is a sealed password, which anyone
+  // holding Redis and the keyring could open. What happened is kept on the user (active, or
+  // failed with the reason) and in the logs.
+  defaultJobOptions: {
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
+    removeOnComplete: { age: 0, count: 0 },
+    removeOnFail: { age: 0, count: 0 },
+  },
 });
