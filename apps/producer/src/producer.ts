@@ -42,7 +42,7 @@ function withinMs<T>(work: Promise<T>, ms: number): Promise<T> {
  * Wires the producer's dependencies (Redis for queues and signals, the database for records) into
  * the HTTP app; each is registered for shutdown. Used by main and by the integration tests.
  */
-export function buildProducer(service: ServiceContext, options: { verifyKey?: KeyVerifier } = {}) {
+export function buildProducer(service: ServiceContext, options: { verifyKey?: KeyVerifier; strengthQueue?: number } = {}) {
   const { config, logger, shutdown, metrics } = service;
   // A Redis that stays connected but stops answering (paused, wedged, a network black hole) fails
   // a command after this long instead of holding the request, and /readyz, forever.
@@ -61,7 +61,7 @@ export function buildProducer(service: ServiceContext, options: { verifyKey?: Ke
   const adminQueues = allQueues.map((declaration) => createQueue(declaration, context));
   shutdown.register('admin queues', () => Promise.all(adminQueues.map((queue) => queue.close())));
 
-  const strength = new StrengthPool((err) => logger.error({ err }, 'a password strength thread failed outside a check'));
+  const strength = new StrengthPool((err) => logger.error({ err }, 'a password strength thread failed outside a check'), options.strengthQueue);
   shutdown.register('password strength pool', () => strength.close());
   const keyring = parseKeyring(config.accountsKeyring);
   const app = createProducerApp({

@@ -205,6 +205,27 @@ describe('the per-key rate limit in parallel', () => {
   });
 });
 
+describe('registrations in a burst', () => {
+  it('past what the strength check has queued are answered 503 with Retry-After, never 500', async () => {
+    const service = createService('producer', { ...env.config, apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}:burst` });
+    started.push(service);
+    const producer = buildProducer(service, { strengthQueue: 1 });
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        request(producer.app)
+          .post('/v1/users')
+          .set(auth)
+          .send({ email: `burst-${i}-${Date.now()}@example.com`, password: 'plum-Lantern-47-overcast-quietly' }),
+      ),
+    );
+    const statuses = answers.map((answer) => answer.status);
+    expect(statuses.filter((status) => status !== 202 && status !== 503)).toEqual([]);
+    const refused = answers.find((answer) => answer.status === 503);
+    expect(refused?.headers['retry-after']).toBe('2');
+    expect(refused?.body.detail).toMatch(/too many registrations/);
+  });
+});
+
 describe('Idempotency-Key across a keyring rotation', () => {
   it('replays a request first answered before the rotation (the new key put first), on a replica that has it', async () => {
     const oldKey = `k1:${Buffer.alloc(32, 7).toString('base64')}`;

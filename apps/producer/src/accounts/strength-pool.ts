@@ -7,7 +7,11 @@ export class StrengthPool {
   private pool: Piscina | undefined;
 
   /** `onThreadError` hears a thread that failed outside a check (a check's failure goes to its caller). */
-  constructor(private readonly onThreadError: (error: unknown) => void = () => {}) {}
+  constructor(
+    private readonly onThreadError: (error: unknown) => void = () => {},
+    /** Checks waiting for the thread at most; past it a check is refused at once. */
+    private readonly maxQueue = 256,
+  ) {}
 
   check(password: string, userInputs: string[]): Promise<StrengthVerdict> {
     this.pool ??= this.open();
@@ -25,7 +29,7 @@ export class StrengthPool {
       minThreads: 0,
       maxThreads: 1,
       idleTimeout: 60_000,
-      maxQueue: 256,
+      maxQueue: this.maxQueue,
     });
     // Piscina emits such a failure on the pool: unheard, it would end the process.
     pool.on('error', this.onThreadError);

@@ -59,10 +59,18 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
     // What the user typed elsewhere in the form makes a password guessable: feed it to the estimator.
     const local = email.split('@')[0] ?? '';
     const userInputs = [email, local, local.replace(/[^\p{L}\p{N}]+/gu, ''), ...local.split(/[^\p{L}\p{N}]+/u), ...(name ? [name, ...name.split(/\s+/)] : [])];
-    const verdict = await deps.strength.check(
-      password,
-      userInputs.filter((input) => input.length > 1),
-    );
+    const verdict = await deps.strength
+      .check(
+        password,
+        userInputs.filter((input) => input.length > 1),
+      )
+      .catch((error: unknown) => {
+        // A burst past what the checking thread has queued: a moment's wait, not a failure.
+        if (/queue is at limit/i.test((error as Error)?.message ?? '')) {
+          throw new HttpProblem(503, 'Service Unavailable', 'too many registrations are being checked at once; retry shortly', {}, { 'retry-after': '2' });
+        }
+        throw error;
+      });
     if (verdict.score < MIN_PASSWORD_SCORE) {
       const advice = [verdict.warning, ...verdict.suggestions].filter(Boolean).join(' ');
       throw badRequest(`password is too weak (strength ${verdict.score} of 4, ${MIN_PASSWORD_SCORE} needed)${advice ? `: ${advice}` : ''}`, [
