@@ -1,6 +1,6 @@
 /** Schedules kept in Redis: registered again when Redis lost them, left alone while in place. */
 import { z } from 'zod';
-import { createLogger, defineQueue, JobQueues, keepScheduled, type RedisClient, standardRetention } from '@clipline/shared';
+import { createLogger, defineQueue, JobQueues, keepScheduled, type RedisClient, standardRetention, startWorker } from '@clipline/shared';
 import { connectRedis, createTestEnvironment, keysMatching, waitFor, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 const sweepQueue = defineQueue({
@@ -45,4 +45,76 @@ it('registers a schedule Redis lost (emptied, failed over, obliterated) again, a
   } finally {
     stop();
   }
+});
+
+describe('scheduled runs', () => {
+  const slowQueue = defineQueue({
+    name: 'test-slow-sweeps',
+    resourceClass: 'io',
+    jobs: { walk: z.strictObject({}), touch: z.strictObject({}) },
+    defaultJobOptions: { attempts: 1, ...standardRetention },
+  });
+
+  it('never overlap: a run that outlasts its interval has the next ones skip, not start beside it', async () => {
+    let running = 0;
+    let most = 0;
+    let runs = 0;
+    const worker = startWorker(
+      slowQueue,
+      {
+        walk: async () => {
+          running += 1;
+          runs += 1;
+          most = Math.max(most, running);
+          await new Promise((resolve) => setTimeout(resolve, 900));
+          running -= 1;
+          return {};
+        },
+        touch: async () => ({}),
+      },
+      { connection: redis, prefix: env.config.queuePrefix, logger: createLogger({ name: 'test', level: 'silent' }), concurrency: 4 },
+    );
+    try {
+      await jobs.schedule(slowQueue, 'walk', {}, { every: 200 });
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(runs).toBeGreaterThanOrEqual(2);
+      expect(most).toBe(1);
+    } finally {
+      await jobs.unschedule(slowQueue, 'walk');
+      await worker.close();
+    }
+  });
+
+  it('fail on a database outage rather than wait for it: held runs would all start together once it is back', async () => {
+    let attempts = 0;
+    const worker = startWorker(
+      slowQueue,
+      {
+        walk: async () => ({}),
+        touch: async () => {
+          attempts += 1;
+          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED', syscall: 'connect' });
+        },
+      },
+      {
+        connection: redis,
+        prefix: env.config.queuePrefix,
+        logger: createLogger({ name: 'test', level: 'silent' }),
+        concurrency: 1,
+        policy: { outageRetryMs: 100 },
+      },
+    );
+    try {
+      await jobs.schedule(slowQueue, 'touch', {}, { every: 60_000 });
+      await waitFor(async () => (attempts >= 1 ? true : undefined), 5000, 'the run');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // One run, failed, not put back every 100 ms.
+      expect(attempts).toBe(1);
+      const delayed = await redis.zcard(`${env.config.queuePrefix}:test-slow-sweeps:delayed`);
+      expect(delayed).toBeLessThanOrEqual(1);
+    } finally {
+      await jobs.unschedule(slowQueue, 'touch');
+      await worker.close();
+    }
+  });
 });

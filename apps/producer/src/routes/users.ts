@@ -35,6 +35,31 @@ export interface UserRoutesDependencies {
   queueReady(): boolean;
 }
 
+/** Refuses a weak password with advice (400), judged against what else the form holds. */
+async function requireStrong(strength: UserRoutesDependencies['strength'], password: string, email: string, name: string | undefined): Promise<void> {
+  // What the user typed elsewhere in the form makes a password guessable: feed it to the estimator.
+  const local = email.split('@')[0] ?? '';
+  const userInputs = [email, local, local.replace(/[^\p{L}\p{N}]+/gu, ''), ...local.split(/[^\p{L}\p{N}]+/u), ...(name ? [name, ...name.split(/\s+/)] : [])];
+  const verdict = await strength
+    .check(
+      password,
+      userInputs.filter((input) => input.length > 1),
+    )
+    .catch((error: unknown) => {
+      // A burst past what the checking thread has queued: a moment's wait, not a failure.
+      if (/queue is at limit/i.test((error as Error)?.message ?? '')) {
+        throw new HttpProblem(503, 'Service Unavailable', 'too many registrations are being checked at once; retry shortly', {}, { 'retry-after': '2' });
+      }
+      throw error;
+    });
+  if (verdict.score < MIN_PASSWORD_SCORE) {
+    const advice = [verdict.warning, ...verdict.suggestions].filter(Boolean).join(' ');
+    throw badRequest(`password is too weak (strength ${verdict.score} of 4, ${MIN_PASSWORD_SCORE} needed)${advice ? `: ${advice}` : ''}`, [
+      { path: 'password', message: `strength ${verdict.score} of 4` },
+    ]);
+  }
+}
+
 /**
  * Registration, the hybrid flow: the API checks the email and the password's strength (in a
  * thread), stores the user pending, and hands the password — sealed with AES-256-GCM, never in
@@ -56,27 +81,7 @@ export function userRoutes(deps: UserRoutesDependencies): Router {
     // arrives in another Unicode form, and the hash is of its NFKC form.
     const password = parsed.data.password.normalize('NFKC');
     if (password.length > 128) throw badRequest('password must be at most 128 characters', [{ path: 'password', message: 'at most 128 characters' }]);
-    // What the user typed elsewhere in the form makes a password guessable: feed it to the estimator.
-    const local = email.split('@')[0] ?? '';
-    const userInputs = [email, local, local.replace(/[^\p{L}\p{N}]+/gu, ''), ...local.split(/[^\p{L}\p{N}]+/u), ...(name ? [name, ...name.split(/\s+/)] : [])];
-    const verdict = await deps.strength
-      .check(
-        password,
-        userInputs.filter((input) => input.length > 1),
-      )
-      .catch((error: unknown) => {
-        // A burst past what the checking thread has queued: a moment's wait, not a failure.
-        if (/queue is at limit/i.test((error as Error)?.message ?? '')) {
-          throw new HttpProblem(503, 'Service Unavailable', 'too many registrations are being checked at once; retry shortly', {}, { 'retry-after': '2' });
-        }
-        throw error;
-      });
-    if (verdict.score < MIN_PASSWORD_SCORE) {
-      const advice = [verdict.warning, ...verdict.suggestions].filter(Boolean).join(' ');
-      throw badRequest(`password is too weak (strength ${verdict.score} of 4, ${MIN_PASSWORD_SCORE} needed)${advice ? `: ${advice}` : ''}`, [
-        { path: 'password', message: `strength ${verdict.score} of 4` },
-      ]);
-    }
+    await requireStrong(deps.strength, password, email, name);
     if (!deps.queueReady()) throw serviceUnavailable('the job queue (Redis) is unreachable; retry shortly');
     const id = randomUUID();
     let outcome: Awaited<ReturnType<UsersRepository['createPending']>>;

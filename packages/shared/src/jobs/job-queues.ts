@@ -43,6 +43,11 @@ export class JobQueues {
     });
   }
 
+  /** Removes the job's schedule (its next run included). */
+  async unschedule(declaration: QueueDeclaration, name: string): Promise<void> {
+    await this.registry.queue(declaration).removeJobScheduler(`${declaration.name}-${name}`);
+  }
+
   /** The interval of the job's schedule in Redis, or undefined when there is none. */
   async scheduledEvery(declaration: QueueDeclaration, name: string): Promise<number | undefined> {
     const scheduler = await this.registry.queue(declaration).getJobScheduler(`${declaration.name}-${name}`);

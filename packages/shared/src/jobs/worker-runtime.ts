@@ -370,7 +370,9 @@ async function settleJobError(scope: WorkerScope, job: Job, token: string | unde
     throw Worker.RateLimitError();
   }
   if (kind.kind === 'upstream-outage' && token) return deferForUpstream(job, token, kind.outage, logger);
-  if (kind.kind === 'dependency-outage' && outageRetryMs !== undefined && token) {
+  // A scheduled run is not held back for an outage: the next one comes on time anyway, and held
+  // runs would all start together once the dependency is back.
+  if (kind.kind === 'dependency-outage' && outageRetryMs !== undefined && token && !job.repeatJobKey) {
     // A restart or failover of a few seconds must not use up the job's retries.
     logger.warn({ reason: error.message }, 'dependency unavailable: retrying the job later');
     await job.moveToDelayed(Date.now() + outageRetryMs, token);
@@ -399,6 +401,17 @@ async function settleJobError(scope: WorkerScope, job: Job, token: string | unde
   throw error;
 }
 
+/**
+ * Whether another run of the same schedule is still active. BullMQ queues a schedule's next run
+ * when the current one starts, so a run longer than its interval (a storage walk, a purge) has the
+ * next start beside it, in this process or another: two sweeps at once would repeat each other's
+ * work (a purge counting the same removed bytes twice, a webhook sweep recording an attempt twice).
+ */
+async function previousRunGoing(scope: WorkerScope, job: Job): Promise<boolean> {
+  const active = await scope.queues.queue(scope.declaration).getActive(0, 999);
+  return active.some((other) => other.repeatJobKey === job.repeatJobKey && other.id !== job.id && other.timestamp < job.timestamp);
+}
+
 async function runJob(scope: WorkerScope, job: Job, token: string | undefined): Promise<unknown> {
   const logger = new JobLogger(scope.logger, scope.plainLogger, job);
   const abort = new JobAbort();
@@ -414,6 +427,10 @@ async function runJob(scope: WorkerScope, job: Job, token: string | undefined): 
     const data = validatePayload(scope.declaration, job.name, splitJobData(job.data).payload);
     const processor = scope.processors[job.name];
     if (!processor) throw new PermanentJobError(`no processor for job "${job.name}"`);
+    if (job.repeatJobKey && (await previousRunGoing(scope, job))) {
+      logger.debug('scheduled job skipped: its previous run is still going');
+      return { skipped: 'the previous run is still going' };
+    }
     logger.debug('job started');
     const result = await processor(new RuntimeJobHandle(scope, job, data, abort, logger, token));
     // A scheduled job (a sweep every few seconds) completing is routine: at debug, so the info
