@@ -151,6 +151,12 @@ describe('YouTube metadata sync on its schedule', () => {
     );
     expect(failed.failedReason).toMatch(/gone0000000/);
     expect(failed.attemptsMade).toBe(1);
-    expect(await external.find(missing)).toBeUndefined();
+    // What is known of it now is recorded: it goes to the back of the refresh order, not first in every run.
+    expect(await external.find(missing)).toMatchObject({ externalId: 'gone0000000', data: { unavailable: expect.stringMatching(/no public video/) } });
+    expect(await external.dueForRefresh(3600, 1000)).not.toContain(missing);
+    // Nor is a failed or cancelled video refreshed at all.
+    const cancelled = await trackedVideo('dQw4w9WgXcQ');
+    await videos.setStatus(cancelled, 'cancelled');
+    expect(await external.dueForRefresh(1, 1000)).not.toContain(cancelled);
   });
 });

@@ -1,5 +1,5 @@
 import { syncQueue, type ExternalMetadataRepository, type JobQueues, type Processors } from '@clipline/shared';
-import { ProviderNotConfiguredError, toJobError, type ProviderClients } from '../providers/index.js';
+import { ProviderNotConfiguredError, ProviderPermanentError, toJobError, type ProviderClients } from '../providers/index.js';
 
 export interface MetadataSyncDependencies {
   providers: ProviderClients;
@@ -26,6 +26,13 @@ export function syncProcessors(deps: MetadataSyncDependencies): Processors<typeo
         return { cache };
       } catch (error) {
         if (error instanceof ProviderNotConfiguredError) return { skipped: error.message };
+        // YouTube has no such public video (deleted, private, mistyped): that is what is known of
+        // it now, and recording it puts the video at the back of the refresh order. Left unfetched,
+        // it came first in every run, one wasted call each, and a thousand such held every other
+        // video back. The job still fails, with the reason.
+        if (error instanceof ProviderPermanentError && error.status === 404) {
+          await deps.external.save(job.data.videoId, 'youtube', youtubeId, { unavailable: error.message });
+        }
         throw toJobError(error);
       }
     },

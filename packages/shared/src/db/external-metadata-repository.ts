@@ -43,6 +43,8 @@ export class ExternalMetadataRepository {
       .leftJoin('external_metadata', 'external_metadata.video_id', 'videos.id')
       .select('videos.id')
       .where('videos.youtube_id', 'is not', null)
+      // A failed or cancelled video has no use for fresh metadata: its refreshes would spend quota.
+      .where('videos.status', 'not in', ['failed', 'cancelled'])
       .where((eb) =>
         eb.or([eb('external_metadata.fetched_at', 'is', null), eb('external_metadata.fetched_at', '<', this.dialect.secondsAgo(olderThanSeconds))]),
       )
