@@ -9,6 +9,7 @@ import type { RedisClient } from '../redis.js';
 import {
   classifyJobError,
   coerceError,
+  isRedisOrDatabaseOutage,
   JobAbandonedError,
   JobCancelledError,
   JobLockLostError,
@@ -483,6 +484,28 @@ function reportFinalFailures(scope: WorkerScope, worker: Worker): void {
 }
 
 /**
+ * The worker's errors, logged. BullMQ passes on every failed reconnect while Redis is away, about
+ * one a second per worker: the first connection error of an outage (none for a minute before) is
+ * logged with its stack, then only the 10th, 100th, 1000th… with the count; other errors each time.
+ */
+export function connectionErrorsOnce(logger: Logger): (error: Error) => void {
+  let count = 0;
+  let last = 0;
+  return (error) => {
+    if (!isRedisOrDatabaseOutage(error)) {
+      logger.error({ err: error }, 'worker error');
+      return;
+    }
+    const now = Date.now();
+    if (now - last > 60_000) count = 0;
+    last = now;
+    count += 1;
+    if (count === 1) logger.error({ err: error }, 'worker cannot reach Redis; its further connection errors are counted, not each logged');
+    else if (Number.isInteger(Math.log10(count))) logger.warn({ errors: count, reason: error.message }, 'worker still cannot reach Redis');
+  };
+}
+
+/**
  * Starts a BullMQ worker for one queue. Throws at boot when a declared job has no processor.
  * Each job's payload is validated before its processor runs; a bad payload or a
  * {@link PermanentJobError} fails the job at once, anything else is retried with backoff.
@@ -531,7 +554,7 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
     name: `${os.hostname()}:${process.pid}`,
     telemetry: queueTelemetry(),
   });
-  worker.on('error', (error) => scope.logger.error({ err: error }, 'worker error'));
+  worker.on('error', connectionErrorsOnce(scope.logger));
   stopRunsThatLostTheirLock(scope, worker);
   reportFinalFailures(scope, worker);
   observeJobs(worker, declaration.name, options.metrics);
