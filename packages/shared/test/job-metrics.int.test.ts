@@ -7,7 +7,7 @@ import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } fr
 const queue = defineQueue({
   name: 'test-metrics',
   resourceClass: 'io',
-  jobs: { step: z.strictObject({ outcome: z.enum(['ok', 'retry-once', 'permanent']), key: z.string() }) },
+  jobs: { step: z.strictObject({ outcome: z.enum(['ok', 'retry-once', 'permanent', 'cancelled']), key: z.string() }) },
   defaultJobOptions: { attempts: 2, backoff: { type: 'fixed', delay: 50 }, ...standardRetention },
 });
 
@@ -17,6 +17,7 @@ let jobs: JobQueues;
 let worker: RunningWorker;
 const registry = new Registry();
 const attempts = new Map<string, number>();
+const cancelListeners = new Set<(key: string) => void>();
 
 beforeAll(async () => {
   env = await createTestEnvironment();
@@ -29,13 +30,34 @@ beforeAll(async () => {
       step: async (job) => {
         const made = (attempts.get(job.data.key) ?? 0) + 1;
         attempts.set(job.data.key, made);
+        if (job.data.outcome === 'cancelled') {
+          setTimeout(() => {
+            for (const listener of cancelListeners) listener(job.data.key);
+          }, 50);
+          await new Promise((_resolve, reject) => job.signal.addEventListener('abort', () => reject(job.signal.reason)));
+        }
         await new Promise((resolve) => setTimeout(resolve, 120));
         if (job.data.outcome === 'permanent') throw new PermanentJobError('this input can never work');
         if (job.data.outcome === 'retry-once' && made === 1) throw new Error('flaky upstream');
         return { made };
       },
     },
-    { connection: redis, prefix: env.config.queuePrefix, logger, concurrency: 4, metrics: registry },
+    {
+      connection: redis,
+      prefix: env.config.queuePrefix,
+      logger,
+      concurrency: 4,
+      metrics: registry,
+      policy: {
+        cancellations: {
+          onCancel: (listener) => {
+            cancelListeners.add(listener);
+            return () => cancelListeners.delete(listener);
+          },
+        },
+        cancellationKey: (data) => (data as { key: string }).key,
+      },
+    },
   );
 });
 
@@ -89,4 +111,13 @@ it('counts completions and failed attempts (final or not) per queue and job name
   ]) {
     expect(text).toContain(`${name}{`);
   }
+});
+
+it('counts a job stopped because its work was cancelled as cancelled, not as a failure', async () => {
+  const labels = { queue: 'test-metrics', name: 'step' };
+  const finalBefore = await sample('clipline_jobs_failed_total', { ...labels, final: 'true' });
+  await jobs.add(queue, 'step', { outcome: 'cancelled', key: 'cancel-me' });
+  await waitFor(async () => ((await sample('clipline_jobs_cancelled_total', labels)) === 1 ? true : undefined), 10_000, 'the cancellation to be counted');
+  expect(await sample('clipline_jobs_failed_total', { ...labels, final: 'true' })).toBe(finalBefore);
+  expect(await registry.metrics()).toContain('clipline_jobs_cancelled_total{');
 });

@@ -9,6 +9,9 @@ import { Counter, type Registry } from 'prom-client';
  * - `clipline_jobs_completed_total{queue,name}`
  * - `clipline_jobs_failed_total{queue,name,final}`: every failed attempt; `final="true"` when no
  *   attempt is left (or the error is permanent), `"false"` when the job will be retried
+ * - `clipline_jobs_cancelled_total{queue,name}`: jobs stopped because their work was cancelled (a
+ *   video cancelled through the API, or one whose failure abandoned its optional steps): asked
+ *   for, not failures, so they stay out of the failure ratio
  * - `clipline_jobs_stalled_total{queue}`: jobs found without a live worker and put back (or failed
  *   past JOB_STALL_LIMIT) by this process's stall check
  * - `clipline_job_wait_seconds{queue,name}`: from when the job could first run (created, plus its
@@ -44,6 +47,7 @@ class JobSeries {
   completed = 0;
   failedFinal = 0;
   failedRetried = 0;
+  cancelled = 0;
   readonly wait = new Timings();
   readonly processing = new Timings();
 
@@ -149,6 +153,9 @@ function jobMetrics(registry: Registry): JobMetrics {
         ...(series.failedRetried ? [{ value: series.failedRetried, labels: { ...series.labels, final: 'false' } }] : []),
       ],
     ),
+    new SeriesMetric('clipline_jobs_cancelled_total', 'Jobs stopped because their work was cancelled, per queue and job name', 'counter', store, (series) =>
+      series.cancelled ? [{ value: series.cancelled, labels: series.labels }] : [],
+    ),
     new SeriesMetric(
       'clipline_job_wait_seconds',
       'Seconds from when a job could first run to when its last attempt started',
@@ -196,7 +203,8 @@ export function observeJobs(worker: Worker, queue: string, registry: Registry | 
     if (!job) return;
     const series = store.series(queue, job.name);
     const final = error?.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-    if (final) series.failedFinal += 1;
+    if ((error as { cancelled?: unknown } | undefined)?.cancelled === true) series.cancelled += 1;
+    else if (final) series.failedFinal += 1;
     else series.failedRetried += 1;
     observeTimings(series, job);
   });

@@ -392,7 +392,8 @@ async function settleJobError(scope: WorkerScope, job: Job, token: string | unde
   }
   if (kind.kind === 'cancelled') {
     logger.info({ reason: kind.reason }, 'job stopped: its work was cancelled');
-    throw new UnrecoverableError(kind.reason);
+    // Marked, so the job metrics count it as cancelled, not as failed.
+    throw Object.assign(new UnrecoverableError(kind.reason), { cancelled: true });
   }
   if (kind.kind === 'permanent') {
     logger.warn({ reason: error.message }, 'job failed permanently');
