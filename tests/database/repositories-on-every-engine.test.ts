@@ -648,6 +648,27 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(await db.selectFrom('webhook_secrets').select('id').where('tenant_id', '=', fresh).execute()).toHaveLength(1);
   });
 
+  it("moves webhook secrets to the keyring's current key, so an old key can leave; a secret no key opens is rotated out", async () => {
+    const k1 = new Uint8Array(32).fill(5);
+    const k2 = new Uint8Array(32).fill(6);
+    const tenant = `t-${randomUUID()}`;
+    const before = await new WebhookSecretsRepository(db, { currentKeyId: 'k1', keys: { k1 } }).current(tenant);
+    const rotatedKeyring = new WebhookSecretsRepository(db, { currentKeyId: 'k2', keys: { k2, k1 } });
+    const moved = await rotatedKeyring.resealUnderCurrentKey();
+    expect(moved.resealed).toBeGreaterThanOrEqual(1);
+    expect((await rotatedKeyring.resealUnderCurrentKey()).resealed).toBe(0);
+    // k1 gone from the keyring: the secret still opens, and is the same secret.
+    const withoutOld = new WebhookSecretsRepository(db, { currentKeyId: 'k2', keys: { k2 } });
+    expect((await withoutOld.current(tenant)).secret).toBe(before.secret);
+    // A secret sealed under a key no longer held: it cannot open, but its tenant can rotate it out.
+    const lost = `t-${randomUUID()}`;
+    await new WebhookSecretsRepository(db, { currentKeyId: 'k9', keys: { k9: new Uint8Array(32).fill(9) } }).current(lost);
+    expect((await withoutOld.resealUnderCurrentKey()).unopenable).toBeGreaterThanOrEqual(1);
+    await expect(withoutOld.current(lost)).rejects.toThrow(/not in the keyring/);
+    const fresh = await withoutOld.rotate(lost);
+    expect((await withoutOld.current(lost)).secret).toBe(fresh.secret);
+  });
+
   it('claims, replays and refuses idempotency keys; a dead claim is taken over after its lease', async () => {
     const keys = new IdempotencyRepository(db, 3600, 60);
     const principal = randomUUID();

@@ -1,7 +1,8 @@
 import express, { type Router } from 'express';
 import { WEBHOOK_SECRET_OVERLAP_SECONDS, type WebhookSecretsRepository } from '@clipline/shared';
+import { SecretDecryptionError } from '@clipline/shared/crypto';
 import { callerOf } from '../http/auth.js';
-import { serviceUnavailable } from '../http/problem.js';
+import { HttpProblem, serviceUnavailable } from '../http/problem.js';
 import { isUnavailable } from './route-helpers.js';
 
 /**
@@ -10,7 +11,14 @@ import { isUnavailable } from './route-helpers.js';
  */
 export function webhookSecretRoutes(deps: { secrets: WebhookSecretsRepository }): Router {
   const router = express.Router();
-  const database = (error: unknown) => (isUnavailable(error) ? serviceUnavailable('the database is unreachable; retry shortly') : error);
+  const database = (error: unknown) => {
+    if (isUnavailable(error)) return serviceUnavailable('the database is unreachable; retry shortly');
+    // The keyring lost the key that sealed the secret: said plainly, with the way out.
+    if (error instanceof SecretDecryptionError) {
+      return new HttpProblem(500, 'Internal Server Error', `the webhook secret cannot be opened (${error.message}); rotate it to get a new one`);
+    }
+    return error;
+  };
 
   router.get('/webhook-secret', async (_req, res) => {
     const { tenant } = callerOf(res);

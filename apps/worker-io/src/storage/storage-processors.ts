@@ -24,7 +24,7 @@ const SOURCE_SWEEP_AFTER_SECONDS = 600;
 /** Records that expire (idempotency keys after a day, webhook secrets replaced by a rotation): deleted by the purge. */
 export interface ExpiringRecords {
   idempotencyKeys: { purgeExpired(): Promise<number> };
-  webhookSecrets: { purgeExpired(): Promise<number> };
+  webhookSecrets: { purgeExpired(): Promise<number>; resealUnderCurrentKey(): Promise<{ resealed: number; unopenable: number }> };
 }
 
 /** The storage lifecycle: sources released when their video finishes, videos purged after retention. */
@@ -49,7 +49,18 @@ export function storageProcessors(deps: VideoPurgeDependencies & { expiring?: Ex
       // Only their expiry deleted these before: kept forever otherwise, each with the answer it replays.
       const idempotencyKeys = (await deps.expiring?.idempotencyKeys.purgeExpired()) ?? 0;
       const webhookSecrets = (await deps.expiring?.webhookSecrets.purgeExpired()) ?? 0;
-      return { resumed, released, ...expired, orphanFolders: orphans.removed, orphanBytes: orphans.bytesRemoved, idempotencyKeys, webhookSecrets };
+      // Secrets sealed under an older key of ACCOUNTS_KEYRING move to the current one, so the old key can go.
+      const resealed = await deps.expiring?.webhookSecrets.resealUnderCurrentKey();
+      return {
+        ...(resealed ? { webhookSecretsResealed: resealed.resealed, webhookSecretsUnopenable: resealed.unopenable } : {}),
+        resumed,
+        released,
+        ...expired,
+        orphanFolders: orphans.removed,
+        orphanBytes: orphans.bytesRemoved,
+        idempotencyKeys,
+        webhookSecrets,
+      };
     },
     'measure-storage': async () => {
       const bytes = await deps.storage.totalSize();

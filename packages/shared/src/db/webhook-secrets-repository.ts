@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { decryptSecret, encryptSecret, type Keyring } from '../crypto/index.js';
+import { decryptSecret, encryptSecret, reencryptSecret, SecretDecryptionError, type Keyring } from '../crypto/index.js';
 import type { Db } from './connection.js';
 import { portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
@@ -68,7 +68,8 @@ export class WebhookSecretsRepository {
    * of a tenant run one at a time: each retires the current secret the one before it made.
    */
   async rotate(tenant: string): Promise<WebhookSecretView & { previousExpiresAt: Date | null }> {
-    await this.current(tenant);
+    // The secret it retires is never opened: a rotation is also the way out for a tenant whose
+    // secret was sealed with a key the keyring no longer holds.
     return inTenantTransaction(this.db, 'webhook secret', tenant, async (trx) => {
       await trx
         .updateTable('webhook_secrets')
@@ -92,6 +93,38 @@ export class WebhookSecretsRepository {
         previousExpiresAt: (previous?.expires_at as Date | undefined) ?? null,
       };
     });
+  }
+
+  /**
+   * Seals again, under the keyring's current key, secrets sealed under an older one (up to
+   * `limit` a call), so an old key can leave the keyring once every secret has moved: the purge
+   * runs this every ten minutes after a rotation of ACCOUNTS_KEYRING. Secrets no key of the
+   * keyring opens are counted, and left for their tenant to rotate.
+   */
+  async resealUnderCurrentKey(limit = 500): Promise<{ resealed: number; unopenable: number }> {
+    // A row or two a tenant: read whole, judged here (a key id may hold "_", a LIKE wildcard).
+    const all = await this.db.selectFrom('webhook_secrets').select(['id', 'tenant_id', 'sealed_secret']).execute();
+    const rows = all.filter((row) => !row.sealed_secret.startsWith(`v1.${this.keyring.currentKeyId}.`)).slice(0, limit);
+    let resealed = 0;
+    let unopenable = 0;
+    for (const row of rows) {
+      let sealed: string;
+      try {
+        sealed = reencryptSecret(row.sealed_secret, this.keyring, `webhook-secret:${row.tenant_id}`);
+      } catch (error) {
+        if (!(error instanceof SecretDecryptionError)) throw error;
+        unopenable += 1;
+        continue;
+      }
+      const updated = await this.db
+        .updateTable('webhook_secrets')
+        .set({ sealed_secret: sealed })
+        .where('id', '=', row.id)
+        .where('sealed_secret', '=', row.sealed_secret)
+        .executeTakeFirst();
+      resealed += Number(updated.numUpdatedRows);
+    }
+    return { resealed, unopenable };
   }
 
   /** Removes secrets whose overlap has ended. */
