@@ -232,8 +232,10 @@ describe('keys', () => {
   });
 
   it('creates a key as JSON, and fails (exit 1) to revoke a key that does not exist', async () => {
-    const created = JSON.parse((await keys(['create', '--json'])).stdout) as { id: string; name: string; key: string };
-    expect(created).toMatchObject({ name: 'default', key: expect.stringMatching(/^cl_/) });
+    // A key is named for its service: without a name there is nothing to name its tenant after.
+    expect(await keys(['create', '--json'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/keys create needs --name/) });
+    const created = JSON.parse((await keys(['create', '--name', 'reports', '--json'])).stdout) as { id: string; name: string; key: string };
+    expect(created).toMatchObject({ name: 'reports', key: expect.stringMatching(/^cl_/) });
     const missing = await keys(['revoke', 'cl_000000000000']);
     expect(missing).toMatchObject({ code: 1, stdout: '' });
     expect(missing.stderr).toBe('clipline: no API key with id or prefix "cl_000000000000" (see "clipline keys list")\n');

@@ -74,13 +74,13 @@ Manages the API keys the producer keeps, through its admin API (CLIPLINE_URL). C
 must be an operator key: one of the producer's ADMIN_API_KEYS, or a key created with --admin.
 The API answers any other key 404, as if these routes did not exist.
 
-  keys create [--name <name>] [--tenant <tenant>] [--admin]
+  keys create --name <name> [--tenant <tenant>] [--admin]
                                 creates a key and prints it once: store it now
   keys list                     lists keys (prefix, name, tenant, role, created, last used, status)
   keys revoke <id|prefix|key>   revokes a key; it stops working at once
 
 Options:
-  --name <name>      what the key is for (create; default "default")
+  --name <name>      what the key is for (create; required)
   --tenant <tenant>  whose videos the key sees and submits (create; lower-case letters, digits,
                      ".", "_", "-"; default: the name, lower-cased with spaces as "-")
   --admin            an operator key: acts on every tenant's videos (create)

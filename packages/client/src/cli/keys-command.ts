@@ -46,7 +46,7 @@ function keyState(key: ApiKey): string {
   return key.revokedAt ? `revoked ${key.revokedAt}` : 'active';
 }
 
-/** `clipline keys create [--name N] [--tenant T] [--admin] | list | revoke <ref>`, through the admin API. */
+/** `clipline keys create --name N [--tenant T] [--admin] | list | revoke <ref>`, through the admin API. */
 export async function keysCommand(argv: readonly string[], context: CliContext): Promise<number> {
   const { options, positionals } = parseArgs(argv, SPEC, 'keys');
   if (options.help) {
@@ -62,6 +62,9 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
   for (const option of ['name', 'tenant', 'admin'] as const) {
     if (options[option] !== undefined && subcommand !== 'create') throw new UsageError(`--${option} is only for keys create`, 'keys');
   }
+  // A key is named for the service that holds it; its tenant comes from the name unless given.
+  if (subcommand === 'create' && !options.name?.trim())
+    throw new UsageError('keys create needs --name: the service the key is for (its tenant, unless --tenant names one)', 'keys');
 
   const api = apiClient(context);
   const call = { signal: context.signal };
@@ -70,7 +73,7 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
       let created: Awaited<ReturnType<typeof api.createApiKey>>;
       try {
         created = await api.createApiKey(
-          { name: options.name ?? 'default', ...(options.tenant !== undefined ? { tenant: options.tenant } : {}), ...(options.admin ? { admin: true } : {}) },
+          { name: options.name!, ...(options.tenant !== undefined ? { tenant: options.tenant } : {}), ...(options.admin ? { admin: true } : {}) },
           call,
         );
       } catch (error) {
