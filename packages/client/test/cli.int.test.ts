@@ -245,8 +245,9 @@ describe('keys', () => {
   });
 
   it.each([
-    [['--tenant', 'Acme Corp'], /^clipline: tenant must be 1-128 lower-case letters/],
-    [['--name', ' '], /^clipline: name: name is required\n/],
+    [['--name', 'acme', '--tenant', 'Acme Corp'], /^clipline: tenant must be 1-128 lower-case letters/],
+    [['--name', 'Default'], /^clipline: the key's name would make its tenant "default", which is reserved/],
+    [['--name', ' '], /^clipline: keys create needs --name/],
   ])('refuses a new key the API refuses (%j) as a usage error (exit 2), creating nothing', async (args, message) => {
     const before = (await new ApiKeysRepository(env.db).list()).length;
     const run = await keys(['create', ...args]);
