@@ -220,6 +220,28 @@ describe('the oldest waiting job', () => {
   });
 });
 
+describe('the oldest waiting job, when jobs ran before or were delayed', () => {
+  it('is judged from when each became ready: a retry from its last run, a delayed job from its delay, not from creation', async () => {
+    await queue.pause();
+    try {
+      const now = Date.now();
+      // Created five minutes ago, last run two seconds ago: waiting again for two seconds.
+      const retried = await queue.add('step', { index: 0 }, { timestamp: now - 300_000 });
+      await redis.hset(`${env.config.queuePrefix}:ingest:${retried.id}`, 'processedOn', String(now - 2_000));
+      // Created a minute ago with a delay of 55 s: ready for five.
+      const delayed = await queue.add('step', { index: 1 }, { timestamp: now - 60_000 });
+      await redis.hset(`${env.config.queuePrefix}:ingest:${delayed.id}`, 'delay', '55000');
+      expect(await oldestWaitingAge(queue, now)).toBe(5_000);
+      // The same through the prioritized set.
+      const prioritized = await queue.add('step', { index: 2 }, { priority: 4, timestamp: now - 400_000 });
+      await redis.hset(`${env.config.queuePrefix}:ingest:${prioritized.id}`, 'processedOn', String(now - 7_000));
+      expect(await oldestWaitingAge(queue, now)).toBe(7_000);
+    } finally {
+      await queue.obliterate({ force: true });
+    }
+  });
+});
+
 describe('queue actions from the overview', () => {
   it('refuses the viewer with 403 and changes nothing', async () => {
     await runJobs(4);

@@ -142,9 +142,24 @@ async function oldestPrioritizedStamp(queue: Queue): Promise<number | undefined>
   const ids = [...(earliest ? [earliest.id] : []), ...pushedBack];
   if (ids.length === 0) return undefined;
   const pipeline = client.pipeline();
-  for (const id of ids) pipeline.hget(queue.toKey(id), 'timestamp');
-  const stamps = ((await pipeline.exec()) ?? []).map(([, stamp]) => Number(stamp)).filter((stamp) => Number.isFinite(stamp) && stamp > 0);
+  for (const id of ids) pipeline.hmget(queue.toKey(id), 'timestamp', 'delay', 'processedOn');
+  const stamps = ((await pipeline.exec()) ?? [])
+    .map(([, fields]) => {
+      const [timestamp, delay, processedOn] = (fields as (string | null)[]) ?? [];
+      return readySince({ timestamp: Number(timestamp), delay: Number(delay ?? 0), processedOn: processedOn ? Number(processedOn) : undefined });
+    })
+    .filter((stamp) => Number.isFinite(stamp) && stamp > 0);
   return stamps.length ? Math.min(...stamps) : undefined;
+}
+
+/**
+ * Since when a waiting job has been ready to run: its creation plus its delay, or, for a job that
+ * ran before (a retry after its backoff, a run put back to wait for an upstream), the start of
+ * that run. A retried job's creation says nothing of how long it has waited now: notify retries
+ * spread over two hours, and a backlog gauge read from creation would alert on a wait of seconds.
+ */
+function readySince(job: { timestamp: number; delay?: number | undefined; processedOn?: number | undefined }): number {
+  return Math.max(job.timestamp + (Number.isFinite(job.delay) ? (job.delay ?? 0) : 0), job.processedOn ?? 0);
 }
 
 /**
@@ -153,7 +168,7 @@ async function oldestPrioritizedStamp(queue: Queue): Promise<number | undefined>
  */
 export async function oldestWaitingAge(queue: Queue, now: number): Promise<number | null> {
   const [tail, head, prioritized] = await Promise.all([queue.getJobs(['wait'], -1, -1), queue.getJobs(['wait'], 0, 0), oldestPrioritizedStamp(queue)]);
-  const stamps = [...tail, ...head].filter(Boolean).map((job) => job.timestamp);
+  const stamps = [...tail, ...head].filter(Boolean).map((job) => readySince(job));
   if (prioritized !== undefined && Number.isFinite(prioritized)) stamps.push(prioritized);
   return stamps.length ? Math.max(0, now - Math.min(...stamps)) : null;
 }
