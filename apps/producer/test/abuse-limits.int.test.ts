@@ -3,7 +3,7 @@
  * lookup), batches charged per video, unfinished videos per tenant, open event streams per key
  * and their lifetime.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -227,6 +227,40 @@ describe('registrations in a burst', () => {
 });
 
 describe('Idempotency-Key across a keyring rotation', () => {
+  it('replays a key stored by the previous release, whose fingerprint key came from the whole keyring text', async () => {
+    const keyring = `k2:${Buffer.alloc(32, 4).toString('base64')}, k1:${Buffer.alloc(32, 3).toString('base64')}`;
+    const { producer } = await producerWith({ accountsKeyring: keyring, apiRateLimitPerMinute: 0, queuePrefix: `${env.config.queuePrefix}:legacy` });
+    const body = { source: `https://cdn.example.com/legacy-${Date.now()}.mp4` };
+    // Which principal this key stores under: read off a request of its own.
+    const probe = `probe-${Date.now()}`;
+    await request(producer.app).post('/v1/videos').set(auth).set('idempotency-key', probe).send({ source: 'https://cdn.example.com/probe.mp4' });
+    const { principal } = await env.db.selectFrom('idempotency_keys').select('principal').where('key', '=', probe).executeTakeFirstOrThrow();
+    // What the previous release stored: HMAC under sha256 of the whole text, of the path as spelt.
+    const legacyKey = createHash('sha256').update(`idempotency-fingerprint:${keyring}`).digest('hex');
+    const hash = createHmac('sha256', legacyKey)
+      .update(`POST /v1/videos\n${JSON.stringify(body)}`)
+      .digest('hex');
+    const key = `legacy-${Date.now()}`;
+    const stored = { id: randomUUID(), status: 'queued' };
+    await env.db
+      .insertInto('idempotency_keys')
+      .values({
+        principal,
+        key,
+        request_hash: hash,
+        state: 'completed',
+        response_status: 202,
+        response_body: JSON.stringify(stored),
+        response_location: null,
+        claim_token: null,
+        created_at: new Date(),
+        expires_at: new Date(Date.now() + 3600_000),
+      } as never)
+      .execute();
+    const retried = await request(producer.app).post('/v1/videos').set(auth).set('idempotency-key', key).send(body);
+    expect([retried.status, retried.body]).toEqual([202, stored]);
+  });
+
   it('replays a request first answered before the rotation (the new key put first), on a replica that has it', async () => {
     const oldKey = `k1:${Buffer.alloc(32, 7).toString('base64')}`;
     const newKey = `k2:${Buffer.alloc(32, 9).toString('base64')}`;

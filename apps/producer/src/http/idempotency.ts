@@ -29,15 +29,17 @@ function canonical(value: unknown, depth = 0): unknown {
  * Keyed (HMAC) rather than a plain digest: bodies may hold secrets such as a password, and the
  * fingerprint is stored; without the server's key it reveals nothing about the body.
  */
-function fingerprint(req: Request, key: string, route = routeOf(req)): string {
-  return createHmac('sha256', key)
-    .update(`${req.method} ${route}\n${JSON.stringify(canonical(req.body ?? null))}`)
-    .digest('hex');
+function fingerprint(req: Request, key: string, body: string, route = routeOf(req)): string {
+  return createHmac('sha256', key).update(`${req.method} ${route}\n${body}`).digest('hex');
 }
 
-/** The fingerprint of releases that hashed the path as spelt: a key they stored still replays. */
-function spelledFingerprint(req: Request, key: string): string {
-  return fingerprint(req, key, `${req.baseUrl}${req.path}`);
+/**
+ * The other fingerprints the same request had, made only when a stored one did not match: with
+ * each earlier key of the keyring, and as releases before this one made them (the path as spelt).
+ */
+function earlierFingerprints(req: Request, body: string, currentKey: string, earlierKeys: readonly string[]): string[] {
+  const spelt = `${req.baseUrl}${req.path}`;
+  return [currentKey, ...earlierKeys].flatMap((each) => [...(each === currentKey ? [] : [fingerprint(req, each, body)]), fingerprint(req, each, body, spelt)]);
 }
 
 /**
@@ -62,7 +64,9 @@ export function fingerprintKeys(keyringText: string): string[] {
     .split(',')
     .map((entry) => entry.trim())
     .filter(Boolean);
-  return entries.map((entry) => createHash('sha256').update(`idempotency-fingerprint:${entry}`).digest('hex'));
+  const derive = (text: string) => createHash('sha256').update(`idempotency-fingerprint:${text}`).digest('hex');
+  // Last, the key earlier releases derived from the whole text (a keyring of several keys, or spaces around one).
+  return [...new Set([...entries.map(derive), derive(keyringText)])];
 }
 
 /**
@@ -83,8 +87,9 @@ export function idempotent(
       throw new HttpProblem(400, 'Bad Request', 'Idempotency-Key must be 1-255 visible ASCII characters');
     }
     const principal = principalOf(res);
-    const same = [currentKey, ...earlierKeys].flatMap((each) => [...(each === currentKey ? [] : [fingerprint(req, each)]), spelledFingerprint(req, each)]);
-    const claim = await repository.claim(principal, key, fingerprint(req, currentKey), same).catch(() => {
+    const body = JSON.stringify(canonical(req.body ?? null));
+    const same = () => earlierFingerprints(req, body, currentKey, earlierKeys);
+    const claim = await repository.claim(principal, key, fingerprint(req, currentKey, body), same).catch(() => {
       throw new HttpProblem(503, 'Service Unavailable', 'the database is unreachable; retry shortly', {}, { 'retry-after': '5' });
     });
     if (claim.outcome === 'mismatch') {

@@ -28,8 +28,16 @@ export class IdempotencyRepository {
     this.dialect = portableSql(db);
   }
 
-  /** `sameRequestHashes`: other hashes the same request had (as an earlier release computed it), not a mismatch. */
-  async claim(principal: string, key: string, requestHash: string, sameRequestHashes: readonly string[] = []): Promise<IdempotencyClaim> {
+  /**
+   * `sameRequestHashes`: other hashes the same request had (as an earlier release, or an earlier
+   * key, made it), not a mismatch; a function is called only when the stored hash differs.
+   */
+  async claim(
+    principal: string,
+    key: string,
+    requestHash: string,
+    sameRequestHashes: readonly string[] | (() => readonly string[]) = [],
+  ): Promise<IdempotencyClaim> {
     // An expired key is as good as new: clear it before trying to claim.
     await this.db
       .deleteFrom('idempotency_keys')
@@ -46,7 +54,10 @@ export class IdempotencyRepository {
       .where('key', '=', key)
       .executeTakeFirst();
     if (!existing) return this.claim(principal, key, requestHash, sameRequestHashes);
-    if (existing.request_hash !== requestHash && !sameRequestHashes.includes(existing.request_hash)) return { outcome: 'mismatch' };
+    if (existing.request_hash !== requestHash) {
+      const same = typeof sameRequestHashes === 'function' ? sameRequestHashes() : sameRequestHashes;
+      if (!same.includes(existing.request_hash)) return { outcome: 'mismatch' };
+    }
     if (existing.state === 'in_progress') {
       // The first request died (crash, lost database) without releasing the key: after the lease,
       // take it over. Should it still be running, its token no longer completes or releases the key.
