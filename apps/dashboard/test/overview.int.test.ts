@@ -236,6 +236,10 @@ describe('the oldest waiting job, when jobs ran before or were delayed', () => {
       const prioritized = await queue.add('step', { index: 2 }, { priority: 4, timestamp: now - 400_000 });
       await redis.hset(`${env.config.queuePrefix}:ingest:${prioritized.id}`, 'processedOn', String(now - 7_000));
       expect(await oldestWaitingAge(queue, now)).toBe(7_000);
+      // A retry: its last run started 20 s ago and its backoff (kept as its delay) was 15 s.
+      const backedOff = await queue.add('step', { index: 3 }, { timestamp: now - 900_000 });
+      await redis.hset(`${env.config.queuePrefix}:ingest:${backedOff.id}`, 'processedOn', String(now - 20_000), 'delay', '15000');
+      expect(await oldestWaitingAge(queue, now)).toBe(7_000);
     } finally {
       await queue.obliterate({ force: true });
     }

@@ -155,11 +155,13 @@ async function oldestPrioritizedStamp(queue: Queue): Promise<number | undefined>
 /**
  * Since when a waiting job has been ready to run: its creation plus its delay, or, for a job that
  * ran before (a retry after its backoff, a run put back to wait for an upstream), the start of
- * that run. A retried job's creation says nothing of how long it has waited now: notify retries
+ * that run plus its delay (BullMQ keeps a retry's backoff as its delay). A retried job's creation says nothing of how long it has waited now: notify retries
  * spread over two hours, and a backlog gauge read from creation would alert on a wait of seconds.
  */
 function readySince(job: { timestamp: number; delay?: number | undefined; processedOn?: number | undefined }): number {
-  return Math.max(job.timestamp + (Number.isFinite(job.delay) ? (job.delay ?? 0) : 0), job.processedOn ?? 0);
+  // A retry's delay is its backoff, counted from the failed run (which started at processedOn).
+  const delay = Number.isFinite(job.delay) ? (job.delay ?? 0) : 0;
+  return Math.max(job.timestamp + delay, job.processedOn ? job.processedOn + delay : 0);
 }
 
 /**

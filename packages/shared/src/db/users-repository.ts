@@ -39,7 +39,8 @@ export class UsersRepository {
     const released = await this.db
       .deleteFrom('users')
       .where('tenant_id', '=', user.tenantId ?? DEFAULT_TENANT)
-      .where(sql<string>`lower(email)`, '=', user.email.toLowerCase())
+      // SQLite's lower() folds ASCII letters only: there the folded address is a column of its own.
+      .where(this.dialect.engine === 'sqlite' ? sql<string>`email_lower` : sql<string>`lower(email)`, '=', user.email.toLowerCase())
       .where((eb) =>
         eb.or([eb('status', '=', 'failed'), eb.and([eb('status', '=', 'pending'), eb('created_at', '<', this.dialect.secondsAgo(STALE_PENDING_SECONDS))])]),
       )
