@@ -720,6 +720,16 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
       .where('principal', '=', principal)
       .execute();
     expect(await keys.purgeExpired()).toBeGreaterThanOrEqual(2);
+    // In bounded batches: five expired keys, batches of two, two batches a call.
+    const batched = randomUUID();
+    for (const key of ['a', 'b', 'c', 'd', 'e']) await keys.claim(batched, key, 'hash');
+    await db
+      .updateTable('idempotency_keys')
+      .set({ expires_at: dialect.secondsAgo(1) })
+      .where('principal', '=', batched)
+      .execute();
+    expect(await keys.purgeExpired(2, 2)).toBe(4);
+    expect(await keys.purgeExpired(2, 2)).toBe(1);
 
     // A stored body that is a bare JSON string, or a string of digits, comes back as that string.
     for (const [key, body] of [

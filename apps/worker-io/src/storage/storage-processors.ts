@@ -1,6 +1,7 @@
 import {
   finishInterruptedPurges,
   purgeExpiredVideos,
+  reasonOf,
   releaseVideoSource,
   removeOrphanedVideoFolders,
   type Processors,
@@ -27,6 +28,31 @@ export interface ExpiringRecords {
   webhookSecrets: { purgeExpired(): Promise<number>; resealUnderCurrentKey(): Promise<{ resealed: number; unopenable: number }> };
 }
 
+/**
+ * Expired idempotency keys and webhook secrets deleted (kept forever otherwise, each key with the
+ * answer it replays), and secrets sealed under an older key of ACCOUNTS_KEYRING moved to the
+ * current one so the old key can go. Each step on its own: one that fails is reported in the
+ * result, and does not keep the others from running.
+ */
+async function expiringRecords(expiring: ExpiringRecords | undefined): Promise<Record<string, number | string>> {
+  if (!expiring) return {};
+  const result: Record<string, number | string> = {};
+  const step = async (name: string, run: () => Promise<Record<string, number>>) => {
+    try {
+      Object.assign(result, await run());
+    } catch (error) {
+      result[`${name}Error`] = reasonOf(error);
+    }
+  };
+  await step('idempotencyKeys', async () => ({ idempotencyKeys: await expiring.idempotencyKeys.purgeExpired() }));
+  await step('webhookSecrets', async () => ({ webhookSecrets: await expiring.webhookSecrets.purgeExpired() }));
+  await step('webhookSecretsReseal', async () => {
+    const { resealed, unopenable } = await expiring.webhookSecrets.resealUnderCurrentKey();
+    return { webhookSecretsResealed: resealed, webhookSecretsUnopenable: unopenable };
+  });
+  return result;
+}
+
 /** The storage lifecycle: sources released when their video finishes, videos purged after retention. */
 export function storageProcessors(deps: VideoPurgeDependencies & { expiring?: ExpiringRecords }, settings: StorageSettings): Processors<typeof storageQueue> {
   return {
@@ -46,21 +72,7 @@ export function storageProcessors(deps: VideoPurgeDependencies & { expiring?: Ex
       const expired = await purgeExpiredVideos(deps, { retentionDays: settings.retentionDays });
       // Folders written after their video was purged (by a job still running then).
       const orphans = await removeOrphanedVideoFolders(deps);
-      // Only their expiry deleted these before: kept forever otherwise, each with the answer it replays.
-      const idempotencyKeys = (await deps.expiring?.idempotencyKeys.purgeExpired()) ?? 0;
-      const webhookSecrets = (await deps.expiring?.webhookSecrets.purgeExpired()) ?? 0;
-      // Secrets sealed under an older key of ACCOUNTS_KEYRING move to the current one, so the old key can go.
-      const resealed = await deps.expiring?.webhookSecrets.resealUnderCurrentKey();
-      return {
-        ...(resealed ? { webhookSecretsResealed: resealed.resealed, webhookSecretsUnopenable: resealed.unopenable } : {}),
-        resumed,
-        released,
-        ...expired,
-        orphanFolders: orphans.removed,
-        orphanBytes: orphans.bytesRemoved,
-        idempotencyKeys,
-        webhookSecrets,
-      };
+      return { resumed, released, ...expired, orphanFolders: orphans.removed, orphanBytes: orphans.bytesRemoved, ...(await expiringRecords(deps.expiring)) };
     },
     'measure-storage': async () => {
       const bytes = await deps.storage.totalSize();

@@ -125,9 +125,30 @@ export class IdempotencyRepository {
       .execute();
   }
 
-  async purgeExpired(): Promise<number> {
-    const result = await this.db.deleteFrom('idempotency_keys').where('expires_at', '<', this.dialect.now()).executeTakeFirst();
-    return Number(result.numDeletedRows);
+  /**
+   * Deletes expired keys in batches of `batch`, at most `batches` a call: a table never purged
+   * before holds a stored answer a key, and one statement over all of it could outlast the
+   * statement timeout and never get anywhere.
+   */
+  async purgeExpired(batch = 1000, batches = 20): Promise<number> {
+    let deleted = 0;
+    for (let round = 0; round < batches; round++) {
+      const expired = await this.db
+        .selectFrom('idempotency_keys')
+        .select(['principal', 'key'])
+        .where('expires_at', '<', this.dialect.now())
+        .limit(batch)
+        .execute();
+      if (expired.length === 0) break;
+      const result = await this.db
+        .deleteFrom('idempotency_keys')
+        .where((eb) => eb.or(expired.map((row) => eb.and([eb('principal', '=', row.principal), eb('key', '=', row.key)]))))
+        .where('expires_at', '<', this.dialect.now())
+        .executeTakeFirst();
+      deleted += Number(result.numDeletedRows);
+      if (expired.length < batch) break;
+    }
+    return deleted;
   }
 }
 
