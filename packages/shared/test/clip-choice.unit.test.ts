@@ -201,6 +201,12 @@ describe('the voice-activity pass', () => {
     expect(findPauses(new Float32Array(500).fill(-20), 0.02).pauses).toEqual([]);
   });
 
+  it('finds no phrases in steady music with a loud hit every ten seconds', () => {
+    // Ten minutes swelling slowly between -25 and -19 dBFS, a 0.3 s hit at -6 every 10 s.
+    const levels = Float32Array.from({ length: 30_000 }, (_, i) => (i % 500 < 15 ? -6 : -22 + 3 * Math.sin(i / 200)));
+    expect(findPauses(levels, 0.02).pauses).toEqual([]);
+  });
+
   it('finds sparse speech: five seconds of a minute, over digital silence or a steady noise floor', () => {
     for (const floor of [-90, -50]) {
       // 60 s in 20 ms frames; speech from 20 to 22 s and from 40 to 43 s.

@@ -40,8 +40,11 @@ const FOREGROUND_PERCENTILE = 0.9;
 /**
  * The speech level of a track where speech is sparse (under a tenth of it: a few remarks, a long
  * silent intro), whose 90th percentile is still background: then speech needs only a fiftieth.
+ * Only over a quiet background (below {@link SPARSE_BACKGROUND_MAX_DB}: silence, a room): steady
+ * music with a few loud hits is not sparse speech, and its hits are no phrases.
  */
 const SPARSE_FOREGROUND_PERCENTILE = 0.98;
+const SPARSE_BACKGROUND_MAX_DB = -40;
 /** Where between background and speech level the threshold sits. */
 const THRESHOLD_SHARE = 0.4;
 /** A track whose speech stands less than this above its background has no pauses to find (steady music, noise). */
@@ -110,7 +113,8 @@ export function findPauses(levels: Float32Array, frameSeconds: number): SpeechAc
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.round(q * (sorted.length - 1)))]!;
   const background = at(BACKGROUND_PERCENTILE);
   const common = at(FOREGROUND_PERCENTILE);
-  const foreground = common - background < MIN_CONTRAST_DB ? at(SPARSE_FOREGROUND_PERCENTILE) : common;
+  const sparse = common - background < MIN_CONTRAST_DB && common <= SPARSE_BACKGROUND_MAX_DB;
+  const foreground = sparse ? at(SPARSE_FOREGROUND_PERCENTILE) : common;
   const total = levels.length * frameSeconds;
   if (foreground - background < MIN_CONTRAST_DB) {
     // Nothing stands out: all silence, or sound without gaps. Either way, no phrase structure.
