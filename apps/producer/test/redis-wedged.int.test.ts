@@ -7,6 +7,7 @@ import net from 'node:net';
 import { jest } from '@jest/globals';
 import request from 'supertest';
 import { createService } from '@clipline/shared';
+import { PrivateRedis } from '../../../tests/chaos/support/redis-server.js';
 import { buildProducer } from '../src/producer.js';
 import { createTestEnvironment, type TestEnvironment, waitFor } from '../../../tests/helpers/services.js';
 
@@ -14,12 +15,15 @@ jest.setTimeout(60_000);
 
 let env: TestEnvironment;
 let relay: net.Server;
+let server: PrivateRedis;
 let silent = false;
 const sockets: net.Socket[] = [];
 
 beforeAll(async () => {
   env = await createTestEnvironment({ API_KEYS: 'wedged-key-0123456789abcdef0123456789' });
-  const target = new URL(env.config.redisUrl);
+  // A standalone Redis of its own, whatever the suite runs on (a cluster too): the relay sits in front of it.
+  server = await PrivateRedis.start();
+  const target = new URL(server.url);
   relay = net.createServer((client) => {
     const upstream = net.connect(Number(target.port || 6379), target.hostname);
     sockets.push(client, upstream);
@@ -44,7 +48,8 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const socket of sockets) socket.destroy();
   silent = false;
-  await new Promise((resolve) => relay.close(resolve));
+  await new Promise((resolve) => relay?.close(resolve));
+  await server?.destroy();
   await env.cleanup();
 });
 
