@@ -18,6 +18,8 @@ const DATA = path.join(ROOT, '.data');
 const env = { ...process.env };
 /** Seconds the apps get to answer their health checks before the start is declared failed. */
 const READY_TIMEOUT_SECONDS = 90;
+// The same signal again this soon is one Ctrl-C delivered twice (REPEATED_SIGNAL_MS in packages/shared/src/shutdown.ts).
+const REPEATED_SIGNAL_MS = 300;
 
 const color = process.stdout.isTTY ? (code, text) => `\x1b[${code}m${text}\x1b[0m` : (_code, text) => text;
 const say = (text) => process.stdout.write(`${color(36, '[start]')} ${text}\n`);
@@ -227,11 +229,13 @@ const APPS = [
 
 function startApps(apps) {
   const children = apps.map(([name, tint, main]) => {
-    // Own process group: a terminal Ctrl-C reaches only this script, which forwards it once.
+    // Own process group: a terminal Ctrl-C reaches only this script, which forwards it once. The
+    // IPC channel is how an app learns that this script is gone (killed, or its terminal closed)
+    // and stops, instead of running on unseen.
     const child = spawn(process.execPath, [path.join(ROOT, main)], {
       cwd: ROOT,
       env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true,
     });
     const label = color(tint, `[${name}]`.padEnd(14));
@@ -246,18 +250,24 @@ function startApps(apps) {
     return { name, child };
   });
   let stopping = false;
+  let firstSignal;
   const stopAll = (signal) => {
     if (stopping) {
+      // npm forwards the Ctrl-C the terminal also sent here: the same press, not a second one.
+      if (signal === firstSignal?.signal && Date.now() - firstSignal.at < REPEATED_SIGNAL_MS) return;
       say('second signal: killing the apps');
       for (const { child } of children) child.kill('SIGKILL');
       return;
     }
     stopping = true;
+    firstSignal = { signal, at: Date.now() };
     say('stopping the apps (Ctrl-C again to kill them)');
     for (const { child } of children) if (child.exitCode === null) child.kill(signal);
   };
   process.on('SIGINT', () => stopAll('SIGINT'));
   process.on('SIGTERM', () => stopAll('SIGTERM'));
+  // The terminal closed: stop the apps as on a Ctrl-C (their IPC channel covers a kill of this script).
+  process.on('SIGHUP', () => stopAll('SIGTERM'));
   process.on('exit', () => {
     for (const { child } of children) if (child.exitCode === null) child.kill('SIGKILL');
   });

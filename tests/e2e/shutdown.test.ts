@@ -13,7 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { jest } from '@jest/globals';
 import request from 'supertest';
-import { createService, DEV_API_KEY, ingestQueue, JobQueues, type ServiceContext } from '@clipline/shared';
+import { createService, DEV_API_KEY, ingestQueue, JobQueues, REPEATED_SIGNAL_MS, type ServiceContext } from '@clipline/shared';
 import type { RedisClient } from '@clipline/shared';
 import { buildProducer } from '../../apps/producer/src/producer.js';
 import { generateVideo } from '../helpers/media.js';
@@ -37,8 +37,8 @@ afterAll(async () => {
   await env?.cleanup();
 });
 
-function start(name: 'producer' | 'worker-io', extra: Record<string, string>): RunningApp {
-  const app = startApp(name, { ...env.env, HOST: '127.0.0.1', ...extra });
+function start(name: 'producer' | 'worker-io', extra: Record<string, string>, options: { ipc?: boolean } = {}): RunningApp {
+  const app = startApp(name, { ...env.env, HOST: '127.0.0.1', ...extra }, options);
   running.push(app);
   return app;
 }
@@ -58,9 +58,9 @@ function refused(port: number): Promise<boolean> {
 const exitOf = (app: RunningApp) => app.exited.then(({ code, signal }) => ({ code, signal, output: code === 0 ? '' : app.output() }));
 
 describe('the producer', () => {
-  async function listening() {
+  async function listening(options: { ipc?: boolean } = {}) {
     const port = await freePort();
-    const app = start('producer', { PORT: String(port) });
+    const app = start('producer', { PORT: String(port) }, options);
     await waitForHttp(`http://127.0.0.1:${port}/readyz`, app);
     return { port, app };
   }
@@ -112,6 +112,28 @@ describe('the producer', () => {
     expect(await app.exited).toEqual({ code: 130, signal: null });
     expect(app.output()).toMatch(/second signal: forcing exit/);
     slow.abandon();
+  });
+
+  it('takes one Ctrl-C delivered twice at once (by the terminal and forwarded by npm) as one: a graceful stop, exit 0', async () => {
+    const { port, app } = await listening();
+    // A request in flight holds the shutdown up, so the copy finds it still going.
+    const slow = await slowSubmission(port);
+    app.child.kill('SIGINT');
+    // npm's copy comes a moment later (sent at once, the kernel would merge the two into one).
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    app.child.kill('SIGINT');
+    await waitFor(async () => ((await refused(port)) ? true : undefined), 10_000, 'the producer to stop accepting connections');
+    slow.finish();
+    expect(await slow.answer).toMatch(/^HTTP\/1\.1 202 /);
+    const { code, output } = await exitOf(app);
+    expect({ code, forced: /second signal/.test(output) }).toEqual({ code: 0, forced: false });
+  });
+
+  it('stops gracefully, exit 0, when the supervisor that started it over an IPC channel goes away', async () => {
+    const { app } = await listening({ ipc: true });
+    app.child.disconnect();
+    expect(await exitOf(app)).toEqual({ code: 0, signal: null, output: '' });
+    expect(app.output()).toMatch(/"reason":"supervisor gone".*"msg":"shutting down"/);
   });
 });
 
@@ -247,6 +269,8 @@ describe('worker-io', () => {
     app.child.kill('SIGTERM');
     await waitFor(async () => (/"msg":"shutting down"/.test(app.output()) ? true : undefined), 10_000, 'worker-io to start shutting down');
     expect(app.child.exitCode).toBeNull();
+    // Sooner, the same signal counts as the first one delivered twice.
+    await new Promise((resolve) => setTimeout(resolve, REPEATED_SIGNAL_MS));
     app.child.kill('SIGTERM');
     expect(await app.exited).toEqual({ code: 143, signal: null });
     expect(app.output()).toMatch(/second signal: forcing exit/);

@@ -42,7 +42,8 @@ export async function freePort(): Promise<number> {
   throw new Error(`no free port in ${PORT_BASE}-${PORT_BASE + PORT_BLOCK - 1}`);
 }
 
-export function startApp(name: AppName, env: Record<string, string>): RunningApp {
+/** `ipc`: started over an IPC channel, as `npm start` starts the apps (the channel's end tells an app its supervisor is gone). */
+export function startApp(name: AppName, env: Record<string, string>, options: { ipc?: boolean } = {}): RunningApp {
   const child = spawn(process.execPath, [path.join(ROOT, 'apps', name, 'dist', 'main.js')], {
     // Only what a process needs from the runner: the PATH and HOME, and on the Node 24 run the
     // preload that points native addons at their Node 24 build (scripts/test-node24.sh).
@@ -51,7 +52,7 @@ export function startApp(name: AppName, env: Record<string, string>): RunningApp
       HOME: process.env.HOME ?? '/tmp',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
   child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));

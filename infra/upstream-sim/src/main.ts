@@ -1,4 +1,4 @@
-import { loadConfigOrExit } from '@clipline/shared';
+import { loadConfigOrExit, onStopRequests } from '@clipline/shared';
 import { loadSimSettings } from './sim-config.js';
 import { createUpstreamSimulator } from './simulator.js';
 
@@ -14,16 +14,14 @@ const simulator = await createUpstreamSimulator({
 });
 process.stdout.write(`${JSON.stringify({ service: 'upstream-sim', msg: 'listening', url: simulator.url, port: simulator.port })}\n`);
 
-let stopping = false;
-const stop = (signal: NodeJS.Signals) => {
+onStopRequests(
+  (reason) => {
+    process.stdout.write(`${JSON.stringify({ service: 'upstream-sim', msg: 'stopping', reason })}\n`);
+    simulator.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  },
   // A second signal does not wait for open connections.
-  if (stopping) process.exit(1);
-  stopping = true;
-  process.stdout.write(`${JSON.stringify({ service: 'upstream-sim', msg: 'stopping', signal })}\n`);
-  simulator.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+  () => process.exit(1),
+);

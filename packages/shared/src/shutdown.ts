@@ -65,18 +65,52 @@ export class ShutdownRegistry {
   }
 
   /**
-   * First SIGTERM/SIGINT: graceful shutdown, then exit with its code. A second signal: exit at
-   * once with 128 + signal number, as a shell would report it.
+   * First SIGTERM/SIGINT (or the supervisor gone, {@link onStopRequests}): graceful shutdown, then
+   * exit with its code. A second signal: exit at once with 128 + signal number, as a shell would report it.
    */
   installSignalHandlers(): void {
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (this.isShuttingDown) {
+    onStopRequests(
+      (reason) => void this.shutdown(reason).then((code) => process.exit(code)),
+      (signal) => {
         this.options.logger.warn({ signal }, 'second signal: forcing exit');
         process.exit(signal === 'SIGINT' ? 130 : 143);
-      }
-      void this.shutdown(signal).then((code) => process.exit(code));
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+      },
+    );
+  }
+}
+
+/**
+ * The same signal again this soon after the first is the first one delivered twice, not a second
+ * request: a terminal's Ctrl-C reaches every process of its foreground group, and npm also
+ * forwards the signal it gets to the script it runs (`npm start`, `npm start -w apps/producer`).
+ */
+export const REPEATED_SIGNAL_MS = 300;
+
+/**
+ * Calls `stop` once: on the first SIGTERM or SIGINT, or when the supervisor that started this
+ * process with an IPC channel goes away (`npm start` killed, or its terminal closed: its apps would
+ * otherwise run on unseen, holding their ports and taking jobs). Calls `force` on a later signal,
+ * except the first one repeated within {@link REPEATED_SIGNAL_MS}.
+ */
+export function onStopRequests(stop: (reason: string) => void, force: (signal: NodeJS.Signals) => void): void {
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
+  let stopped = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!stopped) {
+      stopped = true;
+      first = { signal, at: Date.now() };
+      stop(signal);
+    } else if (!first || signal !== first.signal || Date.now() - first.at >= REPEATED_SIGNAL_MS) force(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  if (process.channel) {
+    // The channel is only listened to for its end; it must not keep a finished process alive.
+    process.channel.unref();
+    process.once('disconnect', () => {
+      if (stopped) return;
+      stopped = true;
+      stop('supervisor gone');
+    });
   }
 }
