@@ -4,6 +4,7 @@
  * other engines store in plainer form.
  */
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { Migrator, sql } from 'kysely';
 import Database from 'better-sqlite3';
 import { createDatabase, dropDatabase, isDependencyOutage, resolveDatabaseTarget, STORED_VALUE_COLUMNS, VideosRepository } from '@clipline/shared';
@@ -205,6 +206,65 @@ describe('outages', () => {
       }
     },
   );
+
+  it('a PostgreSQL connection reset while its statement runs fails the statement as an outage', async () => {
+    const database = await createTestDatabase(postgresEngine.url);
+    const target = new URL(postgresEngine.url);
+    // A relay between the pool and PostgreSQL, whose client side is reset mid-statement (as a proxy or a failover does).
+    const sockets = new Set<net.Socket>();
+    const relay = net.createServer((client) => {
+      const server = net.connect(Number(target.port || 5432), target.hostname);
+      sockets.add(client);
+      client.pipe(server).pipe(client);
+      client.on('error', () => server.destroy());
+      server.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const port = (relay.address() as net.AddressInfo).port;
+    const url = new URL(postgresEngine.url);
+    url.hostname = '127.0.0.1';
+    url.port = String(port);
+    const db = createDatabase({ ...database.settings, url: url.toString() });
+    try {
+      await sql`select 1`.execute(db);
+      const running = sql`select pg_sleep(5)`.execute(db).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const socket of sockets) socket.resetAndDestroy();
+      const failure = (await running) as { code?: string; syscall?: string };
+      expect({ code: failure?.code, syscall: failure?.syscall, outage: isDependencyOutage(failure) }).toEqual({
+        code: 'ECONNRESET',
+        syscall: 'read',
+        outage: true,
+      });
+    } finally {
+      await db.destroy().catch(() => {});
+      relay.close();
+      await database.cleanup();
+    }
+  });
+
+  it('PostgreSQL refusing a connection for too many clients (53300) is an outage', async () => {
+    const role = `clipline_full_${randomUUID().slice(0, 8)}`;
+    const admin = createDatabase({ url: postgresEngine.url, schema: 'public', poolSize: 1 });
+    await sql.raw(`create role ${role} login connection limit 0`).execute(admin);
+    const url = new URL(postgresEngine.url);
+    url.username = role;
+    const db = createDatabase({ url: url.toString(), schema: 'public', poolSize: 1 });
+    try {
+      const failure = (await sql`select 1`.execute(db).then(
+        () => undefined,
+        (error: unknown) => error,
+      )) as { code?: string };
+      expect({ code: failure?.code, outage: isDependencyOutage(failure) }).toEqual({ code: '53300', outage: true });
+    } finally {
+      await db.destroy().catch(() => {});
+      await sql.raw(`drop role ${role}`).execute(admin);
+      await admin.destroy();
+    }
+  });
 
   it.each(TEST_DATABASE_ENGINES)('a broken constraint on $name is not an outage: retrying cannot fix it', async ({ url }) => {
     const database = await createTestDatabase(url);

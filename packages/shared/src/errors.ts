@@ -196,6 +196,9 @@ const DATABASE_OUTAGE_CODES = new Set([
   '08006',
   '40001',
   '40P01',
+  // Too many connections (server-wide, or the role's limit), an idle session ended by the server.
+  '53300',
+  '57P05',
   'PROTOCOL_CONNECTION_LOST',
   'ER_SERVER_SHUTDOWN',
   'ER_CON_COUNT_ERROR',
@@ -208,6 +211,9 @@ const DATABASE_OUTAGE_CODES = new Set([
   'SQLITE_LOCKED',
   'SQLITE_THREAD_EXITED',
 ]);
+
+/** A socket's errors when its peer went away while it was in use. */
+const DROPPED_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 /**
  * Whether an error means the database (or another dependency) cannot be reached right now, as
@@ -222,6 +228,9 @@ export function isDependencyOutage(thrown: unknown): boolean {
   if ((error.code === 'ECONNREFUSED' || error.code === 'ETIMEDOUT') && error.syscall === 'connect') return true;
   // mysql2 marks errors that broke the connection as fatal (ECONNRESET, EPIPE on a dropped socket).
   if (error.fatal === true && (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ECONNREFUSED')) return true;
+  // pg hands a socket's own error to the statements waiting on it: the connection dropped under
+  // them (a failover, a proxy's reset, keepalive giving up). got's errors carry no syscall.
+  if (DROPPED_SOCKET_CODES.has(error.code as string) && (error.syscall === 'read' || error.syscall === 'write')) return true;
   return (
     typeof error.message === 'string' &&
     /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Pool is closed|Can't add new command when connection is in closed state)/.test(
