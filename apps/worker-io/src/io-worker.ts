@@ -8,6 +8,7 @@ import {
   elevenlabsQueue,
   ExternalMetadataRepository,
   IdempotencyRepository,
+  PublicJobsRepository,
   ingestQueue,
   keepScheduled,
   LocalStorage,
@@ -97,7 +98,11 @@ function webhookSettings(service: ServiceContext, db: Db): WebhookSettings {
 }
 
 function expiringRecords(service: ServiceContext, db: Db): ExpiringRecords {
-  return { idempotencyKeys: new IdempotencyRepository(db), webhookSecrets: new WebhookSecretsRepository(db, parseKeyring(service.config.accountsKeyring)) };
+  return {
+    idempotencyKeys: new IdempotencyRepository(db),
+    webhookSecrets: new WebhookSecretsRepository(db, parseKeyring(service.config.accountsKeyring)),
+    publicJobs: new PublicJobsRepository(db),
+  };
 }
 
 function startIoWorkers(service: ServiceContext, deps: IoDependencies): RunningWorker[] {

@@ -13,7 +13,10 @@ import {
   AnalysisRepository,
   clipStorageKeys,
   ExternalMetadataRepository,
+  createDatabase,
   IdempotencyRepository,
+  PUBLIC_JOB_RECORD_SECONDS,
+  PublicJobsRepository,
   WebhookSecretsRepository,
   JobQueues,
   LocalStorage,
@@ -81,8 +84,11 @@ afterAll(async () => {
 
 const processors = (settings: { keepSources?: boolean; retentionDays?: number } = {}): Processors<typeof storageQueue> =>
   storageProcessors(deps, { keepSources: settings.keepSources ?? false, retentionDays: settings.retentionDays ?? 30 });
+/** The warnings a run logged. */
+let warnings: { step?: string; message: string }[] = [];
+const logger = { warn: (fields: { step?: string }, message: string) => warnings.push({ step: fields.step, message }), info: () => {}, debug: () => {} };
 const run = <N extends keyof Processors<typeof storageQueue>>(p: Processors<typeof storageQueue>, name: N, data: object = {}) =>
-  p[name]({ data } as never) as Promise<Record<string, unknown>>;
+  p[name]({ data, logger } as never) as Promise<Record<string, unknown>>;
 
 /** Rows of the video in every table that holds some. */
 async function rowCounts(videoId: string): Promise<Record<string, number>> {
@@ -255,13 +261,63 @@ describe('retention', () => {
       .where('tenant_id', '=', tenant)
       .where('expires_at', 'is not', null)
       .execute();
-    const expiring = { idempotencyKeys: keys, webhookSecrets: secrets };
+    // Public jobs' records: one past the longest a job is kept, one of today.
+    const publicJobs = new PublicJobsRepository(env.db);
+    const [oldJob, liveJob] = [randomUUID(), randomUUID()];
+    for (const id of [oldJob, liveJob]) await publicJobs.record({ id, tenant, queue: 'sync', name: 'refresh-metadata' });
+    await env.db
+      .updateTable('public_jobs')
+      .set({ created_at: new Date(Date.now() - (PUBLIC_JOB_RECORD_SECONDS + 60) * 1000) })
+      .where('id', '=', oldJob)
+      .execute();
+    const expiring = { idempotencyKeys: keys, webhookSecrets: secrets, publicJobs };
     const result = await run(storageProcessors({ ...deps, expiring }, { keepSources: true, retentionDays: 30 }), 'purge-expired');
     expect(result.idempotencyKeys).toBeGreaterThanOrEqual(1);
     expect(result.webhookSecrets).toBeGreaterThanOrEqual(1);
+    expect(result.publicJobRecords).toBeGreaterThanOrEqual(1);
+    const jobsLeft = await env.db.selectFrom('public_jobs').select('id').where('tenant_id', '=', tenant).execute();
+    expect(jobsLeft.map((row) => row.id)).toEqual([liveJob]);
     const left = await env.db.selectFrom('idempotency_keys').select('key').where('principal', '=', principal).execute();
     expect(left.map((row) => row.key)).toEqual(['live']);
     expect(await env.db.selectFrom('webhook_secrets').select('id').where('tenant_id', '=', tenant).execute()).toHaveLength(1);
+  });
+
+  it('runs every step when one fails: the expiring records are purged while the videos cannot be read', async () => {
+    // The videos' database refuses connections; the expiring records' is up.
+    const down = createDatabase({ url: 'postgres://postgres@127.0.0.1:1/test', schema: 'public', poolSize: 1 });
+    try {
+      const keys = new IdempotencyRepository(env.db);
+      const principal = `key:${randomUUID()}`;
+      const claim = await keys.claim(principal, 'old', 'hash');
+      if (claim.outcome !== 'claimed') throw new Error('claim refused');
+      await keys.complete(principal, 'old', claim.token, 202, { id: 'old' }, null);
+      await env.db
+        .updateTable('idempotency_keys')
+        .set({ expires_at: new Date(Date.now() - 60_000) })
+        .where('principal', '=', principal)
+        .execute();
+      const expiring = {
+        idempotencyKeys: keys,
+        webhookSecrets: new WebhookSecretsRepository(env.db, parseKeyring(env.config.accountsKeyring)),
+        publicJobs: new PublicJobsRepository(env.db),
+      };
+      warnings = [];
+      const result = await run(
+        storageProcessors({ ...deps, videos: new VideosRepository(down), expiring }, { keepSources: false, retentionDays: 30 }),
+        'purge-expired',
+      );
+      expect(result).toMatchObject({
+        releasedError: expect.any(String),
+        expiredError: expect.any(String),
+        idempotencyKeys: expect.any(Number),
+        webhookSecretsResealed: expect.any(Number),
+        publicJobRecords: expect.any(Number),
+      });
+      expect(result.idempotencyKeys).toBeGreaterThanOrEqual(1);
+      expect(warnings.map((warning) => warning.step)).toEqual(expect.arrayContaining(['released', 'expired']));
+    } finally {
+      await down.destroy().catch(() => {});
+    }
   });
 
   it('works through more expired videos than one batch holds, and stops at its bound', async () => {

@@ -3,6 +3,9 @@ import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.
 import { timeQueries } from './query-timing.js';
 import type { TenantScope } from '../tenancy.js';
 
+/** Seconds a public job's record is kept: longer than BullMQ keeps any job (a failed one, a week). */
+export const PUBLIC_JOB_RECORD_SECONDS = 8 * 24 * 3600;
+
 /**
  * Jobs submitted through `POST /v1/jobs` and the tenant each belongs to: BullMQ keeps a job's
  * payload, not its owner, so reading a job back checks ownership here first.
@@ -28,6 +31,35 @@ export class PublicJobsRepository {
     let query = this.db.selectFrom('public_jobs').select('id').where('id', '=', id).where('queue', '=', queue);
     if (scope.kind === 'tenant') query = query.where('tenant_id', '=', scope.tenant);
     return (await query.executeTakeFirst()) !== undefined;
+  }
+
+  /**
+   * Deletes the records older than `keepSeconds` (by then BullMQ has removed their jobs: a failed
+   * one is kept a week), in batches of `batch`, at most `batches` a call, so a table never purged
+   * before does not meet the statement timeout. Returns how many went.
+   */
+  async purgeExpired(keepSeconds = PUBLIC_JOB_RECORD_SECONDS, batch = 1000, batches = 20): Promise<number> {
+    let deleted = 0;
+    for (let round = 0; round < batches; round++) {
+      const expired = await this.db
+        .selectFrom('public_jobs')
+        .select('id')
+        .where('created_at', '<', this.dialect.secondsAgo(keepSeconds))
+        .limit(batch)
+        .execute();
+      if (expired.length === 0) break;
+      const result = await this.db
+        .deleteFrom('public_jobs')
+        .where(
+          'id',
+          'in',
+          expired.map((row) => row.id),
+        )
+        .executeTakeFirst();
+      deleted += Number(result.numDeletedRows);
+      if (expired.length < batch) break;
+    }
+    return deleted;
   }
 
   async remove(id: string): Promise<void> {
