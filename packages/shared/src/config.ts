@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { providerEnvSchema, providerSettings } from './config-providers.js';
 import { usableCores } from './cores.js';
+import { parseKeyring } from './crypto/keyring.js';
 import { DatabaseUrlError, engineOfUrl, resolveDatabaseTarget } from './db/database-target.js';
 import { clusterUrlOfNodes, hashTagOf, isClusterUrl, parseClusterUrl } from './redis.js';
 
@@ -63,6 +64,19 @@ const bool = z
  * make a local start work with no variables at all; production refuses the dev credentials
  * (see {@link configSchema}).
  */
+/** ACCOUNTS_KEYRING's shape: `id:base64key` entries, comma-separated. */
+const KEYRING_SHAPE = /^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44}(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44})*$/;
+
+/** Why ACCOUNTS_KEYRING cannot be used as a keyring, or undefined when it can. */
+function keyringProblem(text: string): string | undefined {
+  try {
+    parseKeyring(text);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 const coreEnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -189,10 +203,12 @@ const coreEnvSchema = z.object({
    */
   ACCOUNTS_KEYRING: z
     .string()
-    .regex(
-      /^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44}(,[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=]{43,44})*$/,
-      'expected id:base64key[,id:base64key…] with 32-byte keys',
-    )
+    .regex(KEYRING_SHAPE, 'expected id:base64key[,id:base64key…] with 32-byte keys')
+    // The shape passes keys that do not decode to 32 bytes, or an id named twice (a rotation gone wrong).
+    .superRefine((text, context) => {
+      const problem = KEYRING_SHAPE.test(text) ? keyringProblem(text) : undefined;
+      if (problem) context.addIssue({ code: 'custom', message: problem, params: { valueHidden: true } });
+    })
     .optional(),
   /** How often tracked videos' YouTube metadata is refreshed, in seconds. */
   METADATA_SYNC_INTERVAL_SECONDS: positiveInt(3600),
@@ -408,8 +424,9 @@ function deepFreeze(value: unknown): unknown {
 const SECRET_VARIABLE = /KEY|PASSWORD|KEYRING|SECRET|_URL$/;
 
 function parseVariables<S extends z.ZodType>(schema: S, source: Record<string, string | undefined>): z.output<S> {
-  // Empty strings count as unset, so `FOO=` in a compose file falls back to the default.
-  const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ''));
+  // Empty (or blank) strings count as unset, so `FOO=` in a compose file falls back to the
+  // default, and `FOO=' '` is not read as the number 0.
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value.trim() !== ''));
   const parsed = schema.safeParse(cleaned);
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((issue) => {

@@ -87,6 +87,31 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: '' }).port).toBe(3000);
   });
 
+  it('treats blank strings as unset too, not as the number 0', () => {
+    const config = loadConfig({ PORT: ' ', API_RATE_LIMIT_PER_MINUTE: '  ', RENDER_CRF: '\t' });
+    const defaults = loadConfig({});
+    expect([config.port, config.apiRateLimitPerMinute, config.cpuWorker.renderCrf]).toEqual([
+      3000,
+      defaults.apiRateLimitPerMinute,
+      defaults.cpuWorker.renderCrf,
+    ]);
+    expect(defaults.apiRateLimitPerMinute).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['a key of 33 bytes', `k1:${Buffer.alloc(33, 7).toString('base64')}`, /ACCOUNTS_KEYRING: key "k1" decodes to 33 bytes/],
+    ['a key of 31 bytes', `k1:${Buffer.alloc(31, 7).toString('base64').replace(/=*$/, '')}=`, /ACCOUNTS_KEYRING: key "k1" decodes to 31 bytes/],
+    [
+      'an id named twice',
+      `main:${Buffer.alloc(32, 1).toString('base64')},main:${Buffer.alloc(32, 2).toString('base64')}`,
+      /ACCOUNTS_KEYRING: keyring names key "main" twice/,
+    ],
+  ])('refuses an ACCOUNTS_KEYRING with %s at start-up, naming the variable, never the key', (_case, keyring, expected) => {
+    const message = refusal(() => loadConfig({ ACCOUNTS_KEYRING: keyring }));
+    expect(message).toMatch(expected);
+    expect(message).not.toContain(keyring.slice(keyring.indexOf(':') + 1, keyring.indexOf(':') + 20));
+  });
+
   it('binds loopback unless HOST is set, and has safe fair-use and lifecycle defaults', () => {
     const config = loadConfig({});
     expect(config.host).toBe('127.0.0.1');
