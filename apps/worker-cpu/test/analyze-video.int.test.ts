@@ -1,12 +1,15 @@
 import { chmod, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { PermanentJobError } from '@clipline/shared';
 import { analyzeVideo, type AnalysisSettings } from '../src/analysis/analyze-video.js';
 import { CpuPool } from '../src/analysis/pool.js';
 import { ffprobeDuration, generateVideo, withClaimedDuration, TOOLS } from '../../../tests/helpers/media.js';
 
 const FPS = 10;
+const run = promisify(execFile);
 let dir: string;
 let pool: CpuPool;
 let settings: AnalysisSettings;
@@ -111,6 +114,21 @@ describe('analyzeVideo on generated media', () => {
     expect(fromWebm.speech).not.toBeNull();
     expect((await readFile(starts, 'utf8')).trim().split('\n').sort()).toEqual(['ffmpeg', 'ffprobe']);
     expect(fromWebm.metadata).toMatchObject({ videoCodec: 'vp8' });
+  });
+
+  it('ends its scenes and clips where the picture ends when the sound goes on after it', async () => {
+    // 20 s of picture, 21 s of sound: the file lasts 21 s, within the decode's tolerance.
+    const file = path.join(dir, 'sound-outlasts.mp4');
+    await run(TOOLS.ffmpegPath, [
+      ...['-hide_banner', '-loglevel', 'error', '-y'],
+      ...['-f', 'lavfi', '-i', 'testsrc2=duration=20:size=320x180:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=21'],
+      ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', file],
+    ]);
+    const result = await analyzeVideo(settings, { file, sizeBytes: 1 });
+    expect(result.metadata.durationSeconds).toBeGreaterThan(20.5);
+    expect(result.scenes.at(-1)!.endSeconds).toBeLessThanOrEqual(20.05);
+    expect(result.clipCandidates.length).toBeGreaterThan(0);
+    for (const clip of result.clipCandidates) expect(clip.endSeconds).toBeLessThanOrEqual(20.05);
   });
 
   it('does not cut inside continuous motion', async () => {

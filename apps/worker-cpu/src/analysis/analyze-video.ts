@@ -184,6 +184,16 @@ function assertFullyDecoded(decodedFrames: number, durationSeconds: number, fps:
   }
 }
 
+/**
+ * Where the picture ends: the header's duration, unless the decoded frames stop short of it by
+ * more than two sampling periods (sound outlasting the picture, or a file cut short within
+ * {@link tolerableShortfall}), and then the end of the last frame.
+ */
+function pictureEndSeconds(decodedFrames: number, durationSeconds: number, fps: number): number {
+  const decodedSeconds = decodedFrames / fps;
+  return durationSeconds - decodedSeconds > 2 / fps ? decodedSeconds : durationSeconds;
+}
+
 /** The probe's facts, if the video is no longer than the limit. */
 function acceptedLength(facts: SourceFacts, maxSeconds: number): SourceFacts {
   if (facts.durationSeconds > maxSeconds) {
@@ -224,18 +234,20 @@ export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisIn
   if (signal?.aborted) throw signal.reason ?? new Error('analysis aborted');
   if (audio.track) await hooks.onLoudness?.(audio.track);
 
+  // Scenes and clips end where the picture does: a clip past it would have no frame to show.
+  const endSeconds = pictureEndSeconds(sampled.scores.length, facts.durationSeconds, settings.fps);
   const cutFrames = detectCutFrames(sampled.scores, { fps: settings.fps, ...(settings.cutThreshold ? { threshold: settings.cutThreshold } : {}) });
   const cutSeconds = cutFrames.map((index) => Math.round((index / settings.fps) * 1000) / 1000);
   const track = audio.track;
   const clipCandidates = await settings.pool.clipCandidates(
     {
       fps: settings.fps,
-      durationSeconds: facts.durationSeconds,
+      durationSeconds: endSeconds,
       ...sampled.signals.snapshot(),
       cutFrames,
       loudness: track ? { stepSeconds: track.stepSeconds, shortTermLufs: Float32Array.from(track.shortTermLufs) } : null,
     },
-    { ...clipOptions, speech: track?.speech ? speechBoundaries(facts.durationSeconds, track.speech.pauses) : null },
+    { ...clipOptions, speech: track?.speech ? speechBoundaries(endSeconds, track.speech.pauses) : null },
     signal,
   );
   return {
@@ -248,7 +260,7 @@ export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisIn
       sizeBytes: input.sizeBytes,
       videoCodec: facts.videoCodec,
     },
-    scenes: scenesFromCuts(cutSeconds, facts.durationSeconds),
+    scenes: scenesFromCuts(cutSeconds, endSeconds),
     cutSeconds,
     sampledFrames: sampled.scores.length,
     sampleFps: settings.fps,
