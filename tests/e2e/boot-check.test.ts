@@ -1,7 +1,8 @@
 /**
  * The built apps against a database nobody migrated: each refuses to start (exit 78) with one
  * fatal line naming `npm run migrate`, instead of answering 500 behind a green /readyz. After
- * the migration the producer starts and is ready.
+ * the migration the producer starts and is ready. Workers pointed at a Redis that does not answer
+ * say so at once instead of waiting in silence.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -67,3 +68,27 @@ it('the producer starts and is ready once the database is migrated', async () =>
   expect((await stopApp(app)).code).toBe(0);
   expect(app.output()).not.toMatch(/refuses to start/);
 });
+
+it.each<AppName>(['worker-io', 'worker-cpu'])(
+  '%s pointed at a Redis that does not answer says so at once, naming REDIS_URL, instead of waiting silently',
+  async (name) => {
+    database ??= await createTestDatabase(DATABASE_URL, env.DATABASE_SCHEMA, 1);
+    const app = startApp(name, { ...env, REDIS_URL: 'redis://127.0.0.1:1' });
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!/cannot reach Redis/.test(app.output()) && Date.now() < deadline && app.child.exitCode === null)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      const line = app
+        .output()
+        .split('\n')
+        .find((text) => text.includes('cannot reach Redis'));
+      expect(line && JSON.parse(line)).toMatchObject({
+        level: 40,
+        msg: expect.stringContaining('(REDIS_URL)'),
+        reason: expect.stringContaining('127.0.0.1:1'),
+      });
+    } finally {
+      await stopApp(app, 'SIGKILL');
+    }
+  },
+);

@@ -7,6 +7,7 @@ import {
   UsersRepository,
   closeServer,
   createRedis,
+  whileWaitingForRedis,
   defaultRenderConcurrency,
   Gauge,
   LocalStorage,
@@ -89,7 +90,7 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
 
   const { signals, jobs, videos, policy } = connectVideoRuntime(service, redis, db);
   // Subscribed before the first job, so a cancellation can reach any job this process runs.
-  await signals.ready();
+  await whileWaitingForRedis(redis, logger, signals.ready());
   const analyses = new AnalysisRepository(db);
   const storage = new LocalStorage(config.storageDir);
   setToolSpawning(config.ffmpegSpawning);

@@ -5,6 +5,7 @@ import {
   closeServer,
   connectVideoRuntime,
   createRedis,
+  whileWaitingForRedis,
   elevenlabsQueue,
   ExternalMetadataRepository,
   IdempotencyRepository,
@@ -175,7 +176,7 @@ export async function startIoWorker(service: ServiceContext, options: IoWorkerOp
   shutdown.register('database', () => db.destroy());
   const { signals, jobs, videos, policy } = connectVideoRuntime(service, redis, db);
   // Subscribed before the first job, so a cancellation can reach any job this process runs.
-  await signals.ready();
+  await whileWaitingForRedis(redis, logger, signals.ready());
   const fetch: FetchSettings = {
     storage: new LocalStorage(config.storageDir),
     maxBytes: config.maxSourceBytes,

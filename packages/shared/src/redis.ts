@@ -277,3 +277,38 @@ export async function primariesOf(redis: RedisClient): Promise<Redis[]> {
   if (redis.status !== 'ready') await redis.ping();
   return redis.nodes('master');
 }
+
+/** Seconds between the lines saying a process still waits for Redis at start-up. */
+const STILL_WAITING_LOG_MS = 30_000;
+
+/**
+ * Waits for `ready` (a start-up step that needs Redis), saying so when Redis does not answer: the
+ * first connection error at once, then a line every 30 s while it lasts. ioredis keeps retrying
+ * quietly, so without this a process pointed at a wrong REDIS_URL would print nothing at all
+ * until its start-up probe gave up on it. The error's text names the address, never a password.
+ */
+export async function whileWaitingForRedis<T>(
+  redis: Redis | Cluster,
+  logger: { warn(fields: object, message: string): void; info(fields: object, message: string): void },
+  ready: Promise<T>,
+): Promise<T> {
+  let failing: { since: number; reason: string; logged: number } | undefined;
+  const onError = (error: Error) => {
+    const now = Date.now();
+    if (!failing) {
+      failing = { since: now, reason: error.message, logged: now };
+      logger.warn({ reason: error.message }, 'cannot reach Redis (REDIS_URL); waiting for it before taking jobs');
+    } else if (now - failing.logged >= STILL_WAITING_LOG_MS) {
+      failing.logged = now;
+      logger.warn({ reason: error.message, waitingSeconds: Math.round((now - failing.since) / 1000) }, 'still waiting for Redis (REDIS_URL)');
+    }
+  };
+  redis.on('error', onError);
+  try {
+    const value = await ready;
+    if (failing) logger.info({ waitedSeconds: Math.round((Date.now() - failing.since) / 1000) }, 'Redis answers');
+    return value;
+  } finally {
+    redis.off('error', onError);
+  }
+}
