@@ -402,6 +402,8 @@ async function main() {
   const apiKey = config.apiKeys[0];
   const devPassword = config.env !== 'production' && config.dashboardPassword === shared.DEV_DASHBOARD_PASSWORD;
   const loopback = ['127.0.0.1', 'localhost', '::1'].includes(config.host);
+  // The CLI talks to http://127.0.0.1:3000 unless told otherwise.
+  const cliUrl = base === 'http://127.0.0.1:3000' ? '' : `CLIPLINE_URL=${base} `;
   const lines = [
     '',
     `  API        ${base}   (API key: ${apiKey})`,
@@ -413,11 +415,11 @@ async function main() {
     '  Then follow it:',
     `    curl -s ${base}/v1/videos/<id> -H 'Authorization: Bearer ${apiKey}'`,
     '  And save its clips, thumbnails and voice-overs once it is completed:',
-    `    CLIPLINE_API_KEY=${apiKey} npx clipline download <id> --out clips`,
+    `    ${cliUrl}CLIPLINE_API_KEY=${apiKey} npx clipline download <id> --out clips`,
     ...(config.adminApiKeys.includes(shared.DEV_ADMIN_API_KEY)
       ? [
           '  Make a key for another service (a tenant of its own) with the dev operator key:',
-          `    CLIPLINE_API_KEY=${shared.DEV_ADMIN_API_KEY} npx clipline keys create --name my-service`,
+          `    ${cliUrl}CLIPLINE_API_KEY=${shared.DEV_ADMIN_API_KEY} npx clipline keys create --name my-service`,
         ]
       : []),
     '',
