@@ -148,6 +148,11 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(Date.parse(view!.updatedAt)).toBeGreaterThanOrEqual(Date.parse(view!.createdAt));
     await videos.saveAnalysis(id, { ...METADATA, hasAudio: false }, []);
     expect((await videos.find(id))!.metadata!.hasAudio).toBe(false);
+    // More scenes than one statement's bind parameters hold on SQLite (four a scene, 32,766 at most).
+    const many = Array.from({ length: 9000 }, (_, index) => ({ startSeconds: index * 0.5, endSeconds: (index + 1) * 0.5 }));
+    await videos.saveAnalysis(id, METADATA, many);
+    const stored = (await videos.find(id))!.scenes;
+    expect({ count: stored.length, last: stored.at(-1) }).toEqual({ count: 9000, last: many.at(-1) });
 
     // Times keep their milliseconds, in UTC, on every engine.
     const when = new Date('2031-02-03T04:05:06.789Z');

@@ -158,6 +158,9 @@ const ROWS_PER_INSERT = 500;
 
 type VideoStepRow = Selectable<Database['video_steps']>;
 
+/** Columns of a scene's row: the bind parameters it takes in a multi-row INSERT. */
+const SCENE_COLUMNS = 4;
+
 /** Reads and writes of videos, their steps, scenes and job events. Every write is idempotent. */
 export class VideosRepository {
   private readonly dialect: PortableSql;
@@ -765,13 +768,15 @@ export class VideosRepository {
         .executeTakeFirst();
       if (Number(updated.numUpdatedRows) === 0) return;
       await trx.deleteFrom('scenes').where('video_id', '=', id).execute();
-      if (scenes.length) {
+      // In statements under the engine's bind-parameter limit: a long, fast-cut video has thousands of scenes.
+      const perStatement = Math.floor(this.dialect.maxParameters / SCENE_COLUMNS);
+      for (let from = 0; from < scenes.length; from += perStatement) {
         await trx
           .insertInto('scenes')
           .values(
-            scenes.map((scene, index) => ({
+            scenes.slice(from, from + perStatement).map((scene, offset) => ({
               video_id: id,
-              scene_index: index,
+              scene_index: from + offset,
               start_seconds: scene.startSeconds,
               end_seconds: scene.endSeconds,
             })),
