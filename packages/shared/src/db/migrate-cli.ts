@@ -1,10 +1,13 @@
 import { loadConfigOrExit } from '../config.js';
 import { createDatabase } from './connection.js';
 import { describeDatabaseTarget, resolveDatabaseTarget } from './database-target.js';
-import { createDatabaseIfMissing, migrateToLatest } from './migrate.js';
+import { createDatabaseIfMissing, MIGRATION_STATEMENT_TIMEOUT_MS, migrateToLatest } from './migrate.js';
 
 const config = loadConfigOrExit();
-const settings = { url: config.databaseUrl, schema: config.databaseSchema, poolSize: 2 };
+// A migration may rebuild an index or rewrite a column of a large table: far longer than the
+// apps' 30 s statement timeout, which would kill it every time (and, on MySQL, where each DDL
+// statement commits on its own, leave it half applied).
+const settings = { url: config.databaseUrl, schema: config.databaseSchema, poolSize: 2, statementTimeoutMs: MIGRATION_STATEMENT_TIMEOUT_MS };
 const where = describeDatabaseTarget(resolveDatabaseTarget(settings.url, settings.schema));
 const db = createDatabase(settings);
 try {

@@ -31,6 +31,9 @@ export function createMigrator(db: Db, schema: string): Migrator {
   });
 }
 
+/** The statement timeout of `npm run migrate`'s sessions: an hour, against the apps' 30 s. */
+export const MIGRATION_STATEMENT_TIMEOUT_MS = 3_600_000;
+
 /**
  * Applies every pending migration; throws on the first failure. On PostgreSQL the schema is
  * created if needed; a MySQL database must exist (see `ensureDatabaseExists`). DDL is
