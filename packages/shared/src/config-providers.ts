@@ -21,6 +21,19 @@ export const DEFAULT_BASE_URLS: Readonly<Record<UpstreamProvider, string>> = {
 const SIMULATOR_PATHS: Readonly<Record<UpstreamProvider, string>> = { youtube: '', openai: '/v1', stability: '', elevenlabs: '' };
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/** Node runs a timer of more than 2^31 - 1 ms after 1 ms instead: a longer delay is refused. */
+export const MAX_TIMER_MS = 2_147_483_647;
+/** A delay in milliseconds that a timer can wait for. */
+export const timerMs = (fallback: number) =>
+  z.coerce.number().int().positive().max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} ms (about 24.8 days): Node cannot wait longer`).default(fallback);
+/** A delay in seconds that a timer can wait for. */
+export const timerSeconds = (fallback: number) =>
+  z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(Math.floor(MAX_TIMER_MS / 1000), `at most ${Math.floor(MAX_TIMER_MS / 1000)} s (about 24.8 days): Node cannot wait longer`)
+    .default(fallback);
 const nonNegativeInt = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
 const httpUrl = z.url({ protocol: /^https?$/, message: 'expected an http:// or https:// URL' });
 /** Requests per second; 0 turns the shared limiter off for that provider. */
@@ -42,7 +55,7 @@ export const providerEnvSchema = z.object({
   YOUTUBE_API_KEY: z.string().min(1).optional(),
   /** @defaultValue https://www.googleapis.com */
   YOUTUBE_BASE_URL: httpUrl.optional(),
-  YOUTUBE_TIMEOUT_MS: positiveInt(10_000),
+  YOUTUBE_TIMEOUT_MS: timerMs(10_000),
   YOUTUBE_RATE_LIMIT_PER_SECOND: ratePerSecond(10),
   /** Requests that may go out at once after a quiet spell. @defaultValue the per-second rate, at least 1 */
   YOUTUBE_RATE_LIMIT_BURST: burst,
@@ -54,7 +67,7 @@ export const providerEnvSchema = z.object({
   OPENAI_API_KEY: z.string().min(1).optional(),
   /** @defaultValue https://api.openai.com/v1 */
   OPENAI_BASE_URL: httpUrl.optional(),
-  OPENAI_TIMEOUT_MS: positiveInt(120_000),
+  OPENAI_TIMEOUT_MS: timerMs(120_000),
   OPENAI_RATE_LIMIT_PER_SECOND: ratePerSecond(50),
   OPENAI_RATE_LIMIT_BURST: burst,
   OPENAI_CHAT_MODEL: z.string().min(1).default('gpt-4o-mini'),
@@ -63,7 +76,7 @@ export const providerEnvSchema = z.object({
   STABILITY_API_KEY: z.string().min(1).optional(),
   /** @defaultValue https://api.stability.ai */
   STABILITY_BASE_URL: httpUrl.optional(),
-  STABILITY_TIMEOUT_MS: positiveInt(120_000),
+  STABILITY_TIMEOUT_MS: timerMs(120_000),
   STABILITY_RATE_LIMIT_PER_SECOND: ratePerSecond(10),
   STABILITY_RATE_LIMIT_BURST: burst,
   STABILITY_ENGINE_ID: z.string().min(1).default('stable-diffusion-xl-1024-v1-0'),
@@ -71,7 +84,7 @@ export const providerEnvSchema = z.object({
   ELEVENLABS_API_KEY: z.string().min(1).optional(),
   /** @defaultValue https://api.elevenlabs.io */
   ELEVENLABS_BASE_URL: httpUrl.optional(),
-  ELEVENLABS_TIMEOUT_MS: positiveInt(120_000),
+  ELEVENLABS_TIMEOUT_MS: timerMs(120_000),
   ELEVENLABS_RATE_LIMIT_PER_SECOND: ratePerSecond(5),
   ELEVENLABS_RATE_LIMIT_BURST: burst,
   ELEVENLABS_VOICE_ID: z.string().min(1).default('21m00Tcm4TlvDq8ikWAM'),
@@ -82,9 +95,9 @@ export const providerEnvSchema = z.object({
   /** Failure percentage within the window above which the breaker opens. */
   PROVIDER_BREAKER_ERROR_PERCENT: z.coerce.number().min(1).max(100).default(50),
   /** Milliseconds an open breaker waits before letting one trial call through. */
-  PROVIDER_BREAKER_RESET_MS: positiveInt(30_000),
+  PROVIDER_BREAKER_RESET_MS: timerMs(30_000),
   /** Milliseconds of the rolling window the failure percentage is computed over. */
-  PROVIDER_BREAKER_WINDOW_MS: positiveInt(10_000),
+  PROVIDER_BREAKER_WINDOW_MS: timerMs(10_000),
   /**
    * Seconds a job waits in all for a provider whose breaker is open (it is deferred, no attempt
    * spent) before it gives up: an optional step is then skipped, anything else fails. 0: never wait.
@@ -93,7 +106,7 @@ export const providerEnvSchema = z.object({
   /** Retries of idempotent GETs inside one call (POSTs are never retried by the client). */
   PROVIDER_GET_RETRIES: nonNegativeInt(2),
   /** Delay before the first GET retry; doubles each time, with jitter. */
-  PROVIDER_GET_RETRY_DELAY_MS: positiveInt(250),
+  PROVIDER_GET_RETRY_DELAY_MS: timerMs(250),
   /** Longest a call waits for a token of the shared limiter before it gives up as rate-limited. */
   PROVIDER_LIMITER_MAX_WAIT_MS: nonNegativeInt(1000),
 });

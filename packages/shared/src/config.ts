@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import { providerEnvSchema, providerSettings } from './config-providers.js';
+import { providerEnvSchema, providerSettings, timerSeconds } from './config-providers.js';
 import { usableCores } from './cores.js';
 import { parseKeyring } from './crypto/keyring.js';
 import { DatabaseUrlError, engineOfUrl, resolveDatabaseTarget } from './db/database-target.js';
@@ -155,7 +155,7 @@ const coreEnvSchema = z.object({
   /** Live event streams one API key may hold open at once. */
   SSE_MAX_STREAMS_PER_KEY: positiveInt(50),
   /** Seconds after which a live event stream ends (the client reconnects with Last-Event-ID). */
-  SSE_MAX_SECONDS: positiveInt(3600),
+  SSE_MAX_SECONDS: timerSeconds(3600),
   /** Keep a video's source file after its analysis and renders are done. */
   KEEP_SOURCES: bool.default(false),
   /** Days after which a finished video's files and rows are removed by the retention job. */
@@ -174,7 +174,7 @@ const coreEnvSchema = z.object({
   /** Width frames are scaled to for analysis (height keeps the aspect). */
   ANALYZE_WIDTH: positiveInt(160),
   /** Seconds a process waits for active jobs on SIGTERM before it gives up. */
-  SHUTDOWN_TIMEOUT_SECONDS: positiveInt(8),
+  SHUTDOWN_TIMEOUT_SECONDS: timerSeconds(8),
   /**
    * Times a job may be found without a live worker (its process killed or frozen) and put back
    * before it fails for good; it guards against a job that kills every worker that takes it.
@@ -190,7 +190,7 @@ const coreEnvSchema = z.object({
   /** Let ingest download from loopback/private addresses (dev and tests). */
   ALLOW_PRIVATE_SOURCES: bool.optional(),
   /** Seconds an http(s) download may take before it is abandoned. */
-  DOWNLOAD_TIMEOUT_SECONDS: positiveInt(600),
+  DOWNLOAD_TIMEOUT_SECONDS: timerSeconds(600),
   /** Requests per minute one API key may make; 0 turns the limit off. */
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
   /** Submissions per key per minute before its jobs yield to lighter submitters. */
@@ -211,9 +211,9 @@ const coreEnvSchema = z.object({
     })
     .optional(),
   /** How often tracked videos' YouTube metadata is refreshed, in seconds. */
-  METADATA_SYNC_INTERVAL_SECONDS: positiveInt(3600),
+  METADATA_SYNC_INTERVAL_SECONDS: timerSeconds(3600),
   /** Seconds one webhook POST may take. */
-  WEBHOOK_TIMEOUT_SECONDS: positiveInt(10),
+  WEBHOOK_TIMEOUT_SECONDS: timerSeconds(10),
   /** Origins allowed by CORS (comma-separated, or "*"); empty turns CORS off. */
   CORS_ORIGINS: commaList.default([]),
   /**

@@ -99,6 +99,15 @@ describe('loadConfig', () => {
   });
 
   it.each([
+    ['SSE_MAX_SECONDS', '3000000', /SSE_MAX_SECONDS="3000000": at most 2147483 s/],
+    ['DOWNLOAD_TIMEOUT_SECONDS', '99999999', /DOWNLOAD_TIMEOUT_SECONDS="99999999": at most 2147483 s/],
+    ['OPENAI_TIMEOUT_MS', '3000000000', /OPENAI_TIMEOUT_MS="3000000000": at most 2147483647 ms/],
+  ])('refuses a %s longer than a timer can wait (Node would fire it after 1 ms)', (name, value, expected) => {
+    expect(refusal(() => loadConfig({ [name]: value }))).toMatch(expected);
+    expect(refusal(() => loadConfig({ [name]: '2000' }))).toBe('');
+  });
+
+  it.each([
     ['a key of 33 bytes', `k1:${Buffer.alloc(33, 7).toString('base64')}`, /ACCOUNTS_KEYRING: key "k1" decodes to 33 bytes/],
     ['a key of 31 bytes', `k1:${Buffer.alloc(31, 7).toString('base64').replace(/=*$/, '')}=`, /ACCOUNTS_KEYRING: key "k1" decodes to 31 bytes/],
     [
