@@ -5,7 +5,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { PermanentJobError } from '@clipline/shared';
 import { analyzeVideo, type AnalysisSettings } from '../src/analysis/analyze-video.js';
+import { setToolSpawning } from '../src/analysis/ffmpeg.js';
 import { CpuPool } from '../src/analysis/pool.js';
+import { renderClip } from '../src/render/render-clip.js';
 import { ffprobeDuration, generateVideo, withClaimedDuration, TOOLS } from '../../../tests/helpers/media.js';
 
 const FPS = 10;
@@ -38,6 +40,16 @@ function score(detected: number[], truth: number[], tolerance = 1 / FPS + 1e-6) 
   }
   return { precision: detected.length ? hits / detected.length : 1, recall: truth.length ? hits / truth.length : 1 };
 }
+
+/**
+ * The tests whose ffmpeg is a script that dies at once start it directly (FFMPEG_SPAWNING=direct)
+ * until the file's end: what they test is how a run's end is classed, not how it is started.
+ */
+function directSpawning(): void {
+  setToolSpawning('direct');
+}
+
+afterEach(() => setToolSpawning('helper'));
 
 describe('analyzeVideo on generated media', () => {
   it('finds every cut of an H.264/AAC video within one sampled frame, and its duration within 0.1 s', async () => {
@@ -114,6 +126,68 @@ describe('analyzeVideo on generated media', () => {
     expect(fromWebm.speech).not.toBeNull();
     expect((await readFile(starts, 'utf8')).trim().split('\n').sort()).toEqual(['ffmpeg', 'ffprobe']);
     expect(fromWebm.metadata).toMatchObject({ videoCodec: 'vp8' });
+  });
+
+  it('takes sound ffmpeg cannot decode for none, with a warning, so the clips render silent instead of failing', async () => {
+    // An ffmpeg without the track's decoder: it refuses any run that maps the audio.
+    directSpawning();
+    const file = path.join(dir, 'no-audio-decoder');
+    await writeFile(
+      file,
+      `#!/bin/sh\nfor arg in "$@"; do case "$arg" in 0:a:0*) echo 'Decoder (codec apac) not found for input stream #0:1' >&2; exit 1;; esac; done\nexec ${TOOLS.ffmpegPath} "$@"\n`,
+    );
+    await chmod(file, 0o755);
+    const tools = { ...TOOLS, ffmpegPath: file };
+    const video = await generateVideo({ path: path.join(dir, 'undecodable-sound.mp4'), segments: [3, 3] });
+    const result = await analyzeVideo({ ...settings, tools }, { file: video.path, sizeBytes: 1 });
+    expect(result.metadata.hasAudio).toBe(false);
+    expect(result.warnings).toEqual([expect.stringMatching(/^the audio could not be decoded, .* the clips are silent \(ffmpeg: .+\)$/)]);
+    const videoFile = path.join(dir, 'silent-clip.mp4');
+    const facts = {
+      durationSeconds: result.metadata.durationSeconds,
+      width: result.metadata.width,
+      height: result.metadata.height,
+      hasAudio: result.metadata.hasAudio,
+    };
+    await renderClip(
+      { tools, pool: settings.pool },
+      { source: video.path, startSeconds: 1, endSeconds: 4, aspect: '9:16', videoFile, thumbnailFile: `${videoFile}.jpg`, analysis: { facts } },
+    );
+    const { stdout } = await run(TOOLS.ffprobePath, ['-v', 'error', '-show_entries', 'stream=codec_type', '-of', 'csv=p=0', videoFile]);
+    expect(stdout.trim().split('\n')).toEqual(['video']);
+  });
+
+  it('fails for good when ffmpeg crashes on the file (SIGSEGV), and is tried again when something else kills it (SIGKILL)', async () => {
+    directSpawning();
+    const video = await generateVideo({ path: path.join(dir, 'crashing.mp4'), segments: [2, 2] });
+    const dying = async (signal: string) => {
+      const file = path.join(dir, `dies-of-${signal}`);
+      await writeFile(file, `#!/bin/sh\nkill -${signal} $$\n`);
+      await chmod(file, 0o755);
+      return { ...TOOLS, ffmpegPath: file };
+    };
+    const outcome = (promise: Promise<unknown>) =>
+      promise.then(
+        () => ({ permanent: undefined, message: 'succeeded' }),
+        (error: Error) => ({ permanent: error instanceof PermanentJobError, message: error.message }),
+      );
+    const crashed = await dying('SEGV');
+    expect(await outcome(analyzeVideo({ ...settings, tools: crashed }, { file: video.path, sizeBytes: 1 }))).toEqual({
+      permanent: true,
+      message: 'decoding stopped: ffmpeg was killed by SIGSEGV',
+    });
+    expect(await outcome(analyzeVideo({ ...settings, tools: await dying('KILL') }, { file: video.path, sizeBytes: 1 }))).toEqual({
+      permanent: false,
+      message: 'decoding stopped: ffmpeg was killed by SIGKILL',
+    });
+    // The render's own runs likewise.
+    const videoFile = path.join(dir, 'crashed-clip.mp4');
+    const facts = { durationSeconds: 4, width: 320, height: 240, hasAudio: true };
+    const render = renderClip(
+      { tools: crashed, pool: settings.pool },
+      { source: video.path, startSeconds: 0, endSeconds: 3, aspect: '9:16', videoFile, thumbnailFile: `${videoFile}.jpg`, analysis: { facts } },
+    );
+    expect(await outcome(render)).toEqual({ permanent: true, message: expect.stringMatching(/killed by SIGSEGV/) });
   });
 
   it('ends its scenes and clips where the picture ends when the sound goes on after it', async () => {

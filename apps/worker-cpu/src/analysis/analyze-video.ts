@@ -75,7 +75,7 @@ function tolerableShortfall(durationSeconds: number, fps: number): number {
 }
 
 /** What the audio decode yields: the loudness track, or a warning when it could not be measured. */
-type LoudnessOutcome = { track: LoudnessTrack | null; warning?: string };
+type LoudnessOutcome = { track: LoudnessTrack | null; warning?: string; undecodable?: true };
 
 /** What sampling the frames yields: each frame's content score and the signals highlights are scored on. */
 interface SampledFrames {
@@ -95,7 +95,13 @@ function audioMeasure(): { sink: AudioSink; outcome(hasAudio: boolean): Loudness
     sink: { log: (chunk) => reader.log(chunk), pcm: (chunk) => reader.pcm(chunk), dropped: (reason) => (dropped = reason) },
     outcome(hasAudio) {
       if (!hasAudio) return { track: null };
-      if (dropped !== undefined) return { track: null, warning: `audio loudness could not be measured (ffmpeg: ${dropped})` };
+      if (dropped !== undefined) {
+        return {
+          track: null,
+          undecodable: true,
+          warning: `the audio could not be decoded, so its loudness and speech were not measured and the clips are silent (ffmpeg: ${dropped})`,
+        };
+      }
       return { track: reader.result() };
     },
   };
@@ -256,7 +262,9 @@ export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisIn
       width: facts.width,
       height: facts.height,
       fps: facts.fps,
-      hasAudio: facts.hasAudio,
+      // Sound ffmpeg cannot decode is none to the steps after this one: a render mapping it would
+      // fail every clip, and there is nothing to transcribe.
+      hasAudio: facts.hasAudio && !audio.undecodable,
       sizeBytes: input.sizeBytes,
       videoCodec: facts.videoCodec,
     },

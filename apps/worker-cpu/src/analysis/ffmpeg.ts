@@ -184,16 +184,34 @@ export async function spawnTool(command: string, args: readonly string[], signal
   return { output: child, stderr, exited, running: child.running, kill, cpuTicks: () => cpuTicksOf(child.pid()) };
 }
 
+/** What the machine did to a run (out of disk, memory or file handles, an I/O error): worth another try. */
+export const MACHINE_CONDITION = /No space left on device|Input\/output error|Too many open files|Cannot allocate memory/i;
+
+/** Signals a program dies of when it crashes on its input: the same file crashes it again. */
+const CRASH_SIGNALS = new Set<string>(['SIGSEGV', 'SIGABRT', 'SIGFPE', 'SIGILL', 'SIGBUS']);
+
 /**
- * Waits for a tool to exit. An abort rethrows its reason; a failed exit throws `failure` with
- * the message `<what> (ffmpeg: <its last words>)`.
+ * How a tool that failed on its own (not stopped by us) is thrown: a crash on the file, or an
+ * error it reports about the file, fails the job for good (another attempt decodes the same bytes
+ * the same way); a kill we did not send (the kernel's OOM killer, say) or the machine's condition
+ * is tried again.
  */
-export async function expectSuccess(run: SpawnedTool, what: string, signal?: AbortSignal, failure: new (message: string) => Error = Error): Promise<void> {
+export function toolFailure(killedBy: string | null, said: string): new (message: string) => Error {
+  if (killedBy !== null) return CRASH_SIGNALS.has(killedBy) ? PermanentJobError : Error;
+  return MACHINE_CONDITION.test(said) ? Error : PermanentJobError;
+}
+
+/**
+ * Waits for a tool to exit. An abort rethrows its reason; a failed exit throws, as
+ * {@link toolFailure} classes it, `<what> (ffmpeg: <its last words>)`.
+ */
+export async function expectSuccess(run: SpawnedTool, what: string, signal?: AbortSignal): Promise<void> {
   const { code, signal: killedBy } = await run.exited;
   if (signal?.aborted) throw signal.reason ?? new Error(`${what}: aborted`);
   if (code !== 0) {
-    const detail = run.stderr.lastLines() || (killedBy ? `killed by ${killedBy}` : `exit code ${code}`);
-    throw new failure(`${what} (ffmpeg: ${detail})`);
+    const said = run.stderr.lastLines();
+    const Failure = toolFailure(killedBy, said);
+    throw new Failure(`${what} (ffmpeg: ${said || (killedBy ? `killed by ${killedBy}` : `exit code ${code}`)})`);
   }
 }
 

@@ -3,7 +3,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { PermanentJobError } from '@clipline/shared';
 import { loudnessOutputs } from './audio-loudness.js';
 import { FrameBuffers } from './batch-pipeline.js';
-import { spawnTool, type FfmpegTools, type SpawnedTool } from './ffmpeg.js';
+import { spawnTool, toolFailure, type FfmpegTools, type SpawnedTool } from './ffmpeg.js';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '@clipline/shared';
 
 export interface SampleOptions {
@@ -189,9 +189,9 @@ async function* readBatches(
           ({ run, reader } = await startSampler(tools, options, undefined));
           continue;
         }
-        // Killed by a signal we did not send (the kernel's OOM killer, say): a condition of the
-        // machine, not of the file, so the job is tried again.
-        if (signal !== null) throw new Error(`decoding stopped: ffmpeg was killed by ${signal}`);
+        // Killed by a signal we did not send: the kernel's OOM killer (the machine's condition,
+        // tried again), or a crash on the file (for good).
+        if (signal !== null) throw new (toolFailure(signal, detail))(`decoding stopped: ffmpeg was killed by ${signal}`);
         throw new PermanentJobError(`decoding failed (ffmpeg: ${detail})`);
       }
       const tail = reader.tail();

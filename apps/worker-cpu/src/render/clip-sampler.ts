@@ -1,11 +1,7 @@
-import { PermanentJobError } from '@clipline/shared';
-import { spawnTool, type FfmpegTools } from '../analysis/ffmpeg.js';
+import { spawnTool, toolFailure, type FfmpegTools } from '../analysis/ffmpeg.js';
 import { FrameBuffers } from '../analysis/batch-pipeline.js';
 import { rawFramesFrom, type SampledBatch } from '../analysis/frame-sampler.js';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '@clipline/shared';
-
-/** What ffmpeg says when the machine, not the source, stopped it. */
-const MACHINE_CONDITION = /No space left on device|Input\/output error|Too many open files|Cannot allocate memory/i;
 
 /** The AAC settings of every clip's sound, wherever it is encoded. */
 export const CLIP_AUDIO = ['-c:a', 'aac', '-b:a', '128k'] as const;
@@ -109,13 +105,12 @@ export async function* sampleClip(tools: FfmpegTools, options: ClipSampling): As
     const { code, signal } = await run.exited;
     if (options.signal?.aborted) throw options.signal.reason ?? new Error('sampling the clip aborted');
     if (watchdog.fired) throw new Error(`decoding the clip stalled: ffmpeg produced nothing for ${watchdog.limitMs / 1000} s and was stopped`);
-    // Killed by a signal we did not send (the OOM killer, say): the machine's condition, tried again.
-    if (signal !== null) throw new Error(`decoding the clip stopped: ffmpeg was killed by ${signal}`);
+    // Killed by a signal we did not send (the OOM killer: tried again; a crash on the file: for good).
+    if (signal !== null) throw new (toolFailure(signal, ''))(`decoding the clip stopped: ffmpeg was killed by ${signal}`);
     if (code !== 0) {
       const said = run.stderr.lastLines() || `exit code ${code}`;
       // The machine's condition (a full disk for the sound, say) is tried again; anything else is the file's.
-      const Failure = MACHINE_CONDITION.test(said) ? Error : PermanentJobError;
-      throw new Failure(`decoding the clip failed (ffmpeg: ${said})`);
+      throw new (toolFailure(null, said))(`decoding the clip failed (ffmpeg: ${said})`);
     }
     const count = Math.floor(filled / frameBytes);
     if (count > 0) yield { firstIndex: nextIndex, count, frames: batch.slice(0, count * frameBytes) };
