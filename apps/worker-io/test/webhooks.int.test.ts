@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { Queue } from 'bullmq';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '@clipline/shared';
@@ -19,6 +20,7 @@ import {
   isDependencyOutage,
   type RunningWorker,
   UsersRepository,
+  webhookJobId,
 } from '@clipline/shared';
 import { parseKeyring } from '@clipline/shared/crypto';
 import { notifyProcessors } from '../src/io-worker.js';
@@ -56,6 +58,12 @@ beforeAll(async () => {
         const chunk = Buffer.alloc(1024 * 1024, 7);
         const timer = setInterval(() => res.write(chunk), 1);
         res.on('close', () => clearInterval(timer));
+        return;
+      }
+      if (req.url?.startsWith('/busy')) {
+        const status = statuses.shift();
+        if (status) res.writeHead(status, { 'retry-after': '40' }).end();
+        else res.writeHead(204).end();
         return;
       }
       if (req.url?.startsWith('/with-body')) {
@@ -150,6 +158,34 @@ describe('webhook delivery', () => {
     expect(hits).toHaveLength(2);
     // A retry is the same message: receivers deduplicate on webhook-id.
     expect(hits.map((hit) => hit.headers['webhook-id'])).toEqual([delivery.id, delivery.id]);
+  });
+
+  it('waits before the next attempt as long as a 429 or 503 asks with Retry-After, spending the attempt', async () => {
+    const queue = new Queue(notifyQueue.name, { connection: redis, prefix: env.config.queuePrefix });
+    try {
+      for (const status of [429, 503]) {
+        plan.set(`/busy-${status}`, [status]);
+        const id = await videoWithCallback(`/busy-${status}`);
+        await videos.setStatus(id, 'completed');
+        const [delivery] = await webhooks.forVideo(id);
+        const waiting = await waitFor(
+          async () => {
+            const job = await queue.getJob(webhookJobId(delivery!.id));
+            return job && (await job.getState()) === 'delayed' ? job : undefined;
+          },
+          15_000,
+          'the delivery to wait for its next attempt',
+        );
+        // The queue's own backoff would have come back within 2 s.
+        expect({ status, delay: waiting.delay, attemptsMade: waiting.attemptsMade }).toEqual({ status, delay: 40_000, attemptsMade: 1 });
+        const [attempt] = await env.db.selectFrom('webhook_attempts').select(['status_code', 'error']).where('delivery_id', '=', delivery!.id).execute();
+        expect(attempt).toEqual({ status_code: status, error: `HTTP ${status} (Retry-After 40 s)` });
+        await waiting.promote();
+        expect(await settledDelivery(id)).toMatchObject({ state: 'delivered', attempts: 2 });
+      }
+    } finally {
+      await queue.close();
+    }
   });
 
   it('gives up at once on 410 Gone', async () => {

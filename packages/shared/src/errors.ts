@@ -23,6 +23,40 @@ export class PermanentJobError extends Error {
 }
 
 /**
+ * A failed attempt whose other side said when to come back (a webhook receiver's 429 or 503 with
+ * `Retry-After`): retried as any failure, spending an attempt, but not sooner than it asked (up to
+ * {@link RETRY_AFTER_CAP_MS}) when its queue's backoff is {@link RETRY_AFTER_BACKOFF}.
+ */
+export class RetryAfterError extends Error {
+  override name = 'RetryAfterError';
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The longest a `Retry-After` is honoured: a receiver asking for a day is tried again in an hour. */
+export const RETRY_AFTER_CAP_MS = 3_600_000;
+
+/** The backoff type of exponential backoff (with the queue's delay and jitter) that waits at least what a {@link RetryAfterError} asked. */
+export const RETRY_AFTER_BACKOFF = 'exponential-or-retry-after';
+
+/**
+ * BullMQ's backoff for {@link RETRY_AFTER_BACKOFF}: its own exponential delay for the attempt
+ * (`delay × 2^(attempts - 1)`, less up to `jitter` of it at random), or what the error asked if
+ * that is longer.
+ */
+export function retryAfterBackoff(attemptsMade: number, backoff: { delay?: number; jitter?: number } | undefined, error: unknown): number {
+  const full = Math.round(2 ** Math.max(0, attemptsMade - 1) * (backoff?.delay ?? 1000));
+  const jitter = Math.min(1, Math.max(0, backoff?.jitter ?? 0));
+  const exponential = Math.floor(full * (1 - jitter * Math.random()));
+  const asked = error instanceof RetryAfterError ? Math.min(RETRY_AFTER_CAP_MS, Math.max(0, error.retryAfterMs)) : 0;
+  return Math.max(exponential, asked);
+}
+
+/**
  * An upstream asked us to wait (a 429 with Retry-After, a pause another process set, the shared
  * limiter). The worker pauses the whole queue for `retryAfterMs` and the job goes back to
  * waiting without spending an attempt. A limit the upstream itself keeps setting (its 429s, not

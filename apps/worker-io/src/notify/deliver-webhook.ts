@@ -4,6 +4,7 @@ import {
   egressAgents,
   isDependencyOutage,
   PermanentJobError,
+  RetryAfterError,
   signWebhook,
   type EgressPolicy,
   type VideosRepository,
@@ -12,6 +13,7 @@ import {
   type WebhooksRepository,
 } from '@clipline/shared';
 import { got, HTTPError, RequestError, type PlainResponse, type Response } from 'got';
+import { retryAfterMs } from '../providers/provider-errors.js';
 
 export interface WebhookSettings {
   /** The tenants' signing secrets. */
@@ -24,7 +26,8 @@ export interface WebhookSettings {
 /**
  * Sends one outbox delivery: the video as the API shows it, signed in the Standard Webhooks
  * format with every secret of the tenant that signs now. 2xx delivers it; 408, 429 and 5xx or
- * network errors are retried by the job's backoff; any other answer (and an address the egress
+ * network errors are retried by the job's backoff (a 429 or 503 with `Retry-After` no sooner
+ * than it asks, up to an hour); any other answer (and an address the egress
  * policy refuses) fails it for good. Every attempt is logged. Redirects are not followed: a
  * receiver that moved must be given its new URL. Only the request's own failures count as
  * attempts: the database failing before the request (reading the secrets) or after it (recording the
@@ -62,12 +65,19 @@ export async function deliverWebhook(
     const cause = error instanceof RequestError ? (error.cause as Error | undefined) : undefined;
     const blocked = cause instanceof EgressRefusedError || error instanceof EgressRefusedError;
     const permanent = blocked || (status !== null && status >= 300 && status < 500 && status !== 408 && status !== 429);
-    const message = status !== null ? `HTTP ${status}` : (cause?.message ?? (error as Error).message);
+    // A receiver that is busy (429) or down for a while (503) may say when to come back.
+    const asked = (status === 429 || status === 503) && error instanceof HTTPError ? retryAfterMs(error.response.headers['retry-after']) : undefined;
+    const message =
+      status !== null
+        ? `HTTP ${status}${asked !== undefined ? ` (Retry-After ${Math.ceil(asked / 1000)} s)` : ''}`
+        : (cause?.message ?? (error as Error).message);
     // A worker shutting down hands the job back: that attempt must not close the delivery for good.
     const closing = attempt.signal?.aborted === true;
     const outcome = permanent ? 'failed' : attempt.isLast && !closing ? 'failed' : 'retry';
     await deps.webhooks.recordAttempt(delivery.id, { statusCode: status, error: message, durationMs }, outcome);
     if (permanent) throw new PermanentJobError(`webhook to ${hostOf(delivery.url)} refused: ${message}`);
+    // The next attempt comes no sooner than the receiver asked (the queue's backoff reads it).
+    if (asked !== undefined) throw new RetryAfterError(`webhook to ${hostOf(delivery.url)} failed: ${message}`, asked);
     throw new Error(`webhook to ${hostOf(delivery.url)} failed: ${message}`);
   }
   await deps.webhooks.recordAttempt(delivery.id, { statusCode: status, error: null, durationMs: performance.now() - started }, 'delivered');

@@ -4,7 +4,7 @@
  * what a failure means for the work a job belongs to comes in through {@link JobPolicy}.
  */
 import os from 'node:os';
-import { DelayedError, MetricsTime, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job } from 'bullmq';
+import { DelayedError, MetricsTime, UnrecoverableError, WaitingChildrenError, WaitingError, Worker, type Job, type MinimalJob } from 'bullmq';
 import type { RedisClient } from '../redis.js';
 import {
   classifyJobError,
@@ -14,6 +14,8 @@ import {
   JobCancelledError,
   JobLockLostError,
   PermanentJobError,
+  RETRY_AFTER_BACKOFF,
+  retryAfterBackoff,
   upstreamOutageVerdict,
   WorkerClosingError,
   type JobErrorKind,
@@ -506,6 +508,12 @@ export function connectionErrorsOnce(logger: Logger): (error: Error) => void {
   };
 }
 
+/** The delay before a retry, for the backoff types clipline adds to BullMQ's (BullMQ asks only for types it does not know). */
+function customBackoff(attemptsMade: number, type: string | undefined, error: Error | undefined, job: MinimalJob | undefined): number {
+  if (type === RETRY_AFTER_BACKOFF) return retryAfterBackoff(attemptsMade, job?.opts.backoff as { delay?: number; jitter?: number } | undefined, error);
+  throw new Error(`unknown backoff type "${type}"`);
+}
+
 /**
  * Starts a BullMQ worker for one queue. Throws at boot when a declared job has no processor.
  * Each job's payload is validated before its processor runs; a bad payload or a
@@ -552,6 +560,7 @@ export function startWorker<Q extends QueueDeclaration>(declaration: Q, processo
     // Completed and failed counts per minute for a day (the dashboard's throughput charts), and a
     // client name telling which process a connected worker is (`queue.getWorkers()`).
     metrics: { maxDataPoints: MetricsTime.ONE_HOUR * 24 },
+    settings: { backoffStrategy: customBackoff },
     name: `${os.hostname()}:${process.pid}`,
     telemetry: queueTelemetry(),
   });

@@ -6,7 +6,8 @@ export type ResourceClass = 'io' | 'cpu';
 /** BullMQ job options a queue applies to every job unless the producer overrides them. */
 export interface QueueJobDefaults {
   attempts: number;
-  backoff: { type: 'exponential' | 'fixed'; delay: number; jitter?: number };
+  /** `exponential-or-retry-after`: exponential, but never sooner than a `RetryAfterError` asked. */
+  backoff: { type: 'exponential' | 'fixed' | 'exponential-or-retry-after'; delay: number; jitter?: number };
   removeOnComplete: { age: number; count: number };
   removeOnFail: { age: number; count: number };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RETRY_AFTER_BACKOFF } from '../errors.js';
 import { defineQueue, standardRetention } from './define.js';
 
 export const notifyQueue = defineQueue({
@@ -12,6 +13,7 @@ export const notifyQueue = defineQueue({
     /** Welcomes a user whose registration finished. */
     'send-welcome': z.strictObject({ userId: z.uuid() }),
   },
-  // Up to ~2 hours of retries: 2 s, 4 s, 8 s … (with jitter) over 12 attempts.
-  defaultJobOptions: { attempts: 12, backoff: { type: 'exponential', delay: 2000, jitter: 0.3 }, ...standardRetention },
+  // Up to ~2 hours of retries: 2 s, 4 s, 8 s … (with jitter) over 12 attempts, or later when a
+  // receiver's Retry-After asks for it.
+  defaultJobOptions: { attempts: 12, backoff: { type: RETRY_AFTER_BACKOFF, delay: 2000, jitter: 0.3 }, ...standardRetention },
 });
