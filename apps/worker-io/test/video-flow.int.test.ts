@@ -78,6 +78,15 @@ function sampleResult(step: VideoStepDefinition, job: JobHandle<{ videoId: strin
   return samples[step.name] ?? { done: true };
 }
 
+/** Videos whose essential step of this name returns a result its `produces` schema refuses. */
+const malformedResults = new Map<string, string>();
+
+/** The step's sample result with a reason longer than a reason may be. */
+function malformed(step: VideoStepDefinition, job: JobHandle<{ videoId: string }>): unknown {
+  const sample = sampleResult(step, job) as { clipCandidates: typeof CANDIDATES };
+  return { ...sample, clipCandidates: sample.clipCandidates.map((clip) => ({ ...clip, reasons: [...clip.reasons, 'x'.repeat(250)] })) };
+}
+
 /** The video's final status; a stand-in's failed expectation fails its job, and so the video. */
 async function finished(id: string): Promise<string> {
   return waitFor(
@@ -111,8 +120,8 @@ function standIn(step: VideoStepDefinition): Processor<{ videoId: string }> {
       consumed = candidate?.startSeconds === item.startSeconds && candidate?.endSeconds === item.endSeconds;
     }
     runs.push({ step: step.name, jobId: job.id, consumed });
-    const result = sampleResult(step, job);
-    expect(step.produces.safeParse(result).success).toBe(true);
+    const result = malformedResults.get(job.data.videoId) === step.name ? malformed(step, job) : sampleResult(step, job);
+    if (malformedResults.get(job.data.videoId) !== step.name) expect(step.produces.safeParse(result).success).toBe(true);
     if (step.fanOut) {
       // A render that ends before it records its clip (its worker crashing each time).
       const unrecorded = unrecordedRenders.get(job.data.videoId);
@@ -230,6 +239,20 @@ describe('the video flow follows its table', () => {
     const video = (await videos.find(all))!;
     expect(video.error).toBe('render: no clip could be rendered (its render job ended without rendering it)');
     expect(video.steps.find((step) => step.name === 'render')!.status).toBe('failed');
+  });
+
+  it('fails the video, naming the step, when an essential step returns a result the steps after it cannot read, instead of completing it without clips', async () => {
+    const id = randomUUID();
+    malformedResults.set(id, 'persist');
+    await producer.submit({ source: '/media/malformed.mp4' }, {}, id);
+    expect(await finished(id)).toBe('failed');
+    const video = (await videos.find(id))!;
+    const persist = video.steps.find((step) => step.name === 'persist');
+    expect(persist).toMatchObject({
+      status: 'failed',
+      reason: expect.stringContaining("the persist step's result is not what the steps after it read (clipCandidates.0.reasons.1:"),
+    });
+    expect(runs.filter((run) => run.jobId.startsWith(id) && run.step === 'render')).toEqual([]);
   });
 
   it('fails the video when an essential step failed without its processor recording it, and runs nothing after it', async () => {

@@ -151,7 +151,8 @@ async function rankByContent(
   signal?: AbortSignal,
 ): Promise<{ clips: ClipCandidate[]; ranking: ClipSelection['ranking']; why?: string }> {
   const signalsOnly = (why: string) => ({
-    clips: pool.map((clip) => ({ ...clip, reasons: [...clip.reasons, `ranked on picture and sound only: ${why}`].slice(0, 10) })),
+    // A provider's message can be long (an HTML error page, a quota notice): a reason holds 200 characters.
+    clips: pool.map((clip) => ({ ...clip, reasons: [...clip.reasons, `ranked on picture and sound only: ${why}`.slice(0, 200)].slice(0, 10) })),
     ranking: 'signals' as const,
     why,
   });

@@ -14,7 +14,7 @@ import {
   type UpstreamOutageError,
   type UpstreamWait,
 } from '../errors.js';
-import { stepProgressRange, type VideoStepName } from './video-flow.js';
+import { stepProgressRange, VIDEO_FLOW, type VideoStepName } from './video-flow.js';
 
 export interface StepContext {
   /** Reports progress inside the step, 0..1; persisted at most every `progressIntervalMs`. */
@@ -88,6 +88,19 @@ function progressReporter(job: StepJob, videos: VideosRepository, step: VideoSte
 }
 
 /**
+ * The steps after this one find its result among the parent's by the schema it `produces`: a
+ * result that does not match would be taken for none (the clips' step finding no candidates, and
+ * the video completing without clips), so the step fails here instead, saying why.
+ */
+function assertProduces(step: VideoStepName, result: unknown): void {
+  const parsed = VIDEO_FLOW.find((row) => row.name === step)?.produces.safeParse(result);
+  if (parsed && !parsed.success) {
+    const issues = parsed.error.issues.slice(0, 3).map((issue) => `${issue.path.join('.') || '(result)'}: ${issue.message}`);
+    throw new PermanentJobError(`the ${step} step's result is not what the steps after it read (${issues.join('; ')})`);
+  }
+}
+
+/**
  * Runs an essential step: the video and step move to running, progress is mapped into the
  * step's share, and a final failure (no attempts left or a permanent error) marks the step and
  * video failed with a readable reason. The error is rethrown so BullMQ records it and fails the
@@ -110,6 +123,7 @@ export async function runVideoStep<R>(
   await record('active');
   try {
     const result = await run(progressReporter(job, videos, step, progressIntervalMs));
+    assertProduces(step, result);
     // The completion and its event are one transaction: the event is the record that the step's
     // effects were stored once. Should the database go away here, the job runs again.
     await videos.completeStep({ videoId, queue: job.queue, jobName: job.name, jobId: job.id, step, attempt });
