@@ -19,7 +19,7 @@ const env = { ...process.env };
 /** Seconds the apps get to answer their health checks before the start is declared failed. */
 const READY_TIMEOUT_SECONDS = 90;
 // The same signal again this soon is one Ctrl-C delivered twice (REPEATED_SIGNAL_MS in packages/shared/src/shutdown.ts).
-const REPEATED_SIGNAL_MS = 300;
+const REPEATED_SIGNAL_MS = 500;
 
 const color = process.stdout.isTTY ? (code, text) => `\x1b[${code}m${text}\x1b[0m` : (_code, text) => text;
 const say = (text) => process.stdout.write(`${color(36, '[start]')} ${text}\n`);

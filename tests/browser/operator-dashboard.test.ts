@@ -18,7 +18,7 @@ import { connectRedis, createTestEnvironment, waitFor, type TestEnvironment } fr
 
 import { jest } from '@jest/globals';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
@@ -110,7 +110,7 @@ describe('the admin in a browser', () => {
     videoId = submitted.body.id;
     const page = await signedIn(ADMIN);
     // Live: the page's own 2 s poll brings the video to completed without a reload.
-    await page.waitForFunction(() => document.querySelector('[data-status="completed"]')?.textContent === '1', undefined, { timeout: 90_000 });
+    await page.waitForFunction(() => document.querySelector('[data-status="completed"]')?.textContent === '1', undefined, { timeout: 240_000 });
     await page.waitForFunction(() => Number(document.querySelector('tr[data-queue="ingest"] td[data-count="0"]')?.textContent) >= 0);
     expect(await page.locator('#queue-charts .uplot').count()).toBeGreaterThanOrEqual(8);
     expect(await page.locator('#backlog-chart .uplot canvas').count()).toBe(1);

@@ -50,7 +50,11 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect(rows[0]).toMatchObject({ tenant: null, reasonFilter: null, affected: 0, finishedAt: null, error: null });
     await audit.finish(second, { affected: 0, error: 'Connection is closed \u0000' });
     expect((await audit.recent(1))[0]).toMatchObject({ id: second, finishedAt: expect.any(Date), error: 'Connection is closed \ufffd' });
+    // Newest first is by creation time, in milliseconds on MariaDB and SQLite: each action below
+    // is started in a millisecond of its own, or the two of one millisecond could come either way.
+    const nextMillisecond = () => new Promise((resolve) => setTimeout(resolve, 3));
     // A group's action keeps how its filter was matched.
+    await nextMillisecond();
     const grouped = await audit.start({
       actor: { name: 'admin', kind: 'dashboard' },
       action: 'discard-failed',
@@ -60,6 +64,7 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     });
     expect((await audit.recent(1))[0]).toMatchObject({ id: grouped, reasonFilter: 'timeout', reasonMatch: 'group', detail: null });
     // A Bull Board action keeps the request as asked.
+    await nextMillisecond();
     const board = await audit.start({
       actor: { name: 'admin', kind: 'dashboard' },
       action: 'board',

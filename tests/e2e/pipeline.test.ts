@@ -255,7 +255,7 @@ describe('SIGTERM', () => {
     try {
       expect(await queue.getActiveCount()).toBe(0);
       await start('worker-cpu');
-      expect(await settled(id, 120_000)).toMatchObject({ status: 'completed' });
+      expect(await settled(id, 240_000)).toMatchObject({ status: 'completed' });
       // The first worker handed the job back instead of failing it; the second one finished it.
       const events = await env.db
         .selectFrom('job_events')

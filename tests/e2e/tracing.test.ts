@@ -20,7 +20,7 @@ import { createTestEnvironment, waitFor, type TestEnvironment } from '../helpers
 
 import { jest } from '@jest/globals';
 
-jest.setTimeout(120_000);
+jest.setTimeout(300_000);
 
 const ROOT = path.resolve(import.meta.dirname ?? '.', '../..');
 const SPAN_KIND = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 } as const;
@@ -142,7 +142,7 @@ describe('one video, one trace', () => {
     expect(res.headers.get('x-request-id')).toBe(requestId);
 
     // The webhook is the last hop; its job's span arrives within a batch interval of it.
-    await waitFor(async () => (webhooks.length ? true : undefined), 100_000, 'the webhook');
+    await waitFor(async () => (webhooks.length ? true : undefined), 240_000, 'the webhook');
     const post = await waitFor(
       async () =>
         receiver.spans.find(

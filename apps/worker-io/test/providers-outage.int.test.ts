@@ -186,7 +186,9 @@ describe('a job that meets an open breaker', () => {
 
     // This process goes away; another one, whose breakers have seen nothing yet, takes the job on.
     await first.worker.close();
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // 3 s of the 4 s horizon gone: counting from its own first sight, the next process would take
+    // 4 s more; counting from the first wait, it gives up within the 1 s left plus its start-up.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
     const secondStarted = Date.now();
     startProcess({ ...horizon, PROVIDER_BREAKER_VOLUME_THRESHOLD: '1' });
     const failed = await reached('clip-2', 'failed', 20_000);

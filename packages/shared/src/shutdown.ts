@@ -84,7 +84,7 @@ export class ShutdownRegistry {
  * request: a terminal's Ctrl-C reaches every process of its foreground group, and npm also
  * forwards the signal it gets to the script it runs (`npm start`, `npm start -w apps/producer`).
  */
-export const REPEATED_SIGNAL_MS = 300;
+export const REPEATED_SIGNAL_MS = 500;
 
 /**
  * Calls `stop` once: on the first SIGTERM or SIGINT, or when the supervisor that started this
