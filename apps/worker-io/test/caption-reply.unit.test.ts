@@ -47,3 +47,16 @@ describe('a clip ranking reply', () => {
     expect(rankingSchema.safeParse({ scores: [{ index: 0, score: 70, reason: '  ' }] }).success).toBe(false);
   });
 });
+
+describe("a clip's reasons in the prompts made of them", () => {
+  it('leave out the notes on how it was ranked, a provider error among them', async () => {
+    const { describingReasons } = await import('../src/pipeline/clip-selection.js');
+    const reasons = [
+      'content 80/100: a clear hook',
+      'strong motion',
+      'ranked on picture and sound only: content ranking unavailable (openai answered 502: <html>Bad gateway</html>)',
+      'not scored by content',
+    ];
+    expect(describingReasons(reasons)).toEqual(['content 80/100: a clear hook', 'strong motion']);
+  });
+});

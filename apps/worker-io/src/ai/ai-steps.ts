@@ -20,6 +20,7 @@ import {
 } from '@clipline/shared';
 import { ProviderNotConfiguredError, toJobError, type ProviderClients, type ProviderError } from '../providers/index.js';
 import { CAPTION_JSON_SCHEMA, captionReply } from './caption-reply.js';
+import { describingReasons } from '../pipeline/clip-selection.js';
 import { transcribe } from './transcribe.js';
 
 export interface AiStepDependencies {
@@ -81,7 +82,7 @@ async function writeCaptions(deps: AiStepDependencies, job: VideoJob): Promise<O
             role: 'user',
             content:
               `Video title: ${video?.title ?? 'untitled'}\nClip ${clip.clipIndex + 1}: ${clip.startSeconds.toFixed(1)}-${clip.endSeconds.toFixed(1)} s, ` +
-              `chosen because: ${clip.reasons.join('; ')}\nSpoken in the clip: ${spoken || '(no speech)'}\n` +
+              `chosen because: ${describingReasons(clip.reasons).join('; ') || 'its picture and sound'}\nSpoken in the clip: ${spoken || '(no speech)'}\n` +
               'Write a title, a caption and a few hashtags.',
           },
         ],
@@ -126,7 +127,7 @@ export function stabilityProcessors(deps: AiStepDependencies): Processors<typeof
             }
             const image = await deps.providers.stability.textToImage(
               {
-                prompt: `Eye-catching cover image for a short video: ${texts?.title ?? 'highlight'}. ${texts?.caption ?? clip.reasons.join(', ')}`,
+                prompt: `Eye-catching cover image for a short video: ${texts?.title ?? 'highlight'}. ${texts?.caption ?? (describingReasons(clip.reasons).join(', ') || 'a highlight of the video')}`,
                 width: 768,
                 height: 1344,
               },

@@ -139,6 +139,19 @@ export async function selectClips(deps: SelectionDependencies, videoId: string, 
   };
 }
 
+/** The reasons that say how a clip was ranked, not what is in it (a provider's error among them). */
+const SIGNALS_ONLY_NOTE = 'ranked on picture and sound only: ';
+const NOT_SCORED_NOTE = 'not scored by content';
+
+/**
+ * A clip's reasons that describe it (its motion, sound, words), without the notes on how it was
+ * ranked: what prompts for its captions and cover image are made of. A note carries a provider's
+ * error text at times, which an image model would draw as text.
+ */
+export function describingReasons(reasons: readonly string[]): string[] {
+  return reasons.filter((reason) => !reason.startsWith(SIGNALS_ONLY_NOTE) && reason !== NOT_SCORED_NOTE);
+}
+
 /**
  * Scores the candidates by their words in one chat call and orders them by the combined score;
  * without the call (no provider, no transcript, provider down), by the signal score alone.
@@ -152,7 +165,7 @@ async function rankByContent(
 ): Promise<{ clips: ClipCandidate[]; ranking: ClipSelection['ranking']; why?: string }> {
   const signalsOnly = (why: string) => ({
     // A provider's message can be long (an HTML error page, a quota notice): a reason holds 200 characters.
-    clips: pool.map((clip) => ({ ...clip, reasons: [...clip.reasons, `ranked on picture and sound only: ${why}`.slice(0, 200)].slice(0, 10) })),
+    clips: pool.map((clip) => ({ ...clip, reasons: [...clip.reasons, `${SIGNALS_ONLY_NOTE}${why}`.slice(0, 200)].slice(0, 10) })),
     ranking: 'signals' as const,
     why,
   });
@@ -183,7 +196,7 @@ async function rankByContent(
   const byIndex = new Map(scores.filter((entry) => entry.index < pool.length).map((entry) => [entry.index, entry]));
   const clips = pool.map((clip, index) => {
     const content = byIndex.get(index);
-    if (!content) return { ...clip, reasons: [...clip.reasons, 'not scored by content'].slice(0, 10) };
+    if (!content) return { ...clip, reasons: [...clip.reasons, NOT_SCORED_NOTE].slice(0, 10) };
     const score = Math.round(CONTENT_WEIGHT * content.score + (1 - CONTENT_WEIGHT) * clip.score);
     return { ...clip, score, reasons: [`content ${Math.round(content.score)}/100: ${content.reason}`.slice(0, 200), ...clip.reasons].slice(0, 10) };
   });
