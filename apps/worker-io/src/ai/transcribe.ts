@@ -25,11 +25,17 @@ export function segmentsWithWords(segments: readonly TranscriptSegment[], words:
   return records;
 }
 
+const wordCount = (text: string) => text.split(/\s+/).filter(Boolean).length;
+
 /** The video's speech as timed text, saved for selection, captions and burned subtitles. */
 export async function transcribe(
   deps: AiStepDependencies,
   job: JobHandle<{ videoId: string }>,
 ): Promise<OptionalStepOutcome<{ words: number; segments: number }>> {
+  // Saved by an earlier run whose end was not recorded (the database away, a worker lost): the
+  // upload is the pipeline's dearest call, not made twice.
+  const saved = await deps.results.transcript(job.data.videoId);
+  if (saved) return { done: { words: wordCount(saved.text), segments: saved.segments.length } };
   if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY); clips are cut on pauses in the audio' };
   const sourceKey = await deps.analyses.findSourceKey(job.data.videoId);
   if (!sourceKey) throw new PermanentJobError('the stored source is missing');
@@ -49,7 +55,7 @@ export async function transcribe(
       durationSeconds: transcript.durationSeconds,
       segments: segmentsWithWords(transcript.segments, transcript.words),
     });
-    return { done: { words: transcript.text.split(/\s+/).filter(Boolean).length, segments: transcript.segments.length } };
+    return { done: { words: wordCount(transcript.text), segments: transcript.segments.length } };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
