@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { inflateSync } from 'node:zlib';
 import { createUpstreamSimulator, type UpstreamSimulator } from '../src/index.js';
+import { REFUSAL_MARKER } from '../src/endpoints/openai-chat.js';
 import { expectValid, loadContracts, type ProviderContracts } from './api-contracts.js';
 import { generateVideo } from '../../../tests/helpers/media.js';
 
@@ -114,6 +115,18 @@ describe('OpenAI', () => {
     const body = (await res.json()) as { choices: { message: { content: string } }[] };
     expectValid(contracts.chatCompletion, body, 'chat completion');
     expect(body.choices[0]?.message.content.length).toBeGreaterThan(10);
+  });
+
+  it('chat completions decline a prompt holding the decline marker, as a refusal in the same shape', async () => {
+    const res = await fetch(`${sim.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: json(auth),
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `Write a caption ${REFUSAL_MARKER}` }] }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { choices: { message: { content: string | null; refusal: string | null } }[] };
+    expectValid(contracts.chatCompletion, body, 'chat completion');
+    expect(body.choices[0]?.message).toMatchObject({ content: null, refusal: expect.stringMatching(/can't help/) });
   });
 
   it('chat completions fill a json_schema response format with JSON that fits it', async () => {

@@ -5,6 +5,7 @@
  * sharpest frame stays the thumbnail. The transcript itself is made earlier (see `transcribe.ts`).
  */
 import { writeFile } from 'node:fs/promises';
+import type { z } from 'zod';
 import {
   type elevenlabsQueue,
   type openaiQueue,
@@ -12,13 +13,21 @@ import {
   type stabilityQueue,
   type AiResultsRepository,
   type AnalysisRepository,
+  type ClipView,
   type JobHandle,
   type LocalStorage,
   type OptionalStepOutcome,
   type Processors,
   type VideosRepository,
 } from '@clipline/shared';
-import { ProviderNotConfiguredError, toJobError, type ProviderClients, type ProviderError } from '../providers/index.js';
+import {
+  ProviderDeclinedError,
+  ProviderInvalidResponseError,
+  ProviderNotConfiguredError,
+  toJobError,
+  type ProviderClients,
+  type ProviderError,
+} from '../providers/index.js';
 import { CAPTION_JSON_SCHEMA, captionReply } from './caption-reply.js';
 import { describingReasons } from '../pipeline/clip-selection.js';
 import { transcribe } from './transcribe.js';
@@ -58,7 +67,7 @@ function spokenBetween(segments: { startSeconds: number; endSeconds: number; tex
 type VideoJob = JobHandle<{ videoId: string }>;
 
 /** A title, caption and hashtags per rendered clip (OpenAI chat), resuming after the clips already captioned. */
-async function writeCaptions(deps: AiStepDependencies, job: VideoJob): Promise<OptionalStepOutcome<{ clips: number; written: number }>> {
+export async function writeCaptions(deps: AiStepDependencies, job: VideoJob): Promise<OptionalStepOutcome<{ clips: number; written: number }>> {
   const clips = (await deps.analyses.listClips(job.data.videoId)).filter((clip) => clip.status === 'rendered');
   if (clips.length === 0) return { skipped: 'no rendered clips to caption' };
   if (!deps.providers.openai.configured) return { skipped: 'no OpenAI API key configured (OPENAI_API_KEY)' };
@@ -68,11 +77,42 @@ async function writeCaptions(deps: AiStepDependencies, job: VideoJob): Promise<O
     deps.results.clipExtras(job.data.videoId),
   ]);
   let written = 0;
+  const declined: string[] = [];
   for (const clip of clips) {
     // A retry resumes after the clips already captioned (each call costs money).
     if (existing.get(clip.id)?.caption) continue;
     const spoken = transcript ? spokenBetween(transcript.segments, clip.startSeconds, clip.endSeconds) : '';
-    const texts = await deps.providers.openai.chatJson(
+    const texts = await captionOf(deps, {
+      title: video?.title ?? 'untitled',
+      clip,
+      spoken,
+      signal: job.signal,
+    });
+    // The model declined this clip, or answered it out of shape: its answer would be the same
+    // again, so the clip goes without and the others are still captioned.
+    if (texts instanceof Error) {
+      declined.push(`clip ${clip.clipIndex + 1}: ${texts.message}`);
+      continue;
+    }
+    await deps.results.saveClipExtras(job.data.videoId, clip.id, {
+      title: texts.title,
+      caption: texts.caption,
+      hashtags: texts.hashtags,
+    });
+    written++;
+  }
+  const notes = [...(transcript ? [] : ['written without a transcript']), ...(declined.length ? [`no caption for ${declined.join('; ')}`.slice(0, 500)] : [])];
+  return { done: { clips: clips.length, written }, ...(notes.length ? { note: notes.join('; ') } : {}) };
+}
+
+/** One clip's title, caption and hashtags; the error when the model declined it or answered out of shape. */
+async function captionOf(
+  deps: AiStepDependencies,
+  input: { title: string; clip: ClipView; spoken: string; signal: AbortSignal | undefined },
+): Promise<z.infer<typeof captionReply> | ProviderDeclinedError | ProviderInvalidResponseError> {
+  const { clip, spoken } = input;
+  try {
+    return await deps.providers.openai.chatJson(
       {
         name: 'clip_caption',
         jsonSchema: CAPTION_JSON_SCHEMA,
@@ -81,23 +121,19 @@ async function writeCaptions(deps: AiStepDependencies, job: VideoJob): Promise<O
           {
             role: 'user',
             content:
-              `Video title: ${video?.title ?? 'untitled'}\nClip ${clip.clipIndex + 1}: ${clip.startSeconds.toFixed(1)}-${clip.endSeconds.toFixed(1)} s, ` +
+              `Video title: ${input.title}\nClip ${clip.clipIndex + 1}: ${clip.startSeconds.toFixed(1)}-${clip.endSeconds.toFixed(1)} s, ` +
               `chosen because: ${describingReasons(clip.reasons).join('; ') || 'its picture and sound'}\nSpoken in the clip: ${spoken || '(no speech)'}\n` +
               'Write a title, a caption and a few hashtags.',
           },
         ],
       },
       captionReply,
-      { signal: job.signal },
+      { signal: input.signal },
     );
-    await deps.results.saveClipExtras(job.data.videoId, clip.id, {
-      title: texts.title,
-      caption: texts.caption,
-      hashtags: texts.hashtags,
-    });
-    written++;
+  } catch (error) {
+    if (error instanceof ProviderDeclinedError || error instanceof ProviderInvalidResponseError) return error;
+    throw error;
   }
-  return { done: { clips: clips.length, written }, ...(transcript ? {} : { note: 'written without a transcript' }) };
 }
 
 export function openaiProcessors(deps: AiStepDependencies): Processors<typeof openaiQueue> {

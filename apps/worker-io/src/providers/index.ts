@@ -12,6 +12,7 @@ export {
 export {
   isProviderError,
   ProviderBreakerOpenError,
+  ProviderDeclinedError,
   ProviderError,
   ProviderInvalidResponseError,
   ProviderNotConfiguredError,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { CallOptions } from './call-options.js';
 import { parseAnswer } from './provider-answer.js';
-import { ProviderPermanentError } from './provider-errors.js';
+import { ProviderDeclinedError } from './provider-errors.js';
 import type { ProviderSettings } from './provider-config.js';
 import { ProviderClient } from './provider-client.js';
 
@@ -76,7 +76,7 @@ export class OpenAiClient extends ProviderClient<ProviderSettings['openai']> {
     if (!choice) throw new Error('unreachable: the schema requires one choice');
     if (choice.message.content === null) {
       // A refusal is the model's answer to this input; asking again would cost money for the same result.
-      throw new ProviderPermanentError('openai', `openai declined to answer: ${choice.message.refusal ?? 'no content in the reply'}`);
+      throw new ProviderDeclinedError('openai', `openai declined to answer: ${choice.message.refusal ?? 'no content in the reply'}`);
     }
     return {
       id: parsed.id,

@@ -37,6 +37,11 @@ export class ProviderPermanentError extends ProviderError {
   readonly kind = 'permanent';
 }
 
+/** The model declined to answer this input (a refusal): asking again costs money for the same answer. */
+export class ProviderDeclinedError extends ProviderPermanentError {
+  override name = 'ProviderDeclinedError';
+}
+
 /** The provider answered 2xx with something that breaks its contract (failed zod validation). */
 export class ProviderInvalidResponseError extends ProviderPermanentError {
   override name = 'ProviderInvalidResponseError';

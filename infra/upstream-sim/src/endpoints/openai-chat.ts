@@ -26,6 +26,9 @@ function messageText(message: unknown): string {
  * `response_format`: a `json_schema` gets a JSON object that fits the schema; a clip-ranking
  * request gets scores that follow from the candidates' text (see `clip-ranking.ts`).
  */
+/** Text that makes the simulated model decline a prompt holding it (`content: null` and a `refusal`). */
+export const REFUSAL_MARKER = '[sim:decline]';
+
 export const openAiChatCompletions: EndpointDefinition = {
   id: 'openai.chat.completions',
   methods: ['POST'],
@@ -61,9 +64,11 @@ export const openAiChatCompletions: EndpointDefinition = {
       if (format === 'json_object') return JSON.stringify({ text: sentence(random, 12) });
       return `${sentence(random, 10)} ${sentence(random, 8)}`;
     };
-    const contents = Array.from({ length: choices }, reply);
+    // A prompt carrying the marker is declined, as the model declines what it will not write about.
+    const declined = prompt.includes(REFUSAL_MARKER);
+    const contents = Array.from({ length: choices }, () => (declined ? null : reply()));
     const promptTokens = request.messages.reduce((sum: number, message) => sum + tokenCount(messageText(message)), 0);
-    const completionTokens = contents.reduce((sum, content) => sum + tokenCount(content), 0);
+    const completionTokens = contents.reduce((sum, content) => sum + tokenCount(content ?? ''), 0);
     return jsonReply(
       200,
       {
@@ -73,7 +78,7 @@ export const openAiChatCompletions: EndpointDefinition = {
         model: request.model,
         choices: contents.map((content, index) => ({
           index,
-          message: { role: 'assistant', content, refusal: null, annotations: [] },
+          message: { role: 'assistant', content, refusal: content === null ? "I'm sorry, I can't help with that." : null, annotations: [] },
           logprobs: null,
           finish_reason: 'stop',
         })),

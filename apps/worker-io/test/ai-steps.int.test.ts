@@ -1,0 +1,89 @@
+/**
+ * AI steps against the upstream simulator, with the real database, storage and ffmpeg. The
+ * transcription saves the transcript, and a run after one that saved it (its end not recorded:
+ * the database away, a worker lost) takes the saved one instead of uploading the sound again.
+ * Captions: a clip the model declines goes without, and the others are still captioned.
+ */
+import { randomUUID } from 'node:crypto';
+import { copyFile } from 'node:fs/promises';
+import path from 'node:path';
+import { AiResultsRepository, AnalysisRepository, LocalStorage, Registry, VideosRepository } from '@clipline/shared';
+import { createProviderClients, loadProviderSettings, type ProviderClients } from '../src/providers/index.js';
+import { transcribe } from '../src/ai/transcribe.js';
+import { writeCaptions } from '../src/ai/ai-steps.js';
+import { REFUSAL_MARKER } from '../../../infra/upstream-sim/src/endpoints/openai-chat.js';
+import { generateVideo, TOOLS } from '../../../tests/helpers/media.js';
+import { startUpstreamFixture, type UpstreamFixture } from './upstream-fixture.js';
+
+let fixture: UpstreamFixture;
+let providers: ProviderClients;
+
+beforeAll(async () => {
+  fixture = await startUpstreamFixture();
+  const settings = loadProviderSettings({ UPSTREAM_SIM_URL: fixture.sim.url });
+  providers = createProviderClients({ settings, redis: fixture.redis, keyPrefix: fixture.env.config.queuePrefix, registry: new Registry() });
+});
+
+afterAll(async () => {
+  providers.close();
+  await fixture.close();
+});
+
+it('uploads the sound once: a second run finds the saved transcript and makes no call', async () => {
+  const { env, sim } = fixture;
+  const videos = new VideosRepository(env.db);
+  const storage = new LocalStorage(env.config.storageDir);
+  const id = randomUUID();
+  await videos.create({ id, source: '/media/talk.mp4', title: null, steps: ['transcribe'] });
+  const key = `videos/${id}/source.mp4`;
+  const video = await generateVideo({ path: path.join(env.config.storageDir, `${id}.mp4`), segments: [2, 2] });
+  await copyFile(video.path, await storage.prepare(key));
+  await videos.setSource(id, { storageKey: key, sizeBytes: 1 });
+  const deps = { providers, videos, analyses: new AnalysisRepository(env.db), results: new AiResultsRepository(env.db), storage, ffmpegPath: TOOLS.ffmpegPath };
+  const job = { data: { videoId: id } } as never;
+
+  const first = await transcribe(deps, job);
+  const calls = () => sim.stats().endpoints['openai.audio.transcriptions'].requests;
+  expect(calls()).toBe(1);
+  expect(first).toEqual({ done: { words: expect.any(Number), segments: expect.any(Number) } });
+  expect(await transcribe(deps, job)).toEqual(first);
+  expect(calls()).toBe(1);
+});
+
+it('captions every clip the model does not decline, and says which it declined', async () => {
+  const { env, sim } = fixture;
+  const videos = new VideosRepository(env.db);
+  const analyses = new AnalysisRepository(env.db);
+  const results = new AiResultsRepository(env.db);
+  const id = randomUUID();
+  await videos.create({ id, source: '/media/talk.mp4', title: 'a talk', steps: ['captions'] });
+  const reasons = [['strong motion'], ['loud audio', REFUSAL_MARKER], ['a clear hook']];
+  for (const [clipIndex, why] of reasons.entries()) {
+    await analyses.upsertClip({
+      videoId: id,
+      clipIndex,
+      startSeconds: clipIndex * 10,
+      endSeconds: clipIndex * 10 + 6,
+      score: 80 - clipIndex,
+      reasons: why,
+      aspect: '9:16',
+      status: 'rendered',
+      storageKey: `videos/${id}/clips/${clipIndex}.mp4`,
+      thumbnailKey: `videos/${id}/clips/${clipIndex}.jpg`,
+      width: 360,
+      height: 640,
+      durationSeconds: 6,
+    });
+  }
+  const deps = { providers, videos, analyses, results, storage: new LocalStorage(env.config.storageDir), ffmpegPath: TOOLS.ffmpegPath };
+  const before = sim.stats().endpoints['openai.chat.completions'].requests;
+  const outcome = await writeCaptions(deps, { data: { videoId: id } } as never);
+  expect(outcome).toEqual({
+    done: { clips: 3, written: 2 },
+    note: expect.stringMatching(/^written without a transcript; no caption for clip 2: openai declined to answer: I'm sorry/),
+  });
+  expect(sim.stats().endpoints['openai.chat.completions'].requests - before).toBe(3);
+  const clips = await analyses.listClips(id);
+  const extras = await results.clipExtras(id);
+  expect(clips.map((clip) => Boolean(extras.get(clip.id)?.caption))).toEqual([true, false, true]);
+});
