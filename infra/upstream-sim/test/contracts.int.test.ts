@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { inflateSync } from 'node:zlib';
 import { createUpstreamSimulator, type UpstreamSimulator } from '../src/index.js';
-import { REFUSAL_MARKER } from '../src/endpoints/openai-chat.js';
+import { REFUSAL_MARKER } from '../src/endpoints/endpoint.js';
 import { expectValid, loadContracts, type ProviderContracts } from './api-contracts.js';
 import { generateVideo } from '../../../tests/helpers/media.js';
 

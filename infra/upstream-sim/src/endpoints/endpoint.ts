@@ -5,6 +5,12 @@ import type { SeededRandom } from '../seeded-random.js';
 
 export type SimProvider = 'youtube' | 'openai' | 'stability' | 'elevenlabs';
 
+/**
+ * Text that makes a simulated model decline a prompt holding it, as real ones decline what they
+ * will not write or draw: OpenAI's chat answers a refusal, Stability a 400 `invalid_prompts`.
+ */
+export const REFUSAL_MARKER = '[sim:decline]';
+
 /** What the endpoints share: keys, tools and data revisions. */
 export interface EndpointSettings {
   /** The key each provider accepts. */

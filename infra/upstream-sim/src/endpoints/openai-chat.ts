@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { jsonReply } from '../http-io.js';
 import { sentence, valueForSchema } from '../generated-text.js';
 import { CLIP_RANKING_SCHEMA, clipRankingReply } from './clip-ranking.js';
-import { matchPath, type EndpointDefinition } from './endpoint.js';
+import { matchPath, REFUSAL_MARKER, type EndpointDefinition } from './endpoint.js';
 import { checkOpenAiKey, openAiError, openAiFaults, tokenCount } from './openai-shared.js';
 
 interface ChatRequest {
@@ -26,9 +26,6 @@ function messageText(message: unknown): string {
  * `response_format`: a `json_schema` gets a JSON object that fits the schema; a clip-ranking
  * request gets scores that follow from the candidates' text (see `clip-ranking.ts`).
  */
-/** Text that makes the simulated model decline a prompt holding it (`content: null` and a `refusal`). */
-export const REFUSAL_MARKER = '[sim:decline]';
-
 export const openAiChatCompletions: EndpointDefinition = {
   id: 'openai.chat.completions',
   methods: ['POST'],

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { bytesReply, jsonReply, type SimReply } from '../http-io.js';
 import { generatePng, type Palette } from '../png.js';
 import { deriveSeed, SeededRandom } from '../seeded-random.js';
-import { bearerToken, matchPath, type EndpointDefinition } from './endpoint.js';
+import { bearerToken, matchPath, REFUSAL_MARKER, type EndpointDefinition } from './endpoint.js';
 
 /** Stability's error body (`Error` in their spec, which lists `status` as required). */
 function stabilityError(status: number, name: string, message: string): SimReply {
@@ -92,6 +92,7 @@ export const stabilityTextToImage: EndpointDefinition = {
       return stabilityError(400, 'invalid_seed', 'seed must be an integer from 0 to 4294967295');
     }
     const promptText = prompts.map((prompt: { text: string }) => prompt.text).join('\n');
+    if (promptText.includes(REFUSAL_MARKER)) return stabilityError(400, 'invalid_prompts', 'Invalid prompts detected');
     // Seed 0 means "random" for Stability; here it is derived from the prompt so answers stay reproducible.
     const seedOf = (index: number) => (askedSeed === 0 ? deriveSeed(settings.seed, 'stability', promptText, index) : (askedSeed + index) >>> 0);
     if (req.headers.accept === 'image/png') {
