@@ -292,11 +292,11 @@ export async function whileWaitingForRedis<T>(
   logger: { warn(fields: object, message: string): void; info(fields: object, message: string): void },
   ready: Promise<T>,
 ): Promise<T> {
-  let failing: { since: number; reason: string; logged: number } | undefined;
+  let failing: { since: number; logged: number } | undefined;
   const onError = (error: Error) => {
     const now = Date.now();
     if (!failing) {
-      failing = { since: now, reason: error.message, logged: now };
+      failing = { since: now, logged: now };
       logger.warn({ reason: error.message }, 'cannot reach Redis (REDIS_URL); waiting for it before taking jobs');
     } else if (now - failing.logged >= STILL_WAITING_LOG_MS) {
       failing.logged = now;

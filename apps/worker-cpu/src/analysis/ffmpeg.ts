@@ -185,7 +185,7 @@ export async function spawnTool(command: string, args: readonly string[], signal
 }
 
 /** What the machine did to a run (out of disk, memory or file handles, an I/O error): worth another try. */
-export const MACHINE_CONDITION = /No space left on device|Input\/output error|Too many open files|Cannot allocate memory/i;
+const MACHINE_CONDITION = /No space left on device|Input\/output error|Too many open files|Cannot allocate memory/i;
 
 /** Signals a program dies of when it crashes on its input: the same file crashes it again. */
 const CRASH_SIGNALS = new Set<string>(['SIGSEGV', 'SIGABRT', 'SIGFPE', 'SIGILL', 'SIGBUS']);

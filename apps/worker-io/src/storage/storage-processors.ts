@@ -93,7 +93,7 @@ export function storageProcessors(deps: VideoPurgeDependencies & { expiring?: Ex
           // Interrupted purges first: their rows are gone, so nothing else would ever find their files.
           ['resumed', async () => ({ resumed: await finishInterruptedPurges(deps) })],
           ['released', async () => ({ released: settings.keepSources ? 0 : await releaseFinishedSources(deps) })],
-          ['expired', async () => ({ ...(await purgeExpiredVideos(deps, { retentionDays: settings.retentionDays })) })],
+          ['expired', () => purgeExpiredVideos(deps, { retentionDays: settings.retentionDays })],
           [
             // Folders written after their video was purged (by a job still running then).
             'orphanFolders',
