@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { deleteInBatches } from './batched-delete.js';
 import type { Db } from './connection.js';
 import { isUniqueViolation, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
@@ -131,24 +132,25 @@ export class IdempotencyRepository {
    * statement timeout and never get anywhere.
    */
   async purgeExpired(batch = 1000, batches = 20): Promise<number> {
-    let deleted = 0;
-    for (let round = 0; round < batches; round++) {
-      const expired = await this.db
-        .selectFrom('idempotency_keys')
-        .select(['principal', 'key'])
-        .where('expires_at', '<', this.dialect.now())
-        .limit(batch)
-        .execute();
-      if (expired.length === 0) break;
-      const result = await this.db
-        .deleteFrom('idempotency_keys')
-        .where((eb) => eb.or(expired.map((row) => eb.and([eb('principal', '=', row.principal), eb('key', '=', row.key)]))))
-        .where('expires_at', '<', this.dialect.now())
-        .executeTakeFirst();
-      deleted += Number(result.numDeletedRows);
-      if (expired.length < batch) break;
-    }
-    return deleted;
+    return deleteInBatches(
+      async (limit) => {
+        const expired = await this.db
+          .selectFrom('idempotency_keys')
+          .select(['principal', 'key'])
+          .where('expires_at', '<', this.dialect.now())
+          .limit(limit)
+          .execute();
+        if (expired.length === 0) return { selected: 0, deleted: 0 };
+        const result = await this.db
+          .deleteFrom('idempotency_keys')
+          .where((eb) => eb.or(expired.map((row) => eb.and([eb('principal', '=', row.principal), eb('key', '=', row.key)]))))
+          .where('expires_at', '<', this.dialect.now())
+          .executeTakeFirst();
+        return { selected: expired.length, deleted: Number(result.numDeletedRows) };
+      },
+      batch,
+      batches,
+    );
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Db } from './connection.js';
+import { deleteInBatches } from './batched-delete.js';
 import { ignoreDuplicates, portableSql, type PortableSql } from './portable-sql.js';
 import { timeQueries } from './query-timing.js';
 import type { TenantScope } from '../tenancy.js';
@@ -39,27 +40,22 @@ export class PublicJobsRepository {
    * before does not meet the statement timeout. Returns how many went.
    */
   async purgeExpired(keepSeconds = PUBLIC_JOB_RECORD_SECONDS, batch = 1000, batches = 20): Promise<number> {
-    let deleted = 0;
-    for (let round = 0; round < batches; round++) {
-      const expired = await this.db
-        .selectFrom('public_jobs')
-        .select('id')
-        .where('created_at', '<', this.dialect.secondsAgo(keepSeconds))
-        .limit(batch)
-        .execute();
-      if (expired.length === 0) break;
-      const result = await this.db
-        .deleteFrom('public_jobs')
-        .where(
-          'id',
-          'in',
-          expired.map((row) => row.id),
-        )
-        .executeTakeFirst();
-      deleted += Number(result.numDeletedRows);
-      if (expired.length < batch) break;
-    }
-    return deleted;
+    return deleteInBatches(
+      async (limit) => {
+        const expired = await this.db
+          .selectFrom('public_jobs')
+          .select('id')
+          .where('created_at', '<', this.dialect.secondsAgo(keepSeconds))
+          .limit(limit)
+          .execute();
+        if (expired.length === 0) return { selected: 0, deleted: 0 };
+        const ids = expired.map((row) => row.id);
+        const result = await this.db.deleteFrom('public_jobs').where('id', 'in', ids).executeTakeFirst();
+        return { selected: expired.length, deleted: Number(result.numDeletedRows) };
+      },
+      batch,
+      batches,
+    );
   }
 
   async remove(id: string): Promise<void> {
