@@ -27,17 +27,39 @@ export function submissionOf(video: GeneratedVideo): { source: string; title: st
   return { source: video.path, title: path.basename(video.path), options: SHORT_CLIPS };
 }
 
-/** Waits until at least `count` of the videos are being analysed (analysis holds a CPU job lock). */
-export async function waitForAnalysis(processes: ClipLineProcesses, ids: readonly string[], count = 1, timeoutMs = 60_000): Promise<string[]> {
+/**
+ * Waits until at least `count` of the videos are being analysed (analysis holds a CPU job lock).
+ * With `orDone`, a video already past its analysis counts too: a short video can go through it
+ * between two polls, and a drill that only needs work under way must not wait for one that never
+ * comes. The timeout names each video's last seen analysis status.
+ */
+export async function waitForAnalysis(
+  processes: ClipLineProcesses,
+  ids: readonly string[],
+  { count = 1, orDone = false, timeoutMs = 60_000 }: { count?: number; orDone?: boolean; timeoutMs?: number } = {},
+): Promise<string[]> {
+  const wanted = orDone ? ['active', 'completed'] : ['active'];
+  let seen: string[] = [];
   return waitFor(
     async () => {
       const answers = await Promise.all(ids.map((id) => processes.api('GET', `/v1/videos/${id}`)));
-      const analysing = answers.filter((answer) => answer.body.steps?.find((step: { name: string }) => step.name === 'analyze')?.status === 'active');
-      return analysing.length >= count ? analysing.map((answer) => answer.body.id as string) : undefined;
+      const statuses = answers.map((answer) => analysisStatusOf(answer));
+      seen = statuses;
+      const analysing = ids.filter((_, index) => wanted.includes(statuses[index]!));
+      return analysing.length >= count ? analysing : undefined;
     },
     timeoutMs,
-    `${count} video(s) to be in analysis`,
-  );
+    `${count} video(s) to be in analysis${orDone ? ' or past it' : ''}`,
+  ).catch((error: Error) => {
+    throw new Error(`${error.message} (last seen: ${ids.map((id, index) => `${id} ${seen[index] ?? 'unanswered'}`).join(', ')})`);
+  });
+}
+
+/** The analysis step's status in an answer to GET /v1/videos/:id, or what the answer was instead. */
+function analysisStatusOf(answer: ApiAnswer): string {
+  if (answer.status !== 200) return `HTTP ${answer.status}`;
+  const step = (answer.body.steps as { name: string; status: string }[] | undefined)?.find((candidate) => candidate.name === 'analyze');
+  return step?.status ?? `video ${answer.body.status} without an analyze step`;
 }
 
 /**
