@@ -95,7 +95,14 @@ export async function startCpuWorker(service: ServiceContext, options: CpuWorker
   const storage = new LocalStorage(config.storageDir);
   setToolSpawning(config.ffmpegSpawning);
   const tools = { ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath };
-  const analysis: AnalysisSettings = { tools, pool, fps: config.analyzeFps, width: config.analyzeWidth, maxSeconds: config.maxSourceSeconds };
+  const analysis: AnalysisSettings = {
+    tools,
+    pool,
+    fps: config.analyzeFps,
+    width: config.analyzeWidth,
+    maxSeconds: config.maxSourceSeconds,
+    maxPixels: config.maxSourcePixels,
+  };
   const render: RenderSettings = { tools, pool, cores: new RenderCores(cores), ...(own ? { preset: own.renderPreset, crf: own.renderCrf } : {}) };
 
   let metricsPort: number | undefined;

@@ -311,6 +311,23 @@ describe('analyzeVideo on bad input', () => {
     expect(await ffmpegLingersOn(file)).toBe(false);
   });
 
+  it('refuses a picture larger than DCI 8K by default, naming its size and MAX_SOURCE_PIXELS, and stops the decode', async () => {
+    const file = path.join(dir, 'over-8k.mkv');
+    const { execFile } = await import('node:child_process');
+    const args = ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=gray:size=8200x4400:rate=1', '-frames:v', '1', '-c:v', 'ffv1', file];
+    await new Promise((resolve, reject) => execFile('ffmpeg', args, (error) => (error ? reject(error) : resolve(null))));
+    expect((await failure(file)).message).toBe('a picture of 8200x4400 is 36,080,000 pixels, more than the 35,389,440 limit (MAX_SOURCE_PIXELS)');
+    expect(await ffmpegLingersOn(file)).toBe(false);
+  });
+
+  it('takes a picture of exactly MAX_SOURCE_PIXELS, and refuses one a pixel over it', async () => {
+    const within = await analyzeVideo({ ...settings, maxPixels: 320 * 240 }, { file: reference, sizeBytes: 1 });
+    expect(within.metadata).toMatchObject({ width: 320, height: 240 });
+    const error = await analyzeVideo({ ...settings, maxPixels: 320 * 240 - 1 }, { file: reference, sizeBytes: 1 }).catch((thrown: Error) => thrown);
+    expect(error).toBeInstanceOf(PermanentJobError);
+    expect((error as Error).message).toBe('a picture of 320x240 is 76,800 pixels, more than the 76,799 limit (MAX_SOURCE_PIXELS)');
+  });
+
   it('stops ffmpeg when the job is aborted', async () => {
     const controller = new AbortController();
     const long = await generateVideo({ path: path.join(dir, 'long.mp4'), segments: [20], width: 640, height: 360, audio: false });

@@ -23,6 +23,9 @@ export const DEV_ACCOUNTS_KEYRING = `dev:${Buffer.from('clipline-dev-accounts-ke
  * The embedded database a local start uses when `DATABASE_URL` is unset: a SQLite file beside
  * the stored media. Production must name its database.
  */
+/** Largest source picture analysed: DCI 8K (8192x4320), so every 8K camera's frame passes. */
+export const DEFAULT_MAX_SOURCE_PIXELS = 8192 * 4320;
+
 export const DEFAULT_DATABASE_URL = `sqlite:${path.resolve('.data/clipline.db')}`;
 
 /** `DATABASE_URL`: its scheme picks the engine. */
@@ -123,6 +126,8 @@ const coreEnvSchema = z.object({
   MAX_SOURCE_BYTES: positiveInt(2 * 1024 ** 3),
   /** Longest source accepted by analysis, in seconds. @defaultValue 4 hours */
   MAX_SOURCE_SECONDS: positiveInt(4 * 3600),
+  /** Largest source picture accepted by analysis, in pixels (width × height). @defaultValue DCI 8K, 8192x4320 */
+  MAX_SOURCE_PIXELS: positiveInt(DEFAULT_MAX_SOURCE_PIXELS),
   /**
    * Directories from which local-file sources may be read. Empty outside production means
    * "anywhere"; empty in production means local files are refused.
@@ -334,6 +339,7 @@ function toConfig(env: EnvVariables) {
     storageDir: path.resolve(env.STORAGE_DIR),
     maxSourceBytes: env.MAX_SOURCE_BYTES,
     maxSourceSeconds: env.MAX_SOURCE_SECONDS,
+    maxSourcePixels: env.MAX_SOURCE_PIXELS,
     fileSourceRoots: fileSourceRoots(env.FILE_SOURCE_ROOTS, production),
     host: env.HOST,
     port: env.PORT,

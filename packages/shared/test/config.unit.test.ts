@@ -235,6 +235,7 @@ describe('loadConfig', () => {
       storageDir: path.resolve('.data/storage'),
       maxSourceBytes: 2 * 1024 ** 3,
       maxSourceSeconds: 4 * 3600,
+      maxSourcePixels: 8192 * 4320,
       fileSourceRoots: 'any',
       host: '127.0.0.1',
       port: 3000,

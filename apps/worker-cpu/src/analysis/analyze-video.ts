@@ -1,4 +1,4 @@
-import { clipOptions as clipOptionsSchema, PermanentJobError, type ClipOptions, type VideoAnalysis } from '@clipline/shared';
+import { clipOptions as clipOptionsSchema, DEFAULT_MAX_SOURCE_PIXELS, PermanentJobError, type ClipOptions, type VideoAnalysis } from '@clipline/shared';
 import { speechBoundaries } from '@clipline/shared/clips';
 import { LoudnessReader, type LoudnessTrack } from './audio-loudness.js';
 import { runBatchPipeline } from './batch-pipeline.js';
@@ -18,6 +18,8 @@ export interface AnalysisSettings {
   width: number;
   /** Longest video accepted, in seconds. */
   maxSeconds: number;
+  /** Largest picture accepted, in pixels (width × height). @defaultValue {@link DEFAULT_MAX_SOURCE_PIXELS} */
+  maxPixels?: number;
   /** Frames per pool task; larger batches spread the cost of a task hand-off over more frames. @defaultValue 32 */
   batchFrames?: number;
   /** Content-score threshold of a cut. @defaultValue 27 */
@@ -110,13 +112,14 @@ function audioMeasure(): { sink: AudioSink; outcome(hasAudio: boolean): Loudness
 /** The source's facts, as {@link probe} gives them. */
 type SourceFacts = Awaited<ReturnType<typeof probe>>;
 
+/** The tallest picture analysed, in heights per width (a 9:16 portrait is 1.8). */
+const MAX_HEIGHT_PER_WIDTH = 8;
+
 /**
  * Starts decoding the frames before the probe answers (the sampled frames' width does not depend
  * on the source; their height follows once the probe does), so ffprobe's start-up is not paid
  * before the decode. `stop` ends the decode when the probe refuses the file.
  */
-/** The tallest picture analysed, in heights per width (a 9:16 portrait is 1.8). */
-const MAX_HEIGHT_PER_WIDTH = 8;
 
 function startSampling(settings: AnalysisSettings, file: string, facts: Promise<SourceFacts>, audio: AudioSink, signal: AbortSignal | undefined) {
   const stop = new AbortController();
@@ -200,11 +203,21 @@ function pictureEndSeconds(decodedFrames: number, durationSeconds: number, fps: 
   return durationSeconds - decodedSeconds > 2 / fps ? decodedSeconds : durationSeconds;
 }
 
-/** The probe's facts, if the video is no longer than the limit. */
-function acceptedLength(facts: SourceFacts, maxSeconds: number): SourceFacts {
-  if (facts.durationSeconds > maxSeconds) {
+/**
+ * The probe's facts, if the video is within the limits: no longer than `maxSeconds`, and no
+ * larger a picture than `maxPixels` (each decoded frame of a huge picture costs its decoder
+ * hundreds of megabytes, so a crafted 16K file could exhaust the worker's memory).
+ */
+function acceptedSource(facts: SourceFacts, settings: AnalysisSettings): SourceFacts {
+  if (facts.durationSeconds > settings.maxSeconds) {
     throw new PermanentJobError(
-      `video is ${formatDuration(facts.durationSeconds)} long, more than the ${formatDuration(maxSeconds)} limit (MAX_SOURCE_SECONDS)`,
+      `video is ${formatDuration(facts.durationSeconds)} long, more than the ${formatDuration(settings.maxSeconds)} limit (MAX_SOURCE_SECONDS)`,
+    );
+  }
+  const maxPixels = settings.maxPixels ?? DEFAULT_MAX_SOURCE_PIXELS;
+  if (facts.width * facts.height > maxPixels) {
+    throw new PermanentJobError(
+      `a picture of ${facts.width}x${facts.height} is ${(facts.width * facts.height).toLocaleString('en-US')} pixels, more than the ${maxPixels.toLocaleString('en-US')} limit (MAX_SOURCE_PIXELS)`,
     );
   }
   return facts;
@@ -223,7 +236,7 @@ export async function analyzeVideo(settings: AnalysisSettings, input: AnalysisIn
   const sampling = startSampling(settings, input.file, probed, audioMeasured.sink, signal);
   let facts: SourceFacts;
   try {
-    facts = acceptedLength(await probed, settings.maxSeconds);
+    facts = acceptedSource(await probed, settings);
   } catch (error) {
     sampling.stop(error);
     throw error;
