@@ -323,6 +323,11 @@ function fileSourceRoots(roots: string[], production: boolean): string[] | 'any'
   return production ? [] : 'any';
 }
 
+/** Outside production an unset ADMIN_API_KEYS means the dev operator key, as API_KEYS means the dev key. */
+function adminApiKeys(keys: string[], production: boolean): string[] {
+  return keys.length || production ? keys : [DEV_ADMIN_API_KEY];
+}
+
 /** The camelCase configuration the processes read, from valid variables. */
 function toConfig(env: EnvVariables) {
   const production = env.NODE_ENV === 'production';
@@ -348,8 +353,7 @@ function toConfig(env: EnvVariables) {
     workerIoMetricsPort: env.WORKER_IO_METRICS_PORT,
     workerCpuMetricsPort: env.WORKER_CPU_METRICS_PORT,
     apiKeys: env.API_KEYS?.length ? env.API_KEYS : [DEV_API_KEY],
-    // Outside production an unset ADMIN_API_KEYS means the dev operator key, as API_KEYS means the dev key.
-    adminApiKeys: env.ADMIN_API_KEYS.length || production ? env.ADMIN_API_KEYS : [DEV_ADMIN_API_KEY],
+    adminApiKeys: adminApiKeys(env.ADMIN_API_KEYS, production),
     dashboardUser: env.DASHBOARD_USER ?? DEV_DASHBOARD_USER,
     dashboardPassword: env.DASHBOARD_PASSWORD ?? DEV_DASHBOARD_PASSWORD,
     /** The read-only dashboard account, when both of its variables are set. */
