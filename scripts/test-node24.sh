@@ -34,7 +34,11 @@ NODE24_HOME="$TOOL/node_modules/$pkg"
 NODE24="$NODE24_HOME/bin/node"
 if [ "$("$NODE24" --version 2>/dev/null || true)" != "v$want" ]; then
   echo "== test:node24: installing Node $want ($pkg) from scripts/node24/package-lock.json"
-  npm ci --prefix "$TOOL" --include=optional --no-audit --no-fund --loglevel=error
+  # Tried three times, 15 s apart: a registry hiccup should not fail the run.
+  for attempt in 1 2 3; do
+    npm ci --prefix "$TOOL" --include=optional --no-audit --no-fund --loglevel=error && break
+    if [ "$attempt" -lt 3 ]; then echo "test:node24: npm ci failed (attempt $attempt of 3), again in 15 s" >&2; sleep 15; fi
+  done
 fi
 if [ "$("$NODE24" --version 2>/dev/null || true)" != "v$want" ]; then
   echo "test:node24: $NODE24 is not Node $want after \`npm ci --prefix scripts/node24\`" >&2
