@@ -206,6 +206,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://root@db/clipline?ssl=maybe' })).toThrow(/expected ssl=true, ssl=unverified or ssl=false/);
   });
 
+  it('names a lone % in a database URL, which would be a malformed escape, with the part holding it and the password hidden', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'sqlite:/tmp/50%.db' })).toThrow(
+      /DATABASE_URL: sqlite:\/tmp\/50%\.db has a % that starts no escape in its file path: write a literal % as %25/,
+    );
+    expect(loadConfig({ DATABASE_URL: 'sqlite:/tmp/50%25.db' }).databaseUrl).toBe('sqlite:/tmp/50%25.db');
+    expect(resolveDatabaseTarget('sqlite:/tmp/50%25.db')).toEqual({ engine: 'sqlite', file: '/tmp/50%.db' });
+    const refused = () => loadConfig({ DATABASE_URL: 'mysql://app:100%sure@db/clipline' });
+    expect(refused).toThrow(/has a % that starts no escape in its password: write a literal % as %25/);
+    expect(refused).not.toThrow(/100%sure/);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://app@db/clips%' })).toThrow(/in its database name/);
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://a%g@db/clipline' })).toThrow(/in its user name/);
+  });
+
   it('reads MySQL URLs into the server, credentials, database and TLS settings', () => {
     expect(resolveDatabaseTarget('mariadb://app:s%40cret@db.internal:3307/clips?ssl=true')).toEqual({
       engine: 'mysql',

@@ -53,7 +53,7 @@ export function engineOfUrl(url: string): DatabaseEngine | undefined {
  */
 function sqliteFile(url: string): string {
   const rest = url.replace(/^sqlite:(\/\/)?/i, '');
-  const file = decodeURIComponent(rest.split('?')[0] ?? '');
+  const file = decodedPart(rest.split('?')[0] ?? '', 'file path', url);
   if (file === '' || file.endsWith('/')) throw new DatabaseUrlError(`DATABASE_URL ${url} names no file: expected sqlite:path/to/clipline.db`);
   if (file === ':memory:') throw new DatabaseUrlError('DATABASE_URL sqlite::memory: is not shared between clipline processes: name a file');
   return path.resolve(file);
@@ -77,8 +77,11 @@ export function resolveDatabaseTarget(url: string, schema: string = DEFAULT_SCHE
   } catch {
     throw new DatabaseUrlError(`DATABASE_URL is not a valid URL: ${JSON.stringify(shownDatabaseUrl(url))}`);
   }
+  const user = decodedPart(parsed.username, 'user name', url);
+  const password = parsed.password ? decodedPart(parsed.password, 'password', url) : undefined;
+  const named = decodedPart(parsed.pathname.replace(/^\//, ''), 'database name', url);
   if (engine === 'postgres') return { engine, url, schema };
-  const database = schema !== DEFAULT_SCHEMA ? schema : decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  const database = schema !== DEFAULT_SCHEMA ? schema : named;
   const unknown = [...parsed.searchParams.keys()].filter((name) => name !== 'ssl');
   if (unknown.length)
     throw new DatabaseUrlError(`DATABASE_URL has parameters clipline does not know: ${unknown.join(', ')} (a MySQL URL takes ?ssl=true|unverified|false)`);
@@ -93,11 +96,20 @@ export function resolveDatabaseTarget(url: string, schema: string = DEFAULT_SCHE
     engine,
     host: parsed.hostname || '127.0.0.1',
     port: parsed.port ? Number(parsed.port) : 3306,
-    user: decodeURIComponent(parsed.username) || 'root',
-    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+    user: user || 'root',
+    password,
     database,
     ...(ssl === 'true' || ssl === 'unverified' ? { ssl: { rejectUnauthorized: ssl === 'true' } } : {}),
   };
+}
+
+/** A %-escaped part of the URL, decoded; a lone `%` (which must be written `%25`) is named. */
+function decodedPart(text: string, part: string, url: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new DatabaseUrlError(`DATABASE_URL ${shownDatabaseUrl(url)} has a % that starts no escape in its ${part}: write a literal % as %25`);
+  }
 }
 
 function safelyDecoded(text: string): string {
