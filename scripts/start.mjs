@@ -54,7 +54,10 @@ async function waitReachable(host, port, seconds) {
   return false;
 }
 
-const isLocal = (host) => ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
+const isLocal = (host) => ['127.0.0.1', 'localhost', '::1'].includes(host);
+
+/** A URL's host as sockets take it: an IPv6 address without its brackets (`[::1]` → `::1`). */
+const socketHost = (url) => url.hostname.replace(/^\[(.*)\]$/, '$1');
 
 /**
  * Starts Redis or PostgreSQL in a container of its own with its port published on the loopback
@@ -76,7 +79,7 @@ async function ensureRedis(config, shared) {
     die('no node of the Redis Cluster answers (REDIS_URL / REDIS_CLUSTER_NODES). Start the cluster, or unset them to use a local Redis.');
   }
   const url = new URL(config.redisUrl);
-  const host = url.hostname;
+  const host = socketHost(url);
   const port = Number(url.port || 6379);
   if (await reachable(host, port)) return say(`Redis answers at ${host}:${port}`);
   if (!isLocal(host)) die(`Redis at ${host}:${port} does not answer (REDIS_URL). Start it, or unset REDIS_URL to use a local one.`);
@@ -87,8 +90,10 @@ async function ensureRedis(config, shared) {
     run('redis-server', [
       '--port',
       String(port),
+      // Both loopbacks ('-': a machine without IPv6 skips ::1), whichever REDIS_URL names.
       '--bind',
       '127.0.0.1',
+      '-::1',
       '--daemonize',
       'yes',
       '--dir',
@@ -132,7 +137,7 @@ async function ensureDatabase(shared, config) {
 }
 
 async function ensurePostgres(url) {
-  const host = url.hostname;
+  const host = socketHost(url);
   const port = Number(url.port || 5432);
   if (!(await reachable(host, port))) {
     if (!isLocal(host)) die(`PostgreSQL at ${host}:${port} does not answer (DATABASE_URL).`);
@@ -378,7 +383,8 @@ async function main() {
   const simulated = config.env !== 'production' && !env.UPSTREAM_SIM_URL && providers.every((provider) => provider.apiKey === undefined);
   if (simulated) {
     const { loadSimSettings } = await built('infra/upstream-sim/dist/sim-config.js');
-    env.UPSTREAM_SIM_URL = `http://127.0.0.1:${settingsOrDie(loadSimSettings, shared.ConfigError).port}`;
+    const sim = settingsOrDie(loadSimSettings, shared.ConfigError);
+    env.UPSTREAM_SIM_URL = `http://${reachableHost(sim.host)}:${sim.port}`;
     config = settingsOrDie(shared.loadConfig, shared.ConfigError);
     apps.unshift(['upstream-sim', 36, 'infra/upstream-sim/dist/main.js']);
   }
