@@ -4,7 +4,7 @@
  * SQLite), with the values read back in one shape.
  */
 import { randomUUID } from 'node:crypto';
-import { NO_MIGRATIONS } from 'kysely';
+import { NO_MIGRATIONS, type KyselyPlugin } from 'kysely';
 import { Registry } from 'prom-client';
 import {
   AiResultsRepository,
@@ -247,6 +247,32 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     const view = await videos.find(id);
     expect(view!.metadata!.durationSeconds).toBe(METADATA.durationSeconds);
     expect(view!.scenes).toEqual([{ startSeconds: 0, endSeconds: 3 }]);
+  });
+
+  it("reads no row of another tenant's video, its scenes and steps included, so it answers like a missing one", async () => {
+    let rowsRead = 0;
+    const counting: KyselyPlugin = {
+      transformQuery: (args) => args.node,
+      transformResult: async (args) => {
+        rowsRead += args.result.rows.length;
+        return args.result;
+      },
+    };
+    const counted = new VideosRepository(db.withPlugin(counting), { stepOrder: VIDEO_STEPS });
+    const owner = `owner-${randomUUID()}`;
+    const id = randomUUID();
+    await videos.create({ id, source: `/media/${id}.mp4`, title: null, steps: ['ingest', 'analyze', 'render'], tenantId: owner });
+    await videos.saveAnalysis(id, METADATA, [
+      { startSeconds: 0, endSeconds: 3 },
+      { startSeconds: 3, endSeconds: 6 },
+    ]);
+
+    expect(await counted.find(id, tenantScope(`other-${randomUUID()}`))).toBeUndefined();
+    expect(rowsRead).toBe(0);
+    const own = await counted.find(id, tenantScope(owner));
+    expect(own?.scenes).toHaveLength(2);
+    expect(own?.steps).toHaveLength(3);
+    expect(rowsRead).toBeGreaterThanOrEqual(1 + 2 + 3);
   });
 
   it('deletes a video with everything that hangs off it', async () => {

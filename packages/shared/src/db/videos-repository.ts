@@ -416,16 +416,19 @@ export class VideosRepository {
     if (ids.length === 0) return [];
     let videoQuery = this.db.selectFrom('videos').selectAll().where('id', 'in', ids);
     if (scope.kind === 'tenant') videoQuery = videoQuery.where('tenant_id', '=', scope.tenant);
+    // Scenes and steps only of the caller's videos: reading another tenant's (and dropping them)
+    // would make its video slower to answer 404 than a missing one.
+    const ownIds = scope.kind === 'tenant' ? this.db.selectFrom('videos').select('id').where('id', 'in', ids).where('tenant_id', '=', scope.tenant) : ids;
     const [videos, scenes, stepRows] = await Promise.all([
       videoQuery.execute(),
       this.db
         .selectFrom('scenes')
         .select(['video_id', 'start_seconds', 'end_seconds'])
-        .where('video_id', 'in', ids)
+        .where('video_id', 'in', ownIds)
         .orderBy('video_id')
         .orderBy('scene_index')
         .execute(),
-      this.db.selectFrom('video_steps').selectAll().where('video_id', 'in', ids).execute(),
+      this.db.selectFrom('video_steps').selectAll().where('video_id', 'in', ownIds).execute(),
     ]);
     const steps = await this.stepsAfterFinish(videos, stepRows);
     const byVideo = new Map(ids.map((id) => [id, { scenes: [] as Scene[], steps: [] as VideoStepView[] }]));
