@@ -235,6 +235,23 @@ describe('DELETE /v1/videos/:id', () => {
     expect(again.body.videoStatus).toBe('cancelled');
     expect((await request(producer.app).delete('/v1/videos/0b5e1a3c-6d0f-4f7e-8a51-1c2d3e4f5a6b').set(auth)).status).toBe(404);
   });
+
+  it('answers a cancel that races a purge of the video 404 once the video is gone, never a 409 without its status', async () => {
+    const answers: { status: number; detail?: string; videoStatus?: string }[] = [];
+    for (let round = 0; round < 3; round++) {
+      const { body } = await post('/v1/videos', { source: `/media/raced-${round}.mp4` });
+      expect((await request(producer.app).delete(`/v1/videos/${body.id}`).set(auth)).status).toBe(202);
+      const deletes = [
+        ...Array.from({ length: 10 }, () => request(producer.app).delete(`/v1/videos/${body.id}`).set(auth)),
+        ...Array.from({ length: 5 }, () => request(producer.app).delete(`/v1/videos/${body.id}?purge=true`).set(auth)),
+      ];
+      for (const res of await Promise.all(deletes)) answers.push({ status: res.status, detail: res.body.detail, videoStatus: res.body.videoStatus });
+    }
+    expect(answers.filter((answer) => answer.status === 200)).toHaveLength(3);
+    const others = answers.filter((answer) => answer.status !== 200);
+    expect(others.filter((answer) => ![404, 409].includes(answer.status))).toEqual([]);
+    expect(others.filter((answer) => answer.status === 409 && (answer.videoStatus !== 'cancelled' || /undefined/.test(answer.detail ?? '')))).toEqual([]);
+  });
 });
 
 describe('Idempotency-Key', () => {

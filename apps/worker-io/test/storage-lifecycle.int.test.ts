@@ -407,6 +407,16 @@ describe('purgeVideo', () => {
     expect(await purgeVideo(deps, video.id)).toEqual({ outcome: 'not-found' });
   });
 
+  it('reports a video purged by several purges at once once, and takes its bytes off the ledger once', async () => {
+    const video = await storedVideo('completed');
+    await ledger.setBytes(100_000_000);
+    const outcomes = await Promise.all(Array.from({ length: 6 }, () => purgeVideo(deps, video.id)));
+    expect(outcomes.filter((outcome) => outcome.outcome === 'purged')).toEqual([{ outcome: 'purged', bytesRemoved: video.bytes }]);
+    expect(outcomes.filter((outcome) => outcome.outcome === 'not-found')).toHaveLength(5);
+    expect(await ledger.bytes()).toBe(100_000_000 - video.bytes);
+    expect(existsSync(storage.pathOf(`videos/${video.id}`))).toBe(false);
+  });
+
   it('refuses an unfinished video, and does not see another tenant’s', async () => {
     const running = await storedVideo('processing');
     const refusal = purgeVideo(deps, running.id);

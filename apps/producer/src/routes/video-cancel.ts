@@ -33,6 +33,8 @@ async function cancel(deps: CancelDependencies, id: string, res: Response): Prom
   if (outcome === 'not-found') throw notFound(`no video with id ${id}`);
   if (outcome === 'already-finished') {
     const status = await fromDatabase(deps.videos.status(id, scopeOf(res)));
+    // Purged meanwhile (a purge request, the retention job): gone, as if it had never been.
+    if (!status) throw notFound(`no video with id ${id}`);
     // The video's state, to read without parsing the text: a client whose first DELETE was answered
     // but lost, asking again, tells its own cancel (`cancelled`) from a video that finished.
     throw new HttpProblem(409, 'Conflict', `video ${id} already finished (${status}); there is nothing to cancel`, { videoStatus: status });

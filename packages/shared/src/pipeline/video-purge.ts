@@ -56,18 +56,25 @@ export async function purgeVideo(deps: VideoPurgeDependencies, videoId: string, 
  * 4. the files go, then the note.
  * Rows go before files because the opposite failure is the harmful one: a crash after the files
  * but before the rows would leave videos whose clips and downloads point at nothing. A crash here
- * leaves only unnamed files, which {@link finishInterruptedPurges} removes from the note. Ids
- * whose rows were already gone (an interrupted purge) have their files removed too; unfinished
- * ones are left alone.
+ * leaves only unnamed files, which {@link finishInterruptedPurges} removes from the note.
+ * Unfinished ids are left alone. The files of an id are removed, and counted, by the purge that
+ * deleted its rows: of two purges of one video at once (the API's and the retention job's, or two
+ * requests), one reports it and its bytes leave the ledger once. With `rowsGone: 'purge-files'`
+ * (an interrupted purge, finished later) ids whose rows were already gone have their files
+ * removed too.
  */
-export async function purgeFinishedVideos(deps: VideoPurgeDependencies, videoIds: readonly string[]): Promise<{ videoId: string; bytesRemoved: number }[]> {
+export async function purgeFinishedVideos(
+  deps: VideoPurgeDependencies,
+  videoIds: readonly string[],
+  { rowsGone = 'skip' }: { rowsGone?: 'skip' | 'purge-files' } = {},
+): Promise<{ videoId: string; bytesRemoved: number }[]> {
   if (videoIds.length === 0) return [];
   await deps.ledger.notePurges(videoIds);
   await Promise.all(videoIds.map((videoId) => removeVideoJobs(deps.jobs, videoId)));
   const deleted = new Set(await deps.videos.deleteFinished(videoIds));
   const purged: { videoId: string; bytesRemoved: number }[] = [];
   for (const videoId of videoIds) {
-    if (!deleted.has(videoId) && (await deps.videos.status(videoId)) !== undefined) continue;
+    if (!deleted.has(videoId) && (rowsGone === 'skip' || (await deps.videos.status(videoId)) !== undefined)) continue;
     const key = videoStorageKey(videoId);
     const bytesRemoved = await deps.storage.sizeOf(key);
     await deps.storage.remove(key);
@@ -94,7 +101,7 @@ async function removeVideoJobs(jobs: JobQueues, videoId: string): Promise<void> 
 /** Finishes purges interrupted between their rows and their files (noted over a minute ago). */
 export async function finishInterruptedPurges(deps: VideoPurgeDependencies, limit = 100): Promise<number> {
   const pending = await deps.ledger.unfinishedPurges(60_000, limit);
-  return (await purgeFinishedVideos(deps, pending)).length;
+  return (await purgeFinishedVideos(deps, pending, { rowsGone: 'purge-files' })).length;
 }
 
 export interface RetentionSettings {
