@@ -310,6 +310,31 @@ describe('batches', () => {
       .send({ videos: videos.slice(0, 8) });
     expect([next.status, next.headers['ratelimit-remaining']]).toEqual([202, '1']);
   });
+
+  it('refused by the cap on unfinished videos cost only the request itself, not each of their videos', async () => {
+    const key = 'batch-cap-key-0123456789abcdef012345678';
+    const { producer } = await producerWith({
+      apiKeys: [key],
+      apiRateLimitPerMinute: 10,
+      maxActiveVideosPerTenant: 2,
+      queuePrefix: `${env.config.queuePrefix}:rate-cap`,
+    });
+    const intoMinute = Date.now() % 60_000;
+    if (intoMinute > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_000 - intoMinute + 100));
+    const videos = (n: number) => ({ videos: Array.from({ length: n }, (_, i) => ({ source: `https://cdn.example.com/cap-${i}.mp4` })) });
+    const refused = await request(producer.app)
+      .post('/v1/videos:batch')
+      .set({ authorization: `Bearer ${key}` })
+      .send(videos(8));
+    expect(refused.status).toBe(429);
+    expect(refused.body.detail).toMatch(/MAX_ACTIVE_VIDEOS_PER_TENANT/);
+    // One unit of ten spent: a batch of two fits, leaving seven.
+    const next = await request(producer.app)
+      .post('/v1/videos:batch')
+      .set({ authorization: `Bearer ${key}` })
+      .send(videos(2));
+    expect([next.status, next.headers['ratelimit-remaining']]).toEqual([202, '7']);
+  });
 });
 
 describe('unfinished videos per tenant', () => {

@@ -143,11 +143,12 @@ export function submissionRoutes(deps: SubmissionDependencies): Router {
       async (req, res) => {
         const body = parse(videoBatch, requireJson(req) ?? undefined);
         for (const [index, video] of body.videos.entries()) checkSources(video, deps, `videos.${index}.`);
-        // The request itself was charged one unit on the way in; each further video is one more.
-        await deps.budget.charge(principalOf(res), body.videos.length - 1, (name, value) => res.setHeader(name, value));
         guardQueue(() => deps.queueReady());
         const { tenant } = callerOf(res);
         await guardActiveVideos(deps, tenant, body.videos.length);
+        // The request itself was charged one unit on the way in; each further video is one more,
+        // once the batch is not refused anyway (a refused batch of 1,000 would spend the minute).
+        await deps.budget.charge(principalOf(res), body.videos.length - 1, (name, value) => res.setHeader(name, value));
         try {
           const submissions = body.videos.map((video) => ({ submission: toSubmission(video) }));
           const context = { submittedBy: principalOf(res), tenant, maxActiveVideos: deps.maxActiveVideosPerTenant };
