@@ -68,7 +68,13 @@ export const videoBatch = z
 
 export const videoListQuery = z.strictObject({
   status: z.enum(['queued', 'processing', 'completed', 'failed', 'cancelled']).optional(),
-  limit: z.coerce.number().int().min(1, 'limit must be 1-100').max(100, 'limit must be 1-100').default(20),
+  // Given twice (`?limit=1&limit=2`) it is a list, which coerces to no number: the same message.
+  limit: z.coerce
+    .number({ error: 'limit must be a whole number 1-100' })
+    .int('limit must be a whole number 1-100')
+    .min(1, 'limit must be 1-100')
+    .max(100, 'limit must be 1-100')
+    .default(20),
   cursor: z
     .string()
     .max(512)

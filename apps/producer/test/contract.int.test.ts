@@ -209,6 +209,8 @@ describe('GET /v1/videos', () => {
 
   it('refuses a bad limit, status or cursor', async () => {
     expect((await get('/v1/videos?limit=0')).body.detail).toMatch(/limit must be 1-100/);
+    for (const limit of ['limit=1&limit=2', 'limit=ten', 'limit=2.5'])
+      expect([limit, (await get(`/v1/videos?${limit}`)).body.detail]).toEqual([limit, 'limit: limit must be a whole number 1-100']);
     expect((await get('/v1/videos?status=exploded')).status).toBe(400);
     expect((await get('/v1/videos?cursor=bm9wZQ')).body.detail).toMatch(/cursor is not one this API returned/);
   });
@@ -488,12 +490,13 @@ describe('POST /v1/users', () => {
     [{ email: 'a@example.com', password: 'ｐａｓｓｗｏｒｄ１２３' }, /password is too weak \(strength [0-2] of 4, 3 needed\)/],
     [{ email: 'a@example.com', password: strong, role: 'admin' }, /Unrecognized key: "role"/],
     [{ email: 'a@example.com' }, /password is required/],
+    [{ email: 'a@example.com', password: 1234567890123 }, /^password: password must be a string$/],
     [{ email: 'a@example.com', password: strong, name: 'Ada\u0000' }, /name must not contain NUL characters/],
   ])('refuses %j with a reason, never echoing the password', async (body, detail) => {
     const res = await post('/v1/users', body);
     expect(res.status).toBe(400);
     expect(res.body.detail).toMatch(detail);
-    if ('password' in body && body.password) expect(JSON.stringify(res.body)).not.toContain(body.password);
+    if ('password' in body && body.password) expect(JSON.stringify(res.body)).not.toContain(String(body.password));
   });
 });
 
@@ -510,6 +513,9 @@ describe('videos linked to YouTube', () => {
     const page = await post('/v1/videos', { source: 'https://www.youtube.com/watch?v=dQw4w9WgXcQ' });
     expect(page.status).toBe(400);
     expect(page.body.detail).toMatch(/YouTube pages are not media files/);
+    // The host written with the root's dot is the same host.
+    const dotted = await post('/v1/videos', { source: 'https://www.YouTube.com./watch?v=dQw4w9WgXcQ' });
+    expect([dotted.status, dotted.body.detail]).toEqual([400, page.body.detail]);
     // The field is named as such, whatever the reason's own words hold.
     expect(page.body.errors).toEqual([{ path: 'source', message: page.body.detail }]);
     const share = await post('/v1/videos', { source: 'file://server/share/a.mp4' });

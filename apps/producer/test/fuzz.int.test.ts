@@ -11,6 +11,7 @@ import { allQueues, createService, DEV_API_KEY, type ServiceContext } from '@cli
 import type http from 'node:http';
 import { buildProducer } from '../src/producer.js';
 import { createProducerServer } from '../src/server.js';
+import { PATH_ESCAPE_PROBLEM } from '../src/http/problem.js';
 import { createTestEnvironment, keysMatching, type TestEnvironment } from '../../../tests/helpers/services.js';
 
 jest.setTimeout(240_000);
@@ -141,7 +142,7 @@ interface Target {
 }
 
 const bodyParser: Target = { where: 'JSON body parser', status: 400, proves: (p) => p.detail === 'request body is not valid JSON' };
-const paramDecoding: Target = { where: 'route parameter decoding (invalid UTF-8)', status: 400, proves: (p) => p.detail === 'request could not be read' };
+const paramDecoding: Target = { where: 'route parameter decoding (invalid UTF-8)', status: 400, proves: (p) => p.detail === PATH_ESCAPE_PROBLEM };
 const headerLimit: Target = {
   where: 'HTTP parser (request line over 16 KiB)',
   status: 431,

@@ -284,6 +284,9 @@ describe('tenancy matrix', () => {
     const unknown = await call('owner', 'get', '/v1/adminz/keys');
     expect(guarded.body).toEqual({ ...unknown.body, detail: 'no route for GET /v1/admin/keys', instance: guarded.body.instance });
     expect(unknown.body.detail).toBe('no route for GET /v1/adminz/keys');
+    // A clip file that is not one names the whole path, as every unknown route does.
+    const bogusFile = `/v1/videos/${work.videoId}/clips/${work.clipId}/bogus`;
+    expect((await call('owner', 'get', bogusFile)).body.detail).toBe(`no route for GET ${bogusFile}`);
     expect(Number(guarded.headers['content-length']) + 2).toBe(Number(unknown.headers['content-length']));
     const created = await call('admin', 'post', '/v1/admin/keys', { name: 'Acme Ingest', tenant: 'acme' });
     expect(created.status).toBe(201);

@@ -35,6 +35,10 @@ export const badRequest = (detail: string, errors?: { path: string; message: str
   new HttpProblem(400, 'Bad Request', detail, errors ? { errors } : {});
 export const serviceUnavailable = (detail: string) => new HttpProblem(503, 'Service Unavailable', detail, {}, { 'retry-after': '5' });
 
+/** A path whose %-escapes do not decode (`%ZZ`, or bytes that are not UTF-8). */
+export const PATH_ESCAPE_PROBLEM =
+  'the request path holds a malformed %-escape (a % without two hex digits, or bytes that are not UTF-8); write a literal % as %25';
+
 interface BodyParserError {
   type?: string;
   status?: number;
@@ -59,9 +63,11 @@ export function problemHandler(log: (error: unknown) => void): ErrorRequestHandl
             ? 'request body is too large'
             : parser.type === 'encoding.unsupported' || parser.type === 'charset.unsupported'
               ? 'request body encoding is not supported; send UTF-8 JSON'
-              : parser.expose && parser.message
-                ? parser.message
-                : 'request could not be read';
+              : error instanceof URIError
+                ? PATH_ESCAPE_PROBLEM
+                : parser.expose && parser.message
+                  ? parser.message
+                  : 'request could not be read';
       const title = parser.status === 413 ? 'Content Too Large' : parser.status === 415 ? 'Unsupported Media Type' : 'Bad Request';
       return sendProblem(res, new HttpProblem(parser.status, title, detail), req.originalUrl);
     }

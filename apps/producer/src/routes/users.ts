@@ -14,7 +14,7 @@ export const userRegistration = z
   .strictObject({
     email: z.email({ message: 'email is not a valid address' }).max(254, 'email is longer than 254 characters'),
     password: z
-      .string({ message: 'password is required' })
+      .string({ error: (issue) => (issue.input === undefined ? 'password is required' : 'password must be a string') })
       .min(10, 'password must be at least 10 characters')
       .max(128, 'password must be at most 128 characters'),
     name: z

@@ -84,7 +84,7 @@ export function readRoutes(deps: ReadDependencies): Router {
     const id = videoIdOf(req);
     const clipId = String(req.params.clipId).toLowerCase();
     const file = String(req.params.file);
-    if (!CLIP_FILES.has(file)) throw notFound(`no route for GET ${req.path.slice(0, 200)}`);
+    if (!CLIP_FILES.has(file)) throw notFound(`no route for GET ${`${req.baseUrl}${req.path}`.slice(0, 200)}`);
     if (!videoIdParam.safeParse(clipId).success) throw notFound(`no clip with id "${clipId.slice(0, 100)}"`);
     // The video is looked up in the caller's scope first: another tenant's clip is a missing one.
     if (!(await fromDatabase(deps.videos.status(id, scopeOf(res))))) throw notFound(`no video with id ${id}`);

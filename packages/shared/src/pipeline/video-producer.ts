@@ -58,7 +58,8 @@ export function checkSubmission(submission: Pick<VideoSubmission, 'source' | 'ti
   const parsed = parseSource(submission.source);
   if (!parsed.ok) throw new InvalidSubmissionError(parsed.reason, `${where}source`);
   if (submission.title?.includes('\u0000')) throw new InvalidSubmissionError('title contains a NUL character', `${where}title`);
-  if (parsed.source.kind === 'http' && /(^|\.)(youtube\.com|youtu\.be)$/i.test(parsed.source.url.hostname)) {
+  // A host may end in the root's dot (`www.youtube.com.`): the same host.
+  if (parsed.source.kind === 'http' && /(^|\.)(youtube\.com|youtu\.be)\.?$/i.test(parsed.source.url.hostname)) {
     throw new InvalidSubmissionError('YouTube pages are not media files: submit the video file as source and its YouTube id as youtubeId', `${where}source`);
   }
 }
