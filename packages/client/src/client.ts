@@ -87,7 +87,7 @@ export interface ClipLineClient {
   registerUser(registration: UserRegistration, options?: RegisterOptions): Promise<RegistrationAccepted>;
   /**
    * Streams a file the API serves (a clip's `url`, `thumbnailUrl` or `voiceoverUrl`: paths below
-   * the base URL, sent with the same key) to `destination`, through `<destination>.part`.
+   * the base URL, sent with the same key) to `destination`, through `<destination>.<random>.part`.
    */
   downloadFile(apiPath: string, destination: DownloadDestination, options?: DownloadOptions): Promise<DownloadedFile>;
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { ClipLineConnectionError, ClipLineFileError, ClipLineProtocolError } from './errors.js';
 import type { HttpTransport } from './http-transport.js';
@@ -35,7 +36,7 @@ function contentLengthOf(response: Response): number | null {
 }
 
 /**
- * Streams `GET <baseUrl><apiPath>` (with the client's key) into `<destination>.part`, then
+ * Streams `GET <baseUrl><apiPath>` (with the client's key) into `<destination>.<random>.part`, then
  * renames it to `destination`: the final name only ever holds a whole file, and a failed or
  * interrupted download leaves nothing behind. The transport retries until the headers arrive;
  * a body that breaks off is not resumed: the call rejects and may simply be repeated.
@@ -63,7 +64,8 @@ export async function downloadFile(
       contentLength: contentLengthOf(response),
     };
     const target = typeof destination === 'string' ? destination : destination(headers);
-    const partPath = `${target}.part`;
+    // A name of its own: two downloads of one file at once never write into each other's.
+    const partPath = `${target}.${randomBytes(4).toString('hex')}.part`;
     const bytes = await writeBody(response, partPath, headers.contentLength, options, stall, url);
     try {
       await rename(partPath, target);
@@ -108,7 +110,7 @@ async function writeBody(
   stall: AbortController,
   url: string,
 ): Promise<number> {
-  const file = await open(partPath, 'w');
+  const file = await open(partPath, 'wx');
   let received = 0;
   let idleTimer: NodeJS.Timeout | undefined;
   const armIdleTimer = () => {

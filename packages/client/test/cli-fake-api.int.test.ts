@@ -3,26 +3,31 @@
  * producer cannot be made to do on cue:
  * - Ctrl-C while it is still sending: the videos the server already accepted are queued and will
  *   run, so the CLI prints their ids before it exits 130 (the server accepts two, holds the third);
- * - a video whose events say completed, but whose final read fails: the summary says so, exit 1.
+ * - a video whose events say completed, but whose final read fails: the summary says so, exit 1;
+ * - a download stopped by SIGTERM (a `kill`, `timeout`) midway: no partial file, exit 143;
+ * - a dozen videos followed at once: no warning about listeners on the interrupt signal.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { CLI } from './cli-runner.js';
-import { json, openStream, problem, sendEvent } from './fake-api.js';
+import { json, openStream, problem, sendEvent, videoBody } from './fake-api.js';
 
 const IDS = ['5d0c9c52-2f57-4a5b-9c55-3b8d0a3c5e11', '6e1dad63-3068-4b6c-8d66-4c9e1b4d6f22'];
 let server: http.Server;
 let url: string;
 let received = 0;
 let answered = 0;
-/** Serves the `completed but unreadable` video's routes; the submissions' are above it. */
-let finalReadFails: ((req: http.IncomingMessage, res: http.ServerResponse) => boolean) | undefined;
+/** A test's own routes, tried before the submissions' (true: answered). */
+let override: ((req: http.IncomingMessage, res: http.ServerResponse) => boolean) | undefined;
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
-    if (finalReadFails?.(req, res)) return;
+    if (override?.(req, res)) return;
     if (req.method !== 'POST' || req.url !== '/v1/videos') {
       res.writeHead(404).end();
       return;
@@ -74,7 +79,7 @@ it('prints the ids of the videos already accepted, says how many were, and exits
 
 it('says a completed video whose results could not be read, and exits 1', async () => {
   const id = '7f2ebe74-4179-4c7d-9e77-5daf2c5e7a33';
-  finalReadFails = (req, res) => {
+  override = (req, res) => {
     if (req.method === 'POST') {
       req.resume();
       json(res, 202, { id, status: 'queued', links: { self: `/v1/videos/${id}` } });
@@ -103,6 +108,91 @@ it('says a completed video whose results could not be read, and exits 1', async 
     expect(stdout).toContain(`${id}: completed, but reading its results failed: the database broke (500 Internal Server Error)`);
     expect(code).toBe(1);
   } finally {
-    finalReadFails = undefined;
+    override = undefined;
+  }
+});
+
+/** The CLI with `args` against the fake API, its output collected. */
+function cli(args: string[]) {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: '/tmp', CLIPLINE_URL: url, CLIPLINE_API_KEY: 'k' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
+  return { child, output, closed: once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]> };
+}
+
+it('stops a download on SIGTERM as on Ctrl-C: no partial file is left, and it exits 143', async () => {
+  const id = '8a3fcf85-5280-4d8e-8f88-6e3d3b6f8b44';
+  const clipPath = `/v1/videos/${id}/clips/c0/file`;
+  const held: http.ServerResponse[] = [];
+  override = (req, res) => {
+    if (req.url === `/v1/videos/${id}`) {
+      json(res, 200, {
+        ...videoBody(id, 'completed', 100),
+        clips: [{ id: 'c0', index: 0, status: 'rendered', url: clipPath, thumbnailUrl: null, voiceoverUrl: null }],
+      });
+      return true;
+    }
+    if (req.url === clipPath) {
+      // Half of the file, then nothing more: the download is under way when the signal comes.
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(2 * 65_536) });
+      res.write(Buffer.alloc(65_536, 1));
+      held.push(res);
+      return true;
+    }
+    return false;
+  };
+  const out = await mkdtemp(path.join(os.tmpdir(), 'clipline-sigterm-'));
+  try {
+    const { child, output, closed } = cli(['download', id, '--out', out]);
+    const folder = path.join(out, id);
+    const deadline = Date.now() + 10_000;
+    while (!(await readdir(folder).catch(() => [] as string[])).some((name) => name.endsWith('.part')) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await readdir(folder)).toEqual([expect.stringMatching(/^clip-0\.mp4\..*part$/)]);
+    child.kill('SIGTERM');
+    const [code] = await closed;
+    expect({ code, files: await readdir(folder), stderr: output.stderr }).toEqual({ code: 143, files: [], stderr: expect.stringMatching(/interrupted/) });
+  } finally {
+    for (const res of held) res.destroy();
+    override = undefined;
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
+it('follows a dozen videos at once without a warning about listeners', async () => {
+  const ids = Array.from({ length: 12 }, (_, index) => `9b4e0d96-6391-4f9e-9a99-7f4e${String(index).padStart(8, '0')}`);
+  let next = 0;
+  override = (req, res) => {
+    if (req.method === 'POST') {
+      req.resume();
+      const id = ids[next++ % ids.length]!;
+      json(res, 202, { id, status: 'queued', links: { self: `/v1/videos/${id}` } });
+      return true;
+    }
+    const id = ids.find((candidate) => req.url?.startsWith(`/v1/videos/${candidate}`));
+    if (!id) return false;
+    if (req.url?.endsWith('/events')) {
+      openStream(res);
+      // Each stream stays open a moment, so all twelve are followed together.
+      setTimeout(() => {
+        sendEvent(res, id, 1, 'completed', 'completed', 100);
+        res.end();
+      }, 500);
+      return true;
+    }
+    json(res, 200, videoBody(id, 'completed', 100));
+    return true;
+  };
+  try {
+    const { output, closed } = cli(['submit', '--wait', ...ids.map((_, index) => `https://media.example/many-${index}.mp4`)]);
+    const [code] = await closed;
+    expect({ code, warnings: output.stderr.split('\n').filter((line) => /Warning/.test(line)) }).toEqual({ code: 0, warnings: [] });
+  } finally {
+    override = undefined;
   }
 });

@@ -45,8 +45,8 @@ Saves the results of completed videos, one folder per video:
   <dir>/<id>/clip-<n>-voiceover.mp3      its voice-over, when one was generated
   <dir>/<id>/video.json                  the video as "clipline status <id> --json" shows it
 
-Files are written as <name>.part and renamed when complete, so a file under its final name is
-always whole; video.json is written last. Downloading again replaces the files.
+Files are written as <name>.<random>.part and renamed when complete, so a file under its final
+name is always whole; video.json is written last. Downloading again replaces the files.
 
 Options:
   -o, --out <dir>  where the folders go (default: the current directory)
