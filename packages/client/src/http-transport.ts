@@ -42,6 +42,16 @@ export interface ApiRequest {
   onRetry?: () => void;
 }
 
+/**
+ * An HTML error page (a proxy's, a load balancer's) described by its title or first heading
+ * instead of its markup; undefined for a body that is not HTML.
+ */
+function htmlPageSummary(text: string, status: number): string | undefined {
+  if (!/^\s*</.test(text) || !/<\/[a-z][a-z0-9]*\s*>/i.test(text)) return undefined;
+  const heading = (/<title[^>]*>([^<]*)</i.exec(text)?.[1] ?? /<h1[^>]*>([^<]*)</i.exec(text)?.[1] ?? '').replace(/\s+/g, ' ').trim();
+  return `the server answered ${status} with an HTML page${heading ? ` ("${heading.slice(0, 200)}")` : ''}: a proxy in front of the API?`;
+}
+
 /** Reads an error answer as a problem, whatever the server actually sent. */
 async function problemOf(response: Response): Promise<Problem> {
   const text = await response.text().catch(() => '');
@@ -60,7 +70,7 @@ async function problemOf(response: Response): Promise<Problem> {
   } catch {
     // Not JSON (a proxy's HTML page, plain text): described below from the text itself.
   }
-  const detail = text.replace(/\s+/g, ' ').trim().slice(0, 300);
+  const detail = htmlPageSummary(text, response.status) ?? text.replace(/\s+/g, ' ').trim().slice(0, 300);
   return { type: 'about:blank', title: fallbackTitle, status: response.status, detail: detail || `the server answered ${response.status} without details` };
 }
 

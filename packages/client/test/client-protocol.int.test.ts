@@ -225,14 +225,31 @@ describe('requests and retries', () => {
     expect(seen).toHaveLength(2);
   });
 
-  it('describes an error page that is not problem+json from its text', async () => {
+  it('describes an error page that is not problem+json from its text, and an HTML page from its title or heading', async () => {
+    handler = (_req, res) => {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('upstream   went away');
+    };
+    await expect(client().getVideo(VIDEO_ID)).rejects.toMatchObject({
+      status: 500,
+      problem: { type: 'about:blank', title: 'Internal Server Error', detail: 'upstream went away' },
+    });
     handler = (_req, res) => {
       res.writeHead(500, { 'content-type': 'text/html' });
       res.end('<h1>Internal   Server Error</h1>');
     };
     await expect(client().getVideo(VIDEO_ID)).rejects.toMatchObject({
-      status: 500,
-      problem: { type: 'about:blank', title: 'Internal Server Error', detail: '<h1>Internal Server Error</h1>' },
+      problem: { detail: 'the server answered 500 with an HTML page ("Internal Server Error"): a proxy in front of the API?' },
+    });
+    handler = (_req, res) => {
+      res.writeHead(502, { 'content-type': 'text/html' });
+      res.end(
+        '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n',
+      );
+    };
+    await expect(client({ retry: { retries: 0 } }).getVideo(VIDEO_ID)).rejects.toMatchObject({
+      status: 502,
+      problem: { detail: 'the server answered 502 with an HTML page ("502 Bad Gateway"): a proxy in front of the API?' },
     });
   });
 

@@ -1,4 +1,6 @@
-import { formatSeconds, sourceLabel, truncate } from '../src/cli/format.js';
+import { describeError } from '../src/cli/describe-error.js';
+import { formatSeconds, printable, sourceLabel, truncate } from '../src/cli/format.js';
+import { ClipLineApiError } from '../src/errors.js';
 import { ProgressBoard } from '../src/cli/progress-board.js';
 import { renderTable } from '../src/cli/text-table.js';
 import type { Video, VideoStatus } from '../src/types.js';
@@ -34,9 +36,9 @@ function video(id: string, status: VideoStatus, progress: number, activeStep?: s
   };
 }
 
-function sink(columns?: number) {
+function sink(columns?: number, rows?: number) {
   const writes: string[] = [];
-  return { writes, out: { write: (text: string) => writes.push(text), columns }, text: () => writes.join('') };
+  return { writes, out: { write: (text: string) => writes.push(text), columns, rows }, text: () => writes.join('') };
 }
 
 // eslint-disable-next-line no-control-regex
@@ -130,6 +132,41 @@ describe('ProgressBoard on a terminal', () => {
     ]);
   });
 
+  it('keeps within a terminal shorter than its rows: the ones under way first and a count of the rest, then every row once finished', () => {
+    const { out, text, writes } = sink(100, 6);
+    const ids = Array.from({ length: 10 }, (_, index) => `${String(index).padStart(8, '0')}-1111-4111-8111-111111111111`);
+    const board = new ProgressBoard(
+      out,
+      ids.map((id, index) => ({ id, label: `v${index}.mp4` })),
+      { live: true, color: false, redrawIntervalMs: 0 },
+    );
+    board.report(ids[0]!, { status: 'completed', progress: 100 });
+    board.report(ids[1]!, { status: 'failed', progress: 40 });
+    board.write('clipline: a notice\n');
+    // Up to four lines drawn (three rows and the count), so the cursor never goes up more than that.
+    const ups = writes.flatMap((write) => [...write.matchAll(/\u001b\[(\d+)A/g)].map((match) => Number(match[1])));
+    expect(Math.max(...ups)).toBe(4);
+    expect(screenOf(text()).slice(-4)).toEqual([
+      expect.stringMatching(/^v2\.mp4 .* queued$/),
+      expect.stringMatching(/^v3\.mp4 .* queued$/),
+      expect.stringMatching(/^v4\.mp4 .* queued$/),
+      '… and 7 more (1 completed, 1 failed, 5 queued)',
+    ]);
+    board.finish();
+    const final = screenOf(text());
+    expect(final.slice(-10).map((line) => line.split(' ')[0])).toEqual(ids.map((_, index) => `v${index}.mp4`));
+  });
+
+  it('shows text from the server on one line, its control characters and escapes made harmless', () => {
+    const { out, text } = sink(100);
+    const board = new ProgressBoard(out, [{ id: A, label: 'Part 1\nPart 2\u001b]0;owned\u0007' }], { live: true, color: false });
+    board.fail(A, 'bad\r\u001b[2Jthing');
+    board.finish();
+    const screen = screenOf(text());
+    expect(screen).toEqual([expect.stringMatching(/^Part 1 Part 2\ufffd]0;owned\ufffd +\[░{20}\] {3}0% error · bad \ufffd\[2Jthing$/)]);
+    expect(printable('a\tb\u202ecba\u0085')).toBe('a b\ufffdcba\ufffd');
+  });
+
   it('takes a terminal that reports 0 columns for one of unknown width (80)', () => {
     const { out, text } = sink(0);
     const board = new ProgressBoard(out, [{ id: A, label: 'a.mp4' }], { live: true, color: false });
@@ -170,6 +207,15 @@ describe('ProgressBoard in a log', () => {
 });
 
 describe('text helpers', () => {
+  it('describes an API error with the wait a 429 or 503 asked for, and in printable text', () => {
+    const refusal = (status: number, title: string, detail: string, retryAfterMs?: number) =>
+      new ClipLineApiError('GET', 'http://api.test/v1/videos', { type: 'about:blank', title, status, detail }, retryAfterMs);
+    expect(describeError(refusal(429, 'Too Many Requests', 'slow down', 120_000))).toBe('slow down (429 Too Many Requests); the server asks to wait 120 s');
+    expect(describeError(refusal(503, 'Service Unavailable', 'busy', 1500))).toBe('busy (503 Service Unavailable); the server asks to wait 2 s');
+    expect(describeError(refusal(409, 'Conflict', 'still running', 1000))).toBe('still running (409 Conflict)');
+    expect(describeError(refusal(404, 'Not Found', 'no video\u001b[31m'))).toBe('no video\ufffd[31m (404 Not Found)');
+  });
+
   it('renders a table with columns padded to the widest cell and numbers right-aligned', () => {
     expect(
       renderTable(

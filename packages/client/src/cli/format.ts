@@ -30,3 +30,13 @@ export function truncate(text: string, width: number): string {
   if (width <= 0) return '';
   return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}…`;
 }
+
+/**
+ * Text from the server (titles, sources, reasons, errors) as it may reach a terminal: line
+ * breaks and tabs become spaces, and control characters (escape sequences that could move the
+ * cursor, recolour or retitle the terminal) and bidirectional overrides (which reorder what is
+ * shown) become U+FFFD, so one field stays one line and shows what it holds.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\t\n\r\v\f]/g, ' ').replace(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu, '\ufffd');
+}

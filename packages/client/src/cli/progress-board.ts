@@ -1,10 +1,12 @@
 import { TERMINAL_VIDEO_STATUSES, type Video } from '../types.js';
-import { truncate } from './format.js';
+import { printable, truncate } from './format.js';
 
 /** Where the board draws: a terminal (with `columns`) or any text sink. */
 export interface ProgressOutput {
   write(text: string): unknown;
   columns?: number;
+  /** The terminal's height: a live board keeps within it (the cursor cannot go up past the top). */
+  rows?: number;
 }
 
 export interface ProgressBoardOptions {
@@ -31,6 +33,8 @@ const MIN_BAR_CELLS = 5;
 /** Room kept for "processing · analyze" before the bar takes its full width. */
 const STATUS_ROOM = 24;
 const ESC = '\u001b[';
+/** Row states that will not change again: a board too tall for the terminal shows the others first. */
+const ENDED = new Set(['completed', 'downloaded', 'failed', 'cancelled', 'error']);
 const COLOURS: Record<string, string> = { completed: '32', downloaded: '32', failed: '31', error: '31', cancelled: '33', processing: '36', downloading: '36' };
 
 function activeStep(video: Video): string {
@@ -58,7 +62,7 @@ export class ProgressBoard {
     videos: readonly { id: string; label: string }[],
     options: ProgressBoardOptions,
   ) {
-    for (const video of videos) this.rows.set(video.id, { ...video, status: 'queued', progress: 0, step: '', printed: '' });
+    for (const video of videos) this.rows.set(video.id, { id: video.id, label: printable(video.label), status: 'queued', progress: 0, step: '', printed: '' });
     this.live = options.live;
     this.color = options.live && (options.color ?? true);
     this.redrawIntervalMs = options.redrawIntervalMs ?? 100;
@@ -111,7 +115,7 @@ export class ProgressBoard {
   private change(id: string, fields: Partial<Pick<Row, 'status' | 'progress' | 'step'>>): void {
     const row = this.rows.get(id);
     if (!row || this.finished) return;
-    Object.assign(row, fields);
+    Object.assign(row, fields.step === undefined ? fields : { ...fields, step: printable(fields.step) });
     if (!this.live) {
       this.printLine(row);
       return;
@@ -135,10 +139,28 @@ export class ProgressBoard {
     const rows = [...this.rows.values()];
     const labelWidth = Math.min(Math.max(8, ...rows.map((row) => row.label.length)), Math.max(8, columns - 60));
     const barCells = Math.max(MIN_BAR_CELLS, Math.min(MAX_BAR_CELLS, columns - labelWidth - 8 - STATUS_ROOM));
+    const { shown, more } = this.visibleRows(rows);
     let text = this.drawnLines > 0 ? `${ESC}${this.drawnLines}A` : '';
-    for (const row of rows) text += `\r${ESC}2K${this.renderRow(row, { labelWidth, barCells, columns })}\n`;
-    this.drawnLines = rows.length;
+    for (const row of shown) text += `\r${ESC}2K${this.renderRow(row, { labelWidth, barCells, columns })}\n`;
+    if (more) text += `\r${ESC}2K${truncate(more, columns - 1)}\n`;
+    this.drawnLines = shown.length + (more ? 1 : 0);
     this.out.write(text);
+  }
+
+  /**
+   * The rows that fit the terminal's height, one line kept for the cursor and one for a count of
+   * the others: those still under way first, in their order. Once finished every row is drawn
+   * (nothing is redrawn after it, so rows that scroll off the top are no harm).
+   */
+  private visibleRows(rows: Row[]): { shown: Row[]; more: string } {
+    const room = this.out.rows ? Math.max(2, this.out.rows - 2) : Number.POSITIVE_INFINITY;
+    if (this.finished || rows.length <= room) return { shown: rows, more: '' };
+    const keep = new Set([...rows.filter((row) => !ENDED.has(row.status)), ...rows.filter((row) => ENDED.has(row.status))].slice(0, room - 1));
+    const hidden = rows.filter((row) => !keep.has(row));
+    const byStatus = new Map<string, number>();
+    for (const row of hidden) byStatus.set(row.status, (byStatus.get(row.status) ?? 0) + 1);
+    const counts = [...byStatus].map(([status, count]) => `${count} ${status}`).join(', ');
+    return { shown: rows.filter((row) => keep.has(row)), more: `… and ${hidden.length} more (${counts})` };
   }
 
   /** Kept one column short of the terminal: a wrapped line would break the cursor arithmetic. */

@@ -1,7 +1,7 @@
 import type { Video } from '../types.js';
 import { parseArgs } from './args.js';
 import { apiClient, EXIT_FAILURE, EXIT_OK, type CliContext } from './cli-context.js';
-import { formatBytes, formatSeconds } from './format.js';
+import { formatBytes, formatSeconds, printable } from './format.js';
 import { helpText } from './help.js';
 import { renderTable } from './text-table.js';
 import { UsageError } from './usage-error.js';
@@ -34,7 +34,7 @@ export function describeVideo(video: Video): string {
     ['clips', video.clips ? String(video.clips.length) : '-'],
   ];
   if (video.error) fields.push(['error', video.error]);
-  let text = `${fields.map(([name, value]) => `${name.padEnd(10)} ${value}`).join('\n')}\n`;
+  let text = `${fields.map(([name, value]) => `${name.padEnd(10)} ${printable(value)}`).join('\n')}\n`;
   if (video.steps.length) {
     text += `\n${renderTable(
       [{ header: 'STEP' }, { header: 'STATUS' }, { header: 'ATTEMPTS', align: 'right' }, { header: 'REASON' }],
