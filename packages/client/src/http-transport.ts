@@ -199,10 +199,19 @@ export class HttpTransport {
           method: request.method,
           headers,
           signal: controller.signal,
+          // A redirect is not followed: fetch would drop the key on another origin (a 401 that
+          // names no cause) and turn a POST into a GET. The answer below says where it points.
+          redirect: 'manual',
           ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
         });
       } catch (error) {
         throw new ClipLineConnectionError(url, error);
+      }
+      if (response.status >= 300 && response.status < 400) {
+        await response.body?.cancel().catch(() => {});
+        const location = response.headers.get('location') ?? '(no Location)';
+        const detail = `the server redirected ${request.method} ${new URL(url).pathname} to ${location.slice(0, 300)}; requests are not sent on to another address (the API key would go with them): point the client's base URL (CLIPLINE_URL) at the API itself`;
+        throw new ClipLineApiError(request.method, url, { type: 'about:blank', title: response.statusText || 'Redirect', status: response.status, detail });
       }
       if (!response.ok) {
         // Read within the timeout: an error whose body stalls (a proxy's 502) must not hang the caller.

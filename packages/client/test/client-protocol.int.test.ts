@@ -225,6 +225,20 @@ describe('requests and retries', () => {
     expect(seen).toHaveLength(2);
   });
 
+  it('follows no redirect, and names where it pointed: the key is not sent on, a POST not turned into a GET', async () => {
+    handler = (_req, res) => {
+      res.writeHead(301, { location: 'https://elsewhere.example/v1/videos' });
+      res.end();
+    };
+    await expect(client().submitVideo({ source: '/media/a.mp4' })).rejects.toMatchObject({
+      status: 301,
+      problem: {
+        detail: expect.stringMatching(/^the server redirected POST \/v1\/videos to https:\/\/elsewhere\.example\/v1\/videos; .*\(CLIPLINE_URL\)/),
+      },
+    });
+    expect(seen.map((request) => request.method)).toEqual(['POST']);
+  });
+
   it('describes an error page that is not problem+json from its text, and an HTML page from its title or heading', async () => {
     handler = (_req, res) => {
       res.writeHead(500, { 'content-type': 'text/plain' });
