@@ -142,7 +142,7 @@ const WHOLE_API_KEY = /^(cl_[0-9A-Za-z]{12})_[0-9A-Za-z]{32}$/;
  * A whole key is sent as its prefix, which names the same key to the server: the secret part
  * would otherwise sit in the request line, where proxies and access logs keep it.
  */
-function keyReference(reference: string): string {
+export function keyReference(reference: string): string {
   const trimmed = reference.trim();
   return WHOLE_API_KEY.exec(trimmed)?.[1] ?? trimmed;
 }

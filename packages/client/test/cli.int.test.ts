@@ -92,6 +92,11 @@ describe('usage', () => {
     const run = await clipline(['submit', 'nowhere/missing.mp4']);
     expect(run).toMatchObject({ code: 2, stdout: '' });
     expect(run.stderr).toContain(`no such file: ${path.join(env.config.storageDir, 'nowhere/missing.mp4')}`);
+    // A file URL of this machine too; one of another host is the API's to judge.
+    const asUrl = await clipline(['submit', 'file:///nowhere/missing.mp4']);
+    expect(asUrl).toMatchObject({ code: 2, stdout: '' });
+    expect(asUrl.stderr).toContain('no such file: /nowhere/missing.mp4');
+    expect((await clipline(['submit', `file://${env.config.storageDir}`])).stderr).toContain(`not a file: ${env.config.storageDir}`);
   });
 
   it('names a bad variable (exit 2) and a server it cannot reach (exit 1)', async () => {
@@ -188,8 +193,9 @@ describe('keys', () => {
     const refused = await clipline(['status', id], { env: { CLIPLINE_API_KEY: key } });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toBe('clipline: API key is not valid (401 Unauthorized)\n');
-    // The whole key names it too (the client sends only its prefix).
-    expect(await keys(['revoke', key])).toMatchObject({ code: 0, stdout: `${key} was already revoked\n` });
+    // The whole key names it too (the client sends only its prefix), and its secret is not printed back.
+    expect(await keys(['revoke', key])).toMatchObject({ code: 0, stdout: `${prefix} was already revoked\n` });
+    expect((await keys(['revoke', key, '--json'])).stdout).toBe(`${JSON.stringify({ key: prefix, outcome: 'already-revoked' })}\n`);
     const json = JSON.parse((await keys(['list', '--json'])).stdout) as { prefix: string; revokedAt: string | null; lastUsedAt: string | null }[];
     expect(json.find((item) => item.prefix === prefix)).toMatchObject({ revokedAt: expect.any(String), lastUsedAt: expect.any(String) });
     expect((await new ApiKeysRepository(env.db).list()).find((row) => row.prefix === prefix)?.revokedAt).toBeInstanceOf(Date);

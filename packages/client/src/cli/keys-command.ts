@@ -1,4 +1,4 @@
-import type { ClipLineClient } from '../client.js';
+import { keyReference, type ClipLineClient } from '../client.js';
 import { ClipLineApiError } from '../errors.js';
 import type { ApiKey } from '../types.js';
 import { parseArgs } from './args.js';
@@ -119,7 +119,8 @@ export async function keysCommand(argv: readonly string[], context: CliContext):
       return EXIT_OK;
     }
 
-    const reference = rest[0]!;
+    // A whole key given is named by its prefix, here as in the request: its secret is not printed back.
+    const reference = keyReference(rest[0]!);
     let outcome: 'revoked' | 'already-revoked' | 'not-found';
     try {
       ({ outcome } = await api.revokeApiKey(reference, call));
