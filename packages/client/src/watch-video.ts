@@ -12,11 +12,18 @@ export interface WatchOptions {
   lastEventId?: string;
   /** Wait before reconnecting after a drop, unless the server asked otherwise with `retry:`. @defaultValue 1000 */
   reconnectDelayMs?: number;
-  /** Drops in a row, with no event in between, before the watch gives up. @defaultValue 10 */
+  /**
+   * Drops in a row, with no event in between, before the watch gives up. The wait between them
+   * doubles from the reconnection delay up to 10 s, so the default rides out a server away for
+   * about five minutes (a restart, a deploy). @defaultValue 30
+   */
   maxReconnects?: number;
   /** Reconnect when nothing at all (not even a heartbeat comment) arrived for this long. @defaultValue 60000 */
   idleTimeoutMs?: number;
 }
+
+/** The longest wait between two reconnections the watch makes of its own accord. */
+const MAX_RECONNECT_DELAY_MS = 10_000;
 
 const VIDEO_EVENT_TYPES: ReadonlySet<string> = new Set<VideoEventType>(['progress', 'completed', 'failed', 'cancelled']);
 const TERMINAL_EVENT_TYPES: ReadonlySet<string> = new Set<string>(TERMINAL_VIDEO_STATUSES);
@@ -57,7 +64,7 @@ function count(name: string, value: number | undefined, fallback: number): numbe
  */
 export async function* watchVideoEvents(transport: HttpTransport, videoId: string, options: WatchOptions = {}): AsyncGenerator<VideoEvent, void, undefined> {
   const path = `/v1/videos/${encodeURIComponent(videoId)}/events`;
-  const maxReconnects = count('maxReconnects', options.maxReconnects, 10);
+  const maxReconnects = count('maxReconnects', options.maxReconnects, 30);
   const idleTimeoutMs = count('idleTimeoutMs', options.idleTimeoutMs, 60_000);
   let reconnectDelayMs = count('reconnectDelayMs', options.reconnectDelayMs, 1000);
   let lastEventId = options.lastEventId ?? '';
@@ -136,8 +143,10 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
     if (dropsInARow > maxReconnects) {
       throw new ClipLineConnectionError(transport.url(path), new Error(`the event stream dropped ${dropsInARow} times in a row without delivering an event`));
     }
-    // A server asking for a long wait is waited for no longer than the retries would: the
+    // Drops in a row wait longer each time (a server that is away is not asked every second). A
+    // server asking for a long wait is waited for no longer than the retries would: the
     // reconnections left then decide (DEFAULT_RETRY_POLICY.maxRetryAfterMs).
-    await sleep(Math.max(reconnectDelayMs, Math.min(retryAfterMs, DEFAULT_RETRY_POLICY.maxRetryAfterMs)), userSignal);
+    const backedOff = Math.min(Math.max(reconnectDelayMs, MAX_RECONNECT_DELAY_MS), reconnectDelayMs * 2 ** Math.max(0, dropsInARow - 1));
+    await sleep(Math.max(backedOff, Math.min(retryAfterMs, DEFAULT_RETRY_POLICY.maxRetryAfterMs)), userSignal);
   }
 }

@@ -458,6 +458,19 @@ describe('watchVideo', () => {
     expect(seen).toHaveLength(4);
   });
 
+  it('waits twice as long after each drop in a row, from the delay the server asked for', async () => {
+    const times: number[] = [];
+    handler = (_req, res) => {
+      times.push(Date.now());
+      openStream(res, 50);
+      res.end();
+    };
+    await collect(client().watchVideo(VIDEO_ID, { maxReconnects: 4 })).catch(() => undefined);
+    const gaps = times.slice(1).map((time, index) => time - times[index]!);
+    // A timer never fires early (a millisecond of rounding aside): each gap is at least its wait.
+    expect(gaps.map((gap, index) => gap >= 50 * 2 ** index - 2)).toEqual([true, true, true, true]);
+  });
+
   it('watches a quiet video across any number of streams the server rotates: ended after heartbeats is no drop', async () => {
     // Fifteen streams that carry a heartbeat and are ended by the server (as after SSE_MAX_SECONDS),
     // more than maxReconnects, then the video completes.

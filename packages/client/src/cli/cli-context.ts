@@ -45,12 +45,24 @@ export class NoticeOutput {
   }
 }
 
-/** A client for the API in the settings; retries are announced on `notices` so a pause is explained. */
+/** How long a retry's reason is not repeated: fifty videos followed through one outage say it once. */
+const NOTICE_REPEAT_MS = 10_000;
+
+/**
+ * A client for the API in the settings; retries are announced on `notices` so a pause is
+ * explained, each reason once in {@link NOTICE_REPEAT_MS} however many requests meet it.
+ */
 export function apiClient(context: CliContext, notices: { write(text: string): unknown } = context.stderr): ClipLineClient {
   const settings = context.settings();
+  const lastSaid = new Map<string, number>();
   return createClient({
     baseUrl: settings.apiUrl,
     apiKey: settings.apiKey,
-    onRetry: (notice) => notices.write(`clipline: ${notice.reason}; retrying in ${(notice.delayMs / 1000).toFixed(1)} s\n`),
+    onRetry: (notice) => {
+      const now = Date.now();
+      if (now - (lastSaid.get(notice.reason) ?? Number.NEGATIVE_INFINITY) < NOTICE_REPEAT_MS) return;
+      lastSaid.set(notice.reason, now);
+      notices.write(`clipline: ${notice.reason}; retrying in ${(notice.delayMs / 1000).toFixed(1)} s\n`);
+    },
   });
 }
