@@ -57,10 +57,11 @@ function count(name: string, value: number | undefined, fallback: number): numbe
  * The events of one video's stream (`GET /v1/videos/:id/events`). A dropped or idle connection
  * is reopened with `Last-Event-ID`, so no event is lost or repeated; the iteration ends after a
  * terminal event (completed, failed, cancelled). Failures to connect are retried by the
- * transport's policy; the first connection's failure and API errors (401, 404) end the watch at
- * once. Once the stream was open, a reconnection the server cannot take yet (it restarts: the
- * connection refused, 429, 502, 503, 504) counts as one more drop, up to `maxReconnects`; a
- * stream the server ends after it carried heartbeats (its SSE_MAX_SECONDS) is not a drop.
+ * transport's policy; the first connection's failure (but a 429: too many streams open for the
+ * key) and API errors (401, 404) end the watch at once. Once the stream was open, a reconnection
+ * the server cannot take yet (it restarts: the connection refused, 429, 502, 503, 504) counts as
+ * one more drop, up to `maxReconnects`; a stream the server ends after it carried heartbeats (its
+ * SSE_MAX_SECONDS) is not a drop.
  */
 export async function* watchVideoEvents(transport: HttpTransport, videoId: string, options: WatchOptions = {}): AsyncGenerator<VideoEvent, void, undefined> {
   const path = `/v1/videos/${encodeURIComponent(videoId)}/events`;
@@ -126,7 +127,9 @@ export async function* watchVideoEvents(transport: HttpTransport, videoId: strin
       // Refusals and failures to connect (after the transport's own retries) are final; a
       // connection that broke while the stream was being read is reopened below.
       if (error instanceof ClipLineProtocolError) throw error;
-      if ((error instanceof ClipLineApiError || error instanceof ClipLineConnectionError) && !(opened && isPassing(error))) throw error;
+      // A first connection refused for the key's many open streams (429) waits its turn too.
+      const busy = error instanceof ClipLineApiError && error.status === 429;
+      if ((error instanceof ClipLineApiError || error instanceof ClipLineConnectionError) && !((opened || busy) && isPassing(error))) throw error;
       if (error instanceof ClipLineApiError) retryAfterMs = error.retryAfterMs ?? 0;
     } finally {
       clearTimeout(idleTimer);

@@ -441,6 +441,18 @@ describe('watchVideo', () => {
     await waitFor(async () => (seen[0]!.closed ? true : undefined), 5000, 'the server to see the stream close');
   });
 
+  it("waits for its turn when the first connection is refused for the key's many open streams (429)", async () => {
+    handler = (_req, res, index) => {
+      // Beyond the transport's own retries: the watch itself must go on.
+      if (index < 6) return json(res, 429, problem(429, 'Too Many Requests', 'too many event streams open for this key'), { 'retry-after': '0' });
+      openStream(res);
+      sendEvent(res, VIDEO_ID, 1, 'completed', 'completed', 100);
+      res.end();
+    };
+    expect(await collect(client().watchVideo(VIDEO_ID, { reconnectDelayMs: 10 }))).toEqual(['1:completed:100']);
+    expect(seen.length).toBe(7);
+  });
+
   it('fails at once on an API error such as 404, with the problem', async () => {
     handler = (_req, res) => json(res, 404, problem(404, 'Not Found', `no video with id ${VIDEO_ID}`));
     await expect(collect(client().watchVideo(VIDEO_ID))).rejects.toMatchObject({ status: 404, problem: { detail: `no video with id ${VIDEO_ID}` } });

@@ -24,9 +24,13 @@ const SPEC = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** Requests in flight while submitting, and event streams open while waiting. */
+/**
+ * Requests in flight while submitting, and event streams open while waiting: a share of the
+ * streams a key may hold (SSE_MAX_STREAMS_PER_KEY, 50 by default), so a second client with the
+ * same key still gets its own.
+ */
 const SUBMIT_CONCURRENCY = 8;
-const FOLLOW_CONCURRENCY = 50;
+const FOLLOW_CONCURRENCY = 20;
 
 interface Outcome {
   source: string;
