@@ -87,7 +87,8 @@ export interface ClipLineClient {
   registerUser(registration: UserRegistration, options?: RegisterOptions): Promise<RegistrationAccepted>;
   /**
    * Streams a file the API serves (a clip's `url`, `thumbnailUrl` or `voiceoverUrl`: paths below
-   * the base URL, sent with the same key) to `destination`, through `<destination>.<random>.part`.
+   * the base URL, sent with the same key) to `destination`, through `<destination>.<random>.part`;
+   * a body that breaks off is taken up where it broke (`Range` / `If-Range`), up to three times.
    */
   downloadFile(apiPath: string, destination: DownloadDestination, options?: DownloadOptions): Promise<DownloadedFile>;
 

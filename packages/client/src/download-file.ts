@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { ClipLineConnectionError, ClipLineFileError, ClipLineProtocolError } from './errors.js';
 import type { HttpTransport } from './http-transport.js';
+import { sleep } from './sleep.js';
 
 /** What the server said about a file before its body arrives. */
 export interface DownloadHeaders {
@@ -35,11 +36,18 @@ function contentLengthOf(response: Response): number | null {
   return Number(header);
 }
 
+/** A body that broke off is taken up again this many times, from where it broke when the server allows. */
+const MAX_RESUMES = 3;
+const RESUME_DELAY_MS = 500;
+
 /**
- * Streams `GET <baseUrl><apiPath>` (with the client's key) into `<destination>.<random>.part`, then
- * renames it to `destination`: the final name only ever holds a whole file, and a failed or
- * interrupted download leaves nothing behind. The transport retries until the headers arrive;
- * a body that breaks off is not resumed: the call rejects and may simply be repeated.
+ * Streams `GET <baseUrl><apiPath>` (with the client's key) into `<destination>.<random>.part`,
+ * then renames it to `destination`: the final name only ever holds a whole file, and a failed or
+ * interrupted download leaves nothing behind. The transport retries until the headers arrive. A
+ * body that breaks off is taken up again up to {@link MAX_RESUMES} times: from the byte where it
+ * broke (`Range`, with `If-Range` naming the file's version) when the server offers ranges and a
+ * validator, else from the start; a server that answers a range with the whole file (it changed)
+ * is written from the start too.
  */
 export async function downloadFile(
   transport: HttpTransport,
@@ -51,25 +59,48 @@ export async function downloadFile(
   if (!apiPath.startsWith('/') || apiPath.startsWith('//')) {
     throw new TypeError(`download path must be an API path starting with "/", got ${JSON.stringify(apiPath.slice(0, 200))}`);
   }
-  // Our own controller, so that a stalled body can be aborted without touching the caller's signal.
-  const stall = new AbortController();
-  const forwardAbort = () => stall.abort(options.signal?.reason);
-  if (options.signal?.aborted) forwardAbort();
-  options.signal?.addEventListener('abort', forwardAbort, { once: true });
   const url = transport.url(apiPath);
+  let attempt = new BodyAttempt(options.signal);
   try {
-    const response = await transport.open({ method: 'GET', path: apiPath, idempotent: true, signal: stall.signal }, '*/*');
+    let response = await transport.open({ method: 'GET', path: apiPath, idempotent: true, signal: attempt.signal }, '*/*');
     const headers: DownloadHeaders = {
       contentType: response.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase() || null,
       contentLength: contentLengthOf(response),
     };
+    const validator = response.headers.get('etag') ?? response.headers.get('last-modified');
+    const resumable = validator !== null && headers.contentLength !== null && /\bbytes\b/i.test(response.headers.get('accept-ranges') ?? '');
     const target = typeof destination === 'string' ? destination : destination(headers);
     // A name of its own: two downloads of one file at once never write into each other's.
     const partPath = `${target}.${randomBytes(4).toString('hex')}.part`;
-    const bytes = await writeBody(response, partPath, headers.contentLength, options, stall, url);
+    const file = await open(partPath, 'wx');
+    let bytes = 0;
     try {
+      let from = 0;
+      for (let resumes = 0; ; resumes++) {
+        const written = await writeBody(response, file, partPath, { from, expectedBytes: headers.contentLength, options, stall: attempt.controller, url });
+        bytes = written.bytes;
+        if (written.complete) break;
+        if (resumes >= MAX_RESUMES || options.signal?.aborted) throw written.error;
+        from = written.bytes;
+        attempt.end();
+        await sleep(RESUME_DELAY_MS * 2 ** resumes, options.signal);
+        attempt = new BodyAttempt(options.signal);
+        const range = resumable && from > 0 ? { range: `bytes=${from}-`, 'if-range': validator } : undefined;
+        response = await transport.open(
+          { method: 'GET', path: apiPath, idempotent: true, signal: attempt.signal, ...(range ? { headers: range } : {}) },
+          '*/*',
+        );
+        from = resumedAt(response, from);
+        if (from === 0) await file.truncate(0);
+      }
+      // Synced before the rename, so the final name never points at data still in the page cache.
+      await file.sync().catch((error: unknown) => {
+        throw new ClipLineFileError(partPath, error);
+      });
+      await file.close();
       await rename(partPath, target);
     } catch (error) {
+      await file.close().catch(() => {});
       await rm(partPath, { force: true });
       throw error;
     }
@@ -79,21 +110,53 @@ export async function downloadFile(
     if (options.signal?.aborted) throw options.signal.reason;
     throw error;
   } finally {
-    options.signal?.removeEventListener('abort', forwardAbort);
     // Releases the connection when the body was not read to its end (the file could not be
     // opened, the destination function threw); after a whole body it changes nothing.
-    stall.abort(new Error('download over'));
+    attempt.end();
   }
 }
 
 /**
- * Writes the whole chunk: a write may take only part of it (a disk filling up), and the rest is
- * written again, which then fails with the disk's own error (ENOSPC) instead of leaving a short file.
+ * Where a taken-up body starts: `from` for a 206 whose Content-Range starts there, 0 for a whole
+ * file (200: no range offered, or the file changed since). Another range is the server's error.
  */
-async function writeAll(file: FileHandle, chunk: Uint8Array, partPath: string): Promise<void> {
+function resumedAt(response: Response, from: number): number {
+  if (response.status !== 206) return 0;
+  const start = /^bytes (\d+)-/.exec(response.headers.get('content-range') ?? '')?.[1];
+  if (Number(start) !== from)
+    throw new ClipLineProtocolError(`asked for the bytes from ${from}, the server sent ${response.headers.get('content-range') ?? 'no Content-Range'}`);
+  return from;
+}
+
+/** One request's controller, following the caller's signal, so a stalled body can be aborted without touching it. */
+class BodyAttempt {
+  readonly controller = new AbortController();
+  private readonly forwardAbort = () => this.controller.abort(this.callerSignal?.reason);
+
+  constructor(private readonly callerSignal: AbortSignal | undefined) {
+    if (callerSignal?.aborted) this.forwardAbort();
+    callerSignal?.addEventListener('abort', this.forwardAbort, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  end(): void {
+    this.callerSignal?.removeEventListener('abort', this.forwardAbort);
+    this.controller.abort(new Error('download over'));
+  }
+}
+
+/**
+ * Writes the whole chunk at `position`: a write may take only part of it (a disk filling up),
+ * and the rest is written again, which then fails with the disk's own error (ENOSPC) instead of
+ * leaving a short file.
+ */
+async function writeAll(file: FileHandle, chunk: Uint8Array, position: number, partPath: string): Promise<void> {
   for (let offset = 0; offset < chunk.byteLength; ) {
     try {
-      const { bytesWritten } = await file.write(chunk, offset, chunk.byteLength - offset);
+      const { bytesWritten } = await file.write(chunk, offset, chunk.byteLength - offset, position + offset);
       offset += bytesWritten;
     } catch (error) {
       throw new ClipLineFileError(partPath, error);
@@ -101,17 +164,27 @@ async function writeAll(file: FileHandle, chunk: Uint8Array, partPath: string): 
   }
 }
 
-/** Writes the body to `partPath` and syncs it; on any failure the part file is removed. */
+type WrittenBody = { complete: true; bytes: number } | { complete: false; bytes: number; error: ClipLineConnectionError };
+
+/**
+ * Writes the body to `file` from byte `from`. Complete when it ended at the announced length (or
+ * anywhere, with none announced); a connection that broke or stalled on the way gives the bytes
+ * written so far, to be taken up from there. Anything else (the disk, a body longer or shorter
+ * than announced, the caller's abort) throws.
+ */
 async function writeBody(
   response: Response,
+  file: FileHandle,
   partPath: string,
-  expectedBytes: number | null,
-  options: DownloadOptions & { idleTimeoutMs: number },
-  stall: AbortController,
-  url: string,
-): Promise<number> {
-  const file = await open(partPath, 'wx');
-  let received = 0;
+  {
+    from,
+    expectedBytes,
+    options,
+    stall,
+    url,
+  }: { from: number; expectedBytes: number | null; options: DownloadOptions & { idleTimeoutMs: number }; stall: AbortController; url: string },
+): Promise<WrittenBody> {
+  let received = from;
   let idleTimer: NodeJS.Timeout | undefined;
   const armIdleTimer = () => {
     clearTimeout(idleTimer);
@@ -123,29 +196,21 @@ async function writeBody(
     try {
       for await (const chunk of response.body) {
         armIdleTimer();
-        await writeAll(file, chunk, partPath);
+        await writeAll(file, chunk, received, partPath);
         received += chunk.byteLength;
         options.onProgress?.(received, expectedBytes);
       }
     } catch (error) {
       if (options.signal?.aborted || error instanceof ClipLineFileError) throw error;
-      throw new ClipLineConnectionError(url, stall.signal.aborted ? stall.signal.reason : error);
+      const cause = stall.signal.aborted ? stall.signal.reason : error;
+      return { complete: false, bytes: received, error: new ClipLineConnectionError(url, cause, { received, expected: expectedBytes }) };
     }
     if (expectedBytes !== null && received !== expectedBytes) {
       throw new ClipLineProtocolError(`GET ${new URL(url).pathname} ended after ${received} of ${expectedBytes} bytes`);
     }
     // A caller that gave up after the last chunk gets no file either.
     stall.signal.throwIfAborted();
-    // Synced before the rename, so the final name never points at data still in the page cache.
-    await file.sync().catch((error: unknown) => {
-      throw new ClipLineFileError(partPath, error);
-    });
-    await file.close();
-    return received;
-  } catch (error) {
-    await file.close().catch(() => {});
-    await rm(partPath, { force: true });
-    throw error;
+    return { complete: true, bytes: received };
   } finally {
     clearTimeout(idleTimer);
   }

@@ -21,14 +21,21 @@ export class ClipLineApiError extends Error {
   }
 }
 
-/** The server could not be reached, or the connection broke before an answer arrived. */
+/**
+ * The server could not be reached, or the connection broke before an answer arrived; with
+ * `brokeAfter`, the answer's body broke off (or stalled) after that many bytes.
+ */
 export class ClipLineConnectionError extends Error {
   override name = 'ClipLineConnectionError';
   constructor(
     readonly url: string,
     cause: unknown,
+    brokeAfter?: { received: number; expected: number | null },
   ) {
-    super(`could not reach ${new URL(url).origin}: ${describeNetworkFailure(cause)}`, { cause });
+    const where = brokeAfter
+      ? `the download from ${new URL(url).origin} broke off after ${brokeAfter.received}${brokeAfter.expected === null ? '' : ` of ${brokeAfter.expected}`} bytes`
+      : `could not reach ${new URL(url).origin}`;
+    super(`${where}: ${describeNetworkFailure(cause)}`, { cause });
   }
 }
 

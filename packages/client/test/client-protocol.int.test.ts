@@ -1,10 +1,14 @@
 /**
  * The client's own protocol code — retries with backoff and Retry-After, idempotency keys,
- * timeouts, and the event-stream reader with Last-Event-ID resumption — against a small local
+ * timeouts, the event-stream reader with Last-Event-ID resumption, and downloads taken up
+ * where they broke off — against a small local
  * HTTP server that answers the way the producer's contract says it may.
  */
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { waitFor } from '../../../tests/helpers/services.js';
 import { json, openStream, problem, sendEvent, videoBody } from './fake-api.js';
 import {
@@ -511,5 +515,75 @@ describe('watchVideo', () => {
       res.write('id: 1\nevent: progress\ndata: {not json\n\n');
     };
     await expect(collect(client().watchVideo(VIDEO_ID))).rejects.toThrow('event 1 carries data that is not JSON: {not json');
+  });
+});
+
+describe('downloadFile', () => {
+  const body = Buffer.from(Array.from({ length: 200_000 }, (_, index) => index % 251));
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-resume-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Part of `bytes` with the headers of the whole, then the connection cut. */
+  function breakOff(res: http.ServerResponse, bytes: Buffer, headers: Record<string, string>, after: number) {
+    res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(bytes.length), ...headers });
+    res.write(bytes.subarray(0, after));
+    setTimeout(() => res.destroy(), 50);
+  }
+
+  it('takes a body that broke off up again from where it broke, with Range and If-Range naming its version', async () => {
+    handler = (req, res, index) => {
+      if (index === 0) return breakOff(res, body, { 'accept-ranges': 'bytes', etag: '"v1"' }, 70_000);
+      const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+      res.writeHead(206, { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'content-length': String(body.length - start), etag: '"v1"' });
+      res.end(body.subarray(start));
+    };
+    const target = path.join(dir, 'clip.mp4');
+    const saved = await client().downloadFile('/v1/file', target);
+    expect(saved.bytes).toBe(body.length);
+    expect((await readFile(target)).equals(body)).toBe(true);
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.headers['if-range']).toBe('"v1"');
+    expect(Number(/^bytes=(\d+)-$/.exec(seen[1]!.headers.range ?? '')?.[1])).toBeGreaterThan(0);
+    expect(await readdir(dir)).toEqual(['clip.mp4']);
+  });
+
+  it('starts over when the server offers no ranges, and when it answers a range with a whole, changed file', async () => {
+    handler = (req, res, index) => {
+      if (index === 0) return breakOff(res, body, {}, 50_000);
+      expect(req.headers.range).toBeUndefined();
+      res.writeHead(200, { 'content-length': String(body.length) });
+      res.end(body);
+    };
+    const plain = path.join(dir, 'plain.mp4');
+    await client().downloadFile('/v1/file', plain);
+    expect((await readFile(plain)).equals(body)).toBe(true);
+
+    seen = [];
+    const changed = Buffer.from(body).reverse();
+    handler = (req, res, index) => {
+      if (index === 0) return breakOff(res, body, { 'accept-ranges': 'bytes', etag: '"v1"' }, 50_000);
+      expect(req.headers['if-range']).toBe('"v1"');
+      res.writeHead(200, { 'content-length': String(changed.length), etag: '"v2"' });
+      res.end(changed);
+    };
+    const replaced = path.join(dir, 'replaced.mp4');
+    await client().downloadFile('/v1/file', replaced);
+    expect((await readFile(replaced)).equals(changed)).toBe(true);
+  });
+
+  it('gives up after three resumes, saying the download broke off and where, and leaves nothing behind', async () => {
+    handler = (_req, res) => breakOff(res, body, {}, 10_000);
+    const error = await client()
+      .downloadFile('/v1/file', path.join(dir, 'clip.mp4'))
+      .catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(ClipLineConnectionError);
+    expect((error as Error).message).toMatch(/^the download from http:\/\/127\.0\.0\.1:\d+ broke off after \d+ of 200000 bytes: /);
+    expect(seen).toHaveLength(4);
+    expect(await readdir(dir)).toEqual([]);
   });
 });

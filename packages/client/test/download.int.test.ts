@@ -4,10 +4,11 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { jest } from '@jest/globals';
 import { DEV_API_KEY } from '@clipline/shared';
-import { ClipLineApiError, type Clip, type ClipLineClient, type Video } from '../src/index.js';
+import { ClipLineApiError, createClient, type Clip, type ClipLineClient, type Video } from '../src/index.js';
 import { ffprobeDuration, generateVideo } from '../../../tests/helpers/media.js';
 import { freePort, startApp, stopApp, waitForHttp, type RunningApp } from '../../../tests/helpers/processes.js';
 import type { TestEnvironment } from '../../../tests/helpers/services.js';
@@ -203,6 +204,65 @@ describe('client.downloadFile', () => {
     await expect(download).rejects.toThrow('stop after the first chunk');
     expect(chunks).toBe(1);
     expect(await readdir(folder)).toEqual([]);
+  });
+
+  it("takes a clip whose connection broke up again where it broke, with the producer's own Range and If-Range support", async () => {
+    const clip = completed.clips![0]!;
+    const whole = await servedLength(clip.url!);
+    // A proxy in front of the producer that cuts the first download's connection a third of the way in.
+    const upstream = new URL(running.url);
+    const requests: string[] = [];
+    let cut = false;
+    const proxy = net.createServer((client) => {
+      const server = net.connect(Number(upstream.port), upstream.hostname);
+      let head = '';
+      let sent = 0;
+      client.on('data', (chunk: Buffer) => {
+        head += chunk.toString('latin1');
+        server.write(chunk);
+      });
+      server.on('data', (chunk: Buffer) => {
+        const cutThis = !cut && head.startsWith(`GET ${clip.url}`);
+        if (cutThis && sent + chunk.length > whole / 3) {
+          cut = true;
+          client.write(chunk.subarray(0, Math.max(0, Math.floor(whole / 3) - sent)), () => client.destroy());
+          server.destroy();
+          return;
+        }
+        sent += chunk.length;
+        client.write(chunk);
+      });
+      client.on('data', () =>
+        requests.push(
+          head
+            .split('\r\n')
+            .filter((line) => /^(GET|range|if-range)/i.test(line))
+            .join(' | '),
+        ),
+      );
+      client.on('error', () => server.destroy());
+      server.on('error', () => client.destroy());
+      client.on('close', () => server.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const proxied = createClient({ baseUrl: `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, apiKey: DEV_API_KEY });
+      const folder = path.join(env.config.storageDir, 'resumed');
+      await mkdir(folder);
+      const saved = await proxied.downloadFile(clip.url!, path.join(folder, 'clip.mp4'));
+      expect(cut).toBe(true);
+      expect(saved.bytes).toBe(whole);
+      expect(await readdir(folder)).toEqual(['clip.mp4']);
+      const direct = path.join(folder, 'direct.mp4');
+      await api.downloadFile(clip.url!, direct);
+      expect((await readFile(path.join(folder, 'clip.mp4'))).equals(await readFile(direct))).toBe(true);
+      // Taken up where it broke (the cut also took the answer's headers), for the version first served.
+      const resumed = new RegExp(`^GET ${clip.url} .*range: bytes=(\\d+)- \\| if-range: \\S+`, 'i').exec(requests.at(-1) ?? '');
+      expect(Number(resumed?.[1])).toBeGreaterThan(0);
+      expect(Number(resumed?.[1])).toBeLessThan(whole / 3);
+    } finally {
+      proxy.close();
+    }
   });
 
   it('rejects with the 404 of a clip that does not exist, writing nothing', async () => {

@@ -46,7 +46,8 @@ Saves the results of completed videos, one folder per video:
   <dir>/<id>/video.json                  the video as "clipline status <id> --json" shows it
 
 Files are written as <name>.<random>.part and renamed when complete, so a file under its final
-name is always whole; video.json is written last. Downloading again replaces the files.
+name is always whole; video.json is written last. A connection that breaks is taken up where it
+broke (up to three times). Downloading again replaces the files.
 
 Options:
   -o, --out <dir>  where the folders go (default: the current directory)
