@@ -1,11 +1,12 @@
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, symlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { LocalStorage, PermanentJobError, parseSource } from '@clipline/shared';
-import { fetchSource, type FetchSettings } from '../src/ingest/fetch-source.js';
+import { fetchSource, openCheckedFile, type FetchSettings } from '../src/ingest/fetch-source.js';
 import { generateVideo } from '../../../tests/helpers/media.js';
 
 let dir: string;
@@ -77,6 +78,8 @@ beforeAll(async () => {
         res.end();
       };
       more();
+    } else if (req.url === '/loop') {
+      res.writeHead(302, { location: '/loop' }).end();
     } else if (req.url === '/broken') {
       res.writeHead(503).end();
     } else {
@@ -208,6 +211,40 @@ describe('fetchSource', () => {
     expect((await fetchText(viaLink, { fileRoots: [path.join(dir, 'linked-root')] })).sizeBytes).toBe((await stat(video)).size);
   });
 
+  it('reads a local file through the one handle it checked: a folder swapped for a link, a link or a FIFO put in its place, is refused', async () => {
+    const root = path.join(dir, 'drop');
+    const outside = path.join(dir, 'elsewhere');
+    await mkdir(path.join(root, 'sub'), { recursive: true });
+    await mkdir(outside, { recursive: true });
+    await copyFile(video, path.join(root, 'sub', 'clip.mp4'));
+    await copyFile(video, path.join(outside, 'clip.mp4'));
+    const checked = await realpath(path.join(root, 'sub', 'clip.mp4'));
+    const handle = await openCheckedFile(checked, checked);
+    await handle.close();
+    // After the check, the folder on the way becomes a link out of the root.
+    await rename(path.join(root, 'sub'), path.join(root, 'sub-before'));
+    await symlink(outside, path.join(root, 'sub'));
+    await expect(openCheckedFile(checked, 'drop/sub/clip.mp4')).rejects.toThrow(
+      new PermanentJobError('source file moved while it was being checked: drop/sub/clip.mp4'),
+    );
+    // The file itself becomes a link.
+    await rm(path.join(root, 'sub'));
+    await mkdir(path.join(root, 'sub'));
+    await symlink(path.join(outside, 'clip.mp4'), checked);
+    await expect(openCheckedFile(checked, 'drop/sub/clip.mp4')).rejects.toThrow(
+      new PermanentJobError('source file became a link while it was being checked: drop/sub/clip.mp4'),
+    );
+    // A FIFO: opened without waiting for a writer, then refused as no regular file.
+    await rm(checked);
+    execFileSync('mkfifo', [checked]);
+    const started = Date.now();
+    const fifo = await openCheckedFile(checked, checked);
+    expect((await fifo.stat()).isFIFO()).toBe(true);
+    await fifo.close();
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect((await failure(checked, { fileRoots: [root] })).message).toBe(`source is not a regular file: ${checked}`);
+  });
+
   it("refuses a stored video's file (every tenant's are kept there), whatever the roots allow", async () => {
     const stored = await fetchText(video);
     const inStorage = settings().storage.pathOf(stored.storageKey);
@@ -232,10 +269,13 @@ describe('fetchSource', () => {
     expect((await failure(`${base}/lying`)).message).toBe('the content is an HTML page, not a video');
   });
 
-  it('fails 404 permanently and 503 transiently', async () => {
+  it('fails 404 and a redirect loop permanently, and 503 transiently', async () => {
     const missing = await failure(`${base}/nothing.mp4`);
     expect(missing).toBeInstanceOf(PermanentJobError);
     expect(missing.message).toMatch(/HTTP 404/);
+    const loop = await failure(`${base}/loop`);
+    expect(loop).toBeInstanceOf(PermanentJobError);
+    expect(loop.message).toMatch(/^download of http:\/\/127\.0\.0\.1:\d+\/loop failed: Redirected \d+ times\. Aborting\.$/);
     const broken = await failure(`${base}/broken`);
     expect(broken).not.toBeInstanceOf(PermanentJobError);
     expect(broken.message).toMatch(/HTTP 503/);

@@ -267,6 +267,35 @@ describe('answers held in memory', () => {
   });
 });
 
+describe('redirects', () => {
+  it('are not followed, so the key header goes nowhere else: the failure names where it pointed', async () => {
+    const keysSeen: (string | undefined)[] = [];
+    const server = createServer((req, res) => {
+      keysSeen.push(req.headers['xi-api-key'] as string | undefined);
+      res.writeHead(req.url === '/v1/voices' ? 302 : 200, { location: '/elsewhere/voices' }).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const http = new ProviderHttp({
+      provider: 'elevenlabs',
+      baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/`,
+      timeoutMs: 5000,
+      headers: { 'xi-api-key': 'sk-secret' },
+    });
+    try {
+      const error = await failure(http.request({ method: 'GET', path: 'voices' }));
+      expect(error).toBeInstanceOf(ProviderPermanentError);
+      expect(error.message).toBe(
+        'elevenlabs GET /voices answered 302 (a redirect to /elsewhere/voices, not followed: its base URL should name the API itself)',
+      );
+      expect(keysSeen).toEqual(['sk-secret']);
+    } finally {
+      http.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('error answers to a download', () => {
   it('are read only as far as their message: an endless error body fails the call at once, naming what the provider said', async () => {
     const server = createServer((_req, res) => {

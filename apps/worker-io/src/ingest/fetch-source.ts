@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { constants as fsConstants, createWriteStream } from 'node:fs';
+import { type FileHandle, open, readlink, realpath, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,7 +21,7 @@ import {
   type VideoSource,
   videoSourceKey,
 } from '@clipline/shared';
-import { got, HTTPError, RequestError, TimeoutError } from 'got';
+import { got, HTTPError, MaxRedirectsError, RequestError, TimeoutError } from 'got';
 
 export interface FetchSettings {
   storage: LocalStorage;
@@ -50,12 +50,16 @@ export interface FetchHooks {
 
 const ACCEPTED_CONTENT_TYPES = /^(video\/|application\/(octet-stream|mp4|x-matroska|ogg|x-mpegurl|vnd\.apple\.mpegurl)|binary\/octet-stream)/i;
 
+async function readHeadOf(handle: FileHandle): Promise<Uint8Array> {
+  const buffer = Buffer.alloc(SNIFF_BYTES);
+  const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
+  return buffer.subarray(0, bytesRead);
+}
+
 async function readHead(file: string): Promise<Uint8Array> {
   const handle = await open(file, 'r');
   try {
-    const buffer = Buffer.alloc(SNIFF_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
-    return buffer.subarray(0, bytesRead);
+    return await readHeadOf(handle);
   } finally {
     await handle.close();
   }
@@ -145,34 +149,58 @@ async function localSourcePath(settings: FetchSettings, file: string): Promise<s
   return real;
 }
 
-async function fetchLocalFile(settings: FetchSettings, videoId: string, named: string, hooks: FetchHooks): Promise<IngestResult> {
-  const file = await localSourcePath(settings, named);
-  let info: Awaited<ReturnType<typeof stat>>;
+/**
+ * Opens the checked path once, and everything after reads through that handle: a folder on the
+ * way swapped for a link after the check (by someone who can write in a FILE_SOURCE_ROOTS
+ * folder) would otherwise lead a later open out of the roots. The last part is not followed
+ * (O_NOFOLLOW), the opened file's own path must be the checked one (Linux names it in
+ * /proc/self/fd), and a FIFO put there does not block the open (O_NONBLOCK; it is then refused as
+ * no regular file).
+ */
+export async function openCheckedFile(file: string, named: string): Promise<FileHandle> {
+  let handle: FileHandle;
   try {
-    info = await stat(file);
+    handle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw new PermanentJobError(`source file became a link while it was being checked: ${named}`);
     throw localFileError(error, named);
   }
-  if (!info.isFile()) throw new PermanentJobError(`source is not a regular file: ${file}`);
-  if (info.size > settings.maxBytes) {
-    throw new PermanentJobError(`source is ${sizeLimitText(info.size)}, more than the ${sizeLimitText(settings.maxBytes)} limit (MAX_SOURCE_BYTES)`);
+  const opened = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => undefined);
+  if (opened !== undefined && opened !== file) {
+    await handle.close();
+    throw new PermanentJobError(`source file moved while it was being checked: ${named}`);
   }
-  const container = checkSniff(await readHead(file));
-  const key = videoSourceKey(videoId, path.extname(file));
-  const target = await settings.storage.prepare(key);
-  // Streamed rather than copyFile: a copy of gigabytes stops on cancellation and shutdown, and reports progress.
-  let copied = 0;
-  const report = progressReporter(hooks, () => info.size);
-  const counted = byteLimit(settings.maxBytes, (total) => {
-    copied = total;
-    report(total);
-  });
-  // Before the source stream exists: an error it emits must find the pipeline listening.
-  await removeOtherParts(target);
-  const partial = await copyInto(createReadStream(file, { highWaterMark: 1024 * 1024 }), target, counted, hooks);
-  await placeFile(partial, target, async () => undefined);
-  if (copied > 0) await reportDone(hooks);
-  return { storageKey: key, sizeBytes: copied, container };
+  return handle;
+}
+
+async function fetchLocalFile(settings: FetchSettings, videoId: string, named: string, hooks: FetchHooks): Promise<IngestResult> {
+  const file = await localSourcePath(settings, named);
+  const handle = await openCheckedFile(file, named);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new PermanentJobError(`source is not a regular file: ${file}`);
+    if (info.size > settings.maxBytes) {
+      throw new PermanentJobError(`source is ${sizeLimitText(info.size)}, more than the ${sizeLimitText(settings.maxBytes)} limit (MAX_SOURCE_BYTES)`);
+    }
+    const container = checkSniff(await readHeadOf(handle));
+    const key = videoSourceKey(videoId, path.extname(file));
+    const target = await settings.storage.prepare(key);
+    // Streamed rather than copyFile: a copy of gigabytes stops on cancellation and shutdown, and reports progress.
+    let copied = 0;
+    const report = progressReporter(hooks, () => info.size);
+    const counted = byteLimit(settings.maxBytes, (total) => {
+      copied = total;
+      report(total);
+    });
+    // Before the source stream exists: an error it emits must find the pipeline listening.
+    await removeOtherParts(target);
+    const partial = await copyInto(handle.createReadStream({ highWaterMark: 1024 * 1024, start: 0, autoClose: false }), target, counted, hooks);
+    await placeFile(partial, target, async () => undefined);
+    if (copied > 0) await reportDone(hooks);
+    return { storageKey: key, sizeBytes: copied, container };
+  } finally {
+    await handle.close().catch(() => {});
+  }
 }
 
 /** Counts bytes through a stream, failing once more than `limit` pass. */
@@ -284,9 +312,11 @@ function classifyDownloadError(error: unknown, url: URL, idleTimeoutMs: number):
     return status >= 400 && status < 500 && status !== 408 && status !== 429 ? new PermanentJobError(message) : new Error(message);
   }
   const cause = error instanceof RequestError ? (error.cause ?? error) : error;
-  // got refuses a redirect to another scheme itself, before the redirect hook runs.
-  if ((cause as NodeJS.ErrnoException).code === 'ERR_UNSUPPORTED_PROTOCOL')
+  // got refuses a redirect to another scheme (or a unix socket) itself, before the redirect hook
+  // runs, and ends a redirect loop: the same server would answer the same way every time.
+  if ((cause as NodeJS.ErrnoException).code === 'ERR_UNSUPPORTED_PROTOCOL' || /^Cannot redirect to UNIX socket/.test((cause as Error).message ?? ''))
     return new PermanentJobError(`download of ${where} refused: ${(cause as Error).message}`);
+  if (error instanceof MaxRedirectsError) return new PermanentJobError(`download of ${where} failed: ${error.message}`);
   if (cause instanceof EgressRefusedError) return new PermanentJobError(`download of ${where} refused: ${cause.message}`);
   if (error instanceof RequestError && error.code === 'ENOTFOUND') return new PermanentJobError(`download of ${where} failed: host ${url.hostname} not found`);
   if (error instanceof TimeoutError && error.event === 'socket')

@@ -146,6 +146,9 @@ export class ProviderHttp {
     const baseDelay = options.getRetryDelayMs ?? 250;
     this.client = got.extend({
       agent: this.agents,
+      // got would forward the providers' own key headers (xi-api-key, x-goog-api-key) to wherever
+      // a redirect points: none is followed, and the failure names where it pointed.
+      followRedirect: false,
       timeout: { request: options.timeoutMs },
       throwHttpErrors: false,
       retry: {
@@ -291,6 +294,10 @@ export class ProviderHttp {
       return new ProviderRateLimitedError(provider, pauseMs, 'upstream', { status, detail: what });
     }
     if (status === 401 || status === 403) return new ProviderPermanentError(provider, `${what} (check ${API_KEY_VARIABLES[provider]})`, { status });
+    if (status >= 300 && status < 400) {
+      const location = String(headers.location ?? 'nowhere').slice(0, 200);
+      return new ProviderPermanentError(provider, `${what} (a redirect to ${location}, not followed: its base URL should name the API itself)`, { status });
+    }
     return new ProviderPermanentError(provider, what, { status });
   }
 
