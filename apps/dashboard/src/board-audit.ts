@@ -1,4 +1,4 @@
-import { isRedisOrDatabaseOutage, type QueueActionsRepository } from '@clipline/shared';
+import { isRedisOrDatabaseOutage, storableText, type QueueActionsRepository } from '@clipline/shared';
 import type { RequestHandler } from 'express';
 import { roleOf } from './authentication.js';
 import { sendProblem } from './problem.js';
@@ -6,16 +6,22 @@ import { sendProblem } from './problem.js';
 /** Methods that only read: Bull Board's pages and its polling. */
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** The queue a Bull Board API path names (`/api/queues/<queue>/…`), decoded; `*` for none. */
+/**
+ * The queue a Bull Board API path names (`/api/queues/<queue>/<action>…`), decoded and storable;
+ * `*` for none, which includes `/api/queues/pause` and `/api/queues/resume`: those pause or
+ * resume every queue.
+ */
 function queueOfPath(path: string): string {
   // Express matches routes whatever their case: so does this.
-  const raw = /^\/api\/queues\/([^/]+)/i.exec(path)?.[1];
+  const raw = /^\/api\/queues\/([^/]+)\/./i.exec(path)?.[1];
   if (raw === undefined) return '*';
+  let name = raw;
   try {
-    return decodeURIComponent(raw).slice(0, 100);
+    name = decodeURIComponent(raw);
   } catch {
-    return raw.slice(0, 100);
+    // Left as sent.
   }
+  return storableText(name).slice(0, 100);
 }
 
 /**
@@ -23,13 +29,14 @@ function queueOfPath(path: string): string {
  * queue emptied, cleaned, paused or obliterated) to the audit before Bull Board sees it, as the
  * overview's actions are: action `board`, the request as asked in `detail`. With the database
  * away the change is refused (503) rather than made unrecorded. The row is completed when the
- * answer is sent, with Bull Board's status when it refused or failed.
+ * answer is sent, with Bull Board's status when it refused or failed. Bull Board does not say how
+ * many jobs a change touched: such rows count none, and the overview shows no count for them.
  */
 export function auditBoardWrites(audit: QueueActionsRepository, actorName: string): RequestHandler {
   return async (req, res, next) => {
     // Every change that reaches Bull Board is one of its API's (whatever the path's case says).
     if (READS.has(req.method) || roleOf(res) !== 'admin') return next();
-    const detail = `${req.method} ${req.path}`;
+    const detail = storableText(`${req.method} ${req.path}`);
     let auditId: string;
     try {
       auditId = await audit.start({ actor: { name: actorName, kind: 'dashboard' }, action: 'board', queue: queueOfPath(req.path), reasonFilter: null, detail });

@@ -41,6 +41,9 @@ describe('failure reasons', () => {
     expect(failureMatches(reason, failureGroupOf(reason), 'group')).toBe(true);
     expect(failureGroupOf(undefined)).toBe('no reason recorded');
     expect(failureGroupOf('')).toBe('no reason recorded');
+    // Never an empty group (an empty filter means every failed job): the first line with words, trimmed.
+    expect(failureGroupOf('\n  EPIPE on write\n    at stack')).toBe('EPIPE on write');
+    expect(failureGroupOf('\n \n')).toBe('no reason recorded');
   });
 
   it('matches a group exactly: another group holding its words, or a longer first line, is not in it; a failure without reason is in its own', () => {

@@ -380,7 +380,8 @@ describe('queue actions from the overview', () => {
 describe('the failure groups’ buttons', () => {
   it('act on their own group alone: not on a group containing its words, and on the failures without a reason', async () => {
     await queue.obliterate({ force: true });
-    const reasons = ['timeout', 'upload timeout after 30s', 'upload timeout after 30s', '', ''];
+    // A reason whose first line is empty is grouped by its first line with words in it.
+    const reasons = ['timeout', 'upload timeout after 30s', 'upload timeout after 30s', '', '', '\n  EPIPE on write\nstack'];
     await queue.addBulk(reasons.map((reason, index) => ({ name: 'step', data: { reason }, opts: { attempts: 1, jobId: `group-${index}` } })));
     const connection = connectRedis();
     const worker = new Worker(
@@ -396,13 +397,13 @@ describe('the failure groups’ buttons', () => {
       const listed = await waitFor(
         async () => {
           const read = await request(server).get('/overview.json').set(asAdmin);
-          return read.body.failures.length === 3 ? read.body.failures : undefined;
+          return read.body.failures.length === 4 ? read.body.failures : undefined;
         },
         5_000,
-        'the overview to list three groups',
+        'the overview to list four groups',
       );
       const groups = Object.fromEntries(listed.map((f: { reason: string; count: number }) => [f.reason, f.count]));
-      expect(groups).toEqual({ timeout: 1, 'upload timeout after 30s': 2, 'no reason recorded': 2 });
+      expect(groups).toEqual({ timeout: 1, 'upload timeout after 30s': 2, 'no reason recorded': 2, 'EPIPE on write': 1 });
       const act = (reason: string, action: string) =>
         request(server).post('/overview/queues/ingest/actions').set(asAdmin).set('origin', origin).send({ action, reason, match: 'group' });
       const timeout = await act('timeout', 'discard-failed');
@@ -410,9 +411,14 @@ describe('the failure groups’ buttons', () => {
       const unexplained = await act('no reason recorded', 'retry-failed');
       expect(unexplained.body).toMatchObject({ affected: 2 });
       const left = ((await queue.getFailed()) as Job[]).map((job) => job.id).sort();
-      expect(left).toEqual(['group-1', 'group-2']);
+      expect(left).toEqual(['group-1', 'group-2', 'group-5']);
       const [latest] = await new QueueActionsRepository(env.db).recent(1);
       expect(latest).toMatchObject({ action: 'retry-failed', reasonFilter: 'no reason recorded', reasonMatch: 'group', affected: 2 });
+      // An empty group is none: refused, rather than taken for every failed job.
+      const empty = await act('', 'discard-failed');
+      expect([empty.status, empty.body.detail]).toEqual([400, expect.stringMatching(/^match "group" needs the group as reason/)]);
+      expect((await act('EPIPE on write', 'discard-failed')).body).toMatchObject({ affected: 1 });
+      expect(((await queue.getFailed()) as Job[]).map((job) => job.id).sort()).toEqual(['group-1', 'group-2']);
       expect((await act('x', 'bogus-match')).status).toBe(400);
       const badMatch = await request(server)
         .post('/overview/queues/ingest/actions')
@@ -467,6 +473,12 @@ describe("Bull Board's own actions", () => {
     expect(shouted.status).toBe(200);
     expect(await finished()).toMatchObject({ action: 'board', queue: 'ingest', detail: 'PUT /API/Queues/ingest/pause', error: null });
     await queue.resume();
+    // Pausing and resuming every queue names none: not a queue called "pause".
+    for (const all of ['pause', 'resume']) {
+      expect((await request(server).put(`/api/queues/${all}`).set(asAdmin).set('origin', origin)).status).toBe(200);
+      expect(await finished()).toMatchObject({ action: 'board', queue: '*', detail: `PUT /api/queues/${all}`, error: null });
+    }
+    expect(await queue.isPaused()).toBe(false);
 
     const away = createDatabase({ url: 'postgres://postgres@127.0.0.1:1/test', schema: 'public', poolSize: 1 });
     try {

@@ -97,7 +97,10 @@ interface FailureGroupTarget {
 }
 
 export async function act(state: PageState, queue: string, action: string, group: FailureGroupTarget | null): Promise<void> {
-  const which = group ? `the failed jobs of ${queue} failing with "${group.reason}" (${group.count} when last read)` : `every failed job of ${queue}`;
+  // The count is of the newest failures read; the action takes every failed job of the group.
+  const which = group
+    ? `every failed job of ${queue} failing with "${group.reason}" (${group.count} among its newest failures when last read; older ones of this group too)`
+    : `every failed job of ${queue}`;
   if (action === 'discard-failed' && !window.confirm(`Remove ${which}?`)) return;
   const response = await fetch(`/overview/queues/${encodeURIComponent(queue)}/actions`, {
     method: 'POST',
@@ -225,7 +228,8 @@ export function renderTables(snapshot: Snapshot): void {
         el('td', {}, a.action),
         el('td', {}, a.queue),
         el('td', {}, a.detail ?? (a.reasonFilter === null ? 'all' : a.reasonMatch === 'group' ? `= ${a.reasonFilter}` : `contains ${a.reasonFilter}`)),
-        el('td', { class: 'num' }, String(a.affected)),
+        // Bull Board's own changes do not say how many jobs they touched.
+        el('td', { class: 'num' }, a.action === 'board' ? '–' : String(a.affected)),
         el('td', { 'data-audit-outcome': '' }, auditOutcome(a)),
       ),
     ),

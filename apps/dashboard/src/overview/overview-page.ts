@@ -35,7 +35,7 @@ export function overviewPage(role: DashboardRole, boardPath: string): string {
 <section><h2>Backlog, live</h2><div id="backlog-chart"></div></section>
 <section><h2>Completed and failed per minute, last hour</h2><div class="grid" id="queue-charts"></div></section>
 <div class="row">
-<section><h2>Recent failures by reason</h2><table><thead><tr><th>queue</th><th>reason</th><th class="num">jobs</th><th>last</th><th>newest jobs</th><th></th></tr></thead><tbody id="failure-rows"></tbody></table></section>
+<section><h2>Recent failures by reason</h2><p class="hint">Grouped from each queue's 100 newest failures; the buttons act on every failed job of the group, older ones included.</p><table><thead><tr><th>queue</th><th>reason</th><th class="num">of the newest 100</th><th>last</th><th>newest jobs</th><th></th></tr></thead><tbody id="failure-rows"></tbody></table></section>
 <section><h2>Videos by status</h2><table><tbody id="video-rows"></tbody></table></section>
 <section><h2>Circuit breakers</h2><table><thead><tr><th>provider</th><th>state</th><th>process</th></tr></thead><tbody id="breaker-rows"></tbody></table></section>
 </div>

@@ -45,6 +45,8 @@ function queueAction(deps: OverviewDependencies, acted: () => void): express.Req
       return sendProblem(res, 400, 'Bad Request', 'reason must be a string of at most 500 characters');
     if (match !== undefined && match !== 'contains' && match !== 'group')
       return sendProblem(res, 400, 'Bad Request', 'match must be "contains" (a substring of the reason) or "group" (its first line, exactly)');
+    if (match === 'group' && (typeof reason !== 'string' || reason.trim() === ''))
+      return sendProblem(res, 400, 'Bad Request', 'match "group" needs the group as reason: a group is never empty, and no reason would mean every failed job');
     if (!deps.operations.has(queue)) return sendProblem(res, 404, 'Not Found', `no queue "${queue.slice(0, 60)}"`);
     if (deps.redis && deps.redis.status !== 'ready') return redisAway(res);
     const ran = await deps.operations

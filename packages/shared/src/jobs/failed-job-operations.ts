@@ -7,16 +7,26 @@ import { withRetries } from '../retries.js';
 /** Failed jobs are read this many at a time while looking for those a filter matches. */
 const PAGE = 500;
 
+/** An action on a failure group that names none: refused, since no filter means every failed job. */
+export class EmptyFailureGroupError extends Error {
+  override name = 'EmptyFailureGroupError';
+  constructor() {
+    super('a failure group is never empty: name the group to act on (match "group" needs a reason)');
+  }
+}
+
 /** The label of a failure with no reason recorded, in the groups and as their filter. */
 const NO_REASON = 'no reason recorded';
 
 /**
- * The group a failure belongs to: the first line of its reason, bounded (what the dashboard
- * lists, and what its buttons send to act on that group alone).
+ * The group a failure belongs to: the first line of its reason that holds more than blanks,
+ * trimmed and bounded (what the dashboard lists, and what its buttons send to act on that group
+ * alone). Never empty: an empty filter means every failed job, so a group of "" would make a
+ * button for one group act on all of them.
  */
 export function failureGroupOf(failedReason: string | undefined): string {
-  const firstLine = (failedReason || NO_REASON).split('\n')[0] ?? '';
-  return firstLine.slice(0, 200);
+  const firstLine = (failedReason ?? '').split('\n').find((line) => line.trim() !== '') ?? NO_REASON;
+  return firstLine.trim().slice(0, 200);
 }
 
 /**
@@ -131,6 +141,10 @@ export class QueueOperations {
   ): Promise<QueueActionOutcome | undefined> {
     const queue = this.queues.get(queueName);
     if (!queue) return undefined;
+    // A group is never empty: asked for an empty one, act on none rather than on every failed job.
+    if (request.match === 'group' && !request.reason?.trim() && (action === 'retry-failed' || action === 'discard-failed')) {
+      throw new EmptyFailureGroupError();
+    }
     const reasonFilter = action === 'retry-failed' || action === 'discard-failed' ? request.reason || null : null;
     const reasonMatch: ReasonMatch = reasonFilter !== null && request.match === 'group' ? 'group' : 'contains';
     if (!this.redisReady()) throw new DependencyOutageError('Redis is unreachable; the queue action was not started');
