@@ -20,6 +20,7 @@ import { boardForRole } from './boards.js';
 import { sendProblem } from './problem.js';
 import { refuseCrossOriginWrites } from './same-origin.js';
 import { overviewRoutes, type OverviewDependencies } from './overview/overview-routes.js';
+import { sharedRead } from './shared-read.js';
 
 /** How long the dashboard waits for a Redis command: a page answers 503 after it, never hangs. */
 export const DASHBOARD_REDIS_COMMAND_TIMEOUT_MS = 5000;
@@ -81,8 +82,10 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis, o
   // /metrics stays open, as it always was: Prometheus scrapes it without credentials, and it
   // tells only job counts and breaker states, never job data. Bind HOST to a private interface
   // (the loopback default) or firewall the port when the network is not trusted.
+  // Shared for a second: any number of scrapes at once cost Redis one scan of the queues.
+  const scrape = sharedRead(1000, () => metrics.metrics());
   app.get('/metrics', async (_req, res) => {
-    res.type(metrics.contentType).send(await metrics.metrics());
+    res.type(metrics.contentType).send(await scrape.read());
   });
 
   // No page of the dashboard may be framed by another site, where a click could steer a queue.

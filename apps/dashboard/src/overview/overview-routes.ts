@@ -5,8 +5,9 @@ import { type Config, isRedisOrDatabaseOutage, type QueueOperationKind, type Que
 import { roleOf } from '../authentication.js';
 import { sendProblem } from '../problem.js';
 import { overviewClientScript } from './overview-client.js';
-import { type OverviewSnapshot, type OverviewSources, readOverview } from './overview-data.js';
+import { type OverviewSources, readOverview } from './overview-data.js';
 import { overviewPage } from './overview-page.js';
+import { sharedRead } from '../shared-read.js';
 
 /** uPlot's built files, served from the installed package, never a CDN. */
 const uplotFolder = path.join(path.dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
@@ -77,17 +78,7 @@ function queueAction(deps: OverviewDependencies, acted: () => void): express.Req
  */
 export function overviewRoutes(deps: OverviewDependencies): Router {
   const router = express.Router();
-  let cached: { at: number; snapshot: Promise<OverviewSnapshot> } | undefined;
-  const snapshot = () => {
-    const now = Date.now();
-    if (!cached || now - cached.at > SNAPSHOT_TTL_MS) {
-      cached = { at: now, snapshot: readOverview(deps, now) };
-      cached.snapshot.catch(() => {
-        cached = undefined;
-      });
-    }
-    return cached.snapshot;
-  };
+  const snapshot = sharedRead(SNAPSHOT_TTL_MS, (now) => readOverview(deps, now));
 
   // Bull Board opens on the queue of the flows' parents, where a video's whole tree shows.
   const boardQueue = deps.queues.find((queue) => queue.name === 'pipeline') ?? deps.queues[0];
@@ -103,7 +94,7 @@ export function overviewRoutes(deps: OverviewDependencies): Router {
   router.get('/overview.json', async (_req, res) => {
     res.setHeader('cache-control', 'no-store');
     if (deps.redis && deps.redis.status !== 'ready') return redisAway(res);
-    const read = await snapshot().then(
+    const read = await snapshot.read().then(
       (overview) => ({ overview }),
       (error: unknown) => ({ error }),
     );
@@ -120,7 +111,7 @@ export function overviewRoutes(deps: OverviewDependencies): Router {
   router.post(
     '/overview/queues/:queue/actions',
     express.json({ limit: '8kb' }),
-    queueAction(deps, () => (cached = undefined)),
+    queueAction(deps, () => snapshot.forget()),
   );
   return router;
 }
