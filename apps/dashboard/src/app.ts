@@ -55,7 +55,7 @@ function statusPage(breakers: BreakerReport[], counts: [string, Record<string, n
   const queueRows = counts.map(([name, c]) => `<tr><td>${escapeHtml(name)}</td>${states.map((s) => `<td>${c[s] ?? 0}</td>`).join('')}</tr>`).join('');
   return `<!doctype html><html><head><meta charset="utf-8"><title>clipline status</title><meta http-equiv="refresh" content="5">
 <style>body{font:14px system-ui,sans-serif;margin:2rem;color:#1f2328}table{border-collapse:collapse;margin-bottom:2rem}td,th{border:1px solid #d0d7de;padding:.3rem .7rem;text-align:left}th{background:#f6f8fa}</style></head>
-<body><h1>clipline</h1><p><a href="/">Queues and flows (Bull Board)</a> · <a href="/metrics">metrics</a></p>
+<body><h1>clipline</h1><p><a href="/">Overview</a> · <a href="/queue/pipeline">Queues and flows (Bull Board)</a> · <a href="/metrics">metrics</a></p>
 <h2>Circuit breakers</h2><table><tr><th>provider</th><th>state</th><th>process</th><th>reported</th></tr>${breakerRows}</table>
 <h2>Queues</h2><table><tr><th>queue</th>${states.map((s) => `<th>${s}</th>`).join('')}</tr>${queueRows}</table></body></html>`;
 }
@@ -91,6 +91,8 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis, o
   // No page of the dashboard may be framed by another site, where a click could steer a queue.
   // The overview's own policy, set on its responses, says the same among its other rules.
   app.use((_req, res, next) => {
+    // Every answer is read as the type it says (job data shown by Bull Board included).
+    res.setHeader('x-content-type-options', 'nosniff');
     res.setHeader('x-frame-options', 'DENY');
     res.setHeader('content-security-policy', "frame-ancestors 'none'");
     next();

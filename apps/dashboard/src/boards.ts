@@ -14,7 +14,10 @@ function bullBoard(queues: readonly Queue[], description: string, readOnlyMode: 
     serverAdapter: server,
     options: { uiConfig: { boardTitle: readOnlyMode ? 'clipline (read-only)' : 'clipline' } },
   });
-  return server.getRouter();
+  const router = server.getRouter();
+  // Bull Board's own express app answers directly: it says nothing of what serves it either.
+  if ('disable' in router && typeof router.disable === 'function') router.disable('x-powered-by');
+  return router;
 }
 
 /**

@@ -171,6 +171,8 @@ describe('admin', () => {
     expect(api.status).toBe(200);
     const listed = api.body.queues.find((q: { name: string }) => q.name === QUEUE);
     expect(listed).toMatchObject({ name: QUEUE, readOnlyMode: false });
+    // Bull Board's answers say nothing of what serves them, and are read as the type they say.
+    expect([api.headers['x-powered-by'], api.headers['x-content-type-options']]).toEqual([undefined, 'nosniff']);
   });
 
   it('retries a failed job through Bull Board, and the job is waiting again in Redis', async () => {
