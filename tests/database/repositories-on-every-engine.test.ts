@@ -712,6 +712,8 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     await expect(withoutOld.current(lost)).rejects.toThrow(/not in the keyring/);
     const fresh = await withoutOld.rotate(lost);
     expect((await withoutOld.current(lost)).secret).toBe(fresh.secret);
+    // Deliveries are signed with the new secret at once: the rotated one, which no key opens, signs nothing.
+    expect(await withoutOld.signing(lost)).toEqual([fresh.secret]);
   });
 
   it('claims, replays and refuses idempotency keys; a dead claim is taken over after its lease', async () => {

@@ -60,7 +60,16 @@ export class WebhookSecretsRepository {
     // newest is ever shown), then the rotated ones still inside their overlap.
     const current = rows.find((row) => row.expires_at === null);
     const rotated = rows.filter((row) => row.expires_at !== null);
-    return [...(current ? [current] : []), ...rotated].map((row) => this.open(tenant, row.sealed_secret));
+    // A rotated secret the keyring can no longer open (its key retired) signs nothing: rotating
+    // away from it is how a tenant leaves it, so it must not fail every delivery of its overlap.
+    const stillOpen = rotated.flatMap((row) => {
+      try {
+        return [this.open(tenant, row.sealed_secret)];
+      } catch {
+        return [];
+      }
+    });
+    return [...(current ? [this.open(tenant, current.sealed_secret)] : []), ...stillOpen];
   }
 
   /**
