@@ -13,6 +13,7 @@ import {
   defineQueue,
   RateLimitedError,
   Registry,
+  retryFailedJobs,
   startWorker,
   UPSTREAM_WAITS_KEY,
   type RunningWorker,
@@ -200,6 +201,12 @@ describe('a job that meets an open breaker', () => {
     expect(failedAt - secondStarted).toBeLessThan(4000);
     // Given up at once, not retried: a failure for good, on the one attempt it counts.
     expect(failed.attemptsMade).toBe(1);
+
+    // Retried by an operator hours later, it gets an outage window of its own, not the spent one.
+    expect(await retryFailedJobs(queue, null)).toBe(1);
+    expect(waitsOf(await queue.getJob('clip-2'))).toBeUndefined();
+    const retried = await deferredAtLeast('clip-2', 1);
+    expect(waitsOf(retried)!.openai!.since).toBeGreaterThan(failedAt);
   });
 });
 

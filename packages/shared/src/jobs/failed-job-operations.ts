@@ -3,6 +3,7 @@ import type { QueueActionActor, QueueActionsRepository } from '../db/queue-actio
 import type { QueueActionKind, QueueOperationKind, ReasonMatch } from '../db/tables/operations.js';
 import { DependencyOutageError } from '../errors.js';
 import { withRetries } from '../retries.js';
+import { UPSTREAM_WAITS_KEY, withoutUpstreamWaits } from './worker-runtime.js';
 
 /** Failed jobs are read this many at a time while looking for those a filter matches. */
 const PAGE = 500;
@@ -86,9 +87,16 @@ async function eachFailedJob(queue: Queue, filter: ReasonFilter, tally: ActionTa
   return tally.affected;
 }
 
-/** Moves the matching failed jobs back to waiting with their attempts reset; returns how many moved. */
+/**
+ * Moves the matching failed jobs back to waiting with their attempts reset, and their record of
+ * upstream waits dropped (an outage of hours ago must not count against the new run); returns
+ * how many moved.
+ */
 export function retryFailedJobs(queue: Queue, reason: ReasonFilter, tally: ActionTally = { affected: 0 }): Promise<number> {
-  return eachFailedJob(queue, reason, tally, (job) => job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }));
+  return eachFailedJob(queue, reason, tally, async (job) => {
+    if (job.data && typeof job.data === 'object' && UPSTREAM_WAITS_KEY in job.data) await job.updateData(withoutUpstreamWaits(job.data));
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+  });
 }
 
 /** Removes the matching failed jobs (and, for a flow's parent, its children); returns how many went. */

@@ -236,6 +236,13 @@ interface WorkerScope {
  */
 export const UPSTREAM_WAITS_KEY = '$upstreamWaits';
 
+/** A job's data without its record of upstream waits (for a job that starts over). */
+export function withoutUpstreamWaits(data: unknown): unknown {
+  if (!data || typeof data !== 'object' || !(UPSTREAM_WAITS_KEY in data)) return data;
+  const { [UPSTREAM_WAITS_KEY]: _waits, ...rest } = data as Record<string, unknown>;
+  return rest;
+}
+
 /** A job's payload without the runtime's records (upstream waits, request id), and the waits. */
 function splitJobData(raw: unknown): { payload: unknown; waits: Readonly<Record<string, UpstreamWait>> } {
   if (!raw || typeof raw !== 'object' || !(UPSTREAM_WAITS_KEY in raw || REQUEST_ID_KEY in raw)) return { payload: raw, waits: {} };
