@@ -267,6 +267,29 @@ describe('the video flow follows its table', () => {
     expect(await analyses.listClips(id)).toEqual([]);
   });
 
+  it('removes the rows of a submission whose jobs could not be enqueued, a database blip at that moment too', async () => {
+    let removals = 0;
+    class BlinkingVideos extends VideosRepository {
+      override async remove(...ids: string[]) {
+        removals += 1;
+        if (removals === 1) throw new Error('Connection terminated unexpectedly');
+        return super.remove(...ids);
+      }
+    }
+    const blinking = new BlinkingVideos(env.db, { stepOrder: VIDEO_STEPS });
+    const refusing = new VideoPipelineProducer({ connection: redis, prefix: env.config.queuePrefix }, blinking);
+    // The enqueue fails as on a Redis blip.
+    (refusing as unknown as { flows: { addChains(): Promise<void> } }).flows = {
+      addChains: async () => {
+        throw new Error('Connection is closed.');
+      },
+    };
+    const id = randomUUID();
+    await expect(refusing.submit({ source: '/media/refused.mp4' }, {}, id)).rejects.toThrow('Connection is closed.');
+    await waitFor(async () => ((await videos.find(id)) ? undefined : true), 10_000, "the refused submission's row to go");
+    expect(removals).toBe(2);
+  });
+
   it('cancels a video whose running steps cannot be told (Redis failing the signal): the record says cancelled, the waiting jobs go', async () => {
     const failingSignals = { cancelled: async () => Promise.reject(new Error('Connection is closed.')) };
     const cancelling = new VideoPipelineProducer({ connection: redis, prefix: env.config.queuePrefix }, videos, failingSignals as never);

@@ -132,7 +132,13 @@ export class VideoPipelineProducer {
       const refreshes = prepared.filter(({ submission }) => submission.youtubeId).map(({ id }) => metadataRefresh(id));
       await this.flows.addChains([...prepared.map(({ submission, id }) => videoChain(id, submission, penalty)), ...refreshes]);
     } catch (error) {
-      await this.videos.remove(...prepared.map((item) => item.id)).catch(() => {});
+      // The rows go with the enqueue that failed. A database blip at that moment too is waited out
+      // in the background (about half a minute): rows left without jobs would be failed by the
+      // reconciler minutes later, with a webhook, for videos whose submitter was told no.
+      const ids = prepared.map((item) => item.id);
+      await this.videos.remove(...ids).catch(() => {
+        void withRetries(() => this.videos.remove(...ids), { attempts: 6, firstDelayMs: 500, maxDelayMs: 8000 }).catch(() => {});
+      });
       throw error;
     }
     return prepared.map(({ id }) => ({ id }));
