@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { WriteStream } from 'node:fs';
-import { lstat, mkdir, opendir, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, opendir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -66,6 +66,18 @@ async function bytesAt(full: string): Promise<number> {
  */
 export function partFileFor(target: string): string {
   return `${target}.${randomUUID().slice(0, 8)}.part`;
+}
+
+/** Writes `bytes` to `target` through a `.part` file of this writer's own ({@link partFileFor}), renamed into place when whole. */
+export async function writeWhole(target: string, bytes: Uint8Array): Promise<void> {
+  const partial = partFileFor(target);
+  try {
+    await writeFile(partial, bytes);
+    await rename(partial, target);
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw error;
+  }
 }
 
 /**

@@ -3,13 +3,13 @@
  * removes those other runs left (a run killed mid-write leaves its own behind).
  */
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { discardPart, partFileFor, removeOtherParts } from '@clipline/shared';
+import { discardPart, partFileFor, removeOtherParts, writeWhole } from '@clipline/shared';
 
 let dir: string;
 
@@ -63,4 +63,17 @@ it('leaves no part behind when a write fails while its file is still being opene
   await writeFile(unopened, 'x');
   await discardPart(unopened);
   expect(await readdir(folder)).toEqual([]);
+});
+
+it('writes a whole file through a part of its own, and leaves no part when the rename fails', async () => {
+  const target = path.join(dir, 'cover.png');
+  const bytes = Buffer.from('a whole picture');
+  await writeWhole(target, bytes);
+  expect((await readFile(target)).equals(bytes)).toBe(true);
+  expect((await readdir(dir)).filter((name) => name.startsWith('cover.png.'))).toEqual([]);
+  // A directory in the way: the rename fails, and the part goes with it.
+  const blocked = path.join(dir, 'blocked');
+  await mkdir(path.join(blocked, 'inside'), { recursive: true });
+  await expect(writeWhole(blocked, bytes)).rejects.toThrow();
+  expect((await readdir(dir)).filter((name) => name.startsWith('blocked.'))).toEqual([]);
 });

@@ -4,7 +4,6 @@
  * optional: without an API key it is skipped with that reason; when image generation is down the
  * sharpest frame stays the thumbnail. The transcript itself is made earlier (see `transcribe.ts`).
  */
-import { writeFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import {
   type elevenlabsQueue,
@@ -19,6 +18,7 @@ import {
   type OptionalStepOutcome,
   type Processors,
   type VideosRepository,
+  writeWhole,
 } from '@clipline/shared';
 import {
   ProviderDeclinedError,
@@ -186,7 +186,7 @@ export async function generateThumbnails(deps: AiStepDependencies, job: VideoJob
         });
       if (image?.finishReason !== 'SUCCESS') continue;
       const key = `videos/${job.data.videoId}/clips/${clip.clipIndex}-generated.png`;
-      await writeFile(await deps.storage.prepare(key), image.png);
+      await writeWhole(await deps.storage.prepare(key), image.png);
       await deps.results.saveClipExtras(job.data.videoId, clip.id, { thumbnailKey: key });
       generated++;
     }
