@@ -196,8 +196,24 @@ describe('the video flow follows its table', () => {
 
   it('runs the chain, then the parent phases in table order, each step under its job id, to completion with full progress', async () => {
     const id = randomUUID();
-    await producer.submit({ source: '/media/b.mp4' }, {}, id);
+    await producer.submit({ source: '/media/b.mp4', priority: 'high' }, {}, id);
     expect(await finished(id)).toBe('completed');
+    // Every step's job kept the video's priority, those the parent added in its phases included.
+    const priorities = await Promise.all(
+      VIDEO_FLOW.flatMap((step) =>
+        (step.fanOut ? CANDIDATES.map((_, index) => videoJobId(id, step.name, index)) : [videoJobId(id, step.name)]).map((jobId) => ({ step, jobId })),
+      )
+        .concat([{ step: { queue: pipelineQueue } as VideoStepDefinition, jobId: videoJobId(id, 'pipeline') }])
+        .map(async ({ step, jobId }) => {
+          const queue = createQueue(step.queue, { connection: redis, prefix: env.config.queuePrefix });
+          try {
+            return [jobId, (await queue.getJob(jobId))?.opts.priority];
+          } finally {
+            await queue.close();
+          }
+        }),
+    );
+    expect(new Set(priorities.map(([, priority]) => priority))).toEqual(new Set([1]));
     const mine = runs.filter((run) => run.jobId.startsWith(id));
 
     // Chain steps one after another, in table order.

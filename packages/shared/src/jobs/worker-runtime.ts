@@ -313,6 +313,9 @@ class RuntimeJobHandle implements JobHandle<unknown> {
 
   async addChildren(children: readonly { step: FlowStep; optional?: boolean }[]): Promise<void> {
     const parent = { id: this.job.id ?? '', queue: this.job.queueQualifiedName };
+    // Children keep the parent's place in line: a high-priority video's renders and AI steps
+    // come before a low one's, as its first step did.
+    const priority = this.job.opts.priority ? { priority: this.job.opts.priority } : {};
     await Promise.all(
       children.map(async ({ step, optional }) => {
         const queue = this.scope.queues.queue(step.declaration);
@@ -321,7 +324,7 @@ class RuntimeJobHandle implements JobHandle<unknown> {
         if (await queue.getJob(step.jobId)) return;
         const dependency = optional ? { ignoreDependencyOnFailure: true } : { failParentOnFailure: true };
         const data = withRequestId(validatePayload(step.declaration, step.jobName, step.data));
-        await queue.add(step.jobName, data, jobOptions(step.declaration, { jobId: step.jobId, parent, ...dependency }));
+        await queue.add(step.jobName, data, jobOptions(step.declaration, { jobId: step.jobId, parent, ...priority, ...dependency }));
       }),
     );
   }
