@@ -71,8 +71,11 @@ describe.each(renders)('the $render ScaledObjects', ({ render }) => {
       expect(spec.triggers).toHaveLength(1);
       const [trigger] = spec.triggers;
       expect([name, trigger!.type, trigger!.metricType, trigger!.authenticationRef]).toEqual([name, 'prometheus', 'AverageValue', undefined]);
-      // An empty result (no dashboard scraped) is an error that keeps the replicas, never a zero.
+      // An empty result (no dashboard scraped) is an error that keeps the replicas, never a zero;
+      // errors that go on fall back to one worker at least, also for a worker scaled to zero.
       expect([name, trigger!.metadata.ignoreNullValues, trigger!.metadata.activationThreshold]).toEqual([name, 'false', '0']);
+      expect([name, spec.fallback]).toEqual([name, { failureThreshold: 3, replicas: expect.any(Number) }]);
+      expect(spec.fallback!.replicas).toBeGreaterThanOrEqual(1);
       expectDeduplicated(trigger!.metadata.query);
       for (const selector of selectors(trigger!.metadata.query)) expect(GAUGE_STATES).toEqual(expect.arrayContaining(selector.states));
     }

@@ -70,7 +70,7 @@ function exportedMetrics(): Set<string> {
 const withoutSuffix = (name: string) => name.replace(/_(bucket|sum|count)$/, '');
 
 describe('the alert rules', () => {
-  it('cover what operators must hear about: backlog age, failure ratio, stalls, breakers, Redis memory, database time, event-loop lag', () => {
+  it('cover what operators must hear about: backlog age, queue metrics gone, failure ratio, stalls, breakers, Redis memory, database time, event-loop lag', () => {
     expect(rules.map((rule) => rule.alert).sort()).toEqual([
       'CliplineBreakerOpen',
       'CliplineDatabaseSlow',
@@ -78,6 +78,7 @@ describe('the alert rules', () => {
       'CliplineJobFailureRatio',
       'CliplineJobsStalling',
       'CliplineQueueBacklogAging',
+      'CliplineQueueMetricsAbsent',
       'CliplineRedisMemoryHigh',
     ]);
     for (const rule of rules)
@@ -87,7 +88,7 @@ describe('the alert rules', () => {
   it('pass promtool check rules, its unit tests (each alert firing and silent), and check config', () => {
     const promtool = prometheusBinary('promtool');
     const run = (...args: string[]) => execFileSync(promtool, args, { cwd: DIR, encoding: 'utf8', stdio: 'pipe' });
-    expect(run('check', 'rules', 'alerts.yml')).toMatch(/SUCCESS: 7 rules found/);
+    expect(run('check', 'rules', 'alerts.yml')).toMatch(/SUCCESS: 8 rules found/);
     expect(run('test', 'rules', 'alerts.test.yml')).toMatch(/SUCCESS/);
     expect(run('check', 'config', 'prometheus.yml')).toMatch(/SUCCESS/);
     const tested = [...read('alerts.test.yml').matchAll(/alertname: (\w+)/g)].map((match) => match[1]);

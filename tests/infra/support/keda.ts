@@ -20,6 +20,8 @@ export interface PrometheusTrigger {
 export interface ScaledSpec {
   scaleTargetRef: { name: string };
   minReplicaCount: number;
+  /** What KEDA keeps when the trigger fails `failureThreshold` times in a row. */
+  fallback?: { failureThreshold: number; replicas: number };
   maxReplicaCount: number;
   triggers: PrometheusTrigger[];
   advanced?: Record<string, unknown>;
