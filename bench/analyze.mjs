@@ -32,6 +32,7 @@ const { setToolSpawning, probe, spawnTool, expectSuccess } = await import(new UR
 setToolSpawning(process.env.FFMPEG_SPAWNING ?? 'helper');
 const { sampleFrames, sampleSize, samplingFilter } = await import(new URL('frame-sampler.js', dist).href);
 const { mp4Facts } = await import(new URL('mp4-facts.js', dist).href);
+const { usableCores } = await import(new URL('../../../../packages/shared/dist/index.js', dist).href);
 const { ffprobeFacts } = await import(new URL('ffmpeg.js', dist).href);
 
 const execFileAsync = promisify(execFile);
@@ -169,6 +170,9 @@ async function decodeSeconds(file, size) {
     '-hide_banner',
     '-loglevel',
     'error',
+    // The decoder threads analysis gives its own decode (the cores the process may use).
+    '-threads',
+    String(usableCores()),
     '-i',
     file,
     '-map',

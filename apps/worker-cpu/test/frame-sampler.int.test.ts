@@ -4,11 +4,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { PermanentJobError } from '@clipline/shared';
+import { PermanentJobError, usableCores } from '@clipline/shared';
 import { expectSuccess, probe, spawnTool } from '../src/analysis/ffmpeg.js';
 import { batchMetrics } from '../src/analysis/frame-metrics.js';
 import { LoudnessReader, loudnessOutputs } from '../src/analysis/audio-loudness.js';
-import { sampleFrames, sampleSize, type AudioSink, type SampledBatch } from '../src/analysis/frame-sampler.js';
+import { rawFramesFrom, sampleFrames, sampleSize, type AudioSink, type SampledBatch } from '../src/analysis/frame-sampler.js';
 import { generateVideo, TOOLS } from '../../../tests/helpers/media.js';
 
 const run = promisify(execFile);
@@ -57,6 +57,11 @@ function rowsMean(frames: Uint8Array, width: number, from: number, to: number): 
 }
 
 describe('sampleFrames', () => {
+  it("gives the decoder the cores the process may use (its cgroup quota included), not ffmpeg's count of the machine's", () => {
+    expect(rawFramesFrom('a.mp4', 10, 160, 90).slice(0, 4)).toEqual(['-threads', String(usableCores()), '-i', 'a.mp4']);
+    expect(rawFramesFrom('a.mp4', 10, 160, 90, 3).slice(0, 2)).toEqual(['-threads', '3']);
+  });
+
   it('follows rotation metadata: frames come out in display orientation', async () => {
     const plain = path.join(dir, 'half-white.mp4');
     // Left half white, right half black, stored landscape.

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { PermanentJobError } from '@clipline/shared';
+import { PermanentJobError, usableCores } from '@clipline/shared';
 import { loudnessOutputs } from './audio-loudness.js';
 import { FrameBuffers } from './batch-pipeline.js';
 import { spawnTool, toolFailure, type FfmpegTools, type SpawnedTool } from './ffmpeg.js';
@@ -112,10 +112,32 @@ async function startSampler(tools: FfmpegTools, options: SampleOptions, audio: A
   return { run, reader: new BatchReader(run.output.stdout) };
 }
 
-/** Input `file` and an output of its first video stream as scaled RGB24 frames on stdout (sampling's filter chain). */
-export function rawFramesFrom(file: string, fps: number, width: number, height: number): string[] {
+/**
+ * Input `file` and an output of its first video stream as scaled RGB24 frames on stdout (sampling's
+ * filter chain). The decoder gets the cores the process may use (its cgroup quota included), not
+ * ffmpeg's own count of the machine's: under a 2-CPU limit on a large node it would start a thread
+ * per node core, be throttled, and hold a decoded frame for each.
+ */
+export function rawFramesFrom(file: string, fps: number, width: number, height: number, threads = usableCores()): string[] {
   // `V`: the first video stream that is not an attached picture (an MP4's cover art may come first).
-  return ['-i', file, '-map', '0:V:0', '-an', '-sn', '-dn', '-vf', samplingFilter(fps, width, height), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+  return [
+    '-threads',
+    String(threads),
+    '-i',
+    file,
+    '-map',
+    '0:V:0',
+    '-an',
+    '-sn',
+    '-dn',
+    '-vf',
+    samplingFilter(fps, width, height),
+    '-f',
+    'rawvideo',
+    '-pix_fmt',
+    'rgb24',
+    'pipe:1',
+  ];
 }
 
 /**
