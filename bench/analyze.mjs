@@ -30,7 +30,7 @@ const { CpuPool } = await import(new URL('pool.js', dist).href);
 const { setToolSpawning, probe, spawnTool, expectSuccess } = await import(new URL('ffmpeg.js', dist).href);
 // FFMPEG_SPAWNING=direct|helper: how this process starts its ffmpeg runs, as worker-cpu would with it.
 setToolSpawning(process.env.FFMPEG_SPAWNING ?? 'helper');
-const { sampleFrames, sampleSize, samplingFilter } = await import(new URL('frame-sampler.js', dist).href);
+const { decoderThreads, sampleFrames, sampleSize, samplingFilter } = await import(new URL('frame-sampler.js', dist).href);
 const { mp4Facts } = await import(new URL('mp4-facts.js', dist).href);
 const { usableCores } = await import(new URL('../../../../packages/shared/dist/index.js', dist).href);
 const { ffprobeFacts } = await import(new URL('ffmpeg.js', dist).href);
@@ -170,9 +170,9 @@ async function decodeSeconds(file, size) {
     '-hide_banner',
     '-loglevel',
     'error',
-    // The decoder threads analysis gives its own decode (the cores the process may use).
+    // The decoder threads analysis gives its own decode (from the cores the process may use).
     '-threads',
-    String(usableCores()),
+    String(decoderThreads(usableCores())),
     '-i',
     file,
     '-map',

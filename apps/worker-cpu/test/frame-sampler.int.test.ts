@@ -8,7 +8,7 @@ import { PermanentJobError, usableCores } from '@clipline/shared';
 import { expectSuccess, probe, spawnTool } from '../src/analysis/ffmpeg.js';
 import { batchMetrics } from '../src/analysis/frame-metrics.js';
 import { LoudnessReader, loudnessOutputs } from '../src/analysis/audio-loudness.js';
-import { rawFramesFrom, sampleFrames, sampleSize, type AudioSink, type SampledBatch } from '../src/analysis/frame-sampler.js';
+import { decoderThreads, rawFramesFrom, sampleFrames, sampleSize, type AudioSink, type SampledBatch } from '../src/analysis/frame-sampler.js';
 import { generateVideo, TOOLS } from '../../../tests/helpers/media.js';
 
 const run = promisify(execFile);
@@ -58,8 +58,10 @@ function rowsMean(frames: Uint8Array, width: number, from: number, to: number): 
 
 describe('sampleFrames', () => {
   it("gives the decoder the cores the process may use (its cgroup quota included), not ffmpeg's count of the machine's", () => {
-    expect(rawFramesFrom('a.mp4', 10, 160, 90).slice(0, 4)).toEqual(['-threads', String(usableCores()), '-i', 'a.mp4']);
+    expect(rawFramesFrom('a.mp4', 10, 160, 90).slice(0, 4)).toEqual(['-threads', String(decoderThreads(usableCores())), '-i', 'a.mp4']);
     expect(rawFramesFrom('a.mp4', 10, 160, 90, 3).slice(0, 2)).toEqual(['-threads', '3']);
+    // As ffmpeg counts them from the machine's cores: one more than the cores, one on a single core.
+    expect([1, 2, 4].map(decoderThreads)).toEqual([1, 3, 5]);
   });
 
   it('follows rotation metadata: frames come out in display orientation', async () => {

@@ -113,12 +113,20 @@ async function startSampler(tools: FfmpegTools, options: SampleOptions, audio: A
 }
 
 /**
- * Input `file` and an output of its first video stream as scaled RGB24 frames on stdout (sampling's
- * filter chain). The decoder gets the cores the process may use (its cgroup quota included), not
- * ffmpeg's own count of the machine's: under a 2-CPU limit on a large node it would start a thread
- * per node core, be throttled, and hold a decoded frame for each.
+ * Decoder threads for `cores` usable cores, as ffmpeg's automatic count makes them from the
+ * machine's (one more than the cores, to keep frame threading fed; one on a single core).
  */
-export function rawFramesFrom(file: string, fps: number, width: number, height: number, threads = usableCores()): string[] {
+export function decoderThreads(cores: number): number {
+  return cores > 1 ? cores + 1 : 1;
+}
+
+/**
+ * Input `file` and an output of its first video stream as scaled RGB24 frames on stdout (sampling's
+ * filter chain). The decoder's threads follow the cores the process may use (its cgroup quota
+ * included), not ffmpeg's own count of the machine's: under a 2-CPU limit on a large node it would
+ * start a thread per node core, be throttled, and hold a decoded frame for each.
+ */
+export function rawFramesFrom(file: string, fps: number, width: number, height: number, threads = decoderThreads(usableCores())): string[] {
   // `V`: the first video stream that is not an attached picture (an MP4's cover art may come first).
   return [
     '-threads',
