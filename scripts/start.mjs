@@ -90,10 +90,10 @@ async function ensureRedis(config, shared) {
     run('redis-server', [
       '--port',
       String(port),
-      // Both loopbacks ('-': a machine without IPv6 skips ::1), whichever REDIS_URL names.
+      // The IPv6 loopback too when REDIS_URL names it (redis-server before 6.2 knows no optional '-' address).
       '--bind',
       '127.0.0.1',
-      '-::1',
+      ...(host === '::1' ? ['::1'] : []),
       '--daemonize',
       'yes',
       '--dir',

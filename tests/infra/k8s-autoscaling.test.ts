@@ -71,11 +71,10 @@ describe.each(renders)('the $render ScaledObjects', ({ render }) => {
       expect(spec.triggers).toHaveLength(1);
       const [trigger] = spec.triggers;
       expect([name, trigger!.type, trigger!.metricType, trigger!.authenticationRef]).toEqual([name, 'prometheus', 'AverageValue', undefined]);
-      // An empty result (no dashboard scraped) is an error that keeps the replicas, never a zero;
-      // errors that go on fall back to one worker at least, also for a worker scaled to zero.
+      // An empty result (no dashboard scraped) is an error that keeps the replicas, never a zero.
+      // No fallback: KEDA's scales to exactly its count, which would shrink busy workers to it.
       expect([name, trigger!.metadata.ignoreNullValues, trigger!.metadata.activationThreshold]).toEqual([name, 'false', '0']);
-      expect([name, spec.fallback]).toEqual([name, { failureThreshold: 3, replicas: expect.any(Number) }]);
-      expect(spec.fallback!.replicas).toBeGreaterThanOrEqual(1);
+      expect([name, spec.fallback]).toEqual([name, undefined]);
       expectDeduplicated(trigger!.metadata.query);
       for (const selector of selectors(trigger!.metadata.query)) expect(GAUGE_STATES).toEqual(expect.arrayContaining(selector.states));
     }

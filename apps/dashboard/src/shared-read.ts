@@ -5,27 +5,36 @@ export interface SharedRead<T> {
 }
 
 /**
- * `read` shared by every caller for `ttlMs`: one read in flight at a time, its answer served to
- * all who ask meanwhile and until it is `ttlMs` old. A failed read is not kept, so the next
- * caller tries again. For what many may ask at once (the overview's polling, an open /metrics)
- * and each answer costs Redis a scan of every queue.
+ * `read` shared by every caller: never more than one in flight (callers meanwhile get its
+ * answer), and an answer served until it is `ttlMs` old, counted from when it came. A failed read
+ * is not kept, so the next caller tries again. For what many may ask at once (the overview's
+ * polling, an open /metrics) and each answer costs Redis a scan of every queue.
  */
 export function sharedRead<T>(ttlMs: number, read: (now: number) => Promise<T>): SharedRead<T> {
-  let cached: { at: number; value: Promise<T> } | undefined;
+  let answered: { at: number; value: Promise<T> } | undefined;
+  let inFlight: Promise<T> | undefined;
   return {
     read: () => {
-      const now = Date.now();
-      if (!cached || now - cached.at > ttlMs) {
-        const value = read(now);
-        cached = { at: now, value };
-        value.catch(() => {
-          if (cached?.value === value) cached = undefined;
-        });
-      }
-      return cached.value;
+      if (answered && Date.now() - answered.at <= ttlMs) return answered.value;
+      if (inFlight) return inFlight;
+      const value = read(Date.now());
+      inFlight = value;
+      value.then(
+        () => {
+          if (inFlight === value) answered = { at: Date.now(), value };
+        },
+        () => {},
+      );
+      value
+        .finally(() => {
+          if (inFlight === value) inFlight = undefined;
+        })
+        .catch(() => {});
+      return value;
     },
     forget: () => {
-      cached = undefined;
+      answered = undefined;
+      inFlight = undefined;
     },
   };
 }

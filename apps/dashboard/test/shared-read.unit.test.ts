@@ -29,3 +29,24 @@ describe('sharedRead', () => {
     expect(reads).toBe(2);
   });
 });
+
+it('starts no second read while one is in flight, however long it takes, and counts its age from its answer', async () => {
+  let reads = 0;
+  let finish: ((value: number) => void) | undefined;
+  const shared = sharedRead(30, () => {
+    reads += 1;
+    return new Promise<number>((resolve) => {
+      finish = resolve;
+    });
+  });
+  const first = shared.read();
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  // Longer than its time already, and still in flight: the same read.
+  const second = shared.read();
+  expect(reads).toBe(1);
+  finish!(7);
+  expect(await Promise.all([first, second])).toEqual([7, 7]);
+  // Fresh from its answer, not from its start.
+  expect(await shared.read()).toBe(7);
+  expect(reads).toBe(1);
+});

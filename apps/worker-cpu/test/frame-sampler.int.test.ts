@@ -60,8 +60,8 @@ describe('sampleFrames', () => {
   it("gives the decoder the cores the process may use (its cgroup quota included), not ffmpeg's count of the machine's", () => {
     expect(rawFramesFrom('a.mp4', 10, 160, 90).slice(0, 4)).toEqual(['-threads', String(decoderThreads(usableCores())), '-i', 'a.mp4']);
     expect(rawFramesFrom('a.mp4', 10, 160, 90, 3).slice(0, 2)).toEqual(['-threads', '3']);
-    // As ffmpeg counts them from the machine's cores: one more than the cores, one on a single core.
-    expect([1, 2, 4].map(decoderThreads)).toEqual([1, 3, 5]);
+    // As ffmpeg counts them from the machine's cores: one more than the cores, at most 16, one on a single core.
+    expect([1, 2, 4, 64].map(decoderThreads)).toEqual([1, 3, 5, 16]);
   });
 
   it('follows rotation metadata: frames come out in display orientation', async () => {

@@ -21,6 +21,7 @@ import {
   JobQueues,
   LocalStorage,
   pipelineQueue,
+  purgeFinishedVideos,
   purgeVideo,
   registerStorageBytesGauge,
   removeOrphanedVideoFolders,
@@ -340,6 +341,18 @@ describe('retention', () => {
     expect(await run(processors(), 'purge-expired')).toMatchObject({ resumed: 1 });
     expect(existsSync(storage.pathOf(`videos/${video.id}`))).toBe(false);
     expect(await ledger.unfinishedPurges(0, 10)).not.toContain(video.id);
+  });
+
+  it("leaves another purge's note alone: a purge that finds the rows gone (the other one deleting the files) keeps the record that files remain", async () => {
+    const video = await storedVideo('completed');
+    // The other purge, part-way: noted, rows deleted, files not yet removed.
+    await ledger.notePurges([video.id]);
+    await videos.deleteFinished([video.id]);
+    expect(await purgeFinishedVideos(deps, [video.id])).toEqual([]);
+    // Had the other purge crashed now, the note is what finishes it.
+    expect(await ledger.unfinishedPurges(0, 10)).toContain(video.id);
+    expect(existsSync(storage.pathOf(video.source))).toBe(true);
+    await ledger.forgetPurges([video.id]);
   });
 });
 

@@ -13,11 +13,13 @@ setMaxListeners(0, interrupt.signal);
 /**
  * Ctrl-C, a `kill`, `timeout` or a closed terminal stop the command the same way: what it
  * started is stopped, partial files are removed and the summary printed. A second signal does
- * not wait for the summary; the cursor the progress board hid comes back.
+ * not wait for the summary; the cursor the progress board hid comes back. SIGHUP is taken only
+ * on a terminal: under `nohup` (output redirected) it stays ignored, as asked.
  */
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-let stoppedBy: (typeof STOP_SIGNALS)[number] | undefined;
-const exitCodeOf = (signal: (typeof STOP_SIGNALS)[number]) => (signal === 'SIGINT' ? EXIT_INTERRUPTED : 128 + constants.signals[signal]);
+type StopSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+const STOP_SIGNALS: StopSignal[] = process.stdout.isTTY || process.stderr.isTTY ? ['SIGINT', 'SIGTERM', 'SIGHUP'] : ['SIGINT', 'SIGTERM'];
+let stoppedBy: StopSignal | undefined;
+const exitCodeOf = (signal: StopSignal) => (signal === 'SIGINT' ? EXIT_INTERRUPTED : 128 + constants.signals[signal]);
 for (const signal of STOP_SIGNALS) {
   process.on(signal, () => {
     if (stoppedBy) {

@@ -67,8 +67,7 @@ export async function downloadFile(
       contentType: response.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase() || null,
       contentLength: contentLengthOf(response),
     };
-    const validator = response.headers.get('etag') ?? response.headers.get('last-modified');
-    const resumable = validator !== null && headers.contentLength !== null && /\bbytes\b/i.test(response.headers.get('accept-ranges') ?? '');
+    let served = servedVersion(response);
     const target = typeof destination === 'string' ? destination : destination(headers);
     // A name of its own: two downloads of one file at once never write into each other's.
     const partPath = `${target}.${randomBytes(4).toString('hex')}.part`;
@@ -77,21 +76,26 @@ export async function downloadFile(
     try {
       let from = 0;
       for (let resumes = 0; ; resumes++) {
-        const written = await writeBody(response, file, partPath, { from, expectedBytes: headers.contentLength, options, stall: attempt.controller, url });
+        const written = await writeBody(response, file, partPath, { from, expectedBytes: served.length, options, stall: attempt.controller, url });
         bytes = written.bytes;
-        if (written.complete) break;
+        // Complete, or broken off after its last byte (nothing left to ask for).
+        if (written.complete || written.bytes === served.length) break;
         if (resumes >= MAX_RESUMES || options.signal?.aborted) throw written.error;
         from = written.bytes;
         attempt.end();
         await sleep(RESUME_DELAY_MS * 2 ** resumes, options.signal);
         attempt = new BodyAttempt(options.signal);
-        const range = resumable && from > 0 ? { range: `bytes=${from}-`, 'if-range': validator } : undefined;
+        const range = served.resumable && from > 0 ? { range: `bytes=${from}-`, 'if-range': served.validator! } : undefined;
         response = await transport.open(
           { method: 'GET', path: apiPath, idempotent: true, signal: attempt.signal, ...(range ? { headers: range } : {}) },
           '*/*',
         );
         from = resumedAt(response, from);
-        if (from === 0) await file.truncate(0);
+        if (from === 0) {
+          // The whole file again (no range offered, or it changed): its own length and version count now.
+          served = servedVersion(response);
+          await file.truncate(0);
+        }
       }
       // Synced before the rename, so the final name never points at data still in the page cache.
       await file.sync().catch((error: unknown) => {
@@ -114,6 +118,13 @@ export async function downloadFile(
     // opened, the destination function threw); after a whole body it changes nothing.
     attempt.end();
   }
+}
+
+/** The length and version of the file an answer serves, and whether a broken body can be taken up from where it broke. */
+function servedVersion(response: Response): { length: number | null; validator: string | null; resumable: boolean } {
+  const length = contentLengthOf(response);
+  const validator = response.headers.get('etag') ?? response.headers.get('last-modified');
+  return { length, validator, resumable: validator !== null && length !== null && /\bbytes\b/i.test(response.headers.get('accept-ranges') ?? '') };
 }
 
 /**

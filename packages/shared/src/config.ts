@@ -19,13 +19,13 @@ export const DEV_DASHBOARD_PASSWORD = 'clipline';
 /** Dev-only keyring sealing passwords between the API and the CPU pool (`id:base64 key`). */
 export const DEV_ACCOUNTS_KEYRING = `dev:${Buffer.from('clipline-dev-accounts-key-32bytes').subarray(0, 32).toString('base64')}`;
 
+/** Largest source picture analysed: DCI 8K (8192x4320), so every 8K camera's frame passes. */
+export const DEFAULT_MAX_SOURCE_PIXELS = 8192 * 4320;
+
 /**
  * The embedded database a local start uses when `DATABASE_URL` is unset: a SQLite file beside
  * the stored media. Production must name its database.
  */
-/** Largest source picture analysed: DCI 8K (8192x4320), so every 8K camera's frame passes. */
-export const DEFAULT_MAX_SOURCE_PIXELS = 8192 * 4320;
-
 export const DEFAULT_DATABASE_URL = `sqlite:${path.resolve('.data/clipline.db')}`;
 
 /** `DATABASE_URL`: its scheme picks the engine. */

@@ -112,12 +112,15 @@ async function startSampler(tools: FfmpegTools, options: SampleOptions, audio: A
   return { run, reader: new BatchReader(run.output.stdout) };
 }
 
+/** ffmpeg's ceiling on the threads it starts of its own accord (MAX_AUTO_THREADS). */
+const MAX_AUTO_THREADS = 16;
+
 /**
  * Decoder threads for `cores` usable cores, as ffmpeg's automatic count makes them from the
- * machine's (one more than the cores, to keep frame threading fed; one on a single core).
+ * machine's (one more than the cores, to keep frame threading fed, at most 16; one on a single core).
  */
 export function decoderThreads(cores: number): number {
-  return cores > 1 ? cores + 1 : 1;
+  return cores > 1 ? Math.min(cores + 1, MAX_AUTO_THREADS) : 1;
 }
 
 /**

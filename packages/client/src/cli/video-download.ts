@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ClipLineClient } from '../client.js';
@@ -131,11 +132,13 @@ export async function downloadVideoResults(
   }
 
   const json = path.join(folder, 'video.json');
+  // A part of this download's own, as the other files have.
+  const jsonPart = `${json}.${randomBytes(4).toString('hex')}.part`;
   try {
-    await writeFile(`${json}.part`, `${JSON.stringify(video, null, 2)}\n`);
-    await rename(`${json}.part`, json);
+    await writeFile(jsonPart, `${JSON.stringify(video, null, 2)}\n`);
+    await rename(jsonPart, json);
   } catch (error) {
-    await rm(`${json}.part`, { force: true });
+    await rm(jsonPart, { force: true });
     throw error;
   }
   return saved;

@@ -73,8 +73,14 @@ export async function purgeFinishedVideos(
   await Promise.all(videoIds.map((videoId) => removeVideoJobs(deps.jobs, videoId)));
   const deleted = new Set(await deps.videos.deleteFinished(videoIds));
   const purged: { videoId: string; bytesRemoved: number }[] = [];
+  // Ids another purge deleted the rows of: their files, and the note that they remain, are its.
+  const othersToFinish = new Set<string>();
   for (const videoId of videoIds) {
-    if (!deleted.has(videoId) && (rowsGone === 'skip' || (await deps.videos.status(videoId)) !== undefined)) continue;
+    if (!deleted.has(videoId)) {
+      const rowsLeft = (await deps.videos.status(videoId)) !== undefined;
+      if (!rowsLeft && rowsGone === 'skip') othersToFinish.add(videoId);
+      if (rowsLeft || rowsGone === 'skip') continue;
+    }
     const key = videoStorageKey(videoId);
     const bytesRemoved = await deps.storage.sizeOf(key);
     await deps.storage.remove(key);
@@ -82,7 +88,7 @@ export async function purgeFinishedVideos(
   }
   // One ledger update for the batch; a crash before it is corrected by the next storage walk.
   await deps.ledger.addBytes(-purged.reduce((sum, item) => sum + item.bytesRemoved, 0));
-  await deps.ledger.forgetPurges(videoIds);
+  await deps.ledger.forgetPurges(videoIds.filter((videoId) => !othersToFinish.has(videoId)));
   return purged;
 }
 
