@@ -12,7 +12,8 @@ Environment:
                      operator key
   NO_COLOR           set to draw progress without colours
 
-Exit codes: 0 success, 1 a video or request failed, 2 usage error, 130 interrupted.
+Exit codes: 0 success, 1 a video or request failed, 2 usage error, 130 interrupted (Ctrl-C),
+143 stopped by SIGTERM, 129 by SIGHUP (on a terminal); partial downloads are removed either way.
 Run "clipline <command> --help" for a command's options.
 `;
 
