@@ -288,17 +288,20 @@ describe('a render whose ffmpeg stalls (a source on a FIFO nobody writes, as a h
   });
 
   it('a run that decodes a long way to its first frame (rare keyframes) is not taken for stalled', async () => {
-    // One keyframe only: ffmpeg decodes 46 s of 720p60 on one thread (about 2 s, far longer on a loaded machine) before the clip's first frame, with no output meanwhile.
+    // One keyframe only: ffmpeg decodes 46 s of 1080p60 on one thread (about 5 s, far longer on a
+    // loaded machine) before the clip's first frame, with no output meanwhile. The stall timeout
+    // (2.5 s) is short of that, and long enough that a busy machine starving the niced ffmpeg for
+    // a moment does not pass for a stall.
     const scratch = await mkdtemp(path.join(env.config.storageDir, 'one-keyframe-'));
     try {
       const source = path.join(scratch, 'one-keyframe.mp4');
-      const encode = ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=60:duration=48', '-c:v', 'libx264', '-preset', 'ultrafast'];
+      const encode = ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=60:duration=48', '-c:v', 'libx264', '-preset', 'ultrafast'];
       await run('ffmpeg', [...encode, '-g', '100000', '-keyint_min', '100000', '-sc_threshold', '0', '-pix_fmt', 'yuv420p', source]);
       const videoFile = path.join(scratch, 'late.mp4');
       const late = Array.from({ length: 10 }, (_, k) => ({ timeSeconds: 46 + k / 10, sharpness: 10, contentScore: 1 }));
       const started = Date.now();
       const rendered = await renderClip(
-        { ...settings, cores: new RenderCores(1), stallTimeoutMs: 1000 },
+        { ...settings, cores: new RenderCores(1), stallTimeoutMs: 2500 },
         {
           source,
           startSeconds: 46,
@@ -306,11 +309,11 @@ describe('a render whose ffmpeg stalls (a source on a FIFO nobody writes, as a h
           aspect: '16:9',
           videoFile,
           thumbnailFile: `${videoFile}.jpg`,
-          analysis: { facts: { durationSeconds: 48, width: 1280, height: 720, hasAudio: false }, frames: { fps: 10, list: late } },
+          analysis: { facts: { durationSeconds: 48, width: 1920, height: 1080, hasAudio: false }, frames: { fps: 10, list: late } },
         },
       );
       // Longer than the stall timeout with no output, and rendered all the same.
-      expect(Date.now() - started).toBeGreaterThan(1000);
+      expect(Date.now() - started).toBeGreaterThan(2500);
       expect(Math.abs(rendered.durationSeconds - 1)).toBeLessThan(0.1);
     } finally {
       await rm(scratch, { recursive: true, force: true });
