@@ -19,17 +19,15 @@ export function sharedRead<T>(ttlMs: number, read: (now: number) => Promise<T>):
       if (inFlight) return inFlight;
       const value = read(Date.now());
       inFlight = value;
+      const settled = (ok: boolean) => {
+        if (inFlight !== value) return;
+        inFlight = undefined;
+        if (ok) answered = { at: Date.now(), value };
+      };
       value.then(
-        () => {
-          if (inFlight === value) answered = { at: Date.now(), value };
-        },
-        () => {},
+        () => settled(true),
+        () => settled(false),
       );
-      value
-        .finally(() => {
-          if (inFlight === value) inFlight = undefined;
-        })
-        .catch(() => {});
       return value;
     },
     forget: () => {
