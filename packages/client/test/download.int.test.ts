@@ -211,14 +211,17 @@ describe('client.downloadFile', () => {
     const whole = await servedLength(clip.url!);
     // A proxy in front of the producer that cuts the first download's connection a third of the way in.
     const upstream = new URL(running.url);
-    const requests: string[] = [];
+    /** Connections that asked for the clip: the cut one, then the retry's. */
+    let clipConnections = 0;
     let cut = false;
     const proxy = net.createServer((client) => {
       const server = net.connect(Number(upstream.port), upstream.hostname);
       let head = '';
       let sent = 0;
       client.on('data', (chunk: Buffer) => {
+        const asked = head.startsWith(`GET ${clip.url}`);
         head += chunk.toString('latin1');
+        if (!asked && head.startsWith(`GET ${clip.url}`)) clipConnections += 1;
         server.write(chunk);
       });
       server.on('data', (chunk: Buffer) => {
@@ -232,14 +235,6 @@ describe('client.downloadFile', () => {
         sent += chunk.length;
         client.write(chunk);
       });
-      client.on('data', () =>
-        requests.push(
-          head
-            .split('\r\n')
-            .filter((line) => /^(GET|range|if-range)/i.test(line))
-            .join(' | '),
-        ),
-      );
       client.on('error', () => server.destroy());
       server.on('error', () => client.destroy());
       client.on('close', () => server.destroy());
@@ -258,8 +253,8 @@ describe('client.downloadFile', () => {
       expect((await readFile(path.join(folder, 'clip.mp4'))).equals(await readFile(direct))).toBe(true);
       // The Range / If-Range exchange itself is checked against a server of the tests' own
       // (client-protocol.int.test.ts); here, that a cut connection to the real producer still
-      // gives the whole clip, byte for byte.
-      expect(requests.length).toBeGreaterThanOrEqual(2);
+      // gives the whole clip, byte for byte, through a second connection.
+      expect(clipConnections).toBe(2);
     } finally {
       proxy.close();
     }
