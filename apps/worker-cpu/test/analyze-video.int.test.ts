@@ -102,6 +102,27 @@ describe('analyzeVideo on generated media', () => {
     expect(score(result.cutSeconds, video.cutSeconds)).toEqual({ precision: 1, recall: 1 });
   });
 
+  it('samples a source of non-square pixels, turned or not, at the size it is shown in', async () => {
+    const video = await generateVideo({ path: path.join(dir, 'square-pixels.mp4'), segments: [2.3, 1.7, 3.1], width: 640, height: 240, audio: false });
+    // 320x240 stored, each pixel twice as wide as tall: shown 640x240; turned a quarter, 120x320
+    // (ffmpeg's `iw*sar` of the turned picture).
+    const anamorphic = path.join(dir, 'anamorphic.mp4');
+    await run('ffmpeg', ['-v', 'error', '-y', '-i', video.path, '-vf', 'scale=320:240,setsar=2', '-c:v', 'libx264', '-preset', 'veryfast', anamorphic]);
+    const turned = path.join(dir, 'anamorphic-turned.mp4');
+    await run('ffmpeg', ['-v', 'error', '-y', '-i', anamorphic, '-c', 'copy', '-metadata:s:v', 'rotate=90', turned]);
+    for (const [file, shown] of [
+      [anamorphic, { width: 640, height: 240 }],
+      [turned, { width: 120, height: 320 }],
+    ] as const) {
+      const frames: number[] = [];
+      const result = await analyzeVideo(settings, { file, sizeBytes: 1 }, { onInterestProfiles: (_first, batch) => void frames.push(batch.count) });
+      expect(result.metadata).toMatchObject(shown);
+      // Frames of another size than the one expected would come out of step: more or fewer, the cuts elsewhere.
+      expect(frames.reduce((sum, count) => sum + count, 0)).toBe(Math.round(result.metadata.durationSeconds * FPS));
+      expect(score(result.cutSeconds, video.cutSeconds)).toEqual({ precision: 1, recall: 1 });
+    }
+  });
+
   it('starts one ffmpeg for an MP4 with sound (its facts from its index, the frames and the audio from one decode), and ffprobe too for a WebM', async () => {
     // Wrappers that log each start, then run the real tool.
     const starts = path.join(dir, 'starts.log');

@@ -4,7 +4,7 @@
  * sizes, variable rate, QuickTime and 3GP brands); what the reader leaves alone goes to ffprobe.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -31,6 +31,31 @@ async function variant(name: string, ...args: string[]): Promise<string> {
   return file;
 }
 
+/**
+ * Takes the pixels' aspect out of an MP4's boxes: its `pasp` box (ffmpeg writes one) renamed
+ * `free`, and with `stored` (the coded picture size) the track header's presentation size set
+ * to it, so that only the stream's own header states the aspect. Files of one video track only.
+ */
+async function withoutAspectBoxes(file: string, stored?: { width: number; height: number }): Promise<string> {
+  const bytes = await readFile(file);
+  const pasp = bytes.indexOf('pasp', 0, 'latin1');
+  expect(pasp).toBeGreaterThan(0);
+  bytes.write('free', pasp, 'latin1');
+  if (stored) {
+    const tkhd = bytes.indexOf('tkhd', 0, 'latin1') + 4;
+    const sizeAt = tkhd + 4 + (bytes[tkhd] === 1 ? 32 : 20) + 16 + 36;
+    bytes.writeUInt32BE(stored.width * 65536, sizeAt);
+    bytes.writeUInt32BE(stored.height * 65536, sizeAt + 4);
+  }
+  await writeFile(file, bytes);
+  return file;
+}
+
+/** An H.264 variant (`args`: its filter and encoder options) through {@link withoutAspectBoxes}. */
+async function withoutPasp(name: string, stored: { width: number; height: number } | undefined, ...args: string[]): Promise<string> {
+  return withoutAspectBoxes(await variant(name, ...args, '-c:v', 'libx264', '-preset', 'ultrafast', '-an'), stored);
+}
+
 beforeAll(async () => {
   pool = new CpuPool({ threads: 1 });
   dir = await mkdtemp(path.join(os.tmpdir(), 'clipline-mp4-facts-'));
@@ -54,6 +79,17 @@ const shapes: [string, () => Promise<string>][] = [
     () => variant('hvc1.mp4', '-c:v', 'libx265', '-preset', 'ultrafast', '-tag:v', 'hvc1', '-x265-params', 'log-level=error', '-c:a', 'copy'),
   ],
   ['non-square pixels', () => variant('sar.mp4', '-c:v', 'libx264', '-preset', 'ultrafast', '-vf', 'setsar=4/3', '-c:a', 'copy')],
+  ["non-square pixels stated by the track header's size (no pasp box)", () => withoutPasp('sar-in-tkhd.mp4', undefined, '-vf', 'setsar=2')],
+  ["5:7 pixels stated by the track header's size, rounded down there", () => withoutPasp('odd-sar-in-tkhd.mp4', undefined, '-vf', 'scale=352:288,setsar=5/7')],
+  ['non-square pixels stated only in the H.264 header', () => withoutPasp('sar-in-sps.mp4', { width: 320, height: 180 }, '-vf', 'setsar=2')],
+  [
+    'DV-like: interlaced, 10:11 pixels from the standard table, only in the H.264 header',
+    () => withoutPasp('dv-in-sps.mp4', { width: 720, height: 480 }, '-vf', 'scale=720:480,setsar=10/11', '-x264-params', 'interlaced=1:bframes=0'),
+  ],
+  [
+    '5:7 pixels (a ratio of its own), only in the H.264 header',
+    () => withoutPasp('odd-sar-in-sps.mp4', { width: 352, height: 288 }, '-vf', 'scale=352:288,setsar=5/7'),
+  ],
   ['an odd picture size', () => variant('odd.mp4', '-c:v', 'libx264', '-preset', 'ultrafast', '-vf', 'scale=321:181', '-pix_fmt', 'yuv444p', '-an')],
   ['QuickTime', () => variant('movie.mov', '-c', 'copy')],
   ['3GP', () => variant('phone.3gp', '-c:v', 'copy', '-c:a', 'aac', '-ac', '1', '-ar', '16000')],
@@ -117,6 +153,46 @@ it.each(shapes)('%s: the same facts as ffprobe, in this thread and in a pool thr
   expect(fromIndex).toBeDefined();
   expect(fromIndex).toEqual(await ffprobeFacts(TOOLS, file));
   expect(await pool.mp4Facts(file)).toEqual(fromIndex);
+});
+
+describe('non-square pixels', () => {
+  it('give the picture size players show, wider or narrower than the stored one, turned with the picture', async () => {
+    const encoded = (name: string, filter: string) => variant(name, '-t', '0.5', '-vf', filter, '-c:v', 'libx264', '-preset', 'ultrafast', '-an');
+    const hdv = await encoded('hdv.mp4', 'scale=1440:1080,setsar=4/3');
+    const turned = path.join(dir, 'hdv-turned.mp4');
+    await ffmpeg('-i', hdv, '-c', 'copy', '-metadata:s:v', 'rotate=90', turned);
+    const cases: [string, { width: number; height: number }][] = [
+      [hdv, { width: 1920, height: 1080 }],
+      [await encoded('dv.mp4', 'scale=720:480,setsar=8/9'), { width: 640, height: 480 }],
+      [turned, { width: 810, height: 1440 }],
+    ];
+    for (const [file, shown] of cases) {
+      expect(await mp4Facts(file)).toMatchObject(shown);
+      expect(await ffprobeFacts(TOOLS, file)).toMatchObject(shown);
+    }
+  });
+
+  it("an HEVC that states its pixels' aspect only in its own header goes to ffprobe, which reads it", async () => {
+    const file = await variant(
+      'hevc-sar.mp4',
+      '-t',
+      '0.5',
+      '-vf',
+      'setsar=2',
+      '-c:v',
+      'libx265',
+      '-preset',
+      'ultrafast',
+      '-tag:v',
+      'hvc1',
+      '-x265-params',
+      'log-level=error',
+      '-an',
+    );
+    await withoutAspectBoxes(file, { width: 320, height: 180 });
+    expect(await mp4Facts(file)).toBeUndefined();
+    expect(await probe(TOOLS, file)).toMatchObject({ width: 640, height: 180 });
+  });
 });
 
 describeWithFixtures(MP4_FIXTURES, 'the real MP4 fixtures', () => {

@@ -122,6 +122,33 @@ describe('renderClip', () => {
     expect(await facts(`${videoFile}.jpg`)).toMatchObject({ width: 198, height: 352, codec: 'mjpeg' });
   });
 
+  it('renders a source of non-square pixels as it is seen: the square stays square, the 16:9 clip full width', async () => {
+    // The same picture stored anamorphic: 320x360 pixels each twice as wide as tall (as HDV and
+    // DV store theirs), which players show as 640x360.
+    const anamorphic = path.join(env.config.storageDir, 'box-anamorphic.mp4');
+    await run('ffmpeg', ['-v', 'error', '-y', '-i', box, '-vf', 'scale=320:360,setsar=2', '-c:v', 'libx264', '-preset', 'veryfast', anamorphic]);
+    const tall = path.join(env.config.storageDir, 'box-anamorphic-916.mp4');
+    const rendered = await renderClip(settings, {
+      source: anamorphic,
+      startSeconds: 1,
+      endSeconds: 5,
+      aspect: '9:16',
+      videoFile: tall,
+      thumbnailFile: `${tall}.jpg`,
+    });
+    expect(rendered).toMatchObject({ width: 198, height: 352 });
+    // Cropped from the stored pixels, the square would come out 30 pixels wide: half this share.
+    for (const at of [0.5, 3.5]) expect(await brightShare(tall, at)).toBeCloseTo(3600 / (198 * 352), 2);
+    const wide = path.join(env.config.storageDir, 'box-anamorphic-169.mp4');
+    expect(
+      await renderClip(settings, { source: anamorphic, startSeconds: 1, endSeconds: 3, aspect: '16:9', videoFile: wide, thumbnailFile: `${wide}.jpg` }),
+    ).toMatchObject({
+      width: 640,
+      height: 360,
+    });
+    expect(await facts(wide)).toMatchObject({ width: 640, height: 360 });
+  });
+
   it('cuts on the exact frame: a clip starting on a scene change starts with the new scene', async () => {
     const video = await generateVideo({ path: path.join(env.config.storageDir, 'scenes.mp4'), segments: [2, 2, 2] });
     const videoFile = path.join(env.config.storageDir, 'scenes-cut.mp4');

@@ -8,6 +8,7 @@
  * back to ffmpeg, which knows every corner of the format.
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
+import { avcConfigSps, avcSampleAspect } from './avc-sps.js';
 
 /** A box inside a buffer: its type, where it starts, where its body starts and where it ends. */
 export interface Mp4Box {
@@ -40,9 +41,15 @@ export interface Mp4Track {
   codecTag: string;
   /** For `mp4a`: the object type of its decoder configuration (0x40 MPEG-4 audio, 0x66-0x68 MPEG-2 AAC, 0x69/0x6b MP3). */
   objectType?: number | undefined;
-  /** Picture size from the visual sample description. */
+  /** Picture size from the visual sample description, in stored (coded) pixels. */
   width?: number | undefined;
   height?: number | undefined;
+  /**
+   * For pictures: the width:height of one stored pixel, as ffmpeg takes it (`pixelAspectOf`;
+   * [1, 1]: square); undefined when only a header this reader does not parse could tell, which
+   * is ffprobe's to settle.
+   */
+  pixelAspect?: readonly [number, number] | undefined;
   /** The track header's display matrix as a clockwise quarter turn (0, 90, 180, 270). */
   rotation: number;
   sampleCount: number;
@@ -173,14 +180,60 @@ function esdsObjectType(bytes: Buffer, esds: Mp4Box): number | undefined {
   return config.tag === 0x04 && config.body < config.end ? bytes[config.body] : undefined;
 }
 
-/** The sample description's codec and, for sound, its object type; for pictures, their size. */
-function sampleDescription(bytes: Buffer, stsd: Mp4Box, handler: string): Pick<Mp4Track, 'codecTag' | 'objectType' | 'width' | 'height'> {
+/** Where a visual sample entry's boxes start: after its 78 bytes of fixed fields. */
+const VISUAL_ENTRY_FIELDS = 78;
+
+/**
+ * The stored pixel's aspect of a visual sample entry, decided as ffmpeg's MP4 reader and its
+ * command line decide it: the `pasp` box when it names one (a zero counts as none); else the
+ * track header's presentation size (`presented`) set against the stored size when the two
+ * differ; else what the stream's own header says, read for H.264 (its SPS in `avcC`).
+ * Undefined when only another codec's header could tell.
+ */
+function pixelAspectOf(
+  bytes: Buffer,
+  entry: Mp4Box,
+  stored: { width: number; height: number },
+  presented: { width: number; height: number },
+): readonly [number, number] | undefined {
+  if (entry.body + VISUAL_ENTRY_FIELDS > entry.end) return undefined;
+  let children: Mp4Box[];
+  try {
+    children = mp4Boxes(bytes, entry.body + VISUAL_ENTRY_FIELDS, entry.end);
+  } catch (error) {
+    // Boxes this reader cannot follow leave the aspect unknown, not the rest of the index.
+    if (error instanceof Unsupported) return undefined;
+    throw error;
+  }
+  const pasp = children.find((box) => box.type === 'pasp');
+  if (pasp && pasp.end - pasp.body >= 8) {
+    const across = bytes.readUInt32BE(pasp.body);
+    const down = bytes.readUInt32BE(pasp.body + 4);
+    if (across > 0 && down > 0) return [across, down];
+  }
+  const { width, height } = stored;
+  if (width && height && presented.width && presented.height && (presented.width !== width || presented.height !== height)) {
+    return [height * presented.width, width * presented.height];
+  }
+  const avcC = children.find((box) => box.type === 'avcC');
+  const sps = avcC ? avcConfigSps(bytes.subarray(avcC.body, avcC.end)) : undefined;
+  return sps ? avcSampleAspect(sps) : undefined;
+}
+
+/** The sample description's codec and, for sound, its object type; for pictures, their size and pixel aspect. */
+function sampleDescription(
+  bytes: Buffer,
+  stsd: Mp4Box,
+  handler: string,
+  presented: { width: number; height: number },
+): Pick<Mp4Track, 'codecTag' | 'objectType' | 'width' | 'height' | 'pixelAspect'> {
   if (bytes.readUInt32BE(stsd.body + 4) !== 1) throw new Unsupported('not exactly one sample description');
   const [entry] = mp4Boxes(bytes, stsd.body + 8, stsd.end);
   if (!entry) throw new Unsupported('empty sample description');
   const codecTag = entry.type;
   if (handler === 'vide' && entry.end - entry.body >= 28) {
-    return { codecTag, width: bytes.readUInt16BE(entry.body + 24), height: bytes.readUInt16BE(entry.body + 26) };
+    const size = { width: bytes.readUInt16BE(entry.body + 24), height: bytes.readUInt16BE(entry.body + 26) };
+    return { codecTag, ...size, pixelAspect: pixelAspectOf(bytes, entry, size, presented) };
   }
   if (handler !== 'soun' || codecTag !== 'mp4a') return { codecTag };
   // Sound sample entry: 8 bytes of reference, then 20 of version-0 fields; QuickTime's versions 1 and 2 add 16 and 36.
@@ -193,11 +246,24 @@ function sampleDescription(bytes: Buffer, stsd: Mp4Box, handler: string): Pick<M
   return { codecTag, objectType: esds ? esdsObjectType(bytes, esds) : undefined };
 }
 
+/**
+ * Where a track header's display matrix starts: version/flags 4, times 8 or 16, track id 4,
+ * reserved 4, duration 4 or 8, reserved 8, layer/group/volume/reserved 8.
+ */
+function tkhdMatrixAt(bytes: Buffer, tkhd: Mp4Box): number {
+  return tkhd.body + 4 + (bytes[tkhd.body] === 1 ? 32 : 20) + 8 + 8;
+}
+
+/** The track header's presentation size, in whole pixels (its 16.16 fixed point's integer part, as ffmpeg takes it). */
+function presentedSize(bytes: Buffer, tkhd: Mp4Box): { width: number; height: number } {
+  const at = tkhdMatrixAt(bytes, tkhd) + 36;
+  if (at + 8 > tkhd.end) return { width: 0, height: 0 };
+  return { width: bytes.readUInt32BE(at) >>> 16, height: bytes.readUInt32BE(at + 4) >>> 16 };
+}
+
 /** The display matrix's rotation, clockwise, in quarter turns (what ffprobe reports negated). */
 function matrixRotation(bytes: Buffer, tkhd: Mp4Box): number {
-  const version = bytes[tkhd.body];
-  // version/flags 4, times 8 or 16, track id 4, reserved 4, duration 4 or 8, reserved 8, layer/group/volume/reserved 8.
-  const matrixAt = tkhd.body + 4 + (version === 1 ? 32 : 20) + 8 + 8;
+  const matrixAt = tkhdMatrixAt(bytes, tkhd);
   if (matrixAt + 36 > tkhd.end) return 0;
   const a = bytes.readInt32BE(matrixAt);
   const b = bytes.readInt32BE(matrixAt + 4);
@@ -294,13 +360,14 @@ function parseTrack(bytes: Buffer, trak: Mp4Box, fileSize: number): Mp4Track {
   const { timescale, duration } = clock(bytes, child(bytes, mdia, 'mdhd'));
   const stbl = child(bytes, child(bytes, mdia, 'minf'), 'stbl');
   const table = chunkTable(bytes, stbl, fileSize);
+  const tkhd = child(bytes, trak, 'tkhd');
   return {
     box: trak,
     handler,
     timescale,
     duration,
-    ...sampleDescription(bytes, child(bytes, stbl, 'stsd'), handler),
-    rotation: matrixRotation(bytes, child(bytes, trak, 'tkhd')),
+    ...sampleDescription(bytes, child(bytes, stbl, 'stsd'), handler, presentedSize(bytes, tkhd)),
+    rotation: matrixRotation(bytes, tkhd),
     sampleCount: table.sampleCount,
     samplesDuration: sttsDuration(bytes, stbl, table.sampleCount),
     chunks: table.chunks,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { cpuTicksOf, endSpan, PermanentJobError, startChildSpan } from '@clipline/shared';
 import { mp4Facts } from './mp4-facts.js';
+import { displayedSize, parsedPixelAspect } from './picture-size.js';
 import { type ToolChild, type ToolExit, ToolSpawner, type ToolStart, ToolStartError } from './tool-spawner.js';
 
 export interface FfmpegTools {
@@ -13,6 +14,10 @@ export interface FfmpegTools {
 
 export interface ProbeResult {
   durationSeconds: number;
+  /**
+   * The picture as displayed ({@link displayedSize}): non-square pixels made square, a rotated
+   * source's sides swapped.
+   */
   width: number;
   height: number;
   fps: number;
@@ -228,6 +233,7 @@ interface ProbeStream {
   codec_name?: string;
   width?: number;
   height?: number;
+  sample_aspect_ratio?: string;
   avg_frame_rate?: string;
   r_frame_rate?: string;
   duration?: string;
@@ -319,11 +325,9 @@ export async function ffprobeFacts(tools: FfmpegTools, file: string, signal?: Ab
   const height = video.height ?? 0;
   if (width <= 0 || height <= 0) throw new PermanentJobError('video stream has no picture size');
   const rotation = clockwiseRotation(video);
-  const quarterTurn = rotation === 90 || rotation === 270;
   return {
     durationSeconds,
-    width: quarterTurn ? height : width,
-    height: quarterTurn ? width : height,
+    ...displayedSize({ width, height }, parsedPixelAspect(video.sample_aspect_ratio), rotation),
     fps: Math.round((parseRate(video.avg_frame_rate) || parseRate(video.r_frame_rate)) * 1000) / 1000,
     hasAudio: streams.some((stream) => stream.codec_type === 'audio'),
     videoCodec: video.codec_name ?? null,

@@ -4,6 +4,7 @@ import { PermanentJobError, usableCores } from '@clipline/shared';
 import { loudnessOutputs } from './audio-loudness.js';
 import { FrameBuffers } from './batch-pipeline.js';
 import { spawnTool, toolFailure, type FfmpegTools, type SpawnedTool } from './ffmpeg.js';
+import { sampledHeightExpression } from './picture-size.js';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatchdog } from '@clipline/shared';
 
 export interface SampleOptions {
@@ -14,8 +15,9 @@ export interface SampleOptions {
   width: number;
   /**
    * A promise when the caller has not probed the source yet: ffmpeg starts at once and keeps the
-   * source's aspect (`scale=width:-2`, the formula of {@link sampleSize}), and frames are read
-   * once it resolves to the same height. Sampling then does not wait on ffprobe.
+   * displayed picture's aspect (the formula of {@link sampleSize} on `displayedSize`, worked out
+   * by ffmpeg: {@link sampledHeightExpression}), and frames are read once it resolves to the same
+   * height. Sampling then does not wait on ffprobe.
    */
   height: number | Promise<number>;
   /** Frames per batch handed to the pool. */
@@ -76,13 +78,13 @@ export function sampleSize(sourceWidth: number, sourceHeight: number, width: num
 }
 
 /** The ffmpeg filter chain of sampling; benchmarks decode with the very same chain. */
-export function samplingFilter(fps: number, width: number, height: number): string {
+export function samplingFilter(fps: number, width: number, height: number | string): string {
   return `fps=${fps},scale=${width}:${height}:flags=area,format=rgb24`;
 }
 
 /**
  * ffmpeg decoding the first video stream (within the window, if any) into scaled RGB24 frames on
- * stdout. With the height left to ffmpeg (-2) frames keep their first size when the source's
+ * stdout. With the height left to ffmpeg (an expression) frames keep their first size when the source's
  * changes mid-stream: ffmpeg rebuilds the filters then, but scales their output back to the size
  * its encoder was opened with.
  */
@@ -91,7 +93,7 @@ function samplerArgs(options: SampleOptions, withAudio: boolean): string[] {
     ...(options.startSeconds ? ['-ss', options.startSeconds.toFixed(3)] : []),
     ...(options.durationSeconds !== undefined ? ['-t', options.durationSeconds.toFixed(3)] : []),
   ];
-  const height = typeof options.height === 'number' ? options.height : -2;
+  const height = typeof options.height === 'number' ? options.height : sampledHeightExpression(options.width);
   const frames = rawFramesFrom(options.file, options.fps, options.width, height);
   // The loudness filter logs its values at info level; level tags keep ffmpeg's errors apart.
   if (withAudio)
@@ -129,7 +131,7 @@ export function decoderThreads(cores: number): number {
  * included), not ffmpeg's own count of the machine's: under a 2-CPU limit on a large node it would
  * start a thread per node core, be throttled, and hold a decoded frame for each.
  */
-export function rawFramesFrom(file: string, fps: number, width: number, height: number, threads = decoderThreads(usableCores())): string[] {
+export function rawFramesFrom(file: string, fps: number, width: number, height: number | string, threads = decoderThreads(usableCores())): string[] {
   // `V`: the first video stream that is not an attached picture (an MP4's cover art may come first).
   return [
     '-threads',

@@ -1,12 +1,13 @@
 /**
  * A source's facts read from its MP4 index without starting a process, as ffprobe states them,
  * so that analysing an MP4 starts one ffmpeg and no ffprobe. Anything the index leaves in doubt
- * (no movie duration, a codec not named here, a track without a picture size) is left to
- * ffprobe. The workers read it in a pool thread (`CpuPool#mp4Facts`): a long source's index
+ * (no movie duration, a codec not named here, a track without a picture size, pixels whose
+ * aspect neither a `pasp` box nor an H.264 header states) is left to ffprobe. The workers read it in a pool thread (`CpuPool#mp4Facts`): a long source's index
  * lists hundreds of thousands of chunks, tens of milliseconds of work.
  */
 import { readMp4Movie, type Mp4Track } from '@clipline/shared/mp4';
 import type { ProbeResult } from './ffmpeg.js';
+import { displayedSize } from './picture-size.js';
 
 /** What ffprobe names a file of this family. */
 const MP4_FORMAT_NAME = 'mov,mp4,m4a,3gp,3g2,mj2';
@@ -29,15 +30,13 @@ export async function mp4Facts(file: string): Promise<ProbeResult | undefined> {
   if (!movie || movie.timescale <= 0 || movie.duration <= 0) return undefined;
   const video = movie.tracks.find((track) => track.handler === 'vide');
   const videoCodec = video ? VIDEO_CODECS[video.codecTag] : undefined;
-  if (!video || !videoCodec || !video.width || !video.height || video.sampleCount === 0) return undefined;
+  if (!video || !videoCodec || !video.width || !video.height || !video.pixelAspect || video.sampleCount === 0) return undefined;
   const fps = averageRate(video);
   if (!fps) return undefined;
-  const quarterTurn = video.rotation === 90 || video.rotation === 270;
   return {
     // ffmpeg keeps the movie's duration in microseconds, rounded.
     durationSeconds: Math.round((movie.duration * 1_000_000) / movie.timescale) / 1_000_000,
-    width: quarterTurn ? video.height : video.width,
-    height: quarterTurn ? video.width : video.height,
+    ...displayedSize({ width: video.width, height: video.height }, video.pixelAspect, video.rotation),
     fps,
     hasAudio: movie.tracks.some((track) => track.handler === 'soun'),
     videoCodec,

@@ -112,7 +112,7 @@ export async function renderClip(settings: RenderSettings, request: RenderReques
     const span = { startSeconds: start, durationSeconds: end - start };
     const followed = await followAction(settings, { ...request, facts, geometry, ...span, audioTarget: audioPart, threads: lease?.threads }, hooks);
     captions = await writeCaptions(request, { startSeconds: start, endSeconds: end }, geometry);
-    const filter = reframeFilter(geometry, followed) + (captions ? `,${assFilter(captions.file)}` : '');
+    const filter = reframeFilter(facts, geometry, followed) + (captions ? `,${assFilter(captions.file)}` : '');
     // The thumbnail is a frame of the clip, not past its last one.
     const thumbnailSeconds = Math.max(0, Math.min(followed.thumbnailSeconds, span.durationSeconds - 0.1));
     const targets = { video: videoPart, thumbnail: thumbnailPart };
@@ -313,11 +313,15 @@ function indexOfMax(values: readonly number[]): number {
   return values.reduce((best, value, index) => (value > values[best]! ? index : best), 0);
 }
 
-/** The filter chain of a clip: the moving crop, square pixels, 4:2:0 for every player. */
-export function reframeFilter(geometry: CropGeometry, followed: Pick<FollowedAction, 'x' | 'y'>): string {
+/**
+ * The filter chain of a clip: the decoded frames brought to the displayed picture's size (`picture`,
+ * the source's facts: non-square pixels made square; ffmpeg passes frames of that size through
+ * untouched), the moving crop, square pixels, 4:2:0 for every player.
+ */
+export function reframeFilter(picture: { width: number; height: number }, geometry: CropGeometry, followed: Pick<FollowedAction, 'x' | 'y'>): string {
   const x = followed.x ? cropExpression(followed.x, geometry.slackX) : String(Math.floor(geometry.slackX / 2));
   const y = followed.y ? cropExpression(followed.y, geometry.slackY) : String(Math.floor(geometry.slackY / 2));
-  return `crop=w=${geometry.width}:h=${geometry.height}:x=${x}:y=${y},setsar=1,format=yuv420p`;
+  return `scale=w=${picture.width}:h=${picture.height},crop=w=${geometry.width}:h=${geometry.height}:x=${x}:y=${y},setsar=1,format=yuv420p`;
 }
 
 /** What one encode run makes of the clip's span. */
