@@ -124,7 +124,7 @@ function cli(args: string[]) {
   return { child, output, closed: once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]> };
 }
 
-it('stops a download on SIGTERM as on Ctrl-C: no partial file is left, and it exits 143', async () => {
+it('stops a download on SIGTERM as on Ctrl-C: no partial file is left, and it exits 143 (its log line said waiting, not queued)', async () => {
   const id = '8a3fcf85-5280-4d8e-8f88-6e3d3b6f8b44';
   const clipPath = `/v1/videos/${id}/clips/c0/file`;
   const held: http.ServerResponse[] = [];
@@ -157,6 +157,9 @@ it('stops a download on SIGTERM as on Ctrl-C: no partial file is left, and it ex
     child.kill('SIGTERM');
     const [code] = await closed;
     expect({ code, files: await readdir(folder), stderr: output.stderr }).toEqual({ code: 143, files: [], stderr: expect.stringMatching(/interrupted/) });
+    // A log (stderr is no terminal here) starts the completed video's row as waiting for its download, not as queued.
+    expect(output.stderr).toMatch(/^\[8a3fcf85\] .* waiting 0%$/m);
+    expect(output.stderr).not.toContain('queued');
   } finally {
     for (const res of held) res.destroy();
     override = undefined;

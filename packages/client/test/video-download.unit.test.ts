@@ -1,4 +1,5 @@
 import { ProgressBoard } from '../src/cli/progress-board.js';
+import { DOWNLOAD_WAITING } from '../src/cli/download-command.js';
 import { describeSaved, notDownloadableReason, showDownloadOn, showSavedOn, type VideoDownloadProgress } from '../src/cli/video-download.js';
 import type { Video, VideoStatus } from '../src/types.js';
 
@@ -49,7 +50,7 @@ function twoFiles(): VideoDownloadProgress[] {
 describe('download progress on the board', () => {
   it('prints a line per finished file in a log, never one per chunk, then the saved state', () => {
     const { out, text } = sink();
-    const board = new ProgressBoard(out, [{ id: A, label: 'a.mp4' }], { live: false });
+    const board = new ProgressBoard(out, [{ id: A, label: 'a.mp4' }], { live: false, initialStatus: DOWNLOAD_WAITING });
     const show = showDownloadOn(board, A, false);
     for (const progress of twoFiles()) show(progress);
     showSavedOn(board, A, {
@@ -65,7 +66,7 @@ describe('download progress on the board', () => {
     board.finish();
     expect(text()).toBe(
       [
-        '[11111111] a.mp4 queued 0%',
+        '[11111111] a.mp4 waiting 0%',
         '[11111111] a.mp4 downloading 50% (clip-0.mp4 2.0 KB)',
         '[11111111] a.mp4 downloading 100% (clip-0-thumbnail.jpg 1.0 KB)',
         '[11111111] a.mp4 downloaded 100% (2 files, 3.0 KB)',

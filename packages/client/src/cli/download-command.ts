@@ -23,6 +23,8 @@ const SPEC = { out: { type: 'string', short: 'o' }, json: { type: 'boolean' }, h
 /** Videos read, and then downloaded, at the same time; each video's files come one after the other. */
 const READ_CONCURRENCY = 8;
 const DOWNLOAD_CONCURRENCY = 3;
+/** A row's state until its download starts: the video itself is completed, not queued. */
+export const DOWNLOAD_WAITING = 'waiting';
 
 interface DownloadOutcome {
   id: string;
@@ -68,7 +70,7 @@ export async function downloadCommand(argv: readonly string[], context: CliConte
   const board = new ProgressBoard(
     context.stderr,
     ready.map(({ id, video }) => ({ id, label: video.title ?? sourceLabel(video.source) })),
-    { live, color: context.settings().color },
+    { live, color: context.settings().color, initialStatus: DOWNLOAD_WAITING },
   );
   notices.through(board);
   try {

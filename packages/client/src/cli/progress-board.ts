@@ -16,6 +16,8 @@ export interface ProgressBoardOptions {
   color?: boolean;
   /** Fewest milliseconds between two redraws. @defaultValue 100 */
   redrawIntervalMs?: number;
+  /** Every row's status word until its first report (a download's rows are no queued videos). @defaultValue 'queued' */
+  initialStatus?: string;
 }
 
 interface Row {
@@ -62,7 +64,8 @@ export class ProgressBoard {
     videos: readonly { id: string; label: string }[],
     options: ProgressBoardOptions,
   ) {
-    for (const video of videos) this.rows.set(video.id, { id: video.id, label: printable(video.label), status: 'queued', progress: 0, step: '', printed: '' });
+    const status = options.initialStatus ?? 'queued';
+    for (const video of videos) this.rows.set(video.id, { id: video.id, label: printable(video.label), status, progress: 0, step: '', printed: '' });
     this.live = options.live;
     this.color = options.live && (options.color ?? true);
     this.redrawIntervalMs = options.redrawIntervalMs ?? 100;
