@@ -95,6 +95,9 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis, o
     res.setHeader('x-content-type-options', 'nosniff');
     res.setHeader('x-frame-options', 'DENY');
     res.setHeader('content-security-policy', "frame-ancestors 'none'");
+    // Job data and accounts are kept by no cache, the browser's included (Bull Board's static
+    // files set their own caching over this).
+    res.setHeader('cache-control', 'no-store');
     next();
   });
   app.use(refuseCrossOriginWrites);

@@ -173,6 +173,14 @@ describe('admin', () => {
     expect(listed).toMatchObject({ name: QUEUE, readOnlyMode: false });
     // Bull Board's answers say nothing of what serves them, and are read as the type they say.
     expect([api.headers['x-powered-by'], api.headers['x-content-type-options']]).toEqual([undefined, 'nosniff']);
+    // Job data is kept by no cache; nor is the status page.
+    const status = await request(server).get('/status').set(asAdmin);
+    expect([api.headers['cache-control'], page.headers['cache-control'], status.status, status.headers['cache-control']]).toEqual([
+      'no-store',
+      'no-store',
+      200,
+      'no-store',
+    ]);
   });
 
   it('retries a failed job through Bull Board, and the job is waiting again in Redis', async () => {
