@@ -18,13 +18,23 @@ export interface DownloadOptions {
   onProgress?: (receivedBytes: number, totalBytes: number | null) => void;
   /** Give up when no byte of the body arrived for this long. @defaultValue the client's `timeoutMs` */
   idleTimeoutMs?: number;
+  /**
+   * A copy of the file already on disk, which the server tagged `etag` when it was downloaded:
+   * asked for with `If-None-Match`, so that when the server answers that it is still the current
+   * file (304), nothing is transferred or written and the result names the copy.
+   */
+  unchangedCopy?: { path: string; bytes: number; etag: string };
 }
 
 export interface DownloadedFile {
-  /** Where the file now is (the destination, as resolved from the headers). */
+  /** Where the file now is (the destination, as resolved from the headers; the copy when unchanged). */
   path: string;
   bytes: number;
   contentType: string | null;
+  /** The server's tag of this version of the file (`ETag`), to send with the next download of it; null when it sent none. */
+  etag: string | null;
+  /** The server said `unchangedCopy` is the current file: nothing was written. */
+  unchanged: boolean;
 }
 
 /** A file path, or a function choosing it once the headers are known (e.g. an extension from the type). */
@@ -61,8 +71,13 @@ export async function downloadFile(
   }
   const url = transport.url(apiPath);
   let attempt = new BodyAttempt(options.signal);
+  const copy = options.unchangedCopy;
   try {
-    let response = await transport.open({ method: 'GET', path: apiPath, idempotent: true, signal: attempt.signal }, '*/*');
+    // fetch adds `Cache-Control: no-cache` to a conditional request that names none, and a server
+    // (express's `sendFile` among them) then never answers 304; `max-age=0` asks as much of caches.
+    const conditional = copy ? { headers: { 'if-none-match': copy.etag, 'cache-control': 'max-age=0' } } : {};
+    let response = await transport.open({ method: 'GET', path: apiPath, idempotent: true, signal: attempt.signal, ...conditional }, '*/*');
+    if (copy && response.status === 304) return { ...copy, contentType: null, unchanged: true };
     const headers: DownloadHeaders = {
       contentType: response.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase() || null,
       contentLength: contentLengthOf(response),
@@ -108,7 +123,7 @@ export async function downloadFile(
       await rm(partPath, { force: true });
       throw error;
     }
-    return { path: target, bytes, contentType: headers.contentType };
+    return { path: target, bytes, contentType: headers.contentType, etag: served.etag, unchanged: false };
   } catch (error) {
     // An abort from the caller is reported as the caller's reason, as every other call does.
     if (options.signal?.aborted) throw options.signal.reason;
@@ -121,10 +136,11 @@ export async function downloadFile(
 }
 
 /** The length and version of the file an answer serves, and whether a broken body can be taken up from where it broke. */
-function servedVersion(response: Response): { length: number | null; validator: string | null; resumable: boolean } {
+function servedVersion(response: Response): { length: number | null; validator: string | null; etag: string | null; resumable: boolean } {
   const length = contentLengthOf(response);
-  const validator = response.headers.get('etag') ?? response.headers.get('last-modified');
-  return { length, validator, resumable: validator !== null && length !== null && /\bbytes\b/i.test(response.headers.get('accept-ranges') ?? '') };
+  const etag = response.headers.get('etag');
+  const validator = etag ?? response.headers.get('last-modified');
+  return { length, validator, etag, resumable: validator !== null && length !== null && /\bbytes\b/i.test(response.headers.get('accept-ranges') ?? '') };
 }
 
 /**

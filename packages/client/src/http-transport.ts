@@ -123,7 +123,7 @@ export class HttpTransport {
     });
   }
 
-  /** An open successful response whose body the caller reads (event streams). */
+  /** An open successful response whose body the caller reads (event streams, files), or the 304 of a conditional request. */
   async open(request: ApiRequest, accept: string): Promise<Response> {
     return this.withRetries(request, accept, 'headers', async (response) => response);
   }
@@ -206,6 +206,13 @@ export class HttpTransport {
         });
       } catch (error) {
         throw new ClipLineConnectionError(url, error);
+      }
+      // 304 answers a request that named the version it holds (If-None-Match): the caller's to read.
+      const notModified = response.status === 304 && request.headers?.['if-none-match'] !== undefined;
+      if (notModified) {
+        await response.body?.cancel().catch(() => {});
+        clearTimeout(timer);
+        return await read(response, url);
       }
       if (response.status >= 300 && response.status < 400) {
         await response.body?.cancel().catch(() => {});

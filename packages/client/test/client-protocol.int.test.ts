@@ -4,7 +4,7 @@
  * where they broke off — against a small local
  * HTTP server that answers the way the producer's contract says it may.
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -550,6 +550,34 @@ describe('downloadFile', () => {
     expect(seen[1]!.headers['if-range']).toBe('"v1"');
     expect(Number(/^bytes=(\d+)-$/.exec(seen[1]!.headers.range ?? '')?.[1])).toBeGreaterThan(0);
     expect(await readdir(dir)).toEqual(['clip.mp4']);
+  });
+
+  it('keeps a copy the server still has (304 to its ETag), and replaces one it has in another version', async () => {
+    let version = '"v1"';
+    handler = (req, res) => {
+      if (req.headers['if-none-match'] === version) {
+        res.writeHead(304, { etag: version });
+        res.end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(body.length), etag: version });
+      res.end(body);
+    };
+    const target = path.join(dir, 'clip.mp4');
+    const first = await client().downloadFile('/v1/file', target);
+    expect(first).toMatchObject({ path: target, bytes: body.length, etag: '"v1"', unchanged: false });
+    const copy = { path: target, bytes: body.length, etag: '"v1"' };
+    const ino = (await stat(target)).ino;
+    // The destination function is not asked: nothing is written.
+    const kept = await client().downloadFile('/v1/file', () => path.join(dir, 'other.mp4'), { unchangedCopy: copy });
+    expect(kept).toEqual({ ...copy, contentType: null, unchanged: true });
+    // Asked for with its ETag, and not as `no-cache` (which fetch would add), under which servers never answer 304.
+    expect(seen.at(-1)!.headers).toMatchObject({ 'if-none-match': '"v1"', 'cache-control': 'max-age=0' });
+    expect([(await stat(target)).ino, await readdir(dir)]).toEqual([ino, ['clip.mp4']]);
+    version = '"v2"';
+    const replaced = await client().downloadFile('/v1/file', target, { unchangedCopy: copy });
+    expect(replaced).toMatchObject({ bytes: body.length, etag: '"v2"', unchanged: false });
+    expect((await stat(target)).ino).not.toBe(ino);
   });
 
   it('starts over when the server offers no ranges, and when it answers a range with a whole, changed file', async () => {

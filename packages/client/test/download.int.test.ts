@@ -3,7 +3,7 @@
  * producer (in this process) and the real worker processes, with a video made by ffmpeg.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, truncate } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { jest } from '@jest/globals';
@@ -48,15 +48,20 @@ async function servedLength(apiPath: string): Promise<number> {
   return Number(response.headers.get('content-length'));
 }
 
-/** The files a completed video's folder must hold, by its clips. */
-function expectedFiles(video: Video): string[] {
-  const names = ['video.json'];
+/** The clip, thumbnail and voice-over files of a completed video, by its clips. */
+function resultFiles(video: Video): string[] {
+  const names: string[] = [];
   for (const clip of video.clips ?? []) {
     if (clip.url) names.push(`clip-${clip.index}.mp4`);
     if (clip.thumbnailUrl) names.push(`clip-${clip.index}-thumbnail.jpg`);
     if (clip.voiceoverUrl) names.push(`clip-${clip.index}-voiceover.mp3`);
   }
   return names.sort();
+}
+
+/** The files a completed video's folder must hold: its results, video.json and the record of their versions. */
+function expectedFiles(video: Video): string[] {
+  return [...resultFiles(video), 'video.json', '.clipline-files.json'].sort();
 }
 
 /** Every clip on disk is whole: the served size, and a duration ffprobe agrees with. */
@@ -111,7 +116,7 @@ describe('submit --wait --download', () => {
     expect(clips.every((clip) => clip.status === 'rendered')).toBe(true);
 
     const folder = path.join(env.config.storageDir, 'results', id!);
-    expect(run.stdout).toContain(`\n${id}: saved ${expectedFiles(completed).length - 1} files, `);
+    expect(run.stdout).toContain(`\n${id}: saved ${resultFiles(completed).length} files, `);
     expect(run.stdout).toContain(` to ${folder}\n`);
     // A log (not a terminal) gets a line per finished file, then the saved state.
     expect(run.stderr).toMatch(/^\[[0-9a-f]{8}\] talk\.mp4 downloading \d+% \(clip-0\.mp4 [\d.]+ [KM]?B\)$/m);
@@ -130,7 +135,7 @@ describe('download', () => {
     const run = await clipline(['download', completed.id, '--out', 'again']);
     expect(run.code).toBe(0);
     const folder = path.join(env.config.storageDir, 'again', completed.id);
-    expect(run.stdout).toMatch(new RegExp(`^${completed.id}  ${folder}  ${expectedFiles(completed).length - 1} files, [\\d.]+ [KM]?B\\n$`));
+    expect(run.stdout).toMatch(new RegExp(`^${completed.id}  ${folder}  ${resultFiles(completed).length} files, [\\d.]+ [KM]?B\\n$`));
     expect(await filesUnder(path.join(env.config.storageDir, 'again'))).toEqual(expectedFiles(completed).map((name) => path.join(completed.id, name)));
     await expectCompleteClips(folder, completed.clips ?? []);
   });
@@ -142,9 +147,30 @@ describe('download', () => {
     expect(run.code).toBe(0);
     const [report] = JSON.parse(run.stdout) as { id: string; folder: string; files: { path: string; bytes: number }[]; bytes: number }[];
     expect(report).toMatchObject({ id: completed.id, folder: path.join(cwd, completed.id) });
-    expect(report!.files.map((file) => path.basename(file.path)).sort()).toEqual(expectedFiles(completed).filter((name) => name !== 'video.json'));
+    expect(report!.files.map((file) => path.basename(file.path)).sort()).toEqual(resultFiles(completed));
     for (const file of report!.files) expect((await stat(file.path)).size).toBe(file.bytes);
     expect(report!.bytes).toBe(report!.files.reduce((sum, file) => sum + file.bytes, 0));
+  });
+
+  it('downloading again fetches only what changed: a file the server still has is kept as it is, one changed on disk is fetched again', async () => {
+    const out = path.join(env.config.storageDir, 'twice');
+    const folder = path.join(out, completed.id);
+    const count = resultFiles(completed).length;
+    expect((await clipline(['download', completed.id, '--out', out])).code).toBe(0);
+    const inodes = async () => Promise.all(resultFiles(completed).map(async (name) => (await stat(path.join(folder, name))).ino));
+    const first = await inodes();
+    const again = await clipline(['download', completed.id, '--out', out, '--json']);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual([expect.objectContaining({ id: completed.id, unchangedFiles: count })]);
+    // Kept, not written again: a new file would have come in through a rename, under another inode.
+    expect(await inodes()).toEqual(first);
+    const clip = path.join(folder, 'clip-0.mp4');
+    await truncate(clip, 1000);
+    const third = await clipline(['download', completed.id, '--out', out]);
+    expect(third.stdout).toContain(`${count} files, `);
+    expect(third.stdout).toContain(`, ${count - 1} already up to date\n`);
+    await expectCompleteClips(folder, completed.clips ?? []);
+    expect(await filesUnder(out)).toEqual(expectedFiles(completed).map((name) => path.join(completed.id, name)));
   });
 
   it('refuses a video that is not completed, with a message and exit 1, and writes nothing for it', async () => {

@@ -92,7 +92,9 @@ export async function downloadCommand(argv: readonly string[], context: CliConte
   }
 
   if (options.json) {
-    const report = outcomes.map(({ id, saved, error }) => (saved ? { id, folder: saved.folder, files: saved.files, bytes: saved.bytes } : { id, error }));
+    const report = outcomes.map(({ id, saved, error }) =>
+      saved ? { id, folder: saved.folder, files: saved.files, bytes: saved.bytes, unchangedFiles: saved.unchangedFiles } : { id, error },
+    );
     context.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
     for (const { id, saved, error } of outcomes) {

@@ -45,10 +45,12 @@ Saves the results of completed videos, one folder per video:
   <dir>/<id>/clip-<n>-thumbnail.jpg|png  its thumbnail
   <dir>/<id>/clip-<n>-voiceover.mp3      its voice-over, when one was generated
   <dir>/<id>/video.json                  the video as "clipline status <id> --json" shows it
+  <dir>/<id>/.clipline-files.json        each file's name, size and server version (ETag)
 
 Files are written as <name>.<random>.part and renamed when complete, so a file under its final
 name is always whole; video.json is written last. A connection that breaks is taken up where it
-broke (up to three times). Downloading again replaces the files.
+broke (up to three times). Downloading again fetches only the files the server has in another
+version than the one on disk, and those gone from the folder or of another size there.
 
 Options:
   -o, --out <dir>  where the folders go (default: the current directory)
