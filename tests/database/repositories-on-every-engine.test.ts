@@ -374,9 +374,14 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     const [deliveryId] = finished[0]!;
     const webhooks = new WebhooksRepository(db);
     expect(await webhooks.find(deliveryId!)).toMatchObject({ videoId: id, event: 'video.failed', url: 'https://hooks.test/c', state: 'pending', attempts: 0 });
+    // The first body kept is the one every attempt sends (one larger than MySQL's TEXT holds); it goes once settled.
+    const body = JSON.stringify({ id: deliveryId, transcript: 'word '.repeat(40_000) });
+    expect(await webhooks.keepBody(deliveryId!, body)).toBe(body);
+    expect(await webhooks.keepBody(deliveryId!, '{"a later":"body"}')).toBe(body);
     await webhooks.recordAttempt(deliveryId!, { statusCode: 503, error: 'unavailable', durationMs: 12.4 }, 'retry');
+    expect((await webhooks.find(deliveryId!))?.body).toBe(body);
     await webhooks.recordAttempt(deliveryId!, { statusCode: 200, error: null, durationMs: 8 }, 'delivered');
-    expect(await webhooks.find(deliveryId!)).toMatchObject({ state: 'delivered', attempts: 2, lastStatus: 200, lastError: null });
+    expect(await webhooks.find(deliveryId!)).toMatchObject({ state: 'delivered', attempts: 2, lastStatus: 200, lastError: null, body: null });
     const attempts = await db
       .selectFrom('webhook_attempts')
       .select(['attempt', 'status_code'])

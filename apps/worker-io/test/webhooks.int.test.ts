@@ -156,8 +156,27 @@ describe('webhook delivery', () => {
     expect(delivery).toMatchObject({ state: 'delivered', attempts: 2, lastStatus: 204, event: 'video.failed' });
     const hits = received.filter((item) => item.path === '/flaky');
     expect(hits).toHaveLength(2);
-    // A retry is the same message: receivers deduplicate on webhook-id.
+    // A retry is the same message: receivers deduplicate on webhook-id, and get the same body
+    // (its createdAt and the video as they were at the first attempt) under it.
     expect(hits.map((hit) => hit.headers['webhook-id'])).toEqual([delivery.id, delivery.id]);
+    expect(hits[1]!.body).toBe(hits[0]!.body);
+    // Kept while the delivery is pending only.
+    expect(delivery.body).toBeNull();
+  });
+
+  it('sends the body of the first attempt again even when the video changed in between', async () => {
+    plan.set('/changing', [503]);
+    const id = await videoWithCallback('/changing');
+    const [delivery] = await Promise.all([
+      waitFor(async () => (await webhooks.forVideo(id)).find((item) => item.attempts === 1), 30_000, 'the first attempt'),
+      videos.setStatus(id, 'completed'),
+    ]);
+    await env.db.updateTable('videos').set({ title: 'renamed after the first attempt' }).where('id', '=', id).execute();
+    expect(await settledDelivery(id)).toMatchObject({ state: 'delivered', attempts: 2, body: null });
+    const hits = received.filter((item) => item.path === '/changing');
+    expect(JSON.parse(hits[1]!.body)).toEqual(JSON.parse(hits[0]!.body));
+    expect(JSON.parse(hits[0]!.body).video.title).toBeNull();
+    expect(delivery!.body).toBe(hits[0]!.body);
   });
 
   it('waits before the next attempt as long as a 429 or 503 asks with Retry-After, spending the attempt', async () => {

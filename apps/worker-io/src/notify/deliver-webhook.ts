@@ -24,7 +24,8 @@ export interface WebhookSettings {
 }
 
 /**
- * Sends one outbox delivery: the video as the API shows it, signed in the Standard Webhooks
+ * Sends one outbox delivery: the video as the API showed it at the first attempt (every retry
+ * sends that same body, kept with the delivery until it is settled), signed in the Standard Webhooks
  * format with every secret of the tenant that signs now. 2xx delivers it; 408, 429 and 5xx or
  * network errors are retried by the job's backoff (a 429 or 503 with `Retry-After` no sooner
  * than it asks, up to an hour); any other answer (and an address the egress
@@ -43,22 +44,18 @@ export async function deliverWebhook(
   const delivery = await deps.webhooks.find(deliveryId);
   if (!delivery) throw new PermanentJobError(`webhook delivery ${deliveryId} does not exist`);
   if (delivery.state !== 'pending') return { skipped: `already ${delivery.state}` };
-  const video = await deps.videos.find(delivery.videoId);
   const secrets = await signingSecrets(deps.settings.secrets, delivery.tenantId);
+  // One message under one webhook-id: the body of the first attempt, the video as it was then.
+  const body = delivery.body ?? (await deps.webhooks.keepBody(delivery.id, await firstBody(delivery, deps.videos)));
   const started = performance.now();
   let status: number;
   try {
     if (secrets instanceof Error) throw secrets;
-    status = await post(
-      delivery,
-      secrets,
-      JSON.stringify({ id: delivery.id, event: delivery.event, createdAt: new Date().toISOString(), video: video ?? { id: delivery.videoId } }),
-      {
-        timeoutMs: deps.settings.timeoutMs,
-        egress: { allowPrivate: deps.settings.allowPrivateHosts },
-        signal: attempt.signal,
-      },
-    );
+    status = await post(delivery, secrets, body, {
+      timeoutMs: deps.settings.timeoutMs,
+      egress: { allowPrivate: deps.settings.allowPrivateHosts },
+      signal: attempt.signal,
+    });
   } catch (error) {
     const durationMs = performance.now() - started;
     const status = error instanceof HTTPError ? error.response.statusCode : null;
@@ -82,6 +79,12 @@ export async function deliverWebhook(
   }
   await deps.webhooks.recordAttempt(delivery.id, { statusCode: status, error: null, durationMs: performance.now() - started }, 'delivered');
   return { status };
+}
+
+/** A delivery's message: its event and the video as the API shows it now. */
+async function firstBody(delivery: WebhookDelivery, videos: VideosRepository): Promise<string> {
+  const video = await videos.find(delivery.videoId);
+  return JSON.stringify({ id: delivery.id, event: delivery.event, createdAt: new Date().toISOString(), video: video ?? { id: delivery.videoId } });
 }
 
 /** The receiver's host, as errors name it; an address that is no URL (refused already) as it is. */

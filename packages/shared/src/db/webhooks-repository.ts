@@ -17,6 +17,8 @@ export interface WebhookDelivery {
   attempts: number;
   lastStatus: number | null;
   lastError: string | null;
+  /** The body first sent, while the delivery is pending; null before its first attempt and once it is settled. */
+  body: string | null;
 }
 
 export interface WebhookAttempt {
@@ -46,8 +48,19 @@ export class WebhooksRepository {
         attempts: row.attempts,
         lastStatus: row.last_status,
         lastError: row.last_error,
+        body: row.body,
       }
     );
+  }
+
+  /**
+   * The body every attempt of the delivery sends: `body` when this is the first to keep one, else
+   * the one kept before (two runs of one delivery at once send the same message).
+   */
+  async keepBody(id: string, body: string): Promise<string> {
+    await this.db.updateTable('webhook_deliveries').set({ body }).where('id', '=', id).where('body', 'is', null).execute();
+    const row = await this.db.selectFrom('webhook_deliveries').select('body').where('id', '=', id).executeTakeFirst();
+    return row?.body ?? body;
   }
 
   async forVideo(videoId: string): Promise<WebhookDelivery[]> {
@@ -89,7 +102,7 @@ export class WebhooksRepository {
           updated_at: this.dialect.now(),
           // delivered_at first: MySQL evaluates assignments in order, so a later one would see the new state.
           ...(settled === 'delivered' ? { delivered_at: sql<Date>`case when state = 'pending' then ${this.dialect.now()} else delivered_at end` } : {}),
-          ...(settled ? { state: sql<DeliveryState>`case when state = 'pending' then ${settled} else state end` } : {}),
+          ...(settled ? { state: sql<DeliveryState>`case when state = 'pending' then ${settled} else state end`, body: null } : {}),
         })
         .where('id', '=', id)
         .execute();

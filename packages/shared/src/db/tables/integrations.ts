@@ -17,6 +17,8 @@ export interface WebhookDeliveriesTable {
   delivered_at: Date | null;
   /** The tenant of the video: its secrets sign the delivery. */
   tenant_id: Generated<string>;
+  /** The body as first sent, while the delivery is pending (every retry sends it again). */
+  body: string | null;
 }
 
 export interface WebhookAttemptsTable {
