@@ -172,6 +172,16 @@ describe('non-square pixels', () => {
     }
   });
 
+  it('a display matrix that stretches one axis (which ffmpeg takes for the aspect) goes to ffprobe', async () => {
+    const file = await withoutPasp('stretched.mp4', { width: 320, height: 180 }, '-t', '0.5');
+    const bytes = await readFile(file);
+    const tkhd = bytes.indexOf('tkhd', 0, 'latin1') + 4;
+    bytes.writeInt32BE(2 * 65536, tkhd + 4 + (bytes[tkhd] === 1 ? 32 : 20) + 16);
+    await writeFile(file, bytes);
+    expect(await mp4Facts(file)).toBeUndefined();
+    expect(await probe(TOOLS, file)).toMatchObject({ width: 640, height: 180 });
+  });
+
   it("an HEVC that states its pixels' aspect only in its own header goes to ffprobe, which reads it", async () => {
     const file = await variant(
       'hevc-sar.mp4',

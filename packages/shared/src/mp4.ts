@@ -180,6 +180,13 @@ function esdsObjectType(bytes: Buffer, esds: Mp4Box): number | undefined {
   return config.tag === 0x04 && config.body < config.end ? bytes[config.body] : undefined;
 }
 
+/** What a track header says of the picture's presentation (see `presentedSize`). */
+interface Presented {
+  width: number;
+  height: number;
+  stretched: boolean;
+}
+
 /** Where a visual sample entry's boxes start: after its 78 bytes of fixed fields. */
 const VISUAL_ENTRY_FIELDS = 78;
 
@@ -188,14 +195,10 @@ const VISUAL_ENTRY_FIELDS = 78;
  * command line decide it: the `pasp` box when it names one (a zero counts as none); else the
  * track header's presentation size (`presented`) set against the stored size when the two
  * differ; else what the stream's own header says, read for H.264 (its SPS in `avcC`).
- * Undefined when only another codec's header could tell.
+ * Undefined when only another codec's header, or a display matrix that stretches the picture,
+ * could tell.
  */
-function pixelAspectOf(
-  bytes: Buffer,
-  entry: Mp4Box,
-  stored: { width: number; height: number },
-  presented: { width: number; height: number },
-): readonly [number, number] | undefined {
+function pixelAspectOf(bytes: Buffer, entry: Mp4Box, stored: { width: number; height: number }, presented: Presented): readonly [number, number] | undefined {
   if (entry.body + VISUAL_ENTRY_FIELDS > entry.end) return undefined;
   let children: Mp4Box[];
   try {
@@ -211,6 +214,7 @@ function pixelAspectOf(
     const down = bytes.readUInt32BE(pasp.body + 4);
     if (across > 0 && down > 0) return [across, down];
   }
+  if (presented.stretched) return undefined;
   const { width, height } = stored;
   if (width && height && presented.width && presented.height && (presented.width !== width || presented.height !== height)) {
     return [height * presented.width, width * presented.height];
@@ -225,7 +229,7 @@ function sampleDescription(
   bytes: Buffer,
   stsd: Mp4Box,
   handler: string,
-  presented: { width: number; height: number },
+  presented: Presented,
 ): Pick<Mp4Track, 'codecTag' | 'objectType' | 'width' | 'height' | 'pixelAspect'> {
   if (bytes.readUInt32BE(stsd.body + 4) !== 1) throw new Unsupported('not exactly one sample description');
   const [entry] = mp4Boxes(bytes, stsd.body + 8, stsd.end);
@@ -254,11 +258,20 @@ function tkhdMatrixAt(bytes: Buffer, tkhd: Mp4Box): number {
   return tkhd.body + 4 + (bytes[tkhd.body] === 1 ? 32 : 20) + 8 + 8;
 }
 
-/** The track header's presentation size, in whole pixels (its 16.16 fixed point's integer part, as ffmpeg takes it). */
-function presentedSize(bytes: Buffer, tkhd: Mp4Box): { width: number; height: number } {
-  const at = tkhdMatrixAt(bytes, tkhd) + 36;
-  if (at + 8 > tkhd.end) return { width: 0, height: 0 };
-  return { width: bytes.readUInt32BE(at) >>> 16, height: bytes.readUInt32BE(at + 4) >>> 16 };
+/**
+ * The track header's presentation size, in whole pixels (its 16.16 fixed point's integer part, as
+ * ffmpeg takes it), and whether its display matrix stretches one axis more than the other (which
+ * ffmpeg takes for the pixels' aspect, a case this reader leaves to ffprobe).
+ */
+function presentedSize(bytes: Buffer, tkhd: Mp4Box): Presented {
+  const matrixAt = tkhdMatrixAt(bytes, tkhd);
+  const at = matrixAt + 36;
+  if (at + 8 > tkhd.end) return { width: 0, height: 0, stretched: false };
+  const [a, b, c, d] = [0, 4, 12, 16].map((offset) => bytes.readInt32BE(matrixAt + offset)) as [number, number, number, number];
+  const across = Math.hypot(a, c);
+  const down = Math.hypot(b, d);
+  const stretched = across > 0 && down > 0 && Math.abs(across / down - 1) > 0.01;
+  return { width: bytes.readUInt32BE(at) >>> 16, height: bytes.readUInt32BE(at + 4) >>> 16, stretched };
 }
 
 /** The display matrix's rotation, clockwise, in quarter turns (what ffprobe reports negated). */

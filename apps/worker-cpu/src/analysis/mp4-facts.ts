@@ -2,8 +2,9 @@
  * A source's facts read from its MP4 index without starting a process, as ffprobe states them,
  * so that analysing an MP4 starts one ffmpeg and no ffprobe. Anything the index leaves in doubt
  * (no movie duration, a codec not named here, a track without a picture size, pixels whose
- * aspect neither a `pasp` box nor an H.264 header states) is left to ffprobe. The workers read it in a pool thread (`CpuPool#mp4Facts`): a long source's index
- * lists hundreds of thousands of chunks, tens of milliseconds of work.
+ * aspect only a stream header other than H.264's states) is left to ffprobe. The workers read it
+ * in a pool thread (`CpuPool#mp4Facts`): a long source's index lists hundreds of thousands of
+ * chunks, tens of milliseconds of work.
  */
 import { readMp4Movie, type Mp4Track } from '@clipline/shared/mp4';
 import type { ProbeResult } from './ffmpeg.js';
