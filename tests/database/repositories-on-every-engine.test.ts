@@ -382,6 +382,9 @@ describe.each(TEST_DATABASE_ENGINES)('on $name', ({ url }) => {
     expect((await webhooks.find(deliveryId!))?.body).toBe(body);
     await webhooks.recordAttempt(deliveryId!, { statusCode: 200, error: null, durationMs: 8 }, 'delivered');
     expect(await webhooks.find(deliveryId!)).toMatchObject({ state: 'delivered', attempts: 2, lastStatus: 200, lastError: null, body: null });
+    // A run that read it pending before it was settled keeps no body now, and sends nothing.
+    expect(await webhooks.keepBody(deliveryId!, '{"late":"run"}')).toBeUndefined();
+    expect((await webhooks.find(deliveryId!))?.body).toBeNull();
     const attempts = await db
       .selectFrom('webhook_attempts')
       .select(['attempt', 'status_code'])

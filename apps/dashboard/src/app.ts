@@ -90,14 +90,14 @@ export function createDashboardApp({ config, metrics, queues, breakers, redis, o
 
   // No page of the dashboard may be framed by another site, where a click could steer a queue.
   // The overview's own policy, set on its responses, says the same among its other rules.
-  app.use((_req, res, next) => {
+  app.use((req, res, next) => {
     // Every answer is read as the type it says (job data shown by Bull Board included).
     res.setHeader('x-content-type-options', 'nosniff');
     res.setHeader('x-frame-options', 'DENY');
     res.setHeader('content-security-policy', "frame-ancestors 'none'");
-    // Job data and accounts are kept by no cache, the browser's included (Bull Board's static
-    // files set their own caching over this).
-    res.setHeader('cache-control', 'no-store');
+    // Job data and accounts are kept by no cache, the browser's included; Bull Board's scripts
+    // and styles (its /static files, the same for everyone) keep their own caching.
+    if (!req.path.startsWith('/static/')) res.setHeader('cache-control', 'no-store');
     next();
   });
   app.use(refuseCrossOriginWrites);

@@ -181,6 +181,9 @@ describe('admin', () => {
       200,
       'no-store',
     ]);
+    // Bull Board's own scripts and images, the same for everyone, keep their caching.
+    const icon = await request(server).get('/static/favicon-32x32.png').set(asAdmin);
+    expect([icon.status, icon.headers['cache-control']]).toEqual([200, 'public, max-age=0']);
   });
 
   it('retries a failed job through Bull Board, and the job is waiting again in Redis', async () => {

@@ -349,6 +349,14 @@ describe('analyzeVideo on bad input', () => {
     expect((error as Error).message).toBe('a picture of 320x240 is 76,800 pixels, more than the 76,799 limit (MAX_SOURCE_PIXELS)');
   });
 
+  it('counts the stored picture when its pixels are declared narrow: a crafted aspect does not let a larger picture through', async () => {
+    // 320x240 stored, each pixel a quarter as wide as tall: shown 80x240 (19,200 pixels), decoded 76,800.
+    const narrow = path.join(dir, 'narrow-pixels.mp4');
+    await run('ffmpeg', ['-v', 'error', '-y', '-i', reference, '-vf', 'setsar=1/4', '-c:v', 'libx264', '-preset', 'ultrafast', '-an', narrow]);
+    const error = await analyzeVideo({ ...settings, maxPixels: 40_000 }, { file: narrow, sizeBytes: 1 }).catch((thrown: Error) => thrown);
+    expect((error as Error).message).toBe('a picture of 80x240 is 76,800 pixels as stored, more than the 40,000 limit (MAX_SOURCE_PIXELS)');
+  });
+
   it('stops ffmpeg when the job is aborted', async () => {
     const controller = new AbortController();
     const long = await generateVideo({ path: path.join(dir, 'long.mp4'), segments: [20], width: 640, height: 360, audio: false });

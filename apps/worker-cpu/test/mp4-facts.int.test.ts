@@ -182,6 +182,17 @@ describe('non-square pixels', () => {
     expect(await probe(TOOLS, file)).toMatchObject({ width: 640, height: 180 });
   });
 
+  it('a pasp ratio of terms past 32767 (which ffmpeg reads signed, or approximates) goes to ffprobe', async () => {
+    const file = await variant('huge-pasp.mp4', '-t', '0.5', '-vf', 'setsar=4/3', '-c:v', 'libx264', '-preset', 'ultrafast', '-an');
+    const bytes = await readFile(file);
+    const pasp = bytes.indexOf('pasp', 0, 'latin1') + 4;
+    bytes.writeUInt32BE(0x80000001, pasp);
+    await writeFile(file, bytes);
+    expect(await mp4Facts(file)).toBeUndefined();
+    // ffmpeg ignores that box, and takes the stream header's 4:3.
+    expect(await probe(TOOLS, file)).toMatchObject({ width: 426, height: 180 });
+  });
+
   it("an HEVC that states its pixels' aspect only in its own header goes to ffprobe, which reads it", async () => {
     const file = await variant(
       'hevc-sar.mp4',

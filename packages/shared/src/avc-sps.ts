@@ -26,8 +26,12 @@ const TABLE_E1: readonly (readonly [number, number])[] = [
 ];
 const EXTENDED_SAR = 255;
 
-/** The profiles whose SPS carries chroma format, bit depths and scaling matrices. */
-const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
+/**
+ * The profiles whose SPS carries chroma format, bit depths and scaling matrices, as ffmpeg's
+ * decoder reads them (the decoder's reading is what sizes the frames: it includes the withdrawn
+ * High 4:4:4, 144, and not the later 134, 135 and 139).
+ */
+const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 144]);
 
 class SpsCut extends Error {}
 

@@ -187,6 +187,9 @@ interface Presented {
   stretched: boolean;
 }
 
+/** The largest term of a `pasp` ratio ffmpeg keeps as it is. */
+const MAX_PASP_TERM = 32767;
+
 /** Where a visual sample entry's boxes start: after its 78 bytes of fixed fields. */
 const VISUAL_ENTRY_FIELDS = 78;
 
@@ -212,6 +215,8 @@ function pixelAspectOf(bytes: Buffer, entry: Mp4Box, stored: { width: number; he
   if (pasp && pasp.end - pasp.body >= 8) {
     const across = bytes.readUInt32BE(pasp.body);
     const down = bytes.readUInt32BE(pasp.body + 4);
+    // ffmpeg reads these signed and approximates a ratio of larger terms: such a box is left to it.
+    if (across > MAX_PASP_TERM || down > MAX_PASP_TERM) return undefined;
     if (across > 0 && down > 0) return [across, down];
   }
   if (presented.stretched) return undefined;

@@ -54,7 +54,7 @@ interface SpsShape {
 function sps(shape: SpsShape): SpsWriter {
   const profile = shape.profile ?? 100;
   const out = new SpsWriter().u(8, profile).u(8, 0).u(8, 40).ue(0);
-  if (profile === 100) {
+  if (profile === 100 || profile === 144) {
     out.ue(1).ue(0).ue(0).u(1, 0);
     out.u(1, shape.scalingLists ? 1 : 0);
     if (shape.scalingLists) {
@@ -114,6 +114,9 @@ describe('the pixel aspect an H.264 SPS states', () => {
     expect(avcSampleAspect(withAspect({ scalingLists: true, aspect: { idc: 16 } }))).toEqual([2, 1]);
     expect(avcSampleAspect(withAspect({ pocType: 1, cropping: true, aspect: { idc: 255, width: 40, height: 33 } }))).toEqual([40, 33]);
     expect(avcSampleAspect(withAspect({ profile: 66, pocType: 2, aspect: { idc: 2 } }))).toEqual([12, 11]);
+    // As ffmpeg's decoder reads them: the withdrawn High 4:4:4 (144) carries the chroma fields, 139 not.
+    expect(avcSampleAspect(withAspect({ profile: 144, scalingLists: true, aspect: { idc: 14 } }))).toEqual([4, 3]);
+    expect(avcSampleAspect(withAspect({ profile: 139, pocType: 2, aspect: { idc: 15 } }))).toEqual([3, 2]);
   });
 
   it('answers undefined for a unit that is no SPS or ends before its aspect', () => {

@@ -215,9 +215,13 @@ function acceptedSource(facts: SourceFacts, settings: AnalysisSettings): SourceF
     );
   }
   const maxPixels = settings.maxPixels ?? DEFAULT_MAX_SOURCE_PIXELS;
-  if (facts.width * facts.height > maxPixels) {
+  // The larger of the picture shown and the one decoded: pixels declared narrow (a crafted
+  // aspect) must not let a larger stored picture through.
+  const pixels = Math.max(facts.width * facts.height, facts.decodedPixels);
+  if (pixels > maxPixels) {
+    const stored = pixels > facts.width * facts.height ? ' as stored' : '';
     throw new PermanentJobError(
-      `a picture of ${facts.width}x${facts.height} is ${(facts.width * facts.height).toLocaleString('en-US')} pixels, more than the ${maxPixels.toLocaleString('en-US')} limit (MAX_SOURCE_PIXELS)`,
+      `a picture of ${facts.width}x${facts.height} is ${pixels.toLocaleString('en-US')} pixels${stored}, more than the ${maxPixels.toLocaleString('en-US')} limit (MAX_SOURCE_PIXELS)`,
     );
   }
   return facts;

@@ -20,6 +20,8 @@ export interface ProbeResult {
    */
   width: number;
   height: number;
+  /** Pixels of a decoded frame (the stored picture), which the decoder holds for each frame it keeps. */
+  decodedPixels: number;
   fps: number;
   hasAudio: boolean;
   videoCodec: string | null;
@@ -328,6 +330,7 @@ export async function ffprobeFacts(tools: FfmpegTools, file: string, signal?: Ab
   return {
     durationSeconds,
     ...displayedSize({ width, height }, parsedPixelAspect(video.sample_aspect_ratio), rotation),
+    decodedPixels: width * height,
     fps: Math.round((parseRate(video.avg_frame_rate) || parseRate(video.r_frame_rate)) * 1000) / 1000,
     hasAudio: streams.some((stream) => stream.codec_type === 'audio'),
     videoCodec: video.codec_name ?? null,

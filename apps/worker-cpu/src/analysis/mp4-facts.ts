@@ -38,6 +38,7 @@ export async function mp4Facts(file: string): Promise<ProbeResult | undefined> {
     // ffmpeg keeps the movie's duration in microseconds, rounded.
     durationSeconds: Math.round((movie.duration * 1_000_000) / movie.timescale) / 1_000_000,
     ...displayedSize({ width: video.width, height: video.height }, video.pixelAspect, video.rotation),
+    decodedPixels: video.width * video.height,
     fps,
     hasAudio: movie.tracks.some((track) => track.handler === 'soun'),
     videoCodec,

@@ -47,6 +47,7 @@ export async function deliverWebhook(
   const secrets = await signingSecrets(deps.settings.secrets, delivery.tenantId);
   // One message under one webhook-id: the body of the first attempt, the video as it was then.
   const body = delivery.body ?? (await deps.webhooks.keepBody(delivery.id, await firstBody(delivery, deps.videos)));
+  if (body === undefined) return { skipped: 'settled by another run' };
   const started = performance.now();
   let status: number;
   try {

@@ -55,12 +55,13 @@ export class WebhooksRepository {
 
   /**
    * The body every attempt of the delivery sends: `body` when this is the first to keep one, else
-   * the one kept before (two runs of one delivery at once send the same message).
+   * the one kept before (two runs of one delivery at once send the same message). Undefined when
+   * the delivery is no longer pending (another run settled it, and its body went with it).
    */
-  async keepBody(id: string, body: string): Promise<string> {
-    await this.db.updateTable('webhook_deliveries').set({ body }).where('id', '=', id).where('body', 'is', null).execute();
-    const row = await this.db.selectFrom('webhook_deliveries').select('body').where('id', '=', id).executeTakeFirst();
-    return row?.body ?? body;
+  async keepBody(id: string, body: string): Promise<string | undefined> {
+    await this.db.updateTable('webhook_deliveries').set({ body }).where('id', '=', id).where('state', '=', 'pending').where('body', 'is', null).execute();
+    const row = await this.db.selectFrom('webhook_deliveries').select(['body', 'state']).where('id', '=', id).executeTakeFirst();
+    return row?.state === 'pending' ? (row.body ?? undefined) : undefined;
   }
 
   async forVideo(videoId: string): Promise<WebhookDelivery[]> {
